@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Safe wrappers over the C glue in `permtcp_glue.c`.
+//!
+//! The C side registers the generic netlink family and the per-netns slot and offers helpers
+//! around static inlines; this file declares those functions and wraps them in types that own
+//! what they must release, so that the rest of the module contains no `unsafe` netlink code.
+
+use crate::logic::errno::Error as LogicError;
+use crate::logic::nla::Writer;
+use core::ffi::{c_char, c_int, c_void};
+use kernel::bindings::{genl_info, netlink_callback, sk_buff};
+use kernel::prelude::*;
+
+/// Mirrors `struct ptcp_msg` in `permtcp_glue.c`.
+#[repr(C)]
+struct PtcpMsg {
+    skb: *mut sk_buff,
+    hdr: *mut c_void,
+    buf: *mut u8,
+    cap: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<PtcpMsg>() == 32);
+
+extern "C" {
+    fn ptcp_glue_register() -> c_int;
+    fn ptcp_glue_unregister();
+    fn ptcp_reply_new(info: *mut genl_info, cmd: u8, size: u32, m: *mut PtcpMsg) -> c_int;
+    fn ptcp_reply_send(info: *mut genl_info, m: *mut PtcpMsg, used: u32) -> c_int;
+    fn ptcp_msg_free(m: *mut PtcpMsg);
+    fn ptcp_dump_begin(
+        skb: *mut sk_buff,
+        cb: *mut netlink_callback,
+        cmd: u8,
+        m: *mut PtcpMsg,
+    ) -> c_int;
+    fn ptcp_dump_commit(m: *mut PtcpMsg, used: u32);
+    fn ptcp_dump_cancel(m: *mut PtcpMsg);
+    fn ptcp_skb_len(skb: *const sk_buff) -> u32;
+    fn ptcp_set_err_msg(info: *mut genl_info, msg: *const c_char);
+}
+
+/// Converts a C return value (0 or a negative errno) into a `Result`.
+fn check(ret: c_int) -> Result {
+    if ret < 0 {
+        Err(Error::from_errno(ret))
+    } else {
+        Ok(())
+    }
+}
+
+/// The module's registrations: per-netns state, then the generic netlink family.
+///
+/// # Invariants
+///
+/// While a value exists, `ptcp_glue_register()` has succeeded and has not been undone.
+pub(crate) struct Registration(());
+
+impl Registration {
+    /// Registers the per-netns operations and the `permtcp` family.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: called once from module init; on failure nothing stays registered.
+        check(unsafe { ptcp_glue_register() })?;
+        // INVARIANT: registration succeeded.
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the registrations are in place; this undoes them once.
+        unsafe { ptcp_glue_unregister() };
+    }
+}
+
+/// A generic netlink request being served: the `genl_info` of a `doit` handler.
+///
+/// # Invariants
+///
+/// `info` points to the valid `genl_info` of the request being handled for the whole
+/// lifetime `'a` (the handler's duration).
+pub(crate) struct Request<'a> {
+    info: *mut genl_info,
+    _p: PhantomData<&'a genl_info>,
+}
+
+use core::marker::PhantomData;
+
+impl<'a> Request<'a> {
+    /// Wraps the `genl_info` a `doit` handler received.
+    ///
+    /// # Safety
+    ///
+    /// `info` must be valid for the duration of `'a`, i.e. the handler invocation.
+    pub(crate) unsafe fn new(info: *mut genl_info) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self { info, _p: PhantomData }
+    }
+
+    /// Sets the extended-ACK message of the error returned for this request.
+    pub(crate) fn set_err_msg(&self, e: &LogicError) {
+        // SAFETY: `info` is valid (type invariant); the message is `'static`, as extack requires.
+        unsafe { ptcp_set_err_msg(self.info, e.msg.as_ptr()) };
+    }
+
+    /// Builds a reply of command `cmd` with room for `size` bytes of attributes, filled by
+    /// `fill`, and sends it.
+    pub(crate) fn reply(
+        &self,
+        cmd: u8,
+        size: u32,
+        fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
+    ) -> core::result::Result<(), LogicError> {
+        let mut m = PtcpMsg { skb: core::ptr::null_mut(), hdr: core::ptr::null_mut(), buf: core::ptr::null_mut(), cap: 0 };
+        // SAFETY: `info` is valid (type invariant) and `m` is a valid place to fill.
+        check(unsafe { ptcp_reply_new(self.info, cmd, size, &mut m) }).map_err(to_logic)?;
+        // SAFETY: on success the C helper made `m.buf` point to `m.cap` writable tailroom bytes
+        // of `m.skb`, which we own exclusively until it is sent or freed below.
+        let buf = unsafe { core::slice::from_raw_parts_mut(m.buf, m.cap as usize) };
+        let mut w = Writer::new(buf);
+        if let Err(e) = fill(&mut w) {
+            // SAFETY: `m.skb` is owned by us and not sent.
+            unsafe { ptcp_msg_free(&mut m) };
+            return Err(e);
+        }
+        let used = w.len() as u32;
+        // SAFETY: `used <= m.cap` by the writer's invariant; the call consumes `m.skb`.
+        check(unsafe { ptcp_reply_send(self.info, &mut m, used) }).map_err(to_logic)
+    }
+}
+
+fn to_logic(e: Error) -> LogicError {
+    use crate::logic::errno::code;
+    match -e.to_errno() {
+        code::ENOMEM => LogicError::new(code::ENOMEM, c"out of memory"),
+        _ => LogicError::new(code::EMSGSIZE, c"reply does not fit the message"),
+    }
+}
+
+/// A dump in progress: netlink's skb for this round and the callback state.
+///
+/// # Invariants
+///
+/// `skb` and `cb` are the valid arguments of the running `dumpit` call for `'a`.
+pub(crate) struct Dump<'a> {
+    skb: *mut sk_buff,
+    cb: *mut netlink_callback,
+    _p: PhantomData<&'a sk_buff>,
+}
+
+/// Why a dump round stopped adding messages.
+pub(crate) enum DumpStop {
+    /// The skb is full; netlink calls the dump again for the rest.
+    Full,
+    /// A real error.
+    Error(LogicError),
+}
+
+impl<'a> Dump<'a> {
+    /// Wraps the arguments of a `dumpit` call.
+    ///
+    /// # Safety
+    ///
+    /// `skb` and `cb` must be valid for the duration of `'a`, the dump call.
+    pub(crate) unsafe fn new(skb: *mut sk_buff, cb: *mut netlink_callback) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self { skb, cb, _p: PhantomData }
+    }
+
+    /// Appends one multipart message of command `cmd` whose attributes `fill` writes.
+    pub(crate) fn add(
+        &mut self,
+        cmd: u8,
+        fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
+    ) -> core::result::Result<(), DumpStop> {
+        let mut m = PtcpMsg { skb: core::ptr::null_mut(), hdr: core::ptr::null_mut(), buf: core::ptr::null_mut(), cap: 0 };
+        // SAFETY: `skb` and `cb` are valid (type invariant); `m` is a valid place to fill.
+        if unsafe { ptcp_dump_begin(self.skb, self.cb, cmd, &mut m) } < 0 {
+            return Err(DumpStop::Full);
+        }
+        // SAFETY: on success `m.buf` points to `m.cap` bytes of tailroom of the dump skb that
+        // nothing else writes while this round runs.
+        let buf = unsafe { core::slice::from_raw_parts_mut(m.buf, m.cap as usize) };
+        let mut w = Writer::new(buf);
+        match fill(&mut w) {
+            Ok(()) => {
+                let used = w.len() as u32;
+                // SAFETY: the message was begun above and `used <= m.cap`.
+                unsafe { ptcp_dump_commit(&mut m, used) };
+                Ok(())
+            }
+            Err(e) => {
+                // SAFETY: the message was begun above and is not committed.
+                unsafe { ptcp_dump_cancel(&mut m) };
+                if e.errno == crate::logic::errno::code::EMSGSIZE {
+                    Err(DumpStop::Full)
+                } else {
+                    Err(DumpStop::Error(e))
+                }
+            }
+        }
+    }
+
+    /// Bytes in this round's skb (the value `dumpit` returns to continue).
+    pub(crate) fn len(&self) -> u32 {
+        // SAFETY: `skb` is valid (type invariant).
+        unsafe { ptcp_skb_len(self.skb) }
+    }
+}

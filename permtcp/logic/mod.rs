@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure, allocation-free logic shared by the kernel module and host tests.
+//!
+//! Everything under this directory is `no_std`, uses only `core`, and never allocates: the
+//! kernel module compiles these files as modules of its crate, and the host crate `permtcp-logic`
+//! (see `host/Cargo.toml`) compiles the very same files for `cargo test` and fuzzing.
+
+pub mod bounded;
+pub mod decl;
+pub mod errno;
+pub mod nla;
+pub mod uapi;

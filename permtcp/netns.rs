@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-network-namespace state.
+//!
+//! Every namespace has its own set of ownership declarations: a cluster node's view of its
+//! peers is a property of the network it is attached to, and containers sharing a kernel must
+//! not see each other's clusters. The C glue keeps a pointer to a [`NetState`] in the
+//! namespace's `net_generic` slot; these entry points create and free it.
+
+use crate::logic::decl::{check_insert, Declaration};
+use crate::logic::errno::{code, Error as LogicError};
+use core::ffi::c_void;
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+use kernel::types::ForeignOwnable;
+
+/// State of one network namespace.
+#[pin_data]
+pub(crate) struct NetState {
+    /// The namespace's cookie, reported by STATUS_GET so tests can tell namespaces apart.
+    pub(crate) cookie: u64,
+    /// Stored declarations, in insertion order; at most `MAX_DECLS`, checked as a set.
+    #[pin]
+    decls: Mutex<KVec<KBox<Declaration>>>,
+}
+
+/// A snapshot for STATUS_GET.
+pub(crate) struct Status {
+    pub(crate) decls: u32,
+    pub(crate) local_node: Option<u32>,
+}
+
+impl NetState {
+    fn new(cookie: u64) -> impl PinInit<Self> {
+        pin_init!(Self { cookie, decls <- new_mutex!(KVec::new(), "permtcp_decls") })
+    }
+
+    /// Adds a validated declaration unless it conflicts with the stored set.
+    pub(crate) fn add(&self, d: &Declaration) -> Result<(), LogicError> {
+        let enomem = || LogicError::new(code::ENOMEM, c"out of memory");
+        // Allocate before taking the lock; on any error the stored set is unchanged.
+        let boxed = KBox::new(*d, GFP_KERNEL).map_err(|_| enomem())?;
+        let mut decls = self.decls.lock();
+        check_insert(d, decls.iter().map(|b| &**b))?;
+        decls.push(boxed, GFP_KERNEL).map_err(|_| enomem())
+    }
+
+    /// Deletes the declaration of `node_id`.
+    pub(crate) fn delete(&self, node_id: u32) -> Result<(), LogicError> {
+        let mut decls = self.decls.lock();
+        let i = decls
+            .iter()
+            .position(|d| d.node_id == node_id)
+            .ok_or(LogicError::new(code::ENOENT, c"no declaration for this node id"))?;
+        // The index is in bounds, so removal cannot fail.
+        let _ = decls.remove(i);
+        Ok(())
+    }
+
+    /// Runs `f` on the declaration at position `index`, if any, under the lock.
+    pub(crate) fn with_decl<R>(&self, index: usize, f: impl FnOnce(&Declaration) -> R) -> Option<R> {
+        let decls = self.decls.lock();
+        decls.get(index).map(|d| f(d))
+    }
+
+    /// Counts for STATUS_GET.
+    pub(crate) fn status(&self) -> Status {
+        let decls = self.decls.lock();
+        Status {
+            decls: decls.len() as u32,
+            local_node: decls.iter().find(|d| d.local).map(|d| d.node_id),
+        }
+    }
+}
+
+/// The pointer type stored in the namespace's `net_generic` slot.
+type Stored = Pin<KBox<NetState>>;
+
+/// Borrows the state behind a `net_generic` slot.
+///
+/// # Safety
+///
+/// `ptr` must come from [`permtcp_rs_net_init`] and [`permtcp_rs_net_exit`] must not have run
+/// for it before the borrow ends. The C glue guarantees this: handlers run only while the
+/// family is registered, and the family is unregistered before any namespace state is freed.
+pub(crate) unsafe fn borrow<'a>(ptr: *mut c_void) -> Pin<&'a NetState> {
+    // SAFETY: per this function's contract, `ptr` came from `into_foreign` and is alive.
+    unsafe { <Stored as ForeignOwnable>::borrow(ptr) }
+}
+
+/// Creates the state of a new namespace; returns NULL on allocation failure.
+#[no_mangle]
+extern "C" fn permtcp_rs_net_init(cookie: u64) -> *mut c_void {
+    match KBox::pin_init(NetState::new(cookie), GFP_KERNEL) {
+        Ok(state) => state.into_foreign(),
+        Err(_) => core::ptr::null_mut(),
+    }
+}
+
+/// Frees the state of a namespace that is going away.
+///
+/// # Safety
+///
+/// `state` must come from [`permtcp_rs_net_init`] and is not used again after this call.
+#[no_mangle]
+unsafe extern "C" fn permtcp_rs_net_exit(state: *mut c_void) {
+    // SAFETY: per this function's contract the pointer came from `into_foreign` and ownership
+    // comes back exactly once.
+    drop(unsafe { <Stored as ForeignOwnable>::from_foreign(state) });
+}
