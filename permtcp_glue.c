@@ -20,24 +20,12 @@
 #include <net/genetlink.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
+#include <net/sock.h>
 
 #include <uapi/linux/permtcp.h>
+#include <permtcp/glue.h>
 
-/* A message under construction; mirrored by `PtcpMsg` in permtcp/glue.rs. */
-struct ptcp_msg {
-	struct sk_buff *skb;
-	void *hdr;
-	u8 *buf;	/* skb tailroom the Rust writer fills */
-	u32 cap;	/* bytes available at buf */
-};
 static_assert(sizeof(struct ptcp_msg) == 32);
-
-/* Implemented in Rust (permtcp/netns.rs and permtcp/genl.rs). */
-void *permtcp_rs_net_init(u64 cookie);
-void permtcp_rs_net_exit(void *state);
-int permtcp_rs_doit(void *state, u8 cmd, const u8 *payload, u32 len, struct genl_info *info);
-int permtcp_rs_dump_decls(void *state, struct sk_buff *skb, struct netlink_callback *cb,
-			  long *pos);
 
 static unsigned int ptcp_net_id;
 

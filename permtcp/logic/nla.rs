@@ -28,6 +28,8 @@ pub const fn align(len: usize) -> usize {
 pub struct Attr<'a> {
     /// Attribute type without `NLA_F_*` flags.
     pub kind: u16,
+    /// Whether the sender set `NLA_F_NESTED`.
+    pub is_nested: bool,
     /// Payload, without header or padding.
     pub data: &'a [u8],
 }
@@ -108,13 +110,14 @@ impl<'a> Iterator for Attrs<'a> {
             return fail(self, c"trailing bytes after the last attribute");
         }
         let len = u16::from_ne_bytes([self.rest[0], self.rest[1]]) as usize;
-        let kind = u16::from_ne_bytes([self.rest[2], self.rest[3]]) & TYPE_MASK;
+        let raw_kind = u16::from_ne_bytes([self.rest[2], self.rest[3]]);
+        let (kind, is_nested) = (raw_kind & TYPE_MASK, raw_kind & F_NESTED != 0);
         if len < HDRLEN || len > self.rest.len() {
             return fail(self, c"malformed attribute length");
         }
         let data = &self.rest[HDRLEN..len];
         self.rest = self.rest.get(align(len)..).unwrap_or(&[]);
-        Some(Ok(Attr { kind, data }))
+        Some(Ok(Attr { kind, is_nested, data }))
     }
 }
 

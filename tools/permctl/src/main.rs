@@ -1,1 +1,258 @@
-fn main() {}
+// SPDX-License-Identifier: GPL-2.0
+
+//! `permctl`: control tool for the permtcp kernel module.
+//!
+//! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
+//! usage error, 3 when the permtcp module is not loaded.
+
+mod netlink;
+mod spec;
+
+use clap::{Args, Parser, Subcommand};
+use netlink::{Client, CtlError, ReplyAttrs};
+use permtcp_logic::decl::{ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::nla::Writer;
+use permtcp_logic::uapi::{attr, cmd};
+use serde::Serialize;
+use spec::{DeclSpec, DeclView};
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "permctl", version, about = "Manage permtcp: permanent TCP connections")]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the module's status in this network namespace.
+    Status,
+    /// Manage ownership declarations.
+    #[command(subcommand)]
+    Decl(DeclCommand),
+    /// Testing aids.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Send a command with raw, unchecked attribute bytes (hex) to test the kernel's checks.
+    Raw {
+        /// Command number.
+        #[arg(long)]
+        cmd: u8,
+        /// Ask for a dump.
+        #[arg(long)]
+        dump: bool,
+        /// Attribute bytes as hex words, e.g. 08000200 01000000.
+        hex: Vec<String>,
+    },
+}
+
+fn parse_hex(s: &str) -> Result<Vec<u8>, CtlError> {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err(CtlError::Transport("odd number of hex digits".into()));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| CtlError::Transport("invalid hex".into()))
+}
+
+#[derive(Subcommand)]
+enum DeclCommand {
+    /// Add a node's ownership declaration (needs CAP_NET_ADMIN).
+    Add(AddArgs),
+    /// Delete the declaration of a node id (needs CAP_NET_ADMIN).
+    Del {
+        /// Cluster-node id whose declaration is removed.
+        #[arg(long)]
+        node: u32,
+    },
+    /// List the declarations of this network namespace.
+    List,
+}
+
+#[derive(Args)]
+struct AddArgs {
+    /// Cluster-node id (non-zero, unique in the namespace).
+    #[arg(long)]
+    node: u32,
+    /// This is the declaration of the node permctl runs on.
+    #[arg(long)]
+    local: bool,
+    /// An IPv4 or IPv6 address the node owns (repeatable).
+    #[arg(long = "addr", required = true)]
+    addrs: Vec<IpAddr>,
+    /// A MAC address tied to the addresses, aa:bb:cc:dd:ee:ff (repeatable).
+    #[arg(long = "mac", value_parser = spec::parse_mac)]
+    macs: Vec<[u8; 6]>,
+    /// A port range to keep permanent: PORT or LO-HI, optionally @PEER,PEER,... with the
+    /// peer-list policy (repeatable).
+    #[arg(long = "ports", required = true, value_parser = spec::parse_range)]
+    ranges: Vec<PortRange>,
+    /// Protocol: tcp (the only one supported), or a number.
+    #[arg(long, default_value = "tcp", value_parser = spec::parse_proto)]
+    proto: u8,
+    /// Fail-over policy: smallest-id or peer-list.
+    #[arg(long, default_value = "smallest-id", value_parser = spec::parse_failover)]
+    failover: FailoverPolicy,
+    /// ARP-ownership policy: follow, smallest-id or node:ID.
+    #[arg(long, default_value = "follow", value_parser = spec::parse_arp)]
+    arp: ArpPolicy,
+    /// An application that must run (repeatable).
+    #[arg(long = "app")]
+    apps: Vec<String>,
+    /// Received-data policy: deliver or drop.
+    #[arg(long, default_value = "deliver", value_parser = spec::parse_rx)]
+    rx: RxPolicy,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    version: u32,
+    declarations: u32,
+    max_declarations: u32,
+    local_node: Option<u32>,
+    netns_cookie: u64,
+}
+
+fn u32_of(attrs: &ReplyAttrs, kind: u16) -> Option<u32> {
+    attrs.iter().find(|(k, _)| *k == kind).and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+}
+
+fn u64_of(attrs: &ReplyAttrs, kind: u16) -> Option<u64> {
+    attrs.iter().find(|(k, _)| *k == kind).and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
+}
+
+fn protocol_error(what: &str) -> CtlError {
+    CtlError::Transport(format!("malformed reply: {what}"))
+}
+
+fn status(c: &Client, json: bool) -> Result<(), CtlError> {
+    let replies = c.request(cmd::STATUS_GET, &[], false)?;
+    let a = replies.first().ok_or_else(|| protocol_error("no status"))?;
+    let missing = || protocol_error("status attribute missing");
+    let v = StatusView {
+        version: u32_of(a, attr::VERSION).ok_or_else(missing)?,
+        declarations: u32_of(a, attr::DECL_COUNT).ok_or_else(missing)?,
+        max_declarations: u32_of(a, attr::DECL_MAX).ok_or_else(missing)?,
+        local_node: u32_of(a, attr::LOCAL_NODE),
+        netns_cookie: u64_of(a, attr::NETNS_COOKIE).ok_or_else(missing)?,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&v).expect("serializable"));
+    } else {
+        println!("permtcp module loaded, netlink family version {}", v.version);
+        println!("netns cookie      {}", v.netns_cookie);
+        println!("declarations      {} of {}", v.declarations, v.max_declarations);
+        match v.local_node {
+            Some(n) => println!("local node        {n}"),
+            None => println!("local node        none declared"),
+        }
+    }
+    Ok(())
+}
+
+fn list(c: &Client, json: bool) -> Result<(), CtlError> {
+    let mut views = Vec::new();
+    for reply in c.request(cmd::DECL_GET, &[], true)? {
+        for (kind, payload) in reply {
+            if kind == attr::DECL {
+                let d = Declaration::parse(&payload)
+                    .map_err(|e| protocol_error(e.text()))?;
+                views.push(DeclView::from(&d));
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&views).expect("serializable"));
+    } else if views.is_empty() {
+        println!("no declarations");
+    } else {
+        for v in &views {
+            print!("{}", v.text());
+        }
+    }
+    Ok(())
+}
+
+fn add(c: &Client, a: AddArgs, json: bool) -> Result<(), CtlError> {
+    let spec = DeclSpec {
+        node: a.node,
+        local: a.local,
+        addrs: a.addrs,
+        macs: a.macs,
+        ranges: a.ranges,
+        proto: a.proto,
+        failover: a.failover,
+        arp: a.arp,
+        apps: a.apps,
+        rx: a.rx,
+    };
+    let d = spec.build().map_err(CtlError::Transport)?;
+    let mut buf = vec![0u8; 8192];
+    let mut w = Writer::new(&mut buf);
+    d.write(&mut w).map_err(|e| CtlError::Transport(e.text().into()))?;
+    let n = w.len();
+    c.request(cmd::DECL_ADD, &buf[..n], false)?;
+    done(json, &format!("declaration of node {} added", d.node_id));
+    Ok(())
+}
+
+fn del(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
+    let mut buf = [0u8; 8];
+    let mut w = Writer::new(&mut buf);
+    w.put_u32(attr::NODE_ID, node).expect("fits");
+    c.request(cmd::DECL_DEL, &buf, false)?;
+    done(json, &format!("declaration of node {node} deleted"));
+    Ok(())
+}
+
+fn done(json: bool, text: &str) {
+    if json {
+        println!("{}", serde_json::json!({ "ok": true, "message": text }));
+    } else {
+        println!("{text}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = Client::connect().and_then(|c| match cli.command {
+        Command::Status => status(&c, json),
+        Command::Decl(DeclCommand::List) => list(&c, json),
+        Command::Decl(DeclCommand::Add(a)) => add(&c, a, json),
+        Command::Decl(DeclCommand::Del { node }) => del(&c, node, json),
+        Command::Debug(DebugCommand::Raw { cmd, dump, hex }) => parse_hex(&hex.concat())
+            .and_then(|bytes| c.request_raw(cmd, &bytes, dump))
+            .map(|n| done(json, &format!("accepted, {n} reply messages"))),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                let errno = match &e {
+                    CtlError::Kernel { errno, .. } => Some(*errno),
+                    _ => None,
+                };
+                eprintln!("{}", serde_json::json!({ "error": e.to_string(), "errno": errno }));
+            } else {
+                eprintln!("permctl: {e}");
+            }
+            match e {
+                CtlError::NotLoaded => ExitCode::from(3),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The C ABI between permtcp's Rust code and its C glue (permtcp_glue.c).
+ *
+ * Rust declares the same functions in permtcp/glue.rs (glue side) and defines the
+ * permtcp_rs_* entry points (Rust side).  Only scalars, opaque pointers and the POD below
+ * cross the boundary; struct sizes are asserted on both sides.
+ */
+#ifndef _PERMTCP_GLUE_H
+#define _PERMTCP_GLUE_H
+
+#include <linux/types.h>
+
+struct genl_info;
+struct netlink_callback;
+struct sk_buff;
+
+/* A generic netlink message under construction; mirrored by `PtcpMsg` in Rust. */
+struct ptcp_msg {
+	struct sk_buff *skb;
+	void *hdr;
+	u8 *buf;	/* skb tailroom the Rust writer fills */
+	u32 cap;	/* bytes available at buf */
+};
+
+/* Provided by C. */
+int ptcp_glue_register(void);
+void ptcp_glue_unregister(void);
+int ptcp_reply_new(struct genl_info *info, u8 cmd, u32 size, struct ptcp_msg *m);
+int ptcp_reply_send(struct genl_info *info, struct ptcp_msg *m, u32 used);
+void ptcp_msg_free(struct ptcp_msg *m);
+int ptcp_dump_begin(struct sk_buff *skb, struct netlink_callback *cb, u8 cmd,
+		    struct ptcp_msg *m);
+void ptcp_dump_commit(struct ptcp_msg *m, u32 used);
+void ptcp_dump_cancel(struct ptcp_msg *m);
+u32 ptcp_skb_len(const struct sk_buff *skb);
+void ptcp_set_err_msg(struct genl_info *info, const char *msg);
+
+/* Provided by Rust (permtcp/netns.rs, permtcp/genl.rs). */
+void *permtcp_rs_net_init(u64 cookie);
+void permtcp_rs_net_exit(void *state);
+int permtcp_rs_doit(void *state, u8 cmd, const u8 *payload, u32 len, struct genl_info *info);
+int permtcp_rs_dump_decls(void *state, struct sk_buff *skb, struct netlink_callback *cb,
+			  long *pos);
+
+#endif /* _PERMTCP_GLUE_H */

@@ -1,0 +1,27 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Changing commands need CAP_NET_ADMIN over the namespace; reading does not.
+. /selftests/lib.sh
+
+ktap_plan 8
+load_module
+add_decl 1 >/dev/null
+before=$(permctl --json decl list)
+as_nobody() { su -s /bin/sh nobody -c "$*"; }
+
+check_fails "unprivileged add refused" 1 "Operation not permitted: this command needs CAP_NET_ADMIN" \
+	as_nobody ". /selftests/lib.sh; add_decl 2"
+check_fails "unprivileged delete refused" 1 "Operation not permitted" \
+	as_nobody "permctl decl del --node 1"
+check "unprivileged list allowed" as_nobody "permctl decl list | grep -q '^node 1'"
+check "unprivileged status allowed" as_nobody "permctl status"
+[ "$(permctl --json decl list)" = "$before" ] && ktap_result ok "stored set unchanged" ||
+	ktap_result fail "stored set unchanged"
+check_fails "root of a child user namespace cannot change the initial namespace" 1 \
+	"Operation not permitted" as_nobody "unshare -r sh -c '. /selftests/lib.sh; add_decl 3'"
+check "root of a user namespace manages its own network namespace" \
+	as_nobody "unshare -r -n sh -c '. /selftests/lib.sh; add_decl 3 && permctl decl list | grep -q \"^node 3\"'"
+[ "$(permctl --json decl list)" = "$before" ] && ktap_result ok "initial namespace still unchanged" ||
+	ktap_result fail "initial namespace still unchanged"
+unload_module
+ktap_finish

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the permtcp test kernel in QEMU with a minimal busybox initramfs and run the
+# kselftest-style scripts (or the demo) inside it.
+#
+#   selftests/run_vm.sh [--demo] [--timeout SECONDS] [script.sh ...]
+#
+# Prints the guest's KTAP, then a summary; exits non-zero when a test fails, the guest
+# crashes or the run times out.  Environment: KDIR (kernel build tree, default: the cached
+# test kernel), PERMTCP_KVM (auto|0|1, default auto: KVM only when a probe boot works).
+set -euo pipefail
+. "$(dirname "$0")/../scripts/common.sh"
+
+mode=selftests
+vm_timeout=900
+tests=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--demo) mode=demo ;;
+	--timeout) vm_timeout=$2; shift ;;
+	-*) die "unknown option $1" ;;
+	*) tests+=("$1") ;;
+	esac
+	shift
+done
+
+KDIR=${KDIR:-$(kernel_build_dir)}
+bzimage=$KDIR/arch/x86/boot/bzImage
+module=$PERMTCP_ROOT/permtcp.ko
+permctl=$PERMTCP_ROOT/target/release/permctl
+for f in "$bzimage" "$module" "$permctl"; do
+	[ -f "$f" ] || die "missing $f (run make)"
+done
+
+work=$PERMTCP_ROOT/target/vm
+root=$work/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
+
+# Copies a dynamically linked program and the libraries it needs.
+copy_prog() {
+	install -D -m755 "$1" "$root/$2"
+	ldd "$1" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}' | while read -r lib; do
+		[ -e "$root$lib" ] || install -D -m755 "$lib" "$root$lib"
+	done
+}
+install -m755 "$(command -v busybox)" "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+copy_prog "$(command -v ip)" bin/ip
+copy_prog "$permctl" bin/permctl
+install -m644 "$module" "$root/lib/modules/permtcp.ko"
+cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
+install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+
+qemu() { # accel mode timeout log
+	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
+	cmdline+=" permtcp.mode=$2 permtcp.timeout=300"
+	[ ${#tests[@]} -eq 0 ] || cmdline+=" permtcp.tests=$(IFS=,; echo "${tests[*]}")"
+	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu max -m 1024 -smp 2 \
+		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
+		-append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$4"
+}
+
+# KVM hangs on some of these machines: use it only where a short probe boot succeeds.
+pick_accel() {
+	case "${PERMTCP_KVM:-auto}" in
+	0) echo tcg; return ;;
+	1) echo kvm; return ;;
+	esac
+	[ -w /dev/kvm ] || { echo tcg; return; }
+	local stamp
+	stamp=$PERMTCP_CACHE/kvm-probe-$(cat /proc/sys/kernel/random/boot_id)
+	if [ ! -f "$stamp" ]; then
+		if qemu kvm probe 30 "$work/probe.log" >/dev/null 2>&1 &&
+			grep -q 'PERMTCP-DONE rc=0' "$work/probe.log"; then
+			echo kvm >"$stamp"
+		else
+			echo tcg >"$stamp"
+		fi
+	fi
+	cat "$stamp"
+}
+
+accel=$(pick_accel)
+log=$work/$mode.log
+log "booting $(basename "$bzimage") ($(kernel_version)) under ${accel^^}, mode $mode"
+start=$(date +%s)
+set +e
+qemu "$accel" "$mode" "$vm_timeout" "$log" | grep -v -e '^PERMTCP-DONE' -e '^SeaBIOS' -e '^Booting from' \
+	-e 'iPXE' -e '^\s*$' -e '^\[' -e 'reboot: Restarting'
+set -e
+elapsed=$(($(date +%s) - start))
+
+if ! grep -q '^PERMTCP-DONE rc=' "$log"; then
+	log "FAIL: the guest did not finish (crash or timeout after ${elapsed}s); log: $log"
+	exit 1
+fi
+guest_rc=$(sed -n 's/^PERMTCP-DONE rc=\([0-9]*\).*/\1/p' "$log")
+
+if [ "$mode" = selftests ]; then
+	# Case lines of the scripts ("# ok N ...") and of KUnit ("# # kunit:     ok N ...").
+	st_pass=$(grep -c -E '^# ok [0-9]+ ' "$log" || true)
+	st_fail=$(grep -c -E '^# not ok [0-9]+ ' "$log" || true)
+	ku_pass=$(grep -c -E '^# # kunit:     ok [0-9]+ ' "$log" || true)
+	ku_fail=$(grep -c -E '^# # kunit: +not ok [0-9]+ ' "$log" || true)
+	scripts=$(grep -c -E '^(not )?ok [0-9]+ selftests: ' "$log" || true)
+	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$log" | head -n1)
+	echo "kunit: $ku_pass passed, $ku_fail failed"
+	echo "selftests: $st_pass passed, $st_fail failed ($scripts of ${planned:-?} scripts ran, ${elapsed}s under ${accel^^})"
+	[ "$scripts" = "$planned" ] || guest_rc=1
+	[ "$st_fail" = 0 ] && [ "$ku_fail" = 0 ] || guest_rc=1
+	[ "$ku_pass" -gt 0 ] || { [ ${#tests[@]} -gt 0 ] || guest_rc=1; }
+fi
+exit "$guest_rc"
