@@ -43,7 +43,9 @@ impl kernel::Module for PermTcp {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registration = glue::Registration::new()?;
         pr_info!("loaded (netlink family {})\n", logic::uapi::FAMILY_NAME);
-        Ok(PermTcp { _registration: registration })
+        Ok(PermTcp {
+            _registration: registration,
+        })
     }
 }
 

@@ -7,13 +7,12 @@
 //! parsed strictly by the shared logic, applied to the namespace's state, and answered; every
 //! error carries an extended-ACK message.
 
-use crate::glue::{Dump, DumpStop, Request};
+use crate::glue::{Dump, DumpStop, GenlInfo, NetlinkCallback, Request, SkBuff};
 use crate::logic::decl::{self, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::uapi::{attr, cmd, FAMILY_VERSION};
 use crate::netns::{self, NetState};
 use core::ffi::{c_int, c_long, c_void};
-use kernel::bindings::{genl_info, netlink_callback, sk_buff};
 use kernel::prelude::*;
 
 fn handle(
@@ -54,7 +53,7 @@ unsafe extern "C" fn permtcp_rs_doit(
     command: u8,
     payload: *const u8,
     len: u32,
-    info: *mut genl_info,
+    info: *mut GenlInfo,
 ) -> c_int {
     // SAFETY: the state outlives every handler (see `netns::borrow`).
     let state = unsafe { netns::borrow(state) };
@@ -80,8 +79,8 @@ unsafe extern "C" fn permtcp_rs_doit(
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_dump_decls(
     state: *mut c_void,
-    skb: *mut sk_buff,
-    cb: *mut netlink_callback,
+    skb: *mut SkBuff,
+    cb: *mut NetlinkCallback,
     pos: *mut c_long,
 ) -> c_int {
     // SAFETY: the state outlives every handler (see `netns::borrow`).

@@ -8,14 +8,36 @@
 
 use crate::logic::errno::Error as LogicError;
 use crate::logic::nla::Writer;
-use core::ffi::{c_char, c_int, c_void};
-use kernel::bindings::{genl_info, netlink_callback, sk_buff};
+use core::ffi::{c_int, c_void};
+use core::marker::{PhantomData, PhantomPinned};
+use kernel::ffi::c_char;
 use kernel::prelude::*;
+
+/// Declares an opaque C type that Rust only ever handles by pointer.
+macro_rules! opaque {
+    ($($(#[$m:meta])* $name:ident;)*) => {$(
+        $(#[$m])*
+        #[repr(C)]
+        pub(crate) struct $name {
+            _data: [u8; 0],
+            _marker: PhantomData<(*mut u8, PhantomPinned)>,
+        }
+    )*};
+}
+
+opaque! {
+    /// `struct genl_info`.
+    GenlInfo;
+    /// `struct netlink_callback`.
+    NetlinkCallback;
+    /// `struct sk_buff`.
+    SkBuff;
+}
 
 /// Mirrors `struct ptcp_msg` in `permtcp_glue.c`.
 #[repr(C)]
 struct PtcpMsg {
-    skb: *mut sk_buff,
+    skb: *mut SkBuff,
     hdr: *mut c_void,
     buf: *mut u8,
     cap: u32,
@@ -26,19 +48,19 @@ const _: () = assert!(core::mem::size_of::<PtcpMsg>() == 32);
 extern "C" {
     fn ptcp_glue_register() -> c_int;
     fn ptcp_glue_unregister();
-    fn ptcp_reply_new(info: *mut genl_info, cmd: u8, size: u32, m: *mut PtcpMsg) -> c_int;
-    fn ptcp_reply_send(info: *mut genl_info, m: *mut PtcpMsg, used: u32) -> c_int;
+    fn ptcp_reply_new(info: *mut GenlInfo, cmd: u8, size: u32, m: *mut PtcpMsg) -> c_int;
+    fn ptcp_reply_send(info: *mut GenlInfo, m: *mut PtcpMsg, used: u32) -> c_int;
     fn ptcp_msg_free(m: *mut PtcpMsg);
     fn ptcp_dump_begin(
-        skb: *mut sk_buff,
-        cb: *mut netlink_callback,
+        skb: *mut SkBuff,
+        cb: *mut NetlinkCallback,
         cmd: u8,
         m: *mut PtcpMsg,
     ) -> c_int;
     fn ptcp_dump_commit(m: *mut PtcpMsg, used: u32);
     fn ptcp_dump_cancel(m: *mut PtcpMsg);
-    fn ptcp_skb_len(skb: *const sk_buff) -> u32;
-    fn ptcp_set_err_msg(info: *mut genl_info, msg: *const c_char);
+    fn ptcp_skb_len(skb: *const SkBuff) -> u32;
+    fn ptcp_set_err_msg(info: *mut GenlInfo, msg: *const c_char);
 }
 
 /// Converts a C return value (0 or a negative errno) into a `Result`.
@@ -74,34 +96,35 @@ impl Drop for Registration {
     }
 }
 
-/// A generic netlink request being served: the `genl_info` of a `doit` handler.
+/// A generic netlink request being served: the `struct genl_info` of a `doit` handler.
 ///
 /// # Invariants
 ///
-/// `info` points to the valid `genl_info` of the request being handled for the whole
+/// `info` points to the valid `struct genl_info` of the request being handled for the whole
 /// lifetime `'a` (the handler's duration).
 pub(crate) struct Request<'a> {
-    info: *mut genl_info,
-    _p: PhantomData<&'a genl_info>,
+    info: *mut GenlInfo,
+    _p: PhantomData<&'a GenlInfo>,
 }
 
-use core::marker::PhantomData;
-
 impl<'a> Request<'a> {
-    /// Wraps the `genl_info` a `doit` handler received.
+    /// Wraps the `struct genl_info` a `doit` handler received.
     ///
     /// # Safety
     ///
     /// `info` must be valid for the duration of `'a`, i.e. the handler invocation.
-    pub(crate) unsafe fn new(info: *mut genl_info) -> Self {
+    pub(crate) unsafe fn new(info: *mut GenlInfo) -> Self {
         // INVARIANT: guaranteed by the caller.
-        Self { info, _p: PhantomData }
+        Self {
+            info,
+            _p: PhantomData,
+        }
     }
 
     /// Sets the extended-ACK message of the error returned for this request.
     pub(crate) fn set_err_msg(&self, e: &LogicError) {
         // SAFETY: `info` is valid (type invariant); the message is `'static`, as extack requires.
-        unsafe { ptcp_set_err_msg(self.info, e.msg.as_ptr()) };
+        unsafe { ptcp_set_err_msg(self.info, e.msg.as_char_ptr()) };
     }
 
     /// Builds a reply of command `cmd` with room for `size` bytes of attributes, filled by
@@ -112,7 +135,12 @@ impl<'a> Request<'a> {
         size: u32,
         fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
     ) -> core::result::Result<(), LogicError> {
-        let mut m = PtcpMsg { skb: core::ptr::null_mut(), hdr: core::ptr::null_mut(), buf: core::ptr::null_mut(), cap: 0 };
+        let mut m = PtcpMsg {
+            skb: core::ptr::null_mut(),
+            hdr: core::ptr::null_mut(),
+            buf: core::ptr::null_mut(),
+            cap: 0,
+        };
         // SAFETY: `info` is valid (type invariant) and `m` is a valid place to fill.
         check(unsafe { ptcp_reply_new(self.info, cmd, size, &mut m) }).map_err(to_logic)?;
         // SAFETY: on success the C helper made `m.buf` point to `m.cap` writable tailroom bytes
@@ -144,9 +172,9 @@ fn to_logic(e: Error) -> LogicError {
 ///
 /// `skb` and `cb` are the valid arguments of the running `dumpit` call for `'a`.
 pub(crate) struct Dump<'a> {
-    skb: *mut sk_buff,
-    cb: *mut netlink_callback,
-    _p: PhantomData<&'a sk_buff>,
+    skb: *mut SkBuff,
+    cb: *mut NetlinkCallback,
+    _p: PhantomData<&'a SkBuff>,
 }
 
 /// Why a dump round stopped adding messages.
@@ -163,9 +191,13 @@ impl<'a> Dump<'a> {
     /// # Safety
     ///
     /// `skb` and `cb` must be valid for the duration of `'a`, the dump call.
-    pub(crate) unsafe fn new(skb: *mut sk_buff, cb: *mut netlink_callback) -> Self {
+    pub(crate) unsafe fn new(skb: *mut SkBuff, cb: *mut NetlinkCallback) -> Self {
         // INVARIANT: guaranteed by the caller.
-        Self { skb, cb, _p: PhantomData }
+        Self {
+            skb,
+            cb,
+            _p: PhantomData,
+        }
     }
 
     /// Appends one multipart message of command `cmd` whose attributes `fill` writes.
@@ -174,7 +206,12 @@ impl<'a> Dump<'a> {
         cmd: u8,
         fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
     ) -> core::result::Result<(), DumpStop> {
-        let mut m = PtcpMsg { skb: core::ptr::null_mut(), hdr: core::ptr::null_mut(), buf: core::ptr::null_mut(), cap: 0 };
+        let mut m = PtcpMsg {
+            skb: core::ptr::null_mut(),
+            hdr: core::ptr::null_mut(),
+            buf: core::ptr::null_mut(),
+            cap: 0,
+        };
         // SAFETY: `skb` and `cb` are valid (type invariant); `m` is a valid place to fill.
         if unsafe { ptcp_dump_begin(self.skb, self.cb, cmd, &mut m) } < 0 {
             return Err(DumpStop::Full);

@@ -14,10 +14,20 @@ mod tests {
     use crate::logic::uapi::proto;
 
     fn sample() -> Declaration {
-        let mut d = Declaration { node_id: 7, proto: proto::TCP, ..Default::default() };
+        let mut d = Declaration {
+            node_id: 7,
+            proto: proto::TCP,
+            ..Default::default()
+        };
         d.addrs4.push([10, 0, 0, 1]).unwrap();
         d.macs.push([2, 0, 0, 0, 0, 7]).unwrap();
-        d.ranges.push(PortRange { lo: 80, hi: 90, ..Default::default() }).unwrap();
+        d.ranges
+            .push(PortRange {
+                lo: 80,
+                hi: 90,
+                ..Default::default()
+            })
+            .unwrap();
         d
     }
 
@@ -38,7 +48,13 @@ mod tests {
     #[test]
     fn overlapping_ranges_rejected() {
         let mut d = sample();
-        d.ranges.push(PortRange { lo: 85, hi: 100, ..Default::default() }).unwrap();
+        d.ranges
+            .push(PortRange {
+                lo: 85,
+                hi: 100,
+                ..Default::default()
+            })
+            .unwrap();
         let mut buf = [0u8; 512];
         let n = encode(&d, &mut buf);
         let err = parse_add_request(&buf[..n]).unwrap_err();

@@ -52,14 +52,21 @@ impl NetState {
         let i = decls
             .iter()
             .position(|d| d.node_id == node_id)
-            .ok_or(LogicError::new(code::ENOENT, c"no declaration for this node id"))?;
+            .ok_or(LogicError::new(
+                code::ENOENT,
+                c"no declaration for this node id",
+            ))?;
         // The index is in bounds, so removal cannot fail.
         let _ = decls.remove(i);
         Ok(())
     }
 
     /// Runs `f` on the declaration at position `index`, if any, under the lock.
-    pub(crate) fn with_decl<R>(&self, index: usize, f: impl FnOnce(&Declaration) -> R) -> Option<R> {
+    pub(crate) fn with_decl<R>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&Declaration) -> R,
+    ) -> Option<R> {
         let decls = self.decls.lock();
         decls.get(index).map(|d| f(d))
     }

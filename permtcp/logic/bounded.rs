@@ -15,7 +15,10 @@ pub struct Bounded<T: Copy + Default, const N: usize> {
 
 impl<T: Copy + Default, const N: usize> Default for Bounded<T, N> {
     fn default() -> Self {
-        Self { items: [T::default(); N], len: 0 }
+        Self {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
 }
 

@@ -67,7 +67,10 @@ pub struct AppName {
 
 impl Default for AppName {
     fn default() -> Self {
-        Self { bytes: [0; APP_NAME_MAX], len: 0 }
+        Self {
+            bytes: [0; APP_NAME_MAX],
+            len: 0,
+        }
     }
 }
 
@@ -185,7 +188,10 @@ fn push<T: Copy + Default, const N: usize>(
 }
 
 fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
-    items.iter().enumerate().any(|(i, a)| items[i + 1..].contains(a))
+    items
+        .iter()
+        .enumerate()
+        .any(|(i, a)| items[i + 1..].contains(a))
 }
 
 fn parse_range(a: &Attr<'_>) -> Result<PortRange, Error> {
@@ -246,15 +252,24 @@ impl Declaration {
                     node = Some(a.u32()?);
                 }
                 decl_attr::ADDR4 => {
-                    let v = a.data.try_into().or_else(|_| inval(c"IPv4 address must be 4 bytes"))?;
+                    let v = a
+                        .data
+                        .try_into()
+                        .or_else(|_| inval(c"IPv4 address must be 4 bytes"))?;
                     push(&mut d.addrs4, v, c"too many IPv4 addresses")?;
                 }
                 decl_attr::ADDR6 => {
-                    let v = a.data.try_into().or_else(|_| inval(c"IPv6 address must be 16 bytes"))?;
+                    let v = a
+                        .data
+                        .try_into()
+                        .or_else(|_| inval(c"IPv6 address must be 16 bytes"))?;
                     push(&mut d.addrs6, v, c"too many IPv6 addresses")?;
                 }
                 decl_attr::MAC => {
-                    let v = a.data.try_into().or_else(|_| inval(c"MAC address must be 6 bytes"))?;
+                    let v = a
+                        .data
+                        .try_into()
+                        .or_else(|_| inval(c"MAC address must be 6 bytes"))?;
                     push(&mut d.macs, v, c"too many MAC addresses")?;
                 }
                 decl_attr::PORTS => push(&mut d.ranges, parse_range(&a)?, c"too many port ranges")?,
@@ -278,9 +293,11 @@ impl Declaration {
                     seen.once(a.kind)?;
                     arp_node = Some(a.u32()?);
                 }
-                decl_attr::APP => {
-                    push(&mut d.apps, AppName::new(a.string()?)?, c"too many applications")?
-                }
+                decl_attr::APP => push(
+                    &mut d.apps,
+                    AppName::new(a.string()?)?,
+                    c"too many applications",
+                )?,
                 decl_attr::RX_POLICY => {
                     seen.once(a.kind)?;
                     d.rx = match a.u8()? {
@@ -383,20 +400,34 @@ impl Declaration {
 
     /// Whether `self` and `other` claim a common address.
     pub fn shares_address(&self, other: &Declaration) -> bool {
-        self.addrs4.iter().any(|a| other.addrs4.as_slice().contains(a))
-            || self.addrs6.iter().any(|a| other.addrs6.as_slice().contains(a))
+        self.addrs4
+            .iter()
+            .any(|a| other.addrs4.as_slice().contains(a))
+            || self
+                .addrs6
+                .iter()
+                .any(|a| other.addrs6.as_slice().contains(a))
     }
 
     /// Checks a new declaration against one already stored in the same namespace.
     pub fn conflicts_with(&self, stored: &Declaration) -> Result<(), Error> {
         if self.node_id == stored.node_id {
-            return Err(Error::new(code::EEXIST, c"a declaration for this node id exists"));
+            return Err(Error::new(
+                code::EEXIST,
+                c"a declaration for this node id exists",
+            ));
         }
         if self.local && stored.local {
-            return Err(Error::new(code::EEXIST, c"another declaration is already local"));
+            return Err(Error::new(
+                code::EEXIST,
+                c"another declaration is already local",
+            ));
         }
-        let ranges_overlap =
-            || self.ranges.iter().any(|r| stored.ranges.iter().any(|s| r.overlaps(s)));
+        let ranges_overlap = || {
+            self.ranges
+                .iter()
+                .any(|r| stored.ranges.iter().any(|s| r.overlaps(s)))
+        };
         if self.shares_address(stored) && ranges_overlap() {
             return Err(Error::new(
                 code::EADDRINUSE,

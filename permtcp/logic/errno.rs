@@ -10,17 +10,29 @@ use core::ffi::CStr;
 
 /// Linux errno values used by permtcp (x86-64 and generic numbering).
 pub mod code {
+    /// No such file or directory.
     pub const ENOENT: i32 = 2;
+    /// Argument list too long.
     pub const E2BIG: i32 = 7;
+    /// Out of memory.
     pub const ENOMEM: i32 = 12;
+    /// Operation not permitted.
     pub const EPERM: i32 = 1;
+    /// File exists.
     pub const EEXIST: i32 = 17;
+    /// Invalid argument.
     pub const EINVAL: i32 = 22;
+    /// No space left on device.
     pub const ENOSPC: i32 = 28;
+    /// Result out of range.
     pub const ERANGE: i32 = 34;
+    /// Message too long.
     pub const EMSGSIZE: i32 = 90;
+    /// Protocol not supported.
     pub const EPROTONOSUPPORT: i32 = 93;
+    /// Operation not supported.
     pub const EOPNOTSUPP: i32 = 95;
+    /// Address already in use.
     pub const EADDRINUSE: i32 = 98;
 }
 

@@ -117,7 +117,11 @@ impl<'a> Iterator for Attrs<'a> {
         }
         let data = &self.rest[HDRLEN..len];
         self.rest = self.rest.get(align(len)..).unwrap_or(&[]);
-        Some(Ok(Attr { kind, is_nested, data }))
+        Some(Ok(Attr {
+            kind,
+            is_nested,
+            data,
+        }))
     }
 }
 
@@ -161,7 +165,10 @@ impl<'a> Writer<'a> {
         let total = HDRLEN + payload;
         let end = self.len + align(total);
         if total > u16::MAX as usize || end > self.buf.len() {
-            return Err(Error::new(code::EMSGSIZE, c"reply does not fit the message"));
+            return Err(Error::new(
+                code::EMSGSIZE,
+                c"reply does not fit the message",
+            ));
         }
         let at = self.len;
         self.buf[at..at + 2].copy_from_slice(&(total as u16).to_ne_bytes());

@@ -12,6 +12,7 @@ pub const FAMILY_VERSION: u8 = 1;
 
 /// Commands.
 pub mod cmd {
+    /// Reserved.
     pub const UNSPEC: u8 = 0;
     /// Add one ownership declaration (CAP_NET_ADMIN).
     pub const DECL_ADD: u8 = 1;
@@ -27,6 +28,7 @@ pub mod cmd {
 
 /// Top-level attributes.
 pub mod attr {
+    /// Reserved.
     pub const UNSPEC: u16 = 0;
     /// Nested declaration (see [`super::decl_attr`]); repeated in DECL_GET replies.
     pub const DECL: u16 = 1;
@@ -42,11 +44,13 @@ pub mod attr {
     pub const LOCAL_NODE: u16 = 6;
     /// u64: the network namespace cookie the request was served in.
     pub const NETNS_COOKIE: u16 = 7;
+    /// Highest attribute number.
     pub const MAX: u16 = NETNS_COOKIE;
 }
 
 /// Attributes nested in [`attr::DECL`].
 pub mod decl_attr {
+    /// Reserved.
     pub const UNSPEC: u16 = 0;
     /// u32, required: the cluster-node id, unique per namespace, non-zero.
     pub const NODE_ID: u16 = 1;
@@ -72,11 +76,13 @@ pub mod decl_attr {
     pub const RX_POLICY: u16 = 11;
     /// flag: this is the declaration of the node the namespace runs on.
     pub const LOCAL: u16 = 12;
+    /// Highest attribute number.
     pub const MAX: u16 = LOCAL;
 }
 
 /// Attributes nested in [`decl_attr::PORTS`].
 pub mod range_attr {
+    /// Reserved.
     pub const UNSPEC: u16 = 0;
     /// u16, required: first port of the range.
     pub const LO: u16 = 1;
@@ -84,6 +90,7 @@ pub mod range_attr {
     pub const HI: u16 = 2;
     /// u32, repeatable: the peers that take this range over, in order (peer-list policy only).
     pub const PEER: u16 = 3;
+    /// Highest attribute number.
     pub const MAX: u16 = PEER;
 }
 
@@ -116,7 +123,10 @@ pub mod rxdata {
 
 /// IP protocol numbers.
 pub mod proto {
+    /// TCP.
     pub const TCP: u8 = 6;
+    /// UDP (not supported).
     pub const UDP: u8 = 17;
+    /// SCTP (not supported).
     pub const SCTP: u8 = 132;
 }

@@ -8,12 +8,32 @@ use permtcp_logic::nla::Writer;
 use permtcp_logic::uapi::{arp, attr, decl_attr, proto, range_attr};
 
 fn sample(node: u32) -> Declaration {
-    let mut d = Declaration { node_id: node, proto: proto::TCP, ..Default::default() };
+    let mut d = Declaration {
+        node_id: node,
+        proto: proto::TCP,
+        ..Default::default()
+    };
     d.addrs4.push([192, 0, 2, node as u8]).unwrap();
-    d.addrs6.push([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, node as u8]).unwrap();
+    d.addrs6
+        .push([
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, node as u8,
+        ])
+        .unwrap();
     d.macs.push([2, 0, 0, 0, 0, node as u8]).unwrap();
-    d.ranges.push(PortRange { lo: 80, hi: 80, ..Default::default() }).unwrap();
-    d.ranges.push(PortRange { lo: 8000, hi: 8999, ..Default::default() }).unwrap();
+    d.ranges
+        .push(PortRange {
+            lo: 80,
+            hi: 80,
+            ..Default::default()
+        })
+        .unwrap();
+    d.ranges
+        .push(PortRange {
+            lo: 8000,
+            hi: 8999,
+            ..Default::default()
+        })
+        .unwrap();
     d.apps.push(AppName::new(b"travel-query").unwrap()).unwrap();
     d
 }
@@ -87,12 +107,18 @@ fn required_fields() {
         w.put(decl_attr::ADDR4, &[10, 0, 0, 1]).unwrap();
         w.put_u8(decl_attr::PROTO, proto::TCP).unwrap();
     });
-    assert_eq!(err_of(&no_node), (code::EINVAL, "declaration needs a node id"));
+    assert_eq!(
+        err_of(&no_node),
+        (code::EINVAL, "declaration needs a node id")
+    );
     let no_proto = raw(|w| {
         w.put_u32(decl_attr::NODE_ID, 1).unwrap();
         w.put(decl_attr::ADDR4, &[10, 0, 0, 1]).unwrap();
     });
-    assert_eq!(err_of(&no_proto), (code::EINVAL, "declaration needs a protocol"));
+    assert_eq!(
+        err_of(&no_proto),
+        (code::EINVAL, "declaration needs a protocol")
+    );
     let no_addr = raw(|w| {
         w.put_u32(decl_attr::NODE_ID, 1).unwrap();
         w.put_u8(decl_attr::PROTO, proto::TCP).unwrap();
@@ -101,13 +127,19 @@ fn required_fields() {
         w.put_u16(range_attr::HI, 2).unwrap();
         w.nest_end(r).unwrap();
     });
-    assert_eq!(err_of(&no_addr), (code::EINVAL, "declaration needs at least one IP address"));
+    assert_eq!(
+        err_of(&no_addr),
+        (code::EINVAL, "declaration needs at least one IP address")
+    );
     let no_range = raw(|w| {
         w.put_u32(decl_attr::NODE_ID, 1).unwrap();
         w.put(decl_attr::ADDR4, &[10, 0, 0, 1]).unwrap();
         w.put_u8(decl_attr::PROTO, proto::TCP).unwrap();
     });
-    assert_eq!(err_of(&no_range), (code::EINVAL, "declaration needs at least one port range"));
+    assert_eq!(
+        err_of(&no_range),
+        (code::EINVAL, "declaration needs at least one port range")
+    );
 }
 
 #[test]
@@ -147,15 +179,37 @@ fn minimal_without(w: &mut Writer<'_>, skip: u16) {
 #[test]
 fn unknown_policies_and_protocols() {
     let cases: [(u16, u8, i32, &str); 5] = [
-        (decl_attr::FAILOVER, 9, code::EINVAL, "unknown fail-over policy"),
+        (
+            decl_attr::FAILOVER,
+            9,
+            code::EINVAL,
+            "unknown fail-over policy",
+        ),
         (decl_attr::ARP_POLICY, 0, code::EINVAL, "unknown ARP policy"),
-        (decl_attr::RX_POLICY, 3, code::EINVAL, "unknown received-data policy"),
-        (decl_attr::PROTO, proto::UDP, code::EPROTONOSUPPORT, "only TCP is supported"),
+        (
+            decl_attr::RX_POLICY,
+            3,
+            code::EINVAL,
+            "unknown received-data policy",
+        ),
+        (
+            decl_attr::PROTO,
+            proto::UDP,
+            code::EPROTONOSUPPORT,
+            "only TCP is supported",
+        ),
         (decl_attr::PROTO, 200, code::EINVAL, "unknown protocol"),
     ];
     for (kind, v, errno, msg) in cases {
         let p = raw(|w| {
-            minimal_without(w, if kind == decl_attr::PROTO { kind } else { u16::MAX });
+            minimal_without(
+                w,
+                if kind == decl_attr::PROTO {
+                    kind
+                } else {
+                    u16::MAX
+                },
+            );
             w.put_u8(kind, v).unwrap();
         });
         assert_eq!(err_of(&p), (errno, msg), "attribute {kind} value {v}");
@@ -164,14 +218,24 @@ fn unknown_policies_and_protocols() {
 
 #[test]
 fn port_ranges() {
-    let range = |lo: u16, hi: u16| PortRange { lo, hi, ..Default::default() };
+    let range = |lo: u16, hi: u16| PortRange {
+        lo,
+        hi,
+        ..Default::default()
+    };
     let mut d = sample(1);
     d.ranges = Default::default();
     d.ranges.push(range(100, 99)).unwrap();
-    assert_eq!(d.validate().unwrap_err().text(), "empty port range or port 0");
+    assert_eq!(
+        d.validate().unwrap_err().text(),
+        "empty port range or port 0"
+    );
     d.ranges = Default::default();
     d.ranges.push(range(0, 10)).unwrap();
-    assert_eq!(d.validate().unwrap_err().text(), "empty port range or port 0");
+    assert_eq!(
+        d.validate().unwrap_err().text(),
+        "empty port range or port 0"
+    );
     d.ranges = Default::default();
     d.ranges.push(range(10, 20)).unwrap();
     d.ranges.push(range(20, 30)).unwrap();
@@ -191,14 +255,20 @@ fn range_needs_both_ends() {
         w.put_u16(range_attr::LO, 1000).unwrap();
         w.nest_end(r).unwrap();
     });
-    assert_eq!(err_of(&p).1, "port range needs both its first and last port");
+    assert_eq!(
+        err_of(&p).1,
+        "port range needs both its first and last port"
+    );
 }
 
 #[test]
 fn peer_lists() {
     let mut d = sample(2);
     d.ranges.as_mut_slice()[0].peers.push(3).unwrap();
-    assert_eq!(d.validate().unwrap_err().text(), "peer lists need the peer-list fail-over policy");
+    assert_eq!(
+        d.validate().unwrap_err().text(),
+        "peer lists need the peer-list fail-over policy"
+    );
     d.failover = FailoverPolicy::PeerList;
     assert_eq!(
         d.validate().unwrap_err().text(),
@@ -207,11 +277,21 @@ fn peer_lists() {
     d.ranges.as_mut_slice()[1].peers.push(3).unwrap();
     assert!(d.validate().is_ok());
     d.ranges.as_mut_slice()[1].peers.push(2).unwrap();
-    assert_eq!(d.validate().unwrap_err().text(), "peer list names node 0 or the declaring node");
-    d.ranges.as_mut_slice()[1] = PortRange { lo: 8000, hi: 8999, ..Default::default() };
+    assert_eq!(
+        d.validate().unwrap_err().text(),
+        "peer list names node 0 or the declaring node"
+    );
+    d.ranges.as_mut_slice()[1] = PortRange {
+        lo: 8000,
+        hi: 8999,
+        ..Default::default()
+    };
     d.ranges.as_mut_slice()[1].peers.push(4).unwrap();
     d.ranges.as_mut_slice()[1].peers.push(4).unwrap();
-    assert_eq!(d.validate().unwrap_err().text(), "peer listed twice in a port range");
+    assert_eq!(
+        d.validate().unwrap_err().text(),
+        "peer listed twice in a port range"
+    );
 }
 
 #[test]
@@ -227,12 +307,18 @@ fn arp_policy_rules() {
             }
         })
     };
-    assert_eq!(err_of(&with(Some(arp::FIXED), None)).1, "fixed ARP policy needs an ARP node");
+    assert_eq!(
+        err_of(&with(Some(arp::FIXED), None)).1,
+        "fixed ARP policy needs an ARP node"
+    );
     assert_eq!(
         err_of(&with(None, Some(4))).1,
         "ARP node is only valid with the fixed ARP policy"
     );
-    assert_eq!(err_of(&with(Some(arp::FIXED), Some(1))).1, "ARP node must be another, non-zero node id");
+    assert_eq!(
+        err_of(&with(Some(arp::FIXED), Some(1))).1,
+        "ARP node must be another, non-zero node id"
+    );
     let ok = parse_add_request(&with(Some(arp::FIXED), Some(4))).unwrap();
     assert_eq!(ok.arp, ArpPolicy::Fixed(4));
     let ok = parse_add_request(&with(Some(arp::SMALLEST_ID), None)).unwrap();
@@ -242,11 +328,27 @@ fn arp_policy_rules() {
 #[test]
 fn addresses_and_macs() {
     let cases: [(u16, &[u8], &str); 6] = [
-        (decl_attr::ADDR4, &[0, 0, 0, 0], "unspecified, broadcast or multicast IP address"),
-        (decl_attr::ADDR4, &[224, 0, 0, 1], "unspecified, broadcast or multicast IP address"),
+        (
+            decl_attr::ADDR4,
+            &[0, 0, 0, 0],
+            "unspecified, broadcast or multicast IP address",
+        ),
+        (
+            decl_attr::ADDR4,
+            &[224, 0, 0, 1],
+            "unspecified, broadcast or multicast IP address",
+        ),
         (decl_attr::ADDR4, &[10, 0, 0, 1], "IP address listed twice"),
-        (decl_attr::ADDR6, &[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "unspecified, broadcast or multicast IP address"),
-        (decl_attr::MAC, &[1, 0, 0x5e, 0, 0, 1], "zero or multicast MAC address"),
+        (
+            decl_attr::ADDR6,
+            &[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            "unspecified, broadcast or multicast IP address",
+        ),
+        (
+            decl_attr::MAC,
+            &[1, 0, 0x5e, 0, 0, 1],
+            "zero or multicast MAC address",
+        ),
         (decl_attr::MAC, &[0; 6], "zero or multicast MAC address"),
     ];
     for (kind, bytes, msg) in cases {
@@ -275,17 +377,26 @@ fn duplicates_and_unknowns() {
         minimal(w);
         w.put_u32(decl_attr::NODE_ID, 2).unwrap();
     });
-    assert_eq!(err_of(&dup), (code::EINVAL, "attribute given more than once"));
+    assert_eq!(
+        err_of(&dup),
+        (code::EINVAL, "attribute given more than once")
+    );
     let unknown = raw(|w| {
         minimal(w);
         w.put_u32(decl_attr::MAX + 1, 2).unwrap();
     });
-    assert_eq!(err_of(&unknown), (code::EINVAL, "unknown declaration attribute"));
+    assert_eq!(
+        err_of(&unknown),
+        (code::EINVAL, "unknown declaration attribute")
+    );
     let bad_flag = raw(|w| {
         minimal(w);
         w.put_u8(decl_attr::LOCAL, 1).unwrap();
     });
-    assert_eq!(err_of(&bad_flag), (code::EINVAL, "flag attribute must be empty"));
+    assert_eq!(
+        err_of(&bad_flag),
+        (code::EINVAL, "flag attribute must be empty")
+    );
 }
 
 #[test]
@@ -298,15 +409,24 @@ fn application_names() {
         minimal(w);
         w.put(decl_attr::APP, b"noterm").unwrap();
     });
-    assert_eq!(err_of(&unterminated).1, "string attribute must be NUL-terminated");
+    assert_eq!(
+        err_of(&unterminated).1,
+        "string attribute must be NUL-terminated"
+    );
 }
 
 #[test]
 fn request_envelopes() {
-    assert_eq!(parse_add_request(&[]).unwrap_err().text(), "request carries no declaration");
+    assert_eq!(
+        parse_add_request(&[]).unwrap_err().text(),
+        "request carries no declaration"
+    );
     let mut two = encode(&sample(1));
     two.extend(encode(&sample(2)));
-    assert_eq!(parse_add_request(&two).unwrap_err().text(), "one declaration per request");
+    assert_eq!(
+        parse_add_request(&two).unwrap_err().text(),
+        "one declaration per request"
+    );
     let mut buf = [0u8; 16];
     let mut w = Writer::new(&mut buf);
     w.put_u32(attr::NODE_ID, 42).unwrap();
@@ -321,21 +441,36 @@ fn request_envelopes() {
 fn set_rules() {
     let a = sample(1);
     let mut b = sample(1);
-    assert_eq!(check_insert(&b, [a].iter()).unwrap_err().errno, code::EEXIST);
+    assert_eq!(
+        check_insert(&b, [a].iter()).unwrap_err().errno,
+        code::EEXIST
+    );
     b.node_id = 2;
     // Same IPv4 address as `a` (sample() derives it from the node id) and overlapping ports.
     b.addrs4 = a.addrs4;
-    assert_eq!(check_insert(&b, [a].iter()).unwrap_err().errno, code::EADDRINUSE);
+    assert_eq!(
+        check_insert(&b, [a].iter()).unwrap_err().errno,
+        code::EADDRINUSE
+    );
     // Same address, disjoint ports: two owners of one address (the seed's load sharing).
     b.ranges = Default::default();
-    b.ranges.push(PortRange { lo: 9000, hi: 9100, ..Default::default() }).unwrap();
+    b.ranges
+        .push(PortRange {
+            lo: 9000,
+            hi: 9100,
+            ..Default::default()
+        })
+        .unwrap();
     b.addrs6 = a.addrs6;
     assert!(check_insert(&b, [a].iter()).is_ok());
     let mut la = a;
     la.local = true;
     let mut lb = sample(5);
     lb.local = true;
-    assert_eq!(check_insert(&lb, [la].iter()).unwrap_err().text(), "another declaration is already local");
+    assert_eq!(
+        check_insert(&lb, [la].iter()).unwrap_err().text(),
+        "another declaration is already local"
+    );
     let full: Vec<Declaration> = (1..=MAX_DECLS as u32)
         .map(|n| {
             let mut d = a;
@@ -344,7 +479,10 @@ fn set_rules() {
         })
         .collect();
     let extra = sample(200);
-    assert_eq!(check_insert(&extra, full.iter()).unwrap_err().errno, code::ENOSPC);
+    assert_eq!(
+        check_insert(&extra, full.iter()).unwrap_err().errno,
+        code::ENOSPC
+    );
 }
 
 #[test]
@@ -361,13 +499,19 @@ fn largest_declaration_fits_a_dump_message() {
         d.addrs4.push([10, 0, 1, i as u8 + 1]).unwrap();
     }
     for i in 0..MAX_ADDRS6 {
-        d.addrs6.push([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, i as u8]).unwrap();
+        d.addrs6
+            .push([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, i as u8])
+            .unwrap();
     }
     for i in 0..MAX_MACS {
         d.macs.push([2, 0, 0, 0, 1, i as u8]).unwrap();
     }
     for i in 0..MAX_RANGES as u16 {
-        let mut r = PortRange { lo: i * 100 + 1, hi: i * 100 + 50, ..Default::default() };
+        let mut r = PortRange {
+            lo: i * 100 + 1,
+            hi: i * 100 + 50,
+            ..Default::default()
+        };
         for p in 0..MAX_PEERS as u32 {
             r.peers.push(100 + p).unwrap();
         }
@@ -379,7 +523,11 @@ fn largest_declaration_fits_a_dump_message() {
         d.apps.push(AppName::new(&name).unwrap()).unwrap();
     }
     let bytes = encode(&d);
-    assert!(bytes.len() < 3500, "largest declaration is {} bytes", bytes.len());
+    assert!(
+        bytes.len() < 3500,
+        "largest declaration is {} bytes",
+        bytes.len()
+    );
     assert_eq!(parse_add_request(&bytes).unwrap(), d);
     // The writer reports EMSGSIZE, never overruns, when the buffer is short.
     let mut small = vec![0u8; bytes.len() - 1];

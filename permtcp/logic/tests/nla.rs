@@ -6,7 +6,9 @@ use permtcp_logic::errno::code;
 use permtcp_logic::nla::{align, Attrs, Writer, F_NESTED};
 
 fn collect(buf: &[u8]) -> Vec<Result<(u16, Vec<u8>), &'static str>> {
-    Attrs::new(buf).map(|a| a.map(|a| (a.kind, a.data.to_vec())).map_err(|e| e.text())).collect()
+    Attrs::new(buf)
+        .map(|a| a.map(|a| (a.kind, a.data.to_vec())).map_err(|e| e.text()))
+        .collect()
 }
 
 #[test]
@@ -52,11 +54,20 @@ fn parses_the_last_attribute_without_padding() {
 
 #[test]
 fn rejects_malformed_streams() {
-    assert_eq!(collect(&[3, 0, 1, 0]), vec![Err("malformed attribute length")]);
-    assert_eq!(collect(&[9, 0, 1, 0, 0, 0, 0, 0]), vec![Err("malformed attribute length")]);
+    assert_eq!(
+        collect(&[3, 0, 1, 0]),
+        vec![Err("malformed attribute length")]
+    );
+    assert_eq!(
+        collect(&[9, 0, 1, 0, 0, 0, 0, 0]),
+        vec![Err("malformed attribute length")]
+    );
     assert_eq!(
         collect(&[4, 0, 1, 0, 0xff]),
-        vec![Ok((1, vec![])), Err("trailing bytes after the last attribute")]
+        vec![
+            Ok((1, vec![])),
+            Err("trailing bytes after the last attribute")
+        ]
     );
     // After an error the iterator stops.
     let mut it = Attrs::new(&[0, 0, 0, 0, 4, 0, 1, 0]);
@@ -74,9 +85,15 @@ fn typed_getters_check_length() {
     let n = w.len();
     let attrs: Vec<_> = Attrs::new(&buf[..n]).map(Result::unwrap).collect();
     assert_eq!(attrs[0].u64(), Ok(u64::MAX - 1));
-    assert_eq!(attrs[0].u32().unwrap_err().text(), "attribute must be a u32");
+    assert_eq!(
+        attrs[0].u32().unwrap_err().text(),
+        "attribute must be a u32"
+    );
     assert_eq!(attrs[1].u16().unwrap_err().errno, code::EINVAL);
-    assert_eq!(attrs[2].string().unwrap_err().text(), "string attribute must be NUL-terminated");
+    assert_eq!(
+        attrs[2].string().unwrap_err().text(),
+        "string attribute must be NUL-terminated"
+    );
 }
 
 #[test]
@@ -88,6 +105,10 @@ fn writer_refuses_overflow() {
     assert_eq!(w.len(), 8);
     let mut big = vec![0u8; 70000];
     let mut w = Writer::new(&mut big);
-    assert_eq!(w.put(1, &[0u8; 65532]).unwrap_err().errno, code::EMSGSIZE, "nla_len is a u16");
+    assert_eq!(
+        w.put(1, &[0u8; 65532]).unwrap_err().errno,
+        code::EMSGSIZE,
+        "nla_len is a u16"
+    );
     assert_eq!(align(5), 8);
 }

@@ -6,13 +6,20 @@ use permtcp_logic::uapi::*;
 use std::collections::HashMap;
 
 fn header_values() -> HashMap<String, i64> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../include/uapi/linux/permtcp.h");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../include/uapi/linux/permtcp.h"
+    );
     let text = std::fs::read_to_string(path).expect("UAPI header");
     let mut map = HashMap::new();
     for line in text.lines() {
         let line = line.trim();
         if let Some((name, rest)) = line.split_once(" = ") {
-            let value = rest.split_whitespace().next().unwrap().trim_end_matches(',');
+            let value = rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches(',');
             map.insert(name.trim().to_string(), value.parse().unwrap());
         } else if let Some(rest) = line.strip_prefix("#define ") {
             let mut it = rest.split_whitespace();
@@ -66,7 +73,11 @@ fn constants_match_the_c_header() {
     ] {
         check(&format!("PERMTCP_DECL_A_{n}"), v.into());
     }
-    for (n, v) in [("LO", range_attr::LO), ("HI", range_attr::HI), ("PEER", range_attr::PEER)] {
+    for (n, v) in [
+        ("LO", range_attr::LO),
+        ("HI", range_attr::HI),
+        ("PEER", range_attr::PEER),
+    ] {
         check(&format!("PERMTCP_RANGE_A_{n}"), v.into());
     }
     check("PERMTCP_FAILOVER_SMALLEST_ID", failover::SMALLEST_ID.into());

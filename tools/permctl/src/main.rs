@@ -19,7 +19,11 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "permctl", version, about = "Manage permtcp: permanent TCP connections")]
+#[command(
+    name = "permctl",
+    version,
+    about = "Manage permtcp: permanent TCP connections"
+)]
 struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -126,11 +130,17 @@ struct StatusView {
 }
 
 fn u32_of(attrs: &ReplyAttrs, kind: u16) -> Option<u32> {
-    attrs.iter().find(|(k, _)| *k == kind).and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+    attrs
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
 }
 
 fn u64_of(attrs: &ReplyAttrs, kind: u16) -> Option<u64> {
-    attrs.iter().find(|(k, _)| *k == kind).and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
+    attrs
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
 }
 
 fn protocol_error(what: &str) -> CtlError {
@@ -151,9 +161,15 @@ fn status(c: &Client, json: bool) -> Result<(), CtlError> {
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
     } else {
-        println!("permtcp module loaded, netlink family version {}", v.version);
+        println!(
+            "permtcp module loaded, netlink family version {}",
+            v.version
+        );
         println!("netns cookie      {}", v.netns_cookie);
-        println!("declarations      {} of {}", v.declarations, v.max_declarations);
+        println!(
+            "declarations      {} of {}",
+            v.declarations, v.max_declarations
+        );
         match v.local_node {
             Some(n) => println!("local node        {n}"),
             None => println!("local node        none declared"),
@@ -167,8 +183,7 @@ fn list(c: &Client, json: bool) -> Result<(), CtlError> {
     for reply in c.request(cmd::DECL_GET, &[], true)? {
         for (kind, payload) in reply {
             if kind == attr::DECL {
-                let d = Declaration::parse(&payload)
-                    .map_err(|e| protocol_error(e.text()))?;
+                let d = Declaration::parse(&payload).map_err(|e| protocol_error(e.text()))?;
                 views.push(DeclView::from(&d));
             }
         }
@@ -201,7 +216,8 @@ fn add(c: &Client, a: AddArgs, json: bool) -> Result<(), CtlError> {
     let d = spec.build().map_err(CtlError::Transport)?;
     let mut buf = vec![0u8; 8192];
     let mut w = Writer::new(&mut buf);
-    d.write(&mut w).map_err(|e| CtlError::Transport(e.text().into()))?;
+    d.write(&mut w)
+        .map_err(|e| CtlError::Transport(e.text().into()))?;
     let n = w.len();
     c.request(cmd::DECL_ADD, &buf[..n], false)?;
     done(json, &format!("declaration of node {} added", d.node_id));
@@ -245,7 +261,10 @@ fn main() -> ExitCode {
                     CtlError::Kernel { errno, .. } => Some(*errno),
                     _ => None,
                 };
-                eprintln!("{}", serde_json::json!({ "error": e.to_string(), "errno": errno }));
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": e.to_string(), "errno": errno })
+                );
             } else {
                 eprintln!("permctl: {e}");
             }

@@ -71,10 +71,15 @@ fn transport(e: impl fmt::Display) -> CtlError {
 fn kernel_error<M>(e: &Nlmsgerr<M>) -> CtlError {
     let msg = e.ext_ack().iter().find_map(|a| {
         (*a.nla_type().nla_type() == NlmsgerrAttr::Msg).then(|| {
-            String::from_utf8_lossy(a.nla_payload().as_ref()).trim_end_matches('\0').to_string()
+            String::from_utf8_lossy(a.nla_payload().as_ref())
+                .trim_end_matches('\0')
+                .to_string()
         })
     });
-    CtlError::Kernel { errno: -*e.error(), msg }
+    CtlError::Kernel {
+        errno: -*e.error(),
+        msg,
+    }
 }
 
 /// One reply message: its top-level attributes as (type, payload) pairs.
@@ -90,10 +95,14 @@ pub struct Client {
 impl Client {
     /// Opens a generic netlink socket and resolves the family.
     pub fn connect() -> Result<Self, CtlError> {
-        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(transport)?;
+        let sock =
+            NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty()).map_err(transport)?;
         sock.enable_ext_ack(true).map_err(transport)?;
-        let mut c = Self { sock, family: 0, seq: std::cell::Cell::new(1) };
+        let mut c = Self {
+            sock,
+            family: 0,
+            seq: std::cell::Cell::new(1),
+        };
         c.family = c.resolve()?;
         Ok(c)
     }
@@ -101,7 +110,12 @@ impl Client {
     /// CTRL_CMD_GETFAMILY for the family name; ENOENT means the module is not loaded.
     fn resolve(&self) -> Result<u16, CtlError> {
         let name = NlattrBuilder::default()
-            .nla_type(AttrTypeBuilder::default().nla_type(CtrlAttr::FamilyName).build().map_err(transport)?)
+            .nla_type(
+                AttrTypeBuilder::default()
+                    .nla_type(CtrlAttr::FamilyName)
+                    .build()
+                    .map_err(transport)?,
+            )
             .nla_payload(FAMILY_NAME)
             .build()
             .map_err(transport)?;
@@ -111,18 +125,24 @@ impl Client {
             .attrs(std::iter::once(name).collect::<GenlBuffer<_, _>>())
             .build()
             .map_err(transport)?;
-        let replies = self.exchange::<GenlId, Genlmsghdr<CtrlCmd, CtrlAttr>, Genlmsghdr<CtrlCmd, CtrlAttr>>(
-            GenlId::Ctrl,
-            NlmF::ACK,
-            msg,
-        );
+        let replies = self
+            .exchange::<GenlId, Genlmsghdr<CtrlCmd, CtrlAttr>, Genlmsghdr<CtrlCmd, CtrlAttr>>(
+                GenlId::Ctrl,
+                NlmF::ACK,
+                msg,
+            );
         let replies = match replies {
             Err(CtlError::Kernel { errno: 2, .. }) => return Err(CtlError::NotLoaded),
             r => r?,
         };
         replies
             .iter()
-            .find_map(|m| m.attrs().get_attr_handle().get_attr_payload_as::<u16>(CtrlAttr::FamilyId).ok())
+            .find_map(|m| {
+                m.attrs()
+                    .get_attr_handle()
+                    .get_attr_payload_as::<u16>(CtrlAttr::FamilyId)
+                    .ok()
+            })
             .ok_or(CtlError::NotLoaded)
     }
 
@@ -193,7 +213,11 @@ impl Client {
             .build()
             .map_err(transport)?;
         let flags = if dump { NlmF::DUMP } else { NlmF::ACK };
-        let replies = self.exchange::<u16, Genlmsghdr<u8, u16>, Genlmsghdr<u8, u16>>(self.family, flags, msg)?;
+        let replies = self.exchange::<u16, Genlmsghdr<u8, u16>, Genlmsghdr<u8, u16>>(
+            self.family,
+            flags,
+            msg,
+        )?;
         Ok(replies
             .iter()
             .map(|p| {
@@ -213,7 +237,8 @@ impl Client {
         let mut payload = vec![cmd, FAMILY_VERSION, 0, 0];
         payload.extend_from_slice(attrs);
         let flags = if dump { NlmF::DUMP } else { NlmF::ACK };
-        let replies = self.exchange::<u16, Buffer, Buffer>(self.family, flags, Buffer::from(payload))?;
+        let replies =
+            self.exchange::<u16, Buffer, Buffer>(self.family, flags, Buffer::from(payload))?;
         Ok(replies.len())
     }
 }

@@ -3,9 +3,7 @@
 //! Command-line values to and from declarations: parsing of addresses, MACs, port ranges and
 //! policies, and the human and JSON views of what the kernel reports.
 
-use permtcp_logic::decl::{
-    AppName, ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy,
-};
+use permtcp_logic::decl::{AppName, ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
 use permtcp_logic::uapi::proto;
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -28,7 +26,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 
 /// Formats a MAC address.
 pub fn fmt_mac(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parses `PORT`, `LO-HI`, optionally followed by `@PEER,PEER,...` (the range's peer list).
@@ -38,7 +39,9 @@ pub fn parse_range(s: &str) -> Result<PortRange, String> {
         None => (s, None),
     };
     let port = |p: &str| {
-        p.trim().parse::<u16>().map_err(|_| format!("'{p}' is not a port number (0-65535)"))
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("'{p}' is not a port number (0-65535)"))
     };
     let (lo, hi) = match ports.split_once('-') {
         Some((a, b)) => (port(a)?, port(b)?),
@@ -47,11 +50,20 @@ pub fn parse_range(s: &str) -> Result<PortRange, String> {
             (p, p)
         }
     };
-    let mut r = PortRange { lo, hi, ..Default::default() };
+    let mut r = PortRange {
+        lo,
+        hi,
+        ..Default::default()
+    };
     if let Some(list) = peers {
         for p in list.split(',') {
-            let id = p.trim().parse::<u32>().map_err(|_| format!("'{p}' is not a node id"))?;
-            r.peers.push(id).map_err(|_| format!("too many peers in '{s}'"))?;
+            let id = p
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("'{p}' is not a node id"))?;
+            r.peers
+                .push(id)
+                .map_err(|_| format!("too many peers in '{s}'"))?;
         }
     }
     Ok(r)
@@ -59,7 +71,11 @@ pub fn parse_range(s: &str) -> Result<PortRange, String> {
 
 /// Formats a port range the way [`parse_range`] reads it.
 pub fn fmt_range(r: &PortRange) -> String {
-    let mut s = if r.lo == r.hi { r.lo.to_string() } else { format!("{}-{}", r.lo, r.hi) };
+    let mut s = if r.lo == r.hi {
+        r.lo.to_string()
+    } else {
+        format!("{}-{}", r.lo, r.hi)
+    };
     if !r.peers.is_empty() {
         let peers: Vec<String> = r.peers.iter().map(u32::to_string).collect();
         s.push('@');
@@ -73,7 +89,9 @@ pub fn parse_failover(s: &str) -> Result<FailoverPolicy, String> {
     match s {
         "smallest-id" => Ok(FailoverPolicy::SmallestId),
         "peer-list" => Ok(FailoverPolicy::PeerList),
-        _ => Err(format!("unknown fail-over policy '{s}' (smallest-id, peer-list)")),
+        _ => Err(format!(
+            "unknown fail-over policy '{s}' (smallest-id, peer-list)"
+        )),
     }
 }
 
@@ -84,7 +102,9 @@ pub fn parse_arp(s: &str) -> Result<ArpPolicy, String> {
         "smallest-id" => Ok(ArpPolicy::SmallestId),
         _ => match s.strip_prefix("node:").map(str::parse::<u32>) {
             Some(Ok(n)) => Ok(ArpPolicy::Fixed(n)),
-            _ => Err(format!("unknown ARP policy '{s}' (follow, smallest-id, node:ID)")),
+            _ => Err(format!(
+                "unknown ARP policy '{s}' (follow, smallest-id, node:ID)"
+            )),
         },
     }
 }
@@ -94,7 +114,9 @@ pub fn parse_rx(s: &str) -> Result<RxPolicy, String> {
     match s {
         "deliver" => Ok(RxPolicy::Deliver),
         "drop" => Ok(RxPolicy::Drop),
-        _ => Err(format!("unknown received-data policy '{s}' (deliver, drop)")),
+        _ => Err(format!(
+            "unknown received-data policy '{s}' (deliver, drop)"
+        )),
     }
 }
 
@@ -139,8 +161,14 @@ impl DeclSpec {
         };
         for a in &self.addrs {
             match a {
-                IpAddr::V4(v4) => d.addrs4.push(v4.octets()).map_err(|_| "too many IPv4 addresses")?,
-                IpAddr::V6(v6) => d.addrs6.push(v6.octets()).map_err(|_| "too many IPv6 addresses")?,
+                IpAddr::V4(v4) => d
+                    .addrs4
+                    .push(v4.octets())
+                    .map_err(|_| "too many IPv4 addresses")?,
+                IpAddr::V6(v6) => d
+                    .addrs6
+                    .push(v6.octets())
+                    .map_err(|_| "too many IPv6 addresses")?,
             }
         }
         for m in &self.macs {
@@ -150,7 +178,8 @@ impl DeclSpec {
             d.ranges.push(*r).map_err(|_| "too many port ranges")?;
         }
         for a in &self.apps {
-            let name = AppName::new(a.as_bytes()).map_err(|e| format!("application '{a}': {}", e.text()))?;
+            let name = AppName::new(a.as_bytes())
+                .map_err(|e| format!("application '{a}': {}", e.text()))?;
             d.apps.push(name).map_err(|_| "too many applications")?;
         }
         Ok(d)
@@ -174,8 +203,11 @@ pub struct DeclView {
 
 impl From<&Declaration> for DeclView {
     fn from(d: &Declaration) -> Self {
-        let mut addresses: Vec<String> =
-            d.addrs4.iter().map(|a| Ipv4Addr::from(*a).to_string()).collect();
+        let mut addresses: Vec<String> = d
+            .addrs4
+            .iter()
+            .map(|a| Ipv4Addr::from(*a).to_string())
+            .collect();
         addresses.extend(d.addrs6.iter().map(|a| Ipv6Addr::from(*a).to_string()));
         DeclView {
             node_id: d.node_id,
@@ -212,7 +244,13 @@ impl From<&Declaration> for DeclView {
 impl DeclView {
     /// One block of text per declaration.
     pub fn text(&self) -> String {
-        let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(" ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
         format!(
             "node {}{}\n  addresses     {}\n  macs          {}\n  ports         {} ({})\n  failover      {}\n  arp           {}\n  applications  {}\n  rx-data       {}\n",
             self.node_id,
@@ -243,14 +281,24 @@ mod tests {
         assert!(parse_range("70000").is_err());
         assert!(parse_range("a-b").is_err());
         assert!(parse_range("1-2@x").is_err());
-        assert!(parse_range("1-2@1,2,3,4,5,6,7,8,9").unwrap_err().contains("too many peers"));
+        assert!(parse_range("1-2@1,2,3,4,5,6,7,8,9")
+            .unwrap_err()
+            .contains("too many peers"));
     }
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("02:00:0a:0b:0c:ff").unwrap(), [2, 0, 10, 11, 12, 255]);
+        assert_eq!(
+            parse_mac("02:00:0a:0b:0c:ff").unwrap(),
+            [2, 0, 10, 11, 12, 255]
+        );
         assert_eq!(fmt_mac(&[2, 0, 10, 11, 12, 255]), "02:00:0a:0b:0c:ff");
-        for bad in ["02:00", "02:00:0a:0b:0c:fg", "2:0:a:b:c:d", "02-00-0a-0b-0c-0d"] {
+        for bad in [
+            "02:00",
+            "02:00:0a:0b:0c:fg",
+            "2:0:a:b:c:d",
+            "02-00-0a-0b-0c-0d",
+        ] {
             assert!(parse_mac(bad).is_err(), "{bad}");
         }
     }
@@ -288,7 +336,10 @@ mod tests {
         assert_eq!(json["node_id"], 2);
         assert_eq!(json["ports"][0], "80");
         assert!(v.text().starts_with("node 2 (local)\n"));
-        let bad = DeclSpec { apps: vec!["bad\tname".into()], ..Default::default() };
+        let bad = DeclSpec {
+            apps: vec!["bad\tname".into()],
+            ..Default::default()
+        };
         assert!(bad.build().is_err());
     }
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Every permtcp test, in order: lint (rustfmt, clippy for the host crates and the module),
+# cargo test (host logic and permctl), the module build, then KUnit and the kselftest-style
+# suites in QEMU.  Prints a count per kind and a total; exits non-zero on any failure.
+#
+#   scripts/check.sh [--lint-only]
+set -uo pipefail
+. "$(dirname "$0")/common.sh"
+cd "$PERMTCP_ROOT"
+
+KDIR=${KDIR:-$(bash scripts/kdir.sh)}
+[ -n "$KDIR" ] || die "no test kernel: run 'make setup'"
+out=$PERMTCP_ROOT/target/check
+mkdir -p "$out"
+failed=()
+summary=()
+
+step() { # name command...
+	local name=$1
+	shift
+	log "== $name"
+	if "$@"; then
+		summary+=("$name: ok")
+	else
+		summary+=("$name: FAILED")
+		failed+=("$name")
+	fi
+}
+
+lint() {
+	cargo fmt --all --check &&
+		rustfmt --check --edition 2021 permtcp.rs &&
+		cargo clippy --locked --all-targets -q -- -D warnings &&
+		# Kbuild's clippy run over the module's crate; any warning fails the lint.
+		make -s -C "$KDIR" M="$PERMTCP_ROOT" CLIPPY=1 modules 2>&1 | tee "$out/clippy-module.log" &&
+		! grep -q -E '^(warning|error)' "$out/clippy-module.log"
+}
+
+step lint lint
+if [ "${1:-}" = --lint-only ]; then
+	printf '%s\n' "${summary[@]}"
+	[ ${#failed[@]} -eq 0 ]
+	exit
+fi
+
+cargo_tests() {
+	cargo test --locked --workspace 2>&1 | tee "$out/cargo-test.log"
+	local rc=${PIPESTATUS[0]}
+	cargo_pass=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$out/cargo-test.log")
+	cargo_fail=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$out/cargo-test.log")
+	return "$rc"
+}
+cargo_pass=0
+cargo_fail=0
+step "cargo test" cargo_tests
+
+build() {
+	make -s -C "$KDIR" M="$PERMTCP_ROOT" modules 2>&1 | tee "$out/build.log" &&
+		! grep -q -E '^(warning|error)|: warning:' "$out/build.log" &&
+		cargo build --locked --release -q -p permctl
+}
+step "module and permctl build" build
+
+vm() {
+	bash selftests/run_vm.sh 2>&1 | tee "$out/selftests.log"
+	return "${PIPESTATUS[0]}"
+}
+step "QEMU: KUnit and selftests" vm
+
+count() { sed -n "s/^$1: \([0-9]*\) passed, \([0-9]*\) failed.*/\\$2/p" "$out/selftests.log" | tail -n1; }
+ku_pass=$(count kunit 1) ku_fail=$(count kunit 2)
+st_pass=$(count selftests 1) st_fail=$(count selftests 2)
+
+echo
+echo "permtcp check summary"
+printf '  %s\n' "${summary[@]}"
+echo "  cargo test: ${cargo_pass} passed, ${cargo_fail} failed"
+echo "  KUnit:      ${ku_pass:-0} passed, ${ku_fail:-0} failed"
+echo "  selftests:  ${st_pass:-0} passed, ${st_fail:-0} failed"
+total_pass=$((cargo_pass + ${ku_pass:-0} + ${st_pass:-0}))
+total_fail=$((cargo_fail + ${ku_fail:-0} + ${st_fail:-0} + ${#failed[@]}))
+echo "total: $total_pass passed, $total_fail failed"
+[ ${#failed[@]} -eq 0 ] && [ "$total_fail" -eq 0 ]
