@@ -97,6 +97,7 @@ elapsed=$(($(date +%s) - start))
 
 if ! grep -q '^PERMTCP-DONE rc=' "$log"; then
 	log "FAIL: the guest did not finish (crash or timeout after ${elapsed}s); log: $log"
+	grep -E -A3 'panicked at|Kernel panic|BUG:|Oops|WARNING:' "$log" | head -n 20 >&2
 	exit 1
 fi
 guest_rc=$(sed -n 's/^PERMTCP-DONE rc=\([0-9]*\).*/\1/p' "$log")
@@ -106,7 +107,7 @@ if [ "$mode" = selftests ]; then
 	st_pass=$(grep -c -E '^# ok [0-9]+ ' "$log" || true)
 	st_fail=$(grep -c -E '^# not ok [0-9]+ ' "$log" || true)
 	ku_pass=$(grep -c -E '^# # kunit:     ok [0-9]+ ' "$log" || true)
-	ku_fail=$(grep -c -E '^# # kunit: +not ok [0-9]+ ' "$log" || true)
+	ku_fail=$(grep -c -E '^# # kunit:     not ok [0-9]+ ' "$log" || true)
 	scripts=$(grep -c -E '^(not )?ok [0-9]+ selftests: ' "$log" || true)
 	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$log" | head -n1)
 	echo "kunit: $ku_pass passed, $ku_fail failed"
