@@ -60,9 +60,12 @@ qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
 	cmdline+=" permtcp.mode=$2 permtcp.timeout=300"
 	[ ${#tests[@]} -eq 0 ] || cmdline+=" permtcp.tests=$(IFS=,; echo "${tests[*]}")"
-	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu max -m 1024 -smp 2 \
+	local cpu=max
+	[ "$1" = kvm ] && cpu=host
+	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m 1024 -smp 2 \
 		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
-		-append "$cmdline" </dev/null 2>&1 | tr -d '\r' | tee "$4"
+		-append "$cmdline" </dev/null 2>&1 | tr -d '\r' |
+		sed -u -e 's/\x1bc//g' -e 's/\x1b\[[?0-9;]*[a-zA-Z]//g' | tee "$4"
 }
 
 # KVM hangs on some of these machines: use it only where a short probe boot succeeds.
@@ -91,7 +94,7 @@ log "booting $(basename "$bzimage") ($(kernel_version)) under ${accel^^}, mode $
 start=$(date +%s)
 set +e
 qemu "$accel" "$mode" "$vm_timeout" "$log" | grep -v -e '^PERMTCP-DONE' -e '^SeaBIOS' -e '^Booting from' \
-	-e 'iPXE' -e '^\s*$' -e '^\[' -e 'reboot: Restarting'
+	-e 'iPXE' -e '^\s*$' -E -e '^\[ *[0-9]+\.[0-9]+\]'
 set -e
 elapsed=$(($(date +%s) - start))
 
