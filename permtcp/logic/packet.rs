@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Parsing of the IPv4/IPv6 and TCP headers of a snooped frame.
+//!
+//! The netfilter hook hands over the first bytes of the network header (linear, up to
+//! [`HEADER_MAX`]) and the length of the whole L3 packet (`skb->len`, which for GSO/GRO
+//! super-packets exceeds the MTU and may disagree with the IP length fields). Payload bytes are
+//! not parsed here: the tracker copies the parts it keeps through [`Payload`].
+//!
+//! IP options are skipped, not interpreted; fragments, extension headers other than the
+//! usual skippable ones, and malformed headers are rejected with a reason that the caller
+//! counts.
+
+use crate::logic::seq::Seq;
+
+/// Bytes of network header the caller should provide: IPv6 with a few extension headers plus
+/// a TCP header with full options.
+pub const HEADER_MAX: usize = 256;
+
+/// An IPv4 address mapped into 16 bytes (`::ffff:a.b.c.d`) or an IPv6 address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Addr(pub [u8; 16]);
+
+impl Addr {
+    /// The IPv4-mapped form of an IPv4 address.
+    pub fn v4(a: [u8; 4]) -> Self {
+        let mut b = [0u8; 16];
+        b[10] = 0xff;
+        b[11] = 0xff;
+        b[12..].copy_from_slice(&a);
+        Addr(b)
+    }
+
+    /// The IPv4 address, when this is an IPv4-mapped address.
+    pub fn as_v4(&self) -> Option<[u8; 4]> {
+        if self.0[..10] == [0; 10] && self.0[10] == 0xff && self.0[11] == 0xff {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&self.0[12..]);
+            Some(a)
+        } else {
+            None
+        }
+    }
+}
+
+/// TCP flags.
+pub mod flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+}
+
+/// TCP options of one segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// MSS option (SYN only).
+    pub mss: Option<u16>,
+    /// Window scale shift (SYN only).
+    pub wscale: Option<u8>,
+    /// SACK permitted (SYN only).
+    pub sack_perm: bool,
+    /// Timestamps: (TSval, TSecr).
+    pub ts: Option<(u32, u32)>,
+    /// Number of SACK blocks carried.
+    pub sack_blocks: u8,
+}
+
+/// A parsed TCP segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    /// Source address.
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: Seq,
+    /// Acknowledgement number (meaningful with ACK).
+    pub ack: Seq,
+    /// TCP flags.
+    pub flags: u8,
+    /// Raw (unscaled) window field.
+    pub window: u16,
+    /// Options.
+    pub opts: Options,
+    /// Offset of the payload from the start of the network header.
+    pub payload_off: u32,
+    /// Payload length (GSO super-packets included).
+    pub payload_len: u32,
+}
+
+impl Segment {
+    /// Whether the segment has all of `f`.
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f == f
+    }
+
+    /// Sequence space the segment occupies: payload plus one for SYN and for FIN.
+    pub fn seq_len(&self) -> u32 {
+        self.payload_len + u32::from(self.has(flags::SYN)) + u32::from(self.has(flags::FIN))
+    }
+}
+
+/// Why a frame was not parsed as a TCP segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not IPv4 or IPv6, or not TCP: not for us.
+    NotTcp,
+    /// A non-first or first-of-several IP fragment.
+    Fragment,
+    /// A header is truncated or inconsistent.
+    Malformed,
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Parses TCP options (`opts` is the options area of the header).
+pub fn parse_options(opts: &[u8]) -> Result<Options, Skip> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let len = *opts.get(i + 1).ok_or(Skip::Malformed)? as usize;
+                if len < 2 || i + len > opts.len() {
+                    return Err(Skip::Malformed);
+                }
+                let body = &opts[i + 2..i + len];
+                match (kind, len) {
+                    (2, 4) => o.mss = Some(be16(body, 0)),
+                    (3, 3) => o.wscale = Some(body[0].min(14)),
+                    (4, 2) => o.sack_perm = true,
+                    (5, _) if (len - 2) % 8 == 0 => o.sack_blocks = ((len - 2) / 8) as u8,
+                    (8, 10) => o.ts = Some((be32(body, 0), be32(body, 4))),
+                    (2 | 3 | 4 | 5 | 8, _) => return Err(Skip::Malformed),
+                    _ => {}
+                }
+                i += len;
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// Parses the TCP header at `hdr[off..]`; `l4_len` is the L4 length (header plus payload).
+fn parse_tcp(hdr: &[u8], off: usize, l4_len: usize, src: Addr, dst: Addr) -> Result<Segment, Skip> {
+    let t = hdr.get(off..).ok_or(Skip::Malformed)?;
+    if t.len() < 20 || l4_len < 20 {
+        return Err(Skip::Malformed);
+    }
+    let doff = (t[12] >> 4) as usize * 4;
+    if doff < 20 || doff > l4_len || doff > t.len() {
+        return Err(Skip::Malformed);
+    }
+    Ok(Segment {
+        src,
+        dst,
+        sport: be16(t, 0),
+        dport: be16(t, 2),
+        seq: be32(t, 4),
+        ack: be32(t, 8),
+        flags: t[13] & 0x3f,
+        window: be16(t, 14),
+        opts: parse_options(&t[20..doff])?,
+        payload_off: (off + doff) as u32,
+        payload_len: (l4_len - doff) as u32,
+    })
+}
+
+/// Parses a frame's network header. `hdr` holds its first bytes (at least the IP and TCP
+/// headers, when they exist); `l3_len` is the length of the whole network-layer packet.
+pub fn parse(hdr: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+    match hdr.first().map(|b| b >> 4) {
+        Some(4) => parse_v4(hdr, l3_len),
+        Some(6) => parse_v6(hdr, l3_len),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+fn parse_v4(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+    if h.len() < 20 {
+        return Err(Skip::Malformed);
+    }
+    let ihl = (h[0] & 0xf) as usize * 4;
+    if h[9] != 6 {
+        return Err(Skip::NotTcp);
+    }
+    let frag = be16(h, 6);
+    if frag & 0x3fff != 0 {
+        // MF set or a non-zero offset.
+        return Err(Skip::Fragment);
+    }
+    let tot = be16(h, 2) as usize;
+    // GSO/GRO super-packets may carry 0 or a truncated value; Ethernet padding makes skb->len
+    // longer than tot_len for short frames. Trust tot_len when it is plausible.
+    let len = if tot == 0 || tot > l3_len {
+        l3_len
+    } else {
+        tot
+    };
+    if ihl < 20 || ihl > len {
+        return Err(Skip::Malformed);
+    }
+    let src = Addr::v4([h[12], h[13], h[14], h[15]]);
+    let dst = Addr::v4([h[16], h[17], h[18], h[19]]);
+    parse_tcp(h, ihl, len - ihl, src, dst)
+}
+
+fn parse_v6(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+    if h.len() < 40 {
+        return Err(Skip::Malformed);
+    }
+    let plen = be16(h, 4) as usize;
+    // 0 means a jumbogram (BIG TCP): the real length is the packet's.
+    let len = if plen == 0 || 40 + plen > l3_len {
+        l3_len
+    } else {
+        40 + plen
+    };
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    dst.copy_from_slice(&h[24..40]);
+    let mut next = h[6];
+    let mut off = 40;
+    // Skip hop-by-hop, routing and destination options headers; refuse fragments.
+    loop {
+        match next {
+            6 => {
+                return parse_tcp(
+                    h,
+                    off,
+                    len.checked_sub(off).ok_or(Skip::Malformed)?,
+                    Addr(src),
+                    Addr(dst),
+                )
+            }
+            0 | 43 | 60 => {
+                let e = h.get(off..off + 2).ok_or(Skip::Malformed)?;
+                next = e[0];
+                off += (e[1] as usize + 1) * 8;
+                if off > len {
+                    return Err(Skip::Malformed);
+                }
+            }
+            44 => return Err(Skip::Fragment),
+            _ => return Err(Skip::NotTcp),
+        }
+    }
+}

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Retained stream data of one direction of a snooped connection.
+//!
+//! Bytes are stored at their sequence position in fixed-size chunks, so retransmissions,
+//! overlaps and reordering need no special case: a segment is written where it belongs and an
+//! interval set records which bytes are present. A missing byte is therefore visible as a
+//! hole rather than papered over. Chunks are allocated on demand through [`ChunkAlloc`] (the
+//! kernel allocates atomically from softirq context and enforces a per-namespace byte budget)
+//! and released when acknowledgements and window advertisements move the retained window.
+
+use crate::logic::seq::{self, Seq};
+
+/// Bytes per chunk.
+pub const CHUNK: usize = 4096;
+/// Chunks per direction: at most 256 KiB of one direction is retained.
+pub const MAX_CHUNKS: usize = 64;
+/// Bytes one direction can retain.
+pub const CAPACITY: u32 = (CHUNK * MAX_CHUNKS) as u32;
+/// Present-byte intervals tracked; more disjoint pieces than this is too much reordering.
+pub const MAX_RANGES: usize = 8;
+
+/// Memory of one chunk: owned and dereferencing to its bytes (`KBox` in the kernel, `Box`
+/// on the host).
+pub trait ChunkMem: core::ops::DerefMut<Target = [u8; CHUNK]> {}
+
+impl<T: core::ops::DerefMut<Target = [u8; CHUNK]>> ChunkMem for T {}
+
+/// Where chunks come from and go back to.
+pub trait ChunkAlloc {
+    /// A chunk.
+    type Chunk: ChunkMem;
+    /// A new chunk, or `None` when memory or the byte budget is exhausted.
+    fn alloc(&mut self) -> Option<Self::Chunk>;
+    /// Returns a chunk.
+    fn free(&mut self, chunk: Self::Chunk);
+}
+
+/// Copies payload bytes out of a frame.
+pub trait Payload {
+    /// Copies `out.len()` bytes starting `offset` bytes into the TCP payload.
+    fn copy(&self, offset: u32, out: &mut [u8]) -> bool;
+}
+
+impl Payload for [u8] {
+    fn copy(&self, offset: u32, out: &mut [u8]) -> bool {
+        let start = offset as usize;
+        match self.get(start..start + out.len()) {
+            Some(src) => {
+                out.copy_from_slice(src);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Why bytes could not be retained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// Past the capacity of the direction's buffer.
+    Capacity,
+    /// The allocator refused a chunk (memory or the namespace's byte budget).
+    NoMemory,
+    /// The present bytes are split into more than [`MAX_RANGES`] pieces.
+    Fragmented,
+    /// The payload could not be copied out of the frame.
+    Copy,
+}
+
+/// Retained bytes of one direction.
+///
+/// # Invariants
+///
+/// Logical chunk `k` (slot `(head + k) % MAX_CHUNKS`) holds the bytes with sequence numbers
+/// `[base + k * CHUNK, base + (k + 1) * CHUNK)`; `ranges[..nranges]` are sorted, disjoint,
+/// non-adjacent `[start, end)` offsets from `base`, each within allocated chunks.
+pub struct SeqBuf<C> {
+    base: Seq,
+    head: usize,
+    chunks: [Option<C>; MAX_CHUNKS],
+    ranges: [(u32, u32); MAX_RANGES],
+    nranges: usize,
+}
+
+impl<C: ChunkMem> SeqBuf<C> {
+    /// An empty buffer whose first byte will have sequence number `base`.
+    pub fn new(base: Seq) -> Self {
+        Self {
+            base,
+            head: 0,
+            chunks: core::array::from_fn(|_| None),
+            ranges: [(0, 0); MAX_RANGES],
+            nranges: 0,
+        }
+    }
+
+    /// Sequence number of the first byte the buffer can hold.
+    pub fn base(&self) -> Seq {
+        self.base
+    }
+
+    fn slot(&self, k: usize) -> usize {
+        (self.head + k) % MAX_CHUNKS
+    }
+
+    /// Bytes present.
+    pub fn held(&self) -> u32 {
+        self.ranges[..self.nranges].iter().map(|r| r.1 - r.0).sum()
+    }
+
+    /// Chunks allocated.
+    pub fn chunks(&self) -> usize {
+        self.chunks.iter().filter(|c| c.is_some()).count()
+    }
+
+    /// Present intervals as sequence numbers.
+    pub fn ranges(&self) -> impl Iterator<Item = (Seq, Seq)> + '_ {
+        self.ranges[..self.nranges]
+            .iter()
+            .map(move |r| (self.base.wrapping_add(r.0), self.base.wrapping_add(r.1)))
+    }
+
+    /// Whether every byte of `[from, to)` is present.
+    pub fn contains(&self, from: Seq, to: Seq) -> bool {
+        if !seq::before(from, to) {
+            return true;
+        }
+        if seq::before(from, self.base) {
+            return false;
+        }
+        let (a, b) = (seq::dist(self.base, from), seq::dist(self.base, to));
+        self.ranges[..self.nranges]
+            .iter()
+            .any(|r| r.0 <= a && b <= r.1)
+    }
+
+    /// The first missing sequence number at or after `from` and before `to`, if any.
+    pub fn first_hole(&self, from: Seq, to: Seq) -> Option<Seq> {
+        if !seq::before(from, to) {
+            return None;
+        }
+        if seq::before(from, self.base) {
+            return Some(from);
+        }
+        let a = seq::dist(self.base, from);
+        let b = seq::dist(self.base, to);
+        let mut at = a;
+        for r in &self.ranges[..self.nranges] {
+            if r.0 <= at && at < r.1 {
+                at = r.1;
+            }
+        }
+        (at < b).then(|| self.base.wrapping_add(at))
+    }
+
+    fn add_range(&mut self, a: u32, b: u32) -> Result<(), WriteError> {
+        let (mut a, mut b) = (a, b);
+        let mut out = [(0u32, 0u32); MAX_RANGES + 1];
+        let mut n = 0;
+        let mut placed = false;
+        for &r in &self.ranges[..self.nranges] {
+            if r.1 < a {
+                out[n] = r;
+                n += 1;
+            } else if b < r.0 {
+                if !placed {
+                    out[n] = (a, b);
+                    n += 1;
+                    placed = true;
+                }
+                out[n] = r;
+                n += 1;
+            } else {
+                a = a.min(r.0);
+                b = b.max(r.1);
+            }
+        }
+        if !placed {
+            out[n] = (a, b);
+            n += 1;
+        }
+        if n > MAX_RANGES {
+            return Err(WriteError::Fragmented);
+        }
+        self.ranges[..n].copy_from_slice(&out[..n]);
+        self.nranges = n;
+        Ok(())
+    }
+
+    /// Stores `len` payload bytes with first sequence number `seq`, read from `src` starting
+    /// at `src_off`. Bytes before the base (already released) are skipped. Bytes past the
+    /// capacity are not stored and reported as [`WriteError::Capacity`] after the rest is.
+    pub fn write<A: ChunkAlloc<Chunk = C>>(
+        &mut self,
+        alloc: &mut A,
+        seq: Seq,
+        len: u32,
+        src: &(impl Payload + ?Sized),
+        src_off: u32,
+    ) -> Result<(), WriteError> {
+        let end = seq.wrapping_add(len);
+        let (mut from, mut skip) = (seq, 0u32);
+        if seq::before(seq, self.base) {
+            if !seq::after(end, self.base) {
+                return Ok(());
+            }
+            skip = seq::dist(seq, self.base);
+            from = self.base;
+        }
+        let a = seq::dist(self.base, from);
+        let want_end = seq::dist(self.base, end);
+        let b = want_end.min(CAPACITY);
+        if a >= b {
+            return if want_end > CAPACITY {
+                Err(WriteError::Capacity)
+            } else {
+                Ok(())
+            };
+        }
+        let mut off = a;
+        while off < b {
+            let k = off as usize / CHUNK;
+            let within = off as usize % CHUNK;
+            let n = (CHUNK - within).min((b - off) as usize);
+            let slot = self.slot(k);
+            if self.chunks[slot].is_none() {
+                match alloc.alloc() {
+                    Some(c) => self.chunks[slot] = Some(c),
+                    None => {
+                        // Keep what was stored so far.
+                        if off > a {
+                            self.add_range(a, off)?;
+                        }
+                        return Err(WriteError::NoMemory);
+                    }
+                }
+            }
+            let Some(chunk) = self.chunks[slot].as_mut() else {
+                return Err(WriteError::Copy);
+            };
+            let dst = &mut chunk[within..within + n];
+            if !src.copy(src_off + skip + (off - a), dst) {
+                return Err(WriteError::Copy);
+            }
+            off += n as u32;
+        }
+        self.add_range(a, b)?;
+        if want_end > CAPACITY {
+            Err(WriteError::Capacity)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Copies the bytes at `[seq, seq + out.len())` out; `false` if any is missing.
+    pub fn read(&self, seq: Seq, out: &mut [u8]) -> bool {
+        if !self.contains(seq, seq.wrapping_add(out.len() as u32)) {
+            return false;
+        }
+        let mut off = seq::dist(self.base, seq) as usize;
+        let mut done = 0;
+        while done < out.len() {
+            let (k, within) = (off / CHUNK, off % CHUNK);
+            let n = (CHUNK - within).min(out.len() - done);
+            match &self.chunks[self.slot(k)] {
+                Some(c) => out[done..done + n].copy_from_slice(&c[within..within + n]),
+                None => return false,
+            }
+            done += n;
+            off += n;
+        }
+        true
+    }
+
+    /// Releases every whole chunk below `to`; bytes below `to` in a partly kept chunk stay.
+    pub fn release_below<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A, to: Seq) {
+        while seq::at_or_after(to, self.base.wrapping_add(CHUNK as u32)) {
+            let slot = self.slot(0);
+            if let Some(c) = self.chunks[slot].take() {
+                alloc.free(c);
+            }
+            self.head = (self.head + 1) % MAX_CHUNKS;
+            self.base = self.base.wrapping_add(CHUNK as u32);
+            // Shift the intervals down by one chunk, dropping what fell below the base.
+            let mut n = 0;
+            for i in 0..self.nranges {
+                let (a, b) = self.ranges[i];
+                if b as usize > CHUNK {
+                    self.ranges[n] = (a.saturating_sub(CHUNK as u32), b - CHUNK as u32);
+                    n += 1;
+                }
+            }
+            self.nranges = n;
+        }
+    }
+
+    /// Returns every chunk to the allocator.
+    pub fn clear<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A) {
+        for c in self.chunks.iter_mut() {
+            if let Some(c) = c.take() {
+                alloc.free(c);
+            }
+        }
+        self.nranges = 0;
+    }
+}
+
+/// A byte budget in front of an allocator: the per-namespace cap on retained data.
+pub struct Budget<A> {
+    /// The allocator that provides chunks.
+    pub inner: A,
+    /// Bytes handed out and not returned.
+    pub used: u64,
+    /// Cap on `used`.
+    pub max: u64,
+    /// Chunks refused because of the cap.
+    pub refused: u64,
+    /// Chunks the inner allocator failed to provide.
+    pub failed: u64,
+}
+
+impl<A> Budget<A> {
+    /// A budget of `max` bytes over `inner`.
+    pub fn new(inner: A, max: u64) -> Self {
+        Budget {
+            inner,
+            used: 0,
+            max,
+            refused: 0,
+            failed: 0,
+        }
+    }
+}
+
+impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
+    type Chunk = A::Chunk;
+
+    fn alloc(&mut self) -> Option<A::Chunk> {
+        if self.used + CHUNK as u64 > self.max {
+            self.refused += 1;
+            return None;
+        }
+        match self.inner.alloc() {
+            Some(c) => {
+                self.used += CHUNK as u64;
+                Some(c)
+            }
+            None => {
+                self.failed += 1;
+                None
+            }
+        }
+    }
+
+    fn free(&mut self, chunk: A::Chunk) {
+        self.used -= CHUNK as u64;
+        self.inner.free(chunk);
+    }
+}

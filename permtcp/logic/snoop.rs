@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The snooper of one network namespace: which frames matter, the table of mirrored
+//! connections, its bounds and its counters.
+//!
+//! The bindings snooped are those of other nodes' declarations that name this node as a
+//! permanency peer: with the smallest-id policy every other node of the cluster is a peer,
+//! with the peer-list policy only the nodes listed for a port range are. A node without a
+//! local declaration is not part of any cluster and snoops nothing.
+//!
+//! The table itself is the caller's (the kernel uses an rbtree, the host tests a BTreeMap),
+//! behind [`FlowMap`]; everything else is here.
+
+use crate::logic::bounded::Bounded;
+use crate::logic::decl::{Declaration, FailoverPolicy};
+use crate::logic::packet::{self, flags, Addr, Segment, Skip};
+use crate::logic::seqbuf::{ChunkAlloc, ChunkMem, Payload};
+use crate::logic::track::{Conn, Side, State, Verdict};
+
+/// Maximum snooped bindings (address and port range pairs) per namespace.
+pub const MAX_BINDINGS: usize = 256;
+
+/// A connection's identity: the owner's end first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FlowKey {
+    /// The owner's (service) address.
+    pub owner_addr: Addr,
+    /// The client's address.
+    pub client_addr: Addr,
+    /// The owner's port.
+    pub owner_port: u16,
+    /// The client's port.
+    pub client_port: u16,
+}
+
+/// A snooped binding: an owned address with a port range.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// Owned address.
+    pub addr: Addr,
+    /// First port.
+    pub lo: u16,
+    /// Last port.
+    pub hi: u16,
+    /// The owner's node id.
+    pub owner: u32,
+}
+
+/// The snooped bindings of a namespace, compiled from its declarations.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filter {
+    /// The bindings.
+    pub bindings: Bounded<Binding, MAX_BINDINGS>,
+    /// Bindings that did not fit (counted, reported).
+    pub dropped: u32,
+}
+
+impl Filter {
+    /// Builds the filter for the node whose declaration is marked local.
+    pub fn compile<'a>(decls: impl Iterator<Item = &'a Declaration> + Clone) -> Filter {
+        let mut f = Filter::default();
+        let Some(me) = decls.clone().find(|d| d.local).map(|d| d.node_id) else {
+            return f;
+        };
+        for d in decls.filter(|d| !d.local) {
+            for r in &d.ranges {
+                let mine = match d.failover {
+                    FailoverPolicy::SmallestId => true,
+                    FailoverPolicy::PeerList => r.peers.as_slice().contains(&me),
+                };
+                if !mine {
+                    continue;
+                }
+                let addrs = d
+                    .addrs4
+                    .iter()
+                    .map(|a| Addr::v4(*a))
+                    .chain(d.addrs6.iter().map(|a| Addr(*a)));
+                for addr in addrs {
+                    let b = Binding {
+                        addr,
+                        lo: r.lo,
+                        hi: r.hi,
+                        owner: d.node_id,
+                    };
+                    if f.bindings.push(b).is_err() {
+                        f.dropped += 1;
+                    }
+                }
+            }
+        }
+        f
+    }
+
+    fn matches(&self, addr: &Addr, port: u16) -> bool {
+        self.bindings
+            .iter()
+            .any(|b| b.addr == *addr && b.lo <= port && port <= b.hi)
+    }
+
+    /// Which end of `seg` is the owner's, if the segment belongs to a snooped binding.
+    pub fn classify(&self, seg: &Segment) -> Option<(Side, FlowKey)> {
+        if self.matches(&seg.dst, seg.dport) {
+            let key = FlowKey {
+                owner_addr: seg.dst,
+                owner_port: seg.dport,
+                client_addr: seg.src,
+                client_port: seg.sport,
+            };
+            Some((Side::Client, key))
+        } else if self.matches(&seg.src, seg.sport) {
+            let key = FlowKey {
+                owner_addr: seg.src,
+                owner_port: seg.sport,
+                client_addr: seg.dst,
+                client_port: seg.dport,
+            };
+            Some((Side::Owner, key))
+        } else {
+            None
+        }
+    }
+}
+
+/// The connection table, provided by the caller.
+pub trait FlowMap<C> {
+    /// The connection of `key`.
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<C>>;
+    /// Inserts a connection (it holds no retained data yet); `false` when memory is short.
+    fn insert(&mut self, key: FlowKey, conn: Conn<C>) -> bool;
+    /// Removes a connection.
+    fn remove(&mut self, key: &FlowKey) -> Option<Conn<C>>;
+    /// Number of connections.
+    fn len(&self) -> usize;
+    /// Whether the table is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Calls `f` for each connection; removes those for which it returns `false`.
+    fn retain(&mut self, f: impl FnMut(&FlowKey, &mut Conn<C>) -> bool);
+}
+
+/// Per-namespace limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections tracked at most; a new connection past it is not tracked.
+    pub max_conns: u32,
+    /// Bytes of retained data at most; past it connections lose readiness.
+    pub max_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_conns: 4096,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Counters, all monotonic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames handed to the snooper.
+    pub frames: u64,
+    /// Frames that were not TCP over IPv4/IPv6.
+    pub not_tcp: u64,
+    /// IP fragments (not tracked).
+    pub fragments: u64,
+    /// Malformed headers.
+    pub malformed: u64,
+    /// Checksum failures.
+    pub bad_csum: u64,
+    /// Segments of snooped bindings.
+    pub matched: u64,
+    /// Connections created from a SYN.
+    pub conns_synced: u64,
+    /// Connections first seen after their SYN.
+    pub conns_unsynced: u64,
+    /// Connections not tracked because the table was full.
+    pub conn_limit: u64,
+    /// Chunks refused because the byte budget was spent.
+    pub byte_limit: u64,
+    /// Connections removed after a RST.
+    pub resets: u64,
+    /// TIME_WAIT connections that ended.
+    pub expired: u64,
+    /// TIME_WAIT connections ended early by a new SYN on the same binding.
+    pub tw_reused: u64,
+    /// Segments ignored as out of window or inconsistent.
+    pub invalid: u64,
+}
+
+/// What the snooper did with one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a segment of a snooped binding.
+    Ignored,
+    /// Tracked.
+    Tracked,
+}
+
+/// A namespace's snooper.
+pub struct Snooper {
+    /// Snooped bindings.
+    pub filter: Filter,
+    /// Bounds.
+    pub limits: Limits,
+    /// Counters.
+    pub counters: Counters,
+}
+
+impl Snooper {
+    /// A snooper with the given filter and limits.
+    pub fn new(filter: Filter, limits: Limits) -> Self {
+        Snooper {
+            filter,
+            limits,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Processes one frame: `hdr` holds the first bytes of its network header, `l3_len` is the
+    /// network-layer length, `csum_ok` tells whether the TCP checksum verified (or could not
+    /// be verified, as with CHECKSUM_PARTIAL), `payload` reads the TCP payload.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_frame<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        hdr: &[u8],
+        l3_len: usize,
+        csum_ok: bool,
+        payload: &(impl Payload + ?Sized),
+        now_ms: u64,
+    ) -> Outcome {
+        self.counters.frames += 1;
+        let seg = match packet::parse(hdr, l3_len) {
+            Ok(s) => s,
+            Err(Skip::NotTcp) => {
+                self.counters.not_tcp += 1;
+                return Outcome::Ignored;
+            }
+            Err(Skip::Fragment) => {
+                self.counters.fragments += 1;
+                return Outcome::Ignored;
+            }
+            Err(Skip::Malformed) => {
+                self.counters.malformed += 1;
+                return Outcome::Ignored;
+            }
+        };
+        let Some((from, key)) = self.filter.classify(&seg) else {
+            return Outcome::Ignored;
+        };
+        if !csum_ok {
+            self.counters.bad_csum += 1;
+            return Outcome::Ignored;
+        }
+        self.counters.matched += 1;
+        self.on_segment(map, alloc, from, key, &seg, payload, now_ms);
+        Outcome::Tracked
+    }
+
+    /// Processes a parsed segment of a snooped binding.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_segment<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        from: Side,
+        key: FlowKey,
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+        now_ms: u64,
+    ) {
+        let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        if let Some(conn) = map.get_mut(&key) {
+            // A new connection on the binding ends TIME_WAIT (or a dead entry) at once.
+            let over = matches!(
+                conn.state,
+                State::TimeWait | State::Closed | State::Unsynced
+            );
+            if !(fresh_syn && over) {
+                match conn.on_segment(alloc, from, seg, payload, now_ms) {
+                    Verdict::Keep => {}
+                    Verdict::Invalid => self.counters.invalid += 1,
+                    Verdict::Reset => {
+                        self.counters.resets += 1;
+                        if let Some(mut c) = map.remove(&key) {
+                            c.release(alloc);
+                        }
+                    }
+                }
+                return;
+            }
+            if conn.state == State::TimeWait {
+                self.counters.tw_reused += 1;
+            }
+            if let Some(mut c) = map.remove(&key) {
+                c.release(alloc);
+            }
+        }
+        if seg.has(flags::RST) {
+            return;
+        }
+        if map.len() >= self.limits.max_conns as usize {
+            self.counters.conn_limit += 1;
+            return;
+        }
+        let conn = if fresh_syn {
+            self.counters.conns_synced += 1;
+            Conn::from_syn(from, seg, now_ms)
+        } else {
+            self.counters.conns_unsynced += 1;
+            Conn::unsynced(from, seg, now_ms)
+        };
+        if !map.insert(key, conn) {
+            self.counters.conn_limit += 1;
+        }
+    }
+
+    /// Ends TIME_WAIT of connections whose deadline passed (the only timer: at teardown).
+    pub fn expire<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        now_ms: u64,
+    ) {
+        let mut n = 0;
+        map.retain(|_, c| {
+            if c.expired(now_ms) {
+                c.release(alloc);
+                n += 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.counters.expired += n;
+    }
+}

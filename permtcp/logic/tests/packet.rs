@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host tests of the header parser, and a randomized robustness run of parser and tracker.
+
+mod common;
+
+use common::*;
+use permtcp_logic::decl::{Declaration, PortRange};
+use permtcp_logic::packet::{flags::*, parse, parse_options, Skip};
+use permtcp_logic::seqbuf::Budget;
+use permtcp_logic::snoop::{Filter, Limits, Snooper};
+use permtcp_logic::uapi::proto;
+
+#[test]
+fn ipv4_segment_fields() {
+    let o = Opts::syn_full(1460, 7, 123456);
+    let pkt = frame(
+        v4([10, 0, 0, 100], 40000),
+        v4([10, 0, 0, 1], 80),
+        0xdeadbeef,
+        0,
+        SYN,
+        64240,
+        &o,
+        &[],
+    );
+    let s = parse(&pkt, pkt.len()).unwrap();
+    assert_eq!(
+        (s.sport, s.dport, s.seq, s.flags, s.window),
+        (40000, 80, 0xdeadbeef, SYN, 64240)
+    );
+    assert_eq!(s.opts.mss, Some(1460));
+    assert_eq!(s.opts.wscale, Some(7));
+    assert!(s.opts.sack_perm);
+    assert_eq!(s.opts.ts, Some((123456, 0)));
+    assert_eq!(s.payload_len, 0);
+    assert_eq!(s.seq_len(), 1);
+    assert_eq!(s.src.as_v4(), Some([10, 0, 0, 100]));
+}
+
+#[test]
+fn ipv4_options_ethernet_padding_and_gso_lengths() {
+    let mut pkt = frame(
+        v4([10, 0, 0, 100], 1),
+        v4([10, 0, 0, 1], 80),
+        1,
+        2,
+        ACK,
+        1,
+        &Opts::default(),
+        b"hello",
+    );
+    // Insert 4 bytes of IP options (NOPs): IHL 6.
+    pkt[0] = 0x46;
+    pkt.splice(20..20, [1, 1, 1, 1]);
+    let tot = u16::from_be_bytes([pkt[2], pkt[3]]) + 4;
+    pkt[2..4].copy_from_slice(&tot.to_be_bytes());
+    let s = parse(&pkt, pkt.len()).unwrap();
+    assert_eq!((s.payload_off, s.payload_len), (44, 5));
+    // Ethernet padding after the IP packet is not payload.
+    let mut padded = pkt.clone();
+    padded.extend([0u8; 10]);
+    assert_eq!(parse(&padded, padded.len()).unwrap().payload_len, 5);
+    // A GSO super-packet: the skb is longer than any MTU and tot_len is 0.
+    let mut gso = pkt.clone();
+    gso[2..4].copy_from_slice(&[0, 0]);
+    assert_eq!(parse(&gso, 44 + 65000).unwrap().payload_len, 65000);
+}
+
+#[test]
+fn ipv6_with_extension_headers() {
+    let pkt = frame(
+        v6(100, 40000),
+        v6(1, 80),
+        7,
+        8,
+        ACK,
+        9,
+        &Opts::default(),
+        b"abc",
+    );
+    let s = parse(&pkt, pkt.len()).unwrap();
+    assert_eq!((s.seq, s.ack, s.payload_len, s.payload_off), (7, 8, 3, 60));
+    // Hop-by-hop options header (8 bytes) in front of TCP.
+    let mut h = pkt.clone();
+    h[6] = 0;
+    h.splice(40..40, [6, 0, 1, 4, 0, 0, 0, 0]);
+    let plen = u16::from_be_bytes([h[4], h[5]]) + 8;
+    h[4..6].copy_from_slice(&plen.to_be_bytes());
+    let s = parse(&h, h.len()).unwrap();
+    assert_eq!((s.payload_off, s.payload_len), (68, 3));
+    // Jumbogram length 0: the packet's own length counts.
+    let mut j = pkt.clone();
+    j[4..6].copy_from_slice(&[0, 0]);
+    assert_eq!(parse(&j, 60 + 100_000).unwrap().payload_len, 100_000);
+    // A fragment header.
+    let mut f = pkt.clone();
+    f[6] = 44;
+    assert_eq!(parse(&f, f.len()), Err(Skip::Fragment));
+}
+
+#[test]
+fn rejects_what_is_not_a_whole_tcp_header() {
+    let pkt = frame(
+        v4([1, 1, 1, 1], 1),
+        v4([2, 2, 2, 2], 2),
+        1,
+        1,
+        ACK,
+        1,
+        &Opts::default(),
+        &[],
+    );
+    assert_eq!(parse(&pkt[..30], 30), Err(Skip::Malformed));
+    let mut udp = pkt.clone();
+    udp[9] = 17;
+    assert_eq!(parse(&udp, udp.len()), Err(Skip::NotTcp));
+    let mut frag = pkt.clone();
+    frag[6] = 0x20; // MF
+    assert_eq!(parse(&frag, frag.len()), Err(Skip::Fragment));
+    let mut doff = pkt.clone();
+    doff[32] = 0x40; // data offset 16 bytes
+    assert_eq!(parse(&doff, doff.len()), Err(Skip::Malformed));
+    let mut big = pkt.clone();
+    big[32] = 0xf0; // data offset 60 bytes, past the end
+    assert_eq!(parse(&big, big.len()), Err(Skip::Malformed));
+    assert_eq!(parse(&[0x50], 1), Err(Skip::NotTcp));
+    assert_eq!(parse(&[], 0), Err(Skip::NotTcp));
+}
+
+#[test]
+fn option_parsing_edge_cases() {
+    assert_eq!(
+        parse_options(&[1, 1, 0, 99]).unwrap(),
+        Default::default(),
+        "EOL ends parsing"
+    );
+    assert_eq!(
+        parse_options(&[2, 4, 5]),
+        Err(Skip::Malformed),
+        "truncated MSS"
+    );
+    assert_eq!(
+        parse_options(&[2, 3, 5, 0]),
+        Err(Skip::Malformed),
+        "MSS of the wrong length"
+    );
+    assert_eq!(
+        parse_options(&[3, 3, 20]).unwrap().wscale,
+        Some(14),
+        "shift clamped to 14"
+    );
+    assert_eq!(
+        parse_options(&[30, 4, 0, 0]).unwrap(),
+        Default::default(),
+        "unknown option skipped"
+    );
+    assert_eq!(
+        parse_options(&[30, 1]),
+        Err(Skip::Malformed),
+        "length below 2"
+    );
+}
+
+/// xorshift64*, deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Random frames, and random mutations of valid ones, through the whole snooper: nothing may
+/// panic, and every chunk taken must be accounted for.
+#[test]
+fn randomized_frames_never_panic() {
+    let mut owner = Declaration {
+        node_id: 1,
+        proto: proto::TCP,
+        ..Default::default()
+    };
+    owner.addrs4.push([10, 0, 0, 1]).unwrap();
+    owner.addrs6.push(v6(1, 0).addr.0).unwrap();
+    owner
+        .ranges
+        .push(PortRange {
+            lo: 80,
+            hi: 80,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut me = owner;
+    me.node_id = 2;
+    me.local = true;
+    let decls = [owner, me];
+    let mut snoop = Snooper::new(
+        Filter::compile(decls.iter()),
+        Limits {
+            max_conns: 64,
+            max_bytes: 1 << 20,
+        },
+    );
+    let mut map = Map::default();
+    let mut alloc = Budget::new(Heap::default(), 1 << 20);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let flag_sets = [SYN, SYN | ACK, ACK, ACK | PSH, FIN | ACK, RST, RST | ACK];
+    for i in 0..60_000u64 {
+        let v = rng.below(2) == 0;
+        let (o, c) = if v {
+            (
+                v4([10, 0, 0, 1], 80),
+                v4([10, 0, 0, 100], 40000 + rng.below(8) as u16),
+            )
+        } else {
+            (v6(1, 80), v6(100, 40000 + rng.below(8) as u16))
+        };
+        let (src, dst) = if rng.below(2) == 0 { (o, c) } else { (c, o) };
+        let base = [1000u32, u32::MAX - 3000][rng.below(2) as usize];
+        let seq = base.wrapping_add(rng.below(400_000) as u32);
+        let ack = base.wrapping_add(rng.below(400_000) as u32);
+        let fl = flag_sets[rng.below(flag_sets.len() as u64) as usize];
+        let opts = if rng.below(3) == 0 {
+            Opts::syn_full(1460, rng.below(16) as u8, 5)
+        } else {
+            Opts::default()
+        };
+        let data = vec![i as u8; rng.below(3000) as usize];
+        let mut pkt = frame(
+            src,
+            dst,
+            seq,
+            ack,
+            fl,
+            rng.below(65536) as u16,
+            &opts,
+            &data,
+        );
+        for _ in 0..rng.below(4) {
+            let at = rng.below(pkt.len() as u64) as usize;
+            pkt[at] = rng.next() as u8;
+        }
+        if rng.below(10) == 0 {
+            pkt.truncate(rng.below(pkt.len() as u64) as usize);
+        }
+        let l3 = pkt.len() + rng.below(3) as usize * 1000;
+        let payload: &[u8] = &data;
+        snoop.on_frame(
+            &mut map,
+            &mut alloc,
+            &pkt,
+            l3,
+            rng.below(50) != 0,
+            payload,
+            i,
+        );
+        if i % 5000 == 0 {
+            snoop.expire(&mut map, &mut alloc, i + 70_000);
+        }
+        for c in map.0.values() {
+            let _ = c.readiness();
+        }
+    }
+    let held: u64 = map
+        .0
+        .values()
+        .map(|c| (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64)
+        .sum();
+    assert_eq!(
+        alloc.used,
+        held * permtcp_logic::seqbuf::CHUNK as u64,
+        "every chunk accounted for"
+    );
+    for (_, mut c) in std::mem::take(&mut map.0) {
+        c.release(&mut alloc);
+    }
+    assert_eq!(alloc.used, 0);
+    assert_eq!(alloc.inner.live, 0);
+    assert!(snoop.counters.matched > 10_000 && snoop.counters.malformed > 0);
+}
