@@ -14,5 +14,6 @@ pub mod packet;
 pub mod seq;
 pub mod seqbuf;
 pub mod snoop;
+pub mod snoopnl;
 pub mod track;
 pub mod uapi;

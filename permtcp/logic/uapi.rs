@@ -22,8 +22,18 @@ pub mod cmd {
     pub const DECL_GET: u8 = 3;
     /// Module and namespace status.
     pub const STATUS_GET: u8 = 4;
+    /// Start snooping on a device of the namespace (CAP_NET_ADMIN).
+    pub const SNOOP_START: u8 = 5;
+    /// Stop snooping; forget every mirrored connection (CAP_NET_ADMIN).
+    pub const SNOOP_STOP: u8 = 6;
+    /// Dump the mirrored connections.
+    pub const CONN_GET: u8 = 7;
+    /// Snooping counters and limits.
+    pub const STATS_GET: u8 = 8;
+    /// Read the data a mirrored connection retains in one direction (CAP_NET_ADMIN).
+    pub const CONN_DATA_GET: u8 = 9;
     /// Highest command number.
-    pub const MAX: u8 = STATUS_GET;
+    pub const MAX: u8 = CONN_DATA_GET;
 }
 
 /// Top-level attributes.
@@ -44,8 +54,32 @@ pub mod attr {
     pub const LOCAL_NODE: u16 = 6;
     /// u64: the network namespace cookie the request was served in.
     pub const NETNS_COOKIE: u16 = 7;
+    /// u32: interface index of the snooped device.
+    pub const IFINDEX: u16 = 8;
+    /// u32: limit on mirrored connections.
+    pub const MAX_CONNS: u16 = 9;
+    /// u64: limit on retained bytes.
+    pub const MAX_BYTES: u16 = 10;
+    /// Nested (see [`super::conn_attr`]): one mirrored connection.
+    pub const CONN: u16 = 11;
+    /// Nested (see [`super::stats_attr`]): snooping counters.
+    pub const STATS: u16 = 12;
+    /// 16 bytes: the owner's address (IPv4-mapped for IPv4).
+    pub const OWNER_ADDR: u16 = 13;
+    /// u16: the owner's port.
+    pub const OWNER_PORT: u16 = 14;
+    /// 16 bytes: the client's address (IPv4-mapped for IPv4).
+    pub const CLIENT_ADDR: u16 = 15;
+    /// u16: the client's port.
+    pub const CLIENT_PORT: u16 = 16;
+    /// u8: 0 the owner's sent data, 1 the client's.
+    pub const SIDE: u16 = 17;
+    /// Binary: retained stream bytes.
+    pub const DATA: u16 = 18;
+    /// u32: sequence number of the first byte of [`DATA`].
+    pub const DATA_SEQ: u16 = 19;
     /// Highest attribute number.
-    pub const MAX: u16 = NETNS_COOKIE;
+    pub const MAX: u16 = DATA_SEQ;
 }
 
 /// Attributes nested in [`attr::DECL`].
@@ -92,6 +126,166 @@ pub mod range_attr {
     pub const PEER: u16 = 3;
     /// Highest attribute number.
     pub const MAX: u16 = PEER;
+}
+
+/// Attributes nested in [`attr::CONN`].
+pub mod conn_attr {
+    /// 16 bytes: the owner's address.
+    pub const OWNER_ADDR: u16 = 1;
+    /// u16: the owner's port.
+    pub const OWNER_PORT: u16 = 2;
+    /// 16 bytes: the client's address.
+    pub const CLIENT_ADDR: u16 = 3;
+    /// u16: the client's port.
+    pub const CLIENT_PORT: u16 = 4;
+    /// u8: simulated state ([`super::conn_state`]).
+    pub const STATE: u16 = 5;
+    /// u8: who opened: 0 owner, 1 client.
+    pub const OPENER: u16 = 6;
+    /// flag: ready for takeover.
+    pub const READY: u16 = 7;
+    /// u8: why not ready ([`super::not_ready`]).
+    pub const NOT_READY: u16 = 8;
+    /// u8: the side the reason concerns: 0 owner, 1 client.
+    pub const NOT_READY_SIDE: u16 = 9;
+    /// flag: window scaling negotiated.
+    pub const WS_OK: u16 = 10;
+    /// flag: SACK negotiated.
+    pub const SACK_OK: u16 = 11;
+    /// flag: timestamps negotiated.
+    pub const TS_OK: u16 = 12;
+    /// Nested ([`super::half_attr`]): what the owner sent and announced.
+    pub const OWNER: u16 = 13;
+    /// Nested ([`super::half_attr`]): what the client sent and announced.
+    pub const CLIENT: u16 = 14;
+    /// u64: segments ignored as out of window or inconsistent.
+    pub const INVALID: u16 = 15;
+    /// u64: milliseconds since the connection was first seen.
+    pub const AGE_MS: u16 = 16;
+    /// u64: milliseconds since its last segment.
+    pub const IDLE_MS: u16 = 17;
+}
+
+/// Attributes nested in [`conn_attr::OWNER`] and [`conn_attr::CLIENT`].
+pub mod half_attr {
+    /// u32: initial sequence number.
+    pub const ISN: u16 = 1;
+    /// u32: next sequence number (snd_nxt, FIN included).
+    pub const NXT: u16 = 2;
+    /// u32: highest acknowledgement received (snd_una).
+    pub const UNA: u16 = 3;
+    /// u32: last advertised window, bytes.
+    pub const WIN: u16 = 4;
+    /// u32: largest advertised window, bytes.
+    pub const MAX_WIN: u16 = 5;
+    /// u8: window scale shift of the windows it sends (when negotiated).
+    pub const WSCALE: u16 = 6;
+    /// u16: MSS option of its SYN.
+    pub const MSS: u16 = 7;
+    /// u16: window field of its SYN.
+    pub const SYN_WIN: u16 = 8;
+    /// u32: last TSval sent.
+    pub const TSVAL: u16 = 9;
+    /// u32: last TSecr sent.
+    pub const TSECR: u16 = 10;
+    /// u32: sequence number of its FIN.
+    pub const FIN: u16 = 11;
+    /// u32: bytes of its data retained.
+    pub const HELD: u16 = 12;
+    /// u64: segments seen.
+    pub const SEGS: u16 = 13;
+    /// u64: payload bytes seen, retransmissions included.
+    pub const BYTES: u16 = 14;
+    /// u32: sequence number of the first retained byte.
+    pub const DATA_START: u16 = 15;
+    /// u32: sequence number of the segment that last set its window.
+    pub const WIN_SEQ: u16 = 16;
+}
+
+/// Attributes nested in [`attr::STATS`].
+pub mod stats_attr {
+    /// u32: snooped device (0: not snooping).
+    pub const IFINDEX: u16 = 1;
+    /// u32: mirrored connections.
+    pub const CONNS: u16 = 2;
+    /// u32: limit on connections.
+    pub const MAX_CONNS: u16 = 3;
+    /// u64: retained bytes (allocated chunks).
+    pub const BYTES: u16 = 4;
+    /// u64: limit on retained bytes.
+    pub const MAX_BYTES: u16 = 5;
+    /// u32: snooped bindings.
+    pub const BINDINGS: u16 = 6;
+    /// u64: frames seen.
+    pub const FRAMES: u16 = 7;
+    /// u64: frames not TCP.
+    pub const NOT_TCP: u16 = 8;
+    /// u64: IP fragments.
+    pub const FRAGMENTS: u16 = 9;
+    /// u64: malformed headers.
+    pub const MALFORMED: u16 = 10;
+    /// u64: checksum failures.
+    pub const BAD_CSUM: u16 = 11;
+    /// u64: segments of snooped bindings.
+    pub const MATCHED: u16 = 12;
+    /// u64: connections created from their SYN.
+    pub const SYNCED: u16 = 13;
+    /// u64: connections first seen after their SYN.
+    pub const UNSYNCED: u16 = 14;
+    /// u64: connections not tracked (connection limit or memory).
+    pub const CONN_LIMIT: u16 = 15;
+    /// u64: chunks refused by the byte limit.
+    pub const BYTE_LIMIT: u16 = 16;
+    /// u64: connections removed after a RST.
+    pub const RESETS: u16 = 17;
+    /// u64: TIME_WAIT connections ended.
+    pub const EXPIRED: u16 = 18;
+    /// u64: TIME_WAIT ended early by a new SYN.
+    pub const TW_REUSED: u16 = 19;
+    /// u64: segments ignored as invalid.
+    pub const INVALID: u16 = 20;
+    /// u64: chunks the allocator failed to provide.
+    pub const ALLOC_FAILED: u16 = 21;
+}
+
+/// Values of [`conn_attr::STATE`].
+pub mod conn_state {
+    /// SYN seen from the opener.
+    pub const SYN_SENT: u8 = 1;
+    /// Both SYNs before any SYN-ACK.
+    pub const SIMULTANEOUS_OPEN: u8 = 2;
+    /// SYN-ACK seen.
+    pub const SYN_RECEIVED: u8 = 3;
+    /// Final ACK seen.
+    pub const ESTABLISHED: u8 = 4;
+    /// One FIN seen.
+    pub const FIN_SEEN: u8 = 5;
+    /// Both FINs seen.
+    pub const CLOSING: u8 = 6;
+    /// Both FINs acknowledged.
+    pub const TIME_WAIT: u8 = 7;
+    /// Reset.
+    pub const CLOSED: u8 = 8;
+    /// Not seen from its SYN.
+    pub const UNSYNCED: u8 = 9;
+}
+
+/// Values of [`conn_attr::NOT_READY`].
+pub mod not_ready {
+    /// Not seen from its SYN.
+    pub const NOT_FROM_SYN: u8 = 1;
+    /// Handshake not complete.
+    pub const HANDSHAKE: u8 = 2;
+    /// Unacknowledged bytes missing.
+    pub const HOLE: u8 = 3;
+    /// Acknowledged bytes never seen.
+    pub const ACKED_UNSEEN: u8 = 4;
+    /// Buffer capacity exceeded or too fragmented.
+    pub const OVERFLOW: u8 = 5;
+    /// Byte limit or memory exhausted.
+    pub const NO_MEMORY: u8 = 6;
+    /// Closed or in TIME_WAIT.
+    pub const CLOSED: u8 = 7;
 }
 
 /// Fail-over policies.

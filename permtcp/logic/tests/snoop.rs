@@ -918,3 +918,101 @@ fn timestamps_tracked_each_way() {
         Some((777_000, 555))
     );
 }
+
+#[test]
+fn connection_and_stats_reports_round_trip() {
+    use permtcp_logic::nla::{Attrs, Writer};
+    use permtcp_logic::snoopnl::*;
+    let mut w = Wire::new(true);
+    w.handshake(1000, 5000, 7, 9);
+    w.data(Side::Owner, &bytes(3000, 13));
+    let k = w.key();
+    let now = w.now + 25;
+    let info = ConnInfo::from_conn(&k, w.map.get_mut_conn(&k), now);
+    assert_eq!(info.not_ready, None);
+    assert_eq!(info.half[0].held, 3000);
+    assert_eq!((info.half[0].wscale, info.half[1].wscale), (9, 7));
+    assert_eq!(info.half[1].mss, Some(1460));
+    assert_eq!(info.idle_ms, 25);
+    let mut buf = vec![0u8; 2048];
+    let mut wr = Writer::new(&mut buf);
+    info.write(&mut wr).unwrap();
+    let n = wr.len();
+    let outer = Attrs::new(&buf[..n]).next().unwrap().unwrap();
+    assert_eq!(ConnInfo::parse(outer.data).unwrap(), info);
+
+    let stats = StatsInfo {
+        ifindex: 3,
+        conns: 1,
+        max_conns: 4096,
+        bytes: 8192,
+        max_bytes: 1 << 26,
+        bindings: 2,
+        counters: w.snoop.counters,
+        alloc_failed: 0,
+    };
+    let mut wr = Writer::new(&mut buf);
+    stats.write(&mut wr).unwrap();
+    let n = wr.len();
+    let outer = Attrs::new(&buf[..n]).next().unwrap().unwrap();
+    assert_eq!(StatsInfo::parse(outer.data).unwrap(), stats);
+    assert!(stats.counters.matched >= 4);
+
+    // A connection that is not ready reports why.
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        9_000_000,
+        ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    let info = ConnInfo::from_conn(&k, w.map.get_mut_conn(&k), now);
+    assert_eq!(
+        info.not_ready,
+        Some((permtcp_logic::uapi::not_ready::ACKED_UNSEEN, 0))
+    );
+    assert_eq!(
+        reason_name(info.not_ready.unwrap().0),
+        "acknowledged data never seen"
+    );
+}
+
+#[test]
+fn snoop_requests_are_checked() {
+    use permtcp_logic::nla::Writer;
+    use permtcp_logic::snoopnl::*;
+    use permtcp_logic::uapi::attr;
+    let mut buf = [0u8; 128];
+    let mut wr = Writer::new(&mut buf);
+    wr.put_u32(attr::IFINDEX, 4).unwrap();
+    wr.put_u32(attr::MAX_CONNS, 10).unwrap();
+    let n = wr.len();
+    let r = parse_start_request(&buf[..n]).unwrap();
+    assert_eq!((r.ifindex, r.max_conns, r.max_bytes), (4, Some(10), None));
+    assert!(parse_start_request(&[]).is_err());
+    let mut wr = Writer::new(&mut buf);
+    wr.put_u32(attr::IFINDEX, 4).unwrap();
+    wr.put_u64(attr::MAX_BYTES, 100).unwrap();
+    let n = wr.len();
+    assert_eq!(
+        parse_start_request(&buf[..n]).unwrap_err().text(),
+        "limits must allow one connection and one 4 KiB chunk"
+    );
+
+    let mut wr = Writer::new(&mut buf);
+    wr.put(attr::OWNER_ADDR, &v6(1, 0).addr.0).unwrap();
+    wr.put_u16(attr::OWNER_PORT, 80).unwrap();
+    wr.put(attr::CLIENT_ADDR, &v6(2, 0).addr.0).unwrap();
+    wr.put_u16(attr::CLIENT_PORT, 5555).unwrap();
+    let partial = wr.len();
+    wr.put_u8(attr::SIDE, 1).unwrap();
+    let n = wr.len();
+    let r = parse_data_request(&buf[..n]).unwrap();
+    assert_eq!((r.key.client_port, r.side), (5555, Side::Client));
+    assert!(
+        parse_data_request(&buf[..partial]).is_err(),
+        "side required"
+    );
+}

@@ -1,33 +1,72 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The Rust constants must equal the C UAPI header's, name for name.
+//! The Rust UAPI constants must equal the C UAPI header's, name for name, in both directions.
+//!
+//! Both files are read as text: every `pub const` of a module of uapi.rs maps to the C name
+//! `PREFIX` + its name, and every enumerator of the header with a known prefix must exist in
+//! uapi.rs with the same value.
 
-use permtcp_logic::uapi::*;
 use std::collections::HashMap;
 
-fn header_values() -> HashMap<String, i64> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../include/uapi/linux/permtcp.h"
-    );
-    let text = std::fs::read_to_string(path).expect("UAPI header");
+const PREFIXES: &[(&str, &str)] = &[
+    ("cmd", "PERMTCP_CMD_"),
+    ("attr", "PERMTCP_A_"),
+    ("decl_attr", "PERMTCP_DECL_A_"),
+    ("range_attr", "PERMTCP_RANGE_A_"),
+    ("conn_attr", "PERMTCP_CONN_A_"),
+    ("half_attr", "PERMTCP_HALF_A_"),
+    ("stats_attr", "PERMTCP_STATS_A_"),
+    ("conn_state", "PERMTCP_CONN_STATE_"),
+    ("not_ready", "PERMTCP_NOT_READY_"),
+    ("failover", "PERMTCP_FAILOVER_"),
+    ("arp", "PERMTCP_ARP_"),
+    ("rxdata", "PERMTCP_RX_"),
+];
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))).expect(rel)
+}
+
+/// C name -> value, for the header's enumerators (`NAME = NUMBER,`).
+fn header() -> HashMap<String, i64> {
     let mut map = HashMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some((name, rest)) = line.split_once(" = ") {
-            let value = rest
+    for line in read("../../include/uapi/linux/permtcp.h").lines() {
+        if let Some((name, rest)) = line.trim().split_once(" = ") {
+            let v = rest
                 .split_whitespace()
                 .next()
                 .unwrap()
                 .trim_end_matches(',');
-            map.insert(name.trim().to_string(), value.parse().unwrap());
-        } else if let Some(rest) = line.strip_prefix("#define ") {
-            let mut it = rest.split_whitespace();
-            if let (Some(n), Some(v)) = (it.next(), it.next()) {
-                if let Ok(v) = v.parse() {
-                    map.insert(n.to_string(), v);
-                }
-            }
+            map.insert(name.to_string(), v.parse().unwrap());
+        }
+    }
+    map
+}
+
+/// C name -> value, for uapi.rs's numeric constants (the `MAX` aliases are skipped).
+fn rust() -> HashMap<String, i64> {
+    let mut map = HashMap::new();
+    let mut prefix = None;
+    for line in read("uapi.rs").lines() {
+        if let Some(m) = line
+            .strip_prefix("pub mod ")
+            .and_then(|l| l.strip_suffix(" {"))
+        {
+            prefix = PREFIXES.iter().find(|(r, _)| *r == m).map(|(_, c)| *c);
+            // IP protocol numbers are IANA's, not part of the header.
+            assert!(
+                prefix.is_some() || m == "proto",
+                "module {m} has no C prefix"
+            );
+            continue;
+        }
+        let (Some(p), Some(decl)) = (prefix, line.trim().strip_prefix("pub const ")) else {
+            continue;
+        };
+        let (name, rest) = decl.split_once(':').unwrap();
+        let value = rest.split('=').nth(1).unwrap().trim().trim_end_matches(';');
+        if let Ok(v) = value.parse() {
+            map.insert(format!("{p}{name}"), v);
         }
     }
     map
@@ -35,56 +74,39 @@ fn header_values() -> HashMap<String, i64> {
 
 #[test]
 fn constants_match_the_c_header() {
-    let h = header_values();
-    let check = |name: &str, v: i64| assert_eq!(h.get(name), Some(&v), "{name}");
-    check("PERMTCP_FAMILY_VERSION", FAMILY_VERSION.into());
-    for (n, v) in [
-        ("DECL_ADD", cmd::DECL_ADD),
-        ("DECL_DEL", cmd::DECL_DEL),
-        ("DECL_GET", cmd::DECL_GET),
-        ("STATUS_GET", cmd::STATUS_GET),
-    ] {
-        check(&format!("PERMTCP_CMD_{n}"), v.into());
+    let (h, r) = (header(), rust());
+    assert!(r.len() > 100, "parsed {} Rust constants", r.len());
+    for (name, v) in &r {
+        assert_eq!(
+            h.get(name),
+            Some(v),
+            "{name} differs or is missing in the header"
+        );
     }
-    for (n, v) in [
-        ("DECL", attr::DECL),
-        ("NODE_ID", attr::NODE_ID),
-        ("VERSION", attr::VERSION),
-        ("DECL_COUNT", attr::DECL_COUNT),
-        ("DECL_MAX", attr::DECL_MAX),
-        ("LOCAL_NODE", attr::LOCAL_NODE),
-        ("NETNS_COOKIE", attr::NETNS_COOKIE),
-    ] {
-        check(&format!("PERMTCP_A_{n}"), v.into());
+    for (name, v) in &h {
+        if name.ends_with("_UNSPEC") {
+            assert_eq!(*v, 0, "{name}");
+            continue;
+        }
+        if PREFIXES.iter().any(|(_, p)| name.starts_with(p)) {
+            assert_eq!(
+                r.get(name),
+                Some(v),
+                "{name} differs or is missing in uapi.rs"
+            );
+        }
     }
-    for (n, v) in [
-        ("NODE_ID", decl_attr::NODE_ID),
-        ("ADDR4", decl_attr::ADDR4),
-        ("ADDR6", decl_attr::ADDR6),
-        ("MAC", decl_attr::MAC),
-        ("PORTS", decl_attr::PORTS),
-        ("PROTO", decl_attr::PROTO),
-        ("FAILOVER", decl_attr::FAILOVER),
-        ("ARP_POLICY", decl_attr::ARP_POLICY),
-        ("ARP_NODE", decl_attr::ARP_NODE),
-        ("APP", decl_attr::APP),
-        ("RX_POLICY", decl_attr::RX_POLICY),
-        ("LOCAL", decl_attr::LOCAL),
-    ] {
-        check(&format!("PERMTCP_DECL_A_{n}"), v.into());
-    }
-    for (n, v) in [
-        ("LO", range_attr::LO),
-        ("HI", range_attr::HI),
-        ("PEER", range_attr::PEER),
-    ] {
-        check(&format!("PERMTCP_RANGE_A_{n}"), v.into());
-    }
-    check("PERMTCP_FAILOVER_SMALLEST_ID", failover::SMALLEST_ID.into());
-    check("PERMTCP_FAILOVER_PEER_LIST", failover::PEER_LIST.into());
-    check("PERMTCP_ARP_FOLLOW_FAILOVER", arp::FOLLOW_FAILOVER.into());
-    check("PERMTCP_ARP_SMALLEST_ID", arp::SMALLEST_ID.into());
-    check("PERMTCP_ARP_FIXED", arp::FIXED.into());
-    check("PERMTCP_RX_DELIVER", rxdata::DELIVER.into());
-    check("PERMTCP_RX_DROP", rxdata::DROP.into());
+}
+
+#[test]
+fn family_name_and_version() {
+    let text = read("../../include/uapi/linux/permtcp.h");
+    assert!(text.contains(&format!(
+        "#define PERMTCP_FAMILY_NAME\t\"{}\"",
+        permtcp_logic::uapi::FAMILY_NAME
+    )));
+    assert!(text.contains(&format!(
+        "#define PERMTCP_FAMILY_VERSION\t{}",
+        permtcp_logic::uapi::FAMILY_VERSION
+    )));
 }

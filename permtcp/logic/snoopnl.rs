@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Netlink encoding of the snooper's state: mirrored connections and counters.
+//!
+//! The kernel writes these with [`ConnInfo::write`] and [`StatsInfo::write`]; permctl reads
+//! them back with the `parse` functions, the same code on both sides.
+
+use crate::logic::errno::{inval, Error};
+use crate::logic::nla::{Attr, Attrs, Writer};
+use crate::logic::packet::Addr;
+use crate::logic::seqbuf::ChunkMem;
+use crate::logic::snoop::{Counters, FlowKey};
+use crate::logic::track::{Conn, NotReady, Side, State};
+use crate::logic::uapi::{attr, conn_attr, conn_state, half_attr, not_ready, stats_attr};
+
+/// One direction of a mirrored connection, as reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HalfInfo {
+    /// Initial sequence number.
+    pub isn: u32,
+    /// snd_nxt.
+    pub nxt: u32,
+    /// snd_una.
+    pub una: u32,
+    /// Last advertised window, bytes.
+    pub win: u32,
+    /// Largest advertised window, bytes.
+    pub max_win: u32,
+    /// Window scale shift of its windows (0 when not negotiated).
+    pub wscale: u8,
+    /// MSS option of its SYN.
+    pub mss: Option<u16>,
+    /// Window field of its SYN.
+    pub syn_win: u16,
+    /// Last (TSval, TSecr).
+    pub ts: Option<(u32, u32)>,
+    /// Sequence number of its FIN.
+    pub fin: Option<u32>,
+    /// Retained bytes.
+    pub held: u32,
+    /// Segments seen.
+    pub segs: u64,
+    /// Payload bytes seen.
+    pub bytes: u64,
+    /// First retained sequence number.
+    pub data_start: u32,
+    /// Sequence number that last set its window.
+    pub win_seq: u32,
+}
+
+/// A mirrored connection, as reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Its identity.
+    pub key: FlowKey,
+    /// [`conn_state`] value.
+    pub state: u8,
+    /// 0 the owner opened, 1 the client.
+    pub opener: u8,
+    /// `None` when ready; else the [`not_ready`] reason and the side it concerns.
+    pub not_ready: Option<(u8, u8)>,
+    /// Window scaling negotiated.
+    pub ws_ok: bool,
+    /// SACK negotiated.
+    pub sack_ok: bool,
+    /// Timestamps negotiated.
+    pub ts_ok: bool,
+    /// Owner (0) and client (1) directions.
+    pub half: [HalfInfo; 2],
+    /// Segments ignored as invalid.
+    pub invalid: u64,
+    /// Milliseconds since first seen.
+    pub age_ms: u64,
+    /// Milliseconds since the last segment.
+    pub idle_ms: u64,
+}
+
+fn state_code(s: State) -> u8 {
+    match s {
+        State::SynSent => conn_state::SYN_SENT,
+        State::SimultaneousOpen => conn_state::SIMULTANEOUS_OPEN,
+        State::SynReceived => conn_state::SYN_RECEIVED,
+        State::Established => conn_state::ESTABLISHED,
+        State::FinSeen => conn_state::FIN_SEEN,
+        State::Closing => conn_state::CLOSING,
+        State::TimeWait => conn_state::TIME_WAIT,
+        State::Closed => conn_state::CLOSED,
+        State::Unsynced => conn_state::UNSYNCED,
+    }
+}
+
+/// Name of a [`conn_state`] value.
+pub fn state_name(code: u8) -> &'static str {
+    match code {
+        conn_state::SYN_SENT => "SYN-SENT",
+        conn_state::SIMULTANEOUS_OPEN => "SIM-OPEN",
+        conn_state::SYN_RECEIVED => "SYN-RECV",
+        conn_state::ESTABLISHED => "ESTAB",
+        conn_state::FIN_SEEN => "FIN-SEEN",
+        conn_state::CLOSING => "CLOSING",
+        conn_state::TIME_WAIT => "TIME-WAIT",
+        conn_state::CLOSED => "CLOSED",
+        conn_state::UNSYNCED => "UNSYNCED",
+        _ => "?",
+    }
+}
+
+fn reason_code(r: NotReady) -> (u8, u8) {
+    let s = |side: Side| side as u8;
+    match r {
+        NotReady::NotFromSyn => (not_ready::NOT_FROM_SYN, 0),
+        NotReady::Handshake => (not_ready::HANDSHAKE, 0),
+        NotReady::Hole(side) => (not_ready::HOLE, s(side)),
+        NotReady::AckedUnseen(side) => (not_ready::ACKED_UNSEEN, s(side)),
+        NotReady::Overflow(side) => (not_ready::OVERFLOW, s(side)),
+        NotReady::NoMemory(side) => (not_ready::NO_MEMORY, s(side)),
+        NotReady::Closed => (not_ready::CLOSED, 0),
+    }
+}
+
+/// Text of a [`not_ready`] reason.
+pub fn reason_name(code: u8) -> &'static str {
+    match code {
+        not_ready::NOT_FROM_SYN => "not seen from its SYN",
+        not_ready::HANDSHAKE => "handshake incomplete",
+        not_ready::HOLE => "unacknowledged data missing",
+        not_ready::ACKED_UNSEEN => "acknowledged data never seen",
+        not_ready::OVERFLOW => "more unacknowledged data than the buffer holds",
+        not_ready::NO_MEMORY => "byte limit or memory exhausted",
+        not_ready::CLOSED => "closed",
+        _ => "?",
+    }
+}
+
+impl ConnInfo {
+    /// Snapshot of a tracked connection at `now_ms`.
+    pub fn from_conn<C: ChunkMem>(key: &FlowKey, c: &Conn<C>, now_ms: u64) -> Self {
+        let half = |side: Side| {
+            let h = c.side(side);
+            HalfInfo {
+                isn: h.isn,
+                nxt: h.nxt,
+                una: h.una,
+                win: h.win,
+                max_win: h.max_win,
+                wscale: c.wscale(side),
+                mss: h.syn_opts.mss,
+                syn_win: h.syn_window,
+                ts: h.ts,
+                fin: h.fin,
+                held: h.data.held(),
+                segs: h.segs,
+                bytes: h.bytes,
+                data_start: h.data.ranges().next().map_or(h.data.base(), |r| r.0),
+                win_seq: h.win_seq,
+            }
+        };
+        ConnInfo {
+            key: *key,
+            state: state_code(c.state),
+            opener: c.opener as u8,
+            not_ready: c.readiness().err().map(reason_code),
+            ws_ok: c.ws_ok,
+            sack_ok: c.sack_ok,
+            ts_ok: c.ts_ok,
+            half: [half(Side::Owner), half(Side::Client)],
+            invalid: c.invalid,
+            age_ms: now_ms.saturating_sub(c.created_ms),
+            idle_ms: now_ms.saturating_sub(c.last_ms),
+        }
+    }
+
+    /// Writes a nested [`attr::CONN`].
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        let nest = w.nest_start(attr::CONN)?;
+        w.put(conn_attr::OWNER_ADDR, &self.key.owner_addr.0)?;
+        w.put_u16(conn_attr::OWNER_PORT, self.key.owner_port)?;
+        w.put(conn_attr::CLIENT_ADDR, &self.key.client_addr.0)?;
+        w.put_u16(conn_attr::CLIENT_PORT, self.key.client_port)?;
+        w.put_u8(conn_attr::STATE, self.state)?;
+        w.put_u8(conn_attr::OPENER, self.opener)?;
+        match self.not_ready {
+            None => w.put_flag(conn_attr::READY)?,
+            Some((r, s)) => {
+                w.put_u8(conn_attr::NOT_READY, r)?;
+                w.put_u8(conn_attr::NOT_READY_SIDE, s)?;
+            }
+        }
+        for (ok, kind) in [
+            (self.ws_ok, conn_attr::WS_OK),
+            (self.sack_ok, conn_attr::SACK_OK),
+            (self.ts_ok, conn_attr::TS_OK),
+        ] {
+            if ok {
+                w.put_flag(kind)?;
+            }
+        }
+        for (h, kind) in [
+            (&self.half[0], conn_attr::OWNER),
+            (&self.half[1], conn_attr::CLIENT),
+        ] {
+            let n = w.nest_start(kind)?;
+            w.put_u32(half_attr::ISN, h.isn)?;
+            w.put_u32(half_attr::NXT, h.nxt)?;
+            w.put_u32(half_attr::UNA, h.una)?;
+            w.put_u32(half_attr::WIN, h.win)?;
+            w.put_u32(half_attr::MAX_WIN, h.max_win)?;
+            w.put_u8(half_attr::WSCALE, h.wscale)?;
+            if let Some(m) = h.mss {
+                w.put_u16(half_attr::MSS, m)?;
+            }
+            w.put_u16(half_attr::SYN_WIN, h.syn_win)?;
+            if let Some((v, e)) = h.ts {
+                w.put_u32(half_attr::TSVAL, v)?;
+                w.put_u32(half_attr::TSECR, e)?;
+            }
+            if let Some(f) = h.fin {
+                w.put_u32(half_attr::FIN, f)?;
+            }
+            w.put_u32(half_attr::HELD, h.held)?;
+            w.put_u64(half_attr::SEGS, h.segs)?;
+            w.put_u64(half_attr::BYTES, h.bytes)?;
+            w.put_u32(half_attr::DATA_START, h.data_start)?;
+            w.put_u32(half_attr::WIN_SEQ, h.win_seq)?;
+            w.nest_end(n)?;
+        }
+        w.put_u64(conn_attr::INVALID, self.invalid)?;
+        w.put_u64(conn_attr::AGE_MS, self.age_ms)?;
+        w.put_u64(conn_attr::IDLE_MS, self.idle_ms)?;
+        w.nest_end(nest)
+    }
+
+    /// Parses the payload of an [`attr::CONN`].
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut c = ConnInfo::default();
+        let mut reason = None;
+        let mut side = 0;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                conn_attr::OWNER_ADDR => c.key.owner_addr = addr(&a)?,
+                conn_attr::OWNER_PORT => c.key.owner_port = a.u16()?,
+                conn_attr::CLIENT_ADDR => c.key.client_addr = addr(&a)?,
+                conn_attr::CLIENT_PORT => c.key.client_port = a.u16()?,
+                conn_attr::STATE => c.state = a.u8()?,
+                conn_attr::OPENER => c.opener = a.u8()?,
+                conn_attr::READY => a.flag()?,
+                conn_attr::NOT_READY => reason = Some(a.u8()?),
+                conn_attr::NOT_READY_SIDE => side = a.u8()?,
+                conn_attr::WS_OK => c.ws_ok = true,
+                conn_attr::SACK_OK => c.sack_ok = true,
+                conn_attr::TS_OK => c.ts_ok = true,
+                conn_attr::OWNER => c.half[0] = parse_half(&a)?,
+                conn_attr::CLIENT => c.half[1] = parse_half(&a)?,
+                conn_attr::INVALID => c.invalid = a.u64()?,
+                conn_attr::AGE_MS => c.age_ms = a.u64()?,
+                conn_attr::IDLE_MS => c.idle_ms = a.u64()?,
+                _ => return inval(c"unknown connection attribute"),
+            }
+        }
+        c.not_ready = reason.map(|r| (r, side));
+        Ok(c)
+    }
+}
+
+fn addr(a: &Attr<'_>) -> Result<Addr, Error> {
+    Ok(Addr(
+        a.data
+            .try_into()
+            .or_else(|_| inval(c"address must be 16 bytes"))?,
+    ))
+}
+
+fn parse_half(a: &Attr<'_>) -> Result<HalfInfo, Error> {
+    let mut h = HalfInfo::default();
+    let (mut tsval, mut tsecr) = (None, None);
+    for a in a.nested() {
+        let a = a?;
+        match a.kind {
+            half_attr::ISN => h.isn = a.u32()?,
+            half_attr::NXT => h.nxt = a.u32()?,
+            half_attr::UNA => h.una = a.u32()?,
+            half_attr::WIN => h.win = a.u32()?,
+            half_attr::MAX_WIN => h.max_win = a.u32()?,
+            half_attr::WSCALE => h.wscale = a.u8()?,
+            half_attr::MSS => h.mss = Some(a.u16()?),
+            half_attr::SYN_WIN => h.syn_win = a.u16()?,
+            half_attr::TSVAL => tsval = Some(a.u32()?),
+            half_attr::TSECR => tsecr = Some(a.u32()?),
+            half_attr::FIN => h.fin = Some(a.u32()?),
+            half_attr::HELD => h.held = a.u32()?,
+            half_attr::SEGS => h.segs = a.u64()?,
+            half_attr::BYTES => h.bytes = a.u64()?,
+            half_attr::DATA_START => h.data_start = a.u32()?,
+            half_attr::WIN_SEQ => h.win_seq = a.u32()?,
+            _ => return inval(c"unknown connection direction attribute"),
+        }
+    }
+    h.ts = tsval.zip(tsecr);
+    Ok(h)
+}
+
+/// Snooping counters and limits, as reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsInfo {
+    /// Snooped device, 0 when not snooping.
+    pub ifindex: u32,
+    /// Mirrored connections.
+    pub conns: u32,
+    /// Connection limit.
+    pub max_conns: u32,
+    /// Retained bytes (allocated).
+    pub bytes: u64,
+    /// Byte limit.
+    pub max_bytes: u64,
+    /// Snooped bindings.
+    pub bindings: u32,
+    /// Counters.
+    pub counters: Counters,
+    /// Chunks the allocator failed to provide.
+    pub alloc_failed: u64,
+}
+
+macro_rules! counter_attrs {
+    ($($field:ident => $attr:ident),* $(,)?) => {
+        fn put_counters(w: &mut Writer<'_>, c: &Counters) -> Result<(), Error> {
+            $(w.put_u64(stats_attr::$attr, c.$field)?;)*
+            Ok(())
+        }
+        fn get_counter(c: &mut Counters, a: &Attr<'_>) -> Result<bool, Error> {
+            match a.kind {
+                $(stats_attr::$attr => c.$field = a.u64()?,)*
+                _ => return Ok(false),
+            }
+            Ok(true)
+        }
+    };
+}
+
+counter_attrs! {
+    frames => FRAMES,
+    not_tcp => NOT_TCP,
+    fragments => FRAGMENTS,
+    malformed => MALFORMED,
+    bad_csum => BAD_CSUM,
+    matched => MATCHED,
+    conns_synced => SYNCED,
+    conns_unsynced => UNSYNCED,
+    conn_limit => CONN_LIMIT,
+    byte_limit => BYTE_LIMIT,
+    resets => RESETS,
+    expired => EXPIRED,
+    tw_reused => TW_REUSED,
+    invalid => INVALID,
+}
+
+impl StatsInfo {
+    /// Writes a nested [`attr::STATS`].
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        let nest = w.nest_start(attr::STATS)?;
+        w.put_u32(stats_attr::IFINDEX, self.ifindex)?;
+        w.put_u32(stats_attr::CONNS, self.conns)?;
+        w.put_u32(stats_attr::MAX_CONNS, self.max_conns)?;
+        w.put_u64(stats_attr::BYTES, self.bytes)?;
+        w.put_u64(stats_attr::MAX_BYTES, self.max_bytes)?;
+        w.put_u32(stats_attr::BINDINGS, self.bindings)?;
+        put_counters(w, &self.counters)?;
+        w.put_u64(stats_attr::ALLOC_FAILED, self.alloc_failed)?;
+        w.nest_end(nest)
+    }
+
+    /// Parses the payload of an [`attr::STATS`].
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut s = StatsInfo::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            if get_counter(&mut s.counters, &a)? {
+                continue;
+            }
+            match a.kind {
+                stats_attr::IFINDEX => s.ifindex = a.u32()?,
+                stats_attr::CONNS => s.conns = a.u32()?,
+                stats_attr::MAX_CONNS => s.max_conns = a.u32()?,
+                stats_attr::BYTES => s.bytes = a.u64()?,
+                stats_attr::MAX_BYTES => s.max_bytes = a.u64()?,
+                stats_attr::BINDINGS => s.bindings = a.u32()?,
+                stats_attr::ALLOC_FAILED => s.alloc_failed = a.u64()?,
+                _ => return inval(c"unknown statistics attribute"),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// A SNOOP_START request: the device and optional limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartRequest {
+    /// Device to snoop on.
+    pub ifindex: u32,
+    /// Connection limit, if given.
+    pub max_conns: Option<u32>,
+    /// Byte limit, if given.
+    pub max_bytes: Option<u64>,
+}
+
+/// Parses a SNOOP_START request.
+pub fn parse_start_request(payload: &[u8]) -> Result<StartRequest, Error> {
+    let mut r = StartRequest::default();
+    let mut dev = None;
+    for a in Attrs::new(payload) {
+        let a = a?;
+        match a.kind {
+            attr::IFINDEX => dev = Some(a.u32()?),
+            attr::MAX_CONNS => r.max_conns = Some(a.u32()?),
+            attr::MAX_BYTES => r.max_bytes = Some(a.u64()?),
+            _ => return inval(c"unknown attribute in request"),
+        }
+    }
+    r.ifindex = match dev {
+        Some(i) if i > 0 => i,
+        _ => return inval(c"request needs the device's interface index"),
+    };
+    if r.max_conns == Some(0) || r.max_bytes.is_some_and(|b| b < 4096) {
+        return inval(c"limits must allow one connection and one 4 KiB chunk");
+    }
+    Ok(r)
+}
+
+/// A CONN_DATA_GET request: which connection and which direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRequest {
+    /// The connection.
+    pub key: FlowKey,
+    /// Whose sent data.
+    pub side: Side,
+}
+
+/// Parses a CONN_DATA_GET request.
+pub fn parse_data_request(payload: &[u8]) -> Result<DataRequest, Error> {
+    let mut key = FlowKey::default();
+    let mut seen = 0u8;
+    let mut side = None;
+    for a in Attrs::new(payload) {
+        let a = a?;
+        match a.kind {
+            attr::OWNER_ADDR => (key.owner_addr, seen) = (addr(&a)?, seen | 1),
+            attr::OWNER_PORT => (key.owner_port, seen) = (a.u16()?, seen | 2),
+            attr::CLIENT_ADDR => (key.client_addr, seen) = (addr(&a)?, seen | 4),
+            attr::CLIENT_PORT => (key.client_port, seen) = (a.u16()?, seen | 8),
+            attr::SIDE => {
+                side = Some(match a.u8()? {
+                    0 => Side::Owner,
+                    1 => Side::Client,
+                    _ => return inval(c"side must be 0 (owner) or 1 (client)"),
+                })
+            }
+            _ => return inval(c"unknown attribute in request"),
+        }
+    }
+    match (seen, side) {
+        (15, Some(side)) => Ok(DataRequest { key, side }),
+        _ => inval(c"request needs both addresses, both ports and a side"),
+    }
+}
