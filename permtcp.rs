@@ -12,6 +12,7 @@
 //! - `permtcp/glue.rs`: the Rust side of the C glue in `permtcp_glue.c`, wrapped in safe types.
 //! - `permtcp/netns.rs`: per-namespace state.
 //! - `permtcp/genl.rs`: the generic netlink command handlers.
+//! - `permtcp/snoop.rs`: the mirrored-connection table fed by the netfilter hook.
 
 use kernel::prelude::*;
 
@@ -25,6 +26,8 @@ mod kunit;
 pub mod logic;
 #[path = "permtcp/netns.rs"]
 mod netns;
+#[path = "permtcp/snoop.rs"]
+mod snoop;
 
 module! {
     type: PermTcp,

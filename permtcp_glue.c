@@ -8,6 +8,10 @@
  *    and per-op attribute policies are built with C initialisers; the kernel's Rust netlink
  *    abstraction only supports multicast groups;
  *  - the per-netns registration: net_generic() is a static inline;
+ *  - the snooping hook: an NF_NETDEV_INGRESS hook on the cluster-facing device, promiscuous
+ *    mode, the device reference and a netdevice notifier (no Rust abstraction exists for
+ *    netfilter hooks or net devices), and skb accessors (skb_header_pointer, skb_copy_bits,
+ *    nf_checksum);
  *  - message helpers around static inlines (genlmsg_put_reply, genlmsg_reply, genlmsg_end,
  *    skb_tail_pointer, ...) and the extack message pointer.
  *
@@ -16,7 +20,11 @@
  */
 
 #include <linux/build_bug.h>
+#include <linux/jiffies.h>
 #include <linux/module.h>
+#include <linux/netdevice.h>
+#include <linux/netfilter.h>
+#include <linux/rtnetlink.h>
 #include <net/genetlink.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
@@ -29,45 +37,168 @@ static_assert(sizeof(struct ptcp_msg) == 32);
 
 static unsigned int ptcp_net_id;
 
-static void *ptcp_state(const struct net *net)
+/*
+ * Per-netns kernel objects the Rust state cannot own: the snooped device and its hook.
+ * @dev, @ops and @ifindex change only under RTNL.
+ */
+struct ptcp_net {
+	void *rs;			/* Rust NetState */
+	struct net *net;
+	struct net_device *dev;		/* snooped device, NULL when not snooping */
+	netdevice_tracker dev_tracker;
+	struct nf_hook_ops ops;
+	u32 ifindex;			/* READ_ONCE() without RTNL */
+};
+
+static struct ptcp_net *ptcp_pn(const struct net *net)
 {
-	return *(void **)net_generic(net, ptcp_net_id);
+	return net_generic(net, ptcp_net_id);
 }
+
+/* Runs in softirq for every frame the device receives, for any host: it only reads. */
+static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
+			      const struct nf_hook_state *state)
+{
+	if (skb->protocol == htons(ETH_P_IP) || skb->protocol == htons(ETH_P_IPV6))
+		permtcp_rs_frame(priv, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	return NF_ACCEPT;
+}
+
+/* Hooks @ifindex of the namespace; -EBUSY when already snooping, -ENODEV without it. */
+int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex)
+{
+	struct net_device *dev;
+	int err;
+
+	rtnl_lock();
+	err = -EBUSY;
+	if (pn->dev)
+		goto out;
+	err = -ENODEV;
+	dev = __dev_get_by_index(pn->net, ifindex);
+	if (!dev)
+		goto out;
+	pn->ops = (struct nf_hook_ops) {
+		.hook = ptcp_hook,
+		.dev = dev,
+		.priv = pn->rs,
+		.pf = NFPROTO_NETDEV,
+		.hooknum = NF_NETDEV_INGRESS,
+		.priority = INT_MIN + 1,
+	};
+	err = nf_register_net_hook(pn->net, &pn->ops);
+	if (err)
+		goto out;
+	/* Frames for the owner's MAC must reach the hook (virtio-net filters otherwise). */
+	err = dev_set_promiscuity(dev, 1);
+	if (err) {
+		nf_unregister_net_hook(pn->net, &pn->ops);
+		goto out;
+	}
+	netdev_hold(dev, &pn->dev_tracker, GFP_KERNEL);
+	pn->dev = dev;
+	WRITE_ONCE(pn->ifindex, ifindex);
+out:
+	rtnl_unlock();
+	return err;
+}
+
+/* RTNL held.  When it returns, no hook invocation is running or will run. */
+static void __ptcp_snoop_detach(struct ptcp_net *pn)
+{
+	ASSERT_RTNL();
+	if (!pn->dev)
+		return;
+	nf_unregister_net_hook(pn->net, &pn->ops);
+	dev_set_promiscuity(pn->dev, -1);
+	netdev_put(pn->dev, &pn->dev_tracker);
+	pn->dev = NULL;
+	WRITE_ONCE(pn->ifindex, 0);
+}
+
+/* Unhooks the device; -ENOENT when not snooping. */
+int ptcp_snoop_detach(struct ptcp_net *pn)
+{
+	int err = 0;
+
+	rtnl_lock();
+	if (!pn->dev)
+		err = -ENOENT;
+	__ptcp_snoop_detach(pn);
+	rtnl_unlock();
+	return err;
+}
+
+u32 ptcp_snoop_ifindex(const struct ptcp_net *pn)
+{
+	return READ_ONCE(pn->ifindex);
+}
+
+/* A snooped device going away (or leaving the namespace) ends snooping. */
+static int ptcp_netdev_event(struct notifier_block *nb, unsigned long event, void *ptr)
+{
+	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
+	struct ptcp_net *pn;
+
+	if (event != NETDEV_UNREGISTER)
+		return NOTIFY_DONE;
+	pn = ptcp_pn(dev_net(dev));
+	if (pn->dev == dev) {
+		__ptcp_snoop_detach(pn);
+		permtcp_rs_snoop_lost(pn->rs);
+	}
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block ptcp_netdev_nb = {
+	.notifier_call = ptcp_netdev_event,
+};
 
 static int __net_init ptcp_net_init(struct net *net)
 {
-	void *state = permtcp_rs_net_init(net->net_cookie);
+	struct ptcp_net *pn = ptcp_pn(net);
 
-	if (!state)
-		return -ENOMEM;
-	*(void **)net_generic(net, ptcp_net_id) = state;
-	return 0;
+	pn->net = net;
+	pn->rs = permtcp_rs_net_init(net->net_cookie);
+	return pn->rs ? 0 : -ENOMEM;
+}
+
+static void __net_exit ptcp_net_exit_rtnl(struct net *net, struct list_head *dev_kill_list)
+{
+	__ptcp_snoop_detach(ptcp_pn(net));
 }
 
 static void __net_exit ptcp_net_exit(struct net *net)
 {
-	void **slot = net_generic(net, ptcp_net_id);
+	struct ptcp_net *pn = ptcp_pn(net);
 
-	permtcp_rs_net_exit(*slot);
-	*slot = NULL;
+	permtcp_rs_net_exit(pn->rs);
+	pn->rs = NULL;
 }
 
 static struct pernet_operations ptcp_net_ops = {
 	.init = ptcp_net_init,
+	.exit_rtnl = ptcp_net_exit_rtnl,
 	.exit = ptcp_net_exit,
 	.id = &ptcp_net_id,
-	.size = sizeof(void *),
+	.size = sizeof(struct ptcp_net),
 };
 
 static int ptcp_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	return permtcp_rs_doit(ptcp_state(genl_info_net(info)), info->genlhdr->cmd,
-			       genlmsg_data(info->genlhdr), genlmsg_len(info->genlhdr), info);
+	struct ptcp_net *pn = ptcp_pn(genl_info_net(info));
+
+	return permtcp_rs_doit(pn->rs, pn, info->genlhdr->cmd, genlmsg_data(info->genlhdr),
+			       genlmsg_len(info->genlhdr), info);
 }
 
-static int ptcp_decl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+/* Every dump: the command, the request's attributes and a resume position. */
+static int ptcp_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
-	return permtcp_rs_dump_decls(ptcp_state(sock_net(skb->sk)), skb, cb, &cb->args[0]);
+	const struct genlmsghdr *req = nlmsg_data(cb->nlh);
+
+	return permtcp_rs_dumpit(ptcp_pn(sock_net(skb->sk))->rs, req->cmd, genlmsg_data(req),
+				 genlmsg_len(req), skb, cb, &cb->args[0]);
 }
 
 /*
@@ -81,6 +212,20 @@ static const struct nla_policy ptcp_add_policy[PERMTCP_A_DECL + 1] = {
 
 static const struct nla_policy ptcp_del_policy[PERMTCP_A_NODE_ID + 1] = {
 	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+};
+
+static const struct nla_policy ptcp_start_policy[PERMTCP_A_MAX_BYTES + 1] = {
+	[PERMTCP_A_IFINDEX] = { .type = NLA_U32 },
+	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
+	[PERMTCP_A_MAX_BYTES] = { .type = NLA_U64 },
+};
+
+static const struct nla_policy ptcp_data_policy[PERMTCP_A_SIDE + 1] = {
+	[PERMTCP_A_OWNER_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_OWNER_PORT] = { .type = NLA_U16 },
+	[PERMTCP_A_CLIENT_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_CLIENT_PORT] = { .type = NLA_U16 },
+	[PERMTCP_A_SIDE] = NLA_POLICY_MAX(NLA_U8, 1),
 };
 
 static const struct genl_ops ptcp_ops[] = {
@@ -100,11 +245,39 @@ static const struct genl_ops ptcp_ops[] = {
 	},
 	{
 		.cmd = PERMTCP_CMD_DECL_GET,
-		.dumpit = ptcp_decl_dumpit,
+		.dumpit = ptcp_dumpit,
 	},
 	{
 		.cmd = PERMTCP_CMD_STATUS_GET,
 		.doit = ptcp_doit,
+	},
+	{
+		.cmd = PERMTCP_CMD_SNOOP_START,
+		.doit = ptcp_doit,
+		.policy = ptcp_start_policy,
+		.maxattr = PERMTCP_A_MAX_BYTES,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_SNOOP_STOP,
+		.doit = ptcp_doit,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_CONN_GET,
+		.dumpit = ptcp_dumpit,
+	},
+	{
+		.cmd = PERMTCP_CMD_STATS_GET,
+		.doit = ptcp_doit,
+	},
+	{
+		/* Connection data is the clients' traffic: privileged. */
+		.cmd = PERMTCP_CMD_CONN_DATA_GET,
+		.dumpit = ptcp_dumpit,
+		.policy = ptcp_data_policy,
+		.maxattr = PERMTCP_A_SIDE,
+		.flags = GENL_UNS_ADMIN_PERM,
 	},
 };
 
@@ -125,16 +298,27 @@ int ptcp_glue_register(void)
 
 	if (err)
 		return err;
+	err = register_netdevice_notifier(&ptcp_netdev_nb);
+	if (err)
+		goto err_pernet;
 	err = genl_register_family(&ptcp_family);
 	if (err)
-		unregister_pernet_subsys(&ptcp_net_ops);
+		goto err_notifier;
+	return 0;
+
+err_notifier:
+	unregister_netdevice_notifier(&ptcp_netdev_nb);
+err_pernet:
+	unregister_pernet_subsys(&ptcp_net_ops);
 	return err;
 }
 
 void ptcp_glue_unregister(void)
 {
-	/* No handler runs after this returns; then every namespace's state is freed. */
+	/* No handler runs after this returns. */
 	genl_unregister_family(&ptcp_family);
+	unregister_netdevice_notifier(&ptcp_netdev_nb);
+	/* Unhooks every namespace's device (exit_rtnl), then frees its state (exit). */
 	unregister_pernet_subsys(&ptcp_net_ops);
 }
 
@@ -207,6 +391,29 @@ void ptcp_dump_cancel(struct ptcp_msg *m)
 u32 ptcp_skb_len(const struct sk_buff *skb)
 {
 	return skb->len;
+}
+
+/* The first @len bytes from the network header: in the skb when linear, else copied to @buf. */
+const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len)
+{
+	return skb_header_pointer(skb, 0, len, buf);
+}
+
+bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len)
+{
+	return skb_copy_bits(skb, offset, to, len) == 0;
+}
+
+/* TCP checksum at @l4off; CHECKSUM_PARTIAL/UNNECESSARY frames count as good (not checkable). */
+bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6)
+{
+	return nf_checksum(skb, NF_INET_PRE_ROUTING, l4off, IPPROTO_TCP,
+			   ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4) == 0;
+}
+
+u64 ptcp_now_ms(void)
+{
+	return jiffies64_to_msecs(get_jiffies_64());
 }
 
 /* @msg must be a static string: netlink reads it after the handler returns. */

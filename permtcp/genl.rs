@@ -7,16 +7,44 @@
 //! parsed strictly by the shared logic, applied to the namespace's state, and answered; every
 //! error carries an extended-ACK message.
 
-use crate::glue::{Dump, DumpStop, GenlInfo, NetlinkCallback, Request, SkBuff};
+use crate::glue::{now_ms, Dump, DumpStop, GenlInfo, NetlinkCallback, PtcpNet, Request, SkBuff, Snooped};
 use crate::logic::decl::{self, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::seq;
+use crate::logic::snoop::Limits;
+use crate::logic::snoopnl::{parse_data_request, parse_start_request};
 use crate::logic::uapi::{attr, cmd, FAMILY_VERSION};
 use crate::netns::{self, NetState};
 use core::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 
+/// Bytes of retained data per dump message.
+const DATA_PER_MSG: u32 = 8192;
+
+fn snoop_start(state: &NetState, pn: &Snooped, payload: &[u8]) -> Result<(), LogicError> {
+    let req = parse_start_request(payload)?;
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_conns: req.max_conns.unwrap_or(defaults.max_conns),
+        max_bytes: req.max_bytes.unwrap_or(defaults.max_bytes),
+    };
+    if pn.ifindex() != 0 {
+        return Err(LogicError::new(code::EBUSY, c"already snooping a device"));
+    }
+    state.snoop_start(limits);
+    pn.attach(req.ifindex).map_err(|e| {
+        state.snoop.lock().stop();
+        match -e.to_errno() {
+            code::ENODEV => LogicError::new(code::ENODEV, c"no such device in this namespace"),
+            code::EBUSY => LogicError::new(code::EBUSY, c"already snooping a device"),
+            _ => LogicError::new(code::EINVAL, c"could not hook the device"),
+        }
+    })
+}
+
 fn handle(
     state: &NetState,
+    pn: &Snooped,
     command: u8,
     payload: &[u8],
     req: &Request<'_>,
@@ -37,19 +65,38 @@ fn handle(
                 w.put_u64(attr::NETNS_COOKIE, state.cookie)
             })
         }
+        cmd::SNOOP_START => snoop_start(state, pn, payload),
+        cmd::SNOOP_STOP => {
+            decl::parse_empty_request(payload)?;
+            pn.detach()
+                .map_err(|_| LogicError::new(code::ENOENT, c"not snooping"))?;
+            state.snoop.lock().stop();
+            Ok(())
+        }
+        cmd::STATS_GET => {
+            decl::parse_empty_request(payload)?;
+            let stats = {
+                let mut t = state.snoop.lock();
+                t.gc(now_ms());
+                t.stats(pn.ifindex())
+            };
+            req.reply(cmd::STATS_GET, 512, |w| stats.write(w))
+        }
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }
 }
 
-/// `doit` entry point for every command but the DECL_GET dump.
+/// `doit` entry point of every non-dump command.
 ///
 /// # Safety
 ///
-/// `state` is the namespace's live state pointer, `payload` points to `len` readable bytes of
-/// the request, and `info` is the request's valid `genl_info`, all for the call's duration.
+/// `state` is the namespace's live state pointer and `pn` its `struct ptcp_net`, `payload`
+/// points to `len` readable bytes of the request, and `info` is the request's valid
+/// `genl_info`, all for the call's duration.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_doit(
     state: *mut c_void,
+    pn: *mut PtcpNet,
     command: u8,
     payload: *const u8,
     len: u32,
@@ -57,11 +104,13 @@ unsafe extern "C" fn permtcp_rs_doit(
 ) -> c_int {
     // SAFETY: the state outlives every handler (see `netns::borrow`).
     let state = unsafe { netns::borrow(state) };
+    // SAFETY: `pn` is this namespace's `struct ptcp_net`, valid during the handler.
+    let pn = unsafe { Snooped::new(pn) };
     // SAFETY: the caller passes the request's attribute bytes.
     let payload = unsafe { core::slice::from_raw_parts(payload, len as usize) };
     // SAFETY: `info` is valid for this call.
     let req = unsafe { Request::new(info) };
-    match handle(&state, command, payload, &req) {
+    match handle(&state, &pn, command, payload, &req) {
         Ok(()) => 0,
         Err(e) => {
             req.set_err_msg(&e);
@@ -70,35 +119,107 @@ unsafe extern "C" fn permtcp_rs_doit(
     }
 }
 
-/// `dumpit` of DECL_GET: one multipart message per declaration, resuming at `*pos`.
+/// Fills one round of a dump; `pos` is the command's resume position.
+fn dump(
+    state: &NetState,
+    command: u8,
+    payload: &[u8],
+    dump: &mut Dump<'_>,
+    pos: &mut c_long,
+) -> Result<(), LogicError> {
+    let added = |r: Result<(), DumpStop>| -> Result<bool, LogicError> {
+        match r {
+            Ok(()) => Ok(true),
+            Err(DumpStop::Full) => Ok(false),
+            Err(DumpStop::Error(e)) => Err(e),
+        }
+    };
+    match command {
+        cmd::DECL_GET => loop {
+            let r = state.with_decl(*pos as usize, |d| dump.add(cmd::DECL_GET, |w| d.write(w)));
+            match r.map(added).transpose()? {
+                Some(true) => *pos += 1,
+                None | Some(false) => return Ok(()),
+            }
+        },
+        cmd::CONN_GET => {
+            let now = now_ms();
+            loop {
+                let info = state.snoop.lock().nth(*pos as usize, now);
+                let Some(info) = info else { return Ok(()) };
+                if !added(dump.add(cmd::CONN_GET, |w| info.write(w)))? {
+                    return Ok(());
+                }
+                *pos += 1;
+            }
+        }
+        cmd::CONN_DATA_GET => {
+            let req = parse_data_request(payload)?;
+            let side = crate::snoop::side_index(req.side);
+            let table = state.snoop.lock();
+            let found = table.with_conn(&req.key, |c| {
+                let data = &c.half[side].data;
+                // Skip what earlier rounds sent, then one message per piece.
+                let mut skip = *pos as u32;
+                for (start, end) in data.ranges() {
+                    let len = seq::dist(start, end);
+                    if skip >= len {
+                        skip -= len;
+                        continue;
+                    }
+                    let mut at = start.wrapping_add(skip);
+                    skip = 0;
+                    while seq::before(at, end) {
+                        let n = seq::dist(at, end).min(DATA_PER_MSG);
+                        let r = dump.add(cmd::CONN_DATA_GET, |w| {
+                            w.put_u32(attr::DATA_SEQ, at)?;
+                            w.put_with(attr::DATA, n as usize, |buf| data.read(at, buf))
+                        });
+                        if !added(r)? {
+                            return Ok(());
+                        }
+                        *pos += n as c_long;
+                        at = at.wrapping_add(n);
+                    }
+                }
+                Ok(())
+            });
+            match found {
+                Some(r) => r,
+                None if *pos == 0 => Err(LogicError::new(code::ENOENT, c"no such connection")),
+                None => Ok(()),
+            }
+        }
+        _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
+    }
+}
+
+/// `dumpit` entry point: DECL_GET, CONN_GET and CONN_DATA_GET.
 ///
 /// # Safety
 ///
-/// `state` is the namespace's live state pointer; `skb`, `cb` and `pos` are the valid
-/// arguments of the running dump call.
+/// `state` is the namespace's live state pointer; `payload` points to `len` readable bytes
+/// of the request; `skb`, `cb` and `pos` are the valid arguments of the running dump call.
 #[no_mangle]
-unsafe extern "C" fn permtcp_rs_dump_decls(
+unsafe extern "C" fn permtcp_rs_dumpit(
     state: *mut c_void,
+    command: u8,
+    payload: *const u8,
+    len: u32,
     skb: *mut SkBuff,
     cb: *mut NetlinkCallback,
     pos: *mut c_long,
 ) -> c_int {
     // SAFETY: the state outlives every handler (see `netns::borrow`).
     let state = unsafe { netns::borrow(state) };
+    // SAFETY: the caller passes the request's attribute bytes.
+    let payload = unsafe { core::slice::from_raw_parts(payload, len as usize) };
     // SAFETY: valid for this call, per the contract.
-    let mut dump = unsafe { Dump::new(skb, cb) };
+    let mut d = unsafe { Dump::new(skb, cb) };
     // SAFETY: `pos` points to `cb->args[0]`, which only this dump uses.
     let pos = unsafe { &mut *pos };
-    loop {
-        let index = *pos as usize;
-        let added = state.with_decl(index, |d| dump.add(cmd::DECL_GET, |w| d.write(w)));
-        match added {
-            None => break,
-            Some(Ok(())) => *pos += 1,
-            Some(Err(DumpStop::Full)) if dump.len() > 0 => break,
-            Some(Err(DumpStop::Full)) => return -code::EMSGSIZE,
-            Some(Err(DumpStop::Error(e))) => return -e.errno,
-        }
+    match dump(&state, command, payload, &mut d, pos) {
+        Ok(()) => d.len() as c_int,
+        Err(e) => -e.errno,
     }
-    dump.len() as c_int
 }

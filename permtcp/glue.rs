@@ -32,6 +32,8 @@ opaque! {
     NetlinkCallback;
     /// `struct sk_buff`.
     SkBuff;
+    /// `struct ptcp_net`: the C glue's per-namespace objects (snooped device and hook).
+    PtcpNet;
 }
 
 /// Mirrors `struct ptcp_msg` in `permtcp_glue.c`.
@@ -61,6 +63,56 @@ extern "C" {
     fn ptcp_dump_cancel(m: *mut PtcpMsg);
     fn ptcp_skb_len(skb: *const SkBuff) -> u32;
     fn ptcp_set_err_msg(info: *mut GenlInfo, msg: *const c_char);
+    fn ptcp_snoop_attach(pn: *mut PtcpNet, ifindex: u32) -> c_int;
+    fn ptcp_snoop_detach(pn: *mut PtcpNet) -> c_int;
+    fn ptcp_snoop_ifindex(pn: *const PtcpNet) -> u32;
+    pub(crate) fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
+    pub(crate) fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
+    pub(crate) fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
+    fn ptcp_now_ms() -> u64;
+}
+
+/// Milliseconds of the kernel's coarse clock (jiffies).
+pub(crate) fn now_ms() -> u64 {
+    // SAFETY: reads jiffies; no preconditions.
+    unsafe { ptcp_now_ms() }
+}
+
+/// The C glue's per-namespace objects: the snooped device and its netfilter hook.
+///
+/// # Invariants
+///
+/// `0` points to the live `struct ptcp_net` of the namespace whose request is being served.
+pub(crate) struct Snooped(*mut PtcpNet);
+
+impl Snooped {
+    /// Wraps the `struct ptcp_net` passed to a `doit` handler.
+    ///
+    /// # Safety
+    ///
+    /// `pn` must be the handler's namespace's `struct ptcp_net`, valid for the handler.
+    pub(crate) unsafe fn new(pn: *mut PtcpNet) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self(pn)
+    }
+
+    /// Hooks device `ifindex`; its frames start flowing to the namespace's state.
+    pub(crate) fn attach(&self, ifindex: u32) -> Result {
+        // SAFETY: `self.0` is valid (type invariant); the C side takes RTNL.
+        check(unsafe { ptcp_snoop_attach(self.0, ifindex) })
+    }
+
+    /// Unhooks the device; no hook runs once this returns.
+    pub(crate) fn detach(&self) -> Result {
+        // SAFETY: `self.0` is valid (type invariant); the C side takes RTNL.
+        check(unsafe { ptcp_snoop_detach(self.0) })
+    }
+
+    /// The snooped device, 0 when none.
+    pub(crate) fn ifindex(&self) -> u32 {
+        // SAFETY: `self.0` is valid (type invariant).
+        unsafe { ptcp_snoop_ifindex(self.0) }
+    }
 }
 
 /// Converts a C return value (0 or a negative errno) into a `Result`.

@@ -7,13 +7,15 @@
 //! not see each other's clusters. The C glue keeps a pointer to a [`NetState`] in the
 //! namespace's `net_generic` slot; these entry points create and free it.
 
+use crate::glue::SkBuff;
 use crate::logic::decl::{check_insert, Declaration};
 use crate::logic::errno::{code, Error as LogicError};
+use crate::snoop::SnoopTable;
 use core::ffi::c_void;
-use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::Mutex;
+use kernel::sync::{Mutex, SpinLockIrq};
 use kernel::types::ForeignOwnable;
+use kernel::{new_mutex, new_spinlock_irq};
 
 /// State of one network namespace.
 #[pin_data]
@@ -21,8 +23,12 @@ pub(crate) struct NetState {
     /// The namespace's cookie, reported by STATUS_GET so tests can tell namespaces apart.
     pub(crate) cookie: u64,
     /// Stored declarations, in insertion order; at most `MAX_DECLS`, checked as a set.
+    /// Lock order: `decls` before `snoop`.
     #[pin]
     decls: Mutex<KVec<KBox<Declaration>>>,
+    /// Mirrored connections; shared with the netfilter hook (softirq), hence IRQ-safe.
+    #[pin]
+    pub(crate) snoop: SpinLockIrq<SnoopTable>,
 }
 
 /// A snapshot for STATUS_GET.
@@ -33,7 +39,11 @@ pub(crate) struct Status {
 
 impl NetState {
     fn new(cookie: u64) -> impl PinInit<Self> {
-        pin_init!(Self { cookie, decls <- new_mutex!(KVec::new(), "permtcp_decls") })
+        pin_init!(Self {
+            cookie,
+            decls <- new_mutex!(KVec::new(), "permtcp_decls"),
+            snoop <- new_spinlock_irq!(SnoopTable::new(), "permtcp_snoop"),
+        })
     }
 
     /// Adds a validated declaration unless it conflicts with the stored set.
@@ -43,7 +53,9 @@ impl NetState {
         let boxed = KBox::new(*d, GFP_KERNEL).map_err(|_| enomem())?;
         let mut decls = self.decls.lock();
         check_insert(d, decls.iter().map(|b| &**b))?;
-        decls.push(boxed, GFP_KERNEL).map_err(|_| enomem())
+        decls.push(boxed, GFP_KERNEL).map_err(|_| enomem())?;
+        self.snoop.lock().refilter(decls.iter().map(|b| &**b));
+        Ok(())
     }
 
     /// Deletes the declaration of `node_id`.
@@ -58,7 +70,14 @@ impl NetState {
             ))?;
         // The index is in bounds, so removal cannot fail.
         let _ = decls.remove(i);
+        self.snoop.lock().refilter(decls.iter().map(|b| &**b));
         Ok(())
+    }
+
+    /// Resets the snooping table for `limits` and the current declarations.
+    pub(crate) fn snoop_start(&self, limits: crate::logic::snoop::Limits) {
+        let decls = self.decls.lock();
+        self.snoop.lock().start(limits, decls.iter().map(|b| &**b));
     }
 
     /// Runs `f` on the declaration at position `index`, if any, under the lock.
@@ -103,6 +122,32 @@ extern "C" fn permtcp_rs_net_init(cookie: u64) -> *mut c_void {
         Ok(state) => state.into_foreign(),
         Err(_) => core::ptr::null_mut(),
     }
+}
+
+/// One frame from the netfilter hook (softirq).
+///
+/// # Safety
+///
+/// `state` is a live state pointer (the hook is unregistered before the state is freed) and
+/// `skb` the frame being processed, `len` bytes from its network header.
+#[no_mangle]
+unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len: u32, now_ms: u64) {
+    // SAFETY: per the contract the state is alive for the hook's duration.
+    let state = unsafe { borrow(state) };
+    // SAFETY: `skb` is valid for this call (contract).
+    unsafe { state.snoop.lock().on_frame(skb, len, now_ms) };
+}
+
+/// The snooped device went away (RTNL held, hook already unregistered).
+///
+/// # Safety
+///
+/// `state` is a live state pointer.
+#[no_mangle]
+unsafe extern "C" fn permtcp_rs_snoop_lost(state: *mut c_void) {
+    // SAFETY: per the contract the state is alive.
+    let state = unsafe { borrow(state) };
+    state.snoop.lock().stop();
 }
 
 /// Frees the state of a namespace that is going away.

@@ -84,3 +84,44 @@ add_decl() { # node [extra args...]
 	permctl decl add --node "$n" --addr "192.0.2.$n" --addr "2001:db8::$n" \
 		--mac "$(printf "02:00:00:00:00:%02x" "$n")" --ports 80 --ports 8000-8999 --app "svc$n" "$@"
 }
+
+# A cluster on one flooding bridge: the owner (node 1, 10.0.0.1 / fd00::1), its permanency
+# peer (node 2, 10.0.0.2 / fd00::2) and a client (10.0.0.100 / fd00::100), each in its own
+# namespace with eth0.  The bridge forgets MACs (ageing 0), so every port sees every frame:
+# the shared link of the seed.  Declarations are exchanged; the peer snoops its eth0.
+cluster_up() {
+	/bin/ip link add br0 type bridge ageing_time 0
+	/bin/ip link set br0 up
+	i=1
+	for ns in owner peer client; do
+		/bin/ip netns add "$ns"
+		/bin/ip link add "v$ns" type veth peer name eth0 netns "$ns"
+		/bin/ip link set "v$ns" master br0 up
+		/bin/ip -n "$ns" link set lo up
+		/bin/ip -n "$ns" link set eth0 address "02:00:00:00:00:0$i" up
+		i=$((i + 1))
+	done
+	/bin/ip -n owner addr add 10.0.0.1/24 dev eth0
+	/bin/ip -n owner addr add fd00::1/64 dev eth0 nodad
+	/bin/ip -n peer addr add 10.0.0.2/24 dev eth0
+	/bin/ip -n peer addr add fd00::2/64 dev eth0 nodad
+	/bin/ip -n client addr add 10.0.0.100/24 dev eth0
+	/bin/ip -n client addr add fd00::100/64 dev eth0 nodad
+	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90"
+	PEER_DECL="--node 2 --addr 10.0.0.2 --addr fd00::2 --mac 02:00:00:00:00:02 --ports 80-90"
+	/bin/ip netns exec owner permctl decl add $OWNER_DECL --local >/dev/null &&
+		/bin/ip netns exec owner permctl decl add $PEER_DECL >/dev/null &&
+		/bin/ip netns exec peer permctl decl add $PEER_DECL --local >/dev/null &&
+		/bin/ip netns exec peer permctl decl add $OWNER_DECL >/dev/null &&
+		/bin/ip netns exec peer permctl snoop start --dev eth0 >/dev/null
+}
+
+cluster_down() {
+	for ns in owner peer client; do /bin/ip netns del "$ns" 2>/dev/null; done
+	/bin/ip link del br0 2>/dev/null
+	true
+}
+
+in_owner() { /bin/ip netns exec owner "$@"; }
+in_peer() { /bin/ip netns exec peer "$@"; }
+in_client() { /bin/ip netns exec client "$@"; }

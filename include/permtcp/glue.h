@@ -13,6 +13,7 @@
 
 struct genl_info;
 struct netlink_callback;
+struct ptcp_net;
 struct sk_buff;
 
 /* A generic netlink message under construction; mirrored by `PtcpMsg` in Rust. */
@@ -35,12 +36,22 @@ void ptcp_dump_commit(struct ptcp_msg *m, u32 used);
 void ptcp_dump_cancel(struct ptcp_msg *m);
 u32 ptcp_skb_len(const struct sk_buff *skb);
 void ptcp_set_err_msg(struct genl_info *info, const char *msg);
+int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex);
+int ptcp_snoop_detach(struct ptcp_net *pn);
+u32 ptcp_snoop_ifindex(const struct ptcp_net *pn);
+const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
+bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
+bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6);
+u64 ptcp_now_ms(void);
 
 /* Provided by Rust (permtcp/netns.rs, permtcp/genl.rs). */
 void *permtcp_rs_net_init(u64 cookie);
 void permtcp_rs_net_exit(void *state);
-int permtcp_rs_doit(void *state, u8 cmd, const u8 *payload, u32 len, struct genl_info *info);
-int permtcp_rs_dump_decls(void *state, struct sk_buff *skb, struct netlink_callback *cb,
-			  long *pos);
+int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload, u32 len,
+		    struct genl_info *info);
+int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
+		      struct netlink_callback *cb, long *pos);
+void permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
+void permtcp_rs_snoop_lost(void *state);
 
 #endif /* _PERMTCP_GLUE_H */

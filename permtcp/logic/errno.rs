@@ -34,6 +34,10 @@ pub mod code {
     pub const EOPNOTSUPP: i32 = 95;
     /// Address already in use.
     pub const EADDRINUSE: i32 = 98;
+    /// Device or resource busy.
+    pub const EBUSY: i32 = 16;
+    /// No such device.
+    pub const ENODEV: i32 = 19;
 }
 
 /// An errno with its explanation.

@@ -186,6 +186,24 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Appends an attribute of `len` bytes that `fill` writes in place; `fill` returning
+    /// `false` cancels the attribute.
+    pub fn put_with(
+        &mut self,
+        kind: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), Error> {
+        let start = self.len;
+        let at = self.header(kind, len)?;
+        if fill(&mut self.buf[at..at + len]) {
+            Ok(())
+        } else {
+            self.len = start;
+            Err(Error::new(code::EINVAL, c"attribute data unavailable"))
+        }
+    }
+
     /// Appends a `u8` attribute.
     pub fn put_u8(&mut self, kind: u16, v: u8) -> Result<(), Error> {
         self.put(kind, &[v])

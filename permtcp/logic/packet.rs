@@ -95,6 +95,8 @@ pub struct Segment {
     pub window: u16,
     /// Options.
     pub opts: Options,
+    /// Offset of the TCP header from the start of the network header.
+    pub l4_off: u32,
     /// Offset of the payload from the start of the network header.
     pub payload_off: u32,
     /// Payload length (GSO super-packets included).
@@ -102,6 +104,11 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// Whether the segment travels over IPv6.
+    pub fn is_v6(&self) -> bool {
+        self.src.as_v4().is_none()
+    }
+
     /// Whether the segment has all of `f`.
     pub fn has(&self, f: u8) -> bool {
         self.flags & f == f
@@ -182,6 +189,7 @@ fn parse_tcp(hdr: &[u8], off: usize, l4_len: usize, src: Addr, dst: Addr) -> Res
         flags: t[13] & 0x3f,
         window: be16(t, 14),
         opts: parse_options(&t[20..doff])?,
+        l4_off: off as u32,
         payload_off: (off + doff) as u32,
         payload_len: (l4_len - doff) as u32,
     })

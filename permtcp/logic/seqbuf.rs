@@ -36,9 +36,10 @@ pub trait ChunkAlloc {
     fn free(&mut self, chunk: Self::Chunk);
 }
 
-/// Copies payload bytes out of a frame.
+/// Copies bytes out of a frame.
 pub trait Payload {
-    /// Copies `out.len()` bytes starting `offset` bytes into the TCP payload.
+    /// Copies `out.len()` bytes starting `offset` bytes after the start of the network
+    /// header.
     fn copy(&self, offset: u32, out: &mut [u8]) -> bool;
 }
 
@@ -183,7 +184,11 @@ impl<C: ChunkMem> SeqBuf<C> {
         if n > MAX_RANGES {
             return Err(WriteError::Fragmented);
         }
-        self.ranges[..n].copy_from_slice(&out[..n]);
+        // Element-wise: a generic copy_from_slice instantiation here would bring in a panic
+        // helper that objtool (7.3) does not know as noreturn with rustc 1.95.
+        for (dst, src) in self.ranges.iter_mut().zip(&out[..n]) {
+            *dst = *src;
+        }
         self.nranges = n;
         Ok(())
     }

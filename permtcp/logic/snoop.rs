@@ -221,8 +221,9 @@ impl Snooper {
     }
 
     /// Processes one frame: `hdr` holds the first bytes of its network header, `l3_len` is the
-    /// network-layer length, `csum_ok` tells whether the TCP checksum verified (or could not
-    /// be verified, as with CHECKSUM_PARTIAL), `payload` reads the TCP payload.
+    /// network-layer length, `frame` reads its bytes, and `csum_ok` tells, for a segment of a
+    /// snooped binding, whether its TCP checksum verified (or cannot be verified, as with
+    /// CHECKSUM_PARTIAL); it is not called for other traffic.
     #[allow(clippy::too_many_arguments)]
     pub fn on_frame<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
         &mut self,
@@ -230,8 +231,8 @@ impl Snooper {
         alloc: &mut A,
         hdr: &[u8],
         l3_len: usize,
-        csum_ok: bool,
-        payload: &(impl Payload + ?Sized),
+        frame: &(impl Payload + ?Sized),
+        csum_ok: impl FnOnce(&Segment) -> bool,
         now_ms: u64,
     ) -> Outcome {
         self.counters.frames += 1;
@@ -253,12 +254,12 @@ impl Snooper {
         let Some((from, key)) = self.filter.classify(&seg) else {
             return Outcome::Ignored;
         };
-        if !csum_ok {
+        if !csum_ok(&seg) {
             self.counters.bad_csum += 1;
             return Outcome::Ignored;
         }
         self.counters.matched += 1;
-        self.on_segment(map, alloc, from, key, &seg, payload, now_ms);
+        self.on_segment(map, alloc, from, key, &seg, frame, now_ms);
         Outcome::Tracked
     }
 

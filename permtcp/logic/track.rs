@@ -443,7 +443,10 @@ impl<C: ChunkMem> Conn<C> {
         payload: &(impl Payload + ?Sized),
     ) {
         let h = &mut self.half[from.idx()];
-        match h.data.write(alloc, seg.seq, seg.payload_len, payload, 0) {
+        match h
+            .data
+            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off)
+        {
             Ok(()) => {}
             Err(WriteError::NoMemory) => h.fault = h.fault.or(Some(NotReady::NoMemory(from))),
             Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {

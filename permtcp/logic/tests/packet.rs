@@ -250,16 +250,8 @@ fn randomized_frames_never_panic() {
             pkt.truncate(rng.below(pkt.len() as u64) as usize);
         }
         let l3 = pkt.len() + rng.below(3) as usize * 1000;
-        let payload: &[u8] = &data;
-        snoop.on_frame(
-            &mut map,
-            &mut alloc,
-            &pkt,
-            l3,
-            rng.below(50) != 0,
-            payload,
-            i,
-        );
+        let good = rng.below(50) != 0;
+        snoop.on_frame(&mut map, &mut alloc, &pkt, l3, &pkt[..], |_| good, i);
         if i % 5000 == 0 {
             snoop.expire(&mut map, &mut alloc, i + 70_000);
         }

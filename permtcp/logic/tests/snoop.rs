@@ -115,16 +115,15 @@ impl Wire {
 
     fn feed(&mut self, pkt: &[u8]) {
         self.now += 1;
-        let payload_off = payload_offset(pkt);
-        let payload = &pkt[payload_off..];
+        let now = self.now;
         self.snoop.on_frame(
             &mut self.map,
             &mut self.alloc,
             pkt,
             pkt.len(),
-            true,
-            payload,
-            self.now,
+            pkt,
+            |_| true,
+            now,
         );
     }
 
@@ -237,11 +236,6 @@ impl GetConn for Map {
     fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<Chunk> {
         self.0.get_mut(k).expect("connection tracked")
     }
-}
-
-fn payload_offset(pkt: &[u8]) -> usize {
-    let ip = if pkt[0] >> 4 == 4 { 20 } else { 40 };
-    ip + ((pkt[ip + 12] >> 4) as usize) * 4
 }
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
@@ -877,8 +871,15 @@ fn bad_checksum_frames_are_not_tracked() {
         &Opts::syn_full(1460, 7, 100),
         &[],
     );
-    w.snoop
-        .on_frame(&mut w.map, &mut w.alloc, &pkt, pkt.len(), false, &[][..], 1);
+    w.snoop.on_frame(
+        &mut w.map,
+        &mut w.alloc,
+        &pkt,
+        pkt.len(),
+        &pkt[..],
+        |_| false,
+        1,
+    );
     assert!(w.map.0.is_empty());
     assert_eq!(w.snoop.counters.bad_csum, 1);
 }

@@ -6,6 +6,7 @@
 //! usage error, 3 when the permtcp module is not loaded.
 
 mod netlink;
+mod snoop;
 mod spec;
 
 use clap::{Args, Parser, Subcommand};
@@ -39,9 +40,49 @@ enum Command {
     /// Manage ownership declarations.
     #[command(subcommand)]
     Decl(DeclCommand),
+    /// Snoop the owners' connections on a device (permanency peer).
+    #[command(subcommand)]
+    Snoop(SnoopCommand),
+    /// List the mirrored connections (ss-like).
+    Conns,
+    /// Snooping counters and limits.
+    Stats,
+    /// Write the data a mirrored connection retains in one direction to a file.
+    ConnData {
+        /// The owner's end, ADDR:PORT (IPv6 as [ADDR]:PORT).
+        #[arg(long)]
+        owner: std::net::SocketAddr,
+        /// The client's end.
+        #[arg(long)]
+        client: std::net::SocketAddr,
+        /// Whose sent data: owner or client.
+        #[arg(long, value_parser = ["owner", "client"])]
+        side: String,
+        /// Output file.
+        #[arg(long)]
+        out: String,
+    },
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
+}
+
+#[derive(Subcommand)]
+enum SnoopCommand {
+    /// Start snooping on the cluster-facing device (needs CAP_NET_ADMIN).
+    Start {
+        /// Network device, e.g. eth0.
+        #[arg(long)]
+        dev: String,
+        /// Limit on mirrored connections (default 4096).
+        #[arg(long)]
+        max_conns: Option<u32>,
+        /// Limit on retained bytes (default 64 MiB).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+    },
+    /// Stop snooping and forget the mirrored connections (needs CAP_NET_ADMIN).
+    Stop,
 }
 
 #[derive(Subcommand)]
@@ -249,6 +290,22 @@ fn main() -> ExitCode {
         Command::Decl(DeclCommand::List) => list(&c, json),
         Command::Decl(DeclCommand::Add(a)) => add(&c, a, json),
         Command::Decl(DeclCommand::Del { node }) => del(&c, node, json),
+        Command::Snoop(SnoopCommand::Start {
+            dev,
+            max_conns,
+            max_bytes,
+        }) => snoop::start(&c, &dev, max_conns, max_bytes).map(|m| done(json, &m)),
+        Command::Snoop(SnoopCommand::Stop) => snoop::stop(&c).map(|m| done(json, &m)),
+        Command::Conns => snoop::conns(&c, json),
+        Command::Stats => snoop::stats(&c, json),
+        Command::ConnData {
+            owner,
+            client,
+            side,
+            out,
+        } => {
+            snoop::data(&c, owner, client, u8::from(side == "client"), &out).map(|m| done(json, &m))
+        }
         Command::Debug(DebugCommand::Raw { cmd, dump, hex }) => parse_hex(&hex.concat())
             .and_then(|bytes| c.request_raw(cmd, &bytes, dump))
             .map(|n| done(json, &format!("accepted, {n} reply messages"))),
@@ -270,6 +327,7 @@ fn main() -> ExitCode {
             }
             match e {
                 CtlError::NotLoaded => ExitCode::from(3),
+                CtlError::Usage(_) => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }

@@ -38,6 +38,8 @@ pub enum CtlError {
     Kernel { errno: i32, msg: Option<String> },
     /// Local socket or protocol trouble.
     Transport(String),
+    /// A bad argument found before anything was sent.
+    Usage(String),
 }
 
 impl fmt::Display for CtlError {
@@ -60,6 +62,7 @@ impl fmt::Display for CtlError {
                 Ok(())
             }
             CtlError::Transport(s) => write!(f, "netlink: {s}"),
+            CtlError::Usage(s) => write!(f, "{s}"),
         }
     }
 }

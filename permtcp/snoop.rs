@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The kernel side of snooping: the namespace's connection table behind an IRQ-safe
+//! spinlock, fed by the netfilter hook in softirq context and read by netlink handlers.
+//!
+//! All decisions (parsing, matching, tracking, limits) are made by `logic::snoop`; this file
+//! provides its table (an rbtree keyed by the 4-tuple), its chunk allocator (atomic, since the
+//! hook runs in softirq) and access to the skb.
+
+use crate::glue::SkBuff;
+use crate::logic::decl::Declaration;
+use crate::logic::packet::{Segment, HEADER_MAX};
+use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, CHUNK};
+use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
+use crate::logic::snoopnl::{ConnInfo, StatsInfo};
+use crate::logic::track::{Conn, Side};
+use kernel::alloc::flags::{GFP_ATOMIC, __GFP_NOWARN};
+use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNode};
+
+/// A chunk of retained data.
+pub(crate) type Chunk = KBox<[u8; CHUNK]>;
+
+/// Chunks from the slab, atomically: the hook runs in softirq context.
+pub(crate) struct KernelChunks;
+
+impl ChunkAlloc for KernelChunks {
+    type Chunk = Chunk;
+
+    fn alloc(&mut self) -> Option<Chunk> {
+        KBox::<[u8; CHUNK]>::zeroed(GFP_ATOMIC | __GFP_NOWARN).ok()
+    }
+
+    fn free(&mut self, chunk: Chunk) {
+        drop(chunk);
+    }
+}
+
+/// The mirrored connections, ordered by 4-tuple.
+pub(crate) struct ConnMap {
+    tree: RBTree<FlowKey, Conn<Chunk>>,
+    len: usize,
+}
+
+impl FlowMap<Chunk> for ConnMap {
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Chunk>> {
+        self.tree.get_mut(key)
+    }
+
+    fn insert(&mut self, key: FlowKey, conn: Conn<Chunk>) -> bool {
+        match RBTreeNode::new(key, conn, GFP_ATOMIC | __GFP_NOWARN) {
+            Ok(node) => {
+                if self.tree.insert(node).is_none() {
+                    self.len += 1;
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn remove(&mut self, key: &FlowKey) -> Option<Conn<Chunk>> {
+        let c = self.tree.remove(key);
+        if c.is_some() {
+            self.len -= 1;
+        }
+        c
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn retain(&mut self, mut f: impl FnMut(&FlowKey, &mut Conn<Chunk>) -> bool) {
+        let mut cursor = self.tree.cursor_front_mut();
+        while let Some(mut c) = cursor {
+            let (key, conn) = c.current_mut();
+            let key = *key;
+            if f(&key, conn) {
+                cursor = c.move_next();
+                continue;
+            }
+            let (next, _removed) = c.remove_current();
+            self.len -= 1;
+            // remove_current() falls back to the previous node at the end: stop there.
+            cursor = next.filter(|n| n.current().0 > &key);
+        }
+    }
+}
+
+/// A namespace's snooping state.
+pub(crate) struct SnoopTable {
+    /// Whether a device is hooked.
+    pub(crate) active: bool,
+    snooper: Snooper,
+    conns: ConnMap,
+    alloc: Budget<KernelChunks>,
+    last_gc_ms: u64,
+}
+
+/// Reads bytes of the frame being processed.
+struct Frame(*mut SkBuff);
+
+impl Payload for Frame {
+    fn copy(&self, offset: u32, out: &mut [u8]) -> bool {
+        // SAFETY: the skb is valid while the hook runs, and `out` is a writable buffer of
+        // `out.len()` bytes; skb_copy_bits checks the range against the skb.
+        unsafe { crate::glue::ptcp_skb_copy(self.0, offset, out.as_mut_ptr(), out.len() as u32) }
+    }
+}
+
+impl SnoopTable {
+    /// An inactive table.
+    pub(crate) fn new() -> Self {
+        let limits = Limits::default();
+        SnoopTable {
+            active: false,
+            snooper: Snooper::new(Filter::default(), limits),
+            conns: ConnMap { tree: RBTree::new(), len: 0 },
+            alloc: Budget::new(KernelChunks, limits.max_bytes),
+            last_gc_ms: 0,
+        }
+    }
+
+    /// Starts afresh with `limits`, snooping the bindings `decls` give this node.
+    pub(crate) fn start<'a>(
+        &mut self,
+        limits: Limits,
+        decls: impl Iterator<Item = &'a Declaration> + Clone,
+    ) {
+        self.clear();
+        self.snooper = Snooper::new(Filter::compile(decls), limits);
+        self.alloc.max = limits.max_bytes;
+        self.active = true;
+    }
+
+    /// Stops and forgets every connection (counters stay readable).
+    pub(crate) fn stop(&mut self) {
+        self.clear();
+        self.active = false;
+    }
+
+    fn clear(&mut self) {
+        let alloc = &mut self.alloc;
+        self.conns.retain(|_, c| {
+            c.release(alloc);
+            false
+        });
+    }
+
+    /// Declarations changed: snoop the new set of bindings, dropping connections of bindings
+    /// that are no longer snooped.
+    pub(crate) fn refilter<'a>(&mut self, decls: impl Iterator<Item = &'a Declaration> + Clone) {
+        self.snooper.filter = Filter::compile(decls);
+        let (filter, alloc) = (&self.snooper.filter, &mut self.alloc);
+        self.conns.retain(|k, c| {
+            let probe = Segment {
+                src: k.client_addr,
+                sport: k.client_port,
+                dst: k.owner_addr,
+                dport: k.owner_port,
+                ..Default::default()
+            };
+            let keep = filter.classify(&probe).is_some();
+            if !keep {
+                c.release(alloc);
+            }
+            keep
+        });
+    }
+
+    /// One frame from the hook.
+    ///
+    /// # Safety
+    ///
+    /// `skb` is the frame the hook is processing, valid for the call; `len` is its length
+    /// from the network header.
+    pub(crate) unsafe fn on_frame(&mut self, skb: *mut SkBuff, len: u32, now_ms: u64) {
+        if !self.active {
+            return;
+        }
+        let mut buf = [0u8; HEADER_MAX];
+        let n = (len as usize).min(HEADER_MAX);
+        // SAFETY: `skb` is valid (contract) and `buf` has room for `n` bytes.
+        let p = unsafe { crate::glue::ptcp_skb_header(skb, buf.as_mut_ptr(), n as u32) };
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: skb_header_pointer returned `n` readable bytes, in the skb or in `buf`,
+        // which outlive this use.
+        let hdr = unsafe { core::slice::from_raw_parts(p, n) };
+        let frame = Frame(skb);
+        let csum = |seg: &Segment| {
+            // SAFETY: `skb` is valid for the call (contract).
+            unsafe { crate::glue::ptcp_skb_csum_ok(skb, seg.l4_off, seg.is_v6()) }
+        };
+        self.snooper.on_frame(&mut self.conns, &mut self.alloc, hdr, len as usize, &frame, csum, now_ms);
+        self.gc(now_ms);
+    }
+
+    /// Ends expired TIME_WAIT entries, at most once a second (no timer runs for it).
+    pub(crate) fn gc(&mut self, now_ms: u64) {
+        if now_ms.wrapping_sub(self.last_gc_ms) >= 1000 {
+            self.last_gc_ms = now_ms;
+            self.snooper.expire(&mut self.conns, &mut self.alloc, now_ms);
+        }
+    }
+
+    /// Counters and limits.
+    pub(crate) fn stats(&self, ifindex: u32) -> StatsInfo {
+        let mut counters = self.snooper.counters;
+        counters.byte_limit = self.alloc.refused;
+        StatsInfo {
+            ifindex,
+            conns: self.conns.len as u32,
+            max_conns: self.snooper.limits.max_conns,
+            bytes: self.alloc.used,
+            max_bytes: self.snooper.limits.max_bytes,
+            bindings: self.snooper.filter.bindings.len() as u32,
+            counters,
+            alloc_failed: self.alloc.failed,
+        }
+    }
+
+    /// The `index`-th connection in 4-tuple order.
+    pub(crate) fn nth(&self, index: usize, now_ms: u64) -> Option<ConnInfo> {
+        self.conns.tree.iter().nth(index).map(|(k, c)| ConnInfo::from_conn(k, c, now_ms))
+    }
+
+    /// Runs `f` on the retained data of `side` of `key`'s connection.
+    pub(crate) fn with_conn<R>(&self, key: &FlowKey, f: impl FnOnce(&Conn<Chunk>) -> R) -> Option<R> {
+        self.conns.tree.get(key).map(f)
+    }
+}
+
+/// Side from its netlink number.
+pub(crate) fn side_index(side: Side) -> usize {
+    side as usize
+}

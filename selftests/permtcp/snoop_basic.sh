@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The peer mirrors the owner's connections on the shared link: start/stop, what is and is
+# not tracked, counters, errors.
+. /selftests/lib.sh
+
+ktap_plan 12
+load_module
+check "cluster up, peer snooping eth0" cluster_up
+check_fails "a second start is refused" 1 "already snooping" in_peer permctl snoop start --dev eth0
+check_fails "unknown device" 2 "no network device" in_peer permctl snoop start --dev nosuch0
+check_fails "unprivileged start refused" 1 "Operation not permitted" \
+	in_peer su -s /bin/sh nobody -c "permctl snoop stop"
+
+in_owner sh -c 'head -c 20000 /dev/urandom > /tmp/blob; nc -l -p 80 < /tmp/blob > /dev/null' &
+sleep 1
+check "client fetches 20000 bytes from the owner" sh -c \
+	'[ "$(/bin/ip netns exec client nc -w 3 10.0.0.1 80 </dev/null | wc -c)" = 20000 ]'
+wait
+in_peer permctl conns | sed 's/^/# /'
+check "the peer mirrored the connection from its SYN" sh -c \
+	'/bin/ip netns exec peer permctl --json conns | grep -q "\"owner\":\"10.0.0.1:80\""'
+check "the owner's 20000 bytes were seen" sh -c \
+	'/bin/ip netns exec peer permctl --json conns | grep -q "\"bytes\":20000"'
+check "counters: frames matched, connection synced" sh -c \
+	'/bin/ip netns exec peer permctl --json stats | grep -q "\"conns_from_syn\":1,"'
+# Traffic of a port outside the declared ranges is not tracked.
+in_owner sh -c 'echo hi | nc -l -p 443 > /dev/null' &
+sleep 1
+in_client nc -w 2 10.0.0.1 443 </dev/null >/dev/null
+wait
+check "other ports are not tracked" sh -c \
+	'[ "$(/bin/ip netns exec peer permctl --json stats | sed "s/.*\"connections\":\([0-9]*\).*/\1/")" = 1 ]'
+check "stop" in_peer permctl snoop stop
+check "stopped: no connections, no device" sh -c \
+	'/bin/ip netns exec peer permctl --json stats | grep -q "\"device_ifindex\":0,\"connections\":0,"'
+cluster_down
+unload_module
+check "kernel log clean" kernel_log_clean
+ktap_finish
