@@ -22,7 +22,7 @@ module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 permctl:
-	cargo build --release --locked -p permctl
+	cargo build --release --locked -p permctl -p ptcp-testapp
 
 setup:
 	bash scripts/setup.sh

@@ -7,7 +7,9 @@
 //! parsed strictly by the shared logic, applied to the namespace's state, and answered; every
 //! error carries an extended-ACK message.
 
-use crate::glue::{now_ms, Dump, DumpStop, GenlInfo, NetlinkCallback, PtcpNet, Request, SkBuff, Snooped};
+use crate::glue::{
+    now_ms, Dump, DumpStop, GenlInfo, NetlinkCallback, PtcpNet, Request, SkBuff, Snooped,
+};
 use crate::logic::decl::{self, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::seq;

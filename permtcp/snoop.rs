@@ -14,7 +14,7 @@ use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side};
-use kernel::alloc::flags::{GFP_ATOMIC, __GFP_NOWARN};
+use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
 
@@ -116,7 +116,10 @@ impl SnoopTable {
         SnoopTable {
             active: false,
             snooper: Snooper::new(Filter::default(), limits),
-            conns: ConnMap { tree: RBTree::new(), len: 0 },
+            conns: ConnMap {
+                tree: RBTree::new(),
+                len: 0,
+            },
             alloc: Budget::new(KernelChunks, limits.max_bytes),
             last_gc_ms: 0,
         }
@@ -194,7 +197,15 @@ impl SnoopTable {
             // SAFETY: `skb` is valid for the call (contract).
             unsafe { crate::glue::ptcp_skb_csum_ok(skb, seg.l4_off, seg.is_v6()) }
         };
-        self.snooper.on_frame(&mut self.conns, &mut self.alloc, hdr, len as usize, &frame, csum, now_ms);
+        self.snooper.on_frame(
+            &mut self.conns,
+            &mut self.alloc,
+            hdr,
+            len as usize,
+            &frame,
+            csum,
+            now_ms,
+        );
         self.gc(now_ms);
     }
 
@@ -202,7 +213,8 @@ impl SnoopTable {
     pub(crate) fn gc(&mut self, now_ms: u64) {
         if now_ms.wrapping_sub(self.last_gc_ms) >= 1000 {
             self.last_gc_ms = now_ms;
-            self.snooper.expire(&mut self.conns, &mut self.alloc, now_ms);
+            self.snooper
+                .expire(&mut self.conns, &mut self.alloc, now_ms);
         }
     }
 
@@ -224,11 +236,19 @@ impl SnoopTable {
 
     /// The `index`-th connection in 4-tuple order.
     pub(crate) fn nth(&self, index: usize, now_ms: u64) -> Option<ConnInfo> {
-        self.conns.tree.iter().nth(index).map(|(k, c)| ConnInfo::from_conn(k, c, now_ms))
+        self.conns
+            .tree
+            .iter()
+            .nth(index)
+            .map(|(k, c)| ConnInfo::from_conn(k, c, now_ms))
     }
 
     /// Runs `f` on the retained data of `side` of `key`'s connection.
-    pub(crate) fn with_conn<R>(&self, key: &FlowKey, f: impl FnOnce(&Conn<Chunk>) -> R) -> Option<R> {
+    pub(crate) fn with_conn<R>(
+        &self,
+        key: &FlowKey,
+        f: impl FnOnce(&Conn<Chunk>) -> R,
+    ) -> Option<R> {
         self.conns.tree.get(key).map(f)
     }
 }

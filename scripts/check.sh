@@ -59,7 +59,7 @@ step "cargo test" cargo_tests
 build() {
 	make -s -C "$KDIR" M="$PERMTCP_ROOT" modules 2>&1 | tee "$out/build.log" &&
 		! grep -q -E '^(warning|error)|: warning:' "$out/build.log" &&
-		cargo build --locked --release -q -p permctl
+		cargo build --locked --release -q -p permctl -p ptcp-testapp
 }
 step "module and permctl build" build
 

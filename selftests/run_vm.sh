@@ -29,7 +29,8 @@ KDIR=${KDIR:-$(kernel_build_dir)}
 bzimage=$KDIR/arch/x86/boot/bzImage
 module=$PERMTCP_ROOT/permtcp.ko
 permctl=$PERMTCP_ROOT/target/release/permctl
-for f in "$bzimage" "$module" "$permctl"; do
+testapp=$PERMTCP_ROOT/target/release/ptcp-testapp
+for f in "$bzimage" "$module" "$permctl" "$testapp"; do
 	[ -f "$f" ] || die "missing $f (run make)"
 done
 
@@ -49,6 +50,7 @@ install -m755 "$(command -v busybox)" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 copy_prog "$(command -v ip)" bin/ip
 copy_prog "$permctl" bin/permctl
+copy_prog "$testapp" bin/ptcp-testapp
 install -m644 "$module" "$root/lib/modules/permtcp.ko"
 cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
 install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"

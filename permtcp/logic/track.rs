@@ -115,8 +115,11 @@ pub struct Half<C> {
     pub segs: u64,
     /// Payload bytes seen from it, retransmissions included.
     pub bytes: u64,
-    /// A sticky problem with this direction's data.
-    pub fault: Option<NotReady>,
+    /// End of a stretch of its data the other side acknowledged but the snooper never saw;
+    /// it matters until it falls out of the retained window.
+    pub unseen: Option<Seq>,
+    /// Why the last write into the buffer failed, reported while bytes are missing.
+    pub write_error: Option<NotReady>,
     /// Retained data it sent.
     pub data: SeqBuf<C>,
 }
@@ -137,7 +140,8 @@ impl<C: ChunkMem> Half<C> {
             fin: None,
             segs: 0,
             bytes: 0,
-            fault: None,
+            unseen: None,
+            write_error: None,
             data: SeqBuf::new(0),
         }
     }
@@ -264,16 +268,17 @@ impl<C: ChunkMem> Conn<C> {
         }
         for side in [Side::Owner, Side::Client] {
             let h = &self.half[side.idx()];
-            if let Some(f) = h.fault {
-                return Err(f);
+            // Acknowledged bytes never seen: the application may still need them (received
+            // data it had not read; sent data to verify) while they are within the window.
+            if h.unseen.is_some_and(|end| seq::after(end, h.data.base())) {
+                return Err(NotReady::AckedUnseen(side));
             }
             // Everything not yet acknowledged must be at hand to retransmit or deliver.
-            if !h
-                .data
-                .contains(seq::max(h.una, h.data.base()), h.data_end())
+            let from = seq::max(h.una, h.data.base());
+            if !h.data.contains(from, h.data_end())
                 || seq::before(h.una, h.data.base()) && seq::before(h.una, h.data_end())
             {
-                return Err(NotReady::Hole(side));
+                return Err(h.write_error.unwrap_or(NotReady::Hole(side)));
             }
         }
         Ok(())
@@ -443,16 +448,30 @@ impl<C: ChunkMem> Conn<C> {
         payload: &(impl Payload + ?Sized),
     ) {
         let h = &mut self.half[from.idx()];
-        match h
-            .data
-            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off)
-        {
-            Ok(()) => {}
-            Err(WriteError::NoMemory) => h.fault = h.fault.or(Some(NotReady::NoMemory(from))),
-            Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
-                h.fault = h.fault.or(Some(NotReady::Overflow(from)))
+        // Unacknowledged data comes first: give up acknowledged bytes kept for the window
+        // when new data would not fit otherwise.
+        let end = seg.seq.wrapping_add(seg.payload_len);
+        if seq::after(end, h.data.base().wrapping_add(CAPACITY)) {
+            let need = end.wrapping_sub(CAPACITY);
+            let to = if seq::before(need, h.una) {
+                need
+            } else {
+                h.una
+            };
+            if seq::after(to, h.data.base()) {
+                h.data.release_below(alloc, to);
             }
         }
+        let written = h
+            .data
+            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off);
+        h.write_error = match written {
+            Ok(()) => h.write_error,
+            Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
+            Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
+                Some(NotReady::Overflow(from))
+            }
+        };
     }
 
     fn on_ack<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A, from: Side, seg: &Segment) {
@@ -464,7 +483,7 @@ impl<C: ChunkMem> Conn<C> {
             if seq::after(seg.ack, peer.nxt) {
                 // Acknowledging bytes the snooper never saw: they are lost to it for good.
                 if self.state != State::Unsynced {
-                    peer.fault = peer.fault.or(Some(NotReady::AckedUnseen(from.other())));
+                    peer.unseen = Some(seg.ack);
                 }
                 peer.nxt = seg.ack;
             }

@@ -515,7 +515,7 @@ fn out_of_order_hole_then_filled() {
 }
 
 #[test]
-fn acknowledged_but_unseen_data_is_a_sticky_fault() {
+fn acknowledged_but_unseen_data_is_a_fault_while_in_the_window() {
     let mut w = Wire::new(false);
     w.handshake(1000, 5000, 7, 7);
     // The client acks 500 bytes of owner data the snooper never saw.
@@ -1016,4 +1016,50 @@ fn snoop_requests_are_checked() {
         parse_data_request(&buf[..partial]).is_err(),
         "side required"
     );
+}
+
+#[test]
+fn overflow_clears_once_the_missing_bytes_are_acknowledged() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 14, 14);
+    let d = bytes(300 * 1024, 14);
+    for part in d.chunks(1448) {
+        let pkt = frame(
+            w.owner,
+            w.client,
+            w.nxt[0],
+            1001,
+            ACK,
+            502,
+            &Opts::default(),
+            part,
+        );
+        w.nxt[0] = w.nxt[0].wrapping_add(part.len() as u32);
+        w.feed(&pkt);
+    }
+    assert_eq!(w.ready(), Err(NotReady::Overflow(Side::Owner)));
+    // The client acknowledges everything: nothing unacknowledged is missing any more.
+    w.rcv[1] = w.nxt[0];
+    w.ack(Side::Client, 4);
+    assert_eq!(w.ready(), Ok(()));
+    // New data after that is retained again.
+    let more = bytes(5000, 15);
+    w.data(Side::Owner, &more);
+    assert_eq!(w.retained(Side::Owner, 5000), more);
+}
+
+#[test]
+fn acknowledged_unseen_bytes_stop_mattering_out_of_the_window() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 0, 0);
+    w.send_raw(Side::Client, 1001, 5501, ACK, 8192, &Opts::default(), &[]);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+    w.nxt[0] = 5501;
+    w.rcv[1] = 5501;
+    // Much more data, acknowledged with 8 KiB windows: the unseen bytes leave the window.
+    for part in bytes(64 * 1024, 16).chunks(1448) {
+        w.data(Side::Owner, part);
+        w.ack(Side::Client, 8192);
+    }
+    assert_eq!(w.ready(), Ok(()));
 }

@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test traffic for permtcp's selftests, and the oracle: the owner's own kernel state.
+//!
+//! ```text
+//! ptcp-testapp serve  ADDR:PORT PATTERN DIR   accept one connection, run PATTERN, and at the
+//!                                             quiescent point write DIR/state.json (the
+//!                                             socket's state read with TCP_REPAIR, as CRIU
+//!                                             does), DIR/sent.bin and DIR/recv.bin
+//! ptcp-testapp client ADDR:PORT PATTERN       the other end of PATTERN
+//! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
+//!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
+//!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
+//! ```
+//!
+//! PATTERN is `down:BYTES` (server to client), `up:BYTES` (client to server) or
+//! `rr:ROUNDS:REQ:RESP` (request/response). Payload bytes come from a seeded generator so
+//! that both ends know the stream. After the pattern, both ends wait until everything is
+//! acknowledged, the server reads its state, and both exchange one byte to finish.
+
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const TCP_REPAIR: i32 = 19;
+const TCP_REPAIR_QUEUE: i32 = 20;
+const TCP_QUEUE_SEQ: i32 = 21;
+const TCP_TIMESTAMP: i32 = 24;
+const TCP_REPAIR_WINDOW: i32 = 29;
+const TCP_RECV_QUEUE: i32 = 1;
+const TCP_SEND_QUEUE: i32 = 2;
+const TCP_REPAIR_OFF_NO_WP: i32 = -1;
+const SIOCOUTQ: libc::c_ulong = 0x5411;
+
+#[derive(Clone, Copy)]
+enum Pattern {
+    Down(usize),
+    Up(usize),
+    Rr(usize, usize, usize),
+}
+
+fn parse_pattern(s: &str) -> Pattern {
+    let n: Vec<usize> = s
+        .split(':')
+        .skip(1)
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    match (s.split(':').next(), n.as_slice()) {
+        (Some("down"), [b]) => Pattern::Down(*b),
+        (Some("up"), [b]) => Pattern::Up(*b),
+        (Some("rr"), [r, q, p]) => Pattern::Rr(*r, *q, *p),
+        _ => panic!("bad pattern {s}"),
+    }
+}
+
+/// The deterministic stream one direction carries.
+struct Stream(u64);
+
+impl Stream {
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (self.0 >> 56) as u8
+            })
+            .collect()
+    }
+}
+
+fn sockopt_get<T: Default>(fd: i32, opt: i32) -> T {
+    let mut v = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` is a writable T of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            opt,
+            &mut v as *mut T as *mut _,
+            &mut len,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "getsockopt {opt}: {}",
+        std::io::Error::last_os_error()
+    );
+    v
+}
+
+fn sockopt_set(fd: i32, opt: i32, v: i32) {
+    // SAFETY: passes a valid i32.
+    let r =
+        unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, opt, &v as *const i32 as *const _, 4) };
+    assert_eq!(
+        r,
+        0,
+        "setsockopt {opt}={v}: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn outq(fd: i32) -> i32 {
+    let mut v: i32 = 0;
+    // SAFETY: SIOCOUTQ writes an int.
+    unsafe { libc::ioctl(fd, SIOCOUTQ, &mut v) };
+    v
+}
+
+/// Waits until everything this end sent is acknowledged, then lets delayed ACKs go out.
+fn quiesce(s: &TcpStream) {
+    let start = Instant::now();
+    while outq(s.as_raw_fd()) != 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "data never acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct RepairWindow {
+    snd_wl1: u32,
+    snd_wnd: u32,
+    max_window: u32,
+    rcv_wnd: u32,
+    rcv_wup: u32,
+}
+
+/// What the owner's kernel holds for the connection.
+#[derive(Serialize, Deserialize, Debug)]
+struct State {
+    local: String,
+    peer: String,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    snd_wl1: u32,
+    snd_wnd: u32,
+    max_window: u32,
+    rcv_wnd: u32,
+    rcv_wup: u32,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    opt_timestamps: bool,
+    opt_sack: bool,
+    opt_wscale: bool,
+    mss_clamp: u32,
+    ts_now: u32,
+    sent: usize,
+    received: usize,
+}
+
+fn read_state(s: &TcpStream, sent: usize, received: usize) -> State {
+    let fd = s.as_raw_fd();
+    sockopt_set(fd, TCP_REPAIR, 1);
+    sockopt_set(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+    let snd_nxt: u32 = sockopt_get(fd, TCP_QUEUE_SEQ);
+    sockopt_set(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE);
+    let rcv_nxt: u32 = sockopt_get(fd, TCP_QUEUE_SEQ);
+    let w: RepairWindow = sockopt_get(fd, TCP_REPAIR_WINDOW);
+    let mss_clamp: u32 = sockopt_get(fd, libc::TCP_MAXSEG);
+    let ts_now: u32 = sockopt_get(fd, TCP_TIMESTAMP);
+    let info: [u8; 232] = {
+        let mut b = [0u8; 232];
+        let mut len = b.len() as libc::socklen_t;
+        // SAFETY: `b` is writable for `len` bytes.
+        unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                b.as_mut_ptr() as *mut _,
+                &mut len,
+            )
+        };
+        b
+    };
+    sockopt_set(fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+    State {
+        local: s.local_addr().unwrap().to_string(),
+        peer: s.peer_addr().unwrap().to_string(),
+        snd_nxt,
+        rcv_nxt,
+        snd_wl1: w.snd_wl1,
+        snd_wnd: w.snd_wnd,
+        max_window: w.max_window,
+        rcv_wnd: w.rcv_wnd,
+        rcv_wup: w.rcv_wup,
+        snd_wscale: info[6] & 0xf,
+        rcv_wscale: info[6] >> 4,
+        opt_timestamps: info[5] & 1 != 0,
+        opt_sack: info[5] & 2 != 0,
+        opt_wscale: info[5] & 4 != 0,
+        mss_clamp,
+        ts_now,
+        sent,
+        received,
+    }
+}
+
+/// Runs the pattern; returns (sent, received) bytes.
+fn run(s: &mut TcpStream, p: Pattern, server: bool) -> (Vec<u8>, Vec<u8>) {
+    let (mut down, mut up) = (Stream(1), Stream(2));
+    let (mut sent, mut recv) = (Vec::new(), Vec::new());
+    let mut xfer = |s: &mut TcpStream, n: usize, sending: bool, gen: &mut Stream| {
+        if sending {
+            let data = gen.take(n);
+            s.write_all(&data).unwrap();
+            sent.extend_from_slice(&data);
+        } else {
+            let mut buf = vec![0u8; n];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(buf, gen.take(n), "stream corrupted");
+            recv.extend_from_slice(&buf);
+        }
+    };
+    match p {
+        Pattern::Down(n) => xfer(s, n, server, &mut down),
+        Pattern::Up(n) => xfer(s, n, !server, &mut up),
+        Pattern::Rr(rounds, q, r) => {
+            for _ in 0..rounds {
+                xfer(s, q, !server, &mut up);
+                xfer(s, r, server, &mut down);
+            }
+        }
+    }
+    (sent, recv)
+}
+
+fn finish(s: &mut TcpStream, server: bool) {
+    // One byte each way after the state was read, so neither end closes early.
+    let mut b = [0u8; 1];
+    if server {
+        s.write_all(b"!").unwrap();
+        s.read_exact(&mut b).unwrap();
+    } else {
+        s.read_exact(&mut b).unwrap();
+        s.write_all(b"!").unwrap();
+    }
+}
+
+fn serve(addr: SocketAddr, p: Pattern, dir: &str) {
+    let l = TcpListener::bind(addr).expect("bind");
+    std::fs::write(format!("{dir}/listening"), b"").unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    let (sent, recv) = run(&mut s, p, true);
+    quiesce(&s);
+    let st = read_state(&s, sent.len(), recv.len());
+    std::fs::write(format!("{dir}/sent.bin"), &sent).unwrap();
+    std::fs::write(format!("{dir}/recv.bin"), &recv).unwrap();
+    std::fs::write(
+        format!("{dir}/state.json"),
+        serde_json::to_string(&st).unwrap(),
+    )
+    .unwrap();
+    // The test script snapshots the peer's mirror now, then lets the server finish.
+    let go = format!("{dir}/go");
+    let start = Instant::now();
+    while !std::path::Path::new(&go).exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no go");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    finish(&mut s, true);
+}
+
+fn client(addr: SocketAddr, p: Pattern) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    run(&mut s, p, false);
+    quiesce(&s);
+    finish(&mut s, false);
+}
+
+#[derive(Deserialize)]
+struct Half {
+    isn: u32,
+    snd_nxt: u32,
+    snd_una: u32,
+    window: u32,
+    max_window: u32,
+    wscale: u8,
+    mss: Option<u16>,
+    tsval: Option<u32>,
+    bytes_held: u32,
+}
+
+#[derive(Deserialize)]
+struct Conn {
+    owner: String,
+    client: String,
+    state: String,
+    ready: bool,
+    window_scaling: bool,
+    sack: bool,
+    timestamps: bool,
+    owner_sent: Half,
+    client_sent: Half,
+}
+
+struct Ktap(usize, usize);
+
+impl Ktap {
+    fn check(&mut self, what: &str, ok: bool, detail: String) {
+        self.0 += 1;
+        if ok {
+            println!("ok {} {what}", self.0);
+        } else {
+            self.1 += 1;
+            println!("# {detail}");
+            println!("not ok {} {what}", self.0);
+        }
+    }
+}
+
+fn first_seq(txt: &str) -> u32 {
+    txt.split_whitespace()
+        .chain(txt.split('"'))
+        .find_map(|w| {
+            w.strip_prefix("first_seq=")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("first_seq in conn-data output")
+}
+
+/// Checks that `data`, retained from sequence `seq`, is the stream `all` at the right offset
+/// and ends where the stream ends. An empty stream must retain nothing.
+fn matches_stream(all: &[u8], isn: u32, seq: u32, data: &[u8]) -> Result<(), String> {
+    if all.is_empty() || data.is_empty() {
+        return if all.is_empty() == data.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} bytes retained of a {}-byte stream",
+                data.len(),
+                all.len()
+            ))
+        };
+    }
+    let off = seq.wrapping_sub(isn).wrapping_sub(1) as usize;
+    if off + data.len() != all.len() {
+        return Err(format!(
+            "retained [{off}, {}) does not end at {}",
+            off + data.len(),
+            all.len()
+        ));
+    }
+    match all.get(off..off + data.len()) {
+        Some(expect) if expect == data => Ok(()),
+        Some(_) => Err(format!(
+            "{} bytes at stream offset {off} differ",
+            data.len()
+        )),
+        None => Err(format!(
+            "{} bytes at offset {off} beyond the {} sent",
+            data.len(),
+            all.len()
+        )),
+    }
+}
+
+fn compare(dir: &str) -> bool {
+    let rd = |f: &str| std::fs::read(format!("{dir}/{f}")).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let st: State = serde_json::from_slice(&rd("state.json")).unwrap();
+    let conns: Vec<Conn> = serde_json::from_slice(&rd("conns.json")).unwrap();
+    let mut k = Ktap(0, 0);
+    let c = conns
+        .iter()
+        .find(|c| c.owner == st.local && c.client == st.peer);
+    k.check(
+        "peer mirrors the connection",
+        c.is_some(),
+        format!("{} <-> {} not in the mirror", st.local, st.peer),
+    );
+    let Some(c) = c else { return false };
+    let (o, cl) = (&c.owner_sent, &c.client_sent);
+    let eq = |a: u64, b: u64| (a == b, format!("peer {a} != owner kernel {b}"));
+    let mut chk = |what: &str, (ok, d): (bool, String)| k.check(what, ok, d);
+    chk(
+        "state ESTAB and ready",
+        (
+            c.state == "ESTAB" && c.ready,
+            format!("{} ready={}", c.state, c.ready),
+        ),
+    );
+    chk("snd_nxt", eq(o.snd_nxt.into(), st.snd_nxt.into()));
+    chk(
+        "snd_una (all acknowledged)",
+        eq(o.snd_una.into(), st.snd_nxt.into()),
+    );
+    chk("rcv_nxt", eq(cl.snd_nxt.into(), st.rcv_nxt.into()));
+    chk(
+        "rcv_wnd: window the owner last advertised",
+        eq(o.window.into(), st.rcv_wnd.into()),
+    );
+    chk(
+        "snd_wnd: window the client last advertised",
+        eq(cl.window.into(), st.snd_wnd.into()),
+    );
+    chk("max_window", eq(cl.max_window.into(), st.max_window.into()));
+    chk(
+        "window scaling negotiated",
+        eq(c.window_scaling.into(), st.opt_wscale.into()),
+    );
+    chk(
+        "owner's window scale (rcv_wscale)",
+        eq(o.wscale.into(), st.rcv_wscale.into()),
+    );
+    chk(
+        "client's window scale (snd_wscale)",
+        eq(cl.wscale.into(), st.snd_wscale.into()),
+    );
+    chk("SACK negotiated", eq(c.sack.into(), st.opt_sack.into()));
+    chk(
+        "timestamps negotiated",
+        eq(c.timestamps.into(), st.opt_timestamps.into()),
+    );
+    chk(
+        "MSS: the client's SYN MSS is the owner's mss_clamp",
+        eq(cl.mss.unwrap_or(0).into(), st.mss_clamp.into()),
+    );
+    if st.opt_timestamps {
+        let tsval = o.tsval.unwrap_or(0);
+        let lag = st.ts_now.wrapping_sub(tsval);
+        chk(
+            "owner's last TSval trails its clock by < 10 s",
+            (lag < 10_000, format!("TSval {tsval}, clock {}", st.ts_now)),
+        );
+    } else {
+        chk(
+            "no TSval recorded without timestamps",
+            (o.tsval.is_none(), format!("{:?}", o.tsval)),
+        );
+    }
+    let sent = rd("sent.bin");
+    let recv = rd("recv.bin");
+    let out = rd("out.bin");
+    let inb = rd("in.bin");
+    let out_txt = String::from_utf8_lossy(&rd("out.txt")).into_owned();
+    let in_txt = String::from_utf8_lossy(&rd("in.txt")).into_owned();
+    let (out_seq, in_seq) = (first_seq(&out_txt), first_seq(&in_txt));
+    chk(
+        "owner bytes retained in one piece",
+        (
+            out_txt.contains("pieces=1") || out.is_empty(),
+            out_txt.clone(),
+        ),
+    );
+    chk(
+        "client bytes retained in one piece",
+        (
+            in_txt.contains("pieces=1") || inb.is_empty(),
+            in_txt.clone(),
+        ),
+    );
+    chk(
+        "bytes held (owner) = bytes read back",
+        eq(o.bytes_held.into(), out.len() as u64),
+    );
+    chk(
+        "bytes held (client) = bytes read back",
+        eq(cl.bytes_held.into(), inb.len() as u64),
+    );
+    let r = matches_stream(&sent, o.isn, out_seq, &out);
+    chk(
+        "retained owner bytes are the last bytes it sent",
+        (r.is_ok(), format!("{r:?}")),
+    );
+    let r = matches_stream(&recv, cl.isn, in_seq, &inb);
+    chk(
+        "retained client bytes are the last bytes it sent",
+        (r.is_ok(), format!("{r:?}")),
+    );
+    // One window is kept: what the receiver last advertised (at most half the per-direction
+    // capacity; the other half is for unacknowledged data), or all of a shorter stream.
+    let cap = permtcp_logic::seqbuf::CAPACITY / 2;
+    let want = |all: &[u8], win: u32| all.len().min(win.min(cap) as usize);
+    let (w_out, w_in) = (want(&sent, cl.window), want(&recv, o.window));
+    chk(
+        "at least one window of owner data kept",
+        (out.len() >= w_out, format!("{} < {w_out}", out.len())),
+    );
+    chk(
+        "at least one window of client data kept",
+        (inb.len() >= w_in, format!("{} < {w_in}", inb.len())),
+    );
+    k.1 == 0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("missing argument {i}"))
+    };
+    match arg(1) {
+        "serve" => serve(arg(2).parse().unwrap(), parse_pattern(arg(3)), arg(4)),
+        "client" => client(arg(2).parse().unwrap(), parse_pattern(arg(3))),
+        "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
+        other => panic!("unknown command {other}"),
+    }
+}
