@@ -180,7 +180,7 @@ fn dump(
                         if !added(r)? {
                             return Ok(());
                         }
-                        *pos += n as c_long;
+                        *pos += c_long::from(n);
                         at = at.wrapping_add(n);
                     }
                 }

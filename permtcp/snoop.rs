@@ -10,7 +10,7 @@
 use crate::glue::SkBuff;
 use crate::logic::decl::Declaration;
 use crate::logic::packet::{Segment, HEADER_MAX};
-use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, CHUNK};
+use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side};
@@ -21,11 +21,43 @@ use kernel::rbtree::{RBTree, RBTreeNode};
 /// A chunk of retained data.
 pub(crate) type Chunk = KBox<[u8; CHUNK]>;
 
+/// A growable table of chunk slots.
+#[derive(Default)]
+pub(crate) struct KSlots(KVec<Option<Chunk>>);
+
+impl Slots<Chunk> for KSlots {
+    fn as_slice(&self) -> &[Option<Chunk>] {
+        &self.0
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Option<Chunk>] {
+        &mut self.0
+    }
+
+    fn grow_to(&mut self, n: usize) -> bool {
+        let more = n.saturating_sub(self.0.len());
+        if self.0.reserve(more, GFP_ATOMIC | __GFP_NOWARN).is_err() {
+            return false;
+        }
+        while self.0.len() < n {
+            // Capacity was reserved above, so this cannot fail.
+            if self.0.push_within_capacity(None).is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Chunks from the slab, atomically: the hook runs in softirq context.
 pub(crate) struct KernelChunks;
 
+/// The allocator connections use: slab chunks behind the namespace's byte budget.
+pub(crate) type Alloc = Budget<KernelChunks>;
+
 impl ChunkAlloc for KernelChunks {
     type Chunk = Chunk;
+    type Slots = KSlots;
 
     fn alloc(&mut self) -> Option<Chunk> {
         KBox::<[u8; CHUNK]>::zeroed(GFP_ATOMIC | __GFP_NOWARN).ok()
@@ -38,16 +70,16 @@ impl ChunkAlloc for KernelChunks {
 
 /// The mirrored connections, ordered by 4-tuple.
 pub(crate) struct ConnMap {
-    tree: RBTree<FlowKey, Conn<Chunk>>,
+    tree: RBTree<FlowKey, Conn<Alloc>>,
     len: usize,
 }
 
-impl FlowMap<Chunk> for ConnMap {
-    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Chunk>> {
+impl FlowMap<Alloc> for ConnMap {
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Alloc>> {
         self.tree.get_mut(key)
     }
 
-    fn insert(&mut self, key: FlowKey, conn: Conn<Chunk>) -> bool {
+    fn insert(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
         match RBTreeNode::new(key, conn, GFP_ATOMIC | __GFP_NOWARN) {
             Ok(node) => {
                 if self.tree.insert(node).is_none() {
@@ -59,7 +91,7 @@ impl FlowMap<Chunk> for ConnMap {
         }
     }
 
-    fn remove(&mut self, key: &FlowKey) -> Option<Conn<Chunk>> {
+    fn remove(&mut self, key: &FlowKey) -> Option<Conn<Alloc>> {
         let c = self.tree.remove(key);
         if c.is_some() {
             self.len -= 1;
@@ -71,7 +103,7 @@ impl FlowMap<Chunk> for ConnMap {
         self.len
     }
 
-    fn retain(&mut self, mut f: impl FnMut(&FlowKey, &mut Conn<Chunk>) -> bool) {
+    fn retain(&mut self, mut f: impl FnMut(&FlowKey, &mut Conn<Alloc>) -> bool) {
         let mut cursor = self.tree.cursor_front_mut();
         while let Some(mut c) = cursor {
             let (key, conn) = c.current_mut();
@@ -94,7 +126,7 @@ pub(crate) struct SnoopTable {
     pub(crate) active: bool,
     snooper: Snooper,
     conns: ConnMap,
-    alloc: Budget<KernelChunks>,
+    alloc: Alloc,
     last_gc_ms: u64,
 }
 
@@ -247,7 +279,7 @@ impl SnoopTable {
     pub(crate) fn with_conn<R>(
         &self,
         key: &FlowKey,
-        f: impl FnOnce(&Conn<Chunk>) -> R,
+        f: impl FnOnce(&Conn<Alloc>) -> R,
     ) -> Option<R> {
         self.conns.tree.get(key).map(f)
     }

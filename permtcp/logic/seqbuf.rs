@@ -13,8 +13,9 @@ use crate::logic::seq::{self, Seq};
 
 /// Bytes per chunk.
 pub const CHUNK: usize = 4096;
-/// Chunks per direction: at most 256 KiB of one direction is retained.
-pub const MAX_CHUNKS: usize = 64;
+/// Chunks per direction at most: 16 MiB of one direction can be retained. The slot table
+/// grows on demand; the namespace's byte budget is the real bound.
+pub const MAX_CHUNKS: usize = 4096;
 /// Bytes one direction can retain.
 pub const CAPACITY: u32 = (CHUNK * MAX_CHUNKS) as u32;
 /// Present-byte intervals tracked; more disjoint pieces than this is too much reordering.
@@ -26,10 +27,22 @@ pub trait ChunkMem: core::ops::DerefMut<Target = [u8; CHUNK]> {}
 
 impl<T: core::ops::DerefMut<Target = [u8; CHUNK]>> ChunkMem for T {}
 
-/// Where chunks come from and go back to.
+/// A growable table of chunk slots (`KVec` in the kernel, `Vec` on the host).
+pub trait Slots<C>: Default {
+    /// The slots.
+    fn as_slice(&self) -> &[Option<C>];
+    /// The slots, mutably.
+    fn as_mut_slice(&mut self) -> &mut [Option<C>];
+    /// Grows the table to `n` empty slots at its end; `false` when memory is short.
+    fn grow_to(&mut self, n: usize) -> bool;
+}
+
+/// Where chunks and slot tables come from, and where chunks go back to.
 pub trait ChunkAlloc {
     /// A chunk.
     type Chunk: ChunkMem;
+    /// A slot table.
+    type Slots: Slots<Self::Chunk>;
     /// A new chunk, or `None` when memory or the byte budget is exhausted.
     fn alloc(&mut self) -> Option<Self::Chunk>;
     /// Returns a chunk.
@@ -73,24 +86,24 @@ pub enum WriteError {
 ///
 /// # Invariants
 ///
-/// Logical chunk `k` (slot `(head + k) % MAX_CHUNKS`) holds the bytes with sequence numbers
+/// Logical chunk `k` (slot `(head + k) % slots.len()`) holds the bytes with sequence numbers
 /// `[base + k * CHUNK, base + (k + 1) * CHUNK)`; `ranges[..nranges]` are sorted, disjoint,
 /// non-adjacent `[start, end)` offsets from `base`, each within allocated chunks.
-pub struct SeqBuf<C> {
+pub struct SeqBuf<A: ChunkAlloc> {
     base: Seq,
     head: usize,
-    chunks: [Option<C>; MAX_CHUNKS],
+    slots: A::Slots,
     ranges: [(u32, u32); MAX_RANGES],
     nranges: usize,
 }
 
-impl<C: ChunkMem> SeqBuf<C> {
+impl<A: ChunkAlloc> SeqBuf<A> {
     /// An empty buffer whose first byte will have sequence number `base`.
     pub fn new(base: Seq) -> Self {
         Self {
             base,
             head: 0,
-            chunks: core::array::from_fn(|_| None),
+            slots: A::Slots::default(),
             ranges: [(0, 0); MAX_RANGES],
             nranges: 0,
         }
@@ -101,8 +114,27 @@ impl<C: ChunkMem> SeqBuf<C> {
         self.base
     }
 
-    fn slot(&self, k: usize) -> usize {
-        (self.head + k) % MAX_CHUNKS
+    fn slot(&self, k: usize) -> Option<usize> {
+        let n = self.slots.as_slice().len();
+        (k < n).then(|| (self.head + k) % n)
+    }
+
+    /// Makes logical chunk `k` addressable, growing the slot table (head first).
+    fn ensure_slot(&mut self, k: usize) -> Result<usize, WriteError> {
+        if let Some(i) = self.slot(k) {
+            return Ok(i);
+        }
+        let len = self.slots.as_slice().len();
+        let want = (k + 1).max(len * 2).clamp(16, MAX_CHUNKS);
+        if k >= want {
+            return Err(WriteError::Capacity);
+        }
+        self.slots.as_mut_slice().rotate_left(self.head);
+        self.head = 0;
+        if !self.slots.grow_to(want) {
+            return Err(WriteError::NoMemory);
+        }
+        self.slot(k).ok_or(WriteError::Capacity)
     }
 
     /// Bytes present.
@@ -112,7 +144,7 @@ impl<C: ChunkMem> SeqBuf<C> {
 
     /// Chunks allocated.
     pub fn chunks(&self) -> usize {
-        self.chunks.iter().filter(|c| c.is_some()).count()
+        self.slots.as_slice().iter().filter(|c| c.is_some()).count()
     }
 
     /// Present intervals as sequence numbers.
@@ -196,7 +228,7 @@ impl<C: ChunkMem> SeqBuf<C> {
     /// Stores `len` payload bytes with first sequence number `seq`, read from `src` starting
     /// at `src_off`. Bytes before the base (already released) are skipped. Bytes past the
     /// capacity are not stored and reported as [`WriteError::Capacity`] after the rest is.
-    pub fn write<A: ChunkAlloc<Chunk = C>>(
+    pub fn write(
         &mut self,
         alloc: &mut A,
         seq: Seq,
@@ -224,37 +256,44 @@ impl<C: ChunkMem> SeqBuf<C> {
             };
         }
         let mut off = a;
+        let mut failure = None;
         while off < b {
             let k = off as usize / CHUNK;
             let within = off as usize % CHUNK;
             let n = (CHUNK - within).min((b - off) as usize);
-            let slot = self.slot(k);
-            if self.chunks[slot].is_none() {
+            let slot = match self.ensure_slot(k) {
+                Ok(i) => i,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            if self.slots.as_slice()[slot].is_none() {
                 match alloc.alloc() {
-                    Some(c) => self.chunks[slot] = Some(c),
+                    Some(c) => self.slots.as_mut_slice()[slot] = Some(c),
                     None => {
-                        // Keep what was stored so far.
-                        if off > a {
-                            self.add_range(a, off)?;
-                        }
-                        return Err(WriteError::NoMemory);
+                        failure = Some(WriteError::NoMemory);
+                        break;
                     }
                 }
             }
-            let Some(chunk) = self.chunks[slot].as_mut() else {
+            let Some(chunk) = self.slots.as_mut_slice()[slot].as_mut() else {
                 return Err(WriteError::Copy);
             };
-            let dst = &mut chunk[within..within + n];
-            if !src.copy(src_off + skip + (off - a), dst) {
-                return Err(WriteError::Copy);
+            if !src.copy(src_off + skip + (off - a), &mut chunk[within..within + n]) {
+                failure = Some(WriteError::Copy);
+                break;
             }
             off += n as u32;
         }
-        self.add_range(a, b)?;
-        if want_end > CAPACITY {
-            Err(WriteError::Capacity)
-        } else {
-            Ok(())
+        // Keep whatever was stored before a failure.
+        if off > a {
+            self.add_range(a, off)?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None if want_end > CAPACITY => Err(WriteError::Capacity),
+            None => Ok(()),
         }
     }
 
@@ -268,7 +307,7 @@ impl<C: ChunkMem> SeqBuf<C> {
         while done < out.len() {
             let (k, within) = (off / CHUNK, off % CHUNK);
             let n = (CHUNK - within).min(out.len() - done);
-            match &self.chunks[self.slot(k)] {
+            match self.slot(k).and_then(|i| self.slots.as_slice()[i].as_ref()) {
                 Some(c) => out[done..done + n].copy_from_slice(&c[within..within + n]),
                 None => return false,
             }
@@ -279,13 +318,14 @@ impl<C: ChunkMem> SeqBuf<C> {
     }
 
     /// Releases every whole chunk below `to`; bytes below `to` in a partly kept chunk stay.
-    pub fn release_below<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A, to: Seq) {
+    pub fn release_below(&mut self, alloc: &mut A, to: Seq) {
         while seq::at_or_after(to, self.base.wrapping_add(CHUNK as u32)) {
-            let slot = self.slot(0);
-            if let Some(c) = self.chunks[slot].take() {
-                alloc.free(c);
+            if let Some(i) = self.slot(0) {
+                if let Some(c) = self.slots.as_mut_slice()[i].take() {
+                    alloc.free(c);
+                }
+                self.head = (self.head + 1) % self.slots.as_slice().len();
             }
-            self.head = (self.head + 1) % MAX_CHUNKS;
             self.base = self.base.wrapping_add(CHUNK as u32);
             // Shift the intervals down by one chunk, dropping what fell below the base.
             let mut n = 0;
@@ -297,12 +337,18 @@ impl<C: ChunkMem> SeqBuf<C> {
                 }
             }
             self.nranges = n;
+            if n == 0 && self.chunks() == 0 {
+                // Nothing left: jump straight to `to`'s chunk instead of walking there.
+                let skip = seq::dist(self.base, to) / CHUNK as u32 * CHUNK as u32;
+                self.base = self.base.wrapping_add(skip);
+                self.head = 0;
+            }
         }
     }
 
     /// Returns every chunk to the allocator.
-    pub fn clear<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A) {
-        for c in self.chunks.iter_mut() {
+    pub fn clear(&mut self, alloc: &mut A) {
+        for c in self.slots.as_mut_slice().iter_mut() {
             if let Some(c) = c.take() {
                 alloc.free(c);
             }
@@ -340,6 +386,7 @@ impl<A> Budget<A> {
 
 impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
     type Chunk = A::Chunk;
+    type Slots = A::Slots;
 
     fn alloc(&mut self) -> Option<A::Chunk> {
         if self.used + CHUNK as u64 > self.max {

@@ -14,7 +14,7 @@
 use crate::logic::bounded::Bounded;
 use crate::logic::decl::{Declaration, FailoverPolicy};
 use crate::logic::packet::{self, flags, Addr, Segment, Skip};
-use crate::logic::seqbuf::{ChunkAlloc, ChunkMem, Payload};
+use crate::logic::seqbuf::{ChunkAlloc, Payload};
 use crate::logic::track::{Conn, Side, State, Verdict};
 
 /// Maximum snooped bindings (address and port range pairs) per namespace.
@@ -123,13 +123,13 @@ impl Filter {
 }
 
 /// The connection table, provided by the caller.
-pub trait FlowMap<C> {
+pub trait FlowMap<A: ChunkAlloc> {
     /// The connection of `key`.
-    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<C>>;
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<A>>;
     /// Inserts a connection (it holds no retained data yet); `false` when memory is short.
-    fn insert(&mut self, key: FlowKey, conn: Conn<C>) -> bool;
+    fn insert(&mut self, key: FlowKey, conn: Conn<A>) -> bool;
     /// Removes a connection.
-    fn remove(&mut self, key: &FlowKey) -> Option<Conn<C>>;
+    fn remove(&mut self, key: &FlowKey) -> Option<Conn<A>>;
     /// Number of connections.
     fn len(&self) -> usize;
     /// Whether the table is empty.
@@ -137,7 +137,7 @@ pub trait FlowMap<C> {
         self.len() == 0
     }
     /// Calls `f` for each connection; removes those for which it returns `false`.
-    fn retain(&mut self, f: impl FnMut(&FlowKey, &mut Conn<C>) -> bool);
+    fn retain(&mut self, f: impl FnMut(&FlowKey, &mut Conn<A>) -> bool);
 }
 
 /// Per-namespace limits.
@@ -225,7 +225,7 @@ impl Snooper {
     /// snooped binding, whether its TCP checksum verified (or cannot be verified, as with
     /// CHECKSUM_PARTIAL); it is not called for other traffic.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_frame<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
+    pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>>(
         &mut self,
         map: &mut M,
         alloc: &mut A,
@@ -265,7 +265,7 @@ impl Snooper {
 
     /// Processes a parsed segment of a snooped binding.
     #[allow(clippy::too_many_arguments)]
-    pub fn on_segment<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
+    pub fn on_segment<A: ChunkAlloc, M: FlowMap<A>>(
         &mut self,
         map: &mut M,
         alloc: &mut A,
@@ -322,7 +322,7 @@ impl Snooper {
     }
 
     /// Ends TIME_WAIT of connections whose deadline passed (the only timer: at teardown).
-    pub fn expire<C: ChunkMem, M: FlowMap<C>, A: ChunkAlloc<Chunk = C>>(
+    pub fn expire<A: ChunkAlloc, M: FlowMap<A>>(
         &mut self,
         map: &mut M,
         alloc: &mut A,

@@ -8,7 +8,7 @@
 use crate::logic::errno::{inval, Error};
 use crate::logic::nla::{Attr, Attrs, Writer};
 use crate::logic::packet::Addr;
-use crate::logic::seqbuf::ChunkMem;
+use crate::logic::seqbuf::ChunkAlloc;
 use crate::logic::snoop::{Counters, FlowKey};
 use crate::logic::track::{Conn, NotReady, Side, State};
 use crate::logic::uapi::{attr, conn_attr, conn_state, half_attr, not_ready, stats_attr};
@@ -134,7 +134,7 @@ pub fn reason_name(code: u8) -> &'static str {
 
 impl ConnInfo {
     /// Snapshot of a tracked connection at `now_ms`.
-    pub fn from_conn<C: ChunkMem>(key: &FlowKey, c: &Conn<C>, now_ms: u64) -> Self {
+    pub fn from_conn<A: ChunkAlloc>(key: &FlowKey, c: &Conn<A>, now_ms: u64) -> Self {
         let half = |side: Side| {
             let h = c.side(side);
             HalfInfo {

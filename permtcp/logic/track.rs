@@ -15,7 +15,7 @@
 
 use crate::logic::packet::{flags, Options, Segment};
 use crate::logic::seq::{self, Seq};
-use crate::logic::seqbuf::{ChunkAlloc, ChunkMem, Payload, SeqBuf, WriteError, CAPACITY};
+use crate::logic::seqbuf::{ChunkAlloc, Payload, SeqBuf, WriteError, CAPACITY};
 
 /// TIME_WAIT as Linux holds it (`TCP_TIMEWAIT_LEN`), in milliseconds.
 pub const TIME_WAIT_MS: u64 = 60_000;
@@ -88,7 +88,7 @@ pub enum NotReady {
 }
 
 /// One direction: what one endpoint sent, and what it announced.
-pub struct Half<C> {
+pub struct Half<A: ChunkAlloc> {
     /// Initial sequence number (from its SYN).
     pub isn: Seq,
     /// Its SYN was seen.
@@ -121,10 +121,10 @@ pub struct Half<C> {
     /// Why the last write into the buffer failed, reported while bytes are missing.
     pub write_error: Option<NotReady>,
     /// Retained data it sent.
-    pub data: SeqBuf<C>,
+    pub data: SeqBuf<A>,
 }
 
-impl<C: ChunkMem> Half<C> {
+impl<A: ChunkAlloc> Half<A> {
     fn new() -> Self {
         Half {
             isn: 0,
@@ -181,13 +181,13 @@ pub enum Verdict {
 }
 
 /// A snooped connection.
-pub struct Conn<C> {
+pub struct Conn<A: ChunkAlloc> {
     /// Simulated state.
     pub state: State,
     /// Who sent the first SYN.
     pub opener: Side,
     /// The two directions, indexed by [`Side`].
-    pub half: [Half<C>; 2],
+    pub half: [Half<A>; 2],
     /// Window scaling was negotiated (both SYNs carried it).
     pub ws_ok: bool,
     /// SACK was negotiated.
@@ -204,7 +204,7 @@ pub struct Conn<C> {
     pub invalid: u64,
 }
 
-impl<C: ChunkMem> Conn<C> {
+impl<A: ChunkAlloc> Conn<A> {
     /// Starts tracking at a SYN from `from`.
     pub fn from_syn(from: Side, seg: &Segment, now_ms: u64) -> Self {
         let mut c = Self::empty(from, State::SynSent, now_ms);
@@ -243,7 +243,7 @@ impl<C: ChunkMem> Conn<C> {
     }
 
     /// The half of `side`.
-    pub fn side(&self, side: Side) -> &Half<C> {
+    pub fn side(&self, side: Side) -> &Half<A> {
         &self.half[side.idx()]
     }
 
@@ -285,7 +285,7 @@ impl<C: ChunkMem> Conn<C> {
     }
 
     /// Processes one segment sent by `from`; `payload` gives access to its data.
-    pub fn on_segment<A: ChunkAlloc<Chunk = C>>(
+    pub fn on_segment(
         &mut self,
         alloc: &mut A,
         from: Side,
@@ -440,7 +440,7 @@ impl<C: ChunkMem> Conn<C> {
         self.ts_ok = a.ts.is_some() && b.ts.is_some();
     }
 
-    fn store<A: ChunkAlloc<Chunk = C>>(
+    fn store(
         &mut self,
         alloc: &mut A,
         from: Side,
@@ -474,7 +474,7 @@ impl<C: ChunkMem> Conn<C> {
         };
     }
 
-    fn on_ack<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A, from: Side, seg: &Segment) {
+    fn on_ack(&mut self, alloc: &mut A, from: Side, seg: &Segment) {
         let (f, o) = (from.idx(), from.other().idx());
         let shift = self.wscale(from);
         // The acknowledgement moves the other side's snd_una.
@@ -498,9 +498,10 @@ impl<C: ChunkMem> Conn<C> {
             h.max_win = h.max_win.max(h.win);
             h.win_seq = seg.seq;
         }
-        // Keep one window (the receiver's latest advertisement) of the other side's data
-        // behind its acknowledgement, and never release what is not acknowledged.
-        let keep = h.win.clamp(1, CAPACITY / 2);
+        // Keep one window of the other side's data behind its acknowledgement: the largest
+        // window this receiver advertised, so that at any time at least its current window is
+        // kept. Never release what is not acknowledged.
+        let keep = h.max_win.clamp(1, CAPACITY / 2);
         let peer = &mut self.half[o];
         let release_to = peer.una.wrapping_sub(keep);
         if seq::after(release_to, peer.data.base()) && seq::before(release_to, peer.una) {
@@ -509,7 +510,7 @@ impl<C: ChunkMem> Conn<C> {
     }
 
     fn update_close_state(&mut self, now_ms: u64) {
-        let fin_acked = |h: &Half<C>| h.fin.is_some_and(|f| seq::after(h.una, f));
+        let fin_acked = |h: &Half<A>| h.fin.is_some_and(|f| seq::after(h.una, f));
         let (a, b) = (&self.half[0], &self.half[1]);
         let next = match (a.fin.is_some(), b.fin.is_some()) {
             (false, false) => return,
@@ -532,7 +533,7 @@ impl<C: ChunkMem> Conn<C> {
     }
 
     /// Returns the retained data's chunks to the allocator.
-    pub fn release<A: ChunkAlloc<Chunk = C>>(&mut self, alloc: &mut A) {
+    pub fn release(&mut self, alloc: &mut A) {
         for h in self.half.iter_mut() {
             h.data.clear(alloc);
         }

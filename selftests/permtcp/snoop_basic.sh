@@ -12,16 +12,17 @@ check_fails "unknown device" 2 "no network device" in_peer permctl snoop start -
 check_fails "unprivileged start refused" 1 "Operation not permitted" \
 	in_peer su -s /bin/sh nobody -c "permctl snoop stop"
 
-in_owner sh -c 'head -c 20000 /dev/urandom > /tmp/blob; nc -l -p 80 < /tmp/blob > /dev/null' &
+mkdir -p /tmp/basic && touch /tmp/basic/go
+in_owner ptcp-testapp serve 10.0.0.1:80 down:20000 /tmp/basic &
 sleep 1
-check "client fetches 20000 bytes from the owner" sh -c \
-	'[ "$(/bin/ip netns exec client nc -w 3 10.0.0.1 80 </dev/null | wc -c)" = 20000 ]'
+check "client fetches 20000 bytes from the owner" in_client ptcp-testapp client 10.0.0.1:80 down:20000
 wait
 in_peer permctl conns | sed 's/^/# /'
 check "the peer mirrored the connection from its SYN" sh -c \
 	'/bin/ip netns exec peer permctl --json conns | grep -q "\"owner\":\"10.0.0.1:80\""'
-check "the owner's 20000 bytes were seen" sh -c \
-	'/bin/ip netns exec peer permctl --json conns | grep -q "\"bytes\":20000"'
+# 20000 bytes of pattern and the test's one closing byte.
+check "the owner's 20001 bytes were seen" sh -c \
+	'/bin/ip netns exec peer permctl --json conns | grep -q "\"bytes\":20001"'
 check "counters: frames matched, connection synced" sh -c \
 	'/bin/ip netns exec peer permctl --json stats | grep -q "\"conns_from_syn\":1,"'
 # Traffic of a port outside the declared ranges is not tracked.

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use permtcp_logic::decl::{Declaration, FailoverPolicy, PortRange};
 use permtcp_logic::packet::flags::*;
-use permtcp_logic::seqbuf::{Budget, CHUNK};
+use permtcp_logic::seqbuf::{Budget, CAPACITY, CHUNK};
 use permtcp_logic::snoop::{Filter, FlowKey, Limits, Snooper};
 use permtcp_logic::track::{NotReady, Side, State, TIME_WAIT_MARGIN_MS, TIME_WAIT_MS};
 use permtcp_logic::uapi::proto;
@@ -229,11 +229,11 @@ impl Wire {
 }
 
 trait GetConn {
-    fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<Chunk>;
+    fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<A>;
 }
 
 impl GetConn for Map {
-    fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<Chunk> {
+    fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<A> {
         self.0.get_mut(k).expect("connection tracked")
     }
 }
@@ -580,18 +580,20 @@ fn acked_data_is_released_but_one_window_stays() {
     assert_eq!(w.ready(), Ok(()));
     let k = w.key();
     let held = w.map.get_mut_conn(&k).side(Side::Owner).data.held() as usize;
-    assert!(held >= 16384, "one window kept behind the ack, held {held}");
-    assert!(held <= 16384 + 2 * CHUNK, "released as acked, held {held}");
+    // The largest window the client advertised was its SYN's, 64240 bytes.
+    assert!(held >= 64240, "one window kept behind the ack, held {held}");
+    assert!(held <= 64240 + 2 * CHUNK, "released as acked, held {held}");
     assert_eq!(w.retained(Side::Owner, 16384), d[d.len() - 16384..]);
-    assert!(w.alloc.used <= (16384 + 2 * CHUNK) as u64 + CHUNK as u64);
+    assert!(w.alloc.used <= (64240 + 3 * CHUNK) as u64);
 }
 
 #[test]
 fn unacked_data_beyond_capacity_is_an_overflow() {
     let mut w = Wire::new(false);
     w.handshake(1000, 5000, 14, 14);
-    // The client never acks; 300 KiB in flight exceeds the 256 KiB buffer.
-    for part in bytes(300 * 1024, 9).chunks(1448) {
+    // A 1 GiB window; the client never acks; more in flight than a direction can hold.
+    w.ack(Side::Client, 65535);
+    for part in bytes(CAPACITY as usize + 100 * 1024, 9).chunks(1448) {
         let i = 0;
         let pkt = frame(
             w.owner,
@@ -1022,7 +1024,8 @@ fn snoop_requests_are_checked() {
 fn overflow_clears_once_the_missing_bytes_are_acknowledged() {
     let mut w = Wire::new(false);
     w.handshake(1000, 5000, 14, 14);
-    let d = bytes(300 * 1024, 14);
+    w.ack(Side::Client, 65535);
+    let d = bytes(CAPACITY as usize + 100 * 1024, 14);
     for part in d.chunks(1448) {
         let pkt = frame(
             w.owner,
@@ -1057,7 +1060,7 @@ fn acknowledged_unseen_bytes_stop_mattering_out_of_the_window() {
     w.nxt[0] = 5501;
     w.rcv[1] = 5501;
     // Much more data, acknowledged with 8 KiB windows: the unseen bytes leave the window.
-    for part in bytes(64 * 1024, 16).chunks(1448) {
+    for part in bytes(200 * 1024, 16).chunks(1448) {
         w.data(Side::Owner, part);
         w.ack(Side::Client, 8192);
     }

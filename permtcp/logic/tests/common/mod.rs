@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use permtcp_logic::packet::Addr;
-use permtcp_logic::seqbuf::{ChunkAlloc, CHUNK};
+use permtcp_logic::seqbuf::{ChunkAlloc, Slots, CHUNK};
 use permtcp_logic::snoop::{FlowKey, FlowMap};
 use permtcp_logic::track::Conn;
 use std::collections::BTreeMap;
@@ -18,8 +18,26 @@ pub struct Heap {
     pub live: usize,
 }
 
+/// A slot table on the heap.
+#[derive(Default)]
+pub struct VecSlots(pub Vec<Option<Chunk>>);
+
+impl Slots<Chunk> for VecSlots {
+    fn as_slice(&self) -> &[Option<Chunk>] {
+        &self.0
+    }
+    fn as_mut_slice(&mut self) -> &mut [Option<Chunk>] {
+        &mut self.0
+    }
+    fn grow_to(&mut self, n: usize) -> bool {
+        self.0.resize_with(n, || None);
+        true
+    }
+}
+
 impl ChunkAlloc for Heap {
     type Chunk = Chunk;
+    type Slots = VecSlots;
     fn alloc(&mut self) -> Option<Chunk> {
         self.live += 1;
         Some(Box::new([0u8; CHUNK]))
@@ -29,24 +47,26 @@ impl ChunkAlloc for Heap {
     }
 }
 
-#[derive(Default)]
-pub struct Map(pub BTreeMap<FlowKey, Conn<Chunk>>);
+pub type A = permtcp_logic::seqbuf::Budget<Heap>;
 
-impl FlowMap<Chunk> for Map {
-    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Conn<Chunk>> {
+#[derive(Default)]
+pub struct Map(pub BTreeMap<FlowKey, Conn<A>>);
+
+impl FlowMap<A> for Map {
+    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Conn<A>> {
         self.0.get_mut(k)
     }
-    fn insert(&mut self, k: FlowKey, c: Conn<Chunk>) -> bool {
+    fn insert(&mut self, k: FlowKey, c: Conn<A>) -> bool {
         self.0.insert(k, c);
         true
     }
-    fn remove(&mut self, k: &FlowKey) -> Option<Conn<Chunk>> {
+    fn remove(&mut self, k: &FlowKey) -> Option<Conn<A>> {
         self.0.remove(k)
     }
     fn len(&self) -> usize {
         self.0.len()
     }
-    fn retain(&mut self, mut f: impl FnMut(&FlowKey, &mut Conn<Chunk>) -> bool) {
+    fn retain(&mut self, mut f: impl FnMut(&FlowKey, &mut Conn<A>) -> bool) {
         self.0.retain(|k, c| f(k, c));
     }
 }
