@@ -74,6 +74,16 @@ pub(crate) struct ConnMap {
     len: usize,
 }
 
+impl ConnMap {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
+        ConnMap {
+            tree: RBTree::new(),
+            len: 0,
+        }
+    }
+}
+
 impl FlowMap<Alloc> for ConnMap {
     fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Alloc>> {
         self.tree.get_mut(key)

@@ -18,7 +18,7 @@ use crate::logic::seqbuf::{ChunkAlloc, Payload};
 use crate::logic::track::{Conn, Side, State, Verdict};
 
 /// Maximum snooped bindings (address and port range pairs) per namespace.
-pub const MAX_BINDINGS: usize = 256;
+pub const MAX_BINDINGS: usize = 64;
 
 /// A connection's identity: the owner's end first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
