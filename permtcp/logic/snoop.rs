@@ -177,7 +177,7 @@ pub struct Counters {
     pub conns_synced: u64,
     /// Connections first seen after their SYN.
     pub conns_unsynced: u64,
-    /// Connections not tracked because the table was full.
+    /// New connections (SYNs) not tracked because the table was full or memory short.
     pub conn_limit: u64,
     /// Chunks refused because the byte budget was spent.
     pub byte_limit: u64,
@@ -306,7 +306,10 @@ impl Snooper {
             return;
         }
         if map.len() >= self.limits.max_conns as usize {
-            self.counters.conn_limit += 1;
+            // Counted once per connection (its SYN), not for each of its segments.
+            if fresh_syn {
+                self.counters.conn_limit += 1;
+            }
             return;
         }
         let conn = if fresh_syn {
