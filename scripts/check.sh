@@ -56,6 +56,8 @@ cargo_pass=0
 cargo_fail=0
 step "cargo test" cargo_tests
 
+step "fuzz (bounded run)" bash scripts/fuzz.sh "${PERMTCP_FUZZ_SECONDS:-20}"
+
 build() {
 	make -s -C "$KDIR" M="$PERMTCP_ROOT" modules 2>&1 | tee "$out/build.log" &&
 		! grep -q -E '^(warning|error)|: warning:' "$out/build.log" &&
