@@ -5,7 +5,8 @@
 #   make            build permtcp.ko against KDIR (default: the cached test kernel)
 #   make setup      install what a fresh Debian 12 machine lacks and build the test kernel
 #   make demo       boot the test kernel in QEMU and show the module at work
-#   make check      every test: lint, cargo test, KUnit and the QEMU selftests
+#   make check      every test: lint, cargo test, fuzzing, KUnit and the QEMU selftests
+#   make bench      benchmark figures (host and QEMU)
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
 # (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.rst).
@@ -13,7 +14,7 @@
 
 KDIR ?= $(shell bash scripts/kdir.sh 2>/dev/null)
 
-.PHONY: all module permctl setup demo check lint test-host selftests clean
+.PHONY: all module permctl setup demo check lint bench selftests clean
 
 all: module
 
@@ -36,6 +37,12 @@ check: setup
 
 lint:
 	bash scripts/check.sh --lint-only
+
+# Figures, not tests: host parse+track cost, then throughput and per-frame cost in QEMU.
+bench: setup
+	$(MAKE) module permctl
+	cargo bench --locked -p permtcp-logic
+	bash selftests/run_vm.sh --bench
 
 selftests: module permctl
 	bash selftests/run_vm.sh

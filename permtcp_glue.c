@@ -48,6 +48,8 @@ struct ptcp_net {
 	netdevice_tracker dev_tracker;
 	struct nf_hook_ops ops;
 	u32 ifindex;			/* READ_ONCE() without RTNL */
+	atomic64_t hook_ns;		/* time spent in the hook, for benchmarks */
+	atomic64_t hook_frames;
 };
 
 static struct ptcp_net *ptcp_pn(const struct net *net)
@@ -59,9 +61,23 @@ static struct ptcp_net *ptcp_pn(const struct net *net)
 static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
 {
-	if (skb->protocol == htons(ETH_P_IP) || skb->protocol == htons(ETH_P_IPV6))
-		permtcp_rs_frame(priv, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	struct ptcp_net *pn = priv;
+	u64 t0;
+
+	if (skb->protocol != htons(ETH_P_IP) && skb->protocol != htons(ETH_P_IPV6))
+		return NF_ACCEPT;
+	t0 = ktime_get_ns();
+	permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	atomic64_add(ktime_get_ns() - t0, &pn->hook_ns);
+	atomic64_inc(&pn->hook_frames);
 	return NF_ACCEPT;
+}
+
+/* Time spent in the hook and frames it saw since snooping started. */
+void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames)
+{
+	*ns = atomic64_read(&pn->hook_ns);
+	*frames = atomic64_read(&pn->hook_frames);
 }
 
 /* Hooks @ifindex of the namespace; -EBUSY when already snooping, -ENODEV without it. */
@@ -81,11 +97,13 @@ int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex)
 	pn->ops = (struct nf_hook_ops) {
 		.hook = ptcp_hook,
 		.dev = dev,
-		.priv = pn->rs,
+		.priv = pn,
 		.pf = NFPROTO_NETDEV,
 		.hooknum = NF_NETDEV_INGRESS,
 		.priority = INT_MIN + 1,
 	};
+	atomic64_set(&pn->hook_ns, 0);
+	atomic64_set(&pn->hook_frames, 0);
 	err = nf_register_net_hook(pn->net, &pn->ops);
 	if (err)
 		goto out;

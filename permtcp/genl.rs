@@ -77,11 +77,12 @@ fn handle(
         }
         cmd::STATS_GET => {
             decl::parse_empty_request(payload)?;
-            let stats = {
+            let mut stats = {
                 let mut t = state.snoop.lock();
                 t.gc(now_ms());
                 t.stats(pn.ifindex())
             };
+            (stats.hook_ns, stats.hook_frames) = pn.hook_cost();
             req.reply(cmd::STATS_GET, 512, |w| stats.write(w))
         }
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),

@@ -70,6 +70,7 @@ extern "C" {
     pub(crate) fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
     pub(crate) fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
     fn ptcp_now_ms() -> u64;
+    fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
 }
 
 /// Milliseconds of the kernel's coarse clock (jiffies).
@@ -106,6 +107,14 @@ impl Snooped {
     pub(crate) fn detach(&self) -> Result {
         // SAFETY: `self.0` is valid (type invariant); the C side takes RTNL.
         check(unsafe { ptcp_snoop_detach(self.0) })
+    }
+
+    /// Nanoseconds spent in the hook and frames it processed since snooping started.
+    pub(crate) fn hook_cost(&self) -> (u64, u64) {
+        let (mut ns, mut frames) = (0, 0);
+        // SAFETY: `self.0` is valid (type invariant); the outputs are valid u64 places.
+        unsafe { ptcp_hook_cost(self.0, &mut ns, &mut frames) };
+        (ns, frames)
     }
 
     /// The snooped device, 0 when none.

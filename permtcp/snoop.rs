@@ -273,6 +273,8 @@ impl SnoopTable {
             bindings: self.snooper.filter.bindings.len() as u32,
             counters,
             alloc_failed: self.alloc.failed,
+            hook_ns: 0,
+            hook_frames: 0,
         }
     }
 

@@ -18,6 +18,7 @@ tests=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--demo) mode=demo ;;
+	--bench) mode=bench ;;
 	--timeout) vm_timeout=$2; shift ;;
 	-*) die "unknown option $1" ;;
 	*) tests+=("$1") ;;
@@ -51,6 +52,8 @@ ln -s busybox "$root/bin/sh"
 copy_prog "$(command -v ip)" bin/ip
 copy_prog "$permctl" bin/permctl
 copy_prog "$testapp" bin/ptcp-testapp
+# nft, for the benchmark's conntrack comparison (optional).
+if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi
 install -m644 "$module" "$root/lib/modules/permtcp.ko"
 cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
 install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"

@@ -43,6 +43,7 @@ const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
 bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6);
 u64 ptcp_now_ms(void);
+void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
 
 /* Provided by Rust (permtcp/netns.rs, permtcp/genl.rs). */
 void *permtcp_rs_net_init(u64 cookie);

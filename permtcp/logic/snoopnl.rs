@@ -319,6 +319,10 @@ pub struct StatsInfo {
     pub counters: Counters,
     /// Chunks the allocator failed to provide.
     pub alloc_failed: u64,
+    /// Nanoseconds spent in the hook.
+    pub hook_ns: u64,
+    /// Frames the hook processed.
+    pub hook_frames: u64,
 }
 
 macro_rules! counter_attrs {
@@ -366,6 +370,8 @@ impl StatsInfo {
         w.put_u32(stats_attr::BINDINGS, self.bindings)?;
         put_counters(w, &self.counters)?;
         w.put_u64(stats_attr::ALLOC_FAILED, self.alloc_failed)?;
+        w.put_u64(stats_attr::HOOK_NS, self.hook_ns)?;
+        w.put_u64(stats_attr::HOOK_FRAMES, self.hook_frames)?;
         w.nest_end(nest)
     }
 
@@ -385,6 +391,8 @@ impl StatsInfo {
                 stats_attr::MAX_BYTES => s.max_bytes = a.u64()?,
                 stats_attr::BINDINGS => s.bindings = a.u32()?,
                 stats_attr::ALLOC_FAILED => s.alloc_failed = a.u64()?,
+                stats_attr::HOOK_NS => s.hook_ns = a.u64()?,
+                stats_attr::HOOK_FRAMES => s.hook_frames = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }

@@ -246,6 +246,10 @@ pub mod stats_attr {
     pub const INVALID: u16 = 20;
     /// u64: chunks the allocator failed to provide.
     pub const ALLOC_FAILED: u16 = 21;
+    /// u64: nanoseconds spent in the netfilter hook since snooping started.
+    pub const HOOK_NS: u16 = 22;
+    /// u64: frames the hook processed since snooping started.
+    pub const HOOK_FRAMES: u16 = 23;
 }
 
 /// Values of [`conn_attr::STATE`].

@@ -953,6 +953,8 @@ fn connection_and_stats_reports_round_trip() {
         bindings: 2,
         counters: w.snoop.counters,
         alloc_failed: 0,
+        hook_ns: 123_456,
+        hook_frames: 42,
     };
     let mut wr = Writer::new(&mut buf);
     stats.write(&mut wr).unwrap();

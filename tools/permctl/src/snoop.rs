@@ -253,6 +253,8 @@ struct StatsView {
     time_wait_reused: u64,
     invalid: u64,
     alloc_failed: u64,
+    hook_ns: u64,
+    hook_frames: u64,
 }
 
 /// `permctl stats`.
@@ -287,6 +289,8 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         time_wait_reused: k.tw_reused,
         invalid: k.invalid,
         alloc_failed: s.alloc_failed,
+        hook_ns: s.hook_ns,
+        hook_frames: s.hook_frames,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));

@@ -274,7 +274,11 @@ fn serve(addr: SocketAddr, p: Pattern, dir: &str) {
 
 fn client(addr: SocketAddr, p: Pattern) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    run(&mut s, p, false);
+    let start = Instant::now();
+    let (sent, recv) = run(&mut s, p, false);
+    let secs = start.elapsed().as_secs_f64();
+    let bytes = sent.len() + recv.len();
+    println!("bytes={bytes} secs={secs:.3} MBps={:.1}", bytes as f64 / secs / 1e6);
     quiesce(&s);
     finish(&mut s, false);
 }
