@@ -55,7 +55,8 @@ fi
 awk -v p="$plain" -v s="$snoop" -v c="$ct" 'BEGIN {
 	if (p > 0 && s > 0) printf "  throughput cost of snooping: %.1f%%\n", (p - s) / p * 100;
 	if (p > 0 && c > 0) printf "  throughput cost of conntrack: %.1f%%\n", (p - c) / p * 100;
-	if (p > 0 && s > 0 && c > 0 && p != c) printf "  snooping/conntrack cost ratio: %.2f\n", (p - s) / (p - c);
+	if (p > 0 && s > 0 && c > 0 && p > c) printf "  snooping/conntrack cost ratio: %.2f\n", (p - s) / (p - c);
+	else if (c > 0) printf "  conntrack cost below run-to-run noise: no ratio\n";
 }'
 cluster_down
 rmmod permtcp
