@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # `make demo`: a small cluster in network namespaces inside the QEMU guest.  The owner and its
 # permanency peer exchange ownership declarations through permtcp's netlink family; the client
-# talks to the service address.  (Connection takeover is not implemented yet: this shows the
-# control plane the later snooping and takeover build on.)
+# talks to the service address while the peer snoops the shared link and mirrors the
+# connection.  (Takeover is not implemented yet: this shows declarations and snooping.)
 . /selftests/lib.sh
 set -e
 
@@ -58,11 +58,25 @@ in_ns peer su -s /bin/sh nobody -c "permctl decl del --node 1   # as user nobody
 set -e
 in_ns peer permctl status
 
-say "the client reaches the service address"
-/bin/ip netns exec owner sh -c 'echo "flights: AMS->SFO 09:40, 13:15" | nc -l -p 80 >/dev/null' &
-sleep 1
-in_ns client sh -c 'echo "query AMS SFO" | nc -w 2 10.0.0.1 80'
+say "the peer snoops the shared link"
+in_ns peer permctl snoop start --dev eth0
+
+say "the client queries the service (20 requests of 300 bytes, answers of 5000 bytes)"
+mkdir -p /tmp/demo
+/bin/ip netns exec owner ptcp-testapp serve 10.0.0.1:80 rr:20:300:5000 /tmp/demo &
+sleep 0.5
+in_ns client ptcp-testapp client 10.0.0.1:80 rr:20:300:5000 &
+while [ ! -e /tmp/demo/state.json ]; do sleep 0.1; done
+
+say "mid-session, the peer holds the owner's connection as the owner's kernel does"
+in_ns peer permctl conns
+echo "the owner's kernel (TCP_REPAIR): $(cat /tmp/demo/state.json)"
+
+say "the session ends; the peer follows it into TIME-WAIT"
+touch /tmp/demo/go
 wait
+in_ns peer permctl conns
+in_ns peer permctl stats
 
 say "unload with namespaces and declarations present"
 run rmmod permtcp

@@ -17,9 +17,20 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn snooper() -> Snooper {
-    let mut owner = Declaration { node_id: 1, proto: proto::TCP, ..Default::default() };
+    let mut owner = Declaration {
+        node_id: 1,
+        proto: proto::TCP,
+        ..Default::default()
+    };
     owner.addrs4.push([10, 0, 0, 1]).unwrap();
-    owner.ranges.push(PortRange { lo: 80, hi: 80, ..Default::default() }).unwrap();
+    owner
+        .ranges
+        .push(PortRange {
+            lo: 80,
+            hi: 80,
+            ..Default::default()
+        })
+        .unwrap();
     let mut me = owner;
     me.node_id = 2;
     me.local = true;
@@ -29,17 +40,38 @@ fn snooper() -> Snooper {
 /// Frames of one connection: handshake, then `rounds` of (data segment, ACK).
 fn conversation(payload: usize, rounds: usize) -> (Vec<Vec<u8>>, usize) {
     let (o, c) = (v4([10, 0, 0, 1], 80), v4([10, 0, 0, 100], 40000));
-    let ts = |v| Opts { ts: Some((v, v)), ..Default::default() };
+    let ts = |v| Opts {
+        ts: Some((v, v)),
+        ..Default::default()
+    };
     let mut f = vec![
         frame(c, o, 1000, 0, SYN, 64240, &Opts::syn_full(1460, 7, 1), &[]),
-        frame(o, c, 5000, 1001, SYN | ACK, 65160, &Opts::syn_full(1460, 7, 1), &[]),
+        frame(
+            o,
+            c,
+            5000,
+            1001,
+            SYN | ACK,
+            65160,
+            &Opts::syn_full(1460, 7, 1),
+            &[],
+        ),
         frame(c, o, 1001, 5001, ACK, 20000, &ts(2), &[]),
     ];
     let setup = f.len();
     let data = vec![0x5au8; payload];
     let mut seq = 5001u32;
     for i in 0..rounds {
-        f.push(frame(o, c, seq, 1001, ACK | PSH, 20000, &ts(10 + i as u32), &data));
+        f.push(frame(
+            o,
+            c,
+            seq,
+            1001,
+            ACK | PSH,
+            20000,
+            &ts(10 + i as u32),
+            &data,
+        ));
         seq = seq.wrapping_add(payload as u32);
         f.push(frame(c, o, 1001, seq, ACK, 20000, &ts(10 + i as u32), &[]));
     }
@@ -59,7 +91,15 @@ fn bench(name: &str, payload: usize) {
         }
         let start = Instant::now();
         for f in &frames[setup..] {
-            black_box(s.on_frame(&mut map, &mut alloc, black_box(f), f.len(), &f[..], |_| true, 1));
+            black_box(s.on_frame(
+                &mut map,
+                &mut alloc,
+                black_box(f),
+                f.len(),
+                &f[..],
+                |_| true,
+                1,
+            ));
         }
         let ns = start.elapsed().as_nanos() as f64 / (frames.len() - setup) as f64;
         best = best.min(ns);

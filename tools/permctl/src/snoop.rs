@@ -6,7 +6,7 @@ use crate::netlink::{Client, CtlError};
 use permtcp_logic::nla::Writer;
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoopnl::{reason_name, state_name, ConnInfo, HalfInfo, StatsInfo};
-use permtcp_logic::uapi::{attr, cmd};
+use permtcp_logic::uapi::{attr, cmd, not_ready};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -154,9 +154,13 @@ impl From<&ConnInfo> for ConnView {
             state: state_name(c.state),
             opened_by: side_name(c.opener),
             ready: c.not_ready.is_none(),
-            not_ready: c
-                .not_ready
-                .map(|(r, s)| format!("{} ({})", reason_name(r), side_name(s))),
+            not_ready: c.not_ready.map(|(r, s)| match r {
+                not_ready::HOLE
+                | not_ready::ACKED_UNSEEN
+                | not_ready::OVERFLOW
+                | not_ready::NO_MEMORY => format!("{} ({} data)", reason_name(r), side_name(s)),
+                _ => reason_name(r).to_string(),
+            }),
             window_scaling: c.ws_ok,
             sack: c.sack_ok,
             timestamps: c.ts_ok,

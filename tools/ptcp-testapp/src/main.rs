@@ -278,7 +278,10 @@ fn client(addr: SocketAddr, p: Pattern) {
     let (sent, recv) = run(&mut s, p, false);
     let secs = start.elapsed().as_secs_f64();
     let bytes = sent.len() + recv.len();
-    println!("bytes={bytes} secs={secs:.3} MBps={:.1}", bytes as f64 / secs / 1e6);
+    println!(
+        "bytes={bytes} secs={secs:.3} MBps={:.1}",
+        bytes as f64 / secs / 1e6
+    );
     quiesce(&s);
     finish(&mut s, false);
 }
