@@ -16,20 +16,7 @@ run insmod /lib/modules/permtcp.ko
 dmesg | grep 'permtcp: loaded' | sed 's/^\[[^]]*\] /kernel: /'
 
 say "topology: client, owner (node 1) and peer (node 2) on one flooding bridge"
-/bin/ip link add br0 type bridge ageing_time 0
-/bin/ip link set br0 up
-i=1
-for ns in owner peer client; do
-	/bin/ip netns add "$ns"
-	/bin/ip link add "v$ns" type veth peer name eth0 netns "$ns"
-	/bin/ip link set "v$ns" master br0 up
-	/bin/ip -n "$ns" link set lo up
-	/bin/ip -n "$ns" link set eth0 address "02:00:00:00:00:0$i" up
-	i=$((i + 1))
-done
-/bin/ip -n owner addr add 10.0.0.1/24 dev eth0
-/bin/ip -n peer addr add 10.0.0.2/24 dev eth0
-/bin/ip -n client addr add 10.0.0.100/24 dev eth0
+cluster_net
 echo "service address 10.0.0.1:80 is owned by node 1; node 2 is its permanency peer"
 
 say "each server declares what it owns; peers record each other's declarations"

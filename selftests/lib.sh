@@ -88,8 +88,8 @@ add_decl() { # node [extra args...]
 # A cluster on one flooding bridge: the owner (node 1, 10.0.0.1 / fd00::1), its permanency
 # peer (node 2, 10.0.0.2 / fd00::2) and a client (10.0.0.100 / fd00::100), each in its own
 # namespace with eth0.  The bridge forgets MACs (ageing 0), so every port sees every frame:
-# the shared link of the seed.  Declarations are exchanged; the peer snoops its eth0.
-cluster_up() {
+# the shared link of the seed.
+cluster_net() {
 	/bin/ip link add br0 type bridge ageing_time 0
 	/bin/ip link set br0 up
 	i=1
@@ -107,6 +107,11 @@ cluster_up() {
 	/bin/ip -n peer addr add fd00::2/64 dev eth0 nodad
 	/bin/ip -n client addr add 10.0.0.100/24 dev eth0
 	/bin/ip -n client addr add fd00::100/64 dev eth0 nodad
+}
+
+# cluster_net, then the owner and the peer exchange declarations and the peer snoops eth0.
+cluster_up() {
+	cluster_net
 	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90"
 	PEER_DECL="--node 2 --addr 10.0.0.2 --addr fd00::2 --mac 02:00:00:00:00:02 --ports 80-90"
 	/bin/ip netns exec owner permctl decl add $OWNER_DECL --local >/dev/null &&

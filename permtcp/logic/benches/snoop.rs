@@ -16,27 +16,6 @@ use permtcp_logic::uapi::proto;
 use std::hint::black_box;
 use std::time::Instant;
 
-fn snooper() -> Snooper {
-    let mut owner = Declaration {
-        node_id: 1,
-        proto: proto::TCP,
-        ..Default::default()
-    };
-    owner.addrs4.push([10, 0, 0, 1]).unwrap();
-    owner
-        .ranges
-        .push(PortRange {
-            lo: 80,
-            hi: 80,
-            ..Default::default()
-        })
-        .unwrap();
-    let mut me = owner;
-    me.node_id = 2;
-    me.local = true;
-    Snooper::new(Filter::compile([owner, me].iter()), Limits::default())
-}
-
 /// Frames of one connection: handshake, then `rounds` of (data segment, ACK).
 fn conversation(payload: usize, rounds: usize) -> (Vec<Vec<u8>>, usize) {
     let (o, c) = (v4([10, 0, 0, 1], 80), v4([10, 0, 0, 100], 40000));
@@ -83,7 +62,7 @@ fn bench(name: &str, payload: usize) {
     let (frames, setup) = conversation(payload, rounds);
     let mut best = f64::MAX;
     for _ in 0..5 {
-        let mut s = snooper();
+        let mut s = snooper(Limits::default());
         let mut map = Map::default();
         let mut alloc = Budget::new(Heap::default(), 1 << 30);
         for f in &frames[..setup] {

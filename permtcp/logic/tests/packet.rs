@@ -181,32 +181,10 @@ impl Rng {
 /// panic, and every chunk taken must be accounted for.
 #[test]
 fn randomized_frames_never_panic() {
-    let mut owner = Declaration {
-        node_id: 1,
-        proto: proto::TCP,
-        ..Default::default()
-    };
-    owner.addrs4.push([10, 0, 0, 1]).unwrap();
-    owner.addrs6.push(v6(1, 0).addr.0).unwrap();
-    owner
-        .ranges
-        .push(PortRange {
-            lo: 80,
-            hi: 80,
-            ..Default::default()
-        })
-        .unwrap();
-    let mut me = owner;
-    me.node_id = 2;
-    me.local = true;
-    let decls = [owner, me];
-    let mut snoop = Snooper::new(
-        Filter::compile(decls.iter()),
-        Limits {
-            max_conns: 64,
-            max_bytes: 1 << 20,
-        },
-    );
+    let mut snoop = snooper(Limits {
+        max_conns: 64,
+        max_bytes: 1 << 20,
+    });
     let mut map = Map::default();
     let mut alloc = Budget::new(Heap::default(), 1 << 20);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

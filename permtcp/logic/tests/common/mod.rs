@@ -194,3 +194,30 @@ pub fn frame(
     p.extend(tcp);
     p
 }
+
+/// A peer (node 2) snooping node 1's binding 10.0.0.1 / 2001:db8::1 port 80.
+pub fn snooper(limits: permtcp_logic::snoop::Limits) -> permtcp_logic::snoop::Snooper {
+    use permtcp_logic::decl::{Declaration, PortRange};
+    let mut owner = Declaration {
+        node_id: 1,
+        proto: permtcp_logic::uapi::proto::TCP,
+        ..Default::default()
+    };
+    owner.addrs4.push([10, 0, 0, 1]).unwrap();
+    owner.addrs6.push(v6(1, 0).addr.0).unwrap();
+    owner
+        .ranges
+        .push(PortRange {
+            lo: 80,
+            hi: 80,
+            ..Default::default()
+        })
+        .unwrap();
+    let mut me = owner;
+    me.node_id = 2;
+    me.local = true;
+    permtcp_logic::snoop::Snooper::new(
+        permtcp_logic::snoop::Filter::compile([owner, me].iter()),
+        limits,
+    )
+}
