@@ -8,11 +8,9 @@
 mod common;
 
 use common::*;
-use permtcp_logic::decl::{Declaration, PortRange};
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::Budget;
-use permtcp_logic::snoop::{Filter, Limits, Snooper};
-use permtcp_logic::uapi::proto;
+use permtcp_logic::snoop::Limits;
 use std::hint::black_box;
 use std::time::Instant;
 

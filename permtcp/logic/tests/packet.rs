@@ -5,11 +5,9 @@
 mod common;
 
 use common::*;
-use permtcp_logic::decl::{Declaration, PortRange};
 use permtcp_logic::packet::{flags::*, parse, parse_options, Skip};
 use permtcp_logic::seqbuf::Budget;
-use permtcp_logic::snoop::{Filter, Limits, Snooper};
-use permtcp_logic::uapi::proto;
+use permtcp_logic::snoop::Limits;
 
 #[test]
 fn ipv4_segment_fields() {
