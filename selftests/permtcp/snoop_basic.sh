@@ -4,7 +4,7 @@
 # not tracked, counters, errors.
 . /selftests/lib.sh
 
-ktap_plan 12
+ktap_plan 14
 load_module
 check "cluster up, peer snooping eth0" cluster_up
 check_fails "a second start is refused" 1 "already snooping" in_peer permctl snoop start --dev eth0
@@ -32,6 +32,13 @@ in_client nc -w 2 10.0.0.1 443 </dev/null >/dev/null
 wait
 check "other ports are not tracked" sh -c \
 	'[ "$(/bin/ip netns exec peer permctl --json stats | sed "s/.*\"connections\":\([0-9]*\).*/\1/")" = 1 ]'
+# Raw frames (CHECKSUM_NONE at the peer): the TCP checksum is verified there.
+in_client ptcp-testapp syn eth0 02:00:00:00:00:01 10.0.0.100:50001 10.0.0.1:81 bad
+check "a SYN with a bad TCP checksum is counted and not tracked" sh -c \
+	'/bin/ip netns exec peer permctl --json stats | grep -q "\"bad_checksum\":1,.*\"conns_from_syn\":1,"'
+in_client ptcp-testapp syn eth0 02:00:00:00:00:01 10.0.0.100:50002 10.0.0.1:81 good
+check "the same SYN with a good checksum is tracked" sh -c \
+	'/bin/ip netns exec peer permctl --json stats | grep -q "\"bad_checksum\":1,.*\"conns_from_syn\":2,"'
 check "stop" in_peer permctl snoop stop
 check "stopped: no connections, no device" sh -c \
 	'/bin/ip netns exec peer permctl --json stats | grep -q "\"device_ifindex\":0,\"connections\":0,"'
