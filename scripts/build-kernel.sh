@@ -19,7 +19,7 @@ export LIBCLANG_PATH=/usr/lib/llvm-$LLVM_VERSION/lib
 mk=(make -s -C "$src" O="$out" CLANG=clang-$LLVM_VERSION)
 "${mk[@]}" tinyconfig
 "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" \
-	"$src/kernel/configs/kvm_guest.config" "$PERMTCP_FRAGMENT" >/dev/null
+	"$src/kernel/configs/kvm_guest.config" $(kernel_fragments) >/dev/null
 "${mk[@]}" olddefconfig
 "${mk[@]}" rustavailable >/dev/null || die "the kernel's Rust support is not available (rustc/bindgen/libclang)"
 
@@ -28,7 +28,7 @@ bad=0
 while IFS= read -r line; do
 	case "$line" in CONFIG_*=*) ;; *) continue ;; esac
 	grep -qx -- "$line" "$out/.config" || { log "config option lost: $line"; bad=1; }
-done <"$PERMTCP_FRAGMENT"
+done < <(cat $(kernel_fragments))
 [ "$bad" = 0 ] || die "kernel configuration incomplete"
 
 "${mk[@]}" -j"$(($(nproc) + 1))" bzImage modules

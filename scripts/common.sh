@@ -5,6 +5,8 @@
 PERMTCP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PERMTCP_CACHE=${PERMTCP_CACHE:-/var/cache/permtcp}
 PERMTCP_FRAGMENT=$PERMTCP_ROOT/kernel/permtcp.config
+# Kernel variant: empty for the test kernel, "debug" for the one with lock debugging.
+PERMTCP_KVARIANT=${PERMTCP_KVARIANT:-}
 # Minimum kernel series the module is written against.
 PERMTCP_KSERIES=7.3
 BINDGEN_VERSION=0.72.1
@@ -18,9 +20,15 @@ kernel_version() {
 	cat "$PERMTCP_CACHE/src/VERSION" 2>/dev/null || true
 }
 
+# Config fragments of the selected variant, in merge order.
+kernel_fragments() {
+	echo "$PERMTCP_FRAGMENT"
+	[ -z "$PERMTCP_KVARIANT" ] || echo "$PERMTCP_ROOT/kernel/permtcp-$PERMTCP_KVARIANT.config"
+}
+
 # Hash of everything that decides the test kernel's configuration.
 fragment_hash() {
-	cat "$PERMTCP_FRAGMENT" "$PERMTCP_ROOT/scripts/build-kernel.sh" | sha256sum | cut -c1-12
+	cat $(kernel_fragments) "$PERMTCP_ROOT/scripts/build-kernel.sh" | sha256sum | cut -c1-12
 }
 
 # Build directory of the cached test kernel.
@@ -28,5 +36,5 @@ kernel_build_dir() {
 	local v
 	v=$(kernel_version)
 	[ -n "$v" ] || return 1
-	printf '%s/kbuild/linux-%s-%s\n' "$PERMTCP_CACHE" "$v" "$(fragment_hash)"
+	printf '%s/kbuild/linux-%s%s-%s\n' "$PERMTCP_CACHE" "$v" "${PERMTCP_KVARIANT:+-$PERMTCP_KVARIANT}" "$(fragment_hash)"
 }

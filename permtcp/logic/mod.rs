@@ -11,6 +11,7 @@ pub mod decl;
 pub mod errno;
 pub mod nla;
 pub mod packet;
+pub mod policy;
 pub mod seq;
 pub mod seqbuf;
 pub mod snoop;
