@@ -14,7 +14,7 @@
 
 KDIR ?= $(shell bash scripts/kdir.sh 2>/dev/null)
 
-.PHONY: all module permctl setup demo check lint bench selftests clean
+.PHONY: all module permctl setup demo check check-debug lint bench selftests clean
 
 all: module
 
@@ -37,6 +37,10 @@ check: setup
 
 lint:
 	bash scripts/check.sh --lint-only
+
+# The QEMU selftests on a second kernel with lockdep, sleep-in-atomic and list debugging.
+check-debug: setup permctl
+	bash scripts/check-debug.sh
 
 # Figures, not tests: host parse+track cost, then throughput and per-frame cost in QEMU.
 bench: setup

@@ -8,7 +8,8 @@
 #
 # Prints the guest's KTAP, then a summary; exits non-zero when a test fails, the guest
 # crashes or the run times out.  Environment: KDIR (kernel build tree, default: the cached
-# test kernel), PERMTCP_KVM (auto|0|1, default auto: KVM only when a probe boot works).
+# test kernel), MODULE (permtcp.ko built for it), PERMTCP_KVM (auto|0|1, default auto: KVM
+# only when a probe boot works).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
@@ -28,7 +29,7 @@ done
 
 KDIR=${KDIR:-$(kernel_build_dir)}
 bzimage=$KDIR/arch/x86/boot/bzImage
-module=$PERMTCP_ROOT/permtcp.ko
+module=${MODULE:-$PERMTCP_ROOT/permtcp.ko}
 permctl=$PERMTCP_ROOT/target/release/permctl
 testapp=$PERMTCP_ROOT/target/release/ptcp-testapp
 for f in "$bzimage" "$module" "$permctl" "$testapp"; do
