@@ -28,6 +28,8 @@ pub mod logic;
 mod netns;
 #[path = "permtcp/snoop.rs"]
 mod snoop;
+#[path = "permtcp/takeover.rs"]
+mod takeover;
 
 module! {
     type: PermTcp,

@@ -26,7 +26,11 @@
 #include <linux/netfilter.h>
 #include <linux/rtnetlink.h>
 #include <net/genetlink.h>
+#include <net/inet6_hashtables.h>
+#include <net/inet_connection_sock.h>
+#include <net/inet_hashtables.h>
 #include <net/net_namespace.h>
+#include <net/request_sock.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
 
@@ -290,6 +294,13 @@ static const struct genl_ops ptcp_ops[] = {
 		.doit = ptcp_doit,
 	},
 	{
+		.cmd = PERMTCP_CMD_TAKEOVER,
+		.doit = ptcp_doit,
+		.policy = ptcp_del_policy,
+		.maxattr = PERMTCP_A_NODE_ID,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
 		/* Connection data is the clients' traffic: privileged. */
 		.cmd = PERMTCP_CMD_CONN_DATA_GET,
 		.dumpit = ptcp_dumpit,
@@ -439,4 +450,156 @@ void ptcp_set_err_msg(struct genl_info *info, const char *msg)
 {
 	if (info->extack)
 		info->extack->_msg = msg;
+}
+
+/*
+ * Takeover: a snooped connection rebuilt as a real TCP socket with TCP_REPAIR (the stable
+ * interface CRIU uses), then handed to the application's listener so that a plain accept()
+ * returns it.  Rust decides the values and the order; these helpers only reach the socket
+ * API and the accept queue, which has no exported helper.
+ */
+
+/* A kernel TCP socket in repair mode, in the namespace of @pn. */
+int ptcp_sock_new(struct ptcp_net *pn, bool ipv6, struct socket **res)
+{
+	return sock_create_kern(pn->net, ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+}
+
+int ptcp_sock_setopt(struct socket *sock, int level, int opt, const void *val, u32 len)
+{
+	return do_sock_setsockopt(sock, false, level, opt, KERNEL_SOCKPTR((void *)val), len);
+}
+
+static int ptcp_sockaddr(struct sockaddr_storage *ss, const u8 *addr, u16 port, bool ipv6)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ipv6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		memcpy(&s6->sin6_addr, addr, 16);
+		return sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		memcpy(&s4->sin_addr, addr + 12, 4);	/* IPv4-mapped */
+		return sizeof(*s4);
+	}
+}
+
+int ptcp_sock_bind(struct socket *sock, const u8 *addr, u16 port, bool ipv6)
+{
+	struct sockaddr_storage ss;
+	int len = ptcp_sockaddr(&ss, addr, port, ipv6);
+
+	return kernel_bind(sock, (struct sockaddr_unsized *)&ss, len);
+}
+
+int ptcp_sock_connect(struct socket *sock, const u8 *addr, u16 port, bool ipv6)
+{
+	struct sockaddr_storage ss;
+	int len = ptcp_sockaddr(&ss, addr, port, ipv6);
+
+	return kernel_connect(sock, (struct sockaddr_unsized *)&ss, len, 0);
+}
+
+/* Queues @len bytes: into the repair queue selected by TCP_REPAIR_QUEUE, or sends them. */
+int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len)
+{
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT };
+	struct kvec iov = { .iov_base = (void *)data, .iov_len = len };
+
+	return kernel_sendmsg(sock, &msg, &iov, 1, len);
+}
+
+void ptcp_sock_release(struct socket *sock)
+{
+	sock_release(sock);
+}
+
+/*
+ * Detaches the socket's sock from its struct socket so that it looks like a child created
+ * by a listener (no socket, no wait queue, not dead) and owns its reference.
+ */
+struct sock *ptcp_sock_detach(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	lock_sock(sk);
+	write_lock_bh(&sk->sk_callback_lock);
+	sk_set_socket(sk, NULL);
+	RCU_INIT_POINTER(sk->sk_wq, NULL);	/* not sock_orphan(): that marks it dead */
+	write_unlock_bh(&sk->sk_callback_lock);
+	if (!sk->sk_net_refcnt)
+		sk_net_refcnt_upgrade(sk);
+	release_sock(sk);
+	sock->sk = NULL;
+	sock_release(sock);			/* inet_release() sees no sk: nothing to do */
+	return sk;
+}
+
+/*
+ * Appends @child to the accept queue of the listener for @vip:@port, as
+ * inet_csk_reqsk_queue_add() would, and wakes accept().  -EAGAIN without a listener (or with
+ * a full backlog): the caller keeps the child and retries.  On success the queue owns the
+ * child's reference.
+ */
+int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
+		const u8 *client, u16 cport, bool ipv6)
+{
+	struct request_sock_queue *q;
+	struct request_sock *req;
+	struct sock *lsk;
+	int err = -EAGAIN;
+
+	rcu_read_lock();
+	if (ipv6)
+		lsk = inet6_lookup_listener(pn->net, NULL, 0, (const struct in6_addr *)client,
+					    htons(cport), (const struct in6_addr *)vip, port, 0, 0);
+	else
+		lsk = __inet_lookup_listener(pn->net, NULL, 0, *(const __be32 *)(client + 12),
+					     htons(cport), *(const __be32 *)(vip + 12), port, 0, 0);
+	if (lsk && !refcount_inc_not_zero(&lsk->sk_refcnt))
+		lsk = NULL;
+	rcu_read_unlock();
+	if (!lsk)
+		return -EAGAIN;
+
+	req = kmem_cache_zalloc(lsk->sk_prot->rsk_prot->slab, GFP_KERNEL);
+	if (!req) {
+		err = -ENOMEM;
+		goto out;
+	}
+	req->rsk_ops = lsk->sk_prot->rsk_prot;
+	refcount_set(&req->rsk_refcnt, 1);
+	req->sk = child;
+	q = &inet_csk(lsk)->icsk_accept_queue;
+	spin_lock_bh(&q->rskq_lock);
+	if (lsk->sk_state != TCP_LISTEN || sk_acceptq_is_full(lsk)) {
+		spin_unlock_bh(&q->rskq_lock);
+		kmem_cache_free(req->rsk_ops->slab, req);
+		goto out;
+	}
+	req->dl_next = NULL;
+	if (!q->rskq_accept_head)
+		WRITE_ONCE(q->rskq_accept_head, req);
+	else
+		q->rskq_accept_tail->dl_next = req;
+	q->rskq_accept_tail = req;
+	sk_acceptq_added(lsk);
+	spin_unlock_bh(&q->rskq_lock);
+	READ_ONCE(lsk->sk_data_ready)(lsk);
+	err = 0;
+out:
+	sock_put(lsk);
+	return err;
+}
+
+/* Closes a detached child nobody will accept (unload, or no listener in time). */
+void ptcp_sock_close_detached(struct sock *sk)
+{
+	sk->sk_prot->close(sk, 0);
 }

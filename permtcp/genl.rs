@@ -75,6 +75,30 @@ fn handle(
             state.snoop.lock().stop();
             Ok(())
         }
+        cmd::TAKEOVER => {
+            let node = decl::parse_del_request(payload)?;
+            let t = state.plan_takeover(node, now_ms())?;
+            let (mut taken, mut failed) = (0u32, 0u32);
+            for p in t.plans.iter() {
+                match crate::takeover::take_over(pn, p) {
+                    Ok(()) => taken += 1,
+                    Err(e) => {
+                        failed += 1;
+                        pr_warn!(
+                            "takeover of a connection failed: {} ({})\n",
+                            e.text(),
+                            e.errno
+                        );
+                    }
+                }
+            }
+            req.reply(cmd::TAKEOVER, 64, |w| {
+                w.put_u32(attr::TAKEN, taken)?;
+                w.put_u32(attr::NOT_READY_COUNT, t.not_ready)?;
+                w.put_u32(attr::NOT_MINE, t.not_mine)?;
+                w.put_u32(attr::FAILED, failed)
+            })
+        }
         cmd::STATS_GET => {
             decl::parse_empty_request(payload)?;
             let mut stats = {

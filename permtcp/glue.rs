@@ -97,6 +97,11 @@ impl Snooped {
         Self(pn)
     }
 
+    /// The raw pointer, for the takeover helpers.
+    pub(crate) fn raw(&self) -> *mut PtcpNet {
+        self.0
+    }
+
     /// Hooks device `ifindex`; its frames start flowing to the namespace's state.
     pub(crate) fn attach(&self, ifindex: u32) -> Result {
         // SAFETY: `self.0` is valid (type invariant); the C side takes RTNL.

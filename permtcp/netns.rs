@@ -26,9 +26,30 @@ pub(crate) struct NetState {
     /// Lock order: `decls` before `snoop`.
     #[pin]
     decls: Mutex<KVec<KBox<Declaration>>>,
+    /// Nodes declared failed and taken over. Lock order: `decls`, `failed`, `snoop`.
+    #[pin]
+    failed: Mutex<KVec<u32>>,
     /// Mirrored connections; shared with the netfilter hook (softirq), hence IRQ-safe.
     #[pin]
     pub(crate) snoop: SpinLockIrq<SnoopTable>,
+}
+
+/// The declarations whose bindings are snooped: all but those of failed nodes.
+fn snooped<'a>(
+    decls: &'a KVec<KBox<Declaration>>,
+    failed: &'a KVec<u32>,
+) -> impl Iterator<Item = &'a Declaration> + Clone {
+    decls
+        .iter()
+        .map(|b| &**b)
+        .filter(|d| !failed.contains(&d.node_id))
+}
+
+/// What a takeover found: plans to rebuild, and the connections left alone.
+pub(crate) struct Takeover {
+    pub(crate) plans: KVec<crate::takeover::Plan>,
+    pub(crate) not_ready: u32,
+    pub(crate) not_mine: u32,
 }
 
 /// A snapshot for STATUS_GET.
@@ -42,6 +63,7 @@ impl NetState {
         pin_init!(Self {
             cookie,
             decls <- new_mutex!(KVec::new(), "permtcp_decls"),
+            failed <- new_mutex!(KVec::new(), "permtcp_failed"),
             snoop <- new_spinlock_irq!(SnoopTable::new(), "permtcp_snoop"),
         })
     }
@@ -54,7 +76,8 @@ impl NetState {
         let mut decls = self.decls.lock();
         check_insert(d, decls.iter().map(|b| &**b))?;
         decls.push(boxed, GFP_KERNEL).map_err(|_| enomem())?;
-        self.snoop.lock().refilter(decls.iter().map(|b| &**b));
+        let failed = self.failed.lock();
+        self.snoop.lock().refilter(snooped(&decls, &failed));
         Ok(())
     }
 
@@ -70,14 +93,69 @@ impl NetState {
             ))?;
         // The index is in bounds, so removal cannot fail.
         let _ = decls.remove(i);
-        self.snoop.lock().refilter(decls.iter().map(|b| &**b));
+        let failed = self.failed.lock();
+        self.snoop.lock().refilter(snooped(&decls, &failed));
         Ok(())
+    }
+
+    /// Declares `node` failed and collects the connections this node takes over from it.
+    pub(crate) fn plan_takeover(&self, node: u32, now_ms: u64) -> Result<Takeover, LogicError> {
+        use crate::logic::policy::{declares, takeover_order};
+        let decls = self.decls.lock();
+        let owner = decls
+            .iter()
+            .find(|d| d.node_id == node)
+            .ok_or(LogicError::new(
+                code::ENOENT,
+                c"no declaration for this node id",
+            ))?;
+        let me = decls
+            .iter()
+            .find(|d| d.local)
+            .map(|d| d.node_id)
+            .ok_or(LogicError::new(
+                code::EINVAL,
+                c"no local declaration: this node is in no cluster",
+            ))?;
+        if me == node {
+            return Err(LogicError::new(
+                code::EINVAL,
+                c"the local node cannot take itself over",
+            ));
+        }
+        let mut failed = self.failed.lock();
+        if failed.contains(&node) {
+            return Err(LogicError::new(code::EALREADY, c"node already taken over"));
+        }
+        failed
+            .push(node, GFP_KERNEL)
+            .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
+        let is_failed = |n: u32| failed.contains(&n);
+        let all = || decls.iter().map(|b| &**b);
+        let whose = |k: &crate::logic::snoop::FlowKey| {
+            if !declares(owner, &k.owner_addr, k.owner_port) {
+                return None;
+            }
+            let order = takeover_order(all(), owner, k.owner_port, &is_failed);
+            Some(order.iter().next() == Some(&me))
+        };
+        let mut table = self.snoop.lock();
+        let (plans, not_ready, not_mine) = table.take_plans(whose, now_ms);
+        // The failed node's bindings are no longer snooped: this node now serves them, or
+        // another peer does (snooping a new owner is not implemented yet).
+        table.refilter(snooped(&decls, &failed));
+        Ok(Takeover {
+            plans,
+            not_ready,
+            not_mine,
+        })
     }
 
     /// Resets the snooping table for `limits` and the current declarations.
     pub(crate) fn snoop_start(&self, limits: crate::logic::snoop::Limits) {
         let decls = self.decls.lock();
-        self.snoop.lock().start(limits, decls.iter().map(|b| &**b));
+        let failed = self.failed.lock();
+        self.snoop.lock().start(limits, snooped(&decls, &failed));
     }
 
     /// Runs `f` on the declaration at position `index`, if any, under the lock.

@@ -287,6 +287,36 @@ impl SnoopTable {
             .map(|(k, c)| ConnInfo::from_conn(k, c, now_ms))
     }
 
+    /// Takes the connections `whose` says belong to the failed owner: `Some(true)` for those
+    /// this node takes over (ready ones become plans and leave the table), `Some(false)` for
+    /// those another node takes. Returns the plans and the counts not ready and not mine.
+    pub(crate) fn take_plans(
+        &mut self,
+        whose: impl Fn(&FlowKey) -> Option<bool>,
+        now_ms: u64,
+    ) -> (KVec<crate::takeover::Plan>, u32, u32) {
+        let (mut plans, mut not_ready, mut not_mine) = (KVec::new(), 0u32, 0u32);
+        let alloc = &mut self.alloc;
+        self.conns.retain(|k, c| match whose(k) {
+            None => true,
+            Some(false) => {
+                not_mine += 1;
+                true
+            }
+            Some(true) => {
+                let taken = crate::takeover::Plan::new(k, c, now_ms)
+                    .is_some_and(|p| plans.push(p, GFP_ATOMIC | __GFP_NOWARN).is_ok());
+                if taken {
+                    c.release(alloc);
+                } else {
+                    not_ready += 1;
+                }
+                !taken
+            }
+        });
+        (plans, not_ready, not_mine)
+    }
+
     /// Runs `f` on the retained data of `side` of `key`'s connection.
     pub(crate) fn with_conn<R>(
         &self,

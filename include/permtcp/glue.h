@@ -15,6 +15,8 @@ struct genl_info;
 struct netlink_callback;
 struct ptcp_net;
 struct sk_buff;
+struct sock;
+struct socket;
 
 /* A generic netlink message under construction; mirrored by `PtcpMsg` in Rust. */
 struct ptcp_msg {
@@ -44,6 +46,16 @@ bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
 bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6);
 u64 ptcp_now_ms(void);
 void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
+int ptcp_sock_new(struct ptcp_net *pn, bool ipv6, struct socket **res);
+int ptcp_sock_setopt(struct socket *sock, int level, int opt, const void *val, u32 len);
+int ptcp_sock_bind(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
+int ptcp_sock_connect(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
+int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len);
+void ptcp_sock_release(struct socket *sock);
+struct sock *ptcp_sock_detach(struct socket *sock);
+int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
+		const u8 *client, u16 cport, bool ipv6);
+void ptcp_sock_close_detached(struct sock *sk);
 
 /* Provided by Rust (permtcp/netns.rs, permtcp/genl.rs). */
 void *permtcp_rs_net_init(u64 cookie);

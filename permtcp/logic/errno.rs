@@ -38,6 +38,8 @@ pub mod code {
     pub const EBUSY: i32 = 16;
     /// No such device.
     pub const ENODEV: i32 = 19;
+    /// Operation already in progress (done).
+    pub const EALREADY: i32 = 114;
 }
 
 /// An errno with its explanation.

@@ -22,6 +22,11 @@ fn owns(d: &Declaration, addr: &Addr) -> bool {
     }
 }
 
+/// Whether `d` declares `addr:port`.
+pub fn declares(d: &Declaration, addr: &Addr, port: u16) -> bool {
+    owns(d, addr) && d.ranges.iter().any(|r| r.contains(port))
+}
+
 /// The declaration that owns `addr:port`, if any.
 pub fn owner_of<'a>(
     decls: impl Iterator<Item = &'a Declaration>,

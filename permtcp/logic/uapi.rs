@@ -32,8 +32,11 @@ pub mod cmd {
     pub const STATS_GET: u8 = 8;
     /// Read the data a mirrored connection retains in one direction (CAP_NET_ADMIN).
     pub const CONN_DATA_GET: u8 = 9;
+    /// Declare a node failed and take over the connections the policy gives this node
+    /// (CAP_NET_ADMIN).
+    pub const TAKEOVER: u8 = 10;
     /// Highest command number.
-    pub const MAX: u8 = CONN_DATA_GET;
+    pub const MAX: u8 = TAKEOVER;
 }
 
 /// Top-level attributes.
@@ -78,8 +81,16 @@ pub mod attr {
     pub const DATA: u16 = 18;
     /// u32: sequence number of the first byte of [`DATA`].
     pub const DATA_SEQ: u16 = 19;
+    /// u32: connections taken over (TAKEOVER reply).
+    pub const TAKEN: u16 = 20;
+    /// u32: connections of the failed node not ready for takeover.
+    pub const NOT_READY_COUNT: u16 = 21;
+    /// u32: connections the policy gives to another node.
+    pub const NOT_MINE: u16 = 22;
+    /// u32: connections whose rebuild or hand-off failed.
+    pub const FAILED: u16 = 23;
     /// Highest attribute number.
-    pub const MAX: u16 = DATA_SEQ;
+    pub const MAX: u16 = FAILED;
 }
 
 /// Attributes nested in [`attr::DECL`].

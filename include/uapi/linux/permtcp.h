@@ -22,6 +22,7 @@ enum permtcp_cmd {
 	PERMTCP_CMD_CONN_GET = 7,
 	PERMTCP_CMD_STATS_GET = 8,
 	PERMTCP_CMD_CONN_DATA_GET = 9,
+	PERMTCP_CMD_TAKEOVER = 10,
 	__PERMTCP_CMD_MAX,
 };
 #define PERMTCP_CMD_MAX (__PERMTCP_CMD_MAX - 1)
@@ -47,6 +48,10 @@ enum permtcp_attr {
 	PERMTCP_A_SIDE = 17,		/* u8: 0 owner, 1 client */
 	PERMTCP_A_DATA = 18,		/* binary */
 	PERMTCP_A_DATA_SEQ = 19,	/* u32 */
+	PERMTCP_A_TAKEN = 20,		/* u32 */
+	PERMTCP_A_NOT_READY_COUNT = 21,	/* u32 */
+	PERMTCP_A_NOT_MINE = 22,	/* u32 */
+	PERMTCP_A_FAILED = 23,		/* u32 */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)

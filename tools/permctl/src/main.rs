@@ -62,6 +62,13 @@ enum Command {
         #[arg(long)]
         out: String,
     },
+    /// Declare a node failed and take over the connections the policy gives this node
+    /// (needs CAP_NET_ADMIN).
+    Takeover {
+        /// The failed node's id.
+        #[arg(long)]
+        node: u32,
+    },
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -297,6 +304,7 @@ fn main() -> ExitCode {
         }) => snoop::start(&c, &dev, max_conns, max_bytes).map(|m| done(json, &m)),
         Command::Snoop(SnoopCommand::Stop) => snoop::stop(&c).map(|m| done(json, &m)),
         Command::Conns => snoop::conns(&c, json),
+        Command::Takeover { node } => snoop::takeover(&c, node, json),
         Command::Stats => snoop::stats(&c, json),
         Command::ConnData {
             owner,

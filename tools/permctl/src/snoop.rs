@@ -351,3 +351,34 @@ pub fn data(
         pieces
     ))
 }
+
+/// `permctl takeover`.
+pub fn takeover(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
+    let payload = encode(|w| w.put_u32(attr::NODE_ID, node))?;
+    let replies = c.request(cmd::TAKEOVER, &payload, false)?;
+    let get = |kind: u16| {
+        replies
+            .iter()
+            .flatten()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+            .unwrap_or(0)
+    };
+    let (taken, not_ready, not_mine, failed) = (
+        get(attr::TAKEN),
+        get(attr::NOT_READY_COUNT),
+        get(attr::NOT_MINE),
+        get(attr::FAILED),
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"node": node, "taken": taken, "not_ready": not_ready, "not_mine": not_mine, "failed": failed})
+        );
+    } else {
+        println!(
+            "node {node} failed: {taken} connections taken over, {not_ready} not ready, {not_mine} for other nodes, {failed} failed"
+        );
+    }
+    Ok(())
+}

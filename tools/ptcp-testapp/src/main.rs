@@ -11,6 +11,12 @@
 //! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one IPv4 SYN SRC -> DST (ADDR:PORT) as a raw
 //!                                             Ethernet frame (no checksum offload), with a
 //!                                             correct TCP checksum if GOOD is `good`
+//! ptcp-testapp echo-serve ADDR:PORT           accept connections forever; answer each 8-byte
+//!                                             request (a round number) with 1000 bytes
+//!                                             derived from it (stateless: survives a takeover)
+//! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE
+//!                                             ROUNDS requests, checking every answer; after
+//!                                             half of them create PAUSE.wait and wait for PAUSE
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
@@ -508,6 +514,51 @@ fn compare(dir: &str) -> bool {
     k.1 == 0
 }
 
+fn answer(round: u64) -> Vec<u8> {
+    Stream(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).take(1000)
+}
+
+fn echo_serve(addr: SocketAddr) {
+    let l = TcpListener::bind(addr).expect("bind");
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        std::thread::spawn(move || {
+            let mut req = [0u8; 8];
+            while s.read_exact(&mut req).is_ok() {
+                if s.write_all(&answer(u64::from_be_bytes(req))).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn echo_client(addr: SocketAddr, rounds: u64, pause: &str) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    for i in 0..rounds {
+        if i == rounds / 2 {
+            std::fs::write(format!("{pause}.wait"), b"").unwrap();
+            while !std::path::Path::new(pause).exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let t = Instant::now();
+        s.write_all(&i.to_be_bytes()).expect("send");
+        let mut buf = vec![0u8; 1000];
+        s.read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("round {i}: {e}"));
+        assert!(buf == answer(i), "round {i}: wrong answer");
+        worst = worst.max(t.elapsed());
+    }
+    println!(
+        "ok rounds={rounds} secs={:.3} worst_round_ms={}",
+        start.elapsed().as_secs_f64(),
+        worst.as_millis()
+    );
+}
+
 fn csum(data: &[u8], mut sum: u32) -> u16 {
     for c in data.chunks(2) {
         sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
@@ -602,6 +653,8 @@ fn main() {
         "serve" => serve(arg(2).parse().unwrap(), parse_pattern(arg(3)), arg(4)),
         "client" => client(arg(2).parse().unwrap(), parse_pattern(arg(3))),
         "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
+        "echo-serve" => echo_serve(arg(2).parse().unwrap()),
+        "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "syn" => raw_syn(
             arg(2),
             arg(3),

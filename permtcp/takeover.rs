@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Takeover: a failed owner's mirrored connections become real TCP sockets that the
+//! application's listener returns from a plain `accept()`.
+//!
+//! Each ready connection is rebuilt with TCP_REPAIR, as CRIU restores sockets: sequence
+//! numbers, options negotiated by both SYNs, timestamps continued past the owner's last TSval
+//! (PAWS), the client's bytes the owner had not acknowledged in the receive queue, windows,
+//! then repair is switched off (the window probe it sends prompts the client's ACK) and the
+//! owner's unacknowledged bytes are sent again. The socket is then detached from its kernel
+//! `struct socket` and put on the listener's accept queue.
+//!
+//! Not yet: connections whose listener does not exist yet (they are closed and counted as
+//! failed), half-closed connections, fail-over directives, RST/ARP suppression while a peer.
+
+use crate::glue::{PtcpNet, Snooped};
+use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::seq;
+use crate::logic::snoop::FlowKey;
+use crate::logic::track::{Conn, Side, State};
+use crate::snoop::Alloc;
+use core::ffi::{c_int, c_void};
+use core::ptr::NonNull;
+use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
+use kernel::prelude::*;
+
+const SOL_IP: c_int = 0;
+const SOL_SOCKET: c_int = 1;
+const SOL_TCP: c_int = 6;
+const SOL_IPV6: c_int = 41;
+const SO_REUSEADDR: c_int = 2;
+const IP_FREEBIND: c_int = 15;
+const IPV6_FREEBIND: c_int = 78;
+const TCP_MAXSEG: c_int = 2;
+const TCP_REPAIR: c_int = 19;
+const TCP_REPAIR_QUEUE: c_int = 20;
+const TCP_QUEUE_SEQ: c_int = 21;
+const TCP_REPAIR_OPTIONS: c_int = 22;
+const TCP_TIMESTAMP: c_int = 24;
+const TCP_REPAIR_WINDOW: c_int = 29;
+const TCP_RECV_QUEUE: c_int = 1;
+const TCP_SEND_QUEUE: c_int = 2;
+const TCPOPT_MSS: u32 = 2;
+const TCPOPT_WINDOW: u32 = 3;
+const TCPOPT_SACK_PERM: u32 = 4;
+const TCPOPT_TIMESTAMP: u32 = 8;
+
+/// `struct tcp_repair_window`.
+#[repr(C)]
+struct RepairWindow {
+    snd_wl1: u32,
+    snd_wnd: u32,
+    max_window: u32,
+    rcv_wnd: u32,
+    rcv_wup: u32,
+}
+
+/// `struct tcp_repair_opt`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RepairOpt {
+    code: u32,
+    val: u32,
+}
+
+/// What one connection is rebuilt from, copied out of the mirror.
+pub(crate) struct Plan {
+    key: FlowKey,
+    v6: bool,
+    /// The owner's first unacknowledged sequence number (the socket's write_seq).
+    snd_una: u32,
+    /// The client's bytes up to here were acknowledged by the owner (receive queue start).
+    rcv_una: u32,
+    mss: u16,
+    wscale: Option<(u8, u8)>,
+    sack: bool,
+    /// The owner's last TSval and how long ago it was seen.
+    ts: Option<(u32, u64)>,
+    window: RepairWindow,
+    /// The owner's unacknowledged bytes, sent again after repair.
+    send: KVec<u8>,
+    /// The client's bytes the owner had not acknowledged, queued for the application.
+    recv: KVec<u8>,
+}
+
+fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVec<u8>> {
+    let n = seq::dist(from, to) as usize;
+    let mut v = KVec::from_elem(0u8, n, GFP_ATOMIC | __GFP_NOWARN).ok()?;
+    c.side(side).data.read(from, &mut v).then_some(v)
+}
+
+impl Plan {
+    /// The plan for a connection that is ready and established; `None` otherwise.
+    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64) -> Option<Plan> {
+        if c.readiness().is_err() || c.state != State::Established {
+            return None;
+        }
+        let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
+        Some(Plan {
+            key: *key,
+            v6: key.owner_addr.as_v4().is_none(),
+            snd_una: o.una,
+            rcv_una: cl.una,
+            mss: cl.syn_opts.mss.unwrap_or(536),
+            wscale: c
+                .ws_ok
+                .then(|| (c.wscale(Side::Client), c.wscale(Side::Owner))),
+            sack: c.sack_ok,
+            ts: if c.ts_ok {
+                o.ts.map(|(val, _)| (val, now_ms.saturating_sub(c.last_ms)))
+            } else {
+                None
+            },
+            window: RepairWindow {
+                snd_wl1: cl.win_seq,
+                snd_wnd: cl.win,
+                max_window: cl.max_win.max(cl.win),
+                rcv_wnd: o.win,
+                rcv_wup: cl.una,
+            },
+            send: copy_out(c, Side::Owner, o.una, o.data_end())?,
+            recv: copy_out(c, Side::Client, cl.una, cl.data_end())?,
+        })
+    }
+}
+
+/// `struct socket`, handled by pointer only.
+#[repr(C)]
+struct Socket {
+    _data: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+/// `struct sock`, handled by pointer only.
+#[repr(C)]
+struct Sock {
+    _data: [u8; 0],
+    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+}
+
+extern "C" {
+    fn ptcp_sock_new(pn: *mut PtcpNet, ipv6: bool, res: *mut *mut Socket) -> c_int;
+    fn ptcp_sock_setopt(
+        sock: *mut Socket,
+        level: c_int,
+        opt: c_int,
+        val: *const c_void,
+        len: u32,
+    ) -> c_int;
+    fn ptcp_sock_bind(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
+    fn ptcp_sock_connect(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
+    fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
+    fn ptcp_sock_release(sock: *mut Socket);
+    fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
+    fn ptcp_inject(
+        pn: *mut PtcpNet,
+        child: *mut Sock,
+        vip: *const u8,
+        port: u16,
+        client: *const u8,
+        cport: u16,
+        ipv6: bool,
+    ) -> c_int;
+    fn ptcp_sock_close_detached(sk: *mut Sock);
+}
+
+fn check(ret: c_int, msg: &'static core::ffi::CStr) -> Result<c_int, LogicError> {
+    if ret < 0 {
+        Err(LogicError::new(-ret, msg))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A kernel TCP socket being rebuilt.
+///
+/// # Invariants
+///
+/// `0` is a socket from `ptcp_sock_new` that this value owns.
+struct KernelSocket(NonNull<Socket>);
+
+impl KernelSocket {
+    fn new(pn: &Snooped, v6: bool) -> Result<Self, LogicError> {
+        let mut s = core::ptr::null_mut();
+        // SAFETY: `pn` is the namespace's live `struct ptcp_net`; `s` is a valid out pointer.
+        let ret = unsafe { ptcp_sock_new(pn.raw(), v6, &mut s) };
+        check(ret, c"socket creation failed")?;
+        // INVARIANT: created above, owned from here on.
+        NonNull::new(s)
+            .map(Self)
+            .ok_or(LogicError::new(code::ENOMEM, c"socket creation failed"))
+    }
+
+    fn set<T>(
+        &self,
+        level: c_int,
+        opt: c_int,
+        val: &T,
+        msg: &'static core::ffi::CStr,
+    ) -> Result<(), LogicError> {
+        let len = core::mem::size_of::<T>() as u32;
+        let val: *const c_void = core::ptr::from_ref(val).cast();
+        // SAFETY: the socket is owned (type invariant); `val` is readable for `len` bytes.
+        let ret = unsafe { ptcp_sock_setopt(self.0.as_ptr(), level, opt, val, len) };
+        check(ret, msg).map(|_| ())
+    }
+
+    fn set_int(
+        &self,
+        level: c_int,
+        opt: c_int,
+        v: i32,
+        msg: &'static core::ffi::CStr,
+    ) -> Result<(), LogicError> {
+        self.set(level, opt, &v, msg)
+    }
+
+    fn send(&self, mut data: &[u8], msg: &'static core::ffi::CStr) -> Result<(), LogicError> {
+        while !data.is_empty() {
+            let n = data.len().min(16384);
+            // SAFETY: the socket is owned (type invariant); `data` is readable for `n` bytes.
+            let ret = unsafe { ptcp_sock_send(self.0.as_ptr(), data.as_ptr(), n as u32) };
+            let sent = check(ret, msg)?;
+            if sent == 0 {
+                return Err(LogicError::new(code::ENOSPC, msg));
+            }
+            data = &data[sent as usize..];
+        }
+        Ok(())
+    }
+
+    /// Detaches the sock for the accept queue; the `struct socket` is released.
+    fn detach(self) -> Detached {
+        let s = self.0.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: `s` is an owned, connected socket; the helper consumes it.
+        let sk = unsafe { ptcp_sock_detach(s) };
+        // INVARIANT: the helper returns the socket's sock, whose reference we now own.
+        Detached(NonNull::new(sk).expect("a connected socket has a sock"))
+    }
+}
+
+impl Drop for KernelSocket {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant), released once.
+        unsafe { ptcp_sock_release(self.0.as_ptr()) };
+    }
+}
+
+/// A rebuilt connection waiting for the accept queue.
+///
+/// # Invariants
+///
+/// `0` is an established TCP sock without a `struct socket` whose reference this value owns.
+struct Detached(NonNull<Sock>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant); closing consumes the reference.
+        unsafe { ptcp_sock_close_detached(self.0.as_ptr()) };
+    }
+}
+
+/// Rebuilds one connection as a socket in repair mode, then live.
+fn rebuild(pn: &Snooped, p: &Plan) -> Result<Detached, LogicError> {
+    let s = KernelSocket::new(pn, p.v6)?;
+    s.set_int(SOL_TCP, TCP_REPAIR, 1, c"TCP_REPAIR failed")?;
+    s.set_int(
+        SOL_TCP,
+        TCP_REPAIR_QUEUE,
+        TCP_SEND_QUEUE,
+        c"repair queue failed",
+    )?;
+    s.set_int(
+        SOL_TCP,
+        TCP_QUEUE_SEQ,
+        p.snd_una as i32,
+        c"send sequence failed",
+    )?;
+    s.set_int(
+        SOL_TCP,
+        TCP_REPAIR_QUEUE,
+        TCP_RECV_QUEUE,
+        c"repair queue failed",
+    )?;
+    s.set_int(
+        SOL_TCP,
+        TCP_QUEUE_SEQ,
+        p.rcv_una as i32,
+        c"receive sequence failed",
+    )?;
+    // The client's MSS before connect(), or the socket stays at the minimum.
+    s.set_int(SOL_TCP, TCP_MAXSEG, p.mss.into(), c"TCP_MAXSEG failed")?;
+    // The service address may not be local yet.
+    let (level, opt) = if p.v6 {
+        (SOL_IPV6, IPV6_FREEBIND)
+    } else {
+        (SOL_IP, IP_FREEBIND)
+    };
+    s.set_int(level, opt, 1, c"freebind failed")?;
+    let k = &p.key;
+    let sock = s.0.as_ptr();
+    // SAFETY: the socket is owned; the addresses are 16 readable bytes.
+    let ret = unsafe { ptcp_sock_bind(sock, k.owner_addr.0.as_ptr(), k.owner_port, p.v6) };
+    check(ret, c"bind to the service address failed")?;
+    // SAFETY: as above; in repair mode connect() sends nothing and establishes at once.
+    let ret = unsafe { ptcp_sock_connect(sock, k.client_addr.0.as_ptr(), k.client_port, p.v6) };
+    check(ret, c"connect in repair mode failed")?;
+    let mut opts = [RepairOpt {
+        code: TCPOPT_MSS,
+        val: p.mss.into(),
+    }; 4];
+    let mut n = 1;
+    if let Some((snd, rcv)) = p.wscale {
+        opts[n] = RepairOpt {
+            code: TCPOPT_WINDOW,
+            val: u32::from(snd) | u32::from(rcv) << 16,
+        };
+        n += 1;
+    }
+    if p.sack {
+        opts[n] = RepairOpt {
+            code: TCPOPT_SACK_PERM,
+            val: 0,
+        };
+        n += 1;
+    }
+    if p.ts.is_some() {
+        opts[n] = RepairOpt {
+            code: TCPOPT_TIMESTAMP,
+            val: 0,
+        };
+        n += 1;
+    }
+    let len = (n * core::mem::size_of::<RepairOpt>()) as u32;
+    let optp = opts.as_ptr().cast();
+    // SAFETY: the socket is owned; `opts[..n]` is readable for `len` bytes.
+    let ret = unsafe { ptcp_sock_setopt(sock, SOL_TCP, TCP_REPAIR_OPTIONS, optp, len) };
+    check(ret, c"TCP_REPAIR_OPTIONS failed")?;
+    if let Some((tsval, age)) = p.ts {
+        // Continue the owner's clock past its last TSval (PAWS); bit 0 flags usec clocks.
+        let v = tsval.wrapping_add(age as u32).wrapping_add(2) & !1;
+        s.set_int(SOL_TCP, TCP_TIMESTAMP, v as i32, c"TCP_TIMESTAMP failed")?;
+    }
+    if !p.recv.is_empty() {
+        s.set_int(
+            SOL_TCP,
+            TCP_REPAIR_QUEUE,
+            TCP_RECV_QUEUE,
+            c"repair queue failed",
+        )?;
+        s.send(&p.recv, c"queueing received data failed")?;
+    }
+    s.set(
+        SOL_TCP,
+        TCP_REPAIR_WINDOW,
+        &p.window,
+        c"TCP_REPAIR_WINDOW failed",
+    )?;
+    // Repair off sends a window probe: the client answers at once with its state.
+    s.set_int(SOL_TCP, TCP_REPAIR, 0, c"leaving repair mode failed")?;
+    // An application binding the port after the takeover needs this (repair off cleared it).
+    s.set_int(SOL_SOCKET, SO_REUSEADDR, 1, c"SO_REUSEADDR failed")?;
+    s.send(&p.send, c"resending unacknowledged data failed")?;
+    Ok(s.detach())
+}
+
+/// Rebuilds `p` and hands it to the listener of its service address.
+pub(crate) fn take_over(pn: &Snooped, p: &Plan) -> Result<(), LogicError> {
+    let child = rebuild(pn, p)?;
+    let k = &p.key;
+    // SAFETY: `pn` is live; `child` is an owned detached sock; addresses are 16 bytes.
+    let r = unsafe {
+        ptcp_inject(
+            pn.raw(),
+            child.0.as_ptr(),
+            k.owner_addr.0.as_ptr(),
+            k.owner_port,
+            k.client_addr.0.as_ptr(),
+            k.client_port,
+            p.v6,
+        )
+    };
+    if r == 0 {
+        // The accept queue owns the reference now.
+        core::mem::forget(child);
+        Ok(())
+    } else {
+        // No listener (yet): closing resets the client. Parking comes later.
+        Err(LogicError::new(-r, c"no listener on the service address"))
+    }
+}
