@@ -25,10 +25,12 @@
 #include <linux/netdevice.h>
 #include <linux/netfilter.h>
 #include <linux/rtnetlink.h>
+#include <net/arp.h>
 #include <net/genetlink.h>
 #include <net/inet6_hashtables.h>
 #include <net/inet_connection_sock.h>
 #include <net/inet_hashtables.h>
+#include <net/ndisc.h>
 #include <net/net_namespace.h>
 #include <net/request_sock.h>
 #include <net/netns/generic.h>
@@ -547,6 +549,43 @@ struct sock *ptcp_sock_detach(struct socket *sock)
  * a full backlog): the caller keeps the child and retries.  On success the queue owns the
  * child's reference.
  */
+/* The listener a connection @client:@cport -> @vip:@port would reach, with a reference. */
+static struct sock *ptcp_listener_get(struct ptcp_net *pn, const u8 *vip, u16 port,
+				      const u8 *client, u16 cport, bool ipv6)
+{
+	struct sock *lsk;
+
+	rcu_read_lock();
+	if (ipv6)
+		lsk = inet6_lookup_listener(pn->net, NULL, 0, (const struct in6_addr *)client,
+					    htons(cport), (const struct in6_addr *)vip, port, 0, 0);
+	else	/* also finds dual-stack IPv6 listeners */
+		lsk = __inet_lookup_listener(pn->net, NULL, 0, *(const __be32 *)(client + 12),
+					     htons(cport), *(const __be32 *)(vip + 12), port, 0, 0);
+	if (lsk && !refcount_inc_not_zero(&lsk->sk_refcnt))
+		lsk = NULL;
+	rcu_read_unlock();
+	return lsk;
+}
+
+/*
+ * The address family of that listener (AF_INET or AF_INET6), -EAGAIN without one.  A
+ * dual-stack IPv6 listener needs an IPv6 socket with IPv4-mapped addresses, as the kernel
+ * itself creates for it.
+ */
+int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
+			 u16 cport, bool ipv6)
+{
+	struct sock *lsk = ptcp_listener_get(pn, vip, port, client, cport, ipv6);
+	int family;
+
+	if (!lsk)
+		return -EAGAIN;
+	family = lsk->sk_family;
+	sock_put(lsk);
+	return family;
+}
+
 int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
 		const u8 *client, u16 cport, bool ipv6)
 {
@@ -555,18 +594,14 @@ int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port
 	struct sock *lsk;
 	int err = -EAGAIN;
 
-	rcu_read_lock();
-	if (ipv6)
-		lsk = inet6_lookup_listener(pn->net, NULL, 0, (const struct in6_addr *)client,
-					    htons(cport), (const struct in6_addr *)vip, port, 0, 0);
-	else
-		lsk = __inet_lookup_listener(pn->net, NULL, 0, *(const __be32 *)(client + 12),
-					     htons(cport), *(const __be32 *)(vip + 12), port, 0, 0);
-	if (lsk && !refcount_inc_not_zero(&lsk->sk_refcnt))
-		lsk = NULL;
-	rcu_read_unlock();
+	lsk = ptcp_listener_get(pn, vip, port, client, cport, ipv6);
 	if (!lsk)
 		return -EAGAIN;
+	/* accept() grafts the child onto a socket of the listener's family. */
+	if (lsk->sk_family != child->sk_family) {
+		err = -EAFNOSUPPORT;
+		goto out;
+	}
 
 	req = kmem_cache_zalloc(lsk->sk_prot->rsk_prot->slab, GFP_KERNEL);
 	if (!req) {
@@ -602,4 +637,30 @@ out:
 void ptcp_sock_close_detached(struct sock *sk)
 {
 	sk->sk_prot->close(sk, 0);
+}
+
+/*
+ * Announces that @addr now lives at the snooped device's MAC: a gratuitous ARP request
+ * (IPv4) or an unsolicited, overriding neighbour advertisement to all nodes (IPv6), so that
+ * clients and routers stop sending to the failed owner's MAC.  -ENODEV when not snooping.
+ */
+int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6)
+{
+	struct net_device *dev;
+	int err = 0;
+
+	rtnl_lock();
+	dev = pn->dev;
+	if (!dev) {
+		err = -ENODEV;
+	} else if (ipv6) {
+		ndisc_send_na(dev, &in6addr_linklocal_allnodes, (const struct in6_addr *)addr,
+			      false, false, true, true);
+	} else {
+		__be32 ip = *(const __be32 *)(addr + 12);
+
+		arp_send(ARPOP_REQUEST, ETH_P_ARP, ip, dev, ip, NULL, dev->dev_addr, NULL);
+	}
+	rtnl_unlock();
+	return err;
 }

@@ -92,6 +92,11 @@ fn handle(
                     }
                 }
             }
+            for a in t.announce.iter() {
+                if let Err(e) = crate::takeover::announce(pn, a) {
+                    pr_warn!("announcing a taken-over address failed: {}\n", e.text());
+                }
+            }
             req.reply(cmd::TAKEOVER, 64, |w| {
                 w.put_u32(attr::TAKEN, taken)?;
                 w.put_u32(attr::NOT_READY_COUNT, t.not_ready)?;

@@ -48,6 +48,8 @@ fn snooped<'a>(
 /// What a takeover found: plans to rebuild, and the connections left alone.
 pub(crate) struct Takeover {
     pub(crate) plans: KVec<crate::takeover::Plan>,
+    /// The failed owner's addresses whose ARP ownership comes to this node.
+    pub(crate) announce: KVec<crate::logic::packet::Addr>,
     pub(crate) not_ready: u32,
     pub(crate) not_mine: u32,
 }
@@ -139,6 +141,20 @@ impl NetState {
             let order = takeover_order(all(), owner, k.owner_port, &is_failed);
             Some(order.iter().next() == Some(&me))
         };
+        let mut announce = KVec::new();
+        let v4 = owner
+            .addrs4
+            .iter()
+            .map(|a| crate::logic::packet::Addr::v4(*a));
+        let v6 = owner.addrs6.iter().map(|a| crate::logic::packet::Addr(*a));
+        let addrs = Iterator::chain(v4, v6);
+        for a in addrs {
+            if crate::logic::policy::arp_owner(all(), owner, &a, &is_failed) == Some(me) {
+                announce
+                    .push(a, GFP_KERNEL)
+                    .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
+            }
+        }
         let mut table = self.snoop.lock();
         let (plans, not_ready, not_mine) = table.take_plans(whose, now_ms);
         // The failed node's bindings are no longer snooped: this node now serves them, or
@@ -146,6 +162,7 @@ impl NetState {
         table.refilter(snooped(&decls, &failed));
         Ok(Takeover {
             plans,
+            announce,
             not_ready,
             not_mine,
         })

@@ -10,8 +10,13 @@
 //! owner's unacknowledged bytes are sent again. The socket is then detached from its kernel
 //! `struct socket` and put on the listener's accept queue.
 //!
+//! Afterwards the failed owner's addresses this node takes ARP ownership of (by the
+//! declaration's ARP policy) are announced: gratuitous ARP, unsolicited neighbour
+//! advertisements.
+//!
 //! Not yet: connections whose listener does not exist yet (they are closed and counted as
-//! failed), half-closed connections, fail-over directives, RST/ARP suppression while a peer.
+//! failed), half-closed connections, fail-over directives, RST/ARP suppression while a peer,
+//! assigning the address itself (the cluster software or the test does).
 
 use crate::glue::{PtcpNet, Snooped};
 use crate::logic::errno::{code, Error as LogicError};
@@ -162,6 +167,27 @@ extern "C" {
         ipv6: bool,
     ) -> c_int;
     fn ptcp_sock_close_detached(sk: *mut Sock);
+    fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
+    fn ptcp_listener_family(
+        pn: *mut PtcpNet,
+        vip: *const u8,
+        port: u16,
+        client: *const u8,
+        cport: u16,
+        ipv6: bool,
+    ) -> c_int;
+}
+
+const AF_INET6: c_int = 10;
+
+/// Tells the link that `addr` now lives here (gratuitous ARP or unsolicited NA), twice.
+pub(crate) fn announce(pn: &Snooped, addr: &crate::logic::packet::Addr) -> Result<(), LogicError> {
+    for _ in 0..2 {
+        // SAFETY: `pn` is live; `addr` is 16 readable bytes.
+        let ret = unsafe { ptcp_announce(pn.raw(), addr.0.as_ptr(), addr.as_v4().is_none()) };
+        check(ret, c"cannot announce the address: not snooping")?;
+    }
+    Ok(())
 }
 
 fn check(ret: c_int, msg: &'static core::ffi::CStr) -> Result<c_int, LogicError> {
@@ -261,9 +287,10 @@ impl Drop for Detached {
     }
 }
 
-/// Rebuilds one connection as a socket in repair mode, then live.
-fn rebuild(pn: &Snooped, p: &Plan) -> Result<Detached, LogicError> {
-    let s = KernelSocket::new(pn, p.v6)?;
+/// Rebuilds one connection as a socket in repair mode, then live. `v6sock`: an IPv6 socket
+/// (an IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener).
+fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError> {
+    let s = KernelSocket::new(pn, v6sock)?;
     s.set_int(SOL_TCP, TCP_REPAIR, 1, c"TCP_REPAIR failed")?;
     s.set_int(
         SOL_TCP,
@@ -292,7 +319,7 @@ fn rebuild(pn: &Snooped, p: &Plan) -> Result<Detached, LogicError> {
     // The client's MSS before connect(), or the socket stays at the minimum.
     s.set_int(SOL_TCP, TCP_MAXSEG, p.mss.into(), c"TCP_MAXSEG failed")?;
     // The service address may not be local yet.
-    let (level, opt) = if p.v6 {
+    let (level, opt) = if v6sock {
         (SOL_IPV6, IPV6_FREEBIND)
     } else {
         (SOL_IP, IP_FREEBIND)
@@ -301,10 +328,10 @@ fn rebuild(pn: &Snooped, p: &Plan) -> Result<Detached, LogicError> {
     let k = &p.key;
     let sock = s.0.as_ptr();
     // SAFETY: the socket is owned; the addresses are 16 readable bytes.
-    let ret = unsafe { ptcp_sock_bind(sock, k.owner_addr.0.as_ptr(), k.owner_port, p.v6) };
+    let ret = unsafe { ptcp_sock_bind(sock, k.owner_addr.0.as_ptr(), k.owner_port, v6sock) };
     check(ret, c"bind to the service address failed")?;
     // SAFETY: as above; in repair mode connect() sends nothing and establishes at once.
-    let ret = unsafe { ptcp_sock_connect(sock, k.client_addr.0.as_ptr(), k.client_port, p.v6) };
+    let ret = unsafe { ptcp_sock_connect(sock, k.client_addr.0.as_ptr(), k.client_port, v6sock) };
     check(ret, c"connect in repair mode failed")?;
     let mut opts = [RepairOpt {
         code: TCPOPT_MSS,
@@ -367,8 +394,19 @@ fn rebuild(pn: &Snooped, p: &Plan) -> Result<Detached, LogicError> {
 
 /// Rebuilds `p` and hands it to the listener of its service address.
 pub(crate) fn take_over(pn: &Snooped, p: &Plan) -> Result<(), LogicError> {
-    let child = rebuild(pn, p)?;
     let k = &p.key;
+    let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
+    // SAFETY: `pn` is live; the addresses are 16 readable bytes.
+    let family =
+        unsafe { ptcp_listener_family(pn.raw(), vip, k.owner_port, client, k.client_port, p.v6) };
+    if family < 0 {
+        // Parking until a listener appears comes later; without one the client is reset.
+        return Err(LogicError::new(
+            -family,
+            c"no listener on the service address",
+        ));
+    }
+    let child = rebuild(pn, p, p.v6 || family == AF_INET6)?;
     // SAFETY: `pn` is live; `child` is an owned detached sock; addresses are 16 bytes.
     let r = unsafe {
         ptcp_inject(

@@ -122,6 +122,8 @@ cluster_up() {
 }
 
 cluster_down() {
+	# Delete the veth pairs first: a namespace is torn down asynchronously.
+	for ns in owner peer client; do /bin/ip link del "v$ns" 2>/dev/null; done
 	for ns in owner peer client; do /bin/ip netns del "$ns" 2>/dev/null; done
 	/bin/ip link del br0 2>/dev/null
 	true

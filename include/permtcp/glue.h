@@ -56,6 +56,9 @@ struct sock *ptcp_sock_detach(struct socket *sock);
 int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
 		const u8 *client, u16 cport, bool ipv6);
 void ptcp_sock_close_detached(struct sock *sk);
+int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
+int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
+			 u16 cport, bool ipv6);
 
 /* Provided by Rust (permtcp/netns.rs, permtcp/genl.rs). */
 void *permtcp_rs_net_init(u64 cookie);
