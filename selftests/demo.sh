@@ -3,7 +3,7 @@
 # `make demo`: a small cluster in network namespaces inside the QEMU guest.  The owner and its
 # permanency peer exchange ownership declarations through permtcp's netlink family; the client
 # talks to the service address while the peer snoops the shared link and mirrors the
-# connection.  (Takeover is not implemented yet: this shows declarations and snooping.)
+# connection; then the owner crashes mid-session and the peer takes the session over.
 . /selftests/lib.sh
 set -e
 
@@ -64,6 +64,29 @@ touch /tmp/demo/go
 wait
 in_ns peer permctl conns
 in_ns peer permctl stats
+
+say "a travel agent's session survives the owner's crash"
+/bin/ip netns exec owner ptcp-testapp echo-serve "[::]:8000" &
+owner_pid=$!
+/bin/ip netns exec peer ptcp-testapp echo-serve "[::]:8000" &
+peer_pid=$!
+sleep 0.5
+rm -f /tmp/crash /tmp/crash.wait
+echo "client: 40 queries to 10.0.0.1:8000, each answer checked; the owner crashes after 20"
+/bin/ip netns exec client ptcp-testapp echo-client 10.0.0.1:8000 40 /tmp/crash >/tmp/agent.out 2>&1 &
+agent=$!
+while [ ! -e /tmp/crash.wait ]; do sleep 0.1; done
+in_ns peer permctl conns
+echo "*** owner crash: link cut, server process killed; nothing is sent"
+/bin/ip link set vowner down
+kill -9 $owner_pid
+in_ns peer /bin/ip addr add 10.0.0.1/24 dev eth0
+in_ns peer permctl takeover --node 1
+touch /tmp/crash
+wait $agent && echo "client: $(cat /tmp/agent.out)  (no error, no reset, every byte checked)" ||
+	{ echo "client FAILED:"; cat /tmp/agent.out; }
+echo "(worst_round_ms is the client's longest query: the one across the takeover)"
+kill -9 $peer_pid 2>/dev/null
 
 say "unload with namespaces and declarations present"
 run rmmod permtcp
