@@ -34,6 +34,10 @@ opaque! {
     SkBuff;
     /// `struct ptcp_net`: the C glue's per-namespace objects (snooped device and hook).
     PtcpNet;
+    /// `struct socket`.
+    Socket;
+    /// `struct sock`.
+    Sock;
 }
 
 /// Mirrors `struct ptcp_msg` in `permtcp_glue.c`.

@@ -18,7 +18,7 @@
 //! failed), half-closed connections, fail-over directives, RST/ARP suppression while a peer,
 //! assigning the address itself (the cluster software or the test does).
 
-use crate::glue::{PtcpNet, Snooped};
+use crate::glue::{PtcpNet, Snooped, Sock, Socket};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::seq;
 use crate::logic::snoop::FlowKey;
@@ -127,20 +127,6 @@ impl Plan {
             recv: copy_out(c, Side::Client, cl.una, cl.data_end())?,
         })
     }
-}
-
-/// `struct socket`, handled by pointer only.
-#[repr(C)]
-struct Socket {
-    _data: [u8; 0],
-    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
-}
-
-/// `struct sock`, handled by pointer only.
-#[repr(C)]
-struct Sock {
-    _data: [u8; 0],
-    _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
 }
 
 extern "C" {
