@@ -17,6 +17,8 @@
 //! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE
 //!                                             ROUNDS requests, checking every answer; after
 //!                                             half of them create PAUSE.wait and wait for PAUSE
+//! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
+//!                                             and after a pause (a mass takeover)
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
@@ -520,6 +522,9 @@ fn answer(round: u64) -> Vec<u8> {
 
 fn echo_serve(addr: SocketAddr) {
     let l = TcpListener::bind(addr).expect("bind");
+    // A deep accept queue: a takeover may queue a thousand connections at once.
+    // SAFETY: listen() on our own listening socket only changes its backlog.
+    unsafe { libc::listen(l.as_raw_fd(), 4096) };
     for s in l.incoming() {
         let Ok(mut s) = s else { continue };
         std::thread::spawn(move || {
@@ -556,6 +561,39 @@ fn echo_client(addr: SocketAddr, rounds: u64, pause: &str) {
         "ok rounds={rounds} secs={:.3} worst_round_ms={}",
         start.elapsed().as_secs_f64(),
         worst.as_millis()
+    );
+}
+
+/// `conns` connections, one round each, pause (PAUSE.wait, then wait for PAUSE), one more
+/// round each: the takeover of many connections at once.
+fn echo_many(addr: SocketAddr, conns: usize, pause: &str) {
+    let mut socks: Vec<TcpStream> = (0..conns)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    let round = |socks: &mut Vec<TcpStream>, base: u64| {
+        for (i, s) in socks.iter_mut().enumerate() {
+            s.write_all(&(base + i as u64).to_be_bytes()).expect("send");
+        }
+        for (i, s) in socks.iter_mut().enumerate() {
+            let mut buf = vec![0u8; 1000];
+            s.read_exact(&mut buf)
+                .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            assert!(
+                buf == answer(base + i as u64),
+                "connection {i}: wrong answer"
+            );
+        }
+    };
+    round(&mut socks, 0);
+    std::fs::write(format!("{pause}.wait"), b"").unwrap();
+    while !std::path::Path::new(pause).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t = Instant::now();
+    round(&mut socks, 1_000_000);
+    println!(
+        "ok conns={conns} after_takeover_round_ms={}",
+        t.elapsed().as_millis()
     );
 }
 
@@ -654,6 +692,7 @@ fn main() {
         "client" => client(arg(2).parse().unwrap(), parse_pattern(arg(3))),
         "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
         "echo-serve" => echo_serve(arg(2).parse().unwrap()),
+        "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "syn" => raw_syn(
             arg(2),

@@ -1,0 +1,42 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# A thousand connections taken over at once: every one answers correctly afterwards.
+. /selftests/lib.sh
+
+CONNS=${CONNS:-1000}
+ktap_plan 4
+load_module
+check "cluster up, peer snooping eth0" cluster_up
+in_owner ptcp-testapp echo-serve "[::]:80" &
+owner_pid=$!
+in_peer ptcp-testapp echo-serve "[::]:80" &
+peer_pid=$!
+sleep 0.5
+rm -f /tmp/many /tmp/many.wait
+in_client ptcp-testapp echo-many 10.0.0.1:80 $CONNS /tmp/many >/tmp/many.out 2>&1 &
+client_pid=$!
+t=0
+while [ ! -e /tmp/many.wait ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+sleep 1
+/bin/ip link set vowner down
+kill -9 $owner_pid
+/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
+ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+start=$(ms)
+in_peer permctl --json takeover --node 1 >/tmp/many.takeover
+end=$(ms)
+sed 's/^/# takeover: /' /tmp/many.takeover
+echo "# takeover command: $((end - start)) ms for $CONNS connections (10 ms clock)"
+check "all $CONNS connections taken over" grep -q "\"taken\":$CONNS," /tmp/many.takeover
+touch /tmp/many
+wait $client_pid
+rc=$?
+sed 's/^/# client: /' /tmp/many.out
+[ $rc = 0 ] && ktap_result ok "every connection answered correctly after the takeover" ||
+	ktap_result fail "every connection answered correctly after the takeover"
+kill -9 $peer_pid 2>/dev/null
+wait
+cluster_down
+unload_module
+check "kernel log clean" kernel_log_clean
+ktap_finish
