@@ -199,14 +199,7 @@ impl SnoopTable {
         self.snooper.filter = Filter::compile(decls);
         let (filter, alloc) = (&self.snooper.filter, &mut self.alloc);
         self.conns.retain(|k, c| {
-            let probe = Segment {
-                src: k.client_addr,
-                sport: k.client_port,
-                dst: k.owner_addr,
-                dport: k.owner_port,
-                ..Default::default()
-            };
-            let keep = filter.classify(&probe).is_some();
+            let keep = filter.snoops(&k.owner_addr, k.owner_port);
             if !keep {
                 c.release(alloc);
             }

@@ -78,7 +78,6 @@ cluster_down
 rmmod permtcp
 
 # Takeover cost: one command rebuilding N snooped connections and handing them to accept().
-ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 echo "takeover (QEMU TCG): rebuild with TCP_REPAIR + hand-off to accept(), one command"
 for n in 1 100 1000; do
 	insmod /lib/modules/permtcp.ko
@@ -93,12 +92,11 @@ for n in 1 100 1000; do
 	client_pid=$!
 	while [ ! -e /tmp/b.wait ]; do sleep 0.1; done
 	sleep 1
-	/bin/ip link set vowner down
-	kill -9 $owner_pid
+	crash_owner $owner_pid
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
-	t0=$(ms)
+	t0=$(uptime_ms)
 	taken=$(in_peer permctl --json takeover --node 1 | sed 's/.*"taken":\([0-9]*\).*/\1/')
-	t1=$(ms)
+	t1=$(uptime_ms)
 	touch /tmp/b
 	wait $client_pid
 	after=$(sed -n 's/.*after_takeover_round_ms=\([0-9]*\).*/\1/p' /tmp/b.out)

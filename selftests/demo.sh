@@ -78,8 +78,7 @@ agent=$!
 while [ ! -e /tmp/crash.wait ]; do sleep 0.1; done
 in_ns peer permctl conns
 echo "*** owner crash: link cut, server process killed; nothing is sent"
-/bin/ip link set vowner down
-kill -9 $owner_pid
+crash_owner $owner_pid
 in_ns peer /bin/ip addr add 10.0.0.1/24 dev eth0
 in_ns peer permctl takeover --node 1
 touch /tmp/crash

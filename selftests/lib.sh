@@ -132,3 +132,14 @@ cluster_down() {
 in_owner() { /bin/ip netns exec owner "$@"; }
 in_peer() { /bin/ip netns exec peer "$@"; }
 in_client() { /bin/ip netns exec client "$@"; }
+
+# The owner crashes: its link goes away first, so its dying process (PID $1) sends nothing.
+crash_owner() {
+	/bin/ip link set vowner down
+	kill -9 "$1"
+}
+
+# Milliseconds since boot (10 ms resolution), for timing a step.
+uptime_ms() {
+	awk '{ printf "%d", $1 * 1000 }' /proc/uptime
+}

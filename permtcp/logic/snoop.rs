@@ -92,7 +92,8 @@ impl Filter {
         f
     }
 
-    fn matches(&self, addr: &Addr, port: u16) -> bool {
+    /// Whether `addr:port` is a snooped binding's (the owner's end of a connection).
+    pub fn snoops(&self, addr: &Addr, port: u16) -> bool {
         self.bindings
             .iter()
             .any(|b| b.addr == *addr && b.lo <= port && port <= b.hi)
@@ -100,7 +101,7 @@ impl Filter {
 
     /// Which end of `seg` is the owner's, if the segment belongs to a snooped binding.
     pub fn classify(&self, seg: &Segment) -> Option<(Side, FlowKey)> {
-        if self.matches(&seg.dst, seg.dport) {
+        if self.snoops(&seg.dst, seg.dport) {
             let key = FlowKey {
                 owner_addr: seg.dst,
                 owner_port: seg.dport,
@@ -108,7 +109,7 @@ impl Filter {
                 client_port: seg.sport,
             };
             Some((Side::Client, key))
-        } else if self.matches(&seg.src, seg.sport) {
+        } else if self.snoops(&seg.src, seg.sport) {
             let key = FlowKey {
                 owner_addr: seg.src,
                 owner_port: seg.sport,

@@ -25,9 +25,7 @@ takeover_case() { # family service-address peer-address-arg
 	while [ ! -e /tmp/tk-pause.wait ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 	sleep 0.5
 	in_peer permctl conns | sed 's/^/# /'
-	# Crash: the owner's link goes away first, so its dying process sends nothing.
-	/bin/ip link set vowner down
-	kill -9 $owner_pid
+	crash_owner $owner_pid
 	# The peer assumes the address and takes the connections over; the module announces the
 	# address (gratuitous ARP, unsolicited NA) so the client's frames come to the peer.
 	/bin/ip -n peer addr add $add dev eth0

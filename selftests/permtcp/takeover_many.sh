@@ -18,13 +18,11 @@ client_pid=$!
 t=0
 while [ ! -e /tmp/many.wait ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
 sleep 1
-/bin/ip link set vowner down
-kill -9 $owner_pid
+crash_owner $owner_pid
 /bin/ip -n peer addr add 10.0.0.1/24 dev eth0
-ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
-start=$(ms)
+start=$(uptime_ms)
 in_peer permctl --json takeover --node 1 >/tmp/many.takeover
-end=$(ms)
+end=$(uptime_ms)
 sed 's/^/# takeover: /' /tmp/many.takeover
 echo "# takeover command: $((end - start)) ms for $CONNS connections (10 ms clock)"
 check "all $CONNS connections taken over" grep -q "\"taken\":$CONNS," /tmp/many.takeover
