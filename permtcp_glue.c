@@ -21,6 +21,7 @@
 
 #include <linux/build_bug.h>
 #include <linux/jiffies.h>
+#include <linux/workqueue.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/netfilter.h>
@@ -30,6 +31,7 @@
 #include <net/inet6_hashtables.h>
 #include <net/inet_connection_sock.h>
 #include <net/inet_hashtables.h>
+#include <net/ipv6.h>
 #include <net/ndisc.h>
 #include <net/net_namespace.h>
 #include <net/request_sock.h>
@@ -56,6 +58,7 @@ struct ptcp_net {
 	u32 ifindex;			/* READ_ONCE() without RTNL */
 	atomic64_t hook_ns;		/* time spent in the hook, for benchmarks */
 	atomic64_t hook_frames;
+	struct delayed_work park;	/* hands parked connections to a new listener */
 };
 
 static struct ptcp_net *ptcp_pn(const struct net *net)
@@ -178,11 +181,29 @@ static struct notifier_block ptcp_netdev_nb = {
 	.notifier_call = ptcp_netdev_event,
 };
 
+/* Polls for listeners of parked connections every PTCP_PARK_POLL_MS while any are parked. */
+#define PTCP_PARK_POLL_MS 5
+
+static void ptcp_park_work(struct work_struct *work)
+{
+	struct ptcp_net *pn = container_of(to_delayed_work(work), struct ptcp_net, park);
+
+	if (permtcp_rs_park_poll(pn->rs, pn))
+		schedule_delayed_work(&pn->park, msecs_to_jiffies(PTCP_PARK_POLL_MS));
+}
+
+/* Runs the poll now (after a takeover parked connections). */
+void ptcp_park_kick(struct ptcp_net *pn)
+{
+	mod_delayed_work(system_wq, &pn->park, 0);
+}
+
 static int __net_init ptcp_net_init(struct net *net)
 {
 	struct ptcp_net *pn = ptcp_pn(net);
 
 	pn->net = net;
+	INIT_DELAYED_WORK(&pn->park, ptcp_park_work);
 	pn->rs = permtcp_rs_net_init(net->net_cookie);
 	return pn->rs ? 0 : -ENOMEM;
 }
@@ -196,6 +217,8 @@ static void __net_exit ptcp_net_exit(struct net *net)
 {
 	struct ptcp_net *pn = ptcp_pn(net);
 
+	/* The poll re-arms itself: disable it for good before the state goes. */
+	disable_delayed_work_sync(&pn->park);
 	permtcp_rs_net_exit(pn->rs);
 	pn->rs = NULL;
 }
@@ -236,6 +259,14 @@ static const struct nla_policy ptcp_add_policy[PERMTCP_A_DECL + 1] = {
 
 static const struct nla_policy ptcp_del_policy[PERMTCP_A_NODE_ID + 1] = {
 	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+};
+
+/* At most one hour of parking (MAX_PARK_MS in permtcp/logic/decl.rs). */
+static const struct netlink_range_validation ptcp_park_range = { .max = 3600000 };
+
+static const struct nla_policy ptcp_takeover_policy[PERMTCP_A_PARK_MS + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
 };
 
 static const struct nla_policy ptcp_start_policy[PERMTCP_A_MAX_BYTES + 1] = {
@@ -298,8 +329,8 @@ static const struct genl_ops ptcp_ops[] = {
 	{
 		.cmd = PERMTCP_CMD_TAKEOVER,
 		.doit = ptcp_doit,
-		.policy = ptcp_del_policy,
-		.maxattr = PERMTCP_A_NODE_ID,
+		.policy = ptcp_takeover_policy,
+		.maxattr = PERMTCP_A_PARK_MS,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
@@ -597,8 +628,15 @@ int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port
 	lsk = ptcp_listener_get(pn, vip, port, client, cport, ipv6);
 	if (!lsk)
 		return -EAGAIN;
-	/* accept() grafts the child onto a socket of the listener's family. */
-	if (lsk->sk_family != child->sk_family) {
+	/*
+	 * accept() grafts the child onto a socket of the listener's family.  An IPv4 sock
+	 * cannot sit under an IPv6 socket (inet6_release() would read its missing IPv6 part);
+	 * an IPv6 sock with IPv4-mapped addresses is what the kernel itself makes for a
+	 * dual-stack listener, and it also works under an IPv4 listener: the IPv4 socket ops
+	 * only reach the sock's own proto and its inet fields, which a mapped connect() set.
+	 */
+	if (lsk->sk_family != child->sk_family &&
+	    !(child->sk_family == AF_INET6 && ipv6_addr_v4mapped(&child->sk_v6_daddr))) {
 		err = -EAFNOSUPPORT;
 		goto out;
 	}
@@ -633,9 +671,14 @@ out:
 	return err;
 }
 
-/* Closes a detached child nobody will accept (unload, or no listener in time). */
+/*
+ * Closes a detached child nobody will accept (unload, or no listener in time) with a reset,
+ * as SO_LINGER {1, 0} would: a FIN would tell the client the stream ended complete.
+ */
 void ptcp_sock_close_detached(struct sock *sk)
 {
+	sock_set_flag(sk, SOCK_LINGER);
+	WRITE_ONCE(sk->sk_lingertime, 0);
 	sk->sk_prot->close(sk, 0);
 }
 

@@ -17,6 +17,7 @@ use crate::logic::snoop::Limits;
 use crate::logic::snoopnl::{parse_data_request, parse_start_request};
 use crate::logic::uapi::{attr, cmd, FAMILY_VERSION};
 use crate::netns::{self, NetState};
+use crate::takeover::Outcome;
 use core::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 
@@ -64,6 +65,9 @@ fn handle(
                 if let Some(n) = st.local_node {
                     w.put_u32(attr::LOCAL_NODE, n)?;
                 }
+                w.put_u32(attr::PARKED, st.parked)?;
+                w.put_u32(attr::PARK_QUEUED, st.park_queued)?;
+                w.put_u32(attr::PARK_RESET, st.park_reset)?;
                 w.put_u64(attr::NETNS_COOKIE, state.cookie)
             })
         }
@@ -76,12 +80,23 @@ fn handle(
             Ok(())
         }
         cmd::TAKEOVER => {
-            let node = decl::parse_del_request(payload)?;
-            let t = state.plan_takeover(node, now_ms())?;
+            let r = decl::parse_takeover_request(payload)?;
+            let now = now_ms();
+            let park_ms = r.park_ms.map_or(netns::PARK_TIMEOUT_MS, u64::from);
+            let t = state.plan_takeover(r.node, now)?;
             let (mut taken, mut failed) = (0u32, 0u32);
+            let mut parked = KVec::new();
             for p in t.plans.iter() {
-                match crate::takeover::take_over(pn, p) {
-                    Ok(()) => taken += 1,
+                match crate::takeover::take_over(pn, p, now + park_ms) {
+                    Ok(outcome) => {
+                        taken += 1;
+                        if let Outcome::Parked(c) = outcome {
+                            // A failed push drops the connection, which resets the client.
+                            if parked.push(c, GFP_KERNEL).is_err() {
+                                failed += 1;
+                            }
+                        }
+                    }
                     Err(e) => {
                         failed += 1;
                         pr_warn!(
@@ -92,6 +107,11 @@ fn handle(
                     }
                 }
             }
+            let n_parked = parked.len() as u32;
+            if n_parked > 0 {
+                failed += state.park(parked);
+                pn.park_kick();
+            }
             for a in t.announce.iter() {
                 if let Err(e) = crate::takeover::announce(pn, a) {
                     pr_warn!("announcing a taken-over address failed: {}\n", e.text());
@@ -101,7 +121,8 @@ fn handle(
                 w.put_u32(attr::TAKEN, taken)?;
                 w.put_u32(attr::NOT_READY_COUNT, t.not_ready)?;
                 w.put_u32(attr::NOT_MINE, t.not_mine)?;
-                w.put_u32(attr::FAILED, failed)
+                w.put_u32(attr::FAILED, failed)?;
+                w.put_u32(attr::PARKED, n_parked)
             })
         }
         cmd::STATS_GET => {

@@ -72,6 +72,7 @@ extern "C" {
     fn ptcp_snoop_ifindex(pn: *const PtcpNet) -> u32;
     pub(crate) fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
     pub(crate) fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
+    pub(crate) fn ptcp_park_kick(pn: *mut PtcpNet);
     pub(crate) fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
     fn ptcp_now_ms() -> u64;
     fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
@@ -99,6 +100,12 @@ impl Snooped {
     pub(crate) unsafe fn new(pn: *mut PtcpNet) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self(pn)
+    }
+
+    /// Runs the parking poll now, from the system workqueue.
+    pub(crate) fn park_kick(&self) {
+        // SAFETY: `self.0` is valid (type invariant); the work item lives in it.
+        unsafe { ptcp_park_kick(self.0) }
     }
 
     /// The raw pointer, for the takeover helpers.

@@ -8,9 +8,11 @@
 //! namespace's `net_generic` slot; these entry points create and free it.
 
 use crate::glue::SkBuff;
+use crate::glue::{PtcpNet, Snooped};
 use crate::logic::decl::{check_insert, Declaration};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::snoop::SnoopTable;
+use crate::takeover::Parked;
 use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SpinLockIrq};
@@ -32,6 +34,23 @@ pub(crate) struct NetState {
     /// Mirrored connections; shared with the netfilter hook (softirq), hence IRQ-safe.
     #[pin]
     pub(crate) snoop: SpinLockIrq<SnoopTable>,
+    /// Taken-over connections waiting for their listener. Taken alone (never with another
+    /// of these locks held).
+    #[pin]
+    parking: Mutex<Parking>,
+}
+
+/// How long a taken-over connection waits for the application to listen before it is reset.
+pub(crate) const PARK_TIMEOUT_MS: u64 = 60_000;
+
+/// Taken-over connections without a listener yet, and what became of earlier ones.
+#[derive(Default)]
+struct Parking {
+    parked: KVec<Parked>,
+    /// Handed to a listener after waiting.
+    queued: u32,
+    /// Reset because no listener came in time.
+    reset: u32,
 }
 
 /// The declarations whose bindings are snooped: all but those of failed nodes.
@@ -58,6 +77,12 @@ pub(crate) struct Takeover {
 pub(crate) struct Status {
     pub(crate) decls: u32,
     pub(crate) local_node: Option<u32>,
+    /// Taken-over connections waiting for a listener now.
+    pub(crate) parked: u32,
+    /// Parked connections handed to a listener later.
+    pub(crate) park_queued: u32,
+    /// Parked connections reset because no listener came in time.
+    pub(crate) park_reset: u32,
 }
 
 impl NetState {
@@ -67,6 +92,7 @@ impl NetState {
             decls <- new_mutex!(KVec::new(), "permtcp_decls"),
             failed <- new_mutex!(KVec::new(), "permtcp_failed"),
             snoop <- new_spinlock_irq!(SnoopTable::new(), "permtcp_snoop"),
+            parking <- new_mutex!(Parking::default(), "permtcp_parking"),
         })
     }
 
@@ -187,11 +213,60 @@ impl NetState {
 
     /// Counts for STATUS_GET.
     pub(crate) fn status(&self) -> Status {
-        let decls = self.decls.lock();
+        let (decls, local_node) = {
+            let decls = self.decls.lock();
+            let local = decls.iter().find(|d| d.local).map(|d| d.node_id);
+            (decls.len() as u32, local)
+        };
+        let p = self.parking.lock();
         Status {
-            decls: decls.len() as u32,
-            local_node: decls.iter().find(|d| d.local).map(|d| d.node_id),
+            decls,
+            local_node,
+            parked: p.parked.len() as u32,
+            park_queued: p.queued,
+            park_reset: p.reset,
         }
+    }
+
+    /// Parks `conns` until their listener appears; returns how many could not be kept (they
+    /// are reset).
+    pub(crate) fn park(&self, conns: KVec<Parked>) -> u32 {
+        let mut p = self.parking.lock();
+        let mut lost = 0;
+        for c in conns {
+            // A failed push drops the connection, which resets the client.
+            if p.parked.push(c, GFP_KERNEL).is_err() {
+                lost += 1;
+            }
+        }
+        p.reset += lost;
+        lost
+    }
+
+    /// Hands parked connections to listeners that appeared, resets those past their
+    /// deadline; returns whether any are still parked.
+    fn poll_parked(&self, pn: &Snooped, now_ms: u64) -> bool {
+        let mut p = self.parking.lock();
+        let Ok(mut keep) = KVec::with_capacity(p.parked.len(), GFP_KERNEL) else {
+            return true; // try again at the next poll
+        };
+        let parked = core::mem::take(&mut p.parked);
+        for c in parked {
+            match c.try_inject(pn) {
+                Ok(()) => p.queued += 1,
+                Err(c) if now_ms >= c.deadline_ms => {
+                    // Closing it resets the client.
+                    drop(c);
+                    p.reset += 1;
+                }
+                // Within the reserved capacity: cannot fail.
+                Err(c) => {
+                    let _ = keep.push(c, GFP_KERNEL);
+                }
+            }
+        }
+        p.parked = keep;
+        !p.parked.is_empty()
     }
 }
 
@@ -231,6 +306,21 @@ unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len:
     let state = unsafe { borrow(state) };
     // SAFETY: `skb` is valid for this call (contract).
     unsafe { state.snoop.lock().on_frame(skb, len, now_ms) };
+}
+
+/// The parking poll (system workqueue); returns whether to poll again.
+///
+/// # Safety
+///
+/// `state` is a live state pointer and `pn` the same namespace's `struct ptcp_net`: the C
+/// glue disables the poll before it frees either.
+#[no_mangle]
+unsafe extern "C" fn permtcp_rs_park_poll(state: *mut c_void, pn: *mut PtcpNet) -> bool {
+    // SAFETY: per the contract the state is alive.
+    let state = unsafe { borrow(state) };
+    // SAFETY: per the contract `pn` is valid for the call.
+    let pn = unsafe { Snooped::new(pn) };
+    state.poll_parked(&pn, crate::glue::now_ms())
 }
 
 /// The snooped device went away (RTNL held, hook already unregistered).

@@ -14,9 +14,13 @@
 //! declaration's ARP policy) are announced: gratuitous ARP, unsolicited neighbour
 //! advertisements.
 //!
-//! Not yet: connections whose listener does not exist yet (they are closed and counted as
-//! failed), half-closed connections, fail-over directives, RST/ARP suppression while a peer,
-//! assigning the address itself (the cluster software or the test does).
+//! A connection whose listener does not exist yet is rebuilt all the same (it acknowledges
+//! and buffers the client's data) and parked: a poll hands it over as soon as the application
+//! listens, or resets it when none does in time. Without a listener to tell the family, an
+//! IPv4 connection is rebuilt as an IPv6 socket with IPv4-mapped addresses, which either kind
+//! of listener accepts.
+//!
+//! Not yet: half-closed connections, fail-over directives.
 
 use crate::glue::{PtcpNet, Snooped, Sock, Socket};
 use crate::logic::errno::{code, Error as LogicError};
@@ -164,7 +168,7 @@ extern "C" {
     ) -> c_int;
 }
 
-const AF_INET6: c_int = 10;
+const AF_INET: c_int = 2;
 
 /// Tells the link that `addr` now lives here (gratuitous ARP or unsolicited NA), twice.
 pub(crate) fn announce(pn: &Snooped, addr: &crate::logic::packet::Addr) -> Result<(), LogicError> {
@@ -265,6 +269,10 @@ impl Drop for KernelSocket {
 ///
 /// `0` is an established TCP sock without a `struct socket` whose reference this value owns.
 struct Detached(NonNull<Sock>);
+
+// SAFETY: a sock reference may be used and released from any thread; the sock has its own
+// lock and the helpers take it.
+unsafe impl Send for Detached {}
 
 impl Drop for Detached {
     fn drop(&mut self) {
@@ -378,39 +386,69 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
     Ok(s.detach())
 }
 
-/// Rebuilds `p` and hands it to the listener of its service address.
-pub(crate) fn take_over(pn: &Snooped, p: &Plan) -> Result<(), LogicError> {
+/// A rebuilt connection whose listener does not exist yet.
+pub(crate) struct Parked {
+    key: FlowKey,
+    v6: bool,
+    child: Detached,
+    /// When it is reset if no listener took it (`now_ms` clock).
+    pub(crate) deadline_ms: u64,
+}
+
+impl Parked {
+    /// Hands the connection to the listener of its service address; gives it back while
+    /// there is none (or the backlog is full).
+    pub(crate) fn try_inject(self, pn: &Snooped) -> Result<(), Parked> {
+        let k = &self.key;
+        // SAFETY: `pn` is live; `child` is an owned detached sock; addresses are 16 bytes.
+        let r = unsafe {
+            ptcp_inject(
+                pn.raw(),
+                self.child.0.as_ptr(),
+                k.owner_addr.0.as_ptr(),
+                k.owner_port,
+                k.client_addr.0.as_ptr(),
+                k.client_port,
+                self.v6,
+            )
+        };
+        if r == 0 {
+            // The accept queue owns the reference now.
+            core::mem::forget(self.child);
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// What became of a rebuilt connection.
+pub(crate) enum Outcome {
+    /// On a listener's accept queue.
+    Queued,
+    /// Waiting for a listener.
+    Parked(Parked),
+}
+
+/// Rebuilds `p` and hands it to the listener of its service address, or parks it until
+/// `deadline_ms` when there is none.
+pub(crate) fn take_over(pn: &Snooped, p: &Plan, deadline_ms: u64) -> Result<Outcome, LogicError> {
     let k = &p.key;
     let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
     // SAFETY: `pn` is live; the addresses are 16 readable bytes.
     let family =
         unsafe { ptcp_listener_family(pn.raw(), vip, k.owner_port, client, k.client_port, p.v6) };
-    if family < 0 {
-        // Parking until a listener appears comes later; without one the client is reset.
-        return Err(LogicError::new(
-            -family,
-            c"no listener on the service address",
-        ));
-    }
-    let child = rebuild(pn, p, p.v6 || family == AF_INET6)?;
-    // SAFETY: `pn` is live; `child` is an owned detached sock; addresses are 16 bytes.
-    let r = unsafe {
-        ptcp_inject(
-            pn.raw(),
-            child.0.as_ptr(),
-            k.owner_addr.0.as_ptr(),
-            k.owner_port,
-            k.client_addr.0.as_ptr(),
-            k.client_port,
-            p.v6,
-        )
+    // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
+    // an IPv6 one.
+    let v6sock = p.v6 || family != AF_INET;
+    let parked = Parked {
+        key: p.key,
+        v6: p.v6,
+        child: rebuild(pn, p, v6sock)?,
+        deadline_ms,
     };
-    if r == 0 {
-        // The accept queue owns the reference now.
-        core::mem::forget(child);
-        Ok(())
-    } else {
-        // No listener (yet): closing resets the client. Parking comes later.
-        Err(LogicError::new(-r, c"no listener on the service address"))
-    }
+    Ok(match parked.try_inject(pn) {
+        Ok(()) => Outcome::Queued,
+        Err(parked) => Outcome::Parked(parked),
+    })
 }

@@ -139,6 +139,21 @@ crash_owner() {
 	kill -9 "$1"
 }
 
+# The owner serves echo requests on port 80 and the client starts a 40-round session to
+# $1:80 that pauses halfway until file $2 exists (output in $2.out); returns once it waits.
+# Sets owner_pid and client_pid.
+echo_session() { # service-address pause-file
+	in_owner ptcp-testapp echo-serve "[::]:80" &
+	owner_pid=$!
+	sleep 0.5
+	rm -f "$2" "$2.wait"
+	in_client ptcp-testapp echo-client "$1:80" 40 "$2" >"$2.out" 2>&1 &
+	client_pid=$!
+	t=0
+	while [ ! -e "$2.wait" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	sleep 0.5
+}
+
 # Milliseconds since boot (10 ms resolution), for timing a step.
 uptime_ms() {
 	awk '{ printf "%d", $1 * 1000 }' /proc/uptime

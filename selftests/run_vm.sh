@@ -118,9 +118,12 @@ if [ "$mode" = selftests ]; then
 	ku_pass=$(grep -c -E '^# # kunit:     ok [0-9]+ ' "$log" || true)
 	ku_fail=$(grep -c -E '^# # kunit:     not ok [0-9]+ ' "$log" || true)
 	scripts=$(grep -c -E '^(not )?ok [0-9]+ selftests: ' "$log" || true)
+	# A script that failed outside its cases (did not start, missed its plan) counts too.
+	scripts_failed=$(grep -c -E '^not ok [0-9]+ selftests: ' "$log" || true)
 	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$log" | head -n1)
 	echo "kunit: $ku_pass passed, $ku_fail failed"
-	echo "selftests: $st_pass passed, $st_fail failed ($scripts of ${planned:-?} scripts ran, ${elapsed}s under ${accel^^})"
+	echo "selftests: $st_pass passed, $st_fail failed ($scripts of ${planned:-?} scripts ran, $scripts_failed failed, ${elapsed}s under ${accel^^})"
+	[ "$scripts_failed" = 0 ] || guest_rc=1
 	[ "$scripts" = "$planned" ] || guest_rc=1
 	[ "$st_fail" = 0 ] && [ "$ku_fail" = 0 ] || guest_rc=1
 	[ "$ku_pass" -gt 0 ] || { [ ${#tests[@]} -gt 0 ] || guest_rc=1; }

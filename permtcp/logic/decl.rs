@@ -532,6 +532,42 @@ pub fn parse_del_request(payload: &[u8]) -> Result<u32, Error> {
     node.map_or_else(|| inval(c"request carries no node id"), Ok)
 }
 
+/// The longest a taken-over connection may wait for a listener: one hour.
+pub const MAX_PARK_MS: u32 = 3_600_000;
+
+/// A TAKEOVER request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TakeoverRequest {
+    /// The failed node.
+    pub node: u32,
+    /// How long connections wait for a listener before they are reset; `None`: the default.
+    pub park_ms: Option<u32>,
+}
+
+/// Parses a TAKEOVER request: a node id and an optional parking time.
+pub fn parse_takeover_request(payload: &[u8]) -> Result<TakeoverRequest, Error> {
+    let (mut node, mut park_ms) = (None, None);
+    for a in Attrs::new(payload) {
+        let a = a?;
+        let slot = match a.kind {
+            attr::NODE_ID => &mut node,
+            attr::PARK_MS => &mut park_ms,
+            _ => return inval(c"unknown attribute in request"),
+        };
+        if slot.is_some() {
+            return inval(c"attribute given more than once");
+        }
+        *slot = Some(a.u32()?);
+    }
+    let Some(node) = node else {
+        return inval(c"request carries no node id");
+    };
+    if park_ms.is_some_and(|ms| ms > MAX_PARK_MS) {
+        return inval(c"parking time above one hour");
+    }
+    Ok(TakeoverRequest { node, park_ms })
+}
+
 /// Requests without attributes (DECL_GET, STATUS_GET) must be empty.
 pub fn parse_empty_request(payload: &[u8]) -> Result<(), Error> {
     match Attrs::new(payload).next() {

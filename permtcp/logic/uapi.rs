@@ -89,8 +89,17 @@ pub mod attr {
     pub const NOT_MINE: u16 = 22;
     /// u32: connections whose rebuild or hand-off failed.
     pub const FAILED: u16 = 23;
+    /// u32: taken-over connections waiting for a listener (TAKEOVER: parked by it;
+    /// STATUS_GET: parked now).
+    pub const PARKED: u16 = 24;
+    /// u32: parked connections handed to a listener later (STATUS_GET).
+    pub const PARK_QUEUED: u16 = 25;
+    /// u32: parked connections reset because no listener came in time (STATUS_GET).
+    pub const PARK_RESET: u16 = 26;
+    /// u32: how long taken-over connections wait for a listener, ms (TAKEOVER request).
+    pub const PARK_MS: u16 = 27;
     /// Highest attribute number.
-    pub const MAX: u16 = FAILED;
+    pub const MAX: u16 = PARK_MS;
 }
 
 /// Attributes nested in [`attr::DECL`].

@@ -12,18 +12,10 @@ takeover_case() { # family service-address peer-address-arg
 	fam=$1 vip=$2 add=$3
 	load_module
 	check "IPv$fam: cluster up, peer snooping eth0" cluster_up
-	in_owner ptcp-testapp echo-serve "[::]:80" &
-	owner_pid=$!
 	# The peer's application listens too (hot standby) and will accept() the socket.
 	in_peer ptcp-testapp echo-serve "[::]:80" &
 	peer_pid=$!
-	sleep 0.5
-	rm -f /tmp/tk-pause /tmp/tk-pause.wait
-	in_client ptcp-testapp echo-client "$vip:80" 40 /tmp/tk-pause >/tmp/tk-client.out 2>&1 &
-	client_pid=$!
-	t=0
-	while [ ! -e /tmp/tk-pause.wait ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
-	sleep 0.5
+	echo_session "$vip" /tmp/tk-pause
 	in_peer permctl conns | sed 's/^/# /'
 	crash_owner $owner_pid
 	# The peer assumes the address and takes the connections over; the module announces the
@@ -34,7 +26,7 @@ takeover_case() { # family service-address peer-address-arg
 	touch /tmp/tk-pause
 	wait $client_pid
 	client_rc=$?
-	sed 's/^/# client: /' /tmp/tk-client.out
+	sed 's/^/# client: /' /tmp/tk-pause.out
 	[ $client_rc = 0 ] && ktap_result ok "IPv$fam: the client finished every round with the right bytes" ||
 		ktap_result fail "IPv$fam: the client finished every round with the right bytes"
 	check_fails "IPv$fam: a second takeover of the same node is refused" 1 "already taken over" \

@@ -52,6 +52,10 @@ enum permtcp_attr {
 	PERMTCP_A_NOT_READY_COUNT = 21,	/* u32 */
 	PERMTCP_A_NOT_MINE = 22,	/* u32 */
 	PERMTCP_A_FAILED = 23,		/* u32 */
+	PERMTCP_A_PARKED = 24,		/* u32 */
+	PERMTCP_A_PARK_QUEUED = 25,	/* u32 */
+	PERMTCP_A_PARK_RESET = 26,	/* u32 */
+	PERMTCP_A_PARK_MS = 27,		/* u32 */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)

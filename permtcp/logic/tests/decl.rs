@@ -535,3 +535,49 @@ fn largest_declaration_fits_a_dump_message() {
     assert_eq!(d.write(&mut w).unwrap_err().errno, code::EMSGSIZE);
     assert_eq!(w.len(), 0, "a failed nest is cancelled");
 }
+
+#[test]
+fn takeover_request() {
+    let enc = |attrs: &[(u16, u32)]| {
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        for &(k, v) in attrs {
+            w.put_u32(k, v).unwrap();
+        }
+        let n = w.len();
+        buf[..n].to_vec()
+    };
+    let parse = |attrs: &[(u16, u32)]| parse_takeover_request(&enc(attrs));
+    assert_eq!(
+        parse(&[(attr::NODE_ID, 3)]),
+        Ok(TakeoverRequest {
+            node: 3,
+            park_ms: None
+        })
+    );
+    assert_eq!(
+        parse(&[(attr::PARK_MS, 500), (attr::NODE_ID, 3)]),
+        Ok(TakeoverRequest {
+            node: 3,
+            park_ms: Some(500)
+        })
+    );
+    assert_eq!(
+        parse(&[(attr::NODE_ID, 3), (attr::PARK_MS, MAX_PARK_MS)]).map(|r| r.park_ms),
+        Ok(Some(MAX_PARK_MS))
+    );
+    let text = |attrs: &[(u16, u32)]| parse(attrs).unwrap_err().text();
+    assert_eq!(
+        text(&[(attr::NODE_ID, 3), (attr::PARK_MS, MAX_PARK_MS + 1)]),
+        "parking time above one hour"
+    );
+    assert_eq!(text(&[(attr::PARK_MS, 5)]), "request carries no node id");
+    assert_eq!(
+        text(&[(attr::NODE_ID, 3), (attr::NODE_ID, 4)]),
+        "attribute given more than once"
+    );
+    assert_eq!(
+        text(&[(attr::NODE_ID, 3), (attr::TAKEN, 4)]),
+        "unknown attribute in request"
+    );
+}

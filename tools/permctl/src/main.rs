@@ -68,6 +68,10 @@ enum Command {
         /// The failed node's id.
         #[arg(long)]
         node: u32,
+        /// How long taken-over connections wait for the application to listen before they
+        /// are reset, in ms (default 60000, at most one hour).
+        #[arg(long)]
+        park_ms: Option<u32>,
     },
     /// Testing aids.
     #[command(subcommand)]
@@ -175,6 +179,12 @@ struct StatusView {
     max_declarations: u32,
     local_node: Option<u32>,
     netns_cookie: u64,
+    /// Taken-over connections waiting for the application to listen.
+    parked: u32,
+    /// Parked connections handed to a listener later.
+    park_queued: u32,
+    /// Parked connections reset because no listener came in time.
+    park_reset: u32,
 }
 
 fn u32_of(attrs: &ReplyAttrs, kind: u16) -> Option<u32> {
@@ -205,6 +215,9 @@ fn status(c: &Client, json: bool) -> Result<(), CtlError> {
         max_declarations: u32_of(a, attr::DECL_MAX).ok_or_else(missing)?,
         local_node: u32_of(a, attr::LOCAL_NODE),
         netns_cookie: u64_of(a, attr::NETNS_COOKIE).ok_or_else(missing)?,
+        parked: u32_of(a, attr::PARKED).unwrap_or(0),
+        park_queued: u32_of(a, attr::PARK_QUEUED).unwrap_or(0),
+        park_reset: u32_of(a, attr::PARK_RESET).unwrap_or(0),
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
@@ -222,6 +235,10 @@ fn status(c: &Client, json: bool) -> Result<(), CtlError> {
             Some(n) => println!("local node        {n}"),
             None => println!("local node        none declared"),
         }
+        println!(
+            "parked            {} now, {} accepted later, {} reset (no listener in time)",
+            v.parked, v.park_queued, v.park_reset
+        );
     }
     Ok(())
 }
@@ -304,7 +321,7 @@ fn main() -> ExitCode {
         }) => snoop::start(&c, &dev, max_conns, max_bytes).map(|m| done(json, &m)),
         Command::Snoop(SnoopCommand::Stop) => snoop::stop(&c).map(|m| done(json, &m)),
         Command::Conns => snoop::conns(&c, json),
-        Command::Takeover { node } => snoop::takeover(&c, node, json),
+        Command::Takeover { node, park_ms } => snoop::takeover(&c, node, park_ms, json),
         Command::Stats => snoop::stats(&c, json),
         Command::ConnData {
             owner,

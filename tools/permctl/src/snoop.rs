@@ -353,8 +353,11 @@ pub fn data(
 }
 
 /// `permctl takeover`.
-pub fn takeover(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
-    let payload = encode(|w| w.put_u32(attr::NODE_ID, node))?;
+pub fn takeover(c: &Client, node: u32, park_ms: Option<u32>, json: bool) -> Result<(), CtlError> {
+    let payload = encode(|w| {
+        w.put_u32(attr::NODE_ID, node)?;
+        park_ms.map_or(Ok(()), |ms| w.put_u32(attr::PARK_MS, ms))
+    })?;
     let replies = c.request(cmd::TAKEOVER, &payload, false)?;
     let get = |kind: u16| {
         replies
@@ -364,8 +367,9 @@ pub fn takeover(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
             .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
             .unwrap_or(0)
     };
-    let (taken, not_ready, not_mine, failed) = (
+    let (taken, parked, not_ready, not_mine, failed) = (
         get(attr::TAKEN),
+        get(attr::PARKED),
         get(attr::NOT_READY_COUNT),
         get(attr::NOT_MINE),
         get(attr::FAILED),
@@ -373,11 +377,11 @@ pub fn takeover(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
     if json {
         println!(
             "{}",
-            serde_json::json!({"node": node, "taken": taken, "not_ready": not_ready, "not_mine": not_mine, "failed": failed})
+            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed})
         );
     } else {
         println!(
-            "node {node} failed: {taken} connections taken over, {not_ready} not ready, {not_mine} for other nodes, {failed} failed"
+            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready, {not_mine} for other nodes, {failed} failed"
         );
     }
     Ok(())

@@ -11,9 +11,12 @@
 //! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one IPv4 SYN SRC -> DST (ADDR:PORT) as a raw
 //!                                             Ethernet frame (no checksum offload), with a
 //!                                             correct TCP checksum if GOOD is `good`
-//! ptcp-testapp echo-serve ADDR:PORT           accept connections forever; answer each 8-byte
+//! ptcp-testapp echo-serve ADDR:PORT [--wait-bind]
+//!                                             accept connections forever; answer each 8-byte
 //!                                             request (a round number) with 1000 bytes
-//!                                             derived from it (stateless: survives a takeover)
+//!                                             derived from it (stateless: survives a
+//!                                             takeover); --wait-bind retries a refused bind
+//! ptcp-testapp bind ADDR:PORT                 one bind(); prints the outcome, exit 1 if refused
 //! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE
 //!                                             ROUNDS requests, checking every answer; after
 //!                                             half of them create PAUSE.wait and wait for PAUSE
@@ -520,8 +523,48 @@ fn answer(round: u64) -> Vec<u8> {
     Stream(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).take(1000)
 }
 
-fn echo_serve(addr: SocketAddr) {
-    let l = TcpListener::bind(addr).expect("bind");
+/// Binds `addr` (SO_REUSEADDR, as std does); with `wait`, retries every 10 ms for up to two
+/// minutes while the address is not local or in use, as an application restarted on a peer
+/// before the takeover would.
+fn bind_listener(addr: SocketAddr, wait: bool) -> TcpListener {
+    let start = Instant::now();
+    let mut refused = false;
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                if refused {
+                    eprintln!(
+                        "bind {addr}: accepted after {} ms",
+                        start.elapsed().as_millis()
+                    );
+                }
+                return l;
+            }
+            Err(e) if wait && start.elapsed() < Duration::from_secs(120) => {
+                if !refused {
+                    eprintln!("bind {addr}: refused ({e}), retrying");
+                    refused = true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
+    }
+}
+
+/// `bind ADDR`: one bind attempt; prints the outcome, exits 1 if refused.
+fn bind_once(addr: SocketAddr) {
+    match TcpListener::bind(addr) {
+        Ok(_) => println!("bind {addr}: ok"),
+        Err(e) => {
+            println!("bind {addr}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn echo_serve(addr: SocketAddr, wait: bool) {
+    let l = bind_listener(addr, wait);
     // A deep accept queue: a takeover may queue a thousand connections at once.
     // SAFETY: listen() on our own listening socket only changes its backlog.
     unsafe { libc::listen(l.as_raw_fd(), 4096) };
@@ -691,7 +734,11 @@ fn main() {
         "serve" => serve(arg(2).parse().unwrap(), parse_pattern(arg(3)), arg(4)),
         "client" => client(arg(2).parse().unwrap(), parse_pattern(arg(3))),
         "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
-        "echo-serve" => echo_serve(arg(2).parse().unwrap()),
+        "echo-serve" => echo_serve(
+            arg(2).parse().unwrap(),
+            args.get(3).is_some_and(|a| a == "--wait-bind"),
+        ),
+        "bind" => bind_once(arg(2).parse().unwrap()),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "syn" => raw_syn(
