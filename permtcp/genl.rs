@@ -20,6 +20,7 @@ use crate::netns::{self, NetState};
 use crate::takeover::Outcome;
 use core::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
+use kernel::time::{Instant, Monotonic};
 
 /// Bytes of retained data per dump message.
 const DATA_PER_MSG: u32 = 8192;
@@ -84,6 +85,7 @@ fn handle(
             let now = now_ms();
             let park_ms = r.park_ms.map_or(netns::PARK_TIMEOUT_MS, u64::from);
             let t = state.plan_takeover(r.node, now)?;
+            let started = Instant::<Monotonic>::now();
             let (mut taken, mut failed) = (0u32, 0u32);
             let mut parked = KVec::new();
             for p in t.plans.iter() {
@@ -107,6 +109,7 @@ fn handle(
                     }
                 }
             }
+            let rebuild_ns = started.elapsed().as_nanos() as u64;
             let n_parked = parked.len() as u32;
             if n_parked > 0 {
                 failed += state.park(parked);
@@ -122,7 +125,8 @@ fn handle(
                 w.put_u32(attr::NOT_READY_COUNT, t.not_ready)?;
                 w.put_u32(attr::NOT_MINE, t.not_mine)?;
                 w.put_u32(attr::FAILED, failed)?;
-                w.put_u32(attr::PARKED, n_parked)
+                w.put_u32(attr::PARKED, n_parked)?;
+                w.put_u64(attr::REBUILD_NS, rebuild_ns)
             })
         }
         cmd::STATS_GET => {

@@ -98,8 +98,11 @@ pub mod attr {
     pub const PARK_RESET: u16 = 26;
     /// u32: how long taken-over connections wait for a listener, ms (TAKEOVER request).
     pub const PARK_MS: u16 = 27;
+    /// u64: time the takeover spent rebuilding and handing off connections, ns (TAKEOVER
+    /// reply).
+    pub const REBUILD_NS: u16 = 28;
     /// Highest attribute number.
-    pub const MAX: u16 = PARK_MS;
+    pub const MAX: u16 = REBUILD_NS;
 }
 
 /// Attributes nested in [`attr::DECL`].

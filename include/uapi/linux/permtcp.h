@@ -56,6 +56,7 @@ enum permtcp_attr {
 	PERMTCP_A_PARK_QUEUED = 25,	/* u32 */
 	PERMTCP_A_PARK_RESET = 26,	/* u32 */
 	PERMTCP_A_PARK_MS = 27,		/* u32 */
+	PERMTCP_A_REBUILD_NS = 28,	/* u64 */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)

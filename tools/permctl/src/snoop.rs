@@ -374,14 +374,21 @@ pub fn takeover(c: &Client, node: u32, park_ms: Option<u32>, json: bool) -> Resu
         get(attr::NOT_MINE),
         get(attr::FAILED),
     );
+    let rebuild_ns = replies
+        .iter()
+        .flatten()
+        .find(|(k, _)| *k == attr::REBUILD_NS)
+        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
+        .unwrap_or(0);
     if json {
         println!(
             "{}",
-            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed})
+            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "rebuild_ns": rebuild_ns})
         );
     } else {
         println!(
-            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready, {not_mine} for other nodes, {failed} failed"
+            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready, {not_mine} for other nodes, {failed} failed; rebuilt in {} us",
+            rebuild_ns / 1000
         );
     }
     Ok(())
