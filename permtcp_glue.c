@@ -269,10 +269,11 @@ static const struct nla_policy ptcp_takeover_policy[PERMTCP_A_PARK_MS + 1] = {
 	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
 };
 
-static const struct nla_policy ptcp_start_policy[PERMTCP_A_MAX_BYTES + 1] = {
+static const struct nla_policy ptcp_start_policy[PERMTCP_A_KEEP_RECEIVED + 1] = {
 	[PERMTCP_A_IFINDEX] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_BYTES] = { .type = NLA_U64 },
+	[PERMTCP_A_KEEP_RECEIVED] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy ptcp_data_policy[PERMTCP_A_SIDE + 1] = {
@@ -310,7 +311,7 @@ static const struct genl_ops ptcp_ops[] = {
 		.cmd = PERMTCP_CMD_SNOOP_START,
 		.doit = ptcp_doit,
 		.policy = ptcp_start_policy,
-		.maxattr = PERMTCP_A_MAX_BYTES,
+		.maxattr = PERMTCP_A_KEEP_RECEIVED,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
@@ -332,6 +333,10 @@ static const struct genl_ops ptcp_ops[] = {
 		.policy = ptcp_takeover_policy,
 		.maxattr = PERMTCP_A_PARK_MS,
 		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_TAKEN_GET,
+		.dumpit = ptcp_dumpit,
 	},
 	{
 		/* Connection data is the clients' traffic: privileged. */

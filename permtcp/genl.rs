@@ -14,7 +14,8 @@ use crate::logic::decl::{self, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::seq;
 use crate::logic::snoop::Limits;
-use crate::logic::snoopnl::{parse_data_request, parse_start_request};
+use crate::logic::snoopnl::{parse_data_request, parse_start_request, TakenInfo};
+use crate::logic::track::Side;
 use crate::logic::uapi::{attr, cmd, FAMILY_VERSION};
 use crate::netns::{self, NetState};
 use crate::takeover::Outcome;
@@ -31,6 +32,7 @@ fn snoop_start(state: &NetState, pn: &Snooped, payload: &[u8]) -> Result<(), Log
     let limits = Limits {
         max_conns: req.max_conns.unwrap_or(defaults.max_conns),
         max_bytes: req.max_bytes.unwrap_or(defaults.max_bytes),
+        keep_received: req.keep_received.unwrap_or(defaults.keep_received),
     };
     if pn.ifindex() != 0 {
         return Err(LogicError::new(code::EBUSY, c"already snooping a device"));
@@ -88,10 +90,11 @@ fn handle(
             let started = Instant::<Monotonic>::now();
             let (mut taken, mut failed) = (0u32, 0u32);
             let mut parked = KVec::new();
-            for p in t.plans.iter() {
-                match crate::takeover::take_over(pn, p, now + park_ms) {
+            for p in t.plans {
+                match crate::takeover::take_over(pn, &p, now + park_ms) {
                     Ok(outcome) => {
                         taken += 1;
+                        state.record_taken(p.into_record(now));
                         if let Outcome::Parked(c) = outcome {
                             // A failed push drops the connection, which resets the client.
                             if parked.push(c, GFP_KERNEL).is_err() {
@@ -210,6 +213,20 @@ fn dump(
                 *pos += 1;
             }
         }
+        cmd::TAKEN_GET => {
+            let now = now_ms();
+            loop {
+                let info = state.with_taken(*pos as usize, |t| TakenInfo {
+                    age_ms: now.saturating_sub(t.at_ms),
+                    ..t.info
+                });
+                let Some(info) = info else { return Ok(()) };
+                if !added(dump.add(cmd::TAKEN_GET, |w| info.write(w)))? {
+                    return Ok(());
+                }
+                *pos += 1;
+            }
+        }
         cmd::CONN_DATA_GET => {
             let req = parse_data_request(payload)?;
             let side = crate::snoop::side_index(req.side);
@@ -241,6 +258,29 @@ fn dump(
                 }
                 Ok(())
             });
+            drop(table);
+            let found = match found {
+                Some(r) => Some(r),
+                // A taken-over connection: the sent bytes kept for the application.
+                None if req.side == Side::Owner => state.with_taken_key(&req.key, |t| {
+                    let mut off = *pos as usize;
+                    while off < t.sent.len() {
+                        let n = (t.sent.len() - off).min(DATA_PER_MSG as usize);
+                        let at = t.sent_from.wrapping_add(off as u32);
+                        let r = dump.add(cmd::CONN_DATA_GET, |w| {
+                            w.put_u32(attr::DATA_SEQ, at)?;
+                            w.put(attr::DATA, &t.sent[off..off + n])
+                        });
+                        if !added(r)? {
+                            return Ok(());
+                        }
+                        off += n;
+                        *pos = off as c_long;
+                    }
+                    Ok(())
+                }),
+                None => None,
+            };
             match found {
                 Some(r) => r,
                 None if *pos == 0 => Err(LogicError::new(code::ENOENT, c"no such connection")),
@@ -251,7 +291,7 @@ fn dump(
     }
 }
 
-/// `dumpit` entry point: DECL_GET, CONN_GET and CONN_DATA_GET.
+/// `dumpit` entry point: DECL_GET, CONN_GET, CONN_DATA_GET and TAKEN_GET.
 ///
 /// # Safety
 ///

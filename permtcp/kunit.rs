@@ -200,6 +200,7 @@ mod snoop_tests {
         let mut s = snooper(Limits {
             max_conns: 1,
             max_bytes: CHUNK as u64,
+            keep_received: 0,
         });
         let mut map = ConnMap::new();
         let mut alloc = Budget::new(KernelChunks, CHUNK as u64);

@@ -12,7 +12,7 @@ use crate::glue::{PtcpNet, Snooped};
 use crate::logic::decl::{check_insert, Declaration};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::snoop::SnoopTable;
-use crate::takeover::Parked;
+use crate::takeover::{Parked, Taken};
 use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SpinLockIrq};
@@ -38,6 +38,22 @@ pub(crate) struct NetState {
     /// of these locks held).
     #[pin]
     parking: Mutex<Parking>,
+    /// Records of taken-over connections for the restarted application. Taken alone.
+    #[pin]
+    taken: Mutex<TakenList>,
+}
+
+/// At most this many taken-over connection records are kept...
+pub(crate) const MAX_TAKEN: usize = 4096;
+/// ...holding at most this many sent bytes for verification.
+pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
+
+/// Taken-over connections, oldest first.
+#[derive(Default)]
+struct TakenList {
+    recs: KVec<Taken>,
+    /// Kept sent bytes, all records.
+    bytes: usize,
 }
 
 /// How long a taken-over connection waits for the application to listen before it is reset.
@@ -93,6 +109,7 @@ impl NetState {
             failed <- new_mutex!(KVec::new(), "permtcp_failed"),
             snoop <- new_spinlock_irq!(SnoopTable::new(), "permtcp_snoop"),
             parking <- new_mutex!(Parking::default(), "permtcp_parking"),
+            taken <- new_mutex!(TakenList::default(), "permtcp_taken"),
         })
     }
 
@@ -181,17 +198,68 @@ impl NetState {
                     .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
             }
         }
-        let mut table = self.snoop.lock();
-        let (plans, not_ready, not_mine) = table.take_plans(whose, now_ms);
-        // The failed node's bindings are no longer snooped: this node now serves them, or
-        // another peer does (snooping a new owner is not implemented yet).
-        table.refilter(snooped(&decls, &failed));
+        // Room for every mirrored connection, reserved before the spinlock: the table's
+        // connections move out under it, and their bytes are copied after it (large copies
+        // need GFP_KERNEL).
+        let room = self.snoop.lock().len();
+        let mut taking = KVVec::with_capacity(room, GFP_KERNEL)
+            .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
+        let (mut not_ready, not_mine) = {
+            let mut table = self.snoop.lock();
+            let counts = table.take_ready(whose, &mut taking);
+            // The failed node's bindings are no longer snooped: this node now serves them,
+            // or another peer does (snooping a new owner is not implemented yet).
+            table.refilter(snooped(&decls, &failed));
+            counts
+        };
+        let rx = owner.rx;
+        let mut plans = KVec::with_capacity(taking.len(), GFP_KERNEL).unwrap_or_default();
+        for (k, c) in taking.iter() {
+            let planned = crate::takeover::Plan::new(k, c, now_ms, rx)
+                .is_some_and(|p| plans.push(p, GFP_KERNEL).is_ok());
+            if !planned {
+                not_ready += 1;
+            }
+        }
+        self.snoop.lock().release(&mut taking);
         Ok(Takeover {
             plans,
             announce,
             not_ready,
             not_mine,
         })
+    }
+
+    /// Keeps `t` for the restarted application (TAKEN_GET); the oldest records go first
+    /// beyond [`MAX_TAKEN`] records or [`MAX_TAKEN_BYTES`] kept bytes.
+    pub(crate) fn record_taken(&self, t: Taken) {
+        let mut list = self.taken.lock();
+        let n = t.sent.len();
+        if list.recs.push(t, GFP_KERNEL).is_err() {
+            return;
+        }
+        list.bytes += n;
+        while list.recs.len() > MAX_TAKEN || list.bytes > MAX_TAKEN_BYTES {
+            match list.recs.remove(0) {
+                Ok(old) => list.bytes -= old.sent.len(),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Runs `f` on the taken-over connection record at `index`, if any.
+    pub(crate) fn with_taken<R>(&self, index: usize, f: impl FnOnce(&Taken) -> R) -> Option<R> {
+        self.taken.lock().recs.get(index).map(f)
+    }
+
+    /// Runs `f` on the newest record of the taken-over connection `key`, if any.
+    pub(crate) fn with_taken_key<R>(
+        &self,
+        key: &crate::logic::snoop::FlowKey,
+        f: impl FnOnce(&Taken) -> R,
+    ) -> Option<R> {
+        let list = self.taken.lock();
+        list.recs.iter().rev().find(|t| t.info.key == *key).map(f)
     }
 
     /// Resets the snooping table for `limits` and the current declarations.

@@ -13,7 +13,7 @@ use crate::logic::packet::{Segment, HEADER_MAX};
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
-use crate::logic::track::{Conn, Side};
+use crate::logic::track::{Conn, Side, State};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
@@ -129,6 +129,10 @@ impl FlowMap<Alloc> for ConnMap {
         }
     }
 }
+
+/// Connections moved out of the table by a takeover. Their chunks count against the table's
+/// budget until [`SnoopTable::release`] returns them.
+pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 
 /// A namespace's snooping state.
 pub(crate) struct SnoopTable {
@@ -280,34 +284,58 @@ impl SnoopTable {
             .map(|(k, c)| ConnInfo::from_conn(k, c, now_ms))
     }
 
-    /// Takes the connections `whose` says belong to the failed owner: `Some(true)` for those
-    /// this node takes over (ready ones become plans and leave the table), `Some(false)` for
-    /// those another node takes. Returns the plans and the counts not ready and not mine.
-    pub(crate) fn take_plans(
+    /// Connections in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len
+    }
+
+    /// Moves the ready, established connections `whose` gives this node (`Some(true)`) into
+    /// `out`, within its spare capacity; returns how many of the failed node's connections
+    /// stay (not ready, or no room) and how many the policy gives other nodes.
+    pub(crate) fn take_ready(
         &mut self,
         whose: impl Fn(&FlowKey) -> Option<bool>,
-        now_ms: u64,
-    ) -> (KVec<crate::takeover::Plan>, u32, u32) {
-        let (mut plans, mut not_ready, mut not_mine) = (KVec::new(), 0u32, 0u32);
-        let alloc = &mut self.alloc;
-        self.conns.retain(|k, c| match whose(k) {
-            None => true,
-            Some(false) => {
-                not_mine += 1;
-                true
-            }
-            Some(true) => {
-                let taken = crate::takeover::Plan::new(k, c, now_ms)
-                    .is_some_and(|p| plans.push(p, GFP_ATOMIC | __GFP_NOWARN).is_ok());
-                if taken {
-                    c.release(alloc);
-                } else {
-                    not_ready += 1;
+        out: &mut Taking,
+    ) -> (u32, u32) {
+        let (mut not_ready, mut not_mine) = (0u32, 0u32);
+        let mut cursor = self.conns.tree.cursor_front_mut();
+        while let Some(c) = cursor {
+            let (key, conn) = c.current();
+            let key = *key;
+            let take = match whose(&key) {
+                None => false,
+                Some(false) => {
+                    not_mine += 1;
+                    false
                 }
-                !taken
+                Some(true) => {
+                    let ready = conn.readiness().is_ok() && conn.state == State::Established;
+                    let room = out.len() < out.capacity();
+                    if !(ready && room) {
+                        not_ready += 1;
+                    }
+                    ready && room
+                }
+            };
+            if !take {
+                cursor = c.move_next();
+                continue;
             }
-        });
-        (plans, not_ready, not_mine)
+            let (next, node) = c.remove_current();
+            self.conns.len -= 1;
+            // Within the spare capacity checked above: no allocation, cannot fail.
+            let _ = out.push(node.to_key_value(), GFP_ATOMIC | __GFP_NOWARN);
+            // remove_current() falls back to the previous node at the end: stop there.
+            cursor = next.filter(|n| n.current().0 > &key);
+        }
+        (not_ready, not_mine)
+    }
+
+    /// Returns the chunks of connections moved out by [`Self::take_ready`] to the budget.
+    pub(crate) fn release(&mut self, taken: &mut Taking) {
+        for (_, c) in taken.iter_mut() {
+            c.release(&mut self.alloc);
+        }
     }
 
     /// Runs `f` on the retained data of `side` of `key`'s connection.

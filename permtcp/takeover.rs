@@ -23,14 +23,16 @@
 //! Not yet: half-closed connections, fail-over directives.
 
 use crate::glue::{PtcpNet, Snooped, Sock, Socket};
+use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::resume::{resume, Resume};
 use crate::logic::seq;
 use crate::logic::snoop::FlowKey;
+use crate::logic::snoopnl::TakenInfo;
 use crate::logic::track::{Conn, Side, State};
 use crate::snoop::Alloc;
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
-use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 
 const SOL_IP: c_int = 0;
@@ -76,40 +78,42 @@ struct RepairOpt {
 pub(crate) struct Plan {
     key: FlowKey,
     v6: bool,
-    /// The owner's first unacknowledged sequence number (the socket's write_seq).
-    snd_una: u32,
-    /// The client's bytes up to here were acknowledged by the owner (receive queue start).
-    rcv_una: u32,
+    /// Byte ranges and stream offsets (see [`resume`]).
+    r: Resume,
+    rx: RxPolicy,
     mss: u16,
     wscale: Option<(u8, u8)>,
     sack: bool,
     /// The owner's last TSval and how long ago it was seen.
     ts: Option<(u32, u64)>,
     window: RepairWindow,
-    /// The owner's unacknowledged bytes, sent again after repair.
-    send: KVec<u8>,
-    /// The client's bytes the owner had not acknowledged, queued for the application.
-    recv: KVec<u8>,
+    /// The owner's retained sent bytes `[r.sent_from, r.sent_end)`: those from `r.sent_una`
+    /// are sent again, all are kept for the application to verify.
+    sent: KVVec<u8>,
+    /// The client's bytes `[r.recv_from, r.recv_end)`, queued for the application.
+    recv: KVVec<u8>,
 }
 
-fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVec<u8>> {
+fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVVec<u8>> {
     let n = seq::dist(from, to) as usize;
-    let mut v = KVec::from_elem(0u8, n, GFP_ATOMIC | __GFP_NOWARN).ok()?;
+    let mut v = KVVec::from_elem(0u8, n, GFP_KERNEL).ok()?;
     c.side(side).data.read(from, &mut v).then_some(v)
 }
 
 impl Plan {
-    /// The plan for a connection that is ready and established; `None` otherwise.
-    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64) -> Option<Plan> {
+    /// The plan for a ready, established connection taken out of the mirror; `None` when
+    /// its bytes cannot be copied.
+    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64, rx: RxPolicy) -> Option<Plan> {
         if c.readiness().is_err() || c.state != State::Established {
             return None;
         }
         let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
+        let r = resume(c, rx);
         Some(Plan {
             key: *key,
             v6: key.owner_addr.as_v4().is_none(),
-            snd_una: o.una,
-            rcv_una: cl.una,
+            r,
+            rx,
             mss: cl.syn_opts.mss.unwrap_or(536),
             wscale: c
                 .ws_ok
@@ -127,10 +131,44 @@ impl Plan {
                 rcv_wnd: o.win,
                 rcv_wup: cl.una,
             },
-            send: copy_out(c, Side::Owner, o.una, o.data_end())?,
-            recv: copy_out(c, Side::Client, cl.una, cl.data_end())?,
+            sent: copy_out(c, Side::Owner, r.sent_from, r.sent_end)?,
+            recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
         })
     }
+
+    /// The owner's unacknowledged bytes, sent again after repair.
+    fn resend(&self) -> &[u8] {
+        &self.sent[seq::dist(self.r.sent_from, self.r.sent_una) as usize..]
+    }
+
+    /// What the restarted application is told about this connection, and its kept bytes.
+    pub(crate) fn into_record(self, now_ms: u64) -> Taken {
+        Taken {
+            info: TakenInfo {
+                key: self.key,
+                sent_offset: self.r.sent_offset,
+                recv_offset: self.r.recv_offset,
+                data_offset: self.r.data_offset,
+                data_len: self.sent.len() as u32,
+                rx_deliver: self.rx == RxPolicy::Deliver,
+                age_ms: 0,
+            },
+            sent_from: self.r.sent_from,
+            at_ms: now_ms,
+            sent: self.sent,
+        }
+    }
+}
+
+/// A taken-over connection as the restarted application may ask about it (TAKEN_GET), with
+/// the sent bytes it may verify its regenerated output against (CONN_DATA_GET).
+pub(crate) struct Taken {
+    pub(crate) info: TakenInfo,
+    /// Sequence number of `sent[0]`.
+    pub(crate) sent_from: u32,
+    /// When it was taken over.
+    pub(crate) at_ms: u64,
+    pub(crate) sent: KVVec<u8>,
 }
 
 extern "C" {
@@ -295,7 +333,7 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
     s.set_int(
         SOL_TCP,
         TCP_QUEUE_SEQ,
-        p.snd_una as i32,
+        p.r.sent_una as i32,
         c"send sequence failed",
     )?;
     s.set_int(
@@ -307,7 +345,7 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
     s.set_int(
         SOL_TCP,
         TCP_QUEUE_SEQ,
-        p.rcv_una as i32,
+        p.r.recv_from as i32,
         c"receive sequence failed",
     )?;
     // The client's MSS before connect(), or the socket stays at the minimum.
@@ -382,7 +420,7 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
     s.set_int(SOL_TCP, TCP_REPAIR, 0, c"leaving repair mode failed")?;
     // An application binding the port after the takeover needs this (repair off cleared it).
     s.set_int(SOL_SOCKET, SO_REUSEADDR, 1, c"SO_REUSEADDR failed")?;
-    s.send(&p.send, c"resending unacknowledged data failed")?;
+    s.send(p.resend(), c"resending unacknowledged data failed")?;
     Ok(s.detach())
 }
 

@@ -84,7 +84,7 @@ for n in 1 100 1000; do
 	cluster_up >/dev/null
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
-	in_peer ptcp-testapp echo-serve "[::]:80" &
+	in_peer ptcp-testapp echo-serve "[::]:80" --resume &
 	peer_pid=$!
 	sleep 0.5
 	rm -f /tmp/b /tmp/b.wait

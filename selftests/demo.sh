@@ -68,7 +68,7 @@ in_ns peer permctl stats
 say "a travel agent's session survives the owner's crash"
 /bin/ip netns exec owner ptcp-testapp echo-serve "[::]:8000" &
 owner_pid=$!
-/bin/ip netns exec peer ptcp-testapp echo-serve "[::]:8000" &
+/bin/ip netns exec peer ptcp-testapp echo-serve "[::]:8000" --resume &
 peer_pid=$!
 sleep 0.5
 rm -f /tmp/crash /tmp/crash.wait

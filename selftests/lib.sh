@@ -109,7 +109,8 @@ cluster_net() {
 	/bin/ip -n client addr add fd00::100/64 dev eth0 nodad
 }
 
-# cluster_net, then the owner and the peer exchange declarations and the peer snoops eth0.
+# cluster_net, then the owner and the peer exchange declarations and the peer snoops eth0
+# (with the extra `permctl snoop start` options in SNOOP_OPTS, if set).
 cluster_up() {
 	cluster_net
 	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90"
@@ -118,7 +119,7 @@ cluster_up() {
 		/bin/ip netns exec owner permctl decl add $PEER_DECL >/dev/null &&
 		/bin/ip netns exec peer permctl decl add $PEER_DECL --local >/dev/null &&
 		/bin/ip netns exec peer permctl decl add $OWNER_DECL >/dev/null &&
-		/bin/ip netns exec peer permctl snoop start --dev eth0 >/dev/null
+		/bin/ip netns exec peer permctl snoop start --dev eth0 $SNOOP_OPTS >/dev/null
 }
 
 cluster_down() {
@@ -141,17 +142,24 @@ crash_owner() {
 
 # The owner serves echo requests on port 80 and the client starts a 40-round session to
 # $1:80 that pauses halfway until file $2 exists (output in $2.out); returns once it waits.
-# Sets owner_pid and client_pid.
-echo_session() { # service-address pause-file
-	in_owner ptcp-testapp echo-serve "[::]:80" &
+# Further arguments go to the owner's echo-serve. Sets owner_pid and client_pid.
+echo_session() { # service-address pause-file [owner-options...]
+	vip_=$1 pause_=$2
+	shift 2
+	in_owner ptcp-testapp echo-serve "[::]:80" "$@" &
 	owner_pid=$!
 	sleep 0.5
-	rm -f "$2" "$2.wait"
-	in_client ptcp-testapp echo-client "$1:80" 40 "$2" >"$2.out" 2>&1 &
+	rm -f "$pause_" "$pause_.wait"
+	in_client ptcp-testapp echo-client "$vip_:80" 40 "$pause_" >"$pause_.out" 2>&1 &
 	client_pid=$!
-	t=0
-	while [ ! -e "$2.wait" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	wait_file "$pause_.wait"
 	sleep 0.5
+}
+
+# Waits up to 10 s for file $1.
+wait_file() {
+	t=0
+	while [ ! -e "$1" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 }
 
 # Milliseconds since boot (10 ms resolution), for timing a step.

@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut s = snooper(Limits {
         max_conns: 16,
         max_bytes: 1 << 20,
+        keep_received: 1 << 16,
     });
     let mut map = Map::default();
     let mut alloc = Budget::new(Heap::default(), 1 << 20);

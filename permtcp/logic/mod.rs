@@ -12,6 +12,7 @@ pub mod errno;
 pub mod nla;
 pub mod packet;
 pub mod policy;
+pub mod resume;
 pub mod seq;
 pub mod seqbuf;
 pub mod snoop;

@@ -148,6 +148,9 @@ pub struct Limits {
     pub max_conns: u32,
     /// Bytes of retained data at most; past it connections lose readiness.
     pub max_bytes: u64,
+    /// Client bytes kept behind the owner's acknowledgement at least, for an owner
+    /// application that lags behind its kernel (the received-data policy); 0: one window.
+    pub keep_received: u32,
 }
 
 impl Default for Limits {
@@ -155,6 +158,7 @@ impl Default for Limits {
         Limits {
             max_conns: 4096,
             max_bytes: 64 << 20,
+            keep_received: 0,
         }
     }
 }
@@ -313,13 +317,14 @@ impl Snooper {
             }
             return;
         }
-        let conn = if fresh_syn {
+        let mut conn = if fresh_syn {
             self.counters.conns_synced += 1;
             Conn::from_syn(from, seg, now_ms)
         } else {
             self.counters.conns_unsynced += 1;
             Conn::unsynced(from, seg, now_ms)
         };
+        conn.keep_received = self.limits.keep_received;
         if !map.insert(key, conn) {
             self.counters.conn_limit += 1;
         }

@@ -8,10 +8,12 @@
 use crate::logic::errno::{inval, Error};
 use crate::logic::nla::{Attr, Attrs, Writer};
 use crate::logic::packet::Addr;
-use crate::logic::seqbuf::ChunkAlloc;
+use crate::logic::seqbuf::{ChunkAlloc, CAPACITY};
 use crate::logic::snoop::{Counters, FlowKey};
 use crate::logic::track::{Conn, NotReady, Side, State};
-use crate::logic::uapi::{attr, conn_attr, conn_state, half_attr, not_ready, stats_attr};
+use crate::logic::uapi::{
+    attr, conn_attr, conn_state, half_attr, not_ready, stats_attr, taken_attr,
+};
 
 /// One direction of a mirrored connection, as reported.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -409,6 +411,8 @@ pub struct StartRequest {
     pub max_conns: Option<u32>,
     /// Byte limit, if given.
     pub max_bytes: Option<u64>,
+    /// Client bytes kept behind the owner's acknowledgement, if given.
+    pub keep_received: Option<u32>,
 }
 
 /// Parses a SNOOP_START request.
@@ -421,6 +425,7 @@ pub fn parse_start_request(payload: &[u8]) -> Result<StartRequest, Error> {
             attr::IFINDEX => dev = Some(a.u32()?),
             attr::MAX_CONNS => r.max_conns = Some(a.u32()?),
             attr::MAX_BYTES => r.max_bytes = Some(a.u64()?),
+            attr::KEEP_RECEIVED => r.keep_received = Some(a.u32()?),
             _ => return inval(c"unknown attribute in request"),
         }
     }
@@ -430,6 +435,9 @@ pub fn parse_start_request(payload: &[u8]) -> Result<StartRequest, Error> {
     };
     if r.max_conns == Some(0) || r.max_bytes.is_some_and(|b| b < 4096) {
         return inval(c"limits must allow one connection and one 4 KiB chunk");
+    }
+    if r.keep_received.is_some_and(|k| k > CAPACITY / 2) {
+        return inval(c"at most 8 MiB of received data can be kept");
     }
     Ok(r)
 }
@@ -468,5 +476,69 @@ pub fn parse_data_request(payload: &[u8]) -> Result<DataRequest, Error> {
     match (seen, side) {
         (15, Some(side)) => Ok(DataRequest { key, side }),
         _ => inval(c"request needs both addresses, both ports and a side"),
+    }
+}
+
+/// A taken-over connection, as reported by TAKEN_GET.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TakenInfo {
+    /// Its identity.
+    pub key: FlowKey,
+    /// Stream offset of the next byte the application sends.
+    pub sent_offset: u32,
+    /// Stream offset of the first client byte the application reads.
+    pub recv_offset: u32,
+    /// Stream offset of the first kept sent byte.
+    pub data_offset: u32,
+    /// Kept sent bytes (ending at `sent_offset`).
+    pub data_len: u32,
+    /// Received data delivered again (the declared policy).
+    pub rx_deliver: bool,
+    /// Milliseconds since the takeover.
+    pub age_ms: u64,
+}
+
+impl TakenInfo {
+    /// Writes a nested [`attr::TAKEN_CONN`].
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        let nest = w.nest_start(attr::TAKEN_CONN)?;
+        w.put(taken_attr::OWNER_ADDR, &self.key.owner_addr.0)?;
+        w.put_u16(taken_attr::OWNER_PORT, self.key.owner_port)?;
+        w.put(taken_attr::CLIENT_ADDR, &self.key.client_addr.0)?;
+        w.put_u16(taken_attr::CLIENT_PORT, self.key.client_port)?;
+        w.put_u32(taken_attr::SENT_OFFSET, self.sent_offset)?;
+        w.put_u32(taken_attr::RECV_OFFSET, self.recv_offset)?;
+        w.put_u32(taken_attr::DATA_OFFSET, self.data_offset)?;
+        w.put_u32(taken_attr::DATA_LEN, self.data_len)?;
+        if self.rx_deliver {
+            w.put_flag(taken_attr::RX_DELIVER)?;
+        }
+        w.put_u64(taken_attr::AGE_MS, self.age_ms)?;
+        w.nest_end(nest)
+    }
+
+    /// Parses the payload of an [`attr::TAKEN_CONN`].
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut t = TakenInfo::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                taken_attr::OWNER_ADDR => t.key.owner_addr = addr(&a)?,
+                taken_attr::OWNER_PORT => t.key.owner_port = a.u16()?,
+                taken_attr::CLIENT_ADDR => t.key.client_addr = addr(&a)?,
+                taken_attr::CLIENT_PORT => t.key.client_port = a.u16()?,
+                taken_attr::SENT_OFFSET => t.sent_offset = a.u32()?,
+                taken_attr::RECV_OFFSET => t.recv_offset = a.u32()?,
+                taken_attr::DATA_OFFSET => t.data_offset = a.u32()?,
+                taken_attr::DATA_LEN => t.data_len = a.u32()?,
+                taken_attr::RX_DELIVER => {
+                    a.flag()?;
+                    t.rx_deliver = true;
+                }
+                taken_attr::AGE_MS => t.age_ms = a.u64()?,
+                _ => return inval(c"unknown taken-connection attribute"),
+            }
+        }
+        Ok(t)
     }
 }

@@ -202,6 +202,9 @@ pub struct Conn<A: ChunkAlloc> {
     pub expires_ms: Option<u64>,
     /// Segments ignored as out of window or inconsistent.
     pub invalid: u64,
+    /// Client bytes kept behind the owner's acknowledgement at least (see
+    /// [`crate::logic::snoop::Limits::keep_received`]).
+    pub keep_received: u32,
 }
 
 impl<A: ChunkAlloc> Conn<A> {
@@ -239,6 +242,7 @@ impl<A: ChunkAlloc> Conn<A> {
             last_ms: now_ms,
             expires_ms: None,
             invalid: 0,
+            keep_received: 0,
         }
     }
 
@@ -500,8 +504,15 @@ impl<A: ChunkAlloc> Conn<A> {
         }
         // Keep one window of the other side's data behind its acknowledgement: the largest
         // window this receiver advertised, so that at any time at least its current window is
-        // kept. Never release what is not acknowledged.
-        let keep = h.max_win.clamp(1, CAPACITY / 2);
+        // kept; for the client's data at least `keep_received` (the owner's application may
+        // lag further behind its kernel's acknowledgements). Never release what is not
+        // acknowledged.
+        let floor = if o == Side::Client.idx() {
+            self.keep_received
+        } else {
+            0
+        };
+        let keep = h.max_win.max(floor).clamp(1, CAPACITY / 2);
         let peer = &mut self.half[o];
         let release_to = peer.una.wrapping_sub(keep);
         if seq::after(release_to, peer.data.base()) && seq::before(release_to, peer.una) {

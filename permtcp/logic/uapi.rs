@@ -35,8 +35,38 @@ pub mod cmd {
     /// Declare a node failed and take over the connections the policy gives this node
     /// (CAP_NET_ADMIN).
     pub const TAKEOVER: u8 = 10;
+    /// Dump the connections this node took over: stream offsets for the restarted
+    /// application, and how much of its sent data is kept for it to verify.
+    pub const TAKEN_GET: u8 = 11;
     /// Highest command number.
-    pub const MAX: u8 = TAKEOVER;
+    pub const MAX: u8 = TAKEN_GET;
+}
+
+/// Attributes of a taken-over connection ([`attr::TAKEN_CONN`]).
+///
+/// Offsets count stream bytes from the first byte after the SYN, modulo 2^32 (sequence
+/// space); the application knows which 4 GiB lap it is on.
+pub mod taken_attr {
+    /// 16 bytes: the service (owner) address.
+    pub const OWNER_ADDR: u16 = 1;
+    /// u16: the service port.
+    pub const OWNER_PORT: u16 = 2;
+    /// 16 bytes: the client's address.
+    pub const CLIENT_ADDR: u16 = 3;
+    /// u16: the client's port.
+    pub const CLIENT_PORT: u16 = 4;
+    /// u32: offset of the next byte the application sends (all before reached the wire).
+    pub const SENT_OFFSET: u16 = 5;
+    /// u32: offset of the first client byte the application reads.
+    pub const RECV_OFFSET: u16 = 6;
+    /// u32: offset of the first kept sent byte (CONN_DATA_GET, owner side, reads them).
+    pub const DATA_OFFSET: u16 = 7;
+    /// u32: kept sent bytes, ending at [`SENT_OFFSET`].
+    pub const DATA_LEN: u16 = 8;
+    /// Flag: received data is delivered again (the declared policy), else dropped.
+    pub const RX_DELIVER: u16 = 9;
+    /// u64: milliseconds since the takeover.
+    pub const AGE_MS: u16 = 10;
 }
 
 /// Top-level attributes.
@@ -101,8 +131,12 @@ pub mod attr {
     /// u64: time the takeover spent rebuilding and handing off connections, ns (TAKEOVER
     /// reply).
     pub const REBUILD_NS: u16 = 28;
+    /// Nested [`super::taken_attr`]: one taken-over connection (TAKEN_GET).
+    pub const TAKEN_CONN: u16 = 29;
+    /// u32: client bytes kept behind the owner's acknowledgement (SNOOP_START).
+    pub const KEEP_RECEIVED: u16 = 30;
     /// Highest attribute number.
-    pub const MAX: u16 = REBUILD_NS;
+    pub const MAX: u16 = KEEP_RECEIVED;
 }
 
 /// Attributes nested in [`attr::DECL`].

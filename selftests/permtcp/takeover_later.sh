@@ -22,7 +22,7 @@ later_case() { # family service-address peer-address-arg when-the-app-starts
 		1 "Cannot assign requested address" in_peer ptcp-testapp bind "$vip:80"
 	if [ "$when" = before ]; then
 		# Restarted before the crash, the application retries its refused bind().
-		in_peer ptcp-testapp echo-serve "$vip:80" --wait-bind 2>/tmp/tl-app.err &
+		in_peer ptcp-testapp echo-serve "$vip:80" --wait-bind --resume 2>/tmp/tl-app.err &
 		peer_pid=$!
 		sleep 0.3
 	fi
@@ -43,7 +43,7 @@ later_case() { # family service-address peer-address-arg when-the-app-starts
 	if [ "$when" = after ]; then
 		sleep 1
 		check "IPv$fam: one connection parked while nobody listens" status_has '"parked":1,'
-		in_peer ptcp-testapp echo-serve "$vip:80" 2>/tmp/tl-app.err &
+		in_peer ptcp-testapp echo-serve "$vip:80" --resume 2>/tmp/tl-app.err &
 		peer_pid=$!
 	fi
 	wait $client_pid

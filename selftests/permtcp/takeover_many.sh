@@ -9,7 +9,7 @@ load_module
 check "cluster up, peer snooping eth0" cluster_up
 in_owner ptcp-testapp echo-serve "[::]:80" &
 owner_pid=$!
-in_peer ptcp-testapp echo-serve "[::]:80" &
+in_peer ptcp-testapp echo-serve "[::]:80" --resume &
 peer_pid=$!
 sleep 0.5
 rm -f /tmp/many /tmp/many.wait

@@ -23,6 +23,7 @@ enum permtcp_cmd {
 	PERMTCP_CMD_STATS_GET = 8,
 	PERMTCP_CMD_CONN_DATA_GET = 9,
 	PERMTCP_CMD_TAKEOVER = 10,
+	PERMTCP_CMD_TAKEN_GET = 11,
 	__PERMTCP_CMD_MAX,
 };
 #define PERMTCP_CMD_MAX (__PERMTCP_CMD_MAX - 1)
@@ -57,6 +58,8 @@ enum permtcp_attr {
 	PERMTCP_A_PARK_RESET = 26,	/* u32 */
 	PERMTCP_A_PARK_MS = 27,		/* u32 */
 	PERMTCP_A_REBUILD_NS = 28,	/* u64 */
+	PERMTCP_A_TAKEN_CONN = 29,	/* nested: enum permtcp_taken_attr */
+	PERMTCP_A_KEEP_RECEIVED = 30,	/* u32 */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)
@@ -132,6 +135,23 @@ enum permtcp_half_attr {
 	__PERMTCP_HALF_A_MAX,
 };
 #define PERMTCP_HALF_A_MAX (__PERMTCP_HALF_A_MAX - 1)
+
+/* A taken-over connection; offsets count stream bytes after the SYN, modulo 2^32. */
+enum permtcp_taken_attr {
+	PERMTCP_TAKEN_A_UNSPEC = 0,
+	PERMTCP_TAKEN_A_OWNER_ADDR = 1,		/* 16 bytes */
+	PERMTCP_TAKEN_A_OWNER_PORT = 2,		/* u16 */
+	PERMTCP_TAKEN_A_CLIENT_ADDR = 3,	/* 16 bytes */
+	PERMTCP_TAKEN_A_CLIENT_PORT = 4,	/* u16 */
+	PERMTCP_TAKEN_A_SENT_OFFSET = 5,	/* u32: next byte the application sends */
+	PERMTCP_TAKEN_A_RECV_OFFSET = 6,	/* u32: first client byte it reads */
+	PERMTCP_TAKEN_A_DATA_OFFSET = 7,	/* u32: first kept sent byte */
+	PERMTCP_TAKEN_A_DATA_LEN = 8,		/* u32: kept sent bytes */
+	PERMTCP_TAKEN_A_RX_DELIVER = 9,		/* flag: received data delivered again */
+	PERMTCP_TAKEN_A_AGE_MS = 10,		/* u64 */
+	__PERMTCP_TAKEN_A_MAX,
+};
+#define PERMTCP_TAKEN_A_MAX (__PERMTCP_TAKEN_A_MAX - 1)
 
 enum permtcp_stats_attr {
 	PERMTCP_STATS_A_UNSPEC = 0,

@@ -182,6 +182,7 @@ fn randomized_frames_never_panic() {
     let mut snoop = snooper(Limits {
         max_conns: 64,
         max_bytes: 1 << 20,
+        keep_received: 0,
     });
     let mut map = Map::default();
     let mut alloc = Budget::new(Heap::default(), 1 << 20);

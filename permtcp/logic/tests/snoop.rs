@@ -1005,6 +1005,19 @@ fn snoop_requests_are_checked() {
         parse_start_request(&buf[..n]).unwrap_err().text(),
         "limits must allow one connection and one 4 KiB chunk"
     );
+    for (keep, ok) in [(8 << 20, true), ((8 << 20) + 1, false)] {
+        let mut wr = Writer::new(&mut buf);
+        wr.put_u32(attr::IFINDEX, 4).unwrap();
+        wr.put_u32(attr::KEEP_RECEIVED, keep).unwrap();
+        let n = wr.len();
+        match parse_start_request(&buf[..n]) {
+            Ok(r) => assert!(ok && r.keep_received == Some(keep)),
+            Err(e) => assert!(
+                !ok && e.text() == "at most 8 MiB of received data can be kept",
+                "{keep}"
+            ),
+        }
+    }
 
     let mut wr = Writer::new(&mut buf);
     wr.put(attr::OWNER_ADDR, &v6(1, 0).addr.0).unwrap();
@@ -1067,4 +1080,99 @@ fn acknowledged_unseen_bytes_stop_mattering_out_of_the_window() {
         w.ack(Side::Client, 8192);
     }
     assert_eq!(w.ready(), Ok(()));
+}
+
+#[test]
+fn resume_offsets_follow_the_received_data_policy() {
+    use permtcp_logic::decl::RxPolicy;
+    use permtcp_logic::resume::resume;
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, &bytes(300, 1));
+    w.data(Side::Owner, &bytes(4000, 2)); // acknowledges the 300
+    w.ack(Side::Client, 502); // acknowledges the 4000
+    w.data(Side::Client, &bytes(200, 3)); // not acknowledged by the owner
+                                          // 1000 more from the owner, still acknowledging only the first 300 client bytes.
+    let nxt = w.nxt[0];
+    w.send_raw(
+        Side::Owner,
+        nxt,
+        1301,
+        ACK | PSH,
+        502,
+        &Opts::default(),
+        &bytes(1000, 4),
+    );
+    w.nxt[0] = nxt.wrapping_add(1000);
+    assert_eq!(w.ready(), Ok(()));
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    let r = resume(c, RxPolicy::Deliver);
+    assert_eq!((r.sent_from, r.sent_una, r.sent_end), (5001, 9001, 10001));
+    assert_eq!((r.sent_offset, r.data_offset), (5000, 0));
+    assert_eq!((r.recv_from, r.recv_end, r.recv_offset), (1001, 1501, 0));
+    let r = resume(c, RxPolicy::Drop);
+    assert_eq!((r.recv_from, r.recv_end, r.recv_offset), (1301, 1501, 300));
+    assert_eq!(
+        r.sent_offset, 5000,
+        "the policy is about received data only"
+    );
+}
+
+#[test]
+fn taken_info_round_trips() {
+    use permtcp_logic::nla::{Attrs, Writer};
+    use permtcp_logic::snoopnl::TakenInfo;
+    let t = TakenInfo {
+        key: Wire::new(true).key(),
+        sent_offset: 5000,
+        recv_offset: 300,
+        data_offset: 10,
+        data_len: 4990,
+        rx_deliver: true,
+        age_ms: 12,
+    };
+    let mut buf = [0u8; 256];
+    let mut wr = Writer::new(&mut buf);
+    t.write(&mut wr).unwrap();
+    let n = wr.len();
+    let a = Attrs::new(&buf[..n]).next().unwrap().unwrap();
+    assert_eq!(a.kind, permtcp_logic::uapi::attr::TAKEN_CONN);
+    assert_eq!(TakenInfo::parse(a.data), Ok(t));
+    let plain = TakenInfo {
+        rx_deliver: false,
+        ..t
+    };
+    let mut wr = Writer::new(&mut buf);
+    plain.write(&mut wr).unwrap();
+    let n = wr.len();
+    let a = Attrs::new(&buf[..n]).next().unwrap().unwrap();
+    assert_eq!(TakenInfo::parse(a.data), Ok(plain));
+}
+
+#[test]
+fn keep_received_holds_client_bytes_an_application_has_not_read() {
+    use permtcp_logic::decl::RxPolicy;
+    use permtcp_logic::resume::resume;
+    // The owner advertises 502 << 7 = 64256 bytes; the client sends 200000, all acknowledged.
+    let run = |keep: u32| {
+        let mut w = Wire::new(false);
+        w.snoop.limits.keep_received = keep;
+        w.handshake(1000, 5000, 7, 7);
+        for part in bytes(200_000, 9).chunks(1448) {
+            w.data(Side::Client, part);
+            w.ack(Side::Owner, 502);
+        }
+        assert_eq!(w.ready(), Ok(()));
+        let k = w.key();
+        let c = w.map.get_mut_conn(&k);
+        assert_eq!(c.side(Side::Client).una, 1001 + 200_000);
+        resume(c, RxPolicy::Deliver).recv_offset
+    };
+    let one_window = run(0);
+    assert!(
+        one_window > 0 && 200_000 - one_window >= 502 << 7,
+        "one window kept by default: resumes at {one_window}"
+    );
+    assert_eq!(run(256 << 10), 0, "everything kept with keep_received");
 }

@@ -45,6 +45,9 @@ enum Command {
     Snoop(SnoopCommand),
     /// List the mirrored connections (ss-like).
     Conns,
+    /// List the connections this node took over: where the restarted application resumes
+    /// (stream offsets) and how many sent bytes are kept for it to verify.
+    Taken,
     /// Snooping counters and limits.
     Stats,
     /// Write the data a mirrored connection retains in one direction to a file.
@@ -91,6 +94,10 @@ enum SnoopCommand {
         /// Limit on retained bytes (default 64 MiB).
         #[arg(long)]
         max_bytes: Option<u64>,
+        /// Client bytes to keep behind the owner's acknowledgement at least, for an owner
+        /// application that reads late (default: one window; at most 8 MiB).
+        #[arg(long)]
+        keep_received: Option<u32>,
     },
     /// Stop snooping and forget the mirrored connections (needs CAP_NET_ADMIN).
     Stop,
@@ -318,9 +325,11 @@ fn main() -> ExitCode {
             dev,
             max_conns,
             max_bytes,
-        }) => snoop::start(&c, &dev, max_conns, max_bytes).map(|m| done(json, &m)),
+            keep_received,
+        }) => snoop::start(&c, &dev, max_conns, max_bytes, keep_received).map(|m| done(json, &m)),
         Command::Snoop(SnoopCommand::Stop) => snoop::stop(&c).map(|m| done(json, &m)),
         Command::Conns => snoop::conns(&c, json),
+        Command::Taken => snoop::taken(&c, json),
         Command::Takeover { node, park_ms } => snoop::takeover(&c, node, park_ms, json),
         Command::Stats => snoop::stats(&c, json),
         Command::ConnData {

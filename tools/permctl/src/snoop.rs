@@ -5,7 +5,7 @@
 use crate::netlink::{Client, CtlError};
 use permtcp_logic::nla::Writer;
 use permtcp_logic::packet::Addr;
-use permtcp_logic::snoopnl::{reason_name, state_name, ConnInfo, HalfInfo, StatsInfo};
+use permtcp_logic::snoopnl::{reason_name, state_name, ConnInfo, HalfInfo, StatsInfo, TakenInfo};
 use permtcp_logic::uapi::{attr, cmd, not_ready};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -39,6 +39,7 @@ pub fn start(
     dev: &str,
     max_conns: Option<u32>,
     max_bytes: Option<u64>,
+    keep_received: Option<u32>,
 ) -> Result<String, CtlError> {
     let index = ifindex(dev)?;
     let payload = encode(|w| {
@@ -48,6 +49,9 @@ pub fn start(
         }
         if let Some(b) = max_bytes {
             w.put_u64(attr::MAX_BYTES, b)?;
+        }
+        if let Some(k) = keep_received {
+            w.put_u32(attr::KEEP_RECEIVED, k)?;
         }
         Ok(())
     })?;
@@ -171,6 +175,68 @@ impl From<&ConnInfo> for ConnView {
             idle_ms: c.idle_ms,
         }
     }
+}
+
+/// A taken-over connection, as `permctl taken` shows it.
+#[derive(Serialize)]
+pub struct TakenView {
+    pub owner: String,
+    pub client: String,
+    /// Stream offset of the next byte the application sends.
+    pub sent_offset: u32,
+    /// Stream offset of the first byte the application reads.
+    pub recv_offset: u32,
+    /// Stream offset of the first kept sent byte (`permctl conn-data --side owner`).
+    pub data_offset: u32,
+    pub data_len: u32,
+    /// The declared received-data policy: `deliver` or `drop`.
+    pub received_data: &'static str,
+    pub age_ms: u64,
+}
+
+/// `permctl taken`.
+pub fn taken(c: &Client, json: bool) -> Result<(), CtlError> {
+    let mut views = Vec::new();
+    for reply in c.request(cmd::TAKEN_GET, &[], true)? {
+        for (kind, payload) in reply {
+            if kind == attr::TAKEN_CONN {
+                let t =
+                    TakenInfo::parse(&payload).map_err(|e| CtlError::Transport(e.text().into()))?;
+                views.push(TakenView {
+                    owner: SocketAddr::new(ip(&t.key.owner_addr), t.key.owner_port).to_string(),
+                    client: SocketAddr::new(ip(&t.key.client_addr), t.key.client_port).to_string(),
+                    sent_offset: t.sent_offset,
+                    recv_offset: t.recv_offset,
+                    data_offset: t.data_offset,
+                    data_len: t.data_len,
+                    received_data: if t.rx_deliver { "deliver" } else { "drop" },
+                    age_ms: t.age_ms,
+                });
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&views).expect("serializable"));
+        return Ok(());
+    }
+    println!(
+        "{:<26} {:<26} {:>11} {:>11} {:>11} {:>9} {:<8} {:>8}",
+        "Owner", "Client", "Sent-off", "Recv-off", "Kept-off", "Kept", "Rx", "Age-ms"
+    );
+    for v in &views {
+        println!(
+            "{:<26} {:<26} {:>11} {:>11} {:>11} {:>9} {:<8} {:>8}",
+            v.owner,
+            v.client,
+            v.sent_offset,
+            v.recv_offset,
+            v.data_offset,
+            v.data_len,
+            v.received_data,
+            v.age_ms
+        );
+    }
+    Ok(())
 }
 
 /// `permctl conns`.

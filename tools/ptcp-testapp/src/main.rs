@@ -11,12 +11,26 @@
 //! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one IPv4 SYN SRC -> DST (ADDR:PORT) as a raw
 //!                                             Ethernet frame (no checksum offload), with a
 //!                                             correct TCP checksum if GOOD is `good`
-//! ptcp-testapp echo-serve ADDR:PORT [--wait-bind]
+//! ptcp-testapp echo-serve ADDR:PORT [--wait-bind] [--resume] [--stall-at-round=N]
 //!                                             accept connections forever; answer each 8-byte
 //!                                             request (a round number) with 1000 bytes
-//!                                             derived from it (stateless: survives a
-//!                                             takeover); --wait-bind retries a refused bind
+//!                                             derived from it; --wait-bind retries a refused
+//!                                             bind; --resume continues taken-over
+//!                                             connections at permctl's offsets, answering
+//!                                             redelivered requests only where the dead server
+//!                                             had not; --stall-at-round=N reads request N,
+//!                                             creates /tmp/echo-stalled and never answers
 //! ptcp-testapp bind ADDR:PORT                 one bind(); prints the outcome, exit 1 if refused
+//! ptcp-testapp down-serve ADDR:PORT BYTES [--resume]
+//!                                             send a position-addressable stream's first
+//!                                             BYTES to each client; --resume: from where
+//!                                             permctl says the taken-over connection stands
+//! ptcp-testapp down-client ADDR:PORT BYTES PAUSE
+//!                                             read and check BYTES; pause after a quarter
+//! ptcp-testapp up-serve ADDR:PORT BYTES [--resume | --stall-at N FILE]
+//!                                             read and check a client's BYTES, answer OK
+//! ptcp-testapp up-client ADDR:PORT BYTES      send BYTES, read the answer
+//! ptcp-testapp stream-sum BYTES               the checksum of a crash-free run
 //! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE
 //!                                             ROUNDS requests, checking every answer; after
 //!                                             half of them create PAUSE.wait and wait for PAUSE
@@ -31,6 +45,8 @@
 //! `rr:ROUNDS:REQ:RESP` (request/response). Payload bytes come from a seeded generator so
 //! that both ends know the stream. After the pattern, both ends wait until everything is
 //! acknowledged, the server reads its state, and both exchange one byte to finish.
+
+mod bulk;
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -563,7 +579,38 @@ fn bind_once(addr: SocketAddr) {
     }
 }
 
-fn echo_serve(addr: SocketAddr, wait: bool) {
+/// Answers the echo requests of a taken-over connection as a restarted server must: the
+/// client's bytes are delivered again from `r.recv` (the declared "deliver" policy), and of
+/// the answers (1000 bytes per 8-byte request, in order) only what the dead server had not
+/// sent yet, from `r.sent`, goes out.
+fn echo_resume(s: &mut TcpStream, r: bulk::Resume) -> std::io::Result<()> {
+    // A partly delivered request's remainder first.
+    let mut skip = vec![0u8; ((8 - r.recv % 8) % 8) as usize];
+    s.read_exact(&mut skip)?;
+    let mut round = r.recv.div_ceil(8);
+    let mut req = [0u8; 8];
+    while s.read_exact(&mut req).is_ok() {
+        let (start, end) = (round * 1000, (round + 1) * 1000);
+        if end > r.sent {
+            let a = answer(u64::from_be_bytes(req));
+            s.write_all(&a[r.sent.saturating_sub(start) as usize..])?;
+        }
+        round += 1;
+    }
+    Ok(())
+}
+
+/// How `echo-serve` behaves; see the usage text.
+#[derive(Clone, Copy)]
+struct EchoOpts {
+    wait_bind: bool,
+    resume: bool,
+    /// Read this round's request, then never answer (a server that dies mid-request).
+    stall_at: Option<u64>,
+}
+
+fn echo_serve(addr: SocketAddr, o: EchoOpts) {
+    let (wait, resume) = (o.wait_bind, o.resume);
     let l = bind_listener(addr, wait);
     // A deep accept queue: a takeover may queue a thousand connections at once.
     // SAFETY: listen() on our own listening socket only changes its backlog.
@@ -571,9 +618,20 @@ fn echo_serve(addr: SocketAddr, wait: bool) {
     for s in l.incoming() {
         let Ok(mut s) = s else { continue };
         std::thread::spawn(move || {
+            if let Some(r) = resume.then(|| bulk::taken_over(&s)).flatten() {
+                let _ = echo_resume(&mut s, r);
+                return;
+            }
             let mut req = [0u8; 8];
             while s.read_exact(&mut req).is_ok() {
-                if s.write_all(&answer(u64::from_be_bytes(req))).is_err() {
+                let round = u64::from_be_bytes(req);
+                if o.stall_at == Some(round) {
+                    std::fs::write("/tmp/echo-stalled", round.to_string()).unwrap();
+                    loop {
+                        std::thread::sleep(Duration::from_secs(60));
+                    }
+                }
+                if s.write_all(&answer(round)).is_err() {
                     break;
                 }
             }
@@ -736,9 +794,33 @@ fn main() {
         "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
         "echo-serve" => echo_serve(
             arg(2).parse().unwrap(),
-            args.get(3).is_some_and(|a| a == "--wait-bind"),
+            EchoOpts {
+                wait_bind: args[3..].iter().any(|a| a == "--wait-bind"),
+                resume: args[3..].iter().any(|a| a == "--resume"),
+                stall_at: args[3..]
+                    .iter()
+                    .find_map(|a| a.strip_prefix("--stall-at-round="))
+                    .map(|n| n.parse().unwrap()),
+            },
         ),
         "bind" => bind_once(arg(2).parse().unwrap()),
+        "down-serve" => bulk::down_serve(
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            args.get(4).is_some_and(|a| a == "--resume"),
+        ),
+        "down-client" => {
+            bulk::down_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4))
+        }
+        "up-serve" => bulk::up_serve(
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            args.get(4).is_some_and(|a| a == "--resume"),
+            (args.get(4).map(String::as_str) == Some("--stall-at"))
+                .then(|| (arg(5).parse().unwrap(), arg(6).to_string())),
+        ),
+        "up-client" => bulk::up_client(arg(2).parse().unwrap(), arg(3).parse().unwrap()),
+        "stream-sum" => bulk::stream_sum(arg(2).parse().unwrap()),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "syn" => raw_syn(

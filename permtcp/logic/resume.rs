@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Where a taken-over connection resumes: the byte ranges rebuilt into the socket and the
+//! stream offsets the restarted application continues from.
+//!
+//! Sent data: every byte up to the owner's last sent one reached the wire, so the application
+//! continues at that offset ([`Resume::sent_offset`]); the owner's unacknowledged bytes are
+//! sent again by the rebuilt socket, and the run of retained sent bytes ending there is kept
+//! for the application to check its regenerated output against.
+//!
+//! Received data (the declaration's received-data policy): the owner acknowledged client
+//! bytes its application may not have read. With [`RxPolicy::Deliver`] the rebuilt socket's
+//! receive queue starts at the first retained byte of the run ending at the last received
+//! byte, so the application reads some bytes again and skips them by offset; with
+//! [`RxPolicy::Drop`] it starts at the owner's acknowledgement (only unacknowledged bytes are
+//! queued) and the application asks its client again for what it missed.
+
+use crate::logic::decl::RxPolicy;
+use crate::logic::seq::{self, Seq};
+use crate::logic::seqbuf::ChunkAlloc;
+use crate::logic::track::{Conn, Side};
+
+/// Byte ranges and offsets of one connection at takeover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// First retained sent byte of the run ending at `sent_end`.
+    pub sent_from: Seq,
+    /// The owner's first unacknowledged byte (sent again from here).
+    pub sent_una: Seq,
+    /// One past the owner's last sent byte (its FIN excluded).
+    pub sent_end: Seq,
+    /// First client byte queued for the application.
+    pub recv_from: Seq,
+    /// One past the client's last byte (its FIN excluded).
+    pub recv_end: Seq,
+    /// Stream offset of `sent_end`: the next byte the application sends.
+    pub sent_offset: u32,
+    /// Stream offset of `sent_from`.
+    pub data_offset: u32,
+    /// Stream offset of `recv_from`: the first byte the application reads.
+    pub recv_offset: u32,
+}
+
+/// Start of the retained run of `side` that reaches `at`, or `at` when none does.
+fn run_start<A: ChunkAlloc>(c: &Conn<A>, side: Side, at: Seq) -> Seq {
+    c.side(side)
+        .data
+        .ranges()
+        .find(|&(s, e)| seq::at_or_after(at, s) && seq::at_or_after(e, at))
+        .map_or(at, |(s, _)| s)
+}
+
+/// Where `c` resumes under the received-data policy `rx`. Meaningful for a connection
+/// tracked from its SYNs (the offsets count from the initial sequence numbers).
+pub fn resume<A: ChunkAlloc>(c: &Conn<A>, rx: RxPolicy) -> Resume {
+    let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
+    let sent_end = o.data_end();
+    let sent_from = run_start(c, Side::Owner, o.una);
+    let recv_end = cl.data_end();
+    let recv_from = match rx {
+        RxPolicy::Deliver => run_start(c, Side::Client, cl.una),
+        RxPolicy::Drop => cl.una,
+    };
+    let offset = |isn: Seq, s: Seq| seq::dist(isn.wrapping_add(1), s);
+    Resume {
+        sent_from,
+        sent_una: o.una,
+        sent_end,
+        recv_from,
+        recv_end,
+        sent_offset: offset(o.isn, sent_end),
+        data_offset: offset(o.isn, sent_from),
+        recv_offset: offset(cl.isn, recv_from),
+    }
+}

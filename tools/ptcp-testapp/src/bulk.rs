@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Bulk transfers that survive a takeover.
+//!
+//! The stream is position-addressable ([`byte_at`]), so a server restarted on the peer can
+//! continue it from the offsets permtcp reports for a taken-over connection (`permctl
+//! taken`), check the sent bytes permtcp kept against its own regeneration (`permctl
+//! conn-data --side owner`), and the client can check every byte it receives against a
+//! crash-free run.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Byte `off` of the test stream.
+pub fn byte_at(off: u64) -> u8 {
+    let x = (off / 8 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> ((off % 8) * 8)) as u8
+}
+
+fn fill(off: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = byte_at(off + i as u64);
+    }
+}
+
+/// FNV-1a over the stream's first `n` bytes, or over received bytes.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn add(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// `stream-sum BYTES`: the checksum a crash-free run delivers.
+pub fn stream_sum(n: u64) {
+    let mut f = Fnv::new();
+    let mut buf = vec![0u8; 65536];
+    let mut off = 0;
+    while off < n {
+        let k = (n - off).min(buf.len() as u64) as usize;
+        fill(off, &mut buf[..k]);
+        f.add(&buf[..k]);
+        off += k as u64;
+    }
+    println!("fnv={:016x}", f.0);
+}
+
+/// Where a taken-over connection resumes, from `permctl --json taken`.
+#[derive(Clone, Copy)]
+pub struct Resume {
+    /// Offset of the next byte to send.
+    pub sent: u64,
+    /// Offset of the first byte to read.
+    pub recv: u64,
+    data_offset: u64,
+    data_len: u64,
+}
+
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+type Records = Vec<(String, String, Resume)>;
+
+/// permtcp's taken-over connections, read once and again when one is missing.
+static TAKEN: std::sync::Mutex<Records> = std::sync::Mutex::new(Vec::new());
+
+fn read_taken() -> Records {
+    let out = Command::new("permctl")
+        .args(["--json", "taken"])
+        .output()
+        .expect("run permctl");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("permctl json");
+    let num = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap();
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .map(|r| {
+                    let end = |k: &str| r[k].as_str().unwrap().to_string();
+                    let res = Resume {
+                        sent: num(r, "sent_offset"),
+                        recv: num(r, "recv_offset"),
+                        data_offset: num(r, "data_offset"),
+                        data_len: num(r, "data_len"),
+                    };
+                    (end("owner"), end("client"), res)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where the connection `s` resumes if permtcp took it over; `None` for a new connection.
+pub fn taken_over(s: &TcpStream) -> Option<Resume> {
+    let (local, peer) = (
+        canonical(s.local_addr().ok()?).to_string(),
+        canonical(s.peer_addr().ok()?).to_string(),
+    );
+    let find = |recs: &Records| {
+        recs.iter()
+            .rev()
+            .find(|(o, c, _)| *o == local && *c == peer)
+            .map(|r| r.2)
+    };
+    let mut recs = TAKEN.lock().unwrap();
+    find(&recs).or_else(|| {
+        *recs = read_taken();
+        find(&recs)
+    })
+}
+
+/// The record of the taken-over connection `s`, after checking the sent bytes permtcp kept
+/// against the stream.
+fn resume_of(s: &TcpStream) -> Resume {
+    let (local, peer) = (
+        canonical(s.local_addr().unwrap()),
+        canonical(s.peer_addr().unwrap()),
+    );
+    let r =
+        taken_over(s).unwrap_or_else(|| panic!("{local} <- {peer} is not a taken-over connection"));
+    let file = format!("/tmp/kept-{}", peer.port());
+    let st = Command::new("permctl")
+        .args(["conn-data", "--side", "owner", "--out", &file])
+        .args(["--owner", &local.to_string(), "--client", &peer.to_string()])
+        .status()
+        .expect("run permctl");
+    assert!(st.success(), "permctl conn-data failed");
+    let kept = std::fs::read(&file).unwrap();
+    assert_eq!(kept.len() as u64, r.data_len, "kept bytes");
+    let mut want = vec![0u8; kept.len()];
+    fill(r.data_offset, &mut want);
+    assert!(
+        kept == want,
+        "kept sent bytes differ from the regenerated stream"
+    );
+    eprintln!(
+        "resume {peer}: sent_offset={} recv_offset={} verified {} kept sent bytes",
+        r.sent, r.recv, r.data_len
+    );
+    r
+}
+
+fn listener(addr: SocketAddr) -> TcpListener {
+    TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+}
+
+/// `down-serve ADDR BYTES [--resume]`: sends the stream's first BYTES bytes to each client,
+/// from where the taken-over connection stands with `--resume`.
+pub fn down_serve(addr: SocketAddr, n: u64, resume: bool) {
+    for s in listener(addr).incoming() {
+        let Ok(mut s) = s else { continue };
+        std::thread::spawn(move || {
+            let mut off = if resume { resume_of(&s).sent } else { 0 };
+            let mut buf = vec![0u8; 16384];
+            while off < n {
+                let k = (n - off).min(buf.len() as u64) as usize;
+                fill(off, &mut buf[..k]);
+                if s.write_all(&buf[..k]).is_err() {
+                    return;
+                }
+                off += k as u64;
+            }
+        });
+    }
+}
+
+/// Waits for `pause` after creating `pause.wait`.
+fn pause_here(pause: &str) {
+    std::fs::write(format!("{pause}.wait"), b"").unwrap();
+    while !Path::new(pause).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `down-client ADDR BYTES PAUSE`: reads BYTES bytes checking each; stops reading after a
+/// quarter until PAUSE exists (the server's buffers fill: a crash then loses data in flight).
+pub fn down_client(addr: SocketAddr, n: u64, pause: &str) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let mut buf = vec![0u8; 65536];
+    let (mut off, mut f, mut paused) = (0u64, Fnv::new(), false);
+    let mut want = vec![0u8; buf.len()];
+    let mut worst = Duration::ZERO;
+    let mut last = Instant::now();
+    while off < n {
+        if !paused && off >= n / 4 {
+            pause_here(pause);
+            paused = true;
+            last = Instant::now();
+        }
+        let k = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("at byte {off}: {e}"));
+        assert!(k > 0, "connection closed at byte {off} of {n}");
+        fill(off, &mut want[..k]);
+        if let Some(i) = (0..k).find(|&i| buf[i] != want[i]) {
+            panic!("wrong byte at offset {}", off + i as u64);
+        }
+        f.add(&buf[..k]);
+        off += k as u64;
+        worst = worst.max(last.elapsed());
+        last = Instant::now();
+    }
+    println!(
+        "ok bytes={off} fnv={:016x} worst_gap_ms={}",
+        f.0,
+        worst.as_millis()
+    );
+}
+
+/// `up-serve ADDR BYTES [--resume | --stall-at N FILE]`: reads a client's BYTES bytes,
+/// checking each at its offset, and answers `OK <checked> <first-offset>`. `--resume`
+/// starts at the taken-over connection's receive offset; `--stall-at` stops reading after
+/// N bytes, writing N to FILE (an application that falls behind, then dies).
+pub fn up_serve(addr: SocketAddr, n: u64, resume: bool, stall: Option<(u64, String)>) {
+    for s in listener(addr).incoming() {
+        let Ok(mut s) = s else { continue };
+        let stall = stall.clone();
+        std::thread::spawn(move || {
+            let first = if resume { resume_of(&s).recv } else { 0 };
+            let (mut off, mut buf, mut want) = (first, vec![0u8; 65536], vec![0u8; 65536]);
+            while off < n {
+                let mut room = buf.len();
+                if let Some((at, file)) = &stall {
+                    if off >= *at {
+                        std::fs::write(file, off.to_string()).unwrap();
+                        loop {
+                            std::thread::sleep(Duration::from_secs(60));
+                        }
+                    }
+                    room = room.min((*at - off) as usize);
+                }
+                let k = match s.read(&mut buf[..room]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => k,
+                };
+                fill(off, &mut want[..k]);
+                if let Some(i) = (0..k).find(|&i| buf[i] != want[i]) {
+                    let _ = writeln!(s, "BAD {}", off + i as u64);
+                    return;
+                }
+                off += k as u64;
+            }
+            let _ = writeln!(s, "OK {} {first}", off - first);
+        });
+    }
+}
+
+/// `up-client ADDR BYTES`: sends the stream's first BYTES bytes, then reads the answer.
+pub fn up_client(addr: SocketAddr, n: u64) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let mut buf = vec![0u8; 16384];
+    let mut off = 0u64;
+    let start = Instant::now();
+    while off < n {
+        let k = (n - off).min(buf.len() as u64) as usize;
+        fill(off, &mut buf[..k]);
+        s.write_all(&buf[..k])
+            .unwrap_or_else(|e| panic!("at byte {off}: {e}"));
+        off += k as u64;
+    }
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)
+        .unwrap_or_else(|e| panic!("reading the answer: {e}"));
+    assert!(answer.starts_with("OK "), "server answered {answer:?}");
+    println!(
+        "ok sent={off} answer={:?} secs={:.3}",
+        answer.trim(),
+        start.elapsed().as_secs_f64()
+    );
+}
