@@ -32,6 +32,8 @@
 //! that both ends know the stream. After the pattern, both ends wait until everything is
 //! acknowledged, the server reads its state, and both exchange one byte to finish.
 
+mod restore;
+
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -740,6 +742,7 @@ fn main() {
         ),
         "bind" => bind_once(arg(2).parse().unwrap()),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
+        "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "syn" => raw_syn(
             arg(2),
