@@ -77,33 +77,76 @@ awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" 
 cluster_down
 rmmod permtcp
 
-# Takeover cost: one command rebuilding N snooped connections and handing them to accept().
-echo "takeover (QEMU TCG): rebuild with TCP_REPAIR + hand-off to accept(), one command"
-for n in 1 100 1000; do
+# Takeover cost: N snooped connections rebuilt with TCP_REPAIR, by the kernel (one `permctl
+# takeover`: its rebuild_ns, rebuild and hand-off to accept()) and, in a second run, from
+# userspace (`ptcp-testapp restore`, CRIU/libsoccr style: the restore loop alone; reading the
+# mirror with permctl subprocesses is timed apart). The peer announces the address with
+# busybox arping in the userspace run. Then the client's first round on every connection.
+# takeover_run kernel|user N: sets us (rebuild or restore time), fetch (ms) and after (ms);
+# prints what went wrong, if anything.
+takeover_run() {
+	mode=$1 n=$2 us=- fetch=- after=-
 	insmod /lib/modules/permtcp.ko
 	cluster_up >/dev/null
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
-	in_peer ptcp-testapp echo-serve "[::]:80" --resume &
-	peer_pid=$!
+	if [ $mode = kernel ]; then
+		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
+		peer_pid=$!
+	fi
 	sleep 0.5
-	rm -f /tmp/b /tmp/b.wait
+	rm -f /tmp/b /tmp/b.wait /tmp/r.out
 	in_client ptcp-testapp echo-many 10.0.0.1:80 $n /tmp/b >/tmp/b.out 2>&1 &
 	client_pid=$!
-	while [ ! -e /tmp/b.wait ]; do sleep 0.1; done
+	t=0
+	while [ ! -e /tmp/b.wait ] && [ $t -lt 3000 ]; do sleep 0.1; t=$((t + 1)); done
 	sleep 1
 	crash_owner $owner_pid
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
-	t0=$(uptime_ms)
-	taken=$(in_peer permctl --json takeover --node 1 | sed 's/.*"taken":\([0-9]*\).*/\1/')
-	t1=$(uptime_ms)
+	if [ $mode = kernel ]; then
+		out=$(in_peer permctl --json takeover --node 1)
+		echo "$out" | grep -q "\"taken\":$n," || echo "  kernel, $n connections: $out"
+		ns=$(echo "$out" | sed -n 's/.*"rebuild_ns":\([0-9]*\).*/\1/p')
+		[ -z "$ns" ] || us=$((ns / 1000))
+	else
+		in_peer ptcp-testapp restore >/tmp/r.out 2>/tmp/r.err &
+		peer_pid=$!
+		t=0
+		while ! grep -qs restored= /tmp/r.out && [ $t -lt 3000 ]; do sleep 0.1; t=$((t + 1)); done
+		grep -q "^restored=$n failed=0 " /tmp/r.out ||
+			echo "  userspace, $n connections: $(cat /tmp/r.out /tmp/r.err | head -n 5)"
+		us=$(sed -n 's/.*restore_us=\([0-9]*\).*/\1/p' /tmp/r.out)
+		fetch=$(sed -n 's/.*fetch_ms=\([0-9.]*\).*/\1/p' /tmp/r.out)
+		us=${us:--} fetch=${fetch:--}
+		in_peer arping -U -c 2 -I eth0 10.0.0.1 >/dev/null
+	fi
 	touch /tmp/b
+	t=0
+	while kill -0 $client_pid 2>/dev/null && [ $t -lt 3000 ]; do sleep 0.1; t=$((t + 1)); done
+	kill -9 $client_pid 2>/dev/null
 	wait $client_pid
-	after=$(sed -n 's/.*after_takeover_round_ms=\([0-9]*\).*/\1/p' /tmp/b.out)
-	printf '  %5d connections: %5d ms (%s taken), %s us each; first round after: %s ms\n' \
-		$n $((t1 - t0)) "$taken" $(((t1 - t0) * 1000 / n)) "$after"
+	rc=$?
+	if [ $rc = 0 ] && grep -q "^ok conns=$n " /tmp/b.out; then
+		after=$(sed -n 's/.*after_takeover_round_ms=\([0-9]*\).*/\1/p' /tmp/b.out)
+	else
+		echo "  $mode, $n connections: CLIENT FAILED (exit $rc): $(head -n 5 /tmp/b.out)"
+	fi
 	kill -9 $peer_pid 2>/dev/null
 	wait
 	cluster_down
 	rmmod permtcp
+}
+
+echo "takeover (QEMU TCG): N connections rebuilt with TCP_REPAIR, in the kernel (permctl takeover,"
+echo "rebuild + hand-off to accept()) vs from userspace (ptcp-testapp restore, the restore loop"
+echo "alone; reading the mirror through permctl timed apart); then the client's first round"
+printf '  %5s  %10s %9s  %10s %9s %9s  %14s %9s\n' conns "kernel us" "per conn" "user us" \
+	"per conn" "fetch ms" "after: kernel" "user ms"
+for n in 1 100 1000; do
+	takeover_run kernel $n
+	k_us=$us k_after=$after
+	takeover_run user $n
+	awk -v n=$n -v k="$k_us" -v u="$us" -v f="$fetch" -v ka="$k_after" -v ua="$after" 'BEGIN {
+		pk = k == "-" ? "-" : sprintf("%.1f", k / n); pu = u == "-" ? "-" : sprintf("%.1f", u / n);
+		printf "  %5d  %10s %9s  %10s %9s %9s  %14s %9s\n", n, k, pk, u, pu, f, ka, ua }'
 done

@@ -47,6 +47,7 @@
 //! acknowledged, the server reads its state, and both exchange one byte to finish.
 
 mod bulk;
+mod restore;
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -822,6 +823,7 @@ fn main() {
         "up-client" => bulk::up_client(arg(2).parse().unwrap(), arg(3).parse().unwrap()),
         "stream-sum" => bulk::stream_sum(arg(2).parse().unwrap()),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
+        "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "syn" => raw_syn(
             arg(2),
