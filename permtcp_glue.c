@@ -558,6 +558,44 @@ void ptcp_sock_release(struct socket *sock)
 	sock_release(sock);
 }
 
+int ptcp_sock_shutdown_wr(struct socket *sock)
+{
+	return kernel_sock_shutdown(sock, SHUT_WR);
+}
+
+/*
+ * Feeds a complete IP packet to the stack as if the snooped device had received it for this
+ * host: a rebuilt half-closed connection's FIN from its client.  The packet's checksums are
+ * correct.  -ENODEV when not snooping.
+ */
+int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6)
+{
+	struct net_device *dev;
+	struct sk_buff *skb;
+	int err = 0;
+
+	skb = alloc_skb(LL_MAX_HEADER + len, GFP_KERNEL);
+	if (!skb)
+		return -ENOMEM;
+	skb_reserve(skb, LL_MAX_HEADER);
+	skb_put_data(skb, data, len);
+	skb->protocol = htons(ipv6 ? ETH_P_IPV6 : ETH_P_IP);
+	skb->pkt_type = PACKET_HOST;
+	skb_reset_mac_header(skb);
+	skb_reset_network_header(skb);
+	rtnl_lock();
+	dev = pn->dev;
+	if (dev) {
+		skb->dev = dev;
+		netif_rx(skb);
+	} else {
+		kfree_skb(skb);
+		err = -ENODEV;
+	}
+	rtnl_unlock();
+	return err;
+}
+
 /*
  * Detaches the socket's sock from its struct socket so that it looks like a child created
  * by a listener (no socket, no wait queue, not dead) and owns its reference.

@@ -13,7 +13,7 @@ use crate::logic::packet::{Segment, HEADER_MAX};
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
-use crate::logic::track::{Conn, Side, State};
+use crate::logic::track::{Conn, Side};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
@@ -309,7 +309,8 @@ impl SnoopTable {
                     false
                 }
                 Some(true) => {
-                    let ready = conn.readiness().is_ok() && conn.state == State::Established;
+                    let ready =
+                        conn.readiness().is_ok() && crate::takeover::rebuildable(conn.state);
                     let room = out.len() < out.capacity();
                     if !(ready && room) {
                         not_ready += 1;

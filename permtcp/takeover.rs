@@ -20,11 +20,15 @@
 //! IPv4 connection is rebuilt as an IPv6 socket with IPv4-mapped addresses, which either kind
 //! of listener accepts.
 //!
-//! Not yet: half-closed connections, fail-over directives.
+//! Half-closed and closing connections are rebuilt established, then the owner's FIN is sent
+//! again (shutdown) and the client's FIN is fed to the stack as a received segment.
+//!
+//! Not yet: fail-over directives.
 
 use crate::glue::{PtcpNet, Snooped, Sock, Socket};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::packet::{build_control, flags, CONTROL_MAX};
 use crate::logic::resume::{resume, Resume};
 use crate::logic::seq;
 use crate::logic::snoop::FlowKey;
@@ -92,6 +96,16 @@ pub(crate) struct Plan {
     sent: KVVec<u8>,
     /// The client's bytes `[r.recv_from, r.recv_end)`, queued for the application.
     recv: KVVec<u8>,
+    /// The owner had sent its FIN (its application shut down writing).
+    owner_fin: bool,
+    /// The client had sent its FIN: the segment that delivers it to the rebuilt socket.
+    client_fin: Option<([u8; CONTROL_MAX], usize)>,
+}
+
+/// Whether a connection in `state` (and ready) is rebuilt: established, or half-closed or
+/// closing with a FIN not yet acknowledged on both sides.
+pub(crate) fn rebuildable(state: State) -> bool {
+    matches!(state, State::Established | State::FinSeen | State::Closing)
 }
 
 fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVVec<u8>> {
@@ -104,11 +118,27 @@ impl Plan {
     /// The plan for a ready, established connection taken out of the mirror; `None` when
     /// its bytes cannot be copied.
     pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64, rx: RxPolicy) -> Option<Plan> {
-        if c.readiness().is_err() || c.state != State::Established {
+        if c.readiness().is_err() || !rebuildable(c.state) {
             return None;
         }
         let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
         let r = resume(c, rx);
+        let ts = |h: &crate::logic::track::Half<Alloc>| h.ts.filter(|_| c.ts_ok);
+        let client_fin = cl.fin.map(|fin| {
+            // As the client sent it: its last acknowledgement, window and timestamp.
+            let mut seg = [0u8; CONTROL_MAX];
+            let n = build_control(
+                &mut seg,
+                (key.client_addr, key.client_port),
+                (key.owner_addr, key.owner_port),
+                fin,
+                o.una,
+                flags::FIN | flags::ACK,
+                (cl.win >> c.wscale(Side::Client)).min(0xffff) as u16,
+                ts(cl),
+            );
+            (seg, n)
+        });
         Some(Plan {
             key: *key,
             v6: key.owner_addr.as_v4().is_none(),
@@ -129,10 +159,12 @@ impl Plan {
                 snd_wnd: cl.win,
                 max_window: cl.max_win.max(cl.win),
                 rcv_wnd: o.win,
-                rcv_wup: cl.una,
+                rcv_wup: r.recv_una,
             },
             sent: copy_out(c, Side::Owner, r.sent_from, r.sent_end)?,
             recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
+            owner_fin: o.fin.is_some(),
+            client_fin,
         })
     }
 
@@ -184,6 +216,8 @@ extern "C" {
     fn ptcp_sock_connect(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
     fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
     fn ptcp_sock_release(sock: *mut Socket);
+    fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
+    fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
     fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
     fn ptcp_inject(
         pn: *mut PtcpNet,
@@ -421,6 +455,19 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
     // An application binding the port after the takeover needs this (repair off cleared it).
     s.set_int(SOL_SOCKET, SO_REUSEADDR, 1, c"SO_REUSEADDR failed")?;
     s.send(p.resend(), c"resending unacknowledged data failed")?;
+    if p.owner_fin {
+        // The owner's FIN again, at the same sequence number.
+        // SAFETY: the socket is owned (type invariant).
+        let ret = unsafe { ptcp_sock_shutdown_wr(s.0.as_ptr()) };
+        check(ret, c"shutting down the sending side failed")?;
+    }
+    if let Some((seg, n)) = &p.client_fin {
+        // The client's FIN, fed to the stack as received: the socket's own FIN processing
+        // makes it CLOSE_WAIT (as CRIU's libsoccr does with a raw socket).
+        // SAFETY: `pn` is live; `seg` holds `n` readable bytes.
+        let ret = unsafe { ptcp_receive_packet(pn.raw(), seg.as_ptr(), *n as u32, p.v6) };
+        check(ret, c"delivering the client's FIN failed")?;
+    }
     Ok(s.detach())
 }
 

@@ -11,6 +11,7 @@ KTAP_FAILED=0
 MOD=/lib/modules/permtcp.ko
 
 ktap_plan() {
+	KTAP_PLANNED=$1
 	echo "KTAP version 1"
 	echo "1..$1"
 }
@@ -56,6 +57,10 @@ check_fails() {
 
 # Exit status of a script: non-zero when a case failed or the plan was not met.
 ktap_finish() {
+	if [ "$KTAP_N" != "$KTAP_PLANNED" ]; then
+		echo "# planned $KTAP_PLANNED cases, ran $KTAP_N"
+		exit 1
+	fi
 	[ "$KTAP_FAILED" = 0 ]
 	exit $?
 }

@@ -25,10 +25,12 @@ use crate::logic::track::{Conn, Side};
 pub struct Resume {
     /// First retained sent byte of the run ending at `sent_end`.
     pub sent_from: Seq,
-    /// The owner's first unacknowledged byte (sent again from here).
+    /// The owner's first unacknowledged byte (sent again from here), at most `sent_end`.
     pub sent_una: Seq,
     /// One past the owner's last sent byte (its FIN excluded).
     pub sent_end: Seq,
+    /// The client's first byte the owner had not acknowledged, at most `recv_end`.
+    pub recv_una: Seq,
     /// First client byte queued for the application.
     pub recv_from: Seq,
     /// One past the client's last byte (its FIN excluded).
@@ -54,18 +56,23 @@ fn run_start<A: ChunkAlloc>(c: &Conn<A>, side: Side, at: Seq) -> Seq {
 /// tracked from its SYNs (the offsets count from the initial sequence numbers).
 pub fn resume<A: ChunkAlloc>(c: &Conn<A>, rx: RxPolicy) -> Resume {
     let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
+    // An acknowledged FIN moves `una` one past the last byte.
+    let upto = |una: Seq, end: Seq| if seq::after(una, end) { end } else { una };
     let sent_end = o.data_end();
-    let sent_from = run_start(c, Side::Owner, o.una);
+    let sent_una = upto(o.una, sent_end);
+    let sent_from = run_start(c, Side::Owner, sent_una);
     let recv_end = cl.data_end();
+    let recv_una = upto(cl.una, recv_end);
     let recv_from = match rx {
-        RxPolicy::Deliver => run_start(c, Side::Client, cl.una),
-        RxPolicy::Drop => cl.una,
+        RxPolicy::Deliver => run_start(c, Side::Client, recv_una),
+        RxPolicy::Drop => recv_una,
     };
     let offset = |isn: Seq, s: Seq| seq::dist(isn.wrapping_add(1), s);
     Resume {
         sent_from,
-        sent_una: o.una,
+        sent_una,
         sent_end,
+        recv_una,
         recv_from,
         recv_end,
         sent_offset: offset(o.isn, sent_end),

@@ -1117,6 +1117,26 @@ fn resume_offsets_follow_the_received_data_policy() {
         r.sent_offset, 5000,
         "the policy is about received data only"
     );
+    // The client half-closes; the owner acknowledges its bytes and the FIN.
+    let cnxt = w.nxt[1];
+    w.send_raw(
+        Side::Client,
+        cnxt,
+        10001,
+        FIN | ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    let onxt = w.nxt[0];
+    w.send_raw(Side::Owner, onxt, 1502, ACK, 502, &Opts::default(), &[]);
+    assert_eq!(w.state(), State::FinSeen);
+    assert_eq!(w.ready(), Ok(()));
+    let c = w.map.get_mut_conn(&k);
+    assert_eq!(c.side(Side::Client).una, 1502, "past the FIN");
+    let r = resume(c, RxPolicy::Drop);
+    assert_eq!((r.recv_una, r.recv_from, r.recv_end), (1501, 1501, 1501));
+    assert_eq!((r.sent_una, r.sent_end), (10001, 10001));
 }
 
 #[test]

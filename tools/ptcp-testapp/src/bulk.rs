@@ -119,8 +119,8 @@ pub fn taken_over(s: &TcpStream) -> Option<Resume> {
 }
 
 /// The record of the taken-over connection `s`, after checking the sent bytes permtcp kept
-/// against the stream.
-fn resume_of(s: &TcpStream) -> Resume {
+/// against `regen`, which regenerates the bytes sent from an offset.
+fn resume_of(s: &TcpStream, regen: fn(u64, &mut [u8])) -> Resume {
     let (local, peer) = (
         canonical(s.local_addr().unwrap()),
         canonical(s.peer_addr().unwrap()),
@@ -137,7 +137,7 @@ fn resume_of(s: &TcpStream) -> Resume {
     let kept = std::fs::read(&file).unwrap();
     assert_eq!(kept.len() as u64, r.data_len, "kept bytes");
     let mut want = vec![0u8; kept.len()];
-    fill(r.data_offset, &mut want);
+    regen(r.data_offset, &mut want);
     assert!(
         kept == want,
         "kept sent bytes differ from the regenerated stream"
@@ -153,13 +153,21 @@ fn listener(addr: SocketAddr) -> TcpListener {
     TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
 }
 
-/// `down-serve ADDR BYTES [--resume]`: sends the stream's first BYTES bytes to each client,
-/// from where the taken-over connection stands with `--resume`.
-pub fn down_serve(addr: SocketAddr, n: u64, resume: bool) {
+/// `down-serve ADDR BYTES [--resume] [--read-first]`: sends the stream's first BYTES bytes
+/// to each client, from where the taken-over connection stands with `--resume`; with
+/// `--read-first` after reading the client's request up to its FIN (a half-closed client).
+pub fn down_serve(addr: SocketAddr, n: u64, resume: bool, read_first: bool) {
     for s in listener(addr).incoming() {
         let Ok(mut s) = s else { continue };
         std::thread::spawn(move || {
-            let mut off = if resume { resume_of(&s).sent } else { 0 };
+            let mut off = if resume { resume_of(&s, fill).sent } else { 0 };
+            if read_first {
+                let mut req = Vec::new();
+                if s.read_to_end(&mut req).is_err() {
+                    return;
+                }
+                eprintln!("request: {} bytes, then the client's FIN", req.len());
+            }
             let mut buf = vec![0u8; 16384];
             while off < n {
                 let k = (n - off).min(buf.len() as u64) as usize;
@@ -181,10 +189,16 @@ fn pause_here(pause: &str) {
     }
 }
 
-/// `down-client ADDR BYTES PAUSE`: reads BYTES bytes checking each; stops reading after a
-/// quarter until PAUSE exists (the server's buffers fill: a crash then loses data in flight).
-pub fn down_client(addr: SocketAddr, n: u64, pause: &str) {
+/// `down-client ADDR BYTES PAUSE [--half-close]`: reads BYTES bytes checking each, then the
+/// server's FIN; stops reading after a quarter until PAUSE exists (the server's buffers
+/// fill: a crash then loses data in flight). `--half-close` first sends a request and shuts
+/// down its sending side.
+pub fn down_client(addr: SocketAddr, n: u64, pause: &str, half_close: bool) {
     let mut s = TcpStream::connect(addr).expect("connect");
+    if half_close {
+        s.write_all(b"GET /stream\n").expect("send the request");
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    }
     let mut buf = vec![0u8; 65536];
     let (mut off, mut f, mut paused) = (0u64, Fnv::new(), false);
     let mut want = vec![0u8; buf.len()];
@@ -209,6 +223,10 @@ pub fn down_client(addr: SocketAddr, n: u64, pause: &str) {
         worst = worst.max(last.elapsed());
         last = Instant::now();
     }
+    let k = s
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("after the stream: {e}"));
+    assert_eq!(k, 0, "bytes after the stream's end");
     println!(
         "ok bytes={off} fnv={:016x} worst_gap_ms={}",
         f.0,
@@ -216,16 +234,41 @@ pub fn down_client(addr: SocketAddr, n: u64, pause: &str) {
     );
 }
 
-/// `up-serve ADDR BYTES [--resume | --stall-at N FILE]`: reads a client's BYTES bytes,
-/// checking each at its offset, and answers `OK <checked> <first-offset>`. `--resume`
-/// starts at the taken-over connection's receive offset; `--stall-at` stops reading after
-/// N bytes, writing N to FILE (an application that falls behind, then dies).
-pub fn up_serve(addr: SocketAddr, n: u64, resume: bool, stall: Option<(u64, String)>) {
+/// How `up-serve` behaves.
+#[derive(Clone, Default)]
+pub struct UpOpts {
+    /// Start at the taken-over connection's receive offset.
+    pub resume: bool,
+    /// Stop reading after N bytes, writing N to FILE (an application that falls behind).
+    pub stall: Option<(u64, String)>,
+    /// Greet the client and shut down the sending side first (a half-closed server); the
+    /// outcome goes to `/tmp/up-result` instead of an answer.
+    pub greet: bool,
+}
+
+const GREETING: &[u8] = b"HELLO, SEND YOUR DATA\n";
+
+/// What an `up-serve` sends from `off`: its greeting (or nothing).
+fn greeting_at(off: u64, out: &mut [u8]) {
+    let from = (off as usize).min(GREETING.len());
+    out.copy_from_slice(&GREETING[from..from + out.len()]);
+}
+
+/// `up-serve ADDR BYTES [--resume] [--stall-at N FILE] [--greet]`: reads a client's BYTES
+/// bytes, checking each at its offset, and answers `OK <checked> <first-offset>`.
+pub fn up_serve(addr: SocketAddr, n: u64, o: UpOpts) {
     for s in listener(addr).incoming() {
         let Ok(mut s) = s else { continue };
-        let stall = stall.clone();
+        let (stall, resume, greet) = (o.stall.clone(), o.resume, o.greet);
         std::thread::spawn(move || {
-            let first = if resume { resume_of(&s).recv } else { 0 };
+            let r = resume.then(|| resume_of(&s, greeting_at));
+            let first = r.map_or(0, |r| r.recv);
+            if greet {
+                // What the dead server had not sent of the greeting, then the FIN.
+                let from = r.map_or(0, |r| r.sent as usize).min(GREETING.len());
+                let _ = s.write_all(&GREETING[from..]);
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            }
             let (mut off, mut buf, mut want) = (first, vec![0u8; 65536], vec![0u8; 65536]);
             while off < n {
                 let mut room = buf.len();
@@ -244,19 +287,36 @@ pub fn up_serve(addr: SocketAddr, n: u64, resume: bool, stall: Option<(u64, Stri
                 };
                 fill(off, &mut want[..k]);
                 if let Some(i) = (0..k).find(|&i| buf[i] != want[i]) {
-                    let _ = writeln!(s, "BAD {}", off + i as u64);
+                    report(&mut s, greet, &format!("BAD {}", off + i as u64));
                     return;
                 }
                 off += k as u64;
             }
-            let _ = writeln!(s, "OK {} {first}", off - first);
+            report(&mut s, greet, &format!("OK {} {first}", off - first));
         });
     }
 }
 
-/// `up-client ADDR BYTES`: sends the stream's first BYTES bytes, then reads the answer.
-pub fn up_client(addr: SocketAddr, n: u64) {
+/// The outcome of an upload: to the client, or to `/tmp/up-result` when the server shut
+/// down its sending side.
+fn report(s: &mut TcpStream, to_file: bool, what: &str) {
+    if to_file {
+        std::fs::write("/tmp/up-result", format!("{what}\n")).unwrap();
+    } else {
+        let _ = writeln!(s, "{what}");
+    }
+}
+
+/// `up-client ADDR BYTES [--greeted]`: sends the stream's first BYTES bytes, then reads the
+/// answer; `--greeted` first reads the server's greeting up to its FIN, and after sending
+/// waits until every byte is acknowledged (there is no answer).
+pub fn up_client(addr: SocketAddr, n: u64, greeted: bool) {
     let mut s = TcpStream::connect(addr).expect("connect");
+    if greeted {
+        let mut g = Vec::new();
+        s.read_to_end(&mut g).expect("read the greeting");
+        assert!(g == GREETING, "greeting {:?}", String::from_utf8_lossy(&g));
+    }
     let mut buf = vec![0u8; 16384];
     let mut off = 0u64;
     let start = Instant::now();
@@ -268,9 +328,24 @@ pub fn up_client(addr: SocketAddr, n: u64) {
         off += k as u64;
     }
     let mut answer = String::new();
-    s.read_to_string(&mut answer)
-        .unwrap_or_else(|e| panic!("reading the answer: {e}"));
-    assert!(answer.starts_with("OK "), "server answered {answer:?}");
+    if greeted {
+        // No answer can come: wait until the server acknowledged every byte.
+        let t = Instant::now();
+        while crate::outq(std::os::fd::AsRawFd::as_raw_fd(&s)) > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "bytes never acknowledged"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s.shutdown(std::net::Shutdown::Write)
+            .unwrap_or_else(|e| panic!("shutdown: {e}"));
+        answer.push_str("OK (half-closed server acknowledged everything)");
+    } else {
+        s.read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("reading the answer: {e}"));
+        assert!(answer.starts_with("OK "), "server answered {answer:?}");
+    }
     println!(
         "ok sent={off} answer={:?} secs={:.3}",
         answer.trim(),

@@ -21,15 +21,21 @@
 //!                                             had not; --stall-at-round=N reads request N,
 //!                                             creates /tmp/echo-stalled and never answers
 //! ptcp-testapp bind ADDR:PORT                 one bind(); prints the outcome, exit 1 if refused
-//! ptcp-testapp down-serve ADDR:PORT BYTES [--resume]
+//! ptcp-testapp down-serve ADDR:PORT BYTES [--resume] [--read-first]
 //!                                             send a position-addressable stream's first
 //!                                             BYTES to each client; --resume: from where
-//!                                             permctl says the taken-over connection stands
-//! ptcp-testapp down-client ADDR:PORT BYTES PAUSE
-//!                                             read and check BYTES; pause after a quarter
-//! ptcp-testapp up-serve ADDR:PORT BYTES [--resume | --stall-at N FILE]
-//!                                             read and check a client's BYTES, answer OK
-//! ptcp-testapp up-client ADDR:PORT BYTES      send BYTES, read the answer
+//!                                             permctl says the taken-over connection stands;
+//!                                             --read-first: after the client's request and FIN
+//! ptcp-testapp down-client ADDR:PORT BYTES PAUSE [--half-close]
+//!                                             read and check BYTES; pause after a quarter;
+//!                                             --half-close: send a request and FIN first
+//! ptcp-testapp up-serve ADDR:PORT BYTES [--resume] [--stall-at N FILE] [--greet]
+//!                                             read and check a client's BYTES, answer OK;
+//!                                             --greet: greet and send FIN first, the outcome
+//!                                             goes to /tmp/up-result
+//! ptcp-testapp up-client ADDR:PORT BYTES [--greeted]
+//!                                             send BYTES, read the answer (--greeted: read
+//!                                             the greeting up to its FIN first)
 //! ptcp-testapp stream-sum BYTES               the checksum of a crash-free run
 //! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE
 //!                                             ROUNDS requests, checking every answer; after
@@ -808,19 +814,36 @@ fn main() {
         "down-serve" => bulk::down_serve(
             arg(2).parse().unwrap(),
             arg(3).parse().unwrap(),
-            args.get(4).is_some_and(|a| a == "--resume"),
+            args[4..].iter().any(|a| a == "--resume"),
+            args[4..].iter().any(|a| a == "--read-first"),
         ),
-        "down-client" => {
-            bulk::down_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4))
-        }
-        "up-serve" => bulk::up_serve(
+        "down-client" => bulk::down_client(
             arg(2).parse().unwrap(),
             arg(3).parse().unwrap(),
-            args.get(4).is_some_and(|a| a == "--resume"),
-            (args.get(4).map(String::as_str) == Some("--stall-at"))
-                .then(|| (arg(5).parse().unwrap(), arg(6).to_string())),
+            arg(4),
+            args[5..].iter().any(|a| a == "--half-close"),
         ),
-        "up-client" => bulk::up_client(arg(2).parse().unwrap(), arg(3).parse().unwrap()),
+        "up-serve" => {
+            let rest = &args[4..];
+            let stall = rest.iter().position(|a| a == "--stall-at").map(|i| {
+                let v = |k: usize| rest.get(i + k).expect("--stall-at N FILE");
+                (v(1).parse().unwrap(), v(2).to_string())
+            });
+            bulk::up_serve(
+                arg(2).parse().unwrap(),
+                arg(3).parse().unwrap(),
+                bulk::UpOpts {
+                    resume: rest.iter().any(|a| a == "--resume"),
+                    stall,
+                    greet: rest.iter().any(|a| a == "--greet"),
+                },
+            )
+        }
+        "up-client" => bulk::up_client(
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            args[4..].iter().any(|a| a == "--greeted"),
+        ),
         "stream-sum" => bulk::stream_sum(arg(2).parse().unwrap()),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
