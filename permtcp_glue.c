@@ -25,6 +25,7 @@
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
 #include <linux/rtnetlink.h>
 #include <net/arp.h>
 #include <net/genetlink.h>
@@ -59,6 +60,8 @@ struct ptcp_net {
 	atomic64_t hook_ns;		/* time spent in the hook, for benchmarks */
 	atomic64_t hook_frames;
 	struct delayed_work park;	/* hands parked connections to a new listener */
+	struct nf_hook_ops out_ops[2];	/* LOCAL_OUT, IPv4 and IPv6: reset suppression */
+	atomic64_t rst_dropped;
 };
 
 static struct ptcp_net *ptcp_pn(const struct net *net)
@@ -198,14 +201,57 @@ void ptcp_park_kick(struct ptcp_net *pn)
 	mod_delayed_work(system_wq, &pn->park, 0);
 }
 
+/*
+ * Locally generated TCP resets: dropped for connections that are mirrored here, so that a
+ * peer holding the service address never resets a failed owner's connection that is being
+ * handed to it (or that another peer serves).
+ */
+static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
+				  const struct nf_hook_state *state)
+{
+	struct ptcp_net *pn = priv;
+	u8 proto;
+
+	if (state->pf == NFPROTO_IPV4)
+		proto = ip_hdr(skb)->protocol;
+	else
+		proto = ipv6_hdr(skb)->nexthdr;	/* the stack's resets carry no extension header */
+	if (proto != IPPROTO_TCP || !permtcp_rs_rst_out(pn->rs, skb, skb->len))
+		return NF_ACCEPT;
+	atomic64_inc(&pn->rst_dropped);
+	return NF_DROP;
+}
+
+u64 ptcp_rst_dropped(const struct ptcp_net *pn)
+{
+	return atomic64_read(&pn->rst_dropped);
+}
+
 static int __net_init ptcp_net_init(struct net *net)
 {
 	struct ptcp_net *pn = ptcp_pn(net);
+	int i, err;
 
 	pn->net = net;
 	INIT_DELAYED_WORK(&pn->park, ptcp_park_work);
 	pn->rs = permtcp_rs_net_init(net->net_cookie);
-	return pn->rs ? 0 : -ENOMEM;
+	if (!pn->rs)
+		return -ENOMEM;
+	for (i = 0; i < 2; i++) {
+		pn->out_ops[i] = (struct nf_hook_ops) {
+			.hook = ptcp_out_hook,
+			.pf = i ? NFPROTO_IPV6 : NFPROTO_IPV4,
+			.hooknum = NF_INET_LOCAL_OUT,
+			.priority = NF_IP_PRI_FIRST,
+			.priv = pn,
+		};
+	}
+	err = nf_register_net_hooks(net, pn->out_ops, 2);
+	if (err) {
+		permtcp_rs_net_exit(pn->rs);
+		pn->rs = NULL;
+	}
+	return err;
 }
 
 static void __net_exit ptcp_net_exit_rtnl(struct net *net, struct list_head *dev_kill_list)
@@ -217,6 +263,7 @@ static void __net_exit ptcp_net_exit(struct net *net)
 {
 	struct ptcp_net *pn = ptcp_pn(net);
 
+	nf_unregister_net_hooks(net, pn->out_ops, 2);
 	/* The poll re-arms itself: disable it for good before the state goes. */
 	disable_delayed_work_sync(&pn->park);
 	permtcp_rs_net_exit(pn->rs);
@@ -266,6 +313,15 @@ static const struct netlink_range_validation ptcp_park_range = { .max = 3600000 
 
 static const struct nla_policy ptcp_takeover_policy[PERMTCP_A_PARK_MS + 1] = {
 	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
+};
+
+static const struct nla_policy ptcp_directive_policy[PERMTCP_A_PARK_MS + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_OWNER_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_OWNER_PORT] = { .type = NLA_U16 },
+	[PERMTCP_A_CLIENT_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_CLIENT_PORT] = { .type = NLA_U16 },
 	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
 };
 
@@ -337,6 +393,13 @@ static const struct genl_ops ptcp_ops[] = {
 	{
 		.cmd = PERMTCP_CMD_TAKEN_GET,
 		.dumpit = ptcp_dumpit,
+	},
+	{
+		.cmd = PERMTCP_CMD_DIRECTIVE,
+		.doit = ptcp_doit,
+		.policy = ptcp_directive_policy,
+		.maxattr = PERMTCP_A_PARK_MS,
+		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
 		/* Connection data is the clients' traffic: privileged. */
@@ -561,6 +624,28 @@ void ptcp_sock_release(struct socket *sock)
 int ptcp_sock_shutdown_wr(struct socket *sock)
 {
 	return kernel_sock_shutdown(sock, SHUT_WR);
+}
+
+/*
+ * Sends a complete IP packet (its own header included) to @dst (16 bytes, IPv4-mapped for
+ * IPv4) through a raw socket: a reset for a connection no peer can take over.
+ */
+int ptcp_send_packet(struct ptcp_net *pn, const u8 *dst, const u8 *data, u32 len, bool ipv6)
+{
+	struct kvec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct sockaddr_storage ss;
+	struct msghdr msg = {};
+	struct socket *sock;
+	int err;
+
+	err = sock_create_kern(pn->net, ipv6 ? AF_INET6 : AF_INET, SOCK_RAW, IPPROTO_RAW, &sock);
+	if (err)
+		return err;
+	msg.msg_name = &ss;
+	msg.msg_namelen = ptcp_sockaddr(&ss, dst, 0, ipv6);
+	err = kernel_sendmsg(sock, &msg, &iov, 1, len);
+	sock_release(sock);
+	return err < 0 ? err : 0;
 }
 
 /*

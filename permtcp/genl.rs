@@ -14,7 +14,7 @@ use crate::logic::decl::{self, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::seq;
 use crate::logic::snoop::Limits;
-use crate::logic::snoopnl::{parse_data_request, parse_start_request, TakenInfo};
+use crate::logic::snoopnl::{parse_data_request, parse_start_request, DirectiveRequest, TakenInfo};
 use crate::logic::track::Side;
 use crate::logic::uapi::{attr, cmd, FAMILY_VERSION};
 use crate::netns::{self, NetState};
@@ -86,50 +86,34 @@ fn handle(
             let r = decl::parse_takeover_request(payload)?;
             let now = now_ms();
             let park_ms = r.park_ms.map_or(netns::PARK_TIMEOUT_MS, u64::from);
-            let t = state.plan_takeover(r.node, now)?;
-            let started = Instant::<Monotonic>::now();
-            let (mut taken, mut failed) = (0u32, 0u32);
-            let mut parked = KVec::new();
-            for p in t.plans {
-                match crate::takeover::take_over(pn, &p, now + park_ms) {
-                    Ok(outcome) => {
-                        taken += 1;
-                        state.record_taken(p.into_record(now));
-                        if let Outcome::Parked(c) = outcome {
-                            // A failed push drops the connection, which resets the client.
-                            if parked.push(c, GFP_KERNEL).is_err() {
-                                failed += 1;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        pr_warn!(
-                            "takeover of a connection failed: {} ({})\n",
-                            e.text(),
-                            e.errno
-                        );
-                    }
-                }
-            }
-            let rebuild_ns = started.elapsed().as_nanos() as u64;
-            let n_parked = parked.len() as u32;
-            if n_parked > 0 {
-                failed += state.park(parked);
-                pn.park_kick();
-            }
+            let mut t = state.plan_takeover(r.node, now)?;
+            let done = carry_out(state, pn, &mut t, now, park_ms);
             for a in t.announce.iter() {
                 if let Err(e) = crate::takeover::announce(pn, a) {
                     pr_warn!("announcing a taken-over address failed: {}\n", e.text());
                 }
             }
-            req.reply(cmd::TAKEOVER, 64, |w| {
-                w.put_u32(attr::TAKEN, taken)?;
-                w.put_u32(attr::NOT_READY_COUNT, t.not_ready)?;
+            let not_ready = t.not_ready + (t.directives.len() + t.resets.len()) as u32;
+            let size = 128 + 64 * t.directives.len();
+            req.reply(cmd::TAKEOVER, size as u32, |w| {
+                done.write(w)?;
+                w.put_u32(attr::NOT_READY_COUNT, not_ready)?;
                 w.put_u32(attr::NOT_MINE, t.not_mine)?;
-                w.put_u32(attr::FAILED, failed)?;
-                w.put_u32(attr::PARKED, n_parked)?;
-                w.put_u64(attr::REBUILD_NS, rebuild_ns)
+                t.directives.iter().try_for_each(|d| d.write(w))
+            })
+        }
+        cmd::DIRECTIVE => {
+            let r = DirectiveRequest::parse(payload)?;
+            let now = now_ms();
+            let park_ms = r.park_ms.map_or(netns::PARK_TIMEOUT_MS, u64::from);
+            let mut t = state.directive(&r, now)?;
+            let done = carry_out(state, pn, &mut t, now, park_ms);
+            req.reply(cmd::DIRECTIVE, 128, |w| {
+                done.write(w)?;
+                match t.directives.first() {
+                    Some(d) => w.put_u32(attr::NEXT_NODE, d.next),
+                    None => Ok(()),
+                }
             })
         }
         cmd::STATS_GET => {
@@ -140,10 +124,86 @@ fn handle(
                 t.stats(pn.ifindex())
             };
             (stats.hook_ns, stats.hook_frames) = pn.hook_cost();
+            stats.rst_dropped = pn.rst_dropped();
             req.reply(cmd::STATS_GET, 512, |w| stats.write(w))
         }
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }
+}
+
+/// What carrying out a takeover or a directive did.
+struct Done {
+    taken: u32,
+    parked: u32,
+    failed: u32,
+    reset: u32,
+    rebuild_ns: u64,
+}
+
+impl Done {
+    fn write(&self, w: &mut crate::logic::nla::Writer<'_>) -> Result<(), LogicError> {
+        w.put_u32(attr::TAKEN, self.taken)?;
+        w.put_u32(attr::PARKED, self.parked)?;
+        w.put_u32(attr::FAILED, self.failed)?;
+        w.put_u32(attr::RESET, self.reset)?;
+        w.put_u64(attr::REBUILD_NS, self.rebuild_ns)
+    }
+}
+
+/// Rebuilds the planned connections (handing them to their listener, or parking them until
+/// `park_ms` from `now`), records them for the application, and resets those no peer can
+/// take over.
+fn carry_out(
+    state: &NetState,
+    pn: &Snooped,
+    t: &mut netns::Takeover,
+    now: u64,
+    park_ms: u64,
+) -> Done {
+    let started = Instant::<Monotonic>::now();
+    let mut d = Done {
+        taken: 0,
+        parked: 0,
+        failed: 0,
+        reset: 0,
+        rebuild_ns: 0,
+    };
+    let mut parked = KVec::new();
+    for p in core::mem::take(&mut t.plans) {
+        match crate::takeover::take_over(pn, &p, now + park_ms) {
+            Ok(outcome) => {
+                d.taken += 1;
+                state.record_taken(p.into_record(now));
+                if let Outcome::Parked(c) = outcome {
+                    // A failed push drops the connection, which resets the client.
+                    if parked.push(c, GFP_KERNEL).is_err() {
+                        d.failed += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                d.failed += 1;
+                pr_warn!(
+                    "takeover of a connection failed: {} ({})\n",
+                    e.text(),
+                    e.errno
+                );
+            }
+        }
+    }
+    d.rebuild_ns = started.elapsed().as_nanos() as u64;
+    d.parked = parked.len() as u32;
+    if d.parked > 0 {
+        d.failed += state.park(parked);
+        pn.park_kick();
+    }
+    for r in t.resets.iter() {
+        match crate::takeover::reset(pn, r) {
+            Ok(()) => d.reset += 1,
+            Err(e) => pr_warn!("resetting a connection failed: {}\n", e.text()),
+        }
+    }
+    d
 }
 
 /// `doit` entry point of every non-dump command.

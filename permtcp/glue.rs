@@ -73,6 +73,7 @@ extern "C" {
     pub(crate) fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
     pub(crate) fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
     pub(crate) fn ptcp_park_kick(pn: *mut PtcpNet);
+    pub(crate) fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
     pub(crate) fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
     fn ptcp_now_ms() -> u64;
     fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
@@ -131,6 +132,12 @@ impl Snooped {
         // SAFETY: `self.0` is valid (type invariant); the outputs are valid u64 places.
         unsafe { ptcp_hook_cost(self.0, &mut ns, &mut frames) };
         (ns, frames)
+    }
+
+    /// Resets of mirrored connections the LOCAL_OUT hook dropped.
+    pub(crate) fn rst_dropped(&self) -> u64 {
+        // SAFETY: `self.0` is valid (type invariant).
+        unsafe { ptcp_rst_dropped(self.0) }
     }
 
     /// The snooped device, 0 when none.

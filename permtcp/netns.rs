@@ -11,8 +11,10 @@ use crate::glue::SkBuff;
 use crate::glue::{PtcpNet, Snooped};
 use crate::logic::decl::{check_insert, Declaration};
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::snoop::Filter;
+use crate::logic::snoopnl::DirectiveInfo;
 use crate::snoop::SnoopTable;
-use crate::takeover::{Parked, Taken};
+use crate::takeover::{Parked, Reset, Taken};
 use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SpinLockIrq};
@@ -69,24 +71,62 @@ struct Parking {
     reset: u32,
 }
 
-/// The declarations whose bindings are snooped: all but those of failed nodes.
-fn snooped<'a>(
-    decls: &'a KVec<KBox<Declaration>>,
-    failed: &'a KVec<u32>,
-) -> impl Iterator<Item = &'a Declaration> + Clone {
-    decls
-        .iter()
-        .map(|b| &**b)
-        .filter(|d| !failed.contains(&d.node_id))
+/// The snooped bindings: those the declarations give this node, failed nodes' track-only.
+fn filter(decls: &KVec<KBox<Declaration>>, failed: &KVec<u32>) -> Filter {
+    Filter::compile_failed(decls.iter().map(|b| &**b), &|n| failed.contains(&n))
 }
 
-/// What a takeover found: plans to rebuild, and the connections left alone.
+/// What a takeover (or a directive) found: plans to rebuild, connections for the next peer
+/// or to reset, and the connections left alone.
 pub(crate) struct Takeover {
     pub(crate) plans: KVec<crate::takeover::Plan>,
     /// The failed owner's addresses whose ARP ownership comes to this node.
     pub(crate) announce: KVec<crate::logic::packet::Addr>,
+    /// Connections this node cannot take over, for the next peer.
+    pub(crate) directives: KVec<DirectiveInfo>,
+    /// Connections no peer after this one can take over.
+    pub(crate) resets: KVec<Reset>,
+    /// This node's connections that could not be handled (no memory).
     pub(crate) not_ready: u32,
     pub(crate) not_mine: u32,
+}
+
+impl Takeover {
+    /// Files one of this node's connections: a plan when it can be rebuilt, else a
+    /// directive to the peer `next` names, else a reset.
+    fn settle(
+        &mut self,
+        k: &crate::logic::snoop::FlowKey,
+        c: &crate::logic::track::Conn<crate::snoop::Alloc>,
+        now_ms: u64,
+        rx: crate::logic::decl::RxPolicy,
+        next: impl FnOnce() -> Option<u32>,
+    ) {
+        let ready = c.readiness().is_ok() && crate::takeover::rebuildable(c.state);
+        if ready {
+            if let Some(p) = crate::takeover::Plan::new(k, c, now_ms, rx) {
+                if self.plans.push(p, GFP_KERNEL).is_err() {
+                    self.not_ready += 1;
+                }
+                return;
+            }
+        }
+        match next() {
+            Some(n) => self.forward(k, n),
+            None => {
+                if self.resets.push(Reset::new(k, c), GFP_KERNEL).is_err() {
+                    self.not_ready += 1;
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, key: &crate::logic::snoop::FlowKey, next: u32) {
+        let d = DirectiveInfo { key: *key, next };
+        if self.directives.push(d, GFP_KERNEL).is_err() {
+            self.not_ready += 1;
+        }
+    }
 }
 
 /// A snapshot for STATUS_GET.
@@ -122,7 +162,7 @@ impl NetState {
         check_insert(d, decls.iter().map(|b| &**b))?;
         decls.push(boxed, GFP_KERNEL).map_err(|_| enomem())?;
         let failed = self.failed.lock();
-        self.snoop.lock().refilter(snooped(&decls, &failed));
+        self.snoop.lock().refilter(filter(&decls, &failed));
         Ok(())
     }
 
@@ -139,13 +179,13 @@ impl NetState {
         // The index is in bounds, so removal cannot fail.
         let _ = decls.remove(i);
         let failed = self.failed.lock();
-        self.snoop.lock().refilter(snooped(&decls, &failed));
+        self.snoop.lock().refilter(filter(&decls, &failed));
         Ok(())
     }
 
     /// Declares `node` failed and collects the connections this node takes over from it.
     pub(crate) fn plan_takeover(&self, node: u32, now_ms: u64) -> Result<Takeover, LogicError> {
-        use crate::logic::policy::{declares, takeover_order};
+        use crate::logic::policy::{declares, next_after, takeover_order};
         let decls = self.decls.lock();
         let owner = decls
             .iter()
@@ -204,30 +244,109 @@ impl NetState {
         let room = self.snoop.lock().len();
         let mut taking = KVVec::with_capacity(room, GFP_KERNEL)
             .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
-        let (mut not_ready, not_mine) = {
+        let (no_room, not_mine) = {
             let mut table = self.snoop.lock();
-            let counts = table.take_ready(whose, &mut taking);
-            // The failed node's bindings are no longer snooped: this node now serves them,
-            // or another peer does (snooping a new owner is not implemented yet).
-            table.refilter(snooped(&decls, &failed));
+            let counts = table.take_mine(whose, &mut taking);
+            // The failed node's bindings become track-only: its connections another peer
+            // takes over (or that a directive may bring here) are followed, none starts.
+            table.refilter(filter(&decls, &failed));
             counts
         };
         let rx = owner.rx;
-        let mut plans = KVec::with_capacity(taking.len(), GFP_KERNEL).unwrap_or_default();
+        let mut t = Takeover {
+            plans: KVec::with_capacity(taking.len(), GFP_KERNEL).unwrap_or_default(),
+            announce,
+            directives: KVec::new(),
+            resets: KVec::new(),
+            not_ready: no_room,
+            not_mine,
+        };
         for (k, c) in taking.iter() {
-            let planned = crate::takeover::Plan::new(k, c, now_ms, rx)
-                .is_some_and(|p| plans.push(p, GFP_KERNEL).is_ok());
-            if !planned {
-                not_ready += 1;
-            }
+            let next = || {
+                let order = takeover_order(all(), owner, k.owner_port, &is_failed);
+                next_after(&order, me)
+            };
+            t.settle(k, c, now_ms, rx, next);
         }
         self.snoop.lock().release(&mut taking);
-        Ok(Takeover {
-            plans,
-            announce,
-            not_ready,
-            not_mine,
-        })
+        Ok(t)
+    }
+
+    /// A fail-over directive for `r.key` of failed node `r.node`: takes the connection over
+    /// if this node can, else says where it goes next (or that it is reset).
+    pub(crate) fn directive(
+        &self,
+        r: &crate::logic::snoopnl::DirectiveRequest,
+        now_ms: u64,
+    ) -> Result<Takeover, LogicError> {
+        use crate::logic::policy::{declares, next_after, takeover_order};
+        let decls = self.decls.lock();
+        let failed = self.failed.lock();
+        let owner = decls
+            .iter()
+            .find(|d| d.node_id == r.node)
+            .ok_or(LogicError::new(
+                code::ENOENT,
+                c"no declaration for this node id",
+            ))?;
+        if !failed.contains(&r.node) {
+            return Err(LogicError::new(
+                code::EAGAIN,
+                c"the node is not declared failed here (yet)",
+            ));
+        }
+        if !declares(owner, &r.key.owner_addr, r.key.owner_port) {
+            return Err(LogicError::new(
+                code::EINVAL,
+                c"the connection is not one of the failed node's bindings",
+            ));
+        }
+        let me = decls
+            .iter()
+            .find(|d| d.local)
+            .map(|d| d.node_id)
+            .ok_or(LogicError::new(
+                code::EINVAL,
+                c"no local declaration: this node is in no cluster",
+            ))?;
+        let is_failed = |n: u32| failed.contains(&n);
+        let all = || decls.iter().map(|b| &**b);
+        let order = takeover_order(all(), owner, r.key.owner_port, &is_failed);
+        if !order.as_slice().contains(&me) {
+            return Err(LogicError::new(
+                code::EINVAL,
+                c"this node is not a peer of that binding",
+            ));
+        }
+        let mut taking = KVVec::with_capacity(1, GFP_KERNEL)
+            .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
+        let found = self.snoop.lock().take_key(&r.key, &mut taking);
+        let mut t = Takeover {
+            plans: KVec::new(),
+            announce: KVec::new(),
+            directives: KVec::new(),
+            resets: KVec::new(),
+            not_ready: 0,
+            not_mine: 0,
+        };
+        let next = || next_after(&order, me);
+        match taking.first() {
+            Some((k, c)) => t.settle(k, c, now_ms, owner.rx, next),
+            // Not mirrored here: the next peer may have it; the last one cannot reset it.
+            None => match next() {
+                Some(n) => t.forward(&r.key, n),
+                None => {
+                    return Err(LogicError::new(
+                        code::ENOENT,
+                        c"no such connection here and no further peer",
+                    ))
+                }
+            },
+        }
+        if found {
+            self.snoop.lock().release(&mut taking);
+        }
+        Ok(t)
     }
 
     /// Keeps `t` for the restarted application (TAKEN_GET); the oldest records go first
@@ -266,7 +385,7 @@ impl NetState {
     pub(crate) fn snoop_start(&self, limits: crate::logic::snoop::Limits) {
         let decls = self.decls.lock();
         let failed = self.failed.lock();
-        self.snoop.lock().start(limits, snooped(&decls, &failed));
+        self.snoop.lock().start(limits, filter(&decls, &failed));
     }
 
     /// Runs `f` on the declaration at position `index`, if any, under the lock.
@@ -374,6 +493,23 @@ unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len:
     let state = unsafe { borrow(state) };
     // SAFETY: `skb` is valid for this call (contract).
     unsafe { state.snoop.lock().on_frame(skb, len, now_ms) };
+}
+
+/// A locally generated TCP segment (LOCAL_OUT hook): whether it is a reset of a connection
+/// mirrored here, which the hook then drops.
+///
+/// # Safety
+///
+/// `state` is a live state pointer (the hook is unregistered before the state is freed) and
+/// `skb` the packet being sent, `len` bytes from its network header.
+#[no_mangle]
+unsafe extern "C" fn permtcp_rs_rst_out(state: *mut c_void, skb: *mut SkBuff, len: u32) -> bool {
+    // SAFETY: per the contract the state is alive for the hook's duration.
+    let state = unsafe { borrow(state) };
+    let table = state.snoop.lock();
+    // SAFETY: `skb` is valid for this call (contract).
+    let reset = unsafe { table.is_mirrored_reset(skb, len) };
+    reset
 }
 
 /// The parking poll (system workqueue); returns whether to poll again.

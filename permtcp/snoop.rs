@@ -8,7 +8,6 @@
 //! hook runs in softirq) and access to the skb.
 
 use crate::glue::SkBuff;
-use crate::logic::decl::Declaration;
 use crate::logic::packet::{Segment, HEADER_MAX};
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
@@ -171,14 +170,10 @@ impl SnoopTable {
         }
     }
 
-    /// Starts afresh with `limits`, snooping the bindings `decls` give this node.
-    pub(crate) fn start<'a>(
-        &mut self,
-        limits: Limits,
-        decls: impl Iterator<Item = &'a Declaration> + Clone,
-    ) {
+    /// Starts afresh with `limits`, snooping the bindings of `filter`.
+    pub(crate) fn start(&mut self, limits: Limits, filter: Filter) {
         self.clear();
-        self.snooper = Snooper::new(Filter::compile(decls), limits);
+        self.snooper = Snooper::new(filter, limits);
         self.alloc.max = limits.max_bytes;
         self.active = true;
     }
@@ -199,8 +194,8 @@ impl SnoopTable {
 
     /// Declarations changed: snoop the new set of bindings, dropping connections of bindings
     /// that are no longer snooped.
-    pub(crate) fn refilter<'a>(&mut self, decls: impl Iterator<Item = &'a Declaration> + Clone) {
-        self.snooper.filter = Filter::compile(decls);
+    pub(crate) fn refilter(&mut self, filter: Filter) {
+        self.snooper.filter = filter;
         let (filter, alloc) = (&self.snooper.filter, &mut self.alloc);
         self.conns.retain(|k, c| {
             let keep = filter.snoops(&k.owner_addr, k.owner_port);
@@ -272,6 +267,7 @@ impl SnoopTable {
             alloc_failed: self.alloc.failed,
             hook_ns: 0,
             hook_frames: 0,
+            rst_dropped: 0,
         }
     }
 
@@ -289,19 +285,18 @@ impl SnoopTable {
         self.conns.len
     }
 
-    /// Moves the ready, established connections `whose` gives this node (`Some(true)`) into
-    /// `out`, within its spare capacity; returns how many of the failed node's connections
-    /// stay (not ready, or no room) and how many the policy gives other nodes.
-    pub(crate) fn take_ready(
+    /// Moves the connections `whose` gives this node (`Some(true)`) into `out`, within its
+    /// spare capacity; returns how many of them found no room and how many of the failed
+    /// node's connections the policy gives other nodes (they stay, followed).
+    pub(crate) fn take_mine(
         &mut self,
         whose: impl Fn(&FlowKey) -> Option<bool>,
         out: &mut Taking,
     ) -> (u32, u32) {
-        let (mut not_ready, mut not_mine) = (0u32, 0u32);
+        let (mut no_room, mut not_mine) = (0u32, 0u32);
         let mut cursor = self.conns.tree.cursor_front_mut();
         while let Some(c) = cursor {
-            let (key, conn) = c.current();
-            let key = *key;
+            let key = *c.current().0;
             let take = match whose(&key) {
                 None => false,
                 Some(false) => {
@@ -309,13 +304,11 @@ impl SnoopTable {
                     false
                 }
                 Some(true) => {
-                    let ready =
-                        conn.readiness().is_ok() && crate::takeover::rebuildable(conn.state);
                     let room = out.len() < out.capacity();
-                    if !(ready && room) {
-                        not_ready += 1;
+                    if !room {
+                        no_room += 1;
                     }
-                    ready && room
+                    room
                 }
             };
             if !take {
@@ -329,7 +322,49 @@ impl SnoopTable {
             // remove_current() falls back to the previous node at the end: stop there.
             cursor = next.filter(|n| n.current().0 > &key);
         }
-        (not_ready, not_mine)
+        (no_room, not_mine)
+    }
+
+    /// Whether `skb`, a segment this host sends, is a reset from a mirrored connection's
+    /// owner end.
+    ///
+    /// # Safety
+    ///
+    /// `skb` is valid for the call; `len` is its length from the network header.
+    pub(crate) unsafe fn is_mirrored_reset(&self, skb: *mut SkBuff, len: u32) -> bool {
+        let mut buf = [0u8; HEADER_MAX];
+        let n = (len as usize).min(HEADER_MAX);
+        // SAFETY: `skb` is valid (contract) and `buf` has room for `n` bytes.
+        let p = unsafe { crate::glue::ptcp_skb_header(skb, buf.as_mut_ptr(), n as u32) };
+        if p.is_null() {
+            return false;
+        }
+        // SAFETY: the helper returned `n` readable bytes (the skb's or `buf`'s).
+        let hdr = unsafe { core::slice::from_raw_parts(p, n) };
+        match crate::logic::packet::parse(hdr, len as usize) {
+            Ok(seg) if seg.has(crate::logic::packet::flags::RST) => {
+                let key = FlowKey {
+                    owner_addr: seg.src,
+                    owner_port: seg.sport,
+                    client_addr: seg.dst,
+                    client_port: seg.dport,
+                };
+                self.conns.tree.get(&key).is_some()
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the connection `key` out of the table into `out` (which has room for it).
+    pub(crate) fn take_key(&mut self, key: &FlowKey, out: &mut Taking) -> bool {
+        if out.len() == out.capacity() {
+            return false;
+        }
+        match self.conns.remove(key) {
+            // Within the spare capacity checked above: cannot fail.
+            Some(c) => out.push((*key, c), GFP_ATOMIC | __GFP_NOWARN).is_ok(),
+            None => false,
+        }
     }
 
     /// Returns the chunks of connections moved out by [`Self::take_ready`] to the budget.

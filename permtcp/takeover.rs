@@ -23,7 +23,9 @@
 //! Half-closed and closing connections are rebuilt established, then the owner's FIN is sent
 //! again (shutdown) and the client's FIN is fed to the stack as a received segment.
 //!
-//! Not yet: fail-over directives.
+//! A connection this node cannot take over (not seen from its SYN, or otherwise not ready)
+//! goes to the next peer in the policy's order with a fail-over directive (permctl carries
+//! it); the last peer resets it.
 
 use crate::glue::{PtcpNet, Snooped, Sock, Socket};
 use crate::logic::decl::RxPolicy;
@@ -44,6 +46,7 @@ const SOL_SOCKET: c_int = 1;
 const SOL_TCP: c_int = 6;
 const SOL_IPV6: c_int = 41;
 const SO_REUSEADDR: c_int = 2;
+const SO_SNDBUFFORCE: c_int = 32;
 const IP_FREEBIND: c_int = 15;
 const IPV6_FREEBIND: c_int = 78;
 const TCP_MAXSEG: c_int = 2;
@@ -218,6 +221,13 @@ extern "C" {
     fn ptcp_sock_release(sock: *mut Socket);
     fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
     fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
+    fn ptcp_send_packet(
+        pn: *mut PtcpNet,
+        dst: *const u8,
+        data: *const u8,
+        len: u32,
+        ipv6: bool,
+    ) -> c_int;
     fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
     fn ptcp_inject(
         pn: *mut PtcpNet,
@@ -454,7 +464,14 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
     s.set_int(SOL_TCP, TCP_REPAIR, 0, c"leaving repair mode failed")?;
     // An application binding the port after the takeover needs this (repair off cleared it).
     s.set_int(SOL_SOCKET, SO_REUSEADDR, 1, c"SO_REUSEADDR failed")?;
-    s.send(p.resend(), c"resending unacknowledged data failed")?;
+    let resend = p.resend();
+    if !resend.is_empty() {
+        // Room for all of it at once: a new socket's send buffer is small, and a window of
+        // unacknowledged bytes can be megabytes.
+        let room = (resend.len() + (64 << 10)).min(i32::MAX as usize) as i32;
+        s.set_int(SOL_SOCKET, SO_SNDBUFFORCE, room, c"SO_SNDBUFFORCE failed")?;
+    }
+    s.send(resend, c"resending unacknowledged data failed")?;
     if p.owner_fin {
         // The owner's FIN again, at the same sequence number.
         // SAFETY: the socket is owned (type invariant).
@@ -469,6 +486,62 @@ fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError>
         check(ret, c"delivering the client's FIN failed")?;
     }
     Ok(s.detach())
+}
+
+/// A connection no peer can take over: it is reset, so that its client does not hang.
+pub(crate) struct Reset {
+    key: FlowKey,
+    v6: bool,
+    /// Where the client's next expected sequence number may be (RFC 5961: a reset is
+    /// taken only at exactly that number when its window is closed): the owner's first
+    /// unacknowledged byte, its next one, and one past it (a mirror that saw only a window
+    /// probe, sent one below the next byte, is one short).
+    seqs: [u32; 3],
+}
+
+impl Reset {
+    /// The reset for `c`, from what the mirror saw of it.
+    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>) -> Reset {
+        let o = c.side(Side::Owner);
+        Reset {
+            key: *key,
+            v6: key.owner_addr.as_v4().is_none(),
+            seqs: [o.una, o.nxt, o.nxt.wrapping_add(1)],
+        }
+    }
+}
+
+/// Sends the client of `r` resets from the service address.
+pub(crate) fn reset(pn: &Snooped, r: &Reset) -> Result<(), LogicError> {
+    let k = &r.key;
+    for (i, &seq) in r.seqs.iter().enumerate() {
+        if r.seqs[..i].contains(&seq) {
+            continue;
+        }
+        let mut seg = [0u8; CONTROL_MAX];
+        let len = build_control(
+            &mut seg,
+            (k.owner_addr, k.owner_port),
+            (k.client_addr, k.client_port),
+            seq,
+            0,
+            flags::RST,
+            0,
+            None,
+        );
+        // SAFETY: `pn` is live; the address is 16 readable bytes, `seg` holds `len`.
+        let ret = unsafe {
+            ptcp_send_packet(
+                pn.raw(),
+                k.client_addr.0.as_ptr(),
+                seg.as_ptr(),
+                len as u32,
+                r.v6,
+            )
+        };
+        check(ret, c"sending a reset failed")?;
+    }
+    Ok(())
 }
 
 /// A rebuilt connection whose listener does not exist yet.

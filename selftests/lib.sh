@@ -67,7 +67,7 @@ ktap_finish() {
 
 # Fails when the kernel log shows a warning, oops or refcount/list corruption report.
 kernel_log_clean() {
-	! dmesg | grep -E -q 'WARNING:|BUG:|Oops|Call Trace|refcount_t:|list_(add|del) corruption|general protection'
+	! dmesg | grep -E -q 'WARNING:|BUG:|Oops|Call Trace|refcount_t:|list_(add|del) corruption|general protection|permtcp: .* failed'
 }
 
 load_module() {
@@ -93,12 +93,13 @@ add_decl() { # node [extra args...]
 # A cluster on one flooding bridge: the owner (node 1, 10.0.0.1 / fd00::1), its permanency
 # peer (node 2, 10.0.0.2 / fd00::2) and a client (10.0.0.100 / fd00::100), each in its own
 # namespace with eth0.  The bridge forgets MACs (ageing 0), so every port sees every frame:
-# the shared link of the seed.
+# the shared link of the seed. With PEER2=1, a second peer too (node 3, 10.0.0.3 / fd00::3,
+# MAC ...:04).
 cluster_net() {
 	/bin/ip link add br0 type bridge ageing_time 0
 	/bin/ip link set br0 up
 	i=1
-	for ns in owner peer client; do
+	for ns in owner peer client ${PEER2:+peer2}; do
 		/bin/ip netns add "$ns"
 		/bin/ip link add "v$ns" type veth peer name eth0 netns "$ns"
 		/bin/ip link set "v$ns" master br0 up
@@ -112,7 +113,12 @@ cluster_net() {
 	/bin/ip -n peer addr add fd00::2/64 dev eth0 nodad
 	/bin/ip -n client addr add 10.0.0.100/24 dev eth0
 	/bin/ip -n client addr add fd00::100/64 dev eth0 nodad
+	if [ -n "$PEER2" ]; then
+		/bin/ip -n peer2 addr add 10.0.0.3/24 dev eth0
+		/bin/ip -n peer2 addr add fd00::3/64 dev eth0 nodad
+	fi
 }
+
 
 # cluster_net, then the owner and the peer exchange declarations and the peer snoops eth0
 # (with the extra `permctl snoop start` options in SNOOP_OPTS, if set).
@@ -129,8 +135,8 @@ cluster_up() {
 
 cluster_down() {
 	# Delete the veth pairs first: a namespace is torn down asynchronously.
-	for ns in owner peer client; do /bin/ip link del "v$ns" 2>/dev/null; done
-	for ns in owner peer client; do /bin/ip netns del "$ns" 2>/dev/null; done
+	for ns in owner peer client peer2; do /bin/ip link del "v$ns" 2>/dev/null; done
+	for ns in owner peer client peer2; do /bin/ip netns del "$ns" 2>/dev/null; done
 	/bin/ip link del br0 2>/dev/null
 	true
 }
@@ -138,6 +144,7 @@ cluster_down() {
 in_owner() { /bin/ip netns exec owner "$@"; }
 in_peer() { /bin/ip netns exec peer "$@"; }
 in_client() { /bin/ip netns exec client "$@"; }
+in_peer2() { /bin/ip netns exec peer2 "$@"; }
 
 # The owner crashes: its link goes away first, so its dying process (PID $1) sends nothing.
 crash_owner() {

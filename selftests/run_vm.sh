@@ -51,6 +51,7 @@ copy_prog() {
 install -m755 "$(command -v busybox)" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 copy_prog "$(command -v ip)" bin/ip
+if command -v ss >/dev/null; then copy_prog "$(command -v ss)" bin/ss; fi
 copy_prog "$permctl" bin/permctl
 copy_prog "$testapp" bin/ptcp-testapp
 # nft, for the benchmark's conntrack comparison (optional).

@@ -52,11 +52,15 @@ int ptcp_sock_bind(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
 int ptcp_sock_connect(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
 int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len);
 void ptcp_sock_release(struct socket *sock);
+int ptcp_sock_shutdown_wr(struct socket *sock);
+int ptcp_send_packet(struct ptcp_net *pn, const u8 *dst, const u8 *data, u32 len, bool ipv6);
+int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6);
 struct sock *ptcp_sock_detach(struct socket *sock);
 int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
 		const u8 *client, u16 cport, bool ipv6);
 void ptcp_sock_close_detached(struct sock *sk);
 void ptcp_park_kick(struct ptcp_net *pn);
+u64 ptcp_rst_dropped(const struct ptcp_net *pn);
 int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
 int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
 			 u16 cport, bool ipv6);
@@ -70,6 +74,7 @@ int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk
 		      struct netlink_callback *cb, long *pos);
 void permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
+bool permtcp_rs_rst_out(void *state, struct sk_buff *skb, u32 len);
 bool permtcp_rs_park_poll(void *state, struct ptcp_net *pn);
 
 #endif /* _PERMTCP_GLUE_H */

@@ -40,6 +40,8 @@ pub mod code {
     pub const ENODEV: i32 = 19;
     /// Operation already in progress (done).
     pub const EALREADY: i32 = 114;
+    /// Try again.
+    pub const EAGAIN: i32 = 11;
 }
 
 /// An errno with its explanation.

@@ -44,6 +44,9 @@ pub struct Binding {
     pub hi: u16,
     /// The owner's node id.
     pub owner: u32,
+    /// The owner failed: its connections still mirrored are followed (another peer may
+    /// have taken them over, or a fail-over directive may ask for them), no new one starts.
+    pub track_only: bool,
 }
 
 /// The snooped bindings of a namespace, compiled from its declarations.
@@ -58,6 +61,14 @@ pub struct Filter {
 impl Filter {
     /// Builds the filter for the node whose declaration is marked local.
     pub fn compile<'a>(decls: impl Iterator<Item = &'a Declaration> + Clone) -> Filter {
+        Self::compile_failed(decls, &|_| false)
+    }
+
+    /// [`Self::compile`], with the bindings of nodes `failed` says failed track-only.
+    pub fn compile_failed<'a>(
+        decls: impl Iterator<Item = &'a Declaration> + Clone,
+        failed: &dyn Fn(u32) -> bool,
+    ) -> Filter {
         let mut f = Filter::default();
         let Some(me) = decls.clone().find(|d| d.local).map(|d| d.node_id) else {
             return f;
@@ -82,6 +93,7 @@ impl Filter {
                         lo: r.lo,
                         hi: r.hi,
                         owner: d.node_id,
+                        track_only: failed(d.node_id),
                     };
                     if f.bindings.push(b).is_err() {
                         f.dropped += 1;
@@ -97,6 +109,13 @@ impl Filter {
         self.bindings
             .iter()
             .any(|b| b.addr == *addr && b.lo <= port && port <= b.hi)
+    }
+
+    /// Whether a new connection to `addr:port` may start being mirrored (its owner is live).
+    pub fn starts(&self, addr: &Addr, port: u16) -> bool {
+        self.bindings
+            .iter()
+            .any(|b| b.addr == *addr && b.lo <= port && port <= b.hi && !b.track_only)
     }
 
     /// Which end of `seg` is the owner's, if the segment belongs to a snooped binding.
@@ -307,7 +326,7 @@ impl Snooper {
                 c.release(alloc);
             }
         }
-        if seg.has(flags::RST) {
+        if seg.has(flags::RST) || !self.filter.starts(&key.owner_addr, key.owner_port) {
             return;
         }
         if map.len() >= self.limits.max_conns as usize {

@@ -12,7 +12,7 @@ use crate::logic::seqbuf::{ChunkAlloc, CAPACITY};
 use crate::logic::snoop::{Counters, FlowKey};
 use crate::logic::track::{Conn, NotReady, Side, State};
 use crate::logic::uapi::{
-    attr, conn_attr, conn_state, half_attr, not_ready, stats_attr, taken_attr,
+    attr, conn_attr, conn_state, directive_attr, half_attr, not_ready, stats_attr, taken_attr,
 };
 
 /// One direction of a mirrored connection, as reported.
@@ -325,6 +325,8 @@ pub struct StatsInfo {
     pub hook_ns: u64,
     /// Frames the hook processed.
     pub hook_frames: u64,
+    /// Resets this host's stack sent for mirrored connections, dropped.
+    pub rst_dropped: u64,
 }
 
 macro_rules! counter_attrs {
@@ -374,6 +376,7 @@ impl StatsInfo {
         w.put_u64(stats_attr::ALLOC_FAILED, self.alloc_failed)?;
         w.put_u64(stats_attr::HOOK_NS, self.hook_ns)?;
         w.put_u64(stats_attr::HOOK_FRAMES, self.hook_frames)?;
+        w.put_u64(stats_attr::RST_DROPPED, self.rst_dropped)?;
         w.nest_end(nest)
     }
 
@@ -395,6 +398,7 @@ impl StatsInfo {
                 stats_attr::ALLOC_FAILED => s.alloc_failed = a.u64()?,
                 stats_attr::HOOK_NS => s.hook_ns = a.u64()?,
                 stats_attr::HOOK_FRAMES => s.hook_frames = a.u64()?,
+                stats_attr::RST_DROPPED => s.rst_dropped = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }
@@ -540,5 +544,122 @@ impl TakenInfo {
             }
         }
         Ok(t)
+    }
+}
+
+/// A connection handed to the next peer by a fail-over directive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectiveInfo {
+    /// The connection.
+    pub key: FlowKey,
+    /// The peer it goes to.
+    pub next: u32,
+}
+
+impl DirectiveInfo {
+    /// Writes a nested [`attr::DIRECTIVE`].
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        let nest = w.nest_start(attr::DIRECTIVE)?;
+        w.put(directive_attr::OWNER_ADDR, &self.key.owner_addr.0)?;
+        w.put_u16(directive_attr::OWNER_PORT, self.key.owner_port)?;
+        w.put(directive_attr::CLIENT_ADDR, &self.key.client_addr.0)?;
+        w.put_u16(directive_attr::CLIENT_PORT, self.key.client_port)?;
+        w.put_u32(directive_attr::NEXT_NODE, self.next)?;
+        w.nest_end(nest)
+    }
+
+    /// Parses the payload of an [`attr::DIRECTIVE`].
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut d = DirectiveInfo::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                directive_attr::OWNER_ADDR => d.key.owner_addr = addr(&a)?,
+                directive_attr::OWNER_PORT => d.key.owner_port = a.u16()?,
+                directive_attr::CLIENT_ADDR => d.key.client_addr = addr(&a)?,
+                directive_attr::CLIENT_PORT => d.key.client_port = a.u16()?,
+                directive_attr::NEXT_NODE => d.next = a.u32()?,
+                _ => return inval(c"unknown directive attribute"),
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// A DIRECTIVE request: the failed node and one of its connections. Peers send it to each
+/// other, prefixed by [`DIRECTIVE_MAGIC`], over UDP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectiveRequest {
+    /// The failed node.
+    pub node: u32,
+    /// The connection.
+    pub key: FlowKey,
+    /// How long it waits for a listener, if given.
+    pub park_ms: Option<u32>,
+}
+
+/// First bytes of a directive datagram between peers (then the request's attributes).
+pub const DIRECTIVE_MAGIC: &[u8; 8] = b"PTCPDIR1";
+
+impl DirectiveRequest {
+    /// Writes the request's attributes.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::NODE_ID, self.node)?;
+        w.put(attr::OWNER_ADDR, &self.key.owner_addr.0)?;
+        w.put_u16(attr::OWNER_PORT, self.key.owner_port)?;
+        w.put(attr::CLIENT_ADDR, &self.key.client_addr.0)?;
+        w.put_u16(attr::CLIENT_PORT, self.key.client_port)?;
+        if let Some(ms) = self.park_ms {
+            w.put_u32(attr::PARK_MS, ms)?;
+        }
+        Ok(())
+    }
+
+    /// Parses a DIRECTIVE request strictly: node, both addresses and ports, once each.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut r = DirectiveRequest::default();
+        let mut seen = 0u8;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            let bit = match a.kind {
+                attr::NODE_ID => {
+                    r.node = a.u32()?;
+                    1
+                }
+                attr::OWNER_ADDR => {
+                    r.key.owner_addr = addr(&a)?;
+                    2
+                }
+                attr::OWNER_PORT => {
+                    r.key.owner_port = a.u16()?;
+                    4
+                }
+                attr::CLIENT_ADDR => {
+                    r.key.client_addr = addr(&a)?;
+                    8
+                }
+                attr::CLIENT_PORT => {
+                    r.key.client_port = a.u16()?;
+                    16
+                }
+                attr::PARK_MS => {
+                    let ms = a.u32()?;
+                    if ms > crate::logic::decl::MAX_PARK_MS {
+                        return inval(c"parking time above one hour");
+                    }
+                    r.park_ms = Some(ms);
+                    32
+                }
+                _ => return inval(c"unknown attribute in request"),
+            };
+            if seen & bit != 0 {
+                return inval(c"attribute given more than once");
+            }
+            seen |= bit;
+        }
+        if seen & 31 != 31 {
+            return inval(c"a directive needs the node, both addresses and both ports");
+        }
+        Ok(r)
     }
 }

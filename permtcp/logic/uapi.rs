@@ -38,8 +38,11 @@ pub mod cmd {
     /// Dump the connections this node took over: stream offsets for the restarted
     /// application, and how much of its sent data is kept for it to verify.
     pub const TAKEN_GET: u8 = 11;
+    /// A fail-over directive: take over one connection of a failed node that the previous
+    /// peer could not (CAP_NET_ADMIN).
+    pub const DIRECTIVE: u8 = 12;
     /// Highest command number.
-    pub const MAX: u8 = TAKEN_GET;
+    pub const MAX: u8 = DIRECTIVE;
 }
 
 /// Attributes of a taken-over connection ([`attr::TAKEN_CONN`]).
@@ -67,6 +70,20 @@ pub mod taken_attr {
     pub const RX_DELIVER: u16 = 9;
     /// u64: milliseconds since the takeover.
     pub const AGE_MS: u16 = 10;
+}
+
+/// Attributes of a fail-over directive ([`attr::DIRECTIVE`]).
+pub mod directive_attr {
+    /// 16 bytes: the service (owner) address.
+    pub const OWNER_ADDR: u16 = 1;
+    /// u16: the service port.
+    pub const OWNER_PORT: u16 = 2;
+    /// 16 bytes: the client's address.
+    pub const CLIENT_ADDR: u16 = 3;
+    /// u16: the client's port.
+    pub const CLIENT_PORT: u16 = 4;
+    /// u32: the peer the directive goes to.
+    pub const NEXT_NODE: u16 = 5;
 }
 
 /// Top-level attributes.
@@ -135,8 +152,16 @@ pub mod attr {
     pub const TAKEN_CONN: u16 = 29;
     /// u32: client bytes kept behind the owner's acknowledgement (SNOOP_START).
     pub const KEEP_RECEIVED: u16 = 30;
+    /// Nested [`super::directive_attr`]: a connection to hand to the next peer (TAKEOVER
+    /// reply).
+    pub const DIRECTIVE: u16 = 31;
+    /// u32: the node a connection goes to next (DIRECTIVE reply).
+    pub const NEXT_NODE: u16 = 32;
+    /// u32: connections reset because no peer can take them over (TAKEOVER, DIRECTIVE
+    /// replies).
+    pub const RESET: u16 = 33;
     /// Highest attribute number.
-    pub const MAX: u16 = KEEP_RECEIVED;
+    pub const MAX: u16 = RESET;
 }
 
 /// Attributes nested in [`attr::DECL`].
@@ -307,6 +332,8 @@ pub mod stats_attr {
     pub const HOOK_NS: u16 = 22;
     /// u64: frames the hook processed since snooping started.
     pub const HOOK_FRAMES: u16 = 23;
+    /// u64: resets this host's stack sent for mirrored connections, dropped.
+    pub const RST_DROPPED: u16 = 24;
 }
 
 /// Values of [`conn_attr::STATE`].

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # The owner crashes while a connection is half-closed (link cut, process killed):
-# - the client sent its request and FIN and reads a 4 MB answer; the owner had sent part of
+# - the client sent its request and FIN and reads a 16 MB answer (more than the buffers hold
+#   before the crash); the owner had sent part of
 #   it. The peer rebuilds the connection, feeds it the client's FIN, and its application
 #   reads the request up to end-of-file and sends the rest of the answer: the client reads
 #   every byte right, then the server's FIN;
@@ -12,7 +13,7 @@
 . /selftests/lib.sh
 
 ktap_plan 24
-BYTES=4000000
+BYTES=16000000
 
 take_over() { # family peer-address-arg
 	crash_owner $owner_pid
@@ -67,12 +68,12 @@ owner_fin_case() { # family service-address peer-address-arg
 	check "IPv$fam server FIN: cluster up" cluster_up
 	SNOOP_OPTS=
 	rm -f /tmp/hc-read /tmp/up-result
-	in_owner ptcp-testapp up-serve "[::]:80" 16000000 --greet --stall-at 300000 /tmp/hc-read &
+	in_owner ptcp-testapp up-serve "[::]:80" $BYTES --greet --stall-at 300000 /tmp/hc-read &
 	owner_pid=$!
-	in_peer ptcp-testapp up-serve "[::]:80" 16000000 --resume --greet 2>/tmp/hc-app.err &
+	in_peer ptcp-testapp up-serve "[::]:80" $BYTES --resume --greet 2>/tmp/hc-app.err &
 	peer_pid=$!
 	sleep 0.5
-	in_client ptcp-testapp up-client "$vip:80" 16000000 --greeted >/tmp/hc.out 2>&1 &
+	in_client ptcp-testapp up-client "$vip:80" $BYTES --greeted >/tmp/hc.out 2>&1 &
 	client_pid=$!
 	wait_file /tmp/hc-read
 	sleep 1

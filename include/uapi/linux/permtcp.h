@@ -24,6 +24,7 @@ enum permtcp_cmd {
 	PERMTCP_CMD_CONN_DATA_GET = 9,
 	PERMTCP_CMD_TAKEOVER = 10,
 	PERMTCP_CMD_TAKEN_GET = 11,
+	PERMTCP_CMD_DIRECTIVE = 12,
 	__PERMTCP_CMD_MAX,
 };
 #define PERMTCP_CMD_MAX (__PERMTCP_CMD_MAX - 1)
@@ -60,6 +61,9 @@ enum permtcp_attr {
 	PERMTCP_A_REBUILD_NS = 28,	/* u64 */
 	PERMTCP_A_TAKEN_CONN = 29,	/* nested: enum permtcp_taken_attr */
 	PERMTCP_A_KEEP_RECEIVED = 30,	/* u32 */
+	PERMTCP_A_DIRECTIVE = 31,	/* nested: enum permtcp_directive_attr */
+	PERMTCP_A_NEXT_NODE = 32,	/* u32 */
+	PERMTCP_A_RESET = 33,		/* u32 */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)
@@ -153,6 +157,18 @@ enum permtcp_taken_attr {
 };
 #define PERMTCP_TAKEN_A_MAX (__PERMTCP_TAKEN_A_MAX - 1)
 
+/* A connection handed to the next peer (TAKEOVER reply). */
+enum permtcp_directive_attr {
+	PERMTCP_DIRECTIVE_A_UNSPEC = 0,
+	PERMTCP_DIRECTIVE_A_OWNER_ADDR = 1,	/* 16 bytes */
+	PERMTCP_DIRECTIVE_A_OWNER_PORT = 2,	/* u16 */
+	PERMTCP_DIRECTIVE_A_CLIENT_ADDR = 3,	/* 16 bytes */
+	PERMTCP_DIRECTIVE_A_CLIENT_PORT = 4,	/* u16 */
+	PERMTCP_DIRECTIVE_A_NEXT_NODE = 5,	/* u32 */
+	__PERMTCP_DIRECTIVE_A_MAX,
+};
+#define PERMTCP_DIRECTIVE_A_MAX (__PERMTCP_DIRECTIVE_A_MAX - 1)
+
 enum permtcp_stats_attr {
 	PERMTCP_STATS_A_UNSPEC = 0,
 	PERMTCP_STATS_A_IFINDEX = 1,
@@ -178,6 +194,7 @@ enum permtcp_stats_attr {
 	PERMTCP_STATS_A_ALLOC_FAILED = 21,
 	PERMTCP_STATS_A_HOOK_NS = 22,
 	PERMTCP_STATS_A_HOOK_FRAMES = 23,
+	PERMTCP_STATS_A_RST_DROPPED = 24,
 	__PERMTCP_STATS_A_MAX,
 };
 #define PERMTCP_STATS_A_MAX (__PERMTCP_STATS_A_MAX - 1)

@@ -955,6 +955,7 @@ fn connection_and_stats_reports_round_trip() {
         alloc_failed: 0,
         hook_ns: 123_456,
         hook_frames: 42,
+        rst_dropped: 3,
     };
     let mut wr = Writer::new(&mut buf);
     stats.write(&mut wr).unwrap();
@@ -1195,4 +1196,76 @@ fn keep_received_holds_client_bytes_an_application_has_not_read() {
         "one window kept by default: resumes at {one_window}"
     );
     assert_eq!(run(256 << 10), 0, "everything kept with keep_received");
+}
+
+#[test]
+fn directive_messages_round_trip_and_are_strict() {
+    use permtcp_logic::nla::{Attrs, Writer};
+    use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest};
+    use permtcp_logic::uapi::attr;
+    let key = Wire::new(true).key();
+    let r = DirectiveRequest {
+        node: 1,
+        key,
+        park_ms: Some(250),
+    };
+    let mut buf = [0u8; 256];
+    let mut w = Writer::new(&mut buf);
+    r.write(&mut w).unwrap();
+    let n = w.len();
+    assert_eq!(DirectiveRequest::parse(&buf[..n]), Ok(r));
+    // Without the client's port it is incomplete; an unknown attribute is refused.
+    let partial = |extra: bool| {
+        let mut buf = [0u8; 256];
+        let mut w = Writer::new(&mut buf);
+        w.put_u32(attr::NODE_ID, 1).unwrap();
+        w.put(attr::OWNER_ADDR, &key.owner_addr.0).unwrap();
+        w.put_u16(attr::OWNER_PORT, 80).unwrap();
+        w.put(attr::CLIENT_ADDR, &key.client_addr.0).unwrap();
+        if extra {
+            w.put_u32(attr::TAKEN, 1).unwrap();
+        }
+        let n = w.len();
+        DirectiveRequest::parse(&buf[..n]).unwrap_err().text()
+    };
+    assert_eq!(
+        partial(false),
+        "a directive needs the node, both addresses and both ports"
+    );
+    assert_eq!(partial(true), "unknown attribute in request");
+
+    let d = DirectiveInfo { key, next: 3 };
+    let mut w = Writer::new(&mut buf);
+    d.write(&mut w).unwrap();
+    let n = w.len();
+    let a = Attrs::new(&buf[..n]).next().unwrap().unwrap();
+    assert_eq!(a.kind, attr::DIRECTIVE);
+    assert_eq!(DirectiveInfo::parse(a.data), Ok(d));
+}
+
+#[test]
+fn a_failed_owners_connections_are_followed_but_none_starts() {
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, &bytes(100, 1));
+    // The owner fails: its binding becomes track-only.
+    w.snoop.filter = Filter::compile_failed(d.iter(), &|n| n == OWNER_NODE);
+    assert!(w.snoop.filter.snoops(&w.owner.addr, 80));
+    assert!(!w.snoop.filter.starts(&w.owner.addr, 80));
+    w.data(Side::Owner, &bytes(300, 2));
+    let k = w.key();
+    assert_eq!(w.map.get_mut_conn(&k).side(Side::Owner).bytes, 300);
+    // A new connection on the binding is not mirrored.
+    w.client.port = 40001;
+    w.send_raw(
+        Side::Client,
+        7000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    assert_eq!(w.map.0.len(), 1);
 }

@@ -16,6 +16,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("conn_attr", "PERMTCP_CONN_A_"),
     ("half_attr", "PERMTCP_HALF_A_"),
     ("taken_attr", "PERMTCP_TAKEN_A_"),
+    ("directive_attr", "PERMTCP_DIRECTIVE_A_"),
     ("stats_attr", "PERMTCP_STATS_A_"),
     ("conn_state", "PERMTCP_CONN_STATE_"),
     ("not_ready", "PERMTCP_NOT_READY_"),

@@ -5,6 +5,7 @@
 //! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
 //! usage error, 3 when the permtcp module is not loaded.
 
+mod directive;
 mod netlink;
 mod snoop;
 mod spec;
@@ -75,6 +76,16 @@ enum Command {
         /// are reset, in ms (default 60000, at most one hour).
         #[arg(long)]
         park_ms: Option<u32>,
+        /// UDP port of the peers' `permctl directives`.
+        #[arg(long, default_value_t = directive::DEFAULT_PORT)]
+        directive_port: u16,
+    },
+    /// Receive fail-over directives from other peers and take their connections over, or
+    /// pass them on (runs until killed; needs CAP_NET_ADMIN).
+    Directives {
+        /// UDP port to listen on.
+        #[arg(long, default_value_t = directive::DEFAULT_PORT)]
+        port: u16,
     },
     /// Testing aids.
     #[command(subcommand)]
@@ -330,7 +341,12 @@ fn main() -> ExitCode {
         Command::Snoop(SnoopCommand::Stop) => snoop::stop(&c).map(|m| done(json, &m)),
         Command::Conns => snoop::conns(&c, json),
         Command::Taken => snoop::taken(&c, json),
-        Command::Takeover { node, park_ms } => snoop::takeover(&c, node, park_ms, json),
+        Command::Takeover {
+            node,
+            park_ms,
+            directive_port,
+        } => snoop::takeover(&c, node, park_ms, directive_port, json),
+        Command::Directives { port } => directive::listen(&c, port),
         Command::Stats => snoop::stats(&c, json),
         Command::ConnData {
             owner,

@@ -5,12 +5,14 @@
 use crate::netlink::{Client, CtlError};
 use permtcp_logic::nla::Writer;
 use permtcp_logic::packet::Addr;
-use permtcp_logic::snoopnl::{reason_name, state_name, ConnInfo, HalfInfo, StatsInfo, TakenInfo};
+use permtcp_logic::snoopnl::{
+    reason_name, state_name, ConnInfo, DirectiveInfo, HalfInfo, StatsInfo, TakenInfo,
+};
 use permtcp_logic::uapi::{attr, cmd, not_ready};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-fn encode(
+pub(crate) fn encode(
     build: impl FnOnce(&mut Writer<'_>) -> Result<(), permtcp_logic::errno::Error>,
 ) -> Result<Vec<u8>, CtlError> {
     let mut buf = vec![0u8; 256];
@@ -65,7 +67,7 @@ pub fn stop(c: &Client) -> Result<String, CtlError> {
     Ok("snooping stopped".into())
 }
 
-fn ip(a: &Addr) -> IpAddr {
+pub(crate) fn ip(a: &Addr) -> IpAddr {
     match a.as_v4() {
         Some(v4) => IpAddr::from(v4),
         None => IpAddr::V6(Ipv6Addr::from(a.0)),
@@ -325,6 +327,8 @@ struct StatsView {
     alloc_failed: u64,
     hook_ns: u64,
     hook_frames: u64,
+    /// Resets of mirrored connections this host's stack sent, dropped.
+    rst_dropped: u64,
 }
 
 /// `permctl stats`.
@@ -361,6 +365,7 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         alloc_failed: s.alloc_failed,
         hook_ns: s.hook_ns,
         hook_frames: s.hook_frames,
+        rst_dropped: s.rst_dropped,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
@@ -419,26 +424,28 @@ pub fn data(
 }
 
 /// `permctl takeover`.
-pub fn takeover(c: &Client, node: u32, park_ms: Option<u32>, json: bool) -> Result<(), CtlError> {
+/// `permctl takeover`: takes over, then sends a fail-over directive to the next peer for
+/// each connection this node cannot take over.
+pub fn takeover(
+    c: &Client,
+    node: u32,
+    park_ms: Option<u32>,
+    directive_port: u16,
+    json: bool,
+) -> Result<(), CtlError> {
     let payload = encode(|w| {
         w.put_u32(attr::NODE_ID, node)?;
         park_ms.map_or(Ok(()), |ms| w.put_u32(attr::PARK_MS, ms))
     })?;
     let replies = c.request(cmd::TAKEOVER, &payload, false)?;
-    let get = |kind: u16| {
-        replies
-            .iter()
-            .flatten()
-            .find(|(k, _)| *k == kind)
-            .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
-            .unwrap_or(0)
-    };
-    let (taken, parked, not_ready, not_mine, failed) = (
+    let get = |kind: u16| crate::directive::reply_u32(&replies, kind).unwrap_or(0);
+    let (taken, parked, not_ready, not_mine, failed, reset) = (
         get(attr::TAKEN),
         get(attr::PARKED),
         get(attr::NOT_READY_COUNT),
         get(attr::NOT_MINE),
         get(attr::FAILED),
+        get(attr::RESET),
     );
     let rebuild_ns = replies
         .iter()
@@ -446,14 +453,31 @@ pub fn takeover(c: &Client, node: u32, park_ms: Option<u32>, json: bool) -> Resu
         .find(|(k, _)| *k == attr::REBUILD_NS)
         .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
         .unwrap_or(0);
+    let mut sent = Vec::new();
+    for (kind, payload) in replies.iter().flatten() {
+        if *kind == attr::DIRECTIVE {
+            let d =
+                DirectiveInfo::parse(payload).map_err(|e| CtlError::Transport(e.text().into()))?;
+            let line = crate::directive::send(c, node, &d, directive_port, park_ms)?;
+            if !json {
+                println!("{line}");
+            }
+            sent.push(serde_json::json!({
+                "owner": SocketAddr::new(ip(&d.key.owner_addr), d.key.owner_port).to_string(),
+                "client": SocketAddr::new(ip(&d.key.client_addr), d.key.client_port).to_string(),
+                "next": d.next,
+            }));
+        }
+    }
     if json {
         println!(
             "{}",
-            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "rebuild_ns": rebuild_ns})
+            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "reset": reset, "rebuild_ns": rebuild_ns, "directives": sent})
         );
     } else {
         println!(
-            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready, {not_mine} for other nodes, {failed} failed; rebuilt in {} us",
+            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready ({} sent to the next peer, {reset} reset), {not_mine} for other nodes, {failed} failed; rebuilt in {} us",
+            sent.len(),
             rebuild_ns / 1000
         );
     }

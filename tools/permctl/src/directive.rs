@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fail-over directives between peers (the seed's section 5). `permctl takeover` sends one,
+//! over UDP, to the next peer in the policy's order for each connection this node cannot
+//! take over (not seen from its SYN); `permctl directives` on every peer receives them, asks
+//! its kernel to take the connection over (netlink DIRECTIVE) and passes it on again when
+//! that kernel cannot either. The last peer resets the connection.
+//!
+//! A datagram is [`DIRECTIVE_MAGIC`] followed by the DIRECTIVE request's netlink attributes;
+//! only datagrams from an address some declaration names are accepted (the cluster link is
+//! trusted, as the seed assumes).
+
+use crate::netlink::{Client, CtlError, ReplyAttrs};
+use crate::snoop::{encode, ip};
+use permtcp_logic::decl::Declaration;
+use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest, DIRECTIVE_MAGIC};
+use permtcp_logic::uapi::{attr, cmd};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// UDP port directives travel on, unless given.
+pub const DEFAULT_PORT: u16 = 7414;
+
+/// A u32 attribute of a reply.
+pub fn reply_u32(replies: &[ReplyAttrs], kind: u16) -> Option<u32> {
+    replies
+        .iter()
+        .flatten()
+        .find(|(k, _)| *k == kind)
+        .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+}
+
+fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
+    let mut v = Vec::new();
+    for reply in c.request(cmd::DECL_GET, &[], true)? {
+        for (kind, payload) in reply {
+            if kind == attr::DECL {
+                v.push(
+                    Declaration::parse(&payload)
+                        .map_err(|e| CtlError::Transport(e.text().into()))?,
+                );
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn addrs(d: &Declaration) -> impl Iterator<Item = IpAddr> + '_ {
+    let v4 = d.addrs4.iter().map(|a| IpAddr::from(*a));
+    v4.chain(d.addrs6.iter().map(|a| IpAddr::from(*a)))
+}
+
+/// Sends the directive for `d` (a connection of failed node `node`) to peer `d.next`.
+pub fn send(
+    c: &Client,
+    node: u32,
+    d: &DirectiveInfo,
+    port: u16,
+    park_ms: Option<u32>,
+) -> Result<String, CtlError> {
+    let decls = declarations(c)?;
+    let to = decls
+        .iter()
+        .find(|x| x.node_id == d.next)
+        .and_then(|x| addrs(x).next())
+        .ok_or_else(|| CtlError::Transport(format!("node {} declares no address", d.next)))?;
+    let req = DirectiveRequest {
+        node,
+        key: d.key,
+        park_ms,
+    };
+    let mut msg = DIRECTIVE_MAGIC.to_vec();
+    msg.extend(encode(|w| req.write(w))?);
+    let local: SocketAddr = if to.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
+    let sock = UdpSocket::bind(local).map_err(|e| CtlError::Transport(e.to_string()))?;
+    sock.send_to(&msg, (to, port))
+        .map_err(|e| CtlError::Transport(format!("directive to {to}: {e}")))?;
+    Ok(format!(
+        "directive: {} <- {} goes to node {} at {to}",
+        SocketAddr::new(ip(&d.key.owner_addr), d.key.owner_port),
+        SocketAddr::new(ip(&d.key.client_addr), d.key.client_port),
+        d.next
+    ))
+}
+
+/// Asks the kernel to take the directive's connection over; retries for a while when the
+/// failed node is not declared failed here yet (the failure reaches peers at different
+/// times).
+fn apply(c: &Client, payload: &[u8]) -> Result<Vec<ReplyAttrs>, CtlError> {
+    let start = Instant::now();
+    loop {
+        match c.request(cmd::DIRECTIVE, payload, false) {
+            Err(CtlError::Kernel { errno: 11, .. })
+                if start.elapsed() < Duration::from_secs(10) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// `permctl directives`: receives directives until killed.
+pub fn listen(c: &Client, port: u16) -> Result<(), CtlError> {
+    let sock = UdpSocket::bind(("::", port)).map_err(|e| CtlError::Transport(e.to_string()))?;
+    println!("listening for fail-over directives on UDP port {port}");
+    let mut buf = [0u8; 512];
+    loop {
+        let (n, from) = sock
+            .recv_from(&mut buf)
+            .map_err(|e| CtlError::Transport(e.to_string()))?;
+        let src = from.ip().to_canonical();
+        let Some(body) = buf[..n].strip_prefix(DIRECTIVE_MAGIC) else {
+            println!("ignored a datagram from {src}: not a directive");
+            continue;
+        };
+        if !declarations(c)?.iter().any(|d| addrs(d).any(|a| a == src)) {
+            println!("ignored a directive from {src}: no declaration names that address");
+            continue;
+        }
+        let req = match DirectiveRequest::parse(body) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("ignored a directive from {src}: {}", e.text());
+                continue;
+            }
+        };
+        let conn = format!(
+            "{} <- {}",
+            SocketAddr::new(ip(&req.key.owner_addr), req.key.owner_port),
+            SocketAddr::new(ip(&req.key.client_addr), req.key.client_port)
+        );
+        match apply(c, body) {
+            Ok(replies) => {
+                let get = |k| reply_u32(&replies, k).unwrap_or(0);
+                if let Some(next) = reply_u32(&replies, attr::NEXT_NODE) {
+                    let d = DirectiveInfo { key: req.key, next };
+                    match send(c, req.node, &d, port, req.park_ms) {
+                        Ok(line) => println!("{conn} (from {src}): not ready here; {line}"),
+                        Err(e) => println!("{conn} (from {src}): passing it on failed: {e}"),
+                    }
+                } else if get(attr::TAKEN) == 1 {
+                    let parked = if get(attr::PARKED) == 1 {
+                        " (waiting for a listener)"
+                    } else {
+                        ""
+                    };
+                    println!("{conn} (from {src}): taken over{parked}");
+                } else if get(attr::RESET) == 1 {
+                    println!("{conn} (from {src}): no peer can take it over: reset");
+                } else {
+                    println!("{conn} (from {src}): rebuilding it failed");
+                }
+            }
+            Err(e) => println!("{conn} (from {src}): {e}"),
+        }
+    }
+}
