@@ -71,6 +71,26 @@ struct Parking {
     reset: u32,
 }
 
+/// The declaration of `node` and the local node's id.
+fn roles(decls: &KVec<KBox<Declaration>>, node: u32) -> Result<(&Declaration, u32), LogicError> {
+    let owner = decls
+        .iter()
+        .find(|d| d.node_id == node)
+        .ok_or(LogicError::new(
+            code::ENOENT,
+            c"no declaration for this node id",
+        ))?;
+    let me = decls
+        .iter()
+        .find(|d| d.local)
+        .map(|d| d.node_id)
+        .ok_or(LogicError::new(
+            code::EINVAL,
+            c"no local declaration: this node is in no cluster",
+        ))?;
+    Ok((owner, me))
+}
+
 /// The snooped bindings: those the declarations give this node, failed nodes' track-only.
 fn filter(decls: &KVec<KBox<Declaration>>, failed: &KVec<u32>) -> Filter {
     Filter::compile_failed(decls.iter().map(|b| &**b), &|n| failed.contains(&n))
@@ -187,21 +207,7 @@ impl NetState {
     pub(crate) fn plan_takeover(&self, node: u32, now_ms: u64) -> Result<Takeover, LogicError> {
         use crate::logic::policy::{declares, next_after, takeover_order};
         let decls = self.decls.lock();
-        let owner = decls
-            .iter()
-            .find(|d| d.node_id == node)
-            .ok_or(LogicError::new(
-                code::ENOENT,
-                c"no declaration for this node id",
-            ))?;
-        let me = decls
-            .iter()
-            .find(|d| d.local)
-            .map(|d| d.node_id)
-            .ok_or(LogicError::new(
-                code::EINVAL,
-                c"no local declaration: this node is in no cluster",
-            ))?;
+        let (owner, me) = roles(&decls, node)?;
         if me == node {
             return Err(LogicError::new(
                 code::EINVAL,
@@ -282,13 +288,7 @@ impl NetState {
         use crate::logic::policy::{declares, next_after, takeover_order};
         let decls = self.decls.lock();
         let failed = self.failed.lock();
-        let owner = decls
-            .iter()
-            .find(|d| d.node_id == r.node)
-            .ok_or(LogicError::new(
-                code::ENOENT,
-                c"no declaration for this node id",
-            ))?;
+        let (owner, me) = roles(&decls, r.node)?;
         if !failed.contains(&r.node) {
             return Err(LogicError::new(
                 code::EAGAIN,
@@ -301,14 +301,6 @@ impl NetState {
                 c"the connection is not one of the failed node's bindings",
             ));
         }
-        let me = decls
-            .iter()
-            .find(|d| d.local)
-            .map(|d| d.node_id)
-            .ok_or(LogicError::new(
-                code::EINVAL,
-                c"no local declaration: this node is in no cluster",
-            ))?;
         let is_failed = |n: u32| failed.contains(&n);
         let all = || decls.iter().map(|b| &**b);
         let order = takeover_order(all(), owner, r.key.owner_port, &is_failed);
