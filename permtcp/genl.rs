@@ -61,7 +61,7 @@ fn handle(
         cmd::STATUS_GET => {
             decl::parse_empty_request(payload)?;
             let st = state.status();
-            req.reply(cmd::STATUS_GET, 128, |w| {
+            req.reply(cmd::STATUS_GET, 512, |w| {
                 w.put_u32(attr::VERSION, FAMILY_VERSION.into())?;
                 w.put_u32(attr::DECL_COUNT, st.decls)?;
                 w.put_u32(attr::DECL_MAX, MAX_DECLS as u32)?;
@@ -71,6 +71,9 @@ fn handle(
                 w.put_u32(attr::PARKED, st.parked)?;
                 w.put_u32(attr::PARK_QUEUED, st.park_queued)?;
                 w.put_u32(attr::PARK_RESET, st.park_reset)?;
+                for n in &st.failed[..st.n_failed] {
+                    w.put_u32(attr::FAILED_NODE, *n)?;
+                }
                 w.put_u64(attr::NETNS_COOKIE, state.cookie)
             })
         }

@@ -9,7 +9,7 @@
 
 use crate::glue::SkBuff;
 use crate::glue::{PtcpNet, Snooped};
-use crate::logic::decl::{check_insert, Declaration};
+use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::snoop::Filter;
 use crate::logic::snoopnl::DirectiveInfo;
@@ -159,6 +159,9 @@ pub(crate) struct Status {
     pub(crate) park_queued: u32,
     /// Parked connections reset because no listener came in time.
     pub(crate) park_reset: u32,
+    /// Nodes declared failed here: the first `n_failed`.
+    pub(crate) failed: [u32; MAX_DECLS],
+    pub(crate) n_failed: usize,
 }
 
 impl NetState {
@@ -397,6 +400,16 @@ impl NetState {
             let local = decls.iter().find(|d| d.local).map(|d| d.node_id);
             (decls.len() as u32, local)
         };
+        let mut failed = [0u32; MAX_DECLS];
+        let n_failed = {
+            let f = self.failed.lock();
+            let n = f.len().min(MAX_DECLS);
+            failed[..n]
+                .iter_mut()
+                .zip(f.iter())
+                .for_each(|(d, s)| *d = *s);
+            n
+        };
         let p = self.parking.lock();
         Status {
             decls,
@@ -404,6 +417,8 @@ impl NetState {
             parked: p.parked.len() as u32,
             park_queued: p.queued,
             park_reset: p.reset,
+            failed,
+            n_failed,
         }
     }
 

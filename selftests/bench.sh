@@ -16,11 +16,13 @@ busy() { # CPU ticks not idle, all CPUs
 	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
 
-port=80
+# run FIRST-PORT: RUNS transfers on ports FIRST-PORT.. (snooped: 80-90), each with a fresh
+# server and directory (a stale "listening" file would let the client start too early).
 run() { # -> "median-MB/s mean-busy-ticks"
 	for i in $(seq $RUNS); do
-		d=/tmp/bench-$port-$i
-		mkdir -p $d && touch $d/go
+		port=$(($1 + i - 1))
+		d=/tmp/bench-$1-$i
+		rm -rf $d && mkdir -p $d && touch $d/go
 		in_owner ptcp-testapp serve 10.0.0.1:$port down:$BYTES $d &
 		server=$!
 		while [ ! -e $d/listening ]; do sleep 0.05; done
@@ -32,16 +34,14 @@ run() { # -> "median-MB/s mean-busy-ticks"
 		[ -n "$mbps" ] || kill -9 $server 2>/dev/null
 		wait
 		[ -n "$mbps" ] && echo "$mbps $((b1 - b0))"
-		port=$((port + 1))
-		[ $port -le 90 ] || port=81
 		sleep 0.2
 	done | sort -n | awk '{ m[NR] = $1; t += $2 } END { if (NR) printf "%s %.1f\n", m[int((NR + 1) / 2)], t / NR; else print "0 0" }'
 }
 
-set -- $(run)
+set -- $(run 80)
 plain=$1 plain_t=$2
 in_peer permctl snoop start --dev eth0 >/dev/null
-set -- $(run)
+set -- $(run 85)
 snoop=$1 snoop_t=$2
 stats=$(in_peer permctl --json stats)
 ns=$(echo "$stats" | sed 's/.*"hook_ns":\([0-9]*\).*/\1/')
@@ -55,7 +55,7 @@ if command -v nft >/dev/null; then
 		in_owner nft add chain inet bench out '{ type filter hook output priority 0; }' &&
 		in_owner nft add rule inet bench pre ct state established counter &&
 		in_owner nft add rule inet bench out ct state established counter &&
-		set -- $(run) && ct=$1 ct_t=$2
+		set -- $(run 80) && ct=$1 ct_t=$2
 	in_owner nft delete table inet bench
 fi
 

@@ -79,7 +79,6 @@ while [ ! -e /tmp/crash.wait ]; do sleep 0.1; done
 in_ns peer permctl conns
 echo "*** owner crash: link cut, server process killed; nothing is sent"
 crash_owner $owner_pid
-in_ns peer /bin/ip addr add 10.0.0.1/24 dev eth0
 in_ns peer permctl takeover --node 1
 touch /tmp/crash
 wait $agent && echo "client: $(cat /tmp/agent.out)  (no error, no reset, every byte checked)" ||

@@ -36,7 +36,9 @@ for f in "$bzimage" "$module" "$permctl" "$testapp"; do
 	[ -f "$f" ] || die "missing $f (run make)"
 done
 
-work=$PERMTCP_ROOT/target/vm
+# One directory per kernel build, so that runs for different kernels (make check-debug next
+# to make check) do not share an initramfs or a log.
+work=$PERMTCP_ROOT/target/vm${KDIR:+/$(basename "$KDIR")}
 root=$work/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}

@@ -160,8 +160,10 @@ pub mod attr {
     /// u32: connections reset because no peer can take them over (TAKEOVER, DIRECTIVE
     /// replies).
     pub const RESET: u16 = 33;
+    /// u32, repeated: a node declared failed here (STATUS_GET).
+    pub const FAILED_NODE: u16 = 34;
     /// Highest attribute number.
-    pub const MAX: u16 = RESET;
+    pub const MAX: u16 = FAILED_NODE;
 }
 
 /// Attributes nested in [`attr::DECL`].

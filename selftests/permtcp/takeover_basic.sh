@@ -13,10 +13,10 @@
 #   retransmission (its timer backs off: ~0.2, 0.6, 1.4, 3 s after sending).
 . /selftests/lib.sh
 
-ktap_plan 36
+ktap_plan 42
 
-takeover_case() { # family service-address peer-address-arg when
-	fam=$1 vip=$2 add=$3 when=$4
+takeover_case() { # family service-address address when
+	fam=$1 vip=$2 addr=$3 when=$4
 	load_module
 	check "IPv$fam $when: cluster up, peer snooping eth0" cluster_up
 	# The peer's application listens too (hot standby) and will accept() the socket.
@@ -45,11 +45,13 @@ takeover_case() { # family service-address peer-address-arg when
 		sleep 1.5
 		;;
 	esac
-	# The peer assumes the address and takes the connections over; the module announces the
-	# address (gratuitous ARP, unsolicited NA) so the client's frames come to the peer.
-	/bin/ip -n peer addr add $add dev eth0
+	# permctl assumes the address (the ARP policy gives it to node 2) and the kernel takes
+	# the connection over, then announces the address (gratuitous ARP, unsolicited NA) so
+	# that the client's frames come to the peer.
 	check "IPv$fam $when: takeover of node 1" sh -c \
 		'/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q "\"taken\":1"'
+	check "IPv$fam $when: the peer assumed the address" sh -c \
+		"/bin/ip -n peer addr show dev eth0 | grep -q ' $addr/'"
 	t_done=$(uptime_ms)
 	touch /tmp/tk-pause
 	wait $client_pid
@@ -74,7 +76,7 @@ takeover_case() { # family service-address peer-address-arg when
 }
 
 for when in between unanswered outage; do
-	takeover_case 4 10.0.0.1 10.0.0.1/24 $when
-	takeover_case 6 "[fd00::1]" "fd00::1/64 nodad" $when
+	takeover_case 4 10.0.0.1 10.0.0.1 $when
+	takeover_case 6 "[fd00::1]" fd00::1 $when
 done
 ktap_finish

@@ -18,7 +18,6 @@ BYTES=4000000
 crash_and_take_over() { # family peer-address-arg
 	sleep 1
 	crash_owner $owner_pid
-	/bin/ip -n peer addr add $2 dev eth0
 	check "IPv$1: takeover of node 1" sh -c \
 		'/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q "\"taken\":1"'
 }

@@ -88,7 +88,6 @@ directive_case() { # family service-address node3-address-arg node3-saw-the-SYN
 	in_peer2 permctl conns | sed 's/^/# node 3 mirror: /'
 	in_client ss -tin 2>/dev/null | sed 's/^/# client: /'
 	crash_owner $owner_pid
-	/bin/ip -n peer2 addr add $add dev eth0
 	in_peer2 permctl takeover --node 1 | sed 's/^/# node 3: /'
 	if [ $synced = yes ]; then
 		# Node 3 holds the address before the directive reaches it: the client, reading

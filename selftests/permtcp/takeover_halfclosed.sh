@@ -17,7 +17,6 @@ BYTES=16000000
 
 take_over() { # family peer-address-arg
 	crash_owner $owner_pid
-	/bin/ip -n peer addr add $2 dev eth0
 	check "IPv$1: takeover of the half-closed connection" sh -c \
 		'/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q "\"taken\":1"'
 }

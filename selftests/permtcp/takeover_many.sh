@@ -19,7 +19,6 @@ t=0
 while [ ! -e /tmp/many.wait ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
 sleep 1
 crash_owner $owner_pid
-/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
 start=$(uptime_ms)
 in_peer permctl --json takeover --node 1 >/tmp/many.takeover
 end=$(uptime_ms)

@@ -64,6 +64,7 @@ enum permtcp_attr {
 	PERMTCP_A_DIRECTIVE = 31,	/* nested: enum permtcp_directive_attr */
 	PERMTCP_A_NEXT_NODE = 32,	/* u32 */
 	PERMTCP_A_RESET = 33,		/* u32 */
+	PERMTCP_A_FAILED_NODE = 34,	/* u32, repeated */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)

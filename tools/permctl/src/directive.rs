@@ -30,7 +30,7 @@ pub fn reply_u32(replies: &[ReplyAttrs], kind: u16) -> Option<u32> {
         .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
 }
 
-fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
+pub(crate) fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
     let mut v = Vec::new();
     for reply in c.request(cmd::DECL_GET, &[], true)? {
         for (kind, payload) in reply {

@@ -5,6 +5,7 @@
 //! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
 //! usage error, 3 when the permtcp module is not loaded.
 
+mod assume;
 mod directive;
 mod netlink;
 mod snoop;
@@ -79,6 +80,9 @@ enum Command {
         /// UDP port of the peers' `permctl directives`.
         #[arg(long, default_value_t = directive::DEFAULT_PORT)]
         directive_port: u16,
+        /// Do not assume the failed node's addresses (the cluster software does).
+        #[arg(long)]
+        no_assume: bool,
     },
     /// Receive fail-over directives from other peers and take their connections over, or
     /// pass them on (runs until killed; needs CAP_NET_ADMIN).
@@ -345,7 +349,8 @@ fn main() -> ExitCode {
             node,
             park_ms,
             directive_port,
-        } => snoop::takeover(&c, node, park_ms, directive_port, json),
+            no_assume,
+        } => snoop::takeover(&c, node, park_ms, directive_port, !no_assume, json),
         Command::Directives { port } => directive::listen(&c, port),
         Command::Stats => snoop::stats(&c, json),
         Command::ConnData {

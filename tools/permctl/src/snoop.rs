@@ -431,8 +431,17 @@ pub fn takeover(
     node: u32,
     park_ms: Option<u32>,
     directive_port: u16,
+    assume: bool,
     json: bool,
 ) -> Result<(), CtlError> {
+    let assumed = if assume {
+        crate::assume::assume(c, node)?
+    } else {
+        Vec::new()
+    };
+    if !json {
+        assumed.iter().for_each(|l| println!("{l}"));
+    }
     let payload = encode(|w| {
         w.put_u32(attr::NODE_ID, node)?;
         park_ms.map_or(Ok(()), |ms| w.put_u32(attr::PARK_MS, ms))
@@ -472,7 +481,7 @@ pub fn takeover(
     if json {
         println!(
             "{}",
-            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "reset": reset, "rebuild_ns": rebuild_ns, "directives": sent})
+            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "reset": reset, "rebuild_ns": rebuild_ns, "directives": sent, "assumed": assumed})
         );
     } else {
         println!(
