@@ -515,8 +515,7 @@ unsafe extern "C" fn permtcp_rs_rst_out(state: *mut c_void, skb: *mut SkBuff, le
     let state = unsafe { borrow(state) };
     let table = state.snoop.lock();
     // SAFETY: `skb` is valid for this call (contract).
-    let reset = unsafe { table.is_mirrored_reset(skb, len) };
-    reset
+    unsafe { table.is_mirrored_reset(skb, len) }
 }
 
 /// The parking poll (system workqueue); returns whether to poll again.
