@@ -12,7 +12,7 @@ use crate::logic::packet::{Segment, HEADER_MAX};
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
-use crate::logic::track::{Conn, Side};
+use crate::logic::track::{Conn, Side, State};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
@@ -296,9 +296,15 @@ impl SnoopTable {
         let (mut no_room, mut not_mine) = (0u32, 0u32);
         let mut cursor = self.conns.tree.cursor_front_mut();
         while let Some(c) = cursor {
-            let key = *c.current().0;
+            let (key, conn) = c.current();
+            let key = *key;
+            // A connection in TIME-WAIT is over: it stays, followed until its deadline (its
+            // entry keeps the stack from resetting a late segment), and is neither rebuilt,
+            // passed on nor reset.
+            let over = matches!(conn.state, State::TimeWait | State::Closed);
             let take = match whose(&key) {
                 None => false,
+                Some(_) if over => false,
                 Some(false) => {
                     not_mine += 1;
                     false
