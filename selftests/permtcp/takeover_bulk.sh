@@ -15,15 +15,15 @@
 ktap_plan 22
 BYTES=4000000
 
-crash_and_take_over() { # family peer-address-arg
+crash_and_take_over() { # family
 	sleep 1
 	crash_owner $owner_pid
 	check "IPv$1: takeover of node 1" sh -c \
 		'/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q "\"taken\":1"'
 }
 
-download_case() { # family service-address peer-address-arg
-	fam=$1 vip=$2 add=$3
+download_case() { # family service-address
+	fam=$1 vip=$2
 	load_module
 	check "IPv$fam download: cluster up" cluster_up
 	in_owner ptcp-testapp down-serve "[::]:80" $BYTES &
@@ -36,7 +36,7 @@ download_case() { # family service-address peer-address-arg
 	client_pid=$!
 	t=0
 	while [ ! -e /tmp/bd.wait ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
-	crash_and_take_over $fam "$add"
+	crash_and_take_over $fam
 	in_peer permctl taken | sed 's/^/# /'
 	touch /tmp/bd
 	wait $client_pid
@@ -56,8 +56,8 @@ download_case() { # family service-address peer-address-arg
 	check "IPv$fam download: kernel log clean" kernel_log_clean
 }
 
-upload_case() { # family service-address peer-address-arg
-	fam=$1 vip=$2 add=$3
+upload_case() { # family service-address
+	fam=$1 vip=$2
 	load_module
 	SNOOP_OPTS="--keep-received 8388608"
 	check "IPv$fam upload: cluster up" cluster_up
@@ -74,7 +74,7 @@ upload_case() { # family service-address peer-address-arg
 	client_pid=$!
 	t=0
 	while [ ! -e /tmp/bu-read ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
-	crash_and_take_over $fam "$add"
+	crash_and_take_over $fam
 	in_peer permctl taken | sed 's/^/# /'
 	read_by_owner=$(cat /tmp/bu-read)
 	resumed=$(in_peer permctl --json taken | sed -n 's/.*"recv_offset":\([0-9]*\).*/\1/p')
@@ -95,8 +95,8 @@ upload_case() { # family service-address peer-address-arg
 	check "IPv$fam upload: kernel log clean" kernel_log_clean
 }
 
-download_case 4 10.0.0.1 10.0.0.1/24
-download_case 6 "[fd00::1]" "fd00::1/64 nodad"
-upload_case 4 10.0.0.1 10.0.0.1/24
-upload_case 6 "[fd00::1]" "fd00::1/64 nodad"
+download_case 4 10.0.0.1
+download_case 6 "[fd00::1]"
+upload_case 4 10.0.0.1
+upload_case 6 "[fd00::1]"
 ktap_finish

@@ -15,7 +15,7 @@
 ktap_plan 24
 BYTES=16000000
 
-take_over() { # family peer-address-arg
+take_over() { # family
 	crash_owner $owner_pid
 	check "IPv$1: takeover of the half-closed connection" sh -c \
 		'/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q "\"taken\":1"'
@@ -26,8 +26,8 @@ half_closed_state() {
 	in_peer permctl --json conns | grep -q '"state":"FIN-SEEN"'
 }
 
-client_fin_case() { # family service-address peer-address-arg
-	fam=$1 vip=$2 add=$3
+client_fin_case() { # family service-address
+	fam=$1 vip=$2
 	load_module
 	check "IPv$fam client FIN: cluster up" cluster_up
 	in_owner ptcp-testapp down-serve "[::]:80" $BYTES --read-first 2>/dev/null &
@@ -41,7 +41,7 @@ client_fin_case() { # family service-address peer-address-arg
 	wait_file /tmp/hc.wait
 	sleep 1
 	check "IPv$fam client FIN: the mirror shows the connection half-closed" half_closed_state
-	take_over $fam "$add"
+	take_over $fam
 	touch /tmp/hc
 	wait $client_pid
 	client_rc=$?
@@ -60,8 +60,8 @@ client_fin_case() { # family service-address peer-address-arg
 	check "IPv$fam client FIN: kernel log clean" kernel_log_clean
 }
 
-owner_fin_case() { # family service-address peer-address-arg
-	fam=$1 vip=$2 add=$3
+owner_fin_case() { # family service-address
+	fam=$1 vip=$2
 	load_module
 	SNOOP_OPTS="--keep-received 8388608"
 	check "IPv$fam server FIN: cluster up" cluster_up
@@ -77,7 +77,7 @@ owner_fin_case() { # family service-address peer-address-arg
 	wait_file /tmp/hc-read
 	sleep 1
 	check "IPv$fam server FIN: the mirror shows the connection half-closed" half_closed_state
-	take_over $fam "$add"
+	take_over $fam
 	wait $client_pid
 	client_rc=$?
 	sed 's/^/# client: /' /tmp/hc.out
@@ -96,8 +96,8 @@ owner_fin_case() { # family service-address peer-address-arg
 	check "IPv$fam server FIN: kernel log clean" kernel_log_clean
 }
 
-client_fin_case 4 10.0.0.1 10.0.0.1/24
-client_fin_case 6 "[fd00::1]" "fd00::1/64 nodad"
-owner_fin_case 4 10.0.0.1 10.0.0.1/24
-owner_fin_case 6 "[fd00::1]" "fd00::1/64 nodad"
+client_fin_case 4 10.0.0.1
+client_fin_case 6 "[fd00::1]"
+owner_fin_case 4 10.0.0.1
+owner_fin_case 6 "[fd00::1]"
 ktap_finish
