@@ -72,18 +72,28 @@ owner_pid=$!
 peer_pid=$!
 sleep 0.5
 rm -f /tmp/crash /tmp/crash.wait
-echo "client: 40 queries to 10.0.0.1:8000, each answer checked; the owner crashes after 20"
+echo "client: 40 queries to 10.0.0.1:8000, each answer checked; the owner crashes after 20,"
+echo "        and the client sends query 21 while it is down"
 /bin/ip netns exec client ptcp-testapp echo-client 10.0.0.1:8000 40 /tmp/crash >/tmp/agent.out 2>&1 &
 agent=$!
 while [ ! -e /tmp/crash.wait ]; do sleep 0.1; done
 in_ns peer permctl conns
 echo "*** owner crash: link cut, server process killed; nothing is sent"
 crash_owner $owner_pid
-in_ns peer permctl takeover --node 1
+t0=$(uptime_ms)
 touch /tmp/crash
+sleep 1
+echo "*** one second later the cluster software has noticed (heartbeats): the peer takes over"
+in_ns peer permctl takeover --node 1
+t1=$(uptime_ms)
 wait $agent && echo "client: $(cat /tmp/agent.out)  (no error, no reset, every byte checked)" ||
 	{ echo "client FAILED:"; cat /tmp/agent.out; }
-echo "(worst_round_ms is the client's longest query: the one across the takeover)"
+worst=$(sed -n 's/.*worst_round_ms=\([0-9]*\).*/\1/p' /tmp/agent.out)
+echo "the client's stall: query 21 took ${worst} ms; it was sent $((t1 - t0)) ms before the takeover"
+echo "returned, and answered $((worst - (t1 - t0))) ms after it. Without the prompt it would have"
+awk -v t=$((t1 - t0)) 'BEGIN { n = split("200 600 1400 3000 6200 12600", r, " ");
+	for (i = 1; i <= n; i++) if (r[i] > t) { printf "waited for the client'"'"'s next retransmission, about %d ms after sending\n", r[i]; exit } }'
+echo "(its timer backs off: about 0.2, 0.6, 1.4, 3 s ... after sending)"
 kill -9 $peer_pid 2>/dev/null
 
 say "unload with namespaces and declarations present"
