@@ -78,7 +78,8 @@ cluster_down
 rmmod permtcp
 
 # Takeover cost: N snooped connections rebuilt with TCP_REPAIR, by the kernel (one `permctl
-# takeover`: its rebuild_ns, rebuild and hand-off to accept()) and, in a second run, from
+# takeover`: its rebuild_ns, the rebuild and parking until the application, started right
+# after, listens) and, in a second run, from
 # userspace (`ptcp-testapp restore`, CRIU/libsoccr style: the restore loop alone; reading the
 # mirror with permctl subprocesses is timed apart). The peer announces the address with
 # busybox arping in the userspace run. Then the client's first round on every connection.
@@ -90,10 +91,6 @@ takeover_run() {
 	cluster_up >/dev/null
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
-	if [ $mode = kernel ]; then
-		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
-		peer_pid=$!
-	fi
 	sleep 0.5
 	rm -f /tmp/b /tmp/b.wait /tmp/r.out
 	in_client ptcp-testapp echo-many 10.0.0.1:80 $n /tmp/b >/tmp/b.out 2>&1 &
@@ -104,10 +101,14 @@ takeover_run() {
 	crash_owner $owner_pid
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
 	if [ $mode = kernel ]; then
+		# As the userspace restore, the application starts after the rebuild: the
+		# connections wait parked, and go to its accept() when it listens.
 		out=$(in_peer permctl --json takeover --node 1)
 		echo "$out" | grep -q "\"taken\":$n," || echo "  kernel, $n connections: $out"
 		ns=$(echo "$out" | sed -n 's/.*"rebuild_ns":\([0-9]*\).*/\1/p')
 		[ -z "$ns" ] || us=$((ns / 1000))
+		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
+		peer_pid=$!
 	else
 		in_peer ptcp-testapp restore >/tmp/r.out 2>/tmp/r.err &
 		peer_pid=$!
@@ -138,8 +139,10 @@ takeover_run() {
 }
 
 echo "takeover (QEMU TCG): N connections rebuilt with TCP_REPAIR, in the kernel (permctl takeover,"
-echo "rebuild + hand-off to accept()) vs from userspace (ptcp-testapp restore, the restore loop"
-echo "alone; reading the mirror through permctl timed apart); then the client's first round"
+echo "rebuild, parked until the application started after it listens) vs from userspace"
+echo "(ptcp-testapp restore, the restore loop alone; reading the mirror through permctl timed"
+echo "apart); then the client's first round on every connection (the application's start and"
+echo "its offset lookups included)"
 printf '  %5s  %10s %9s  %10s %9s %9s  %14s %9s\n' conns "kernel us" "per conn" "user us" \
 	"per conn" "fetch ms" "after: kernel" "user ms"
 for n in 1 100 1000; do
