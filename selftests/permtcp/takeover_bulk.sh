@@ -13,7 +13,7 @@
 . /selftests/lib.sh
 
 ktap_plan 22
-BYTES=4000000
+BYTES=16000000
 
 crash_and_take_over() { # family
 	sleep 1

@@ -12,7 +12,7 @@
 . /selftests/lib.sh
 
 ktap_plan 22
-BYTES=4000000
+BYTES=16000000
 
 decls() { # extra owner-declaration options
 	N1="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90 $*"
