@@ -4,7 +4,7 @@
 # and leave the stored set unchanged.
 . /selftests/lib.sh
 
-ktap_plan 20
+ktap_plan 24
 load_module
 add_decl 1 --local >/dev/null
 before=$(permctl --json decl list)
@@ -45,6 +45,15 @@ check_fails "attribute shorter than its header" 1 "$EINVAL" raw --cmd 1 02000100
 check_fails "add without a declaration" 1 "$EINVAL: request carries no declaration" raw --cmd 1
 check_fails "attributes on a status request" 1 "$EINVAL" raw --cmd 4 08000200 01000000
 check_fails "unknown command" 1 "Operation not supported" raw --cmd 99
+check_fails "parking time above one hour" 1 "out of range" \
+	raw --cmd 10 08000200 02000000 08001b00 81ee3600
+check_fails "fail-over directive without its connection" 1 \
+	"$EINVAL: a directive needs the node, both addresses and both ports" \
+	raw --cmd 12 08000200 01000000
+check_fails "fail-over directive with a short address" 1 "attribute size out of range" \
+	raw --cmd 12 08000200 01000000 08000d00 0a000001
+check_fails "snoop start keeping more than 8 MiB" 1 "$EINVAL: at most 8 MiB of received data can be kept" \
+	raw --cmd 5 08000800 01000000 08001e00 01008000
 
 after=$(permctl --json decl list)
 if [ "$after" = "$before" ]; then

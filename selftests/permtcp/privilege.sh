@@ -3,7 +3,7 @@
 # Changing commands need CAP_NET_ADMIN over the namespace; reading does not.
 . /selftests/lib.sh
 
-ktap_plan 8
+ktap_plan 11
 load_module
 add_decl 1 >/dev/null
 before=$(permctl --json decl list)
@@ -13,6 +13,11 @@ check_fails "unprivileged add refused" 1 "Operation not permitted: this command 
 	as_nobody ". /selftests/lib.sh; add_decl 2"
 check_fails "unprivileged delete refused" 1 "Operation not permitted" \
 	as_nobody "permctl decl del --node 1"
+check_fails "unprivileged takeover refused" 1 "Operation not permitted" \
+	as_nobody "permctl takeover --node 1 --no-assume"
+check_fails "unprivileged fail-over directive refused" 1 "Operation not permitted" \
+	as_nobody "permctl debug raw --cmd 12 08000200 01000000"
+check "unprivileged list of taken-over connections allowed" as_nobody "permctl taken"
 check "unprivileged list allowed" as_nobody "permctl decl list | grep -q '^node 1'"
 check "unprivileged status allowed" as_nobody "permctl status"
 [ "$(permctl --json decl list)" = "$before" ] && ktap_result ok "stored set unchanged" ||
