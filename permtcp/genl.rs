@@ -91,6 +91,7 @@ fn handle(
             let park_ms = r.park_ms.map_or(netns::PARK_TIMEOUT_MS, u64::from);
             let mut t = state.plan_takeover(r.node, now)?;
             let done = carry_out(state, pn, &mut t, now, park_ms);
+            state.rebuilt();
             for a in t.announce.iter() {
                 if let Err(e) = crate::takeover::announce(pn, a) {
                     pr_warn!("announcing a taken-over address failed: {}\n", e.text());

@@ -11,7 +11,7 @@ use crate::glue::SkBuff;
 use crate::glue::{PtcpNet, Snooped};
 use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::snoop::Filter;
+use crate::logic::snoop::{Filter, FlowKey};
 use crate::logic::snoopnl::DirectiveInfo;
 use crate::snoop::SnoopTable;
 use crate::takeover::{Parked, Reset, Taken};
@@ -43,6 +43,10 @@ pub(crate) struct NetState {
     /// Records of taken-over connections for the restarted application. Taken alone.
     #[pin]
     taken: Mutex<TakenList>,
+    /// Connections a takeover moved out of the mirror and is rebuilding, sorted: the local
+    /// stack's resets of them are dropped as for mirrored ones. Taken after `snoop`, or alone.
+    #[pin]
+    rebuilding: SpinLockIrq<KVec<FlowKey>>,
 }
 
 /// At most this many taken-over connection records are kept...
@@ -173,6 +177,7 @@ impl NetState {
             snoop <- new_spinlock_irq!(SnoopTable::new(), "permtcp_snoop"),
             parking <- new_mutex!(Parking::default(), "permtcp_parking"),
             taken <- new_mutex!(TakenList::default(), "permtcp_taken"),
+            rebuilding <- new_spinlock_irq!(KVec::new(), "permtcp_rebuilding"),
         })
     }
 
@@ -251,11 +256,19 @@ impl NetState {
         // connections move out under it, and their bytes are copied after it (large copies
         // need GFP_KERNEL).
         let room = self.snoop.lock().len();
-        let mut taking = KVVec::with_capacity(room, GFP_KERNEL)
-            .map_err(|_| LogicError::new(code::ENOMEM, c"out of memory"))?;
+        let enomem = || LogicError::new(code::ENOMEM, c"out of memory");
+        let mut taking = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+        let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
         let (no_room, not_mine) = {
             let mut table = self.snoop.lock();
             let counts = table.take_mine(whose, &mut taking);
+            // Still covered by reset suppression until they are rebuilt: the keys go in
+            // before the lock is released (within the reserved capacity: no allocation).
+            for (k, _) in taking.iter() {
+                let _ = keys.push(*k, GFP_ATOMIC);
+            }
+            keys.sort_unstable();
+            *self.rebuilding.lock() = keys;
             // The failed node's bindings become track-only: its connections another peer
             // takes over (or that a directive may bring here) are followed, none starts.
             table.refilter(filter(&decls, &failed));
@@ -342,6 +355,12 @@ impl NetState {
             self.snoop.lock().release(&mut taking);
         }
         Ok(t)
+    }
+
+    /// The takeover's connections are rebuilt (or reset): their resets are no longer dropped.
+    pub(crate) fn rebuilt(&self) {
+        // Dropped after the lock is released.
+        let _old = core::mem::take(&mut *self.rebuilding.lock());
     }
 
     /// Keeps `t` for the restarted application (TAKEN_GET); the oldest records go first
@@ -513,9 +532,12 @@ unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len:
 unsafe extern "C" fn permtcp_rs_rst_out(state: *mut c_void, skb: *mut SkBuff, len: u32) -> bool {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
-    let table = state.snoop.lock();
     // SAFETY: `skb` is valid for this call (contract).
-    unsafe { table.is_mirrored_reset(skb, len) }
+    let Some(key) = (unsafe { crate::snoop::reset_of(skb, len) }) else {
+        return false;
+    };
+    let mirrored = state.snoop.lock().holds(&key);
+    mirrored || state.rebuilding.lock().binary_search(&key).is_ok()
 }
 
 /// The parking poll (system workqueue); returns whether to poll again.

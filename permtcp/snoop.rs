@@ -331,34 +331,9 @@ impl SnoopTable {
         (no_room, not_mine)
     }
 
-    /// Whether `skb`, a segment this host sends, is a reset from a mirrored connection's
-    /// owner end.
-    ///
-    /// # Safety
-    ///
-    /// `skb` is valid for the call; `len` is its length from the network header.
-    pub(crate) unsafe fn is_mirrored_reset(&self, skb: *mut SkBuff, len: u32) -> bool {
-        let mut buf = [0u8; HEADER_MAX];
-        let n = (len as usize).min(HEADER_MAX);
-        // SAFETY: `skb` is valid (contract) and `buf` has room for `n` bytes.
-        let p = unsafe { crate::glue::ptcp_skb_header(skb, buf.as_mut_ptr(), n as u32) };
-        if p.is_null() {
-            return false;
-        }
-        // SAFETY: the helper returned `n` readable bytes (the skb's or `buf`'s).
-        let hdr = unsafe { core::slice::from_raw_parts(p, n) };
-        match crate::logic::packet::parse(hdr, len as usize) {
-            Ok(seg) if seg.has(crate::logic::packet::flags::RST) => {
-                let key = FlowKey {
-                    owner_addr: seg.src,
-                    owner_port: seg.sport,
-                    client_addr: seg.dst,
-                    client_port: seg.dport,
-                };
-                self.conns.tree.get(&key).is_some()
-            }
-            _ => false,
-        }
+    /// Whether the connection `key` is mirrored.
+    pub(crate) fn holds(&self, key: &FlowKey) -> bool {
+        self.conns.tree.get(key).is_some()
     }
 
     /// Moves the connection `key` out of the table into `out` (which has room for it).
@@ -388,6 +363,32 @@ impl SnoopTable {
     ) -> Option<R> {
         self.conns.tree.get(key).map(f)
     }
+}
+
+/// The connection `skb`, a segment this host sends, resets (its source is the owner's end),
+/// if it is a TCP reset.
+///
+/// # Safety
+///
+/// `skb` is valid for the call; `len` is its length from the network header.
+pub(crate) unsafe fn reset_of(skb: *mut SkBuff, len: u32) -> Option<FlowKey> {
+    let mut buf = [0u8; HEADER_MAX];
+    let n = (len as usize).min(HEADER_MAX);
+    // SAFETY: `skb` is valid (contract) and `buf` has room for `n` bytes.
+    let p = unsafe { crate::glue::ptcp_skb_header(skb, buf.as_mut_ptr(), n as u32) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the helper returned `n` readable bytes (the skb's or `buf`'s).
+    let hdr = unsafe { core::slice::from_raw_parts(p, n) };
+    let seg = crate::logic::packet::parse(hdr, len as usize).ok()?;
+    seg.has(crate::logic::packet::flags::RST)
+        .then_some(FlowKey {
+            owner_addr: seg.src,
+            owner_port: seg.sport,
+            client_addr: seg.dst,
+            client_port: seg.dport,
+        })
 }
 
 /// Side from its netlink number.
