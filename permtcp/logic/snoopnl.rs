@@ -175,10 +175,7 @@ impl ConnInfo {
     /// Writes a nested [`attr::CONN`].
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         let nest = w.nest_start(attr::CONN)?;
-        w.put(conn_attr::OWNER_ADDR, &self.key.owner_addr.0)?;
-        w.put_u16(conn_attr::OWNER_PORT, self.key.owner_port)?;
-        w.put(conn_attr::CLIENT_ADDR, &self.key.client_addr.0)?;
-        w.put_u16(conn_attr::CLIENT_PORT, self.key.client_port)?;
+        put_key(w, conn_attr::OWNER_ADDR, &self.key)?;
         w.put_u8(conn_attr::STATE, self.state)?;
         w.put_u8(conn_attr::OPENER, self.opener)?;
         match self.not_ready {
@@ -239,11 +236,10 @@ impl ConnInfo {
         let mut side = 0;
         for a in Attrs::new(payload) {
             let a = a?;
+            if key_attr(&a, conn_attr::OWNER_ADDR, &mut c.key)?.is_some() {
+                continue;
+            }
             match a.kind {
-                conn_attr::OWNER_ADDR => c.key.owner_addr = addr(&a)?,
-                conn_attr::OWNER_PORT => c.key.owner_port = a.u16()?,
-                conn_attr::CLIENT_ADDR => c.key.client_addr = addr(&a)?,
-                conn_attr::CLIENT_PORT => c.key.client_port = a.u16()?,
                 conn_attr::STATE => c.state = a.u8()?,
                 conn_attr::OPENER => c.opener = a.u8()?,
                 conn_attr::READY => a.flag()?,
@@ -263,6 +259,67 @@ impl ConnInfo {
         c.not_ready = reason.map(|r| (r, side));
         Ok(c)
     }
+}
+
+// Every attribute set that names a connection numbers its four key attributes
+// consecutively, in this order: [`put_key`] and [`key_attr`] rely on it.
+const _: () = {
+    let sets = [
+        (
+            attr::OWNER_ADDR,
+            attr::OWNER_PORT,
+            attr::CLIENT_ADDR,
+            attr::CLIENT_PORT,
+        ),
+        (
+            conn_attr::OWNER_ADDR,
+            conn_attr::OWNER_PORT,
+            conn_attr::CLIENT_ADDR,
+            conn_attr::CLIENT_PORT,
+        ),
+        (
+            taken_attr::OWNER_ADDR,
+            taken_attr::OWNER_PORT,
+            taken_attr::CLIENT_ADDR,
+            taken_attr::CLIENT_PORT,
+        ),
+        (
+            directive_attr::OWNER_ADDR,
+            directive_attr::OWNER_PORT,
+            directive_attr::CLIENT_ADDR,
+            directive_attr::CLIENT_PORT,
+        ),
+    ];
+    let mut i = 0;
+    while i < sets.len() {
+        let (oa, op, ca, cp) = sets[i];
+        assert!(op == oa + 1 && ca == oa + 2 && cp == oa + 3);
+        i += 1;
+    }
+};
+
+/// Writes a connection's key: owner address, owner port, client address and client port as
+/// the attributes numbered from `first`.
+fn put_key(w: &mut Writer<'_>, first: u16, k: &FlowKey) -> Result<(), Error> {
+    w.put(first, &k.owner_addr.0)?;
+    w.put_u16(first + 1, k.owner_port)?;
+    w.put(first + 2, &k.client_addr.0)?;
+    w.put_u16(first + 3, k.client_port)
+}
+
+/// Stores `a` in `k` when it is one of the key attributes numbered from `first` (see
+/// [`put_key`]); returns its position among them (0 to 3), `None` for another attribute.
+fn key_attr(a: &Attr<'_>, first: u16, k: &mut FlowKey) -> Result<Option<u16>, Error> {
+    let Some(i) = a.kind.checked_sub(first).filter(|i| *i < 4) else {
+        return Ok(None);
+    };
+    match i {
+        0 => k.owner_addr = addr(a)?,
+        1 => k.owner_port = a.u16()?,
+        2 => k.client_addr = addr(a)?,
+        _ => k.client_port = a.u16()?,
+    }
+    Ok(Some(i))
 }
 
 fn addr(a: &Attr<'_>) -> Result<Addr, Error> {
@@ -462,11 +519,11 @@ pub fn parse_data_request(payload: &[u8]) -> Result<DataRequest, Error> {
     let mut side = None;
     for a in Attrs::new(payload) {
         let a = a?;
+        if let Some(i) = key_attr(&a, attr::OWNER_ADDR, &mut key)? {
+            seen |= 1 << i;
+            continue;
+        }
         match a.kind {
-            attr::OWNER_ADDR => (key.owner_addr, seen) = (addr(&a)?, seen | 1),
-            attr::OWNER_PORT => (key.owner_port, seen) = (a.u16()?, seen | 2),
-            attr::CLIENT_ADDR => (key.client_addr, seen) = (addr(&a)?, seen | 4),
-            attr::CLIENT_PORT => (key.client_port, seen) = (a.u16()?, seen | 8),
             attr::SIDE => {
                 side = Some(match a.u8()? {
                     0 => Side::Owner,
@@ -506,10 +563,7 @@ impl TakenInfo {
     /// Writes a nested [`attr::TAKEN_CONN`].
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         let nest = w.nest_start(attr::TAKEN_CONN)?;
-        w.put(taken_attr::OWNER_ADDR, &self.key.owner_addr.0)?;
-        w.put_u16(taken_attr::OWNER_PORT, self.key.owner_port)?;
-        w.put(taken_attr::CLIENT_ADDR, &self.key.client_addr.0)?;
-        w.put_u16(taken_attr::CLIENT_PORT, self.key.client_port)?;
+        put_key(w, taken_attr::OWNER_ADDR, &self.key)?;
         w.put_u32(taken_attr::SENT_OFFSET, self.sent_offset)?;
         w.put_u32(taken_attr::RECV_OFFSET, self.recv_offset)?;
         w.put_u32(taken_attr::DATA_OFFSET, self.data_offset)?;
@@ -526,11 +580,10 @@ impl TakenInfo {
         let mut t = TakenInfo::default();
         for a in Attrs::new(payload) {
             let a = a?;
+            if key_attr(&a, taken_attr::OWNER_ADDR, &mut t.key)?.is_some() {
+                continue;
+            }
             match a.kind {
-                taken_attr::OWNER_ADDR => t.key.owner_addr = addr(&a)?,
-                taken_attr::OWNER_PORT => t.key.owner_port = a.u16()?,
-                taken_attr::CLIENT_ADDR => t.key.client_addr = addr(&a)?,
-                taken_attr::CLIENT_PORT => t.key.client_port = a.u16()?,
                 taken_attr::SENT_OFFSET => t.sent_offset = a.u32()?,
                 taken_attr::RECV_OFFSET => t.recv_offset = a.u32()?,
                 taken_attr::DATA_OFFSET => t.data_offset = a.u32()?,
@@ -560,10 +613,7 @@ impl DirectiveInfo {
     /// Writes a nested [`attr::DIRECTIVE`].
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         let nest = w.nest_start(attr::DIRECTIVE)?;
-        w.put(directive_attr::OWNER_ADDR, &self.key.owner_addr.0)?;
-        w.put_u16(directive_attr::OWNER_PORT, self.key.owner_port)?;
-        w.put(directive_attr::CLIENT_ADDR, &self.key.client_addr.0)?;
-        w.put_u16(directive_attr::CLIENT_PORT, self.key.client_port)?;
+        put_key(w, directive_attr::OWNER_ADDR, &self.key)?;
         w.put_u32(directive_attr::NEXT_NODE, self.next)?;
         w.nest_end(nest)
     }
@@ -573,11 +623,10 @@ impl DirectiveInfo {
         let mut d = DirectiveInfo::default();
         for a in Attrs::new(payload) {
             let a = a?;
+            if key_attr(&a, directive_attr::OWNER_ADDR, &mut d.key)?.is_some() {
+                continue;
+            }
             match a.kind {
-                directive_attr::OWNER_ADDR => d.key.owner_addr = addr(&a)?,
-                directive_attr::OWNER_PORT => d.key.owner_port = a.u16()?,
-                directive_attr::CLIENT_ADDR => d.key.client_addr = addr(&a)?,
-                directive_attr::CLIENT_PORT => d.key.client_port = a.u16()?,
                 directive_attr::NEXT_NODE => d.next = a.u32()?,
                 _ => return inval(c"unknown directive attribute"),
             }
@@ -605,10 +654,7 @@ impl DirectiveRequest {
     /// Writes the request's attributes.
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.put_u32(attr::NODE_ID, self.node)?;
-        w.put(attr::OWNER_ADDR, &self.key.owner_addr.0)?;
-        w.put_u16(attr::OWNER_PORT, self.key.owner_port)?;
-        w.put(attr::CLIENT_ADDR, &self.key.client_addr.0)?;
-        w.put_u16(attr::CLIENT_PORT, self.key.client_port)?;
+        put_key(w, attr::OWNER_ADDR, &self.key)?;
         if let Some(ms) = self.park_ms {
             w.put_u32(attr::PARK_MS, ms)?;
         }
@@ -622,25 +668,10 @@ impl DirectiveRequest {
         for a in Attrs::new(payload) {
             let a = a?;
             let bit = match a.kind {
+                _ if let Some(i) = key_attr(&a, attr::OWNER_ADDR, &mut r.key)? => 2 << i,
                 attr::NODE_ID => {
                     r.node = a.u32()?;
                     1
-                }
-                attr::OWNER_ADDR => {
-                    r.key.owner_addr = addr(&a)?;
-                    2
-                }
-                attr::OWNER_PORT => {
-                    r.key.owner_port = a.u16()?;
-                    4
-                }
-                attr::CLIENT_ADDR => {
-                    r.key.client_addr = addr(&a)?;
-                    8
-                }
-                attr::CLIENT_PORT => {
-                    r.key.client_port = a.u16()?;
-                    16
                 }
                 attr::PARK_MS => {
                     let ms = a.u32()?;
