@@ -383,12 +383,7 @@ pub(crate) unsafe fn reset_of(skb: *mut SkBuff, len: u32) -> Option<FlowKey> {
     let hdr = unsafe { core::slice::from_raw_parts(p, n) };
     let seg = crate::logic::packet::parse(hdr, len as usize).ok()?;
     seg.has(crate::logic::packet::flags::RST)
-        .then_some(FlowKey {
-            owner_addr: seg.src,
-            owner_port: seg.sport,
-            client_addr: seg.dst,
-            client_port: seg.dport,
-        })
+        .then(|| FlowKey::of(&seg, Side::Owner))
 }
 
 /// Side from its netlink number.

@@ -33,6 +33,22 @@ pub struct FlowKey {
     pub client_port: u16,
 }
 
+impl FlowKey {
+    /// The connection of `seg`, whose `owner` end sent it.
+    pub fn of(seg: &Segment, owner: Side) -> Self {
+        let ((oa, op), (ca, cp)) = match owner {
+            Side::Owner => ((seg.src, seg.sport), (seg.dst, seg.dport)),
+            Side::Client => ((seg.dst, seg.dport), (seg.src, seg.sport)),
+        };
+        FlowKey {
+            owner_addr: oa,
+            owner_port: op,
+            client_addr: ca,
+            client_port: cp,
+        }
+    }
+}
+
 /// A snooped binding: an owned address with a port range.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Binding {
@@ -104,38 +120,29 @@ impl Filter {
         f
     }
 
-    /// Whether `addr:port` is a snooped binding's (the owner's end of a connection).
-    pub fn snoops(&self, addr: &Addr, port: u16) -> bool {
+    /// The bindings `addr:port` belongs to.
+    fn at<'a>(&'a self, addr: &'a Addr, port: u16) -> impl Iterator<Item = &'a Binding> {
         self.bindings
             .iter()
-            .any(|b| b.addr == *addr && b.lo <= port && port <= b.hi)
+            .filter(move |b| b.addr == *addr && b.lo <= port && port <= b.hi)
+    }
+
+    /// Whether `addr:port` is a snooped binding's (the owner's end of a connection).
+    pub fn snoops(&self, addr: &Addr, port: u16) -> bool {
+        self.at(addr, port).next().is_some()
     }
 
     /// Whether a new connection to `addr:port` may start being mirrored (its owner is live).
     pub fn starts(&self, addr: &Addr, port: u16) -> bool {
-        self.bindings
-            .iter()
-            .any(|b| b.addr == *addr && b.lo <= port && port <= b.hi && !b.track_only)
+        self.at(addr, port).any(|b| !b.track_only)
     }
 
     /// Which end of `seg` is the owner's, if the segment belongs to a snooped binding.
     pub fn classify(&self, seg: &Segment) -> Option<(Side, FlowKey)> {
         if self.snoops(&seg.dst, seg.dport) {
-            let key = FlowKey {
-                owner_addr: seg.dst,
-                owner_port: seg.dport,
-                client_addr: seg.src,
-                client_port: seg.sport,
-            };
-            Some((Side::Client, key))
+            Some((Side::Client, FlowKey::of(seg, Side::Client)))
         } else if self.snoops(&seg.src, seg.sport) {
-            let key = FlowKey {
-                owner_addr: seg.src,
-                owner_port: seg.sport,
-                client_addr: seg.dst,
-                client_port: seg.dport,
-            };
-            Some((Side::Owner, key))
+            Some((Side::Owner, FlowKey::of(seg, Side::Owner)))
         } else {
             None
         }
