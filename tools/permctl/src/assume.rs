@@ -7,7 +7,7 @@
 //! in the kernel; the failed nodes come from STATUS_GET.
 
 use crate::directive::declarations;
-use crate::netlink::{Client, CtlError};
+use crate::netlink::{u32s, Client, CtlError};
 use permtcp_logic::packet::Addr;
 use permtcp_logic::policy::arp_owner;
 use permtcp_logic::snoopnl::StatsInfo;
@@ -28,9 +28,7 @@ pub fn assume(c: &Client, node: u32) -> Result<Vec<String>, CtlError> {
     let status = c.request(cmd::STATUS_GET, &[], false)?;
     let failed: Vec<u32> = status
         .iter()
-        .flatten()
-        .filter(|(k, _)| *k == attr::FAILED_NODE)
-        .filter_map(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+        .flat_map(|a| u32s(a, attr::FAILED_NODE))
         .collect();
     let is_failed = |n: u32| n == node || failed.contains(&n);
     let stats = c.request(cmd::STATS_GET, &[], false)?;

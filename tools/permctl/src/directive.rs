@@ -10,7 +10,7 @@
 //! only datagrams from an address some declaration names are accepted (the cluster link is
 //! trusted, as the seed assumes).
 
-use crate::netlink::{Client, CtlError, ReplyAttrs};
+use crate::netlink::{reply_u32, Client, CtlError, ReplyAttrs};
 use crate::snoop::{encode, ip};
 use permtcp_logic::decl::Declaration;
 use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest, DIRECTIVE_MAGIC};
@@ -20,15 +20,6 @@ use std::time::{Duration, Instant};
 
 /// UDP port directives travel on, unless given.
 pub const DEFAULT_PORT: u16 = 7414;
-
-/// A u32 attribute of a reply.
-pub fn reply_u32(replies: &[ReplyAttrs], kind: u16) -> Option<u32> {
-    replies
-        .iter()
-        .flatten()
-        .find(|(k, _)| *k == kind)
-        .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
-}
 
 pub(crate) fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
     let mut v = Vec::new();
@@ -50,15 +41,15 @@ fn addrs(d: &Declaration) -> impl Iterator<Item = IpAddr> + '_ {
     v4.chain(d.addrs6.iter().map(|a| IpAddr::from(*a)))
 }
 
-/// Sends the directive for `d` (a connection of failed node `node`) to peer `d.next`.
+/// Sends the directive for `d` (a connection of failed node `node`) to peer `d.next`, at
+/// the first address its declaration (in `decls`) names.
 pub fn send(
-    c: &Client,
+    decls: &[Declaration],
     node: u32,
     d: &DirectiveInfo,
     port: u16,
     park_ms: Option<u32>,
 ) -> Result<String, CtlError> {
-    let decls = declarations(c)?;
     let to = decls
         .iter()
         .find(|x| x.node_id == d.next)
@@ -118,7 +109,8 @@ pub fn listen(c: &Client, port: u16) -> Result<(), CtlError> {
             println!("ignored a datagram from {src}: not a directive");
             continue;
         };
-        if !declarations(c)?.iter().any(|d| addrs(d).any(|a| a == src)) {
+        let decls = declarations(c)?;
+        if !decls.iter().any(|d| addrs(d).any(|a| a == src)) {
             println!("ignored a directive from {src}: no declaration names that address");
             continue;
         }
@@ -139,7 +131,7 @@ pub fn listen(c: &Client, port: u16) -> Result<(), CtlError> {
                 let get = |k| reply_u32(&replies, k).unwrap_or(0);
                 if let Some(next) = reply_u32(&replies, attr::NEXT_NODE) {
                     let d = DirectiveInfo { key: req.key, next };
-                    match send(c, req.node, &d, port, req.park_ms) {
+                    match send(&decls, req.node, &d, port, req.park_ms) {
                         Ok(line) => println!("{conn} (from {src}): not ready here; {line}"),
                         Err(e) => println!("{conn} (from {src}): passing it on failed: {e}"),
                     }

@@ -12,7 +12,7 @@ mod snoop;
 mod spec;
 
 use clap::{Args, Parser, Subcommand};
-use netlink::{Client, CtlError, ReplyAttrs};
+use netlink::{u32_of, u64_of, Client, CtlError};
 use permtcp_logic::decl::{ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
 use permtcp_logic::nla::Writer;
 use permtcp_logic::uapi::{attr, cmd};
@@ -207,20 +207,6 @@ struct StatusView {
     park_queued: u32,
     /// Parked connections reset because no listener came in time.
     park_reset: u32,
-}
-
-fn u32_of(attrs: &ReplyAttrs, kind: u16) -> Option<u32> {
-    attrs
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .and_then(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
-}
-
-fn u64_of(attrs: &ReplyAttrs, kind: u16) -> Option<u64> {
-    attrs
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
 }
 
 fn protocol_error(what: &str) -> CtlError {

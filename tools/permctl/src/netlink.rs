@@ -88,6 +88,37 @@ fn kernel_error<M>(e: &Nlmsgerr<M>) -> CtlError {
 /// One reply message: its top-level attributes as (type, payload) pairs.
 pub type ReplyAttrs = Vec<(u16, Vec<u8>)>;
 
+/// The u32 attributes `kind` of one reply message, in order (an attribute may repeat).
+pub fn u32s(attrs: &ReplyAttrs, kind: u16) -> impl Iterator<Item = u32> + '_ {
+    attrs
+        .iter()
+        .filter(move |(k, _)| *k == kind)
+        .filter_map(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+}
+
+/// The first u32 attribute `kind` of one reply message.
+pub fn u32_of(attrs: &ReplyAttrs, kind: u16) -> Option<u32> {
+    u32s(attrs, kind).next()
+}
+
+/// The first u64 attribute `kind` of one reply message.
+pub fn u64_of(attrs: &ReplyAttrs, kind: u16) -> Option<u64> {
+    attrs
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
+}
+
+/// The first u32 attribute `kind` of a request's replies.
+pub fn reply_u32(replies: &[ReplyAttrs], kind: u16) -> Option<u32> {
+    replies.iter().find_map(|a| u32_of(a, kind))
+}
+
+/// The first u64 attribute `kind` of a request's replies.
+pub fn reply_u64(replies: &[ReplyAttrs], kind: u16) -> Option<u64> {
+    replies.iter().find_map(|a| u64_of(a, kind))
+}
+
 /// A connection to the `permtcp` family.
 pub struct Client {
     sock: NlSocketHandle,

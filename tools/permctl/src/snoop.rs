@@ -2,7 +2,7 @@
 
 //! `permctl snoop`, `conns`, `stats` and `conn-data`: the snooping side of permtcp.
 
-use crate::netlink::{Client, CtlError};
+use crate::netlink::{reply_u32, reply_u64, Client, CtlError};
 use permtcp_logic::nla::Writer;
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoopnl::{
@@ -447,7 +447,7 @@ pub fn takeover(
         park_ms.map_or(Ok(()), |ms| w.put_u32(attr::PARK_MS, ms))
     })?;
     let replies = c.request(cmd::TAKEOVER, &payload, false)?;
-    let get = |kind: u16| crate::directive::reply_u32(&replies, kind).unwrap_or(0);
+    let get = |kind: u16| reply_u32(&replies, kind).unwrap_or(0);
     let (taken, parked, not_ready, not_mine, failed, reset) = (
         get(attr::TAKEN),
         get(attr::PARKED),
@@ -456,18 +456,19 @@ pub fn takeover(
         get(attr::FAILED),
         get(attr::RESET),
     );
-    let rebuild_ns = replies
-        .iter()
-        .flatten()
-        .find(|(k, _)| *k == attr::REBUILD_NS)
-        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
-        .unwrap_or(0);
+    let rebuild_ns = reply_u64(&replies, attr::REBUILD_NS).unwrap_or(0);
     let mut sent = Vec::new();
+    // Read once, when the first directive needs the next peers' addresses.
+    let mut decls = None;
     for (kind, payload) in replies.iter().flatten() {
         if *kind == attr::DIRECTIVE {
             let d =
                 DirectiveInfo::parse(payload).map_err(|e| CtlError::Transport(e.text().into()))?;
-            let line = crate::directive::send(c, node, &d, directive_port, park_ms)?;
+            if decls.is_none() {
+                decls = Some(crate::directive::declarations(c)?);
+            }
+            let decls = decls.as_deref().unwrap_or_default();
+            let line = crate::directive::send(decls, node, &d, directive_port, park_ms)?;
             if !json {
                 println!("{line}");
             }
