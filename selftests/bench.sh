@@ -92,11 +92,8 @@ takeover_run() {
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
 	sleep 0.5
-	rm -f /tmp/b /tmp/b.wait /tmp/r.out
-	in_client ptcp-testapp echo-many 10.0.0.1:80 $n /tmp/b >/tmp/b.out 2>&1 &
-	client_pid=$!
-	t=0
-	while [ ! -e /tmp/b.wait ] && [ $t -lt 3000 ]; do sleep 0.1; t=$((t + 1)); done
+	rm -f /tmp/r.out
+	paused_client /tmp/b 3000 ptcp-testapp echo-many 10.0.0.1:80 $n /tmp/b
 	sleep 1
 	crash_owner $owner_pid
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0

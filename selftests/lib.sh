@@ -161,17 +161,38 @@ echo_session() { # service-address pause-file [owner-options...]
 	in_owner ptcp-testapp echo-serve "[::]:80" "$@" &
 	owner_pid=$!
 	sleep 0.5
-	rm -f "$pause_" "$pause_.wait"
-	in_client ptcp-testapp echo-client "$vip_:80" 40 "$pause_" >"$pause_.out" 2>&1 &
-	client_pid=$!
-	wait_file "$pause_.wait"
+	paused_client "$pause_" 100 ptcp-testapp echo-client "$vip_:80" 40 "$pause_"
 	sleep 0.5
 }
 
-# Waits up to 10 s for file $1.
+# Starts a client COMMAND in the client's namespace, in the background (client_pid), with
+# its output in $1.out; it pauses by creating $1.wait and waiting for $1. Returns once it
+# paused, or after $2 tenths of a second.
+paused_client() { # pause-file tenths command...
+	p_=$1 n_=$2
+	shift 2
+	rm -f "$p_" "$p_.wait"
+	in_client "$@" >"$p_.out" 2>&1 &
+	client_pid=$!
+	wait_file "$p_.wait" "$n_"
+}
+
+# Waits for file $1, up to $2 tenths of a second (default 100).
 wait_file() {
 	t=0
-	while [ ! -e "$1" ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	while [ ! -e "$1" ] && [ $t -lt "${2:-100}" ]; do sleep 0.1; t=$((t + 1)); done
+}
+
+# Ends a cluster case: kills the given processes, waits for every background one, takes the
+# cluster down, unloads the module and checks the kernel log as case DESCRIPTION.
+case_done() { # description [pid...]
+	desc_=$1
+	shift
+	kill -9 "$@" 2>/dev/null
+	wait
+	cluster_down
+	unload_module
+	check "$desc_" kernel_log_clean
 }
 
 # Milliseconds since boot (10 ms resolution), for timing a step.

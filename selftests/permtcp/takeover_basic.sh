@@ -68,11 +68,7 @@ takeover_case() { # family service-address address when
 		in_peer permctl takeover --node 1
 	check "IPv$fam $when: the taken-over connection left the mirror" sh -c \
 		'/bin/ip netns exec peer permctl --json conns | grep -q "^\[\]$"'
-	kill -9 $peer_pid $client_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam $when: kernel log clean" kernel_log_clean
+	case_done "IPv$fam $when: kernel log clean" $peer_pid $client_pid
 }
 
 for when in between unanswered outage; do

@@ -31,11 +31,7 @@ download_case() { # family service-address
 	in_peer ptcp-testapp down-serve "[::]:80" $BYTES --resume 2>/tmp/bd-app.err &
 	peer_pid=$!
 	sleep 0.5
-	rm -f /tmp/bd /tmp/bd.wait
-	in_client ptcp-testapp down-client "$vip:80" $BYTES /tmp/bd >/tmp/bd.out 2>&1 &
-	client_pid=$!
-	t=0
-	while [ ! -e /tmp/bd.wait ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	paused_client /tmp/bd 100 ptcp-testapp down-client "$vip:80" $BYTES /tmp/bd
 	crash_and_take_over $fam
 	in_peer permctl taken | sed 's/^/# /'
 	touch /tmp/bd
@@ -49,11 +45,7 @@ download_case() { # family service-address
 	check "IPv$fam download: the bytes equal a crash-free run ($want)" grep -q "$want" /tmp/bd.out
 	check "IPv$fam download: the application verified the kept sent bytes and resumed" \
 		grep -q "verified [1-9][0-9]* kept sent bytes" /tmp/bd-app.err
-	kill -9 $peer_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam download: kernel log clean" kernel_log_clean
+	case_done "IPv$fam download: kernel log clean" $peer_pid
 }
 
 upload_case() { # family service-address
@@ -88,11 +80,7 @@ upload_case() { # family service-address
 	[ $client_rc = 0 ] && grep -q "OK $((BYTES - resumed)) $resumed" /tmp/bu.out &&
 		ktap_result ok "IPv$fam upload: the client sent everything and got the answer" ||
 		ktap_result fail "IPv$fam upload: the client sent everything and got the answer"
-	kill -9 $peer_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam upload: kernel log clean" kernel_log_clean
+	case_done "IPv$fam upload: kernel log clean" $peer_pid
 }
 
 download_case 4 10.0.0.1

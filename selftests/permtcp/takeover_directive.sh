@@ -73,10 +73,7 @@ directive_case() { # family service-address node3-saw-the-SYN
 	in_peer2 permctl directives >/tmp/dv-d3.out 2>&1 &
 	d3_pid=$!
 	sleep 0.5
-	rm -f /tmp/dv /tmp/dv.wait
-	in_client ptcp-testapp down-client "$vip:80" $BYTES /tmp/dv >/tmp/dv.out 2>&1 &
-	client_pid=$!
-	wait_file /tmp/dv.wait
+	paused_client /tmp/dv 100 ptcp-testapp down-client "$vip:80" $BYTES /tmp/dv
 	# Node 2 (and node 3 if it did not see the SYN) start now: the stalled download's window
 	# probes show them the connection mid-stream.
 	in_peer permctl snoop start --dev eth0 >/dev/null
@@ -127,11 +124,7 @@ directive_case() { # family service-address node3-saw-the-SYN
 			ktap_result ok "IPv$fam: the client got a reset at once, not a hang" ||
 			ktap_result fail "IPv$fam: the client got a reset at once, not a hang"
 	fi
-	kill -9 $app_pid $d2_pid $d3_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam, node 3 synced=$synced: kernel log clean" kernel_log_clean
+	case_done "IPv$fam, node 3 synced=$synced: kernel log clean" $app_pid $d2_pid $d3_pid
 }
 
 directive_case 4 10.0.0.1 yes

@@ -35,10 +35,7 @@ client_fin_case() { # family service-address
 	in_peer ptcp-testapp down-serve "[::]:80" $BYTES --resume --read-first 2>/tmp/hc-app.err &
 	peer_pid=$!
 	sleep 0.5
-	rm -f /tmp/hc /tmp/hc.wait
-	in_client ptcp-testapp down-client "$vip:80" $BYTES /tmp/hc --half-close >/tmp/hc.out 2>&1 &
-	client_pid=$!
-	wait_file /tmp/hc.wait
+	paused_client /tmp/hc 100 ptcp-testapp down-client "$vip:80" $BYTES /tmp/hc --half-close
 	sleep 1
 	check "IPv$fam client FIN: the mirror shows the connection half-closed" half_closed_state
 	take_over $fam
@@ -53,11 +50,7 @@ client_fin_case() { # family service-address
 		ktap_result fail "IPv$fam client FIN: every byte right, then the server's FIN"
 	check "IPv$fam client FIN: the application read the request to end-of-file" \
 		grep -q "then the client's FIN" /tmp/hc-app.err
-	kill -9 $peer_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam client FIN: kernel log clean" kernel_log_clean
+	case_done "IPv$fam client FIN: kernel log clean" $peer_pid
 }
 
 owner_fin_case() { # family service-address
@@ -89,11 +82,7 @@ owner_fin_case() { # family service-address
 	check "IPv$fam server FIN: the peer's application got every byte (none lost)" sh -c \
 		'grep -q "^OK" /tmp/up-result &&
 		 [ $(cut -d" " -f3 /tmp/up-result) -le $(cat /tmp/hc-read) ]'
-	kill -9 $peer_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam server FIN: kernel log clean" kernel_log_clean
+	case_done "IPv$fam server FIN: kernel log clean" $peer_pid
 }
 
 client_fin_case 4 10.0.0.1

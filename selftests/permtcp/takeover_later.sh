@@ -58,11 +58,7 @@ later_case() { # family service-address when-the-app-starts
 		check "IPv$fam: the application's bind() was refused, then accepted" sh -c \
 			'grep -q refused /tmp/tl-app.err && grep -q "accepted after" /tmp/tl-app.err'
 	fi
-	kill -9 $peer_pid $client_pid 2>/dev/null
-	wait
-	cluster_down
-	unload_module
-	check "IPv$fam: kernel log clean" kernel_log_clean
+	case_done "IPv$fam: kernel log clean" $peer_pid $client_pid
 }
 
 # Nobody listens: after the parking time the client is reset, not left hanging.

@@ -12,11 +12,7 @@ owner_pid=$!
 in_peer ptcp-testapp echo-serve "[::]:80" --resume &
 peer_pid=$!
 sleep 0.5
-rm -f /tmp/many /tmp/many.wait
-in_client ptcp-testapp echo-many 10.0.0.1:80 $CONNS /tmp/many >/tmp/many.out 2>&1 &
-client_pid=$!
-t=0
-while [ ! -e /tmp/many.wait ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+paused_client /tmp/many 600 ptcp-testapp echo-many 10.0.0.1:80 $CONNS /tmp/many
 sleep 1
 crash_owner $owner_pid
 start=$(uptime_ms)
@@ -31,9 +27,5 @@ rc=$?
 sed 's/^/# client: /' /tmp/many.out
 [ $rc = 0 ] && ktap_result ok "every connection answered correctly after the takeover" ||
 	ktap_result fail "every connection answered correctly after the takeover"
-kill -9 $peer_pid 2>/dev/null
-wait
-cluster_down
-unload_module
-check "kernel log clean" kernel_log_clean
+case_done "kernel log clean" $peer_pid
 ktap_finish

@@ -38,9 +38,5 @@ check "after the takeover node 2 answers ARP for it" sh -c \
 	'/bin/ip netns exec client arping -c 1 -w 2 -I eth0 10.0.0.1 | tee /dev/stderr | grep -qi "02:00:00:00:00:02"'
 check "a new connection reaches the peer's application" sh -c \
 	'/bin/ip netns exec client ptcp-testapp echo-client 10.0.0.1:80 10 /tmp/tw-pause | grep -q "^ok"'
-kill -9 $peer_pid 2>/dev/null
-wait
-cluster_down
-unload_module
-check "kernel log clean" kernel_log_clean
+case_done "kernel log clean" $peer_pid
 ktap_finish

@@ -13,11 +13,7 @@ check "cluster up, peer snooping eth0" cluster_up
 in_owner ptcp-testapp echo-serve "[::]:80" &
 owner_pid=$!
 sleep 0.5
-rm -f /tmp/us /tmp/us.wait
-in_client ptcp-testapp echo-many 10.0.0.1:80 $CONNS /tmp/us >/tmp/us.out 2>&1 &
-client_pid=$!
-t=0
-while [ ! -e /tmp/us.wait ] && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done
+paused_client /tmp/us 300 ptcp-testapp echo-many 10.0.0.1:80 $CONNS /tmp/us
 sleep 1
 crash_owner $owner_pid
 # The client's next round: 8 bytes on each connection that nobody acknowledges yet.
@@ -43,9 +39,5 @@ sed 's/^/# client: /' /tmp/us.out
 [ $rc = 0 ] && grep -q "^ok conns=$CONNS " /tmp/us.out &&
 	ktap_result ok "every connection answered correctly after the userspace restore" ||
 	ktap_result fail "every connection answered correctly after the userspace restore"
-kill -9 $restore_pid 2>/dev/null
-wait
-cluster_down
-unload_module
-check "kernel log clean" kernel_log_clean
+case_done "kernel log clean" $restore_pid
 ktap_finish
