@@ -26,6 +26,14 @@ fn fill(off: u64, buf: &mut [u8]) {
     }
 }
 
+/// The offset of the first byte of `got`, received at stream offset `off`, that differs
+/// from the stream.
+fn first_wrong(off: u64, got: &[u8]) -> Option<u64> {
+    (0..got.len() as u64)
+        .find(|&i| got[i as usize] != byte_at(off + i))
+        .map(|i| off + i)
+}
+
 /// FNV-1a over the stream's first `n` bytes, or over received bytes.
 struct Fnv(u64);
 
@@ -201,7 +209,6 @@ pub fn down_client(addr: SocketAddr, n: u64, pause: &str, half_close: bool) {
     }
     let mut buf = vec![0u8; 65536];
     let (mut off, mut f, mut paused) = (0u64, Fnv::new(), false);
-    let mut want = vec![0u8; buf.len()];
     let mut worst = Duration::ZERO;
     let mut last = Instant::now();
     while off < n {
@@ -214,9 +221,8 @@ pub fn down_client(addr: SocketAddr, n: u64, pause: &str, half_close: bool) {
             .read(&mut buf)
             .unwrap_or_else(|e| panic!("at byte {off}: {e}"));
         assert!(k > 0, "connection closed at byte {off} of {n}");
-        fill(off, &mut want[..k]);
-        if let Some(i) = (0..k).find(|&i| buf[i] != want[i]) {
-            panic!("wrong byte at offset {}", off + i as u64);
+        if let Some(at) = first_wrong(off, &buf[..k]) {
+            panic!("wrong byte at offset {at}");
         }
         f.add(&buf[..k]);
         off += k as u64;
@@ -269,7 +275,7 @@ pub fn up_serve(addr: SocketAddr, n: u64, o: UpOpts) {
                 let _ = s.write_all(&GREETING[from..]);
                 let _ = s.shutdown(std::net::Shutdown::Write);
             }
-            let (mut off, mut buf, mut want) = (first, vec![0u8; 65536], vec![0u8; 65536]);
+            let (mut off, mut buf) = (first, vec![0u8; 65536]);
             while off < n {
                 let mut room = buf.len();
                 if let Some((at, file)) = &stall {
@@ -285,9 +291,8 @@ pub fn up_serve(addr: SocketAddr, n: u64, o: UpOpts) {
                     Ok(0) | Err(_) => return,
                     Ok(k) => k,
                 };
-                fill(off, &mut want[..k]);
-                if let Some(i) = (0..k).find(|&i| buf[i] != want[i]) {
-                    report(&mut s, greet, &format!("BAD {}", off + i as u64));
+                if let Some(at) = first_wrong(off, &buf[..k]) {
+                    report(&mut s, greet, &format!("BAD {at}"));
                     return;
                 }
                 off += k as u64;
