@@ -12,11 +12,21 @@
  *    mode, the device reference and a netdevice notifier (no Rust abstraction exists for
  *    netfilter hooks or net devices), and skb accessors (skb_header_pointer, skb_copy_bits,
  *    nf_checksum);
+ *  - reset suppression: NF_INET_LOCAL_OUT hooks (IPv4, IPv6) that drop the local stack's
+ *    resets of connections the mirror holds or a takeover is rebuilding;
+ *  - the takeover's socket work: kernel TCP sockets driven through TCP_REPAIR
+ *    (sock_create_kern, do_sock_setsockopt, kernel_bind/connect/sendmsg), detaching a
+ *    rebuilt sock from its struct socket, the listener lookup and the accept queue (which
+ *    has no exported helper), raw packets sent and received, gratuitous ARP / unsolicited
+ *    NA, and the parking poll's delayed work;
  *  - message helpers around static inlines (genlmsg_put_reply, genlmsg_reply, genlmsg_end,
- *    skb_tail_pointer, ...) and the extack message pointer.
+ *    skb_tail_pointer, ...) and the extack message pointer;
+ *  - the TCP socket-option numbers the Rust bindings lack (ptcp_tcp_abi).
  *
- * No decision is taken here: every request is handed to Rust (permtcp/genl.rs), which parses,
- * validates and answers it.  Rust reaches these functions through permtcp/glue.rs.
+ * No decision is taken here: every request, frame and poll is handed to Rust, which
+ * decides.  Rust calls these functions only through permtcp/glue.rs, and C calls Rust only
+ * through the permtcp_rs_* entry points of permtcp/adapter.rs; include/permtcp/glue.h lists
+ * both halves.
  */
 
 #include <linux/build_bug.h>
@@ -38,11 +48,31 @@
 #include <net/request_sock.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
+#include <net/tcp.h>
 
 #include <uapi/linux/permtcp.h>
 #include <permtcp/glue.h>
 
 static_assert(sizeof(struct ptcp_msg) == 32);
+static_assert(sizeof(struct ptcp_tcp_abi) == 60);
+
+const struct ptcp_tcp_abi ptcp_tcp_abi = {
+	.maxseg = TCP_MAXSEG,
+	.repair = TCP_REPAIR,
+	.repair_queue = TCP_REPAIR_QUEUE,
+	.queue_seq = TCP_QUEUE_SEQ,
+	.repair_options = TCP_REPAIR_OPTIONS,
+	.timestamp = TCP_TIMESTAMP,
+	.repair_window = TCP_REPAIR_WINDOW,
+	.recv_queue = TCP_RECV_QUEUE,
+	.send_queue = TCP_SEND_QUEUE,
+	.opt_mss = TCPOPT_MSS,
+	.opt_window = TCPOPT_WINDOW,
+	.opt_sack_perm = TCPOPT_SACK_PERM,
+	.opt_timestamp = TCPOPT_TIMESTAMP,
+	.repair_window_size = sizeof(struct tcp_repair_window),
+	.repair_opt_size = sizeof(struct tcp_repair_opt),
+};
 
 static unsigned int ptcp_net_id;
 

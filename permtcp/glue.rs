@@ -1,15 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Safe wrappers over the C glue in `permtcp_glue.c`.
+//! The C edge, Rust side: every function of the C glue (`permtcp_glue.c`), declared once and
+//! wrapped in one safe type per C object.
 //!
-//! The C side registers the generic netlink family and the per-netns slot and offers helpers
-//! around static inlines; this file declares those functions and wraps them in types that own
-//! what they must release, so that the rest of the module contains no `unsafe` netlink code.
+//! In the style of `rust/kernel/net/phy.rs`: each C object the module touches has exactly one
+//! wrapper with one `from_raw` constructor, and the methods of that wrapper are the only
+//! places its C functions are called:
+//!
+//! | C object              | Wrapper       | What it offers                                    |
+//! |-----------------------|---------------|---------------------------------------------------|
+//! | module registrations  | [`Registration`] | pernet ops, netdevice notifier, genl family     |
+//! | `struct genl_info`    | [`Request`]   | a `doit` request: its reply and extack message      |
+//! | dump skb + callback   | [`Dump`]      | one round of a `dumpit`: multipart messages         |
+//! | `struct ptcp_net`     | [`Net`]       | the namespace's device hook, packets, listeners     |
+//! | `struct sk_buff`      | [`Skb`]       | a frame being processed: header, copy, checksum     |
+//! | `struct socket`       | [`KernelSocket`] | a kernel TCP socket in repair mode               |
+//! | `struct sock`         | [`Detached`]  | a rebuilt connection on its way to `accept()`       |
+//!
+//! The entry points C calls into Rust (`permtcp_rs_*`) are all in `adapter.rs`. Together the
+//! two files are the module's only `unsafe` code (`make lint` counts it).
+//!
+//! Kernel constants come from the generated bindings (`kernel::bindings`); the TCP-level
+//! socket options and `struct tcp_repair_*` that the bindings do not include are exported
+//! by the C glue from the kernel's own headers ([`TcpAbi`]).
 
-use crate::logic::errno::Error as LogicError;
+use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::nla::Writer;
+use crate::logic::packet::Addr;
+use crate::logic::seqbuf::Payload;
+use crate::logic::snoop::FlowKey;
 use core::ffi::{c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
+use core::ptr::NonNull;
+use kernel::bindings;
 use kernel::ffi::c_char;
 use kernel::prelude::*;
 
@@ -32,7 +55,7 @@ opaque! {
     NetlinkCallback;
     /// `struct sk_buff`.
     SkBuff;
-    /// `struct ptcp_net`: the C glue's per-namespace objects (snooped device and hook).
+    /// `struct ptcp_net`: the C glue's per-namespace objects (snooped device and hooks).
     PtcpNet;
     /// `struct socket`.
     Socket;
@@ -40,7 +63,7 @@ opaque! {
     Sock;
 }
 
-/// Mirrors `struct ptcp_msg` in `permtcp_glue.c`.
+/// Mirrors `struct ptcp_msg` in `include/permtcp/glue.h`.
 #[repr(C)]
 struct PtcpMsg {
     skb: *mut SkBuff,
@@ -51,7 +74,61 @@ struct PtcpMsg {
 
 const _: () = assert!(core::mem::size_of::<PtcpMsg>() == 32);
 
+impl PtcpMsg {
+    const fn empty() -> Self {
+        PtcpMsg {
+            skb: core::ptr::null_mut(),
+            hdr: core::ptr::null_mut(),
+            buf: core::ptr::null_mut(),
+            cap: 0,
+        }
+    }
+}
+
+/// The TCP socket-option ABI from `<uapi/linux/tcp.h>` and `<net/tcp.h>`, which the Rust
+/// bindings do not include: `struct ptcp_tcp_abi` in `include/permtcp/glue.h`, filled by
+/// the C glue from the kernel's own definitions.
+#[repr(C)]
+pub(crate) struct TcpAbi {
+    pub(crate) maxseg: c_int,
+    pub(crate) repair: c_int,
+    pub(crate) repair_queue: c_int,
+    pub(crate) queue_seq: c_int,
+    pub(crate) repair_options: c_int,
+    pub(crate) timestamp: c_int,
+    pub(crate) repair_window: c_int,
+    pub(crate) recv_queue: c_int,
+    pub(crate) send_queue: c_int,
+    pub(crate) opt_mss: u32,
+    pub(crate) opt_window: u32,
+    pub(crate) opt_sack_perm: u32,
+    pub(crate) opt_timestamp: u32,
+    pub(crate) repair_window_size: u32,
+    pub(crate) repair_opt_size: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<TcpAbi>() == 60);
+
+/// `struct tcp_repair_window` (its size is checked against [`TcpAbi::repair_window_size`]).
+#[repr(C)]
+pub(crate) struct RepairWindow {
+    pub(crate) snd_wl1: u32,
+    pub(crate) snd_wnd: u32,
+    pub(crate) max_window: u32,
+    pub(crate) rcv_wnd: u32,
+    pub(crate) rcv_wup: u32,
+}
+
+/// `struct tcp_repair_opt` (its size is checked against [`TcpAbi::repair_opt_size`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RepairOpt {
+    pub(crate) code: u32,
+    pub(crate) val: u32,
+}
+
 extern "C" {
+    static ptcp_tcp_abi: TcpAbi;
     fn ptcp_glue_register() -> c_int;
     fn ptcp_glue_unregister();
     fn ptcp_reply_new(info: *mut GenlInfo, cmd: u8, size: u32, m: *mut PtcpMsg) -> c_int;
@@ -70,13 +147,61 @@ extern "C" {
     fn ptcp_snoop_attach(pn: *mut PtcpNet, ifindex: u32) -> c_int;
     fn ptcp_snoop_detach(pn: *mut PtcpNet) -> c_int;
     fn ptcp_snoop_ifindex(pn: *const PtcpNet) -> u32;
-    pub(crate) fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
-    pub(crate) fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
-    pub(crate) fn ptcp_park_kick(pn: *mut PtcpNet);
-    pub(crate) fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
-    pub(crate) fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
+    fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
+    fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
+    fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
+    fn ptcp_park_kick(pn: *mut PtcpNet);
+    fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
     fn ptcp_now_ms() -> u64;
     fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
+    fn ptcp_sock_new(pn: *mut PtcpNet, ipv6: bool, res: *mut *mut Socket) -> c_int;
+    fn ptcp_sock_setopt(
+        sock: *mut Socket,
+        level: c_int,
+        opt: c_int,
+        val: *const c_void,
+        len: u32,
+    ) -> c_int;
+    fn ptcp_sock_bind(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
+    fn ptcp_sock_connect(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
+    fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
+    fn ptcp_sock_release(sock: *mut Socket);
+    fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
+    fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
+    fn ptcp_send_packet(
+        pn: *mut PtcpNet,
+        dst: *const u8,
+        data: *const u8,
+        len: u32,
+        ipv6: bool,
+    ) -> c_int;
+    fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
+    fn ptcp_inject(
+        pn: *mut PtcpNet,
+        child: *mut Sock,
+        vip: *const u8,
+        port: u16,
+        client: *const u8,
+        cport: u16,
+        ipv6: bool,
+    ) -> c_int;
+    fn ptcp_sock_close_detached(sk: *mut Sock);
+    fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
+    fn ptcp_listener_family(
+        pn: *mut PtcpNet,
+        vip: *const u8,
+        port: u16,
+        client: *const u8,
+        cport: u16,
+        ipv6: bool,
+    ) -> c_int;
+}
+
+/// The TCP socket-option numbers and repair struct sizes of the running kernel.
+pub(crate) fn tcp_abi() -> &'static TcpAbi {
+    // SAFETY: `ptcp_tcp_abi` is a `const` object of the C glue, initialised at compile time
+    // and never written: a shared reference to it is valid for the module's lifetime.
+    unsafe { &*core::ptr::addr_of!(ptcp_tcp_abi) }
 }
 
 /// Milliseconds of the kernel's coarse clock (jiffies).
@@ -85,78 +210,17 @@ pub(crate) fn now_ms() -> u64 {
     unsafe { ptcp_now_ms() }
 }
 
-/// The C glue's per-namespace objects: the snooped device and its netfilter hook.
-///
-/// # Invariants
-///
-/// `0` points to the live `struct ptcp_net` of the namespace whose request is being served.
-pub(crate) struct Snooped(*mut PtcpNet);
-
-impl Snooped {
-    /// Wraps the `struct ptcp_net` passed to a `doit` handler.
-    ///
-    /// # Safety
-    ///
-    /// `pn` must be the handler's namespace's `struct ptcp_net`, valid for the handler.
-    pub(crate) unsafe fn new(pn: *mut PtcpNet) -> Self {
-        // INVARIANT: guaranteed by the caller.
-        Self(pn)
-    }
-
-    /// Runs the parking poll now, from the system workqueue.
-    pub(crate) fn park_kick(&self) {
-        // SAFETY: `self.0` is valid (type invariant); the work item lives in it.
-        unsafe { ptcp_park_kick(self.0) }
-    }
-
-    /// The raw pointer, for the takeover helpers.
-    pub(crate) fn raw(&self) -> *mut PtcpNet {
-        self.0
-    }
-
-    /// Hooks device `ifindex`; its frames start flowing to the namespace's state.
-    pub(crate) fn attach(&self, ifindex: u32) -> Result {
-        // SAFETY: `self.0` is valid (type invariant); the C side takes RTNL.
-        check(unsafe { ptcp_snoop_attach(self.0, ifindex) })
-    }
-
-    /// Unhooks the device; no hook runs once this returns.
-    pub(crate) fn detach(&self) -> Result {
-        // SAFETY: `self.0` is valid (type invariant); the C side takes RTNL.
-        check(unsafe { ptcp_snoop_detach(self.0) })
-    }
-
-    /// Nanoseconds spent in the hook and frames it processed since snooping started.
-    pub(crate) fn hook_cost(&self) -> (u64, u64) {
-        let (mut ns, mut frames) = (0, 0);
-        // SAFETY: `self.0` is valid (type invariant); the outputs are valid u64 places.
-        unsafe { ptcp_hook_cost(self.0, &mut ns, &mut frames) };
-        (ns, frames)
-    }
-
-    /// Resets of mirrored connections the LOCAL_OUT hook dropped.
-    pub(crate) fn rst_dropped(&self) -> u64 {
-        // SAFETY: `self.0` is valid (type invariant).
-        unsafe { ptcp_rst_dropped(self.0) }
-    }
-
-    /// The snooped device, 0 when none.
-    pub(crate) fn ifindex(&self) -> u32 {
-        // SAFETY: `self.0` is valid (type invariant).
-        unsafe { ptcp_snoop_ifindex(self.0) }
-    }
-}
-
-/// Converts a C return value (0 or a negative errno) into a `Result`.
-fn check(ret: c_int) -> Result {
+/// Converts a C return value (a count or a negative errno) into a `Result`.
+fn check(ret: c_int) -> Result<c_int> {
     if ret < 0 {
         Err(Error::from_errno(ret))
     } else {
-        Ok(())
+        Ok(ret)
     }
 }
 
-/// The module's registrations: per-netns state, then the generic netlink family.
+/// The module's registrations: per-netns state, the netdevice notifier, then the generic
+/// netlink family.
 ///
 /// # Invariants
 ///
@@ -180,6 +244,14 @@ impl Drop for Registration {
     }
 }
 
+/// Maps a failed message allocation or send to the request's error.
+fn msg_error(e: Error) -> LogicError {
+    match -e.to_errno() {
+        code::ENOMEM => LogicError::new(code::ENOMEM, c"out of memory"),
+        _ => LogicError::new(code::EMSGSIZE, c"reply does not fit the message"),
+    }
+}
+
 /// A generic netlink request being served: the `struct genl_info` of a `doit` handler.
 ///
 /// # Invariants
@@ -197,7 +269,7 @@ impl<'a> Request<'a> {
     /// # Safety
     ///
     /// `info` must be valid for the duration of `'a`, i.e. the handler invocation.
-    pub(crate) unsafe fn new(info: *mut GenlInfo) -> Self {
+    pub(crate) unsafe fn from_raw(info: *mut GenlInfo) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
             info,
@@ -219,14 +291,9 @@ impl<'a> Request<'a> {
         size: u32,
         fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
     ) -> core::result::Result<(), LogicError> {
-        let mut m = PtcpMsg {
-            skb: core::ptr::null_mut(),
-            hdr: core::ptr::null_mut(),
-            buf: core::ptr::null_mut(),
-            cap: 0,
-        };
+        let mut m = PtcpMsg::empty();
         // SAFETY: `info` is valid (type invariant) and `m` is a valid place to fill.
-        check(unsafe { ptcp_reply_new(self.info, cmd, size, &mut m) }).map_err(to_logic)?;
+        check(unsafe { ptcp_reply_new(self.info, cmd, size, &mut m) }).map_err(msg_error)?;
         // SAFETY: on success the C helper made `m.buf` point to `m.cap` writable tailroom bytes
         // of `m.skb`, which we own exclusively until it is sent or freed below.
         let buf = unsafe { core::slice::from_raw_parts_mut(m.buf, m.cap as usize) };
@@ -238,15 +305,9 @@ impl<'a> Request<'a> {
         }
         let used = w.len() as u32;
         // SAFETY: `used <= m.cap` by the writer's invariant; the call consumes `m.skb`.
-        check(unsafe { ptcp_reply_send(self.info, &mut m, used) }).map_err(to_logic)
-    }
-}
-
-fn to_logic(e: Error) -> LogicError {
-    use crate::logic::errno::code;
-    match -e.to_errno() {
-        code::ENOMEM => LogicError::new(code::ENOMEM, c"out of memory"),
-        _ => LogicError::new(code::EMSGSIZE, c"reply does not fit the message"),
+        check(unsafe { ptcp_reply_send(self.info, &mut m, used) })
+            .map(|_| ())
+            .map_err(msg_error)
     }
 }
 
@@ -261,21 +322,13 @@ pub(crate) struct Dump<'a> {
     _p: PhantomData<&'a SkBuff>,
 }
 
-/// Why a dump round stopped adding messages.
-pub(crate) enum DumpStop {
-    /// The skb is full; netlink calls the dump again for the rest.
-    Full,
-    /// A real error.
-    Error(LogicError),
-}
-
 impl<'a> Dump<'a> {
     /// Wraps the arguments of a `dumpit` call.
     ///
     /// # Safety
     ///
     /// `skb` and `cb` must be valid for the duration of `'a`, the dump call.
-    pub(crate) unsafe fn new(skb: *mut SkBuff, cb: *mut NetlinkCallback) -> Self {
+    pub(crate) unsafe fn from_raw(skb: *mut SkBuff, cb: *mut NetlinkCallback) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
             skb,
@@ -284,21 +337,17 @@ impl<'a> Dump<'a> {
         }
     }
 
-    /// Appends one multipart message of command `cmd` whose attributes `fill` writes.
+    /// Appends one multipart message of command `cmd` whose attributes `fill` writes:
+    /// `Ok(false)` when this round's skb is full (netlink calls the dump again for the rest).
     pub(crate) fn add(
         &mut self,
         cmd: u8,
         fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
-    ) -> core::result::Result<(), DumpStop> {
-        let mut m = PtcpMsg {
-            skb: core::ptr::null_mut(),
-            hdr: core::ptr::null_mut(),
-            buf: core::ptr::null_mut(),
-            cap: 0,
-        };
+    ) -> core::result::Result<bool, LogicError> {
+        let mut m = PtcpMsg::empty();
         // SAFETY: `skb` and `cb` are valid (type invariant); `m` is a valid place to fill.
         if unsafe { ptcp_dump_begin(self.skb, self.cb, cmd, &mut m) } < 0 {
-            return Err(DumpStop::Full);
+            return Ok(false);
         }
         // SAFETY: on success `m.buf` points to `m.cap` bytes of tailroom of the dump skb that
         // nothing else writes while this round runs.
@@ -309,15 +358,15 @@ impl<'a> Dump<'a> {
                 let used = w.len() as u32;
                 // SAFETY: the message was begun above and `used <= m.cap`.
                 unsafe { ptcp_dump_commit(&mut m, used) };
-                Ok(())
+                Ok(true)
             }
             Err(e) => {
                 // SAFETY: the message was begun above and is not committed.
                 unsafe { ptcp_dump_cancel(&mut m) };
-                if e.errno == crate::logic::errno::code::EMSGSIZE {
-                    Err(DumpStop::Full)
+                if e.errno == code::EMSGSIZE {
+                    Ok(false)
                 } else {
-                    Err(DumpStop::Error(e))
+                    Err(e)
                 }
             }
         }
@@ -327,5 +376,377 @@ impl<'a> Dump<'a> {
     pub(crate) fn len(&self) -> u32 {
         // SAFETY: `skb` is valid (type invariant).
         unsafe { ptcp_skb_len(self.skb) }
+    }
+}
+
+/// The family of the listener a connection would reach.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerFamily {
+    /// No listener (yet).
+    None,
+    /// An IPv4 listener.
+    V4,
+    /// An IPv6 listener (dual-stack or not).
+    V6,
+}
+
+/// The C glue's per-namespace objects: the snooped device, its hooks, the parking poll.
+///
+/// # Invariants
+///
+/// `pn` points to the live `struct ptcp_net` of a namespace for the whole lifetime `'a` (a
+/// handler's, a hook's or the parking poll's duration).
+pub(crate) struct Net<'a> {
+    pn: *mut PtcpNet,
+    _p: PhantomData<&'a PtcpNet>,
+}
+
+impl<'a> Net<'a> {
+    /// Wraps the `struct ptcp_net` a handler, hook or work item was given.
+    ///
+    /// # Safety
+    ///
+    /// `pn` must be a namespace's live `struct ptcp_net` for the duration of `'a`.
+    pub(crate) unsafe fn from_raw(pn: *mut PtcpNet) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            pn,
+            _p: PhantomData,
+        }
+    }
+
+    /// Hooks device `ifindex`; its frames start flowing to the namespace's state.
+    pub(crate) fn attach(&self, ifindex: u32) -> Result {
+        // SAFETY: `pn` is valid (type invariant); the C side takes RTNL.
+        check(unsafe { ptcp_snoop_attach(self.pn, ifindex) }).map(|_| ())
+    }
+
+    /// Unhooks the device; no hook runs once this returns.
+    pub(crate) fn detach(&self) -> Result {
+        // SAFETY: `pn` is valid (type invariant); the C side takes RTNL.
+        check(unsafe { ptcp_snoop_detach(self.pn) }).map(|_| ())
+    }
+
+    /// The snooped device, 0 when none.
+    pub(crate) fn ifindex(&self) -> u32 {
+        // SAFETY: `pn` is valid (type invariant).
+        unsafe { ptcp_snoop_ifindex(self.pn) }
+    }
+
+    /// Nanoseconds spent in the hook and frames it processed since snooping started.
+    pub(crate) fn hook_cost(&self) -> (u64, u64) {
+        let (mut ns, mut frames) = (0, 0);
+        // SAFETY: `pn` is valid (type invariant); the outputs are valid u64 places.
+        unsafe { ptcp_hook_cost(self.pn, &mut ns, &mut frames) };
+        (ns, frames)
+    }
+
+    /// Resets of mirrored connections the LOCAL_OUT hook dropped.
+    pub(crate) fn rst_dropped(&self) -> u64 {
+        // SAFETY: `pn` is valid (type invariant).
+        unsafe { ptcp_rst_dropped(self.pn) }
+    }
+
+    /// Runs the parking poll now, from the system workqueue.
+    pub(crate) fn park_kick(&self) {
+        // SAFETY: `pn` is valid (type invariant); the work item lives in it.
+        unsafe { ptcp_park_kick(self.pn) }
+    }
+
+    /// Tells the link that `addr` now lives at the snooped device's MAC (gratuitous ARP or
+    /// unsolicited neighbour advertisement). `ENODEV` when not snooping.
+    pub(crate) fn announce(&self, addr: &Addr) -> Result {
+        let v6 = addr.as_v4().is_none();
+        // SAFETY: `pn` is valid (type invariant); `addr` is 16 readable bytes.
+        check(unsafe { ptcp_announce(self.pn, addr.0.as_ptr(), v6) }).map(|_| ())
+    }
+
+    /// Sends the complete IP packet `pkt` (header included) to `dst` through a raw socket.
+    pub(crate) fn send_packet(&self, dst: &Addr, pkt: &[u8], v6: bool) -> Result {
+        let len = pkt.len() as u32;
+        // SAFETY: `pn` is valid (type invariant); `dst` is 16 readable bytes and `pkt` holds
+        // `len` readable bytes.
+        check(unsafe { ptcp_send_packet(self.pn, dst.0.as_ptr(), pkt.as_ptr(), len, v6) })
+            .map(|_| ())
+    }
+
+    /// Feeds the complete IP packet `pkt` to the stack as if the snooped device received it.
+    pub(crate) fn receive_packet(&self, pkt: &[u8], v6: bool) -> Result {
+        let len = pkt.len() as u32;
+        // SAFETY: `pn` is valid (type invariant); `pkt` holds `len` readable bytes.
+        check(unsafe { ptcp_receive_packet(self.pn, pkt.as_ptr(), len, v6) }).map(|_| ())
+    }
+
+    /// The family of the listener connection `k` would reach.
+    pub(crate) fn listener_family(&self, k: &FlowKey, v6: bool) -> ListenerFamily {
+        let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
+        // SAFETY: `pn` is valid (type invariant); the addresses are 16 readable bytes.
+        let f =
+            unsafe { ptcp_listener_family(self.pn, vip, k.owner_port, client, k.client_port, v6) };
+        match f as u32 {
+            bindings::AF_INET => ListenerFamily::V4,
+            bindings::AF_INET6 => ListenerFamily::V6,
+            _ => ListenerFamily::None,
+        }
+    }
+
+    /// Appends `child`, connection `k`, to its listener's accept queue; gives it back while
+    /// there is no listener (or its backlog is full).
+    pub(crate) fn inject(&self, child: Detached, k: &FlowKey, v6: bool) -> Result<(), Detached> {
+        let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
+        // SAFETY: `pn` is valid (type invariant); `child` is an owned detached sock (its type
+        // invariant); the addresses are 16 readable bytes.
+        let r = unsafe {
+            ptcp_inject(
+                self.pn,
+                child.0.as_ptr(),
+                vip,
+                k.owner_port,
+                client,
+                k.client_port,
+                v6,
+            )
+        };
+        if r == 0 {
+            // The accept queue owns the reference now.
+            core::mem::forget(child);
+            Ok(())
+        } else {
+            Err(child)
+        }
+    }
+
+    /// A new kernel TCP socket in this namespace (IPv6 when `v6`).
+    pub(crate) fn socket(&self, v6: bool) -> Result<KernelSocket> {
+        let mut s = core::ptr::null_mut();
+        // SAFETY: `pn` is valid (type invariant); `s` is a valid out pointer.
+        check(unsafe { ptcp_sock_new(self.pn, v6, &mut s) })?;
+        // INVARIANT: created above, owned from here on.
+        NonNull::new(s).map(KernelSocket).ok_or(ENOMEM)
+    }
+}
+
+/// A frame being processed by a hook.
+///
+/// # Invariants
+///
+/// `skb` points to a valid `struct sk_buff` for the lifetime `'a` (the hook's duration),
+/// and `len` is its length from the network header.
+pub(crate) struct Skb<'a> {
+    skb: *mut SkBuff,
+    len: u32,
+    _p: PhantomData<&'a SkBuff>,
+}
+
+impl<'a> Skb<'a> {
+    /// Wraps the frame a hook is processing.
+    ///
+    /// # Safety
+    ///
+    /// `skb` must be valid for the duration of `'a`, with `len` bytes from its network
+    /// header.
+    pub(crate) unsafe fn from_raw(skb: *mut SkBuff, len: u32) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            skb,
+            len,
+            _p: PhantomData,
+        }
+    }
+
+    /// Length from the network header (for GSO/GRO frames, all their segments).
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// The first `min(len, buf.len())` bytes from the network header: in the skb when they
+    /// are linear there, else copied into `buf`.
+    pub(crate) fn header<'b>(&'b self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let n = (self.len as usize).min(buf.len());
+        // SAFETY: `skb` is valid (type invariant) and `buf` has room for `n` bytes.
+        let p = unsafe { ptcp_skb_header(self.skb, buf.as_mut_ptr(), n as u32) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: skb_header_pointer returned `n` readable bytes, in the skb (valid for `'a`,
+        // which outlives `'b`) or in `buf` (borrowed for `'b`).
+        Some(unsafe { core::slice::from_raw_parts(p, n) })
+    }
+
+    /// Whether the TCP checksum at `l4off` is right (frames the device or stack already
+    /// checked count as right).
+    pub(crate) fn csum_ok(&self, l4off: u32, v6: bool) -> bool {
+        // SAFETY: `skb` is valid (type invariant); nf_checksum may set its csum fields, as
+        // any netfilter hook may.
+        unsafe { ptcp_skb_csum_ok(self.skb, l4off, v6) }
+    }
+}
+
+impl Payload for Skb<'_> {
+    fn copy(&self, offset: u32, out: &mut [u8]) -> bool {
+        // SAFETY: `skb` is valid (type invariant), and `out` is a writable buffer of
+        // `out.len()` bytes; skb_copy_bits checks the range against the skb.
+        unsafe { ptcp_skb_copy(self.skb, offset, out.as_mut_ptr(), out.len() as u32) }
+    }
+}
+
+/// The options a rebuilt socket is given, by name.
+#[derive(Clone, Copy)]
+pub(crate) enum SockOpt {
+    /// `TCP_REPAIR`: enter (1) or leave (0) repair mode.
+    Repair,
+    /// `TCP_REPAIR_QUEUE`: which queue the next `QueueSeq` or send fills.
+    RepairQueue,
+    /// `TCP_QUEUE_SEQ`: the selected queue's sequence number.
+    QueueSeq,
+    /// `TCP_MAXSEG`.
+    MaxSeg,
+    /// `TCP_TIMESTAMP`: the timestamp clock's offset.
+    Timestamp,
+    /// `IP_FREEBIND` or `IPV6_FREEBIND`, by the socket's family.
+    FreeBind { v6: bool },
+    /// `SO_REUSEADDR`.
+    ReuseAddr,
+    /// `SO_SNDBUFFORCE`.
+    SndBufForce,
+}
+
+/// Which repair queue ([`SockOpt::RepairQueue`]).
+#[derive(Clone, Copy)]
+pub(crate) enum RepairQueue {
+    /// The receive queue.
+    Recv,
+    /// The send queue.
+    Send,
+}
+
+/// A kernel TCP socket being rebuilt.
+///
+/// # Invariants
+///
+/// `0` is a socket from `ptcp_sock_new` that this value owns.
+pub(crate) struct KernelSocket(NonNull<Socket>);
+
+impl KernelSocket {
+    fn setopt_raw(&self, level: u32, opt: c_int, val: *const c_void, len: usize) -> Result {
+        // SAFETY: the socket is owned (type invariant); the caller passes `val` readable for
+        // `len` bytes.
+        check(unsafe { ptcp_sock_setopt(self.0.as_ptr(), level as c_int, opt, val, len as u32) })
+            .map(|_| ())
+    }
+
+    /// Sets an integer option.
+    pub(crate) fn set(&self, opt: SockOpt, v: i32) -> Result {
+        let t = tcp_abi();
+        let (level, opt) = match opt {
+            SockOpt::Repair => (bindings::SOL_TCP, t.repair),
+            SockOpt::RepairQueue => (bindings::SOL_TCP, t.repair_queue),
+            SockOpt::QueueSeq => (bindings::SOL_TCP, t.queue_seq),
+            SockOpt::MaxSeg => (bindings::SOL_TCP, t.maxseg),
+            SockOpt::Timestamp => (bindings::SOL_TCP, t.timestamp),
+            SockOpt::FreeBind { v6: true } => {
+                (bindings::SOL_IPV6, bindings::IPV6_FREEBIND as c_int)
+            }
+            SockOpt::FreeBind { v6: false } => (bindings::SOL_IP, bindings::IP_FREEBIND as c_int),
+            SockOpt::ReuseAddr => (bindings::SOL_SOCKET, bindings::SO_REUSEADDR as c_int),
+            SockOpt::SndBufForce => (bindings::SOL_SOCKET, bindings::SO_SNDBUFFORCE as c_int),
+        };
+        let val: *const i32 = &v;
+        self.setopt_raw(level, opt, val.cast(), core::mem::size_of::<i32>())
+    }
+
+    /// Selects the repair queue the next sequence number or send fills.
+    pub(crate) fn repair_queue(&self, q: RepairQueue) -> Result {
+        let t = tcp_abi();
+        let q = match q {
+            RepairQueue::Recv => t.recv_queue,
+            RepairQueue::Send => t.send_queue,
+        };
+        self.set(SockOpt::RepairQueue, q)
+    }
+
+    /// `TCP_REPAIR_OPTIONS`: the options both SYNs negotiated.
+    pub(crate) fn repair_options(&self, opts: &[RepairOpt]) -> Result {
+        if tcp_abi().repair_opt_size as usize != core::mem::size_of::<RepairOpt>() {
+            return Err(EINVAL);
+        }
+        let len = core::mem::size_of_val(opts);
+        self.setopt_raw(
+            bindings::SOL_TCP,
+            tcp_abi().repair_options,
+            opts.as_ptr().cast(),
+            len,
+        )
+    }
+
+    /// `TCP_REPAIR_WINDOW`.
+    pub(crate) fn repair_window(&self, w: &RepairWindow) -> Result {
+        if tcp_abi().repair_window_size as usize != core::mem::size_of::<RepairWindow>() {
+            return Err(EINVAL);
+        }
+        let val: *const RepairWindow = w;
+        let len = core::mem::size_of::<RepairWindow>();
+        self.setopt_raw(bindings::SOL_TCP, tcp_abi().repair_window, val.cast(), len)
+    }
+
+    /// Binds to `addr`:`port` (IPv4-mapped `addr` for an IPv4 socket).
+    pub(crate) fn bind(&self, addr: &Addr, port: u16, v6: bool) -> Result {
+        // SAFETY: the socket is owned (type invariant); `addr` is 16 readable bytes.
+        check(unsafe { ptcp_sock_bind(self.0.as_ptr(), addr.0.as_ptr(), port, v6) }).map(|_| ())
+    }
+
+    /// Connects to `addr`:`port`; in repair mode this sends nothing and establishes at once.
+    pub(crate) fn connect(&self, addr: &Addr, port: u16, v6: bool) -> Result {
+        // SAFETY: the socket is owned (type invariant); `addr` is 16 readable bytes.
+        check(unsafe { ptcp_sock_connect(self.0.as_ptr(), addr.0.as_ptr(), port, v6) }).map(|_| ())
+    }
+
+    /// Queues `data` (into the selected repair queue in repair mode, else for sending),
+    /// without blocking; returns how many bytes were taken.
+    pub(crate) fn send(&self, data: &[u8]) -> Result<usize> {
+        let n = data.len().min(i32::MAX as usize) as u32;
+        // SAFETY: the socket is owned (type invariant); `data` is readable for `n` bytes.
+        check(unsafe { ptcp_sock_send(self.0.as_ptr(), data.as_ptr(), n) }).map(|n| n as usize)
+    }
+
+    /// Shuts the sending side down: sends a FIN.
+    pub(crate) fn shutdown_wr(&self) -> Result {
+        // SAFETY: the socket is owned (type invariant).
+        check(unsafe { ptcp_sock_shutdown_wr(self.0.as_ptr()) }).map(|_| ())
+    }
+
+    /// Detaches the sock for the accept queue; the `struct socket` is released.
+    pub(crate) fn detach(self) -> Detached {
+        let s = self.0.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: `s` is an owned, connected socket; the helper consumes it.
+        let sk = unsafe { ptcp_sock_detach(s) };
+        // INVARIANT: the helper returns the socket's sock, whose reference we now own.
+        Detached(NonNull::new(sk).expect("a connected socket has a sock"))
+    }
+}
+
+impl Drop for KernelSocket {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant), released once.
+        unsafe { ptcp_sock_release(self.0.as_ptr()) };
+    }
+}
+
+/// A rebuilt connection waiting for the accept queue; dropping it resets the connection.
+///
+/// # Invariants
+///
+/// `0` is an established TCP sock without a `struct socket` whose reference this value owns.
+pub(crate) struct Detached(NonNull<Sock>);
+
+// SAFETY: a sock reference may be used and released from any thread; the sock has its own
+// lock and the helpers take it.
+unsafe impl Send for Detached {}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant); closing consumes the reference.
+        unsafe { ptcp_sock_close_detached(self.0.as_ptr()) };
     }
 }

@@ -7,15 +7,22 @@
 //! provides its table (an rbtree keyed by the 4-tuple), its chunk allocator (atomic, since the
 //! hook runs in softirq) and access to the skb.
 
-use crate::glue::SkBuff;
+use crate::glue::{Dump, Skb};
+use crate::logic::errno::Error as LogicError;
 use crate::logic::packet::{Segment, HEADER_MAX};
-use crate::logic::seqbuf::{Budget, ChunkAlloc, Payload, Slots, CHUNK};
+use crate::logic::seq;
+use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
+use crate::logic::uapi::{attr, cmd};
+use core::ffi::c_long;
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
+
+/// Bytes of retained data per CONN_DATA_GET dump message.
+pub(crate) const DATA_PER_MSG: u32 = 8192;
 
 /// A chunk of retained data.
 pub(crate) type Chunk = KBox<[u8; CHUNK]>;
@@ -143,17 +150,6 @@ pub(crate) struct SnoopTable {
     last_gc_ms: u64,
 }
 
-/// Reads bytes of the frame being processed.
-struct Frame(*mut SkBuff);
-
-impl Payload for Frame {
-    fn copy(&self, offset: u32, out: &mut [u8]) -> bool {
-        // SAFETY: the skb is valid while the hook runs, and `out` is a writable buffer of
-        // `out.len()` bytes; skb_copy_bits checks the range against the skb.
-        unsafe { crate::glue::ptcp_skb_copy(self.0, offset, out.as_mut_ptr(), out.len() as u32) }
-    }
-}
-
 impl SnoopTable {
     /// An inactive table.
     pub(crate) fn new() -> Self {
@@ -207,36 +203,21 @@ impl SnoopTable {
     }
 
     /// One frame from the hook.
-    ///
-    /// # Safety
-    ///
-    /// `skb` is the frame the hook is processing, valid for the call; `len` is its length
-    /// from the network header.
-    pub(crate) unsafe fn on_frame(&mut self, skb: *mut SkBuff, len: u32, now_ms: u64) {
+    pub(crate) fn on_frame(&mut self, skb: &Skb<'_>, now_ms: u64) {
         if !self.active {
             return;
         }
         let mut buf = [0u8; HEADER_MAX];
-        let n = (len as usize).min(HEADER_MAX);
-        // SAFETY: `skb` is valid (contract) and `buf` has room for `n` bytes.
-        let p = unsafe { crate::glue::ptcp_skb_header(skb, buf.as_mut_ptr(), n as u32) };
-        if p.is_null() {
+        let Some(hdr) = skb.header(&mut buf) else {
             return;
-        }
-        // SAFETY: skb_header_pointer returned `n` readable bytes, in the skb or in `buf`,
-        // which outlive this use.
-        let hdr = unsafe { core::slice::from_raw_parts(p, n) };
-        let frame = Frame(skb);
-        let csum = |seg: &Segment| {
-            // SAFETY: `skb` is valid for the call (contract).
-            unsafe { crate::glue::ptcp_skb_csum_ok(skb, seg.l4_off, seg.is_v6()) }
         };
+        let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.is_v6());
         self.snooper.on_frame(
             &mut self.conns,
             &mut self.alloc,
             hdr,
-            len as usize,
-            &frame,
+            skb.len() as usize,
+            skb,
             csum,
             now_ms,
         );
@@ -348,45 +329,61 @@ impl SnoopTable {
         }
     }
 
-    /// Returns the chunks of connections moved out by [`Self::take_ready`] to the budget.
+    /// Returns the chunks of connections moved out by [`Self::take_mine`] or
+    /// [`Self::take_key`] to the budget.
     pub(crate) fn release(&mut self, taken: &mut Taking) {
         for (_, c) in taken.iter_mut() {
             c.release(&mut self.alloc);
         }
     }
 
-    /// Runs `f` on the retained data of `side` of `key`'s connection.
-    pub(crate) fn with_conn<R>(
+    /// One round of CONN_DATA_GET for the mirrored connection `key`: the bytes `side` sent
+    /// that the mirror retains, from stream position `*pos` on, in messages of at most
+    /// [`DATA_PER_MSG`] bytes. `None` when the connection is not mirrored.
+    pub(crate) fn dump_data(
         &self,
         key: &FlowKey,
-        f: impl FnOnce(&Conn<Alloc>) -> R,
-    ) -> Option<R> {
-        self.conns.tree.get(key).map(f)
+        side: Side,
+        dump: &mut Dump<'_>,
+        pos: &mut c_long,
+    ) -> Option<Result<(), LogicError>> {
+        let c = self.conns.tree.get(key)?;
+        let data = &c.side(side).data;
+        // Skip what earlier rounds sent, then one message per piece.
+        let mut skip = *pos as u32;
+        for (start, end) in data.ranges() {
+            let len = seq::dist(start, end);
+            if skip >= len {
+                skip -= len;
+                continue;
+            }
+            let mut at = start.wrapping_add(skip);
+            skip = 0;
+            while seq::before(at, end) {
+                let n = seq::dist(at, end).min(DATA_PER_MSG);
+                let added = dump.add(cmd::CONN_DATA_GET, |w| {
+                    w.put_u32(attr::DATA_SEQ, at)?;
+                    w.put_with(attr::DATA, n as usize, |buf| data.read(at, buf))
+                });
+                match added {
+                    Ok(true) => {}
+                    Ok(false) => return Some(Ok(())),
+                    Err(e) => return Some(Err(e)),
+                }
+                *pos += c_long::from(n);
+                at = at.wrapping_add(n);
+            }
+        }
+        Some(Ok(()))
     }
 }
 
 /// The connection `skb`, a segment this host sends, resets (its source is the owner's end),
 /// if it is a TCP reset.
-///
-/// # Safety
-///
-/// `skb` is valid for the call; `len` is its length from the network header.
-pub(crate) unsafe fn reset_of(skb: *mut SkBuff, len: u32) -> Option<FlowKey> {
+pub(crate) fn reset_of(skb: &Skb<'_>) -> Option<FlowKey> {
     let mut buf = [0u8; HEADER_MAX];
-    let n = (len as usize).min(HEADER_MAX);
-    // SAFETY: `skb` is valid (contract) and `buf` has room for `n` bytes.
-    let p = unsafe { crate::glue::ptcp_skb_header(skb, buf.as_mut_ptr(), n as u32) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: the helper returned `n` readable bytes (the skb's or `buf`'s).
-    let hdr = unsafe { core::slice::from_raw_parts(p, n) };
-    let seg = crate::logic::packet::parse(hdr, len as usize).ok()?;
+    let hdr = skb.header(&mut buf)?;
+    let seg = crate::logic::packet::parse(hdr, skb.len() as usize).ok()?;
     seg.has(crate::logic::packet::flags::RST)
         .then(|| FlowKey::of(&seg, Side::Owner))
-}
-
-/// Side from its netlink number.
-pub(crate) fn side_index(side: Side) -> usize {
-    side as usize
 }

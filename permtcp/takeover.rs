@@ -1,491 +1,363 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Takeover: a failed owner's mirrored connections become real TCP sockets that the
-//! application's listener returns from a plain `accept()`.
+//! application's listener returns from a plain `accept()`. See Documentation/design.rst
+//! ("Takeover") for the design and Documentation/takeover.rst for the details.
 //!
-//! Each ready connection is rebuilt with TCP_REPAIR, as CRIU restores sockets: sequence
-//! numbers, options negotiated by both SYNs, timestamps continued past the owner's last TSval
-//! (PAWS), the client's bytes the owner had not acknowledged in the receive queue, windows,
-//! then repair is switched off (the window probe it sends prompts the client's ACK) and the
-//! owner's unacknowledged bytes are sent again. The socket is then detached from its kernel
-//! `struct socket` and put on the listener's accept queue.
+//! The file reads in the order a takeover runs:
 //!
-//! Afterwards the failed owner's addresses this node takes ARP ownership of (by the
-//! declaration's ARP policy) are announced: gratuitous ARP, unsolicited neighbour
-//! advertisements.
+//! 1. **Plan** ([`plan_takeover`], [`plan_directive`]): under the cluster lock, the node is
+//!    declared failed, the connections the fail-over policy gives this node are moved out of
+//!    the mirror (still covered by reset suppression), and each is filed: a [`Plan`] when it
+//!    is ready to rebuild, a directive naming the next peer when it is not, or a [`Reset`]
+//!    when no peer is left. The failed owner's addresses whose ARP ownership comes here are
+//!    listed for announcing.
+//! 2. **Carry out** ([`carry_out`]; [`takeover`] and [`directive`] run both steps): each
+//!    plan is rebuilt (`rebuild.rs`) and handed to the listener of its service address, or
+//!    parked; the unrebuildable ones are reset; the addresses are announced.
+//! 3. **Park** ([`Parking`], [`poll_parked`]): a rebuilt connection whose application does
+//!    not listen yet waits (it acknowledges and buffers the client's data); a poll hands it
+//!    over as soon as the application listens, or resets it when none does in time.
+//! 4. **Records** ([`TakenList`]): what the restarted application may ask about each
+//!    connection (TAKEN_GET: stream offsets) and the sent bytes kept for it to verify its
+//!    regenerated output (CONN_DATA_GET).
 //!
-//! A connection whose listener does not exist yet is rebuilt all the same (it acknowledges
-//! and buffers the client's data) and parked: a poll hands it over as soon as the application
-//! listens, or resets it when none does in time. Without a listener to tell the family, an
-//! IPv4 connection is rebuilt as an IPv6 socket with IPv4-mapped addresses, which either kind
-//! of listener accepts.
-//!
-//! Half-closed and closing connections are rebuilt established, then the owner's FIN is sent
-//! again (shutdown) and the client's FIN is fed to the stack as a received segment.
-//!
-//! A connection this node cannot take over (not seen from its SYN, or otherwise not ready)
-//! goes to the next peer in the policy's order with a fail-over directive (permctl carries
-//! it); the last peer resets it.
+//! A fail-over directive (DIRECTIVE) runs the same steps for one connection another peer
+//! could not take over.
 
-use crate::glue::{PtcpNet, Snooped, Sock, Socket};
+use crate::glue::{Detached, Dump, ListenerFamily, Net};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::packet::{build_control, flags, CONTROL_MAX};
-use crate::logic::resume::{resume, Resume};
-use crate::logic::seq;
+use crate::logic::packet::{build_control, flags, Addr, CONTROL_MAX};
+use crate::logic::policy::{arp_owner, declares, next_after, takeover_order};
 use crate::logic::snoop::FlowKey;
-use crate::logic::snoopnl::TakenInfo;
-use crate::logic::track::{Conn, Side, State};
-use crate::snoop::Alloc;
-use core::ffi::{c_int, c_void};
-use core::ptr::NonNull;
+use crate::logic::snoopnl::{DirectiveInfo, DirectiveRequest, TakenInfo};
+use crate::logic::track::{Conn, Side};
+use crate::logic::uapi::{attr, cmd};
+use crate::netns::NetState;
+use crate::rebuild::{rebuild, rebuildable, Plan};
+use crate::snoop::{Alloc, Taking, DATA_PER_MSG};
+use core::ffi::c_long;
 use kernel::prelude::*;
+use kernel::time::{Instant, Monotonic};
 
-const SOL_IP: c_int = 0;
-const SOL_SOCKET: c_int = 1;
-const SOL_TCP: c_int = 6;
-const SOL_IPV6: c_int = 41;
-const SO_REUSEADDR: c_int = 2;
-const SO_SNDBUFFORCE: c_int = 32;
-const IP_FREEBIND: c_int = 15;
-const IPV6_FREEBIND: c_int = 78;
-const TCP_MAXSEG: c_int = 2;
-const TCP_REPAIR: c_int = 19;
-const TCP_REPAIR_QUEUE: c_int = 20;
-const TCP_QUEUE_SEQ: c_int = 21;
-const TCP_REPAIR_OPTIONS: c_int = 22;
-const TCP_TIMESTAMP: c_int = 24;
-const TCP_REPAIR_WINDOW: c_int = 29;
-const TCP_RECV_QUEUE: c_int = 1;
-const TCP_SEND_QUEUE: c_int = 2;
-const TCPOPT_MSS: u32 = 2;
-const TCPOPT_WINDOW: u32 = 3;
-const TCPOPT_SACK_PERM: u32 = 4;
-const TCPOPT_TIMESTAMP: u32 = 8;
+/// How long a taken-over connection waits for the application to listen before it is reset,
+/// unless the request says otherwise.
+pub(crate) const PARK_TIMEOUT_MS: u64 = 60_000;
 
-/// `struct tcp_repair_window`.
-#[repr(C)]
-struct RepairWindow {
-    snd_wl1: u32,
-    snd_wnd: u32,
-    max_window: u32,
-    rcv_wnd: u32,
-    rcv_wup: u32,
+fn enomem() -> LogicError {
+    LogicError::new(code::ENOMEM, c"out of memory")
 }
 
-/// `struct tcp_repair_opt`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct RepairOpt {
-    code: u32,
-    val: u32,
+// ---------------------------------------------------------------------------------------
+// 1. Plan
+// ---------------------------------------------------------------------------------------
+
+/// What a takeover (or a directive) found: plans to rebuild, connections for the next peer
+/// or to reset, and the connections left alone.
+pub(crate) struct Takeover {
+    pub(crate) plans: KVec<Plan>,
+    /// The failed owner's addresses whose ARP ownership comes to this node.
+    pub(crate) announce: KVec<Addr>,
+    /// Connections this node cannot take over, for the next peer.
+    pub(crate) directives: KVec<DirectiveInfo>,
+    /// Connections no peer after this one can take over.
+    pub(crate) resets: KVec<Reset>,
+    /// This node's connections that could not be handled (no memory).
+    pub(crate) not_ready: u32,
+    /// The failed node's connections the policy gives other nodes.
+    pub(crate) not_mine: u32,
 }
 
-/// What one connection is rebuilt from, copied out of the mirror.
-pub(crate) struct Plan {
-    key: FlowKey,
-    v6: bool,
-    /// Byte ranges and stream offsets (see [`resume`]).
-    r: Resume,
-    rx: RxPolicy,
-    mss: u16,
-    wscale: Option<(u8, u8)>,
-    sack: bool,
-    /// The owner's last TSval and how long ago it was seen.
-    ts: Option<(u32, u64)>,
-    window: RepairWindow,
-    /// The owner's retained sent bytes `[r.sent_from, r.sent_end)`: those from `r.sent_una`
-    /// are sent again, all are kept for the application to verify.
-    sent: KVVec<u8>,
-    /// The client's bytes `[r.recv_from, r.recv_end)`, queued for the application.
-    recv: KVVec<u8>,
-    /// The owner had sent its FIN (its application shut down writing).
-    owner_fin: bool,
-    /// The client had sent its FIN: the segment that delivers it to the rebuilt socket.
-    client_fin: Option<([u8; CONTROL_MAX], usize)>,
+impl Takeover {
+    fn new() -> Self {
+        Takeover {
+            plans: KVec::new(),
+            announce: KVec::new(),
+            directives: KVec::new(),
+            resets: KVec::new(),
+            not_ready: 0,
+            not_mine: 0,
+        }
+    }
+
+    /// Files one of this node's connections: a plan when it can be rebuilt, else a
+    /// directive to the peer `next` names, else a reset.
+    fn settle(
+        &mut self,
+        k: &FlowKey,
+        c: &Conn<Alloc>,
+        now_ms: u64,
+        rx: RxPolicy,
+        next: impl FnOnce() -> Option<u32>,
+    ) {
+        if c.readiness().is_ok() && rebuildable(c.state) {
+            if let Some(p) = Plan::new(k, c, now_ms, rx) {
+                if self.plans.push(p, GFP_KERNEL).is_err() {
+                    self.not_ready += 1;
+                }
+                return;
+            }
+        }
+        match next() {
+            Some(n) => self.forward(k, n),
+            None => {
+                if self.resets.push(Reset::new(k, c), GFP_KERNEL).is_err() {
+                    self.not_ready += 1;
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, key: &FlowKey, next: u32) {
+        let d = DirectiveInfo { key: *key, next };
+        if self.directives.push(d, GFP_KERNEL).is_err() {
+            self.not_ready += 1;
+        }
+    }
 }
 
-/// Whether a connection in `state` (and ready) is rebuilt: established, or half-closed or
-/// closing with a FIN not yet acknowledged on both sides.
-pub(crate) fn rebuildable(state: State) -> bool {
-    matches!(state, State::Established | State::FinSeen | State::Closing)
-}
-
-fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVVec<u8>> {
-    let n = seq::dist(from, to) as usize;
-    let mut v = KVVec::from_elem(0u8, n, GFP_KERNEL).ok()?;
-    c.side(side).data.read(from, &mut v).then_some(v)
-}
-
-impl Plan {
-    /// The plan for a ready, established connection taken out of the mirror; `None` when
-    /// its bytes cannot be copied.
-    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64, rx: RxPolicy) -> Option<Plan> {
-        if c.readiness().is_err() || !rebuildable(c.state) {
+/// Declares `node` failed and plans the takeover of the connections the policy gives this
+/// node.
+fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, LogicError> {
+    let mut guard = state.cluster.lock();
+    let me = guard.roles(node)?.1;
+    if me == node {
+        return Err(LogicError::new(
+            code::EINVAL,
+            c"the local node cannot take itself over",
+        ));
+    }
+    if guard.is_failed(node) {
+        return Err(LogicError::new(code::EALREADY, c"node already taken over"));
+    }
+    guard.failed.push(node, GFP_KERNEL).map_err(|_| enomem())?;
+    let cluster = &*guard;
+    let owner = cluster.roles(node)?.0;
+    let is_failed = |n: u32| cluster.is_failed(n);
+    let whose = |k: &FlowKey| {
+        if !declares(owner, &k.owner_addr, k.owner_port) {
             return None;
         }
-        let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
-        let r = resume(c, rx);
-        let ts = |h: &crate::logic::track::Half<Alloc>| h.ts.filter(|_| c.ts_ok);
-        let client_fin = cl.fin.map(|fin| {
-            // As the client sent it: its last acknowledgement, window and timestamp.
-            let mut seg = [0u8; CONTROL_MAX];
-            let n = build_control(
-                &mut seg,
-                (key.client_addr, key.client_port),
-                (key.owner_addr, key.owner_port),
-                fin,
-                o.una,
-                flags::FIN | flags::ACK,
-                (cl.win >> c.wscale(Side::Client)).min(0xffff) as u16,
-                ts(cl),
-            );
-            (seg, n)
-        });
-        Some(Plan {
-            key: *key,
-            v6: key.owner_addr.as_v4().is_none(),
-            r,
-            rx,
-            mss: cl.syn_opts.mss.unwrap_or(536),
-            wscale: c
-                .ws_ok
-                .then(|| (c.wscale(Side::Client), c.wscale(Side::Owner))),
-            sack: c.sack_ok,
-            ts: if c.ts_ok {
-                o.ts.map(|(val, _)| (val, now_ms.saturating_sub(c.last_ms)))
-            } else {
-                None
-            },
-            window: RepairWindow {
-                snd_wl1: cl.win_seq,
-                snd_wnd: cl.win,
-                max_window: cl.max_win.max(cl.win),
-                rcv_wnd: o.win,
-                rcv_wup: r.recv_una,
-            },
-            sent: copy_out(c, Side::Owner, r.sent_from, r.sent_end)?,
-            recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
-            owner_fin: o.fin.is_some(),
-            client_fin,
-        })
-    }
-
-    /// The owner's unacknowledged bytes, sent again after repair.
-    fn resend(&self) -> &[u8] {
-        &self.sent[seq::dist(self.r.sent_from, self.r.sent_una) as usize..]
-    }
-
-    /// What the restarted application is told about this connection, and its kept bytes.
-    pub(crate) fn into_record(self, now_ms: u64) -> Taken {
-        Taken {
-            info: TakenInfo {
-                key: self.key,
-                sent_offset: self.r.sent_offset,
-                recv_offset: self.r.recv_offset,
-                data_offset: self.r.data_offset,
-                data_len: self.sent.len() as u32,
-                rx_deliver: self.rx == RxPolicy::Deliver,
-                age_ms: 0,
-            },
-            sent_from: self.r.sent_from,
-            at_ms: now_ms,
-            sent: self.sent,
-        }
-    }
-}
-
-/// A taken-over connection as the restarted application may ask about it (TAKEN_GET), with
-/// the sent bytes it may verify its regenerated output against (CONN_DATA_GET).
-pub(crate) struct Taken {
-    pub(crate) info: TakenInfo,
-    /// Sequence number of `sent[0]`.
-    pub(crate) sent_from: u32,
-    /// When it was taken over.
-    pub(crate) at_ms: u64,
-    pub(crate) sent: KVVec<u8>,
-}
-
-extern "C" {
-    fn ptcp_sock_new(pn: *mut PtcpNet, ipv6: bool, res: *mut *mut Socket) -> c_int;
-    fn ptcp_sock_setopt(
-        sock: *mut Socket,
-        level: c_int,
-        opt: c_int,
-        val: *const c_void,
-        len: u32,
-    ) -> c_int;
-    fn ptcp_sock_bind(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
-    fn ptcp_sock_connect(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
-    fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
-    fn ptcp_sock_release(sock: *mut Socket);
-    fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
-    fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
-    fn ptcp_send_packet(
-        pn: *mut PtcpNet,
-        dst: *const u8,
-        data: *const u8,
-        len: u32,
-        ipv6: bool,
-    ) -> c_int;
-    fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
-    fn ptcp_inject(
-        pn: *mut PtcpNet,
-        child: *mut Sock,
-        vip: *const u8,
-        port: u16,
-        client: *const u8,
-        cport: u16,
-        ipv6: bool,
-    ) -> c_int;
-    fn ptcp_sock_close_detached(sk: *mut Sock);
-    fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
-    fn ptcp_listener_family(
-        pn: *mut PtcpNet,
-        vip: *const u8,
-        port: u16,
-        client: *const u8,
-        cport: u16,
-        ipv6: bool,
-    ) -> c_int;
-}
-
-const AF_INET: c_int = 2;
-
-/// Tells the link that `addr` now lives here (gratuitous ARP or unsolicited NA), twice.
-pub(crate) fn announce(pn: &Snooped, addr: &crate::logic::packet::Addr) -> Result<(), LogicError> {
-    for _ in 0..2 {
-        // SAFETY: `pn` is live; `addr` is 16 readable bytes.
-        let ret = unsafe { ptcp_announce(pn.raw(), addr.0.as_ptr(), addr.as_v4().is_none()) };
-        check(ret, c"cannot announce the address: not snooping")?;
-    }
-    Ok(())
-}
-
-fn check(ret: c_int, msg: &'static core::ffi::CStr) -> Result<c_int, LogicError> {
-    if ret < 0 {
-        Err(LogicError::new(-ret, msg))
-    } else {
-        Ok(ret)
-    }
-}
-
-/// A kernel TCP socket being rebuilt.
-///
-/// # Invariants
-///
-/// `0` is a socket from `ptcp_sock_new` that this value owns.
-struct KernelSocket(NonNull<Socket>);
-
-impl KernelSocket {
-    fn new(pn: &Snooped, v6: bool) -> Result<Self, LogicError> {
-        let mut s = core::ptr::null_mut();
-        // SAFETY: `pn` is the namespace's live `struct ptcp_net`; `s` is a valid out pointer.
-        let ret = unsafe { ptcp_sock_new(pn.raw(), v6, &mut s) };
-        check(ret, c"socket creation failed")?;
-        // INVARIANT: created above, owned from here on.
-        NonNull::new(s)
-            .map(Self)
-            .ok_or(LogicError::new(code::ENOMEM, c"socket creation failed"))
-    }
-
-    fn set<T>(
-        &self,
-        level: c_int,
-        opt: c_int,
-        val: &T,
-        msg: &'static core::ffi::CStr,
-    ) -> Result<(), LogicError> {
-        let len = core::mem::size_of::<T>() as u32;
-        let val: *const c_void = core::ptr::from_ref(val).cast();
-        // SAFETY: the socket is owned (type invariant); `val` is readable for `len` bytes.
-        let ret = unsafe { ptcp_sock_setopt(self.0.as_ptr(), level, opt, val, len) };
-        check(ret, msg).map(|_| ())
-    }
-
-    fn set_int(
-        &self,
-        level: c_int,
-        opt: c_int,
-        v: i32,
-        msg: &'static core::ffi::CStr,
-    ) -> Result<(), LogicError> {
-        self.set(level, opt, &v, msg)
-    }
-
-    fn send(&self, mut data: &[u8], msg: &'static core::ffi::CStr) -> Result<(), LogicError> {
-        while !data.is_empty() {
-            let n = data.len().min(16384);
-            // SAFETY: the socket is owned (type invariant); `data` is readable for `n` bytes.
-            let ret = unsafe { ptcp_sock_send(self.0.as_ptr(), data.as_ptr(), n as u32) };
-            let sent = check(ret, msg)?;
-            if sent == 0 {
-                return Err(LogicError::new(code::ENOSPC, msg));
-            }
-            data = &data[sent as usize..];
-        }
-        Ok(())
-    }
-
-    /// Detaches the sock for the accept queue; the `struct socket` is released.
-    fn detach(self) -> Detached {
-        let s = self.0.as_ptr();
-        core::mem::forget(self);
-        // SAFETY: `s` is an owned, connected socket; the helper consumes it.
-        let sk = unsafe { ptcp_sock_detach(s) };
-        // INVARIANT: the helper returns the socket's sock, whose reference we now own.
-        Detached(NonNull::new(sk).expect("a connected socket has a sock"))
-    }
-}
-
-impl Drop for KernelSocket {
-    fn drop(&mut self) {
-        // SAFETY: owned (type invariant), released once.
-        unsafe { ptcp_sock_release(self.0.as_ptr()) };
-    }
-}
-
-/// A rebuilt connection waiting for the accept queue.
-///
-/// # Invariants
-///
-/// `0` is an established TCP sock without a `struct socket` whose reference this value owns.
-struct Detached(NonNull<Sock>);
-
-// SAFETY: a sock reference may be used and released from any thread; the sock has its own
-// lock and the helpers take it.
-unsafe impl Send for Detached {}
-
-impl Drop for Detached {
-    fn drop(&mut self) {
-        // SAFETY: owned (type invariant); closing consumes the reference.
-        unsafe { ptcp_sock_close_detached(self.0.as_ptr()) };
-    }
-}
-
-/// Rebuilds one connection as a socket in repair mode, then live. `v6sock`: an IPv6 socket
-/// (an IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener).
-fn rebuild(pn: &Snooped, p: &Plan, v6sock: bool) -> Result<Detached, LogicError> {
-    let s = KernelSocket::new(pn, v6sock)?;
-    s.set_int(SOL_TCP, TCP_REPAIR, 1, c"TCP_REPAIR failed")?;
-    s.set_int(
-        SOL_TCP,
-        TCP_REPAIR_QUEUE,
-        TCP_SEND_QUEUE,
-        c"repair queue failed",
-    )?;
-    s.set_int(
-        SOL_TCP,
-        TCP_QUEUE_SEQ,
-        p.r.sent_una as i32,
-        c"send sequence failed",
-    )?;
-    s.set_int(
-        SOL_TCP,
-        TCP_REPAIR_QUEUE,
-        TCP_RECV_QUEUE,
-        c"repair queue failed",
-    )?;
-    s.set_int(
-        SOL_TCP,
-        TCP_QUEUE_SEQ,
-        p.r.recv_from as i32,
-        c"receive sequence failed",
-    )?;
-    // The client's MSS before connect(), or the socket stays at the minimum.
-    s.set_int(SOL_TCP, TCP_MAXSEG, p.mss.into(), c"TCP_MAXSEG failed")?;
-    // The service address may not be local yet.
-    let (level, opt) = if v6sock {
-        (SOL_IPV6, IPV6_FREEBIND)
-    } else {
-        (SOL_IP, IP_FREEBIND)
+        let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
+        Some(order.iter().next() == Some(&me))
     };
-    s.set_int(level, opt, 1, c"freebind failed")?;
-    let k = &p.key;
-    let sock = s.0.as_ptr();
-    // SAFETY: the socket is owned; the addresses are 16 readable bytes.
-    let ret = unsafe { ptcp_sock_bind(sock, k.owner_addr.0.as_ptr(), k.owner_port, v6sock) };
-    check(ret, c"bind to the service address failed")?;
-    // SAFETY: as above; in repair mode connect() sends nothing and establishes at once.
-    let ret = unsafe { ptcp_sock_connect(sock, k.client_addr.0.as_ptr(), k.client_port, v6sock) };
-    check(ret, c"connect in repair mode failed")?;
-    let mut opts = [RepairOpt {
-        code: TCPOPT_MSS,
-        val: p.mss.into(),
-    }; 4];
-    let mut n = 1;
-    if let Some((snd, rcv)) = p.wscale {
-        opts[n] = RepairOpt {
-            code: TCPOPT_WINDOW,
-            val: u32::from(snd) | u32::from(rcv) << 16,
+    let mut t = Takeover::new();
+    let v4 = owner.addrs4.iter().map(|a| Addr::v4(*a));
+    let v6 = owner.addrs6.iter().map(|a| Addr(*a));
+    for a in Iterator::chain(v4, v6) {
+        if arp_owner(cluster.all(), owner, &a, &is_failed) == Some(me) {
+            t.announce.push(a, GFP_KERNEL).map_err(|_| enomem())?;
+        }
+    }
+    // Room for every mirrored connection, reserved before the spinlock: the table's
+    // connections move out under it, and their bytes are copied after it (large copies
+    // need GFP_KERNEL).
+    let room = state.snoop.lock().len();
+    let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    {
+        let mut table = state.snoop.lock();
+        (t.not_ready, t.not_mine) = table.take_mine(whose, &mut taking);
+        // Still covered by reset suppression until they are rebuilt: the keys go in before
+        // the lock is released (within the reserved capacity: no allocation).
+        for (k, _) in taking.iter() {
+            let _ = keys.push(*k, GFP_ATOMIC);
+        }
+        keys.sort_unstable();
+        *state.rebuilding.lock() = keys;
+        // The failed node's bindings become track-only: its connections another peer takes
+        // over (or that a directive may bring here) are followed, none starts.
+        table.refilter(cluster.filter());
+    }
+    t.plans = KVec::with_capacity(taking.len(), GFP_KERNEL).unwrap_or_default();
+    for (k, c) in taking.iter() {
+        let next = || {
+            let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
+            next_after(&order, me)
         };
-        n += 1;
+        t.settle(k, c, now_ms, owner.rx, next);
     }
-    if p.sack {
-        opts[n] = RepairOpt {
-            code: TCPOPT_SACK_PERM,
-            val: 0,
-        };
-        n += 1;
+    state.snoop.lock().release(&mut taking);
+    Ok(t)
+}
+
+/// Plans a fail-over directive for `r.key` of failed node `r.node`: takes the connection
+/// over if this node can, else says where it goes next (or that it is reset).
+fn plan_directive(
+    state: &NetState,
+    r: &DirectiveRequest,
+    now_ms: u64,
+) -> Result<Takeover, LogicError> {
+    let cluster = state.cluster.lock();
+    let (owner, me) = cluster.roles(r.node)?;
+    if !cluster.is_failed(r.node) {
+        return Err(LogicError::new(
+            code::EAGAIN,
+            c"the node is not declared failed here (yet)",
+        ));
     }
-    if p.ts.is_some() {
-        opts[n] = RepairOpt {
-            code: TCPOPT_TIMESTAMP,
-            val: 0,
-        };
-        n += 1;
+    if !declares(owner, &r.key.owner_addr, r.key.owner_port) {
+        return Err(LogicError::new(
+            code::EINVAL,
+            c"the connection is not one of the failed node's bindings",
+        ));
     }
-    let len = (n * core::mem::size_of::<RepairOpt>()) as u32;
-    let optp = opts.as_ptr().cast();
-    // SAFETY: the socket is owned; `opts[..n]` is readable for `len` bytes.
-    let ret = unsafe { ptcp_sock_setopt(sock, SOL_TCP, TCP_REPAIR_OPTIONS, optp, len) };
-    check(ret, c"TCP_REPAIR_OPTIONS failed")?;
-    if let Some((tsval, age)) = p.ts {
-        // Continue the owner's clock past its last TSval (PAWS); bit 0 flags usec clocks.
-        let v = tsval.wrapping_add(age as u32).wrapping_add(2) & !1;
-        s.set_int(SOL_TCP, TCP_TIMESTAMP, v as i32, c"TCP_TIMESTAMP failed")?;
+    let is_failed = |n: u32| cluster.is_failed(n);
+    let order = takeover_order(cluster.all(), owner, r.key.owner_port, &is_failed);
+    if !order.as_slice().contains(&me) {
+        return Err(LogicError::new(
+            code::EINVAL,
+            c"this node is not a peer of that binding",
+        ));
     }
-    if !p.recv.is_empty() {
-        s.set_int(
-            SOL_TCP,
-            TCP_REPAIR_QUEUE,
-            TCP_RECV_QUEUE,
-            c"repair queue failed",
-        )?;
-        s.send(&p.recv, c"queueing received data failed")?;
+    let mut taking = Taking::with_capacity(1, GFP_KERNEL).map_err(|_| enomem())?;
+    let found = state.snoop.lock().take_key(&r.key, &mut taking);
+    let mut t = Takeover::new();
+    let next = || next_after(&order, me);
+    match taking.first() {
+        Some((k, c)) => t.settle(k, c, now_ms, owner.rx, next),
+        // Not mirrored here: the next peer may have it; the last one cannot reset it.
+        None => match next() {
+            Some(n) => t.forward(&r.key, n),
+            None => {
+                return Err(LogicError::new(
+                    code::ENOENT,
+                    c"no such connection here and no further peer",
+                ))
+            }
+        },
     }
-    s.set(
-        SOL_TCP,
-        TCP_REPAIR_WINDOW,
-        &p.window,
-        c"TCP_REPAIR_WINDOW failed",
-    )?;
-    // Repair off sends a window probe: the client answers at once with its state.
-    s.set_int(SOL_TCP, TCP_REPAIR, 0, c"leaving repair mode failed")?;
-    // An application binding the port after the takeover needs this (repair off cleared it).
-    s.set_int(SOL_SOCKET, SO_REUSEADDR, 1, c"SO_REUSEADDR failed")?;
-    let resend = p.resend();
-    if !resend.is_empty() {
-        // Room for all of it at once: a new socket's send buffer is small, and a window of
-        // unacknowledged bytes can be megabytes.
-        let room = (resend.len() + (64 << 10)).min(i32::MAX as usize) as i32;
-        s.set_int(SOL_SOCKET, SO_SNDBUFFORCE, room, c"SO_SNDBUFFORCE failed")?;
+    if found {
+        state.snoop.lock().release(&mut taking);
     }
-    s.send(resend, c"resending unacknowledged data failed")?;
-    if p.owner_fin {
-        // The owner's FIN again, at the same sequence number.
-        // SAFETY: the socket is owned (type invariant).
-        let ret = unsafe { ptcp_sock_shutdown_wr(s.0.as_ptr()) };
-        check(ret, c"shutting down the sending side failed")?;
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Carry out
+// ---------------------------------------------------------------------------------------
+
+/// What carrying out a takeover or a directive did.
+pub(crate) struct Done {
+    pub(crate) taken: u32,
+    pub(crate) parked: u32,
+    pub(crate) failed: u32,
+    pub(crate) reset: u32,
+    pub(crate) rebuild_ns: u64,
+}
+
+/// What became of a rebuilt connection.
+enum Outcome {
+    /// On a listener's accept queue.
+    Queued,
+    /// Waiting for a listener.
+    Parked(Parked),
+}
+
+/// Rebuilds `p` and hands it to the listener of its service address, or parks it until
+/// `deadline_ms` when there is none.
+fn take_over(net: &Net<'_>, p: &Plan, deadline_ms: u64) -> Result<Outcome, LogicError> {
+    // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
+    // an IPv6 one.
+    let v6sock = p.v6 || net.listener_family(&p.key, p.v6) != ListenerFamily::V4;
+    let child = rebuild(net, p, v6sock).map_err(|e| e.to_logic())?;
+    let parked = Parked {
+        key: p.key,
+        v6: p.v6,
+        child,
+        deadline_ms,
+    };
+    Ok(match parked.try_inject(net) {
+        Ok(()) => Outcome::Queued,
+        Err(parked) => Outcome::Parked(parked),
+    })
+}
+
+/// Rebuilds the planned connections (handing them to their listener, or parking them until
+/// `park_ms` from `now`), records them for the application, resets those no peer can take
+/// over, and announces the addresses that come to this node.
+fn carry_out(state: &NetState, net: &Net<'_>, t: &mut Takeover, now: u64, park_ms: u64) -> Done {
+    let started = Instant::<Monotonic>::now();
+    let mut d = Done {
+        taken: 0,
+        parked: 0,
+        failed: 0,
+        reset: 0,
+        rebuild_ns: 0,
+    };
+    let mut parked = KVec::new();
+    for p in core::mem::take(&mut t.plans) {
+        match take_over(net, &p, now + park_ms) {
+            Ok(outcome) => {
+                d.taken += 1;
+                record(state, p, now);
+                if let Outcome::Parked(c) = outcome {
+                    // A failed push drops the connection, which resets the client.
+                    if parked.push(c, GFP_KERNEL).is_err() {
+                        d.failed += 1;
+                    }
+                }
+            }
+            Err(e) => {
+                d.failed += 1;
+                pr_warn!(
+                    "takeover of a connection failed: {} ({})\n",
+                    e.text(),
+                    e.errno
+                );
+            }
+        }
     }
-    if let Some((seg, n)) = &p.client_fin {
-        // The client's FIN, fed to the stack as received: the socket's own FIN processing
-        // makes it CLOSE_WAIT (as CRIU's libsoccr does with a raw socket).
-        // SAFETY: `pn` is live; `seg` holds `n` readable bytes.
-        let ret = unsafe { ptcp_receive_packet(pn.raw(), seg.as_ptr(), *n as u32, p.v6) };
-        check(ret, c"delivering the client's FIN failed")?;
+    d.rebuild_ns = started.elapsed().as_nanos() as u64;
+    d.parked = parked.len() as u32;
+    if d.parked > 0 {
+        d.failed += park(state, parked);
+        net.park_kick();
     }
-    Ok(s.detach())
+    for r in t.resets.iter() {
+        match reset(net, r) {
+            Ok(()) => d.reset += 1,
+            Err(e) => pr_warn!("resetting a connection failed: {}\n", e.text()),
+        }
+    }
+    d
+}
+
+/// TAKEOVER: declares `node` failed and takes over the connections the policy gives this
+/// node; connections wait at most `park_ms` for their listener. Returns what was planned
+/// (for the directives and counts of the reply) and what was done.
+pub(crate) fn takeover(
+    state: &NetState,
+    net: &Net<'_>,
+    node: u32,
+    park_ms: u64,
+) -> Result<(Takeover, Done), LogicError> {
+    let now = crate::glue::now_ms();
+    let mut t = plan_takeover(state, node, now)?;
+    let done = carry_out(state, net, &mut t, now, park_ms);
+    // Rebuilt (or reset): their resets are no longer dropped. Dropped after the lock.
+    let _old = core::mem::take(&mut *state.rebuilding.lock());
+    for a in t.announce.iter() {
+        // Twice: a single gratuitous ARP or NA may be lost.
+        if (0..2).any(|_| net.announce(a).is_err()) {
+            pr_warn!("announcing a taken-over address failed: not snooping\n");
+        }
+    }
+    Ok((t, done))
+}
+
+/// DIRECTIVE: takes over the one connection of `r`, or names the next peer for it.
+pub(crate) fn directive(
+    state: &NetState,
+    net: &Net<'_>,
+    r: &DirectiveRequest,
+    park_ms: u64,
+) -> Result<(Takeover, Done), LogicError> {
+    let now = crate::glue::now_ms();
+    let mut t = plan_directive(state, r, now)?;
+    let done = carry_out(state, net, &mut t, now, park_ms);
+    Ok((t, done))
 }
 
 /// A connection no peer can take over: it is reset, so that its client does not hang.
@@ -501,7 +373,7 @@ pub(crate) struct Reset {
 
 impl Reset {
     /// The reset for `c`, from what the mirror saw of it.
-    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>) -> Reset {
+    fn new(key: &FlowKey, c: &Conn<Alloc>) -> Reset {
         let o = c.side(Side::Owner);
         Reset {
             key: *key,
@@ -512,7 +384,7 @@ impl Reset {
 }
 
 /// Sends the client of `r` resets from the service address.
-pub(crate) fn reset(pn: &Snooped, r: &Reset) -> Result<(), LogicError> {
+fn reset(net: &Net<'_>, r: &Reset) -> Result<(), LogicError> {
     let k = &r.key;
     for (i, &seq) in r.seqs.iter().enumerate() {
         if r.seqs[..i].contains(&seq) {
@@ -529,20 +401,15 @@ pub(crate) fn reset(pn: &Snooped, r: &Reset) -> Result<(), LogicError> {
             0,
             None,
         );
-        // SAFETY: `pn` is live; the address is 16 readable bytes, `seg` holds `len`.
-        let ret = unsafe {
-            ptcp_send_packet(
-                pn.raw(),
-                k.client_addr.0.as_ptr(),
-                seg.as_ptr(),
-                len as u32,
-                r.v6,
-            )
-        };
-        check(ret, c"sending a reset failed")?;
+        net.send_packet(&k.client_addr, &seg[..len], r.v6)
+            .map_err(|e| LogicError::new(-e.to_errno(), c"sending a reset failed"))?;
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Park
+// ---------------------------------------------------------------------------------------
 
 /// A rebuilt connection whose listener does not exist yet.
 pub(crate) struct Parked {
@@ -550,63 +417,171 @@ pub(crate) struct Parked {
     v6: bool,
     child: Detached,
     /// When it is reset if no listener took it (`now_ms` clock).
-    pub(crate) deadline_ms: u64,
+    deadline_ms: u64,
 }
 
 impl Parked {
     /// Hands the connection to the listener of its service address; gives it back while
     /// there is none (or the backlog is full).
-    pub(crate) fn try_inject(self, pn: &Snooped) -> Result<(), Parked> {
-        let k = &self.key;
-        // SAFETY: `pn` is live; `child` is an owned detached sock; addresses are 16 bytes.
-        let r = unsafe {
-            ptcp_inject(
-                pn.raw(),
-                self.child.0.as_ptr(),
-                k.owner_addr.0.as_ptr(),
-                k.owner_port,
-                k.client_addr.0.as_ptr(),
-                k.client_port,
-                self.v6,
-            )
-        };
-        if r == 0 {
-            // The accept queue owns the reference now.
-            core::mem::forget(self.child);
-            Ok(())
-        } else {
-            Err(self)
+    fn try_inject(self, net: &Net<'_>) -> Result<(), Parked> {
+        let Parked {
+            key,
+            v6,
+            child,
+            deadline_ms,
+        } = self;
+        net.inject(child, &key, v6).map_err(|child| Parked {
+            key,
+            v6,
+            child,
+            deadline_ms,
+        })
+    }
+}
+
+/// Taken-over connections without a listener yet, and what became of earlier ones.
+#[derive(Default)]
+pub(crate) struct Parking {
+    pub(crate) parked: KVec<Parked>,
+    /// Handed to a listener after waiting.
+    pub(crate) queued: u32,
+    /// Reset because no listener came in time.
+    pub(crate) reset: u32,
+}
+
+/// Parks `conns` until their listener appears; returns how many could not be kept (they
+/// are reset).
+fn park(state: &NetState, conns: KVec<Parked>) -> u32 {
+    let mut p = state.parking.lock();
+    let mut lost = 0;
+    for c in conns {
+        // A failed push drops the connection, which resets the client.
+        if p.parked.push(c, GFP_KERNEL).is_err() {
+            lost += 1;
+        }
+    }
+    p.reset += lost;
+    lost
+}
+
+/// The parking poll: hands parked connections to listeners that appeared, resets those past
+/// their deadline; returns whether any are still parked.
+pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool {
+    let mut p = state.parking.lock();
+    let Ok(mut keep) = KVec::with_capacity(p.parked.len(), GFP_KERNEL) else {
+        return true; // try again at the next poll
+    };
+    let parked = core::mem::take(&mut p.parked);
+    for c in parked {
+        match c.try_inject(net) {
+            Ok(()) => p.queued += 1,
+            Err(c) if now_ms >= c.deadline_ms => {
+                // Closing it resets the client.
+                drop(c);
+                p.reset += 1;
+            }
+            // Within the reserved capacity: cannot fail.
+            Err(c) => {
+                let _ = keep.push(c, GFP_KERNEL);
+            }
+        }
+    }
+    p.parked = keep;
+    !p.parked.is_empty()
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Records
+// ---------------------------------------------------------------------------------------
+
+/// At most this many taken-over connection records are kept...
+pub(crate) const MAX_TAKEN: usize = 4096;
+/// ...holding at most this many sent bytes for verification.
+pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
+
+/// A taken-over connection as the restarted application may ask about it (TAKEN_GET), with
+/// the sent bytes it may verify its regenerated output against (CONN_DATA_GET).
+pub(crate) struct Taken {
+    pub(crate) info: TakenInfo,
+    /// Sequence number of `sent[0]`.
+    sent_from: u32,
+    /// When it was taken over.
+    at_ms: u64,
+    sent: KVVec<u8>,
+}
+
+/// Taken-over connections, oldest first.
+#[derive(Default)]
+pub(crate) struct TakenList {
+    recs: KVec<Taken>,
+    /// Kept sent bytes, all records.
+    bytes: usize,
+}
+
+/// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
+/// the oldest records go first beyond [`MAX_TAKEN`] records or [`MAX_TAKEN_BYTES`] bytes.
+fn record(state: &NetState, p: Plan, now_ms: u64) {
+    let t = Taken {
+        info: TakenInfo {
+            key: p.key,
+            sent_offset: p.r.sent_offset,
+            recv_offset: p.r.recv_offset,
+            data_offset: p.r.data_offset,
+            data_len: p.sent.len() as u32,
+            rx_deliver: p.rx == RxPolicy::Deliver,
+            age_ms: 0,
+        },
+        sent_from: p.r.sent_from,
+        at_ms: now_ms,
+        sent: p.sent,
+    };
+    let mut list = state.taken.lock();
+    let n = t.sent.len();
+    if list.recs.push(t, GFP_KERNEL).is_err() {
+        return;
+    }
+    list.bytes += n;
+    while list.recs.len() > MAX_TAKEN || list.bytes > MAX_TAKEN_BYTES {
+        match list.recs.remove(0) {
+            Ok(old) => list.bytes -= old.sent.len(),
+            Err(_) => break,
         }
     }
 }
 
-/// What became of a rebuilt connection.
-pub(crate) enum Outcome {
-    /// On a listener's accept queue.
-    Queued,
-    /// Waiting for a listener.
-    Parked(Parked),
+/// The record at `index`, as TAKEN_GET reports it at `now_ms`.
+pub(crate) fn taken_info(state: &NetState, index: usize, now_ms: u64) -> Option<TakenInfo> {
+    state.taken.lock().recs.get(index).map(|t| TakenInfo {
+        age_ms: now_ms.saturating_sub(t.at_ms),
+        ..t.info
+    })
 }
 
-/// Rebuilds `p` and hands it to the listener of its service address, or parks it until
-/// `deadline_ms` when there is none.
-pub(crate) fn take_over(pn: &Snooped, p: &Plan, deadline_ms: u64) -> Result<Outcome, LogicError> {
-    let k = &p.key;
-    let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
-    // SAFETY: `pn` is live; the addresses are 16 readable bytes.
-    let family =
-        unsafe { ptcp_listener_family(pn.raw(), vip, k.owner_port, client, k.client_port, p.v6) };
-    // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
-    // an IPv6 one.
-    let v6sock = p.v6 || family != AF_INET;
-    let parked = Parked {
-        key: p.key,
-        v6: p.v6,
-        child: rebuild(pn, p, v6sock)?,
-        deadline_ms,
-    };
-    Ok(match parked.try_inject(pn) {
-        Ok(()) => Outcome::Queued,
-        Err(parked) => Outcome::Parked(parked),
-    })
+/// One round of CONN_DATA_GET for a taken-over connection: the kept sent bytes of its
+/// newest record, from byte `*pos` on. `None` when there is no record of `key`.
+pub(crate) fn dump_sent(
+    state: &NetState,
+    key: &FlowKey,
+    dump: &mut Dump<'_>,
+    pos: &mut c_long,
+) -> Option<Result<(), LogicError>> {
+    let list = state.taken.lock();
+    let t = list.recs.iter().rev().find(|t| t.info.key == *key)?;
+    let mut off = *pos as usize;
+    while off < t.sent.len() {
+        let n = (t.sent.len() - off).min(DATA_PER_MSG as usize);
+        let at = t.sent_from.wrapping_add(off as u32);
+        let added = dump.add(cmd::CONN_DATA_GET, |w| {
+            w.put_u32(attr::DATA_SEQ, at)?;
+            w.put(attr::DATA, &t.sent[off..off + n])
+        });
+        match added {
+            Ok(true) => {}
+            Ok(false) => return Some(Ok(())),
+            Err(e) => return Some(Err(e)),
+        }
+        off += n;
+        *pos = off as c_long;
+    }
+    Some(Ok(()))
 }

@@ -30,7 +30,8 @@ step() { # name command...
 }
 
 lint() {
-	cargo fmt --all --check &&
+	bash scripts/unsafe-lint.sh &&
+		cargo fmt --all --check &&
 		rustfmt --check --edition 2021 permtcp.rs &&
 		cargo clippy --locked --all-targets -q -- -D warnings &&
 		# Kbuild's clippy run over the module's crate; any warning fails the lint.

@@ -2,9 +2,10 @@
 /*
  * The C ABI between permtcp's Rust code and its C glue (permtcp_glue.c).
  *
- * Rust declares the same functions in permtcp/glue.rs (glue side) and defines the
- * permtcp_rs_* entry points (Rust side).  Only scalars, opaque pointers and the POD below
- * cross the boundary; struct sizes are asserted on both sides.
+ * Rust declares every function of the first half once, in permtcp/glue.rs (one safe wrapper
+ * per C object), and defines every permtcp_rs_* entry point of the second half in
+ * permtcp/adapter.rs.  Only scalars, opaque pointers and the PODs below cross the boundary;
+ * struct sizes are asserted on both sides.
  */
 #ifndef _PERMTCP_GLUE_H
 #define _PERMTCP_GLUE_H
@@ -26,7 +27,32 @@ struct ptcp_msg {
 	u32 cap;	/* bytes available at buf */
 };
 
-/* Provided by C. */
+/*
+ * The TCP socket-option ABI that the Rust bindings do not include (<uapi/linux/tcp.h>,
+ * <net/tcp.h>), exported from the kernel's own definitions as ptcp_tcp_abi; mirrored by
+ * `TcpAbi` in Rust.
+ */
+struct ptcp_tcp_abi {
+	int maxseg;		/* TCP_MAXSEG */
+	int repair;		/* TCP_REPAIR */
+	int repair_queue;	/* TCP_REPAIR_QUEUE */
+	int queue_seq;		/* TCP_QUEUE_SEQ */
+	int repair_options;	/* TCP_REPAIR_OPTIONS */
+	int timestamp;		/* TCP_TIMESTAMP */
+	int repair_window;	/* TCP_REPAIR_WINDOW */
+	int recv_queue;		/* TCP_RECV_QUEUE */
+	int send_queue;		/* TCP_SEND_QUEUE */
+	u32 opt_mss;		/* TCPOPT_MSS */
+	u32 opt_window;		/* TCPOPT_WINDOW */
+	u32 opt_sack_perm;	/* TCPOPT_SACK_PERM */
+	u32 opt_timestamp;	/* TCPOPT_TIMESTAMP */
+	u32 repair_window_size;	/* sizeof(struct tcp_repair_window) */
+	u32 repair_opt_size;	/* sizeof(struct tcp_repair_opt) */
+};
+
+extern const struct ptcp_tcp_abi ptcp_tcp_abi;
+
+/* Provided by C (permtcp_glue.c), wrapped by permtcp/glue.rs. */
 int ptcp_glue_register(void);
 void ptcp_glue_unregister(void);
 int ptcp_reply_new(struct genl_info *info, u8 cmd, u32 size, struct ptcp_msg *m);
@@ -65,7 +91,7 @@ int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
 int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
 			 u16 cport, bool ipv6);
 
-/* Provided by Rust (permtcp/netns.rs, permtcp/genl.rs). */
+/* Provided by Rust, all in permtcp/adapter.rs. */
 void *permtcp_rs_net_init(u64 cookie);
 void permtcp_rs_net_exit(void *state);
 int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload, u32 len,

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One mirrored connection rebuilt as a real TCP socket, in named steps.
+//!
+//! This is how CRIU's libsoccr restores a socket, done in the kernel with the stable
+//! TCP_REPAIR interface. A [`Plan`] is copied out of the mirror first (under no lock that
+//! the hook takes); [`rebuild`] then runs the steps in order, each failing with its own
+//! [`Step`]:
+//!
+//! 1. [`Step::Open`]: a kernel TCP socket in repair mode;
+//! 2. [`Step::Sequences`]: the send queue's sequence number (the owner's first
+//!    unacknowledged byte) and the receive queue's (the first client byte the application
+//!    reads);
+//! 3. [`Step::Addresses`]: the client's MSS, then bind to the service address (which may not
+//!    be local yet: freebind) and a repair-mode connect to the client, which sends nothing;
+//! 4. [`Step::Options`]: the options both SYNs negotiated (MSS, window scaling, SACK,
+//!    timestamps) and the timestamp clock continued past the owner's last TSval (PAWS);
+//! 5. [`Step::Queues`]: the client's bytes the application has not read, into the receive
+//!    queue;
+//! 6. [`Step::Window`]: both windows, as the mirror last saw them;
+//! 7. [`Step::Live`]: repair off (the window probe this sends prompts the client's ACK) and
+//!    `SO_REUSEADDR` (repair off cleared it; an application binding the port needs it);
+//! 8. [`Step::Resend`]: the owner's unacknowledged bytes, sent again as new data (restoring
+//!    them into the send queue would wait for a 3 s RTO);
+//! 9. [`Step::Fin`]: the owner's FIN again (shutdown), and the client's FIN fed to the stack
+//!    as a received segment so that the socket's own FIN processing makes it CLOSE_WAIT.
+//!
+//! The result is a [`Detached`] sock, ready for a listener's accept queue.
+
+use crate::glue::{Detached, KernelSocket, Net, RepairOpt, RepairQueue, RepairWindow, SockOpt};
+use crate::logic::decl::RxPolicy;
+use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::packet::{build_control, flags, CONTROL_MAX};
+use crate::logic::resume::{resume, Resume};
+use crate::logic::seq;
+use crate::logic::snoop::FlowKey;
+use crate::logic::track::{Conn, Half, Side, State};
+use crate::snoop::Alloc;
+use kernel::prelude::*;
+
+/// What one connection is rebuilt from, copied out of the mirror.
+pub(crate) struct Plan {
+    pub(crate) key: FlowKey,
+    pub(crate) v6: bool,
+    /// Byte ranges and stream offsets (see [`resume`]).
+    pub(crate) r: Resume,
+    pub(crate) rx: RxPolicy,
+    mss: u16,
+    wscale: Option<(u8, u8)>,
+    sack: bool,
+    /// The owner's last TSval and how long ago it was seen.
+    ts: Option<(u32, u64)>,
+    window: RepairWindow,
+    /// The owner's retained sent bytes `[r.sent_from, r.sent_end)`: those from `r.sent_una`
+    /// are sent again, all are kept for the application to verify.
+    pub(crate) sent: KVVec<u8>,
+    /// The client's bytes `[r.recv_from, r.recv_end)`, queued for the application.
+    recv: KVVec<u8>,
+    /// The owner had sent its FIN (its application shut down writing).
+    owner_fin: bool,
+    /// The client had sent its FIN: the segment that delivers it to the rebuilt socket.
+    client_fin: Option<([u8; CONTROL_MAX], usize)>,
+}
+
+/// Whether a connection in `state` (and ready) is rebuilt: established, or half-closed or
+/// closing with a FIN not yet acknowledged on both sides.
+pub(crate) fn rebuildable(state: State) -> bool {
+    matches!(state, State::Established | State::FinSeen | State::Closing)
+}
+
+fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVVec<u8>> {
+    let n = seq::dist(from, to) as usize;
+    let mut v = KVVec::from_elem(0u8, n, GFP_KERNEL).ok()?;
+    c.side(side).data.read(from, &mut v).then_some(v)
+}
+
+impl Plan {
+    /// The plan for a ready, rebuildable connection taken out of the mirror; `None` when it
+    /// is not, or its bytes cannot be copied.
+    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64, rx: RxPolicy) -> Option<Plan> {
+        if c.readiness().is_err() || !rebuildable(c.state) {
+            return None;
+        }
+        let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
+        let r = resume(c, rx);
+        let ts = |h: &Half<Alloc>| h.ts.filter(|_| c.ts_ok);
+        let client_fin = cl.fin.map(|fin| {
+            // As the client sent it: its last acknowledgement, window and timestamp.
+            let mut seg = [0u8; CONTROL_MAX];
+            let n = build_control(
+                &mut seg,
+                (key.client_addr, key.client_port),
+                (key.owner_addr, key.owner_port),
+                fin,
+                o.una,
+                flags::FIN | flags::ACK,
+                (cl.win >> c.wscale(Side::Client)).min(0xffff) as u16,
+                ts(cl),
+            );
+            (seg, n)
+        });
+        Some(Plan {
+            key: *key,
+            v6: key.owner_addr.as_v4().is_none(),
+            r,
+            rx,
+            mss: cl.syn_opts.mss.unwrap_or(536),
+            wscale: c
+                .ws_ok
+                .then(|| (c.wscale(Side::Client), c.wscale(Side::Owner))),
+            sack: c.sack_ok,
+            ts: if c.ts_ok {
+                o.ts.map(|(val, _)| (val, now_ms.saturating_sub(c.last_ms)))
+            } else {
+                None
+            },
+            window: RepairWindow {
+                snd_wl1: cl.win_seq,
+                snd_wnd: cl.win,
+                max_window: cl.max_win.max(cl.win),
+                rcv_wnd: o.win,
+                rcv_wup: r.recv_una,
+            },
+            sent: copy_out(c, Side::Owner, r.sent_from, r.sent_end)?,
+            recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
+            owner_fin: o.fin.is_some(),
+            client_fin,
+        })
+    }
+
+    /// The owner's unacknowledged bytes, sent again after repair.
+    fn resend(&self) -> &[u8] {
+        &self.sent[seq::dist(self.r.sent_from, self.r.sent_una) as usize..]
+    }
+}
+
+/// A step of [`rebuild`], named as its failure is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Creating the socket and entering repair mode.
+    Open,
+    /// Setting both queues' sequence numbers.
+    Sequences,
+    /// MSS, bind to the service address and the repair-mode connect.
+    Addresses,
+    /// Negotiated options and the timestamp clock.
+    Options,
+    /// Queueing the client's unread bytes.
+    Queues,
+    /// Setting both windows.
+    Window,
+    /// Leaving repair mode.
+    Live,
+    /// Sending the owner's unacknowledged bytes again.
+    Resend,
+    /// The owner's and the client's FINs.
+    Fin,
+}
+
+/// A failed [`rebuild`]: which step, and the kernel's errno.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RebuildError {
+    pub(crate) step: Step,
+    pub(crate) errno: i32,
+}
+
+impl RebuildError {
+    /// The error as netlink and the logs report it.
+    pub(crate) fn to_logic(self) -> LogicError {
+        let msg = match self.step {
+            Step::Open => c"rebuild: creating the repair socket failed",
+            Step::Sequences => c"rebuild: setting the sequence numbers failed",
+            Step::Addresses => c"rebuild: binding or connecting in repair mode failed",
+            Step::Options => c"rebuild: restoring the negotiated options failed",
+            Step::Queues => c"rebuild: queueing the client's bytes failed",
+            Step::Window => c"rebuild: restoring the windows failed",
+            Step::Live => c"rebuild: leaving repair mode failed",
+            Step::Resend => c"rebuild: resending unacknowledged data failed",
+            Step::Fin => c"rebuild: restoring a FIN failed",
+        };
+        LogicError::new(self.errno, msg)
+    }
+}
+
+/// Tags a step's kernel errors with the step.
+trait At<T> {
+    fn at(self, step: Step) -> Result<T, RebuildError>;
+}
+
+impl<T> At<T> for Result<T> {
+    fn at(self, step: Step) -> Result<T, RebuildError> {
+        self.map_err(|e| RebuildError {
+            step,
+            errno: -e.to_errno(),
+        })
+    }
+}
+
+/// Queues all of `data` (a repair queue, or the send buffer once live).
+fn send_all(s: &KernelSocket, mut data: &[u8], step: Step) -> Result<(), RebuildError> {
+    while !data.is_empty() {
+        let n = data.len().min(16384);
+        let sent = s.send(&data[..n]).at(step)?;
+        if sent == 0 {
+            return Err(RebuildError {
+                step,
+                errno: code::ENOSPC,
+            });
+        }
+        data = &data[sent..];
+    }
+    Ok(())
+}
+
+fn open(net: &Net<'_>, v6sock: bool) -> Result<KernelSocket, RebuildError> {
+    let s = net.socket(v6sock).at(Step::Open)?;
+    s.set(SockOpt::Repair, 1).at(Step::Open)?;
+    Ok(s)
+}
+
+fn sequences(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    s.repair_queue(RepairQueue::Send).at(Step::Sequences)?;
+    s.set(SockOpt::QueueSeq, p.r.sent_una as i32)
+        .at(Step::Sequences)?;
+    s.repair_queue(RepairQueue::Recv).at(Step::Sequences)?;
+    s.set(SockOpt::QueueSeq, p.r.recv_from as i32)
+        .at(Step::Sequences)
+}
+
+fn addresses(s: &KernelSocket, p: &Plan, v6sock: bool) -> Result<(), RebuildError> {
+    // The client's MSS before connect(), or the socket stays at the minimum.
+    s.set(SockOpt::MaxSeg, p.mss.into()).at(Step::Addresses)?;
+    s.set(SockOpt::FreeBind { v6: v6sock }, 1)
+        .at(Step::Addresses)?;
+    let k = &p.key;
+    s.bind(&k.owner_addr, k.owner_port, v6sock)
+        .at(Step::Addresses)?;
+    s.connect(&k.client_addr, k.client_port, v6sock)
+        .at(Step::Addresses)
+}
+
+fn options(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    let t = crate::glue::tcp_abi();
+    let mut opts = [RepairOpt {
+        code: t.opt_mss,
+        val: p.mss.into(),
+    }; 4];
+    let mut n = 1;
+    if let Some((snd, rcv)) = p.wscale {
+        opts[n] = RepairOpt {
+            code: t.opt_window,
+            val: u32::from(snd) | u32::from(rcv) << 16,
+        };
+        n += 1;
+    }
+    if p.sack {
+        opts[n] = RepairOpt {
+            code: t.opt_sack_perm,
+            val: 0,
+        };
+        n += 1;
+    }
+    if p.ts.is_some() {
+        opts[n] = RepairOpt {
+            code: t.opt_timestamp,
+            val: 0,
+        };
+        n += 1;
+    }
+    s.repair_options(&opts[..n]).at(Step::Options)?;
+    if let Some((tsval, age)) = p.ts {
+        // Continue the owner's clock past its last TSval (PAWS); bit 0 flags usec clocks.
+        let v = tsval.wrapping_add(age as u32).wrapping_add(2) & !1;
+        s.set(SockOpt::Timestamp, v as i32).at(Step::Options)?;
+    }
+    Ok(())
+}
+
+fn queues(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    if p.recv.is_empty() {
+        return Ok(());
+    }
+    s.repair_queue(RepairQueue::Recv).at(Step::Queues)?;
+    send_all(s, &p.recv, Step::Queues)
+}
+
+fn live(s: &KernelSocket) -> Result<(), RebuildError> {
+    s.set(SockOpt::Repair, 0).at(Step::Live)?;
+    s.set(SockOpt::ReuseAddr, 1).at(Step::Live)
+}
+
+fn resend(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    let data = p.resend();
+    if data.is_empty() {
+        return Ok(());
+    }
+    // Room for all of it at once: a new socket's send buffer is small, and a window of
+    // unacknowledged bytes can be megabytes.
+    let room = (data.len() + (64 << 10)).min(i32::MAX as usize) as i32;
+    s.set(SockOpt::SndBufForce, room).at(Step::Resend)?;
+    send_all(s, data, Step::Resend)
+}
+
+fn fin(net: &Net<'_>, s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    if p.owner_fin {
+        // The owner's FIN again, at the same sequence number.
+        s.shutdown_wr().at(Step::Fin)?;
+    }
+    if let Some((seg, n)) = &p.client_fin {
+        // The client's FIN, fed to the stack as received (as libsoccr does with a raw
+        // socket).
+        net.receive_packet(&seg[..*n], p.v6).at(Step::Fin)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds `p` as a live socket detached for an accept queue. `v6sock`: an IPv6 socket (an
+/// IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener).
+pub(crate) fn rebuild(net: &Net<'_>, p: &Plan, v6sock: bool) -> Result<Detached, RebuildError> {
+    let s = open(net, v6sock)?;
+    sequences(&s, p)?;
+    addresses(&s, p, v6sock)?;
+    options(&s, p)?;
+    queues(&s, p)?;
+    s.repair_window(&p.window).at(Step::Window)?;
+    live(&s)?;
+    resend(&s, p)?;
+    fin(net, &s, p)?;
+    Ok(s.detach())
+}
