@@ -9,7 +9,7 @@
 #   make bench      benchmark figures (host and QEMU)
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
-# (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.rst).
+# (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.md).
 # The kernel build itself reads ./Kbuild.
 
 KDIR ?= $(shell bash scripts/kdir.sh 2>/dev/null)

@@ -93,8 +93,8 @@ add_decl() { # node [extra args...]
 # A cluster on one flooding bridge: the owner (node 1, 10.0.0.1 / fd00::1), its permanency
 # peer (node 2, 10.0.0.2 / fd00::2) and a client (10.0.0.100 / fd00::100), each in its own
 # namespace with eth0.  The bridge forgets MACs (ageing 0), so every port sees every frame:
-# the shared link of the seed. With PEER2=1, a second peer too (node 3, 10.0.0.3 / fd00::3,
-# MAC ...:04).
+# the shared cluster link (Documentation/design.rst, "The cluster link"). With PEER2=1, a
+# second peer too (node 3, 10.0.0.3 / fd00::3, MAC ...:04).
 cluster_net() {
 	/bin/ip link add br0 type bridge ageing_time 0
 	/bin/ip link set br0 up

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Ownership declarations: the seed's "ownership declaration", parsed, validated and written
-//! back as netlink attributes.
+//! Ownership declarations (Documentation/design.rst, "Ownership declarations"), parsed,
+//! validated and written back as netlink attributes.
 //!
 //! A declaration says which addresses, MACs and port ranges a cluster node owns, with which
 //! protocol, how its connections and its ARP ownership fail over, which applications must run

@@ -4,7 +4,8 @@
 //!
 //! Everything under this directory is `no_std`, uses only `core`, and never allocates: the
 //! kernel module compiles these files as modules of its crate, and the host crate `permtcp-logic`
-//! (see `host/Cargo.toml`) compiles the very same files for `cargo test` and fuzzing.
+//! (`Cargo.toml` and `lib.rs` in this directory) compiles the very same files for `cargo test`,
+//! the benchmark, fuzzing and `permctl`.
 
 pub mod bounded;
 pub mod decl;

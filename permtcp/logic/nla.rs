@@ -2,10 +2,13 @@
 
 //! Netlink attributes: a strict parser and a writer into a fixed buffer.
 //!
-//! The module registers its generic netlink family without a C attribute policy and parses the
-//! request payload here instead, so that every check is Rust code the host can test and fuzz.
-//! Parsing is strict, like `NL_VALIDATE_STRICT`: malformed lengths, trailing bytes and wrong
-//! payload sizes are errors. Integers are in host byte order, as netlink mandates.
+//! Requests are checked twice. The C glue (`permtcp_glue.c`) gives genetlink a policy per
+//! command for the top-level attributes only (which attributes the command takes, their types,
+//! exact lengths and ranges; commands without one get genetlink's reject-all policy), applied
+//! strictly. Then the whole payload is parsed here again, including the nested contents no C
+//! policy describes, so that every rule is Rust code the host can test and fuzz. Parsing is
+//! strict, like `NL_VALIDATE_STRICT`: malformed lengths, trailing bytes and wrong payload sizes
+//! are errors. Integers are in host byte order, as netlink mandates.
 
 use super::errno::{code, inval, Error};
 

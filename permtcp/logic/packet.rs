@@ -5,7 +5,8 @@
 //! The netfilter hook hands over the first bytes of the network header (linear, up to
 //! [`HEADER_MAX`]) and the length of the whole L3 packet (`skb->len`, which for GSO/GRO
 //! super-packets exceeds the MTU and may disagree with the IP length fields). Payload bytes are
-//! not parsed here: the tracker copies the parts it keeps through [`Payload`].
+//! not parsed here: the tracker copies the parts it keeps through
+//! [`Payload`](crate::logic::seqbuf::Payload).
 //!
 //! IP options are skipped, not interpreted; fragments, extension headers other than the
 //! usual skippable ones, and malformed headers are rejected with a reason that the caller

@@ -3,8 +3,9 @@
 //! Fail-over policy: which node takes a failed owner's connections and its ARP ownership,
 //! and which peer a fail-over directive goes to next.
 //!
-//! The seed's default is the live node with the numerically smallest cluster-node id; a
-//! declaration may instead list, per port range, the peers in the order they take over.
+//! The default is the live node with the numerically smallest cluster-node id; a declaration
+//! may instead list, per port range, the peers in the order they take over (Documentation/
+//! design.rst, "Takeover").
 //! Nodes the owner's declaration does not know (no declaration of theirs is stored) are not
 //! candidates under the smallest-id policy: a peer must have declared itself.
 

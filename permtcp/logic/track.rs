@@ -19,7 +19,9 @@ use crate::logic::seqbuf::{ChunkAlloc, Payload, SeqBuf, WriteError, CAPACITY};
 
 /// TIME_WAIT as Linux holds it (`TCP_TIMEWAIT_LEN`), in milliseconds.
 pub const TIME_WAIT_MS: u64 = 60_000;
-/// The seed's "a little more than the standard configured time".
+/// How much longer than [`TIME_WAIT_MS`] a mirrored connection stays in TIME-WAIT: a peer cannot
+/// know exactly when the owner's TIME-WAIT began (Documentation/design.rst, "Half-closed
+/// connections and TIME-WAIT").
 pub const TIME_WAIT_MARGIN_MS: u64 = 5_000;
 
 /// Which endpoint sent a segment.

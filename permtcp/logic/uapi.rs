@@ -380,7 +380,7 @@ pub mod not_ready {
 
 /// Fail-over policies.
 pub mod failover {
-    /// The live peer with the numerically smallest node id takes over (the seed's default).
+    /// The live peer with the numerically smallest node id takes over (the default).
     pub const SMALLEST_ID: u8 = 1;
     /// Each port range lists its peers in order; the first live one takes over.
     pub const PEER_LIST: u8 = 2;

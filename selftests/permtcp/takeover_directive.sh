@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Fail-over directives (the seed's section 5). Node 1 owns the service; peers node 2 and
+# Fail-over directives (Documentation/design.rst, "Fail-over directives"). Node 1 owns the service; peers node 2 and
 # node 3 follow it (smallest id first; node 3 answers ARP for the address). Node 2 starts
 # snooping after the connection was set up, so it cannot take it over: its takeover sends a
 # directive to node 3, whose `permctl directives` has node 3's kernel take the connection over

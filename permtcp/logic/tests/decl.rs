@@ -452,7 +452,7 @@ fn set_rules() {
         check_insert(&b, [a].iter()).unwrap_err().errno,
         code::EADDRINUSE
     );
-    // Same address, disjoint ports: two owners of one address (the seed's load sharing).
+    // Same address, disjoint ports: two owners of one address (load sharing).
     b.ranges = Default::default();
     b.ranges
         .push(PortRange {

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Test support: frames built byte by byte, a BTreeMap connection table, a heap allocator.
+//! Helpers shared by the host tests (each `tests/*.rs` declares `mod common;`), the benchmark
+//! and the `snoop` fuzz target: frames built byte by byte, a BTreeMap connection table, a heap
+//! allocator, and [`Wire`], a conversation between an owner and a client that a peer snoops.
 
 #![allow(dead_code)]
 
+use permtcp_logic::decl::{Declaration, FailoverPolicy, PortRange};
+use permtcp_logic::packet::flags::*;
 use permtcp_logic::packet::Addr;
-use permtcp_logic::seqbuf::{ChunkAlloc, Slots, CHUNK};
-use permtcp_logic::snoop::{FlowKey, FlowMap};
-use permtcp_logic::track::Conn;
+use permtcp_logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
+use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
+use permtcp_logic::track::{Conn, NotReady, Side, State};
+use permtcp_logic::uapi::proto;
 use std::collections::BTreeMap;
 
 pub type Chunk = Box<[u8; CHUNK]>;
@@ -220,4 +225,242 @@ pub fn snooper(limits: permtcp_logic::snoop::Limits) -> permtcp_logic::snoop::Sn
         permtcp_logic::snoop::Filter::compile([owner, me].iter()),
         limits,
     )
+}
+
+/// The owner's node id in [`decls`] and [`Wire`].
+pub const OWNER_NODE: u32 = 1;
+/// The snooping peer's node id.
+pub const ME: u32 = 2;
+
+/// Node 1 owning `owner_addrs` (and 2001:db8::1 with `with_v6`) ports 80-90 under `policy`
+/// (with `peers` for the peer-list policy), and the local node 2.
+pub fn decls(
+    owner_addrs: &[[u8; 4]],
+    with_v6: bool,
+    policy: FailoverPolicy,
+    peers: &[u32],
+) -> Vec<Declaration> {
+    let mut owner = Declaration {
+        node_id: OWNER_NODE,
+        proto: proto::TCP,
+        failover: policy,
+        ..Default::default()
+    };
+    for a in owner_addrs {
+        owner.addrs4.push(*a).unwrap();
+    }
+    if with_v6 {
+        owner.addrs6.push(v6(1, 0).addr.0).unwrap();
+    }
+    let mut r = PortRange {
+        lo: 80,
+        hi: 90,
+        ..Default::default()
+    };
+    for p in peers {
+        r.peers.push(*p).unwrap();
+    }
+    owner.ranges.push(r).unwrap();
+    let mut me = Declaration {
+        node_id: ME,
+        proto: proto::TCP,
+        local: true,
+        ..Default::default()
+    };
+    me.addrs4.push([10, 0, 0, 2]).unwrap();
+    me.ranges
+        .push(PortRange {
+            lo: 80,
+            hi: 80,
+            ..Default::default()
+        })
+        .unwrap();
+    vec![owner, me]
+}
+
+/// A conversation between an owner and a client, snooped by a peer.
+pub struct Wire {
+    pub snoop: Snooper,
+    pub map: Map,
+    pub alloc: Budget<Heap>,
+    pub owner: End,
+    pub client: End,
+    pub now: u64,
+    /// Next sequence number each side sends: [owner, client].
+    pub nxt: [u32; 2],
+    /// What each side has received in order: the ack it sends.
+    pub rcv: [u32; 2],
+    pub ts: bool,
+    pub sent: [Vec<u8>; 2],
+}
+
+impl Wire {
+    pub fn new(v6_addrs: bool) -> Self {
+        let (owner, client) = if v6_addrs {
+            (v6(1, 80), v6(100, 40000))
+        } else {
+            (v4([10, 0, 0, 1], 80), v4([10, 0, 0, 100], 40000))
+        };
+        let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+        Wire {
+            snoop: Snooper::new(Filter::compile(d.iter()), Limits::default()),
+            map: Map::default(),
+            alloc: Budget::new(Heap::default(), 64 << 20),
+            owner,
+            client,
+            now: 1000,
+            nxt: [0; 2],
+            rcv: [0; 2],
+            ts: true,
+            sent: [Vec::new(), Vec::new()],
+        }
+    }
+
+    pub fn key(&self) -> FlowKey {
+        FlowKey {
+            owner_addr: self.owner.addr,
+            owner_port: self.owner.port,
+            client_addr: self.client.addr,
+            client_port: self.client.port,
+        }
+    }
+
+    pub fn ends(&self, from: Side) -> (End, End) {
+        match from {
+            Side::Owner => (self.owner, self.client),
+            Side::Client => (self.client, self.owner),
+        }
+    }
+
+    pub fn feed(&mut self, pkt: &[u8]) {
+        self.now += 1;
+        let now = self.now;
+        self.snoop.on_frame(
+            &mut self.map,
+            &mut self.alloc,
+            pkt,
+            pkt.len(),
+            pkt,
+            |_| true,
+            now,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_raw(
+        &mut self,
+        from: Side,
+        seq: u32,
+        ack: u32,
+        fl: u8,
+        win: u16,
+        opts: &Opts,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let (s, d) = self.ends(from);
+        let mut o = opts.clone();
+        if self.ts && o.ts.is_none() {
+            o.ts = Some((self.now as u32 * 10, 1));
+        }
+        let pkt = frame(s, d, seq, ack, fl, win, &o, data);
+        self.feed(&pkt);
+        pkt
+    }
+
+    pub fn handshake(&mut self, isn_c: u32, isn_o: u32, ws_c: u8, ws_o: u8) {
+        self.send_raw(
+            Side::Client,
+            isn_c,
+            0,
+            SYN,
+            64240,
+            &Opts::syn_full(1460, ws_c, 100),
+            &[],
+        );
+        self.send_raw(
+            Side::Owner,
+            isn_o,
+            isn_c.wrapping_add(1),
+            SYN | ACK,
+            65160,
+            &Opts::syn_full(1400, ws_o, 200),
+            &[],
+        );
+        self.nxt = [isn_o.wrapping_add(1), isn_c.wrapping_add(1)];
+        self.rcv = [isn_c.wrapping_add(1), isn_o.wrapping_add(1)];
+        self.ack(Side::Client, 502);
+    }
+
+    pub fn ack(&mut self, from: Side, win: u16) {
+        let i = from as usize;
+        self.send_raw(
+            from,
+            self.nxt[i],
+            self.rcv[i],
+            ACK,
+            win,
+            &Opts::default(),
+            &[],
+        );
+    }
+
+    /// Sends data in order; the receiver is assumed to get it (its ack moves on when it acks).
+    pub fn data(&mut self, from: Side, data: &[u8]) -> Vec<u8> {
+        let i = from as usize;
+        let pkt = self.send_raw(
+            from,
+            self.nxt[i],
+            self.rcv[i],
+            ACK | PSH,
+            502,
+            &Opts::default(),
+            data,
+        );
+        self.nxt[i] = self.nxt[i].wrapping_add(data.len() as u32);
+        self.rcv[1 - i] = self.nxt[i];
+        self.sent[i].extend_from_slice(data);
+        pkt
+    }
+
+    pub fn state(&mut self) -> State {
+        let k = self.key();
+        self.map.get_mut_conn(&k).state
+    }
+
+    pub fn ready(&mut self) -> Result<(), NotReady> {
+        let k = self.key();
+        self.map.get_mut_conn(&k).readiness()
+    }
+
+    /// The last `n` bytes `from` sent, read back from the snooper.
+    pub fn retained(&mut self, from: Side, n: usize) -> Vec<u8> {
+        let k = self.key();
+        let i = from as usize;
+        let end = self.nxt[i];
+        let c = self.map.get_mut_conn(&k);
+        let mut out = vec![0u8; n];
+        assert!(
+            c.half[i].data.read(end.wrapping_sub(n as u32), &mut out),
+            "bytes missing"
+        );
+        out
+    }
+}
+
+/// The tracked connection of a key, which must exist.
+pub trait GetConn {
+    fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<A>;
+}
+
+impl GetConn for Map {
+    fn get_mut_conn(&mut self, k: &FlowKey) -> &mut permtcp_logic::track::Conn<A> {
+        self.0.get_mut(k).expect("connection tracked")
+    }
+}
+
+/// `n` bytes of a pattern that starts at `first`.
+pub fn bytes(n: usize, first: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(first))
+        .collect()
 }

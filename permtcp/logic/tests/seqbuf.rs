@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host tests of the retained data (`seqbuf.rs`): bytes kept at their sequence position through
+//! retransmissions, overlaps and reordering, released behind the acknowledgement down to one
+//! window, and the per-direction capacity.
+
+mod common;
+
+use common::*;
+use permtcp_logic::packet::flags::*;
+use permtcp_logic::seqbuf::{CAPACITY, CHUNK};
+use permtcp_logic::track::{NotReady, Side};
+
+#[test]
+fn data_both_ways_is_retained_exactly() {
+    for v6 in [false, true] {
+        let mut w = Wire::new(v6);
+        w.handshake(1000, 5000, 7, 7);
+        let req = bytes(300, 1);
+        w.data(Side::Client, &req);
+        let resp = bytes(9000, 2);
+        for part in resp.chunks(1448) {
+            w.data(Side::Owner, part);
+        }
+        assert_eq!(w.ready(), Ok(()), "v6={v6}");
+        assert_eq!(w.retained(Side::Client, 300), req);
+        assert_eq!(w.retained(Side::Owner, 9000), resp);
+        let k = w.key();
+        let c = w.map.get_mut_conn(&k);
+        assert_eq!(c.side(Side::Owner).nxt, 5001 + 9000);
+        assert_eq!(c.side(Side::Owner).bytes, 9000);
+        assert_eq!(c.side(Side::Client).una, 1001 + 300, "the owner's acks");
+    }
+}
+
+#[test]
+fn retransmissions_and_overlaps_keep_the_bytes() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    let d = bytes(3000, 3);
+    w.data(Side::Owner, &d[..1000]);
+    // Retransmission of the same segment, then a segment overlapping it.
+    w.send_raw(
+        Side::Owner,
+        5001,
+        1001,
+        ACK,
+        502,
+        &Opts::default(),
+        &d[..1000],
+    );
+    w.send_raw(
+        Side::Owner,
+        5501,
+        1001,
+        ACK,
+        502,
+        &Opts::default(),
+        &d[500..2000],
+    );
+    w.send_raw(
+        Side::Owner,
+        7001,
+        1001,
+        ACK,
+        502,
+        &Opts::default(),
+        &d[2000..],
+    );
+    w.nxt[0] = 8001;
+    w.sent[0] = d.clone();
+    assert_eq!(w.ready(), Ok(()));
+    assert_eq!(w.retained(Side::Owner, 3000), d);
+    let k = w.key();
+    assert_eq!(w.map.get_mut_conn(&k).side(Side::Owner).bytes, 4500);
+}
+
+#[test]
+fn out_of_order_hole_then_filled() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    let d = bytes(2000, 4);
+    // Second half first: a hole the snooper must not paper over.
+    w.send_raw(
+        Side::Owner,
+        6001,
+        1001,
+        ACK,
+        502,
+        &Opts::default(),
+        &d[1000..],
+    );
+    assert_eq!(w.ready(), Err(NotReady::Hole(Side::Owner)));
+    w.send_raw(
+        Side::Owner,
+        5001,
+        1001,
+        ACK,
+        502,
+        &Opts::default(),
+        &d[..1000],
+    );
+    w.nxt[0] = 7001;
+    assert_eq!(w.ready(), Ok(()));
+    assert_eq!(w.retained(Side::Owner, 2000), d);
+}
+
+#[test]
+fn acked_data_is_released_but_one_window_stays() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 0, 0);
+    // Unscaled 16 KiB windows from both ends.
+    let d = bytes(400_000, 8);
+    for part in d.chunks(1448) {
+        w.data(Side::Owner, part);
+        w.ack(Side::Client, 16384);
+    }
+    assert_eq!(w.ready(), Ok(()));
+    let k = w.key();
+    let held = w.map.get_mut_conn(&k).side(Side::Owner).data.held() as usize;
+    // The largest window the client advertised was its SYN's, 64240 bytes.
+    assert!(held >= 64240, "one window kept behind the ack, held {held}");
+    assert!(held <= 64240 + 2 * CHUNK, "released as acked, held {held}");
+    assert_eq!(w.retained(Side::Owner, 16384), d[d.len() - 16384..]);
+    assert!(w.alloc.used <= (64240 + 3 * CHUNK) as u64);
+}
+
+#[test]
+fn unacked_data_beyond_capacity_is_an_overflow() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 14, 14);
+    // A 1 GiB window; the client never acks; more in flight than a direction can hold.
+    w.ack(Side::Client, 65535);
+    for part in bytes(CAPACITY as usize + 100 * 1024, 9).chunks(1448) {
+        let i = 0;
+        let pkt = frame(
+            w.owner,
+            w.client,
+            w.nxt[i],
+            1001,
+            ACK,
+            502,
+            &Opts::default(),
+            part,
+        );
+        w.nxt[i] = w.nxt[i].wrapping_add(part.len() as u32);
+        w.feed(&pkt);
+    }
+    assert_eq!(w.ready(), Err(NotReady::Overflow(Side::Owner)));
+}
+
+#[test]
+fn overflow_clears_once_the_missing_bytes_are_acknowledged() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 14, 14);
+    w.ack(Side::Client, 65535);
+    let d = bytes(CAPACITY as usize + 100 * 1024, 14);
+    for part in d.chunks(1448) {
+        let pkt = frame(
+            w.owner,
+            w.client,
+            w.nxt[0],
+            1001,
+            ACK,
+            502,
+            &Opts::default(),
+            part,
+        );
+        w.nxt[0] = w.nxt[0].wrapping_add(part.len() as u32);
+        w.feed(&pkt);
+    }
+    assert_eq!(w.ready(), Err(NotReady::Overflow(Side::Owner)));
+    // The client acknowledges everything: nothing unacknowledged is missing any more.
+    w.rcv[1] = w.nxt[0];
+    w.ack(Side::Client, 4);
+    assert_eq!(w.ready(), Ok(()));
+    // New data after that is retained again.
+    let more = bytes(5000, 15);
+    w.data(Side::Owner, &more);
+    assert_eq!(w.retained(Side::Owner, 5000), more);
+}

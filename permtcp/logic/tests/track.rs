@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host tests of the connection tracker (`track.rs`): the handshake and its options, sequence,
+//! acknowledgement and timestamp tracking, teardown and TIME-WAIT, and readiness, on segments
+//! built byte by byte and fed through a snooper.
+
+mod common;
+
+use common::*;
+use permtcp_logic::packet::flags::*;
+use permtcp_logic::track::{NotReady, Side, State, TIME_WAIT_MARGIN_MS, TIME_WAIT_MS};
+
+#[test]
+fn handshake_records_options_and_establishes_on_final_ack() {
+    let mut w = Wire::new(false);
+    w.send_raw(
+        Side::Client,
+        1000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    assert_eq!(w.state(), State::SynSent);
+    w.send_raw(
+        Side::Owner,
+        5000,
+        1001,
+        SYN | ACK,
+        65160,
+        &Opts::syn_full(1400, 9, 200),
+        &[],
+    );
+    assert_eq!(w.state(), State::SynReceived);
+    assert_eq!(w.ready(), Err(NotReady::Handshake));
+    w.send_raw(Side::Client, 1001, 5001, ACK, 502, &Opts::default(), &[]);
+    assert_eq!(w.state(), State::Established);
+    assert_eq!(w.ready(), Ok(()));
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    assert!(c.ws_ok && c.sack_ok && c.ts_ok);
+    assert_eq!(c.side(Side::Client).syn_opts.mss, Some(1460));
+    assert_eq!(c.side(Side::Owner).syn_opts.mss, Some(1400));
+    assert_eq!((c.wscale(Side::Client), c.wscale(Side::Owner)), (7, 9));
+    // The final ACK's window is scaled by the client's shift.
+    assert_eq!(c.side(Side::Client).win, 502 << 7);
+    assert_eq!(c.side(Side::Owner).isn, 5000);
+    assert_eq!(c.side(Side::Owner).una, 5001);
+    assert_eq!(w.snoop.counters.conns_synced, 1);
+}
+
+#[test]
+fn options_only_when_both_syns_carry_them() {
+    let mut w = Wire::new(false);
+    w.ts = false;
+    w.send_raw(
+        Side::Client,
+        1,
+        0,
+        SYN,
+        64240,
+        &Opts {
+            mss: Some(1460),
+            wscale: Some(7),
+            ..Default::default()
+        },
+        &[],
+    );
+    w.send_raw(
+        Side::Owner,
+        9,
+        2,
+        SYN | ACK,
+        65160,
+        &Opts {
+            mss: Some(1460),
+            sack_perm: true,
+            ..Default::default()
+        },
+        &[],
+    );
+    w.send_raw(Side::Client, 2, 10, ACK, 1000, &Opts::default(), &[]);
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    assert!(!c.ws_ok && !c.sack_ok && !c.ts_ok);
+    assert_eq!(
+        c.side(Side::Client).win,
+        1000,
+        "no scaling without both wscale options"
+    );
+}
+
+#[test]
+fn duplicate_syn_replaces_the_stored_one() {
+    let mut w = Wire::new(false);
+    w.send_raw(
+        Side::Client,
+        1000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    w.send_raw(
+        Side::Client,
+        7777,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1200, 6, 150),
+        &[],
+    );
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    assert_eq!(c.side(Side::Client).isn, 7777);
+    assert_eq!(c.side(Side::Client).syn_opts.mss, Some(1200));
+    // A SYN-ACK for the old ISN is not the answer.
+    w.send_raw(
+        Side::Owner,
+        5000,
+        1001,
+        SYN | ACK,
+        65160,
+        &Opts::syn_full(1400, 9, 200),
+        &[],
+    );
+    assert_eq!(w.state(), State::SynSent);
+    w.send_raw(
+        Side::Owner,
+        5000,
+        7778,
+        SYN | ACK,
+        65160,
+        &Opts::syn_full(1400, 9, 200),
+        &[],
+    );
+    assert_eq!(w.state(), State::SynReceived);
+}
+
+#[test]
+fn simultaneous_open_first_syn_decides() {
+    let mut w = Wire::new(false);
+    w.send_raw(
+        Side::Owner,
+        5000,
+        0,
+        SYN,
+        65160,
+        &Opts::syn_full(1400, 9, 200),
+        &[],
+    );
+    w.send_raw(
+        Side::Client,
+        1000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    assert_eq!(w.state(), State::SimultaneousOpen);
+    let k = w.key();
+    assert_eq!(w.map.get_mut_conn(&k).opener, Side::Owner);
+    w.send_raw(
+        Side::Owner,
+        5000,
+        1001,
+        SYN | ACK,
+        65160,
+        &Opts::syn_full(1400, 9, 200),
+        &[],
+    );
+    assert_eq!(w.state(), State::SimultaneousOpen);
+    w.send_raw(
+        Side::Client,
+        1000,
+        5001,
+        SYN | ACK,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    assert_eq!(w.state(), State::Established);
+    assert_eq!(w.ready(), Ok(()));
+}
+
+#[test]
+fn acknowledged_but_unseen_data_is_a_fault_while_in_the_window() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    // The client acks 500 bytes of owner data the snooper never saw.
+    w.send_raw(Side::Client, 1001, 5501, ACK, 502, &Opts::default(), &[]);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+    w.nxt[0] = 5501;
+    w.rcv[1] = 5501;
+    w.data(Side::Owner, &bytes(100, 5));
+    assert_eq!(
+        w.ready(),
+        Err(NotReady::AckedUnseen(Side::Owner)),
+        "stays not ready"
+    );
+}
+
+#[test]
+fn sack_blocks_are_parsed_and_do_not_move_the_ack() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Owner, &bytes(1000, 6));
+    let opts = Opts {
+        sack: vec![(7001, 8001), (9001, 9501)],
+        ..Default::default()
+    };
+    let pkt = frame(w.client, w.owner, 1001, 5001, ACK, 502, &opts, &[]);
+    let seg = permtcp_logic::packet::parse(&pkt, pkt.len()).unwrap();
+    assert_eq!(seg.opts.sack_blocks, 2);
+    w.feed(&pkt);
+    let k = w.key();
+    assert_eq!(w.map.get_mut_conn(&k).side(Side::Owner).una, 5001);
+}
+
+#[test]
+fn sequence_numbers_wrap() {
+    let mut w = Wire::new(false);
+    let isn_o = u32::MAX - 1500;
+    w.handshake(u32::MAX - 10, isn_o, 7, 7);
+    let d = bytes(6000, 7);
+    for part in d.chunks(1448) {
+        w.data(Side::Owner, part);
+    }
+    w.ack(Side::Client, 502);
+    assert_eq!(w.ready(), Ok(()));
+    assert_eq!(w.retained(Side::Owner, 6000), d);
+    let k = w.key();
+    assert_eq!(
+        w.map.get_mut_conn(&k).side(Side::Owner).una,
+        isn_o.wrapping_add(6001)
+    );
+}
+
+#[test]
+fn fin_from_owner_first_then_time_wait_then_expiry() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, b"GET /");
+    w.send_raw(
+        Side::Owner,
+        w.nxt[0],
+        w.rcv[0],
+        FIN | ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    assert_eq!(w.state(), State::FinSeen);
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        w.nxt[0] + 1,
+        FIN | ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    assert_eq!(w.state(), State::Closing);
+    w.send_raw(
+        Side::Owner,
+        w.nxt[0] + 1,
+        w.nxt[1] + 1,
+        ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    assert_eq!(w.state(), State::TimeWait);
+    assert_eq!(w.ready(), Err(NotReady::Closed));
+    let now = w.now;
+    w.snoop.expire(&mut w.map, &mut w.alloc, now + TIME_WAIT_MS);
+    assert_eq!(
+        w.map.0.len(),
+        1,
+        "held a little longer than the standard time"
+    );
+    w.snoop.expire(
+        &mut w.map,
+        &mut w.alloc,
+        now + TIME_WAIT_MS + TIME_WAIT_MARGIN_MS,
+    );
+    assert_eq!(w.map.0.len(), 0);
+    assert_eq!(w.snoop.counters.expired, 1);
+    assert_eq!(w.alloc.inner.live, 0, "chunks returned");
+}
+
+#[test]
+fn half_closed_by_the_client_stays_ready() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, b"upload done");
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        w.rcv[1],
+        FIN | ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    w.nxt[1] += 1;
+    w.rcv[0] = w.nxt[1];
+    w.data(Side::Owner, &bytes(5000, 10));
+    assert_eq!(w.state(), State::FinSeen);
+    assert_eq!(w.ready(), Ok(()));
+    let k = w.key();
+    assert_eq!(
+        w.map.get_mut_conn(&k).side(Side::Client).fin,
+        Some(1001 + 11)
+    );
+}
+
+#[test]
+fn rst_in_window_removes_out_of_window_is_ignored() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.send_raw(
+        Side::Client,
+        1001 + 10_000_000,
+        0,
+        RST,
+        0,
+        &Opts::default(),
+        &[],
+    );
+    assert_eq!(w.state(), State::Established);
+    assert_eq!(w.snoop.counters.invalid, 1);
+    w.send_raw(Side::Client, 1001, 0, RST, 0, &Opts::default(), &[]);
+    assert!(w.map.0.is_empty());
+    assert_eq!(w.snoop.counters.resets, 1);
+}
+
+#[test]
+fn refused_connection() {
+    let mut w = Wire::new(false);
+    w.send_raw(
+        Side::Client,
+        1000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    w.send_raw(Side::Owner, 0, 1001, RST | ACK, 0, &Opts::default(), &[]);
+    assert!(w.map.0.is_empty());
+}
+
+#[test]
+fn new_syn_ends_time_wait_at_once() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.send_raw(
+        Side::Client,
+        1001,
+        5001,
+        FIN | ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    w.send_raw(
+        Side::Owner,
+        5001,
+        1002,
+        FIN | ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    w.send_raw(Side::Client, 1002, 5002, ACK, 502, &Opts::default(), &[]);
+    assert_eq!(w.state(), State::TimeWait);
+    w.send_raw(
+        Side::Client,
+        900_000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    assert_eq!(w.state(), State::SynSent);
+    assert_eq!(w.snoop.counters.tw_reused, 1);
+    let k = w.key();
+    assert_eq!(w.map.get_mut_conn(&k).side(Side::Client).isn, 900_000);
+}
+
+#[test]
+fn connection_not_seen_from_syn() {
+    let mut w = Wire::new(false);
+    w.send_raw(
+        Side::Owner,
+        5000,
+        1000,
+        ACK,
+        502,
+        &Opts::default(),
+        &bytes(100, 11),
+    );
+    assert_eq!(w.state(), State::Unsynced);
+    assert_eq!(w.ready(), Err(NotReady::NotFromSyn));
+    assert_eq!(w.snoop.counters.conns_unsynced, 1);
+}
+
+#[test]
+fn timestamps_tracked_each_way() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.send_raw(
+        Side::Owner,
+        5001,
+        1001,
+        ACK,
+        502,
+        &Opts {
+            ts: Some((777_000, 555)),
+            ..Default::default()
+        },
+        b"x",
+    );
+    // An older TSval (reordered segment) does not move it back.
+    w.send_raw(
+        Side::Owner,
+        5001,
+        1001,
+        ACK,
+        502,
+        &Opts {
+            ts: Some((776_000, 554)),
+            ..Default::default()
+        },
+        b"x",
+    );
+    let k = w.key();
+    assert_eq!(
+        w.map.get_mut_conn(&k).side(Side::Owner).ts,
+        Some((777_000, 555))
+    );
+}
+
+#[test]
+fn acknowledged_unseen_bytes_stop_mattering_out_of_the_window() {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 0, 0);
+    w.send_raw(Side::Client, 1001, 5501, ACK, 8192, &Opts::default(), &[]);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+    w.nxt[0] = 5501;
+    w.rcv[1] = 5501;
+    // Much more data, acknowledged with 8 KiB windows: the unseen bytes leave the window.
+    for part in bytes(200 * 1024, 16).chunks(1448) {
+        w.data(Side::Owner, part);
+        w.ack(Side::Client, 8192);
+    }
+    assert_eq!(w.ready(), Ok(()));
+}
