@@ -5,14 +5,15 @@
 //! This file defines the command line and dispatches each command to its family's module:
 //! `decl` (declarations, status), `snoop` (snooping, connections, statistics, retained data),
 //! `takeover` (takeover, taken-over connections, address assumption), `directives` (the
-//! fail-over directive receiver). `netlink` is the client, `spec` the command-line values and
-//! views.
+//! fail-over directive receiver), `generate` (completions and man pages). `netlink` is the
+//! client, `spec` the command-line values and views.
 //!
 //! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
 //! usage error, 3 when the permtcp module is not loaded.
 
 mod decl;
 mod directives;
+mod generate;
 mod netlink;
 mod snoop;
 mod spec;
@@ -24,6 +25,7 @@ use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, PortRange, RxPolicy};
 use permtcp_logic::track::Side;
 use spec::{done, DeclSpec};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -99,6 +101,14 @@ enum Command {
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Write shell completions (bash, zsh, fish) and man pages to a directory (for
+    /// packaging; `make install` runs it).
+    #[command(hide = true)]
+    Generate {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,7 +217,12 @@ impl From<AddArgs> for DeclSpec {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let result = Client::connect().and_then(|c| run(&c, cli.command, json));
+    let result = match cli.command {
+        Command::Generate { out } => generate::write_all(&out)
+            .map(|files| files.iter().for_each(|f| println!("{}", f.display())))
+            .map_err(|e| CtlError::Transport(format!("{}: {e}", out.display()))),
+        command => Client::connect().and_then(|c| run(&c, command, json)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -273,5 +288,6 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             .map_err(CtlError::Transport)
             .and_then(|bytes| c.request_raw(cmd, &bytes, dump))
             .map(|n| done(json, &format!("accepted, {n} reply messages"))),
+        Command::Generate { .. } => unreachable!("handled before connecting"),
     }
 }
