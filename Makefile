@@ -7,6 +7,8 @@
 #   make demo       boot the test kernel in QEMU and show the module at work
 #   make check      every test: lint, cargo test, fuzzing, KUnit and the QEMU selftests
 #   make bench      benchmark figures (host and QEMU)
+#   make install    permctl, its completions and man pages, and permctl.ko if built
+#                   (DESTDIR and PREFIX honoured; see README.md, "Building")
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
 # (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.md).
@@ -14,7 +16,18 @@
 
 KDIR ?= $(shell bash scripts/kdir.sh 2>/dev/null)
 
-.PHONY: all module permctl setup demo check check-debug lint bench selftests clean
+# Installation directories: DESTDIR is prepended to every one (staging, packaging).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# Completions and man pages, generated from permctl's clap definitions.
+GENDIR := target/permctl-generated
+
+.PHONY: all module permctl setup demo check check-debug lint bench selftests clean \
+	install install-permctl install-module
 
 all: module
 
@@ -54,3 +67,30 @@ selftests: module permctl
 clean:
 	@test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	cargo clean
+
+install: install-permctl install-module
+
+install-permctl:
+	cargo build --release --locked -p permctl
+	rm -rf $(GENDIR)
+	target/release/permctl generate --out $(GENDIR) >/dev/null
+	install -D -m 0755 target/release/permctl $(DESTDIR)$(SBINDIR)/permctl
+	install -D -m 0644 $(GENDIR)/permctl.bash $(DESTDIR)$(BASHCOMPDIR)/permctl
+	install -D -m 0644 $(GENDIR)/_permctl $(DESTDIR)$(ZSHCOMPDIR)/_permctl
+	install -D -m 0644 $(GENDIR)/permctl.fish $(DESTDIR)$(FISHCOMPDIR)/permctl.fish
+	install -d $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(GENDIR)/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+# The module is installed only when it has been built ('make' first), so that the userspace
+# parts install without a kernel build tree; depmod runs for the live system, not into DESTDIR.
+install-module:
+	@if [ ! -f permtcp.ko ]; then \
+		echo "permtcp.ko is not built: not installing the module (run 'make' first)"; \
+	else \
+		test -n "$(KDIR)" || { echo "no kernel build tree: pass KDIR=" >&2; exit 1; }; \
+		$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates \
+			INSTALL_MOD_PATH=$(DESTDIR) modules_install || exit 1; \
+		if [ -z "$(DESTDIR)" ]; then \
+			depmod -a "$$(cat $(KDIR)/include/config/kernel.release)"; \
+		fi; \
+	fi

@@ -11,7 +11,7 @@
 
 use super::bounded::Bounded;
 use super::errno::{code, inval, Error};
-use super::nla::{Attr, Attrs, Writer};
+use super::nla::{Attr, Attrs, Seen, Writer};
 use super::uapi::{arp, attr, decl_attr, failover, proto, range_attr, rxdata};
 
 /// Maximum IPv4 addresses per declaration.
@@ -165,20 +165,6 @@ pub struct Declaration {
     pub rx: RxPolicy,
 }
 
-/// Remembers which single-valued attributes were seen, to reject duplicates.
-struct Seen(u32);
-
-impl Seen {
-    fn once(&mut self, kind: u16) -> Result<(), Error> {
-        let bit = 1u32 << kind;
-        if self.0 & bit != 0 {
-            return inval(c"attribute given more than once");
-        }
-        self.0 |= bit;
-        Ok(())
-    }
-}
-
 fn push<T: Copy + Default, const N: usize>(
     list: &mut Bounded<T, N>,
     v: T,
@@ -197,7 +183,7 @@ fn has_duplicates<T: PartialEq>(items: &[T]) -> bool {
 fn parse_range(a: &Attr<'_>) -> Result<PortRange, Error> {
     let mut r = PortRange::default();
     let (mut lo, mut hi) = (None, None);
-    let mut seen = Seen(0);
+    let mut seen = Seen::default();
     for sub in a.nested() {
         let sub = sub?;
         match sub.kind {
@@ -239,7 +225,7 @@ impl Declaration {
     /// Parses and validates the payload of a [`attr::DECL`] attribute.
     pub fn parse(payload: &[u8]) -> Result<Self, Error> {
         let mut d = Declaration::default();
-        let mut seen = Seen(0);
+        let mut seen = Seen::default();
         let mut node = None;
         let mut protocol = None;
         let mut arp_policy = None;
@@ -501,80 +487,28 @@ impl Declaration {
     }
 }
 
-/// Finds the single [`attr::DECL`] attribute of a DECL_ADD request and parses it.
+// The requests of the declaration commands live with every other operation in `ops.rs`;
+// these names stay for the callers that predate it.
+pub use super::ops::{TakeoverRequest, MAX_PARK_MS};
+
+/// Parses a DECL_ADD request: [`super::ops::DeclAddRequest::parse`].
 pub fn parse_add_request(payload: &[u8]) -> Result<Declaration, Error> {
-    let mut found = None;
-    for a in Attrs::new(payload) {
-        let a = a?;
-        match a.kind {
-            attr::DECL if found.is_none() => found = Some(a),
-            attr::DECL => return inval(c"one declaration per request"),
-            _ => return inval(c"unknown attribute in request"),
-        }
-    }
-    match found {
-        Some(a) => Declaration::parse(a.data),
-        None => inval(c"request carries no declaration"),
-    }
+    super::ops::DeclAddRequest::parse(payload).map(|r| r.decl)
 }
 
-/// Finds the node id of a DECL_DEL request.
+/// Parses a DECL_DEL request's node id: [`super::ops::DeclDelRequest::parse`].
 pub fn parse_del_request(payload: &[u8]) -> Result<u32, Error> {
-    let mut node = None;
-    for a in Attrs::new(payload) {
-        let a = a?;
-        match a.kind {
-            attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
-            attr::NODE_ID => return inval(c"attribute given more than once"),
-            _ => return inval(c"unknown attribute in request"),
-        }
-    }
-    node.map_or_else(|| inval(c"request carries no node id"), Ok)
+    super::ops::DeclDelRequest::parse(payload).map(|r| r.node)
 }
 
-/// The longest a taken-over connection may wait for a listener: one hour.
-pub const MAX_PARK_MS: u32 = 3_600_000;
-
-/// A TAKEOVER request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TakeoverRequest {
-    /// The failed node.
-    pub node: u32,
-    /// How long connections wait for a listener before they are reset; `None`: the default.
-    pub park_ms: Option<u32>,
-}
-
-/// Parses a TAKEOVER request: a node id and an optional parking time.
+/// Parses a TAKEOVER request: [`TakeoverRequest::parse`].
 pub fn parse_takeover_request(payload: &[u8]) -> Result<TakeoverRequest, Error> {
-    let (mut node, mut park_ms) = (None, None);
-    for a in Attrs::new(payload) {
-        let a = a?;
-        let slot = match a.kind {
-            attr::NODE_ID => &mut node,
-            attr::PARK_MS => &mut park_ms,
-            _ => return inval(c"unknown attribute in request"),
-        };
-        if slot.is_some() {
-            return inval(c"attribute given more than once");
-        }
-        *slot = Some(a.u32()?);
-    }
-    let Some(node) = node else {
-        return inval(c"request carries no node id");
-    };
-    if park_ms.is_some_and(|ms| ms > MAX_PARK_MS) {
-        return inval(c"parking time above one hour");
-    }
-    Ok(TakeoverRequest { node, park_ms })
+    TakeoverRequest::parse(payload)
 }
 
-/// Requests without attributes (DECL_GET, STATUS_GET) must be empty.
+/// Requests without attributes must be empty: [`super::ops::parse_empty`].
 pub fn parse_empty_request(payload: &[u8]) -> Result<(), Error> {
-    match Attrs::new(payload).next() {
-        None => Ok(()),
-        Some(Err(e)) => Err(e),
-        Some(Ok(_)) => inval(c"this command takes no attributes"),
-    }
+    super::ops::parse_empty(payload)
 }
 
 /// The declarations stored in one namespace, checked as a set.

@@ -11,6 +11,7 @@ pub mod bounded;
 pub mod decl;
 pub mod errno;
 pub mod nla;
+pub mod ops;
 pub mod packet;
 pub mod policy;
 pub mod resume;

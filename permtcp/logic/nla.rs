@@ -85,6 +85,37 @@ impl<'a> Attr<'a> {
     }
 }
 
+/// Remembers which attribute types a parser has seen, to refuse an attribute given twice.
+///
+/// Attribute types of the family stay below 64 (a compile-time check in `ops.rs` keeps it so).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen(u64);
+
+impl Seen {
+    /// Records `kind`; an error when it was seen before (or is not below 64).
+    pub fn once(&mut self, kind: u16) -> Result<(), Error> {
+        let Some(bit) = 1u64.checked_shl(u32::from(kind)) else {
+            return inval(c"unknown attribute");
+        };
+        if self.0 & bit != 0 {
+            return inval(c"attribute given more than once");
+        }
+        self.0 |= bit;
+        Ok(())
+    }
+
+    /// Whether `kind` was seen.
+    pub fn has(&self, kind: u16) -> bool {
+        1u64.checked_shl(u32::from(kind))
+            .is_some_and(|bit| self.0 & bit != 0)
+    }
+
+    /// Whether every one of `kinds` was seen.
+    pub fn all(&self, kinds: &[u16]) -> bool {
+        kinds.iter().all(|&k| self.has(k))
+    }
+}
+
 /// Iterator over an attribute stream; yields an error (once) on malformed input.
 #[derive(Clone, Debug)]
 pub struct Attrs<'a> {

@@ -2,23 +2,30 @@
 
 //! `permctl`: control tool for the permtcp kernel module.
 //!
+//! This file defines the command line and dispatches each command to its family's module:
+//! `decl` (declarations, status), `snoop` (snooping, connections, statistics, retained data),
+//! `takeover` (takeover, taken-over connections, address assumption), `directives` (the
+//! fail-over directive receiver), `generate` (completions and man pages). `netlink` is the
+//! client, `spec` the command-line values and views.
+//!
 //! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
 //! usage error, 3 when the permtcp module is not loaded.
 
-mod assume;
-mod directive;
+mod decl;
+mod directives;
+mod generate;
 mod netlink;
 mod snoop;
 mod spec;
+mod takeover;
 
 use clap::{Args, Parser, Subcommand};
-use netlink::{u32_of, u64_of, Client, CtlError};
-use permtcp_logic::decl::{ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
-use permtcp_logic::nla::Writer;
-use permtcp_logic::uapi::{attr, cmd};
-use serde::Serialize;
-use spec::{DeclSpec, DeclView};
+use netlink::{Client, CtlError};
+use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::track::Side;
+use spec::{done, DeclSpec};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -78,7 +85,7 @@ enum Command {
         #[arg(long)]
         park_ms: Option<u32>,
         /// UDP port of the peers' `permctl directives`.
-        #[arg(long, default_value_t = directive::DEFAULT_PORT)]
+        #[arg(long, default_value_t = directives::DEFAULT_PORT)]
         directive_port: u16,
         /// Do not assume the failed node's addresses (the cluster software does).
         #[arg(long)]
@@ -88,12 +95,20 @@ enum Command {
     /// pass them on (runs until killed; needs CAP_NET_ADMIN).
     Directives {
         /// UDP port to listen on.
-        #[arg(long, default_value_t = directive::DEFAULT_PORT)]
+        #[arg(long, default_value_t = directives::DEFAULT_PORT)]
         port: u16,
     },
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Write shell completions (bash, zsh, fish) and man pages to a directory (for
+    /// packaging; `make install` runs it).
+    #[command(hide = true)]
+    Generate {
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,18 +146,6 @@ enum DebugCommand {
         /// Attribute bytes as hex words, e.g. 08000200 01000000.
         hex: Vec<String>,
     },
-}
-
-fn parse_hex(s: &str) -> Result<Vec<u8>, CtlError> {
-    let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() % 2 != 0 {
-        return Err(CtlError::Transport("odd number of hex digits".into()));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| CtlError::Transport("invalid hex".into()))
 }
 
 #[derive(Subcommand)]
@@ -194,163 +197,32 @@ struct AddArgs {
     rx: RxPolicy,
 }
 
-#[derive(Serialize)]
-struct StatusView {
-    version: u32,
-    declarations: u32,
-    max_declarations: u32,
-    local_node: Option<u32>,
-    netns_cookie: u64,
-    /// Taken-over connections waiting for the application to listen.
-    parked: u32,
-    /// Parked connections handed to a listener later.
-    park_queued: u32,
-    /// Parked connections reset because no listener came in time.
-    park_reset: u32,
-}
-
-fn protocol_error(what: &str) -> CtlError {
-    CtlError::Transport(format!("malformed reply: {what}"))
-}
-
-fn status(c: &Client, json: bool) -> Result<(), CtlError> {
-    let replies = c.request(cmd::STATUS_GET, &[], false)?;
-    let a = replies.first().ok_or_else(|| protocol_error("no status"))?;
-    let missing = || protocol_error("status attribute missing");
-    let v = StatusView {
-        version: u32_of(a, attr::VERSION).ok_or_else(missing)?,
-        declarations: u32_of(a, attr::DECL_COUNT).ok_or_else(missing)?,
-        max_declarations: u32_of(a, attr::DECL_MAX).ok_or_else(missing)?,
-        local_node: u32_of(a, attr::LOCAL_NODE),
-        netns_cookie: u64_of(a, attr::NETNS_COOKIE).ok_or_else(missing)?,
-        parked: u32_of(a, attr::PARKED).unwrap_or(0),
-        park_queued: u32_of(a, attr::PARK_QUEUED).unwrap_or(0),
-        park_reset: u32_of(a, attr::PARK_RESET).unwrap_or(0),
-    };
-    if json {
-        println!("{}", serde_json::to_string(&v).expect("serializable"));
-    } else {
-        println!(
-            "permtcp module loaded, netlink family version {}",
-            v.version
-        );
-        println!("netns cookie      {}", v.netns_cookie);
-        println!(
-            "declarations      {} of {}",
-            v.declarations, v.max_declarations
-        );
-        match v.local_node {
-            Some(n) => println!("local node        {n}"),
-            None => println!("local node        none declared"),
+impl From<AddArgs> for DeclSpec {
+    fn from(a: AddArgs) -> Self {
+        DeclSpec {
+            node: a.node,
+            local: a.local,
+            addrs: a.addrs,
+            macs: a.macs,
+            ranges: a.ranges,
+            proto: a.proto,
+            failover: a.failover,
+            arp: a.arp,
+            apps: a.apps,
+            rx: a.rx,
         }
-        println!(
-            "parked            {} now, {} accepted later, {} reset (no listener in time)",
-            v.parked, v.park_queued, v.park_reset
-        );
-    }
-    Ok(())
-}
-
-fn list(c: &Client, json: bool) -> Result<(), CtlError> {
-    let mut views = Vec::new();
-    for reply in c.request(cmd::DECL_GET, &[], true)? {
-        for (kind, payload) in reply {
-            if kind == attr::DECL {
-                let d = Declaration::parse(&payload).map_err(|e| protocol_error(e.text()))?;
-                views.push(DeclView::from(&d));
-            }
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string(&views).expect("serializable"));
-    } else if views.is_empty() {
-        println!("no declarations");
-    } else {
-        for v in &views {
-            print!("{}", v.text());
-        }
-    }
-    Ok(())
-}
-
-fn add(c: &Client, a: AddArgs, json: bool) -> Result<(), CtlError> {
-    let spec = DeclSpec {
-        node: a.node,
-        local: a.local,
-        addrs: a.addrs,
-        macs: a.macs,
-        ranges: a.ranges,
-        proto: a.proto,
-        failover: a.failover,
-        arp: a.arp,
-        apps: a.apps,
-        rx: a.rx,
-    };
-    let d = spec.build().map_err(CtlError::Transport)?;
-    let mut buf = vec![0u8; 8192];
-    let mut w = Writer::new(&mut buf);
-    d.write(&mut w)
-        .map_err(|e| CtlError::Transport(e.text().into()))?;
-    let n = w.len();
-    c.request(cmd::DECL_ADD, &buf[..n], false)?;
-    done(json, &format!("declaration of node {} added", d.node_id));
-    Ok(())
-}
-
-fn del(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
-    let mut buf = [0u8; 8];
-    let mut w = Writer::new(&mut buf);
-    w.put_u32(attr::NODE_ID, node).expect("fits");
-    c.request(cmd::DECL_DEL, &buf, false)?;
-    done(json, &format!("declaration of node {node} deleted"));
-    Ok(())
-}
-
-fn done(json: bool, text: &str) {
-    if json {
-        println!("{}", serde_json::json!({ "ok": true, "message": text }));
-    } else {
-        println!("{text}");
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    let result = Client::connect().and_then(|c| match cli.command {
-        Command::Status => status(&c, json),
-        Command::Decl(DeclCommand::List) => list(&c, json),
-        Command::Decl(DeclCommand::Add(a)) => add(&c, a, json),
-        Command::Decl(DeclCommand::Del { node }) => del(&c, node, json),
-        Command::Snoop(SnoopCommand::Start {
-            dev,
-            max_conns,
-            max_bytes,
-            keep_received,
-        }) => snoop::start(&c, &dev, max_conns, max_bytes, keep_received).map(|m| done(json, &m)),
-        Command::Snoop(SnoopCommand::Stop) => snoop::stop(&c).map(|m| done(json, &m)),
-        Command::Conns => snoop::conns(&c, json),
-        Command::Taken => snoop::taken(&c, json),
-        Command::Takeover {
-            node,
-            park_ms,
-            directive_port,
-            no_assume,
-        } => snoop::takeover(&c, node, park_ms, directive_port, !no_assume, json),
-        Command::Directives { port } => directive::listen(&c, port),
-        Command::Stats => snoop::stats(&c, json),
-        Command::ConnData {
-            owner,
-            client,
-            side,
-            out,
-        } => {
-            snoop::data(&c, owner, client, u8::from(side == "client"), &out).map(|m| done(json, &m))
-        }
-        Command::Debug(DebugCommand::Raw { cmd, dump, hex }) => parse_hex(&hex.concat())
-            .and_then(|bytes| c.request_raw(cmd, &bytes, dump))
-            .map(|n| done(json, &format!("accepted, {n} reply messages"))),
-    });
+    let result = match cli.command {
+        Command::Generate { out } => generate::write_all(&out)
+            .map(|files| files.iter().for_each(|f| println!("{}", f.display())))
+            .map_err(|e| CtlError::Transport(format!("{}: {e}", out.display()))),
+        command => Client::connect().and_then(|c| run(&c, command, json)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -372,5 +244,50 @@ fn main() -> ExitCode {
                 _ => ExitCode::from(1),
             }
         }
+    }
+}
+
+/// Runs a command that talks to the module.
+fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
+    match command {
+        Command::Status => decl::status(c, json),
+        Command::Decl(DeclCommand::List) => decl::list(c, json),
+        Command::Decl(DeclCommand::Add(a)) => decl::add(c, &a.into(), json),
+        Command::Decl(DeclCommand::Del { node }) => decl::del(c, node, json),
+        Command::Snoop(SnoopCommand::Start {
+            dev,
+            max_conns,
+            max_bytes,
+            keep_received,
+        }) => snoop::start(c, &dev, max_conns, max_bytes, keep_received).map(|m| done(json, &m)),
+        Command::Snoop(SnoopCommand::Stop) => snoop::stop(c).map(|m| done(json, &m)),
+        Command::Conns => snoop::conns(c, json),
+        Command::Taken => takeover::taken(c, json),
+        Command::Takeover {
+            node,
+            park_ms,
+            directive_port,
+            no_assume,
+        } => takeover::takeover(c, node, park_ms, directive_port, !no_assume, json),
+        Command::Directives { port } => directives::listen(c, port),
+        Command::Stats => snoop::stats(c, json),
+        Command::ConnData {
+            owner,
+            client,
+            side,
+            out,
+        } => {
+            let side = if side == "client" {
+                Side::Client
+            } else {
+                Side::Owner
+            };
+            snoop::data(c, owner, client, side, &out).map(|m| done(json, &m))
+        }
+        Command::Debug(DebugCommand::Raw { cmd, dump, hex }) => spec::parse_hex(&hex.concat())
+            .map_err(CtlError::Transport)
+            .and_then(|bytes| c.request_raw(cmd, &bytes, dump))
+            .map(|n| done(json, &format!("accepted, {n} reply messages"))),
+        Command::Generate { .. } => unreachable!("handled before connecting"),
     }
 }

@@ -2,10 +2,11 @@
 
 //! Talking to the `permtcp` generic netlink family through the `neli` crate.
 //!
-//! neli does the framing: netlink and generic netlink headers, attribute headers, parsing of
-//! error messages and their extended-ACK attributes. The attribute *contents* are encoded and
-//! decoded by `permtcp-logic`, the very code the kernel module runs, so the two sides cannot
-//! drift.
+//! neli does the framing: netlink headers, parsing of error messages and their extended-ACK
+//! attributes. Every request and every reply of the family is encoded and decoded by
+//! `permtcp_logic::ops`, the very code the kernel module runs, so the two sides cannot drift:
+//! [`Client::call`] writes an operation's request, [`replies`] and [`reply`] parse what came
+//! back.
 //!
 //! neli's `NlRouter` is not used: in neli 0.7.5 it drops the extended ACK when it converts an
 //! error to its typed form, and the kernel's error messages are what users need to read. The
@@ -25,7 +26,8 @@ use neli::{
     utils::Groups,
     FromBytesWithInput, Size, ToBytes,
 };
-use permtcp_logic::nla::Attrs;
+use permtcp_logic::nla::Writer;
+use permtcp_logic::ops::Operation;
 use permtcp_logic::uapi::{FAMILY_NAME, FAMILY_VERSION};
 use std::fmt;
 
@@ -85,38 +87,38 @@ fn kernel_error<M>(e: &Nlmsgerr<M>) -> CtlError {
     }
 }
 
-/// One reply message: its top-level attributes as (type, payload) pairs.
-pub type ReplyAttrs = Vec<(u16, Vec<u8>)>;
+/// Size of `struct genlmsghdr`, which precedes the attributes of every message.
+const GENL_HDRLEN: usize = 4;
 
-/// The u32 attributes `kind` of one reply message, in order (an attribute may repeat).
-pub fn u32s(attrs: &ReplyAttrs, kind: u16) -> impl Iterator<Item = u32> + '_ {
-    attrs
-        .iter()
-        .filter(move |(k, _)| *k == kind)
-        .filter_map(|(_, v)| Some(u32::from_ne_bytes(v.as_slice().try_into().ok()?)))
+/// Writes `req`'s attributes.
+pub fn encode<O: Operation>(req: &O) -> Result<Vec<u8>, CtlError> {
+    // The largest request, a declaration at every limit, takes about 2.5 KiB.
+    let mut buf = vec![0u8; 8192];
+    let mut w = Writer::new(&mut buf);
+    req.write_request(&mut w)
+        .map_err(|e| CtlError::Transport(e.text().into()))?;
+    let n = w.len();
+    buf.truncate(n);
+    Ok(buf)
 }
 
-/// The first u32 attribute `kind` of one reply message.
-pub fn u32_of(attrs: &ReplyAttrs, kind: u16) -> Option<u32> {
-    u32s(attrs, kind).next()
+fn malformed(e: permtcp_logic::errno::Error) -> CtlError {
+    CtlError::Transport(format!("malformed reply: {}", e.text()))
 }
 
-/// The first u64 attribute `kind` of one reply message.
-pub fn u64_of(attrs: &ReplyAttrs, kind: u16) -> Option<u64> {
-    attrs
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .and_then(|(_, v)| Some(u64::from_ne_bytes(v.as_slice().try_into().ok()?)))
+/// Parses every reply message of operation `O` (a dump's items).
+pub fn replies<O: Operation>(msgs: &[Vec<u8>]) -> Result<Vec<O::Reply<'_>>, CtlError> {
+    msgs.iter()
+        .map(|m| O::parse_reply(m).map_err(malformed))
+        .collect()
 }
 
-/// The first u32 attribute `kind` of a request's replies.
-pub fn reply_u32(replies: &[ReplyAttrs], kind: u16) -> Option<u32> {
-    replies.iter().find_map(|a| u32_of(a, kind))
-}
-
-/// The first u64 attribute `kind` of a request's replies.
-pub fn reply_u64(replies: &[ReplyAttrs], kind: u16) -> Option<u64> {
-    replies.iter().find_map(|a| u64_of(a, kind))
+/// Parses the reply message of operation `O`; `what` names it when the kernel sent none.
+pub fn reply<'a, O: Operation>(msgs: &'a [Vec<u8>], what: &str) -> Result<O::Reply<'a>, CtlError> {
+    let m = msgs
+        .first()
+        .ok_or_else(|| CtlError::Transport(format!("malformed reply: no {what}")))?;
+    O::parse_reply(m).map_err(malformed)
 }
 
 /// A connection to the `permtcp` family.
@@ -259,7 +261,10 @@ impl Client {
                     NlPayload::Err(e) => return Err(kernel_error(e)),
                     NlPayload::Ack(_) => return Ok(out),
                     NlPayload::DumpExtAck(e) if *e.error() != 0 => return Err(kernel_error(e)),
-                    NlPayload::Payload(p) => out.push(p.clone()),
+                    // A dump's end carries no item.
+                    NlPayload::Payload(p) if *m.nl_type() != u16::from(Nlmsg::Done) => {
+                        out.push(p.clone())
+                    }
                     _ => {}
                 }
                 if *m.nl_type() == u16::from(Nlmsg::Done) && dump {
@@ -269,45 +274,24 @@ impl Client {
         }
     }
 
-    /// Sends `cmd` with the attribute stream `attrs` (as `permtcp_logic::nla::Writer` made it)
-    /// and collects the replies. `dump` asks for a multipart dump.
-    pub fn request(&self, cmd: u8, attrs: &[u8], dump: bool) -> Result<Vec<ReplyAttrs>, CtlError> {
-        let mut buffer = GenlBuffer::<u16, Buffer>::new();
-        for a in Attrs::new(attrs) {
-            let a = a.map_err(|e| CtlError::Transport(e.text().into()))?;
-            let attr = NlattrBuilder::default()
-                .nla_type(
-                    AttrTypeBuilder::default()
-                        .nla_type(a.kind)
-                        .nla_nested(a.is_nested)
-                        .build()
-                        .map_err(transport)?,
-                )
-                .nla_payload(Buffer::from(a.data))
-                .build()
-                .map_err(transport)?;
-            buffer.push(attr);
-        }
-        let msg = GenlmsghdrBuilder::default()
-            .cmd(cmd)
-            .version(FAMILY_VERSION)
-            .attrs(buffer)
-            .build()
-            .map_err(transport)?;
+    /// Sends `req` (its command, as a dump if it is one) and returns the attributes of each
+    /// reply message, for [`replies`] or [`reply`] to parse.
+    pub fn call<O: Operation>(&self, req: &O) -> Result<Vec<Vec<u8>>, CtlError> {
+        self.request(O::CMD, &encode(req)?, O::DUMP)
+    }
+
+    /// Sends `cmd` with the attribute bytes `attrs`, unchecked, and returns the attributes of
+    /// each reply message. `dump` asks for a multipart dump.
+    fn request(&self, cmd: u8, attrs: &[u8], dump: bool) -> Result<Vec<Vec<u8>>, CtlError> {
+        // struct genlmsghdr { u8 cmd; u8 version; u16 reserved; } followed by the attributes.
+        let mut payload = vec![cmd, FAMILY_VERSION, 0, 0];
+        payload.extend_from_slice(attrs);
         let flags = if dump { NlmF::DUMP } else { NlmF::ACK };
-        let replies = self.exchange::<u16, Genlmsghdr<u8, u16>, Genlmsghdr<u8, u16>>(
-            self.family,
-            flags,
-            msg,
-        )?;
+        let replies =
+            self.exchange::<u16, Buffer, Buffer>(self.family, flags, Buffer::from(payload))?;
         Ok(replies
             .iter()
-            .map(|p| {
-                p.attrs()
-                    .iter()
-                    .map(|a| (*a.nla_type().nla_type(), a.nla_payload().as_ref().to_vec()))
-                    .collect()
-            })
+            .map(|b| b.as_ref().get(GENL_HDRLEN..).unwrap_or_default().to_vec())
             .collect())
     }
 
@@ -315,12 +299,6 @@ impl Client {
     /// kernel's validation (malformed lengths, unknown attributes). Returns the number of
     /// reply messages.
     pub fn request_raw(&self, cmd: u8, attrs: &[u8], dump: bool) -> Result<usize, CtlError> {
-        // struct genlmsghdr { u8 cmd; u8 version; u16 reserved; } followed by the attributes.
-        let mut payload = vec![cmd, FAMILY_VERSION, 0, 0];
-        payload.extend_from_slice(attrs);
-        let flags = if dump { NlmF::DUMP } else { NlmF::ACK };
-        let replies =
-            self.exchange::<u16, Buffer, Buffer>(self.family, flags, Buffer::from(payload))?;
-        Ok(replies.len())
+        self.request(cmd, attrs, dump).map(|r| r.len())
     }
 }

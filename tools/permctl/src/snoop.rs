@@ -1,27 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `permctl snoop`, `conns`, `stats` and `conn-data`: the snooping side of permtcp.
+//! `permctl snoop start|stop`, `conns`, `stats` and `conn-data`: the snooping side of
+//! permtcp.
 
-use crate::netlink::{reply_u32, reply_u64, Client, CtlError};
-use permtcp_logic::nla::Writer;
-use permtcp_logic::packet::Addr;
-use permtcp_logic::snoopnl::{
-    reason_name, state_name, ConnInfo, DirectiveInfo, HalfInfo, StatsInfo, TakenInfo,
+use crate::netlink::{replies, reply, Client, CtlError};
+use crate::spec::{ends, key_of};
+use permtcp_logic::ops::{
+    ConnGetRequest, DataRequest, SnoopStopRequest, StartRequest, StatsRequest,
 };
-use permtcp_logic::uapi::{attr, cmd, not_ready};
+use permtcp_logic::snoopnl::{reason_name, state_name, ConnInfo, HalfInfo};
+use permtcp_logic::track::Side;
+use permtcp_logic::uapi::not_ready;
 use serde::Serialize;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-
-pub(crate) fn encode(
-    build: impl FnOnce(&mut Writer<'_>) -> Result<(), permtcp_logic::errno::Error>,
-) -> Result<Vec<u8>, CtlError> {
-    let mut buf = vec![0u8; 256];
-    let mut w = Writer::new(&mut buf);
-    build(&mut w).map_err(|e| CtlError::Transport(e.text().into()))?;
-    let n = w.len();
-    buf.truncate(n);
-    Ok(buf)
-}
+use std::net::SocketAddr;
 
 fn ifindex(dev: &str) -> Result<u32, CtlError> {
     let name =
@@ -43,42 +34,19 @@ pub fn start(
     max_bytes: Option<u64>,
     keep_received: Option<u32>,
 ) -> Result<String, CtlError> {
-    let index = ifindex(dev)?;
-    let payload = encode(|w| {
-        w.put_u32(attr::IFINDEX, index)?;
-        if let Some(n) = max_conns {
-            w.put_u32(attr::MAX_CONNS, n)?;
-        }
-        if let Some(b) = max_bytes {
-            w.put_u64(attr::MAX_BYTES, b)?;
-        }
-        if let Some(k) = keep_received {
-            w.put_u32(attr::KEEP_RECEIVED, k)?;
-        }
-        Ok(())
+    c.call(&StartRequest {
+        ifindex: ifindex(dev)?,
+        max_conns,
+        max_bytes,
+        keep_received,
     })?;
-    c.request(cmd::SNOOP_START, &payload, false)?;
     Ok(format!("snooping on {dev}"))
 }
 
 /// `permctl snoop stop`.
 pub fn stop(c: &Client) -> Result<String, CtlError> {
-    c.request(cmd::SNOOP_STOP, &[], false)?;
+    c.call(&SnoopStopRequest)?;
     Ok("snooping stopped".into())
-}
-
-pub(crate) fn ip(a: &Addr) -> IpAddr {
-    match a.as_v4() {
-        Some(v4) => IpAddr::from(v4),
-        None => IpAddr::V6(Ipv6Addr::from(a.0)),
-    }
-}
-
-fn to_addr(ip: IpAddr) -> Addr {
-    match ip {
-        IpAddr::V4(v4) => Addr::v4(v4.octets()),
-        IpAddr::V6(v6) => Addr(v6.octets()),
-    }
 }
 
 /// One direction, for JSON.
@@ -154,9 +122,10 @@ fn side_name(s: u8) -> &'static str {
 
 impl From<&ConnInfo> for ConnView {
     fn from(c: &ConnInfo) -> Self {
+        let (owner, client) = ends(&c.key);
         ConnView {
-            owner: SocketAddr::new(ip(&c.key.owner_addr), c.key.owner_port).to_string(),
-            client: SocketAddr::new(ip(&c.key.client_addr), c.key.client_port).to_string(),
+            owner: owner.to_string(),
+            client: client.to_string(),
             state: state_name(c.state),
             opened_by: side_name(c.opener),
             ready: c.not_ready.is_none(),
@@ -179,80 +148,13 @@ impl From<&ConnInfo> for ConnView {
     }
 }
 
-/// A taken-over connection, as `permctl taken` shows it.
-#[derive(Serialize)]
-pub struct TakenView {
-    pub owner: String,
-    pub client: String,
-    /// Stream offset of the next byte the application sends.
-    pub sent_offset: u32,
-    /// Stream offset of the first byte the application reads.
-    pub recv_offset: u32,
-    /// Stream offset of the first kept sent byte (`permctl conn-data --side owner`).
-    pub data_offset: u32,
-    pub data_len: u32,
-    /// The declared received-data policy: `deliver` or `drop`.
-    pub received_data: &'static str,
-    pub age_ms: u64,
-}
-
-/// `permctl taken`.
-pub fn taken(c: &Client, json: bool) -> Result<(), CtlError> {
-    let mut views = Vec::new();
-    for reply in c.request(cmd::TAKEN_GET, &[], true)? {
-        for (kind, payload) in reply {
-            if kind == attr::TAKEN_CONN {
-                let t =
-                    TakenInfo::parse(&payload).map_err(|e| CtlError::Transport(e.text().into()))?;
-                views.push(TakenView {
-                    owner: SocketAddr::new(ip(&t.key.owner_addr), t.key.owner_port).to_string(),
-                    client: SocketAddr::new(ip(&t.key.client_addr), t.key.client_port).to_string(),
-                    sent_offset: t.sent_offset,
-                    recv_offset: t.recv_offset,
-                    data_offset: t.data_offset,
-                    data_len: t.data_len,
-                    received_data: if t.rx_deliver { "deliver" } else { "drop" },
-                    age_ms: t.age_ms,
-                });
-            }
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string(&views).expect("serializable"));
-        return Ok(());
-    }
-    println!(
-        "{:<26} {:<26} {:>11} {:>11} {:>11} {:>9} {:<8} {:>8}",
-        "Owner", "Client", "Sent-off", "Recv-off", "Kept-off", "Kept", "Rx", "Age-ms"
-    );
-    for v in &views {
-        println!(
-            "{:<26} {:<26} {:>11} {:>11} {:>11} {:>9} {:<8} {:>8}",
-            v.owner,
-            v.client,
-            v.sent_offset,
-            v.recv_offset,
-            v.data_offset,
-            v.data_len,
-            v.received_data,
-            v.age_ms
-        );
-    }
-    Ok(())
-}
-
 /// `permctl conns`.
 pub fn conns(c: &Client, json: bool) -> Result<(), CtlError> {
-    let mut views = Vec::new();
-    for reply in c.request(cmd::CONN_GET, &[], true)? {
-        for (kind, payload) in reply {
-            if kind == attr::CONN {
-                let info =
-                    ConnInfo::parse(&payload).map_err(|e| CtlError::Transport(e.text().into()))?;
-                views.push(ConnView::from(&info));
-            }
-        }
-    }
+    let msgs = c.call(&ConnGetRequest)?;
+    let views: Vec<ConnView> = replies::<ConnGetRequest>(&msgs)?
+        .iter()
+        .map(|r| ConnView::from(&r.conn))
+        .collect();
     if json {
         println!("{}", serde_json::to_string(&views).expect("serializable"));
         return Ok(());
@@ -331,15 +233,15 @@ struct StatsView {
     rst_dropped: u64,
 }
 
+/// The snooping counters and limits (STATS_GET).
+pub fn stats_info(c: &Client) -> Result<permtcp_logic::snoopnl::StatsInfo, CtlError> {
+    let msgs = c.call(&StatsRequest)?;
+    Ok(reply::<StatsRequest>(&msgs, "statistics")?.stats)
+}
+
 /// `permctl stats`.
 pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
-    let replies = c.request(cmd::STATS_GET, &[], false)?;
-    let payload = replies
-        .iter()
-        .flatten()
-        .find(|(k, _)| *k == attr::STATS)
-        .ok_or_else(|| CtlError::Transport("malformed reply: no statistics".into()))?;
-    let s = StatsInfo::parse(&payload.1).map_err(|e| CtlError::Transport(e.text().into()))?;
+    let s = stats_info(c)?;
     let k = s.counters;
     let v = StatsView {
         device_ifindex: s.ifindex,
@@ -384,29 +286,17 @@ pub fn data(
     c: &Client,
     owner: SocketAddr,
     client: SocketAddr,
-    side: u8,
+    side: Side,
     out: &str,
 ) -> Result<String, CtlError> {
-    let payload = encode(|w| {
-        w.put(attr::OWNER_ADDR, &to_addr(owner.ip()).0)?;
-        w.put_u16(attr::OWNER_PORT, owner.port())?;
-        w.put(attr::CLIENT_ADDR, &to_addr(client.ip()).0)?;
-        w.put_u16(attr::CLIENT_PORT, client.port())?;
-        w.put_u8(attr::SIDE, side)
+    let msgs = c.call(&DataRequest {
+        key: key_of(owner, client),
+        side,
     })?;
     let mut bytes = Vec::new();
     let (mut first, mut next, mut pieces) = (None, 0u32, 0);
-    for reply in c.request(cmd::CONN_DATA_GET, &payload, true)? {
-        let seq = reply.iter().find(|(k, _)| *k == attr::DATA_SEQ);
-        let data = reply.iter().find(|(k, _)| *k == attr::DATA);
-        let (Some((_, seq)), Some((_, data))) = (seq, data) else {
-            continue;
-        };
-        let seq = u32::from_ne_bytes(
-            seq.as_slice()
-                .try_into()
-                .map_err(|_| CtlError::Transport("bad DATA_SEQ".into()))?,
-        );
+    for chunk in replies::<DataRequest>(&msgs)? {
+        let (seq, data) = (chunk.seq, chunk.data);
         if first.is_none() || seq != next {
             pieces += 1;
         }
@@ -421,75 +311,4 @@ pub fn data(
         bytes.len(),
         pieces
     ))
-}
-
-/// `permctl takeover`.
-/// `permctl takeover`: takes over, then sends a fail-over directive to the next peer for
-/// each connection this node cannot take over.
-pub fn takeover(
-    c: &Client,
-    node: u32,
-    park_ms: Option<u32>,
-    directive_port: u16,
-    assume: bool,
-    json: bool,
-) -> Result<(), CtlError> {
-    let assumed = if assume {
-        crate::assume::assume(c, node)?
-    } else {
-        Vec::new()
-    };
-    if !json {
-        assumed.iter().for_each(|l| println!("{l}"));
-    }
-    let payload = encode(|w| {
-        w.put_u32(attr::NODE_ID, node)?;
-        park_ms.map_or(Ok(()), |ms| w.put_u32(attr::PARK_MS, ms))
-    })?;
-    let replies = c.request(cmd::TAKEOVER, &payload, false)?;
-    let get = |kind: u16| reply_u32(&replies, kind).unwrap_or(0);
-    let (taken, parked, not_ready, not_mine, failed, reset) = (
-        get(attr::TAKEN),
-        get(attr::PARKED),
-        get(attr::NOT_READY_COUNT),
-        get(attr::NOT_MINE),
-        get(attr::FAILED),
-        get(attr::RESET),
-    );
-    let rebuild_ns = reply_u64(&replies, attr::REBUILD_NS).unwrap_or(0);
-    let mut sent = Vec::new();
-    // Read once, when the first directive needs the next peers' addresses.
-    let mut decls = None;
-    for (kind, payload) in replies.iter().flatten() {
-        if *kind == attr::DIRECTIVE {
-            let d =
-                DirectiveInfo::parse(payload).map_err(|e| CtlError::Transport(e.text().into()))?;
-            if decls.is_none() {
-                decls = Some(crate::directive::declarations(c)?);
-            }
-            let decls = decls.as_deref().unwrap_or_default();
-            let line = crate::directive::send(decls, node, &d, directive_port, park_ms)?;
-            if !json {
-                println!("{line}");
-            }
-            sent.push(serde_json::json!({
-                "owner": SocketAddr::new(ip(&d.key.owner_addr), d.key.owner_port).to_string(),
-                "client": SocketAddr::new(ip(&d.key.client_addr), d.key.client_port).to_string(),
-                "next": d.next,
-            }));
-        }
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "reset": reset, "rebuild_ns": rebuild_ns, "directives": sent, "assumed": assumed})
-        );
-    } else {
-        println!(
-            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready ({} sent to the next peer, {reset} reset), {not_mine} for other nodes, {failed} failed; rebuilt in {} us",
-            sent.len(),
-            rebuild_ns / 1000
-        );
-    }
-    Ok(())
 }

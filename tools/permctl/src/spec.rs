@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Command-line values to and from declarations: parsing of addresses, MACs, port ranges and
-//! policies, and the human and JSON views of what the kernel reports.
+//! Command-line values to and from what the kernel takes and reports: parsing of addresses,
+//! MACs, port ranges, policies and raw hex, the human and JSON views of declarations and
+//! connection endpoints, and the one-line confirmation of a changing command.
 
 use permtcp_logic::decl::{AppName, ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::packet::Addr;
+use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::uapi::proto;
 use serde::Serialize;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -264,6 +267,62 @@ impl DeclView {
             list(&self.applications),
             self.rx_data,
         )
+    }
+}
+
+/// An address as the kernel reports it (16 bytes, IPv4-mapped), IPv4 ones as IPv4.
+pub fn ip(a: &Addr) -> IpAddr {
+    match a.as_v4() {
+        Some(v4) => IpAddr::from(v4),
+        None => IpAddr::V6(Ipv6Addr::from(a.0)),
+    }
+}
+
+/// An address as the kernel takes it.
+pub fn to_addr(ip: IpAddr) -> Addr {
+    match ip {
+        IpAddr::V4(v4) => Addr::v4(v4.octets()),
+        IpAddr::V6(v6) => Addr(v6.octets()),
+    }
+}
+
+/// The owner's and the client's ends of a connection, as shown: `ADDR:PORT`, `[ADDR]:PORT`.
+pub fn ends(k: &FlowKey) -> (SocketAddr, SocketAddr) {
+    (
+        SocketAddr::new(ip(&k.owner_addr), k.owner_port),
+        SocketAddr::new(ip(&k.client_addr), k.client_port),
+    )
+}
+
+/// The connection between `owner` and `client`.
+pub fn key_of(owner: SocketAddr, client: SocketAddr) -> FlowKey {
+    FlowKey {
+        owner_addr: to_addr(owner.ip()),
+        client_addr: to_addr(client.ip()),
+        owner_port: owner.port(),
+        client_port: client.port(),
+    }
+}
+
+/// Parses hex digits (whitespace ignored) into bytes.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err("odd number of hex digits".into());
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| "invalid hex".into())
+}
+
+/// Confirms a changing command: `text`, or `{"ok":true,"message":text}` with `--json`.
+pub fn done(json: bool, text: &str) {
+    if json {
+        println!("{}", serde_json::json!({ "ok": true, "message": text }));
+    } else {
+        println!("{text}");
     }
 }
 

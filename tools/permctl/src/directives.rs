@@ -10,31 +10,16 @@
 //! only datagrams from an address some declaration names are accepted (the cluster link is
 //! trusted, as the seed assumes).
 
-use crate::netlink::{reply_u32, Client, CtlError, ReplyAttrs};
-use crate::snoop::{encode, ip};
+use crate::decl::declarations;
+use crate::netlink::{encode, reply, Client, CtlError};
+use crate::spec::ends;
 use permtcp_logic::decl::Declaration;
-use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest, DIRECTIVE_MAGIC};
-use permtcp_logic::uapi::{attr, cmd};
+use permtcp_logic::ops::{DirectiveInfo, DirectiveReply, DirectiveRequest, DIRECTIVE_MAGIC};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// UDP port directives travel on, unless given.
 pub const DEFAULT_PORT: u16 = 7414;
-
-pub(crate) fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
-    let mut v = Vec::new();
-    for reply in c.request(cmd::DECL_GET, &[], true)? {
-        for (kind, payload) in reply {
-            if kind == attr::DECL {
-                v.push(
-                    Declaration::parse(&payload)
-                        .map_err(|e| CtlError::Transport(e.text().into()))?,
-                );
-            }
-        }
-    }
-    Ok(v)
-}
 
 fn addrs(d: &Declaration) -> impl Iterator<Item = IpAddr> + '_ {
     let v4 = d.addrs4.iter().map(|a| IpAddr::from(*a));
@@ -61,7 +46,7 @@ pub fn send(
         park_ms,
     };
     let mut msg = DIRECTIVE_MAGIC.to_vec();
-    msg.extend(encode(|w| req.write(w))?);
+    msg.extend(encode(&req)?);
     let local: SocketAddr = if to.is_ipv4() {
         "0.0.0.0:0".parse().unwrap()
     } else {
@@ -70,10 +55,9 @@ pub fn send(
     let sock = UdpSocket::bind(local).map_err(|e| CtlError::Transport(e.to_string()))?;
     sock.send_to(&msg, (to, port))
         .map_err(|e| CtlError::Transport(format!("directive to {to}: {e}")))?;
+    let (owner, client) = ends(&d.key);
     Ok(format!(
-        "directive: {} <- {} goes to node {} at {to}",
-        SocketAddr::new(ip(&d.key.owner_addr), d.key.owner_port),
-        SocketAddr::new(ip(&d.key.client_addr), d.key.client_port),
+        "directive: {owner} <- {client} goes to node {} at {to}",
         d.next
     ))
 }
@@ -81,10 +65,10 @@ pub fn send(
 /// Asks the kernel to take the directive's connection over; retries for a while when the
 /// failed node is not declared failed here yet (the failure reaches peers at different
 /// times).
-fn apply(c: &Client, payload: &[u8]) -> Result<Vec<ReplyAttrs>, CtlError> {
+fn apply(c: &Client, req: &DirectiveRequest) -> Result<Vec<Vec<u8>>, CtlError> {
     let start = Instant::now();
     loop {
-        match c.request(cmd::DIRECTIVE, payload, false) {
+        match c.call(req) {
             Err(CtlError::Kernel { errno: 11, .. })
                 if start.elapsed() < Duration::from_secs(10) =>
             {
@@ -121,28 +105,24 @@ pub fn listen(c: &Client, port: u16) -> Result<(), CtlError> {
                 continue;
             }
         };
-        let conn = format!(
-            "{} <- {}",
-            SocketAddr::new(ip(&req.key.owner_addr), req.key.owner_port),
-            SocketAddr::new(ip(&req.key.client_addr), req.key.client_port)
-        );
-        match apply(c, body) {
-            Ok(replies) => {
-                let get = |k| reply_u32(&replies, k).unwrap_or(0);
-                if let Some(next) = reply_u32(&replies, attr::NEXT_NODE) {
+        let (owner, client) = ends(&req.key);
+        let conn = format!("{owner} <- {client}");
+        match apply(c, &req).and_then(|msgs| reply::<DirectiveRequest>(&msgs, "directive reply")) {
+            Ok(DirectiveReply { counts, next_node }) => {
+                if let Some(next) = next_node {
                     let d = DirectiveInfo { key: req.key, next };
                     match send(&decls, req.node, &d, port, req.park_ms) {
                         Ok(line) => println!("{conn} (from {src}): not ready here; {line}"),
                         Err(e) => println!("{conn} (from {src}): passing it on failed: {e}"),
                     }
-                } else if get(attr::TAKEN) == 1 {
-                    let parked = if get(attr::PARKED) == 1 {
+                } else if counts.taken == 1 {
+                    let parked = if counts.parked == 1 {
                         " (waiting for a listener)"
                     } else {
                         ""
                     };
                     println!("{conn} (from {src}): taken over{parked}");
-                } else if get(attr::RESET) == 1 {
+                } else if counts.reset == 1 {
                     println!("{conn} (from {src}): no peer can take it over: reset");
                 } else {
                     println!("{conn} (from {src}): rebuilding it failed");

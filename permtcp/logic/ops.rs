@@ -1,0 +1,945 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `permtcp` generic netlink family described once: one request type and one reply type
+//! per command.
+//!
+//! Every type has `write(&self, w: &mut Writer) -> Result<(), Error>`, which appends the
+//! message's top-level attributes (what follows the generic netlink header), and
+//! `parse(payload: &[u8]) -> Result<Self, Error>`, which reads them back strictly: an unknown
+//! attribute, an attribute given twice (unless it is a list), a wrong length or a missing
+//! required attribute is an error with a static message, as in the rest of the logic. The
+//! kernel parses requests and writes replies with them; `permctl` writes requests and parses
+//! replies with the very same code.
+//!
+//! | Command         | Request              | Reply (one per message)   | Dump |
+//! |-----------------|----------------------|---------------------------|------|
+//! | `DECL_ADD`      | [`DeclAddRequest`]   | [`Ack`]                   | no   |
+//! | `DECL_DEL`      | [`DeclDelRequest`]   | [`Ack`]                   | no   |
+//! | `DECL_GET`      | [`DeclGetRequest`]   | [`DeclReply`]             | yes  |
+//! | `STATUS_GET`    | [`StatusRequest`]    | [`StatusReply`]           | no   |
+//! | `SNOOP_START`   | [`StartRequest`]     | [`Ack`]                   | no   |
+//! | `SNOOP_STOP`    | [`SnoopStopRequest`] | [`Ack`]                   | no   |
+//! | `CONN_GET`      | [`ConnGetRequest`]   | [`ConnReply`]             | yes  |
+//! | `STATS_GET`     | [`StatsRequest`]     | [`StatsReply`]            | no   |
+//! | `CONN_DATA_GET` | [`DataRequest`]      | [`DataChunk`]             | yes  |
+//! | `TAKEOVER`      | [`TakeoverRequest`]  | [`TakeoverReply`]         | no   |
+//! | `TAKEN_GET`     | [`TakenGetRequest`]  | [`TakenReply`]            | yes  |
+//! | `DIRECTIVE`     | [`DirectiveRequest`] | [`DirectiveReply`]        | no   |
+//!
+//! The [`Operation`] trait ties each request type to its command number, whether it is a dump,
+//! and its reply type, for code that handles every command alike (permctl's client). The
+//! nested payloads the replies carry ([`Declaration`], [`ConnInfo`], [`StatsInfo`],
+//! [`TakenInfo`], [`DirectiveInfo`]) are defined next to the state they describe
+//! (`decl.rs`, `snoopnl.rs`) and re-exported here.
+
+use super::bounded::Bounded;
+use super::errno::{code, inval, Error};
+use super::nla::{Attr, Attrs, Seen, Writer};
+use super::seqbuf::CAPACITY;
+use super::snoop::FlowKey;
+use super::snoopnl::{key_attr, put_key};
+use super::track::Side;
+use super::uapi::{attr, cmd};
+use core::ffi::CStr;
+
+pub use super::decl::{Declaration, MAX_DECLS};
+pub use super::snoopnl::{ConnInfo, DirectiveInfo, HalfInfo, StatsInfo, TakenInfo};
+
+// `Seen` tracks attribute types in a u64.
+const _: () = assert!(attr::MAX < 64);
+
+/// The longest a taken-over connection may wait for a listener: one hour (TAKEOVER and
+/// DIRECTIVE requests' `PARK_MS`).
+///
+/// `permtcp_glue.c` repeats the number in its attribute policy (`ptcp_park_range`); the two
+/// must stay equal.
+pub const MAX_PARK_MS: u32 = 3_600_000;
+
+/// The most retained bytes one CONN_DATA_GET message carries.
+pub const MAX_DATA_CHUNK: usize = 8192;
+
+/// The least `MAX_BYTES` a SNOOP_START request may set: one 4 KiB chunk.
+pub const MIN_SNOOP_BYTES: u64 = 4096;
+
+/// The most `KEEP_RECEIVED` a SNOOP_START request may set: half a direction's buffer, 8 MiB.
+pub const MAX_KEEP_RECEIVED: u32 = CAPACITY / 2;
+
+/// First bytes of a directive datagram between peers (then a [`DirectiveRequest`]'s
+/// attributes).
+pub const DIRECTIVE_MAGIC: &[u8; 8] = b"PTCPDIR1";
+
+/// One command of the family: its number, whether it is a dump, and how its request and its
+/// reply are encoded. Implemented by each request type.
+pub trait Operation: Sized {
+    /// The command ([`cmd`]).
+    const CMD: u8;
+    /// Whether the request is a dump (`NLM_F_DUMP`): then the reply is one message per item.
+    const DUMP: bool;
+    /// The reply of one message.
+    type Reply<'a>;
+    /// Writes the request's attributes (the request type's `write`).
+    fn write_request(&self, w: &mut Writer<'_>) -> Result<(), Error>;
+    /// Parses a request (the request type's `parse`).
+    fn parse_request(payload: &[u8]) -> Result<Self, Error>;
+    /// Parses one reply message (the reply type's `parse`).
+    fn parse_reply(payload: &[u8]) -> Result<Self::Reply<'_>, Error>;
+}
+
+macro_rules! operation {
+    ($($req:ty => <$lt:lifetime> $rep:ty, $cmd:expr, dump: $dump:literal;)*) => {$(
+        impl Operation for $req {
+            const CMD: u8 = $cmd;
+            const DUMP: bool = $dump;
+            type Reply<$lt> = $rep;
+            fn write_request(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+                self.write(w)
+            }
+            fn parse_request(payload: &[u8]) -> Result<Self, Error> {
+                Self::parse(payload)
+            }
+            fn parse_reply<$lt>(payload: &$lt [u8]) -> Result<$rep, Error> {
+                <$rep>::parse(payload)
+            }
+        }
+    )*};
+}
+
+operation! {
+    DeclAddRequest => <'a> Ack, cmd::DECL_ADD, dump: false;
+    DeclDelRequest => <'a> Ack, cmd::DECL_DEL, dump: false;
+    DeclGetRequest => <'a> DeclReply, cmd::DECL_GET, dump: true;
+    StatusRequest => <'a> StatusReply, cmd::STATUS_GET, dump: false;
+    StartRequest => <'a> Ack, cmd::SNOOP_START, dump: false;
+    SnoopStopRequest => <'a> Ack, cmd::SNOOP_STOP, dump: false;
+    ConnGetRequest => <'a> ConnReply, cmd::CONN_GET, dump: true;
+    StatsRequest => <'a> StatsReply, cmd::STATS_GET, dump: false;
+    DataRequest => <'a> DataChunk<'a>, cmd::CONN_DATA_GET, dump: true;
+    TakeoverRequest => <'a> TakeoverReply<'a>, cmd::TAKEOVER, dump: false;
+    TakenGetRequest => <'a> TakenReply, cmd::TAKEN_GET, dump: true;
+    DirectiveRequest => <'a> DirectiveReply, cmd::DIRECTIVE, dump: false;
+}
+
+/// Checks that a message carries no attribute (the requests and replies that have none).
+pub fn parse_empty(payload: &[u8]) -> Result<(), Error> {
+    match Attrs::new(payload).next() {
+        None => Ok(()),
+        Some(Err(e)) => Err(e),
+        Some(Ok(_)) => inval(c"this command takes no attributes"),
+    }
+}
+
+macro_rules! empty_message {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+
+        impl $name {
+            /// Writes nothing: the message has no attributes.
+            pub fn write(&self, _w: &mut Writer<'_>) -> Result<(), Error> {
+                Ok(())
+            }
+
+            /// Checks that the message carries no attribute ([`parse_empty`]).
+            pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+                parse_empty(payload).map(|()| Self)
+            }
+        }
+    )*};
+}
+
+empty_message! {
+    /// The reply of a command that answers with an acknowledgement only (DECL_ADD, DECL_DEL,
+    /// SNOOP_START, SNOOP_STOP): there is no reply message, netlink's ACK says it succeeded.
+    Ack;
+    /// DECL_GET request (a dump): no attributes.
+    DeclGetRequest;
+    /// STATUS_GET request: no attributes.
+    StatusRequest;
+    /// SNOOP_STOP request: no attributes.
+    SnoopStopRequest;
+    /// CONN_GET request (a dump): no attributes.
+    ConnGetRequest;
+    /// STATS_GET request: no attributes.
+    StatsRequest;
+    /// TAKEN_GET request (a dump): no attributes.
+    TakenGetRequest;
+}
+
+/// The one attribute of a message that carries exactly one, of type `kind`.
+fn single<'a>(payload: &'a [u8], kind: u16, missing: &'static CStr) -> Result<Attr<'a>, Error> {
+    let mut found = None;
+    for a in Attrs::new(payload) {
+        let a = a?;
+        if a.kind != kind {
+            return inval(c"unknown attribute in message");
+        }
+        if found.replace(a).is_some() {
+            return inval(c"attribute given more than once");
+        }
+    }
+    found.map_or_else(|| inval(missing), Ok)
+}
+
+/// Checks that every one of `kinds` was seen.
+fn require(seen: &Seen, kinds: &[u16], msg: &'static CStr) -> Result<(), Error> {
+    if seen.all(kinds) {
+        Ok(())
+    } else {
+        inval(msg)
+    }
+}
+
+/// DECL_ADD request: one nested [`attr::DECL`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeclAddRequest {
+    /// The declaration to add; [`DeclAddRequest::parse`] validates it on its own
+    /// ([`Declaration::validate`]), not against the stored set.
+    pub decl: Declaration,
+}
+
+impl DeclAddRequest {
+    /// Writes the nested declaration.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.decl.write(w)
+    }
+
+    /// Finds the single [`attr::DECL`] and parses and validates it.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut found = None;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::DECL if found.is_none() => found = Some(a),
+                attr::DECL => return inval(c"one declaration per request"),
+                _ => return inval(c"unknown attribute in request"),
+            }
+        }
+        match found {
+            Some(a) => Declaration::parse(a.data).map(|decl| Self { decl }),
+            None => inval(c"request carries no declaration"),
+        }
+    }
+}
+
+/// DECL_DEL request: [`attr::NODE_ID`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeclDelRequest {
+    /// The node whose declaration is removed.
+    pub node: u32,
+}
+
+impl DeclDelRequest {
+    /// Writes the node id.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::NODE_ID, self.node)
+    }
+
+    /// Parses the node id, given once.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut node = None;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
+                attr::NODE_ID => return inval(c"attribute given more than once"),
+                _ => return inval(c"unknown attribute in request"),
+            }
+        }
+        match node {
+            Some(node) => Ok(Self { node }),
+            None => inval(c"request carries no node id"),
+        }
+    }
+}
+
+/// One message of the DECL_GET dump: one nested [`attr::DECL`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeclReply {
+    /// A stored declaration.
+    pub decl: Declaration,
+}
+
+impl DeclReply {
+    /// Writes the nested declaration.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.decl.write(w)
+    }
+
+    /// Parses the message's single declaration.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let a = single(payload, attr::DECL, c"message carries no declaration")?;
+        Declaration::parse(a.data).map(|decl| Self { decl })
+    }
+}
+
+/// STATUS_GET reply: module and namespace status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusReply {
+    /// [`attr::VERSION`]: the family version of the module (`uapi::FAMILY_VERSION`).
+    pub version: u32,
+    /// [`attr::DECL_COUNT`]: declarations stored in the namespace.
+    pub decl_count: u32,
+    /// [`attr::DECL_MAX`]: declarations a namespace holds at most ([`MAX_DECLS`]).
+    pub decl_max: u32,
+    /// [`attr::LOCAL_NODE`]: the node id of the local declaration, if there is one.
+    pub local_node: Option<u32>,
+    /// [`attr::PARKED`]: taken-over connections waiting for a listener now.
+    pub parked: u32,
+    /// [`attr::PARK_QUEUED`]: parked connections handed to a listener later.
+    pub park_queued: u32,
+    /// [`attr::PARK_RESET`]: parked connections reset because no listener came in time.
+    pub park_reset: u32,
+    /// [`attr::FAILED_NODE`], repeated: the nodes declared failed here, in order.
+    pub failed: Bounded<u32, MAX_DECLS>,
+    /// [`attr::NETNS_COOKIE`]: the cookie of the namespace the request was served in.
+    pub netns_cookie: u64,
+}
+
+impl StatusReply {
+    /// Writes the status, in the order above.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::VERSION, self.version)?;
+        w.put_u32(attr::DECL_COUNT, self.decl_count)?;
+        w.put_u32(attr::DECL_MAX, self.decl_max)?;
+        if let Some(n) = self.local_node {
+            w.put_u32(attr::LOCAL_NODE, n)?;
+        }
+        w.put_u32(attr::PARKED, self.parked)?;
+        w.put_u32(attr::PARK_QUEUED, self.park_queued)?;
+        w.put_u32(attr::PARK_RESET, self.park_reset)?;
+        for &n in &self.failed {
+            w.put_u32(attr::FAILED_NODE, n)?;
+        }
+        w.put_u64(attr::NETNS_COOKIE, self.netns_cookie)
+    }
+
+    /// Parses a status; every attribute but the local node and the failed nodes is required.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut s = Self::default();
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            if a.kind == attr::FAILED_NODE {
+                s.failed
+                    .push(a.u32()?)
+                    .map_err(|_| Error::new(code::E2BIG, c"too many failed nodes"))?;
+                continue;
+            }
+            let slot = match a.kind {
+                attr::VERSION => &mut s.version,
+                attr::DECL_COUNT => &mut s.decl_count,
+                attr::DECL_MAX => &mut s.decl_max,
+                attr::PARKED => &mut s.parked,
+                attr::PARK_QUEUED => &mut s.park_queued,
+                attr::PARK_RESET => &mut s.park_reset,
+                attr::LOCAL_NODE => s.local_node.insert(0),
+                attr::NETNS_COOKIE => {
+                    seen.once(a.kind)?;
+                    s.netns_cookie = a.u64()?;
+                    continue;
+                }
+                _ => return inval(c"unknown attribute in status"),
+            };
+            seen.once(a.kind)?;
+            *slot = a.u32()?;
+        }
+        require(
+            &seen,
+            &[
+                attr::VERSION,
+                attr::DECL_COUNT,
+                attr::DECL_MAX,
+                attr::PARKED,
+                attr::PARK_QUEUED,
+                attr::PARK_RESET,
+                attr::NETNS_COOKIE,
+            ],
+            c"status attribute missing",
+        )?;
+        Ok(s)
+    }
+}
+
+/// SNOOP_START request: the device and optional limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartRequest {
+    /// [`attr::IFINDEX`]: the device to snoop on (non-zero).
+    pub ifindex: u32,
+    /// [`attr::MAX_CONNS`]: connection limit (non-zero), if given.
+    pub max_conns: Option<u32>,
+    /// [`attr::MAX_BYTES`]: byte limit (at least [`MIN_SNOOP_BYTES`]), if given.
+    pub max_bytes: Option<u64>,
+    /// [`attr::KEEP_RECEIVED`]: client bytes kept behind the owner's acknowledgement (at most
+    /// [`MAX_KEEP_RECEIVED`]), if given.
+    pub keep_received: Option<u32>,
+}
+
+impl StartRequest {
+    /// Writes the device and the limits given.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::IFINDEX, self.ifindex)?;
+        if let Some(n) = self.max_conns {
+            w.put_u32(attr::MAX_CONNS, n)?;
+        }
+        if let Some(b) = self.max_bytes {
+            w.put_u64(attr::MAX_BYTES, b)?;
+        }
+        if let Some(k) = self.keep_received {
+            w.put_u32(attr::KEEP_RECEIVED, k)?;
+        }
+        Ok(())
+    }
+
+    /// Parses and checks a request: a device, limits within their bounds.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut r = Self::default();
+        let mut dev = None;
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::IFINDEX => dev = Some(a.u32()?),
+                attr::MAX_CONNS => r.max_conns = Some(a.u32()?),
+                attr::MAX_BYTES => r.max_bytes = Some(a.u64()?),
+                attr::KEEP_RECEIVED => r.keep_received = Some(a.u32()?),
+                _ => return inval(c"unknown attribute in request"),
+            }
+            seen.once(a.kind)?;
+        }
+        r.ifindex = match dev {
+            Some(i) if i > 0 => i,
+            _ => return inval(c"request needs the device's interface index"),
+        };
+        if r.max_conns == Some(0) || r.max_bytes.is_some_and(|b| b < MIN_SNOOP_BYTES) {
+            return inval(c"limits must allow one connection and one 4 KiB chunk");
+        }
+        if r.keep_received.is_some_and(|k| k > MAX_KEEP_RECEIVED) {
+            return inval(c"at most 8 MiB of received data can be kept");
+        }
+        Ok(r)
+    }
+}
+
+/// One message of the CONN_GET dump: one nested [`attr::CONN`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnReply {
+    /// A mirrored connection.
+    pub conn: ConnInfo,
+}
+
+impl ConnReply {
+    /// Writes the nested connection.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.conn.write(w)
+    }
+
+    /// Parses the message's single connection.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let a = single(payload, attr::CONN, c"message carries no connection")?;
+        ConnInfo::parse(a.data).map(|conn| Self { conn })
+    }
+}
+
+/// STATS_GET reply: one nested [`attr::STATS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsReply {
+    /// Snooping counters and limits.
+    pub stats: StatsInfo,
+}
+
+impl StatsReply {
+    /// Writes the nested statistics.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.stats.write(w)
+    }
+
+    /// Parses the message's single statistics nest.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let a = single(payload, attr::STATS, c"message carries no statistics")?;
+        StatsInfo::parse(a.data).map(|stats| Self { stats })
+    }
+}
+
+/// CONN_DATA_GET request (a dump): which connection, which direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataRequest {
+    /// [`attr::OWNER_ADDR`] to [`attr::CLIENT_PORT`]: the connection (addresses 16 bytes,
+    /// IPv4-mapped).
+    pub key: FlowKey,
+    /// [`attr::SIDE`]: whose sent data (0 owner, 1 client).
+    pub side: Side,
+}
+
+impl DataRequest {
+    /// Writes the connection's key and the side.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        put_key(w, attr::OWNER_ADDR, &self.key)?;
+        w.put_u8(attr::SIDE, self.side as u8)
+    }
+
+    /// Parses a request: both addresses, both ports and the side, once each.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut key = FlowKey::default();
+        let mut side = None;
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            seen.once(a.kind)?;
+            if key_attr(&a, attr::OWNER_ADDR, &mut key)?.is_some() {
+                continue;
+            }
+            match a.kind {
+                attr::SIDE => {
+                    side = Some(match a.u8()? {
+                        0 => Side::Owner,
+                        1 => Side::Client,
+                        _ => return inval(c"side must be 0 (owner) or 1 (client)"),
+                    })
+                }
+                _ => return inval(c"unknown attribute in request"),
+            }
+        }
+        let key_seen = seen.all(&[
+            attr::OWNER_ADDR,
+            attr::OWNER_PORT,
+            attr::CLIENT_ADDR,
+            attr::CLIENT_PORT,
+        ]);
+        match side {
+            Some(side) if key_seen => Ok(Self { key, side }),
+            _ => inval(c"request needs both addresses, both ports and a side"),
+        }
+    }
+}
+
+/// One message of the CONN_DATA_GET dump: retained bytes and the sequence number of the
+/// first, borrowed from the message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataChunk<'a> {
+    /// [`attr::DATA_SEQ`]: sequence number of `data[0]`.
+    pub seq: u32,
+    /// [`attr::DATA`]: at most [`MAX_DATA_CHUNK`] bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> DataChunk<'a> {
+    /// Writes the sequence number and the bytes.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        Self::write_with(w, self.seq, self.data.len(), |buf| {
+            buf.copy_from_slice(self.data);
+            true
+        })
+    }
+
+    /// Writes a chunk of `len` bytes starting at `seq` that `fill` copies in place (the kernel
+    /// reads them out of a connection's buffer); `fill` returning `false` is an error.
+    pub fn write_with(
+        w: &mut Writer<'_>,
+        seq: u32,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), Error> {
+        if len > MAX_DATA_CHUNK {
+            return Err(Error::new(code::EMSGSIZE, c"data chunk above 8 KiB"));
+        }
+        w.put_u32(attr::DATA_SEQ, seq)?;
+        w.put_with(attr::DATA, len, fill)
+    }
+
+    /// Parses a chunk: the sequence number and the bytes, once each.
+    pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
+        let (mut seq, mut data) = (None, None);
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::DATA_SEQ => seq = Some(a.u32()?),
+                attr::DATA if a.data.len() <= MAX_DATA_CHUNK => data = Some(a.data),
+                attr::DATA => return inval(c"data chunk above 8 KiB"),
+                _ => return inval(c"unknown attribute in data chunk"),
+            }
+            seen.once(a.kind)?;
+        }
+        match (seq, data) {
+            (Some(seq), Some(data)) => Ok(Self { seq, data }),
+            _ => inval(c"data chunk needs its sequence number and its bytes"),
+        }
+    }
+}
+
+/// TAKEOVER request: the failed node and how long its connections may wait for a listener.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TakeoverRequest {
+    /// [`attr::NODE_ID`]: the failed node.
+    pub node: u32,
+    /// [`attr::PARK_MS`]: how long connections wait for a listener before they are reset (at
+    /// most [`MAX_PARK_MS`]); `None`: the module's default.
+    pub park_ms: Option<u32>,
+}
+
+impl TakeoverRequest {
+    /// Writes the node and the parking time, if given.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::NODE_ID, self.node)?;
+        match self.park_ms {
+            Some(ms) => w.put_u32(attr::PARK_MS, ms),
+            None => Ok(()),
+        }
+    }
+
+    /// Parses a request: a node id and an optional parking time, once each.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let (mut node, mut park_ms) = (None, None);
+        for a in Attrs::new(payload) {
+            let a = a?;
+            let slot = match a.kind {
+                attr::NODE_ID => &mut node,
+                attr::PARK_MS => &mut park_ms,
+                _ => return inval(c"unknown attribute in request"),
+            };
+            if slot.is_some() {
+                return inval(c"attribute given more than once");
+            }
+            *slot = Some(a.u32()?);
+        }
+        let Some(node) = node else {
+            return inval(c"request carries no node id");
+        };
+        if park_ms.is_some_and(|ms| ms > MAX_PARK_MS) {
+            return inval(c"parking time above one hour");
+        }
+        Ok(Self { node, park_ms })
+    }
+}
+
+/// What carrying out a takeover or a directive did: the counts TAKEOVER and DIRECTIVE replies
+/// share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// [`attr::TAKEN`]: connections rebuilt and handed to a listener or parked.
+    pub taken: u32,
+    /// [`attr::PARKED`]: of those, connections waiting for a listener.
+    pub parked: u32,
+    /// [`attr::FAILED`]: connections whose rebuild or hand-off failed.
+    pub failed: u32,
+    /// [`attr::RESET`]: connections reset because no peer can take them over.
+    pub reset: u32,
+    /// [`attr::REBUILD_NS`]: time spent rebuilding and handing off, ns.
+    pub rebuild_ns: u64,
+}
+
+impl Counts {
+    const KINDS: [u16; 5] = [
+        attr::TAKEN,
+        attr::PARKED,
+        attr::FAILED,
+        attr::RESET,
+        attr::REBUILD_NS,
+    ];
+
+    /// Writes the five counts.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::TAKEN, self.taken)?;
+        w.put_u32(attr::PARKED, self.parked)?;
+        w.put_u32(attr::FAILED, self.failed)?;
+        w.put_u32(attr::RESET, self.reset)?;
+        w.put_u64(attr::REBUILD_NS, self.rebuild_ns)
+    }
+
+    /// Stores `a` when it is one of the counts (`Ok(false)`: another attribute).
+    fn take(&mut self, a: &Attr<'_>) -> Result<bool, Error> {
+        match a.kind {
+            attr::TAKEN => self.taken = a.u32()?,
+            attr::PARKED => self.parked = a.u32()?,
+            attr::FAILED => self.failed = a.u32()?,
+            attr::RESET => self.reset = a.u32()?,
+            attr::REBUILD_NS => self.rebuild_ns = a.u64()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// TAKEOVER reply: the counts, and one nested [`attr::DIRECTIVE`] per connection handed to
+/// the next peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TakeoverReply<'a> {
+    /// What carrying out the takeover did.
+    pub counts: Counts,
+    /// [`attr::NOT_READY_COUNT`]: the failed node's connections not ready here (those handed
+    /// on and those reset included).
+    pub not_ready: u32,
+    /// [`attr::NOT_MINE`]: connections the policy gives to another node.
+    pub not_mine: u32,
+    /// The connections for the next peers, in order.
+    pub directives: Directives<'a>,
+}
+
+impl<'a> TakeoverReply<'a> {
+    /// Writes the counts, then the directives.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.counts.write(w)?;
+        w.put_u32(attr::NOT_READY_COUNT, self.not_ready)?;
+        w.put_u32(attr::NOT_MINE, self.not_mine)?;
+        self.directives.iter().try_for_each(|d| d.write(w))
+    }
+
+    /// Parses a reply: every count once, then any number of directives, each checked
+    /// ([`DirectiveInfo::parse`]); [`TakeoverReply::directives`] iterates over them in the
+    /// message without copying.
+    pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Self::default();
+        let mut seen = Seen::default();
+        let mut count = 0;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            if a.kind == attr::DIRECTIVE {
+                DirectiveInfo::parse(a.data)?;
+                count += 1;
+                continue;
+            }
+            seen.once(a.kind)?;
+            if r.counts.take(&a)? {
+                continue;
+            }
+            match a.kind {
+                attr::NOT_READY_COUNT => r.not_ready = a.u32()?,
+                attr::NOT_MINE => r.not_mine = a.u32()?,
+                _ => return inval(c"unknown attribute in takeover reply"),
+            }
+        }
+        require(&seen, &Counts::KINDS, c"takeover reply count missing")?;
+        require(
+            &seen,
+            &[attr::NOT_READY_COUNT, attr::NOT_MINE],
+            c"takeover reply count missing",
+        )?;
+        r.directives = Directives(Source::Message { payload, count });
+        Ok(r)
+    }
+}
+
+/// The directives of a [`TakeoverReply`]: a slice when the kernel writes the reply
+/// ([`Directives::from_slice`]), the parsed message when permctl reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Directives<'a>(Source<'a>);
+
+#[derive(Clone, Copy, Debug)]
+enum Source<'a> {
+    Slice(&'a [DirectiveInfo]),
+    /// A parsed reply whose `count` directive attributes are all valid.
+    Message {
+        payload: &'a [u8],
+        count: usize,
+    },
+}
+
+impl Default for Directives<'_> {
+    fn default() -> Self {
+        Self(Source::Slice(&[]))
+    }
+}
+
+impl PartialEq for Directives<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Directives<'_> {}
+
+impl<'a> Directives<'a> {
+    /// The directives to write.
+    pub const fn from_slice(list: &'a [DirectiveInfo]) -> Self {
+        Self(Source::Slice(list))
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            Source::Slice(s) => s.len(),
+            Source::Message { count, .. } => count,
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The directives, in order.
+    pub fn iter(&self) -> DirectiveIter<'a> {
+        DirectiveIter(match self.0 {
+            Source::Slice(s) => IterSource::Slice(s.iter()),
+            Source::Message { payload, .. } => IterSource::Message(Attrs::new(payload)),
+        })
+    }
+}
+
+impl<'a> IntoIterator for Directives<'a> {
+    type Item = DirectiveInfo;
+    type IntoIter = DirectiveIter<'a>;
+
+    fn into_iter(self) -> DirectiveIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Directives<'a> {
+    type Item = DirectiveInfo;
+    type IntoIter = DirectiveIter<'a>;
+
+    fn into_iter(self) -> DirectiveIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over [`Directives`].
+#[derive(Clone, Debug)]
+pub struct DirectiveIter<'a>(IterSource<'a>);
+
+#[derive(Clone, Debug)]
+enum IterSource<'a> {
+    Slice(core::slice::Iter<'a, DirectiveInfo>),
+    Message(Attrs<'a>),
+}
+
+impl Iterator for DirectiveIter<'_> {
+    type Item = DirectiveInfo;
+
+    fn next(&mut self) -> Option<DirectiveInfo> {
+        match &mut self.0 {
+            IterSource::Slice(it) => it.next().copied(),
+            // The message was checked by `TakeoverReply::parse`: every attribute is well
+            // formed and every directive parses.
+            IterSource::Message(attrs) => attrs.find_map(|a| match a {
+                Ok(a) if a.kind == attr::DIRECTIVE => DirectiveInfo::parse(a.data).ok(),
+                _ => None,
+            }),
+        }
+    }
+}
+
+/// One message of the TAKEN_GET dump: one nested [`attr::TAKEN_CONN`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TakenReply {
+    /// A taken-over connection.
+    pub taken: TakenInfo,
+}
+
+impl TakenReply {
+    /// Writes the nested connection.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.taken.write(w)
+    }
+
+    /// Parses the message's single taken-over connection.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let a = single(
+            payload,
+            attr::TAKEN_CONN,
+            c"message carries no taken-over connection",
+        )?;
+        TakenInfo::parse(a.data).map(|taken| Self { taken })
+    }
+}
+
+/// DIRECTIVE request: the failed node and one of its connections. Peers also send it to each
+/// other over UDP, prefixed by [`DIRECTIVE_MAGIC`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectiveRequest {
+    /// [`attr::NODE_ID`]: the failed node.
+    pub node: u32,
+    /// [`attr::OWNER_ADDR`] to [`attr::CLIENT_PORT`]: the connection.
+    pub key: FlowKey,
+    /// [`attr::PARK_MS`]: how long it waits for a listener (at most [`MAX_PARK_MS`]), if
+    /// given.
+    pub park_ms: Option<u32>,
+}
+
+impl DirectiveRequest {
+    /// Writes the node, the connection's key and the parking time, if given.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::NODE_ID, self.node)?;
+        put_key(w, attr::OWNER_ADDR, &self.key)?;
+        if let Some(ms) = self.park_ms {
+            w.put_u32(attr::PARK_MS, ms)?;
+        }
+        Ok(())
+    }
+
+    /// Parses a request strictly: node, both addresses and ports, once each.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut r = Self::default();
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                _ if key_attr(&a, attr::OWNER_ADDR, &mut r.key)?.is_some() => {}
+                attr::NODE_ID => r.node = a.u32()?,
+                attr::PARK_MS => {
+                    let ms = a.u32()?;
+                    if ms > MAX_PARK_MS {
+                        return inval(c"parking time above one hour");
+                    }
+                    r.park_ms = Some(ms);
+                }
+                _ => return inval(c"unknown attribute in request"),
+            }
+            seen.once(a.kind)?;
+        }
+        require(
+            &seen,
+            &[
+                attr::NODE_ID,
+                attr::OWNER_ADDR,
+                attr::OWNER_PORT,
+                attr::CLIENT_ADDR,
+                attr::CLIENT_PORT,
+            ],
+            c"a directive needs the node, both addresses and both ports",
+        )?;
+        Ok(r)
+    }
+}
+
+/// DIRECTIVE reply: what taking the connection over did, and the next peer when it goes on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirectiveReply {
+    /// What carrying out the directive did.
+    pub counts: Counts,
+    /// [`attr::NEXT_NODE`]: the peer the connection goes to next, when this node cannot take
+    /// it over either.
+    pub next_node: Option<u32>,
+}
+
+impl DirectiveReply {
+    /// Writes the counts and the next node, if any.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        self.counts.write(w)?;
+        match self.next_node {
+            Some(n) => w.put_u32(attr::NEXT_NODE, n),
+            None => Ok(()),
+        }
+    }
+
+    /// Parses a reply: every count once, the next node at most once.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut r = Self::default();
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            seen.once(a.kind)?;
+            if r.counts.take(&a)? {
+                continue;
+            }
+            match a.kind {
+                attr::NEXT_NODE => r.next_node = Some(a.u32()?),
+                _ => return inval(c"unknown attribute in directive reply"),
+            }
+        }
+        require(&seen, &Counts::KINDS, c"directive reply count missing")?;
+        Ok(r)
+    }
+}

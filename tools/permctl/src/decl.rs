@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `permctl decl add|del|list` and `permctl status`: ownership declarations and the module's
+//! status in this network namespace.
+
+use crate::netlink::{replies, reply, Client, CtlError};
+use crate::spec::{done, DeclSpec, DeclView};
+use permtcp_logic::decl::Declaration;
+use permtcp_logic::ops::{DeclAddRequest, DeclDelRequest, DeclGetRequest, StatusRequest};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct StatusView {
+    version: u32,
+    declarations: u32,
+    max_declarations: u32,
+    local_node: Option<u32>,
+    netns_cookie: u64,
+    /// Taken-over connections waiting for the application to listen.
+    parked: u32,
+    /// Parked connections handed to a listener later.
+    park_queued: u32,
+    /// Parked connections reset because no listener came in time.
+    park_reset: u32,
+}
+
+/// `permctl status`.
+pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
+    let msgs = c.call(&StatusRequest)?;
+    let s = reply::<StatusRequest>(&msgs, "status")?;
+    let v = StatusView {
+        version: s.version,
+        declarations: s.decl_count,
+        max_declarations: s.decl_max,
+        local_node: s.local_node,
+        netns_cookie: s.netns_cookie,
+        parked: s.parked,
+        park_queued: s.park_queued,
+        park_reset: s.park_reset,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&v).expect("serializable"));
+    } else {
+        println!(
+            "permtcp module loaded, netlink family version {}",
+            v.version
+        );
+        println!("netns cookie      {}", v.netns_cookie);
+        println!(
+            "declarations      {} of {}",
+            v.declarations, v.max_declarations
+        );
+        match v.local_node {
+            Some(n) => println!("local node        {n}"),
+            None => println!("local node        none declared"),
+        }
+        println!(
+            "parked            {} now, {} accepted later, {} reset (no listener in time)",
+            v.parked, v.park_queued, v.park_reset
+        );
+    }
+    Ok(())
+}
+
+/// The declarations of this namespace (DECL_GET).
+pub fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
+    let msgs = c.call(&DeclGetRequest)?;
+    Ok(replies::<DeclGetRequest>(&msgs)?
+        .into_iter()
+        .map(|r| r.decl)
+        .collect())
+}
+
+/// `permctl decl list`.
+pub fn list(c: &Client, json: bool) -> Result<(), CtlError> {
+    let views: Vec<DeclView> = declarations(c)?.iter().map(DeclView::from).collect();
+    if json {
+        println!("{}", serde_json::to_string(&views).expect("serializable"));
+    } else if views.is_empty() {
+        println!("no declarations");
+    } else {
+        for v in &views {
+            print!("{}", v.text());
+        }
+    }
+    Ok(())
+}
+
+/// `permctl decl add`.
+pub fn add(c: &Client, spec: &DeclSpec, json: bool) -> Result<(), CtlError> {
+    let decl = spec.build().map_err(CtlError::Transport)?;
+    c.call(&DeclAddRequest { decl })?;
+    done(json, &format!("declaration of node {} added", decl.node_id));
+    Ok(())
+}
+
+/// `permctl decl del`.
+pub fn del(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
+    c.call(&DeclDelRequest { node })?;
+    done(json, &format!("declaration of node {node} deleted"));
+    Ok(())
+}
