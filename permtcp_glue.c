@@ -338,7 +338,7 @@ static const struct nla_policy ptcp_del_policy[PERMTCP_A_NODE_ID + 1] = {
 	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
 };
 
-/* At most one hour of parking (MAX_PARK_MS in permtcp/logic/decl.rs). */
+/* At most one hour of parking: MAX_PARK_MS in permtcp/logic/ops.rs (a host test compares). */
 static const struct netlink_range_validation ptcp_park_range = { .max = 3600000 };
 
 static const struct nla_policy ptcp_takeover_policy[PERMTCP_A_PARK_MS + 1] = {

@@ -10,29 +10,21 @@
 //! extended-ACK message. The family is described in Documentation/netlink/specs/permtcp.yaml.
 
 use crate::glue::{now_ms, Dump, Net, Request};
-use crate::logic::decl::{self, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::nla::Writer;
+use crate::logic::ops::{
+    ConnGetRequest, ConnReply, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
+    DirectiveReply, DirectiveRequest, Directives, SnoopStopRequest, StartRequest, StatsReply,
+    StatsRequest, StatusRequest, TakenGetRequest, TakenReply, TakeoverReply, TakeoverRequest,
+};
 use crate::logic::snoop::Limits;
-use crate::logic::snoopnl::{parse_data_request, parse_start_request, DirectiveRequest};
 use crate::logic::track::Side;
-use crate::logic::uapi::{attr, cmd, FAMILY_VERSION};
+use crate::logic::uapi::cmd;
 use crate::netns::NetState;
-use crate::takeover::{self, Done, PARK_TIMEOUT_MS};
+use crate::takeover::{self, PARK_TIMEOUT_MS};
 use core::ffi::c_long;
 
-/// Writes what a takeover or a directive did.
-fn write_done(d: &Done, w: &mut Writer<'_>) -> Result<(), LogicError> {
-    w.put_u32(attr::TAKEN, d.taken)?;
-    w.put_u32(attr::PARKED, d.parked)?;
-    w.put_u32(attr::FAILED, d.failed)?;
-    w.put_u32(attr::RESET, d.reset)?;
-    w.put_u64(attr::REBUILD_NS, d.rebuild_ns)
-}
-
 /// SNOOP_START: the request's limits over the defaults, then the device is hooked.
-fn snoop_start(state: &NetState, net: &Net<'_>, payload: &[u8]) -> Result<(), LogicError> {
-    let req = parse_start_request(payload)?;
+fn snoop_start(state: &NetState, net: &Net<'_>, req: &StartRequest) -> Result<(), LogicError> {
     let defaults = Limits::default();
     let limits = Limits {
         max_conns: req.max_conns.unwrap_or(defaults.max_conns),
@@ -48,7 +40,8 @@ fn snoop_start(state: &NetState, net: &Net<'_>, payload: &[u8]) -> Result<(), Lo
         })
 }
 
-/// Serves one `doit` request.
+/// Serves one `doit` request: each command's request type (`logic::ops`) parses it, the file
+/// owning the concern serves it, and the command's reply type answers.
 pub(crate) fn doit(
     state: &NetState,
     net: &Net<'_>,
@@ -57,63 +50,49 @@ pub(crate) fn doit(
     req: &Request<'_>,
 ) -> Result<(), LogicError> {
     match command {
-        cmd::DECL_ADD => state.add(&decl::parse_add_request(payload)?),
-        cmd::DECL_DEL => state.delete(decl::parse_del_request(payload)?),
+        cmd::DECL_ADD => state.add(&DeclAddRequest::parse(payload)?.decl),
+        cmd::DECL_DEL => state.delete(DeclDelRequest::parse(payload)?.node),
         cmd::STATUS_GET => {
-            decl::parse_empty_request(payload)?;
+            StatusRequest::parse(payload)?;
             let st = state.status();
-            req.reply(cmd::STATUS_GET, 512, |w| {
-                w.put_u32(attr::VERSION, FAMILY_VERSION.into())?;
-                w.put_u32(attr::DECL_COUNT, st.decls)?;
-                w.put_u32(attr::DECL_MAX, MAX_DECLS as u32)?;
-                if let Some(n) = st.local_node {
-                    w.put_u32(attr::LOCAL_NODE, n)?;
-                }
-                w.put_u32(attr::PARKED, st.parked)?;
-                w.put_u32(attr::PARK_QUEUED, st.park_queued)?;
-                w.put_u32(attr::PARK_RESET, st.park_reset)?;
-                for n in &st.failed[..st.n_failed] {
-                    w.put_u32(attr::FAILED_NODE, *n)?;
-                }
-                w.put_u64(attr::NETNS_COOKIE, state.cookie)
-            })
+            req.reply(cmd::STATUS_GET, 512, |w| st.write(w))
         }
-        cmd::SNOOP_START => snoop_start(state, net, payload),
+        cmd::SNOOP_START => snoop_start(state, net, &StartRequest::parse(payload)?),
         cmd::SNOOP_STOP => {
-            decl::parse_empty_request(payload)?;
+            SnoopStopRequest::parse(payload)?;
             state
                 .snoop_stop(net)
                 .map_err(|_| LogicError::new(code::ENOENT, c"not snooping"))
         }
         cmd::STATS_GET => {
-            decl::parse_empty_request(payload)?;
-            let stats = state.stats(net, now_ms());
+            StatsRequest::parse(payload)?;
+            let stats = StatsReply {
+                stats: state.stats(net, now_ms()),
+            };
             req.reply(cmd::STATS_GET, 512, |w| stats.write(w))
         }
         cmd::TAKEOVER => {
-            let r = decl::parse_takeover_request(payload)?;
+            let r = TakeoverRequest::parse(payload)?;
             let park_ms = r.park_ms.map_or(PARK_TIMEOUT_MS, u64::from);
-            let (t, done) = takeover::takeover(state, net, r.node, park_ms)?;
-            let not_ready = t.not_ready + (t.directives.len() + t.resets.len()) as u32;
+            let (t, counts) = takeover::takeover(state, net, r.node, park_ms)?;
+            let reply = TakeoverReply {
+                counts,
+                not_ready: t.not_ready + (t.directives.len() + t.resets.len()) as u32,
+                not_mine: t.not_mine,
+                directives: Directives::from_slice(&t.directives),
+            };
             let size = 128 + 64 * t.directives.len();
-            req.reply(cmd::TAKEOVER, size as u32, |w| {
-                write_done(&done, w)?;
-                w.put_u32(attr::NOT_READY_COUNT, not_ready)?;
-                w.put_u32(attr::NOT_MINE, t.not_mine)?;
-                t.directives.iter().try_for_each(|d| d.write(w))
-            })
+            req.reply(cmd::TAKEOVER, size as u32, |w| reply.write(w))
         }
         cmd::DIRECTIVE => {
             let r = DirectiveRequest::parse(payload)?;
             let park_ms = r.park_ms.map_or(PARK_TIMEOUT_MS, u64::from);
-            let (t, done) = takeover::directive(state, net, &r, park_ms)?;
-            req.reply(cmd::DIRECTIVE, 128, |w| {
-                write_done(&done, w)?;
-                match t.directives.first() {
-                    Some(d) => w.put_u32(attr::NEXT_NODE, d.next),
-                    None => Ok(()),
-                }
-            })
+            let (t, counts) = takeover::directive(state, net, &r, park_ms)?;
+            let reply = DirectiveReply {
+                counts,
+                next_node: t.directives.first().map(|d| d.next),
+            };
+            req.reply(cmd::DIRECTIVE, 128, |w| reply.write(w))
         }
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }
@@ -128,38 +107,45 @@ pub(crate) fn dumpit(
     pos: &mut c_long,
 ) -> Result<(), LogicError> {
     match command {
-        cmd::DECL_GET => loop {
-            let r = state.with_decl(*pos as usize, |d| dump.add(cmd::DECL_GET, |w| d.write(w)));
-            match r.transpose()? {
-                Some(true) => *pos += 1,
-                None | Some(false) => return Ok(()),
+        cmd::DECL_GET => {
+            DeclGetRequest::parse(payload)?;
+            loop {
+                // `DeclReply::write` is the declaration's own encoding, written from the
+                // stored declaration in place (no copy of it on the stack).
+                let r = state.with_decl(*pos as usize, |d| dump.add(cmd::DECL_GET, |w| d.write(w)));
+                match r.transpose()? {
+                    Some(true) => *pos += 1,
+                    None | Some(false) => return Ok(()),
+                }
             }
-        },
+        }
         cmd::CONN_GET => {
+            ConnGetRequest::parse(payload)?;
             let now = now_ms();
             loop {
-                let info = state.snoop.lock().nth(*pos as usize, now);
-                let Some(info) = info else { return Ok(()) };
-                if !dump.add(cmd::CONN_GET, |w| info.write(w))? {
+                let conn = state.snoop.lock().nth(*pos as usize, now);
+                let Some(conn) = conn else { return Ok(()) };
+                if !dump.add(cmd::CONN_GET, |w| ConnReply { conn }.write(w))? {
                     return Ok(());
                 }
                 *pos += 1;
             }
         }
         cmd::TAKEN_GET => {
+            TakenGetRequest::parse(payload)?;
             let now = now_ms();
             loop {
-                let Some(info) = takeover::taken_info(state, *pos as usize, now) else {
+                let Some(taken) = takeover::taken_info(state, *pos as usize, now) else {
                     return Ok(());
                 };
-                if !dump.add(cmd::TAKEN_GET, |w| info.write(w))? {
+                if !dump.add(cmd::TAKEN_GET, |w| TakenReply { taken }.write(w))? {
                     return Ok(());
                 }
                 *pos += 1;
             }
         }
         cmd::CONN_DATA_GET => {
-            let req = parse_data_request(payload)?;
+            let req = DataRequest::parse(payload)?;
             let mirrored = state.snoop.lock().dump_data(&req.key, req.side, dump, pos);
             // A taken-over connection: the sent bytes kept for the application.
             let found = match mirrored {

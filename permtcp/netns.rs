@@ -20,8 +20,10 @@
 use crate::glue::{Net, Skb};
 use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::ops::StatusReply;
 use crate::logic::snoop::{Filter, FlowKey, Limits};
 use crate::logic::snoopnl::StatsInfo;
+use crate::logic::uapi::FAMILY_VERSION;
 use crate::snoop::SnoopTable;
 use crate::takeover::{Parking, TakenList};
 use kernel::prelude::*;
@@ -97,21 +99,6 @@ pub(crate) struct NetState {
     pub(crate) taken: Mutex<TakenList>,
 }
 
-/// A snapshot for STATUS_GET.
-pub(crate) struct Status {
-    pub(crate) decls: u32,
-    pub(crate) local_node: Option<u32>,
-    /// Taken-over connections waiting for a listener now.
-    pub(crate) parked: u32,
-    /// Parked connections handed to a listener later.
-    pub(crate) park_queued: u32,
-    /// Parked connections reset because no listener came in time.
-    pub(crate) park_reset: u32,
-    /// Nodes declared failed here: the first `n_failed`.
-    pub(crate) failed: [u32; MAX_DECLS],
-    pub(crate) n_failed: usize,
-}
-
 fn enomem() -> LogicError {
     LogicError::new(code::ENOMEM, c"out of memory")
 }
@@ -172,29 +159,28 @@ impl NetState {
         self.cluster.lock().decls.get(index).map(|d| f(d))
     }
 
-    /// Counts for STATUS_GET.
-    pub(crate) fn status(&self) -> Status {
-        let mut failed = [0u32; MAX_DECLS];
-        let (decls, local_node, n_failed) = {
-            let c = self.cluster.lock();
-            let n = c.failed.len().min(MAX_DECLS);
-            failed
-                .iter_mut()
-                .zip(c.failed.iter())
-                .for_each(|(d, s)| *d = *s);
-            let local = c.all().find(|d| d.local).map(|d| d.node_id);
-            (c.decls.len() as u32, local, n)
+    /// The STATUS_GET reply.
+    pub(crate) fn status(&self) -> StatusReply {
+        let mut st = StatusReply {
+            version: FAMILY_VERSION.into(),
+            decl_max: MAX_DECLS as u32,
+            netns_cookie: self.cookie,
+            ..StatusReply::default()
         };
-        let p = self.parking.lock();
-        Status {
-            decls,
-            local_node,
-            parked: p.parked.len() as u32,
-            park_queued: p.queued,
-            park_reset: p.reset,
-            failed,
-            n_failed,
+        {
+            let c = self.cluster.lock();
+            st.decl_count = c.decls.len() as u32;
+            st.local_node = c.all().find(|d| d.local).map(|d| d.node_id);
+            // At most MAX_DECLS nodes can be declared failed: every push fits.
+            for &n in c.failed.iter() {
+                let _ = st.failed.push(n);
+            }
         }
+        let p = self.parking.lock();
+        st.parked = p.parked.len() as u32;
+        st.park_queued = p.queued;
+        st.park_reset = p.reset;
+        st
     }
 
     /// Starts snooping device `ifindex` with `limits`, for the current declarations.

@@ -9,20 +9,18 @@
 
 use crate::glue::{Dump, Skb};
 use crate::logic::errno::Error as LogicError;
+use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
-use crate::logic::uapi::{attr, cmd};
+use crate::logic::uapi::cmd;
 use core::ffi::c_long;
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
-
-/// Bytes of retained data per CONN_DATA_GET dump message.
-pub(crate) const DATA_PER_MSG: u32 = 8192;
 
 /// A chunk of retained data.
 pub(crate) type Chunk = KBox<[u8; CHUNK]>;
@@ -339,7 +337,7 @@ impl SnoopTable {
 
     /// One round of CONN_DATA_GET for the mirrored connection `key`: the bytes `side` sent
     /// that the mirror retains, from stream position `*pos` on, in messages of at most
-    /// [`DATA_PER_MSG`] bytes. `None` when the connection is not mirrored.
+    /// [`MAX_DATA_CHUNK`] bytes. `None` when the connection is not mirrored.
     pub(crate) fn dump_data(
         &self,
         key: &FlowKey,
@@ -360,10 +358,9 @@ impl SnoopTable {
             let mut at = start.wrapping_add(skip);
             skip = 0;
             while seq::before(at, end) {
-                let n = seq::dist(at, end).min(DATA_PER_MSG);
+                let n = seq::dist(at, end).min(MAX_DATA_CHUNK as u32);
                 let added = dump.add(cmd::CONN_DATA_GET, |w| {
-                    w.put_u32(attr::DATA_SEQ, at)?;
-                    w.put_with(attr::DATA, n as usize, |buf| data.read(at, buf))
+                    DataChunk::write_with(w, at, n as usize, |buf| data.read(at, buf))
                 });
                 match added {
                     Ok(true) => {}

@@ -28,15 +28,16 @@
 use crate::glue::{Detached, Dump, ListenerFamily, Net};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::ops::{Counts, DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{build_control, flags, Addr, CONTROL_MAX};
 use crate::logic::policy::{arp_owner, declares, next_after, takeover_order};
 use crate::logic::snoop::FlowKey;
 use crate::logic::snoopnl::{DirectiveInfo, DirectiveRequest, TakenInfo};
 use crate::logic::track::{Conn, Side};
-use crate::logic::uapi::{attr, cmd};
+use crate::logic::uapi::cmd;
 use crate::netns::NetState;
 use crate::rebuild::{rebuild, rebuildable, Plan};
-use crate::snoop::{Alloc, Taking, DATA_PER_MSG};
+use crate::snoop::{Alloc, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
 use kernel::time::{Instant, Monotonic};
@@ -238,15 +239,6 @@ fn plan_directive(
 // 2. Carry out
 // ---------------------------------------------------------------------------------------
 
-/// What carrying out a takeover or a directive did.
-pub(crate) struct Done {
-    pub(crate) taken: u32,
-    pub(crate) parked: u32,
-    pub(crate) failed: u32,
-    pub(crate) reset: u32,
-    pub(crate) rebuild_ns: u64,
-}
-
 /// What became of a rebuilt connection.
 enum Outcome {
     /// On a listener's accept queue.
@@ -277,15 +269,9 @@ fn take_over(net: &Net<'_>, p: &Plan, deadline_ms: u64) -> Result<Outcome, Logic
 /// Rebuilds the planned connections (handing them to their listener, or parking them until
 /// `park_ms` from `now`), records them for the application, resets those no peer can take
 /// over, and announces the addresses that come to this node.
-fn carry_out(state: &NetState, net: &Net<'_>, t: &mut Takeover, now: u64, park_ms: u64) -> Done {
+fn carry_out(state: &NetState, net: &Net<'_>, t: &mut Takeover, now: u64, park_ms: u64) -> Counts {
     let started = Instant::<Monotonic>::now();
-    let mut d = Done {
-        taken: 0,
-        parked: 0,
-        failed: 0,
-        reset: 0,
-        rebuild_ns: 0,
-    };
+    let mut d = Counts::default();
     let mut parked = KVec::new();
     for p in core::mem::take(&mut t.plans) {
         match take_over(net, &p, now + park_ms) {
@@ -332,7 +318,7 @@ pub(crate) fn takeover(
     net: &Net<'_>,
     node: u32,
     park_ms: u64,
-) -> Result<(Takeover, Done), LogicError> {
+) -> Result<(Takeover, Counts), LogicError> {
     let now = crate::glue::now_ms();
     let mut t = plan_takeover(state, node, now)?;
     let done = carry_out(state, net, &mut t, now, park_ms);
@@ -353,7 +339,7 @@ pub(crate) fn directive(
     net: &Net<'_>,
     r: &DirectiveRequest,
     park_ms: u64,
-) -> Result<(Takeover, Done), LogicError> {
+) -> Result<(Takeover, Counts), LogicError> {
     let now = crate::glue::now_ms();
     let mut t = plan_directive(state, r, now)?;
     let done = carry_out(state, net, &mut t, now, park_ms);
@@ -569,12 +555,12 @@ pub(crate) fn dump_sent(
     let t = list.recs.iter().rev().find(|t| t.info.key == *key)?;
     let mut off = *pos as usize;
     while off < t.sent.len() {
-        let n = (t.sent.len() - off).min(DATA_PER_MSG as usize);
-        let at = t.sent_from.wrapping_add(off as u32);
-        let added = dump.add(cmd::CONN_DATA_GET, |w| {
-            w.put_u32(attr::DATA_SEQ, at)?;
-            w.put(attr::DATA, &t.sent[off..off + n])
-        });
+        let n = (t.sent.len() - off).min(MAX_DATA_CHUNK);
+        let chunk = DataChunk {
+            seq: t.sent_from.wrapping_add(off as u32),
+            data: &t.sent[off..off + n],
+        };
+        let added = dump.add(cmd::CONN_DATA_GET, |w| chunk.write(w));
         match added {
             Ok(true) => {}
             Ok(false) => return Some(Ok(())),

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Fail-over directives between peers (the seed's section 5). `permctl takeover` sends one,
+//! Fail-over directives between peers (Documentation/design.rst, "Fail-over directives").
+//! `permctl takeover` sends one,
 //! over UDP, to the next peer in the policy's order for each connection this node cannot
 //! take over (not seen from its SYN); `permctl directives` on every peer receives them, asks
 //! its kernel to take the connection over (netlink DIRECTIVE) and passes it on again when
 //! that kernel cannot either. The last peer resets the connection.
 //!
 //! A datagram is [`DIRECTIVE_MAGIC`] followed by the DIRECTIVE request's netlink attributes;
-//! only datagrams from an address some declaration names are accepted (the cluster link is
-//! trusted, as the seed assumes).
+//! only datagrams from an address some declaration names are accepted. They are not
+//! authenticated: the cluster link is trusted (see Documentation/design.rst, "Cluster
+//! membership, failure detection and fencing").
 
 use crate::decl::declarations;
 use crate::netlink::{encode, reply, Client, CtlError};
