@@ -91,7 +91,7 @@ mod snoop_tests {
     use crate::logic::decl::{Declaration, PortRange};
     use crate::logic::packet::{flags, Addr};
     use crate::logic::seqbuf::{Budget, CHUNK};
-    use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
+    use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
     use crate::logic::track::{NotReady, Side, State};
     use crate::logic::uapi::proto;
     use crate::snoop::{ConnMap, KernelChunks};
@@ -171,7 +171,7 @@ mod snoop_tests {
         ];
         for (from_owner, seq, ack, fl, payload) in steps {
             let n = frame(&mut buf, from_owner, 40000, seq, ack, fl, payload);
-            s.on_frame(&mut map, &mut alloc, &buf[..n], n, &buf[..n], |_| true, 1);
+            s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         }
         let key = FlowKey {
             owner_addr: Addr::v4(OWNER),
@@ -207,20 +207,20 @@ mod snoop_tests {
         let mut buf = [0u8; 1500];
         for port in [1000u16, 1001] {
             let n = frame(&mut buf, false, port, 7, 0, flags::SYN, &[]);
-            s.on_frame(&mut map, &mut alloc, &buf[..n], n, &buf[..n], |_| true, 1);
+            s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         }
         assert_eq!(map.len(), 1);
         assert_eq!(s.counters.conn_limit, 1);
         let n = frame(&mut buf, true, 1000, 50, 8, flags::SYN | flags::ACK, &[]);
-        s.on_frame(&mut map, &mut alloc, &buf[..n], n, &buf[..n], |_| true, 1);
+        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         let n = frame(&mut buf, false, 1000, 8, 51, flags::ACK, &[]);
-        s.on_frame(&mut map, &mut alloc, &buf[..n], n, &buf[..n], |_| true, 1);
+        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         // Two chunks of data against a one-chunk budget.
         let big = [7u8; 1400];
         let mut seq = 51u32;
         for _ in 0..4 {
             let n = frame(&mut buf, true, 1000, seq, 8, flags::ACK, &big);
-            s.on_frame(&mut map, &mut alloc, &buf[..n], n, &buf[..n], |_| true, 1);
+            s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
             seq += 1400;
         }
         assert!(alloc.refused > 0);

@@ -30,7 +30,7 @@
 use crate::glue::{Detached, KernelSocket, Net, RepairOpt, RepairQueue, RepairWindow, SockOpt};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::packet::{build_control, flags, CONTROL_MAX};
+use crate::logic::packet::{flags, Control, CONTROL_MAX};
 use crate::logic::resume::{resume, Resume};
 use crate::logic::seq;
 use crate::logic::snoop::FlowKey;
@@ -87,16 +87,16 @@ impl Plan {
         let client_fin = cl.fin.map(|fin| {
             // As the client sent it: its last acknowledgement, window and timestamp.
             let mut seg = [0u8; CONTROL_MAX];
-            let n = build_control(
-                &mut seg,
-                (key.client_addr, key.client_port),
-                (key.owner_addr, key.owner_port),
-                fin,
-                o.una,
-                flags::FIN | flags::ACK,
-                (cl.win >> c.wscale(Side::Client)).min(0xffff) as u16,
-                ts(cl),
-            );
+            let n = Control {
+                src: (key.client_addr, key.client_port),
+                dst: (key.owner_addr, key.owner_port),
+                seq: fin,
+                ack: o.una,
+                flags: flags::FIN | flags::ACK,
+                window: (cl.win >> c.wscale(Side::Client)).min(0xffff) as u16,
+                ts: ts(cl),
+            }
+            .build(&mut seg);
             (seg, n)
         });
         Some(Plan {

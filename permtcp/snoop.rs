@@ -13,7 +13,7 @@ use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
-use crate::logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
+use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
@@ -210,15 +210,13 @@ impl SnoopTable {
             return;
         };
         let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.is_v6());
-        self.snooper.on_frame(
-            &mut self.conns,
-            &mut self.alloc,
+        let frame = Frame {
             hdr,
-            skb.len() as usize,
-            skb,
-            csum,
-            now_ms,
-        );
+            l3_len: skb.len() as usize,
+            payload: skb,
+        };
+        self.snooper
+            .on_frame(&mut self.conns, &mut self.alloc, frame, csum, now_ms);
         self.gc(now_ms);
     }
 

@@ -29,7 +29,7 @@ use crate::glue::{Detached, Dump, ListenerFamily, Net};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{Counts, DataChunk, MAX_DATA_CHUNK};
-use crate::logic::packet::{build_control, flags, Addr, CONTROL_MAX};
+use crate::logic::packet::{flags, Addr, Control, CONTROL_MAX};
 use crate::logic::policy::{arp_owner, declares, next_after, takeover_order};
 use crate::logic::snoop::FlowKey;
 use crate::logic::snoopnl::{DirectiveInfo, DirectiveRequest, TakenInfo};
@@ -377,16 +377,16 @@ fn reset(net: &Net<'_>, r: &Reset) -> Result<(), LogicError> {
             continue;
         }
         let mut seg = [0u8; CONTROL_MAX];
-        let len = build_control(
-            &mut seg,
-            (k.owner_addr, k.owner_port),
-            (k.client_addr, k.client_port),
+        let len = Control {
+            src: (k.owner_addr, k.owner_port),
+            dst: (k.client_addr, k.client_port),
             seq,
-            0,
-            flags::RST,
-            0,
-            None,
-        );
+            ack: 0,
+            flags: flags::RST,
+            window: 0,
+            ts: None,
+        }
+        .build(&mut seg);
         net.send_packet(&k.client_addr, &seg[..len], r.v6)
             .map_err(|e| LogicError::new(-e.to_errno(), c"sending a reset failed"))?;
     }

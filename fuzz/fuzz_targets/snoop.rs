@@ -9,7 +9,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use permtcp_logic::seqbuf::{Budget, CHUNK};
-use permtcp_logic::snoop::Limits;
+use permtcp_logic::snoop::{Frame, Limits};
 
 // The host tests' heap allocator, slot table, connection map and snooper.
 #[path = "../../permtcp/logic/tests/common/mod.rs"]
@@ -36,15 +36,12 @@ fuzz_target!(|data: &[u8]| {
         // Claimed network-layer length: the frame's, or larger as for GSO super-packets.
         let l3 = frame.len() + (flags as usize & 3) * 30_000;
         now += u64::from(flags >> 2) * 997;
-        s.on_frame(
-            &mut map,
-            &mut alloc,
-            frame,
-            l3,
-            frame,
-            |_| flags & 0x80 == 0,
-            now,
-        );
+        let f = Frame {
+            hdr: frame,
+            l3_len: l3,
+            payload: frame,
+        };
+        s.on_frame(&mut map, &mut alloc, f, |_| flags & 0x80 == 0, now);
         if flags & 0x40 != 0 {
             s.expire(&mut map, &mut alloc, now);
         }

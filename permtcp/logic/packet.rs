@@ -278,7 +278,7 @@ fn parse_v6(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
     }
 }
 
-/// Length of the largest segment [`build_control`] writes: IPv6, TCP and the timestamp option.
+/// Length of the largest segment [`Control::build`] writes: IPv6, TCP and the timestamp option.
 pub const CONTROL_MAX: usize = 40 + 20 + 12;
 
 fn csum_add(mut sum: u32, data: &[u8]) -> u32 {
@@ -301,68 +301,87 @@ pub fn checksum(sum: u32, data: &[u8]) -> u16 {
     !(s as u16)
 }
 
-/// Writes a TCP segment without payload from `src` to `dst` (an IPv4 packet when both are
-/// IPv4-mapped, else IPv6), with the timestamp option if `ts` (TSval, TSecr) is given, and
-/// correct IP and TCP checksums; returns its length. For feeding the local stack a segment
-/// the snooped peer sent, such as a half-closed client's FIN.
-#[allow(clippy::too_many_arguments)]
-pub fn build_control(
-    out: &mut [u8; CONTROL_MAX],
-    src: (Addr, u16),
-    dst: (Addr, u16),
-    seq: Seq,
-    ack: Seq,
-    flags: u8,
-    window: u16,
-    ts: Option<(u32, u32)>,
-) -> usize {
-    let tcp_len = if ts.is_some() { 32 } else { 20 };
-    let v4 = src.0.as_v4().zip(dst.0.as_v4());
-    let ip_len = if v4.is_some() { 20 } else { 40 };
-    let total = ip_len + tcp_len;
-    out.fill(0);
-    // The TCP pseudo-header sum.
-    let mut pseudo = u32::from(6u16) + tcp_len as u32;
-    match v4 {
-        Some((s, d)) => {
-            let ip = &mut out[..20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-            ip[6] = 0x40; // DF
-            ip[8] = 64;
-            ip[9] = 6;
-            ip[12..16].copy_from_slice(&s);
-            ip[16..20].copy_from_slice(&d);
-            let c = checksum(0, ip);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            pseudo = csum_add(csum_add(pseudo, &s), &d);
+/// A TCP segment without payload, to be built with [`Control::build`]: for feeding the local
+/// stack a segment the snooped peer sent (a half-closed client's FIN), or for resetting a
+/// connection no peer can take over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Control {
+    /// Source address and port (an IPv4 packet when both ends are IPv4-mapped, else IPv6).
+    pub src: (Addr, u16),
+    /// Destination address and port.
+    pub dst: (Addr, u16),
+    /// Sequence number.
+    pub seq: Seq,
+    /// Acknowledgement number.
+    pub ack: Seq,
+    /// TCP flags ([`flags`]).
+    pub flags: u8,
+    /// Window field, as sent (unscaled).
+    pub window: u16,
+    /// The timestamp option (TSval, TSecr), if any.
+    pub ts: Option<(u32, u32)>,
+}
+
+impl Control {
+    /// Writes the segment with correct IP and TCP checksums; returns its length.
+    pub fn build(&self, out: &mut [u8; CONTROL_MAX]) -> usize {
+        let Control {
+            src,
+            dst,
+            seq,
+            ack,
+            flags,
+            window,
+            ts,
+        } = *self;
+        let tcp_len = if ts.is_some() { 32 } else { 20 };
+        let v4 = src.0.as_v4().zip(dst.0.as_v4());
+        let ip_len = if v4.is_some() { 20 } else { 40 };
+        let total = ip_len + tcp_len;
+        out.fill(0);
+        // The TCP pseudo-header sum.
+        let mut pseudo = u32::from(6u16) + tcp_len as u32;
+        match v4 {
+            Some((s, d)) => {
+                let ip = &mut out[..20];
+                ip[0] = 0x45;
+                ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+                ip[6] = 0x40; // DF
+                ip[8] = 64;
+                ip[9] = 6;
+                ip[12..16].copy_from_slice(&s);
+                ip[16..20].copy_from_slice(&d);
+                let c = checksum(0, ip);
+                ip[10..12].copy_from_slice(&c.to_be_bytes());
+                pseudo = csum_add(csum_add(pseudo, &s), &d);
+            }
+            None => {
+                let ip = &mut out[..40];
+                ip[0] = 0x60;
+                ip[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+                ip[6] = 6;
+                ip[7] = 64;
+                ip[8..24].copy_from_slice(&src.0 .0);
+                ip[24..40].copy_from_slice(&dst.0 .0);
+                pseudo = csum_add(csum_add(pseudo, &src.0 .0), &dst.0 .0);
+            }
         }
-        None => {
-            let ip = &mut out[..40];
-            ip[0] = 0x60;
-            ip[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-            ip[6] = 6;
-            ip[7] = 64;
-            ip[8..24].copy_from_slice(&src.0 .0);
-            ip[24..40].copy_from_slice(&dst.0 .0);
-            pseudo = csum_add(csum_add(pseudo, &src.0 .0), &dst.0 .0);
+        let tcp = &mut out[ip_len..total];
+        tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
+        tcp[2..4].copy_from_slice(&dst.1.to_be_bytes());
+        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+        tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+        tcp[12] = ((tcp_len / 4) as u8) << 4;
+        tcp[13] = flags;
+        tcp[14..16].copy_from_slice(&window.to_be_bytes());
+        if let Some((val, ecr)) = ts {
+            // NOP, NOP, TIMESTAMP: the layout Linux itself sends.
+            tcp[20..24].copy_from_slice(&[1, 1, 8, 10]);
+            tcp[24..28].copy_from_slice(&val.to_be_bytes());
+            tcp[28..32].copy_from_slice(&ecr.to_be_bytes());
         }
+        let c = checksum(pseudo, tcp);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        total
     }
-    let tcp = &mut out[ip_len..total];
-    tcp[0..2].copy_from_slice(&src.1.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dst.1.to_be_bytes());
-    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
-    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
-    tcp[12] = ((tcp_len / 4) as u8) << 4;
-    tcp[13] = flags;
-    tcp[14..16].copy_from_slice(&window.to_be_bytes());
-    if let Some((val, ecr)) = ts {
-        // NOP, NOP, TIMESTAMP: the layout Linux itself sends.
-        tcp[20..24].copy_from_slice(&[1, 1, 8, 10]);
-        tcp[24..28].copy_from_slice(&val.to_be_bytes());
-        tcp[28..32].copy_from_slice(&ecr.to_be_bytes());
-    }
-    let c = checksum(pseudo, tcp);
-    tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    total
 }

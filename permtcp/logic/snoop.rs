@@ -222,6 +222,27 @@ pub struct Counters {
     pub invalid: u64,
 }
 
+/// A received frame as the snooper reads it.
+pub struct Frame<'a, P: Payload + ?Sized> {
+    /// The first bytes of its network header (at most [`packet::HEADER_MAX`] are parsed).
+    pub hdr: &'a [u8],
+    /// Its network-layer length (for GSO/GRO frames, all their segments together).
+    pub l3_len: usize,
+    /// Reads any of its bytes, counted from the network header.
+    pub payload: &'a P,
+}
+
+impl<'a> Frame<'a, [u8]> {
+    /// A frame whose bytes are all in `bytes`.
+    pub fn of(bytes: &'a [u8]) -> Self {
+        Frame {
+            hdr: bytes,
+            l3_len: bytes.len(),
+            payload: bytes,
+        }
+    }
+}
+
 /// What the snooper did with one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -251,23 +272,19 @@ impl Snooper {
         }
     }
 
-    /// Processes one frame: `hdr` holds the first bytes of its network header, `l3_len` is the
-    /// network-layer length, `frame` reads its bytes, and `csum_ok` tells, for a segment of a
-    /// snooped binding, whether its TCP checksum verified (or cannot be verified, as with
-    /// CHECKSUM_PARTIAL); it is not called for other traffic.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>>(
+    /// Processes one frame; `csum_ok` tells, for a segment of a snooped binding, whether its
+    /// TCP checksum verified (or cannot be verified, as with CHECKSUM_PARTIAL); it is not
+    /// called for other traffic.
+    pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>, P: Payload + ?Sized>(
         &mut self,
         map: &mut M,
         alloc: &mut A,
-        hdr: &[u8],
-        l3_len: usize,
-        frame: &(impl Payload + ?Sized),
+        frame: Frame<'_, P>,
         csum_ok: impl FnOnce(&Segment) -> bool,
         now_ms: u64,
     ) -> Outcome {
         self.counters.frames += 1;
-        let seg = match packet::parse(hdr, l3_len) {
+        let seg = match packet::parse(frame.hdr, frame.l3_len) {
             Ok(s) => s,
             Err(Skip::NotTcp) => {
                 self.counters.not_tcp += 1;
@@ -290,18 +307,17 @@ impl Snooper {
             return Outcome::Ignored;
         }
         self.counters.matched += 1;
-        self.on_segment(map, alloc, from, key, &seg, frame, now_ms);
+        self.on_segment(map, alloc, (from, key), &seg, frame.payload, now_ms);
         Outcome::Tracked
     }
 
-    /// Processes a parsed segment of a snooped binding.
-    #[allow(clippy::too_many_arguments)]
+    /// Processes a parsed segment of a snooped binding, which `from` sent on connection
+    /// `key`.
     pub fn on_segment<A: ChunkAlloc, M: FlowMap<A>>(
         &mut self,
         map: &mut M,
         alloc: &mut A,
-        from: Side,
-        key: FlowKey,
+        (from, key): (Side, FlowKey),
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
         now_ms: u64,

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::Budget;
-use permtcp_logic::snoop::Limits;
+use permtcp_logic::snoop::{Frame, Limits};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -64,19 +64,11 @@ fn bench(name: &str, payload: usize) {
         let mut map = Map::default();
         let mut alloc = Budget::new(Heap::default(), 1 << 30);
         for f in &frames[..setup] {
-            s.on_frame(&mut map, &mut alloc, f, f.len(), &f[..], |_| true, 0);
+            s.on_frame(&mut map, &mut alloc, Frame::of(f), |_| true, 0);
         }
         let start = Instant::now();
         for f in &frames[setup..] {
-            black_box(s.on_frame(
-                &mut map,
-                &mut alloc,
-                black_box(f),
-                f.len(),
-                &f[..],
-                |_| true,
-                1,
-            ));
+            black_box(s.on_frame(&mut map, &mut alloc, Frame::of(black_box(f)), |_| true, 1));
         }
         let ns = start.elapsed().as_nanos() as f64 / (frames.len() - setup) as f64;
         best = best.min(ns);

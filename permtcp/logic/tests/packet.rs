@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use permtcp_logic::packet::{flags::*, parse, parse_options, Skip};
 use permtcp_logic::seqbuf::Budget;
-use permtcp_logic::snoop::Limits;
+use permtcp_logic::snoop::{Frame, Limits};
 
 #[test]
 fn ipv4_segment_fields() {
@@ -228,7 +228,12 @@ fn randomized_frames_never_panic() {
         }
         let l3 = pkt.len() + rng.below(3) as usize * 1000;
         let good = rng.below(50) != 0;
-        snoop.on_frame(&mut map, &mut alloc, &pkt, l3, &pkt[..], |_| good, i);
+        let f = Frame {
+            hdr: &pkt,
+            l3_len: l3,
+            payload: &pkt[..],
+        };
+        snoop.on_frame(&mut map, &mut alloc, f, |_| good, i);
         if i % 5000 == 0 {
             snoop.expire(&mut map, &mut alloc, i + 70_000);
         }
@@ -256,7 +261,7 @@ fn randomized_frames_never_panic() {
 
 #[test]
 fn built_control_segments_parse_back_with_valid_checksums() {
-    use permtcp_logic::packet::{build_control, checksum, flags, parse, Addr, CONTROL_MAX};
+    use permtcp_logic::packet::{checksum, flags, parse, Addr, Control, CONTROL_MAX};
     let v4 = (Addr::v4([10, 0, 0, 100]), 40000);
     let vip4 = (Addr::v4([10, 0, 0, 1]), 80);
     let mut v6a = [0u8; 16];
@@ -271,16 +276,16 @@ fn built_control_segments_parse_back_with_valid_checksums() {
     ];
     for (src, dst, ts) in cases {
         let mut buf = [0u8; CONTROL_MAX];
-        let n = build_control(
-            &mut buf,
+        let n = Control {
             src,
             dst,
-            1000,
-            2000,
-            flags::FIN | flags::ACK,
-            502,
+            seq: 1000,
+            ack: 2000,
+            flags: flags::FIN | flags::ACK,
+            window: 502,
             ts,
-        );
+        }
+        .build(&mut buf);
         let p = &buf[..n];
         let s = parse(p, n).unwrap();
         assert_eq!(

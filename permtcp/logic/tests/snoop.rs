@@ -10,7 +10,7 @@ use common::*;
 use permtcp_logic::decl::FailoverPolicy;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::CHUNK;
-use permtcp_logic::snoop::Filter;
+use permtcp_logic::snoop::{Filter, Frame};
 use permtcp_logic::track::{NotReady, Side};
 
 #[test]
@@ -104,15 +104,8 @@ fn bad_checksum_frames_are_not_tracked() {
         &Opts::syn_full(1460, 7, 100),
         &[],
     );
-    w.snoop.on_frame(
-        &mut w.map,
-        &mut w.alloc,
-        &pkt,
-        pkt.len(),
-        &pkt[..],
-        |_| false,
-        1,
-    );
+    w.snoop
+        .on_frame(&mut w.map, &mut w.alloc, Frame::of(&pkt), |_| false, 1);
     assert!(w.map.0.is_empty());
     assert_eq!(w.snoop.counters.bad_csum, 1);
 }

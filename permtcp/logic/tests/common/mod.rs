@@ -10,7 +10,7 @@ use permtcp_logic::decl::{Declaration, FailoverPolicy, PortRange};
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::packet::Addr;
 use permtcp_logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
-use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Limits, Snooper};
+use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
 use permtcp_logic::track::{Conn, NotReady, Side, State};
 use permtcp_logic::uapi::proto;
 use std::collections::BTreeMap;
@@ -338,9 +338,7 @@ impl Wire {
         self.snoop.on_frame(
             &mut self.map,
             &mut self.alloc,
-            pkt,
-            pkt.len(),
-            pkt,
+            Frame::of(pkt),
             |_| true,
             now,
         );
