@@ -4,4 +4,5 @@
 //! permanency set, exchange of ownership declarations, node-down verdicts by majority, and
 //! fail-over directives. See `Documentation/cluster.rst`.
 
+pub mod auth;
 pub mod wire;
