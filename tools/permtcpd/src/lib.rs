@@ -5,4 +5,5 @@
 //! fail-over directives. See `Documentation/cluster.rst`.
 
 pub mod auth;
+pub mod membership;
 pub mod wire;

@@ -184,10 +184,12 @@ pub fn split(d: &[u8]) -> Result<Frame<'_>, Malformed> {
 pub enum NodeState {
     /// Heard within the dead time.
     Alive = 1,
-    /// Not heard for the dead time (a vote that it is down), or not heard at all yet.
+    /// Not heard for the dead time: a vote that it is down.
     Suspect = 2,
     /// Declared down (a verdict).
     Down = 3,
+    /// Not heard yet, within the grace period after the sender's start: no vote.
+    Unknown = 4,
 }
 
 /// One node in a heartbeat's view.
@@ -432,6 +434,7 @@ impl Body {
                         1 => NodeState::Alive,
                         2 => NodeState::Suspect,
                         3 => NodeState::Down,
+                        4 => NodeState::Unknown,
                         _ => return Err(Malformed("unknown node state")),
                     };
                     if r.take(3)? != [0; 3] {
