@@ -5,5 +5,6 @@
 //! fail-over directives. See `Documentation/cluster.rst`.
 
 pub mod auth;
+pub mod config;
 pub mod membership;
 pub mod wire;
