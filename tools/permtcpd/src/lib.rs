@@ -6,5 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod kernel;
+pub mod log;
 pub mod membership;
 pub mod wire;
