@@ -142,6 +142,8 @@ pub struct Daemon {
     status: Status,
     handle: Handle,
     last_counters_log: Duration,
+    /// When a split-brain alarm was last logged, per node.
+    last_alarm_log: HashMap<u32, Duration>,
     logged_counters: u64,
 }
 
@@ -300,6 +302,7 @@ impl Daemon {
             handle: handle.clone(),
             last_counters_log: Duration::ZERO,
             logged_counters: 0,
+            last_alarm_log: HashMap::new(),
         };
         Ok((d, handle))
     }
@@ -840,10 +843,19 @@ impl Daemon {
                     crate::log!(WARNING, "quorum lost: the lease is no longer renewed")
                 }
                 Event::QuorumRegained => crate::log!(NOTICE, "quorum"),
-                Event::SplitBrain { node, incarnation } => crate::log!(
-                    WARNING,
-                    "split-brain alarm: node {node} (incarnation {incarnation}) was declared down and still sends"
-                ),
+                Event::SplitBrain { node, incarnation } => {
+                    // Every message of a zombie is counted; a line every 10 s is enough.
+                    let now = self.now();
+                    let last = self.last_alarm_log.get(&node).copied();
+                    if last.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(10)) {
+                        self.last_alarm_log.insert(node, now);
+                        crate::log!(
+                            WARNING,
+                            "split-brain alarm: node {node} (incarnation {incarnation}) was declared down and still sends ({} messages so far)",
+                            self.members.split_brain()
+                        );
+                    }
+                }
                 Event::SelfDeclaredDown { by } => crate::log!(
                     ERR,
                     "node {by} reports this node declared down: the lease is no longer renewed"

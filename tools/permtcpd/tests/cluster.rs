@@ -37,11 +37,11 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-fn config(id: u32, ports: &[u16]) -> Config {
+fn config(id: u32, ports: &[u16], extra: &str) -> Config {
     let mut text = format!(
         "cluster_id = {CLUSTER}\nnode_id = {id}\nsend_key_id = 1\nbind = [\"127.0.0.1:{}\"]\n\
          heartbeat_interval_ms = {INTERVAL_MS}\nmissed_heartbeats = {MISSED}\n\
-         directive_retry_ms = 100\n",
+         directive_retry_ms = 100\n{extra}\n",
         ports[id as usize - 1]
     );
     for (i, p) in ports.iter().enumerate() {
@@ -63,9 +63,13 @@ struct Node {
 }
 
 fn start(id: u32, ports: &[u16], kernel: FakeKernel) -> Node {
+    start_with(id, ports, kernel, "")
+}
+
+fn start_with(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str) -> Node {
     let keys = Keyring::parse(KEY).unwrap();
-    let (d, handle) =
-        Daemon::new(config(id, ports), keys, 1000 + id as u64, Arc::new(kernel)).unwrap();
+    let cfg = config(id, ports, extra);
+    let (d, handle) = Daemon::new(cfg, keys, 1000 + id as u64, Arc::new(kernel)).unwrap();
     let (control, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(d.run(std::future::pending(), rx));
     Node {
@@ -315,4 +319,41 @@ async fn forged_and_replayed_datagrams_change_nothing() {
     // (Declared down once never heard, perhaps, and once in incarnation 5.)
     let t = nodes[0].handle.status().takeovers;
     assert!(!t.is_empty() && t.iter().all(|&n| n == 3), "{t:?}");
+}
+
+#[tokio::test]
+async fn two_nodes_fence_then_take_over() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(2);
+    let dir = std::env::temp_dir().join(format!("permtcpd-fence-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("fenced");
+    let fence = format!(
+        "fence_command = [\"/bin/sh\", \"-c\", \"echo {{node}} {{incarnation}} >> {}\"]",
+        log.display()
+    );
+    let k1 = FakeKernel::new();
+    let nodes = [
+        start_with(1, &ports, k1.clone(), &fence),
+        start_with(2, &ports, FakeKernel::new(), &fence),
+    ];
+    wait_for("both up", Duration::from_secs(5), || {
+        nodes.iter().all(|n| {
+            let s = n.handle.status();
+            s.lease && s.declarations.len() == 2
+        })
+    })
+    .await;
+    nodes[1].task.abort();
+    let dead = Duration::from_millis(INTERVAL_MS) * MISSED;
+    wait_for("fence and takeover", dead + Duration::from_secs(1), || {
+        k1.takeovers_of(2) == 1
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "2 1002\n");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(k1.takeovers_of(2), 1);
+    let s = nodes[0].handle.status();
+    assert!(s.lease, "the peer is fenced: the survivor renews");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
