@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The TOML configuration file, checked into a [`Config`], and the incarnation state file.
+//!
+//! The local declaration takes the values `permctl decl add` takes, in the same syntax
+//! (`"8000-8099@2,3"` port ranges, `node:ID` ARP policy, ...), and becomes a
+//! `permtcp_logic::decl::Declaration` checked by the same `validate` the kernel runs.
+
+use permtcp_logic::decl::{AppName, ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::uapi::proto;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default UDP port of the cluster channel.
+pub const DEFAULT_PORT: u16 = 7415;
+
+fn default_incarnation_file() -> PathBuf {
+    "/var/lib/permtcpd/incarnation".into()
+}
+fn default_key_file() -> PathBuf {
+    "/etc/permtcpd/keys".into()
+}
+fn default_interval() -> u64 {
+    100
+}
+fn default_missed() -> u32 {
+    3
+}
+fn default_fence_timeout() -> u64 {
+    30_000
+}
+fn default_directive_retry() -> u64 {
+    200
+}
+fn default_directive_retries() -> u32 {
+    10
+}
+fn default_proto() -> String {
+    "tcp".into()
+}
+fn default_failover() -> String {
+    "smallest-id".into()
+}
+fn default_arp() -> String {
+    "follow".into()
+}
+fn default_rx() -> String {
+    "deliver".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster_id: u32,
+    node_id: u32,
+    #[serde(default = "default_incarnation_file")]
+    incarnation_file: PathBuf,
+    #[serde(default = "default_key_file")]
+    key_file: PathBuf,
+    send_key_id: u32,
+    bind: Vec<SocketAddr>,
+    interface: Option<String>,
+    #[serde(default = "default_interval")]
+    heartbeat_interval_ms: u64,
+    #[serde(default = "default_missed")]
+    missed_heartbeats: u32,
+    fence_command: Option<Vec<String>>,
+    #[serde(default = "default_fence_timeout")]
+    fence_timeout_ms: u64,
+    park_ms: Option<u32>,
+    #[serde(default = "default_directive_retry")]
+    directive_retry_ms: u64,
+    #[serde(default = "default_directive_retries")]
+    directive_retries: u32,
+    #[serde(default)]
+    peer: Vec<RawPeer>,
+    declaration: RawDecl,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    node_id: u32,
+    addrs: Vec<SocketAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecl {
+    addrs: Vec<IpAddr>,
+    #[serde(default)]
+    macs: Vec<String>,
+    ports: Vec<String>,
+    #[serde(default = "default_proto")]
+    proto: String,
+    #[serde(default = "default_failover")]
+    failover: String,
+    #[serde(default = "default_arp")]
+    arp: String,
+    #[serde(default)]
+    apps: Vec<String>,
+    #[serde(default = "default_rx")]
+    rx: String,
+}
+
+/// A configured peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its node id.
+    pub node_id: u32,
+    /// Its cluster addresses: messages go to each, and come only from their IPs.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// The fence command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// Program and arguments; `{node}` and `{incarnation}` are replaced.
+    pub argv: Vec<String>,
+    /// How long it may run before it is killed and counted failed.
+    pub timeout: Duration,
+}
+
+/// The checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Cluster id: messages of other clusters are dropped.
+    pub cluster_id: u32,
+    /// This node's id (its declaration's node id).
+    pub node_id: u32,
+    /// State file holding the last incarnation.
+    pub incarnation_file: PathBuf,
+    /// Key file.
+    pub key_file: PathBuf,
+    /// Key id messages are sent with.
+    pub send_key_id: u32,
+    /// Addresses the daemon listens on (never a wildcard).
+    pub bind: Vec<SocketAddr>,
+    /// Device the sockets are bound to (`SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// Heartbeat interval.
+    pub interval: Duration,
+    /// Heartbeats missed before a peer is suspected.
+    pub missed: u32,
+    /// The fence command, if any.
+    pub fence: Option<Fence>,
+    /// How long taken-over connections wait for a listener (kernel default if `None`).
+    pub park_ms: Option<u32>,
+    /// Directive retransmission interval.
+    pub directive_retry: Duration,
+    /// Directive transmissions before giving up.
+    pub directive_retries: u32,
+    /// The other nodes.
+    pub peers: Vec<Peer>,
+    /// This node's declaration (`local` set).
+    pub declaration: Declaration,
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`, as `permctl decl add --mac`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let bad = || format!("'{s}' is not a MAC address (aa:bb:cc:dd:ee:ff)");
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
+}
+
+/// Parses `PORT` or `LO-HI`, optionally `@PEER,PEER,...`, as `permctl decl add --ports`.
+pub fn parse_range(s: &str) -> Result<PortRange, String> {
+    let (ports, peers) = match s.split_once('@') {
+        Some((p, l)) => (p, Some(l)),
+        None => (s, None),
+    };
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("'{p}' is not a port number (0-65535)"))
+    };
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(ports)?, port(ports)?),
+    };
+    let mut r = PortRange {
+        lo,
+        hi,
+        ..Default::default()
+    };
+    for p in peers.into_iter().flat_map(|l| l.split(',')) {
+        let id = p
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{p}' is not a node id"))?;
+        r.peers
+            .push(id)
+            .map_err(|_| format!("too many peers in '{s}'"))?;
+    }
+    Ok(r)
+}
+
+fn parse_failover(s: &str) -> Result<FailoverPolicy, String> {
+    match s {
+        "smallest-id" => Ok(FailoverPolicy::SmallestId),
+        "peer-list" => Ok(FailoverPolicy::PeerList),
+        _ => Err(format!(
+            "unknown fail-over policy '{s}' (smallest-id, peer-list)"
+        )),
+    }
+}
+
+fn parse_arp(s: &str) -> Result<ArpPolicy, String> {
+    match s {
+        "follow" => Ok(ArpPolicy::FollowFailover),
+        "smallest-id" => Ok(ArpPolicy::SmallestId),
+        _ => match s.strip_prefix("node:").map(str::parse::<u32>) {
+            Some(Ok(n)) => Ok(ArpPolicy::Fixed(n)),
+            _ => Err(format!(
+                "unknown ARP policy '{s}' (follow, smallest-id, node:ID)"
+            )),
+        },
+    }
+}
+
+fn parse_rx(s: &str) -> Result<RxPolicy, String> {
+    match s {
+        "deliver" => Ok(RxPolicy::Deliver),
+        "drop" => Ok(RxPolicy::Drop),
+        _ => Err(format!(
+            "unknown received-data policy '{s}' (deliver, drop)"
+        )),
+    }
+}
+
+fn parse_proto(s: &str) -> Result<u8, String> {
+    match s {
+        "tcp" => Ok(proto::TCP),
+        _ => Err(format!("unknown protocol '{s}' (only tcp is supported)")),
+    }
+}
+
+impl RawDecl {
+    fn build(&self, node: u32) -> Result<Declaration, String> {
+        let mut d = Declaration {
+            node_id: node,
+            local: true,
+            proto: parse_proto(&self.proto)?,
+            failover: parse_failover(&self.failover)?,
+            arp: parse_arp(&self.arp)?,
+            rx: parse_rx(&self.rx)?,
+            ..Default::default()
+        };
+        for a in &self.addrs {
+            match a {
+                IpAddr::V4(v4) => d
+                    .addrs4
+                    .push(v4.octets())
+                    .map_err(|_| "too many IPv4 addresses")?,
+                IpAddr::V6(v6) => d
+                    .addrs6
+                    .push(v6.octets())
+                    .map_err(|_| "too many IPv6 addresses")?,
+            }
+        }
+        for m in &self.macs {
+            d.macs
+                .push(parse_mac(m)?)
+                .map_err(|_| "too many MAC addresses")?;
+        }
+        for r in &self.ports {
+            d.ranges
+                .push(parse_range(r)?)
+                .map_err(|_| "too many port ranges")?;
+        }
+        for a in &self.apps {
+            let name = AppName::new(a.as_bytes())
+                .map_err(|e| format!("application '{a}': {}", e.text()))?;
+            d.apps.push(name).map_err(|_| "too many applications")?;
+        }
+        d.validate().map_err(|e| e.text().to_string())?;
+        Ok(d)
+    }
+}
+
+impl Config {
+    /// Parses and checks the configuration text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let decl = raw
+            .declaration
+            .build(raw.node_id)
+            .map_err(|e| format!("[declaration]: {e}"))?;
+        if raw.node_id == 0 {
+            return Err("node_id: 0 is reserved".into());
+        }
+        if raw.bind.is_empty() {
+            return Err("bind: at least one address to listen on is needed".into());
+        }
+        if let Some(a) = raw.bind.iter().find(|a| a.ip().is_unspecified()) {
+            return Err(format!(
+                "bind: {a} is a wildcard; give the cluster interface's own addresses"
+            ));
+        }
+        if raw.interface.as_deref().is_some_and(|i| {
+            i.is_empty() || i.len() >= libc::IFNAMSIZ || i.contains('/') || i.contains(' ')
+        }) {
+            return Err("interface: not a valid device name".into());
+        }
+        if !(10..=10_000).contains(&raw.heartbeat_interval_ms) {
+            return Err("heartbeat_interval_ms: must be 10 to 10000".into());
+        }
+        if !(1..=100).contains(&raw.missed_heartbeats) {
+            return Err("missed_heartbeats: must be 1 to 100".into());
+        }
+        if raw.fence_command.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(
+                "fence_command: give the program and its arguments, or leave it out".into(),
+            );
+        }
+        if raw
+            .park_ms
+            .is_some_and(|ms| ms > permtcp_logic::decl::MAX_PARK_MS)
+        {
+            return Err("park_ms: at most one hour (3600000)".into());
+        }
+        if raw.directive_retry_ms == 0 || raw.directive_retries == 0 {
+            return Err("directive_retry_ms and directive_retries must be positive".into());
+        }
+        let mut ids = BTreeSet::from([raw.node_id]);
+        for p in &raw.peer {
+            if p.node_id == 0 || !ids.insert(p.node_id) {
+                return Err(format!(
+                    "[[peer]] node_id {}: 0, this node's id, or listed twice",
+                    p.node_id
+                ));
+            }
+            if p.addrs.is_empty() {
+                return Err(format!("[[peer]] node_id {}: no address", p.node_id));
+            }
+            if let Some(a) = p.addrs.iter().find(|a| a.ip().is_unspecified()) {
+                return Err(format!("[[peer]] node_id {}: {a} is a wildcard", p.node_id));
+            }
+            for a in &p.addrs {
+                if !raw.bind.iter().any(|b| b.is_ipv4() == a.is_ipv4()) {
+                    return Err(format!(
+                        "[[peer]] node_id {}: no bind address of {a}'s family",
+                        p.node_id
+                    ));
+                }
+            }
+        }
+        if ids.len() > permtcp_logic::decl::MAX_DECLS {
+            return Err(format!(
+                "at most {} nodes per cluster",
+                permtcp_logic::decl::MAX_DECLS
+            ));
+        }
+        Ok(Config {
+            cluster_id: raw.cluster_id,
+            node_id: raw.node_id,
+            incarnation_file: raw.incarnation_file,
+            key_file: raw.key_file,
+            send_key_id: raw.send_key_id,
+            bind: raw.bind,
+            interface: raw.interface,
+            interval: Duration::from_millis(raw.heartbeat_interval_ms),
+            missed: raw.missed_heartbeats,
+            fence: raw.fence_command.map(|argv| Fence {
+                argv,
+                timeout: Duration::from_millis(raw.fence_timeout_ms),
+            }),
+            park_ms: raw.park_ms,
+            directive_retry: Duration::from_millis(raw.directive_retry_ms),
+            directive_retries: raw.directive_retries,
+            peers: raw
+                .peer
+                .into_iter()
+                .map(|p| Peer {
+                    node_id: p.node_id,
+                    addrs: p.addrs,
+                })
+                .collect(),
+            declaration: decl,
+        })
+    }
+
+    /// Reads and checks the configuration file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Warnings about a configuration that works but may not do what is wanted.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        match (self.peers.len(), &self.fence) {
+            (0, _) => w.push("no peers configured: nothing to watch".into()),
+            (1, None) => w.push(
+                "two-node cluster without fence_command: a node-down verdict is never reached"
+                    .into(),
+            ),
+            _ => {}
+        }
+        w
+    }
+}
+
+/// Reads the last incarnation from `path` (none: 0) and stores and returns the next one:
+/// above the last, and at least `now_ms` (the wall clock in ms), so that a lost state file
+/// still yields an incarnation newer than the previous run's.
+pub fn next_incarnation(path: &Path, now_ms: u64) -> Result<u64, String> {
+    use std::io::Write;
+    let err = |e: std::io::Error| format!("incarnation file {}: {e}", path.display());
+    let last = match std::fs::read_to_string(path) {
+        Ok(s) => s.trim().parse::<u64>().map_err(|_| {
+            format!(
+                "incarnation file {}: not a number; remove it to start afresh",
+                path.display()
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(err(e)),
+    };
+    let next = (last + 1).max(now_ms);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    writeln!(f, "{next}").map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../permtcpd.toml.example");
+
+    fn minimal() -> String {
+        r#"
+cluster_id = 1
+node_id = 1
+send_key_id = 1
+bind = ["10.1.0.1:7415"]
+[[peer]]
+node_id = 2
+addrs = ["10.1.0.2:7415"]
+[[peer]]
+node_id = 3
+addrs = ["10.1.0.3:7415"]
+[declaration]
+addrs = ["10.0.0.1"]
+ports = ["80"]
+"#
+        .to_string()
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = Config::parse(EXAMPLE).unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.interval, Duration::from_millis(100));
+        assert_eq!(c.missed, 3);
+        assert_eq!(c.peers.len(), 2);
+        assert!(c.declaration.local);
+        assert_eq!(c.declaration.node_id, 1);
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse(&minimal()).unwrap();
+        assert_eq!(c.interval, Duration::from_millis(100));
+        assert_eq!(c.missed, 3);
+        assert_eq!(c.fence, None);
+        assert_eq!(c.key_file, PathBuf::from("/etc/permtcpd/keys"));
+        let d = c.declaration;
+        assert_eq!(d.proto, proto::TCP);
+        assert_eq!(
+            (d.failover, d.arp, d.rx),
+            (
+                FailoverPolicy::SmallestId,
+                ArpPolicy::FollowFailover,
+                RxPolicy::Deliver
+            )
+        );
+    }
+
+    #[test]
+    fn declaration_like_permctl() {
+        let text = minimal().replace(
+            "ports = [\"80\"]",
+            r#"ports = ["80@2,3", "8000-8099@3"]
+macs = ["02:00:00:00:00:01"]
+failover = "peer-list"
+arp = "node:2"
+apps = ["travel-query"]
+rx = "drop""#,
+        );
+        let d = Config::parse(&text).unwrap().declaration;
+        assert_eq!(d.ranges.len(), 2);
+        assert_eq!(d.ranges.as_slice()[0].peers.as_slice(), &[2, 3]);
+        assert_eq!(
+            (d.ranges.as_slice()[1].lo, d.ranges.as_slice()[1].hi),
+            (8000, 8099)
+        );
+        assert_eq!(d.arp, ArpPolicy::Fixed(2));
+        assert_eq!(d.rx, RxPolicy::Drop);
+        assert_eq!(d.apps.as_slice()[0].as_bytes(), b"travel-query");
+        assert_eq!(d.macs.as_slice(), &[[2, 0, 0, 0, 0, 1]]);
+    }
+
+    #[test]
+    fn clear_errors() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("node_id = 1", "node_id = 0", "node id 0"),
+            ("bind = [\"10.1.0.1:7415\"]", "bind = []", "at least one"),
+            ("10.1.0.1:7415", "0.0.0.0:7415", "wildcard"),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nheartbeat_interval_ms = 1",
+                "10 to 10000",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nmissed_heartbeats = 0",
+                "1 to 100",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nfence_command = []",
+                "fence_command",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\npark_ms = 3600001",
+                "one hour",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nbogus = 2",
+                "unknown field",
+            ),
+            ("node_id = 2\n", "node_id = 1\n", "listed twice"),
+            ("node_id = 3\n", "node_id = 1\n", "this node's id"),
+            ("\"10.1.0.3:7415\"", "\"[fd00::3]:7415\"", "family"),
+            ("ports = [\"80\"]", "ports = [\"0\"]", "port 0"),
+            ("ports = [\"80\"]", "ports = [\"80-x\"]", "not a port"),
+            (
+                "ports = [\"80\"]",
+                "ports = [\"80\"]\narp = \"me\"",
+                "unknown ARP policy",
+            ),
+            (
+                "ports = [\"80\"]",
+                "ports = [\"80\"]\nproto = \"udp\"",
+                "only tcp",
+            ),
+            (
+                "ports = [\"80\"]",
+                "ports = [\"80\"]\nmacs = [\"02:00\"]",
+                "MAC",
+            ),
+            ("ports = [\"80\"]", "ports = [\"80@2\"]", "peer-list"),
+            (
+                "addrs = [\"10.0.0.1\"]",
+                "addrs = [\"224.0.0.1\"]",
+                "multicast",
+            ),
+            (
+                "addrs = [\"10.0.0.1\"]",
+                "addrs = [\"10.0.0.x\"]",
+                "invalid",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let text = minimal().replacen(from, to, 1);
+            assert_ne!(text, minimal(), "{from}");
+            let e = Config::parse(&text).unwrap_err();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        let two = minimal().replace("[[peer]]\nnode_id = 3\naddrs = [\"10.1.0.3:7415\"]\n", "");
+        let c = Config::parse(&two).unwrap();
+        assert!(c.warnings()[0].contains("never reached"));
+        assert!(Config::load(Path::new("/nonexistent/permtcpd.toml"))
+            .unwrap_err()
+            .contains("/nonexistent"));
+    }
+
+    #[test]
+    fn incarnations_grow() {
+        let dir = std::env::temp_dir().join(format!("permtcpd-inc-{}", std::process::id()));
+        let p = dir.join("sub/incarnation");
+        let a = next_incarnation(&p, 5).unwrap();
+        assert_eq!(a, 5);
+        assert_eq!(next_incarnation(&p, 5).unwrap(), 6);
+        assert_eq!(next_incarnation(&p, 1000).unwrap(), 1000);
+        // The clock went backwards: still newer.
+        assert_eq!(next_incarnation(&p, 7).unwrap(), 1001);
+        std::fs::write(&p, "junk").unwrap();
+        assert!(next_incarnation(&p, 7)
+            .unwrap_err()
+            .contains("not a number"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

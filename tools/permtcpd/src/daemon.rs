@@ -1,0 +1,891 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The daemon: UDP sockets on the configured addresses, the receive loop, timers, and the
+//! glue between [`Auth`], [`Membership`] and the [`Kernel`].
+//!
+//! Everything but the kernel calls and the fence command runs on one tokio task. Kernel calls
+//! run in order on one worker thread (a takeover may take hundreds of milliseconds and must
+//! not delay heartbeats); fence commands run on threads of their own. Their outcomes come
+//! back to the loop through a channel.
+
+use crate::auth::{Auth, Counters, DropReason, Keyring};
+use crate::config::Config;
+use crate::kernel::{DirectiveResult, Kernel, KernelError, TakeoverResult};
+use crate::log::{DEBUG, ERR, INFO, NOTICE, WARNING};
+use crate::membership::{Admit, Event, Membership, Params};
+use crate::wire::{
+    Ack, AckResult, Body, Directive, Heartbeat, NodeDown, ViewEntry, HB_LEASE, HB_QUORUM,
+    MAX_DATAGRAM,
+};
+use permtcp_logic::decl::{check_insert, Declaration};
+use permtcp_logic::snoopnl::DirectiveRequest;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// How long a directive the kernel is not ready for (`EAGAIN`) is retried.
+const DIRECTIVE_NOT_YET_FOR: Duration = Duration::from_secs(10);
+/// Retry interval of such a directive.
+const DIRECTIVE_NOT_YET_RETRY: Duration = Duration::from_millis(50);
+/// How long a handled directive's outcome is remembered, for retransmissions.
+const HANDLED_KEEP: Duration = Duration::from_secs(60);
+/// Version of this node's declaration (it does not change while the daemon runs).
+const DECL_VERSION: u32 = 1;
+
+/// What the daemon shows of itself: for status output and tests.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// Datagrams accepted and dropped by reason.
+    pub auth: Counters,
+    /// Messages from nodes already declared down.
+    pub split_brain: u64,
+    /// This node's current view.
+    pub view: Vec<ViewEntry>,
+    /// Whether it has quorum.
+    pub quorum: bool,
+    /// Whether it renews its lease.
+    pub lease: bool,
+    /// Nodes taken over (once per declared-down incarnation).
+    pub takeovers: Vec<u32>,
+    /// Nodes whose declaration this node holds, itself included.
+    pub declarations: Vec<u32>,
+    /// Directives sent, first transmissions.
+    pub directives_sent: u64,
+    /// Directive acknowledgements received.
+    pub acks_received: u64,
+    /// Directives received and handed to the kernel.
+    pub directives_applied: u64,
+    /// Whether a live peer reported this node declared down.
+    pub self_down: bool,
+}
+
+/// A view of a running daemon's [`Status`].
+#[derive(Clone, Default)]
+pub struct Handle(Arc<Mutex<Status>>);
+
+impl Handle {
+    /// The latest status.
+    pub fn status(&self) -> Status {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Requests to a running daemon.
+#[derive(Debug)]
+pub enum Control {
+    /// Use these keys, sending with this key id (key rotation).
+    Keys(Keyring, u32),
+}
+
+enum Job {
+    SetDeclarations(Vec<Declaration>),
+    Takeover(u32),
+    Directive(DirKey, DirectiveRequest),
+    RenewLease(Duration, Instant),
+}
+
+/// A received directive: sender, its incarnation, the directive id.
+type DirKey = (u32, u64, u64);
+
+enum Done {
+    Takeover(u32, Result<TakeoverResult, KernelError>),
+    Directive(
+        DirKey,
+        DirectiveRequest,
+        Result<DirectiveResult, KernelError>,
+    ),
+    Fence(u32, bool),
+    Failed(&'static str, KernelError),
+}
+
+struct Pending {
+    to: u32,
+    req: DirectiveRequest,
+    sent: u32,
+    next_at: Duration,
+}
+
+struct Handled {
+    result: Option<AckResult>,
+    first: Duration,
+}
+
+struct PeerDecl {
+    incarnation: u64,
+    version: u32,
+    decl: Declaration,
+}
+
+/// One node's daemon.
+pub struct Daemon {
+    cfg: Config,
+    auth: Auth,
+    members: Membership,
+    start: Instant,
+    socks: Vec<UdpSocket>,
+    peer_addrs: BTreeMap<u32, Vec<SocketAddr>>,
+    decls: BTreeMap<u32, PeerDecl>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    pending: BTreeMap<u64, Pending>,
+    next_directive: u64,
+    handled: HashMap<DirKey, Handled>,
+    not_yet: Vec<(Duration, DirKey, DirectiveRequest)>,
+    last_solicit: HashMap<u32, Duration>,
+    status: Status,
+    handle: Handle,
+    last_counters_log: Duration,
+    /// When a split-brain alarm was last logged, per node.
+    last_alarm_log: HashMap<u32, Duration>,
+    logged_counters: u64,
+}
+
+fn bind(addr: SocketAddr, interface: Option<&str>) -> Result<UdpSocket, String> {
+    let s = std::net::UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    if let Some(dev) = interface {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid socket, and a buffer of the given length.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr().cast(),
+                dev.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(format!(
+                "bind {addr} to device {dev}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    s.set_nonblocking(true)
+        .map_err(|e| format!("bind {addr}: {e}"))?;
+    UdpSocket::from_std(s).map_err(|e| format!("bind {addr}: {e}"))
+}
+
+fn kernel_worker(
+    kernel: Arc<dyn Kernel>,
+    park_ms: Option<u32>,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Ok(job) = jobs.recv() {
+        let out = match job {
+            Job::SetDeclarations(d) => match kernel.set_declarations(&d) {
+                Ok(()) => continue,
+                Err(e) => Done::Failed("setting the declarations", e),
+            },
+            Job::Takeover(node) => Done::Takeover(node, kernel.takeover(node, park_ms)),
+            Job::Directive(key, req) => Done::Directive(key, req, kernel.directive(&req)),
+            Job::RenewLease(valid, queued) => {
+                let left = valid.saturating_sub(queued.elapsed());
+                if left.is_zero() {
+                    continue;
+                }
+                match kernel.renew_lease(left) {
+                    Ok(()) => continue,
+                    Err(e) => Done::Failed("renewing the lease", e),
+                }
+            }
+        };
+        if done.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+fn run_fence(argv: Vec<String>, timeout: Duration) -> bool {
+    let mut child = match std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            crate::log!(ERR, "fence command {}: {e}", argv[0]);
+            return false;
+        }
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return st.success(),
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                crate::log!(ERR, "fence command timed out after {timeout:?}");
+                return false;
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// Binds the sockets and starts the kernel worker; nothing is sent before [`Daemon::run`].
+    pub fn new(
+        cfg: Config,
+        keys: Keyring,
+        incarnation: u64,
+        kernel: Arc<dyn Kernel>,
+    ) -> Result<(Self, Handle), String> {
+        let peer_addrs: BTreeMap<u32, Vec<SocketAddr>> = cfg
+            .peers
+            .iter()
+            .map(|p| (p.node_id, p.addrs.clone()))
+            .collect();
+        let sources: HashMap<u32, Vec<IpAddr>> = peer_addrs
+            .iter()
+            .map(|(&n, a)| (n, a.iter().map(SocketAddr::ip).collect()))
+            .collect();
+        let auth = Auth::new(
+            cfg.cluster_id,
+            cfg.node_id,
+            incarnation,
+            keys,
+            cfg.send_key_id,
+            sources,
+        )?;
+        let socks = cfg
+            .bind
+            .iter()
+            .map(|a| bind(*a, cfg.interface.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let start = Instant::now();
+        let members = Membership::new(
+            Params {
+                self_id: cfg.node_id,
+                incarnation,
+                peers: peer_addrs.keys().copied().collect(),
+                interval: cfg.interval,
+                missed: cfg.missed,
+                fence: cfg.fence.is_some(),
+            },
+            Duration::ZERO,
+        );
+        let (jobs, jobs_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let worker_done = done_tx.clone();
+        let park_ms = cfg.park_ms;
+        std::thread::Builder::new()
+            .name("permtcpd-kernel".into())
+            .spawn(move || kernel_worker(kernel, park_ms, jobs_rx, worker_done))
+            .map_err(|e| format!("kernel worker: {e}"))?;
+        let handle = Handle::default();
+        let d = Daemon {
+            cfg,
+            auth,
+            members,
+            start,
+            socks,
+            peer_addrs,
+            decls: BTreeMap::new(),
+            jobs,
+            done_tx,
+            done_rx,
+            pending: BTreeMap::new(),
+            next_directive: 1,
+            handled: HashMap::new(),
+            not_yet: Vec::new(),
+            last_solicit: HashMap::new(),
+            status: Status::default(),
+            handle: handle.clone(),
+            last_counters_log: Duration::ZERO,
+            logged_counters: 0,
+            last_alarm_log: HashMap::new(),
+        };
+        Ok((d, handle))
+    }
+
+    /// The local addresses of the sockets (to learn ephemeral ports in tests).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.socks
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Runs until `shutdown` completes (`Ok`) or this node learns that the cluster declared
+    /// it down (`Err`: restart with a newer incarnation).
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) -> Result<(), String> {
+        crate::log!(
+            INFO,
+            "node {} of cluster {}, incarnation {}, listening on {:?}",
+            self.cfg.node_id,
+            self.cfg.cluster_id,
+            self.auth.incarnation(),
+            self.local_addrs()
+        );
+        self.install_declarations();
+        for to in self.peer_ids() {
+            self.send_declaration(to, true);
+        }
+        let tick = (self.cfg.interval / 4).max(Duration::from_millis(1));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let socks = std::mem::take(&mut self.socks);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        tokio::pin!(shutdown);
+        let mut control_open = true;
+        loop {
+            let recv = std::future::poll_fn(|cx| {
+                for s in &socks {
+                    let mut rb = ReadBuf::new(&mut buf);
+                    if let Poll::Ready(r) = s.poll_recv_from(cx, &mut rb) {
+                        return Poll::Ready(r.map(|from| (rb.filled().len(), from)));
+                    }
+                }
+                Poll::Pending
+            });
+            tokio::select! {
+                _ = &mut shutdown => break,
+                r = recv => match r {
+                    Ok((n, from)) => {
+                        let data = buf[..n].to_vec();
+                        self.on_datagram(&socks, &data, from);
+                    }
+                    Err(e) => crate::log!(WARNING, "receive: {e}"),
+                },
+                _ = ticker.tick() => self.on_tick(&socks),
+                Some(done) = self.done_rx.recv() => self.on_done(&socks, done),
+                c = control.recv(), if control_open => match c {
+                    Some(Control::Keys(keys, id)) => match self.auth.set_keys(keys, id) {
+                        Ok(()) => crate::log!(NOTICE, "keys reloaded, sending with key id {id}"),
+                        Err(e) => crate::log!(ERR, "keys not reloaded: {e}"),
+                    },
+                    None => control_open = false,
+                },
+            }
+            self.publish();
+            if self.members.self_down() {
+                return Err(format!(
+                    "the cluster declared this node (incarnation {}) down",
+                    self.auth.incarnation()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn peer_ids(&self) -> Vec<u32> {
+        self.peer_addrs.keys().copied().collect()
+    }
+
+    fn publish(&mut self) {
+        let now = self.now();
+        self.status.auth = self.auth.counters().clone();
+        self.status.split_brain = self.members.split_brain();
+        self.status.view = self.members.view(now);
+        self.status.quorum = self.members.has_quorum(now);
+        self.status.lease = self.members.lease_ok(now);
+        self.status.self_down = self.members.self_down();
+        self.status.declarations = std::iter::once(self.cfg.node_id)
+            .chain(self.decls.keys().copied())
+            .collect();
+        *self.handle.0.lock().unwrap() = self.status.clone();
+    }
+
+    fn send(&mut self, socks: &[UdpSocket], to: u32, body: &Body) {
+        let Some(addrs) = self.peer_addrs.get(&to).cloned() else {
+            return;
+        };
+        for addr in addrs {
+            let Some(sock) = socks
+                .iter()
+                .find(|s| s.local_addr().is_ok_and(|l| l.is_ipv4() == addr.is_ipv4()))
+            else {
+                continue;
+            };
+            match self.auth.seal(to, body) {
+                Ok(bytes) => {
+                    if let Err(e) = sock.try_send_to(&bytes, addr) {
+                        crate::log!(DEBUG, "send to node {to} at {addr}: {e}");
+                    }
+                }
+                Err(e) => crate::log!(ERR, "cannot encode a message for node {to}: {e}"),
+            }
+        }
+    }
+
+    fn broadcast(&mut self, socks: &[UdpSocket], body: &Body) {
+        for to in self.peer_ids() {
+            self.send(socks, to, body);
+        }
+    }
+
+    /// Sends this node's declaration to `to`; with `solicit`, asks for `to`'s. Only before
+    /// [`Daemon::run`] takes the sockets.
+    fn send_declaration(&mut self, to: u32, solicit: bool) {
+        let body = Body::Declaration {
+            solicit,
+            version: DECL_VERSION,
+            decl: Box::new(self.cfg.declaration),
+        };
+        let socks = std::mem::take(&mut self.socks);
+        self.send(&socks, to, &body);
+        self.socks = socks;
+    }
+
+    fn install_declarations(&mut self) {
+        let mut all = vec![self.cfg.declaration];
+        all.extend(self.decls.values().map(|p| p.decl));
+        let _ = self.jobs.send(Job::SetDeclarations(all));
+    }
+
+    fn on_datagram(&mut self, socks: &[UdpSocket], data: &[u8], src: SocketAddr) {
+        let now = self.now();
+        let o = match self.auth.open(data, src.ip()) {
+            Ok(o) => o,
+            Err(r) => {
+                // Counted; logged in sum once a minute (a flood must not flood the journal).
+                crate::log!(DEBUG, "dropped a datagram from {src}: {}", r.name());
+                return;
+            }
+        };
+        let (from, inc) = (o.header.from, o.header.incarnation);
+        match self.members.admit(from, inc, now) {
+            Admit::Accept => {}
+            _ => {
+                self.handle_events(socks);
+                return;
+            }
+        }
+        match o.body {
+            Body::Declaration {
+                solicit,
+                version,
+                decl,
+            } => {
+                self.on_declaration(from, inc, version, *decl);
+                if solicit {
+                    self.send(
+                        socks,
+                        from,
+                        &Body::Declaration {
+                            solicit: false,
+                            version: DECL_VERSION,
+                            decl: Box::new(self.cfg.declaration),
+                        },
+                    );
+                }
+            }
+            Body::Heartbeat(hb) => {
+                self.members.on_view(from, &hb.view, now);
+                let current = self
+                    .decls
+                    .get(&from)
+                    .is_some_and(|p| p.incarnation == inc && p.version == hb.decl_version);
+                let recently = self
+                    .last_solicit
+                    .get(&from)
+                    .is_some_and(|t| now.saturating_sub(*t) < self.cfg.interval * self.cfg.missed);
+                if !current && hb.decl_version != 0 && !recently {
+                    self.last_solicit.insert(from, now);
+                    self.send(
+                        socks,
+                        from,
+                        &Body::Declaration {
+                            solicit: true,
+                            version: DECL_VERSION,
+                            decl: Box::new(self.cfg.declaration),
+                        },
+                    );
+                }
+            }
+            Body::NodeDown(nd) => self.members.on_node_down(from, &nd, now),
+            Body::Directive(d) => self.on_directive(socks, (from, inc, d.id), d.req),
+            Body::Ack(a) => {
+                if let Some(p) = self.pending.remove(&a.id) {
+                    self.status.acks_received += 1;
+                    crate::log!(
+                        INFO,
+                        "directive {} for a connection of node {}: node {} answers {:?}",
+                        a.id,
+                        p.req.node,
+                        from,
+                        a.result
+                    );
+                }
+            }
+        }
+        self.handle_events(socks);
+    }
+
+    fn on_declaration(&mut self, from: u32, inc: u64, version: u32, decl: Declaration) {
+        if decl.node_id != from {
+            crate::log!(
+                WARNING,
+                "node {from} sent a declaration for node {}: ignored",
+                decl.node_id
+            );
+            return;
+        }
+        if self
+            .decls
+            .get(&from)
+            .is_some_and(|p| p.incarnation == inc && p.version == version && p.decl == decl)
+        {
+            return;
+        }
+        let others = std::iter::once(&self.cfg.declaration)
+            .chain(
+                self.decls
+                    .iter()
+                    .filter(|(&n, _)| n != from)
+                    .map(|(_, p)| &p.decl),
+            )
+            .collect::<Vec<_>>();
+        if let Err(e) = check_insert(&decl, others.into_iter()) {
+            crate::log!(
+                ERR,
+                "the declaration of node {from} conflicts with the cluster's: {}",
+                e.text()
+            );
+            return;
+        }
+        crate::log!(INFO, "declaration of node {from} (incarnation {inc})");
+        self.decls.insert(
+            from,
+            PeerDecl {
+                incarnation: inc,
+                version,
+                decl,
+            },
+        );
+        self.install_declarations();
+    }
+
+    fn on_directive(&mut self, socks: &[UdpSocket], key: DirKey, req: DirectiveRequest) {
+        let now = self.now();
+        match self.handled.get(&key) {
+            Some(Handled {
+                result: Some(r), ..
+            }) => {
+                let r = *r;
+                self.send(
+                    socks,
+                    key.0,
+                    &Body::Ack(Ack {
+                        id: key.2,
+                        result: r,
+                    }),
+                );
+            }
+            Some(_) => {}
+            None => {
+                self.handled.insert(
+                    key,
+                    Handled {
+                        result: None,
+                        first: now,
+                    },
+                );
+                self.status.directives_applied += 1;
+                let _ = self.jobs.send(Job::Directive(key, req));
+            }
+        }
+    }
+
+    fn send_directive(&mut self, socks: &[UdpSocket], to: u32, req: DirectiveRequest) {
+        let id = self.next_directive;
+        self.next_directive += 1;
+        self.status.directives_sent += 1;
+        self.send(socks, to, &Body::Directive(Directive { id, req }));
+        let next_at = self.now() + self.cfg.directive_retry;
+        self.pending.insert(
+            id,
+            Pending {
+                to,
+                req,
+                sent: 1,
+                next_at,
+            },
+        );
+    }
+
+    fn on_done(&mut self, socks: &[UdpSocket], done: Done) {
+        match done {
+            Done::Takeover(node, Ok(r)) => {
+                crate::log!(
+                    NOTICE,
+                    "took over node {node}: {} connections, {} directed to other peers",
+                    r.taken,
+                    r.directives.len()
+                );
+                for d in r.directives {
+                    let req = DirectiveRequest {
+                        node,
+                        key: d.key,
+                        park_ms: self.cfg.park_ms,
+                    };
+                    self.send_directive(socks, d.next, req);
+                }
+            }
+            Done::Takeover(node, Err(e)) => {
+                crate::log!(ERR, "takeover of node {node} failed: {e}");
+            }
+            Done::Directive(key, req, r) => {
+                let now = self.now();
+                let result = match r {
+                    Ok(DirectiveResult::Taken { .. }) => AckResult::Taken,
+                    Ok(DirectiveResult::PassOn { next }) => {
+                        self.send_directive(socks, next, req);
+                        AckResult::PassedOn
+                    }
+                    Ok(DirectiveResult::Reset) => AckResult::Reset,
+                    Ok(DirectiveResult::Failed) => AckResult::Failed,
+                    Err(KernelError::NotYet)
+                        if self.handled.get(&key).is_some_and(|h| {
+                            now.saturating_sub(h.first) < DIRECTIVE_NOT_YET_FOR
+                        }) =>
+                    {
+                        self.not_yet.push((now + DIRECTIVE_NOT_YET_RETRY, key, req));
+                        return;
+                    }
+                    Err(e) => {
+                        crate::log!(ERR, "directive from node {}: {e}", key.0);
+                        AckResult::Failed
+                    }
+                };
+                if let Some(h) = self.handled.get_mut(&key) {
+                    h.result = Some(result);
+                }
+                self.send(socks, key.0, &Body::Ack(Ack { id: key.2, result }));
+            }
+            Done::Fence(node, ok) => {
+                let now = self.now();
+                self.members.fence_done(node, ok, now);
+                self.handle_events(socks);
+            }
+            Done::Failed(what, e) => crate::log!(ERR, "{what}: {e}"),
+        }
+    }
+
+    fn on_tick(&mut self, socks: &[UdpSocket]) {
+        let now = self.now();
+        self.members.tick(now);
+        self.handle_events(socks);
+        if self.members.heartbeat_due(now) {
+            let lease = self.members.lease_ok(now);
+            if lease {
+                let valid = self.cfg.interval * self.cfg.missed;
+                let _ = self.jobs.send(Job::RenewLease(valid, Instant::now()));
+            }
+            let flags = if self.members.has_quorum(now) {
+                HB_QUORUM
+            } else {
+                0
+            } | if lease { HB_LEASE } else { 0 };
+            let hb = Body::Heartbeat(Heartbeat {
+                flags,
+                decl_version: DECL_VERSION,
+                view: self.members.view(now),
+            });
+            self.broadcast(socks, &hb);
+        }
+        // Directives: retransmit the unacknowledged, retry those the kernel was not ready for.
+        let due: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.next_at <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let p = self.pending.get_mut(&id).unwrap();
+            if p.sent >= self.cfg.directive_retries {
+                let p = self.pending.remove(&id).unwrap();
+                crate::log!(
+                    ERR,
+                    "directive {id} to node {} unacknowledged after {} tries: given up",
+                    p.to,
+                    p.sent
+                );
+                continue;
+            }
+            p.sent += 1;
+            p.next_at = now + self.cfg.directive_retry;
+            let (to, req) = (p.to, p.req);
+            self.send(socks, to, &Body::Directive(Directive { id, req }));
+        }
+        let (retry, keep): (Vec<_>, Vec<_>) =
+            self.not_yet.drain(..).partition(|(at, _, _)| *at <= now);
+        self.not_yet = keep;
+        for (_, key, req) in retry {
+            let _ = self.jobs.send(Job::Directive(key, req));
+        }
+        self.handled
+            .retain(|_, h| h.result.is_none() || now.saturating_sub(h.first) < HANDLED_KEEP);
+        // Drop counters, at most once a minute when they changed.
+        let dropped = self.auth.counters().total_dropped() + self.members.split_brain();
+        if dropped != self.logged_counters
+            && now.saturating_sub(self.last_counters_log) >= Duration::from_secs(60)
+        {
+            self.logged_counters = dropped;
+            self.last_counters_log = now;
+            let c = self.auth.counters();
+            let list: Vec<String> = DropReason::ALL
+                .iter()
+                .filter(|r| c.get(**r) > 0)
+                .map(|r| format!("{} {}", r.name(), c.get(*r)))
+                .collect();
+            crate::log!(
+                WARNING,
+                "dropped datagrams: {}; split-brain alarms {}",
+                list.join(", "),
+                self.members.split_brain()
+            );
+        }
+    }
+
+    fn handle_events(&mut self, socks: &[UdpSocket]) {
+        for e in self.members.take_events() {
+            match e {
+                Event::Joined { node, incarnation } => {
+                    crate::log!(INFO, "node {node} joined (incarnation {incarnation})");
+                    if self
+                        .decls
+                        .get(&node)
+                        .is_none_or(|p| p.incarnation != incarnation)
+                    {
+                        self.last_solicit.insert(node, self.now());
+                        self.send(
+                            socks,
+                            node,
+                            &Body::Declaration {
+                                solicit: true,
+                                version: DECL_VERSION,
+                                decl: Box::new(self.cfg.declaration),
+                            },
+                        );
+                    }
+                }
+                Event::Rejoined { node, incarnation } => {
+                    crate::log!(
+                        NOTICE,
+                        "node {node} declared down earlier rejoined (incarnation {incarnation})"
+                    );
+                    self.send(
+                        socks,
+                        node,
+                        &Body::Declaration {
+                            solicit: true,
+                            version: DECL_VERSION,
+                            decl: Box::new(self.cfg.declaration),
+                        },
+                    );
+                }
+                Event::Suspect { node, incarnation } => {
+                    crate::log!(WARNING, "node {node} suspected down");
+                    let body = Body::NodeDown(NodeDown {
+                        node,
+                        incarnation,
+                        verdict: false,
+                    });
+                    self.broadcast(socks, &body);
+                }
+                Event::Cleared { node } => {
+                    crate::log!(INFO, "node {node} heard again")
+                }
+                Event::Verdict { node, incarnation } => {
+                    crate::log!(
+                        NOTICE,
+                        "verdict: node {node} (incarnation {incarnation}) is down"
+                    );
+                    let body = Body::NodeDown(NodeDown {
+                        node,
+                        incarnation,
+                        verdict: true,
+                    });
+                    self.broadcast(socks, &body);
+                }
+                Event::Adopted {
+                    node,
+                    incarnation,
+                    from,
+                } => crate::log!(
+                    NOTICE,
+                    "node {from}'s verdict: node {node} (incarnation {incarnation}) is down"
+                ),
+                Event::Fence { node, incarnation } => self.fence(node, incarnation),
+                Event::FenceFailed { node } => {
+                    crate::log!(ERR, "fencing node {node} failed")
+                }
+                Event::Takeover { node, .. } => {
+                    self.status.takeovers.push(node);
+                    if self.decls.contains_key(&node) {
+                        let _ = self.jobs.send(Job::Takeover(node));
+                    } else {
+                        crate::log!(
+                            NOTICE,
+                            "node {node} is down, and declared nothing here: nothing to take over"
+                        );
+                    }
+                }
+                Event::QuorumLost => {
+                    crate::log!(WARNING, "quorum lost: the lease is no longer renewed")
+                }
+                Event::QuorumRegained => crate::log!(NOTICE, "quorum"),
+                Event::SplitBrain { node, incarnation } => {
+                    // Every message of a zombie is counted; a line every 10 s is enough.
+                    let now = self.now();
+                    let last = self.last_alarm_log.get(&node).copied();
+                    if last.is_none_or(|t| now.saturating_sub(t) >= Duration::from_secs(10)) {
+                        self.last_alarm_log.insert(node, now);
+                        crate::log!(
+                            WARNING,
+                            "split-brain alarm: node {node} (incarnation {incarnation}) was declared down and still sends ({} messages so far)",
+                            self.members.split_brain()
+                        );
+                    }
+                }
+                Event::SelfDeclaredDown { by } => crate::log!(
+                    ERR,
+                    "node {by} reports this node declared down: the lease is no longer renewed"
+                ),
+            }
+        }
+    }
+
+    fn fence(&mut self, node: u32, incarnation: u64) {
+        let Some(f) = self.cfg.fence.clone() else {
+            return;
+        };
+        let argv: Vec<String> = f
+            .argv
+            .iter()
+            .map(|a| {
+                a.replace("{node}", &node.to_string())
+                    .replace("{incarnation}", &incarnation.to_string())
+            })
+            .collect();
+        crate::log!(NOTICE, "fencing node {node}: {}", argv.join(" "));
+        let done = self.done_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("permtcpd-fence".into())
+            .spawn(move || {
+                let ok = run_fence(argv, f.timeout);
+                let _ = done.send(Done::Fence(node, ok));
+            });
+        if spawned.is_err() {
+            let _ = self.done_tx.send(Done::Fence(node, false));
+        }
+    }
+}

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the daemon asks of the local permtcp module, as a trait.
+//!
+//! The netlink implementation (DECL_GET/ADD/DEL, TAKEOVER, DIRECTIVE, and the lease once the
+//! module has one) will share permctl's netlink client once that is a library; until then the
+//! daemon runs against [`Kernel`] implementations such as the recording [`FakeKernel`] of the
+//! tests. Calls are made from one worker thread, in order, so they may block.
+
+use permtcp_logic::decl::Declaration;
+use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A failed kernel request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelError {
+    /// The failed node is not taken over here yet (`EAGAIN`): try the directive again soon.
+    NotYet,
+    /// Anything else, explained.
+    Other(String),
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelError::NotYet => f.write_str("the failed node is not taken over here yet"),
+            KernelError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What a takeover did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TakeoverResult {
+    /// Connections taken over.
+    pub taken: u32,
+    /// Connections this node could not take over, each with the next peer to direct it to.
+    pub directives: Vec<DirectiveInfo>,
+}
+
+/// What became of a directive here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectiveResult {
+    /// Taken over (`parked`: waiting for a listener).
+    Taken {
+        /// Waiting for a listener.
+        parked: bool,
+    },
+    /// Not ready here: direct it to `next`.
+    PassOn {
+        /// The next peer.
+        next: u32,
+    },
+    /// No peer can take it: reset.
+    Reset,
+    /// Rebuilding it failed.
+    Failed,
+}
+
+/// The local module's operations.
+pub trait Kernel: Send + Sync + 'static {
+    /// Makes the kernel's declarations exactly `decls` (one of them local).
+    fn set_declarations(&self, decls: &[Declaration]) -> Result<(), KernelError>;
+    /// Takes over the connections of failed node `node` the policy gives this node.
+    fn takeover(&self, node: u32, park_ms: Option<u32>) -> Result<TakeoverResult, KernelError>;
+    /// Applies a fail-over directive from a peer.
+    fn directive(&self, req: &DirectiveRequest) -> Result<DirectiveResult, KernelError>;
+    /// Renews this node's lease for `valid_for` from now.
+    fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError>;
+}
+
+/// One call made to a [`FakeKernel`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `set_declarations`, with the node ids (the local one first).
+    SetDeclarations(Vec<u32>),
+    /// `takeover` of a node.
+    Takeover(u32),
+    /// `directive` for a failed node's connection.
+    Directive(DirectiveRequest),
+}
+
+/// A test double that records calls and answers as scripted; not the kernel.
+#[derive(Clone, Default)]
+pub struct FakeKernel {
+    inner: Arc<Mutex<FakeState>>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    calls: Vec<Call>,
+    decls: Vec<Declaration>,
+    leases: u64,
+    takeover_directives: Vec<DirectiveInfo>,
+    directive_result: Option<DirectiveResult>,
+    not_yet: u32,
+}
+
+impl FakeKernel {
+    /// A fake whose takeovers direct nothing and whose directives are taken.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every takeover answers with these directives.
+    pub fn with_takeover_directives(self, d: Vec<DirectiveInfo>) -> Self {
+        self.inner.lock().unwrap().takeover_directives = d;
+        self
+    }
+
+    /// Directives answer `r` (default: taken), after `not_yet` answers of [`KernelError::NotYet`].
+    pub fn with_directive_result(self, r: DirectiveResult, not_yet: u32) -> Self {
+        let mut s = self.inner.lock().unwrap();
+        s.directive_result = Some(r);
+        s.not_yet = not_yet;
+        drop(s);
+        self
+    }
+
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().unwrap().calls.clone()
+    }
+
+    /// The declarations last set.
+    pub fn declarations(&self) -> Vec<Declaration> {
+        self.inner.lock().unwrap().decls.clone()
+    }
+
+    /// Lease renewals so far.
+    pub fn leases(&self) -> u64 {
+        self.inner.lock().unwrap().leases
+    }
+
+    /// Takeovers of `node` so far.
+    pub fn takeovers_of(&self, node: u32) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| **c == Call::Takeover(node))
+            .count()
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn set_declarations(&self, decls: &[Declaration]) -> Result<(), KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::SetDeclarations(
+            decls.iter().map(|d| d.node_id).collect(),
+        ));
+        s.decls = decls.to_vec();
+        Ok(())
+    }
+
+    fn takeover(&self, node: u32, _park_ms: Option<u32>) -> Result<TakeoverResult, KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::Takeover(node));
+        Ok(TakeoverResult {
+            taken: 0,
+            directives: s.takeover_directives.clone(),
+        })
+    }
+
+    fn directive(&self, req: &DirectiveRequest) -> Result<DirectiveResult, KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::Directive(*req));
+        if s.not_yet > 0 {
+            s.not_yet -= 1;
+            return Err(KernelError::NotYet);
+        }
+        Ok(s.directive_result
+            .unwrap_or(DirectiveResult::Taken { parked: false }))
+    }
+
+    fn renew_lease(&self, _valid_for: Duration) -> Result<(), KernelError> {
+        self.inner.lock().unwrap().leases += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,1043 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Membership: who is alive, who is suspected, and when the cluster declares a node down.
+//!
+//! Pure and deterministic: time is passed in (`now`, a [`Duration`] since an arbitrary
+//! origin), and every decision is returned as an [`Event`] for the daemon to carry out.
+//!
+//! Rules (see `Documentation/cluster.rst`):
+//!
+//! - A peer is *suspected* when nothing authenticated came from it for the dead time
+//!   (`interval * missed`); a peer not heard since this node started gets that long too.
+//! - Peers vote through their heartbeat views (a node listed `Suspect` or `Down`) and through
+//!   immediate `NodeDown` votes. A node reaches a *verdict* on N when it has quorum and a
+//!   majority of the declared nodes (N included in the count, N's own voice never) vote N
+//!   down: this node if it suspects N, plus every live, unsuspected peer whose latest view
+//!   does. A verdict heard from a live peer is adopted.
+//! - Two-node clusters have no majority without the dead node: a verdict comes only from a
+//!   configured fence command that succeeded; without one, never.
+//! - Quorum: a majority of the declared nodes heard and unsuspected, this node included.
+//!   The lease is renewed only with quorum (in two-node clusters: only while the peer is
+//!   alive or fenced), and never after this node learnt it was declared down.
+//! - A node declared down stays down for that incarnation: its messages are counted as a
+//!   split-brain alarm and otherwise ignored; it comes back only with a newer incarnation.
+
+use crate::wire::{NodeDown, NodeState, ViewEntry};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The membership's fixed parameters.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// This node.
+    pub self_id: u32,
+    /// This node's incarnation.
+    pub incarnation: u64,
+    /// The other declared nodes.
+    pub peers: Vec<u32>,
+    /// Heartbeat interval.
+    pub interval: Duration,
+    /// Heartbeats missed before a peer is suspected.
+    pub missed: u32,
+    /// Whether a fence command is configured.
+    pub fence: bool,
+}
+
+impl Params {
+    /// Time without a message after which a peer is suspected.
+    pub fn dead_time(&self) -> Duration {
+        self.interval * self.missed
+    }
+
+    /// Declared nodes, this one included.
+    pub fn declared(&self) -> usize {
+        self.peers.len() + 1
+    }
+
+    /// A majority of the declared nodes.
+    pub fn majority(&self) -> usize {
+        self.declared() / 2 + 1
+    }
+
+    /// Whether this is a two-node cluster (verdicts only through fencing).
+    pub fn two_node(&self) -> bool {
+        self.declared() == 2
+    }
+
+    /// Votes a verdict needs (`None`: no verdict is ever reached).
+    pub fn votes_needed(&self) -> Option<usize> {
+        match (self.two_node(), self.fence) {
+            (true, true) => Some(1),
+            (true, false) => None,
+            (false, _) => Some(self.majority()),
+        }
+    }
+
+    /// Nodes, this one included, that must be alive for quorum.
+    pub fn quorum(&self) -> usize {
+        if self.two_node() {
+            1
+        } else {
+            self.majority()
+        }
+    }
+}
+
+/// What the daemon has to do or report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A peer was heard for the first time, or with a newer incarnation (daemon restart).
+    Joined {
+        /// The node.
+        node: u32,
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// A node declared down came back with a newer incarnation.
+    Rejoined {
+        /// The node.
+        node: u32,
+        /// Its new incarnation.
+        incarnation: u64,
+    },
+    /// This node started suspecting `node`: send the vote to every peer.
+    Suspect {
+        /// The node.
+        node: u32,
+        /// Its incarnation as known here.
+        incarnation: u64,
+    },
+    /// A suspected node was heard again before a verdict.
+    Cleared {
+        /// The node.
+        node: u32,
+    },
+    /// This node reached a verdict: send it to every peer.
+    Verdict {
+        /// The node declared down.
+        node: u32,
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// A peer's verdict was adopted.
+    Adopted {
+        /// The node declared down.
+        node: u32,
+        /// Its incarnation.
+        incarnation: u64,
+        /// The peer whose verdict it was.
+        from: u32,
+    },
+    /// Run the fence command for `node`, then report with [`Membership::fence_done`].
+    Fence {
+        /// The node.
+        node: u32,
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// The fence command failed.
+    FenceFailed {
+        /// The node.
+        node: u32,
+    },
+    /// Take over `node` (exactly once per declared-down incarnation).
+    Takeover {
+        /// The node.
+        node: u32,
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// This node lost quorum.
+    QuorumLost,
+    /// This node has quorum again.
+    QuorumRegained,
+    /// A message came from a node declared down, in the incarnation declared down.
+    SplitBrain {
+        /// The node.
+        node: u32,
+        /// Its incarnation.
+        incarnation: u64,
+    },
+    /// A live peer reports this node, in this incarnation, declared down.
+    SelfDeclaredDown {
+        /// The peer.
+        by: u32,
+    },
+}
+
+/// A peer's stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// A member: alive, suspected, or not heard yet.
+    Member,
+    /// Two-node cluster: suspected, the fence command runs (or runs again at `retry`).
+    Fencing {
+        /// When the next attempt is due, after a failure.
+        retry: Option<Duration>,
+    },
+    /// Declared down in its current incarnation.
+    Down {
+        /// The fence command runs; the takeover waits for it.
+        fence_pending: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    incarnation: u64,
+    last_seen: Duration,
+    heard: bool,
+    stage: Stage,
+    /// Its latest view: node -> (incarnation, state).
+    view: BTreeMap<u32, (u64, NodeState)>,
+    vote_sent: bool,
+}
+
+/// Whether an authenticated message is let through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Process it.
+    Accept,
+    /// From a node declared down in this incarnation: counted, ignored.
+    Zombie,
+    /// From an older incarnation than known.
+    Stale,
+    /// From a node that is not a declared peer.
+    Unknown,
+}
+
+/// One node's membership state.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    p: Params,
+    peers: BTreeMap<u32, Peer>,
+    next_heartbeat: Duration,
+    quorum: bool,
+    self_down: bool,
+    events: Vec<Event>,
+    split_brain: u64,
+}
+
+impl Membership {
+    /// Starts at `now`: no peer heard yet, each gets the dead time before suspicion.
+    pub fn new(p: Params, now: Duration) -> Self {
+        let peers = p
+            .peers
+            .iter()
+            .map(|&n| {
+                (
+                    n,
+                    Peer {
+                        incarnation: 0,
+                        last_seen: now,
+                        heard: false,
+                        stage: Stage::Member,
+                        view: BTreeMap::new(),
+                        vote_sent: false,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            p,
+            peers,
+            next_heartbeat: now,
+            quorum: false,
+            self_down: false,
+            events: Vec::new(),
+            split_brain: 0,
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.p
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Messages counted from nodes already declared down.
+    pub fn split_brain(&self) -> u64 {
+        self.split_brain
+    }
+
+    /// A peer's stage and incarnation.
+    pub fn peer(&self, node: u32) -> Option<(Stage, u64)> {
+        self.peers.get(&node).map(|p| (p.stage, p.incarnation))
+    }
+
+    fn suspected(&self, p: &Peer, now: Duration) -> bool {
+        now.saturating_sub(p.last_seen) >= self.p.dead_time()
+    }
+
+    fn live(&self, p: &Peer, now: Duration) -> bool {
+        p.stage == Stage::Member && p.heard && !self.suspected(p, now)
+    }
+
+    /// Whether a heartbeat is due; if so, schedules the next one.
+    pub fn heartbeat_due(&mut self, now: Duration) -> bool {
+        if now < self.next_heartbeat {
+            return false;
+        }
+        self.next_heartbeat += self.p.interval;
+        if self.next_heartbeat <= now {
+            // Late (a stalled process): no burst of catch-up heartbeats.
+            self.next_heartbeat = now + self.p.interval;
+        }
+        true
+    }
+
+    /// Lets an authenticated message from `from` in `incarnation` through, or not.
+    pub fn admit(&mut self, from: u32, incarnation: u64, now: Duration) -> Admit {
+        let Some(p) = self.peers.get_mut(&from) else {
+            return Admit::Unknown;
+        };
+        if incarnation < p.incarnation {
+            return Admit::Stale;
+        }
+        if let Stage::Down { .. } = p.stage {
+            if incarnation == p.incarnation {
+                self.split_brain += 1;
+                self.events.push(Event::SplitBrain {
+                    node: from,
+                    incarnation,
+                });
+                return Admit::Zombie;
+            }
+            p.stage = Stage::Member;
+            p.view.clear();
+            p.vote_sent = false;
+            p.incarnation = incarnation;
+            self.events.push(Event::Rejoined {
+                node: from,
+                incarnation,
+            });
+        } else if let Stage::Fencing { retry: Some(_) } = p.stage {
+            // Two-node cluster, the fence failed and the peer is heard again: no verdict.
+            p.stage = Stage::Member;
+            p.vote_sent = false;
+            self.events.push(Event::Cleared { node: from });
+            if incarnation > p.incarnation {
+                p.incarnation = incarnation;
+                p.view.clear();
+            }
+        } else if incarnation > p.incarnation || !p.heard {
+            p.incarnation = incarnation;
+            p.view.clear();
+            self.events.push(Event::Joined {
+                node: from,
+                incarnation,
+            });
+        }
+        p.heard = true;
+        p.last_seen = now;
+        self.evaluate(now);
+        Admit::Accept
+    }
+
+    /// A heartbeat's view from an admitted peer.
+    pub fn on_view(&mut self, from: u32, view: &[ViewEntry], now: Duration) {
+        let Some(p) = self.peers.get_mut(&from) else {
+            return;
+        };
+        p.view = view
+            .iter()
+            .map(|e| (e.node, (e.incarnation, e.state)))
+            .collect();
+        for e in view {
+            if e.state == NodeState::Down {
+                self.verdict_heard(from, e.node, e.incarnation, now);
+            }
+        }
+        self.evaluate(now);
+    }
+
+    /// A `NodeDown` vote or verdict from an admitted peer.
+    pub fn on_node_down(&mut self, from: u32, nd: &NodeDown, now: Duration) {
+        if let Some(p) = self.peers.get_mut(&from) {
+            let state = if nd.verdict {
+                NodeState::Down
+            } else {
+                NodeState::Suspect
+            };
+            p.view.insert(nd.node, (nd.incarnation, state));
+        }
+        if nd.verdict {
+            self.verdict_heard(from, nd.node, nd.incarnation, now);
+        }
+        self.evaluate(now);
+    }
+
+    fn verdict_heard(&mut self, from: u32, node: u32, incarnation: u64, now: Duration) {
+        if node == self.p.self_id {
+            if incarnation == self.p.incarnation && !self.self_down {
+                self.self_down = true;
+                self.events.push(Event::SelfDeclaredDown { by: from });
+            }
+            return;
+        }
+        if self.p.two_node() || node == from {
+            return;
+        }
+        let from_live = self.peers.get(&from).is_some_and(|p| self.live(p, now));
+        let Some(t) = self.peers.get_mut(&node) else {
+            return;
+        };
+        if !from_live || t.stage != Stage::Member || incarnation < t.incarnation {
+            return;
+        }
+        t.incarnation = incarnation;
+        self.events.push(Event::Adopted {
+            node,
+            incarnation,
+            from,
+        });
+        self.declare_down(node);
+    }
+
+    /// Marks `node` down and asks for the fence or the takeover.
+    fn declare_down(&mut self, node: u32) {
+        let fence = self.p.fence;
+        let Some(t) = self.peers.get_mut(&node) else {
+            return;
+        };
+        t.stage = Stage::Down {
+            fence_pending: fence,
+        };
+        let incarnation = t.incarnation;
+        self.events.push(if fence {
+            Event::Fence { node, incarnation }
+        } else {
+            Event::Takeover { node, incarnation }
+        });
+    }
+
+    /// The outcome of a fence command asked for by [`Event::Fence`].
+    pub fn fence_done(&mut self, node: u32, ok: bool, now: Duration) {
+        let dead = self.p.dead_time();
+        let heard_lately = self
+            .peers
+            .get(&node)
+            .is_some_and(|p| p.heard && !self.suspected(p, now));
+        let Some(t) = self.peers.get_mut(&node) else {
+            return;
+        };
+        let incarnation = t.incarnation;
+        match t.stage {
+            Stage::Down {
+                fence_pending: true,
+            } => {
+                // Majority verdict: the fence is extra; the takeover goes on either way.
+                if !ok {
+                    self.events.push(Event::FenceFailed { node });
+                }
+                t.stage = Stage::Down {
+                    fence_pending: false,
+                };
+                self.events.push(Event::Takeover { node, incarnation });
+            }
+            Stage::Fencing { .. } if ok => {
+                t.stage = Stage::Down {
+                    fence_pending: false,
+                };
+                self.events.push(Event::Verdict { node, incarnation });
+                self.events.push(Event::Takeover { node, incarnation });
+            }
+            Stage::Fencing { .. } => {
+                self.events.push(Event::FenceFailed { node });
+                if heard_lately {
+                    t.stage = Stage::Member;
+                    t.vote_sent = false;
+                    self.events.push(Event::Cleared { node });
+                } else {
+                    t.stage = Stage::Fencing {
+                        retry: Some(now + dead),
+                    };
+                }
+            }
+            _ => {}
+        }
+        self.evaluate(now);
+    }
+
+    fn votes(&self, node: u32, now: Duration) -> usize {
+        let Some(t) = self.peers.get(&node) else {
+            return 0;
+        };
+        let own = usize::from(self.suspected(t, now));
+        let peers = self
+            .peers
+            .iter()
+            .filter(|(&n, p)| n != node && self.live(p, now))
+            .filter(|(_, p)| match p.view.get(&node) {
+                Some((_, NodeState::Suspect)) => true,
+                Some((inc, NodeState::Down)) => *inc >= t.incarnation,
+                _ => false,
+            })
+            .count();
+        own + peers
+    }
+
+    /// Nodes alive as seen here, this one included.
+    pub fn alive(&self, now: Duration) -> usize {
+        1 + self.peers.values().filter(|p| self.live(p, now)).count()
+    }
+
+    /// Whether this node has quorum.
+    pub fn has_quorum(&self, now: Duration) -> bool {
+        self.alive(now) >= self.p.quorum()
+    }
+
+    /// Whether this node may renew its lease.
+    pub fn lease_ok(&self, now: Duration) -> bool {
+        if self.self_down || !self.has_quorum(now) {
+            return false;
+        }
+        if self.p.two_node() && self.p.fence {
+            // The peer could fence us and take over: only while it is alive, or fenced.
+            return self.peers.values().all(|p| {
+                self.live(p, now)
+                    || p.stage
+                        == Stage::Down {
+                            fence_pending: false,
+                        }
+            });
+        }
+        true
+    }
+
+    /// Whether a live peer reported this node down.
+    pub fn self_down(&self) -> bool {
+        self.self_down
+    }
+
+    /// Advances time: suspicions, verdicts, fence retries, quorum changes.
+    pub fn tick(&mut self, now: Duration) {
+        self.evaluate(now);
+    }
+
+    fn evaluate(&mut self, now: Duration) {
+        let nodes: Vec<u32> = self.peers.keys().copied().collect();
+        for &n in &nodes {
+            let p = &self.peers[&n];
+            if p.stage != Stage::Member {
+                continue;
+            }
+            let suspected = self.suspected(p, now);
+            if suspected != p.vote_sent {
+                let incarnation = p.incarnation;
+                self.peers.get_mut(&n).unwrap().vote_sent = suspected;
+                self.events.push(if suspected {
+                    Event::Suspect {
+                        node: n,
+                        incarnation,
+                    }
+                } else {
+                    Event::Cleared { node: n }
+                });
+            }
+        }
+        let quorum = self.has_quorum(now);
+        if quorum != self.quorum {
+            self.quorum = quorum;
+            self.events.push(if quorum {
+                Event::QuorumRegained
+            } else {
+                Event::QuorumLost
+            });
+        }
+        if self.self_down {
+            return;
+        }
+        for &n in &nodes {
+            let p = &self.peers[&n];
+            match p.stage {
+                Stage::Member if quorum && self.suspected(p, now) => {
+                    let Some(needed) = self.p.votes_needed() else {
+                        continue;
+                    };
+                    if self.votes(n, now) < needed {
+                        continue;
+                    }
+                    let incarnation = p.incarnation;
+                    if self.p.two_node() {
+                        self.peers.get_mut(&n).unwrap().stage = Stage::Fencing { retry: None };
+                        self.events.push(Event::Fence {
+                            node: n,
+                            incarnation,
+                        });
+                    } else {
+                        self.events.push(Event::Verdict {
+                            node: n,
+                            incarnation,
+                        });
+                        self.declare_down(n);
+                    }
+                }
+                Stage::Fencing { retry: Some(at) } if now >= at => {
+                    let incarnation = p.incarnation;
+                    self.peers.get_mut(&n).unwrap().stage = Stage::Fencing { retry: None };
+                    self.events.push(Event::Fence {
+                        node: n,
+                        incarnation,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// This node's view for its heartbeats: itself and every peer.
+    pub fn view(&self, now: Duration) -> Vec<ViewEntry> {
+        let mut v = vec![ViewEntry {
+            node: self.p.self_id,
+            incarnation: self.p.incarnation,
+            state: NodeState::Alive,
+        }];
+        for (&node, p) in &self.peers {
+            let state = match p.stage {
+                Stage::Down { .. } => NodeState::Down,
+                Stage::Fencing { .. } => NodeState::Suspect,
+                Stage::Member if self.suspected(p, now) => NodeState::Suspect,
+                Stage::Member if p.heard => NodeState::Alive,
+                Stage::Member => NodeState::Unknown,
+            };
+            v.push(ViewEntry {
+                node,
+                incarnation: p.incarnation,
+                state,
+            });
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::NodeDown;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A simulated cluster: every node's membership, a shared clock, and a network that
+    /// delivers heartbeats and votes at once, except over cut links or from stopped nodes.
+    struct Sim {
+        nodes: BTreeMap<u32, Membership>,
+        now: Duration,
+        stopped: Vec<u32>,
+        cut: Vec<(u32, u32)>,
+        events: BTreeMap<u32, Vec<Event>>,
+        /// Fence outcome per fencing node, when a fence command is configured.
+        fence_ok: bool,
+        zombie_drops: u64,
+    }
+
+    fn params(id: u32, n: u32, inc: u64, fence: bool) -> Params {
+        Params {
+            self_id: id,
+            incarnation: inc,
+            peers: (1..=n).filter(|&p| p != id).collect(),
+            interval: 100 * MS,
+            missed: 3,
+            fence,
+        }
+    }
+
+    impl Sim {
+        fn new(n: u32, fence: bool) -> Self {
+            let nodes = (1..=n)
+                .map(|id| {
+                    (
+                        id,
+                        Membership::new(params(id, n, 10, fence), Duration::ZERO),
+                    )
+                })
+                .collect();
+            Sim {
+                nodes,
+                now: Duration::ZERO,
+                stopped: vec![],
+                cut: vec![],
+                events: BTreeMap::new(),
+                fence_ok: true,
+                zombie_drops: 0,
+            }
+        }
+
+        fn linked(&self, a: u32, b: u32) -> bool {
+            !self.cut.contains(&(a, b)) && !self.cut.contains(&(b, a))
+        }
+
+        fn inc(&self, id: u32) -> u64 {
+            self.nodes[&id].p.incarnation
+        }
+
+        /// Delivers one message's effect from `from` to `to`.
+        fn deliver(&mut self, from: u32, to: u32, what: &dyn Fn(&mut Membership, Duration)) {
+            if self.stopped.contains(&to) || !self.linked(from, to) {
+                return;
+            }
+            let inc = self.inc(from);
+            let now = self.now;
+            let m = self.nodes.get_mut(&to).unwrap();
+            match m.admit(from, inc, now) {
+                Admit::Accept => what(m, now),
+                Admit::Zombie => self.zombie_drops += 1,
+                _ => {}
+            }
+        }
+
+        /// Runs the daemons' reaction to events: votes and verdicts go out, fences succeed
+        /// or fail as configured.
+        fn drain(&mut self) {
+            loop {
+                let mut out = vec![];
+                for (&id, m) in self.nodes.iter_mut() {
+                    if self.stopped.contains(&id) {
+                        continue;
+                    }
+                    for e in m.take_events() {
+                        self.events.entry(id).or_default().push(e);
+                        out.push((id, e));
+                    }
+                }
+                if out.is_empty() {
+                    return;
+                }
+                for (id, e) in out {
+                    let peers: Vec<u32> = self.nodes.keys().copied().filter(|&p| p != id).collect();
+                    match e {
+                        Event::Suspect { node, incarnation }
+                        | Event::Verdict { node, incarnation } => {
+                            let nd = NodeDown {
+                                node,
+                                incarnation,
+                                verdict: matches!(e, Event::Verdict { .. }),
+                            };
+                            for p in peers {
+                                self.deliver(id, p, &|m, now| m.on_node_down(id, &nd, now));
+                            }
+                        }
+                        Event::Fence { node, .. } => {
+                            let ok = self.fence_ok;
+                            if ok {
+                                self.stopped.push(node);
+                            }
+                            let now = self.now;
+                            self.nodes.get_mut(&id).unwrap().fence_done(node, ok, now);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        /// Advances the clock by `d` in 10 ms steps, with heartbeats as scheduled.
+        fn run(&mut self, d: Duration) {
+            let end = self.now + d;
+            while self.now < end {
+                self.now += 10 * MS;
+                let ids: Vec<u32> = self.nodes.keys().copied().collect();
+                for &id in &ids {
+                    if self.stopped.contains(&id) {
+                        continue;
+                    }
+                    let now = self.now;
+                    let m = self.nodes.get_mut(&id).unwrap();
+                    m.tick(now);
+                    if m.heartbeat_due(now) {
+                        let view = m.view(now);
+                        for &p in ids.iter().filter(|&&p| p != id) {
+                            self.deliver(id, p, &|m, now| m.on_view(id, &view, now));
+                        }
+                    }
+                }
+                self.drain();
+            }
+        }
+
+        fn takeovers(&self, id: u32) -> Vec<u32> {
+            self.events
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| match e {
+                    Event::Takeover { node, .. } => Some(*node),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn first_takeover_at(&mut self, ids: &[u32], limit: Duration) -> Option<Duration> {
+            let start = self.now;
+            while self.now < start + limit {
+                self.run(10 * MS);
+                if ids.iter().all(|&i| !self.takeovers(i).is_empty()) {
+                    return Some(self.now - start);
+                }
+            }
+            None
+        }
+
+        fn lease(&self, id: u32) -> bool {
+            self.nodes[&id].lease_ok(self.now)
+        }
+    }
+
+    #[test]
+    fn parameters() {
+        let p = params(1, 3, 1, false);
+        assert_eq!((p.dead_time(), p.majority(), p.quorum()), (300 * MS, 2, 2));
+        assert_eq!(p.votes_needed(), Some(2));
+        let p = params(1, 2, 1, false);
+        assert_eq!((p.majority(), p.quorum(), p.votes_needed()), (2, 1, None));
+        assert_eq!(params(1, 2, 1, true).votes_needed(), Some(1));
+        assert_eq!(params(1, 5, 1, false).majority(), 3);
+        assert_eq!(params(1, 4, 1, false).majority(), 3);
+    }
+
+    #[test]
+    fn normal_operation() {
+        let mut s = Sim::new(3, false);
+        s.run(5000 * MS);
+        for id in 1..=3 {
+            assert!(s.takeovers(id).is_empty());
+            assert!(s.lease(id), "{id}");
+            let m = &s.nodes[&id];
+            assert!(m.view(s.now).iter().all(|e| e.state == NodeState::Alive));
+            assert_eq!(m.alive(s.now), 3);
+            let evs = &s.events[&id];
+            assert!(evs
+                .iter()
+                .all(|e| matches!(e, Event::Joined { .. } | Event::QuorumRegained)));
+        }
+    }
+
+    #[test]
+    fn no_lease_before_peers_are_heard() {
+        let mut s = Sim::new(3, false);
+        s.stopped = vec![2, 3];
+        s.run(1000 * MS);
+        assert!(!s.lease(1));
+        // Peers never heard are suspected, but one node alone reaches no verdict.
+        assert!(s.takeovers(1).is_empty());
+        assert_eq!(s.nodes[&1].view(s.now)[1].state, NodeState::Suspect);
+        // Within the grace period a node never heard is Unknown, not a vote.
+        let m = Membership::new(params(1, 3, 1, false), Duration::ZERO);
+        assert_eq!(m.view(100 * MS)[1].state, NodeState::Unknown);
+    }
+
+    #[test]
+    fn crash_detected_within_dead_time() {
+        let mut s = Sim::new(3, false);
+        s.run(1000 * MS);
+        s.stopped.push(3);
+        let t = s.first_takeover_at(&[1, 2], 2000 * MS).expect("verdict");
+        // Dead time 300 ms after the last heartbeat, which is at most one interval before.
+        assert!(t <= 300 * MS + 20 * MS, "{t:?}");
+        assert!(t >= 200 * MS, "{t:?}");
+        s.run(3000 * MS);
+        assert_eq!(s.takeovers(1), vec![3]);
+        assert_eq!(s.takeovers(2), vec![3]);
+        assert!(s.lease(1) && s.lease(2));
+        assert_eq!(
+            s.nodes[&1].peer(3),
+            Some((
+                Stage::Down {
+                    fence_pending: false
+                },
+                10
+            ))
+        );
+    }
+
+    #[test]
+    fn partitioned_minority_stops_its_lease() {
+        let mut s = Sim::new(5, false);
+        s.run(1000 * MS);
+        for a in [1, 2] {
+            for b in [3, 4, 5] {
+                s.cut.push((a, b));
+            }
+        }
+        s.run(2000 * MS);
+        // The majority declares both minority nodes down, once.
+        for id in [3, 4, 5] {
+            let mut t = s.takeovers(id);
+            t.sort();
+            assert_eq!(t, vec![1, 2], "{id}");
+            assert!(s.lease(id));
+        }
+        // The minority reaches no verdict and stops renewing.
+        for id in [1, 2] {
+            assert!(s.takeovers(id).is_empty());
+            assert!(!s.lease(id));
+            assert!(s.events[&id].contains(&Event::QuorumLost));
+        }
+        // The partition heals: the minority's old incarnations are zombies.
+        s.cut.clear();
+        s.run(500 * MS);
+        assert!(s.zombie_drops > 0);
+        assert!(s.nodes[&3].split_brain() > 0);
+        // The minority learns it was declared down.
+        assert!(s.nodes[&1].self_down());
+        assert!(s.events[&1]
+            .iter()
+            .any(|e| matches!(e, Event::SelfDeclaredDown { .. })));
+        for id in [3, 4, 5] {
+            assert_eq!(s.takeovers(id).len(), 2);
+        }
+    }
+
+    #[test]
+    fn two_nodes_without_fence_never_decide() {
+        let mut s = Sim::new(2, false);
+        s.run(1000 * MS);
+        assert!(s.lease(1) && s.lease(2));
+        s.stopped.push(2);
+        s.run(3000 * MS);
+        assert!(s.takeovers(1).is_empty());
+        // Nobody can take node 1 over, so it keeps serving its own connections.
+        assert!(s.lease(1));
+        assert_eq!(s.nodes[&1].view(s.now)[1].state, NodeState::Suspect);
+    }
+
+    #[test]
+    fn two_nodes_with_fence() {
+        let mut s = Sim::new(2, true);
+        s.run(1000 * MS);
+        assert!(s.lease(1) && s.lease(2));
+        s.stopped.push(2);
+        let t = s
+            .first_takeover_at(&[1], 2000 * MS)
+            .expect("fenced verdict");
+        assert!(t <= 320 * MS, "{t:?}");
+        let evs = &s.events[&1];
+        let fence = evs
+            .iter()
+            .position(|e| matches!(e, Event::Fence { node: 2, .. }));
+        let take = evs
+            .iter()
+            .position(|e| matches!(e, Event::Takeover { node: 2, .. }));
+        assert!(fence.unwrap() < take.unwrap());
+        s.run(2000 * MS);
+        assert_eq!(s.takeovers(1), vec![2]);
+        assert!(s.lease(1));
+    }
+
+    #[test]
+    fn two_nodes_fence_failure_blocks_takeover_and_lease() {
+        let mut s = Sim::new(2, true);
+        s.fence_ok = false;
+        s.run(1000 * MS);
+        s.cut.push((1, 2));
+        s.run(2000 * MS);
+        for id in [1, 2] {
+            assert!(s.takeovers(id).is_empty());
+            assert!(!s.lease(id));
+            let fences = s.events[&id]
+                .iter()
+                .filter(|e| matches!(e, Event::Fence { .. }))
+                .count();
+            assert!(fences >= 2, "retried: {fences}");
+        }
+        // The link comes back before any fence succeeded: both are members again.
+        s.cut.clear();
+        s.run(1000 * MS);
+        assert!(s.lease(1) && s.lease(2));
+        assert!(s.takeovers(1).is_empty() && s.takeovers(2).is_empty());
+    }
+
+    #[test]
+    fn zombie_needs_a_new_incarnation() {
+        let mut s = Sim::new(3, false);
+        s.run(1000 * MS);
+        // SIGSTOP: node 3 is silent and does not run either.
+        s.stopped.push(3);
+        s.run(1000 * MS);
+        assert_eq!(s.takeovers(1), vec![3]);
+        // SIGCONT: same incarnation; its clock jumped.
+        s.stopped.clear();
+        s.run(500 * MS);
+        assert!(s.nodes[&1].split_brain() > 0 && s.nodes[&2].split_brain() > 0);
+        assert_eq!(
+            s.nodes[&1].peer(3).unwrap().0,
+            Stage::Down {
+                fence_pending: false
+            }
+        );
+        assert!(s.nodes[&3].self_down());
+        assert!(!s.lease(3));
+        // No second takeover, no rejoin.
+        assert_eq!(s.takeovers(1), vec![3]);
+        assert_eq!(s.takeovers(2), vec![3]);
+        // Restarted with a newer incarnation: it rejoins.
+        let mut p = params(3, 3, 11, false);
+        p.incarnation = 11;
+        s.nodes.insert(3, Membership::new(p, s.now));
+        s.run(500 * MS);
+        assert!(s.events[&1].contains(&Event::Rejoined {
+            node: 3,
+            incarnation: 11
+        }));
+        assert_eq!(s.nodes[&1].peer(3), Some((Stage::Member, 11)));
+        assert!(s.lease(3));
+        // And a later crash of the new incarnation is taken over again.
+        s.stopped.push(3);
+        s.run(1000 * MS);
+        assert_eq!(s.takeovers(1), vec![3, 3]);
+    }
+
+    #[test]
+    fn asymmetric_link_verdict_is_adopted() {
+        // Node 4 still hears node 5, the other three do not: the majority decides and node
+        // 4 adopts the verdict, so that it takes over its share too.
+        let mut s = Sim::new(5, false);
+        s.run(1000 * MS);
+        for a in [1, 2, 3] {
+            s.cut.push((a, 5));
+        }
+        s.run(1000 * MS);
+        for id in 1..=4 {
+            assert_eq!(s.takeovers(id), vec![5], "{id}");
+        }
+        assert!(s.events[&4]
+            .iter()
+            .any(|e| matches!(e, Event::Adopted { node: 5, .. })));
+    }
+
+    #[test]
+    fn majority_with_fence_fences_before_takeover() {
+        let mut s = Sim::new(3, true);
+        s.fence_ok = false;
+        s.run(1000 * MS);
+        s.stopped.push(3);
+        s.run(1000 * MS);
+        // A failed fence is reported; the majority's verdict stands.
+        for id in [1, 2] {
+            assert_eq!(s.takeovers(id), vec![3]);
+            assert!(s.events[&id].contains(&Event::FenceFailed { node: 3 }));
+        }
+    }
+
+    #[test]
+    fn a_suspicion_cleared_in_time_is_no_verdict() {
+        let mut s = Sim::new(3, false);
+        s.run(1000 * MS);
+        s.cut.push((1, 3));
+        s.run(1000 * MS);
+        // Only node 1 suspects 3; node 2 still hears it: no majority.
+        assert!(s.takeovers(1).is_empty() && s.takeovers(2).is_empty());
+        assert!(s.events[&1].contains(&Event::Suspect {
+            node: 3,
+            incarnation: 10
+        }));
+        s.cut.clear();
+        s.run(200 * MS);
+        assert!(s.events[&1].contains(&Event::Cleared { node: 3 }));
+        assert!((1..=3).all(|id| s.lease(id)));
+    }
+}

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Daemons on 127.0.0.1 with fake kernels: a crash is detected in time and taken over once
+//! by each peer, with a directive between them; forged, replayed and wrong-key datagrams
+//! change nothing and are counted.
+//!
+//! Timing: heartbeats every 100 ms, 3 missed; the verdict must come within the dead time
+//! plus 400 ms of slack for a loaded two-core machine.
+
+use permtcp_logic::packet::Addr;
+use permtcp_logic::snoop::FlowKey;
+use permtcp_logic::snoopnl::DirectiveInfo;
+use permtcpd::auth::{seal_raw, Auth, DropReason, Keyring};
+use permtcpd::config::Config;
+use permtcpd::daemon::{Control, Daemon, Handle};
+use permtcpd::kernel::{Call, DirectiveResult, FakeKernel};
+use permtcpd::wire::{Body, Header, Heartbeat, Kind, NodeDown, NodeState, ViewEntry};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const KEY: &str = "1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const INTERVAL_MS: u64 = 100;
+const MISSED: u32 = 3;
+const CLUSTER: u32 = 77;
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+fn config(id: u32, ports: &[u16], extra: &str) -> Config {
+    let mut text = format!(
+        "cluster_id = {CLUSTER}\nnode_id = {id}\nsend_key_id = 1\nbind = [\"127.0.0.1:{}\"]\n\
+         heartbeat_interval_ms = {INTERVAL_MS}\nmissed_heartbeats = {MISSED}\n\
+         directive_retry_ms = 100\n{extra}\n",
+        ports[id as usize - 1]
+    );
+    for (i, p) in ports.iter().enumerate() {
+        let n = i + 1;
+        if n as u32 != id {
+            text += &format!("[[peer]]\nnode_id = {n}\naddrs = [\"127.0.0.1:{p}\"]\n");
+        }
+    }
+    text += &format!(
+        "[declaration]\naddrs = [\"10.0.0.{id}\"]\nports = [\"80\"]\nmacs = [\"02:00:00:00:00:0{id}\"]\n"
+    );
+    Config::parse(&text).unwrap()
+}
+
+struct Node {
+    handle: Handle,
+    task: JoinHandle<Result<(), String>>,
+    _control: mpsc::UnboundedSender<Control>,
+}
+
+fn start(id: u32, ports: &[u16], kernel: FakeKernel) -> Node {
+    start_with(id, ports, kernel, "")
+}
+
+fn start_with(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str) -> Node {
+    let keys = Keyring::parse(KEY).unwrap();
+    let cfg = config(id, ports, extra);
+    let (d, handle) = Daemon::new(cfg, keys, 1000 + id as u64, Arc::new(kernel)).unwrap();
+    let (control, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(d.run(std::future::pending(), rx));
+    Node {
+        handle,
+        task,
+        _control: control,
+    }
+}
+
+async fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    t0.elapsed()
+}
+
+fn conn() -> FlowKey {
+    FlowKey {
+        owner_addr: Addr::v4([10, 0, 0, 3]),
+        client_addr: Addr::v4([192, 0, 2, 9]),
+        owner_port: 80,
+        client_port: 50000,
+    }
+}
+
+#[tokio::test]
+async fn crash_is_taken_over_once_by_each_peer() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    // Node 1 cannot take the connection and directs it to node 2, which takes it.
+    let k1 = FakeKernel::new().with_takeover_directives(vec![DirectiveInfo {
+        key: conn(),
+        next: 2,
+    }]);
+    // Node 2's kernel is not ready for it twice (EAGAIN) before it takes it.
+    let k2 = FakeKernel::new().with_directive_result(DirectiveResult::Taken { parked: false }, 2);
+    let k3 = FakeKernel::new();
+    let nodes: Vec<Node> = [(1, &k1), (2, &k2), (3, &k3)]
+        .into_iter()
+        .map(|(id, k)| start(id, &ports, k.clone()))
+        .collect();
+
+    wait_for("declarations and quorum", Duration::from_secs(5), || {
+        nodes.iter().all(|n| {
+            let s = n.handle.status();
+            s.quorum && s.lease && s.declarations.len() == 3
+        })
+    })
+    .await;
+    // Every kernel holds the three declarations, its own local.
+    for (id, k) in [(1, &k1), (2, &k2), (3, &k3)] {
+        wait_for("kernel declarations", Duration::from_secs(2), || {
+            k.declarations().len() == 3
+        })
+        .await;
+        let d = k.declarations();
+        let mut ids: Vec<u32> = d.iter().map(|d| d.node_id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert!(d.iter().all(|d| d.local == (d.node_id == id)));
+        assert_eq!(d[0].node_id, id);
+        wait_for("a lease renewal", Duration::from_secs(2), || k.leases() > 0).await;
+    }
+
+    // Node 3 dies: its task is dropped, with its socket.
+    nodes[2].task.abort();
+    let dead = Duration::from_millis(INTERVAL_MS) * MISSED;
+    let slack = Duration::from_millis(400);
+    let t = wait_for("both takeovers", dead + slack, || {
+        k1.takeovers_of(3) == 1 && k2.takeovers_of(3) == 1
+    })
+    .await;
+    eprintln!("verdict and takeovers {t:?} after the crash (dead time {dead:?})");
+    // The directive reaches node 2 over the authenticated channel and is acknowledged.
+    wait_for("the directive's ack", Duration::from_secs(2), || {
+        nodes[0].handle.status().acks_received == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for k in [&k1, &k2] {
+        assert_eq!(k.takeovers_of(3), 1);
+        assert_eq!(k.takeovers_of(1) + k.takeovers_of(2), 0);
+    }
+    let directives: Vec<Call> = k2
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::Directive(_)))
+        .collect();
+    assert_eq!(directives.len(), 3, "two retries, then taken");
+    for d in &directives {
+        let Call::Directive(req) = d else {
+            unreachable!()
+        };
+        assert_eq!((req.node, req.key), (3, conn()));
+    }
+    for n in &nodes[..2] {
+        let s = n.handle.status();
+        assert!(s.quorum && s.lease, "two of three keep quorum");
+        assert_eq!(s.takeovers, vec![3]);
+        assert_eq!(s.auth.total_dropped(), 0, "{:?}", s.auth);
+        let v3 = s.view.iter().find(|e| e.node == 3).unwrap();
+        assert_eq!((v3.state, v3.incarnation), (NodeState::Down, 1003));
+    }
+    assert_eq!(nodes[0].handle.status().directives_sent, 1);
+    assert_eq!(nodes[1].handle.status().directives_applied, 1);
+}
+
+#[tokio::test]
+async fn forged_and_replayed_datagrams_change_nothing() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    let k1 = FakeKernel::new();
+    let k2 = FakeKernel::new();
+    let nodes = [start(1, &ports, k1.clone()), start(2, &ports, k2.clone())];
+    wait_for("quorum of two", Duration::from_secs(5), || {
+        nodes.iter().all(|n| {
+            let s = n.handle.status();
+            s.quorum && s.declarations.len() == 2
+        })
+    })
+    .await;
+    // The test is node 3: it holds the key, on node 3's configured address.
+    let sock = UdpSocket::bind(("127.0.0.1", ports[2])).unwrap();
+    let to1: SocketAddr = ([127, 0, 0, 1], ports[0]).into();
+    let lo: IpAddr = [127, 0, 0, 1].into();
+    let keys = Keyring::parse(KEY).unwrap();
+    let peers = HashMap::from([(1, vec![lo]), (2, vec![lo])]);
+    let mut me = Auth::new(CLUSTER, 3, 5, keys.clone(), 1, peers).unwrap();
+    let heartbeat = Body::Heartbeat(Heartbeat {
+        flags: 0,
+        decl_version: 0,
+        view: vec![ViewEntry {
+            node: 3,
+            incarnation: 5,
+            state: NodeState::Alive,
+        }],
+    });
+    let valid = me.seal(1, &heartbeat).unwrap();
+    sock.send_to(&valid, to1).unwrap();
+    wait_for("node 3 heard", Duration::from_secs(2), || {
+        nodes[0].handle.status().auth.accepted > 0
+            && nodes[0]
+                .handle
+                .status()
+                .view
+                .iter()
+                .any(|e| e.node == 3 && e.incarnation == 5)
+    })
+    .await;
+    let calls_before = k1.calls();
+    let before = nodes[0].handle.status().auth;
+
+    // Forgeries of a verdict that node 2 is down.
+    let verdict = Body::NodeDown(NodeDown {
+        node: 2,
+        incarnation: 1002,
+        verdict: true,
+    })
+    .encode()
+    .unwrap();
+    let h = Header {
+        kind: Kind::NodeDown,
+        cluster: CLUSTER,
+        from: 3,
+        to: 1,
+        key_id: 1,
+        incarnation: 5,
+        seq: 1000,
+    };
+    let other_key =
+        Keyring::parse("1 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100")
+            .unwrap();
+    let forged: Vec<(Vec<u8>, DropReason)> = vec![
+        (
+            b"PTCD\x01\x03 not a message at all".to_vec(),
+            DropReason::Malformed,
+        ),
+        (
+            seal_raw(&keys, &Header { cluster: 78, ..h }, &verdict),
+            DropReason::UnknownCluster,
+        ),
+        (
+            seal_raw(&keys, &Header { to: 2, ..h }, &verdict),
+            DropReason::Misdirected,
+        ),
+        (
+            seal_raw(&keys, &Header { from: 9, ..h }, &verdict),
+            DropReason::UnknownNode,
+        ),
+        (
+            seal_raw(&keys, &Header { key_id: 2, ..h }, &verdict),
+            DropReason::UnknownKey,
+        ),
+        (seal_raw(&other_key, &h, &verdict), DropReason::BadTag),
+        (
+            seal_raw(
+                &keys,
+                &Header {
+                    incarnation: 4,
+                    ..h
+                },
+                &verdict,
+            ),
+            DropReason::StaleIncarnation,
+        ),
+        (valid.clone(), DropReason::Replay),
+    ];
+    for (d, _) in &forged {
+        sock.send_to(d, to1).unwrap();
+    }
+    // The right key and header from another address.
+    let elsewhere = UdpSocket::bind("127.0.0.2:0").unwrap();
+    elsewhere
+        .send_to(&seal_raw(&keys, &Header { seq: 1001, ..h }, &verdict), to1)
+        .unwrap();
+    let counted = |r: DropReason| nodes[0].handle.status().auth.get(r) - before.get(r);
+    wait_for("every drop counted", Duration::from_secs(2), || {
+        forged.iter().all(|(_, r)| counted(*r) == 1) && counted(DropReason::WrongSource) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = nodes[0].handle.status();
+    assert_eq!(k1.calls(), calls_before, "the kernel saw nothing");
+    assert_eq!(k1.takeovers_of(2), 0);
+    let v2 = s.view.iter().find(|e| e.node == 2).unwrap();
+    assert_eq!(v2.state, NodeState::Alive);
+
+    // Node 3 goes silent and is declared down; the same incarnation again is a zombie.
+    wait_for("node 3 declared down", Duration::from_secs(3), || {
+        nodes[0]
+            .handle
+            .status()
+            .view
+            .iter()
+            .any(|e| e.node == 3 && e.incarnation == 5 && e.state == NodeState::Down)
+    })
+    .await;
+    sock.send_to(&me.seal(1, &heartbeat).unwrap(), to1).unwrap();
+    wait_for("split-brain alarm", Duration::from_secs(2), || {
+        nodes[0].handle.status().split_brain == 1
+    })
+    .await;
+    // It declared nothing, so there was nothing to take over.
+    assert!(k1.calls().iter().all(|c| !matches!(c, Call::Takeover(_))));
+    // (Declared down once never heard, perhaps, and once in incarnation 5.)
+    let t = nodes[0].handle.status().takeovers;
+    assert!(!t.is_empty() && t.iter().all(|&n| n == 3), "{t:?}");
+}
+
+#[tokio::test]
+async fn two_nodes_fence_then_take_over() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(2);
+    let dir = std::env::temp_dir().join(format!("permtcpd-fence-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("fenced");
+    let fence = format!(
+        "fence_command = [\"/bin/sh\", \"-c\", \"echo {{node}} {{incarnation}} >> {}\"]",
+        log.display()
+    );
+    let k1 = FakeKernel::new();
+    let nodes = [
+        start_with(1, &ports, k1.clone(), &fence),
+        start_with(2, &ports, FakeKernel::new(), &fence),
+    ];
+    wait_for("both up", Duration::from_secs(5), || {
+        nodes.iter().all(|n| {
+            let s = n.handle.status();
+            s.lease && s.declarations.len() == 2
+        })
+    })
+    .await;
+    nodes[1].task.abort();
+    let dead = Duration::from_millis(INTERVAL_MS) * MISSED;
+    wait_for("fence and takeover", dead + Duration::from_secs(1), || {
+        k1.takeovers_of(2) == 1
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "2 1002\n");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(k1.takeovers_of(2), 1);
+    let s = nodes[0].handle.status();
+    assert!(s.lease, "the peer is fenced: the survivor renews");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
