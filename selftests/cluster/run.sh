@@ -129,8 +129,10 @@ net_up() {
 	ip -n "$NS" link add br0 type bridge ageing_time 0 mcast_snooping 0
 	ip -n "$NS" link set br0 up
 	for n in "${NODES[@]}"; do
+		# A long queue: a VM the loaded host does not run for a while must not lose the
+		# frames meanwhile (a peer that misses the owner's data cannot take over).
 		ip -n "$NS" tuntap add "tap-$n" mode tap &&
-			ip -n "$NS" link set "tap-$n" master br0 up || return 1
+			ip -n "$NS" link set "tap-$n" txqueuelen 10000 master br0 up || return 1
 	done
 }
 
@@ -294,8 +296,19 @@ case_start() { # name
 	progress "cluster reset, capture on the bridge running"
 }
 
+# Frames the taps dropped on their way to a VM (it did not read them in time).
+tap_drops() {
+	local n d out=
+	for n in "${NODES[@]}"; do
+		d=$(ip -n "$NS" -s -j link show "tap-$n" | grep -o '"tx":{[^}]*' | grep -o '"dropped":[0-9]*' | cut -d: -f2)
+		out+=" $n ${d:-?},"
+	done
+	echo "# frames dropped on the way to each VM since the start:${out%,}"
+}
+
 case_end() {
 	cap_stop
+	tap_drops
 	progress "case $CASE done in $(ms "$CASE_T" "$(now)") ms"
 }
 
@@ -303,8 +316,9 @@ case_end() {
 mirrored() { # count
 	local n
 	for n in peer1 peer2; do
-		vm_run "$n" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $1 ]; do [ \$i -lt 50 ] || { permctl conns; exit 1; }; sleep 0.1; i=\$((i + 1)); done" ||
-			return 1
+		vm_run "$n" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $1 ]; do [ \$i -lt 50 ] || { permctl conns; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
+			sed "s/^/$n: /"
+		[ "${PIPESTATUS[0]}" = 0 ] || return 1
 	done
 }
 
