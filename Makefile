@@ -5,7 +5,9 @@
 #   make            build permtcp.ko against KDIR (default: the cached test kernel)
 #   make setup      install what a fresh Debian 12 machine lacks and build the test kernel
 #   make demo       boot the test kernel in QEMU and show the module at work
-#   make check      every test: lint, cargo test, fuzzing, KUnit and the QEMU selftests
+#   make check      every test: lint, cargo test, fuzzing, KUnit, the QEMU selftests and a
+#                   short multi-VM case
+#   make check-cluster  the multi-VM tier: each cluster node its own QEMU VM, real crashes
 #   make bench      benchmark figures (host and QEMU)
 #   make install    permctl, its completions and man pages, and permctl.ko if built
 #                   (DESTDIR and PREFIX honoured; see README.md, "Building")
@@ -26,7 +28,7 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
-.PHONY: all module permctl setup demo check check-debug lint bench selftests clean \
+.PHONY: all module permctl setup demo check check-cluster check-debug lint bench selftests clean \
 	install install-permctl install-module
 
 all: module
@@ -47,6 +49,11 @@ demo: setup
 
 check: setup
 	bash scripts/check.sh
+
+# Client, owner and two peers as four QEMU VMs on one bridge: kill -9, SIGSTOP, capture.
+check-cluster: setup
+	$(MAKE) module permctl
+	bash selftests/cluster/run.sh
 
 lint:
 	bash scripts/check.sh --lint-only

@@ -3,7 +3,8 @@
 #
 # Every permtcp test, in order: lint (rustfmt, clippy for the host crates and the module),
 # cargo test (host logic and permctl), the module build, then KUnit and the kselftest-style
-# suites in QEMU.  Prints a count per kind and a total; exits non-zero on any failure.
+# suites in QEMU, and the short form of the multi-VM tier (one IPv4 kill -9 case).  Prints a
+# count per kind and a total; exits non-zero on any failure.
 #
 #   scripts/check.sh [--lint-only]
 set -uo pipefail
@@ -72,9 +73,19 @@ vm() {
 }
 step "QEMU: KUnit and selftests" vm
 
-count() { sed -n "s/^$1: \([0-9]*\) passed, \([0-9]*\) failed.*/\\$2/p" "$out/selftests.log" | tail -n1; }
+# The owner as its own VM, killed with kill -9 mid-session (selftests/cluster/run.sh).
+cluster() {
+	bash selftests/cluster/run.sh --short 2>&1 | tee "$out/cluster.log"
+	return "${PIPESTATUS[0]}"
+}
+step "QEMU: multi-VM cluster (short)" cluster
+
+count() { # kind field log
+	sed -n "s/^$1: \([0-9]*\) passed, \([0-9]*\) failed.*/\\$2/p" "$out/${3:-selftests}.log" | tail -n1
+}
 ku_pass=$(count kunit 1) ku_fail=$(count kunit 2)
 st_pass=$(count selftests 1) st_fail=$(count selftests 2)
+cl_pass=$(count cluster 1 cluster) cl_fail=$(count cluster 2 cluster)
 
 echo
 echo "permtcp check summary"
@@ -82,7 +93,8 @@ printf '  %s\n' "${summary[@]}"
 echo "  cargo test: ${cargo_pass} passed, ${cargo_fail} failed"
 echo "  KUnit:      ${ku_pass:-0} passed, ${ku_fail:-0} failed"
 echo "  selftests:  ${st_pass:-0} passed, ${st_fail:-0} failed"
-total_pass=$((cargo_pass + ${ku_pass:-0} + ${st_pass:-0}))
-total_fail=$((cargo_fail + ${ku_fail:-0} + ${st_fail:-0} + ${#failed[@]}))
+echo "  cluster:    ${cl_pass:-0} passed, ${cl_fail:-0} failed"
+total_pass=$((cargo_pass + ${ku_pass:-0} + ${st_pass:-0} + ${cl_pass:-0}))
+total_fail=$((cargo_fail + ${ku_fail:-0} + ${st_fail:-0} + ${cl_fail:-0} + ${#failed[@]}))
 echo "total: $total_pass passed, $total_fail failed"
 [ ${#failed[@]} -eq 0 ] && [ "$total_fail" -eq 0 ]

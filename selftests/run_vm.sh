@@ -12,6 +12,8 @@
 # only when a probe boot works).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
+# shellcheck source=vm.sh
+. "$(dirname "$0")/vm.sh"
 
 mode=selftests
 vm_timeout=900
@@ -27,43 +29,13 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-KDIR=${KDIR:-$(kernel_build_dir)}
-bzimage=$KDIR/arch/x86/boot/bzImage
-module=${MODULE:-$PERMTCP_ROOT/permtcp.ko}
-permctl=$PERMTCP_ROOT/target/release/permctl
-testapp=$PERMTCP_ROOT/target/release/ptcp-testapp
-for f in "$bzimage" "$module" "$permctl" "$testapp"; do
-	[ -f "$f" ] || die "missing $f (run make)"
-done
+vm_inputs
 
 # One directory per kernel build, so that runs for different kernels (make check-debug next
 # to make check) do not share an initramfs or a log.
 work=$PERMTCP_ROOT/target/vm${KDIR:+/$(basename "$KDIR")}
-root=$work/root
-rm -rf "$root"
-mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
-
-# Copies a dynamically linked program and the libraries it needs.
-copy_prog() {
-	install -D -m755 "$1" "$root/$2"
-	ldd "$1" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}' | while read -r lib; do
-		[ -e "$root$lib" ] || install -D -m755 "$lib" "$root$lib"
-	done
-}
-install -m755 "$(command -v busybox)" "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
-copy_prog "$(command -v ip)" bin/ip
-if command -v ss >/dev/null; then copy_prog "$(command -v ss)" bin/ss; fi
-copy_prog "$permctl" bin/permctl
-copy_prog "$testapp" bin/ptcp-testapp
-# nft, for the benchmark's conntrack comparison (optional).
-if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi
-install -m644 "$module" "$root/lib/modules/permtcp.ko"
-cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
-install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
-printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+mkdir -p "$work"
+build_initramfs "$work"
 
 qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
@@ -77,27 +49,7 @@ qemu() { # accel mode timeout log
 		sed -u -e 's/\x1bc//g' -e 's/\x1b\[[?0-9;]*[a-zA-Z]//g' | tee "$4"
 }
 
-# KVM hangs on some of these machines: use it only where a short probe boot succeeds.
-pick_accel() {
-	case "${PERMTCP_KVM:-auto}" in
-	0) echo tcg; return ;;
-	1) echo kvm; return ;;
-	esac
-	[ -w /dev/kvm ] || { echo tcg; return; }
-	local stamp
-	stamp=$PERMTCP_CACHE/kvm-probe-$(cat /proc/sys/kernel/random/boot_id)
-	if [ ! -f "$stamp" ]; then
-		if qemu kvm probe 30 "$work/probe.log" >/dev/null 2>&1 &&
-			grep -q 'PERMTCP-DONE rc=0' "$work/probe.log"; then
-			echo kvm >"$stamp"
-		else
-			echo tcg >"$stamp"
-		fi
-	fi
-	cat "$stamp"
-}
-
-accel=$(pick_accel)
+accel=$(vm_accel "$work")
 log=$work/$mode.log
 log "booting $(basename "$bzimage") ($(kernel_version)) under ${accel^^}, mode $mode"
 start=$(date +%s)

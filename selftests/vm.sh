@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# What selftests/run_vm.sh and the multi-VM tier (selftests/cluster/run.sh) share: the
+# inputs, the busybox initramfs and the choice between KVM and TCG.  Sourced (bash) after
+# scripts/common.sh; never run.
+
+# Sets KDIR, bzimage, module, permctl and testapp; dies when one of them is missing.
+# Environment: KDIR (kernel build tree, default: the cached test kernel), MODULE.
+vm_inputs() {
+	KDIR=${KDIR:-$(kernel_build_dir)}
+	bzimage=$KDIR/arch/x86/boot/bzImage
+	module=${MODULE:-$PERMTCP_ROOT/permtcp.ko}
+	permctl=$PERMTCP_ROOT/target/release/permctl
+	testapp=$PERMTCP_ROOT/target/release/ptcp-testapp
+	local f
+	for f in "$bzimage" "$module" "$permctl" "$testapp"; do
+		[ -f "$f" ] || die "missing $f (run make)"
+	done
+}
+
+# Builds DIR/initramfs.gz: busybox, iproute2, permctl, ptcp-testapp, the module, the
+# selftests directory and selftests/init as /init (which reads its mode from the kernel
+# command line).  DIR/root is the tree it was made from.
+build_initramfs() { # dir
+	local work=$1 root=$1/root
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
+	# Copies a dynamically linked program and the libraries it needs.
+	copy_prog() {
+		install -D -m755 "$1" "$root/$2"
+		ldd "$1" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}' | while read -r lib; do
+			[ -e "$root$lib" ] || install -D -m755 "$lib" "$root$lib"
+		done
+	}
+	install -m755 "$(command -v busybox)" "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	copy_prog "$(command -v ip)" bin/ip
+	if command -v ss >/dev/null; then copy_prog "$(command -v ss)" bin/ss; fi
+	copy_prog "$permctl" bin/permctl
+	copy_prog "$testapp" bin/ptcp-testapp
+	# nft, for the benchmark's conntrack comparison (optional).
+	if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi
+	install -m644 "$module" "$root/lib/modules/permtcp.ko"
+	cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
+	install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+}
+
+# Prints kvm or tcg.  KVM hangs on some of these machines: it is used only where a short
+# probe boot (of DIR/initramfs.gz, mode probe) succeeds; the answer is kept for this host
+# boot.  PERMTCP_KVM=0|1 forces the choice.
+vm_accel() { # dir
+	case "${PERMTCP_KVM:-auto}" in
+	0) echo tcg; return ;;
+	1) echo kvm; return ;;
+	esac
+	[ -w /dev/kvm ] || { echo tcg; return; }
+	local stamp
+	stamp=$PERMTCP_CACHE/kvm-probe-$(cat /proc/sys/kernel/random/boot_id)
+	if [ ! -f "$stamp" ]; then
+		if timeout --foreground 30 qemu-system-x86_64 -accel kvm -cpu host -m 1024 -smp 2 \
+			-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$1/initramfs.gz" \
+			-append "console=ttyS0 quiet loglevel=3 panic=-1 permtcp.mode=probe" \
+			</dev/null >"$1/probe.log" 2>&1 && grep -q 'PERMTCP-DONE rc=0' "$1/probe.log"; then
+			echo kvm >"$stamp"
+		else
+			echo tcg >"$stamp"
+		fi
+	fi
+	cat "$stamp"
+}
