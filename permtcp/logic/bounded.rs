@@ -56,6 +56,12 @@ impl<T: Copy + Default, const N: usize> Bounded<T, N> {
         self.len == 0
     }
 
+    /// Removes every value (the invariant's defaults are restored).
+    pub fn clear(&mut self) {
+        self.items[..self.len].fill(T::default());
+        self.len = 0;
+    }
+
     /// Iterates over the values.
     pub fn iter(&self) -> core::slice::Iter<'_, T> {
         self.as_slice().iter()

@@ -10,6 +10,7 @@
 pub mod bounded;
 pub mod decl;
 pub mod errno;
+pub mod fence;
 pub mod nla;
 pub mod ops;
 pub mod packet;

@@ -117,6 +117,7 @@ operation! {
     TakeoverRequest => <'a> TakeoverReply<'a>, cmd::TAKEOVER, dump: false;
     TakenGetRequest => <'a> TakenReply, cmd::TAKEN_GET, dump: true;
     DirectiveRequest => <'a> DirectiveReply, cmd::DIRECTIVE, dump: false;
+    LeaseRequest => <'a> Ack, cmd::LEASE_SET, dump: false;
 }
 
 /// Checks that a message carries no attribute (the requests and replies that have none).
@@ -294,6 +295,12 @@ pub struct StatusReply {
     pub failed: Bounded<u32, MAX_DECLS>,
     /// [`attr::NETNS_COOKIE`]: the cookie of the namespace the request was served in.
     pub netns_cookie: u64,
+    /// [`attr::LEASE_LEFT_MS`]: what is left of this node's lease, while one is set.
+    pub lease_left_ms: Option<u64>,
+    /// [`attr::FENCED`]: this node's segments dropped because its lease had run out.
+    pub fenced: u64,
+    /// [`attr::SPLIT_BRAIN`]: frames received from a node declared failed here.
+    pub split_brain: u64,
 }
 
 impl StatusReply {
@@ -311,7 +318,12 @@ impl StatusReply {
         for &n in &self.failed {
             w.put_u32(attr::FAILED_NODE, n)?;
         }
-        w.put_u64(attr::NETNS_COOKIE, self.netns_cookie)
+        w.put_u64(attr::NETNS_COOKIE, self.netns_cookie)?;
+        if let Some(ms) = self.lease_left_ms {
+            w.put_u64(attr::LEASE_LEFT_MS, ms)?;
+        }
+        w.put_u64(attr::FENCED, self.fenced)?;
+        w.put_u64(attr::SPLIT_BRAIN, self.split_brain)
     }
 
     /// Parses a status; every attribute but the local node and the failed nodes is required.
@@ -334,9 +346,15 @@ impl StatusReply {
                 attr::PARK_QUEUED => &mut s.park_queued,
                 attr::PARK_RESET => &mut s.park_reset,
                 attr::LOCAL_NODE => s.local_node.insert(0),
-                attr::NETNS_COOKIE => {
+                attr::NETNS_COOKIE | attr::LEASE_LEFT_MS | attr::FENCED | attr::SPLIT_BRAIN => {
                     seen.once(a.kind)?;
-                    s.netns_cookie = a.u64()?;
+                    let v = a.u64()?;
+                    match a.kind {
+                        attr::NETNS_COOKIE => s.netns_cookie = v,
+                        attr::LEASE_LEFT_MS => s.lease_left_ms = Some(v),
+                        attr::FENCED => s.fenced = v,
+                        _ => s.split_brain = v,
+                    }
                     continue;
                 }
                 _ => return inval(c"unknown attribute in status"),
@@ -354,6 +372,8 @@ impl StatusReply {
                 attr::PARK_QUEUED,
                 attr::PARK_RESET,
                 attr::NETNS_COOKIE,
+                attr::FENCED,
+                attr::SPLIT_BRAIN,
             ],
             c"status attribute missing",
         )?;
@@ -941,5 +961,161 @@ impl DirectiveReply {
         }
         require(&seen, &Counts::KINDS, c"directive reply count missing")?;
         Ok(r)
+    }
+}
+
+/// LEASE_SET request: [`attr::LEASE_MS`], the lease's length from now (0 releases it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseRequest {
+    /// Milliseconds from now; at most [`MAX_LEASE_MS`].
+    pub ms: u32,
+}
+
+/// The longest lease: one minute (a daemon renews every heartbeat; a longer lease would only
+/// delay the takeover after a crash).
+pub const MAX_LEASE_MS: u32 = 60_000;
+
+impl LeaseRequest {
+    /// Writes the lease's length.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::LEASE_MS, self.ms)
+    }
+
+    /// Parses the lease's length, given once and at most [`MAX_LEASE_MS`].
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut ms = None;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::LEASE_MS if ms.is_none() => ms = Some(a.u32()?),
+                attr::LEASE_MS => return inval(c"attribute given more than once"),
+                _ => return inval(c"unknown attribute in request"),
+            }
+        }
+        match ms {
+            Some(ms) if ms <= MAX_LEASE_MS => Ok(Self { ms }),
+            Some(_) => inval(c"lease above one minute"),
+            None => inval(c"request carries no lease length"),
+        }
+    }
+}
+
+/// A notification of the `events` multicast group ([`super::uapi::MCGRP_EVENTS`]): what
+/// happened, to which node's connections. Each has its own command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// NODE_FAILED_NTF: `node` was declared failed here and its connections taken over.
+    NodeFailed {
+        /// The failed node.
+        node: u32,
+    },
+    /// CONN_TAKEN_NTF: a connection of `node` was taken over.
+    Taken {
+        /// The failed node.
+        node: u32,
+        /// Its record (as TAKEN_GET gives it).
+        taken: TakenInfo,
+    },
+    /// CONN_RESET_NTF: a connection of `node` no peer can take over was reset.
+    Reset {
+        /// The failed node.
+        node: u32,
+        /// The connection.
+        key: FlowKey,
+    },
+    /// DIRECTIVE_NTF: a connection of `node` was handed to the next peer.
+    Directive {
+        /// The failed node.
+        node: u32,
+        /// The connection and the next peer.
+        directive: DirectiveInfo,
+    },
+    /// CONN_NOT_READY_NTF: a connection of `node` was not ready to take over here.
+    NotReady {
+        /// The failed node.
+        node: u32,
+        /// The connection.
+        key: FlowKey,
+        /// Why ([`super::uapi::not_ready`]).
+        reason: u8,
+    },
+}
+
+impl Event {
+    /// The notification's command.
+    pub fn cmd(&self) -> u8 {
+        match self {
+            Event::NodeFailed { .. } => cmd::NODE_FAILED_NTF,
+            Event::Taken { .. } => cmd::CONN_TAKEN_NTF,
+            Event::Reset { .. } => cmd::CONN_RESET_NTF,
+            Event::Directive { .. } => cmd::DIRECTIVE_NTF,
+            Event::NotReady { .. } => cmd::CONN_NOT_READY_NTF,
+        }
+    }
+
+    /// Writes the notification's attributes.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        match self {
+            Event::NodeFailed { node } => w.put_u32(attr::NODE_ID, *node),
+            Event::Taken { node, taken } => {
+                w.put_u32(attr::NODE_ID, *node)?;
+                taken.write(w)
+            }
+            Event::Reset { node, key } => {
+                w.put_u32(attr::NODE_ID, *node)?;
+                put_key(w, attr::OWNER_ADDR, key)
+            }
+            Event::Directive { node, directive } => {
+                w.put_u32(attr::NODE_ID, *node)?;
+                directive.write(w)
+            }
+            Event::NotReady { node, key, reason } => {
+                w.put_u32(attr::NODE_ID, *node)?;
+                put_key(w, attr::OWNER_ADDR, key)?;
+                w.put_u8(attr::NOT_READY_REASON, *reason)
+            }
+        }
+    }
+
+    /// Parses a notification of command `command`.
+    pub fn parse(command: u8, payload: &[u8]) -> Result<Self, Error> {
+        let mut node = None;
+        let mut key = FlowKey::default();
+        let mut keys = 0;
+        let (mut taken, mut directive, mut reason) = (None, None, None);
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            seen.once(a.kind)?;
+            if key_attr(&a, attr::OWNER_ADDR, &mut key)?.is_some() {
+                keys += 1;
+                continue;
+            }
+            match a.kind {
+                attr::NODE_ID => node = Some(a.u32()?),
+                attr::TAKEN_CONN => taken = Some(TakenInfo::parse(a.data)?),
+                attr::DIRECTIVE => directive = Some(DirectiveInfo::parse(a.data)?),
+                attr::NOT_READY_REASON => reason = Some(a.u8()?),
+                _ => return inval(c"unknown attribute in notification"),
+            }
+        }
+        let Some(node) = node else {
+            return inval(c"notification carries no node id");
+        };
+        let full_key = keys == 4;
+        match (command, taken, directive, reason) {
+            (cmd::NODE_FAILED_NTF, None, None, None) if keys == 0 => Ok(Event::NodeFailed { node }),
+            (cmd::CONN_TAKEN_NTF, Some(taken), None, None) if keys == 0 => {
+                Ok(Event::Taken { node, taken })
+            }
+            (cmd::CONN_RESET_NTF, None, None, None) if full_key => Ok(Event::Reset { node, key }),
+            (cmd::DIRECTIVE_NTF, None, Some(directive), None) if keys == 0 => {
+                Ok(Event::Directive { node, directive })
+            }
+            (cmd::CONN_NOT_READY_NTF, None, None, Some(reason)) if full_key => {
+                Ok(Event::NotReady { node, key, reason })
+            }
+            _ => inval(c"notification attributes do not match its command"),
+        }
     }
 }

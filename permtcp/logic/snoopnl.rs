@@ -107,7 +107,9 @@ pub fn state_name(code: u8) -> &'static str {
     }
 }
 
-fn reason_code(r: NotReady) -> (u8, u8) {
+/// The netlink code of a not-ready reason ([`not_ready`]) and the side it concerns (0 owner,
+/// 1 client; 0 when it concerns none).
+pub fn reason_code(r: NotReady) -> (u8, u8) {
     let s = |side: Side| side as u8;
     match r {
         NotReady::NotFromSyn => (not_ready::NOT_FROM_SYN, 0),

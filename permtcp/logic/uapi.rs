@@ -9,6 +9,8 @@
 pub const FAMILY_NAME: &str = "permtcp";
 /// Family version carried in the generic netlink header.
 pub const FAMILY_VERSION: u8 = 1;
+/// The multicast group of the notifications (the `*_NTF` commands).
+pub const MCGRP_EVENTS: &str = "events";
 
 /// Commands.
 pub mod cmd {
@@ -41,8 +43,22 @@ pub mod cmd {
     /// A fail-over directive: take over one connection of a failed node that the previous
     /// peer could not (CAP_NET_ADMIN).
     pub const DIRECTIVE: u8 = 12;
+    /// Renew (or release) this node's lease on its owned bindings; once a lease was set,
+    /// the node's own segments from its bindings are dropped whenever it has run out
+    /// (CAP_NET_ADMIN).
+    pub const LEASE_SET: u8 = 13;
+    /// Notification: a node was declared failed here and taken over.
+    pub const NODE_FAILED_NTF: u8 = 14;
+    /// Notification: a connection was taken over (its record, as TAKEN_GET gives it).
+    pub const CONN_TAKEN_NTF: u8 = 15;
+    /// Notification: a connection no peer can take over was reset.
+    pub const CONN_RESET_NTF: u8 = 16;
+    /// Notification: a connection was handed to the next peer with a directive.
+    pub const DIRECTIVE_NTF: u8 = 17;
+    /// Notification: a connection of the failed node was not ready to take over here.
+    pub const CONN_NOT_READY_NTF: u8 = 18;
     /// Highest command number.
-    pub const MAX: u8 = DIRECTIVE;
+    pub const MAX: u8 = CONN_NOT_READY_NTF;
 }
 
 /// Attributes of a taken-over connection ([`attr::TAKEN_CONN`]).
@@ -162,8 +178,20 @@ pub mod attr {
     pub const RESET: u16 = 33;
     /// u32, repeated: a node declared failed here (STATUS_GET).
     pub const FAILED_NODE: u16 = 34;
+    /// u32: the lease's length from now, in ms; 0 releases it (LEASE_SET).
+    pub const LEASE_MS: u16 = 35;
+    /// u64: what is left of the lease, in ms, while one is set (STATUS_GET).
+    pub const LEASE_LEFT_MS: u16 = 36;
+    /// u64: this node's segments the fence dropped because its lease had run out
+    /// (STATUS_GET).
+    pub const FENCED: u16 = 37;
+    /// u64: frames received from the MAC of a node declared failed here: a split-brain
+    /// alarm (STATUS_GET).
+    pub const SPLIT_BRAIN: u16 = 38;
+    /// u8: why a connection was not ready ([`super::not_ready`]; CONN_NOT_READY_NTF).
+    pub const NOT_READY_REASON: u16 = 39;
     /// Highest attribute number.
-    pub const MAX: u16 = FAILED_NODE;
+    pub const MAX: u16 = NOT_READY_REASON;
 }
 
 /// Attributes nested in [`attr::DECL`].

@@ -10,6 +10,7 @@
 
 #define PERMTCP_FAMILY_NAME	"permtcp"
 #define PERMTCP_FAMILY_VERSION	1
+#define PERMTCP_MCGRP_EVENTS	"events"	/* notifications (the *_NTF commands) */
 
 enum permtcp_cmd {
 	PERMTCP_CMD_UNSPEC = 0,
@@ -25,6 +26,12 @@ enum permtcp_cmd {
 	PERMTCP_CMD_TAKEOVER = 10,
 	PERMTCP_CMD_TAKEN_GET = 11,
 	PERMTCP_CMD_DIRECTIVE = 12,
+	PERMTCP_CMD_LEASE_SET = 13,
+	PERMTCP_CMD_NODE_FAILED_NTF = 14,
+	PERMTCP_CMD_CONN_TAKEN_NTF = 15,
+	PERMTCP_CMD_CONN_RESET_NTF = 16,
+	PERMTCP_CMD_DIRECTIVE_NTF = 17,
+	PERMTCP_CMD_CONN_NOT_READY_NTF = 18,
 	__PERMTCP_CMD_MAX,
 };
 #define PERMTCP_CMD_MAX (__PERMTCP_CMD_MAX - 1)
@@ -65,6 +72,11 @@ enum permtcp_attr {
 	PERMTCP_A_NEXT_NODE = 32,	/* u32 */
 	PERMTCP_A_RESET = 33,		/* u32 */
 	PERMTCP_A_FAILED_NODE = 34,	/* u32, repeated */
+	PERMTCP_A_LEASE_MS = 35,	/* u32 */
+	PERMTCP_A_LEASE_LEFT_MS = 36,	/* u64 */
+	PERMTCP_A_FENCED = 37,		/* u64 */
+	PERMTCP_A_SPLIT_BRAIN = 38,	/* u64 */
+	PERMTCP_A_NOT_READY_REASON = 39,	/* u8: enum permtcp_not_ready */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)

@@ -103,6 +103,9 @@ fn status() -> StatusReply {
         park_queued: 5,
         park_reset: 6,
         netns_cookie: 0x1234_5678_9abc,
+        lease_left_ms: Some(250),
+        fenced: 9,
+        split_brain: 11,
         ..Default::default()
     };
     s.failed.push(1).unwrap();
@@ -125,10 +128,39 @@ fn every_command_has_one_operation() {
         TakeoverRequest::CMD,
         TakenGetRequest::CMD,
         DirectiveRequest::CMD,
+        LeaseRequest::CMD,
     ];
-    let mut sorted = cmds;
+    let mut sorted = cmds.to_vec();
+    // The notifications are no requests: each is an Event.
+    sorted.extend([
+        Event::NodeFailed { node: 1 }.cmd(),
+        Event::Taken {
+            node: 1,
+            taken: Default::default(),
+        }
+        .cmd(),
+        Event::Reset {
+            node: 1,
+            key: key(1),
+        }
+        .cmd(),
+        Event::Directive {
+            node: 1,
+            directive: DirectiveInfo {
+                key: key(1),
+                next: 2,
+            },
+        }
+        .cmd(),
+        Event::NotReady {
+            node: 1,
+            key: key(1),
+            reason: 1,
+        }
+        .cmd(),
+    ]);
     sorted.sort();
-    assert_eq!(sorted.to_vec(), (1..=cmd::MAX).collect::<Vec<_>>());
+    assert_eq!(sorted, (1..=cmd::MAX).collect::<Vec<_>>());
     let dumps = [
         DeclGetRequest::DUMP,
         ConnGetRequest::DUMP,
@@ -229,6 +261,7 @@ fn replies_round_trip() {
     let none = StatusReply {
         local_node: None,
         failed: Default::default(),
+        lease_left_ms: None,
         ..s
     };
     assert_eq!(StatusReply::parse(&enc(|w| none.write(w))), Ok(none));
@@ -672,4 +705,70 @@ fn the_glue_policy_has_the_same_parking_limit() {
         })
         .expect("a number");
     assert_eq!(max, MAX_PARK_MS);
+}
+
+#[test]
+fn lease_requests_round_trip_and_are_bounded() {
+    request_round_trip(LeaseRequest { ms: 300 });
+    request_round_trip(LeaseRequest { ms: 0 });
+    let long = enc(|w| w.put_u32(attr::LEASE_MS, MAX_LEASE_MS + 1));
+    assert_eq!(LeaseRequest::parse(&long).unwrap_err().errno, code::EINVAL);
+    assert_eq!(LeaseRequest::parse(&[]).unwrap_err().errno, code::EINVAL);
+    let twice = duplicate_first(&enc(|w| LeaseRequest { ms: 5 }.write(w)));
+    assert!(LeaseRequest::parse(&twice).is_err());
+}
+
+#[test]
+fn events_round_trip_and_must_match_their_command() {
+    let events = [
+        Event::NodeFailed { node: 3 },
+        Event::Taken {
+            node: 3,
+            taken: TakenInfo {
+                key: key(2),
+                sent_offset: 10,
+                recv_offset: 20,
+                data_offset: 5,
+                data_len: 5,
+                rx_deliver: true,
+                age_ms: 0,
+            },
+        },
+        Event::Reset {
+            node: 3,
+            key: key(4),
+        },
+        Event::Directive {
+            node: 3,
+            directive: DirectiveInfo {
+                key: key(5),
+                next: 7,
+            },
+        },
+        Event::NotReady {
+            node: 3,
+            key: key(6),
+            reason: 4,
+        },
+    ];
+    for e in events {
+        let b = enc(|w| e.write(w));
+        assert_eq!(Event::parse(e.cmd(), &b), Ok(e));
+        // The same attributes under another command are refused.
+        for other in events.iter().filter(|o| o.cmd() != e.cmd()) {
+            assert!(Event::parse(other.cmd(), &b).is_err(), "{e:?} as {other:?}");
+        }
+        // Without the node id, refused.
+        let no_node: Vec<u8> = {
+            let mut out = Vec::new();
+            for a in Attrs::new(&b) {
+                let a = a.unwrap();
+                if a.kind != attr::NODE_ID {
+                    out.extend(enc(|w| w.put(a.kind, a.data)));
+                }
+            }
+            out
+        };
+        assert!(Event::parse(e.cmd(), &no_node).is_err());
+    }
 }
