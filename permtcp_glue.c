@@ -30,6 +30,8 @@
  */
 
 #include <linux/build_bug.h>
+#include <linux/etherdevice.h>
+#include <linux/if_arp.h>
 #include <linux/jiffies.h>
 #include <linux/workqueue.h>
 #include <linux/module.h>
@@ -232,9 +234,11 @@ void ptcp_park_kick(struct ptcp_net *pn)
 }
 
 /*
- * Locally generated TCP resets: dropped for connections that are mirrored here, so that a
- * peer holding the service address never resets a failed owner's connection that is being
- * handed to it (or that another peer serves).
+ * Locally generated TCP segments.  Resets are dropped for connections that are mirrored here,
+ * so that a peer holding the service address never resets a failed owner's connection that
+ * is being handed to it (or that another peer serves).  And once the cluster daemon set a
+ * lease, every segment from this node's own bindings is dropped while the lease has run out
+ * (fencing: a zombie or partitioned owner sends nothing the peers may have taken over).
  */
 static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 				  const struct nf_hook_state *state)
@@ -246,10 +250,18 @@ static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 		proto = ip_hdr(skb)->protocol;
 	else
 		proto = ipv6_hdr(skb)->nexthdr;	/* the stack's resets carry no extension header */
-	if (proto != IPPROTO_TCP || !permtcp_rs_rst_out(pn->rs, skb, skb->len))
+	if (proto != IPPROTO_TCP)
 		return NF_ACCEPT;
-	atomic64_inc(&pn->rst_dropped);
-	return NF_DROP;
+	switch (permtcp_rs_out(pn->rs, skb, skb->len, ktime_get_ns())) {
+	case PTCP_OUT_DROP_RST:
+		atomic64_inc(&pn->rst_dropped);
+		return NF_DROP;
+	case PTCP_OUT_DROP_FENCED:
+		/* Counted by Rust (STATUS_GET: FENCED). */
+		return NF_DROP;
+	default:
+		return NF_ACCEPT;
+	}
 }
 
 u64 ptcp_rst_dropped(const struct ptcp_net *pn)
@@ -289,11 +301,20 @@ static void __net_exit ptcp_net_exit_rtnl(struct net *net, struct list_head *dev
 	__ptcp_snoop_detach(ptcp_pn(net));
 }
 
+/*
+ * The LOCAL_OUT hooks go in .pre_exit: nf_unregister_net_hook() does not wait for hook
+ * invocations running on other CPUs, but the netns core runs synchronize_rcu() between
+ * .pre_exit and .exit, after which no invocation can still use the state .exit frees.
+ */
+static void __net_exit ptcp_net_pre_exit(struct net *net)
+{
+	nf_unregister_net_hooks(net, ptcp_pn(net)->out_ops, 2);
+}
+
 static void __net_exit ptcp_net_exit(struct net *net)
 {
 	struct ptcp_net *pn = ptcp_pn(net);
 
-	nf_unregister_net_hooks(net, pn->out_ops, 2);
 	/* The poll re-arms itself: disable it for good before the state goes. */
 	disable_delayed_work_sync(&pn->park);
 	permtcp_rs_net_exit(pn->rs);
@@ -302,6 +323,7 @@ static void __net_exit ptcp_net_exit(struct net *net)
 
 static struct pernet_operations ptcp_net_ops = {
 	.init = ptcp_net_init,
+	.pre_exit = ptcp_net_pre_exit,
 	.exit_rtnl = ptcp_net_exit_rtnl,
 	.exit = ptcp_net_exit,
 	.id = &ptcp_net_id,
@@ -360,6 +382,13 @@ static const struct nla_policy ptcp_start_policy[PERMTCP_A_KEEP_RECEIVED + 1] = 
 	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_BYTES] = { .type = NLA_U64 },
 	[PERMTCP_A_KEEP_RECEIVED] = { .type = NLA_U32 },
+};
+
+/* At most one minute: MAX_LEASE_MS in permtcp/logic/ops.rs. */
+static const struct netlink_range_validation ptcp_lease_range = { .max = 60000 };
+
+static const struct nla_policy ptcp_lease_policy[PERMTCP_A_LEASE_MS + 1] = {
+	[PERMTCP_A_LEASE_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_lease_range),
 };
 
 static const struct nla_policy ptcp_data_policy[PERMTCP_A_SIDE + 1] = {
@@ -439,6 +468,18 @@ static const struct genl_ops ptcp_ops[] = {
 		.maxattr = PERMTCP_A_SIDE,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
+	{
+		.cmd = PERMTCP_CMD_LEASE_SET,
+		.doit = ptcp_doit,
+		.policy = ptcp_lease_policy,
+		.maxattr = PERMTCP_A_LEASE_MS,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+};
+
+/* Notifications (the *_NTF commands), for the cluster daemon and monitoring. */
+static const struct genl_multicast_group ptcp_mcgrps[] = {
+	{ .name = PERMTCP_MCGRP_EVENTS, },
 };
 
 static struct genl_family ptcp_family = {
@@ -449,6 +490,8 @@ static struct genl_family ptcp_family = {
 	.module = THIS_MODULE,
 	.ops = ptcp_ops,
 	.n_ops = ARRAY_SIZE(ptcp_ops),
+	.mcgrps = ptcp_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(ptcp_mcgrps),
 	/* resv_start_op = 0: every command gets strict header and attribute checks. */
 };
 
@@ -520,6 +563,38 @@ void ptcp_msg_free(struct ptcp_msg *m)
 	nlmsg_free(m->skb);
 }
 
+/*
+ * Starts a notification of command @cmd for the events group of @pn's namespace; -ENOENT
+ * when nobody listens (nothing is allocated then).  On success the caller owns m->skb.
+ */
+int ptcp_notify_new(struct ptcp_net *pn, u8 cmd, u32 size, struct ptcp_msg *m)
+{
+	if (!genl_has_listeners(&ptcp_family, pn->net, 0))
+		return -ENOENT;
+	m->skb = genlmsg_new(size, GFP_KERNEL);
+	if (!m->skb)
+		return -ENOMEM;
+	m->hdr = genlmsg_put(m->skb, 0, 0, &ptcp_family, 0, cmd);
+	if (!m->hdr) {
+		nlmsg_free(m->skb);
+		return -EMSGSIZE;
+	}
+	ptcp_msg_fill(m);
+	return 0;
+}
+
+/* Completes @used bytes of attributes and multicasts the notification; consumes m->skb. */
+int ptcp_notify_send(struct ptcp_net *pn, struct ptcp_msg *m, u32 used)
+{
+	if (WARN_ON_ONCE(used > m->cap)) {
+		nlmsg_free(m->skb);
+		return -EMSGSIZE;
+	}
+	skb_put(m->skb, used);
+	genlmsg_end(m->skb, m->hdr);
+	return genlmsg_multicast_netns(&ptcp_family, pn->net, m->skb, 0, 0, GFP_KERNEL);
+}
+
 /* Opens one multipart message of a dump in @skb (owned by netlink). */
 int ptcp_dump_begin(struct sk_buff *skb, struct netlink_callback *cb, u8 cmd,
 		    struct ptcp_msg *m)
@@ -574,6 +649,22 @@ bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6)
 u64 ptcp_now_ms(void)
 {
 	return jiffies64_to_msecs(get_jiffies_64());
+}
+
+/* The monotonic clock, read from the clocksource: exact right after a VM resumes. */
+u64 ptcp_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+/* The Ethernet source address of a received frame; false when it has none. */
+bool ptcp_skb_src_mac(const struct sk_buff *skb, u8 *mac)
+{
+	if (!skb_mac_header_was_set(skb) || skb_mac_header_len(skb) < ETH_HLEN ||
+	    !skb->dev || skb->dev->type != ARPHRD_ETHER)
+		return false;
+	ether_addr_copy(mac, eth_hdr(skb)->h_source);
+	return true;
 }
 
 /* @msg must be a static string: netlink reads it after the handler returns. */

@@ -13,7 +13,7 @@
 //! | `permtcp_rs_doit`       | every genl `doit`                  | [`genl::doit`]       |
 //! | `permtcp_rs_dumpit`     | every genl `dumpit`                | [`genl::dumpit`]     |
 //! | `permtcp_rs_frame`      | the NF_NETDEV_INGRESS hook         | [`NetState::frame`]  |
-//! | `permtcp_rs_rst_out`    | the NF_INET_LOCAL_OUT hooks        | [`NetState::rst_out`] |
+//! | `permtcp_rs_out`        | the NF_INET_LOCAL_OUT hooks        | [`NetState::out`]    |
 //! | `permtcp_rs_park_poll`  | the parking delayed work           | [`takeover::poll_parked`] |
 //! | `permtcp_rs_snoop_lost` | the netdevice notifier (unregister) | [`NetState::snoop_lost`] |
 //!
@@ -146,20 +146,26 @@ unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len:
     state.frame(&skb, now_ms);
 }
 
-/// A locally generated TCP segment (LOCAL_OUT hook): whether it is a reset of a connection
-/// mirrored here, which the hook then drops.
+/// A locally generated TCP segment (LOCAL_OUT hook) at `now_ns`: what the hook does with it
+/// (`enum ptcp_out_verdict`: reset suppression, fencing).
 ///
 /// # Safety
 ///
-/// `state` is a live state pointer (the hook is unregistered before the state is freed) and
-/// `skb` the packet being sent, `len` bytes from its network header.
+/// `state` is a live state pointer (the hooks are unregistered in `.pre_exit`, and the state
+/// is freed in `.exit` after an RCU grace period) and `skb` the packet being sent, `len`
+/// bytes from its network header.
 #[no_mangle]
-unsafe extern "C" fn permtcp_rs_rst_out(state: *mut c_void, skb: *mut SkBuff, len: u32) -> bool {
+unsafe extern "C" fn permtcp_rs_out(
+    state: *mut c_void,
+    skb: *mut SkBuff,
+    len: u32,
+    now_ns: u64,
+) -> u8 {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
     // SAFETY: `skb` is valid for this call (contract).
     let skb = unsafe { Skb::from_raw(skb, len) };
-    state.rst_out(&skb)
+    state.out(&skb, now_ns) as u8
 }
 
 /// The parking poll (system workqueue); returns whether to poll again.

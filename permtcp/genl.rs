@@ -13,8 +13,9 @@ use crate::glue::{now_ms, Dump, Net, Request};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{
     ConnGetRequest, ConnReply, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
-    DirectiveReply, DirectiveRequest, Directives, SnoopStopRequest, StartRequest, StatsReply,
-    StatsRequest, StatusRequest, TakenGetRequest, TakenReply, TakeoverReply, TakeoverRequest,
+    DirectiveReply, DirectiveRequest, Directives, LeaseRequest, SnoopStopRequest, StartRequest,
+    StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenReply, TakeoverReply,
+    TakeoverRequest,
 };
 use crate::logic::snoop::Limits;
 use crate::logic::track::Side;
@@ -93,6 +94,10 @@ pub(crate) fn doit(
                 next_node: t.directives.first().map(|d| d.next),
             };
             req.reply(cmd::DIRECTIVE, 128, |w| reply.write(w))
+        }
+        cmd::LEASE_SET => {
+            state.lease(LeaseRequest::parse(payload)?.ms);
+            Ok(())
         }
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }

@@ -134,6 +134,10 @@ extern "C" {
     fn ptcp_reply_new(info: *mut GenlInfo, cmd: u8, size: u32, m: *mut PtcpMsg) -> c_int;
     fn ptcp_reply_send(info: *mut GenlInfo, m: *mut PtcpMsg, used: u32) -> c_int;
     fn ptcp_msg_free(m: *mut PtcpMsg);
+    fn ptcp_notify_new(pn: *mut PtcpNet, cmd: u8, size: u32, m: *mut PtcpMsg) -> c_int;
+    fn ptcp_notify_send(pn: *mut PtcpNet, m: *mut PtcpMsg, used: u32) -> c_int;
+    fn ptcp_now_ns() -> u64;
+    fn ptcp_skb_src_mac(skb: *const SkBuff, mac: *mut u8) -> bool;
     fn ptcp_dump_begin(
         skb: *mut SkBuff,
         cb: *mut NetlinkCallback,
@@ -208,6 +212,24 @@ pub(crate) fn tcp_abi() -> &'static TcpAbi {
 pub(crate) fn now_ms() -> u64 {
     // SAFETY: reads jiffies; no preconditions.
     unsafe { ptcp_now_ms() }
+}
+
+/// Nanoseconds of the monotonic clock, read from the clocksource.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: reads the clock; no preconditions.
+    unsafe { ptcp_now_ns() }
+}
+
+/// What the LOCAL_OUT hook does with a segment this host sends: `enum ptcp_out_verdict`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutVerdict {
+    /// Sent.
+    Accept = 0,
+    /// Dropped: a reset of a connection mirrored here or being rebuilt.
+    DropReset = 1,
+    /// Dropped: from this node's own bindings while its lease has run out.
+    DropFenced = 2,
 }
 
 /// Converts a C return value (a count or a negative errno) into a `Result`.
@@ -516,6 +538,38 @@ impl<'a> Net<'a> {
         }
     }
 
+    /// Multicasts a notification of command `cmd` with room for `size` bytes of attributes,
+    /// filled by `fill`, to the namespace's `events` group; does nothing when nobody listens.
+    pub(crate) fn notify(
+        &self,
+        cmd: u8,
+        size: u32,
+        fill: impl FnOnce(&mut Writer<'_>) -> core::result::Result<(), LogicError>,
+    ) -> core::result::Result<(), LogicError> {
+        let mut m = PtcpMsg::empty();
+        // SAFETY: `pn` is valid (type invariant) and `m` is a valid place to fill.
+        match check(unsafe { ptcp_notify_new(self.pn, cmd, size, &mut m) }) {
+            Err(e) if e == ENOENT => return Ok(()),
+            r => r.map_err(msg_error)?,
+        };
+        // SAFETY: on success `m.buf` points to `m.cap` writable tailroom bytes of `m.skb`,
+        // which we own exclusively until it is sent or freed below.
+        let buf = unsafe { core::slice::from_raw_parts_mut(m.buf, m.cap as usize) };
+        let mut w = Writer::new(buf);
+        if let Err(e) = fill(&mut w) {
+            // SAFETY: `m.skb` is owned by us and not sent.
+            unsafe { ptcp_msg_free(&mut m) };
+            return Err(e);
+        }
+        let used = w.len() as u32;
+        // SAFETY: `used <= m.cap` by the writer's invariant; the call consumes `m.skb`. A
+        // multicast nobody receives any more (ESRCH) is no error.
+        match check(unsafe { ptcp_notify_send(self.pn, &mut m, used) }) {
+            Err(e) if e != ESRCH => Err(msg_error(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// A new kernel TCP socket in this namespace (IPv6 when `v6`).
     pub(crate) fn socket(&self, v6: bool) -> Result<KernelSocket> {
         let mut s = core::ptr::null_mut();
@@ -571,6 +625,13 @@ impl<'a> Skb<'a> {
         // SAFETY: skb_header_pointer returned `n` readable bytes, in the skb (valid for `'a`,
         // which outlives `'b`) or in `buf` (borrowed for `'b`).
         Some(unsafe { core::slice::from_raw_parts(p, n) })
+    }
+
+    /// The Ethernet source address of a received frame, if it has one.
+    pub(crate) fn src_mac(&self) -> Option<[u8; 6]> {
+        let mut mac = [0u8; 6];
+        // SAFETY: `skb` is valid (type invariant); `mac` has room for 6 bytes.
+        unsafe { ptcp_skb_src_mac(self.skb, mac.as_mut_ptr()) }.then_some(mac)
     }
 
     /// Whether the TCP checksum at `l4off` is right (frames the device or stack already

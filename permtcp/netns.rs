@@ -13,19 +13,24 @@
 //!
 //! # Lock order
 //!
-//! `cluster` (mutex) before `snoop` (IRQ-safe spinlock) before `rebuilding` (IRQ-safe
-//! spinlock). `parking` and `taken` (mutexes) are taken alone, never with another of these
-//! held.
+//! `control` (mutex: one changing command at a time) before `cluster` (mutex) before `snoop`
+//! (IRQ-safe spinlock) before `rebuilding` (IRQ-safe spinlock); `fence` (IRQ-safe spinlock)
+//! after `cluster`, with no other spinlock held. `parking` and `taken` (mutexes) are taken
+//! alone, never with another of these held.
 
-use crate::glue::{Net, Skb};
+use crate::glue::{Net, OutVerdict, Skb};
 use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::fence::Fence;
 use crate::logic::ops::StatusReply;
+use crate::logic::packet::{flags, parse, HEADER_MAX};
 use crate::logic::snoop::{Filter, FlowKey, Limits};
 use crate::logic::snoopnl::StatsInfo;
+use crate::logic::track::Side;
 use crate::logic::uapi::FAMILY_VERSION;
 use crate::snoop::SnoopTable;
 use crate::takeover::{Parking, TakenList};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SpinLockIrq};
 use kernel::{new_mutex, new_spinlock_irq};
@@ -74,6 +79,15 @@ impl Cluster {
     pub(crate) fn filter(&self) -> Filter {
         Filter::compile_failed(self.all(), &|n| self.is_failed(n))
     }
+
+    /// Brings the mirror's filter and the fence up to date with the cluster view.
+    pub(crate) fn apply(&self, state: &NetState) {
+        state.snoop.lock().refilter(self.filter());
+        state
+            .fence
+            .lock()
+            .refresh(self.all(), &|n| self.is_failed(n));
+    }
 }
 
 /// State of one network namespace.
@@ -81,6 +95,10 @@ impl Cluster {
 pub(crate) struct NetState {
     /// The namespace's cookie, reported by STATUS_GET so tests can tell namespaces apart.
     pub(crate) cookie: u64,
+    /// Held by the commands that change the namespace's state (SNOOP_START, SNOOP_STOP,
+    /// TAKEOVER, DIRECTIVE): genetlink runs handlers in parallel.
+    #[pin]
+    pub(crate) control: Mutex<()>,
     /// Declarations and failed nodes.
     #[pin]
     pub(crate) cluster: Mutex<Cluster>,
@@ -97,6 +115,13 @@ pub(crate) struct NetState {
     /// Records of taken-over connections for the restarted application.
     #[pin]
     pub(crate) taken: Mutex<TakenList>,
+    /// This node's lease, its own bindings and the failed nodes' MACs; read by both hooks.
+    #[pin]
+    pub(crate) fence: SpinLockIrq<Fence>,
+    /// Segments the fence dropped.
+    fenced: AtomicU64,
+    /// Frames received from a node declared failed here (split-brain alarm).
+    split_brain: AtomicU64,
 }
 
 fn enomem() -> LogicError {
@@ -108,6 +133,7 @@ impl NetState {
     pub(crate) fn new(cookie: u64) -> impl PinInit<Self> {
         pin_init!(Self {
             cookie,
+            control <- new_mutex!((), "permtcp_control"),
             cluster <- new_mutex!(
                 Cluster {
                     decls: KVec::new(),
@@ -119,6 +145,9 @@ impl NetState {
             rebuilding <- new_spinlock_irq!(KVec::new(), "permtcp_rebuilding"),
             parking <- new_mutex!(Parking::default(), "permtcp_parking"),
             taken <- new_mutex!(TakenList::default(), "permtcp_taken"),
+            fence <- new_spinlock_irq!(Fence::default(), "permtcp_fence"),
+            fenced: AtomicU64::new(0),
+            split_brain: AtomicU64::new(0),
         })
     }
 
@@ -129,7 +158,7 @@ impl NetState {
         let mut c = self.cluster.lock();
         check_insert(d, c.decls.iter().map(|b| &**b))?;
         c.decls.push(boxed, GFP_KERNEL).map_err(|_| enomem())?;
-        self.snoop.lock().refilter(c.filter());
+        c.apply(self);
         Ok(())
     }
 
@@ -146,7 +175,7 @@ impl NetState {
             ))?;
         // The index is in bounds, so removal cannot fail.
         let _ = c.decls.remove(i);
-        self.snoop.lock().refilter(c.filter());
+        c.apply(self);
         Ok(())
     }
 
@@ -180,11 +209,20 @@ impl NetState {
         st.parked = p.parked.len() as u32;
         st.park_queued = p.queued;
         st.park_reset = p.reset;
+        st.lease_left_ms = self.fence.lock().lease.left_ms(crate::glue::now_ns());
+        st.fenced = self.fenced.load(Ordering::Relaxed);
+        st.split_brain = self.split_brain.load(Ordering::Relaxed);
         st
+    }
+
+    /// LEASE_SET: this node may send from its bindings for `ms` more (0: not at all).
+    pub(crate) fn lease(&self, ms: u32) {
+        self.fence.lock().lease.renew(crate::glue::now_ns(), ms);
     }
 
     /// Starts snooping device `ifindex` with `limits`, for the current declarations.
     pub(crate) fn snoop_start(&self, net: &Net<'_>, ifindex: u32, limits: Limits) -> Result {
+        let _control = self.control.lock();
         if net.ifindex() != 0 {
             return Err(EBUSY);
         }
@@ -198,6 +236,7 @@ impl NetState {
 
     /// Stops snooping; every mirrored connection is forgotten.
     pub(crate) fn snoop_stop(&self, net: &Net<'_>) -> Result {
+        let _control = self.control.lock();
         net.detach()?;
         self.snoop.lock().stop();
         Ok(())
@@ -208,19 +247,43 @@ impl NetState {
         self.snoop.lock().stop();
     }
 
-    /// One frame from the snooping hook.
+    /// One frame from the snooping hook; one from a node declared failed here raises the
+    /// split-brain alarm.
     pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) {
+        if let Some(mac) = skb.src_mac() {
+            if self.fence.lock().from_failed(&mac) {
+                self.split_brain.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.snoop.lock().on_frame(skb, now_ms);
     }
 
-    /// Whether `skb`, sent by this host, is a reset of a connection mirrored here or being
-    /// rebuilt: the reset-suppression hook drops those.
-    pub(crate) fn rst_out(&self, skb: &Skb<'_>) -> bool {
-        let Some(key) = crate::snoop::reset_of(skb) else {
-            return false;
+    /// What the LOCAL_OUT hook does with `skb`, a TCP segment this host sends at `now_ns`:
+    /// drop it when it is from this node's own bindings and the lease has run out (fencing),
+    /// or when it is a reset of a connection mirrored here or being rebuilt (reset
+    /// suppression).
+    pub(crate) fn out(&self, skb: &Skb<'_>, now_ns: u64) -> OutVerdict {
+        let mut buf = [0u8; HEADER_MAX];
+        let Some(seg) = skb
+            .header(&mut buf)
+            .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
+        else {
+            return OutVerdict::Accept;
         };
+        if self.fence.lock().drops(&seg.src, seg.sport, now_ns) {
+            self.fenced.fetch_add(1, Ordering::Relaxed);
+            return OutVerdict::DropFenced;
+        }
+        if !seg.has(flags::RST) {
+            return OutVerdict::Accept;
+        }
+        let key = FlowKey::of(&seg, Side::Owner);
         let mirrored = self.snoop.lock().holds(&key);
-        mirrored || self.rebuilding.lock().binary_search(&key).is_ok()
+        if mirrored || self.rebuilding.lock().binary_search(&key).is_ok() {
+            OutVerdict::DropReset
+        } else {
+            OutVerdict::Accept
+        }
     }
 
     /// Snooping counters and limits, the hook's cost included.

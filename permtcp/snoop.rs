@@ -372,13 +372,3 @@ impl SnoopTable {
         Some(Ok(()))
     }
 }
-
-/// The connection `skb`, a segment this host sends, resets (its source is the owner's end),
-/// if it is a TCP reset.
-pub(crate) fn reset_of(skb: &Skb<'_>) -> Option<FlowKey> {
-    let mut buf = [0u8; HEADER_MAX];
-    let hdr = skb.header(&mut buf)?;
-    let seg = crate::logic::packet::parse(hdr, skb.len() as usize).ok()?;
-    seg.has(crate::logic::packet::flags::RST)
-        .then(|| FlowKey::of(&seg, Side::Owner))
-}

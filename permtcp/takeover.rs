@@ -28,11 +28,11 @@
 use crate::glue::{Detached, Dump, ListenerFamily, Net};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::ops::{Counts, DataChunk, MAX_DATA_CHUNK};
+use crate::logic::ops::{Counts, DataChunk, Event, MAX_DATA_CHUNK};
 use crate::logic::packet::{flags, Addr, Control, CONTROL_MAX};
 use crate::logic::policy::{arp_owner, declares, next_after, takeover_order};
 use crate::logic::snoop::FlowKey;
-use crate::logic::snoopnl::{DirectiveInfo, DirectiveRequest, TakenInfo};
+use crate::logic::snoopnl::{reason_code, DirectiveInfo, DirectiveRequest, TakenInfo};
 use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
@@ -68,6 +68,9 @@ pub(crate) struct Takeover {
     pub(crate) not_ready: u32,
     /// The failed node's connections the policy gives other nodes.
     pub(crate) not_mine: u32,
+    /// Why each of this node's connections that cannot be rebuilt here was not ready
+    /// ([`crate::logic::uapi::not_ready`]), for the notifications.
+    pub(crate) reasons: KVec<(FlowKey, u8)>,
 }
 
 impl Takeover {
@@ -79,6 +82,7 @@ impl Takeover {
             resets: KVec::new(),
             not_ready: 0,
             not_mine: 0,
+            reasons: KVec::new(),
         }
     }
 
@@ -100,6 +104,13 @@ impl Takeover {
                 return;
             }
         }
+        let reason = match c.readiness() {
+            Err(r) => reason_code(r).0,
+            // Ready but not copyable (no memory), or in a state not rebuilt.
+            Ok(()) => crate::logic::uapi::not_ready::NO_MEMORY,
+        };
+        // Only the notification is lost when this fails.
+        let _ = self.reasons.push((*k, reason), GFP_KERNEL);
         match next() {
             Some(n) => self.forward(k, n),
             None => {
@@ -132,7 +143,22 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     if guard.is_failed(node) {
         return Err(LogicError::new(code::EALREADY, c"node already taken over"));
     }
-    guard.failed.push(node, GFP_KERNEL).map_err(|_| enomem())?;
+    // Everything that can fail comes before the node is marked failed, so that a failed
+    // takeover can be retried: room for the mark, the addresses to announce, and every
+    // mirrored connection (reserved before the spinlock: the table's connections move out
+    // under it, and their bytes are copied after it, as large copies need GFP_KERNEL).
+    guard.failed.reserve(1, GFP_KERNEL).map_err(|_| enomem())?;
+    let addrs = {
+        let o = guard.roles(node)?.0;
+        o.addrs4.len() + o.addrs6.len()
+    };
+    let mut announce = KVec::with_capacity(addrs, GFP_KERNEL).map_err(|_| enomem())?;
+    let room = state.snoop.lock().len();
+    let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    // Within the capacity reserved above: cannot fail.
+    let _ = guard.failed.push(node, GFP_KERNEL);
     let cluster = &*guard;
     let owner = cluster.roles(node)?.0;
     let is_failed = |n: u32| cluster.is_failed(n);
@@ -143,20 +169,16 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
         Some(order.iter().next() == Some(&me))
     };
-    let mut t = Takeover::new();
     let v4 = owner.addrs4.iter().map(|a| Addr::v4(*a));
     let v6 = owner.addrs6.iter().map(|a| Addr(*a));
     for a in Iterator::chain(v4, v6) {
         if arp_owner(cluster.all(), owner, &a, &is_failed) == Some(me) {
-            t.announce.push(a, GFP_KERNEL).map_err(|_| enomem())?;
+            // Within the capacity reserved above.
+            let _ = announce.push(a, GFP_KERNEL);
         }
     }
-    // Room for every mirrored connection, reserved before the spinlock: the table's
-    // connections move out under it, and their bytes are copied after it (large copies
-    // need GFP_KERNEL).
-    let room = state.snoop.lock().len();
-    let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
-    let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut t = Takeover::new();
+    t.announce = announce;
     {
         let mut table = state.snoop.lock();
         (t.not_ready, t.not_mine) = table.take_mine(whose, &mut taking);
@@ -171,7 +193,12 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         // over (or that a directive may bring here) are followed, none starts.
         table.refilter(cluster.filter());
     }
-    t.plans = KVec::with_capacity(taking.len(), GFP_KERNEL).unwrap_or_default();
+    // Frames from its MACs now raise the split-brain alarm.
+    state
+        .fence
+        .lock()
+        .refresh(cluster.all(), &|n| cluster.is_failed(n));
+    t.plans = plans;
     for (k, c) in taking.iter() {
         let next = || {
             let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
@@ -180,6 +207,13 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         t.settle(k, c, now_ms, owner.rx, next);
     }
     state.snoop.lock().release(&mut taking);
+    // The resets this node sends itself must not be suppressed.
+    if !t.resets.is_empty() {
+        state
+            .rebuilding
+            .lock()
+            .retain(|k| !t.resets.iter().any(|r| r.key == *k));
+    }
     Ok(t)
 }
 
@@ -269,7 +303,14 @@ fn take_over(net: &Net<'_>, p: &Plan, deadline_ms: u64) -> Result<Outcome, Logic
 /// Rebuilds the planned connections (handing them to their listener, or parking them until
 /// `park_ms` from `now`), records them for the application, resets those no peer can take
 /// over, and announces the addresses that come to this node.
-fn carry_out(state: &NetState, net: &Net<'_>, t: &mut Takeover, now: u64, park_ms: u64) -> Counts {
+fn carry_out(
+    state: &NetState,
+    net: &Net<'_>,
+    node: u32,
+    t: &mut Takeover,
+    now: u64,
+    park_ms: u64,
+) -> Counts {
     let started = Instant::<Monotonic>::now();
     let mut d = Counts::default();
     let mut parked = KVec::new();
@@ -277,7 +318,8 @@ fn carry_out(state: &NetState, net: &Net<'_>, t: &mut Takeover, now: u64, park_m
         match take_over(net, &p, now + park_ms) {
             Ok(outcome) => {
                 d.taken += 1;
-                record(state, p, now);
+                let taken = record(state, p, now);
+                notify(net, &Event::Taken { node, taken });
                 if let Outcome::Parked(c) = outcome {
                     // A failed push drops the connection, which resets the client.
                     if parked.push(c, GFP_KERNEL).is_err() {
@@ -303,11 +345,27 @@ fn carry_out(state: &NetState, net: &Net<'_>, t: &mut Takeover, now: u64, park_m
     }
     for r in t.resets.iter() {
         match reset(net, r) {
-            Ok(()) => d.reset += 1,
+            Ok(()) => {
+                d.reset += 1;
+                notify(net, &Event::Reset { node, key: r.key });
+            }
             Err(e) => pr_warn!("resetting a connection failed: {}\n", e.text()),
         }
     }
+    for &(key, reason) in t.reasons.iter() {
+        notify(net, &Event::NotReady { node, key, reason });
+    }
+    for &directive in t.directives.iter() {
+        notify(net, &Event::Directive { node, directive });
+    }
     d
+}
+
+/// Multicasts `e` to the namespace's `events` group. Best effort, as netlink notifications
+/// are: a listener that falls behind sees ENOBUFS on its socket and resynchronises with a
+/// dump (TAKEN_GET, STATUS_GET).
+fn notify(net: &Net<'_>, e: &Event) {
+    let _ = net.notify(e.cmd(), 256, |w| e.write(w));
 }
 
 /// TAKEOVER: declares `node` failed and takes over the connections the policy gives this
@@ -319,9 +377,11 @@ pub(crate) fn takeover(
     node: u32,
     park_ms: u64,
 ) -> Result<(Takeover, Counts), LogicError> {
+    let _control = state.control.lock();
     let now = crate::glue::now_ms();
     let mut t = plan_takeover(state, node, now)?;
-    let done = carry_out(state, net, &mut t, now, park_ms);
+    notify(net, &Event::NodeFailed { node });
+    let done = carry_out(state, net, node, &mut t, now, park_ms);
     // Rebuilt (or reset): their resets are no longer dropped. Dropped after the lock.
     let _old = core::mem::take(&mut *state.rebuilding.lock());
     for a in t.announce.iter() {
@@ -340,9 +400,10 @@ pub(crate) fn directive(
     r: &DirectiveRequest,
     park_ms: u64,
 ) -> Result<(Takeover, Counts), LogicError> {
+    let _control = state.control.lock();
     let now = crate::glue::now_ms();
     let mut t = plan_directive(state, r, now)?;
-    let done = carry_out(state, net, &mut t, now, park_ms);
+    let done = carry_out(state, net, r.node, &mut t, now, park_ms);
     Ok((t, done))
 }
 
@@ -506,7 +567,7 @@ pub(crate) struct TakenList {
 
 /// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
 /// the oldest records go first beyond [`MAX_TAKEN`] records or [`MAX_TAKEN_BYTES`] bytes.
-fn record(state: &NetState, p: Plan, now_ms: u64) {
+fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
     let t = Taken {
         info: TakenInfo {
             key: p.key,
@@ -521,10 +582,11 @@ fn record(state: &NetState, p: Plan, now_ms: u64) {
         at_ms: now_ms,
         sent: p.sent,
     };
+    let info = t.info;
     let mut list = state.taken.lock();
     let n = t.sent.len();
     if list.recs.push(t, GFP_KERNEL).is_err() {
-        return;
+        return info;
     }
     list.bytes += n;
     while list.recs.len() > MAX_TAKEN || list.bytes > MAX_TAKEN_BYTES {
@@ -533,6 +595,7 @@ fn record(state: &NetState, p: Plan, now_ms: u64) {
             Err(_) => break,
         }
     }
+    info
 }
 
 /// The record at `index`, as TAKEN_GET reports it at `now_ms`.

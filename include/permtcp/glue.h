@@ -58,6 +58,10 @@ void ptcp_glue_unregister(void);
 int ptcp_reply_new(struct genl_info *info, u8 cmd, u32 size, struct ptcp_msg *m);
 int ptcp_reply_send(struct genl_info *info, struct ptcp_msg *m, u32 used);
 void ptcp_msg_free(struct ptcp_msg *m);
+int ptcp_notify_new(struct ptcp_net *pn, u8 cmd, u32 size, struct ptcp_msg *m);
+int ptcp_notify_send(struct ptcp_net *pn, struct ptcp_msg *m, u32 used);
+u64 ptcp_now_ns(void);
+bool ptcp_skb_src_mac(const struct sk_buff *skb, u8 *mac);
 int ptcp_dump_begin(struct sk_buff *skb, struct netlink_callback *cb, u8 cmd,
 		    struct ptcp_msg *m);
 void ptcp_dump_commit(struct ptcp_msg *m, u32 used);
@@ -100,7 +104,14 @@ int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk
 		      struct netlink_callback *cb, long *pos);
 void permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
-bool permtcp_rs_rst_out(void *state, struct sk_buff *skb, u32 len);
+/* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */
+enum ptcp_out_verdict {
+	PTCP_OUT_ACCEPT = 0,
+	PTCP_OUT_DROP_RST = 1,		/* a reset of a mirrored connection */
+	PTCP_OUT_DROP_FENCED = 2,	/* from this node's bindings, its lease run out */
+};
+
+u8 permtcp_rs_out(void *state, struct sk_buff *skb, u32 len, u64 now_ns);
 bool permtcp_rs_park_poll(void *state, struct ptcp_net *pn);
 
 #endif /* _PERMTCP_GLUE_H */

@@ -22,6 +22,12 @@ struct StatusView {
     park_queued: u32,
     /// Parked connections reset because no listener came in time.
     park_reset: u32,
+    /// What is left of this node's lease, in ms, while one is set.
+    lease_left_ms: Option<u64>,
+    /// This node's segments the fence dropped (lease run out).
+    fenced: u64,
+    /// Frames received from nodes declared failed here (split-brain alarm).
+    split_brain: u64,
 }
 
 /// `permctl status`.
@@ -37,6 +43,9 @@ pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
         parked: s.parked,
         park_queued: s.park_queued,
         park_reset: s.park_reset,
+        lease_left_ms: s.lease_left_ms,
+        fenced: s.fenced,
+        split_brain: s.split_brain,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
@@ -57,6 +66,21 @@ pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
         println!(
             "parked            {} now, {} accepted later, {} reset (no listener in time)",
             v.parked, v.park_queued, v.park_reset
+        );
+        match v.lease_left_ms {
+            Some(0) => println!(
+                "lease             run out: fenced, {} segments dropped",
+                v.fenced
+            ),
+            Some(ms) => println!(
+                "lease             {ms} ms left, {} segments dropped",
+                v.fenced
+            ),
+            None => println!("lease             none set (not fenced)"),
+        }
+        println!(
+            "split brain       {} frames from nodes declared failed",
+            v.split_brain
         );
     }
     Ok(())

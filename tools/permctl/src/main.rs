@@ -5,7 +5,8 @@
 //! This file defines the command line and dispatches each command to its family's module:
 //! `decl` (declarations, status), `snoop` (snooping, connections, statistics, retained data),
 //! `takeover` (takeover, taken-over connections, address assumption), `directives` (the
-//! fail-over directive receiver), `generate` (completions and man pages). `netlink` is the
+//! fail-over directive receiver), `fence` (the lease, notifications), `generate`
+//! (completions and man pages). `netlink` is the
 //! client, `spec` the command-line values and views.
 //!
 //! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
@@ -13,6 +14,7 @@
 
 mod decl;
 mod directives;
+mod fence;
 mod generate;
 mod netlink;
 mod snoop;
@@ -97,6 +99,21 @@ enum Command {
         /// UDP port to listen on.
         #[arg(long, default_value_t = directives::DEFAULT_PORT)]
         port: u16,
+    },
+    /// Renew this node's lease on its own bindings for MS milliseconds (0: release it at
+    /// once). Once a lease was set, the kernel drops every segment of this node's bindings
+    /// while it has run out: the cluster daemon renews it (needs CAP_NET_ADMIN).
+    Lease {
+        /// The lease's length from now, in ms (at most 60000).
+        #[arg(long)]
+        ms: u32,
+    },
+    /// Print the module's notifications as they come: node failed, connection taken, reset,
+    /// handed on with a directive, not ready.
+    Events {
+        /// Exit after this many notifications.
+        #[arg(long)]
+        count: Option<u64>,
     },
     /// Testing aids.
     #[command(subcommand)]
@@ -270,6 +287,8 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             no_assume,
         } => takeover::takeover(c, node, park_ms, directive_port, !no_assume, json),
         Command::Directives { port } => directives::listen(c, port),
+        Command::Lease { ms } => fence::lease(c, ms).map(|()| done(json, "lease set")),
+        Command::Events { count } => fence::events(c, json, count),
         Command::Stats => snoop::stats(c, json),
         Command::ConnData {
             owner,

@@ -14,7 +14,7 @@
 
 use neli::{
     consts::{
-        genl::{CtrlAttr, CtrlCmd},
+        genl::{CtrlAttr, CtrlAttrMcastGrp, CtrlCmd},
         nl::{GenlId, NlmF, Nlmsg, NlmsgerrAttr},
         socket::NlFamily,
     },
@@ -28,7 +28,7 @@ use neli::{
 };
 use permtcp_logic::nla::Writer;
 use permtcp_logic::ops::Operation;
-use permtcp_logic::uapi::{FAMILY_NAME, FAMILY_VERSION};
+use permtcp_logic::uapi::{FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS};
 use std::fmt;
 
 /// Why a request failed.
@@ -125,6 +125,8 @@ pub fn reply<'a, O: Operation>(msgs: &'a [Vec<u8>], what: &str) -> Result<O::Rep
 pub struct Client {
     sock: NlSocketHandle,
     family: u16,
+    /// The id of the family's `events` multicast group, once resolved.
+    events: Option<u32>,
     seq: std::cell::Cell<u32>,
 }
 
@@ -137,9 +139,10 @@ impl Client {
         let mut c = Self {
             sock,
             family: 0,
+            events: None,
             seq: std::cell::Cell::new(1),
         };
-        c.family = c.resolve()?;
+        (c.family, c.events) = c.resolve()?;
         Ok(c)
     }
 
@@ -151,6 +154,7 @@ impl Client {
         Ok(Self {
             sock,
             family: 0,
+            events: None,
             seq: std::cell::Cell::new(1),
         })
     }
@@ -191,8 +195,9 @@ impl Client {
         }
     }
 
-    /// CTRL_CMD_GETFAMILY for the family name; ENOENT means the module is not loaded.
-    fn resolve(&self) -> Result<u16, CtlError> {
+    /// CTRL_CMD_GETFAMILY for the family name: its id and its `events` group's (a module
+    /// older than the group has none); ENOENT means the module is not loaded.
+    fn resolve(&self) -> Result<(u16, Option<u32>), CtlError> {
         let name = NlattrBuilder::default()
             .nla_type(
                 AttrTypeBuilder::default()
@@ -219,7 +224,7 @@ impl Client {
             Err(CtlError::Kernel { errno: 2, .. }) => return Err(CtlError::NotLoaded),
             r => r?,
         };
-        replies
+        let id = replies
             .iter()
             .find_map(|m| {
                 m.attrs()
@@ -227,7 +232,51 @@ impl Client {
                     .get_attr_payload_as::<u16>(CtrlAttr::FamilyId)
                     .ok()
             })
-            .ok_or(CtlError::NotLoaded)
+            .ok_or(CtlError::NotLoaded)?;
+        let events = replies.iter().find_map(|m| {
+            let handle = m.attrs().get_attr_handle();
+            let groups = handle
+                .get_nested_attributes::<u16>(CtrlAttr::McastGroups)
+                .ok()?;
+            groups.iter().find_map(|g| {
+                let g = g.get_attr_handle::<CtrlAttrMcastGrp>().ok()?;
+                let name = g
+                    .get_attr_payload_as_with_len::<String>(CtrlAttrMcastGrp::Name)
+                    .ok()?;
+                (name == MCGRP_EVENTS)
+                    .then(|| g.get_attr_payload_as::<u32>(CtrlAttrMcastGrp::Id).ok())?
+            })
+        });
+        Ok((id, events))
+    }
+
+    /// Joins the family's `events` multicast group.
+    pub fn subscribe_events(&self) -> Result<(), CtlError> {
+        let id = self.events.ok_or_else(|| {
+            CtlError::Transport("the module has no events multicast group".into())
+        })?;
+        self.sock
+            .add_mcast_membership(Groups::new_groups(&[id]))
+            .map_err(transport)
+    }
+
+    /// Waits for the next notifications of the family: each one's command and attributes.
+    pub fn next_events(&self) -> Result<Vec<(u8, Vec<u8>)>, CtlError> {
+        let (msgs, _) = self.sock.recv::<u16, Buffer>().map_err(transport)?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let m: Nlmsghdr<u16, Buffer> = m.map_err(transport)?;
+            if *m.nl_type() != self.family {
+                continue;
+            }
+            if let NlPayload::Payload(p) = m.nl_payload() {
+                let b = p.as_ref();
+                if b.len() >= GENL_HDRLEN {
+                    out.push((b[0], b[GENL_HDRLEN..].to_vec()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Sends one request and collects the payloads of its replies until the ACK (or, for a
