@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Every permtcp test, in order: lint (rustfmt, clippy for the host crates and the module),
-# cargo test (host logic and permctl), the module build, then KUnit and the kselftest-style
-# suites in QEMU, and the short form of the multi-VM tier (one IPv4 kill -9 case).  Prints a
-# count per kind and a total; exits non-zero on any failure.
+# the YAML netlink spec against the kernel's schema, cargo test (host logic and permctl), the
+# module build, then KUnit and the kselftest-style suites in QEMU, and the short form of the
+# multi-VM tier (one IPv4 kill -9 case).  Prints a count per kind and a total; exits non-zero
+# on any failure.
 #
 #   scripts/check.sh [--lint-only]
 set -uo pipefail
@@ -41,6 +42,7 @@ lint() {
 }
 
 step lint lint
+step "netlink spec (schema)" bash scripts/check-spec.sh
 if [ "${1:-}" = --lint-only ]; then
 	printf '%s\n' "${summary[@]}"
 	[ ${#failed[@]} -eq 0 ]

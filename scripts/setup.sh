@@ -11,7 +11,8 @@ set -euo pipefail
 
 PKGS=(make gcc flex bison bc libelf-dev libssl-dev cpio busybox-static qemu-system-x86 kmod
       iproute2 xz-utils "clang-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev" "lld-$LLVM_VERSION"
-      "llvm-$LLVM_VERSION" python3 ca-certificates nftables tcpdump)
+      "llvm-$LLVM_VERSION" python3 python3-yaml python3-jsonschema ca-certificates nftables
+      tcpdump)
 
 missing=()
 for p in "${PKGS[@]}"; do

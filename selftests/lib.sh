@@ -199,3 +199,28 @@ case_done() { # description [pid...]
 uptime_ms() {
 	awk '{ printf "%d", $1 * 1000 }' /proc/uptime
 }
+
+# The kernel's own YNL client (tools/net/ynl of the kernel source) driving the family from
+# its YAML spec (Documentation/netlink/specs/permtcp.yaml); run_vm.sh puts both, Python 3
+# and PyYAML in the guest.  JSON output.  The spec is validated on the host (scripts/
+# check-spec.sh), not here: the guest has no jsonschema.
+YNL_DIR=/usr/lib/ynl
+YNL_SPEC=/usr/share/permtcp/permtcp.yaml
+# $YNL for `in_peer $YNL ...` and `sh -c "$YNL ..."`, ynl for the script itself.
+YNL="python3 $YNL_DIR/pyynl/cli.py --spec $YNL_SPEC --no-schema --output-json"
+ynl() { $YNL "$@"; }
+
+# check_json DESCRIPTION EXPR CMD...: CMD must exit 0 and print JSON for which the Python
+# expression EXPR, over the parsed value `d`, is true (json and ipaddress imported).
+check_json() {
+	desc=$1 expr=$2
+	shift 2
+	if out=$("$@" 2>&1) && printf '%s' "$out" |
+		python3 -c "import ipaddress, json, sys; d = json.load(sys.stdin); sys.exit(0 if ($expr) else 1)"; then
+		ktap_result ok "$desc"
+	else
+		echo "# expected $expr from: $*"
+		echo "$out" | sed 's/^/#   /'
+		ktap_result fail "$desc"
+	fi
+}

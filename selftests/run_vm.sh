@@ -35,7 +35,8 @@ vm_inputs
 # to make check) do not share an initramfs or a log.
 work=$PERMTCP_ROOT/target/vm${KDIR:+/$(basename "$KDIR")}
 mkdir -p "$work"
-build_initramfs "$work"
+# The selftests get Python and the kernel's YNL client too, for ynl.sh.
+if [ "$mode" = selftests ]; then build_initramfs "$work" python; else build_initramfs "$work"; fi
 
 qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"

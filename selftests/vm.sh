@@ -21,17 +21,22 @@ vm_inputs() {
 
 # Builds DIR/initramfs.gz: busybox, iproute2, permctl, ptcp-testapp, the module, the
 # selftests directory and selftests/init as /init (which reads its mode from the kernel
-# command line).  DIR/root is the tree it was made from.
-build_initramfs() { # dir
+# command line); with "python", also Python and the kernel's YNL client (copy_python).
+# DIR/root is the tree it was made from.
+build_initramfs() { # dir [python]
 	local work=$1 root=$1/root
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
-	# Copies a dynamically linked program and the libraries it needs.
-	copy_prog() {
-		install -D -m755 "$1" "$root/$2"
+	# Copies the libraries a dynamically linked program or extension module needs.
+	copy_libs() {
 		ldd "$1" | awk '/=> \// {print $3} /^[ \t]*\/lib/ {print $1}' | while read -r lib; do
 			[ -e "$root$lib" ] || install -D -m755 "$lib" "$root$lib"
 		done
+	}
+	# Copies a dynamically linked program and the libraries it needs.
+	copy_prog() {
+		install -D -m755 "$1" "$root/$2"
+		copy_libs "$1"
 	}
 	install -m755 "$(command -v busybox)" "$root/bin/busybox"
 	ln -s busybox "$root/bin/sh"
@@ -41,12 +46,58 @@ build_initramfs() { # dir
 	copy_prog "$testapp" bin/ptcp-testapp
 	# nft, for the benchmark's conntrack comparison (optional).
 	if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi
+	[ "${2:-}" != python ] || copy_python
 	install -m644 "$module" "$root/lib/modules/permtcp.ko"
 	cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
 	install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$root/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.gz"
+}
+
+# Into build_initramfs's $root: Debian's Python 3 (not whatever python3 comes first in PATH:
+# PyYAML is Debian's python3-yaml) with a pruned standard library, PyYAML, and the kernel's
+# YNL netlink client with the nlctrl and permtcp specs, for ynl.sh.  Sources only, no
+# byte-compiled files (3 MB more, compressed): the guest's root is writable, so Python
+# compiles each module once per boot.  Dies when any of it is missing on the host.
+copy_python() {
+	local py stdlib ksrc so
+	py=$(readlink -f /usr/bin/python3)
+	stdlib=/usr/lib/$(basename "$py")
+	ksrc=$PERMTCP_CACHE/src/linux
+	[ -x "$py" ] && [ -f "$stdlib/os.py" ] || die "missing Debian's python3 (run make setup)"
+	[ -f /usr/lib/python3/dist-packages/yaml/__init__.py ] ||
+		die "missing python3-yaml (run make setup)"
+	[ -f "$ksrc/tools/net/ynl/pyynl/cli.py" ] || die "missing the kernel's YNL in $ksrc"
+	copy_prog "$py" "usr/bin/$(basename "$py")"
+	ln -s "$(basename "$py")" "$root/usr/bin/python3"
+	mkdir -p "$root$stdlib"
+	# Left out: test suites, tools, the static library, and packages and extension
+	# modules neither YNL nor the tests import (nor their libraries: libssl, ncurses, ...).
+	tar -C "$stdlib" -c -X <(printf './%s\n' 'config-*' test idlelib tkinter turtledemo \
+		ensurepip lib2to3 pydoc_data distutils venv sqlite3 curses dbm unittest asyncio \
+		multiprocessing xmlrpc wsgiref email http html xml ctypes concurrent zoneinfo \
+		tomllib logging pydoc.py 'lib-dynload/_test*' 'lib-dynload/*xx*' \
+		'lib-dynload/_ctypes*' 'lib-dynload/_curses*' 'lib-dynload/_dbm*' 'lib-dynload/nis*' \
+		'lib-dynload/_sqlite3*' 'lib-dynload/_ssl*' 'lib-dynload/_hashlib*' \
+		'lib-dynload/readline*' 'lib-dynload/_asyncio*' 'lib-dynload/_multiprocessing*' \
+		'lib-dynload/ossaudiodev*' 'lib-dynload/audioop*' 'lib-dynload/_crypt*' \
+		'lib-dynload/_zoneinfo*' 'lib-dynload/_codecs_[chjkt]*' '*/__pycache__' \
+		__pycache__) . | tar -C "$root$stdlib" -x
+	mkdir -p "$root/usr/lib/python3/dist-packages"
+	tar -C /usr/lib/python3/dist-packages -c --exclude=__pycache__ yaml |
+		tar -C "$root/usr/lib/python3/dist-packages" -x
+	for so in "$root$stdlib"/lib-dynload/*.so "$root"/usr/lib/python3/dist-packages/yaml/*.so; do
+		copy_libs "$so"
+	done
+	mkdir -p "$root/usr/lib/ynl/pyynl/lib"
+	install -m644 "$ksrc"/tools/net/ynl/pyynl/{__init__,cli}.py "$root/usr/lib/ynl/pyynl/"
+	install -m644 "$ksrc"/tools/net/ynl/pyynl/lib/*.py "$root/usr/lib/ynl/pyynl/lib/"
+	# The controller's spec: ynl_kernel_check.py reads the family's ops and policies with it.
+	install -D -m644 "$ksrc/Documentation/netlink/specs/nlctrl.yaml" \
+		"$root/usr/lib/ynl/specs/nlctrl.yaml"
+	install -D -m644 "$PERMTCP_ROOT/Documentation/netlink/specs/permtcp.yaml" \
+		"$root/usr/share/permtcp/permtcp.yaml"
 }
 
 # Prints kvm or tcg.  KVM hangs on some of these machines: it is used only where a short
