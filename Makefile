@@ -8,8 +8,10 @@
 #   make check      every test: lint, cargo test, fuzzing, KUnit, the QEMU selftests and a
 #                   short multi-VM case
 #   make check-cluster  the multi-VM tier: each cluster node its own QEMU VM, real crashes
+#   make check-debug    the QEMU selftests on a lockdep / debug-checks kernel
+#   make check-sanitizers  the QEMU selftests on a KASAN + KMEMLEAK kernel, then on KCSAN
 #   make bench      benchmark figures (host and QEMU)
-#   make install    permctl, its completions and man pages, and permctl.ko if built
+#   make install    permctl, its completions and man pages, and permtcp.ko if built
 #                   (DESTDIR and PREFIX honoured; see README.md, "Building")
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
@@ -28,7 +30,7 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
-.PHONY: all module permctl setup demo check check-cluster check-debug lint bench selftests clean \
+.PHONY: all module permctl setup demo check check-cluster check-debug check-sanitizers lint bench selftests clean \
 	install install-permctl install-module
 
 all: module
@@ -61,6 +63,11 @@ lint:
 # The QEMU selftests on a second kernel with lockdep, sleep-in-atomic and list debugging.
 check-debug: setup permctl
 	bash scripts/check-debug.sh
+
+# The QEMU selftests on a KASAN + KMEMLEAK + lockdep kernel, then the concurrent ones on a
+# KCSAN kernel (both built with clang and cached; about 10 minutes each the first time).
+check-sanitizers: setup permctl
+	bash scripts/check-sanitizers.sh
 
 # Figures, not tests: host parse+track cost, then throughput and per-frame cost in QEMU.
 bench: setup

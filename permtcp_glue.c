@@ -338,13 +338,18 @@ static int ptcp_doit(struct sk_buff *skb, struct genl_info *info)
 			       genlmsg_len(info->genlhdr), info);
 }
 
-/* Every dump: the command, the request's attributes and a resume position. */
+/*
+ * Every dump: the command, the request's attributes, a resume position, and whether the
+ * caller has CAP_NET_ADMIN over the namespace (others get connections without their
+ * sequence numbers).
+ */
 static int ptcp_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	const struct genlmsghdr *req = nlmsg_data(cb->nlh);
 
 	return permtcp_rs_dumpit(ptcp_pn(sock_net(skb->sk))->rs, req->cmd, genlmsg_data(req),
-				 genlmsg_len(req), skb, cb, &cb->args[0]);
+				 genlmsg_len(req), skb, cb, &cb->args[0],
+				 netlink_net_capable(cb->skb, CAP_NET_ADMIN));
 }
 
 /*
@@ -368,13 +373,14 @@ static const struct nla_policy ptcp_takeover_policy[PERMTCP_A_PARK_MS + 1] = {
 	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
 };
 
-static const struct nla_policy ptcp_directive_policy[PERMTCP_A_PARK_MS + 1] = {
+static const struct nla_policy ptcp_directive_policy[PERMTCP_A_FROM_NODE + 1] = {
 	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
 	[PERMTCP_A_OWNER_ADDR] = NLA_POLICY_EXACT_LEN(16),
 	[PERMTCP_A_OWNER_PORT] = { .type = NLA_U16 },
 	[PERMTCP_A_CLIENT_ADDR] = NLA_POLICY_EXACT_LEN(16),
 	[PERMTCP_A_CLIENT_PORT] = { .type = NLA_U16 },
 	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
+	[PERMTCP_A_FROM_NODE] = { .type = NLA_U32 },
 };
 
 static const struct nla_policy ptcp_start_policy[PERMTCP_A_KEEP_RECEIVED + 1] = {
@@ -457,7 +463,7 @@ static const struct genl_ops ptcp_ops[] = {
 		.cmd = PERMTCP_CMD_DIRECTIVE,
 		.doit = ptcp_doit,
 		.policy = ptcp_directive_policy,
-		.maxattr = PERMTCP_A_PARK_MS,
+		.maxattr = PERMTCP_A_FROM_NODE,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
@@ -735,6 +741,23 @@ int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len)
 	struct kvec iov = { .iov_base = (void *)data, .iov_len = len };
 
 	return kernel_sendmsg(sock, &msg, &iov, 1, len);
+}
+
+/*
+ * The send buffer of a rebuilt socket, locked at @bytes as SO_SNDBUFFORCE would set it, but
+ * without its capable(CAP_NET_ADMIN) check, which looks at the initial namespace: the module
+ * itself sizes its own socket, for a takeover a container's admin may run.
+ */
+void ptcp_sock_set_sndbuf(struct socket *sock, int bytes)
+{
+	struct sock *sk = sock->sk;
+
+	lock_sock(sk);
+	bytes = min_t(int, max(bytes, 0), INT_MAX / 2);
+	sk->sk_userlocks |= SOCK_SNDBUF_LOCK;
+	WRITE_ONCE(sk->sk_sndbuf, max_t(int, bytes * 2, SOCK_MIN_SNDBUF));
+	sk->sk_write_space(sk);
+	release_sock(sk);
 }
 
 void ptcp_sock_release(struct socket *sock)

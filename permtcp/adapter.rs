@@ -106,7 +106,8 @@ unsafe extern "C" fn permtcp_rs_doit(
 /// # Safety
 ///
 /// `state` is the namespace's live state pointer; `payload` points to `len` readable bytes
-/// of the request; `skb`, `cb` and `pos` are the valid arguments of the running dump call.
+/// of the request; `skb`, `cb` and `pos` are the valid arguments of the running dump call;
+/// `privileged` tells whether the caller has CAP_NET_ADMIN over the namespace.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_dumpit(
     state: *mut c_void,
@@ -116,6 +117,7 @@ unsafe extern "C" fn permtcp_rs_dumpit(
     skb: *mut SkBuff,
     cb: *mut NetlinkCallback,
     pos: *mut c_long,
+    privileged: bool,
 ) -> c_int {
     // SAFETY: the state outlives every handler (module documentation).
     let state = unsafe { borrow(state) };
@@ -125,7 +127,7 @@ unsafe extern "C" fn permtcp_rs_dumpit(
     let mut d = unsafe { Dump::from_raw(skb, cb) };
     // SAFETY: `pos` points to `cb->args[0]`, which only this dump uses.
     let pos = unsafe { &mut *pos };
-    match genl::dumpit(&state, command, payload, &mut d, pos) {
+    match genl::dumpit(&state, command, payload, &mut d, pos, privileged) {
         Ok(()) => d.len() as c_int,
         Err(e) => -e.errno,
     }

@@ -103,13 +103,15 @@ pub(crate) fn doit(
     }
 }
 
-/// Fills one round of a dump; `pos` is the command's resume position.
+/// Fills one round of a dump; `pos` is the command's resume position. An unprivileged
+/// caller gets the mirrored connections without their sequence numbers and timestamps.
 pub(crate) fn dumpit(
     state: &NetState,
     command: u8,
     payload: &[u8],
     dump: &mut Dump<'_>,
     pos: &mut c_long,
+    privileged: bool,
 ) -> Result<(), LogicError> {
     match command {
         cmd::DECL_GET => {
@@ -130,6 +132,7 @@ pub(crate) fn dumpit(
             loop {
                 let conn = state.snoop.lock().nth(*pos as usize, now);
                 let Some(conn) = conn else { return Ok(()) };
+                let conn = if privileged { conn } else { conn.redacted() };
                 if !dump.add(cmd::CONN_GET, |w| ConnReply { conn }.write(w))? {
                     return Ok(());
                 }

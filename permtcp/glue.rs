@@ -170,6 +170,7 @@ extern "C" {
     fn ptcp_sock_connect(sock: *mut Socket, addr: *const u8, port: u16, ipv6: bool) -> c_int;
     fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
     fn ptcp_sock_release(sock: *mut Socket);
+    fn ptcp_sock_set_sndbuf(sock: *mut Socket, bytes: c_int);
     fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
     fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
     fn ptcp_send_packet(
@@ -668,8 +669,6 @@ pub(crate) enum SockOpt {
     FreeBind { v6: bool },
     /// `SO_REUSEADDR`.
     ReuseAddr,
-    /// `SO_SNDBUFFORCE`.
-    SndBufForce,
 }
 
 /// Which repair queue ([`SockOpt::RepairQueue`]).
@@ -710,7 +709,6 @@ impl KernelSocket {
             }
             SockOpt::FreeBind { v6: false } => (bindings::SOL_IP, bindings::IP_FREEBIND as c_int),
             SockOpt::ReuseAddr => (bindings::SOL_SOCKET, bindings::SO_REUSEADDR as c_int),
-            SockOpt::SndBufForce => (bindings::SOL_SOCKET, bindings::SO_SNDBUFFORCE as c_int),
         };
         let val: *const i32 = &v;
         self.setopt_raw(level, opt, val.cast(), core::mem::size_of::<i32>())
@@ -768,6 +766,13 @@ impl KernelSocket {
         let n = data.len().min(i32::MAX as usize) as u32;
         // SAFETY: the socket is owned (type invariant); `data` is readable for `n` bytes.
         check(unsafe { ptcp_sock_send(self.0.as_ptr(), data.as_ptr(), n) }).map(|n| n as usize)
+    }
+
+    /// Locks the send buffer at room for `bytes`, as `SO_SNDBUFFORCE` would (without its
+    /// check of CAP_NET_ADMIN in the initial namespace: the module sizes its own socket).
+    pub(crate) fn set_sndbuf(&self, bytes: i32) {
+        // SAFETY: the socket is owned (type invariant); the helper takes the sock's lock.
+        unsafe { ptcp_sock_set_sndbuf(self.0.as_ptr(), bytes) }
     }
 
     /// Shuts the sending side down: sends a FIN.

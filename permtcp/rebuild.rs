@@ -297,7 +297,7 @@ fn resend(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
     // Room for all of it at once: a new socket's send buffer is small, and a window of
     // unacknowledged bytes can be megabytes.
     let room = (data.len() + (64 << 10)).min(i32::MAX as usize) as i32;
-    s.set(SockOpt::SndBufForce, room).at(Step::Resend)?;
+    s.set_sndbuf(room);
     send_all(s, data, Step::Resend)
 }
 

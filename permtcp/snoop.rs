@@ -138,6 +138,17 @@ impl FlowMap<Alloc> for ConnMap {
 /// budget until [`SnoopTable::release`] returns them.
 pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 
+/// What [`SnoopTable::take_key`] found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// Moved out of the table.
+    Taken,
+    /// Not mirrored here.
+    Absent,
+    /// Mirrored, but over (TIME-WAIT or closed): left where it is.
+    Over,
+}
+
 /// A namespace's snooping state.
 pub(crate) struct SnoopTable {
     /// Whether a device is hooked.
@@ -313,15 +324,23 @@ impl SnoopTable {
         self.conns.tree.get(key).is_some()
     }
 
-    /// Moves the connection `key` out of the table into `out` (which has room for it).
-    pub(crate) fn take_key(&mut self, key: &FlowKey, out: &mut Taking) -> bool {
-        if out.len() == out.capacity() {
-            return false;
+    /// Moves the connection `key` out of the table into `out` (which has room for it), unless
+    /// it is over (TIME-WAIT or closed: followed until its deadline, never rebuilt, passed
+    /// on or reset, as [`Self::take_mine`] leaves it).
+    pub(crate) fn take_key(&mut self, key: &FlowKey, out: &mut Taking) -> Take {
+        match self.conns.tree.get(key) {
+            None => return Take::Absent,
+            Some(c) if matches!(c.state, State::TimeWait | State::Closed) => return Take::Over,
+            Some(_) if out.len() == out.capacity() => return Take::Absent,
+            Some(_) => {}
         }
-        match self.conns.remove(key) {
-            // Within the spare capacity checked above: cannot fail.
-            Some(c) => out.push((*key, c), GFP_ATOMIC | __GFP_NOWARN).is_ok(),
-            None => false,
+        let Some(c) = self.conns.remove(key) else {
+            return Take::Absent;
+        };
+        // Within the spare capacity checked above: cannot fail.
+        match out.push((*key, c), GFP_ATOMIC | __GFP_NOWARN) {
+            Ok(()) => Take::Taken,
+            Err(_) => Take::Absent,
         }
     }
 

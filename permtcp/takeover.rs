@@ -37,7 +37,7 @@ use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
 use crate::rebuild::{rebuild, rebuildable, Plan};
-use crate::snoop::{Alloc, Taking};
+use crate::snoop::{Alloc, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
 use kernel::time::{Instant, Monotonic};
@@ -54,10 +54,20 @@ fn enomem() -> LogicError {
 // 1. Plan
 // ---------------------------------------------------------------------------------------
 
+/// What becomes of a connection whose rebuild fails: the next peer gets it, or it is reset,
+/// as for a connection that was not ready.
+pub(crate) enum Fallback {
+    /// A directive to this peer.
+    Next(u32),
+    /// No peer is left.
+    Reset(Reset),
+}
+
 /// What a takeover (or a directive) found: plans to rebuild, connections for the next peer
 /// or to reset, and the connections left alone.
 pub(crate) struct Takeover {
-    pub(crate) plans: KVec<Plan>,
+    /// The connections to rebuild, each with what becomes of it if its rebuild fails.
+    pub(crate) plans: KVec<(Plan, Fallback)>,
     /// The failed owner's addresses whose ARP ownership comes to this node.
     pub(crate) announce: KVec<Addr>,
     /// Connections this node cannot take over, for the next peer.
@@ -96,9 +106,13 @@ impl Takeover {
         rx: RxPolicy,
         next: impl FnOnce() -> Option<u32>,
     ) {
+        let fallback = match next() {
+            Some(n) => Fallback::Next(n),
+            None => Fallback::Reset(Reset::new(k, c)),
+        };
         if c.readiness().is_ok() && rebuildable(c.state) {
             if let Some(p) = Plan::new(k, c, now_ms, rx) {
-                if self.plans.push(p, GFP_KERNEL).is_err() {
+                if self.plans.push((p, fallback), GFP_KERNEL).is_err() {
                     self.not_ready += 1;
                 }
                 return;
@@ -109,12 +123,17 @@ impl Takeover {
             // Ready but not copyable (no memory), or in a state not rebuilt.
             Ok(()) => crate::logic::uapi::not_ready::NO_MEMORY,
         };
+        self.fall_back(k, reason, fallback);
+    }
+
+    /// Files a connection this node cannot take over (why: `reason`) as `fallback` says.
+    fn fall_back(&mut self, k: &FlowKey, reason: u8, fallback: Fallback) {
         // Only the notification is lost when this fails.
         let _ = self.reasons.push((*k, reason), GFP_KERNEL);
-        match next() {
-            Some(n) => self.forward(k, n),
-            None => {
-                if self.resets.push(Reset::new(k, c), GFP_KERNEL).is_err() {
+        match fallback {
+            Fallback::Next(n) => self.forward(k, n),
+            Fallback::Reset(r) => {
+                if self.resets.push(r, GFP_KERNEL).is_err() {
                     self.not_ready += 1;
                 }
             }
@@ -207,13 +226,6 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         t.settle(k, c, now_ms, owner.rx, next);
     }
     state.snoop.lock().release(&mut taking);
-    // The resets this node sends itself must not be suppressed.
-    if !t.resets.is_empty() {
-        state
-            .rebuilding
-            .lock()
-            .retain(|k| !t.resets.iter().any(|r| r.key == *k));
-    }
     Ok(t)
 }
 
@@ -246,8 +258,28 @@ fn plan_directive(
             c"this node is not a peer of that binding",
         ));
     }
+    // Only the next peer in the policy's order acts: after the sender when it is known; the
+    // first peer never gets a directive (its own takeover handled the connection).
+    let expected = match r.from {
+        Some(from) => next_after(&order, from) == Some(me),
+        None => order.iter().next() != Some(&me),
+    };
+    if !expected {
+        return Err(LogicError::new(
+            code::EINVAL,
+            c"this node is not the next peer for that directive",
+        ));
+    }
     let mut taking = Taking::with_capacity(1, GFP_KERNEL).map_err(|_| enomem())?;
-    let found = state.snoop.lock().take_key(&r.key, &mut taking);
+    let found = match state.snoop.lock().take_key(&r.key, &mut taking) {
+        Take::Over => {
+            return Err(LogicError::new(
+                code::EINVAL,
+                c"the connection is over (TIME-WAIT): nothing to take over",
+            ))
+        }
+        t => t == Take::Taken,
+    };
     let mut t = Takeover::new();
     let next = || next_after(&order, me);
     match taking.first() {
@@ -314,7 +346,7 @@ fn carry_out(
     let started = Instant::<Monotonic>::now();
     let mut d = Counts::default();
     let mut parked = KVec::new();
-    for p in core::mem::take(&mut t.plans) {
+    for (p, fallback) in core::mem::take(&mut t.plans) {
         match take_over(net, &p, now + park_ms) {
             Ok(outcome) => {
                 d.taken += 1;
@@ -328,14 +360,23 @@ fn carry_out(
                 }
             }
             Err(e) => {
+                // Not lost silently: the next peer gets it, or the client a reset.
                 d.failed += 1;
                 pr_warn!(
                     "takeover of a connection failed: {} ({})\n",
                     e.text(),
                     e.errno
                 );
+                t.fall_back(&p.key, crate::logic::uapi::not_ready::NO_MEMORY, fallback);
             }
         }
+    }
+    // The resets this node sends itself must not be suppressed.
+    if !t.resets.is_empty() {
+        state
+            .rebuilding
+            .lock()
+            .retain(|k| !t.resets.iter().any(|r| r.key == *k));
     }
     d.rebuild_ns = started.elapsed().as_nanos() as u64;
     d.parked = parked.len() as u32;

@@ -67,7 +67,10 @@ ktap_finish() {
 
 # Fails when the kernel log shows a warning, oops or refcount/list corruption report.
 kernel_log_clean() {
-	! dmesg | grep -E -q 'WARNING:|BUG:|Oops|Call Trace|refcount_t:|list_(add|del) corruption|general protection|permtcp: .* failed'
+	bad_=$(dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|refcount_t:|list_(add|del) corruption|general protection|permtcp: .* failed')
+	[ -z "$bad_" ] && return 0
+	echo "$bad_" | head -n 5 | sed 's/^/# dmesg: /'
+	return 1
 }
 
 load_module() {

@@ -31,10 +31,14 @@ done
 
 vm_inputs
 
-# One directory per kernel build, so that runs for different kernels (make check-debug next
-# to make check) do not share an initramfs or a log.
-work=$PERMTCP_ROOT/target/vm${KDIR:+/$(basename "$KDIR")}
+# One directory per kernel build and run, so that runs for different kernels (make
+# check-debug next to make check), or two runs at once, share no initramfs and no log; the
+# last run's stays in target/vm/<kernel>/last.
+base=$PERMTCP_ROOT/target/vm${KDIR:+/$(basename "$KDIR")}
+work=$base/run.$$
+rm -rf "$work"
 mkdir -p "$work"
+trap 'rm -rf "$base/last"; mv "$work" "$base/last" 2>/dev/null || true' EXIT
 # The selftests get Python and the kernel's YNL client too, for ynl.sh.
 if [ "$mode" = selftests ]; then build_initramfs "$work" python; else build_initramfs "$work"; fi
 

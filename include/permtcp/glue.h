@@ -82,6 +82,7 @@ int ptcp_sock_bind(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
 int ptcp_sock_connect(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
 int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len);
 void ptcp_sock_release(struct socket *sock);
+void ptcp_sock_set_sndbuf(struct socket *sock, int bytes);
 int ptcp_sock_shutdown_wr(struct socket *sock);
 int ptcp_send_packet(struct ptcp_net *pn, const u8 *dst, const u8 *data, u32 len, bool ipv6);
 int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6);
@@ -101,7 +102,7 @@ void permtcp_rs_net_exit(void *state);
 int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload, u32 len,
 		    struct genl_info *info);
 int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
-		      struct netlink_callback *cb, long *pos);
+		      struct netlink_callback *cb, long *pos, bool privileged);
 void permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
 /* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */

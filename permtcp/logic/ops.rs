@@ -876,15 +876,21 @@ pub struct DirectiveRequest {
     /// [`attr::PARK_MS`]: how long it waits for a listener (at most [`MAX_PARK_MS`]), if
     /// given.
     pub park_ms: Option<u32>,
+    /// [`attr::FROM_NODE`]: the peer that sends the directive, if known; then only the next
+    /// peer after it in the policy's order takes the connection.
+    pub from: Option<u32>,
 }
 
 impl DirectiveRequest {
-    /// Writes the node, the connection's key and the parking time, if given.
+    /// Writes the node, the connection's key, the parking time and the sender, if given.
     pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
         w.put_u32(attr::NODE_ID, self.node)?;
         put_key(w, attr::OWNER_ADDR, &self.key)?;
         if let Some(ms) = self.park_ms {
             w.put_u32(attr::PARK_MS, ms)?;
+        }
+        if let Some(n) = self.from {
+            w.put_u32(attr::FROM_NODE, n)?;
         }
         Ok(())
     }
@@ -905,6 +911,7 @@ impl DirectiveRequest {
                     }
                     r.park_ms = Some(ms);
                 }
+                attr::FROM_NODE => r.from = Some(a.u32()?),
                 _ => return inval(c"unknown attribute in request"),
             }
             seen.once(a.kind)?;

@@ -137,6 +137,22 @@ pub fn reason_name(code: u8) -> &'static str {
 }
 
 impl ConnInfo {
+    /// The connection as an unprivileged caller may see it: without the sequence numbers,
+    /// windows' edges and timestamps that would let anyone on the host inject segments into
+    /// it blindly (state, readiness, options and byte counts stay).
+    pub fn redacted(mut self) -> Self {
+        for h in &mut self.half {
+            h.isn = 0;
+            h.nxt = 0;
+            h.una = 0;
+            h.ts = None;
+            h.fin = h.fin.map(|_| 0);
+            h.data_start = 0;
+            h.win_seq = 0;
+        }
+        self
+    }
+
     /// Snapshot of a tracked connection at `now_ms`.
     pub fn from_conn<A: ChunkAlloc>(key: &FlowKey, c: &Conn<A>, now_ms: u64) -> Self {
         let half = |side: Side| {

@@ -190,8 +190,11 @@ pub mod attr {
     pub const SPLIT_BRAIN: u16 = 38;
     /// u8: why a connection was not ready ([`super::not_ready`]; CONN_NOT_READY_NTF).
     pub const NOT_READY_REASON: u16 = 39;
+    /// u32: the peer that sends a directive (DIRECTIVE): only the next peer after it in the
+    /// policy's order acts on it.
+    pub const FROM_NODE: u16 = 40;
     /// Highest attribute number.
-    pub const MAX: u16 = NOT_READY_REASON;
+    pub const MAX: u16 = FROM_NODE;
 }
 
 /// Attributes nested in [`attr::DECL`].

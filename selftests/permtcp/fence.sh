@@ -8,7 +8,7 @@
 # listener. IPv4 and IPv6.
 . /selftests/lib.sh
 
-ktap_plan 38
+ktap_plan 40
 
 fenced_count() { in_owner permctl --json status | sed -n 's/.*"fenced":\([0-9]*\).*/\1/p'; }
 
@@ -70,6 +70,15 @@ case_done "expiry: kernel log clean"
 load_module
 check "split brain: cluster up" cluster_up
 echo_session 10.0.0.1 /tmp/fc-sb
+# Issue 11, finding 8: an unprivileged caller sees the mirrored connection without the
+# sequence numbers a blind injection needs; the privileged one sees them.
+check "redaction: the privileged caller sees the sequence numbers" sh -c \
+	'/bin/ip netns exec peer permctl --json conns | grep -q "\"isn\":[1-9]"'
+check "redaction: an unprivileged caller sees none" sh -c \
+	'/bin/ip netns exec peer su -s /bin/sh nobody -c "permctl --json conns" | tee /dev/stderr |
+	 grep -q "\"state\":\"ESTAB\"" &&
+	 ! /bin/ip netns exec peer su -s /bin/sh nobody -c "permctl --json conns" |
+	 grep -q -E "\"(isn|snd_nxt|snd_una)\":[1-9]"'
 in_peer permctl events >/tmp/fc-events 2>/tmp/fc-events.err &
 events_pid=$!
 wait_file /tmp/fc-events.err 30

@@ -77,6 +77,7 @@ enum permtcp_attr {
 	PERMTCP_A_FENCED = 37,		/* u64 */
 	PERMTCP_A_SPLIT_BRAIN = 38,	/* u64 */
 	PERMTCP_A_NOT_READY_REASON = 39,	/* u8: enum permtcp_not_ready */
+	PERMTCP_A_FROM_NODE = 40,	/* u32 */
 	__PERMTCP_A_MAX,
 };
 #define PERMTCP_A_MAX (__PERMTCP_A_MAX - 1)

@@ -222,11 +222,13 @@ fn requests_round_trip() {
         node: 2,
         key: key(3),
         park_ms: Some(250),
+        from: Some(2),
     });
     request_round_trip(DirectiveRequest {
         node: 2,
         key: key(3),
         park_ms: None,
+        from: None,
     });
 }
 
@@ -440,6 +442,7 @@ fn truncated_messages_are_refused() {
                 node: 1,
                 key: key(1),
                 park_ms: None,
+                from: None,
             }
             .write(w)
         }),
@@ -510,6 +513,7 @@ fn duplicate_attributes_are_refused() {
                     node: 1,
                     key: key(1),
                     park_ms: None,
+                    from: None,
                 }
                 .write(w)
             }),
@@ -641,6 +645,7 @@ fn limits_are_checked() {
         node: 1,
         key: key(1),
         park_ms: Some(MAX_PARK_MS + 1),
+        from: None,
     };
     assert!(DirectiveRequest::parse(&enc(|w| over.write(w))).is_err());
     // Snooping limits.

@@ -164,6 +164,7 @@ fn directive_messages_round_trip_and_are_strict() {
         node: 1,
         key,
         park_ms: Some(250),
+        from: None,
     };
     let mut buf = [0u8; 256];
     let mut w = Writer::new(&mut buf);

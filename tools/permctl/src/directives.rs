@@ -46,6 +46,8 @@ pub fn send(
         node,
         key: d.key,
         park_ms,
+        // The kernel of `d.next` acts only if it is the next peer after this node.
+        from: decls.iter().find(|x| x.local).map(|x| x.node_id),
     };
     let mut msg = DIRECTIVE_MAGIC.to_vec();
     msg.extend(encode(&req)?);

@@ -635,6 +635,7 @@ impl Daemon {
                         node,
                         key: d.key,
                         park_ms: self.cfg.park_ms,
+                        from: None,
                     };
                     self.send_directive(socks, d.next, req);
                 }

@@ -576,6 +576,7 @@ pub(crate) mod tests {
                         client_port: 40000,
                     },
                     park_ms: Some(5000),
+                    from: None,
                 },
             }),
             Body::Ack(Ack {
