@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use permtcp_logic::packet::flags::*;
-use permtcp_logic::track::{NotReady, Side, State, TIME_WAIT_MARGIN_MS, TIME_WAIT_MS};
+use permtcp_logic::track::{
+    NotReady, Side, State, TIME_WAIT_MARGIN_MS, TIME_WAIT_MS, UNSYNCED_WINDOW,
+};
 
 #[test]
 fn handshake_records_options_and_establishes_on_final_ack() {
@@ -721,4 +723,48 @@ fn a_missed_segment_is_still_found_when_the_sender_goes_on() {
     assert_eq!(w.ready(), Err(NotReady::Hole(Side::Owner)));
     w.ack(Side::Client, 502);
     assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+}
+
+#[test]
+fn a_forged_unsynced_entry_holds_no_data_and_stays_near_what_was_seen() {
+    let mut w = Wire::new(false);
+    w.ts = false;
+    // Off-path forgeries: a mid-stream segment creates an entry, then segments scattered
+    // over 16 MiB of sequence space, one chunk apart.
+    for k in 0..4096u32 {
+        w.send_raw(
+            Side::Client,
+            7_000_000 + k * 4096,
+            1,
+            ACK | PSH,
+            65535,
+            &Opts::default(),
+            &bytes(100, 1),
+        );
+    }
+    assert_eq!(w.state(), State::Unsynced);
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    println!(
+        "unsynced forgery: {} bytes allocated, client snd_nxt {}",
+        w.alloc.used,
+        c.side(Side::Client).nxt
+    );
+    assert_eq!(w.alloc.used, 0, "nothing retained");
+    let nxt = c.side(Side::Client).nxt;
+    // Only a segment within 64 KiB of what was seen moves it.
+    for far in [nxt + UNSYNCED_WINDOW + 1, 7_000_000 - 2 * UNSYNCED_WINDOW] {
+        w.send_raw(
+            Side::Client,
+            far,
+            1,
+            ACK,
+            65535,
+            &Opts::default(),
+            &bytes(10, 2),
+        );
+        let c = w.map.get_mut_conn(&k);
+        assert_eq!(c.side(Side::Client).nxt, nxt);
+    }
+    assert_eq!(w.snoop.counters.invalid, 2);
 }
