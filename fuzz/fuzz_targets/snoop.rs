@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
         let f = Frame {
             hdr: frame,
             l3_len: l3,
+            gso: flags & 3 != 0,
             payload: frame,
         };
         s.on_frame(&mut map, &mut alloc, f, |_| flags & 0x80 == 0, now);

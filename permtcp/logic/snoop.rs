@@ -226,8 +226,11 @@ pub struct Counters {
 pub struct Frame<'a, P: Payload + ?Sized> {
     /// The first bytes of its network header (at most [`packet::HEADER_MAX`] are parsed).
     pub hdr: &'a [u8],
-    /// Its network-layer length (for GSO/GRO frames, all their segments together).
+    /// Its network-layer length (for GSO/GRO frames, all their segments together; for short
+    /// frames, Ethernet padding included).
     pub l3_len: usize,
+    /// It is a GSO/GRO super-packet: an IP length field of 0 means `l3_len` (BIG TCP).
+    pub gso: bool,
     /// Reads any of its bytes, counted from the network header.
     pub payload: &'a P,
 }
@@ -238,6 +241,7 @@ impl<'a> Frame<'a, [u8]> {
         Frame {
             hdr: bytes,
             l3_len: bytes.len(),
+            gso: false,
             payload: bytes,
         }
     }
@@ -273,7 +277,8 @@ impl Snooper {
     }
 
     /// Processes one frame; `csum_ok` tells, for a segment of a snooped binding, whether its
-    /// TCP checksum verified (or cannot be verified, as with CHECKSUM_PARTIAL); it is not
+    /// TCP checksum verified over its [`Segment::l4_len`] bytes (see
+    /// [`packet::tcp_csum_ok`]), or cannot be verified, as with CHECKSUM_PARTIAL; it is not
     /// called for other traffic.
     pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>, P: Payload + ?Sized>(
         &mut self,
@@ -284,7 +289,12 @@ impl Snooper {
         now_ms: u64,
     ) -> Outcome {
         self.counters.frames += 1;
-        let seg = match packet::parse(frame.hdr, frame.l3_len) {
+        let parsed = if frame.gso {
+            packet::parse_gso(frame.hdr, frame.l3_len)
+        } else {
+            packet::parse(frame.hdr, frame.l3_len)
+        };
+        let seg = match parsed {
             Ok(s) => s,
             Err(Skip::NotTcp) => {
                 self.counters.not_tcp += 1;
