@@ -23,7 +23,10 @@
 
 use crate::logic::packet::{flags, Options, Segment};
 use crate::logic::seq::{self, Seq};
-use crate::logic::seqbuf::{ChunkAlloc, Payload, SeqBuf, WriteError, CAPACITY};
+use crate::logic::seqbuf::{
+    Alloc, ChunkAlloc, Payload, SeqBuf, Share, WriteError, CAPACITY, CHUNK,
+};
+use crate::logic::snoop::FlowKey;
 
 /// TIME_WAIT as Linux holds it (`TCP_TIMEWAIT_LEN`), in milliseconds.
 pub const TIME_WAIT_MS: u64 = 60_000;
@@ -247,6 +250,18 @@ pub struct Conn<A: ChunkAlloc> {
     /// Client bytes kept behind the owner's acknowledgement at least (see
     /// [`crate::logic::snoop::Limits::keep_received`]).
     pub keep_received: u32,
+    /// Bytes of the namespace's budget this connection holds: its table entry, slot tables
+    /// and chunks.
+    pub mem: u64,
+    /// Its share of the budget (see [`crate::logic::snoop::Limits::max_conn_bytes`]).
+    pub max_mem: u64,
+}
+
+/// Bytes one table entry takes: the connection, its key and the tree node's links.
+pub const fn entry_bytes<A: ChunkAlloc>() -> u64 {
+    (core::mem::size_of::<Conn<A>>()
+        + core::mem::size_of::<FlowKey>()
+        + 3 * core::mem::size_of::<usize>()) as u64
 }
 
 impl<A: ChunkAlloc> Conn<A> {
@@ -293,6 +308,8 @@ impl<A: ChunkAlloc> Conn<A> {
             expires_ms: None,
             invalid: 0,
             keep_received: 0,
+            mem: 0,
+            max_mem: u64::MAX,
         }
     }
 
@@ -350,7 +367,14 @@ impl<A: ChunkAlloc> Conn<A> {
         let f = from.idx();
         self.half[f].segs += 1;
         self.half[f].bytes += u64::from(seg.payload_len);
-        let verdict = self.apply(alloc, from, seg, payload, now_ms);
+        let mut mem = self.mem;
+        let mut share = Share {
+            inner: alloc,
+            used: &mut mem,
+            max: self.max_mem,
+        };
+        let verdict = self.apply(&mut share, from, seg, payload, now_ms);
+        self.mem = mem;
         // Only what the owner would accept keeps an entry alive: a forger cannot hold it.
         if verdict != Verdict::Invalid {
             self.last_ms = now_ms;
@@ -360,7 +384,7 @@ impl<A: ChunkAlloc> Conn<A> {
 
     fn apply(
         &mut self,
-        alloc: &mut A,
+        alloc: &mut impl Alloc<A>,
         from: Side,
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
@@ -589,11 +613,50 @@ impl<A: ChunkAlloc> Conn<A> {
 
     fn store(
         &mut self,
-        alloc: &mut A,
+        alloc: &mut impl Alloc<A>,
         from: Side,
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
     ) {
+        let mut written = self.write(alloc, from, seg, payload);
+        // Unacknowledged data comes first within the connection's share too: give up the
+        // oldest acknowledged bytes kept for the window, as many as the segment needs, then
+        // if that is not enough all of them, both ways, and try again.
+        let need = seg.payload_len.saturating_add(2 * CHUNK as u32);
+        for all in [false, true] {
+            if written != Err(WriteError::NoMemory) {
+                break;
+            }
+            for h in self.half.iter_mut() {
+                let base = h.data.base();
+                let to = if !all && seq::after(h.una, base.wrapping_add(need)) {
+                    base.wrapping_add(need)
+                } else {
+                    h.una
+                };
+                if seq::after(to, base) {
+                    h.data.release_below(alloc, to);
+                }
+            }
+            written = self.write(alloc, from, seg, payload);
+        }
+        let h = &mut self.half[from.idx()];
+        h.write_error = match written {
+            Ok(()) => h.write_error,
+            Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
+            Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
+                Some(NotReady::Overflow(from))
+            }
+        };
+    }
+
+    fn write(
+        &mut self,
+        alloc: &mut impl Alloc<A>,
+        from: Side,
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+    ) -> Result<(), WriteError> {
         let h = &mut self.half[from.idx()];
         // Unacknowledged data comes first: give up acknowledged bytes kept for the window
         // when new data would not fit otherwise.
@@ -609,19 +672,11 @@ impl<A: ChunkAlloc> Conn<A> {
                 h.data.release_below(alloc, to);
             }
         }
-        let written = h
-            .data
-            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off);
-        h.write_error = match written {
-            Ok(()) => h.write_error,
-            Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
-            Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
-                Some(NotReady::Overflow(from))
-            }
-        };
+        h.data
+            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off)
     }
 
-    fn on_ack(&mut self, alloc: &mut A, from: Side, seg: &Segment) {
+    fn on_ack(&mut self, alloc: &mut impl Alloc<A>, from: Side, seg: &Segment) {
         let (f, o) = (from.idx(), from.other().idx());
         let shift = self.wscale(from);
         let unsynced = self.state == State::Unsynced;
@@ -710,11 +765,20 @@ impl<A: ChunkAlloc> Conn<A> {
         self.expires_ms.is_some_and(|t| now_ms >= t)
     }
 
-    /// Returns the retained data's chunks to the allocator.
+    /// Returns everything the connection holds to the allocator: its chunks, its slot tables
+    /// and its table entry (see [`Conn::mem`]).
     pub fn release(&mut self, alloc: &mut A) {
+        let mut mem = self.mem;
+        let mut share = Share {
+            inner: &mut *alloc,
+            used: &mut mem,
+            max: u64::MAX,
+        };
         for h in self.half.iter_mut() {
-            h.data.clear(alloc);
+            h.data.clear(&mut share);
         }
+        alloc.uncharge(mem);
+        self.mem = 0;
     }
 
     /// Bytes retained, both directions.

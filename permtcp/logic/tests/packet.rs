@@ -10,6 +10,7 @@ use permtcp_logic::packet::{
 };
 use permtcp_logic::seqbuf::Budget;
 use permtcp_logic::snoop::{Frame, Limits};
+use permtcp_logic::track::entry_bytes;
 
 #[test]
 fn ipv4_segment_fields() {
@@ -184,7 +185,9 @@ fn randomized_frames_never_panic() {
     let mut snoop = snooper(Limits {
         max_conns: 64,
         max_bytes: 1 << 20,
-        keep_received: 0,
+        max_conn_bytes: 256 << 10,
+        syn_timeout_ms: 20_000,
+        ..Limits::default()
     });
     let mut map = Map::default();
     let mut alloc = Budget::new(Heap::default(), 1 << 20);
@@ -244,16 +247,20 @@ fn randomized_frames_never_panic() {
             let _ = c.readiness();
         }
     }
-    let held: u64 = map
-        .0
-        .values()
-        .map(|c| (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64)
-        .sum();
     assert_eq!(
         alloc.used,
-        held * permtcp_logic::seqbuf::CHUNK as u64,
-        "every chunk accounted for"
+        map.0.values().map(|c| c.mem).sum::<u64>(),
+        "every byte accounted for"
     );
+    for c in map.0.values() {
+        let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
+        let slots = c.half[0].data.slot_table_bytes() + c.half[1].data.slot_table_bytes();
+        assert_eq!(
+            c.mem,
+            chunks * permtcp_logic::seqbuf::CHUNK as u64 + slots + entry_bytes::<A>()
+        );
+        assert!(c.mem <= 256 << 10);
+    }
     for (_, mut c) in std::mem::take(&mut map.0) {
         c.release(&mut alloc);
     }
