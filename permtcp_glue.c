@@ -383,11 +383,22 @@ static const struct nla_policy ptcp_directive_policy[PERMTCP_A_FROM_NODE + 1] = 
 	[PERMTCP_A_FROM_NODE] = { .type = NLA_U32 },
 };
 
-static const struct nla_policy ptcp_start_policy[PERMTCP_A_KEEP_RECEIVED + 1] = {
+/* Timeout bounds: MIN_TIMEOUT_MS and MAX_SYN_TIMEOUT_MS in permtcp/logic/ops.rs. */
+static const struct netlink_range_validation ptcp_syn_timeout_range = {
+	.min = 1000, .max = 600000,
+};
+static const struct netlink_range_validation ptcp_idle_timeout_range = {
+	.min = 1000, .max = U32_MAX,
+};
+
+static const struct nla_policy ptcp_start_policy[PERMTCP_A_IDLE_TIMEOUT_MS + 1] = {
 	[PERMTCP_A_IFINDEX] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_BYTES] = { .type = NLA_U64 },
 	[PERMTCP_A_KEEP_RECEIVED] = { .type = NLA_U32 },
+	[PERMTCP_A_MAX_CONN_BYTES] = { .type = NLA_U64 },
+	[PERMTCP_A_SYN_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_syn_timeout_range),
+	[PERMTCP_A_IDLE_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_idle_timeout_range),
 };
 
 /* At most one minute: MAX_LEASE_MS in permtcp/logic/ops.rs. */
@@ -432,7 +443,7 @@ static const struct genl_ops ptcp_ops[] = {
 		.cmd = PERMTCP_CMD_SNOOP_START,
 		.doit = ptcp_doit,
 		.policy = ptcp_start_policy,
-		.maxattr = PERMTCP_A_KEEP_RECEIVED,
+		.maxattr = PERMTCP_A_IDLE_TIMEOUT_MS,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
