@@ -11,7 +11,7 @@
  *  - the snooping hook: an NF_NETDEV_INGRESS hook on the cluster-facing device, promiscuous
  *    mode, the device reference and a netdevice notifier (no Rust abstraction exists for
  *    netfilter hooks or net devices), and skb accessors (skb_header_pointer, skb_copy_bits,
- *    nf_checksum);
+ *    skb_checksum);
  *  - reset suppression: NF_INET_LOCAL_OUT hooks (IPv4, IPv6) that drop the local stack's
  *    resets of connections the mirror holds or a takeover is rebuilding;
  *  - the takeover's socket work: kernel TCP sockets driven through TCP_REPAIR
@@ -383,11 +383,22 @@ static const struct nla_policy ptcp_directive_policy[PERMTCP_A_FROM_NODE + 1] = 
 	[PERMTCP_A_FROM_NODE] = { .type = NLA_U32 },
 };
 
-static const struct nla_policy ptcp_start_policy[PERMTCP_A_KEEP_RECEIVED + 1] = {
+/* Timeout bounds: MIN_TIMEOUT_MS and MAX_SYN_TIMEOUT_MS in permtcp/logic/ops.rs. */
+static const struct netlink_range_validation ptcp_syn_timeout_range = {
+	.min = 1000, .max = 600000,
+};
+static const struct netlink_range_validation ptcp_idle_timeout_range = {
+	.min = 1000, .max = U32_MAX,
+};
+
+static const struct nla_policy ptcp_start_policy[PERMTCP_A_IDLE_TIMEOUT_MS + 1] = {
 	[PERMTCP_A_IFINDEX] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_BYTES] = { .type = NLA_U64 },
 	[PERMTCP_A_KEEP_RECEIVED] = { .type = NLA_U32 },
+	[PERMTCP_A_MAX_CONN_BYTES] = { .type = NLA_U64 },
+	[PERMTCP_A_SYN_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_syn_timeout_range),
+	[PERMTCP_A_IDLE_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_idle_timeout_range),
 };
 
 /* At most one minute: MAX_LEASE_MS in permtcp/logic/ops.rs. */
@@ -432,7 +443,7 @@ static const struct genl_ops ptcp_ops[] = {
 		.cmd = PERMTCP_CMD_SNOOP_START,
 		.doit = ptcp_doit,
 		.policy = ptcp_start_policy,
-		.maxattr = PERMTCP_A_KEEP_RECEIVED,
+		.maxattr = PERMTCP_A_IDLE_TIMEOUT_MS,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
@@ -645,11 +656,47 @@ bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len)
 	return skb_copy_bits(skb, offset, to, len) == 0;
 }
 
-/* TCP checksum at @l4off; CHECKSUM_PARTIAL/UNNECESSARY frames count as good (not checkable). */
-bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6)
+bool ptcp_skb_is_gso(const struct sk_buff *skb)
 {
-	return nf_checksum(skb, NF_INET_PRE_ROUTING, l4off, IPPROTO_TCP,
-			   ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4) == 0;
+	return skb_is_gso(skb);
+}
+
+/*
+ * The one's-complement sum of exactly [@off, @off + @len) of the frame, for the TCP checksum
+ * Rust verifies: @len comes from the IP length fields, so the Ethernet padding of a short
+ * frame (which skb->len still includes at the ingress hook: ip_rcv() trims it later with
+ * pskb_trim_rcsum()) is left out.  The skb is only read.
+ *
+ * Returns PTCP_CSUM_VERIFIED when the device or a local sender vouches for the checksum
+ * (CHECKSUM_UNNECESSARY; CHECKSUM_PARTIAL cannot be checked), PTCP_CSUM_DEVICE when @sum was
+ * derived from the device's CHECKSUM_COMPLETE sum (the caller retries with @sw if it does not
+ * verify, as __skb_checksum_complete() would), PTCP_CSUM_COMPUTED when it was computed from
+ * the bytes, and a negative value when the range is not in the frame.  @sum is the folded
+ * sum as a number (network order interpreted).
+ */
+int ptcp_skb_l4_sum(const struct sk_buff *skb, u32 off, u32 len, bool sw, u16 *sum)
+{
+	__wsum csum;
+	int ret;
+
+	if (off > skb->len || len > skb->len - off)
+		return -EINVAL;
+	if (skb->ip_summed == CHECKSUM_UNNECESSARY || skb->ip_summed == CHECKSUM_PARTIAL)
+		return PTCP_CSUM_VERIFIED;
+	if (skb->ip_summed == CHECKSUM_COMPLETE && !sw) {
+		/* skb->csum covers [0, skb->len): take out the IP header and the padding. */
+		csum = csum_sub(skb->csum, skb_checksum(skb, 0, off, 0));
+		if (off + len < skb->len)
+			csum = csum_block_sub(csum, skb_checksum(skb, off + len,
+							      skb->len - off - len, 0),
+					      off + len);
+		ret = PTCP_CSUM_DEVICE;
+	} else {
+		csum = skb_checksum(skb, off, len, 0);
+		ret = PTCP_CSUM_COMPUTED;
+	}
+	*sum = ntohs((__force __be16)~csum_fold(csum));
+	return ret;
 }
 
 u64 ptcp_now_ms(void)

@@ -17,7 +17,6 @@ use crate::logic::ops::{
     StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenReply, TakeoverReply,
     TakeoverRequest,
 };
-use crate::logic::snoop::Limits;
 use crate::logic::track::Side;
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
@@ -26,14 +25,8 @@ use core::ffi::c_long;
 
 /// SNOOP_START: the request's limits over the defaults, then the device is hooked.
 fn snoop_start(state: &NetState, net: &Net<'_>, req: &StartRequest) -> Result<(), LogicError> {
-    let defaults = Limits::default();
-    let limits = Limits {
-        max_conns: req.max_conns.unwrap_or(defaults.max_conns),
-        max_bytes: req.max_bytes.unwrap_or(defaults.max_bytes),
-        keep_received: req.keep_received.unwrap_or(defaults.keep_received),
-    };
     state
-        .snoop_start(net, req.ifindex, limits)
+        .snoop_start(net, req.ifindex, req.limits())
         .map_err(|e| match -e.to_errno() {
             code::ENODEV => LogicError::new(code::ENODEV, c"no such device in this namespace"),
             code::EBUSY => LogicError::new(code::EBUSY, c"already snooping a device"),

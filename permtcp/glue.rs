@@ -153,7 +153,8 @@ extern "C" {
     fn ptcp_snoop_ifindex(pn: *const PtcpNet) -> u32;
     fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
     fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
-    fn ptcp_skb_csum_ok(skb: *mut SkBuff, l4off: u32, ipv6: bool) -> bool;
+    fn ptcp_skb_is_gso(skb: *const SkBuff) -> bool;
+    fn ptcp_skb_l4_sum(skb: *const SkBuff, off: u32, len: u32, sw: bool, sum: *mut u16) -> c_int;
     fn ptcp_park_kick(pn: *mut PtcpNet);
     fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
     fn ptcp_now_ms() -> u64;
@@ -635,12 +636,32 @@ impl<'a> Skb<'a> {
         unsafe { ptcp_skb_src_mac(self.skb, mac.as_mut_ptr()) }.then_some(mac)
     }
 
-    /// Whether the TCP checksum at `l4off` is right (frames the device or stack already
-    /// checked count as right).
-    pub(crate) fn csum_ok(&self, l4off: u32, v6: bool) -> bool {
-        // SAFETY: `skb` is valid (type invariant); nf_checksum may set its csum fields, as
-        // any netfilter hook may.
-        unsafe { ptcp_skb_csum_ok(self.skb, l4off, v6) }
+    /// Whether the frame is a GSO/GRO super-packet (`skb_is_gso()`).
+    pub(crate) fn is_gso(&self) -> bool {
+        // SAFETY: `skb` is valid (type invariant).
+        unsafe { ptcp_skb_is_gso(self.skb) }
+    }
+
+    /// The TCP checksum of the segment at `l4off`, `l4len` bytes long as its IP header says
+    /// (not the frame's length, which may include Ethernet padding), checked by `ok` from the
+    /// one's-complement sum of those bytes; frames the device or a local sender vouches for
+    /// count as right.
+    pub(crate) fn csum_ok(&self, l4off: u32, l4len: u32, ok: impl Fn(u16) -> bool) -> bool {
+        let sum = |sw: bool| {
+            let mut s = 0u16;
+            // SAFETY: `skb` is valid (type invariant) and `s` a valid out pointer; the C
+            // function only reads the skb.
+            let r = unsafe { ptcp_skb_l4_sum(self.skb, l4off, l4len, sw, &mut s) };
+            (r, s)
+        };
+        // PTCP_CSUM_* in include/permtcp/glue.h.
+        match sum(false) {
+            (2, _) => true,
+            (0, s) => ok(s),
+            // The device's sum: if it does not verify, the bytes decide.
+            (1, s) => ok(s) || matches!(sum(true), (0, s) if ok(s)),
+            _ => false,
+        }
     }
 }
 

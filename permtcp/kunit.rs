@@ -190,7 +190,10 @@ mod snoop_tests {
         let mut back = [0u8; 1000];
         assert!(c.side(Side::Owner).data.read(901, &mut back));
         assert!(back == data);
-        assert_eq!(alloc.used, CHUNK as u64);
+        // One chunk of data, plus the slot table and the entry: all of it counted.
+        assert_eq!(c.side(Side::Owner).data.chunks(), 1);
+        assert!(alloc.used > CHUNK as u64);
+        assert_eq!(alloc.used, c.mem);
         c.release(&mut alloc);
         assert_eq!(alloc.used, 0);
     }
@@ -200,21 +203,22 @@ mod snoop_tests {
         let mut s = snooper(Limits {
             max_conns: 1,
             max_bytes: CHUNK as u64,
-            keep_received: 0,
+            ..Limits::default()
         });
         let mut map = ConnMap::new();
         let mut alloc = Budget::new(KernelChunks, CHUNK as u64);
         let mut buf = [0u8; 1500];
-        for port in [1000u16, 1001] {
-            let n = frame(&mut buf, false, port, 7, 0, flags::SYN, &[]);
-            s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
-        }
-        assert_eq!(map.len(), 1);
-        assert_eq!(s.counters.conn_limit, 1);
+        let n = frame(&mut buf, false, 1000, 7, 0, flags::SYN, &[]);
+        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         let n = frame(&mut buf, true, 1000, 50, 8, flags::SYN | flags::ACK, &[]);
         s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         let n = frame(&mut buf, false, 1000, 8, 51, flags::ACK, &[]);
         s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+        // The table is full of an established connection: a new one is not tracked.
+        let n = frame(&mut buf, false, 1001, 7, 0, flags::SYN, &[]);
+        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+        assert_eq!(map.len(), 1);
+        assert_eq!(s.counters.conn_limit, 1);
         // Two chunks of data against a one-chunk budget.
         let big = [7u8; 1400];
         let mut seq = 51u32;

@@ -10,7 +10,7 @@
 use crate::glue::{Dump, Skb};
 use crate::logic::errno::Error as LogicError;
 use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
-use crate::logic::packet::{Segment, HEADER_MAX};
+use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
 use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
@@ -220,10 +220,11 @@ impl SnoopTable {
         let Some(hdr) = skb.header(&mut buf) else {
             return;
         };
-        let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.is_v6());
+        let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(seg, s));
         let frame = Frame {
             hdr,
             l3_len: skb.len() as usize,
+            gso: skb.is_gso(),
             payload: skb,
         };
         self.snooper

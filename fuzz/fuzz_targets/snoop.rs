@@ -2,8 +2,8 @@
 
 //! Fuzzes the frame parser and the connection tracker together: the input is a sequence of
 //! frames (a length byte pair, a flags byte, then the frame), fed to a snooper whose bindings
-//! cover 10.0.0.1 and 2001:db8::1 port 80. Nothing may panic, and every retained chunk must be
-//! accounted for by the byte budget.
+//! cover 10.0.0.1 and 2001:db8::1 port 80. Nothing may panic, and every byte the mirror holds
+//! (chunks, slot tables, entries) must be accounted for by the byte budget.
 
 #![no_main]
 
@@ -15,13 +15,16 @@ use permtcp_logic::snoop::{Frame, Limits};
 #[path = "../../permtcp/logic/tests/common/mod.rs"]
 mod common;
 
-use common::{snooper, Heap, Map};
+use common::{snooper, Heap, Map, A};
+use permtcp_logic::track::entry_bytes;
 
 fuzz_target!(|data: &[u8]| {
     let mut s = snooper(Limits {
         max_conns: 16,
         max_bytes: 1 << 20,
         keep_received: 1 << 16,
+        max_conn_bytes: 256 << 10,
+        ..Limits::default()
     });
     let mut map = Map::default();
     let mut alloc = Budget::new(Heap::default(), 1 << 20);
@@ -39,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let f = Frame {
             hdr: frame,
             l3_len: l3,
+            gso: flags & 3 != 0,
             payload: frame,
         };
         s.on_frame(&mut map, &mut alloc, f, |_| flags & 0x80 == 0, now);
@@ -49,16 +53,17 @@ fuzz_target!(|data: &[u8]| {
             let _ = c.readiness();
         }
     }
-    let chunks: usize = map
-        .0
-        .values()
-        .map(|c| c.half[0].data.chunks() + c.half[1].data.chunks())
-        .sum();
+    // Every byte the mirror holds is some connection's: chunks, slot tables, entries.
     assert_eq!(
         alloc.used,
-        (chunks * CHUNK) as u64,
-        "byte budget out of step with chunks"
+        map.0.values().map(|c| c.mem).sum::<u64>(),
+        "byte budget out of step with the connections"
     );
+    for c in map.0.values() {
+        let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
+        let slots = c.half[0].data.slot_table_bytes() + c.half[1].data.slot_table_bytes();
+        assert_eq!(c.mem, chunks * CHUNK as u64 + slots + entry_bytes::<A>());
+    }
     for (_, mut c) in std::mem::take(&mut map.0) {
         c.release(&mut alloc);
     }

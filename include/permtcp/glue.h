@@ -73,7 +73,12 @@ int ptcp_snoop_detach(struct ptcp_net *pn);
 u32 ptcp_snoop_ifindex(const struct ptcp_net *pn);
 const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
-bool ptcp_skb_csum_ok(struct sk_buff *skb, u32 l4off, bool ipv6);
+bool ptcp_skb_is_gso(const struct sk_buff *skb);
+/* ptcp_skb_l4_sum() results; Skb::l4_sum in permtcp/glue.rs repeats them. */
+#define PTCP_CSUM_COMPUTED 0
+#define PTCP_CSUM_DEVICE 1
+#define PTCP_CSUM_VERIFIED 2
+int ptcp_skb_l4_sum(const struct sk_buff *skb, u32 off, u32 len, bool sw, u16 *sum);
 u64 ptcp_now_ms(void);
 void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
 int ptcp_sock_new(struct ptcp_net *pn, bool ipv6, struct socket **res);

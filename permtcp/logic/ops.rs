@@ -36,7 +36,7 @@ use super::bounded::Bounded;
 use super::errno::{code, inval, Error};
 use super::nla::{Attr, Attrs, Seen, Writer};
 use super::seqbuf::CAPACITY;
-use super::snoop::FlowKey;
+use super::snoop::{FlowKey, Limits};
 use super::snoopnl::{key_attr, put_key};
 use super::track::Side;
 use super::uapi::{attr, cmd};
@@ -60,6 +60,14 @@ pub const MAX_DATA_CHUNK: usize = 8192;
 
 /// The least `MAX_BYTES` a SNOOP_START request may set: one 4 KiB chunk.
 pub const MIN_SNOOP_BYTES: u64 = 4096;
+
+/// The least `SYN_TIMEOUT_MS` or `IDLE_TIMEOUT_MS` a SNOOP_START request may set: one second.
+///
+/// `permtcp_glue.c` repeats the timeout bounds in its attribute policy; they must stay equal.
+pub const MIN_TIMEOUT_MS: u32 = 1000;
+
+/// The most `SYN_TIMEOUT_MS` a SNOOP_START request may set: ten minutes.
+pub const MAX_SYN_TIMEOUT_MS: u32 = 600_000;
 
 /// The most `KEEP_RECEIVED` a SNOOP_START request may set: half a direction's buffer, 8 MiB.
 pub const MAX_KEEP_RECEIVED: u32 = CAPACITY / 2;
@@ -393,6 +401,14 @@ pub struct StartRequest {
     /// [`attr::KEEP_RECEIVED`]: client bytes kept behind the owner's acknowledgement (at most
     /// [`MAX_KEEP_RECEIVED`]), if given.
     pub keep_received: Option<u32>,
+    /// [`attr::MAX_CONN_BYTES`]: one connection's share (at least [`MIN_SNOOP_BYTES`]), if
+    /// given.
+    pub max_conn_bytes: Option<u64>,
+    /// [`attr::SYN_TIMEOUT_MS`]: handshake timeout ([`MIN_TIMEOUT_MS`] to
+    /// [`MAX_SYN_TIMEOUT_MS`]), if given.
+    pub syn_timeout_ms: Option<u32>,
+    /// [`attr::IDLE_TIMEOUT_MS`]: idle timeout (at least [`MIN_TIMEOUT_MS`]), if given.
+    pub idle_timeout_ms: Option<u32>,
 }
 
 impl StartRequest {
@@ -407,6 +423,15 @@ impl StartRequest {
         }
         if let Some(k) = self.keep_received {
             w.put_u32(attr::KEEP_RECEIVED, k)?;
+        }
+        if let Some(b) = self.max_conn_bytes {
+            w.put_u64(attr::MAX_CONN_BYTES, b)?;
+        }
+        if let Some(t) = self.syn_timeout_ms {
+            w.put_u32(attr::SYN_TIMEOUT_MS, t)?;
+        }
+        if let Some(t) = self.idle_timeout_ms {
+            w.put_u32(attr::IDLE_TIMEOUT_MS, t)?;
         }
         Ok(())
     }
@@ -423,6 +448,9 @@ impl StartRequest {
                 attr::MAX_CONNS => r.max_conns = Some(a.u32()?),
                 attr::MAX_BYTES => r.max_bytes = Some(a.u64()?),
                 attr::KEEP_RECEIVED => r.keep_received = Some(a.u32()?),
+                attr::MAX_CONN_BYTES => r.max_conn_bytes = Some(a.u64()?),
+                attr::SYN_TIMEOUT_MS => r.syn_timeout_ms = Some(a.u32()?),
+                attr::IDLE_TIMEOUT_MS => r.idle_timeout_ms = Some(a.u32()?),
                 _ => return inval(c"unknown attribute in request"),
             }
             seen.once(a.kind)?;
@@ -431,13 +459,38 @@ impl StartRequest {
             Some(i) if i > 0 => i,
             _ => return inval(c"request needs the device's interface index"),
         };
-        if r.max_conns == Some(0) || r.max_bytes.is_some_and(|b| b < MIN_SNOOP_BYTES) {
+        let bytes_too_few = |b: Option<u64>| b.is_some_and(|b| b < MIN_SNOOP_BYTES);
+        if r.max_conns == Some(0) || bytes_too_few(r.max_bytes) || bytes_too_few(r.max_conn_bytes) {
             return inval(c"limits must allow one connection and one 4 KiB chunk");
         }
         if r.keep_received.is_some_and(|k| k > MAX_KEEP_RECEIVED) {
             return inval(c"at most 8 MiB of received data can be kept");
         }
+        if r.syn_timeout_ms
+            .is_some_and(|t| !(MIN_TIMEOUT_MS..=MAX_SYN_TIMEOUT_MS).contains(&t))
+            || r.idle_timeout_ms.is_some_and(|t| t < MIN_TIMEOUT_MS)
+        {
+            return inval(c"timeouts run from 1 s (the handshake's to 10 min)");
+        }
         Ok(r)
+    }
+
+    /// The limits the request sets, over the defaults: a connection's share defaults to
+    /// [`Limits::conn_share`] of the request's byte limit and received-data floor.
+    pub fn limits(&self) -> Limits {
+        let d = Limits::default();
+        let max_bytes = self.max_bytes.unwrap_or(d.max_bytes);
+        let keep_received = self.keep_received.unwrap_or(d.keep_received);
+        Limits {
+            max_conns: self.max_conns.unwrap_or(d.max_conns),
+            max_bytes,
+            keep_received,
+            max_conn_bytes: self
+                .max_conn_bytes
+                .unwrap_or_else(|| Limits::conn_share(max_bytes, keep_received)),
+            syn_timeout_ms: self.syn_timeout_ms.unwrap_or(d.syn_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.unwrap_or(d.idle_timeout_ms),
+        }
     }
 }
 

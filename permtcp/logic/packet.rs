@@ -3,10 +3,12 @@
 //! Parsing of the IPv4/IPv6 and TCP headers of a snooped frame.
 //!
 //! The netfilter hook hands over the first bytes of the network header (linear, up to
-//! [`HEADER_MAX`]) and the length of the whole L3 packet (`skb->len`, which for GSO/GRO
-//! super-packets exceeds the MTU and may disagree with the IP length fields). Payload bytes are
-//! not parsed here: the tracker copies the parts it keeps through
-//! [`Payload`](crate::logic::seqbuf::Payload).
+//! [`HEADER_MAX`]) and the length of the whole L3 packet (`skb->len`, which includes the
+//! Ethernet padding of short frames, and for GSO/GRO super-packets exceeds the MTU). The IP
+//! length fields decide, as `ip_rcv()` and `ipv6_rcv()` do: a length past the frame or shorter
+//! than the headers is malformed, and 0 stands for the packet's own length only in a GSO
+//! super-packet (BIG TCP, [`parse_gso`]). Payload bytes are not parsed here: the tracker copies
+//! the parts it keeps through [`Payload`](crate::logic::seqbuf::Payload).
 //!
 //! IP options are skipped, not interpreted; fragments, extension headers other than the
 //! usual skippable ones, and malformed headers are rejected with a reason that the caller
@@ -115,6 +117,12 @@ impl Segment {
         self.flags & f == f
     }
 
+    /// Length of the TCP header and payload, as the IP length fields give it: what the TCP
+    /// checksum covers.
+    pub fn l4_len(&self) -> u32 {
+        self.payload_off - self.l4_off + self.payload_len
+    }
+
     /// Sequence space the segment occupies: payload plus one for SYN and for FIN.
     pub fn seq_len(&self) -> u32 {
         self.payload_len + u32::from(self.has(flags::SYN)) + u32::from(self.has(flags::FIN))
@@ -197,16 +205,38 @@ fn parse_tcp(hdr: &[u8], off: usize, l4_len: usize, src: Addr, dst: Addr) -> Res
 }
 
 /// Parses a frame's network header. `hdr` holds its first bytes (at least the IP and TCP
-/// headers, when they exist); `l3_len` is the length of the whole network-layer packet.
+/// headers, when they exist); `l3_len` is the length of the whole network-layer packet,
+/// padding included.
 pub fn parse(hdr: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+    parse_len(hdr, l3_len, false)
+}
+
+/// [`parse`] for a GSO/GRO super-packet (`skb_is_gso()`): an IP length field of 0 stands for
+/// the packet's own length (BIG TCP, `iph_totlen()`).
+pub fn parse_gso(hdr: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+    parse_len(hdr, l3_len, true)
+}
+
+fn parse_len(hdr: &[u8], l3_len: usize, gso: bool) -> Result<Segment, Skip> {
     match hdr.first().map(|b| b >> 4) {
-        Some(4) => parse_v4(hdr, l3_len),
-        Some(6) => parse_v6(hdr, l3_len),
+        Some(4) => parse_v4(hdr, l3_len, gso),
+        Some(6) => parse_v6(hdr, l3_len, gso),
         _ => Err(Skip::NotTcp),
     }
 }
 
-fn parse_v4(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+/// The length the IP header's length field gives (`field`, counted from `from`), checked
+/// against the frame as the stack does: 0 only in a GSO super-packet, never past the frame.
+fn ip_len(field: usize, from: usize, l3_len: usize, gso: bool) -> Result<usize, Skip> {
+    match field {
+        0 if gso => Ok(l3_len),
+        0 => Err(Skip::Malformed),
+        n if from + n > l3_len => Err(Skip::Malformed),
+        n => Ok(from + n),
+    }
+}
+
+fn parse_v4(h: &[u8], l3_len: usize, gso: bool) -> Result<Segment, Skip> {
     if h.len() < 20 {
         return Err(Skip::Malformed);
     }
@@ -219,14 +249,8 @@ fn parse_v4(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
         // MF set or a non-zero offset.
         return Err(Skip::Fragment);
     }
-    let tot = be16(h, 2) as usize;
-    // GSO/GRO super-packets may carry 0 or a truncated value; Ethernet padding makes skb->len
-    // longer than tot_len for short frames. Trust tot_len when it is plausible.
-    let len = if tot == 0 || tot > l3_len {
-        l3_len
-    } else {
-        tot
-    };
+    // Ethernet padding makes skb->len longer than tot_len for short frames: tot_len counts.
+    let len = ip_len(be16(h, 2) as usize, 0, l3_len, gso)?;
     if ihl < 20 || ihl > len {
         return Err(Skip::Malformed);
     }
@@ -235,17 +259,12 @@ fn parse_v4(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
     parse_tcp(h, ihl, len - ihl, src, dst)
 }
 
-fn parse_v6(h: &[u8], l3_len: usize) -> Result<Segment, Skip> {
+fn parse_v6(h: &[u8], l3_len: usize, gso: bool) -> Result<Segment, Skip> {
     if h.len() < 40 {
         return Err(Skip::Malformed);
     }
-    let plen = be16(h, 4) as usize;
     // 0 means a jumbogram (BIG TCP): the real length is the packet's.
-    let len = if plen == 0 || 40 + plen > l3_len {
-        l3_len
-    } else {
-        40 + plen
-    };
+    let len = ip_len(be16(h, 4) as usize, 40, l3_len, gso)?;
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     src.copy_from_slice(&h[8..24]);
@@ -299,6 +318,20 @@ pub fn checksum(sum: u32, data: &[u8]) -> u16 {
         s = (s & 0xffff) + (s >> 16);
     }
     !(s as u16)
+}
+
+/// Whether `seg`'s TCP checksum is right, given `l4_sum`: the one's-complement sum (RFC 1071,
+/// folded to 16 bits, as a number) of exactly its [`Segment::l4_len`] bytes from
+/// [`Segment::l4_off`] — not of the frame's length, which includes any Ethernet padding.
+pub fn tcp_csum_ok(seg: &Segment, l4_sum: u16) -> bool {
+    let pseudo = match (seg.src.as_v4(), seg.dst.as_v4()) {
+        (Some(s), Some(d)) => csum_add(csum_add(0, &s), &d),
+        _ => csum_add(csum_add(0, &seg.src.0), &seg.dst.0),
+    };
+    // The pseudo-header's protocol and length; a jumbogram's length has 32 bits.
+    let len = seg.l4_len();
+    let sum = pseudo + 6 + (len >> 16) + (len & 0xffff) + u32::from(l4_sum);
+    checksum(sum, &[]) == 0
 }
 
 /// A TCP segment without payload, to be built with [`Control::build`]: for feeding the local

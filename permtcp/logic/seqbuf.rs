@@ -14,7 +14,8 @@ use crate::logic::seq::{self, Seq};
 /// Bytes per chunk.
 pub const CHUNK: usize = 4096;
 /// Chunks per direction at most: 16 MiB of one direction can be retained. The slot table
-/// grows on demand; the namespace's byte budget is the real bound.
+/// grows on demand (its memory is charged too); the connection's share of the namespace's
+/// byte budget is the real bound.
 pub const MAX_CHUNKS: usize = 4096;
 /// Bytes one direction can retain.
 pub const CAPACITY: u32 = (CHUNK * MAX_CHUNKS) as u32;
@@ -33,7 +34,8 @@ pub trait Slots<C>: Default {
     fn as_slice(&self) -> &[Option<C>];
     /// The slots, mutably.
     fn as_mut_slice(&mut self) -> &mut [Option<C>];
-    /// Grows the table to `n` empty slots at its end; `false` when memory is short.
+    /// Grows the table to `n` empty slots at its end; `false`, leaving it as it was, when
+    /// memory is short.
     fn grow_to(&mut self, n: usize) -> bool;
 }
 
@@ -47,6 +49,73 @@ pub trait ChunkAlloc {
     fn alloc(&mut self) -> Option<Self::Chunk>;
     /// Returns a chunk.
     fn free(&mut self, chunk: Self::Chunk);
+    /// Accounts for `bytes` of other memory the mirror is about to allocate (slot tables,
+    /// table entries); `false` when the byte budget cannot take them.
+    fn charge(&mut self, _bytes: u64) -> bool {
+        true
+    }
+    /// Gives back what [`ChunkAlloc::charge`] took.
+    fn uncharge(&mut self, _bytes: u64) {}
+    /// An allocation was refused in front of this allocator (a connection's share): counted
+    /// with the budget's own refusals.
+    fn refuse(&mut self) {}
+}
+
+/// Bytes one slot of a slot table takes.
+pub const fn slot_bytes<A: ChunkAlloc>() -> u64 {
+    core::mem::size_of::<Option<A::Chunk>>() as u64
+}
+
+/// One connection's share of a [`Budget`]: everything allocated through it is counted in
+/// `used` as well, and refused past `max`.
+pub struct Share<'a, A> {
+    /// The allocator shared by every connection.
+    pub inner: &'a mut A,
+    /// What this connection holds.
+    pub used: &'a mut u64,
+    /// Its share.
+    pub max: u64,
+}
+
+impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
+    type Chunk = A::Chunk;
+    type Slots = A::Slots;
+
+    fn alloc(&mut self) -> Option<A::Chunk> {
+        if *self.used + CHUNK as u64 > self.max {
+            self.inner.refuse();
+            return None;
+        }
+        let c = self.inner.alloc()?;
+        *self.used += CHUNK as u64;
+        Some(c)
+    }
+
+    fn free(&mut self, chunk: A::Chunk) {
+        *self.used -= CHUNK as u64;
+        self.inner.free(chunk);
+    }
+
+    fn charge(&mut self, bytes: u64) -> bool {
+        if *self.used + bytes > self.max {
+            self.inner.refuse();
+            return false;
+        }
+        if !self.inner.charge(bytes) {
+            return false;
+        }
+        *self.used += bytes;
+        true
+    }
+
+    fn uncharge(&mut self, bytes: u64) {
+        *self.used -= bytes;
+        self.inner.uncharge(bytes);
+    }
+
+    fn refuse(&mut self) {
+        self.inner.refuse();
+    }
 }
 
 /// Copies bytes out of a frame.
@@ -119,8 +188,9 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         (k < n).then(|| (self.head + k) % n)
     }
 
-    /// Makes logical chunk `k` addressable, growing the slot table (head first).
-    fn ensure_slot(&mut self, k: usize) -> Result<usize, WriteError> {
+    /// Makes logical chunk `k` addressable, growing the slot table (head first); the table's
+    /// memory is charged to `alloc`.
+    fn ensure_slot(&mut self, alloc: &mut impl Alloc<A>, k: usize) -> Result<usize, WriteError> {
         if let Some(i) = self.slot(k) {
             return Ok(i);
         }
@@ -129,12 +199,23 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         if k >= want {
             return Err(WriteError::Capacity);
         }
+        let more = (want - len) as u64 * slot_bytes::<A>();
+        if !alloc.charge(more) {
+            return Err(WriteError::NoMemory);
+        }
         self.slots.as_mut_slice().rotate_left(self.head);
         self.head = 0;
+        // A table that cannot grow stays as it was.
         if !self.slots.grow_to(want) {
+            alloc.uncharge(more);
             return Err(WriteError::NoMemory);
         }
         self.slot(k).ok_or(WriteError::Capacity)
+    }
+
+    /// Bytes the slot table takes.
+    pub fn slot_table_bytes(&self) -> u64 {
+        self.slots.as_slice().len() as u64 * slot_bytes::<A>()
     }
 
     /// Bytes present.
@@ -188,6 +269,18 @@ impl<A: ChunkAlloc> SeqBuf<A> {
     }
 
     fn add_range(&mut self, a: u32, b: u32) -> Result<(), WriteError> {
+        let (out, n) = self.merged(a, b)?;
+        // Element-wise: a generic copy_from_slice instantiation here would bring in a panic
+        // helper that objtool (7.3) does not know as noreturn with rustc 1.95.
+        for (dst, src) in self.ranges.iter_mut().zip(&out[..n]) {
+            *dst = *src;
+        }
+        self.nranges = n;
+        Ok(())
+    }
+
+    /// The present intervals with `[a, b)` added, or [`WriteError::Fragmented`].
+    fn merged(&self, a: u32, b: u32) -> Result<([(u32, u32); MAX_RANGES + 1], usize), WriteError> {
         let (mut a, mut b) = (a, b);
         let mut out = [(0u32, 0u32); MAX_RANGES + 1];
         let mut n = 0;
@@ -216,13 +309,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         if n > MAX_RANGES {
             return Err(WriteError::Fragmented);
         }
-        // Element-wise: a generic copy_from_slice instantiation here would bring in a panic
-        // helper that objtool (7.3) does not know as noreturn with rustc 1.95.
-        for (dst, src) in self.ranges.iter_mut().zip(&out[..n]) {
-            *dst = *src;
-        }
-        self.nranges = n;
-        Ok(())
+        Ok((out, n))
     }
 
     /// Stores `len` payload bytes with first sequence number `seq`, read from `src` starting
@@ -230,7 +317,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
     /// capacity are not stored and reported as [`WriteError::Capacity`] after the rest is.
     pub fn write(
         &mut self,
-        alloc: &mut A,
+        alloc: &mut impl Alloc<A>,
         seq: Seq,
         len: u32,
         src: &(impl Payload + ?Sized),
@@ -255,13 +342,15 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                 Ok(())
             };
         }
+        // Too fragmented: refuse before allocating chunks no interval would account for.
+        self.merged(a, b)?;
         let mut off = a;
         let mut failure = None;
         while off < b {
             let k = off as usize / CHUNK;
             let within = off as usize % CHUNK;
             let n = (CHUNK - within).min((b - off) as usize);
-            let slot = match self.ensure_slot(k) {
+            let slot = match self.ensure_slot(alloc, k) {
                 Ok(i) => i,
                 Err(e) => {
                     failure = Some(e);
@@ -318,7 +407,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
     }
 
     /// Releases every whole chunk below `to`; bytes below `to` in a partly kept chunk stay.
-    pub fn release_below(&mut self, alloc: &mut A, to: Seq) {
+    pub fn release_below(&mut self, alloc: &mut impl Alloc<A>, to: Seq) {
         while seq::at_or_after(to, self.base.wrapping_add(CHUNK as u32)) {
             if let Some(i) = self.slot(0) {
                 if let Some(c) = self.slots.as_mut_slice()[i].take() {
@@ -346,18 +435,27 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         }
     }
 
-    /// Returns every chunk to the allocator.
-    pub fn clear(&mut self, alloc: &mut A) {
+    /// Returns every chunk and the slot table to the allocator.
+    pub fn clear(&mut self, alloc: &mut impl Alloc<A>) {
         for c in self.slots.as_mut_slice().iter_mut() {
             if let Some(c) = c.take() {
                 alloc.free(c);
             }
         }
+        alloc.uncharge(self.slot_table_bytes());
+        self.slots = A::Slots::default();
+        self.head = 0;
         self.nranges = 0;
     }
 }
 
-/// A byte budget in front of an allocator: the per-namespace cap on retained data.
+/// An allocator of the same chunks and slot tables as `A`: `A` itself, or a [`Share`] of it.
+pub trait Alloc<A: ChunkAlloc>: ChunkAlloc<Chunk = A::Chunk, Slots = A::Slots> {}
+
+impl<A: ChunkAlloc, B: ChunkAlloc<Chunk = A::Chunk, Slots = A::Slots>> Alloc<A> for B {}
+
+/// A byte budget in front of an allocator: the per-namespace cap on the mirror's memory
+/// (chunks, slot tables and table entries).
 pub struct Budget<A> {
     /// The allocator that provides chunks.
     pub inner: A,
@@ -365,7 +463,7 @@ pub struct Budget<A> {
     pub used: u64,
     /// Cap on `used`.
     pub max: u64,
-    /// Chunks refused because of the cap.
+    /// Allocations refused because of the cap, or of a connection's [`Share`].
     pub refused: u64,
     /// Chunks the inner allocator failed to provide.
     pub failed: u64,
@@ -408,5 +506,22 @@ impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
     fn free(&mut self, chunk: A::Chunk) {
         self.used -= CHUNK as u64;
         self.inner.free(chunk);
+    }
+
+    fn charge(&mut self, bytes: u64) -> bool {
+        if self.used + bytes > self.max {
+            self.refused += 1;
+            return false;
+        }
+        self.used += bytes;
+        true
+    }
+
+    fn uncharge(&mut self, bytes: u64) {
+        self.used -= bytes;
+    }
+
+    fn refuse(&mut self) {
+        self.refused += 1;
     }
 }

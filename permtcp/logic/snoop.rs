@@ -15,7 +15,7 @@ use crate::logic::bounded::Bounded;
 use crate::logic::decl::{Declaration, FailoverPolicy};
 use crate::logic::packet::{self, flags, Addr, Segment, Skip};
 use crate::logic::seqbuf::{ChunkAlloc, Payload};
-use crate::logic::track::{Conn, Side, State, Verdict};
+use crate::logic::track::{entry_bytes, Conn, Side, State, Verdict};
 
 /// Maximum snooped bindings (address and port range pairs) per namespace.
 pub const MAX_BINDINGS: usize = 64;
@@ -167,24 +167,66 @@ pub trait FlowMap<A: ChunkAlloc> {
     fn retain(&mut self, f: impl FnMut(&FlowKey, &mut Conn<A>) -> bool);
 }
 
+/// Default handshake timeout: 20 s without a segment in SYN-SENT, SIM-OPEN or SYN-RECV.
+///
+/// Linux retransmits a SYN or SYN-ACK after 1, 2, 4, 8, 16 and 32 s: an entry idle for 20 s
+/// outlives every gap up to the fifth retransmission (a handshake that loses four segments in
+/// a row still completes, 31 s after the first SYN). conntrack's 120 s (SYN-SENT) and 60 s
+/// (SYN-RECV) would let a flood of spoofed SYNs hold the table six times longer; the oldest
+/// of these entries also make room for new connections when the table is full.
+pub const SYN_TIMEOUT_MS: u32 = 20_000;
+
+/// Default idle timeout: 3 hours without a segment in any other state but TIME-WAIT.
+///
+/// Longer than Linux's keepalive interval (`tcp_keepalive_time`, 2 h), so every connection
+/// that uses keepalives stays; shorter than conntrack's 5 days for ESTABLISHED, because a
+/// mirrored connection also holds its data, and a client that vanished without FIN or RST
+/// should not hold a slot and its bytes for days.
+pub const IDLE_TIMEOUT_MS: u32 = 3 * 3600 * 1000;
+
 /// Per-namespace limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections tracked at most; a new connection past it is not tracked.
+    /// Connections tracked at most; past it a new connection (a SYN) takes the place of the
+    /// oldest connections whose handshake is incomplete or that were not seen from their SYN,
+    /// or is not tracked when there are none.
     pub max_conns: u32,
-    /// Bytes of retained data at most; past it connections lose readiness.
+    /// Bytes the mirror may allocate at most (retained data, slot tables, table entries);
+    /// past it connections lose readiness.
     pub max_bytes: u64,
     /// Client bytes kept behind the owner's acknowledgement at least, for an owner
     /// application that lags behind its kernel (the received-data policy); 0: one window.
     pub keep_received: u32,
+    /// Bytes one connection may hold at most, so that one cannot starve the others.
+    pub max_conn_bytes: u64,
+    /// Milliseconds without a segment after which an incomplete handshake is forgotten.
+    pub syn_timeout_ms: u32,
+    /// Milliseconds without a segment after which any other connection but one in TIME-WAIT
+    /// is forgotten.
+    pub idle_timeout_ms: u32,
+}
+
+impl Limits {
+    /// The default share of one connection for a byte limit and a received-data floor: a
+    /// sixteenth of the limit (4 MiB of the default 64 MiB), or the floor plus 1 MiB if that is
+    /// more, never more than the limit.
+    pub fn conn_share(max_bytes: u64, keep_received: u32) -> u64 {
+        (max_bytes / 16)
+            .max(u64::from(keep_received) + (1 << 20))
+            .min(max_bytes)
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let max_bytes = 64 << 20;
         Limits {
             max_conns: 4096,
-            max_bytes: 64 << 20,
+            max_bytes,
             keep_received: 0,
+            max_conn_bytes: Self::conn_share(max_bytes, 0),
+            syn_timeout_ms: SYN_TIMEOUT_MS,
+            idle_timeout_ms: IDLE_TIMEOUT_MS,
         }
     }
 }
@@ -220,14 +262,24 @@ pub struct Counters {
     pub tw_reused: u64,
     /// Segments ignored as out of window or inconsistent.
     pub invalid: u64,
+    /// Incomplete handshakes forgotten after [`Limits::syn_timeout_ms`].
+    pub syn_timeouts: u64,
+    /// Connections forgotten after [`Limits::idle_timeout_ms`] without a segment.
+    pub idle_timeouts: u64,
+    /// Connections (incomplete handshakes, not seen from their SYN) dropped, oldest first,
+    /// to make room for a new one in a full table.
+    pub early_drops: u64,
 }
 
 /// A received frame as the snooper reads it.
 pub struct Frame<'a, P: Payload + ?Sized> {
     /// The first bytes of its network header (at most [`packet::HEADER_MAX`] are parsed).
     pub hdr: &'a [u8],
-    /// Its network-layer length (for GSO/GRO frames, all their segments together).
+    /// Its network-layer length (for GSO/GRO frames, all their segments together; for short
+    /// frames, Ethernet padding included).
     pub l3_len: usize,
+    /// It is a GSO/GRO super-packet: an IP length field of 0 means `l3_len` (BIG TCP).
+    pub gso: bool,
     /// Reads any of its bytes, counted from the network header.
     pub payload: &'a P,
 }
@@ -238,6 +290,7 @@ impl<'a> Frame<'a, [u8]> {
         Frame {
             hdr: bytes,
             l3_len: bytes.len(),
+            gso: false,
             payload: bytes,
         }
     }
@@ -273,7 +326,8 @@ impl Snooper {
     }
 
     /// Processes one frame; `csum_ok` tells, for a segment of a snooped binding, whether its
-    /// TCP checksum verified (or cannot be verified, as with CHECKSUM_PARTIAL); it is not
+    /// TCP checksum verified over its [`Segment::l4_len`] bytes (see
+    /// [`packet::tcp_csum_ok`]), or cannot be verified, as with CHECKSUM_PARTIAL; it is not
     /// called for other traffic.
     pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>, P: Payload + ?Sized>(
         &mut self,
@@ -284,7 +338,12 @@ impl Snooper {
         now_ms: u64,
     ) -> Outcome {
         self.counters.frames += 1;
-        let seg = match packet::parse(frame.hdr, frame.l3_len) {
+        let parsed = if frame.gso {
+            packet::parse_gso(frame.hdr, frame.l3_len)
+        } else {
+            packet::parse(frame.hdr, frame.l3_len)
+        };
+        let seg = match parsed {
             Ok(s) => s,
             Err(Skip::NotTcp) => {
                 self.counters.not_tcp += 1;
@@ -352,8 +411,20 @@ impl Snooper {
         if seg.has(flags::RST) || !self.filter.starts(&key.owner_addr, key.owner_port) {
             return;
         }
+        if map.len() >= self.limits.max_conns as usize && fresh_syn {
+            // A full table makes room for a new connection as conntrack's early_drop does:
+            // the oldest entries that are not (yet) worth anything to a takeover go.
+            self.early_drop(map, alloc);
+        }
         if map.len() >= self.limits.max_conns as usize {
             // Counted once per connection (its SYN), not for each of its segments.
+            if fresh_syn {
+                self.counters.conn_limit += 1;
+            }
+            return;
+        }
+        let entry = entry_bytes::<A>();
+        if !alloc.charge(entry) {
             if fresh_syn {
                 self.counters.conn_limit += 1;
             }
@@ -367,28 +438,75 @@ impl Snooper {
             Conn::unsynced(from, seg, now_ms)
         };
         conn.keep_received = self.limits.keep_received;
+        conn.max_mem = self.limits.max_conn_bytes.max(entry);
+        conn.mem = entry;
         if !map.insert(key, conn) {
+            alloc.uncharge(entry);
             self.counters.conn_limit += 1;
         }
     }
 
-    /// Ends TIME_WAIT of connections whose deadline passed (the only timer: at teardown).
+    /// Removes the oldest (by last segment) connections whose handshake is incomplete or
+    /// that were not seen from their SYN: a batch of a 64th of the table (at least one, at
+    /// most 64), so that a flood pays for one scan of the table every so many SYNs.
+    fn early_drop<A: ChunkAlloc, M: FlowMap<A>>(&mut self, map: &mut M, alloc: &mut A) {
+        const MAX_BATCH: usize = 64;
+        let batch = (self.limits.max_conns as usize / 64).clamp(1, MAX_BATCH);
+        // The `batch` oldest candidates, oldest first.
+        let mut oldest = [(0u64, FlowKey::default()); MAX_BATCH];
+        let mut n = 0;
+        map.retain(|k, c| {
+            let droppable = matches!(
+                c.state,
+                State::SynSent | State::SimultaneousOpen | State::SynReceived | State::Unsynced
+            );
+            if droppable && (n < batch || c.last_ms < oldest[n - 1].0) {
+                let mut i = n.min(batch - 1);
+                while i > 0 && oldest[i - 1].0 > c.last_ms {
+                    oldest[i] = oldest[i - 1];
+                    i -= 1;
+                }
+                oldest[i] = (c.last_ms, *k);
+                n = (n + 1).min(batch);
+            }
+            true
+        });
+        for (_, k) in &oldest[..n] {
+            if let Some(mut c) = map.remove(k) {
+                c.release(alloc);
+                self.counters.early_drops += 1;
+            }
+        }
+    }
+
+    /// Forgets the connections whose time is up: TIME-WAIT past its deadline, handshakes
+    /// idle for [`Limits::syn_timeout_ms`], anything else idle for
+    /// [`Limits::idle_timeout_ms`].
     pub fn expire<A: ChunkAlloc, M: FlowMap<A>>(
         &mut self,
         map: &mut M,
         alloc: &mut A,
         now_ms: u64,
     ) {
-        let mut n = 0;
-        map.retain(|_, c| {
-            if c.expired(now_ms) {
-                c.release(alloc);
-                n += 1;
-                false
-            } else {
-                true
-            }
+        let (syn, idle) = (
+            u64::from(self.limits.syn_timeout_ms),
+            u64::from(self.limits.idle_timeout_ms),
+        );
+        let c = &mut self.counters;
+        map.retain(|_, conn| {
+            let quiet = now_ms.saturating_sub(conn.last_ms);
+            let counter = match conn.state {
+                State::TimeWait if conn.expired(now_ms) => &mut c.expired,
+                State::TimeWait => return true,
+                State::SynSent | State::SimultaneousOpen | State::SynReceived if quiet >= syn => {
+                    &mut c.syn_timeouts
+                }
+                _ if quiet >= idle => &mut c.idle_timeouts,
+                _ => return true,
+            };
+            *counter += 1;
+            conn.release(alloc);
+            false
         });
-        self.counters.expired += n;
     }
 }

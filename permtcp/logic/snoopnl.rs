@@ -448,6 +448,9 @@ counter_attrs! {
     expired => EXPIRED,
     tw_reused => TW_REUSED,
     invalid => INVALID,
+    syn_timeouts => SYN_TIMEOUTS,
+    idle_timeouts => IDLE_TIMEOUTS,
+    early_drops => EARLY_DROPS,
 }
 
 impl StatsInfo {

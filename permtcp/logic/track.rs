@@ -11,11 +11,22 @@
 //! and RST. It keeps no timers and does no RTT or congestion work: the caller passes the time
 //! in, and the only deadline is the end of TIME_WAIT.
 //!
+//! A segment changes the mirror only when the owner's stack would accept it: a segment to
+//! the owner passes the checks of the owner's `tcp_validate_incoming()` and `tcp_ack()` (PAWS,
+//! the receive window, RFC 5961's exact reset and acknowledgement limits); a segment from
+//! the owner must be one the owner could have sent (within the client's window, acknowledging
+//! nothing the client never sent), as `nf_conntrack_proto_tcp.c`'s `tcp_in_window()` checks.
+//! Anything else is counted as invalid and ignored, so a forger knowing only the 4-tuple
+//! cannot move the mirror away from the owner's kernel.
+//!
 //! Deliberate differences from a full TCP are listed in Documentation/snooping.rst.
 
 use crate::logic::packet::{flags, Options, Segment};
 use crate::logic::seq::{self, Seq};
-use crate::logic::seqbuf::{ChunkAlloc, Payload, SeqBuf, WriteError, CAPACITY};
+use crate::logic::seqbuf::{
+    Alloc, ChunkAlloc, Payload, SeqBuf, Share, WriteError, CAPACITY, CHUNK,
+};
+use crate::logic::snoop::FlowKey;
 
 /// TIME_WAIT as Linux holds it (`TCP_TIMEWAIT_LEN`), in milliseconds.
 pub const TIME_WAIT_MS: u64 = 60_000;
@@ -23,6 +34,10 @@ pub const TIME_WAIT_MS: u64 = 60_000;
 /// know exactly when the owner's TIME-WAIT began (Documentation/design.rst, "Half-closed
 /// connections and TIME-WAIT").
 pub const TIME_WAIT_MARGIN_MS: u64 = 5_000;
+
+/// How far from what was seen, either way, a segment of a connection not seen from its SYN
+/// may lie (its window scale, hence its real window, is unknown): 64 KiB.
+pub const UNSYNCED_WINDOW: u32 = 65536;
 
 /// Which endpoint sent a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +124,16 @@ pub struct Half<A: ChunkAlloc> {
     pub max_win: u32,
     /// Sequence number its last window update was sent with (`snd_wl1` of the other side).
     pub win_seq: Seq,
+    /// The furthest sequence number the other endpoint allowed it to send: the largest
+    /// acknowledgement plus window the other endpoint advertised (`rcv_mwnd_seq` of the
+    /// receiver, conntrack's `td_maxend`).
+    pub right: Seq,
+    /// Its sequence numbers are known: from its SYN, or for a connection not seen from its
+    /// SYN from a segment it sent or an acknowledgement of its data.
+    pub anchored: bool,
+    /// End of the latest stretch of its data the snooper missed (a segment began past
+    /// `nxt`); once acknowledged, missing bytes there are [`Half::unseen`].
+    pub gap: Option<Seq>,
     /// Last (TSval, TSecr) it sent.
     pub ts: Option<(u32, u32)>,
     /// Sequence number of its FIN.
@@ -138,6 +163,9 @@ impl<A: ChunkAlloc> Half<A> {
             win: 0,
             max_win: 0,
             win_seq: 0,
+            right: 0,
+            anchored: false,
+            gap: None,
             ts: None,
             fin: None,
             segs: 0,
@@ -158,8 +186,23 @@ impl<A: ChunkAlloc> Half<A> {
         self.win = u32::from(seg.window);
         self.max_win = self.win;
         self.win_seq = seg.seq;
+        self.right = seg.seq.wrapping_add(1);
+        self.anchored = true;
         self.ts = seg.opts.ts;
         self.data = SeqBuf::new(seg.seq.wrapping_add(1));
+    }
+
+    /// Where the receiver of this side's data stands (its `rcv_nxt`): the first byte missing
+    /// from its acknowledgement on, or everything sent (FIN included). Bytes the snooper
+    /// could not store count as received.
+    pub fn rcv_nxt(&self) -> Seq {
+        if self.write_error.is_some() {
+            return self.nxt;
+        }
+        let from = seq::max(self.una, self.data.base());
+        self.data
+            .first_hole(from, self.data_end())
+            .unwrap_or(self.nxt)
     }
 
     /// End of this side's data, FIN excluded.
@@ -207,6 +250,18 @@ pub struct Conn<A: ChunkAlloc> {
     /// Client bytes kept behind the owner's acknowledgement at least (see
     /// [`crate::logic::snoop::Limits::keep_received`]).
     pub keep_received: u32,
+    /// Bytes of the namespace's budget this connection holds: its table entry, slot tables
+    /// and chunks.
+    pub mem: u64,
+    /// Its share of the budget (see [`crate::logic::snoop::Limits::max_conn_bytes`]).
+    pub max_mem: u64,
+}
+
+/// Bytes one table entry takes: the connection, its key and the tree node's links.
+pub const fn entry_bytes<A: ChunkAlloc>() -> u64 {
+    (core::mem::size_of::<Conn<A>>()
+        + core::mem::size_of::<FlowKey>()
+        + 3 * core::mem::size_of::<usize>()) as u64
 }
 
 impl<A: ChunkAlloc> Conn<A> {
@@ -223,13 +278,21 @@ impl<A: ChunkAlloc> Conn<A> {
         let end = seg.seq.wrapping_add(seg.seq_len());
         let h = &mut c.half[from.idx()];
         (h.isn, h.nxt, h.una, h.win_seq) = (seg.seq, end, seg.seq, seg.seq);
+        h.anchored = true;
         h.data = SeqBuf::new(seg.seq);
         if seg.has(flags::ACK) {
-            let o = &mut c.half[from.other().idx()];
-            (o.isn, o.nxt, o.una, o.win_seq) = (seg.ack, seg.ack, seg.ack, seg.ack);
-            o.data = SeqBuf::new(seg.ack);
+            c.anchor(from.other(), seg.ack);
         }
         c
+    }
+
+    /// Sets the sequence numbers of `side` of a connection not seen from its SYN from the
+    /// first acknowledgement of its data.
+    fn anchor(&mut self, side: Side, ack: Seq) {
+        let o = &mut self.half[side.idx()];
+        (o.isn, o.nxt, o.una, o.win_seq) = (ack, ack, ack, ack);
+        o.anchored = true;
+        o.data = SeqBuf::new(ack);
     }
 
     fn empty(opener: Side, state: State, now_ms: u64) -> Self {
@@ -245,6 +308,8 @@ impl<A: ChunkAlloc> Conn<A> {
             expires_ms: None,
             invalid: 0,
             keep_received: 0,
+            mem: 0,
+            max_mem: u64::MAX,
         }
     }
 
@@ -299,52 +364,74 @@ impl<A: ChunkAlloc> Conn<A> {
         payload: &(impl Payload + ?Sized),
         now_ms: u64,
     ) -> Verdict {
-        self.last_ms = now_ms;
-        let (f, o) = (from.idx(), from.other().idx());
+        let f = from.idx();
         self.half[f].segs += 1;
         self.half[f].bytes += u64::from(seg.payload_len);
+        let mut mem = self.mem;
+        let mut share = Share {
+            inner: alloc,
+            used: &mut mem,
+            max: self.max_mem,
+        };
+        let verdict = self.apply(&mut share, from, seg, payload, now_ms);
+        self.mem = mem;
+        // Only what the owner would accept keeps an entry alive: a forger cannot hold it.
+        if verdict != Verdict::Invalid {
+            self.last_ms = now_ms;
+        }
+        verdict
+    }
 
+    fn apply(
+        &mut self,
+        alloc: &mut impl Alloc<A>,
+        from: Side,
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+        now_ms: u64,
+    ) -> Verdict {
+        let (f, o) = (from.idx(), from.other().idx());
         if seg.has(flags::RST) {
             return self.on_rst(from, seg);
         }
         if seg.has(flags::SYN) {
             return self.on_syn(from, seg);
         }
-        match self.state {
-            State::SynSent | State::SimultaneousOpen => return self.invalid(),
+        let completes = match self.state {
+            State::SynSent | State::SimultaneousOpen | State::Closed => return self.invalid(),
+            // Only the opener's final ACK, acknowledging exactly the SYN-ACK, completes the
+            // handshake (tcp_check_req); the responder sends nothing else before it.
             State::SynReceived => {
-                // The opener's final ACK completes the handshake.
-                let resp = &self.half[o];
                 if from == self.opener
                     && seg.has(flags::ACK)
-                    && seq::at_or_after(seg.ack, resp.isn.wrapping_add(1))
+                    && seg.ack == self.half[o].isn.wrapping_add(1)
                 {
-                    self.state = State::Established;
-                } else if from != self.opener {
-                    // Data from the responder before the final ACK: the client must have
-                    // sent it, as the responder only sends data once established.
-                    return self.invalid();
+                    true
                 } else {
                     return self.invalid();
                 }
             }
-            State::Closed => return self.invalid(),
-            _ => {}
-        }
-
-        // Acceptability: the data must fit in what the receiver ever allowed.
-        let h = &self.half[f];
-        let end = seg.seq.wrapping_add(seg.seq_len());
-        let limit = h
-            .una
-            .wrapping_add(self.half[o].max_win.max(1))
-            .wrapping_add(1);
-        if self.state != State::Unsynced && seq::after(end, limit) && seg.payload_len > 0 {
+            _ => false,
+        };
+        if !self.acceptable(from, seg) {
             return self.invalid();
         }
+        if completes {
+            self.state = State::Established;
+        }
 
-        if seg.payload_len > 0 {
-            self.store(alloc, from, seg, payload);
+        let end = seg.seq.wrapping_add(seg.seq_len());
+        let unsynced = self.state == State::Unsynced;
+        if !unsynced {
+            // A segment beginning past everything seen: the snooper missed what lies between.
+            let h = &mut self.half[f];
+            if seq::after(seg.seq, h.nxt) {
+                h.gap = Some(seg.seq);
+            }
+            // A connection not seen from its SYN is never taken over here: its data is not kept.
+            if seg.payload_len > 0 {
+                self.store(alloc, from, seg, payload);
+            }
         }
         let h = &mut self.half[f];
         h.nxt = seq::max(h.nxt, end);
@@ -367,6 +454,61 @@ impl<A: ChunkAlloc> Conn<A> {
         Verdict::Keep
     }
 
+    /// Whether the owner's stack would accept `seg` from `from` (a segment to it), or could
+    /// have sent it (a segment from it), past the handshake.
+    fn acceptable(&self, from: Side, seg: &Segment) -> bool {
+        let (s, r) = (&self.half[from.idx()], &self.half[from.other().idx()]);
+        let end = seg.seq.wrapping_add(seg.seq_len());
+        if self.state == State::Unsynced {
+            // Nothing is known of the windows: stay within a window of what was seen.
+            let near = |x: Seq, h: &Half<A>| {
+                !h.anchored
+                    || seq::between(
+                        x,
+                        h.una.wrapping_sub(UNSYNCED_WINDOW),
+                        h.nxt.wrapping_add(UNSYNCED_WINDOW),
+                    )
+            };
+            return near(seg.seq, s) && (!seg.has(flags::ACK) || near(seg.ack, r));
+        }
+        // Past the handshake every segment carries an ACK (tcp_validate_incoming's caller
+        // drops the others).
+        if !seg.has(flags::ACK) {
+            return false;
+        }
+        // PAWS (RFC 7323): a timestamp older than the last one seen from this end.
+        if self.ts_ok {
+            if let (Some((val, _)), Some((last, _))) = (seg.opts.ts, s.ts) {
+                if last != 0 && (last.wrapping_sub(val) as i32) > 1 {
+                    return false;
+                }
+            }
+        }
+        // The sequence number: nothing beginning past the furthest point the receiver
+        // allowed (a FIN may end past it); for the owner as receiver nothing ending before
+        // its last acknowledgement (tcp_sequence: rcv_wup); for the owner as sender nothing
+        // older than one window of the client's (tcp_in_window).
+        if seq::after(seg.seq, s.right) {
+            return false;
+        }
+        let oldest = match from {
+            Side::Client => s.una,
+            Side::Owner => s.nxt.wrapping_sub(r.max_win.max(1)),
+        };
+        if seq::before(end, oldest) {
+            return false;
+        }
+        // The acknowledgement (tcp_ack, RFC 5961 5.2): nothing the other end never sent, and
+        // not more than the acknowledging end's largest window (or all that was acknowledged)
+        // behind snd_una.
+        if seq::after(seg.ack, r.nxt) {
+            return false;
+        }
+        let acked = seq::dist(r.isn.wrapping_add(1), r.una);
+        let behind = s.max_win.min(acked);
+        !seq::before(seg.ack, r.una.wrapping_sub(behind))
+    }
+
     fn invalid(&mut self) -> Verdict {
         self.invalid += 1;
         Verdict::Invalid
@@ -374,20 +516,35 @@ impl<A: ChunkAlloc> Conn<A> {
 
     fn on_rst(&mut self, from: Side, seg: &Segment) -> Verdict {
         let (f, o) = (from.idx(), from.other().idx());
-        let valid = match self.state {
+        let h = &self.half[f];
+        let valid = match (self.state, from) {
             // A refused connection: the RST acknowledges the SYN.
-            State::SynSent => {
+            (State::SynSent, _) => {
                 from != self.opener
                     && seg.has(flags::ACK)
                     && seg.ack == self.half[o].isn.wrapping_add(1)
             }
-            // RFC 5961: a RST is accepted when its sequence number is in the window.
-            _ => {
-                let h = &self.half[f];
-                let win = self.half[o].max_win.max(1);
-                self.state == State::Unsynced
-                    || seq::between(seg.seq, h.una, h.nxt.wrapping_add(win))
+            // Not seen from its SYN: at the sender's next sequence number, as far as known.
+            (State::Unsynced, _) => h.anchored && seq::between(seg.seq, h.una, h.nxt),
+            // A request socket is reset by a RST anywhere in its window (tcp_check_req).
+            (State::SimultaneousOpen | State::SynReceived, Side::Client) => {
+                seq::between(seg.seq, h.nxt, h.nxt.wrapping_add(self.half[o].win.max(1)))
             }
+            // RFC 5961 3.2, as the owner's tcp_validate_incoming(): only a RST at rcv_nxt, or
+            // rcv_nxt - 1 after the client's FIN, or at the right edge of the highest SACK
+            // block, resets; any other gets a challenge ACK.
+            (_, Side::Client) => {
+                let rcv_nxt = h.rcv_nxt();
+                let owner_fin_acked = self.half[o]
+                    .fin
+                    .is_some_and(|x| seq::after(self.half[o].una, x));
+                seg.seq == rcv_nxt
+                    || (h.fin.is_some() && !owner_fin_acked && seg.seq == rcv_nxt.wrapping_sub(1))
+                    || (self.sack_ok && rcv_nxt != h.nxt && seg.seq == h.data_end())
+            }
+            // The owner resets at its snd_nxt (or, for a segment it has no socket for, at the
+            // client's acknowledgement): only what the client could accept.
+            (_, Side::Owner) => seq::between(seg.seq, h.una, h.nxt),
         };
         if valid {
             self.state = State::Closed;
@@ -414,20 +571,20 @@ impl<A: ChunkAlloc> Conn<A> {
             }
             (State::SynSent, true) if from != self.opener && acks_other(self) => {
                 self.half[f].syn(seg);
-                self.half[o].una = seg.ack;
+                self.syn_acked(from, seg);
                 self.state = State::SynReceived;
                 self.negotiate();
             }
             // A retransmitted SYN-ACK.
             (State::SynReceived, true) if from != self.opener && acks_other(self) => {
                 self.half[f].syn(seg);
-                self.half[o].una = seg.ack;
+                self.syn_acked(from, seg);
                 self.negotiate();
             }
             // Simultaneous open: each side's SYN-ACK acknowledges the other's SYN; the
             // opener's SYN-ACK plays the part of the final ACK.
             (State::SimultaneousOpen, true) if acks_other(self) => {
-                self.half[o].una = seg.ack;
+                self.syn_acked(from, seg);
                 let h = &self.half;
                 if seq::after(h[0].una, h[0].isn) && seq::after(h[1].una, h[1].isn) {
                     self.state = State::Established;
@@ -436,6 +593,14 @@ impl<A: ChunkAlloc> Conn<A> {
             _ => return self.invalid(),
         }
         Verdict::Keep
+    }
+
+    /// A SYN-ACK from `from` acknowledged the other side's SYN and opened its window (SYN
+    /// windows are never scaled).
+    fn syn_acked(&mut self, from: Side, seg: &Segment) {
+        let o = &mut self.half[from.other().idx()];
+        o.una = seg.ack;
+        o.right = seq::max(o.right, seg.ack.wrapping_add(u32::from(seg.window)));
     }
 
     /// Options take effect only when both SYNs carried them (RFC 7323, RFC 2018).
@@ -448,11 +613,50 @@ impl<A: ChunkAlloc> Conn<A> {
 
     fn store(
         &mut self,
-        alloc: &mut A,
+        alloc: &mut impl Alloc<A>,
         from: Side,
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
     ) {
+        let mut written = self.write(alloc, from, seg, payload);
+        // Unacknowledged data comes first within the connection's share too: give up the
+        // oldest acknowledged bytes kept for the window, as many as the segment needs, then
+        // if that is not enough all of them, both ways, and try again.
+        let need = seg.payload_len.saturating_add(2 * CHUNK as u32);
+        for all in [false, true] {
+            if written != Err(WriteError::NoMemory) {
+                break;
+            }
+            for h in self.half.iter_mut() {
+                let base = h.data.base();
+                let to = if !all && seq::after(h.una, base.wrapping_add(need)) {
+                    base.wrapping_add(need)
+                } else {
+                    h.una
+                };
+                if seq::after(to, base) {
+                    h.data.release_below(alloc, to);
+                }
+            }
+            written = self.write(alloc, from, seg, payload);
+        }
+        let h = &mut self.half[from.idx()];
+        h.write_error = match written {
+            Ok(()) => h.write_error,
+            Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
+            Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
+                Some(NotReady::Overflow(from))
+            }
+        };
+    }
+
+    fn write(
+        &mut self,
+        alloc: &mut impl Alloc<A>,
+        from: Side,
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+    ) -> Result<(), WriteError> {
         let h = &mut self.half[from.idx()];
         // Unacknowledged data comes first: give up acknowledged bytes kept for the window
         // when new data would not fit otherwise.
@@ -468,42 +672,58 @@ impl<A: ChunkAlloc> Conn<A> {
                 h.data.release_below(alloc, to);
             }
         }
-        let written = h
-            .data
-            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off);
-        h.write_error = match written {
-            Ok(()) => h.write_error,
-            Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
-            Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
-                Some(NotReady::Overflow(from))
-            }
-        };
+        h.data
+            .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off)
     }
 
-    fn on_ack(&mut self, alloc: &mut A, from: Side, seg: &Segment) {
+    fn on_ack(&mut self, alloc: &mut impl Alloc<A>, from: Side, seg: &Segment) {
         let (f, o) = (from.idx(), from.other().idx());
         let shift = self.wscale(from);
-        // The acknowledgement moves the other side's snd_una.
+        let unsynced = self.state == State::Unsynced;
+        if unsynced && !self.half[o].anchored {
+            self.anchor(from.other(), seg.ack);
+        }
+        // The acknowledgement moves the other side's snd_una. Past the handshake it never
+        // exceeds what was seen (acceptable() refused it); a connection not seen from its SYN
+        // learns how far the other side got.
         {
             let peer = &mut self.half[o];
             if seq::after(seg.ack, peer.nxt) {
-                // Acknowledging bytes the snooper never saw: they are lost to it for good.
-                if self.state != State::Unsynced {
-                    peer.unseen = Some(seg.ack);
-                }
                 peer.nxt = seg.ack;
             }
             if seq::after(seg.ack, peer.una) {
+                // Bytes acknowledged now that the snooper missed (a gap it saw the sender
+                // skip, not filled by a retransmission) are lost to it for good.
+                let from_seq = seq::max(peer.una, peer.data.base());
+                let to = seq::max(from_seq, seg.ack);
+                let to = if seq::after(to, peer.data_end()) {
+                    peer.data_end()
+                } else {
+                    to
+                };
+                if let Some(g) = peer.gap {
+                    if seq::after(g, from_seq) && !peer.data.contains(from_seq, to) {
+                        peer.unseen = Some(to);
+                    }
+                    if !seq::before(seg.ack, g) {
+                        peer.gap = None;
+                    }
+                }
                 peer.una = seg.ack;
             }
         }
-        // The window this side advertises (RFC 9293: only from a newer segment).
+        // The window this side advertises (RFC 9293: only from a newer segment), and how far
+        // it lets the other side send.
         let h = &mut self.half[f];
+        let win = u32::from(seg.window) << shift;
         if seq::at_or_after(seg.seq, h.win_seq) {
-            h.win = u32::from(seg.window) << shift;
+            h.win = win;
             h.max_win = h.max_win.max(h.win);
             h.win_seq = seg.seq;
         }
+        let edge = seg.ack.wrapping_add(win);
+        let peer = &mut self.half[o];
+        peer.right = seq::max(peer.right, edge);
         // Keep one window of the other side's data behind its acknowledgement: the largest
         // window this receiver advertised, so that at any time at least its current window is
         // kept; for the client's data at least `keep_received` (the owner's application may
@@ -514,7 +734,7 @@ impl<A: ChunkAlloc> Conn<A> {
         } else {
             0
         };
-        let keep = h.max_win.max(floor).clamp(1, CAPACITY / 2);
+        let keep = self.half[f].max_win.max(floor).clamp(1, CAPACITY / 2);
         let peer = &mut self.half[o];
         let release_to = peer.una.wrapping_sub(keep);
         if seq::after(release_to, peer.data.base()) && seq::before(release_to, peer.una) {
@@ -545,11 +765,20 @@ impl<A: ChunkAlloc> Conn<A> {
         self.expires_ms.is_some_and(|t| now_ms >= t)
     }
 
-    /// Returns the retained data's chunks to the allocator.
+    /// Returns everything the connection holds to the allocator: its chunks, its slot tables
+    /// and its table entry (see [`Conn::mem`]).
     pub fn release(&mut self, alloc: &mut A) {
+        let mut mem = self.mem;
+        let mut share = Share {
+            inner: &mut *alloc,
+            used: &mut mem,
+            max: u64::MAX,
+        };
         for h in self.half.iter_mut() {
-            h.data.clear(alloc);
+            h.data.clear(&mut share);
         }
+        alloc.uncharge(mem);
+        self.mem = 0;
     }
 
     /// Bytes retained, both directions.

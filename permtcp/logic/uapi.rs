@@ -193,8 +193,16 @@ pub mod attr {
     /// u32: the peer that sends a directive (DIRECTIVE): only the next peer after it in the
     /// policy's order acts on it.
     pub const FROM_NODE: u16 = 40;
+    /// u64: bytes one mirrored connection may hold at most (SNOOP_START).
+    pub const MAX_CONN_BYTES: u16 = 41;
+    /// u32: milliseconds without a segment after which an incomplete handshake is forgotten
+    /// (SNOOP_START).
+    pub const SYN_TIMEOUT_MS: u16 = 42;
+    /// u32: milliseconds without a segment after which an established (or half-closed, or
+    /// not seen from its SYN) connection is forgotten (SNOOP_START).
+    pub const IDLE_TIMEOUT_MS: u16 = 43;
     /// Highest attribute number.
-    pub const MAX: u16 = FROM_NODE;
+    pub const MAX: u16 = IDLE_TIMEOUT_MS;
 }
 
 /// Attributes nested in [`attr::DECL`].
@@ -325,9 +333,9 @@ pub mod stats_attr {
     pub const CONNS: u16 = 2;
     /// u32: limit on connections.
     pub const MAX_CONNS: u16 = 3;
-    /// u64: retained bytes (allocated chunks).
+    /// u64: bytes the mirror holds (chunks, slot tables, entries).
     pub const BYTES: u16 = 4;
-    /// u64: limit on retained bytes.
+    /// u64: limit on the bytes the mirror holds.
     pub const MAX_BYTES: u16 = 5;
     /// u32: snooped bindings.
     pub const BINDINGS: u16 = 6;
@@ -367,6 +375,12 @@ pub mod stats_attr {
     pub const HOOK_FRAMES: u16 = 23;
     /// u64: resets this host's stack sent for mirrored connections, dropped.
     pub const RST_DROPPED: u16 = 24;
+    /// u64: incomplete handshakes forgotten after the handshake timeout.
+    pub const SYN_TIMEOUTS: u16 = 25;
+    /// u64: connections forgotten after the idle timeout.
+    pub const IDLE_TIMEOUTS: u16 = 26;
+    /// u64: connections dropped, oldest first, to make room in a full table.
+    pub const EARLY_DROPS: u16 = 27;
 }
 
 /// Values of [`conn_attr::STATE`].

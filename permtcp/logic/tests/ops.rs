@@ -206,6 +206,9 @@ fn requests_round_trip() {
         max_conns: Some(10),
         max_bytes: Some(1 << 20),
         keep_received: Some(MAX_KEEP_RECEIVED),
+        max_conn_bytes: Some(MIN_SNOOP_BYTES),
+        syn_timeout_ms: Some(MAX_SYN_TIMEOUT_MS),
+        idle_timeout_ms: Some(MIN_TIMEOUT_MS),
     });
     for side in [Side::Owner, Side::Client] {
         request_round_trip(DataRequest { key: key(1), side });
@@ -669,6 +672,26 @@ fn limits_are_checked() {
             keep_received: Some(MAX_KEEP_RECEIVED + 1),
             ..Default::default()
         },
+        StartRequest {
+            ifindex: 1,
+            max_conn_bytes: Some(MIN_SNOOP_BYTES - 1),
+            ..Default::default()
+        },
+        StartRequest {
+            ifindex: 1,
+            syn_timeout_ms: Some(MIN_TIMEOUT_MS - 1),
+            ..Default::default()
+        },
+        StartRequest {
+            ifindex: 1,
+            syn_timeout_ms: Some(MAX_SYN_TIMEOUT_MS + 1),
+            ..Default::default()
+        },
+        StartRequest {
+            ifindex: 1,
+            idle_timeout_ms: Some(MIN_TIMEOUT_MS - 1),
+            ..Default::default()
+        },
     ] {
         assert!(
             StartRequest::parse(&enc(|w| bad.write(w))).is_err(),
@@ -776,4 +799,77 @@ fn events_round_trip_and_must_match_their_command() {
         };
         assert!(Event::parse(e.cmd(), &no_node).is_err());
     }
+}
+
+/// SNOOP_START's limits over the defaults: a connection's share follows the byte limit and
+/// the received-data floor unless given; the timeouts default to the documented values.
+#[test]
+fn snoop_start_limits_over_the_defaults() {
+    use permtcp_logic::snoop::{Limits, IDLE_TIMEOUT_MS, SYN_TIMEOUT_MS};
+    let d = StartRequest {
+        ifindex: 1,
+        ..Default::default()
+    }
+    .limits();
+    assert_eq!(d, Limits::default());
+    assert_eq!(
+        (d.syn_timeout_ms, d.idle_timeout_ms),
+        (20_000, 3 * 3600 * 1000)
+    );
+    assert_eq!((SYN_TIMEOUT_MS, IDLE_TIMEOUT_MS), (20_000, 10_800_000));
+    assert_eq!(d.max_conn_bytes, 4 << 20);
+    let l = StartRequest {
+        ifindex: 1,
+        max_bytes: Some(1 << 30),
+        keep_received: Some(8 << 20),
+        syn_timeout_ms: Some(2000),
+        idle_timeout_ms: Some(5000),
+        ..Default::default()
+    }
+    .limits();
+    assert_eq!(l.max_conn_bytes, 64 << 20);
+    assert_eq!((l.syn_timeout_ms, l.idle_timeout_ms), (2000, 5000));
+    let small = StartRequest {
+        ifindex: 1,
+        max_bytes: Some(8192),
+        ..Default::default()
+    }
+    .limits();
+    assert_eq!(small.max_conn_bytes, 8192, "never more than the byte limit");
+    let given = StartRequest {
+        ifindex: 1,
+        max_conn_bytes: Some(65536),
+        ..Default::default()
+    }
+    .limits();
+    assert_eq!(given.max_conn_bytes, 65536);
+}
+
+/// The timeout bounds of SNOOP_START in the C policy are the Rust ones.
+#[test]
+fn the_c_policy_has_the_timeout_bounds() {
+    let c = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../permtcp_glue.c"))
+        .unwrap();
+    let range = |name: &str| {
+        let at = c.find(&format!("{name} = {{")).expect(name);
+        let body = &c[at..at + c[at..].find("};").unwrap()];
+        let num = |key: &str| {
+            let v = body.split(key).nth(1).unwrap();
+            let v: String = v
+                .trim_start_matches([' ', '='])
+                .chars()
+                .take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_')
+                .collect();
+            v
+        };
+        (num(".min"), num(".max"))
+    };
+    assert_eq!(
+        range("ptcp_syn_timeout_range"),
+        (MIN_TIMEOUT_MS.to_string(), MAX_SYN_TIMEOUT_MS.to_string())
+    );
+    assert_eq!(
+        range("ptcp_idle_timeout_range"),
+        (MIN_TIMEOUT_MS.to_string(), "U32_MAX".to_string())
+    );
 }

@@ -5,9 +5,12 @@
 mod common;
 
 use common::*;
-use permtcp_logic::packet::{flags::*, parse, parse_options, Skip};
+use permtcp_logic::packet::{
+    checksum, flags::*, parse, parse_gso, parse_options, tcp_csum_ok, Skip,
+};
 use permtcp_logic::seqbuf::Budget;
 use permtcp_logic::snoop::{Frame, Limits};
+use permtcp_logic::track::entry_bytes;
 
 #[test]
 fn ipv4_segment_fields() {
@@ -59,10 +62,10 @@ fn ipv4_options_ethernet_padding_and_gso_lengths() {
     let mut padded = pkt.clone();
     padded.extend([0u8; 10]);
     assert_eq!(parse(&padded, padded.len()).unwrap().payload_len, 5);
-    // A GSO super-packet: the skb is longer than any MTU and tot_len is 0.
+    // A GSO super-packet (BIG TCP): the skb is longer than any MTU and tot_len is 0.
     let mut gso = pkt.clone();
     gso[2..4].copy_from_slice(&[0, 0]);
-    assert_eq!(parse(&gso, 44 + 65000).unwrap().payload_len, 65000);
+    assert_eq!(parse_gso(&gso, 44 + 65000).unwrap().payload_len, 65000);
 }
 
 #[test]
@@ -87,10 +90,10 @@ fn ipv6_with_extension_headers() {
     h[4..6].copy_from_slice(&plen.to_be_bytes());
     let s = parse(&h, h.len()).unwrap();
     assert_eq!((s.payload_off, s.payload_len), (68, 3));
-    // Jumbogram length 0: the packet's own length counts.
+    // Jumbogram length 0 in a GSO super-packet: the packet's own length counts.
     let mut j = pkt.clone();
     j[4..6].copy_from_slice(&[0, 0]);
-    assert_eq!(parse(&j, 60 + 100_000).unwrap().payload_len, 100_000);
+    assert_eq!(parse_gso(&j, 60 + 100_000).unwrap().payload_len, 100_000);
     // A fragment header.
     let mut f = pkt.clone();
     f[6] = 44;
@@ -182,7 +185,9 @@ fn randomized_frames_never_panic() {
     let mut snoop = snooper(Limits {
         max_conns: 64,
         max_bytes: 1 << 20,
-        keep_received: 0,
+        max_conn_bytes: 256 << 10,
+        syn_timeout_ms: 20_000,
+        ..Limits::default()
     });
     let mut map = Map::default();
     let mut alloc = Budget::new(Heap::default(), 1 << 20);
@@ -231,6 +236,7 @@ fn randomized_frames_never_panic() {
         let f = Frame {
             hdr: &pkt,
             l3_len: l3,
+            gso: l3 > pkt.len(),
             payload: &pkt[..],
         };
         snoop.on_frame(&mut map, &mut alloc, f, |_| good, i);
@@ -241,16 +247,20 @@ fn randomized_frames_never_panic() {
             let _ = c.readiness();
         }
     }
-    let held: u64 = map
-        .0
-        .values()
-        .map(|c| (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64)
-        .sum();
     assert_eq!(
         alloc.used,
-        held * permtcp_logic::seqbuf::CHUNK as u64,
-        "every chunk accounted for"
+        map.0.values().map(|c| c.mem).sum::<u64>(),
+        "every byte accounted for"
     );
+    for c in map.0.values() {
+        let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
+        let slots = c.half[0].data.slot_table_bytes() + c.half[1].data.slot_table_bytes();
+        assert_eq!(
+            c.mem,
+            chunks * permtcp_logic::seqbuf::CHUNK as u64 + slots + entry_bytes::<A>()
+        );
+        assert!(c.mem <= 256 << 10);
+    }
     for (_, mut c) in std::mem::take(&mut map.0) {
         c.release(&mut alloc);
     }
@@ -310,5 +320,116 @@ fn built_control_segments_parse_back_with_valid_checksums() {
         pseudo.extend(((n - l4) as u16).to_be_bytes());
         pseudo.extend(&p[l4..]);
         assert_eq!(checksum(0, &pseudo), 0, "TCP checksum");
+    }
+}
+
+#[test]
+fn ip_lengths_must_agree_with_the_frame() {
+    let pkt = frame(
+        v4([10, 0, 0, 100], 1),
+        v4([10, 0, 0, 1], 80),
+        1,
+        2,
+        ACK,
+        1,
+        &Opts::default(),
+        b"hello",
+    );
+    let with_len = |p: &[u8], at: usize, len: usize| {
+        let mut p = p.to_vec();
+        p[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
+        p
+    };
+    // ip_rcv drops all of these: a length of 0 outside a GSO super-packet, a length past the
+    // frame (truncated), a length shorter than the headers.
+    for len in [0, pkt.len() + 1, 1500, 20, 39] {
+        let p = with_len(&pkt, 2, len);
+        assert_eq!(parse(&p, p.len()), Err(Skip::Malformed), "tot_len {len}");
+    }
+    let p = with_len(&pkt, 2, pkt.len() + 1);
+    assert_eq!(parse_gso(&p, p.len()), Err(Skip::Malformed), "even in GSO");
+    let pkt6 = frame(v6(100, 1), v6(1, 80), 1, 2, ACK, 1, &Opts::default(), b"hi");
+    for len in [0, pkt6.len() - 40 + 1, 1000, 19] {
+        let p = with_len(&pkt6, 4, len);
+        assert_eq!(
+            parse(&p, p.len()),
+            Err(Skip::Malformed),
+            "payload_len {len}"
+        );
+    }
+}
+
+/// The packet with its TCP checksum filled in.
+fn with_tcp_csum(mut pkt: Vec<u8>) -> Vec<u8> {
+    let s = parse(&pkt, pkt.len()).unwrap();
+    let (off, len) = (s.l4_off as usize, s.l4_len() as usize);
+    pkt[off + 16..off + 18].copy_from_slice(&[0, 0]);
+    let mut total = u32::from(!checksum(0, &pkt[off..off + len])) + u32::from(pseudo(&s));
+    while total > 0xffff {
+        total = (total & 0xffff) + (total >> 16);
+    }
+    pkt[off + 16..off + 18].copy_from_slice(&(!(total as u16)).to_be_bytes());
+    pkt
+}
+
+/// The TCP pseudo-header's one's-complement sum, written out independently of the parser.
+fn pseudo(s: &permtcp_logic::packet::Segment) -> u16 {
+    let mut p = Vec::new();
+    match (s.src.as_v4(), s.dst.as_v4()) {
+        (Some(a), Some(b)) => {
+            p.extend(a);
+            p.extend(b);
+        }
+        _ => {
+            p.extend(s.src.0);
+            p.extend(s.dst.0);
+        }
+    }
+    p.extend([0, 6]);
+    p.extend((s.l4_len() as u16).to_be_bytes());
+    !checksum(0, &p)
+}
+
+#[test]
+fn checksum_covers_exactly_the_ip_length_not_the_ethernet_padding() {
+    for v6addrs in [false, true] {
+        let (c, o) = if v6addrs {
+            (v6(100, 40000), v6(1, 80))
+        } else {
+            (v4([10, 0, 0, 100], 40000), v4([10, 0, 0, 1], 80))
+        };
+        // The segments short enough to be padded: RST, and pure ACK and FIN without options.
+        for (fl, payload) in [
+            (RST, &b""[..]),
+            (ACK, b""),
+            (ACK | FIN, b""),
+            (ACK | PSH, b"x"),
+        ] {
+            let pkt = with_tcp_csum(frame(c, o, 1000, 2000, fl, 502, &Opts::default(), payload));
+            for pad in [&[0u8; 6][..], &[0xa5; 6][..], &[0u8; 26][..]] {
+                let mut padded = pkt.clone();
+                padded.extend_from_slice(pad);
+                let s = parse(&padded, padded.len()).unwrap();
+                let (off, len) = (s.l4_off as usize, s.l4_len() as usize);
+                assert_eq!(off + len, pkt.len(), "the IP length, not the frame's");
+                let sum = !checksum(0, &padded[off..off + len]);
+                assert!(
+                    tcp_csum_ok(&s, sum),
+                    "{fl:#x} v6={v6addrs} pad {}",
+                    pad.len()
+                );
+                // What nf_checksum() over skb->len did: padding included, in the data and
+                // in the pseudo-header's length.
+                let mut whole = s;
+                whole.payload_len += pad.len() as u32;
+                let sum_whole = !checksum(0, &padded[off..]);
+                assert!(!tcp_csum_ok(&whole, sum_whole), "padding breaks it");
+                // A corrupted byte is still caught.
+                let mut bad = padded.clone();
+                bad[off + 4] ^= 1;
+                let sum_bad = !checksum(0, &bad[off..off + len]);
+                assert!(!tcp_csum_ok(&s, sum_bad));
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use common::*;
 use permtcp_logic::decl::FailoverPolicy;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::CHUNK;
-use permtcp_logic::snoop::{Filter, Frame};
+use permtcp_logic::snoop::{Filter, Frame, Limits};
 use permtcp_logic::track::{NotReady, Side};
 
 #[test]
@@ -29,6 +29,35 @@ fn limits_on_connections_and_bytes() {
             &[],
         );
     }
+    // The third takes the place of the oldest incomplete handshake.
+    assert_eq!(w.map.0.len(), 2);
+    assert_eq!(w.snoop.counters.early_drops, 1);
+    assert!(!w.map.0.keys().any(|k| k.client_port == 50000));
+    // A table full of established connections refuses a new one.
+    for port in 1..3u16 {
+        w.client.port = 50000 + port;
+        w.send_raw(
+            Side::Owner,
+            5000,
+            1001,
+            SYN | ACK,
+            65160,
+            &Opts::syn_full(1400, 7, 200),
+            &[],
+        );
+        w.send_raw(Side::Client, 1001, 5001, ACK, 502, &Opts::default(), &[]);
+        assert_eq!(w.ready(), Ok(()));
+    }
+    w.client.port = 50003;
+    w.send_raw(
+        Side::Client,
+        1000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
     assert_eq!(w.map.0.len(), 2);
     assert_eq!(w.snoop.counters.conn_limit, 1);
 
@@ -135,4 +164,149 @@ fn a_failed_owners_connections_are_followed_but_none_starts() {
         &[],
     );
     assert_eq!(w.map.0.len(), 1);
+}
+
+/// A connection between the client's port `port` and the owner, ready, with `owner_bytes`
+/// of owner data sent and acknowledged with a window of `win` << `ws` bytes.
+fn connection(w: &mut Wire, port: u16, ws: u8, win: u16, owner_bytes: usize) {
+    w.client.port = port;
+    w.handshake(1000, 5000, ws, 7);
+    for part in bytes(owner_bytes, 3).chunks(16 * 1448) {
+        w.data(Side::Owner, part);
+        w.ack(Side::Client, win);
+    }
+}
+
+#[test]
+fn a_syn_flood_neither_blocks_new_connections_nor_stays() {
+    let mut w = Wire::new(false);
+    let real = w.client;
+    // 10,000 spoofed SYNs from an address that never answers.
+    w.client.addr = v4([10, 0, 0, 200], 0).addr;
+    for i in 0..10_000u32 {
+        w.client.port = 10_000 + i as u16;
+        w.send_raw(
+            Side::Client,
+            i.wrapping_mul(7919),
+            0,
+            SYN,
+            64240,
+            &Opts::syn_full(1460, 7, 100),
+            &[],
+        );
+    }
+    let after_flood = w.map.0.len();
+    println!(
+        "after 10,000 SYNs: {after_flood} entries, {} early drops, {} refused",
+        w.snoop.counters.early_drops, w.snoop.counters.conn_limit
+    );
+    assert!(after_flood <= Limits::default().max_conns as usize);
+    // A real client connecting now is mirrored: the oldest embryonic entries make room.
+    w.client = real;
+    w.handshake(1000, 5000, 7, 7);
+    assert_eq!(w.ready(), Ok(()));
+    // Once the handshake timeout has passed, only the real connection is left.
+    let now = w.now + u64::from(Limits::default().syn_timeout_ms);
+    w.snoop.expire(&mut w.map, &mut w.alloc, now);
+    println!(
+        "after the handshake timeout: {} entries, {} timed out",
+        w.map.0.len(),
+        w.snoop.counters.syn_timeouts
+    );
+    assert_eq!(w.map.0.len(), 1);
+    assert_eq!(w.ready(), Ok(()));
+}
+
+#[test]
+fn vanished_clients_expire_after_the_idle_timeout() {
+    let mut w = Wire::new(false);
+    connection(&mut w, 40000, 7, 502, 100_000);
+    let idle = u64::from(Limits::default().idle_timeout_ms);
+    let last = w.now;
+    w.snoop.expire(&mut w.map, &mut w.alloc, last + idle - 1);
+    assert_eq!(w.map.0.len(), 1);
+    w.snoop.expire(&mut w.map, &mut w.alloc, last + idle);
+    assert!(w.map.0.is_empty());
+    assert_eq!(w.snoop.counters.idle_timeouts, 1);
+    assert_eq!(w.alloc.used, 0, "every byte returned");
+    assert_eq!(w.alloc.inner.live, 0);
+}
+
+#[test]
+fn timeouts_are_settable() {
+    let mut w = Wire::new(false);
+    w.snoop.limits.syn_timeout_ms = 100;
+    w.snoop.limits.idle_timeout_ms = 1000;
+    w.send_raw(
+        Side::Client,
+        1,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 1),
+        &[],
+    );
+    w.client.port = 40001;
+    w.handshake(1000, 5000, 7, 7);
+    let now = w.now;
+    w.snoop.expire(&mut w.map, &mut w.alloc, now + 100);
+    assert_eq!(w.map.0.len(), 1, "the handshake that never completed went");
+    w.snoop.expire(&mut w.map, &mut w.alloc, now + 1000);
+    assert!(w.map.0.is_empty());
+}
+
+#[test]
+fn big_windows_do_not_starve_an_ordinary_connection() {
+    let mut w = Wire::new(false);
+    // Eight clients advertise 16 MiB windows and take 8 MiB each, all acknowledged.
+    for port in 0..8u16 {
+        connection(&mut w, 41000 + port, 8, 65535, 8 << 20);
+    }
+    let held = w.alloc.used;
+    println!(
+        "8 big-window connections hold {held} bytes of {}",
+        w.alloc.max
+    );
+    // An ordinary connection with unacknowledged data still gets it stored.
+    w.client.port = 42000;
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Owner, &bytes(100_000, 4));
+    assert_eq!(w.ready(), Ok(()));
+    for (k, c) in w.map.0.iter() {
+        assert!(
+            c.mem <= Limits::default().max_conn_bytes,
+            "{k:?} holds {} bytes",
+            c.mem
+        );
+    }
+}
+
+#[test]
+fn every_byte_is_counted_slot_tables_and_entries_too() {
+    let mut w = Wire::new(false);
+    connection(&mut w, 40000, 7, 502, 300_000);
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
+    assert!(
+        w.alloc.used > chunks * CHUNK as u64,
+        "slot tables and the entry are counted"
+    );
+    assert_eq!(w.alloc.used, c.mem);
+    let mut c = w.map.0.remove(&k).unwrap();
+    c.release(&mut w.alloc);
+    assert_eq!(w.alloc.used, 0);
+}
+
+#[test]
+fn unacknowledged_data_takes_precedence_within_a_connections_share() {
+    let mut w = Wire::new(false);
+    w.snoop.limits.max_conn_bytes = 1 << 20;
+    // Acknowledged data kept for a 16 MiB window fills the share ...
+    connection(&mut w, 40000, 8, 65535, 2 << 20);
+    // ... and gives way to new, unacknowledged data.
+    w.data(Side::Owner, &bytes(200_000, 5));
+    assert_eq!(w.ready(), Ok(()));
+    let k = w.key();
+    assert!(w.map.get_mut_conn(&k).mem <= 1 << 20);
 }

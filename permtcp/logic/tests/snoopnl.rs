@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use permtcp_logic::packet::flags::ACK;
 use permtcp_logic::track::Side;
 
 #[test]
@@ -51,16 +50,11 @@ fn connection_and_stats_reports_round_trip() {
     assert_eq!(StatsInfo::parse(outer.data).unwrap(), stats);
     assert!(stats.counters.matched >= 4);
 
-    // A connection that is not ready reports why.
-    w.send_raw(
-        Side::Client,
-        w.nxt[1],
-        9_000_000,
-        ACK,
-        502,
-        &Opts::default(),
-        &[],
-    );
+    // A connection that is not ready reports why: owner bytes the snooper missed (the
+    // owner's next segment starts past them) were acknowledged.
+    w.nxt[0] += 1000;
+    w.data(Side::Owner, &bytes(10, 14));
+    w.ack(Side::Client, 502);
     let info = ConnInfo::from_conn(&k, w.map.get_mut_conn(&k), now);
     assert_eq!(
         info.not_ready,

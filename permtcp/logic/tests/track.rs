@@ -8,7 +8,9 @@ mod common;
 
 use common::*;
 use permtcp_logic::packet::flags::*;
-use permtcp_logic::track::{NotReady, Side, State, TIME_WAIT_MARGIN_MS, TIME_WAIT_MS};
+use permtcp_logic::track::{
+    entry_bytes, NotReady, Side, State, TIME_WAIT_MARGIN_MS, TIME_WAIT_MS, UNSYNCED_WINDOW,
+};
 
 #[test]
 fn handshake_records_options_and_establishes_on_final_ack() {
@@ -190,11 +192,12 @@ fn simultaneous_open_first_syn_decides() {
 fn acknowledged_but_unseen_data_is_a_fault_while_in_the_window() {
     let mut w = Wire::new(false);
     w.handshake(1000, 5000, 7, 7);
-    // The client acks 500 bytes of owner data the snooper never saw.
-    w.send_raw(Side::Client, 1001, 5501, ACK, 502, &Opts::default(), &[]);
-    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+    // The snooper misses 500 bytes of owner data; the owner's next segment shows the gap and
+    // the client acknowledges everything.
     w.nxt[0] = 5501;
-    w.rcv[1] = 5501;
+    w.data(Side::Owner, &bytes(100, 5));
+    w.ack(Side::Client, 502);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
     w.data(Side::Owner, &bytes(100, 5));
     assert_eq!(
         w.ready(),
@@ -450,14 +453,318 @@ fn timestamps_tracked_each_way() {
 fn acknowledged_unseen_bytes_stop_mattering_out_of_the_window() {
     let mut w = Wire::new(false);
     w.handshake(1000, 5000, 0, 0);
-    w.send_raw(Side::Client, 1001, 5501, ACK, 8192, &Opts::default(), &[]);
-    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+    // 500 owner bytes missed, found by the next segment, then acknowledged.
     w.nxt[0] = 5501;
-    w.rcv[1] = 5501;
+    w.data(Side::Owner, &bytes(100, 5));
+    w.ack(Side::Client, 8192);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
     // Much more data, acknowledged with 8 KiB windows: the unseen bytes leave the window.
     for part in bytes(200 * 1024, 16).chunks(1448) {
         w.data(Side::Owner, part);
         w.ack(Side::Client, 8192);
     }
     assert_eq!(w.ready(), Ok(()));
+}
+
+/// Both ends exchanged data and acknowledged everything: the mirror equals the wire model.
+fn quiet_connection() -> Wire {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, &bytes(700, 1));
+    w.data(Side::Owner, &bytes(3000, 2));
+    w.ack(Side::Client, 502);
+    w.ack(Side::Owner, 502);
+    w.assert_mirror();
+    w
+}
+
+#[test]
+fn forged_acks_of_unsent_data_change_nothing() {
+    let mut w = quiet_connection();
+    // A forger knowing only the 4-tuple acknowledges owner bytes never sent: the owner's
+    // stack drops the whole segment (tcp_ack: "ack of unsent data"), data included.
+    for ack in [
+        w.nxt[0] + 1,
+        w.nxt[0] + 100_000,
+        w.nxt[0].wrapping_add(1 << 30),
+    ] {
+        w.send_raw(Side::Client, w.nxt[1], ack, ACK, 502, &Opts::default(), &[]);
+        w.send_raw(
+            Side::Client,
+            w.nxt[1],
+            ack,
+            ACK | PSH,
+            502,
+            &Opts::default(),
+            &bytes(100, 3),
+        );
+    }
+    // The same from the owner's side: acknowledging client bytes never sent.
+    w.send_raw(
+        Side::Owner,
+        w.nxt[0],
+        w.nxt[1] + 5000,
+        ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
+    w.assert_mirror();
+    assert_eq!(w.snoop.counters.invalid, 7);
+}
+
+#[test]
+fn acks_older_than_a_window_drop_the_segment() {
+    let mut w = quiet_connection();
+    // RFC 5961 5.2: an ACK further behind snd_una than the largest window or all acknowledged
+    // bytes (here before the ISN)
+    // drops the segment with its data.
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        4000,
+        ACK | PSH,
+        502,
+        &Opts::default(),
+        &bytes(100, 4),
+    );
+    w.assert_mirror();
+    // An old but recent ACK is ignored as an acknowledgement; the data is taken.
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        5001,
+        ACK | PSH,
+        502,
+        &Opts::default(),
+        &bytes(100, 4),
+    );
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    assert_eq!(c.side(Side::Client).nxt, w.nxt[1] + 100);
+    assert_eq!(c.side(Side::Owner).una, w.nxt[0]);
+}
+
+#[test]
+fn rst_must_hit_the_next_expected_sequence_number_exactly() {
+    let mut w = quiet_connection();
+    // RFC 5961 3.2: in the window but not at rcv_nxt, the owner's stack answers with a
+    // challenge ACK and keeps the connection.
+    for off in [1u32, 2, 1000, 60_000] {
+        w.send_raw(
+            Side::Client,
+            w.nxt[1] + off,
+            0,
+            RST,
+            0,
+            &Opts::default(),
+            &[],
+        );
+        w.send_raw(
+            Side::Client,
+            w.nxt[1] + off,
+            w.nxt[0],
+            RST | ACK,
+            0,
+            &Opts::default(),
+            &[],
+        );
+    }
+    // Behind it (already acknowledged) is no better.
+    w.send_raw(Side::Client, w.nxt[1] - 1, 0, RST, 0, &Opts::default(), &[]);
+    // Nor an owner reset anywhere but at the owner's snd_nxt.
+    w.send_raw(Side::Owner, w.nxt[0] + 10, 0, RST, 0, &Opts::default(), &[]);
+    assert_eq!(w.state(), State::Established);
+    w.assert_mirror();
+    w.send_raw(Side::Client, w.nxt[1], 0, RST, 0, &Opts::default(), &[]);
+    assert!(w.map.0.is_empty(), "an exact reset ends it");
+    assert_eq!(w.snoop.counters.resets, 1);
+}
+
+#[test]
+fn owner_reset_at_its_next_sequence_number_ends_the_connection() {
+    let mut w = quiet_connection();
+    w.send_raw(
+        Side::Owner,
+        w.nxt[0],
+        w.nxt[1],
+        RST | ACK,
+        0,
+        &Opts::default(),
+        &[],
+    );
+    assert!(w.map.0.is_empty());
+}
+
+#[test]
+fn segments_outside_the_receive_window_change_nothing() {
+    let mut w = quiet_connection();
+    // A pure ACK or data far beyond the client's window (owner's rcv_nxt + its window).
+    for off in [200_000u32, 10_000_000, 1 << 30] {
+        w.send_raw(
+            Side::Client,
+            w.nxt[1] + off,
+            w.nxt[0],
+            ACK,
+            502,
+            &Opts::default(),
+            &[],
+        );
+        w.send_raw(
+            Side::Client,
+            w.nxt[1] + off,
+            w.nxt[0],
+            ACK | PSH,
+            502,
+            &Opts::default(),
+            &bytes(10, 5),
+        );
+        w.send_raw(
+            Side::Owner,
+            w.nxt[0] + off,
+            w.nxt[1],
+            ACK,
+            502,
+            &Opts::default(),
+            &[],
+        );
+    }
+    // Data wholly before the owner's last acknowledgement (rcv_wup) is dropped too, with
+    // the window it carries.
+    w.send_raw(
+        Side::Client,
+        w.nxt[1] - 200,
+        w.nxt[0],
+        ACK | PSH,
+        7,
+        &Opts::default(),
+        &bytes(100, 6),
+    );
+    w.assert_mirror();
+    let k = w.key();
+    assert_eq!(w.map.get_mut_conn(&k).side(Side::Client).win, 502 << 7);
+}
+
+#[test]
+fn segments_without_ack_after_the_handshake_are_dropped() {
+    let mut w = quiet_connection();
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        0,
+        PSH,
+        502,
+        &Opts::default(),
+        &bytes(50, 7),
+    );
+    w.assert_mirror();
+}
+
+#[test]
+fn old_timestamps_are_rejected_as_the_owner_does() {
+    let mut w = quiet_connection();
+    // PAWS (RFC 7323): a TSval older than the last one seen.
+    w.send_raw(
+        Side::Client,
+        w.nxt[1],
+        w.nxt[0],
+        ACK | PSH,
+        502,
+        &Opts {
+            ts: Some((5, 1)),
+            ..Default::default()
+        },
+        &bytes(50, 8),
+    );
+    w.assert_mirror();
+}
+
+#[test]
+fn the_final_ack_must_acknowledge_exactly_the_syn_ack() {
+    let mut w = Wire::new(false);
+    w.send_raw(
+        Side::Client,
+        1000,
+        0,
+        SYN,
+        64240,
+        &Opts::syn_full(1460, 7, 100),
+        &[],
+    );
+    w.send_raw(
+        Side::Owner,
+        5000,
+        1001,
+        SYN | ACK,
+        65160,
+        &Opts::syn_full(1400, 7, 200),
+        &[],
+    );
+    // tcp_check_req: an ACK other than ISN+1 does not complete the handshake.
+    w.send_raw(Side::Client, 1001, 5002, ACK, 502, &Opts::default(), &[]);
+    w.send_raw(Side::Client, 1001, 9000, ACK, 502, &Opts::default(), &[]);
+    assert_eq!(w.state(), State::SynReceived);
+    w.send_raw(Side::Client, 1001, 5001, ACK, 502, &Opts::default(), &[]);
+    assert_eq!(w.state(), State::Established);
+}
+
+#[test]
+fn a_missed_segment_is_still_found_when_the_sender_goes_on() {
+    let mut w = quiet_connection();
+    // The peer misses 1000 owner bytes (its NIC dropped them); the client acknowledges them.
+    w.nxt[0] += 1000;
+    w.rcv[1] = w.nxt[0];
+    w.ack(Side::Client, 502);
+    // Unverifiable on its own (a forger could send it): ignored, ready so far.
+    assert_eq!(w.ready(), Ok(()));
+    // The owner's next segment starts past what the peer saw: the bytes between were sent,
+    // and are now acknowledged, but never seen.
+    w.data(Side::Owner, &bytes(100, 9));
+    assert_eq!(w.ready(), Err(NotReady::Hole(Side::Owner)));
+    w.ack(Side::Client, 502);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+}
+
+#[test]
+fn a_forged_unsynced_entry_holds_no_data_and_stays_near_what_was_seen() {
+    let mut w = Wire::new(false);
+    w.ts = false;
+    // Off-path forgeries: a mid-stream segment creates an entry, then segments scattered
+    // over 16 MiB of sequence space, one chunk apart.
+    for k in 0..4096u32 {
+        w.send_raw(
+            Side::Client,
+            7_000_000 + k * 4096,
+            1,
+            ACK | PSH,
+            65535,
+            &Opts::default(),
+            &bytes(100, 1),
+        );
+    }
+    assert_eq!(w.state(), State::Unsynced);
+    let k = w.key();
+    let c = w.map.get_mut_conn(&k);
+    println!(
+        "unsynced forgery: {} bytes allocated, client snd_nxt {}",
+        w.alloc.used,
+        c.side(Side::Client).nxt
+    );
+    assert_eq!(w.alloc.used, entry_bytes::<A>(), "nothing but its entry");
+    let nxt = c.side(Side::Client).nxt;
+    // Only a segment within 64 KiB of what was seen moves it.
+    for far in [nxt + UNSYNCED_WINDOW + 1, 7_000_000 - 2 * UNSYNCED_WINDOW] {
+        w.send_raw(
+            Side::Client,
+            far,
+            1,
+            ACK,
+            65535,
+            &Opts::default(),
+            &bytes(10, 2),
+        );
+        let c = w.map.get_mut_conn(&k);
+        assert_eq!(c.side(Side::Client).nxt, nxt);
+    }
+    assert_eq!(w.snoop.counters.invalid, 2);
 }

@@ -24,6 +24,7 @@ mod takeover;
 use clap::{Args, Parser, Subcommand};
 use netlink::{Client, CtlError};
 use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::ops::StartRequest;
 use permtcp_logic::track::Side;
 use spec::{done, DeclSpec};
 use std::net::IpAddr;
@@ -138,13 +139,25 @@ enum SnoopCommand {
         /// Limit on mirrored connections (default 4096).
         #[arg(long)]
         max_conns: Option<u32>,
-        /// Limit on retained bytes (default 64 MiB).
+        /// Limit on the bytes the mirror holds: data, slot tables, entries (default 64 MiB).
         #[arg(long)]
         max_bytes: Option<u64>,
         /// Client bytes to keep behind the owner's acknowledgement at least, for an owner
         /// application that reads late (default: one window; at most 8 MiB).
         #[arg(long)]
         keep_received: Option<u32>,
+        /// Bytes one connection may hold at most (default a sixteenth of --max-bytes, at
+        /// least --keep-received plus 1 MiB).
+        #[arg(long)]
+        max_conn_bytes: Option<u64>,
+        /// Milliseconds without a segment before an incomplete handshake is forgotten
+        /// (default 20000; 1000 to 600000).
+        #[arg(long)]
+        syn_timeout_ms: Option<u32>,
+        /// Milliseconds without a segment before any other connection but one in TIME-WAIT
+        /// is forgotten (default 10800000, 3 hours; at least 1000).
+        #[arg(long)]
+        idle_timeout_ms: Option<u32>,
     },
     /// Stop snooping and forget the mirrored connections (needs CAP_NET_ADMIN).
     Stop,
@@ -276,7 +289,21 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             max_conns,
             max_bytes,
             keep_received,
-        }) => snoop::start(c, &dev, max_conns, max_bytes, keep_received).map(|m| done(json, &m)),
+            max_conn_bytes,
+            syn_timeout_ms,
+            idle_timeout_ms,
+        }) => {
+            let limits = StartRequest {
+                ifindex: 0,
+                max_conns,
+                max_bytes,
+                keep_received,
+                max_conn_bytes,
+                syn_timeout_ms,
+                idle_timeout_ms,
+            };
+            snoop::start(c, &dev, limits).map(|m| done(json, &m))
+        }
         Command::Snoop(SnoopCommand::Stop) => snoop::stop(c).map(|m| done(json, &m)),
         Command::Conns => snoop::conns(c, json),
         Command::Taken => takeover::taken(c, json),

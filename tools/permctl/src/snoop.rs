@@ -26,19 +26,11 @@ fn ifindex(dev: &str) -> Result<u32, CtlError> {
     }
 }
 
-/// `permctl snoop start`.
-pub fn start(
-    c: &Client,
-    dev: &str,
-    max_conns: Option<u32>,
-    max_bytes: Option<u64>,
-    keep_received: Option<u32>,
-) -> Result<String, CtlError> {
+/// `permctl snoop start`: snooping on `dev` with the limits `limits` gives.
+pub fn start(c: &Client, dev: &str, limits: StartRequest) -> Result<String, CtlError> {
     c.call(&StartRequest {
         ifindex: ifindex(dev)?,
-        max_conns,
-        max_bytes,
-        keep_received,
+        ..limits
     })?;
     Ok(format!("snooping on {dev}"))
 }
@@ -226,6 +218,9 @@ struct StatsView {
     time_wait_expired: u64,
     time_wait_reused: u64,
     invalid: u64,
+    handshake_timeouts: u64,
+    idle_timeouts: u64,
+    early_drops: u64,
     alloc_failed: u64,
     hook_ns: u64,
     hook_frames: u64,
@@ -264,6 +259,9 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         time_wait_expired: k.expired,
         time_wait_reused: k.tw_reused,
         invalid: k.invalid,
+        handshake_timeouts: k.syn_timeouts,
+        idle_timeouts: k.idle_timeouts,
+        early_drops: k.early_drops,
         alloc_failed: s.alloc_failed,
         hook_ns: s.hook_ns,
         hook_frames: s.hook_frames,

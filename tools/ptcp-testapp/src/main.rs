@@ -6,11 +6,19 @@
 //! ptcp-testapp serve  ADDR:PORT PATTERN DIR   accept one connection, run PATTERN, and at the
 //!                                             quiescent point write DIR/state.json (the
 //!                                             socket's state read with TCP_REPAIR, as CRIU
-//!                                             does), DIR/sent.bin and DIR/recv.bin
+//!                                             does), DIR/sent.bin and DIR/recv.bin; with
+//!                                             PTCP_HOLD set, first create DIR/quiet and wait
+//!                                             for DIR/forged (hostile segments sent)
 //! ptcp-testapp client ADDR:PORT PATTERN       the other end of PATTERN
 //! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one IPv4 SYN SRC -> DST (ADDR:PORT) as a raw
 //!                                             Ethernet frame (no checksum offload), with a
 //!                                             correct TCP checksum if GOOD is `good`
+//! ptcp-testapp forge IFACE DSTMAC CONNS_JSON PORT KIND [pad=N]
+//!                                             one raw segment against the connection of the
+//!                                             owner's PORT in the peer's `permctl --json
+//!                                             conns` output (forge.rs lists the KINDs), with
+//!                                             N bytes of Ethernet padding
+//! ptcp-testapp flood IFACE DSTMAC SRCIP DST N send N raw SYNs SRCIP:10000.. -> DST
 //! ptcp-testapp echo-serve ADDR:PORT [--wait-bind] [--resume] [--stall-at-round=N]
 //!                                             accept connections forever; answer each 8-byte
 //!                                             request (a round number) with 1000 bytes
@@ -53,6 +61,7 @@
 //! acknowledged, the server reads its state, and both exchange one byte to finish.
 
 mod bulk;
+mod forge;
 mod restore;
 
 use serde::{Deserialize, Serialize};
@@ -291,6 +300,18 @@ fn serve(addr: SocketAddr, p: Pattern, dir: &str) {
     let (mut s, _) = l.accept().unwrap();
     let (sent, recv) = run(&mut s, p, true);
     quiesce(&s);
+    if std::env::var_os("PTCP_HOLD").is_some() {
+        // The test forges segments against the quiet connection now; the state is read after
+        // the owner's kernel has dealt with them (challenge ACKs included).
+        std::fs::write(format!("{dir}/quiet"), b"").unwrap();
+        let forged = format!("{dir}/forged");
+        let start = Instant::now();
+        while !std::path::Path::new(&forged).exists() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never forged");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        quiesce(&s);
+    }
     let st = read_state(&s, sent.len(), recv.len());
     std::fs::write(format!("{dir}/sent.bin"), &sent).unwrap();
     std::fs::write(format!("{dir}/recv.bin"), &recv).unwrap();
@@ -848,6 +869,8 @@ fn main() {
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
+        "forge" => forge::forge(&args[2..]),
+        "flood" => forge::flood(&args[2..]),
         "syn" => raw_syn(
             arg(2),
             arg(3),

@@ -462,3 +462,21 @@ pub fn bytes(n: usize, first: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(first))
         .collect()
 }
+
+impl Wire {
+    /// The mirror still equals both ends as the wire model has them: each side's next
+    /// sequence number and the acknowledgement the other end last sent for it (every test
+    /// calling this has both ends acknowledge first), and the connection is ready.
+    pub fn assert_mirror(&mut self) {
+        let k = self.key();
+        let (nxt, rcv) = (self.nxt, self.rcv);
+        let c = self.map.get_mut_conn(&k);
+        for (side, i) in [(Side::Owner, 0), (Side::Client, 1)] {
+            let h = c.side(side);
+            assert_eq!(h.nxt, nxt[i], "{side:?} snd_nxt");
+            assert_eq!(h.una, rcv[1 - i], "{side:?} snd_una");
+            assert_eq!(h.unseen, None, "{side:?}: nothing acknowledged unseen");
+        }
+        assert_eq!(c.readiness(), Ok(()));
+    }
+}
