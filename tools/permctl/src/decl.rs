@@ -3,10 +3,8 @@
 //! `permctl decl add|del|list` and `permctl status`: ownership declarations and the module's
 //! status in this network namespace.
 
-use crate::netlink::{replies, reply, Client, CtlError};
-use crate::spec::{done, DeclSpec, DeclView};
-use permtcp_logic::decl::Declaration;
-use permtcp_logic::ops::{DeclAddRequest, DeclDelRequest, DeclGetRequest, StatusRequest};
+use permctl::spec::{done, DeclSpec, DeclView};
+use permctl::{Client, CtlError};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -32,8 +30,7 @@ struct StatusView {
 
 /// `permctl status`.
 pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
-    let msgs = c.call(&StatusRequest)?;
-    let s = reply::<StatusRequest>(&msgs, "status")?;
+    let s = c.status()?;
     let v = StatusView {
         version: s.version,
         declarations: s.decl_count,
@@ -86,18 +83,9 @@ pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
     Ok(())
 }
 
-/// The declarations of this namespace (DECL_GET).
-pub fn declarations(c: &Client) -> Result<Vec<Declaration>, CtlError> {
-    let msgs = c.call(&DeclGetRequest)?;
-    Ok(replies::<DeclGetRequest>(&msgs)?
-        .into_iter()
-        .map(|r| r.decl)
-        .collect())
-}
-
 /// `permctl decl list`.
 pub fn list(c: &Client, json: bool) -> Result<(), CtlError> {
-    let views: Vec<DeclView> = declarations(c)?.iter().map(DeclView::from).collect();
+    let views: Vec<DeclView> = c.declarations()?.iter().map(DeclView::from).collect();
     if json {
         println!("{}", serde_json::to_string(&views).expect("serializable"));
     } else if views.is_empty() {
@@ -113,14 +101,14 @@ pub fn list(c: &Client, json: bool) -> Result<(), CtlError> {
 /// `permctl decl add`.
 pub fn add(c: &Client, spec: &DeclSpec, json: bool) -> Result<(), CtlError> {
     let decl = spec.build().map_err(CtlError::Transport)?;
-    c.call(&DeclAddRequest { decl })?;
+    c.decl_add(&decl)?;
     done(json, &format!("declaration of node {} added", decl.node_id));
     Ok(())
 }
 
 /// `permctl decl del`.
 pub fn del(c: &Client, node: u32, json: bool) -> Result<(), CtlError> {
-    c.call(&DeclDelRequest { node })?;
+    c.decl_del(node)?;
     done(json, &format!("declaration of node {node} deleted"));
     Ok(())
 }

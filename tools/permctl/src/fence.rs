@@ -6,15 +6,15 @@
 //! they come. See Documentation/design.rst, "Cluster membership, failure detection and
 //! fencing".
 
-use crate::netlink::{Client, CtlError};
-use crate::spec::ends;
-use permtcp_logic::ops::{Event, LeaseRequest};
+use permctl::spec::ends;
+use permctl::{Client, CtlError};
+use permtcp_logic::ops::Event;
 use permtcp_logic::uapi::not_ready;
 use serde_json::json;
 
 /// `permctl lease --ms MS`.
 pub fn lease(c: &Client, ms: u32) -> Result<(), CtlError> {
-    c.call(&LeaseRequest { ms }).map(|_| ())
+    c.lease(ms)
 }
 
 fn reason(code: u8) -> &'static str {

@@ -4,29 +4,25 @@
 //!
 //! This file defines the command line and dispatches each command to its family's module:
 //! `decl` (declarations, status), `snoop` (snooping, connections, statistics, retained data),
-//! `takeover` (takeover, taken-over connections, address assumption), `directives` (the
-//! fail-over directive receiver), `fence` (the lease, notifications), `generate`
-//! (completions and man pages). `netlink` is the
-//! client, `spec` the command-line values and views.
+//! `takeover` (takeover, taken-over connections), `fence` (the lease, notifications),
+//! `generate` (completions and man pages). They print; the netlink client, its typed calls
+//! and the command-line values are the `permctl` library (`lib.rs`), which `permtcpd` uses
+//! too.
 //!
 //! Exit status: 0 on success, 1 when the kernel refuses a request or netlink fails, 2 for a
 //! usage error, 3 when the permtcp module is not loaded.
 
 mod decl;
-mod directives;
 mod fence;
 mod generate;
-mod netlink;
 mod snoop;
-mod spec;
 mod takeover;
 
 use clap::{Args, Parser, Subcommand};
-use netlink::{Client, CtlError};
+use permctl::spec::{self, done, DeclSpec};
+use permctl::{Client, CtlError};
 use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, PortRange, RxPolicy};
-use permtcp_logic::ops::StartRequest;
 use permtcp_logic::track::Side;
-use spec::{done, DeclSpec};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,7 +74,8 @@ enum Command {
         out: String,
     },
     /// Declare a node failed and take over the connections the policy gives this node
-    /// (needs CAP_NET_ADMIN).
+    /// (needs CAP_NET_ADMIN). Connections for the next peers are listed: permtcpd, which
+    /// normally runs the takeover, delivers those directives on its authenticated channel.
     Takeover {
         /// The failed node's id.
         #[arg(long)]
@@ -87,19 +84,9 @@ enum Command {
         /// are reset, in ms (default 60000, at most one hour).
         #[arg(long)]
         park_ms: Option<u32>,
-        /// UDP port of the peers' `permctl directives`.
-        #[arg(long, default_value_t = directives::DEFAULT_PORT)]
-        directive_port: u16,
         /// Do not assume the failed node's addresses (the cluster software does).
         #[arg(long)]
         no_assume: bool,
-    },
-    /// Receive fail-over directives from other peers and take their connections over, or
-    /// pass them on (runs until killed; needs CAP_NET_ADMIN).
-    Directives {
-        /// UDP port to listen on.
-        #[arg(long, default_value_t = directives::DEFAULT_PORT)]
-        port: u16,
     },
     /// Renew this node's lease on its own bindings for MS milliseconds (0: release it at
     /// once). Once a lease was set, the kernel drops every segment of this node's bindings
@@ -293,8 +280,7 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             syn_timeout_ms,
             idle_timeout_ms,
         }) => {
-            let limits = StartRequest {
-                ifindex: 0,
+            let limits = permctl::SnoopLimits {
                 max_conns,
                 max_bytes,
                 keep_received,
@@ -310,10 +296,8 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
         Command::Takeover {
             node,
             park_ms,
-            directive_port,
             no_assume,
-        } => takeover::takeover(c, node, park_ms, directive_port, !no_assume, json),
-        Command::Directives { port } => directives::listen(c, port),
+        } => takeover::takeover(c, node, park_ms, !no_assume, json),
         Command::Lease { ms } => fence::lease(c, ms).map(|()| done(json, "lease set")),
         Command::Events { count } => fence::events(c, json, count),
         Command::Stats => snoop::stats(c, json),

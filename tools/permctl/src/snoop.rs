@@ -3,41 +3,23 @@
 //! `permctl snoop start|stop`, `conns`, `stats` and `conn-data`: the snooping side of
 //! permtcp.
 
-use crate::netlink::{replies, reply, Client, CtlError};
-use crate::spec::{ends, key_of};
-use permtcp_logic::ops::{
-    ConnGetRequest, DataRequest, SnoopStopRequest, StartRequest, StatsRequest,
-};
+use permctl::spec::{ends, key_of};
+use permctl::{ifindex, Client, CtlError, SnoopLimits};
 use permtcp_logic::snoopnl::{reason_name, state_name, ConnInfo, HalfInfo};
 use permtcp_logic::track::Side;
 use permtcp_logic::uapi::not_ready;
 use serde::Serialize;
 use std::net::SocketAddr;
 
-fn ifindex(dev: &str) -> Result<u32, CtlError> {
-    let name =
-        std::ffi::CString::new(dev).map_err(|_| CtlError::Transport("bad device name".into()))?;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(CtlError::Usage(format!(
-            "no network device '{dev}' in this namespace"
-        ))),
-        i => Ok(i),
-    }
-}
-
-/// `permctl snoop start`: snooping on `dev` with the limits `limits` gives.
-pub fn start(c: &Client, dev: &str, limits: StartRequest) -> Result<String, CtlError> {
-    c.call(&StartRequest {
-        ifindex: ifindex(dev)?,
-        ..limits
-    })?;
+/// `permctl snoop start`: snooping on `dev` with `limits`.
+pub fn start(c: &Client, dev: &str, limits: SnoopLimits) -> Result<String, CtlError> {
+    c.snoop_start(ifindex(dev)?, limits)?;
     Ok(format!("snooping on {dev}"))
 }
 
 /// `permctl snoop stop`.
 pub fn stop(c: &Client) -> Result<String, CtlError> {
-    c.call(&SnoopStopRequest)?;
+    c.snoop_stop()?;
     Ok("snooping stopped".into())
 }
 
@@ -142,11 +124,7 @@ impl From<&ConnInfo> for ConnView {
 
 /// `permctl conns`.
 pub fn conns(c: &Client, json: bool) -> Result<(), CtlError> {
-    let msgs = c.call(&ConnGetRequest)?;
-    let views: Vec<ConnView> = replies::<ConnGetRequest>(&msgs)?
-        .iter()
-        .map(|r| ConnView::from(&r.conn))
-        .collect();
+    let views: Vec<ConnView> = c.conns()?.iter().map(ConnView::from).collect();
     if json {
         println!("{}", serde_json::to_string(&views).expect("serializable"));
         return Ok(());
@@ -228,15 +206,9 @@ struct StatsView {
     rst_dropped: u64,
 }
 
-/// The snooping counters and limits (STATS_GET).
-pub fn stats_info(c: &Client) -> Result<permtcp_logic::snoopnl::StatsInfo, CtlError> {
-    let msgs = c.call(&StatsRequest)?;
-    Ok(reply::<StatsRequest>(&msgs, "statistics")?.stats)
-}
-
 /// `permctl stats`.
 pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
-    let s = stats_info(c)?;
+    let s = c.stats()?;
     let k = s.counters;
     let v = StatsView {
         device_ifindex: s.ifindex,
@@ -287,20 +259,16 @@ pub fn data(
     side: Side,
     out: &str,
 ) -> Result<String, CtlError> {
-    let msgs = c.call(&DataRequest {
-        key: key_of(owner, client),
-        side,
-    })?;
+    let pieces_in = c.conn_data(key_of(owner, client), side)?;
     let mut bytes = Vec::new();
     let (mut first, mut next, mut pieces) = (None, 0u32, 0);
-    for chunk in replies::<DataRequest>(&msgs)? {
-        let (seq, data) = (chunk.seq, chunk.data);
+    for (seq, data) in pieces_in {
         if first.is_none() || seq != next {
             pieces += 1;
         }
         first.get_or_insert(seq);
         next = seq.wrapping_add(data.len() as u32);
-        bytes.extend_from_slice(data);
+        bytes.extend_from_slice(&data);
     }
     std::fs::write(out, &bytes).map_err(|e| CtlError::Transport(format!("{out}: {e}")))?;
     Ok(format!(

@@ -5,74 +5,37 @@
 //!
 //! The node taking a failed owner over assumes the owner's addresses whose ARP ownership the
 //! declaration's policy gives it, before the kernel rebuilds the connections and announces
-//! them: the rebuilt sockets' first segments prompt the client, whose answers must find the
-//! address local. The same policy code (`permtcp_logic::policy::arp_owner`) decides here and
-//! in the kernel; the failed nodes come from STATUS_GET.
+//! them ([`permctl::Client::assume_addresses`], which `permtcpd` runs too).
+//!
+//! The fail-over directives of the reply (connections this node could not take over, each
+//! for the next peer) are listed, not sent: they travel between the peers' `permtcpd` on its
+//! authenticated channel (Documentation/cluster.rst). The unauthenticated UDP receiver
+//! `permctl directives` is gone.
 
-use crate::decl::declarations;
-use crate::directives;
-use crate::netlink::{replies, reply, Client, CtlError};
-use crate::snoop::stats_info;
-use permtcp_logic::ops::{StatusRequest, TakenGetRequest, TakeoverRequest};
-use permtcp_logic::packet::Addr;
-use permtcp_logic::policy::arp_owner;
+use permctl::{Client, CtlError};
 use serde::Serialize;
-use std::net::IpAddr;
 
-/// Adds the addresses of failed node `node` that this node becomes the ARP owner of to the
-/// snooped device; returns what it did, one line each.
-fn assume(c: &Client, node: u32) -> Result<Vec<String>, CtlError> {
-    let decls = declarations(c)?;
-    let (Some(owner), Some(me)) = (
-        decls.iter().find(|d| d.node_id == node),
-        decls.iter().find(|d| d.local).map(|d| d.node_id),
-    ) else {
-        // The kernel's TAKEOVER says what is wrong.
-        return Ok(Vec::new());
-    };
-    let msgs = c.call(&StatusRequest)?;
-    let failed = reply::<StatusRequest>(&msgs, "status")?.failed;
-    let is_failed = |n: u32| n == node || failed.as_slice().contains(&n);
-    let ifindex = stats_info(c)?.ifindex;
-    if ifindex == 0 {
-        return Ok(Vec::new());
-    }
-    let route = Client::connect_route()?;
-    let mut done = Vec::new();
-    let v4 = owner
-        .addrs4
-        .iter()
-        .map(|a| (Addr::v4(*a), IpAddr::from(*a)));
-    let v6 = owner.addrs6.iter().map(|a| (Addr(*a), IpAddr::from(*a)));
-    for (a, ip) in v4.chain(v6) {
-        if arp_owner(decls.iter(), owner, &a, &is_failed) == Some(me) {
-            route.add_address(ifindex, ip)?;
-            done.push(format!("assumed {ip} on interface {ifindex}"));
-        }
-    }
-    Ok(done)
-}
-
-/// `permctl takeover`: takes over, then sends a fail-over directive to the next peer for
-/// each connection this node cannot take over.
+/// `permctl takeover`: assumes the addresses, takes over, and lists the connections this
+/// node could not take over with the peer each should be directed to.
 pub fn takeover(
     c: &Client,
     node: u32,
     park_ms: Option<u32>,
-    directive_port: u16,
     assume_addrs: bool,
     json: bool,
 ) -> Result<(), CtlError> {
-    let assumed = if assume_addrs {
-        assume(c, node)?
+    let assumed: Vec<String> = if assume_addrs {
+        c.assume_addresses(node)?
+            .iter()
+            .map(|(ip, ifindex)| format!("assumed {ip} on interface {ifindex}"))
+            .collect()
     } else {
         Vec::new()
     };
     if !json {
         assumed.iter().for_each(|l| println!("{l}"));
     }
-    let msgs = c.call(&TakeoverRequest { node, park_ms })?;
-    let r = reply::<TakeoverRequest>(&msgs, "takeover reply")?;
+    let r = c.takeover(node, park_ms)?;
     let k = r.counts;
     let (taken, parked, not_ready, not_mine, failed, reset) = (
         k.taken,
@@ -83,20 +46,16 @@ pub fn takeover(
         k.reset,
     );
     let rebuild_ns = k.rebuild_ns;
-    let mut sent = Vec::new();
-    // Read once, when the first directive needs the next peers' addresses.
-    let mut decls = None;
-    for d in r.directives {
-        if decls.is_none() {
-            decls = Some(declarations(c)?);
-        }
-        let decls = decls.as_deref().unwrap_or_default();
-        let line = directives::send(decls, node, &d, directive_port, park_ms)?;
+    let mut directed = Vec::new();
+    for d in &r.directives {
+        let (owner, client) = permctl::spec::ends(&d.key);
         if !json {
-            println!("{line}");
+            println!(
+                "directive: {owner} <- {client} is for node {} (not sent: permtcpd delivers directives)",
+                d.next
+            );
         }
-        let (owner, client) = crate::spec::ends(&d.key);
-        sent.push(serde_json::json!({
+        directed.push(serde_json::json!({
             "owner": owner.to_string(),
             "client": client.to_string(),
             "next": d.next,
@@ -105,12 +64,12 @@ pub fn takeover(
     if json {
         println!(
             "{}",
-            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "reset": reset, "rebuild_ns": rebuild_ns, "directives": sent, "assumed": assumed})
+            serde_json::json!({"node": node, "taken": taken, "parked": parked, "not_ready": not_ready, "not_mine": not_mine, "failed": failed, "reset": reset, "rebuild_ns": rebuild_ns, "directives": directed, "assumed": assumed})
         );
     } else {
         println!(
-            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready ({} sent to the next peer, {reset} reset), {not_mine} for other nodes, {failed} failed; rebuilt in {} us",
-            sent.len(),
+            "node {node} failed: {taken} connections taken over ({parked} waiting for a listener), {not_ready} not ready ({} for the next peer, {reset} reset), {not_mine} for other nodes, {failed} failed; rebuilt in {} us",
+            directed.len(),
             rebuild_ns / 1000
         );
     }
@@ -136,12 +95,11 @@ pub struct TakenView {
 
 /// `permctl taken`.
 pub fn taken(c: &Client, json: bool) -> Result<(), CtlError> {
-    let msgs = c.call(&TakenGetRequest)?;
-    let views: Vec<TakenView> = replies::<TakenGetRequest>(&msgs)?
+    let views: Vec<TakenView> = c
+        .taken()?
         .iter()
-        .map(|r| {
-            let t = &r.taken;
-            let (owner, client) = crate::spec::ends(&t.key);
+        .map(|t| {
+            let (owner, client) = permctl::spec::ends(&t.key);
             TakenView {
                 owner: owner.to_string(),
                 client: client.to_string(),

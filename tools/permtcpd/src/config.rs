@@ -3,11 +3,12 @@
 //! The TOML configuration file, checked into a [`Config`], and the incarnation state file.
 //!
 //! The local declaration takes the values `permctl decl add` takes, in the same syntax
-//! (`"8000-8099@2,3"` port ranges, `node:ID` ARP policy, ...), and becomes a
-//! `permtcp_logic::decl::Declaration` checked by the same `validate` the kernel runs.
+//! (`"8000-8099@2,3"` port ranges, `node:ID` ARP policy, ...), parsed by permctl's own
+//! parsers (`permctl::spec`), and becomes a `permtcp_logic::decl::Declaration` checked by the
+//! same `validate` the kernel runs.
 
-use permtcp_logic::decl::{AppName, ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
-use permtcp_logic::uapi::proto;
+use permctl::spec::{self, DeclSpec};
+use permtcp_logic::decl::Declaration;
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -159,133 +160,31 @@ pub struct Config {
     pub declaration: Declaration,
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`, as `permctl decl add --mac`.
-pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let bad = || format!("'{s}' is not a MAC address (aa:bb:cc:dd:ee:ff)");
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return Err(bad());
-        }
-        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-    }
-    Ok(mac)
-}
-
-/// Parses `PORT` or `LO-HI`, optionally `@PEER,PEER,...`, as `permctl decl add --ports`.
-pub fn parse_range(s: &str) -> Result<PortRange, String> {
-    let (ports, peers) = match s.split_once('@') {
-        Some((p, l)) => (p, Some(l)),
-        None => (s, None),
-    };
-    let port = |p: &str| {
-        p.trim()
-            .parse::<u16>()
-            .map_err(|_| format!("'{p}' is not a port number (0-65535)"))
-    };
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (port(a)?, port(b)?),
-        None => (port(ports)?, port(ports)?),
-    };
-    let mut r = PortRange {
-        lo,
-        hi,
-        ..Default::default()
-    };
-    for p in peers.into_iter().flat_map(|l| l.split(',')) {
-        let id = p
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| format!("'{p}' is not a node id"))?;
-        r.peers
-            .push(id)
-            .map_err(|_| format!("too many peers in '{s}'"))?;
-    }
-    Ok(r)
-}
-
-fn parse_failover(s: &str) -> Result<FailoverPolicy, String> {
-    match s {
-        "smallest-id" => Ok(FailoverPolicy::SmallestId),
-        "peer-list" => Ok(FailoverPolicy::PeerList),
-        _ => Err(format!(
-            "unknown fail-over policy '{s}' (smallest-id, peer-list)"
-        )),
-    }
-}
-
-fn parse_arp(s: &str) -> Result<ArpPolicy, String> {
-    match s {
-        "follow" => Ok(ArpPolicy::FollowFailover),
-        "smallest-id" => Ok(ArpPolicy::SmallestId),
-        _ => match s.strip_prefix("node:").map(str::parse::<u32>) {
-            Some(Ok(n)) => Ok(ArpPolicy::Fixed(n)),
-            _ => Err(format!(
-                "unknown ARP policy '{s}' (follow, smallest-id, node:ID)"
-            )),
-        },
-    }
-}
-
-fn parse_rx(s: &str) -> Result<RxPolicy, String> {
-    match s {
-        "deliver" => Ok(RxPolicy::Deliver),
-        "drop" => Ok(RxPolicy::Drop),
-        _ => Err(format!(
-            "unknown received-data policy '{s}' (deliver, drop)"
-        )),
-    }
-}
-
-fn parse_proto(s: &str) -> Result<u8, String> {
-    match s {
-        "tcp" => Ok(proto::TCP),
-        _ => Err(format!("unknown protocol '{s}' (only tcp is supported)")),
-    }
-}
-
 impl RawDecl {
+    /// The declaration, parsed by the very code `permctl decl add` parses its options with
+    /// (`permctl::spec`), then checked with the kernel's own rules.
     fn build(&self, node: u32) -> Result<Declaration, String> {
-        let mut d = Declaration {
-            node_id: node,
+        let spec = DeclSpec {
+            node,
             local: true,
-            proto: parse_proto(&self.proto)?,
-            failover: parse_failover(&self.failover)?,
-            arp: parse_arp(&self.arp)?,
-            rx: parse_rx(&self.rx)?,
-            ..Default::default()
+            addrs: self.addrs.clone(),
+            macs: self
+                .macs
+                .iter()
+                .map(|m| spec::parse_mac(m))
+                .collect::<Result<_, _>>()?,
+            ranges: self
+                .ports
+                .iter()
+                .map(|r| spec::parse_range(r))
+                .collect::<Result<_, _>>()?,
+            proto: spec::parse_proto(&self.proto)?,
+            failover: spec::parse_failover(&self.failover)?,
+            arp: spec::parse_arp(&self.arp)?,
+            apps: self.apps.clone(),
+            rx: spec::parse_rx(&self.rx)?,
         };
-        for a in &self.addrs {
-            match a {
-                IpAddr::V4(v4) => d
-                    .addrs4
-                    .push(v4.octets())
-                    .map_err(|_| "too many IPv4 addresses")?,
-                IpAddr::V6(v6) => d
-                    .addrs6
-                    .push(v6.octets())
-                    .map_err(|_| "too many IPv6 addresses")?,
-            }
-        }
-        for m in &self.macs {
-            d.macs
-                .push(parse_mac(m)?)
-                .map_err(|_| "too many MAC addresses")?;
-        }
-        for r in &self.ports {
-            d.ranges
-                .push(parse_range(r)?)
-                .map_err(|_| "too many port ranges")?;
-        }
-        for a in &self.apps {
-            let name = AppName::new(a.as_bytes())
-                .map_err(|e| format!("application '{a}': {}", e.text()))?;
-            d.apps.push(name).map_err(|_| "too many applications")?;
-        }
+        let d = spec.build()?;
         d.validate().map_err(|e| e.text().to_string())?;
         Ok(d)
     }
@@ -450,6 +349,8 @@ pub fn next_incarnation(path: &Path, now_ms: u64) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, RxPolicy};
+    use permtcp_logic::uapi::proto;
 
     const EXAMPLE: &str = include_str!("../permtcpd.toml.example");
 
@@ -571,7 +472,7 @@ rx = "drop""#,
             (
                 "ports = [\"80\"]",
                 "ports = [\"80\"]\nproto = \"udp\"",
-                "only tcp",
+                "only TCP",
             ),
             (
                 "ports = [\"80\"]",
