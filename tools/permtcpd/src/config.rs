@@ -39,6 +39,9 @@ fn default_directive_retry() -> u64 {
 fn default_directive_retries() -> u32 {
     10
 }
+fn default_status_socket() -> PathBuf {
+    "/run/permtcpd/status.sock".into()
+}
 fn default_proto() -> String {
     "tcp".into()
 }
@@ -76,9 +79,30 @@ struct RawConfig {
     directive_retry_ms: u64,
     #[serde(default = "default_directive_retries")]
     directive_retries: u32,
+    #[serde(default = "default_status_socket")]
+    status_socket: PathBuf,
     #[serde(default)]
     peer: Vec<RawPeer>,
     declaration: RawDecl,
+    snoop: Option<RawSnoop>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnoop {
+    device: Option<String>,
+    max_conns: Option<u32>,
+    max_bytes: Option<u64>,
+    keep_received: Option<u32>,
+    max_conn_bytes: Option<u64>,
+    syn_timeout_ms: Option<u32>,
+    idle_timeout_ms: Option<u32>,
+    #[serde(default = "default_true")]
+    enable: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -125,6 +149,15 @@ pub struct Fence {
     pub timeout: Duration,
 }
 
+/// Snooping, started at start (`SNOOP_START`): the device and the limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snoop {
+    /// The cluster-facing device the owners' frames are mirrored from.
+    pub device: String,
+    /// Limits; `None`: the module's defaults.
+    pub limits: permctl::SnoopLimits,
+}
+
 /// The checked configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -154,6 +187,10 @@ pub struct Config {
     pub directive_retry: Duration,
     /// Directive transmissions before giving up.
     pub directive_retries: u32,
+    /// Unix socket `permtcpd --status` reads the daemon's status from (`None`: none).
+    pub status_socket: Option<PathBuf>,
+    /// Snooping on the cluster device, if this node is a permanency peer.
+    pub snoop: Option<Snoop>,
     /// The other nodes.
     pub peers: Vec<Peer>,
     /// This node's declaration (`local` set).
@@ -257,6 +294,47 @@ impl Config {
                 }
             }
         }
+        let valid_dev = |i: &str| {
+            !i.is_empty() && i.len() < libc::IFNAMSIZ && !i.contains('/') && !i.contains(' ')
+        };
+        let snoop = match raw.snoop {
+            Some(RawSnoop { enable: false, .. }) => None,
+            Some(s) => {
+                let device = s
+                    .device
+                    .or_else(|| raw.interface.clone())
+                    .ok_or("[snoop]: give the device (or interface), or enable = false")?;
+                if !valid_dev(&device) {
+                    return Err("[snoop] device: not a valid device name".into());
+                }
+                if s.max_bytes
+                    .is_some_and(|b| b < permtcp_logic::ops::MIN_SNOOP_BYTES)
+                {
+                    return Err("[snoop] max_bytes: at least 4096".into());
+                }
+                if s.keep_received
+                    .is_some_and(|b| b > permtcp_logic::ops::MAX_KEEP_RECEIVED)
+                {
+                    return Err("[snoop] keep_received: at most 8 MiB".into());
+                }
+                Some(Snoop {
+                    device,
+                    limits: permctl::SnoopLimits {
+                        max_conns: s.max_conns,
+                        max_bytes: s.max_bytes,
+                        keep_received: s.keep_received,
+                        max_conn_bytes: s.max_conn_bytes,
+                        syn_timeout_ms: s.syn_timeout_ms,
+                        idle_timeout_ms: s.idle_timeout_ms,
+                    },
+                })
+            }
+            // Without a [snoop] table: snoop on the cluster interface, if one is given.
+            None => raw.interface.clone().map(|device| Snoop {
+                device,
+                limits: Default::default(),
+            }),
+        };
         if ids.len() > permtcp_logic::decl::MAX_DECLS {
             return Err(format!(
                 "at most {} nodes per cluster",
@@ -280,6 +358,8 @@ impl Config {
             park_ms: raw.park_ms,
             directive_retry: Duration::from_millis(raw.directive_retry_ms),
             directive_retries: raw.directive_retries,
+            status_socket: Some(raw.status_socket).filter(|p| !p.as_os_str().is_empty()),
+            snoop,
             peers: raw
                 .peer
                 .into_iter()
@@ -308,6 +388,12 @@ impl Config {
                     .into(),
             ),
             _ => {}
+        }
+        if self.snoop.is_none() {
+            w.push(
+                "no [snoop] device and no interface: this node mirrors nothing and can take nothing over"
+                    .into(),
+            );
         }
         w
     }
@@ -503,6 +589,53 @@ rx = "drop""#,
         assert!(Config::load(Path::new("/nonexistent/permtcpd.toml"))
             .unwrap_err()
             .contains("/nonexistent"));
+    }
+
+    #[test]
+    fn snooping() {
+        // None without [snoop] and without interface; the interface by default.
+        let c = Config::parse(&minimal()).unwrap();
+        assert_eq!(c.snoop, None);
+        assert!(c.warnings().iter().any(|w| w.contains("mirrors nothing")));
+        let with_if = minimal().replace("send_key_id = 1", "send_key_id = 1\ninterface = \"eth1\"");
+        let s = Config::parse(&with_if).unwrap().snoop.unwrap();
+        assert_eq!(s.device, "eth1");
+        assert_eq!(s.limits, permctl::SnoopLimits::default());
+        let text = format!(
+            "{}\n[snoop]\ndevice = \"eth0\"\nmax_conns = 10\nmax_bytes = 65536\nkeep_received = 4096\n",
+            with_if
+        );
+        let s = Config::parse(&text).unwrap().snoop.unwrap();
+        assert_eq!(s.device, "eth0");
+        assert_eq!(
+            s.limits,
+            permctl::SnoopLimits {
+                max_conns: Some(10),
+                max_bytes: Some(65536),
+                keep_received: Some(4096),
+                ..Default::default()
+            }
+        );
+        let off = format!("{with_if}\n[snoop]\nenable = false\n");
+        assert_eq!(Config::parse(&off).unwrap().snoop, None);
+        for (bad, want) in [
+            ("[snoop]\nmax_bytes = 1\n", "at least 4096"),
+            ("[snoop]\nkeep_received = 99999999\n", "8 MiB"),
+            ("[snoop]\ndevice = \"a/b\"\n", "device name"),
+            ("[snoop]\nbogus = 1\n", "unknown field"),
+        ] {
+            let e = Config::parse(&format!("{with_if}\n{bad}")).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        let e = Config::parse(&format!("{}\n[snoop]\n", minimal())).unwrap_err();
+        assert!(e.contains("give the device"), "{e}");
+        // The status socket: a default, or none.
+        assert_eq!(
+            Config::parse(&minimal()).unwrap().status_socket,
+            Some(PathBuf::from("/run/permtcpd/status.sock"))
+        );
+        let none = minimal().replace("send_key_id = 1", "send_key_id = 1\nstatus_socket = \"\"");
+        assert_eq!(Config::parse(&none).unwrap().status_socket, None);
     }
 
     #[test]

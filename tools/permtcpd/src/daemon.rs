@@ -9,7 +9,7 @@
 //! back to the loop through a channel.
 
 use crate::auth::{Auth, Counters, DropReason, Keyring};
-use crate::config::Config;
+use crate::config::{Config, Snoop};
 use crate::kernel::{DirectiveResult, Kernel, KernelError, TakeoverResult};
 use crate::log::{DEBUG, ERR, INFO, NOTICE, WARNING};
 use crate::membership::{Admit, Event, Membership, Params};
@@ -37,6 +37,9 @@ const DIRECTIVE_NOT_YET_RETRY: Duration = Duration::from_millis(50);
 const HANDLED_KEEP: Duration = Duration::from_secs(60);
 /// Version of this node's declaration (it does not change while the daemon runs).
 const DECL_VERSION: u32 = 1;
+/// How often the kernel's declarations and snooping are checked again (a module reloaded, a
+/// declaration deleted by hand).
+const RESYNC: Duration = Duration::from_secs(5);
 
 /// What the daemon shows of itself: for status output and tests.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +66,10 @@ pub struct Status {
     pub directives_applied: u64,
     /// Whether a live peer reported this node declared down.
     pub self_down: bool,
+    /// Kernel requests that failed.
+    pub kernel_errors: u64,
+    /// The last of them.
+    pub last_kernel_error: Option<String>,
 }
 
 /// A view of a running daemon's [`Status`].
@@ -85,6 +92,7 @@ pub enum Control {
 
 enum Job {
     SetDeclarations(Vec<Declaration>),
+    StartSnooping(Snoop),
     Takeover(u32),
     Directive(DirKey, DirectiveRequest),
     RenewLease(Duration, Instant),
@@ -94,7 +102,7 @@ enum Job {
 type DirKey = (u32, u64, u64);
 
 enum Done {
-    Takeover(u32, Result<TakeoverResult, KernelError>),
+    Takeover(u32, Result<TakeoverResult, KernelError>, Duration),
     Directive(
         DirKey,
         DirectiveRequest,
@@ -145,6 +153,11 @@ pub struct Daemon {
     /// When a split-brain alarm was last logged, per node.
     last_alarm_log: HashMap<u32, Duration>,
     logged_counters: u64,
+    /// When each peer was last heard (an authenticated message accepted).
+    last_heard: HashMap<u32, Duration>,
+    /// Per node taken over: when its takeover was queued, and its silence then.
+    takeover_queued: HashMap<u32, (Duration, Option<Duration>)>,
+    last_resync: Duration,
 }
 
 fn bind(addr: SocketAddr, interface: Option<&str>) -> Result<UdpSocket, String> {
@@ -185,7 +198,15 @@ fn kernel_worker(
                 Ok(()) => continue,
                 Err(e) => Done::Failed("setting the declarations", e),
             },
-            Job::Takeover(node) => Done::Takeover(node, kernel.takeover(node, park_ms)),
+            Job::StartSnooping(s) => match kernel.start_snooping(&s) {
+                Ok(()) => continue,
+                Err(e) => Done::Failed("starting to snoop", e),
+            },
+            Job::Takeover(node) => {
+                let t0 = Instant::now();
+                let r = kernel.takeover(node, park_ms);
+                Done::Takeover(node, r, t0.elapsed())
+            }
             Job::Directive(key, req) => Done::Directive(key, req, kernel.directive(&req)),
             Job::RenewLease(valid, queued) => {
                 let left = valid.saturating_sub(queued.elapsed());
@@ -303,6 +324,9 @@ impl Daemon {
             last_counters_log: Duration::ZERO,
             logged_counters: 0,
             last_alarm_log: HashMap::new(),
+            last_heard: HashMap::new(),
+            takeover_queued: HashMap::new(),
+            last_resync: Duration::ZERO,
         };
         Ok((d, handle))
     }
@@ -335,9 +359,14 @@ impl Daemon {
             self.local_addrs()
         );
         self.install_declarations();
+        self.start_snooping();
         for to in self.peer_ids() {
             self.send_declaration(to, true);
         }
+        let status_listener = match &self.cfg.status_socket {
+            Some(p) => Some(status_listener(p)?),
+            None => None,
+        };
         let tick = (self.cfg.interval / 4).max(Duration::from_millis(1));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -365,6 +394,13 @@ impl Daemon {
                     Err(e) => crate::log!(WARNING, "receive: {e}"),
                 },
                 _ = ticker.tick() => self.on_tick(&socks),
+                c = accept_status(status_listener.as_ref()) => {
+                    if let Ok((conn, _)) = c {
+                        let text = self.status_json();
+                        // Small enough for the socket buffer; a reader that is gone is fine.
+                        let _ = conn.try_write(text.as_bytes());
+                    }
+                }
                 Some(done) = self.done_rx.recv() => self.on_done(&socks, done),
                 c = control.recv(), if control_open => match c {
                     Some(Control::Keys(keys, id)) => match self.auth.set_keys(keys, id) {
@@ -450,6 +486,17 @@ impl Daemon {
         let _ = self.jobs.send(Job::SetDeclarations(all));
     }
 
+    fn start_snooping(&mut self) {
+        if let Some(s) = &self.cfg.snoop {
+            let _ = self.jobs.send(Job::StartSnooping(s.clone()));
+        }
+    }
+
+    /// The status as `permtcpd --status` prints it (Documentation/cluster.rst).
+    pub fn status_json(&self) -> String {
+        status_json(&self.status, &self.cfg, self.auth.incarnation())
+    }
+
     fn on_datagram(&mut self, socks: &[UdpSocket], data: &[u8], src: SocketAddr) {
         let now = self.now();
         let o = match self.auth.open(data, src.ip()) {
@@ -462,7 +509,9 @@ impl Daemon {
         };
         let (from, inc) = (o.header.from, o.header.incarnation);
         match self.members.admit(from, inc, now) {
-            Admit::Accept => {}
+            Admit::Accept => {
+                self.last_heard.insert(from, now);
+            }
             _ => {
                 self.handle_events(socks);
                 return;
@@ -623,12 +672,25 @@ impl Daemon {
 
     fn on_done(&mut self, socks: &[UdpSocket], done: Done) {
         match done {
-            Done::Takeover(node, Ok(r)) => {
+            Done::Takeover(node, Ok(r), took) => {
+                let now = self.now();
+                let (since_verdict, silence) = match self.takeover_queued.get(&node) {
+                    Some(&(queued, silence)) => (Some(now.saturating_sub(queued)), silence),
+                    None => (None, None),
+                };
                 crate::log!(
                     NOTICE,
-                    "took over node {node}: {} connections, {} directed to other peers",
+                    "took over node {node}: {} connections ({} parked), {} not ready ({} directed to other peers, {} reset), {} for other nodes, {} failed; kernel {} ms, done {} ms after the verdict, {} ms after node {node} was last heard",
                     r.taken,
-                    r.directives.len()
+                    r.parked,
+                    r.not_ready,
+                    r.directives.len(),
+                    r.reset,
+                    r.not_mine,
+                    r.failed,
+                    took.as_millis(),
+                    since_verdict.map_or(0, |d| d.as_millis()),
+                    silence.map_or("?".into(), |s| (s + since_verdict.unwrap_or_default()).as_millis().to_string()),
                 );
                 for d in r.directives {
                     let req = DirectiveRequest {
@@ -640,11 +702,28 @@ impl Daemon {
                     self.send_directive(socks, d.next, req);
                 }
             }
-            Done::Takeover(node, Err(e)) => {
+            Done::Takeover(node, Err(e), _) => {
+                self.kernel_error(&e);
                 crate::log!(ERR, "takeover of node {node} failed: {e}");
             }
             Done::Directive(key, req, r) => {
                 let now = self.now();
+                let (owner, client) = permctl::spec::ends(&req.key);
+                let since = self
+                    .handled
+                    .get(&key)
+                    .map_or(0, |h| now.saturating_sub(h.first).as_millis());
+                match &r {
+                    Err(KernelError::NotYet) => {}
+                    Ok(res) => crate::log!(
+                        INFO,
+                        "directive {} from node {} for {owner} <- {client} of node {}: {res:?} ({since} ms after it arrived)",
+                        key.2,
+                        key.0,
+                        req.node
+                    ),
+                    Err(e) => self.kernel_error(e),
+                }
                 let result = match r {
                     Ok(DirectiveResult::Taken { .. }) => AckResult::Taken,
                     Ok(DirectiveResult::PassOn { next }) => {
@@ -676,12 +755,25 @@ impl Daemon {
                 self.members.fence_done(node, ok, now);
                 self.handle_events(socks);
             }
-            Done::Failed(what, e) => crate::log!(ERR, "{what}: {e}"),
+            Done::Failed(what, e) => {
+                self.kernel_error(&e);
+                crate::log!(ERR, "{what}: {e}")
+            }
         }
+    }
+
+    fn kernel_error(&mut self, e: &KernelError) {
+        self.status.kernel_errors += 1;
+        self.status.last_kernel_error = Some(e.to_string());
     }
 
     fn on_tick(&mut self, socks: &[UdpSocket]) {
         let now = self.now();
+        if now.saturating_sub(self.last_resync) >= RESYNC {
+            self.last_resync = now;
+            self.install_declarations();
+            self.start_snooping();
+        }
         self.members.tick(now);
         self.handle_events(socks);
         if self.members.heartbeat_due(now) {
@@ -794,7 +886,11 @@ impl Daemon {
                     );
                 }
                 Event::Suspect { node, incarnation } => {
-                    crate::log!(WARNING, "node {node} suspected down");
+                    crate::log!(
+                        WARNING,
+                        "node {node} suspected down ({})",
+                        self.silence(node)
+                    );
                     let body = Body::NodeDown(NodeDown {
                         node,
                         incarnation,
@@ -808,7 +904,8 @@ impl Daemon {
                 Event::Verdict { node, incarnation } => {
                     crate::log!(
                         NOTICE,
-                        "verdict: node {node} (incarnation {incarnation}) is down"
+                        "verdict: node {node} (incarnation {incarnation}) is down ({})",
+                        self.silence(node)
                     );
                     let body = Body::NodeDown(NodeDown {
                         node,
@@ -823,7 +920,8 @@ impl Daemon {
                     from,
                 } => crate::log!(
                     NOTICE,
-                    "node {from}'s verdict: node {node} (incarnation {incarnation}) is down"
+                    "node {from}'s verdict: node {node} (incarnation {incarnation}) is down ({})",
+                    self.silence(node)
                 ),
                 Event::Fence { node, incarnation } => self.fence(node, incarnation),
                 Event::FenceFailed { node } => {
@@ -832,6 +930,9 @@ impl Daemon {
                 Event::Takeover { node, .. } => {
                     self.status.takeovers.push(node);
                     if self.decls.contains_key(&node) {
+                        let now = self.now();
+                        let silence = self.last_heard.get(&node).map(|t| now.saturating_sub(*t));
+                        self.takeover_queued.insert(node, (now, silence));
                         let _ = self.jobs.send(Job::Takeover(node));
                     } else {
                         crate::log!(
@@ -865,6 +966,17 @@ impl Daemon {
         }
     }
 
+    /// How long `node` has been silent, for the log.
+    fn silence(&self, node: u32) -> String {
+        match self.last_heard.get(&node) {
+            Some(t) => format!(
+                "last heard {} ms ago",
+                self.now().saturating_sub(*t).as_millis()
+            ),
+            None => "never heard in this run".into(),
+        }
+    }
+
     fn fence(&mut self, node: u32, incarnation: u64) {
         let Some(f) = self.cfg.fence.clone() else {
             return;
@@ -889,4 +1001,87 @@ impl Daemon {
             let _ = self.done_tx.send(Done::Fence(node, false));
         }
     }
+}
+
+/// Binds the status socket at `path`, replacing a stale one (a running daemon's is refused).
+fn status_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, String> {
+    let e = |e: std::io::Error| format!("status socket {}: {e}", path.display());
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(format!(
+            "status socket {}: another permtcpd answers there",
+            path.display()
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(e)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(x) if x.kind() != std::io::ErrorKind::NotFound => return Err(e(x)),
+        _ => {}
+    }
+    tokio::net::UnixListener::bind(path).map_err(e)
+}
+
+async fn accept_status(
+    l: Option<&tokio::net::UnixListener>,
+) -> std::io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn state_name(s: crate::wire::NodeState) -> &'static str {
+    match s {
+        crate::wire::NodeState::Alive => "alive",
+        crate::wire::NodeState::Suspect => "suspect",
+        crate::wire::NodeState::Down => "down",
+        crate::wire::NodeState::Unknown => "unknown",
+    }
+}
+
+/// A daemon's status as JSON: what `permtcpd --status` prints.
+pub fn status_json(s: &Status, cfg: &Config, incarnation: u64) -> String {
+    let dropped: serde_json::Map<String, serde_json::Value> = DropReason::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), s.auth.get(*r).into()))
+        .collect();
+    let view: Vec<serde_json::Value> = s
+        .view
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "node": v.node,
+                "state": state_name(v.state),
+                "incarnation": v.incarnation,
+            })
+        })
+        .collect();
+    let j = serde_json::json!({
+        "cluster": cfg.cluster_id,
+        "node": cfg.node_id,
+        "incarnation": incarnation,
+        "quorum": s.quorum,
+        "lease": s.lease,
+        "self_down": s.self_down,
+        "view": view,
+        "declarations": s.declarations,
+        "takeovers": s.takeovers,
+        "directives": {
+            "sent": s.directives_sent,
+            "acknowledged": s.acks_received,
+            "applied": s.directives_applied,
+        },
+        "datagrams": {
+            "accepted": s.auth.accepted,
+            "dropped": s.auth.total_dropped(),
+            "dropped_by_reason": dropped,
+            "split_brain": s.split_brain,
+        },
+        "kernel": {
+            "errors": s.kernel_errors,
+            "last_error": s.last_kernel_error,
+        },
+    });
+    serde_json::to_string_pretty(&j).expect("serializable") + "\n"
 }

@@ -2,11 +2,12 @@
 
 //! What the daemon asks of the local permtcp module, as a trait.
 //!
-//! The netlink implementation (DECL_GET/ADD/DEL, TAKEOVER, DIRECTIVE, and the lease once the
-//! module has one) will share permctl's netlink client once that is a library; until then the
-//! daemon runs against [`Kernel`] implementations such as the recording [`FakeKernel`] of the
-//! tests. Calls are made from one worker thread, in order, so they may block.
+//! [`crate::netlink::NetlinkKernel`] implements it over permctl's netlink client (DECL_GET,
+//! DECL_ADD, DECL_DEL, SNOOP_START, TAKEOVER with the address assumption, DIRECTIVE); the
+//! recording [`FakeKernel`] stands in for it in the tests. Calls are made from one worker
+//! thread, in order, so they may block.
 
+use crate::config::Snoop;
 use permtcp_logic::decl::Declaration;
 use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,20 @@ impl std::fmt::Display for KernelError {
 pub struct TakeoverResult {
     /// Connections taken over.
     pub taken: u32,
+    /// Of those, waiting for a listener.
+    pub parked: u32,
+    /// Connections not ready here (those directed and those reset included).
+    pub not_ready: u32,
+    /// Connections the policy gives to other nodes.
+    pub not_mine: u32,
+    /// Connections whose rebuild failed.
+    pub failed: u32,
+    /// Connections reset (no peer can take them over).
+    pub reset: u32,
+    /// Time the kernel spent rebuilding, ns.
+    pub rebuild_ns: u64,
+    /// The failed node's addresses this node assumed (its ARP policy names this node).
+    pub assumed: Vec<std::net::IpAddr>,
     /// Connections this node could not take over, each with the next peer to direct it to.
     pub directives: Vec<DirectiveInfo>,
 }
@@ -60,8 +75,12 @@ pub enum DirectiveResult {
 
 /// The local module's operations.
 pub trait Kernel: Send + Sync + 'static {
-    /// Makes the kernel's declarations exactly `decls` (one of them local).
+    /// Makes the kernel's declarations `decls` (one of them local), the ones the cluster
+    /// announced; see [`crate::netlink::plan`] for those of peers not yet heard from.
     fn set_declarations(&self, decls: &[Declaration]) -> Result<(), KernelError>;
+    /// Snoops on the configured device with its limits (already snooping on it: nothing to
+    /// do).
+    fn start_snooping(&self, snoop: &Snoop) -> Result<(), KernelError>;
     /// Takes over the connections of failed node `node` the policy gives this node.
     fn takeover(&self, node: u32, park_ms: Option<u32>) -> Result<TakeoverResult, KernelError>;
     /// Applies a fail-over directive from a peer.
@@ -75,6 +94,8 @@ pub trait Kernel: Send + Sync + 'static {
 pub enum Call {
     /// `set_declarations`, with the node ids (the local one first).
     SetDeclarations(Vec<u32>),
+    /// `start_snooping` on a device.
+    StartSnooping(String),
     /// `takeover` of a node.
     Takeover(u32),
     /// `directive` for a failed node's connection.
@@ -152,12 +173,18 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
+    fn start_snooping(&self, snoop: &Snoop) -> Result<(), KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::StartSnooping(snoop.device.clone()));
+        Ok(())
+    }
+
     fn takeover(&self, node: u32, _park_ms: Option<u32>) -> Result<TakeoverResult, KernelError> {
         let mut s = self.inner.lock().unwrap();
         s.calls.push(Call::Takeover(node));
         Ok(TakeoverResult {
-            taken: 0,
             directives: s.takeover_directives.clone(),
+            ..Default::default()
         })
     }
 

@@ -10,4 +10,5 @@ pub mod daemon;
 pub mod kernel;
 pub mod log;
 pub mod membership;
+pub mod netlink;
 pub mod wire;

@@ -4,12 +4,15 @@
 //!
 //! Exit status: 0 after SIGTERM/SIGINT, 1 when the cluster declared this node down (restart
 //! it: it rejoins with a newer incarnation) or on a runtime error, 2 for a configuration error.
+//! `--status` prints a running daemon's status from its status socket (exit 1 when none
+//! answers).
 
 use clap::Parser;
 use permtcpd::auth::Keyring;
 use permtcpd::config::{next_incarnation, Config};
 use permtcpd::daemon::{Control, Daemon};
 use permtcpd::log::{self, ERR, WARNING};
+use permtcpd::netlink::NetlinkKernel;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,11 +32,57 @@ struct Cli {
     /// Log level: 3 errors, 4 warnings, 5 notable events, 6 info (default), 7 debug.
     #[arg(long, default_value_t = log::INFO)]
     log_level: u8,
+    /// Print the running daemon's status (JSON: view, quorum, declarations, takeovers,
+    /// directives, datagrams accepted and dropped by reason, kernel errors) and exit.
+    #[arg(long)]
+    status: bool,
+    /// The status socket to read with --status (default: the configuration's
+    /// status_socket).
+    #[arg(long, requires = "status")]
+    socket: Option<PathBuf>,
+}
+
+/// `permtcpd --status`: reads the daemon's status socket and prints what it says.
+fn print_status(cli: &Cli) -> ExitCode {
+    use std::io::Read;
+    let path = match &cli.socket {
+        Some(p) => p.clone(),
+        None => match Config::load(&cli.config) {
+            Ok(Config {
+                status_socket: Some(p),
+                ..
+            }) => p,
+            Ok(_) => {
+                permtcpd::log!(ERR, "{}: no status_socket", cli.config.display());
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                permtcpd::log!(ERR, "{e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut text = String::new();
+    match std::os::unix::net::UnixStream::connect(&path)
+        .and_then(|mut s| s.read_to_string(&mut text))
+    {
+        Ok(_) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            permtcpd::log!(ERR, "{}: {e} (is permtcpd running?)", path.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     log::set_level(cli.log_level);
+    if cli.status {
+        return print_status(&cli);
+    }
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -94,8 +143,7 @@ fn main() -> ExitCode {
     };
     let config_path = cli.config.clone();
     let result = rt.block_on(async move {
-        // TODO(issue 9): the netlink Kernel, once permctl's client is a library.
-        let kernel = std::sync::Arc::new(Unwired);
+        let kernel = std::sync::Arc::new(NetlinkKernel::new(cfg.peers.iter().map(|p| p.node_id)));
         let (daemon, _handle) = Daemon::new(cfg, keys, incarnation, kernel)?;
         let (control, control_rx) = tokio::sync::mpsc::unbounded_channel();
         use tokio::signal::unix::{signal, SignalKind};
@@ -129,39 +177,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Stands in for the netlink implementation until it is wired: every request fails, so the
-/// daemon runs the protocol but changes nothing in the kernel, and says so.
-struct Unwired;
-
-impl permtcpd::kernel::Kernel for Unwired {
-    fn set_declarations(
-        &self,
-        _: &[permtcp_logic::decl::Declaration],
-    ) -> Result<(), permtcpd::kernel::KernelError> {
-        Err(unwired())
-    }
-    fn takeover(
-        &self,
-        _: u32,
-        _: Option<u32>,
-    ) -> Result<permtcpd::kernel::TakeoverResult, permtcpd::kernel::KernelError> {
-        Err(unwired())
-    }
-    fn directive(
-        &self,
-        _: &permtcp_logic::snoopnl::DirectiveRequest,
-    ) -> Result<permtcpd::kernel::DirectiveResult, permtcpd::kernel::KernelError> {
-        Err(unwired())
-    }
-    fn renew_lease(&self, _: std::time::Duration) -> Result<(), permtcpd::kernel::KernelError> {
-        Ok(())
-    }
-}
-
-fn unwired() -> permtcpd::kernel::KernelError {
-    permtcpd::kernel::KernelError::Other(
-        "the netlink connection to the permtcp module is not wired into permtcpd yet".into(),
-    )
 }

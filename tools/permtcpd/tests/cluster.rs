@@ -37,12 +37,22 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// Node `id`'s status socket (unique per test run and port).
+fn status_socket(id: u32, ports: &[u16]) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "permtcpd-test-{}-{}.sock",
+        std::process::id(),
+        ports[id as usize - 1]
+    ))
+}
+
 fn config(id: u32, ports: &[u16], extra: &str) -> Config {
     let mut text = format!(
         "cluster_id = {CLUSTER}\nnode_id = {id}\nsend_key_id = 1\nbind = [\"127.0.0.1:{}\"]\n\
          heartbeat_interval_ms = {INTERVAL_MS}\nmissed_heartbeats = {MISSED}\n\
-         directive_retry_ms = 100\n{extra}\n",
-        ports[id as usize - 1]
+         directive_retry_ms = 100\nstatus_socket = \"{}\"\n{extra}\n",
+        ports[id as usize - 1],
+        status_socket(id, ports).display()
     );
     for (i, p) in ports.iter().enumerate() {
         let n = i + 1;
@@ -221,7 +231,15 @@ async fn forged_and_replayed_datagrams_change_nothing() {
                 .any(|e| e.node == 3 && e.incarnation == 5)
     })
     .await;
-    let calls_before = k1.calls();
+    // The kernel's calls other than the periodic check of the declarations.
+    let calls = |k: &FakeKernel| -> Vec<Call> {
+        k.calls()
+            .into_iter()
+            .filter(|c| !matches!(c, Call::SetDeclarations(_)))
+            .collect()
+    };
+    let calls_before = calls(&k1);
+    let decls_before = k1.declarations();
     let before = nodes[0].handle.status().auth;
 
     // Forgeries of a verdict that node 2 is down.
@@ -294,7 +312,28 @@ async fn forged_and_replayed_datagrams_change_nothing() {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let s = nodes[0].handle.status();
-    assert_eq!(k1.calls(), calls_before, "the kernel saw nothing");
+    assert_eq!(calls(&k1), calls_before, "the kernel saw nothing");
+    assert_eq!(k1.declarations(), decls_before);
+    // `permtcpd --status` shows the same counters.
+    // (Read on another thread: this test's runtime runs the daemons on this one.)
+    let path = status_socket(1, &ports);
+    let text = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        std::os::unix::net::UnixStream::connect(path)
+            .and_then(|mut c| c.read_to_string(&mut text))
+            .map(|_| text)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status["node"], 1);
+    let by_reason = &status["datagrams"]["dropped_by_reason"];
+    for r in DropReason::ALL {
+        assert_eq!(by_reason[r.name()], s.auth.get(r), "{}", r.name());
+    }
+    assert!(status["datagrams"]["accepted"].as_u64().unwrap() >= s.auth.accepted);
     assert_eq!(k1.takeovers_of(2), 0);
     let v2 = s.view.iter().find(|e| e.node == 2).unwrap();
     assert_eq!(v2.state, NodeState::Alive);
