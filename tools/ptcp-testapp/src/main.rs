@@ -53,6 +53,11 @@
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
+//! ptcp-testapp udp-spoof IFACE DSTMAC SRC DST HEX   forged cluster traffic (udp_forge.rs):
+//! ptcp-testapp udp-capture IFACE SRCIP DST COUNT MS one UDP datagram from any source,
+//! ptcp-testapp reseal HEX KEY_ID KEY_HEX            capture for replay, a permtcpd datagram
+//! ptcp-testapp directive-hex NODE OWNER CLIENT [FROM] tagged with another key, the old
+//!                                                   plain UDP directive
 //! ```
 //!
 //! PATTERN is `down:BYTES` (server to client), `up:BYTES` (client to server) or
@@ -63,6 +68,7 @@
 mod bulk;
 mod forge;
 mod restore;
+mod udp_forge;
 
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -877,6 +883,27 @@ fn main() {
             arg(4).parse().unwrap(),
             arg(5).parse().unwrap(),
             arg(6) == "good",
+        ),
+        "udp-spoof" => udp_forge::udp_spoof(
+            arg(2),
+            arg(3),
+            arg(4).parse().unwrap(),
+            arg(5).parse().unwrap(),
+            arg(6),
+        ),
+        "udp-capture" => udp_forge::udp_capture(
+            arg(2),
+            arg(3).parse().unwrap(),
+            arg(4).parse().unwrap(),
+            arg(5).parse().unwrap(),
+            arg(6).parse().unwrap(),
+        ),
+        "reseal" => udp_forge::reseal(arg(2), arg(3).parse().unwrap(), arg(4)),
+        "directive-hex" => udp_forge::directive_hex(
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            arg(4).parse().unwrap(),
+            args.get(5).map(|f| f.parse().unwrap()),
         ),
         other => panic!("unknown command {other}"),
     }
