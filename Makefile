@@ -40,7 +40,7 @@ module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 permctl:
-	cargo build --release --locked -p permctl -p ptcp-testapp
+	cargo build --release --locked -p permctl -p permtcpd -p ptcp-testapp
 
 setup:
 	bash scripts/setup.sh

@@ -227,3 +227,88 @@ check_json() {
 		ktap_result fail "$desc"
 	fi
 }
+
+# permtcpd on the cluster_net nodes: node 1 in owner, 2 in peer, 3 in peer2, on 10.0.0.N:7415
+# over eth0, with 100 ms heartbeats (3 missed), a shared key, files in /tmp/pd. Each node
+# declares 10.0.0.N and fd00::N, MAC 02:00:00:00:00:0M (M: its namespace's), ports 80-90.
+PD=/tmp/pd
+PD_NODES="1 2 3"
+pd_ns() { case $1 in 1) echo owner ;; 2) echo peer ;; 3) echo peer2 ;; esac; }
+pd_mac() { case $1 in 1) echo 02:00:00:00:00:01 ;; 2) echo 02:00:00:00:00:02 ;; 3) echo 02:00:00:00:00:04 ;; esac; }
+
+# The shared key: 32 random bytes, mode 0600.
+pd_key() {
+	mkdir -p $PD
+	echo "1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >$PD/keys
+	chmod 600 $PD/keys
+}
+
+# Writes node $1's configuration; $2: more top-level keys, $3: more [declaration] keys,
+# $4: a [snoop] table's keys (none: snoop on eth0, the interface).
+pd_conf() { # node [top] [declaration] [snoop]
+	n=$1
+	{
+		echo "cluster_id = 7"
+		echo "node_id = $n"
+		echo "incarnation_file = \"$PD/n$n.inc\""
+		echo "key_file = \"$PD/keys\""
+		echo "send_key_id = 1"
+		echo "bind = [\"10.0.0.$n:7415\"]"
+		echo "interface = \"eth0\""
+		echo "status_socket = \"$PD/n$n.sock\""
+		echo "heartbeat_interval_ms = 100"
+		echo "missed_heartbeats = 3"
+		[ -z "$2" ] || printf '%b\n' "$2"
+		for p in $PD_NODES; do
+			[ "$p" = "$n" ] && continue
+			printf '[[peer]]\nnode_id = %s\naddrs = ["10.0.0.%s:7415"]\n' "$p" "$p"
+		done
+		echo "[declaration]"
+		echo "addrs = [\"10.0.0.$n\", \"fd00::$n\"]"
+		echo "macs = [\"$(pd_mac "$n")\"]"
+		echo "ports = [\"80-90\"]"
+		[ -z "$3" ] || printf '%b\n' "$3"
+		[ -z "$4" ] || printf '[snoop]\n%b\n' "$4"
+	} >$PD/n$n.toml
+}
+
+# Starts node $1's daemon in its namespace (log in $PD/n$1.log); sets pd_pid.
+pd_start() {
+	/bin/ip netns exec "$(pd_ns "$1")" permtcpd --config $PD/n$1.toml --foreground \
+		>>$PD/n$1.log 2>&1 &
+	pd_pid=$!
+	eval "pd_pid_$1=$pd_pid"
+}
+
+# Node $1's status (JSON, one key a line).
+pd_status() { permtcpd --status --socket $PD/n$1.sock; }
+
+# A number from node $1's status: the first line with "$2": (e.g. bad_tag, sent).
+pd_count() { pd_status "$1" | grep "\"$2\":" | head -n1 | tr -dc 0-9; }
+
+# A list from node $1's status, compact: pd_list 2 takeovers prints e.g. [3,1].
+pd_list() { pd_status "$1" | tr -d ' \n' | grep -o "\"$2\":\[[0-9,]*\]" | cut -d: -f2; }
+
+# Whether node $1's status lists node $3 in list $2.
+pd_listed() { pd_list "$1" "$2" | grep -q "[[,]$3[],]"; }
+
+# Waits up to $2 tenths of a second for command $3... to succeed.
+wait_until() { # what tenths command...
+	w_=$1 n_=$2
+	shift 2
+	t_=0
+	while ! "$@" >/dev/null 2>&1; do
+		[ $t_ -lt "$n_" ] || { echo "# timed out waiting for $w_"; return 1; }
+		sleep 0.1
+		t_=$((t_ + 1))
+	done
+}
+
+# Node $1's kernel (permctl decl list in its namespace) holds the declarations of nodes $2...
+kernel_decls() { # node id...
+	ns_=$(pd_ns "$1")
+	shift
+	l_=$(/bin/ip netns exec "$ns_" permctl --json decl list) || return 1
+	[ "$(echo "$l_" | grep -o '"node_id":[0-9]*' | wc -l)" = $# ] || return 1
+	for i in "$@"; do echo "$l_" | grep -q "\"node_id\":$i," || return 1; done
+}

@@ -5,21 +5,23 @@
 # inputs, the busybox initramfs and the choice between KVM and TCG.  Sourced (bash) after
 # scripts/common.sh; never run.
 
-# Sets KDIR, bzimage, module, permctl and testapp; dies when one of them is missing.
+# Sets KDIR, bzimage, module, permctl, permtcpd and testapp; dies when one of them is
+# missing.
 # Environment: KDIR (kernel build tree, default: the cached test kernel), MODULE.
 vm_inputs() {
 	KDIR=${KDIR:-$(kernel_build_dir)}
 	bzimage=$KDIR/arch/x86/boot/bzImage
 	module=${MODULE:-$PERMTCP_ROOT/permtcp.ko}
 	permctl=$PERMTCP_ROOT/target/release/permctl
+	permtcpd=$PERMTCP_ROOT/target/release/permtcpd
 	testapp=$PERMTCP_ROOT/target/release/ptcp-testapp
 	local f
-	for f in "$bzimage" "$module" "$permctl" "$testapp"; do
+	for f in "$bzimage" "$module" "$permctl" "$permtcpd" "$testapp"; do
 		[ -f "$f" ] || die "missing $f (run make)"
 	done
 }
 
-# Builds DIR/initramfs.gz: busybox, iproute2, permctl, ptcp-testapp, the module, the
+# Builds DIR/initramfs.gz: busybox, iproute2, permctl, permtcpd, ptcp-testapp, the module, the
 # selftests directory and selftests/init as /init (which reads its mode from the kernel
 # command line); with "python", also Python and the kernel's YNL client (copy_python).
 # DIR/root is the tree it was made from.
@@ -43,6 +45,7 @@ build_initramfs() { # dir [python]
 	copy_prog "$(command -v ip)" bin/ip
 	if command -v ss >/dev/null; then copy_prog "$(command -v ss)" bin/ss; fi
 	copy_prog "$permctl" bin/permctl
+	copy_prog "$permtcpd" bin/permtcpd
 	copy_prog "$testapp" bin/ptcp-testapp
 	# nft, for the benchmark's conntrack comparison (optional).
 	if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi

@@ -1,31 +1,23 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# Fail-over directives (Documentation/design.rst, "Fail-over directives"). Node 1 owns the service; peers node 2 and
-# node 3 follow it (smallest id first; node 3 answers ARP for the address). Node 2 starts
-# snooping after the connection was set up, so it cannot take it over: its takeover sends a
-# directive to node 3, whose `permctl directives` has node 3's kernel take the connection over
-# (it saw the SYN): the client's bulk download continues from node 3 and every byte is right.
-# Node 3 holds the address before the directive arrives: its stack's resets of the mirrored
+# Fail-over directives (Documentation/design.rst, "Fail-over directives"), carried by permtcpd
+# on its authenticated channel. Node 1 owns the service; peers node 2 and node 3 follow it
+# (smallest id first; node 3 answers ARP for the address); every node runs permtcpd with a
+# shared key and nobody types a takeover. Node 2 starts snooping after the connection was
+# set up, so it cannot take it over: at the verdict its daemon's takeover names node 3 for
+# it, and the daemon sends node 3's daemon a directive, which has node 3's kernel take the
+# connection over (it saw the SYN): the client's bulk download continues from node 3 and
+# every byte is right. Node 2 fences node 1 first (a fence command the test releases), so
+# node 3 holds the address before the directive arrives: its stack's resets of the mirrored
 # connection are dropped meanwhile.
 # When node 3 did not see the SYN either, it resets the connection: the client gets a reset
 # at once instead of hanging. IPv4 and IPv6.
 . /selftests/lib.sh
 
-ktap_plan 22
+ktap_plan 25
 BYTES=16000000
 
-decls() { # extra owner-declaration options
-	N1="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90 $*"
-	N2="--node 2 --addr 10.0.0.2 --addr fd00::2 --mac 02:00:00:00:00:02 --ports 80-90"
-	N3="--node 3 --addr 10.0.0.3 --addr fd00::3 --mac 02:00:00:00:00:04 --ports 80-90"
-	for ns in owner peer peer2; do
-		for d in "$N1" "$N2" "$N3"; do
-			local=
-			case "$ns/$d" in owner/--node\ 1* | peer/--node\ 2* | peer2/--node\ 3*) local=--local ;; esac
-			/bin/ip netns exec $ns permctl decl add $d $local >/dev/null || return 1
-		done
-	done
-}
+decls_123() { kernel_decls 1 1 2 3 && kernel_decls 2 1 2 3 && kernel_decls 3 1 2 3; }
 
 conn_seen() { # namespace state
 	t=0
@@ -58,20 +50,33 @@ client_conn_gone() {
 	done
 }
 
-directive_case() { # family service-address node3-saw-the-SYN
-	fam=$1 vip=$2 synced=$3
+# Node 3's daemon took node 1 over and assumed address $1.
+node3_took() {
+	pd_listed 3 takeovers 1 &&
+		/bin/ip -n peer2 addr show dev eth0 | grep -q " $1/"
+}
+
+# Node 2's daemon sent a directive and node 3's acknowledged it.
+directive_acked() { [ "$(pd_count 2 acknowledged)" -ge 1 ]; }
+
+directive_case() { # family service-address address node3-saw-the-SYN
+	fam=$1 vip=$2 addr=$3 synced=$4
 	load_module
 	PEER2=1 cluster_net
-	check "IPv$fam, node 3 synced=$synced: declarations of three nodes" decls --arp node:3
-	[ $synced = yes ] && in_peer2 permctl snoop start --dev eth0 >/dev/null
+	pd_key
+	rm -f $PD/fence $PD/n*.log
+	pd_conf 1 "" 'arp = "node:3"'
+	# Node 2 snoops late (by hand) and fences node 1 until the test creates $PD/fence.
+	pd_conf 2 "fence_command = [\"/bin/sh\", \"-c\", \"while [ ! -e $PD/fence ]; do sleep 0.05; done\"]" \
+		"" "enable = false"
+	if [ $synced = yes ]; then pd_conf 3; else pd_conf 3 "" "" "enable = false"; fi
+	for n in 1 2 3; do pd_start $n; done
+	check "IPv$fam, node 3 synced=$synced: permtcpd on three nodes, every kernel holds the three declarations" \
+		wait_until "declarations" 100 decls_123
 	in_owner ptcp-testapp down-serve "[::]:80" $BYTES &
 	owner_pid=$!
 	in_peer2 ptcp-testapp down-serve "[::]:80" $BYTES --resume 2>/tmp/dv-app.err &
 	app_pid=$!
-	in_peer permctl directives >/tmp/dv-d2.out 2>&1 &
-	d2_pid=$!
-	in_peer2 permctl directives >/tmp/dv-d3.out 2>&1 &
-	d3_pid=$!
 	sleep 0.5
 	paused_client /tmp/dv 100 ptcp-testapp down-client "$vip:80" $BYTES /tmp/dv
 	# Node 2 (and node 3 if it did not see the SYN) start now: the stalled download's window
@@ -85,49 +90,55 @@ directive_case() { # family service-address node3-saw-the-SYN
 	in_peer2 permctl conns | sed 's/^/# node 3 mirror: /'
 	in_client ss -tin 2>/dev/null | sed 's/^/# client: /'
 	crash_owner $owner_pid
-	in_peer2 permctl takeover --node 1 | sed 's/^/# node 3: /'
+	check "IPv$fam, node 3 synced=$synced: node 3's daemon took node 1 over and assumed the address" \
+		wait_until "node 3's takeover" 100 node3_took "$addr"
 	if [ $synced = yes ]; then
 		# Node 3 holds the address before the directive reaches it: the client, reading
 		# again, sends it window updates, which its stack answers with resets, dropped.
 		touch /tmp/dv
 		check "IPv$fam: node 3 dropped its stack's resets of the mirrored connection" rst_dropped
 	fi
-	check "IPv$fam, node 3 synced=$synced: node 2 sends a directive to node 3" sh -c \
-		'/bin/ip netns exec peer permctl takeover --node 1 | tee /dev/stderr | grep -q "goes to node 3"'
+	touch $PD/fence
+	check "IPv$fam, node 3 synced=$synced: node 2's daemon directs the connection to node 3's, acknowledged" \
+		wait_until "the directive" 100 directive_acked
 	if [ $synced = no ]; then
 		# The paused client sends nothing: only node 3's reset can end its connection.
-		check "IPv4: the idle client's connection is reset" client_conn_gone
+		check "IPv$fam: the idle client's connection is reset" client_conn_gone
 	fi
 	touch /tmp/dv
 	t0=$(uptime_ms)
+	t=0
+	while kill -0 $client_pid 2>/dev/null && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+	kill -9 $client_pid 2>/dev/null
 	wait $client_pid
 	client_rc=$?
 	t1=$(uptime_ms)
 	sed 's/^/# client: /' /tmp/dv.out
-	sed 's/^/# node 2 directives: /' /tmp/dv-d2.out
-	sed 's/^/# node 3 directives: /' /tmp/dv-d3.out
+	for n in 2 3; do
+		grep -E "verdict|fenc|took over|assumed|TAKEOVER|directive" $PD/n$n.log | sed "s/^/# node $n: /"
+	done
 	sed 's/^/# node 3 app: /' /tmp/dv-app.err
 	for ns in peer2 client; do
 		echo "# $ns: $(/bin/ip netns exec $ns grep Tcp: /proc/net/snmp | tail -n1)"
 	done
 	grep Tcp: /proc/net/snmp | head -n1 | sed 's/^/# /'
 	if [ $synced = yes ]; then
-		check "IPv$fam: node 3 took the connection over" grep -q "taken over" /tmp/dv-d3.out
+		check "IPv$fam: node 3 took the connection over" grep -q "from node 2 for .*: Taken" $PD/n3.log
 		want=$(ptcp-testapp stream-sum $BYTES)
 		[ $client_rc = 0 ] && grep -q "$want" /tmp/dv.out &&
 			ktap_result ok "IPv$fam: the client read every byte right from node 3" ||
 			ktap_result fail "IPv$fam: the client read every byte right from node 3"
 	else
-		check "IPv$fam: node 3 could not either, and reset it" grep -q "reset" /tmp/dv-d3.out
+		check "IPv$fam: node 3 could not either, and reset it" grep -q "from node 2 for .*: Reset" $PD/n3.log
 		echo "# the client's read failed $((t1 - t0)) ms after it resumed"
 		[ $client_rc != 0 ] && grep -q "reset" /tmp/dv.out && [ $((t1 - t0)) -lt 5000 ] &&
 			ktap_result ok "IPv$fam: the client got a reset at once, not a hang" ||
 			ktap_result fail "IPv$fam: the client got a reset at once, not a hang"
 	fi
-	case_done "IPv$fam, node 3 synced=$synced: kernel log clean" $app_pid $d2_pid $d3_pid
+	case_done "IPv$fam, node 3 synced=$synced: kernel log clean" $app_pid $pd_pid_1 $pd_pid_2 $pd_pid_3
 }
 
-directive_case 4 10.0.0.1 yes
-directive_case 6 "[fd00::1]" yes
-directive_case 4 10.0.0.1 no
+directive_case 4 10.0.0.1 10.0.0.1 yes
+directive_case 6 "[fd00::1]" fd00::1 yes
+directive_case 4 10.0.0.1 10.0.0.1 no
 ktap_finish
