@@ -12,7 +12,7 @@
 # node's address) no longer does anything.
 . /selftests/lib.sh
 
-ktap_plan 19
+ktap_plan 20
 
 # Waits up to $2 seconds for process $1; kills it if it is still there.
 wait_pid() { # pid seconds
@@ -139,7 +139,7 @@ b_port=$(in_client awk '$3 == "0100000A:0050" && $4 == "01" { split($2, a, ":");
 	/proc/net/tcp | head -n1)
 b_port=$(printf %d "0x$b_port")
 echo "# session B: 10.0.0.100:$b_port"
-dir=$(ptcp-testapp directive-hex 1 10.0.0.1:80 10.0.0.100:$b_port)
+dir=$(ptcp-testapp directive-hex 1 10.0.0.1:80 10.0.0.100:$b_port 2)
 m3=$(pd_count 3 malformed)
 for port in 7414 7415; do
 	in_client ptcp-testapp udp-spoof eth0 "$(pd_mac 3)" 10.0.0.2:7414 10.0.0.3:$port "$dir"
@@ -157,5 +157,9 @@ sed 's/^/# client B: /' $PD/b.out
 check "no kernel errors in the peers' daemons" sh -c \
 	'. /selftests/lib.sh; [ "$(pd_count 2 errors)" = 0 ] && [ "$(pd_count 3 errors)" = 0 ]'
 sed 's/^/# node 2 app: /' $PD/app2.err
+grep "kernel declarations" $PD/n2.log | sed 's/^/# node 2: /'
+# Checked again every 5 s, and unchanged: no DECL_DEL/DECL_ADD beyond the first of each.
+check "node 2's kernel declarations were changed only as nodes announced themselves" \
+	[ "$(grep -c "kernel declarations" $PD/n2.log)" -le 3 ]
 case_done "kernel log clean" $pd_pid_1 $pd_pid_2 $pd_pid_3 $app2_pid
 ktap_finish

@@ -622,7 +622,10 @@ impl Daemon {
         self.install_declarations();
     }
 
-    fn on_directive(&mut self, socks: &[UdpSocket], key: DirKey, req: DirectiveRequest) {
+    fn on_directive(&mut self, socks: &[UdpSocket], key: DirKey, mut req: DirectiveRequest) {
+        // The kernel acts only if this node is the next peer after the sender: the sender is
+        // the authenticated one, whatever the message says.
+        req.from = Some(key.0);
         let now = self.now();
         match self.handled.get(&key) {
             Some(Handled {
@@ -653,7 +656,8 @@ impl Daemon {
         }
     }
 
-    fn send_directive(&mut self, socks: &[UdpSocket], to: u32, req: DirectiveRequest) {
+    fn send_directive(&mut self, socks: &[UdpSocket], to: u32, mut req: DirectiveRequest) {
+        req.from = Some(self.cfg.node_id);
         let id = self.next_directive;
         self.next_directive += 1;
         self.status.directives_sent += 1;
@@ -697,7 +701,7 @@ impl Daemon {
                         node,
                         key: d.key,
                         park_ms: self.cfg.park_ms,
-                        from: None,
+                        from: Some(self.cfg.node_id),
                     };
                     self.send_directive(socks, d.next, req);
                 }

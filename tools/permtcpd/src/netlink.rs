@@ -11,8 +11,11 @@
 //! - Takeover: the address assumption `permctl takeover` does
 //!   (`Client::assume_addresses`: the addresses the failed owner's ARP policy gives this
 //!   node), then TAKEOVER; the reply's directives go back to the daemon, which sends them.
-//! - Directive: DIRECTIVE; `EAGAIN` is [`KernelError::NotYet`].
-//! - The lease: the module has none yet; renewing it does nothing.
+//! - Directive: DIRECTIVE, with the authenticated sender as `FROM_NODE` (the kernel acts only
+//!   as the next peer after it); `EAGAIN` is [`KernelError::NotYet`].
+//! - The lease: LEASE_SET for what is left of the dead time at each heartbeat; once set, the
+//!   kernel drops this node's own bindings' segments when it runs out (a node without
+//!   quorum, or declared down, or whose daemon died, stops serving).
 //!
 //! Each change is logged with its duration. The netlink socket is opened on first use and
 //! again after a transport failure (the module was reloaded, say).
@@ -213,9 +216,11 @@ impl Kernel for NetlinkKernel {
         })
     }
 
-    fn renew_lease(&self, _valid_for: Duration) -> Result<(), KernelError> {
-        // TODO(issue 9): the module's lease, once it has one.
-        Ok(())
+    fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError> {
+        let ms = u32::try_from(valid_for.as_millis())
+            .unwrap_or(u32::MAX)
+            .clamp(1, permtcp_logic::ops::MAX_LEASE_MS);
+        self.with(|c| c.lease(ms)).map_err(err)
     }
 }
 

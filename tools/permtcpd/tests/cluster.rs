@@ -175,7 +175,8 @@ async fn crash_is_taken_over_once_by_each_peer() {
         let Call::Directive(req) = d else {
             unreachable!()
         };
-        assert_eq!((req.node, req.key), (3, conn()));
+        // From node 1, as authenticated: node 2's kernel acts only as the next peer after it.
+        assert_eq!((req.node, req.key, req.from), (3, conn(), Some(1)));
     }
     for n in &nodes[..2] {
         let s = n.handle.status();
