@@ -396,7 +396,7 @@ static const struct nla_policy ptcp_start_policy[PERMTCP_A_IDLE_TIMEOUT_MS + 1] 
 	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
 	[PERMTCP_A_MAX_BYTES] = { .type = NLA_U64 },
 	[PERMTCP_A_KEEP_RECEIVED] = { .type = NLA_U32 },
-	[PERMTCP_A_MAX_CONN_BYTES] = { .type = NLA_U64 },
+	[PERMTCP_A_MAX_CONN_BYTES] = NLA_POLICY_MIN(NLA_U64, 4096),
 	[PERMTCP_A_SYN_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_syn_timeout_range),
 	[PERMTCP_A_IDLE_TIMEOUT_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_idle_timeout_range),
 };
