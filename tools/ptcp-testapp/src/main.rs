@@ -19,6 +19,8 @@
 //!                                             conns` output (forge.rs lists the KINDs), with
 //!                                             N bytes of Ethernet padding
 //! ptcp-testapp flood IFACE DSTMAC SRCIP DST N send N raw SYNs SRCIP:10000.. -> DST
+//! ptcp-testapp nlfuzz SECONDS SEED            random and mutated requests to the permtcp
+//!                                             netlink family for SECONDS (nlfuzz.rs)
 //! ptcp-testapp echo-serve ADDR:PORT [--wait-bind] [--resume] [--stall-at-round=N]
 //!                                             accept connections forever; answer each 8-byte
 //!                                             request (a round number) with 1000 bytes
@@ -67,6 +69,7 @@
 
 mod bulk;
 mod forge;
+mod nlfuzz;
 mod restore;
 mod udp_forge;
 
@@ -876,6 +879,7 @@ fn main() {
         "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
         "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "forge" => forge::forge(&args[2..]),
+        "nlfuzz" => nlfuzz::run(&args[2..]),
         "flood" => forge::flood(&args[2..]),
         "syn" => raw_syn(
             arg(2),
