@@ -21,12 +21,14 @@ consistent() {
 load_module
 check "cluster up, a mirrored connection" cluster_up
 echo_session 10.0.0.1 /tmp/nf-pause
-check "root: $SECS s of random and mutated requests" sh -c \
-	"/bin/ip netns exec peer ptcp-testapp nlfuzz $SECS 7 | tee /dev/stderr | grep -q '^ok'"
+in_peer ptcp-testapp nlfuzz $SECS 7 >/tmp/nf-root 2>&1
+sed 's/^/# root: /' /tmp/nf-root
+check "root: $SECS s of random and mutated requests" grep -q '^ok requests=[1-9]' /tmp/nf-root
 check "root: the stored state is consistent" consistent
 check "root: kernel log clean" kernel_log_clean
-check "nobody: $((SECS / 3)) s of the same, unprivileged" sh -c \
-	"/bin/ip netns exec peer su -s /bin/sh nobody -c 'ptcp-testapp nlfuzz $((SECS / 3)) 11' | tee /dev/stderr | grep -q '^ok'"
+in_peer su -s /bin/sh nobody -c "ptcp-testapp nlfuzz $((SECS / 3)) 11" >/tmp/nf-nobody 2>&1
+sed 's/^/# nobody: /' /tmp/nf-nobody
+check "nobody: $((SECS / 3)) s of the same, unprivileged" grep -q '^ok requests=[1-9]' /tmp/nf-nobody
 check "nobody: the stored state is consistent" consistent
 check "the module unloads" sh -c 'kill -9 '"$owner_pid $client_pid"' 2>/dev/null; sleep 0.3; rmmod permtcp'
 load_module
