@@ -50,7 +50,7 @@ qemu() { # accel mode timeout log
 	[ "$1" = kvm ] && cpu=host
 	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m 1024 -smp 2 \
 		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
-		-append "$cmdline" </dev/null 2>&1 | tr -d '\r' |
+		-append "$cmdline" </dev/null 2>&1 | sed -u 's/\r$//' |
 		sed -u -e 's/\x1bc//g' -e 's/\x1b\[[?0-9;]*[a-zA-Z]//g' | tee "$4"
 }
 
