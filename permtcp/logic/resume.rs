@@ -34,8 +34,9 @@ pub enum MidReason {
     /// Its last bytes on the wire came without a push: the rest of that write was still in
     /// its send queue (Linux pushes the tail of every write).
     Unpushed,
-    /// Its bytes in flight filled the client's receive window: it was held back by the
-    /// client.
+    /// Its last new data filled the client's receive window (to within one MSS): it was held
+    /// back by the client. (The client's later window updates, sent while the owner was
+    /// dead, do not count.)
     WindowFull,
 }
 
@@ -100,9 +101,7 @@ pub fn resume<A: ChunkAlloc>(c: &Conn<A>, rx: RxPolicy) -> Resume {
         None
     } else if seq::after(sent_end, o.push_end) {
         Some(MidReason::Unpushed)
-    } else if seq::after(sent_end, sent_una)
-        && seq::at_or_after(sent_end, sent_una.wrapping_add(cl.win))
-    {
+    } else if o.limited {
         Some(MidReason::WindowFull)
     } else {
         None

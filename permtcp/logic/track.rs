@@ -157,6 +157,9 @@ pub struct Half<A: ChunkAlloc> {
     /// that had reached it when it last sent new data (for the owner: the client bytes it
     /// demonstrably answered, `None` before it sent any data).
     pub answered: Option<Seq>,
+    /// Its last new data reached (within one MSS) the right edge of the window the other
+    /// side had advertised: the other side's receive window held it back.
+    pub limited: bool,
 }
 
 impl<A: ChunkAlloc> Half<A> {
@@ -183,6 +186,7 @@ impl<A: ChunkAlloc> Half<A> {
             data: SeqBuf::new(0),
             push_end: 0,
             answered: None,
+            limited: false,
         }
     }
 
@@ -526,8 +530,15 @@ impl<A: ChunkAlloc> Conn<A> {
     /// Records the write boundaries and the answered bytes of a segment with data (before
     /// `nxt` moves on).
     fn note_output(&mut self, from: Side, seg: &Segment) {
-        let h = &mut self.half[from.idx()];
+        let (f, o) = (from.idx(), from.other().idx());
         let data_end = seg.seq.wrapping_add(seg.payload_len);
+        if seq::after(data_end, self.half[f].nxt) {
+            let r = &self.half[o];
+            let mss = u32::from(r.syn_opts.mss.unwrap_or(536));
+            let edge = self.half[f].una.wrapping_add(r.win);
+            self.half[f].limited = seq::after(data_end.wrapping_add(mss), edge);
+        }
+        let h = &mut self.half[f];
         if seg.has(flags::PSH) && seq::after(data_end, h.push_end) {
             h.push_end = data_end;
         }

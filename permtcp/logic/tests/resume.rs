@@ -290,14 +290,28 @@ fn mid_response_is_an_unpushed_write_or_a_full_window() {
     );
     w.nxt[0] = onxt.wrapping_add(700);
     assert_eq!(mid(&mut w), None);
-    // A client whose window is as small as what is in flight: the owner was held back.
-    let cnxt = w.nxt[1];
+    // The client's window (its ack of everything, 4 << 7 = 512 bytes) is smaller than
+    // one MSS: a last write of 500 bytes, pushed, fills it; the owner was held back.
+    let (cnxt, onxt) = (w.nxt[1], w.nxt[0]);
+    w.send_raw(Side::Client, cnxt, onxt, ACK, 4, &Opts::default(), &[]);
+    w.send_raw(
+        Side::Owner,
+        onxt,
+        rcv,
+        ACK | PSH,
+        502,
+        &Opts::default(),
+        &bytes(500, 7),
+    );
+    w.nxt[0] = onxt.wrapping_add(500);
+    assert_eq!(mid(&mut w), Some(MidReason::WindowFull));
+    // The client reads on and opens its window after the owner died: still mid-response.
     w.send_raw(
         Side::Client,
         cnxt,
-        w.nxt[0].wrapping_sub(700),
+        onxt + 500,
         ACK,
-        700 >> 7,
+        502,
         &Opts::default(),
         &[],
     );
