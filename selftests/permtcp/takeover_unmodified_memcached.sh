@@ -7,6 +7,7 @@
 # - between: between two requests;
 # - unanswered: after a request reached the owner's kernel, its server stopped (SIGSTOP);
 # - outage: before a request, which only the peer's mirror sees.
+# The owner declares `--mid-response reset`: no complete answer is taken for an incomplete one.
 # Every reply is checked against the value stored; the server's connection list shows the
 # client's one connection (its port) before the crash on the owner and after it on the peer.
 . /selftests/lib.sh
@@ -30,7 +31,7 @@ memcached_up() { # namespace
 	/bin/ip netns exec "$1" memcached -p 81 -U 0 -u root -t 2 &
 	pid_=$!
 	t_=0
-	until mc_local "$1" version | grep -q VERSION || [ $t_ -ge 30 ]; do
+	until mc_local "$1" version 2>/dev/null | grep -q VERSION || [ $t_ -ge 30 ]; do
 		t_=$((t_ + 1))
 	done
 	(
@@ -66,7 +67,8 @@ mc_case() { # family host when
 	fam=$1 host=$2 when=$3
 	d="IPv$fam $when"
 	load_module
-	OWNER_OPTS=
+	# A complete answer must not count as mid-response.
+	OWNER_OPTS="--mid-response reset"
 	check "$d: cluster up, peer snooping eth0" cluster_up
 	memcached_up owner
 	owner_pid=$pid_
