@@ -96,8 +96,8 @@ curl_pid=$!
 wait_lines /tmp/curl.out 2
 in_ns peer permctl conns
 echo "*** owner crash: link cut, both server processes killed; nothing is sent"
-kill -9 $lt_owner
 crash_owner $owner_pid
+kill -9 $lt_owner
 t0=$(uptime_ms)
 touch /tmp/crash
 sleep 1
