@@ -71,7 +71,10 @@ pub(crate) fn doit(
             let (t, counts) = takeover::takeover(state, net, r.node, park_ms)?;
             let reply = TakeoverReply {
                 counts,
-                not_ready: t.not_ready + (t.directives.len() + t.resets.len()) as u32,
+                // Resets of ready connections whose owner was mid-response are counted as
+                // resets only.
+                not_ready: t.not_ready + (t.directives.len() + t.resets.len()) as u32
+                    - t.mid_response,
                 not_mine: t.not_mine,
                 directives: Directives::from_slice(&t.directives),
             };

@@ -26,7 +26,7 @@
 //! could not take over.
 
 use crate::glue::{Detached, Dump, ListenerFamily, Net};
-use crate::logic::decl::RxPolicy;
+use crate::logic::decl::{Declaration, MidResponse, RxPolicy};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{Counts, DataChunk, Event, MAX_DATA_CHUNK};
 use crate::logic::packet::{flags, Addr, Control, CONTROL_MAX};
@@ -81,6 +81,8 @@ pub(crate) struct Takeover {
     /// Why each of this node's connections that cannot be rebuilt here was not ready
     /// ([`crate::logic::uapi::not_ready`]), for the notifications.
     pub(crate) reasons: KVec<(FlowKey, u8)>,
+    /// Connections reset because their owner was mid-response (declared `reset`).
+    pub(crate) mid_response: u32,
 }
 
 impl Takeover {
@@ -93,17 +95,19 @@ impl Takeover {
             not_ready: 0,
             not_mine: 0,
             reasons: KVec::new(),
+            mid_response: 0,
         }
     }
 
-    /// Files one of this node's connections: a plan when it can be rebuilt, else a
-    /// directive to the peer `next` names, else a reset.
+    /// Files one of this node's connections: a plan when it can be rebuilt (or a reset when
+    /// its owner was mid-response and `owner` declares `reset` for that), else a directive
+    /// to the peer `next` names, else a reset.
     fn settle(
         &mut self,
         k: &FlowKey,
         c: &Conn<Alloc>,
         now_ms: u64,
-        rx: RxPolicy,
+        owner: &Declaration,
         next: impl FnOnce() -> Option<u32>,
     ) {
         let fallback = match next() {
@@ -111,7 +115,16 @@ impl Takeover {
             None => Fallback::Reset(Reset::new(k, c)),
         };
         if c.readiness().is_ok() && rebuildable(c.state) {
-            if let Some(p) = Plan::new(k, c, now_ms, rx) {
+            if let Some(p) = Plan::new(k, c, now_ms, owner.rx) {
+                if owner.mid == MidResponse::Reset && p.r.mid_response.is_some() {
+                    // Any peer would decide the same: no directive, a prompt reset.
+                    if self.resets.push(Reset::new(k, c), GFP_KERNEL).is_err() {
+                        self.not_ready += 1;
+                    } else {
+                        self.mid_response += 1;
+                    }
+                    return;
+                }
                 if self.plans.push((p, fallback), GFP_KERNEL).is_err() {
                     self.not_ready += 1;
                 }
@@ -223,7 +236,7 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
             let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
             next_after(&order, me)
         };
-        t.settle(k, c, now_ms, owner.rx, next);
+        t.settle(k, c, now_ms, owner, next);
     }
     state.snoop.lock().release(&mut taking);
     Ok(t)
@@ -283,7 +296,7 @@ fn plan_directive(
     let mut t = Takeover::new();
     let next = || next_after(&order, me);
     match taking.first() {
-        Some((k, c)) => t.settle(k, c, now_ms, owner.rx, next),
+        Some((k, c)) => t.settle(k, c, now_ms, owner, next),
         // Not mirrored here: the next peer may have it; the last one cannot reset it.
         None => match next() {
             Some(n) => t.forward(&r.key, n),
@@ -618,6 +631,11 @@ fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
             data_len: p.sent.len() as u32,
             rx_deliver: p.rx == RxPolicy::Deliver,
             age_ms: 0,
+            rx_policy: match p.rx {
+                RxPolicy::Deliver => crate::logic::uapi::rxdata::DELIVER,
+                RxPolicy::Drop => crate::logic::uapi::rxdata::DROP,
+                RxPolicy::Unanswered => crate::logic::uapi::rxdata::UNANSWERED,
+            },
         },
         sent_from: p.r.sent_from,
         at_ms: now_ms,

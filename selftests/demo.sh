@@ -20,7 +20,7 @@ cluster_net
 echo "service address 10.0.0.1:80 is owned by node 1; node 2 is its permanency peer"
 
 say "each server declares what it owns; peers record each other's declarations"
-OWNER="--node 1 --addr 10.0.0.1 --mac 02:00:00:00:00:01 --ports 80 --ports 8000-8099 --app travel-query --rx deliver"
+OWNER="--node 1 --addr 10.0.0.1 --mac 02:00:00:00:00:01 --ports 80 --ports 8000-8099 --app travel-query --rx unanswered"
 PEER="--node 2 --addr 10.0.0.2 --mac 02:00:00:00:00:02 --ports 9000 --app travel-query"
 in_ns owner permctl decl add $OWNER --local
 in_ns owner permctl decl add $PEER
@@ -77,9 +77,27 @@ echo "        and the client sends query 21 while it is down"
 /bin/ip netns exec client ptcp-testapp echo-client 10.0.0.1:8000 40 /tmp/crash >/tmp/agent.out 2>&1 &
 agent=$!
 while [ ! -e /tmp/crash.wait ]; do sleep 0.1; done
+echo "next to it, an unmodified web server (Debian's lighttpd) on 10.0.0.1:8080 and peer,"
+echo "and Debian's curl: one keep-alive connection, a 20 KB file every 2 s, 5 times"
+mkdir -p /tmp/www && head -c 20000 /dev/urandom >/tmp/www/f.bin
+for ns in owner peer; do
+	printf 'server.document-root = "/tmp/www"\nserver.port = 8080\nserver.errorlog = "/tmp/lt-%s.log"\nserver.upload-dirs = ("/tmp")\n' \
+		$ns >/tmp/lt-$ns.conf
+	/bin/ip netns exec $ns lighttpd -D -f /tmp/lt-$ns.conf &
+	eval lt_$ns=$!
+done
+sleep 1
+rm -f /tmp/curl.out
+/bin/ip netns exec client curl -sS --rate 30/m -w '%{stderr}%{num_connects} %{local_port} %{http_code} %{time_total}\n' \
+	-o /tmp/f1 http://10.0.0.1:8080/f.bin -o /tmp/f2 http://10.0.0.1:8080/f.bin \
+	-o /tmp/f3 http://10.0.0.1:8080/f.bin -o /tmp/f4 http://10.0.0.1:8080/f.bin \
+	-o /tmp/f5 http://10.0.0.1:8080/f.bin 2>/tmp/curl.out &
+curl_pid=$!
+wait_lines /tmp/curl.out 2
 in_ns peer permctl conns
-echo "*** owner crash: link cut, server process killed; nothing is sent"
+echo "*** owner crash: link cut, both server processes killed; nothing is sent"
 crash_owner $owner_pid
+kill -9 $lt_owner
 t0=$(uptime_ms)
 touch /tmp/crash
 sleep 1
@@ -94,7 +112,15 @@ echo "returned, and answered $((worst - (t1 - t0))) ms after it. Without the pro
 awk -v t=$((t1 - t0)) 'BEGIN { n = split("200 600 1400 3000 6200 12600", r, " ");
 	for (i = 1; i <= n; i++) if (r[i] > t) { printf "waited for the client'"'"'s next retransmission, about %d ms after sending\n", r[i]; exit } }'
 echo "(its timer backs off: about 0.2, 0.6, 1.4, 3 s ... after sending)"
-kill -9 $peer_pid 2>/dev/null
+wait $curl_pid
+echo "curl (new connections, local port, status, seconds per request):"
+sed 's/^/  /' /tmp/curl.out
+ok=yes
+for i in 1 2 3 4 5; do cmp -s /tmp/f$i /tmp/www/f.bin || ok=; done
+[ "$(awk '{ c += $1 } END { print c }' /tmp/curl.out)" = 1 ] || ok=
+[ -n "$ok" ] && echo "lighttpd on the peer answered the rest: one connection, every body right" ||
+	echo "lighttpd: FAILED"
+kill -9 $peer_pid $lt_peer 2>/dev/null
 
 say "unload with namespaces and declarations present"
 run rmmod permtcp

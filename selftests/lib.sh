@@ -124,10 +124,11 @@ cluster_net() {
 
 
 # cluster_net, then the owner and the peer exchange declarations and the peer snoops eth0
-# (with the extra `permctl snoop start` options in SNOOP_OPTS, if set).
+# (with the extra `permctl snoop start` options in SNOOP_OPTS, if set; the owner's
+# declaration gets the extra `permctl decl add` options in OWNER_OPTS).
 cluster_up() {
 	cluster_net
-	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90"
+	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90 $OWNER_OPTS"
 	PEER_DECL="--node 2 --addr 10.0.0.2 --addr fd00::2 --mac 02:00:00:00:00:02 --ports 80-90"
 	/bin/ip netns exec owner permctl decl add $OWNER_DECL --local >/dev/null &&
 		/bin/ip netns exec owner permctl decl add $PEER_DECL >/dev/null &&
@@ -196,6 +197,17 @@ case_done() { # description [pid...]
 	cluster_down
 	unload_module
 	check "$desc_" kernel_log_clean
+}
+
+# Waits until file $1 has at least $2 lines, up to $3 hundredths of a second (default 3000);
+# fails when it does not.
+wait_lines() { # file lines [hundredths]
+	t_=0
+	while [ "$(wc -l <"$1" 2>/dev/null || echo 0)" -lt "$2" ]; do
+		[ $t_ -lt "${3:-3000}" ] || return 1
+		sleep 0.01
+		t_=$((t_ + 1))
+	done
 }
 
 # Milliseconds since boot (10 ms resolution), for timing a step.

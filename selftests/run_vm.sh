@@ -39,8 +39,13 @@ work=$base/run.$$
 rm -rf "$work"
 mkdir -p "$work"
 trap 'rm -rf "$base/last"; mv "$work" "$base/last" 2>/dev/null || true' EXIT
-# The selftests get Python and the kernel's YNL client too, for ynl.sh.
-if [ "$mode" = selftests ]; then build_initramfs "$work" python; else build_initramfs "$work"; fi
+# The selftests get Python and the kernel's YNL client too, for ynl.sh; they and the demo
+# get the unmodified Debian servers and clients.
+case $mode in
+selftests) build_initramfs "$work" python servers ;;
+demo) build_initramfs "$work" servers ;;
+*) build_initramfs "$work" ;;
+esac
 
 qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"

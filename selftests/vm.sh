@@ -23,10 +23,11 @@ vm_inputs() {
 
 # Builds DIR/initramfs.gz: busybox, iproute2, permctl, permtcpd, ptcp-testapp, the module, the
 # selftests directory and selftests/init as /init (which reads its mode from the kernel
-# command line); with "python", also Python and the kernel's YNL client (copy_python).
-# DIR/root is the tree it was made from.
-build_initramfs() { # dir [python]
-	local work=$1 root=$1/root
+# command line); with "python", also Python and the kernel's YNL client (copy_python); with
+# "servers", the unmodified Debian programs of takeover_unmodified_*.sh and the demo
+# (copy_servers). DIR/root is the tree it was made from.
+build_initramfs() { # dir [python] [servers]
+	local work=$1 root=$1/root extra=" ${*:2} "
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
 	# Copies the libraries a dynamically linked program or extension module needs.
@@ -49,7 +50,8 @@ build_initramfs() { # dir [python]
 	copy_prog "$testapp" bin/ptcp-testapp
 	# nft, for the benchmark's conntrack comparison (optional).
 	if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi
-	[ "${2:-}" != python ] || copy_python
+	[[ $extra != *" python "* ]] || copy_python
+	[[ $extra != *" servers "* ]] || copy_servers
 	install -m644 "$module" "$root/lib/modules/permtcp.ko"
 	cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
 	install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
@@ -101,6 +103,18 @@ copy_python() {
 		"$root/usr/lib/ynl/specs/nlctrl.yaml"
 	install -D -m644 "$PERMTCP_ROOT/Documentation/netlink/specs/permtcp.yaml" \
 		"$root/usr/share/permtcp/permtcp.yaml"
+}
+
+# Into build_initramfs's $root: stock Debian server and client programs, unmodified, with
+# their libraries (lighttpd and curl: HTTP/1.1 keep-alive; memcached, with busybox nc as
+# its client: a line-based request/response protocol), for the takeover of unmodified
+# applications. Dies when one is missing on the host (make setup installs them).
+copy_servers() {
+	local p
+	for p in /usr/sbin/lighttpd /usr/bin/curl /usr/bin/memcached; do
+		[ -x "$p" ] || die "missing $p (run make setup)"
+		copy_prog "$p" "${p#/}"
+	done
 }
 
 # Prints kvm or tcg.  KVM hangs on some of these machines: it is used only where a short

@@ -12,7 +12,7 @@
 use super::bounded::Bounded;
 use super::errno::{code, inval, Error};
 use super::nla::{Attr, Attrs, Seen, Writer};
-use super::uapi::{arp, attr, decl_attr, failover, proto, range_attr, rxdata};
+use super::uapi::{arp, attr, decl_attr, failover, midresp, proto, range_attr, rxdata};
 
 /// Maximum IPv4 addresses per declaration.
 pub const MAX_ADDRS4: usize = 16;
@@ -124,14 +124,29 @@ pub enum ArpPolicy {
     Fixed(u32),
 }
 
-/// What happens to received bytes the owner's application may not have read.
+/// What happens to received bytes the owner's application may not have read
+/// (Documentation/takeover.rst, "Received data").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RxPolicy {
-    /// Delivered to the restarted application, which discards duplicates.
-    #[default]
+    /// Delivered to the restarted application from the first retained byte, which discards
+    /// duplicates by the stream offsets.
     Deliver,
     /// Dropped; the application asks for them again.
     Drop,
+    /// Only the bytes that arrived after the owner last sent new data are delivered: an
+    /// unmodified request/response server never reads a request it had answered.
+    #[default]
+    Unanswered,
+}
+
+/// What a takeover does with a connection whose owner was in the middle of its output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MidResponse {
+    /// Rebuilt as any other: an application resuming by the stream offsets continues.
+    #[default]
+    Continue,
+    /// Reset at once, so that an unmodified client fails fast instead of waiting.
+    Reset,
 }
 
 /// One node's ownership declaration.
@@ -163,6 +178,8 @@ pub struct Declaration {
     pub apps: Bounded<AppName, MAX_APPS>,
     /// Received-data policy.
     pub rx: RxPolicy,
+    /// Mid-response choice.
+    pub mid: MidResponse,
 }
 
 fn push<T: Copy + Default, const N: usize>(
@@ -289,7 +306,16 @@ impl Declaration {
                     d.rx = match a.u8()? {
                         rxdata::DELIVER => RxPolicy::Deliver,
                         rxdata::DROP => RxPolicy::Drop,
+                        rxdata::UNANSWERED => RxPolicy::Unanswered,
                         _ => return inval(c"unknown received-data policy"),
+                    };
+                }
+                decl_attr::MID_RESPONSE => {
+                    seen.once(a.kind)?;
+                    d.mid = match a.u8()? {
+                        midresp::CONTINUE => MidResponse::Continue,
+                        midresp::RESET => MidResponse::Reset,
+                        _ => return inval(c"unknown mid-response choice"),
                     };
                 }
                 decl_attr::LOCAL => {
@@ -482,6 +508,14 @@ impl Declaration {
             match self.rx {
                 RxPolicy::Deliver => rxdata::DELIVER,
                 RxPolicy::Drop => rxdata::DROP,
+                RxPolicy::Unanswered => rxdata::UNANSWERED,
+            },
+        )?;
+        w.put_u8(
+            decl_attr::MID_RESPONSE,
+            match self.mid {
+                MidResponse::Continue => midresp::CONTINUE,
+                MidResponse::Reset => midresp::RESET,
             },
         )
     }

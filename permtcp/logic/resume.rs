@@ -13,12 +13,32 @@
 //! receive queue starts at the first retained byte of the run ending at the last received
 //! byte, so the application reads some bytes again and skips them by offset; with
 //! [`RxPolicy::Drop`] it starts at the owner's acknowledgement (only unacknowledged bytes are
-//! queued) and the application asks its client again for what it missed.
+//! queued) and the application asks its client again for what it missed; with
+//! [`RxPolicy::Unanswered`] it starts at the acknowledgement the owner's last new data carried
+//! (every client byte that had reached the owner when it last sent new data counts as
+//! answered), or at the first retained byte when that is further on, so that an unmodified
+//! request/response server reads the requests it had not answered and none it had.
+//!
+//! Mid-response ([`Resume::mid_response`]): whether the owner was in the middle of its output
+//! when it stopped, as far as the wire shows it; an unmodified server cannot continue such a
+//! response, and its client waits for the rest.
 
 use crate::logic::decl::RxPolicy;
 use crate::logic::seq::{self, Seq};
 use crate::logic::seqbuf::ChunkAlloc;
 use crate::logic::track::{Conn, Side};
+
+/// Why the owner is taken to have been in the middle of its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MidReason {
+    /// Its last bytes on the wire came without a push: the rest of that write was still in
+    /// its send queue (Linux pushes the tail of every write).
+    Unpushed,
+    /// Its last new data filled the client's receive window (to within one MSS): it was held
+    /// back by the client. (The client's later window updates, sent while the owner was
+    /// dead, do not count.)
+    WindowFull,
+}
 
 /// Byte ranges and offsets of one connection at takeover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +61,9 @@ pub struct Resume {
     pub data_offset: u32,
     /// Stream offset of `recv_from`: the first byte the application reads.
     pub recv_offset: u32,
+    /// The owner was in the middle of its output, and why; `None` when its output ended
+    /// with a completed write (or its FIN).
+    pub mid_response: Option<MidReason>,
 }
 
 /// Start of the retained run of `side` that reaches `at`, or `at` when none does.
@@ -66,6 +89,22 @@ pub fn resume<A: ChunkAlloc>(c: &Conn<A>, rx: RxPolicy) -> Resume {
     let recv_from = match rx {
         RxPolicy::Deliver => run_start(c, Side::Client, recv_una),
         RxPolicy::Drop => recv_una,
+        RxPolicy::Unanswered => {
+            let start = run_start(c, Side::Client, recv_una);
+            match o.answered.map(|a| upto(a, recv_una)) {
+                Some(a) if seq::after(a, start) => a,
+                _ => start,
+            }
+        }
+    };
+    let mid_response = if o.fin.is_some() {
+        None
+    } else if seq::after(sent_end, o.push_end) {
+        Some(MidReason::Unpushed)
+    } else if o.limited {
+        Some(MidReason::WindowFull)
+    } else {
+        None
     };
     let offset = |isn: Seq, s: Seq| seq::dist(isn.wrapping_add(1), s);
     Resume {
@@ -78,5 +117,6 @@ pub fn resume<A: ChunkAlloc>(c: &Conn<A>, rx: RxPolicy) -> Resume {
         sent_offset: offset(o.isn, sent_end),
         data_offset: offset(o.isn, sent_from),
         recv_offset: offset(cl.isn, recv_from),
+        mid_response,
     }
 }

@@ -530,6 +530,8 @@ pub struct TakenInfo {
     pub rx_deliver: bool,
     /// Milliseconds since the takeover.
     pub age_ms: u64,
+    /// The declared received-data policy ([`super::uapi::rxdata`]); 0 when not reported.
+    pub rx_policy: u8,
 }
 
 impl TakenInfo {
@@ -545,6 +547,9 @@ impl TakenInfo {
             w.put_flag(taken_attr::RX_DELIVER)?;
         }
         w.put_u64(taken_attr::AGE_MS, self.age_ms)?;
+        if self.rx_policy != 0 {
+            w.put_u8(taken_attr::RX_POLICY, self.rx_policy)?;
+        }
         w.nest_end(nest)
     }
 
@@ -568,6 +573,7 @@ impl TakenInfo {
                     t.rx_deliver = true;
                 }
                 taken_attr::AGE_MS => t.age_ms = a.u64()?,
+                taken_attr::RX_POLICY => t.rx_policy = a.u8()?,
                 _ => return inval(c"unknown taken-connection attribute"),
             }
         }

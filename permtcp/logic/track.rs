@@ -149,6 +149,17 @@ pub struct Half<A: ChunkAlloc> {
     pub write_error: Option<NotReady>,
     /// Retained data it sent.
     pub data: SeqBuf<A>,
+    /// One past the last byte of the highest segment it sent with PSH: where its last write
+    /// seen complete on the wire ended (Linux pushes the tail of every write; a later byte
+    /// without a push after it belongs to a write still going out).
+    pub push_end: Seq,
+    /// The acknowledgement its last segment with new data carried: the other side's bytes
+    /// that had reached it when it last sent new data (for the owner: the client bytes it
+    /// demonstrably answered, `None` before it sent any data).
+    pub answered: Option<Seq>,
+    /// Its last new data reached (within one MSS) the right edge of the window the other
+    /// side had advertised: the other side's receive window held it back.
+    pub limited: bool,
 }
 
 impl<A: ChunkAlloc> Half<A> {
@@ -173,6 +184,9 @@ impl<A: ChunkAlloc> Half<A> {
             unseen: None,
             write_error: None,
             data: SeqBuf::new(0),
+            push_end: 0,
+            answered: None,
+            limited: false,
         }
     }
 
@@ -190,6 +204,7 @@ impl<A: ChunkAlloc> Half<A> {
         self.anchored = true;
         self.ts = seg.opts.ts;
         self.data = SeqBuf::new(seg.seq.wrapping_add(1));
+        self.push_end = self.nxt;
     }
 
     /// Where the receiver of this side's data stands (its `rcv_nxt`): the first byte missing
@@ -279,6 +294,7 @@ impl<A: ChunkAlloc> Conn<A> {
         let h = &mut c.half[from.idx()];
         (h.isn, h.nxt, h.una, h.win_seq) = (seg.seq, end, seg.seq, seg.seq);
         h.anchored = true;
+        h.push_end = end;
         h.data = SeqBuf::new(seg.seq);
         if seg.has(flags::ACK) {
             c.anchor(from.other(), seg.ack);
@@ -292,6 +308,7 @@ impl<A: ChunkAlloc> Conn<A> {
         let o = &mut self.half[side.idx()];
         (o.isn, o.nxt, o.una, o.win_seq) = (ack, ack, ack, ack);
         o.anchored = true;
+        o.push_end = ack;
         o.data = SeqBuf::new(ack);
     }
 
@@ -431,6 +448,7 @@ impl<A: ChunkAlloc> Conn<A> {
             // A connection not seen from its SYN is never taken over here: its data is not kept.
             if seg.payload_len > 0 {
                 self.store(alloc, from, seg, payload);
+                self.note_output(from, seg);
             }
         }
         let h = &mut self.half[f];
@@ -507,6 +525,31 @@ impl<A: ChunkAlloc> Conn<A> {
         let acked = seq::dist(r.isn.wrapping_add(1), r.una);
         let behind = s.max_win.min(acked);
         !seq::before(seg.ack, r.una.wrapping_sub(behind))
+    }
+
+    /// Records the write boundaries and the answered bytes of a segment with data (before
+    /// `nxt` moves on).
+    fn note_output(&mut self, from: Side, seg: &Segment) {
+        let (f, o) = (from.idx(), from.other().idx());
+        let data_end = seg.seq.wrapping_add(seg.payload_len);
+        if seq::after(data_end, self.half[f].nxt) {
+            let r = &self.half[o];
+            let mss = u32::from(r.syn_opts.mss.unwrap_or(536));
+            let edge = self.half[f].una.wrapping_add(r.win);
+            self.half[f].limited = seq::after(data_end.wrapping_add(mss), edge);
+        }
+        let h = &mut self.half[f];
+        if seg.has(flags::PSH) && seq::after(data_end, h.push_end) {
+            h.push_end = data_end;
+        }
+        // New data: it goes past everything sent before (a retransmission carries a newer
+        // acknowledgement than the data it repeats answered).
+        if seg.has(flags::ACK)
+            && seq::after(data_end, h.nxt)
+            && h.answered.is_none_or(|a| seq::after(seg.ack, a))
+        {
+            h.answered = Some(seg.ack);
+        }
     }
 
     fn invalid(&mut self) -> Verdict {

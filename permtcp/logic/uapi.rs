@@ -86,6 +86,8 @@ pub mod taken_attr {
     pub const RX_DELIVER: u16 = 9;
     /// u64: milliseconds since the takeover.
     pub const AGE_MS: u16 = 10;
+    /// u8: the declared received-data policy ([`super::rxdata`]).
+    pub const RX_POLICY: u16 = 11;
 }
 
 /// Attributes of a fail-over directive ([`attr::DIRECTIVE`]).
@@ -229,12 +231,15 @@ pub mod decl_attr {
     pub const ARP_NODE: u16 = 9;
     /// NUL-terminated string, repeatable: an application that must run.
     pub const APP: u16 = 10;
-    /// u8: received-data policy ([`super::rxdata`]); default deliver.
+    /// u8: received-data policy ([`super::rxdata`]); default unanswered.
     pub const RX_POLICY: u16 = 11;
     /// flag: this is the declaration of the node the namespace runs on.
     pub const LOCAL: u16 = 12;
+    /// u8: what a takeover does with a connection whose owner was mid-response
+    /// ([`super::midresp`]); default continue.
+    pub const MID_RESPONSE: u16 = 13;
     /// Highest attribute number.
-    pub const MAX: u16 = LOCAL;
+    pub const MAX: u16 = MID_RESPONSE;
 }
 
 /// Attributes nested in [`decl_attr::PORTS`].
@@ -448,6 +453,20 @@ pub mod rxdata {
     pub const DELIVER: u8 = 1;
     /// Drop them; the application asks the client to send again.
     pub const DROP: u8 = 2;
+    /// Deliver only those that arrived after the owner last sent new data (the default): an
+    /// unmodified request/response server reads no request it had answered.
+    pub const UNANSWERED: u8 = 3;
+}
+
+/// Mid-response choices: what a takeover does with a connection whose owner was in the middle
+/// of its output (its last write not all on the wire, or the client's window full).
+pub mod midresp {
+    /// Rebuild it as any other (the default): an application that resumes by the stream
+    /// offsets continues the output.
+    pub const CONTINUE: u8 = 1;
+    /// Reset it at once: an unmodified server cannot continue a response it does not know
+    /// it was sending, and its client would wait for the rest until an idle timeout.
+    pub const RESET: u8 = 2;
 }
 
 /// IP protocol numbers.

@@ -9,12 +9,13 @@ load_module
 check "add a local declaration with every field" \
 	permctl decl add --node 1 --local --addr 192.0.2.1 --addr 2001:db8::1 \
 	--mac 02:00:00:00:00:01 --mac 02:00:00:00:01:01 --ports 80 --ports 8000-8999 \
-	--proto tcp --failover smallest-id --arp smallest-id --app travel-query --app db --rx drop
+	--proto tcp --failover smallest-id --arp smallest-id --app travel-query --app db --rx drop \
+	--mid-response reset
 check "add a peer-list declaration with a fixed ARP node" \
 	permctl decl add --node 2 --addr 198.51.100.2 --ports 443@3,1 --ports 5000-5010@1 \
 	--failover peer-list --arp node:3
 
-expected='[{"node_id":1,"local":true,"addresses":["192.0.2.1","2001:db8::1"],"macs":["02:00:00:00:00:01","02:00:00:00:01:01"],"ports":["80","8000-8999"],"protocol":"tcp","failover":"smallest-id","arp":"smallest-id","applications":["travel-query","db"],"rx_data":"drop"},{"node_id":2,"local":false,"addresses":["198.51.100.2"],"macs":[],"ports":["443@3,1","5000-5010@1"],"protocol":"tcp","failover":"peer-list","arp":"node:3","applications":[],"rx_data":"deliver"}]'
+expected='[{"node_id":1,"local":true,"addresses":["192.0.2.1","2001:db8::1"],"macs":["02:00:00:00:00:01","02:00:00:00:01:01"],"ports":["80","8000-8999"],"protocol":"tcp","failover":"smallest-id","arp":"smallest-id","applications":["travel-query","db"],"rx_data":"drop","mid_response":"reset"},{"node_id":2,"local":false,"addresses":["198.51.100.2"],"macs":[],"ports":["443@3,1","5000-5010@1"],"protocol":"tcp","failover":"peer-list","arp":"node:3","applications":[],"rx_data":"unanswered","mid_response":"continue"}]'
 got=$(permctl --json decl list)
 if [ "$got" = "$expected" ]; then
 	ktap_result ok "JSON list returns exactly what was declared"

@@ -6,8 +6,8 @@
 # error and no wrong byte. IPv4 and IPv6, with the crash
 # - between two rounds;
 # - unanswered: after the owner's kernel acknowledged a request its application read and
-#   never answered (the peer delivers the client's bytes again, the declared policy, and
-#   its application answers what the dead one had not);
+#   never answered (it arrived after the owner's last answer, so the default policy,
+#   unanswered, delivers it again, and the peer's application answers it);
 # - outage: before the client's request, which only the peer's mirror sees; the takeover
 #   acknowledges and answers it at once instead of waiting for the client's next
 #   retransmission (its timer backs off: ~0.2, 0.6, 1.4, 3 s after sending).

@@ -5,8 +5,9 @@
 #   accept()) continues the stream from the offset permctl reports, after checking the sent
 #   bytes permtcp kept against its own regeneration; the client's bytes equal a crash-free
 #   run (every byte checked, and the checksum);
-# - a bulk upload whose server application fell behind: with the declared "deliver" policy
-#   and the peer keeping up to 8 MiB of client data behind the owner's acknowledgement (the
+# - a bulk upload whose server application fell behind: with the default "unanswered"
+#   policy (the owner never answered: every kept client byte is delivered, as with
+#   "deliver") and the peer keeping up to 8 MiB of client data behind the owner's acknowledgement (the
 #   owner's tcp_rmem maximum is 6 MiB), the peer's application reads again from at or before
 #   where the dead one stopped, so no client byte is lost, and it answers the client.
 # IPv4 and IPv6; the client is unmodified and sees no error.

@@ -23,17 +23,17 @@ check_json "status-get (do): version 1, no declaration, capacity 64" \
 decl7='{"node-id": 7, "local": true, "addr4": ["192.0.2.7"], "addr6": ["2001:db8::7"],
 	"mac": ["02:00:00:00:00:07"], "ports": [{"lo": 80, "hi": 80}, {"lo": 8000, "hi": 8999}],
 	"proto": 6, "failover": "smallest-id", "arp-policy": "fixed", "arp-node": 3,
-	"app": ["svc7", "db"], "rx-policy": "drop"}'
+	"app": ["svc7", "db"], "rx-policy": "drop", "mid-response": "reset"}'
 check "decl-add (do) through YNL" ynl --do decl-add --json "{\"decl\": $decl7}"
 check_json "decl-get (dump) through YNL returns exactly what was declared" \
 	"d == [{'decl': json.loads('''$decl7''')}]" ynl --dump decl-get
-expected='[{"node_id":7,"local":true,"addresses":["192.0.2.7","2001:db8::7"],"macs":["02:00:00:00:00:07"],"ports":["80","8000-8999"],"protocol":"tcp","failover":"smallest-id","arp":"node:3","applications":["svc7","db"],"rx_data":"drop"}]'
+expected='[{"node_id":7,"local":true,"addresses":["192.0.2.7","2001:db8::7"],"macs":["02:00:00:00:00:07"],"ports":["80","8000-8999"],"protocol":"tcp","failover":"smallest-id","arp":"node:3","applications":["svc7","db"],"rx_data":"drop","mid_response":"reset"}]'
 check_json "permctl reads the YNL declaration back" "d == json.loads('$expected')" \
 	permctl --json decl list
 check "permctl adds a peer-list declaration" \
 	permctl decl add --node 2 --addr 198.51.100.2 --ports 443@3,1 --failover peer-list
 check_json "YNL reads permctl's declaration: nested ranges with ordered peers" \
-	"d[1] == {'decl': {'node-id': 2, 'addr4': ['198.51.100.2'], 'ports': [{'lo': 443, 'hi': 443, 'peer': [3, 1]}], 'proto': 6, 'failover': 'peer-list', 'arp-policy': 'follow-failover', 'rx-policy': 'deliver'}}" \
+	"d[1] == {'decl': {'node-id': 2, 'addr4': ['198.51.100.2'], 'ports': [{'lo': 443, 'hi': 443, 'peer': [3, 1]}], 'proto': 6, 'failover': 'peer-list', 'arp-policy': 'follow-failover', 'rx-policy': 'unanswered', 'mid-response': 'continue'}}" \
 	ynl --dump decl-get
 check_json "status-get counts two declarations and the local node" \
 	'd["decl-count"] == 2 and d["local-node"] == 7' ynl --do status-get

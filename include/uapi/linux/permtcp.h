@@ -99,6 +99,7 @@ enum permtcp_decl_attr {
 	PERMTCP_DECL_A_APP = 10,	/* string */
 	PERMTCP_DECL_A_RX_POLICY = 11,	/* u8: enum permtcp_rx_policy */
 	PERMTCP_DECL_A_LOCAL = 12,	/* flag */
+	PERMTCP_DECL_A_MID_RESPONSE = 13,	/* u8: enum permtcp_mid_response */
 	__PERMTCP_DECL_A_MAX,
 };
 #define PERMTCP_DECL_A_MAX (__PERMTCP_DECL_A_MAX - 1)
@@ -170,6 +171,7 @@ enum permtcp_taken_attr {
 	PERMTCP_TAKEN_A_DATA_LEN = 8,		/* u32: kept sent bytes */
 	PERMTCP_TAKEN_A_RX_DELIVER = 9,		/* flag: received data delivered again */
 	PERMTCP_TAKEN_A_AGE_MS = 10,		/* u64 */
+	PERMTCP_TAKEN_A_RX_POLICY = 11,		/* u8: enum permtcp_rx_policy */
 	__PERMTCP_TAKEN_A_MAX,
 };
 #define PERMTCP_TAKEN_A_MAX (__PERMTCP_TAKEN_A_MAX - 1)
@@ -254,6 +256,12 @@ enum permtcp_arp_policy {
 enum permtcp_rx_policy {
 	PERMTCP_RX_DELIVER = 1,
 	PERMTCP_RX_DROP = 2,
+	PERMTCP_RX_UNANSWERED = 3,
+};
+
+enum permtcp_mid_response {
+	PERMTCP_MID_RESPONSE_CONTINUE = 1,
+	PERMTCP_MID_RESPONSE_RESET = 2,
 };
 
 #endif /* _UAPI_LINUX_PERMTCP_H */

@@ -85,6 +85,7 @@ fn round_trip_every_field() {
     d.ranges.as_mut_slice()[1].peers.push(9).unwrap();
     d.arp = ArpPolicy::Fixed(4);
     d.rx = RxPolicy::Drop;
+    d.mid = MidResponse::Reset;
     d.apps.push(AppName::new(b"db").unwrap()).unwrap();
     let parsed = parse_add_request(&encode(&d)).unwrap();
     assert_eq!(parsed, d);
@@ -97,8 +98,27 @@ fn defaults_for_omitted_policies() {
     let d = parse_add_request(&raw(minimal)).unwrap();
     assert_eq!(d.failover, FailoverPolicy::SmallestId);
     assert_eq!(d.arp, ArpPolicy::FollowFailover);
-    assert_eq!(d.rx, RxPolicy::Deliver);
+    assert_eq!(d.rx, RxPolicy::Unanswered, "right for unmodified servers");
+    assert_eq!(d.mid, MidResponse::Continue, "as before the choice existed");
     assert!(!d.local);
+}
+
+#[test]
+fn every_received_data_policy_and_mid_response_choice_round_trips() {
+    for rx in [RxPolicy::Deliver, RxPolicy::Drop, RxPolicy::Unanswered] {
+        for mid in [MidResponse::Continue, MidResponse::Reset] {
+            let mut d = sample(4);
+            (d.rx, d.mid) = (rx, mid);
+            assert_eq!(parse_add_request(&encode(&d)).unwrap(), d);
+        }
+    }
+    for (kind, bad) in [(decl_attr::RX_POLICY, 4), (decl_attr::MID_RESPONSE, 3)] {
+        let req = raw(|w| {
+            minimal(w);
+            w.put_u8(kind, bad).unwrap();
+        });
+        assert!(parse_add_request(&req).is_err(), "value {bad} of {kind}");
+    }
 }
 
 #[test]
@@ -178,7 +198,7 @@ fn minimal_without(w: &mut Writer<'_>, skip: u16) {
 
 #[test]
 fn unknown_policies_and_protocols() {
-    let cases: [(u16, u8, i32, &str); 5] = [
+    let cases: [(u16, u8, i32, &str); 6] = [
         (
             decl_attr::FAILOVER,
             9,
@@ -188,9 +208,15 @@ fn unknown_policies_and_protocols() {
         (decl_attr::ARP_POLICY, 0, code::EINVAL, "unknown ARP policy"),
         (
             decl_attr::RX_POLICY,
-            3,
+            4,
             code::EINVAL,
             "unknown received-data policy",
+        ),
+        (
+            decl_attr::MID_RESPONSE,
+            0,
+            code::EINVAL,
+            "unknown mid-response choice",
         ),
         (
             decl_attr::PROTO,

@@ -760,6 +760,7 @@ fn events_round_trip_and_must_match_their_command() {
                 data_len: 5,
                 rx_deliver: true,
                 age_ms: 0,
+                rx_policy: 1,
             },
         },
         Event::Reset {

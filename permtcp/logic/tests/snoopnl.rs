@@ -129,6 +129,7 @@ fn taken_info_round_trips() {
         data_len: 4990,
         rx_deliver: true,
         age_ms: 12,
+        rx_policy: permtcp_logic::uapi::rxdata::DELIVER,
     };
     let mut buf = [0u8; 256];
     let mut wr = Writer::new(&mut buf);
@@ -139,6 +140,7 @@ fn taken_info_round_trips() {
     assert_eq!(TakenInfo::parse(a.data), Ok(t));
     let plain = TakenInfo {
         rx_deliver: false,
+        rx_policy: permtcp_logic::uapi::rxdata::UNANSWERED,
         ..t
     };
     let mut wr = Writer::new(&mut buf);

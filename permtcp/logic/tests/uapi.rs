@@ -29,6 +29,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("failover", "PERMTCP_FAILOVER_"),
     ("arp", "PERMTCP_ARP_"),
     ("rxdata", "PERMTCP_RX_"),
+    ("midresp", "PERMTCP_MID_RESPONSE_"),
 ];
 
 const SPEC: &str = "../../Documentation/netlink/specs/permtcp.yaml";

@@ -21,7 +21,7 @@ mod takeover;
 use clap::{Args, Parser, Subcommand};
 use permctl::spec::{self, done, DeclSpec};
 use permctl::{Client, CtlError};
-use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, MidResponse, PortRange, RxPolicy};
 use permtcp_logic::track::Side;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -209,9 +209,14 @@ struct AddArgs {
     /// An application that must run (repeatable).
     #[arg(long = "app")]
     apps: Vec<String>,
-    /// Received-data policy: deliver or drop.
-    #[arg(long, default_value = "deliver", value_parser = spec::parse_rx)]
+    /// Received-data policy: unanswered (client bytes that arrived after the owner's last
+    /// output), deliver (all kept) or drop (only those not acknowledged).
+    #[arg(long, default_value = "unanswered", value_parser = spec::parse_rx)]
     rx: RxPolicy,
+    /// Connections whose owner was mid-response: continue (rebuilt for an application that
+    /// resumes by the offsets) or reset (at once, for unmodified servers).
+    #[arg(long, default_value = "continue", value_parser = spec::parse_mid)]
+    mid_response: MidResponse,
 }
 
 impl From<AddArgs> for DeclSpec {
@@ -227,6 +232,7 @@ impl From<AddArgs> for DeclSpec {
             arp: a.arp,
             apps: a.apps,
             rx: a.rx,
+            mid: a.mid_response,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! MACs, port ranges, policies and raw hex, the human and JSON views of declarations and
 //! connection endpoints, and the one-line confirmation of a changing command.
 
-use permtcp_logic::decl::{AppName, ArpPolicy, Declaration, FailoverPolicy, PortRange, RxPolicy};
+use permtcp_logic::decl::{
+    AppName, ArpPolicy, Declaration, FailoverPolicy, MidResponse, PortRange, RxPolicy,
+};
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::uapi::proto;
@@ -112,13 +114,34 @@ pub fn parse_arp(s: &str) -> Result<ArpPolicy, String> {
     }
 }
 
-/// Parses `deliver` or `drop`.
+/// Parses `unanswered`, `deliver` or `drop`.
 pub fn parse_rx(s: &str) -> Result<RxPolicy, String> {
     match s {
+        "unanswered" => Ok(RxPolicy::Unanswered),
         "deliver" => Ok(RxPolicy::Deliver),
         "drop" => Ok(RxPolicy::Drop),
         _ => Err(format!(
-            "unknown received-data policy '{s}' (deliver, drop)"
+            "unknown received-data policy '{s}' (unanswered, deliver, drop)"
+        )),
+    }
+}
+
+/// The name of a received-data policy, as `--rx` takes it.
+pub fn rx_name(rx: RxPolicy) -> &'static str {
+    match rx {
+        RxPolicy::Unanswered => "unanswered",
+        RxPolicy::Deliver => "deliver",
+        RxPolicy::Drop => "drop",
+    }
+}
+
+/// Parses `continue` or `reset`.
+pub fn parse_mid(s: &str) -> Result<MidResponse, String> {
+    match s {
+        "continue" => Ok(MidResponse::Continue),
+        "reset" => Ok(MidResponse::Reset),
+        _ => Err(format!(
+            "unknown mid-response choice '{s}' (continue, reset)"
         )),
     }
 }
@@ -146,6 +169,7 @@ pub struct DeclSpec {
     pub arp: ArpPolicy,
     pub apps: Vec<String>,
     pub rx: RxPolicy,
+    pub mid: MidResponse,
 }
 
 impl DeclSpec {
@@ -160,6 +184,7 @@ impl DeclSpec {
             failover: self.failover,
             arp: self.arp,
             rx: self.rx,
+            mid: self.mid,
             ..Default::default()
         };
         for a in &self.addrs {
@@ -202,6 +227,7 @@ pub struct DeclView {
     pub arp: String,
     pub applications: Vec<String>,
     pub rx_data: String,
+    pub mid_response: String,
 }
 
 impl From<&Declaration> for DeclView {
@@ -236,9 +262,10 @@ impl From<&Declaration> for DeclView {
                 .iter()
                 .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
                 .collect(),
-            rx_data: match d.rx {
-                RxPolicy::Deliver => "deliver".into(),
-                RxPolicy::Drop => "drop".into(),
+            rx_data: rx_name(d.rx).into(),
+            mid_response: match d.mid {
+                MidResponse::Continue => "continue".into(),
+                MidResponse::Reset => "reset".into(),
             },
         }
     }
@@ -255,7 +282,7 @@ impl DeclView {
             }
         };
         format!(
-            "node {}{}\n  addresses     {}\n  macs          {}\n  ports         {} ({})\n  failover      {}\n  arp           {}\n  applications  {}\n  rx-data       {}\n",
+            "node {}{}\n  addresses     {}\n  macs          {}\n  ports         {} ({})\n  failover      {}\n  arp           {}\n  applications  {}\n  rx-data       {}\n  mid-response  {}\n",
             self.node_id,
             if self.local { " (local)" } else { "" },
             list(&self.addresses),
@@ -266,6 +293,7 @@ impl DeclView {
             self.arp,
             list(&self.applications),
             self.rx_data,
+            self.mid_response,
         )
     }
 }
@@ -369,6 +397,11 @@ mod tests {
         assert_eq!(parse_failover("peer-list"), Ok(FailoverPolicy::PeerList));
         assert!(parse_failover("random").is_err());
         assert_eq!(parse_rx("drop"), Ok(RxPolicy::Drop));
+        assert_eq!(parse_rx("unanswered"), Ok(RxPolicy::Unanswered));
+        assert!(parse_rx("answered").is_err());
+        assert_eq!(parse_mid("reset"), Ok(MidResponse::Reset));
+        assert_eq!(parse_mid("continue"), Ok(MidResponse::Continue));
+        assert!(parse_mid("abort").is_err());
         assert_eq!(parse_proto("tcp"), Ok(6));
         assert_eq!(parse_proto("17"), Ok(17));
         assert!(parse_proto("icmp").is_err());

@@ -13,6 +13,7 @@
 //! `permctl directives` is gone.
 
 use permctl::{Client, CtlError};
+use permtcp_logic::uapi::rxdata;
 use serde::Serialize;
 
 /// `permctl takeover`: assumes the addresses, takes over, and lists the connections this
@@ -88,7 +89,7 @@ pub struct TakenView {
     /// Stream offset of the first kept sent byte (`permctl conn-data --side owner`).
     pub data_offset: u32,
     pub data_len: u32,
-    /// The declared received-data policy: `deliver` or `drop`.
+    /// The declared received-data policy: `unanswered`, `deliver` or `drop`.
     pub received_data: &'static str,
     pub age_ms: u64,
 }
@@ -107,7 +108,14 @@ pub fn taken(c: &Client, json: bool) -> Result<(), CtlError> {
                 recv_offset: t.recv_offset,
                 data_offset: t.data_offset,
                 data_len: t.data_len,
-                received_data: if t.rx_deliver { "deliver" } else { "drop" },
+                received_data: match t.rx_policy {
+                    rxdata::UNANSWERED => "unanswered",
+                    rxdata::DROP => "drop",
+                    rxdata::DELIVER => "deliver",
+                    // An older module reports only the flag.
+                    _ if t.rx_deliver => "deliver",
+                    _ => "drop",
+                },
                 age_ms: t.age_ms,
             }
         })

@@ -52,7 +52,10 @@ fn default_arp() -> String {
     "follow".into()
 }
 fn default_rx() -> String {
-    "deliver".into()
+    "unanswered".into()
+}
+fn default_mid_response() -> String {
+    "continue".into()
 }
 
 #[derive(Deserialize)]
@@ -129,6 +132,8 @@ struct RawDecl {
     apps: Vec<String>,
     #[serde(default = "default_rx")]
     rx: String,
+    #[serde(default = "default_mid_response")]
+    mid_response: String,
 }
 
 /// A configured peer.
@@ -220,6 +225,7 @@ impl RawDecl {
             arp: spec::parse_arp(&self.arp)?,
             apps: self.apps.clone(),
             rx: spec::parse_rx(&self.rx)?,
+            mid: spec::parse_mid(&self.mid_response)?,
         };
         let d = spec.build()?;
         d.validate().map_err(|e| e.text().to_string())?;
@@ -435,7 +441,7 @@ pub fn next_incarnation(path: &Path, now_ms: u64) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, RxPolicy};
+    use permtcp_logic::decl::{ArpPolicy, FailoverPolicy, MidResponse, RxPolicy};
     use permtcp_logic::uapi::proto;
 
     const EXAMPLE: &str = include_str!("../permtcpd.toml.example");
@@ -485,9 +491,10 @@ ports = ["80"]
             (
                 FailoverPolicy::SmallestId,
                 ArpPolicy::FollowFailover,
-                RxPolicy::Deliver
+                RxPolicy::Unanswered
             )
         );
+        assert_eq!(d.mid, MidResponse::Continue);
     }
 
     #[test]
@@ -499,7 +506,8 @@ macs = ["02:00:00:00:00:01"]
 failover = "peer-list"
 arp = "node:2"
 apps = ["travel-query"]
-rx = "drop""#,
+rx = "drop"
+mid_response = "reset""#,
         );
         let d = Config::parse(&text).unwrap().declaration;
         assert_eq!(d.ranges.len(), 2);
@@ -510,6 +518,7 @@ rx = "drop""#,
         );
         assert_eq!(d.arp, ArpPolicy::Fixed(2));
         assert_eq!(d.rx, RxPolicy::Drop);
+        assert_eq!(d.mid, MidResponse::Reset);
         assert_eq!(d.apps.as_slice()[0].as_bytes(), b"travel-query");
         assert_eq!(d.macs.as_slice(), &[[2, 0, 0, 0, 0, 1]]);
     }
