@@ -191,6 +191,12 @@ int ptcp_snoop_detach(struct ptcp_net *pn)
 	return err;
 }
 
+/* Whether the namespace belongs to the initial user namespace (the host's admin manages it). */
+bool ptcp_net_initial_userns(const struct ptcp_net *pn)
+{
+	return pn->net->user_ns == &init_user_ns;
+}
+
 u32 ptcp_snoop_ifindex(const struct ptcp_net *pn)
 {
 	return READ_ONCE(pn->ifindex);

@@ -25,8 +25,15 @@ use core::ffi::c_long;
 
 /// SNOOP_START: the request's limits over the defaults, then the device is hooked.
 fn snoop_start(state: &NetState, net: &Net<'_>, req: &StartRequest) -> Result<(), LogicError> {
+    let limits = req.limits();
+    if !net.initial_userns() && !limits.within_defaults() {
+        return Err(LogicError::new(
+            code::EPERM,
+            c"limits above the defaults need a namespace of the initial user namespace",
+        ));
+    }
     state
-        .snoop_start(net, req.ifindex, req.limits())
+        .snoop_start(net, req.ifindex, limits)
         .map_err(|e| match -e.to_errno() {
             code::ENODEV => LogicError::new(code::ENODEV, c"no such device in this namespace"),
             code::EBUSY => LogicError::new(code::EBUSY, c"already snooping a device"),

@@ -151,6 +151,7 @@ extern "C" {
     fn ptcp_snoop_attach(pn: *mut PtcpNet, ifindex: u32) -> c_int;
     fn ptcp_snoop_detach(pn: *mut PtcpNet) -> c_int;
     fn ptcp_snoop_ifindex(pn: *const PtcpNet) -> u32;
+    fn ptcp_net_initial_userns(pn: *const PtcpNet) -> bool;
     fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
     fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
     fn ptcp_skb_is_gso(skb: *const SkBuff) -> bool;
@@ -455,6 +456,12 @@ impl<'a> Net<'a> {
     pub(crate) fn ifindex(&self) -> u32 {
         // SAFETY: `pn` is valid (type invariant).
         unsafe { ptcp_snoop_ifindex(self.pn) }
+    }
+
+    /// Whether the namespace belongs to the initial user namespace.
+    pub(crate) fn initial_userns(&self) -> bool {
+        // SAFETY: `pn` is valid (type invariant).
+        unsafe { ptcp_net_initial_userns(self.pn) }
     }
 
     /// Nanoseconds spent in the hook and frames it processed since snooping started.

@@ -215,6 +215,19 @@ impl Limits {
             .max(u64::from(keep_received) + (1 << 20))
             .min(max_bytes)
     }
+
+    /// Whether these limits hold no more than the defaults do (more connections, bytes or
+    /// longer timeouts need the initial user namespace: a container's root must not pin more
+    /// kernel memory than a default mirror).
+    pub fn within_defaults(&self) -> bool {
+        let d = Limits::default();
+        self.max_conns <= d.max_conns
+            && self.max_bytes <= d.max_bytes
+            && self.keep_received <= d.max_bytes as u32 / 16
+            && self.max_conn_bytes <= d.max_conn_bytes
+            && self.syn_timeout_ms <= d.syn_timeout_ms
+            && self.idle_timeout_ms <= d.idle_timeout_ms
+    }
 }
 
 impl Default for Limits {

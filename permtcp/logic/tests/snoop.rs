@@ -310,3 +310,31 @@ fn unacknowledged_data_takes_precedence_within_a_connections_share() {
     let k = w.key();
     assert!(w.map.get_mut_conn(&k).mem <= 1 << 20);
 }
+
+#[test]
+fn only_the_defaults_or_less_are_within_the_defaults() {
+    let d = permtcp_logic::snoop::Limits::default();
+    assert!(d.within_defaults());
+    let less = permtcp_logic::snoop::Limits {
+        max_conns: 10,
+        max_bytes: 1 << 20,
+        ..d
+    };
+    assert!(less.within_defaults());
+    for more in [
+        permtcp_logic::snoop::Limits {
+            max_conns: d.max_conns + 1,
+            ..d
+        },
+        permtcp_logic::snoop::Limits {
+            max_bytes: d.max_bytes + 1,
+            ..d
+        },
+        permtcp_logic::snoop::Limits {
+            idle_timeout_ms: d.idle_timeout_ms + 1,
+            ..d
+        },
+    ] {
+        assert!(!more.within_defaults());
+    }
+}
