@@ -11,8 +11,9 @@
 #   make check-debug    the QEMU selftests on a lockdep / debug-checks kernel
 #   make check-sanitizers  the QEMU selftests on a KASAN + KMEMLEAK kernel, then on KCSAN
 #   make bench      benchmark figures (host and QEMU)
-#   make install    permctl, its completions and man pages, and permtcp.ko if built
-#                   (DESTDIR and PREFIX honoured; see README.md, "Building")
+#   make install    permctl, its completions and man pages, permtcpd and its systemd unit,
+#                   and permtcp.ko if built (DESTDIR and PREFIX honoured; see README.md,
+#                   "Building")
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
 # (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.md).
@@ -27,11 +28,14 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# systemd reads units from /usr/local/lib/systemd/system too; /usr/lib/... for PREFIX=/usr.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/permtcp
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
 .PHONY: all module permctl setup demo check check-cluster check-debug check-sanitizers lint bench selftests clean \
-	install install-permctl install-module
+	install install-permctl install-permtcpd install-module
 
 all: module
 
@@ -82,7 +86,7 @@ clean:
 	@test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	cargo clean
 
-install: install-permctl install-module
+install: install-permctl install-permtcpd install-module
 
 install-permctl:
 	cargo build --release --locked -p permctl
@@ -94,6 +98,19 @@ install-permctl:
 	install -D -m 0644 $(GENDIR)/permctl.fish $(DESTDIR)$(FISHCOMPDIR)/permctl.fish
 	install -d $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(GENDIR)/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+# The daemon, its unit (ExecStart and Documentation pointing where they were installed), an
+# example configuration and its documentation.
+install-permtcpd:
+	cargo build --release --locked -p permtcpd
+	install -D -m 0755 target/release/permtcpd $(DESTDIR)$(SBINDIR)/permtcpd
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/sbin/permtcpd|$(SBINDIR)/permtcpd|' \
+		-e 's|/usr/share/doc/permtcp|$(DOCDIR)|' \
+		tools/permtcpd/permtcpd.service >$(DESTDIR)$(UNITDIR)/permtcpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/permtcpd.service
+	install -D -m 0644 tools/permtcpd/permtcpd.toml.example $(DESTDIR)$(DOCDIR)/permtcpd.toml.example
+	install -D -m 0644 Documentation/cluster.rst $(DESTDIR)$(DOCDIR)/cluster.rst
 
 # The module is installed only when it has been built ('make' first), so that the userspace
 # parts install without a kernel build tree; depmod runs for the live system, not into DESTDIR.
