@@ -4,13 +4,18 @@
 #
 #   make            build permtcp.ko against KDIR (default: the cached test kernel)
 #   make setup      install what a fresh Debian 12 machine lacks and build the test kernel
-#   make demo       boot the test kernel in QEMU and show the module at work
+#   make demo       four QEMU VMs running permtcpd: the owner's VM is killed, the client's
+#                   session survives; prints the stall's parts, writes
+#                   target/demo/failover.svg
+#   make demo-single  one QEMU guest, nodes as namespaces: declarations and snooping
 #   make check      every test: lint, cargo test, fuzzing, KUnit, the QEMU selftests and a
 #                   short multi-VM case
 #   make check-cluster  the multi-VM tier: each cluster node its own QEMU VM, real crashes
 #   make check-debug    the QEMU selftests on a lockdep / debug-checks kernel
 #   make check-sanitizers  the QEMU selftests on a KASAN + KMEMLEAK kernel, then on KCSAN
 #   make bench      benchmark figures (host and QEMU)
+#   make bench-failover  the client's stall across kill -9 of the owner's VM, heartbeats of
+#                   100 ms and 1 s, five crashes each (multi-VM, about 10 minutes)
 #   make install    permctl, its completions and man pages, permtcpd and its systemd unit,
 #                   and permtcp.ko if built (DESTDIR and PREFIX honoured; see README.md,
 #                   "Building")
@@ -34,7 +39,7 @@ DOCDIR ?= $(PREFIX)/share/doc/permtcp
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
-.PHONY: all module permctl setup demo check check-cluster check-debug check-sanitizers lint bench selftests clean \
+.PHONY: all module permctl setup demo demo-single bench-failover check check-cluster check-debug check-sanitizers lint bench selftests clean \
 	install install-permctl install-permtcpd install-module
 
 all: module
@@ -49,7 +54,13 @@ permctl:
 setup:
 	bash scripts/setup.sh
 
+# The multi-VM form: client, owner and two peers as four QEMU VMs on one bridge, permtcpd on
+# the three nodes, a real kill -9 of the owner's VM.
 demo: setup
+	$(MAKE) module permctl
+	bash selftests/cluster/run.sh --demo
+
+demo-single: setup
 	$(MAKE) module permctl
 	bash selftests/run_vm.sh --demo
 
@@ -78,6 +89,10 @@ bench: setup
 	$(MAKE) module permctl
 	cargo bench --locked -p permtcp-logic
 	bash selftests/run_vm.sh --bench
+
+bench-failover: setup
+	$(MAKE) module permctl
+	bash selftests/cluster/run.sh --bench
 
 selftests: module permctl
 	bash selftests/run_vm.sh
