@@ -3,8 +3,8 @@
 #
 # Guest side of the multi-VM tier (selftests/cluster/run.sh): one VM is one cluster node.
 # Its role and addresses come from the kernel command line (permtcp.role=client|owner|peer,
-# permtcp.node=N, permtcp.ip4=A/L, permtcp.ip6=A/L); /init runs `node.sh agent` in mode
-# "cluster".
+# permtcp.node=N, permtcp.ip4=A/L, permtcp.ip6=A/L, and the cluster address permtcp.cip4=A/L);
+# /init runs `node.sh agent` in mode "cluster".
 #
 #   node.sh agent              set up eth0, then run the host's commands from /dev/ttyS1
 #   node.sh stop               test programs and permtcpd killed, the module unloaded, this
@@ -44,6 +44,8 @@ own_addresses() {
 	/bin/ip addr flush dev eth0
 	/bin/ip addr add "$(arg ip4)" dev eth0
 	/bin/ip addr add "$(arg ip6)" dev eth0 nodad
+	# The cluster address permtcpd uses (cluster nodes): never a service address.
+	[ -z "$(arg cip4)" ] || /bin/ip addr add "$(arg cip4)" dev eth0
 	/bin/ip neigh flush dev eth0
 }
 
