@@ -889,7 +889,7 @@ demo() {
 	zero=$(awk -v k="$T_KILL" -v o="$offset" 'BEGIN { printf "%.0f", k * 1e9 + o }')
 	"$testapp" timeline "$work/demo.trace" "$svg" --zero "$zero" \
 		--title "permtcp: the client's session across kill -9 of the owner (heartbeats $HB_MS ms, $MISSED missed)" \
-		--stall "$last_before@$first_after" \
+		--stall "$last_before@$first_after" --window "-1.5@$(awk -v f="$first_after" 'BEGIN { print f + 1.5 }')" \
 		--mark "owner's QEMU killed@0" --mark "verdict (detection)@$t_verdict" \
 		--mark "lease run out: takeover starts@$t_start" --mark "takeover done@$t_done" \
 		--mark "first answer@$first_after" || die "timeline failed"

@@ -74,16 +74,17 @@ fn step(span: f64, n: f64) -> f64 {
         .unwrap_or(10.0 * mag)
 }
 
-/// `timeline TRACE OUT.svg [--zero NS] [--title TEXT] [--stall FROM@TO] [--mark
-/// LABEL@SECONDS]...`: the trace's bytes over time, in seconds after `--zero` (a time of the
-/// trace's clock, in ns; default: its first read), with the marks as vertical lines and the
-/// stall (seconds) as a shaded band.
+/// `timeline TRACE OUT.svg [--zero NS] [--title TEXT] [--stall FROM@TO] [--window FROM@TO]
+/// [--mark LABEL@SECONDS]...`: the trace's bytes over time, in seconds after `--zero` (a time
+/// of the trace's clock, in ns; default: its first read), with the marks as vertical lines
+/// and the stall (seconds) as a shaded band; `--window`: only that span of time (seconds).
 pub fn timeline(args: &[String]) {
     let (trace, out) = (&args[0], &args[1]);
     let mut zero: Option<u64> = None;
     let mut title = String::from("bytes received by the client");
     let mut marks = Vec::new();
     let mut stall = None;
+    let mut window: Option<(f64, f64)> = None;
     let mut i = 2;
     while i < args.len() {
         let v = args
@@ -92,6 +93,13 @@ pub fn timeline(args: &[String]) {
         match args[i].as_str() {
             "--zero" => zero = Some(v.parse().expect("--zero NS")),
             "--title" => title = v.clone(),
+            "--window" => {
+                let (a, b) = v.split_once('@').expect("--window FROM@TO");
+                window = Some((
+                    a.parse().expect("--window FROM@TO"),
+                    b.parse().expect("--window FROM@TO"),
+                ));
+            }
             "--stall" => {
                 let (a, b) = v.split_once('@').expect("--stall FROM@TO");
                 stall = Some((
@@ -121,6 +129,14 @@ pub fn timeline(args: &[String]) {
     assert!(!points.is_empty(), "{trace}: no reads");
     let zero = zero.unwrap_or(points[0].0);
     let secs = |t: u64| (t as f64 - zero as f64) / 1e9;
+    let points: Vec<(u64, u64)> = match window {
+        Some((a, b)) => points
+            .into_iter()
+            .filter(|&(t, _)| (a..=b).contains(&secs(t)))
+            .collect(),
+        None => points,
+    };
+    assert!(!points.is_empty(), "{trace}: no reads in the window");
     let svg = draw(&points, secs, &marks, stall, &title);
     std::fs::write(out, svg).unwrap_or_else(|e| panic!("{out}: {e}"));
 }
@@ -143,7 +159,9 @@ fn draw(
     }
     let pad = (t1 - t0).max(0.1) * 0.03;
     let (t0, t1) = (t0 - pad, t1 + pad);
-    let max_b = points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64;
+    // The bytes axis spans what the plotted reads span (a window shows its part closely).
+    let min_b = points.iter().map(|p| p.1).min().unwrap_or(0) as f64;
+    let max_b = (points.iter().map(|p| p.1).max().unwrap_or(1) as f64).max(min_b + 1.0);
     // Bytes in kB or MB, whichever reads better.
     let (unit, div) = if max_b >= 4e6 {
         ("MB", 1e6)
@@ -151,7 +169,7 @@ fn draw(
         ("kB", 1e3)
     };
     let x = |t: f64| left + (t - t0) / (t1 - t0) * pw;
-    let y = |b: f64| top + ph - b / max_b * ph;
+    let y = |b: f64| top + ph - (b - min_b) / (max_b - min_b) * ph;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -179,8 +197,8 @@ fn draw(
         );
         t += ts;
     }
-    let bs = step(max_b / div, 5.0);
-    let mut b = 0.0;
+    let bs = step((max_b - min_b) / div, 5.0);
+    let mut b = (min_b / div / bs).ceil() * bs;
     while b <= max_b / div + 1e-9 {
         let _ = writeln!(
             s,
@@ -201,7 +219,7 @@ fn draw(
             x(a),
             x(b) - x(a),
             (x(a) + x(b)) / 2.0,
-            top + 18.0,
+            top - 6.0,
             (b - a) * 1000.0
         );
     }
@@ -240,6 +258,7 @@ fn draw(
     let colors = [
         "#c0392b", "#d68910", "#7d3c98", "#1e8449", "#2e4053", "#b03a2e",
     ];
+    let mut labels = String::new();
     for (i, m) in marks.iter().enumerate() {
         let c = colors[i % colors.len()];
         let mx = x(m.at);
@@ -258,12 +277,13 @@ fn draw(
         let anchor = if mx > left + pw * 0.6 { "end" } else { "start" };
         let tx = if anchor == "end" { mx - 4.0 } else { mx + 4.0 };
         let _ = writeln!(
-            s,
-            r#"<text x="{tx:.1}" y="{ly:.1}" fill="{c}" text-anchor="{anchor}">{} ({:+.3} s)</text>"#,
+            labels,
+            r#"<text x="{tx:.1}" y="{ly:.1}" fill="{c}" text-anchor="{anchor}" stroke="white" stroke-width="4" paint-order="stroke">{} ({:+.3} s)</text>"#,
             esc(&m.label),
             m.at
         );
     }
+    s.push_str(&labels);
     s.push_str("</svg>\n");
     s
 }
