@@ -697,7 +697,7 @@ case_zombie() { # stop|partition
 	check "$CASE: its daemon learnt it was declared down and stopped" \
 		vm_run owner "grep -q 'reports this node declared down' /tmp/t/permtcpd.log && ! kill -0 \$(cat /tmp/t/permtcpd.pid)"
 	vm_run owner "grep -E 'did not run|quorum|declared down|error' /tmp/t/permtcpd.log" | sed 's/^/# owner: /'
-	check "$CASE: the peers count the owner's messages as split-brain alarms (daemons, peer1's kernel)" \
+	check "$CASE: peer1's kernel counts the owner's frames as split-brain alarms (its daemons' counts shown)" \
 		split_brain_counted
 	check "$CASE: client B, after the owner is $back, finished every round right" \
 		grep -q '^ok rounds=40 ' <<<"$out"
@@ -710,8 +710,10 @@ split_brain_counted() {
 	d1=$(vm_run peer1 "sh /selftests/cluster/node.sh count split_brain")
 	d2=$(vm_run peer2 "sh /selftests/cluster/node.sh count split_brain")
 	k=$(vm_run peer1 "permctl --json status" | sed -n 's/.*"split_brain":\([0-9]*\).*/\1/p')
+	# The daemons count only what the owner's daemon sent before it heard the verdict: nothing
+	# when a peer's heartbeat reached it first (it exits at once), so only reported.
 	echo "# split-brain alarms: peer1's daemon ${d1:-?} messages, peer2's ${d2:-?}; peer1's kernel ${k:-?} frames"
-	[ $((${d1:-0} + ${d2:-0})) -gt 0 ] && [ "${k:-0}" -gt 0 ]
+	[ "${k:-0}" -gt 0 ]
 }
 wait_owner_fenced() {
 	local i
