@@ -4,15 +4,21 @@
 #
 #   make            build permtcp.ko against KDIR (default: the cached test kernel)
 #   make setup      install what a fresh Debian 12 machine lacks and build the test kernel
-#   make demo       boot the test kernel in QEMU and show the module at work
+#   make demo       four QEMU VMs running permtcpd: the owner's VM is killed, the client's
+#                   session survives; prints the stall's parts, writes
+#                   target/demo/failover.svg
+#   make demo-single  one QEMU guest, nodes as namespaces: declarations and snooping
 #   make check      every test: lint, cargo test, fuzzing, KUnit, the QEMU selftests and a
 #                   short multi-VM case
 #   make check-cluster  the multi-VM tier: each cluster node its own QEMU VM, real crashes
 #   make check-debug    the QEMU selftests on a lockdep / debug-checks kernel
 #   make check-sanitizers  the QEMU selftests on a KASAN + KMEMLEAK kernel, then on KCSAN
 #   make bench      benchmark figures (host and QEMU)
-#   make install    permctl, its completions and man pages, and permtcp.ko if built
-#                   (DESTDIR and PREFIX honoured; see README.md, "Building")
+#   make bench-failover  the client's stall across kill -9 of the owner's VM, heartbeats of
+#                   100 ms and 1 s, five crashes each (multi-VM, about 10 minutes)
+#   make install    permctl, its completions and man pages, permtcpd and its systemd unit,
+#                   and permtcp.ko if built (DESTDIR and PREFIX honoured; see README.md,
+#                   "Building")
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
 # (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.md).
@@ -27,11 +33,14 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# systemd reads units from /usr/local/lib/systemd/system too; /usr/lib/... for PREFIX=/usr.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/permtcp
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
-.PHONY: all module permctl setup demo check check-cluster check-debug check-sanitizers lint bench selftests clean \
-	install install-permctl install-module
+.PHONY: all module permctl setup demo demo-single bench-failover check check-cluster check-debug check-sanitizers lint bench selftests clean \
+	install install-permctl install-permtcpd install-module
 
 all: module
 
@@ -45,7 +54,13 @@ permctl:
 setup:
 	bash scripts/setup.sh
 
+# The multi-VM form: client, owner and two peers as four QEMU VMs on one bridge, permtcpd on
+# the three nodes, a real kill -9 of the owner's VM.
 demo: setup
+	$(MAKE) module permctl
+	bash selftests/cluster/run.sh --demo
+
+demo-single: setup
 	$(MAKE) module permctl
 	bash selftests/run_vm.sh --demo
 
@@ -75,6 +90,10 @@ bench: setup
 	cargo bench --locked -p permtcp-logic
 	bash selftests/run_vm.sh --bench
 
+bench-failover: setup
+	$(MAKE) module permctl
+	bash selftests/cluster/run.sh --bench
+
 selftests: module permctl
 	bash selftests/run_vm.sh
 
@@ -82,7 +101,7 @@ clean:
 	@test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	cargo clean
 
-install: install-permctl install-module
+install: install-permctl install-permtcpd install-module
 
 install-permctl:
 	cargo build --release --locked -p permctl
@@ -94,6 +113,19 @@ install-permctl:
 	install -D -m 0644 $(GENDIR)/permctl.fish $(DESTDIR)$(FISHCOMPDIR)/permctl.fish
 	install -d $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 $(GENDIR)/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+# The daemon, its unit (ExecStart and Documentation pointing where they were installed), an
+# example configuration and its documentation.
+install-permtcpd:
+	cargo build --release --locked -p permtcpd
+	install -D -m 0755 target/release/permtcpd $(DESTDIR)$(SBINDIR)/permtcpd
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/sbin/permtcpd|$(SBINDIR)/permtcpd|' \
+		-e 's|/usr/share/doc/permtcp|$(DOCDIR)|' \
+		tools/permtcpd/permtcpd.service >$(DESTDIR)$(UNITDIR)/permtcpd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/permtcpd.service
+	install -D -m 0644 tools/permtcpd/permtcpd.toml.example $(DESTDIR)$(DOCDIR)/permtcpd.toml.example
+	install -D -m 0644 Documentation/cluster.rst $(DESTDIR)$(DOCDIR)/cluster.rst
 
 # The module is installed only when it has been built ('make' first), so that the userspace
 # parts install without a kernel build tree; depmod runs for the live system, not into DESTDIR.

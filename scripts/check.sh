@@ -4,7 +4,7 @@
 # Every permtcp test, in order: lint (rustfmt, clippy for the host crates and the module),
 # the YAML netlink spec against the kernel's schema, cargo test (host logic and permctl), the
 # module build, then KUnit and the kselftest-style suites in QEMU, and the short form of the
-# multi-VM tier (one IPv4 kill -9 case).  Prints a count per kind and a total; exits non-zero
+# multi-VM tier (one IPv4 kill -9 case, permtcpd taking over).  Prints a count per kind and a total; exits non-zero
 # on any failure.
 #
 #   scripts/check.sh [--lint-only]
@@ -76,7 +76,8 @@ vm() {
 }
 step "QEMU: KUnit and selftests" vm
 
-# The owner as its own VM, killed with kill -9 mid-session (selftests/cluster/run.sh).
+# The owner as its own VM, killed with kill -9 mid-session; the peers' permtcpd take over
+# (selftests/cluster/run.sh).
 cluster() {
 	bash selftests/cluster/run.sh --short 2>&1 | tee "$out/cluster.log"
 	return "${PIPESTATUS[0]}"

@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# `make demo`: a small cluster in network namespaces inside the QEMU guest.  The owner and its
-# permanency peer exchange ownership declarations through permtcp's netlink family; the client
-# talks to the service address while the peer snoops the shared link and mirrors the
-# connection; then the owner crashes mid-session and the peer takes the session over.
+# `make demo-single`: a small cluster in network namespaces inside one QEMU guest.  The owner
+# and its permanency peer exchange ownership declarations through permtcp's netlink family;
+# the client talks to the service address while the peer snoops the shared link and mirrors
+# the connection; then the owner crashes mid-session and the peer takes the session over
+# (typed here; `make demo` is the multi-VM form: four VMs running permtcpd, the owner's VM
+# killed, nobody typing anything).
 . /selftests/lib.sh
 set -e
 

@@ -3,12 +3,22 @@
 #
 # Guest side of the multi-VM tier (selftests/cluster/run.sh): one VM is one cluster node.
 # Its role and addresses come from the kernel command line (permtcp.role=client|owner|peer,
-# permtcp.node=N, permtcp.ip4=A/L, permtcp.ip6=A/L); /init runs `node.sh agent` in mode
-# "cluster".
+# permtcp.node=N, permtcp.ip4=A/L, permtcp.ip6=A/L, and the cluster address permtcp.cip4=A/L);
+# /init runs `node.sh agent` in mode "cluster".
 #
 #   node.sh agent              set up eth0, then run the host's commands from /dev/ttyS1
-#   node.sh reset              a fresh node: test programs killed, module reloaded, this
-#                              node's own addresses only, declarations, snooping (peers)
+#   node.sh stop               test programs and permtcpd killed, the module unloaded, this
+#                              node's own addresses only (the host stops every node first,
+#                              so that no daemon sees another go and declares it down)
+#   node.sh start              the module loaded, permtcpd started with the configuration
+#                              and key the host put into /etc/permtcpd (cluster nodes); it
+#                              installs the declarations and snoops eth0; log in
+#                              /tmp/t/permtcpd.log
+#   node.sh status             permtcpd --status (JSON)
+#   node.sh wait-ready N TENTHS   the daemon sees N nodes alive (quorum, lease), the kernel
+#                              holds N declarations
+#   node.sh wait-log RE TENTHS permtcpd's log has a line matching RE
+#   node.sh count FIELD        a number from the daemon's status (the first FIELD)
 #   node.sh wait-file F TENTHS wait for file F, up to TENTHS tenths of a second
 #   node.sh wait-gone PID TENTHS  wait for process PID to end
 #   node.sh log-clean          no warning, oops or lockdep report in the kernel log
@@ -18,46 +28,53 @@
 # writes "@@READY ROLE" once, when it starts.  Commands that must outlive their line run in
 # the background with their output in a file.
 
+# Tenths of a second since boot: deadlines that hold however slowly a loaded host runs us.
+tenths() { awk '{ printf "%d", $1 * 10 }' /proc/uptime; }
+
 arg() { sed -n "s/.*permtcp\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 ROLE=$(arg role)
 NODE=$(arg node)
 MOD=/lib/modules/permtcp.ko
 
-# Nodes 1 (the owner), 2 and 3 (its permanency peers): addresses and MACs by node id, the
-# same as the host's runner gives the VMs.
-decl() { # node
-	echo "--node $1 --addr 10.0.0.$1 --addr fd00::$1 --mac 02:00:00:00:00:0$1 --ports 80-90"
-}
+# permtcpd's configuration and key, put there by the host (selftests/cluster/run.sh): node
+# N declares 10.0.0.N, fd00::N, MAC 02:00:00:00:00:0N and ports 80-90.
+CONF=/etc/permtcpd/permtcpd.toml
 
 own_addresses() {
 	/bin/ip addr flush dev eth0
 	/bin/ip addr add "$(arg ip4)" dev eth0
 	/bin/ip addr add "$(arg ip6)" dev eth0 nodad
+	# The cluster address permtcpd uses (cluster nodes): never a service address.
+	[ -z "$(arg cip4)" ] || /bin/ip addr add "$(arg cip4)" dev eth0
 	/bin/ip neigh flush dev eth0
 }
 
-reset() {
-	killall -9 ptcp-testapp permctl ping 2>/dev/null
+stop() {
+	killall -9 permtcpd ptcp-testapp permctl ping 2>/dev/null
 	sleep 0.1
 	rm -rf /tmp/t
 	mkdir -p /tmp/t
+	/bin/ip link set eth0 promisc off
 	own_addresses
 	[ "$ROLE" = client ] && return 0
 	rmmod permtcp 2>/dev/null
+	! grep -q '^permtcp ' /proc/modules
+}
+
+start() {
+	[ "$ROLE" = client ] && return 0
 	insmod "$MOD" || return 1
-	for n in 1 2 3; do
-		# shellcheck disable=SC2046 # a declaration is several arguments
-		if [ "$n" = "$NODE" ]; then
-			permctl decl add $(decl "$n") --local >/dev/null || return 1
-		else
-			permctl decl add $(decl "$n") >/dev/null || return 1
-		fi
+	[ -f "$CONF" ] || { echo "no $CONF"; return 1; }
+	mkdir -p /var/lib/permtcpd /run/permtcpd
+	permtcpd --config "$CONF" --foreground >>/tmp/t/permtcpd.log 2>&1 &
+	echo $! >/tmp/t/permtcpd.pid
+	# Up when its status socket answers.
+	t=0
+	until permtcpd --status --config "$CONF" >/dev/null 2>&1; do
+		[ $t -lt 50 ] || { cat /tmp/t/permtcpd.log; return 1; }
+		sleep 0.1
+		t=$((t + 1))
 	done
-	if [ "$ROLE" = peer ]; then
-		permctl snoop start --dev eth0 >/dev/null || return 1
-		permctl directives >/tmp/t/directives.log 2>&1 &
-	fi
-	return 0
 }
 
 agent() {
@@ -79,7 +96,9 @@ agent() {
 
 case "$1" in
 agent) agent ;;
-reset) reset ;;
+stop) stop ;;
+start) start ;;
+status) permtcpd --status --config "$CONF" ;;
 wait-file)
 	t=0
 	while [ ! -e "$2" ] && [ $t -lt "$3" ]; do sleep 0.1; t=$((t + 1)); done
@@ -90,8 +109,41 @@ wait-gone)
 	while kill -0 "$2" 2>/dev/null && [ $t -lt "$3" ]; do sleep 0.1; t=$((t + 1)); done
 	! kill -0 "$2" 2>/dev/null
 	;;
+wait-ready)
+	# This node's daemon sees $2 nodes alive, itself included, with quorum and its lease, and
+	# its kernel holds $2 declarations; up to $3 tenths of a second.
+	end=$(($(tenths) + $3))
+	while :; do
+		st=$(permtcpd --status --config "$CONF" 2>/dev/null | tr -d ' \n')
+		d=$(permctl --json decl list 2>/dev/null | grep -o '"node_id":' | wc -l)
+		case "$st" in
+		*'"quorum":true'*'"lease":true'* | *'"lease":true'*'"quorum":true'*)
+			[ "$(echo "$st" | grep -o '"state":"alive"' | wc -l)" = "$2" ] && [ "$d" = "$2" ] && break
+			;;
+		esac
+		[ "$(tenths)" -lt "$end" ] || {
+			echo "not ready: $st; $d declarations in the kernel"
+			tail -n 20 /tmp/t/permtcpd.log
+			exit 1
+		}
+		# Not faster: under TCG every program started here takes the daemon's CPU.
+		sleep 0.5
+	done
+	;;
+wait-log)
+	# permtcpd's log has a line matching $2, within $3 tenths of a second.
+	end=$(($(tenths) + $3))
+	until grep -q "$2" /tmp/t/permtcpd.log; do
+		[ "$(tenths)" -lt "$end" ] || { echo "no '$2' in the log:"; tail -n 20 /tmp/t/permtcpd.log; exit 1; }
+		sleep 0.2
+	done
+	;;
+count)
+	# A number from the daemon's status: the first "$2": field.
+	permtcpd --status --config "$CONF" | grep "\"$2\":" | head -n1 | tr -dc 0-9
+	;;
 log-clean)
 	! dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|refcount_t:|list_(add|del) corruption|general protection|possible (recursive|circular) locking|permtcp: .* failed'
 	;;
-*) echo "usage: node.sh agent|reset|wait-file F N|wait-gone PID N|log-clean" >&2; exit 2 ;;
+*) echo "usage: node.sh agent|stop|start|status|wait-file F N|wait-gone PID N|log-clean" >&2; exit 2 ;;
 esac

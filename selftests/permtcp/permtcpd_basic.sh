@@ -74,7 +74,7 @@ other_key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 last=${hb#"${hb%??}"}
 [ "$last" = 00 ] && flip=01 || flip=00
 takeovers_before=$(pd_list 2 takeovers)
-echo "# node 2's takeovers so far: $takeovers_before (node 3, never heard before it started, was declared down in incarnation 0)"
+echo "# node 2's takeovers so far: $takeovers_before (none: node 3, never heard before it started, is not declared down)"
 before="$(pd_count 2 replay) $(pd_count 2 bad_tag) $(pd_count 2 unknown_key) $(pd_count 2 malformed)"
 inject() { in_client ptcp-testapp udp-spoof eth0 "$(pd_mac 2)" 10.0.0.3:7415 10.0.0.2:7415 "$1"; }
 inject "$hb"                                                # replayed

@@ -74,6 +74,7 @@ struct RawConfig {
     heartbeat_interval_ms: u64,
     #[serde(default = "default_missed")]
     missed_heartbeats: u32,
+    startup_grace_ms: Option<u64>,
     fence_command: Option<Vec<String>>,
     #[serde(default = "default_fence_timeout")]
     fence_timeout_ms: u64,
@@ -184,6 +185,9 @@ pub struct Config {
     pub interval: Duration,
     /// Heartbeats missed before a peer is suspected.
     pub missed: u32,
+    /// How long after the start a peer never heard is suspected (`None`: never; it is
+    /// declared down only after it was heard once).
+    pub startup_grace: Option<Duration>,
     /// The fence command, if any.
     pub fence: Option<Fence>,
     /// How long taken-over connections wait for a listener (kernel default if `None`).
@@ -262,6 +266,15 @@ impl Config {
         }
         if !(1..=100).contains(&raw.missed_heartbeats) {
             return Err("missed_heartbeats: must be 1 to 100".into());
+        }
+        if raw
+            .startup_grace_ms
+            .is_some_and(|g| g < raw.heartbeat_interval_ms * u64::from(raw.missed_heartbeats))
+        {
+            return Err(
+                "startup_grace_ms: at least the dead time (heartbeat_interval_ms * missed_heartbeats)"
+                    .into(),
+            );
         }
         if raw.fence_command.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(
@@ -357,6 +370,7 @@ impl Config {
             interface: raw.interface,
             interval: Duration::from_millis(raw.heartbeat_interval_ms),
             missed: raw.missed_heartbeats,
+            startup_grace: raw.startup_grace_ms.map(Duration::from_millis),
             fence: raw.fence_command.map(|argv| Fence {
                 argv,
                 timeout: Duration::from_millis(raw.fence_timeout_ms),
@@ -482,6 +496,7 @@ ports = ["80"]
         let c = Config::parse(&minimal()).unwrap();
         assert_eq!(c.interval, Duration::from_millis(100));
         assert_eq!(c.missed, 3);
+        assert_eq!(c.startup_grace, None);
         assert_eq!(c.fence, None);
         assert_eq!(c.key_file, PathBuf::from("/etc/permtcpd/keys"));
         let d = c.declaration;
@@ -543,6 +558,11 @@ mid_response = "reset""#,
                 "send_key_id = 1",
                 "send_key_id = 1\nfence_command = []",
                 "fence_command",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nstartup_grace_ms = 200",
+                "startup_grace_ms",
             ),
             (
                 "send_key_id = 1",

@@ -5,8 +5,12 @@
 //!
 //! Everything but the kernel calls and the fence command runs on one tokio task. Kernel calls
 //! run in order on one worker thread (a takeover may take hundreds of milliseconds and must
-//! not delay heartbeats); fence commands run on threads of their own. Their outcomes come
+//! not delay heartbeats); lease renewals run on a thread of their own, so that they never
+//! wait behind a takeover; fence commands run on threads of their own. Their outcomes come
 //! back to the loop through a channel.
+//!
+//! The takeover of a node declared down waits for the lease that node may still hold to run
+//! out (the *lease wait*, [`Daemon::lease_wait`]), unless a fence command fenced it.
 
 use crate::auth::{Auth, Counters, DropReason, Keyring};
 use crate::config::{Config, Snoop};
@@ -19,7 +23,7 @@ use crate::wire::{
 };
 use permtcp_logic::decl::{check_insert, Declaration};
 use permtcp_logic::snoopnl::DirectiveRequest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -95,8 +99,10 @@ enum Job {
     StartSnooping(Snoop),
     Takeover(u32),
     Directive(DirKey, DirectiveRequest),
-    RenewLease(Duration, Instant),
 }
+
+/// A lease renewal: valid for this long from when it was asked for.
+type Renewal = (Duration, Instant);
 
 /// A received directive: sender, its incarnation, the directive id.
 type DirKey = (u32, u64, u64);
@@ -140,6 +146,7 @@ pub struct Daemon {
     peer_addrs: BTreeMap<u32, Vec<SocketAddr>>,
     decls: BTreeMap<u32, PeerDecl>,
     jobs: std::sync::mpsc::Sender<Job>,
+    leases: std::sync::mpsc::Sender<Renewal>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     pending: BTreeMap<u64, Pending>,
@@ -155,8 +162,13 @@ pub struct Daemon {
     logged_counters: u64,
     /// When each peer was last heard (an authenticated message accepted).
     last_heard: HashMap<u32, Duration>,
-    /// Per node taken over: when its takeover was queued, and its silence then.
-    takeover_queued: HashMap<u32, (Duration, Option<Duration>)>,
+    /// Per node taken over: when it was declared down, its silence then, and when its
+    /// takeover was queued after the lease wait.
+    takeover_queued: HashMap<u32, (Duration, Option<Duration>, Duration)>,
+    /// Takeovers waiting for the failed node's lease to run out: node, when due.
+    lease_waits: BTreeMap<u32, Duration>,
+    /// Nodes a fence command fenced (their takeover need not wait for their lease).
+    fenced: HashSet<u32>,
     last_resync: Duration,
 }
 
@@ -208,19 +220,33 @@ fn kernel_worker(
                 Done::Takeover(node, r, t0.elapsed())
             }
             Job::Directive(key, req) => Done::Directive(key, req, kernel.directive(&req)),
-            Job::RenewLease(valid, queued) => {
-                let left = valid.saturating_sub(queued.elapsed());
-                if left.is_zero() {
-                    continue;
-                }
-                match kernel.renew_lease(left) {
-                    Ok(()) => continue,
-                    Err(e) => Done::Failed("renewing the lease", e),
-                }
-            }
         };
         if done.send(out).is_err() {
             return;
+        }
+    }
+}
+
+/// Renews the lease, on a thread of its own: never behind a takeover or a declaration
+/// change. Renewals that queued up meanwhile are one: the newest.
+fn lease_worker(
+    kernel: Arc<dyn Kernel>,
+    leases: std::sync::mpsc::Receiver<Renewal>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Ok(mut r) = leases.recv() {
+        while let Ok(newer) = leases.try_recv() {
+            r = newer;
+        }
+        let (valid, asked) = r;
+        let left = valid.saturating_sub(asked.elapsed());
+        if left.is_zero() {
+            continue;
+        }
+        if let Err(e) = kernel.renew_lease(left) {
+            if done.send(Done::Failed("renewing the lease", e)).is_err() {
+                return;
+            }
         }
     }
 }
@@ -291,6 +317,7 @@ impl Daemon {
                 interval: cfg.interval,
                 missed: cfg.missed,
                 fence: cfg.fence.is_some(),
+                startup_grace: cfg.startup_grace,
             },
             Duration::ZERO,
         );
@@ -298,10 +325,17 @@ impl Daemon {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let worker_done = done_tx.clone();
         let park_ms = cfg.park_ms;
+        let lease_kernel = kernel.clone();
         std::thread::Builder::new()
             .name("permtcpd-kernel".into())
             .spawn(move || kernel_worker(kernel, park_ms, jobs_rx, worker_done))
             .map_err(|e| format!("kernel worker: {e}"))?;
+        let (leases, leases_rx) = std::sync::mpsc::channel();
+        let lease_done = done_tx.clone();
+        std::thread::Builder::new()
+            .name("permtcpd-lease".into())
+            .spawn(move || lease_worker(lease_kernel, leases_rx, lease_done))
+            .map_err(|e| format!("lease worker: {e}"))?;
         let handle = Handle::default();
         let d = Daemon {
             cfg,
@@ -312,6 +346,7 @@ impl Daemon {
             peer_addrs,
             decls: BTreeMap::new(),
             jobs,
+            leases,
             done_tx,
             done_rx,
             pending: BTreeMap::new(),
@@ -326,6 +361,8 @@ impl Daemon {
             last_alarm_log: HashMap::new(),
             last_heard: HashMap::new(),
             takeover_queued: HashMap::new(),
+            lease_waits: BTreeMap::new(),
+            fenced: HashSet::new(),
             last_resync: Duration::ZERO,
         };
         Ok((d, handle))
@@ -341,6 +378,20 @@ impl Daemon {
 
     fn now(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// How long a takeover waits after the verdict for the failed node's lease to run out:
+    /// the dead time, plus one interval.
+    ///
+    /// A node renews its lease for one dead time, and only while it has quorum and does not
+    /// know it was declared down. Partitioned from the majority, it last heard them at most
+    /// when they last heard it, so it renews at most one dead time longer, and its lease
+    /// runs out at most a dead time after the verdict (which came a dead time after it was
+    /// last heard). Cut off only on its way out (it still hears the others), it learns the
+    /// verdict from the next message after it, within one interval, and stops renewing. A
+    /// crashed node's lease ran out long before; the peers cannot tell it from a partition.
+    pub fn lease_wait(&self) -> Duration {
+        self.cfg.interval * self.cfg.missed + self.cfg.interval
     }
 
     /// Runs until `shutdown` completes (`Ok`) or this node learns that the cluster declared
@@ -402,6 +453,9 @@ impl Daemon {
                     }
                 }
                 Some(done) = self.done_rx.recv() => self.on_done(&socks, done),
+                _ = lease_wait_over(self.start, self.lease_waits.values().min().copied()) => {
+                    self.start_due_takeovers();
+                }
                 c = control.recv(), if control_open => match c {
                     Some(Control::Keys(keys, id)) => match self.auth.set_keys(keys, id) {
                         Ok(()) => crate::log!(NOTICE, "keys reloaded, sending with key id {id}"),
@@ -419,6 +473,34 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Queues the takeovers whose lease wait is over.
+    fn start_due_takeovers(&mut self) {
+        let now = self.now();
+        let due: Vec<u32> = self
+            .lease_waits
+            .iter()
+            .filter(|(_, &at)| at <= now)
+            .map(|(&n, _)| n)
+            .collect();
+        for node in due {
+            self.lease_waits.remove(&node);
+            self.queue_takeover(node);
+        }
+    }
+
+    fn queue_takeover(&mut self, node: u32) {
+        let now = self.now();
+        if let Some(q) = self.takeover_queued.get_mut(&node) {
+            q.2 = now;
+            crate::log!(
+                INFO,
+                "node {node}: taking over, {} ms after the verdict",
+                now.saturating_sub(q.0).as_millis()
+            );
+        }
+        let _ = self.jobs.send(Job::Takeover(node));
     }
 
     fn peer_ids(&self) -> Vec<u32> {
@@ -678,13 +760,17 @@ impl Daemon {
         match done {
             Done::Takeover(node, Ok(r), took) => {
                 let now = self.now();
-                let (since_verdict, silence) = match self.takeover_queued.get(&node) {
-                    Some(&(queued, silence)) => (Some(now.saturating_sub(queued)), silence),
-                    None => (None, None),
+                let (since_verdict, silence, wait) = match self.takeover_queued.get(&node) {
+                    Some(&(verdict, silence, queued)) => (
+                        Some(now.saturating_sub(verdict)),
+                        silence,
+                        queued.saturating_sub(verdict),
+                    ),
+                    None => (None, None, Duration::ZERO),
                 };
                 crate::log!(
                     NOTICE,
-                    "took over node {node}: {} connections ({} parked), {} not ready ({} directed to other peers, {} reset), {} for other nodes, {} failed; kernel {} ms, done {} ms after the verdict, {} ms after node {node} was last heard",
+                    "took over node {node}: {} connections ({} parked), {} not ready ({} directed to other peers, {} reset), {} for other nodes, {} failed; lease wait {} ms, kernel {} ms, done {} ms after the verdict, {} ms after node {node} was last heard",
                     r.taken,
                     r.parked,
                     r.not_ready,
@@ -692,6 +778,7 @@ impl Daemon {
                     r.reset,
                     r.not_mine,
                     r.failed,
+                    wait.as_millis(),
                     took.as_millis(),
                     since_verdict.map_or(0, |d| d.as_millis()),
                     silence.map_or("?".into(), |s| (s + since_verdict.unwrap_or_default()).as_millis().to_string()),
@@ -756,6 +843,9 @@ impl Daemon {
             }
             Done::Fence(node, ok) => {
                 let now = self.now();
+                if ok {
+                    self.fenced.insert(node);
+                }
                 self.members.fence_done(node, ok, now);
                 self.handle_events(socks);
             }
@@ -784,7 +874,7 @@ impl Daemon {
             let lease = self.members.lease_ok(now);
             if lease {
                 let valid = self.cfg.interval * self.cfg.missed;
-                let _ = self.jobs.send(Job::RenewLease(valid, Instant::now()));
+                let _ = self.leases.send((valid, Instant::now()));
             }
             let flags = if self.members.has_quorum(now) {
                 HB_QUORUM
@@ -936,8 +1026,18 @@ impl Daemon {
                     if self.decls.contains_key(&node) {
                         let now = self.now();
                         let silence = self.last_heard.get(&node).map(|t| now.saturating_sub(*t));
-                        self.takeover_queued.insert(node, (now, silence));
-                        let _ = self.jobs.send(Job::Takeover(node));
+                        self.takeover_queued.insert(node, (now, silence, now));
+                        if self.fenced.remove(&node) {
+                            self.queue_takeover(node);
+                        } else {
+                            let wait = self.lease_wait();
+                            crate::log!(
+                                INFO,
+                                "node {node}: waiting {} ms for its lease to run out",
+                                wait.as_millis()
+                            );
+                            self.lease_waits.insert(node, now + wait);
+                        }
                     } else {
                         crate::log!(
                             NOTICE,
@@ -965,6 +1065,11 @@ impl Daemon {
                 Event::SelfDeclaredDown { by } => crate::log!(
                     ERR,
                     "node {by} reports this node declared down: the lease is no longer renewed"
+                ),
+                Event::Stalled { gap } => crate::log!(
+                    WARNING,
+                    "this daemon did not run for {} ms: no lease renewal for a dead time",
+                    gap.as_millis()
                 ),
             }
         }
@@ -1024,6 +1129,14 @@ fn status_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, S
         _ => {}
     }
     tokio::net::UnixListener::bind(path).map_err(e)
+}
+
+/// Completes when the earliest lease wait (`due`, since `start`) is over; never without one.
+async fn lease_wait_over(start: Instant, due: Option<Duration>) {
+    match due {
+        Some(d) => tokio::time::sleep_until((start + d).into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn accept_status(

@@ -116,6 +116,7 @@ struct FakeState {
     takeover_directives: Vec<DirectiveInfo>,
     directive_result: Option<DirectiveResult>,
     not_yet: u32,
+    takeover_delay: Duration,
 }
 
 impl FakeKernel {
@@ -127,6 +128,12 @@ impl FakeKernel {
     /// Every takeover answers with these directives.
     pub fn with_takeover_directives(self, d: Vec<DirectiveInfo>) -> Self {
         self.inner.lock().unwrap().takeover_directives = d;
+        self
+    }
+
+    /// Every takeover takes this long (a slow rebuild).
+    pub fn with_takeover_delay(self, d: Duration) -> Self {
+        self.inner.lock().unwrap().takeover_delay = d;
         self
     }
 
@@ -180,10 +187,14 @@ impl Kernel for FakeKernel {
     }
 
     fn takeover(&self, node: u32, _park_ms: Option<u32>) -> Result<TakeoverResult, KernelError> {
-        let mut s = self.inner.lock().unwrap();
-        s.calls.push(Call::Takeover(node));
+        let (directives, delay) = {
+            let mut s = self.inner.lock().unwrap();
+            s.calls.push(Call::Takeover(node));
+            (s.takeover_directives.clone(), s.takeover_delay)
+        };
+        std::thread::sleep(delay);
         Ok(TakeoverResult {
-            directives: s.takeover_directives.clone(),
+            directives,
             ..Default::default()
         })
     }

@@ -8,7 +8,14 @@
 //! Rules (see `Documentation/cluster.rst`):
 //!
 //! - A peer is *suspected* when nothing authenticated came from it for the dead time
-//!   (`interval * missed`); a peer not heard since this node started gets that long too.
+//!   (`interval * missed`). A peer never heard since this node started is never suspected
+//!   (it is *unknown*, no vote, and not declared down: a node that starts late must not be
+//!   declared down, and fenced, at cluster start), unless a start-up grace is configured and
+//!   has passed.
+//! - A node whose own loop stalled for a dead time or more (a paused VM, a stopped process)
+//!   renews no lease for one dead time after it runs again: the datagrams queued for it
+//!   meanwhile are stale, and may give it a quorum it no longer has before the verdicts
+//!   queued behind them tell it that it was declared down.
 //! - Peers vote through their heartbeat views (a node listed `Suspect` or `Down`) and through
 //!   immediate `NodeDown` votes. A node reaches a *verdict* on N when it has quorum and a
 //!   majority of the declared nodes (N included in the count, N's own voice never) vote N
@@ -41,6 +48,9 @@ pub struct Params {
     pub missed: u32,
     /// Whether a fence command is configured.
     pub fence: bool,
+    /// After this long without being heard since this node started, a peer is suspected
+    /// (`None`: a peer never heard in this run is never suspected).
+    pub startup_grace: Option<Duration>,
 }
 
 impl Params {
@@ -163,6 +173,12 @@ pub enum Event {
         /// The peer.
         by: u32,
     },
+    /// This node's own loop did not run for `gap` (a dead time or more): no lease renewal
+    /// for one dead time.
+    Stalled {
+        /// How long it did not run.
+        gap: Duration,
+    },
 }
 
 /// A peer's stage.
@@ -216,10 +232,17 @@ pub struct Membership {
     self_down: bool,
     events: Vec<Event>,
     split_brain: u64,
+    /// When this node started.
+    started: Duration,
+    /// The last [`Membership::tick`].
+    last_tick: Option<Duration>,
+    /// No lease renewal before this (after a stall).
+    renew_after: Duration,
 }
 
 impl Membership {
-    /// Starts at `now`: no peer heard yet, each gets the dead time before suspicion.
+    /// Starts at `now`: no peer heard yet; none is suspected before it was heard (or before
+    /// the start-up grace passed).
     pub fn new(p: Params, now: Duration) -> Self {
         let peers = p
             .peers
@@ -246,6 +269,9 @@ impl Membership {
             self_down: false,
             events: Vec::new(),
             split_brain: 0,
+            started: now,
+            last_tick: None,
+            renew_after: Duration::ZERO,
         }
     }
 
@@ -270,6 +296,12 @@ impl Membership {
     }
 
     fn suspected(&self, p: &Peer, now: Duration) -> bool {
+        if !p.heard {
+            return self
+                .p
+                .startup_grace
+                .is_some_and(|g| now.saturating_sub(self.started) >= g);
+        }
         now.saturating_sub(p.last_seen) >= self.p.dead_time()
     }
 
@@ -493,7 +525,7 @@ impl Membership {
 
     /// Whether this node may renew its lease.
     pub fn lease_ok(&self, now: Duration) -> bool {
-        if self.self_down || !self.has_quorum(now) {
+        if self.self_down || now < self.renew_after || !self.has_quorum(now) {
             return false;
         }
         if self.p.two_node() && self.p.fence {
@@ -514,8 +546,18 @@ impl Membership {
         self.self_down
     }
 
-    /// Advances time: suspicions, verdicts, fence retries, quorum changes.
+    /// Advances time: suspicions, verdicts, fence retries, quorum changes. Called at least
+    /// every quarter interval: a longer gap is a stall of this node (see [`Event::Stalled`]).
     pub fn tick(&mut self, now: Duration) {
+        let dead = self.p.dead_time();
+        if let Some(last) = self.last_tick {
+            let gap = now.saturating_sub(last);
+            if gap >= dead {
+                self.renew_after = now + dead;
+                self.events.push(Event::Stalled { gap });
+            }
+        }
+        self.last_tick = Some(now);
         self.evaluate(now);
     }
 
@@ -643,6 +685,7 @@ mod tests {
             interval: 100 * MS,
             missed: 3,
             fence,
+            startup_grace: None,
         }
     }
 
@@ -822,12 +865,127 @@ mod tests {
         s.stopped = vec![2, 3];
         s.run(1000 * MS);
         assert!(!s.lease(1));
-        // Peers never heard are suspected, but one node alone reaches no verdict.
+        // Peers never heard are unknown, not suspected; one node alone reaches no verdict.
         assert!(s.takeovers(1).is_empty());
-        assert_eq!(s.nodes[&1].view(s.now)[1].state, NodeState::Suspect);
-        // Within the grace period a node never heard is Unknown, not a vote.
-        let m = Membership::new(params(1, 3, 1, false), Duration::ZERO);
-        assert_eq!(m.view(100 * MS)[1].state, NodeState::Unknown);
+        assert_eq!(s.nodes[&1].view(s.now)[1].state, NodeState::Unknown);
+        // With a start-up grace, they are suspected once it passed.
+        let mut p = params(1, 3, 1, false);
+        p.startup_grace = Some(500 * MS);
+        let m = Membership::new(p, Duration::ZERO);
+        assert_eq!(m.view(400 * MS)[1].state, NodeState::Unknown);
+        assert_eq!(m.view(500 * MS)[1].state, NodeState::Suspect);
+    }
+
+    #[test]
+    fn a_late_node_is_not_declared_down_at_cluster_start() {
+        // Node 3 starts 2 s after the others: nobody declares it down meanwhile (with a fence
+        // command, it would have been fenced at cluster start), and it joins.
+        let mut s = Sim::new(3, true);
+        s.stopped.push(3);
+        s.run(2000 * MS);
+        for id in [1, 2] {
+            assert!(s.takeovers(id).is_empty(), "{id}");
+            assert!(s.lease(id), "two of three: quorum");
+            assert!(s.events[&id]
+                .iter()
+                .all(|e| !matches!(e, Event::Fence { .. } | Event::Suspect { .. })));
+            assert_eq!(s.nodes[&id].view(s.now)[2].state, NodeState::Unknown);
+        }
+        s.stopped.clear();
+        s.nodes
+            .insert(3, Membership::new(params(3, 3, 10, true), s.now));
+        s.run(500 * MS);
+        assert!((1..=3).all(|id| s.lease(id)));
+        // Once heard, a crash of it is taken over as any other's.
+        s.stopped.push(3);
+        s.run(1000 * MS);
+        assert_eq!(s.takeovers(1), vec![3]);
+        assert_eq!(s.takeovers(2), vec![3]);
+    }
+
+    #[test]
+    fn a_node_never_heard_is_declared_down_after_the_startup_grace() {
+        let mut s = Sim::new(3, false);
+        for id in [1, 2] {
+            let mut p = params(id, 3, 10, false);
+            p.startup_grace = Some(1000 * MS);
+            s.nodes.insert(id, Membership::new(p, Duration::ZERO));
+        }
+        s.stopped.push(3);
+        s.run(900 * MS);
+        assert!(s.takeovers(1).is_empty());
+        s.run(300 * MS);
+        assert_eq!(s.takeovers(1), vec![3]);
+        assert_eq!(s.takeovers(2), vec![3]);
+        assert_eq!(
+            s.nodes[&1].peer(3).unwrap().1,
+            0,
+            "incarnation 0: never heard"
+        );
+    }
+
+    #[test]
+    fn a_stalled_node_renews_no_lease_on_stale_datagrams() {
+        // Node 1 runs with quorum, then does not run for 2 s (SIGSTOP); its peers declared it
+        // down meanwhile. When it runs again, it first reads the heartbeats queued for it,
+        // sent before the verdict (everyone alive): they must not renew its lease before the
+        // verdict queued behind them arrives.
+        let mut m = Membership::new(params(1, 3, 10, false), Duration::ZERO);
+        let alive = |n: u32| ViewEntry {
+            node: n,
+            incarnation: 10,
+            state: NodeState::Alive,
+        };
+        let view = [alive(1), alive(2), alive(3)];
+        let mut now = Duration::ZERO;
+        while now < 1000 * MS {
+            now += 25 * MS;
+            for p in [2, 3] {
+                assert_eq!(m.admit(p, 10, now), Admit::Accept);
+                m.on_view(p, &view, now);
+            }
+            m.tick(now);
+        }
+        assert!(m.lease_ok(now));
+        now += 2000 * MS;
+        for p in [2, 3] {
+            assert_eq!(m.admit(p, 10, now), Admit::Accept);
+            m.on_view(p, &view, now);
+        }
+        m.tick(now);
+        assert!(m.has_quorum(now), "the stale heartbeats look fresh");
+        assert!(m.take_events().contains(&Event::Stalled { gap: 2000 * MS }));
+        assert!(!m.lease_ok(now), "but no lease for a dead time");
+        // The verdict behind them.
+        m.on_node_down(
+            2,
+            &NodeDown {
+                node: 1,
+                incarnation: 10,
+                verdict: true,
+            },
+            now + MS,
+        );
+        assert!(m.self_down());
+        assert!(!m.lease_ok(now + 400 * MS));
+        // Without a verdict (a stall shorter than the cluster's patience), renewals resume
+        // after one dead time.
+        let mut m2 = Membership::new(params(1, 3, 10, false), Duration::ZERO);
+        m2.tick(Duration::ZERO);
+        for p in [2, 3] {
+            m2.admit(p, 10, 500 * MS);
+        }
+        m2.tick(500 * MS);
+        assert!(!m2.lease_ok(500 * MS));
+        let mut now = 500 * MS;
+        while now < 800 * MS {
+            now += 25 * MS;
+            for p in [2, 3] {
+                m2.admit(p, 10, now);
+            }
+            m2.tick(now);
+            assert_eq!(m2.lease_ok(now), now >= 800 * MS, "{now:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //!   quorum, or declared down, or whose daemon died, stops serving).
 //!
 //! Each change is logged with its duration. The netlink socket is opened on first use and
-//! again after a transport failure (the module was reloaded, say).
+//! again after a transport failure (the module was reloaded, say). The lease has a socket of
+//! its own: the daemon renews it from another thread, which must never wait for a takeover
+//! to finish on the first socket.
 
 use crate::config::Snoop;
 use crate::kernel::{DirectiveResult, Kernel, KernelError, TakeoverResult};
@@ -77,6 +79,7 @@ pub fn plan(kernel: &[Declaration], wanted: &[Declaration], peers: &BTreeSet<u32
 /// The kernel side of a running daemon.
 pub struct NetlinkKernel {
     client: Mutex<Option<Client>>,
+    lease_client: Mutex<Option<Client>>,
     peers: BTreeSet<u32>,
 }
 
@@ -96,6 +99,7 @@ impl NetlinkKernel {
     pub fn new(peers: impl IntoIterator<Item = u32>) -> Self {
         Self {
             client: Mutex::new(None),
+            lease_client: Mutex::new(None),
             peers: peers.into_iter().collect(),
         }
     }
@@ -103,7 +107,14 @@ impl NetlinkKernel {
     /// Runs `f` on the connection, opening it first if needed; a transport failure or a
     /// missing family closes it, so the next call opens it again.
     fn with<T>(&self, f: impl FnOnce(&Client) -> Result<T, CtlError>) -> Result<T, CtlError> {
-        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        Self::on(&self.client, f)
+    }
+
+    fn on<T>(
+        client: &Mutex<Option<Client>>,
+        f: impl FnOnce(&Client) -> Result<T, CtlError>,
+    ) -> Result<T, CtlError> {
+        let mut slot = client.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(Client::connect()?);
         }
@@ -220,7 +231,7 @@ impl Kernel for NetlinkKernel {
         let ms = u32::try_from(valid_for.as_millis())
             .unwrap_or(u32::MAX)
             .clamp(1, permtcp_logic::ops::MAX_LEASE_MS);
-        self.with(|c| c.lease(ms)).map_err(err)
+        Self::on(&self.lease_client, |c| c.lease(ms)).map_err(err)
     }
 }
 

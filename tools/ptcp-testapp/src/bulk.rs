@@ -197,11 +197,18 @@ fn pause_here(pause: &str) {
     }
 }
 
-/// `down-client ADDR BYTES PAUSE [--half-close]`: reads BYTES bytes checking each, then the
-/// server's FIN; stops reading after a quarter until PAUSE exists (the server's buffers
-/// fill: a crash then loses data in flight). `--half-close` first sends a request and shuts
-/// down its sending side.
-pub fn down_client(addr: SocketAddr, n: u64, pause: &str, half_close: bool) {
+/// `down-client ADDR BYTES PAUSE [--half-close] [--trace FILE]`: reads BYTES bytes checking
+/// each, then the server's FIN; stops reading after a quarter until PAUSE exists (the
+/// server's buffers fill: a crash then loses data in flight; PAUSE `-`: no pause).
+/// `--half-close` first sends a request and shuts down its sending side; `trace` records
+/// every read.
+pub fn down_client(
+    addr: SocketAddr,
+    n: u64,
+    pause: &str,
+    half_close: bool,
+    mut trace: crate::timeline::Trace,
+) {
     let mut s = TcpStream::connect(addr).expect("connect");
     if half_close {
         s.write_all(b"GET /stream\n").expect("send the request");
@@ -211,8 +218,9 @@ pub fn down_client(addr: SocketAddr, n: u64, pause: &str, half_close: bool) {
     let (mut off, mut f, mut paused) = (0u64, Fnv::new(), false);
     let mut worst = Duration::ZERO;
     let mut last = Instant::now();
+    trace.read(0);
     while off < n {
-        if !paused && off >= n / 4 {
+        if !paused && off >= n / 4 && pause != "-" {
             pause_here(pause);
             paused = true;
             last = Instant::now();
@@ -226,6 +234,7 @@ pub fn down_client(addr: SocketAddr, n: u64, pause: &str, half_close: bool) {
         }
         f.add(&buf[..k]);
         off += k as u64;
+        trace.read(off);
         worst = worst.max(last.elapsed());
         last = Instant::now();
     }

@@ -36,9 +36,12 @@
 //!                                             BYTES to each client; --resume: from where
 //!                                             permctl says the taken-over connection stands;
 //!                                             --read-first: after the client's request and FIN
-//! ptcp-testapp down-client ADDR:PORT BYTES PAUSE [--half-close]
-//!                                             read and check BYTES; pause after a quarter;
-//!                                             --half-close: send a request and FIN first
+//! ptcp-testapp down-client ADDR:PORT BYTES PAUSE [--half-close] [--trace FILE]
+//!                                             read and check BYTES; pause after a quarter
+//!                                             (PAUSE `-`: never); --half-close: send a
+//!                                             request and FIN first; --trace: write the
+//!                                             monotonic clock (ns) and the bytes received
+//!                                             so far after every read
 //! ptcp-testapp up-serve ADDR:PORT BYTES [--resume] [--stall-at N FILE] [--greet]
 //!                                             read and check a client's BYTES, answer OK;
 //!                                             --greet: greet and send FIN first, the outcome
@@ -47,9 +50,15 @@
 //!                                             send BYTES, read the answer (--greeted: read
 //!                                             the greeting up to its FIN first)
 //! ptcp-testapp stream-sum BYTES               the checksum of a crash-free run
-//! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE
+//! ptcp-testapp echo-client ADDR:PORT ROUNDS PAUSE [--interval-ms N] [--trace FILE]
 //!                                             ROUNDS requests, checking every answer; after
-//!                                             half of them create PAUSE.wait and wait for PAUSE
+//!                                             half of them create PAUSE.wait and wait for
+//!                                             PAUSE (`-`: no pause); N ms between rounds;
+//!                                             --trace as down-client's, per answer
+//! ptcp-testapp timeline TRACE OUT.svg [--zero NS] [--title T] [--mark LABEL@SECONDS]...
+//!                                             draw a trace's bytes over time as an SVG, in
+//!                                             seconds after NS (the trace's clock), with
+//!                                             the marks as vertical lines
 //! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
 //!                                             and after a pause (a mass takeover)
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
@@ -71,6 +80,7 @@ mod bulk;
 mod forge;
 mod nlfuzz;
 mod restore;
+mod timeline;
 mod udp_forge;
 
 use serde::{Deserialize, Serialize};
@@ -676,12 +686,21 @@ fn echo_serve(addr: SocketAddr, o: EchoOpts) {
     }
 }
 
-fn echo_client(addr: SocketAddr, rounds: u64, pause: &str) {
+fn echo_client(addr: SocketAddr, rounds: u64, pause: &str, opts: &[String]) {
+    let mut trace = timeline::Trace::from_args(opts);
+    let interval = opts
+        .iter()
+        .position(|a| a == "--interval-ms")
+        .map(|i| Duration::from_millis(opts[i + 1].parse().expect("--interval-ms N")));
     let mut s = TcpStream::connect(addr).expect("connect");
     let start = Instant::now();
     let mut worst = Duration::ZERO;
+    trace.read(0);
     for i in 0..rounds {
-        if i == rounds / 2 {
+        if let Some(d) = interval.filter(|_| i > 0) {
+            std::thread::sleep(d);
+        }
+        if i == rounds / 2 && pause != "-" {
             std::fs::write(format!("{pause}.wait"), b"").unwrap();
             while !std::path::Path::new(pause).exists() {
                 std::thread::sleep(Duration::from_millis(10));
@@ -693,6 +712,7 @@ fn echo_client(addr: SocketAddr, rounds: u64, pause: &str) {
         s.read_exact(&mut buf)
             .unwrap_or_else(|e| panic!("round {i}: {e}"));
         assert!(buf == answer(i), "round {i}: wrong answer");
+        trace.read((i + 1) * 1000);
         worst = worst.max(t.elapsed());
     }
     println!(
@@ -852,6 +872,7 @@ fn main() {
             arg(3).parse().unwrap(),
             arg(4),
             args[5..].iter().any(|a| a == "--half-close"),
+            timeline::Trace::from_args(&args[5..]),
         ),
         "up-serve" => {
             let rest = &args[4..];
@@ -877,7 +898,13 @@ fn main() {
         "stream-sum" => bulk::stream_sum(arg(2).parse().unwrap()),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
-        "echo-client" => echo_client(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
+        "echo-client" => echo_client(
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            arg(4),
+            &args[5..],
+        ),
+        "timeline" => timeline::timeline(&args[2..]),
         "forge" => forge::forge(&args[2..]),
         "nlfuzz" => nlfuzz::run(&args[2..]),
         "flood" => forge::flood(&args[2..]),
