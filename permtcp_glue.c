@@ -807,6 +807,30 @@ void ptcp_sock_set_sndbuf(struct socket *sock, int bytes)
 	release_sock(sk);
 }
 
+/*
+ * Seeds a rebuilt socket's RTT estimator with the mirror's estimate (RFC 6298 SRTT and
+ * RTTVAR, microseconds) as tcp_rtt_estimator() takes a first sample, and sets the
+ * retransmission timeout from it as tcp_set_rto() does: without it the socket keeps the 3 s
+ * tcp_init_metrics() gives a socket without a sample.  Called after the repair connect
+ * (which ran tcp_init_metrics()), before anything is sent.
+ */
+void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us)
+{
+	struct sock *sk = sock->sk;
+	struct tcp_sock *tp = tcp_sk(sk);
+	u32 max_us = jiffies_to_usecs(TCP_RTO_MAX);
+
+	lock_sock(sk);
+	WRITE_ONCE(tp->srtt_us, clamp(srtt_us, 1U, max_us) << 3);
+	tp->mdev_us = min(rttvar_us, max_us) << 2;	/* the kernel keeps 4 x RTTVAR */
+	tp->rttvar_us = max(tp->mdev_us, tcp_rto_min_us(sk));
+	tp->mdev_max_us = tp->rttvar_us;
+	tp->rtt_seq = tp->snd_nxt;
+	inet_csk(sk)->icsk_rto = __tcp_set_rto(tp);
+	tcp_bound_rto(sk);
+	release_sock(sk);
+}
+
 void ptcp_sock_release(struct socket *sock)
 {
 	sock_release(sock);

@@ -172,6 +172,7 @@ extern "C" {
     fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
     fn ptcp_sock_release(sock: *mut Socket);
     fn ptcp_sock_set_sndbuf(sock: *mut Socket, bytes: c_int);
+    fn ptcp_sock_seed_rtt(sock: *mut Socket, srtt_us: u32, rttvar_us: u32);
     fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
     fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
     fn ptcp_send_packet(
@@ -794,6 +795,13 @@ impl KernelSocket {
     pub(crate) fn set_sndbuf(&self, bytes: i32) {
         // SAFETY: the socket is owned (type invariant); the helper takes the sock's lock.
         unsafe { ptcp_sock_set_sndbuf(self.0.as_ptr(), bytes) }
+    }
+
+    /// Seeds the RTT estimator (RFC 6298 SRTT and RTTVAR, microseconds) and the
+    /// retransmission timeout derived from it, as a first RTT sample would.
+    pub(crate) fn seed_rtt(&self, srtt_us: u32, rttvar_us: u32) {
+        // SAFETY: the socket is owned (type invariant); the helper takes the sock's lock.
+        unsafe { ptcp_sock_seed_rtt(self.0.as_ptr(), srtt_us, rttvar_us) }
     }
 
     /// Shuts the sending side down: sends a FIN.

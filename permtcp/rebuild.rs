@@ -14,7 +14,9 @@
 //! 3. [`Step::Addresses`]: the client's MSS, then bind to the service address (which may not
 //!    be local yet: freebind) and a repair-mode connect to the client, which sends nothing;
 //! 4. [`Step::Options`]: the options both SYNs negotiated (MSS, window scaling, SACK,
-//!    timestamps) and the timestamp clock continued past the owner's last TSval (PAWS);
+//!    timestamps) and the timestamp clock continued past the owner's last TSval (PAWS); the
+//!    RTT estimator seeded with the mirror's estimate of the owner's RTT (else the socket's
+//!    retransmission timeout would be 3 s);
 //! 5. [`Step::Queues`]: the client's bytes the application has not read, into the receive
 //!    queue;
 //! 6. [`Step::Window`]: both windows, as the mirror last saw them;
@@ -50,6 +52,8 @@ pub(crate) struct Plan {
     sack: bool,
     /// The owner's last TSval and how long ago it was seen.
     ts: Option<(u32, u64)>,
+    /// The mirror's estimate of the owner's RTT (SRTT, RTTVAR in microseconds).
+    rtt: Option<(u32, u32)>,
     window: RepairWindow,
     /// The owner's retained sent bytes `[r.sent_from, r.sent_end)`: those from `r.sent_una`
     /// are sent again, all are kept for the application to verify.
@@ -114,6 +118,7 @@ impl Plan {
             } else {
                 None
             },
+            rtt: c.rtt.estimate(),
             window: RepairWindow {
                 snd_wl1: cl.win_seq,
                 snd_wnd: cl.win,
@@ -272,6 +277,11 @@ fn options(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
         // Continue the owner's clock past its last TSval (PAWS); bit 0 flags usec clocks.
         let v = tsval.wrapping_add(age as u32).wrapping_add(2) & !1;
         s.set(SockOpt::Timestamp, v as i32).at(Step::Options)?;
+    }
+    if let Some((srtt, rttvar)) = p.rtt {
+        // After connect (which set the 3 s timeout of a socket without a sample), before
+        // anything is sent.
+        s.seed_rtt(srtt, rttvar);
     }
     Ok(())
 }

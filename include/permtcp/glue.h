@@ -88,6 +88,7 @@ int ptcp_sock_connect(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
 int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len);
 void ptcp_sock_release(struct socket *sock);
 void ptcp_sock_set_sndbuf(struct socket *sock, int bytes);
+void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us);
 int ptcp_sock_shutdown_wr(struct socket *sock);
 int ptcp_send_packet(struct ptcp_net *pn, const u8 *dst, const u8 *data, u32 len, bool ipv6);
 int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6);
