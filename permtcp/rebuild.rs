@@ -27,7 +27,8 @@
 //! 9. [`Step::Fin`]: the owner's FIN again (shutdown), and the client's FIN fed to the stack
 //!    as a received segment so that the socket's own FIN processing makes it CLOSE_WAIT.
 //!
-//! The result is a [`Detached`] sock, ready for a listener's accept queue.
+//! The result is a [`Detached`] sock, ready for a listener's accept queue. [`StepTimes`]
+//! sums the time each step takes, for the figures `permctl takeover` reports in the log.
 
 use crate::glue::{Detached, KernelSocket, Net, RepairOpt, RepairQueue, RepairWindow, SockOpt};
 use crate::logic::decl::RxPolicy;
@@ -324,17 +325,90 @@ fn fin(net: &Net<'_>, s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
     Ok(())
 }
 
+/// What [`StepTimes`] times: the steps of [`rebuild`], detaching the sock, and (timed by
+/// the caller) finding the listener and queueing the sock on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// A step of [`rebuild`].
+    Step(Step),
+    /// Detaching the sock from its kernel `struct socket`.
+    Detach,
+    /// Looking the listener up (its family decides the socket's).
+    Listener,
+    /// Appending the sock to the listener's accept queue, or parking it.
+    Inject,
+}
+
+/// The phases in the order they run, as [`StepTimes`] indexes and names them.
+pub(crate) const PHASES: [(Phase, &str); 12] = [
+    (Phase::Listener, "listener"),
+    (Phase::Step(Step::Open), "open"),
+    (Phase::Step(Step::Sequences), "sequences"),
+    (Phase::Step(Step::Addresses), "addresses"),
+    (Phase::Step(Step::Options), "options"),
+    (Phase::Step(Step::Queues), "queues"),
+    (Phase::Step(Step::Window), "window"),
+    (Phase::Step(Step::Live), "live"),
+    (Phase::Step(Step::Resend), "resend"),
+    (Phase::Step(Step::Fin), "fin"),
+    (Phase::Detach, "detach"),
+    (Phase::Inject, "inject"),
+];
+
+/// Nanoseconds spent in each [`Phase`], summed over connections.
+#[derive(Default)]
+pub(crate) struct StepTimes {
+    /// Indexed as [`PHASES`].
+    pub(crate) ns: [u64; PHASES.len()],
+    /// When the phase being timed began.
+    mark: u64,
+}
+
+impl StepTimes {
+    /// Starts timing.
+    pub(crate) fn start(&mut self) {
+        self.mark = crate::glue::now_ns();
+    }
+
+    /// Ends `phase` now (and starts the next).
+    pub(crate) fn end(&mut self, phase: Phase) {
+        let now = crate::glue::now_ns();
+        if let Some(i) = PHASES.iter().position(|(p, _)| *p == phase) {
+            self.ns[i] += now.saturating_sub(self.mark);
+        }
+        self.mark = now;
+    }
+}
+
 /// Rebuilds `p` as a live socket detached for an accept queue. `v6sock`: an IPv6 socket (an
-/// IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener).
-pub(crate) fn rebuild(net: &Net<'_>, p: &Plan, v6sock: bool) -> Result<Detached, RebuildError> {
+/// IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener). Adds the time
+/// of each step to `t`.
+pub(crate) fn rebuild(
+    net: &Net<'_>,
+    p: &Plan,
+    v6sock: bool,
+    t: &mut StepTimes,
+) -> Result<Detached, RebuildError> {
+    t.start();
     let s = open(net, v6sock)?;
+    t.end(Phase::Step(Step::Open));
     sequences(&s, p)?;
+    t.end(Phase::Step(Step::Sequences));
     addresses(&s, p, v6sock)?;
+    t.end(Phase::Step(Step::Addresses));
     options(&s, p)?;
+    t.end(Phase::Step(Step::Options));
     queues(&s, p)?;
+    t.end(Phase::Step(Step::Queues));
     s.repair_window(&p.window).at(Step::Window)?;
+    t.end(Phase::Step(Step::Window));
     live(&s)?;
+    t.end(Phase::Step(Step::Live));
     resend(&s, p)?;
+    t.end(Phase::Step(Step::Resend));
     fin(net, &s, p)?;
-    Ok(s.detach())
+    t.end(Phase::Step(Step::Fin));
+    let d = s.detach();
+    t.end(Phase::Detach);
+    Ok(d)
 }

@@ -36,7 +36,7 @@ use crate::logic::snoopnl::{reason_code, DirectiveInfo, DirectiveRequest, TakenI
 use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
-use crate::rebuild::{rebuild, rebuildable, Plan};
+use crate::rebuild::{rebuild, rebuildable, Phase, Plan, StepTimes, PHASES};
 use crate::snoop::{Alloc, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
@@ -328,21 +328,30 @@ enum Outcome {
 
 /// Rebuilds `p` and hands it to the listener of its service address, or parks it until
 /// `deadline_ms` when there is none.
-fn take_over(net: &Net<'_>, p: &Plan, deadline_ms: u64) -> Result<Outcome, LogicError> {
+fn take_over(
+    net: &Net<'_>,
+    p: &Plan,
+    deadline_ms: u64,
+    t: &mut StepTimes,
+) -> Result<Outcome, LogicError> {
     // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
     // an IPv6 one.
+    t.start();
     let v6sock = p.v6 || net.listener_family(&p.key, p.v6) != ListenerFamily::V4;
-    let child = rebuild(net, p, v6sock).map_err(|e| e.to_logic())?;
+    t.end(Phase::Listener);
+    let child = rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())?;
     let parked = Parked {
         key: p.key,
         v6: p.v6,
         child,
         deadline_ms,
     };
-    Ok(match parked.try_inject(net) {
+    let outcome = match parked.try_inject(net) {
         Ok(()) => Outcome::Queued,
         Err(parked) => Outcome::Parked(parked),
-    })
+    };
+    t.end(Phase::Inject);
+    Ok(outcome)
 }
 
 /// Rebuilds the planned connections (handing them to their listener, or parking them until
@@ -359,8 +368,9 @@ fn carry_out(
     let started = Instant::<Monotonic>::now();
     let mut d = Counts::default();
     let mut parked = KVec::new();
+    let mut times = StepTimes::default();
     for (p, fallback) in core::mem::take(&mut t.plans) {
-        match take_over(net, &p, now + park_ms) {
+        match take_over(net, &p, now + park_ms, &mut times) {
             Ok(outcome) => {
                 d.taken += 1;
                 let taken = record(state, p, now);
@@ -392,6 +402,7 @@ fn carry_out(
             .retain(|k| !t.resets.iter().any(|r| r.key == *k));
     }
     d.rebuild_ns = started.elapsed().as_nanos() as u64;
+    log_steps(&times, d.taken);
     d.parked = parked.len() as u32;
     if d.parked > 0 {
         d.failed += park(state, parked);
@@ -413,6 +424,22 @@ fn carry_out(
         notify(net, &Event::Directive { node, directive });
     }
     d
+}
+
+/// Logs where the rebuild time of `n` connections went, in nanoseconds per connection and
+/// step (the benchmark's per-step table).
+fn log_steps(t: &StepTimes, n: u32) {
+    if n == 0 {
+        return;
+    }
+    let per = |i: usize| t.ns[i] / u64::from(n);
+    pr_info!(
+        "takeover of {} connections, ns per connection: {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={}\n",
+        n,
+        PHASES[0].1, per(0), PHASES[1].1, per(1), PHASES[2].1, per(2), PHASES[3].1, per(3),
+        PHASES[4].1, per(4), PHASES[5].1, per(5), PHASES[6].1, per(6), PHASES[7].1, per(7),
+        PHASES[8].1, per(8), PHASES[9].1, per(9), PHASES[10].1, per(10), PHASES[11].1, per(11)
+    );
 }
 
 /// Multicasts `e` to the namespace's `events` group. Best effort, as netlink notifications

@@ -20,6 +20,7 @@ in_peer permctl --json takeover --node 1 >/tmp/many.takeover
 end=$(uptime_ms)
 sed 's/^/# takeover: /' /tmp/many.takeover
 echo "# takeover command: $((end - start)) ms for $CONNS connections (10 ms clock)"
+dmesg | grep "takeover of $CONNS connections, ns per connection" | tail -n 1 | sed 's/^.*permtcp: /# steps: /'
 check "all $CONNS connections taken over" grep -q "\"taken\":$CONNS," /tmp/many.takeover
 touch /tmp/many
 wait $client_pid
