@@ -416,6 +416,14 @@ static const struct nla_policy ptcp_data_policy[PERMTCP_A_SIDE + 1] = {
 	[PERMTCP_A_SIDE] = NLA_POLICY_MAX(NLA_U8, 1),
 };
 
+/* TAKEN_GET for one connection (without attributes: every record). */
+static const struct nla_policy ptcp_taken_policy[PERMTCP_A_CLIENT_PORT + 1] = {
+	[PERMTCP_A_OWNER_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_OWNER_PORT] = { .type = NLA_U16 },
+	[PERMTCP_A_CLIENT_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_CLIENT_PORT] = { .type = NLA_U16 },
+};
+
 static const struct genl_ops ptcp_ops[] = {
 	{
 		.cmd = PERMTCP_CMD_DECL_ADD,
@@ -469,6 +477,8 @@ static const struct genl_ops ptcp_ops[] = {
 	{
 		.cmd = PERMTCP_CMD_TAKEN_GET,
 		.dumpit = ptcp_dumpit,
+		.policy = ptcp_taken_policy,
+		.maxattr = PERMTCP_A_CLIENT_PORT,
 	},
 	{
 		.cmd = PERMTCP_CMD_DIRECTIVE,

@@ -40,6 +40,7 @@ use crate::rebuild::{rebuild, rebuildable, Phase, Plan, StepTimes, PHASES};
 use crate::snoop::{Alloc, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::time::{Instant, Monotonic};
 
 /// How long a taken-over connection waits for the application to listen before it is reset,
@@ -644,6 +645,20 @@ pub(crate) struct TakenList {
     recs: KVec<Taken>,
     /// Kept sent bytes, all records.
     bytes: usize,
+    /// The number of `recs[0]` among all records ever kept.
+    first: u64,
+    /// The number of each connection's newest record: a restarted application asks for its
+    /// sockets one by one (TAKEN_GET with a key), ten thousand of them after a takeover.
+    index: RBTree<FlowKey, u64>,
+}
+
+impl TakenList {
+    /// The newest record of `key`.
+    fn find(&self, key: &FlowKey) -> Option<&Taken> {
+        let n = self.index.get(key)?;
+        self.recs
+            .get(usize::try_from(n.checked_sub(self.first)?).ok()?)
+    }
 }
 
 /// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
@@ -669,15 +684,33 @@ fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
         sent: p.sent,
     };
     let info = t.info;
+    // Allocated before the lock; without it the record is kept, only not found by its key.
+    let node = RBTreeNodeReservation::new(GFP_KERNEL).ok();
     let mut list = state.taken.lock();
     let n = t.sent.len();
     if list.recs.push(t, GFP_KERNEL).is_err() {
         return info;
     }
     list.bytes += n;
+    let id = list.first + list.recs.len() as u64 - 1;
+    match node {
+        Some(node) => {
+            // Replaces the key's older record, if any.
+            let _ = list.index.insert(node.into_node(info.key, id));
+        }
+        None => {
+            let _ = list.index.remove(&info.key);
+        }
+    }
     while list.recs.len() > MAX_TAKEN || list.bytes > MAX_TAKEN_BYTES {
         match list.recs.remove(0) {
-            Ok(old) => list.bytes -= old.sent.len(),
+            Ok(old) => {
+                list.bytes -= old.sent.len();
+                if list.index.get(&old.info.key) == Some(&list.first) {
+                    let _ = list.index.remove(&old.info.key);
+                }
+                list.first += 1;
+            }
             Err(_) => break,
         }
     }
@@ -692,6 +725,14 @@ pub(crate) fn taken_info(state: &NetState, index: usize, now_ms: u64) -> Option<
     })
 }
 
+/// The newest record of connection `key`, as TAKEN_GET reports it at `now_ms`.
+pub(crate) fn taken_by_key(state: &NetState, key: &FlowKey, now_ms: u64) -> Option<TakenInfo> {
+    state.taken.lock().find(key).map(|t| TakenInfo {
+        age_ms: now_ms.saturating_sub(t.at_ms),
+        ..t.info
+    })
+}
+
 /// One round of CONN_DATA_GET for a taken-over connection: the kept sent bytes of its
 /// newest record, from byte `*pos` on. `None` when there is no record of `key`.
 pub(crate) fn dump_sent(
@@ -701,7 +742,7 @@ pub(crate) fn dump_sent(
     pos: &mut c_long,
 ) -> Option<Result<(), LogicError>> {
     let list = state.taken.lock();
-    let t = list.recs.iter().rev().find(|t| t.info.key == *key)?;
+    let t = list.find(key)?;
     let mut off = *pos as usize;
     while off < t.sent.len() {
         let n = (t.sent.len() - off).min(MAX_DATA_CHUNK);
