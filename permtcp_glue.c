@@ -56,7 +56,7 @@
 #include <permtcp/glue.h>
 
 static_assert(sizeof(struct ptcp_msg) == 32);
-static_assert(sizeof(struct ptcp_tcp_abi) == 60);
+static_assert(sizeof(struct ptcp_tcp_abi) == 64);
 
 const struct ptcp_tcp_abi ptcp_tcp_abi = {
 	.maxseg = TCP_MAXSEG,
@@ -74,6 +74,7 @@ const struct ptcp_tcp_abi ptcp_tcp_abi = {
 	.opt_timestamp = TCPOPT_TIMESTAMP,
 	.repair_window_size = sizeof(struct tcp_repair_window),
 	.repair_opt_size = sizeof(struct tcp_repair_opt),
+	.repair_off_no_wp = TCP_REPAIR_OFF_NO_WP,
 };
 
 static unsigned int ptcp_net_id;

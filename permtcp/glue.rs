@@ -105,9 +105,10 @@ pub(crate) struct TcpAbi {
     pub(crate) opt_timestamp: u32,
     pub(crate) repair_window_size: u32,
     pub(crate) repair_opt_size: u32,
+    pub(crate) repair_off_no_wp: c_int,
 }
 
-const _: () = assert!(core::mem::size_of::<TcpAbi>() == 60);
+const _: () = assert!(core::mem::size_of::<TcpAbi>() == 64);
 
 /// `struct tcp_repair_window` (its size is checked against [`TcpAbi::repair_window_size`]).
 #[repr(C)]

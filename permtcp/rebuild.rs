@@ -20,8 +20,9 @@
 //! 5. [`Step::Queues`]: the client's bytes the application has not read, into the receive
 //!    queue;
 //! 6. [`Step::Window`]: both windows, as the mirror last saw them;
-//! 7. [`Step::Live`]: repair off (the window probe this sends prompts the client's ACK) and
-//!    `SO_REUSEADDR` (repair off cleared it; an application binding the port needs it);
+//! 7. [`Step::Live`]: repair off (with a window probe, which prompts the client's ACK, when
+//!    the client has bytes the owner had not acknowledged) and `SO_REUSEADDR` (repair off
+//!    cleared it; an application binding the port needs it);
 //! 8. [`Step::Resend`]: the owner's unacknowledged bytes, sent again as new data (restoring
 //!    them into the send queue would wait for a 3 s RTO);
 //! 9. [`Step::Fin`]: the owner's FIN again (shutdown), and the client's FIN fed to the stack
@@ -295,8 +296,18 @@ fn queues(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
     send_all(s, &p.recv, Step::Queues)
 }
 
-fn live(s: &KernelSocket) -> Result<(), RebuildError> {
-    s.set(SockOpt::Repair, 0).at(Step::Live)?;
+fn live(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    // The window probe acknowledges the client's bytes the owner had not: the client stops
+    // waiting for its retransmission timer. Without such bytes it waits for nothing (the
+    // owner's unacknowledged bytes sent again, or its FIN, prompt it), and the probe would
+    // only cost a round trip through the client's stack per connection.
+    let probe = seq::after(p.r.recv_end, p.r.recv_una);
+    let off = if probe {
+        0
+    } else {
+        crate::glue::tcp_abi().repair_off_no_wp
+    };
+    s.set(SockOpt::Repair, off).at(Step::Live)?;
     s.set(SockOpt::ReuseAddr, 1).at(Step::Live)
 }
 
@@ -402,7 +413,7 @@ pub(crate) fn rebuild(
     t.end(Phase::Step(Step::Queues));
     s.repair_window(&p.window).at(Step::Window)?;
     t.end(Phase::Step(Step::Window));
-    live(&s)?;
+    live(&s, p)?;
     t.end(Phase::Step(Step::Live));
     resend(&s, p)?;
     t.end(Phase::Step(Step::Resend));

@@ -48,6 +48,7 @@ struct ptcp_tcp_abi {
 	u32 opt_timestamp;	/* TCPOPT_TIMESTAMP */
 	u32 repair_window_size;	/* sizeof(struct tcp_repair_window) */
 	u32 repair_opt_size;	/* sizeof(struct tcp_repair_opt) */
+	int repair_off_no_wp;	/* TCP_REPAIR_OFF_NO_WP */
 };
 
 extern const struct ptcp_tcp_abi ptcp_tcp_abi;

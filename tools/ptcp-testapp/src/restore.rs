@@ -282,8 +282,15 @@ fn restore(p: &Plan, fetched: Instant) -> Result<TcpStream, String> {
         rcv_wup: cl.snd_una,
     };
     set(fd, tcp, libc::TCP_REPAIR_WINDOW, &w, "TCP_REPAIR_WINDOW")?;
-    // Repair off sends a window probe: the client answers at once with its state.
-    set(fd, tcp, libc::TCP_REPAIR, &0i32, "repair off")?;
+    // Repair off sends a window probe, which acknowledges the client's bytes the owner had
+    // not, so that the client answers at once; as the kernel does, only when there are such
+    // bytes.
+    let off = if p.recv.is_empty() {
+        crate::TCP_REPAIR_OFF_NO_WP
+    } else {
+        0
+    };
+    set(fd, tcp, libc::TCP_REPAIR, &off, "repair off")?;
     set(
         fd,
         libc::SOL_SOCKET,
