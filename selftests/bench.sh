@@ -8,6 +8,11 @@
 
 BYTES=${BYTES:-30000000}
 RUNS=5
+# `run_vm.sh --bench PART...` runs only those parts (snoop, takeover); all by default.
+parts=$(sed -n 's/.*permtcp\.tests=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+part() { [ -z "$parts" ] || echo " $parts " | grep -q " $1 "; }
+echo "guest clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+if part snoop; then
 insmod /lib/modules/permtcp.ko
 cluster_up >/dev/null
 in_peer permctl snoop stop >/dev/null
@@ -76,6 +81,7 @@ awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" 
 }'
 cluster_down
 rmmod permtcp
+fi
 
 # Takeover cost: N snooped connections rebuilt with TCP_REPAIR, by the kernel (one `permctl
 # takeover`: its rebuild_ns, the rebuild and parking until the application, started right
@@ -83,44 +89,51 @@ rmmod permtcp
 # userspace (`ptcp-testapp restore`, CRIU/libsoccr style: the restore loop alone; reading the
 # mirror with permctl subprocesses is timed apart). The peer announces the address with
 # busybox arping in the userspace run. Then the client's first round on every connection.
-# takeover_run kernel|user N: sets us (rebuild or restore time), fetch (ms) and after (ms);
-# prints what went wrong, if anything.
+# takeover_run kernel|user N: sets us (rebuild or restore time), whole (the command, ms),
+# fetch (ms) and after (ms); prints what went wrong, if anything.
 takeover_run() {
-	mode=$1 n=$2 us=- fetch=- after=-
+	mode=$1 n=$2 us=- fetch=- after=- whole=-
 	insmod /lib/modules/permtcp.ko
-	cluster_up >/dev/null
+	# Room for N connections in the mirror (the defaults: 4096 and 64 MiB).
+	SNOOP_OPTS="--max-conns $((n + 4096)) --max-bytes $((n * 16384 + 67108864))" \
+		cluster_up >/dev/null
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
 	sleep 0.5
 	rm -f /tmp/r.out
-	paused_client /tmp/b 3000 ptcp-testapp echo-many 10.0.0.1:80 $n /tmp/b
+	paused_client /tmp/b 6000 ptcp-testapp echo-many 10.0.0.1:80 $n /tmp/b
 	sleep 1
 	crash_owner $owner_pid
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
 	if [ $mode = kernel ]; then
 		# As the userspace restore, the application starts after the rebuild: the
 		# connections wait parked, and go to its accept() when it listens.
-		out=$(in_peer permctl --json takeover --node 1)
+		dmesg -c >/dev/null
+		out=$(in_peer ptcp-testapp timed permctl --json takeover --node 1 2>/tmp/t.err)
 		echo "$out" | grep -q "\"taken\":$n," || echo "  kernel, $n connections: $out"
 		ns=$(echo "$out" | sed -n 's/.*"rebuild_ns":\([0-9]*\).*/\1/p')
 		[ -z "$ns" ] || us=$((ns / 1000))
+		whole=$(sed -n 's/^wall_us=//p' /tmp/t.err)
+		whole=${whole:+$((whole / 1000))}
+		steps=$(dmesg | sed -n 's/.*ns per connection: //p' | tail -n 1)
 		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
 		peer_pid=$!
 	else
 		in_peer ptcp-testapp restore >/tmp/r.out 2>/tmp/r.err &
 		peer_pid=$!
 		t=0
-		while ! grep -qs restored= /tmp/r.out && [ $t -lt 3000 ]; do sleep 0.1; t=$((t + 1)); done
+		while ! grep -qs restored= /tmp/r.out && [ $t -lt 6000 ]; do sleep 0.1; t=$((t + 1)); done
 		grep -q "^restored=$n failed=0 " /tmp/r.out ||
 			echo "  userspace, $n connections: $(cat /tmp/r.out /tmp/r.err | head -n 5)"
 		us=$(sed -n 's/.*restore_us=\([0-9]*\).*/\1/p' /tmp/r.out)
 		fetch=$(sed -n 's/.*fetch_ms=\([0-9.]*\).*/\1/p' /tmp/r.out)
 		us=${us:--} fetch=${fetch:--}
+		[ "$us" = - ] || [ "$fetch" = - ] || whole=$(awk -v f="$fetch" -v u="$us" 'BEGIN { printf "%d", f + u / 1000 }')
 		in_peer arping -U -c 2 -I eth0 10.0.0.1 >/dev/null
 	fi
 	touch /tmp/b
 	t=0
-	while kill -0 $client_pid 2>/dev/null && [ $t -lt 3000 ]; do sleep 0.1; t=$((t + 1)); done
+	while kill -0 $client_pid 2>/dev/null && [ $t -lt 6000 ]; do sleep 0.1; t=$((t + 1)); done
 	kill -9 $client_pid 2>/dev/null
 	wait $client_pid
 	rc=$?
@@ -135,18 +148,27 @@ takeover_run() {
 	rmmod permtcp
 }
 
+if part takeover; then
+CONNS_LIST=$(sed -n 's/.*permtcp\.conns=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 echo "takeover (QEMU TCG): N connections rebuilt with TCP_REPAIR, in the kernel (permctl takeover,"
 echo "rebuild, parked until the application started after it listens) vs from userspace"
-echo "(ptcp-testapp restore, the restore loop alone; reading the mirror through permctl timed"
-echo "apart); then the client's first round on every connection (the application's start and"
-echo "its offset lookups included)"
-printf '  %5s  %10s %9s  %10s %9s %9s  %14s %9s\n' conns "kernel us" "per conn" "user us" \
-	"per conn" "fetch ms" "after: kernel" "user ms"
-for n in 1 100 1000; do
+echo "(ptcp-testapp restore: the restore loop; reading the mirror through permctl is its fetch);"
+echo "whole: the kernel's command, the userspace fetch plus restore; then the client's first"
+echo "round on every connection (the application's start and its offset lookups included)"
+printf '  %5s  %9s %9s %7s  %9s %9s  %9s %9s\n' conns "kernel us" "user us" "user/" \
+	"kernel ms" "user ms" "after: k" "after: u"
+printf '  %5s  %9s %9s %7s  %9s %9s  %9s %9s\n' "" "per conn" "per conn" "kernel" "whole" "whole" "ms" "ms"
+: >/tmp/steps
+for n in ${CONNS_LIST:-1 100 1000 10000}; do
 	takeover_run kernel $n
-	k_us=$us k_after=$after
+	k_us=$us k_after=$after k_whole=$whole
+	echo "$n $steps" >>/tmp/steps
 	takeover_run user $n
-	awk -v n=$n -v k="$k_us" -v u="$us" -v f="$fetch" -v ka="$k_after" -v ua="$after" 'BEGIN {
+	awk -v n=$n -v k="$k_us" -v u="$us" -v kw="$k_whole" -v uw="$whole" -v ka="$k_after" -v ua="$after" 'BEGIN {
 		pk = k == "-" ? "-" : sprintf("%.1f", k / n); pu = u == "-" ? "-" : sprintf("%.1f", u / n);
-		printf "  %5d  %10s %9s  %10s %9s %9s  %14s %9s\n", n, k, pk, u, pu, f, ka, ua }'
+		r = (k == "-" || u == "-" || k == 0) ? "-" : sprintf("%.2f", u / k);
+		printf "  %5d  %9s %9s %7s  %9s %9s  %9s %9s\n", n, pk, pu, r, kw, uw, ka, ua }'
 done
+echo "kernel rebuild by step, ns per connection (permtcp's log)"
+while read -r n rest; do echo "  $n: $rest"; done </tmp/steps
+fi

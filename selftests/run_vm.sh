@@ -51,8 +51,12 @@ qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
 	cmdline+=" permtcp.mode=$2 permtcp.timeout=300"
 	[ ${#tests[@]} -eq 0 ] || cmdline+=" permtcp.tests=$(IFS=,; echo "${tests[*]}")"
+	[ -z "${PERMTCP_CONNS:-}" ] || cmdline+=" permtcp.conns=$PERMTCP_CONNS"
 	local cpu=max
 	[ "$1" = kvm ] && cpu=host
+	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every
+	# timing in the guest would have a 4 ms resolution. QEMU's TSC follows the host clock.
+	[ "$1" = kvm ] || cmdline+=" clocksource=tsc tsc=reliable"
 	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m 1024 -smp 2 \
 		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
 		-append "$cmdline" </dev/null 2>&1 | sed -u 's/\r$//' |

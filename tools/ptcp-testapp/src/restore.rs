@@ -318,18 +318,8 @@ fn echo(mut s: TcpStream) {
 /// `restore`: fetch, restore, report, serve. Exits 1 if the mirror cannot be read or a
 /// connection could not be restored.
 pub fn run() -> bool {
-    // One descriptor per connection: a thousand may exceed the default soft limit.
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit to read into, then to pass back.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    // One descriptor per connection: ten thousand exceed the default limits.
+    crate::raise_nofile(1 << 17);
     let t0 = Instant::now();
     let (plans, skipped) = match fetch() {
         Ok(f) => f,
@@ -363,7 +353,12 @@ pub fn run() -> bool {
     );
     let threads: Vec<_> = socks
         .into_iter()
-        .map(|s| std::thread::spawn(move || echo(s)))
+        .map(|s| {
+            std::thread::Builder::new()
+                .stack_size(128 << 10)
+                .spawn(move || echo(s))
+                .expect("thread")
+        })
         .collect();
     for t in threads {
         let _ = t.join();
