@@ -74,8 +74,9 @@ awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" 
 	per = fr / runs;
 	printf "  frames on the link per transfer: %d (GSO/GRO super-packets)\n", per;
 	printf "  peer hook, measured inside:      %d ns per frame (clock reads included)\n", ns / fr;
-	s = (st - pt) * 10e6 / per; printf "  snooping, from CPU time:         %d ns per frame\n", s;
-	if (ct > 0) { c = (ct - pt) * 10e6 / per; printf "  conntrack, from CPU time:        %d ns per frame\n", c;
+	bpf = '"$BYTES"' / per;
+	s = (st - pt) * 10e6 / per; printf "  snooping, from CPU time:         %d ns per frame, %.2f ns per byte\n", s, s / bpf;
+	if (ct > 0) { c = (ct - pt) * 10e6 / per; printf "  conntrack, from CPU time:        %d ns per frame, %.2f ns per byte\n", c, c / bpf;
 		if (c > 0) printf "  snooping/conntrack ratio:        %.2f\n", s / c;
 		else printf "  conntrack cost below the noise of this measurement: no ratio\n"; }
 }'
