@@ -517,8 +517,14 @@ impl<'a> Net<'a> {
     }
 
     /// Appends `child`, connection `k`, to its listener's accept queue; gives it back while
-    /// there is no listener (or its backlog is full).
-    pub(crate) fn inject(&self, child: Detached, k: &FlowKey, v6: bool) -> Result<(), Detached> {
+    /// there is no listener or its backlog is full (with `EAGAIN`), or with the error that
+    /// kept it from this listener.
+    pub(crate) fn inject(
+        &self,
+        child: Detached,
+        k: &FlowKey,
+        v6: bool,
+    ) -> Result<(), (Detached, Error)> {
         let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
         // SAFETY: `pn` is valid (type invariant); `child` is an owned detached sock (its type
         // invariant); the addresses are 16 readable bytes.
@@ -538,7 +544,7 @@ impl<'a> Net<'a> {
             core::mem::forget(child);
             Ok(())
         } else {
-            Err(child)
+            Err((child, Error::from_errno(r)))
         }
     }
 

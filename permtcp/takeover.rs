@@ -349,7 +349,7 @@ fn take_over(
     };
     let outcome = match parked.try_inject(net) {
         Ok(()) => Outcome::Queued,
-        Err(parked) => Outcome::Parked(parked),
+        Err((parked, _)) => Outcome::Parked(parked),
     };
     t.end(Phase::Inject);
     Ok(outcome)
@@ -551,19 +551,23 @@ pub(crate) struct Parked {
 
 impl Parked {
     /// Hands the connection to the listener of its service address; gives it back while
-    /// there is none (or the backlog is full).
-    fn try_inject(self, net: &Net<'_>) -> Result<(), Parked> {
+    /// there is none or the backlog is full (with `true`: no other connection of its
+    /// service address goes now either), or when that listener cannot take it.
+    fn try_inject(self, net: &Net<'_>) -> Result<(), (Parked, bool)> {
         let Parked {
             key,
             v6,
             child,
             deadline_ms,
         } = self;
-        net.inject(child, &key, v6).map_err(|child| Parked {
-            key,
-            v6,
-            child,
-            deadline_ms,
+        net.inject(child, &key, v6).map_err(|(child, e)| {
+            let parked = Parked {
+                key,
+                v6,
+                child,
+                deadline_ms,
+            };
+            (parked, e == EAGAIN)
         })
     }
 }
@@ -601,8 +605,23 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
         return true; // try again at the next poll
     };
     let parked = core::mem::take(&mut p.parked);
+    // The service addresses found without a listener in this round: their other connections
+    // wait without a lookup each (a thousand lookups every 5 ms kept a CPU busy while the
+    // application was starting).
+    let mut absent: KVec<(Addr, u16)> = KVec::new();
     for c in parked {
-        match c.try_inject(net) {
+        let binding = (c.key.owner_addr, c.key.owner_port);
+        let r = if absent.contains(&binding) {
+            Err(c)
+        } else {
+            c.try_inject(net).map_err(|(c, no_room)| {
+                if no_room {
+                    let _ = absent.push(binding, GFP_KERNEL);
+                }
+                c
+            })
+        };
+        match r {
             Ok(()) => p.queued += 1,
             Err(c) if now_ms >= c.deadline_ms => {
                 // Closing it resets the client.
