@@ -21,8 +21,8 @@ struct ptcp_resume {
 
 /*
  * 1 and *out filled when the connected TCP socket fd was taken over here, 0 when not (or
- * the module is not loaded), a negative errno on failure.  Thread-safe: each thread keeps
- * its own netlink socket.
+ * the module is not loaded), a negative errno on failure.  Thread-safe: the process's
+ * queries take turns on one netlink socket.
  */
 int ptcp_resume_get(int fd, struct ptcp_resume *out);
 

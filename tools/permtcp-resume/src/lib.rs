@@ -30,16 +30,16 @@
 //!         continue_stream(fd, r.sent_offset, r.recv_offset);
 //! ```
 //!
-//! Each thread keeps its own generic netlink socket (opened at its first query) in the
-//! namespace the thread runs in. No privilege is needed: TAKEN_GET is open to every user of
-//! the namespace.
+//! The process keeps one generic netlink socket (opened, and the family resolved, at its
+//! first query) in the namespace it runs in; queries from several threads take turns on it.
+//! No privilege is needed: TAKEN_GET is open to every user of the namespace.
 
 use permctl::{Client, CtlError};
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoop::FlowKey;
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Mutex;
 
 pub use permtcp_logic::snoopnl::TakenInfo;
 
@@ -62,24 +62,21 @@ pub fn key(local: SocketAddr, peer: SocketAddr) -> FlowKey {
     }
 }
 
-thread_local! {
-    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
-}
+/// The process's socket, opened at the first query.
+static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
 
 /// The record of connection `local` <- `peer`: `None` when it was not taken over here.
 pub fn of_addrs(local: SocketAddr, peer: SocketAddr) -> Result<Option<TakenInfo>, CtlError> {
-    CLIENT.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = Some(Client::connect()?);
-        }
-        let r = c.as_ref().map(|c| c.taken_one(&key(local, peer)));
-        if r.as_ref().is_some_and(|r| r.is_err()) {
-            // A broken socket is opened again at the next query.
-            *c = None;
-        }
-        r.unwrap_or(Ok(None))
-    })
+    let mut c = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    if c.is_none() {
+        *c = Some(Client::connect()?);
+    }
+    let r = c.as_ref().map(|c| c.taken_one(&key(local, peer)));
+    if r.as_ref().is_some_and(|r| r.is_err()) {
+        // A broken socket is opened again at the next query.
+        *c = None;
+    }
+    r.unwrap_or(Ok(None))
 }
 
 /// The record of the connected socket `s`.
