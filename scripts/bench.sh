@@ -30,12 +30,12 @@ printf '  %-44s %s\n' "conntrack on the owner, guest CPU time" "${ct:--}"
 printf '  %-44s %s\n' "snooping / conntrack" "${ratio:-no ratio (conntrack below the noise)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
 echo "  takeover, same VM, kernel vs userspace TCP_REPAIR restore:"
-printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s\n' conns "kernel us" "user us" "user/k" \
-	"kernel ms" "user ms" "user/k" "1st answer" "1st answer"
-printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s\n' "" "per conn" "per conn" "" \
-	"whole" "whole" "" "k ms" "u ms"
+printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n' conns "kernel us" "user us" "user/k" \
+	"kernel ms" "user ms" "user/k" "1st answer" "1st answer" "1st answer"
+printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n' "" "per conn" "per conn" "" \
+	"whole" "whole" "" "k ms" "u ms" "k,permctl"
 awk '/^  conns  kernel us/ { t = 1; next } t && /^ *[0-9]+ / {
 	n = $1; k = $2; u = $3; r = $4; kw = $5; uw = $6; ka = $7; ua = $8;
 	wr = (kw ~ /^[0-9]+$/ && uw ~ /^[0-9]+$/ && kw > 0) ? sprintf("%.2f", uw / kw) : "-";
-	printf "    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s\n", n, k, u, r, kw, uw, wr, ka, ua }
+	printf "    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n", n, k, u, r, kw, uw, wr, ka, ua, $9 }
 	/^kernel rebuild by step/ { t = 0 }' "$out/vm.txt"
