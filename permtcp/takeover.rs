@@ -329,16 +329,31 @@ enum Outcome {
 
 /// Rebuilds `p` and hands it to the listener of its service address, or parks it until
 /// `deadline_ms` when there is none.
+///
+/// `absent` lists the service addresses found without a listener (or with a full backlog)
+/// during this takeover: their connections are parked without looking again.
 fn take_over(
     net: &Net<'_>,
     p: &Plan,
     deadline_ms: u64,
     t: &mut StepTimes,
+    absent: &mut KVec<(Addr, u16)>,
 ) -> Result<Outcome, LogicError> {
     // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
     // an IPv6 one.
     t.start();
-    let v6sock = p.v6 || net.listener_family(&p.key, p.v6) != ListenerFamily::V4;
+    let binding = (p.key.owner_addr, p.key.owner_port);
+    let mut none = absent.contains(&binding);
+    let family = if none {
+        ListenerFamily::None
+    } else {
+        net.listener_family(&p.key, p.v6)
+    };
+    if family == ListenerFamily::None && !none {
+        none = true;
+        let _ = absent.push(binding, GFP_KERNEL);
+    }
+    let v6sock = p.v6 || family != ListenerFamily::V4;
     t.end(Phase::Listener);
     let child = rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())?;
     let parked = Parked {
@@ -347,9 +362,18 @@ fn take_over(
         child,
         deadline_ms,
     };
-    let outcome = match parked.try_inject(net) {
-        Ok(()) => Outcome::Queued,
-        Err((parked, _)) => Outcome::Parked(parked),
+    let outcome = if none {
+        Outcome::Parked(parked)
+    } else {
+        match parked.try_inject(net) {
+            Ok(()) => Outcome::Queued,
+            Err((parked, no_room)) => {
+                if no_room {
+                    let _ = absent.push(binding, GFP_KERNEL);
+                }
+                Outcome::Parked(parked)
+            }
+        }
     };
     t.end(Phase::Inject);
     Ok(outcome)
@@ -370,8 +394,9 @@ fn carry_out(
     let mut d = Counts::default();
     let mut parked = KVec::new();
     let mut times = StepTimes::default();
+    let mut absent = KVec::new();
     for (p, fallback) in core::mem::take(&mut t.plans) {
-        match take_over(net, &p, now + park_ms, &mut times) {
+        match take_over(net, &p, now + park_ms, &mut times, &mut absent) {
             Ok(outcome) => {
                 d.taken += 1;
                 let taken = record(state, p, now);
@@ -643,7 +668,7 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
 // ---------------------------------------------------------------------------------------
 
 /// At most this many taken-over connection records are kept...
-pub(crate) const MAX_TAKEN: usize = 4096;
+pub(crate) const MAX_TAKEN: usize = 16384;
 /// ...holding at most this many sent bytes for verification.
 pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
 
