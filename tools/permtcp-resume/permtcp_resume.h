@@ -3,7 +3,7 @@
  * Where a connection permtcp took over resumes, asked by the restarted application for each
  * socket it accept()s: one TAKEN_GET query by the socket's 4-tuple over generic netlink.
  * Link libpermtcp_resume.a (cargo build --release -p permtcp-resume; also -lpthread -ldl
- * -lm).  See tools/permtcp-resume/src/lib.rs for an example.
+ * -lm).  See tools/permtcp-resume/example.c.
  */
 #ifndef PERMTCP_RESUME_H
 #define PERMTCP_RESUME_H
