@@ -160,6 +160,9 @@ takeover_run() {
 }
 
 if part takeover; then
+# A thread per connection on the owner and the peer: ten thousand are more than a 1 GB
+# guest's default thread limit.
+echo 100000 >/proc/sys/kernel/threads-max
 CONNS_LIST=$(sed -n 's/.*permtcp\.conns=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 echo "takeover (QEMU TCG): N connections rebuilt with TCP_REPAIR, in the kernel (permctl takeover,"
 echo "rebuild, parked until the application started after it listens) vs from userspace"

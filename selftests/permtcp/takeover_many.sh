@@ -8,6 +8,9 @@
 CONNS=$(sed -n 's/.*permtcp\.conns=\([0-9]*\).*/\1/p' /proc/cmdline)
 CONNS=${CONNS:-1000}
 ktap_plan 4
+# A thread per connection on the owner and the peer: ten thousand are more than a 1 GB
+# guest's default thread limit.
+echo 100000 >/proc/sys/kernel/threads-max
 load_module
 # Room for them all in the mirror (the defaults: 4096 connections, 64 MiB).
 SNOOP_OPTS="--max-conns $((CONNS + 4096)) --max-bytes $((CONNS * 16384 + 67108864))"
