@@ -87,8 +87,7 @@ check-sanitizers: setup permctl
 # Figures, not tests: host parse+track cost, then throughput and per-frame cost in QEMU.
 bench: setup
 	$(MAKE) module permctl
-	cargo bench --locked -p permtcp-logic
-	bash selftests/run_vm.sh --bench
+	bash scripts/bench.sh
 
 bench-failover: setup
 	$(MAKE) module permctl

@@ -56,7 +56,7 @@
 #include <permtcp/glue.h>
 
 static_assert(sizeof(struct ptcp_msg) == 32);
-static_assert(sizeof(struct ptcp_tcp_abi) == 60);
+static_assert(sizeof(struct ptcp_tcp_abi) == 64);
 
 const struct ptcp_tcp_abi ptcp_tcp_abi = {
 	.maxseg = TCP_MAXSEG,
@@ -74,6 +74,7 @@ const struct ptcp_tcp_abi ptcp_tcp_abi = {
 	.opt_timestamp = TCPOPT_TIMESTAMP,
 	.repair_window_size = sizeof(struct tcp_repair_window),
 	.repair_opt_size = sizeof(struct tcp_repair_opt),
+	.repair_off_no_wp = TCP_REPAIR_OFF_NO_WP,
 };
 
 static unsigned int ptcp_net_id;
@@ -422,6 +423,14 @@ static const struct nla_policy ptcp_data_policy[PERMTCP_A_SIDE + 1] = {
 	[PERMTCP_A_SIDE] = NLA_POLICY_MAX(NLA_U8, 1),
 };
 
+/* TAKEN_GET for one connection (without attributes: every record). */
+static const struct nla_policy ptcp_taken_policy[PERMTCP_A_CLIENT_PORT + 1] = {
+	[PERMTCP_A_OWNER_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_OWNER_PORT] = { .type = NLA_U16 },
+	[PERMTCP_A_CLIENT_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_CLIENT_PORT] = { .type = NLA_U16 },
+};
+
 static const struct genl_ops ptcp_ops[] = {
 	{
 		.cmd = PERMTCP_CMD_DECL_ADD,
@@ -475,6 +484,8 @@ static const struct genl_ops ptcp_ops[] = {
 	{
 		.cmd = PERMTCP_CMD_TAKEN_GET,
 		.dumpit = ptcp_dumpit,
+		.policy = ptcp_taken_policy,
+		.maxattr = PERMTCP_A_CLIENT_PORT,
 	},
 	{
 		.cmd = PERMTCP_CMD_DIRECTIVE,
@@ -810,6 +821,30 @@ void ptcp_sock_set_sndbuf(struct socket *sock, int bytes)
 	sk->sk_userlocks |= SOCK_SNDBUF_LOCK;
 	WRITE_ONCE(sk->sk_sndbuf, max_t(int, bytes * 2, SOCK_MIN_SNDBUF));
 	sk->sk_write_space(sk);
+	release_sock(sk);
+}
+
+/*
+ * Seeds a rebuilt socket's RTT estimator with the mirror's estimate (RFC 6298 SRTT and
+ * RTTVAR, microseconds) as tcp_rtt_estimator() takes a first sample, and sets the
+ * retransmission timeout from it as tcp_set_rto() does: without it the socket keeps the 3 s
+ * tcp_init_metrics() gives a socket without a sample.  Called after the repair connect
+ * (which ran tcp_init_metrics()), before anything is sent.
+ */
+void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us)
+{
+	struct sock *sk = sock->sk;
+	struct tcp_sock *tp = tcp_sk(sk);
+	u32 max_us = jiffies_to_usecs(TCP_RTO_MAX);
+
+	lock_sock(sk);
+	WRITE_ONCE(tp->srtt_us, clamp(srtt_us, 1U, max_us) << 3);
+	tp->mdev_us = min(rttvar_us, max_us) << 2;	/* the kernel keeps 4 x RTTVAR */
+	tp->rttvar_us = max(tp->mdev_us, tcp_rto_min_us(sk));
+	tp->mdev_max_us = tp->rttvar_us;
+	tp->rtt_seq = tp->snd_nxt;
+	inet_csk(sk)->icsk_rto = __tcp_set_rto(tp);
+	tcp_bound_rto(sk);
 	release_sock(sk);
 }
 

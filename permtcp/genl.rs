@@ -14,8 +14,8 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{
     ConnGetRequest, ConnReply, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
     DirectiveReply, DirectiveRequest, Directives, LeaseRequest, SnoopStopRequest, StartRequest,
-    StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenReply, TakeoverReply,
-    TakeoverRequest,
+    StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenKeyRequest, TakenReply,
+    TakeoverReply, TakeoverRequest,
 };
 use crate::logic::track::Side;
 use crate::logic::uapi::cmd;
@@ -141,6 +141,20 @@ pub(crate) fn dumpit(
                 }
                 *pos += 1;
             }
+        }
+        cmd::TAKEN_GET if !payload.is_empty() => {
+            // One connection: its newest record, if any.
+            let req = TakenKeyRequest::parse(payload)?;
+            if *pos > 0 {
+                return Ok(());
+            }
+            if let Some(taken) = takeover::taken_by_key(state, &req.key, now_ms()) {
+                if !dump.add(cmd::TAKEN_GET, |w| TakenReply { taken }.write(w))? {
+                    return Ok(());
+                }
+            }
+            *pos = 1;
+            Ok(())
         }
         cmd::TAKEN_GET => {
             TakenGetRequest::parse(payload)?;

@@ -105,9 +105,10 @@ pub(crate) struct TcpAbi {
     pub(crate) opt_timestamp: u32,
     pub(crate) repair_window_size: u32,
     pub(crate) repair_opt_size: u32,
+    pub(crate) repair_off_no_wp: c_int,
 }
 
-const _: () = assert!(core::mem::size_of::<TcpAbi>() == 60);
+const _: () = assert!(core::mem::size_of::<TcpAbi>() == 64);
 
 /// `struct tcp_repair_window` (its size is checked against [`TcpAbi::repair_window_size`]).
 #[repr(C)]
@@ -173,6 +174,7 @@ extern "C" {
     fn ptcp_sock_send(sock: *mut Socket, data: *const u8, len: u32) -> c_int;
     fn ptcp_sock_release(sock: *mut Socket);
     fn ptcp_sock_set_sndbuf(sock: *mut Socket, bytes: c_int);
+    fn ptcp_sock_seed_rtt(sock: *mut Socket, srtt_us: u32, rttvar_us: u32);
     fn ptcp_sock_shutdown_wr(sock: *mut Socket) -> c_int;
     fn ptcp_receive_packet(pn: *mut PtcpNet, data: *const u8, len: u32, ipv6: bool) -> c_int;
     fn ptcp_send_packet(
@@ -522,8 +524,14 @@ impl<'a> Net<'a> {
     }
 
     /// Appends `child`, connection `k`, to its listener's accept queue; gives it back while
-    /// there is no listener (or its backlog is full).
-    pub(crate) fn inject(&self, child: Detached, k: &FlowKey, v6: bool) -> Result<(), Detached> {
+    /// there is no listener or its backlog is full (with `EAGAIN`), or with the error that
+    /// kept it from this listener.
+    pub(crate) fn inject(
+        &self,
+        child: Detached,
+        k: &FlowKey,
+        v6: bool,
+    ) -> Result<(), (Detached, Error)> {
         let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
         // SAFETY: `pn` is valid (type invariant); `child` is an owned detached sock (its type
         // invariant); the addresses are 16 readable bytes.
@@ -543,7 +551,7 @@ impl<'a> Net<'a> {
             core::mem::forget(child);
             Ok(())
         } else {
-            Err(child)
+            Err((child, Error::from_errno(r)))
         }
     }
 
@@ -801,6 +809,13 @@ impl KernelSocket {
     pub(crate) fn set_sndbuf(&self, bytes: i32) {
         // SAFETY: the socket is owned (type invariant); the helper takes the sock's lock.
         unsafe { ptcp_sock_set_sndbuf(self.0.as_ptr(), bytes) }
+    }
+
+    /// Seeds the RTT estimator (RFC 6298 SRTT and RTTVAR, microseconds) and the
+    /// retransmission timeout derived from it, as a first RTT sample would.
+    pub(crate) fn seed_rtt(&self, srtt_us: u32, rttvar_us: u32) {
+        // SAFETY: the socket is owned (type invariant); the helper takes the sock's lock.
+        unsafe { ptcp_sock_seed_rtt(self.0.as_ptr(), srtt_us, rttvar_us) }
     }
 
     /// Shuts the sending side down: sends a FIN.

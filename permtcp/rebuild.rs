@@ -14,18 +14,22 @@
 //! 3. [`Step::Addresses`]: the client's MSS, then bind to the service address (which may not
 //!    be local yet: freebind) and a repair-mode connect to the client, which sends nothing;
 //! 4. [`Step::Options`]: the options both SYNs negotiated (MSS, window scaling, SACK,
-//!    timestamps) and the timestamp clock continued past the owner's last TSval (PAWS);
+//!    timestamps) and the timestamp clock continued past the owner's last TSval (PAWS); the
+//!    RTT estimator seeded with the mirror's estimate of the owner's RTT (else the socket's
+//!    retransmission timeout would be 3 s);
 //! 5. [`Step::Queues`]: the client's bytes the application has not read, into the receive
 //!    queue;
 //! 6. [`Step::Window`]: both windows, as the mirror last saw them;
-//! 7. [`Step::Live`]: repair off (the window probe this sends prompts the client's ACK) and
-//!    `SO_REUSEADDR` (repair off cleared it; an application binding the port needs it);
+//! 7. [`Step::Live`]: repair off (with a window probe, which prompts the client's ACK, when
+//!    the client has bytes the owner had not acknowledged) and `SO_REUSEADDR` (repair off
+//!    cleared it; an application binding the port needs it);
 //! 8. [`Step::Resend`]: the owner's unacknowledged bytes, sent again as new data (restoring
 //!    them into the send queue would wait for a 3 s RTO);
 //! 9. [`Step::Fin`]: the owner's FIN again (shutdown), and the client's FIN fed to the stack
 //!    as a received segment so that the socket's own FIN processing makes it CLOSE_WAIT.
 //!
-//! The result is a [`Detached`] sock, ready for a listener's accept queue.
+//! The result is a [`Detached`] sock, ready for a listener's accept queue. [`StepTimes`]
+//! sums the time each step takes, for the figures `permctl takeover` reports in the log.
 
 use crate::glue::{Detached, KernelSocket, Net, RepairOpt, RepairQueue, RepairWindow, SockOpt};
 use crate::logic::decl::RxPolicy;
@@ -50,6 +54,8 @@ pub(crate) struct Plan {
     sack: bool,
     /// The owner's last TSval and how long ago it was seen.
     ts: Option<(u32, u64)>,
+    /// The mirror's estimate of the owner's RTT (SRTT, RTTVAR in microseconds).
+    rtt: Option<(u32, u32)>,
     window: RepairWindow,
     /// The owner's retained sent bytes `[r.sent_from, r.sent_end)`: those from `r.sent_una`
     /// are sent again, all are kept for the application to verify.
@@ -114,6 +120,7 @@ impl Plan {
             } else {
                 None
             },
+            rtt: c.rtt.estimate(),
             window: RepairWindow {
                 snd_wl1: cl.win_seq,
                 snd_wnd: cl.win,
@@ -273,6 +280,11 @@ fn options(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
         let v = tsval.wrapping_add(age as u32).wrapping_add(2) & !1;
         s.set(SockOpt::Timestamp, v as i32).at(Step::Options)?;
     }
+    if let Some((srtt, rttvar)) = p.rtt {
+        // After connect (which set the 3 s timeout of a socket without a sample), before
+        // anything is sent.
+        s.seed_rtt(srtt, rttvar);
+    }
     Ok(())
 }
 
@@ -284,8 +296,18 @@ fn queues(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
     send_all(s, &p.recv, Step::Queues)
 }
 
-fn live(s: &KernelSocket) -> Result<(), RebuildError> {
-    s.set(SockOpt::Repair, 0).at(Step::Live)?;
+fn live(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
+    // The window probe acknowledges the client's bytes the owner had not: the client stops
+    // waiting for its retransmission timer. Without such bytes it waits for nothing (the
+    // owner's unacknowledged bytes sent again, or its FIN, prompt it), and the probe would
+    // only cost a round trip through the client's stack per connection.
+    let probe = seq::after(p.r.recv_end, p.r.recv_una);
+    let off = if probe {
+        0
+    } else {
+        crate::glue::tcp_abi().repair_off_no_wp
+    };
+    s.set(SockOpt::Repair, off).at(Step::Live)?;
     s.set(SockOpt::ReuseAddr, 1).at(Step::Live)
 }
 
@@ -314,17 +336,90 @@ fn fin(net: &Net<'_>, s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
     Ok(())
 }
 
+/// What [`StepTimes`] times: the steps of [`rebuild`], detaching the sock, and (timed by
+/// the caller) finding the listener and queueing the sock on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// A step of [`rebuild`].
+    Step(Step),
+    /// Detaching the sock from its kernel `struct socket`.
+    Detach,
+    /// Looking the listener up (its family decides the socket's).
+    Listener,
+    /// Appending the sock to the listener's accept queue, or parking it.
+    Inject,
+}
+
+/// The phases in the order they run, as [`StepTimes`] indexes and names them.
+pub(crate) const PHASES: [(Phase, &str); 12] = [
+    (Phase::Listener, "listener"),
+    (Phase::Step(Step::Open), "open"),
+    (Phase::Step(Step::Sequences), "sequences"),
+    (Phase::Step(Step::Addresses), "addresses"),
+    (Phase::Step(Step::Options), "options"),
+    (Phase::Step(Step::Queues), "queues"),
+    (Phase::Step(Step::Window), "window"),
+    (Phase::Step(Step::Live), "live"),
+    (Phase::Step(Step::Resend), "resend"),
+    (Phase::Step(Step::Fin), "fin"),
+    (Phase::Detach, "detach"),
+    (Phase::Inject, "inject"),
+];
+
+/// Nanoseconds spent in each [`Phase`], summed over connections.
+#[derive(Default)]
+pub(crate) struct StepTimes {
+    /// Indexed as [`PHASES`].
+    pub(crate) ns: [u64; PHASES.len()],
+    /// When the phase being timed began.
+    mark: u64,
+}
+
+impl StepTimes {
+    /// Starts timing.
+    pub(crate) fn start(&mut self) {
+        self.mark = crate::glue::now_ns();
+    }
+
+    /// Ends `phase` now (and starts the next).
+    pub(crate) fn end(&mut self, phase: Phase) {
+        let now = crate::glue::now_ns();
+        if let Some(i) = PHASES.iter().position(|(p, _)| *p == phase) {
+            self.ns[i] += now.saturating_sub(self.mark);
+        }
+        self.mark = now;
+    }
+}
+
 /// Rebuilds `p` as a live socket detached for an accept queue. `v6sock`: an IPv6 socket (an
-/// IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener).
-pub(crate) fn rebuild(net: &Net<'_>, p: &Plan, v6sock: bool) -> Result<Detached, RebuildError> {
+/// IPv4 connection then uses IPv4-mapped addresses, for a dual-stack listener). Adds the time
+/// of each step to `t`.
+pub(crate) fn rebuild(
+    net: &Net<'_>,
+    p: &Plan,
+    v6sock: bool,
+    t: &mut StepTimes,
+) -> Result<Detached, RebuildError> {
+    t.start();
     let s = open(net, v6sock)?;
+    t.end(Phase::Step(Step::Open));
     sequences(&s, p)?;
+    t.end(Phase::Step(Step::Sequences));
     addresses(&s, p, v6sock)?;
+    t.end(Phase::Step(Step::Addresses));
     options(&s, p)?;
+    t.end(Phase::Step(Step::Options));
     queues(&s, p)?;
+    t.end(Phase::Step(Step::Queues));
     s.repair_window(&p.window).at(Step::Window)?;
-    live(&s)?;
+    t.end(Phase::Step(Step::Window));
+    live(&s, p)?;
+    t.end(Phase::Step(Step::Live));
     resend(&s, p)?;
+    t.end(Phase::Step(Step::Resend));
     fin(net, &s, p)?;
-    Ok(s.detach())
+    t.end(Phase::Step(Step::Fin));
+    let d = s.detach();
+    t.end(Phase::Detach);
+    Ok(d)
 }

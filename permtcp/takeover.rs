@@ -36,10 +36,11 @@ use crate::logic::snoopnl::{reason_code, DirectiveInfo, DirectiveRequest, TakenI
 use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
-use crate::rebuild::{rebuild, rebuildable, Plan};
+use crate::rebuild::{rebuild, rebuildable, Phase, Plan, StepTimes, PHASES};
 use crate::snoop::{Alloc, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::time::{Instant, Monotonic};
 
 /// How long a taken-over connection waits for the application to listen before it is reset,
@@ -328,21 +329,54 @@ enum Outcome {
 
 /// Rebuilds `p` and hands it to the listener of its service address, or parks it until
 /// `deadline_ms` when there is none.
-fn take_over(net: &Net<'_>, p: &Plan, deadline_ms: u64) -> Result<Outcome, LogicError> {
+///
+/// `absent` lists the service addresses found without a listener (or with a full backlog)
+/// during this takeover: their connections are parked without looking again.
+fn take_over(
+    net: &Net<'_>,
+    p: &Plan,
+    deadline_ms: u64,
+    t: &mut StepTimes,
+    absent: &mut KVec<(Addr, u16)>,
+) -> Result<Outcome, LogicError> {
     // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
     // an IPv6 one.
-    let v6sock = p.v6 || net.listener_family(&p.key, p.v6) != ListenerFamily::V4;
-    let child = rebuild(net, p, v6sock).map_err(|e| e.to_logic())?;
+    t.start();
+    let binding = (p.key.owner_addr, p.key.owner_port);
+    let mut none = absent.contains(&binding);
+    let family = if none {
+        ListenerFamily::None
+    } else {
+        net.listener_family(&p.key, p.v6)
+    };
+    if family == ListenerFamily::None && !none {
+        none = true;
+        let _ = absent.push(binding, GFP_KERNEL);
+    }
+    let v6sock = p.v6 || family != ListenerFamily::V4;
+    t.end(Phase::Listener);
+    let child = rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())?;
     let parked = Parked {
         key: p.key,
         v6: p.v6,
         child,
         deadline_ms,
     };
-    Ok(match parked.try_inject(net) {
-        Ok(()) => Outcome::Queued,
-        Err(parked) => Outcome::Parked(parked),
-    })
+    let outcome = if none {
+        Outcome::Parked(parked)
+    } else {
+        match parked.try_inject(net) {
+            Ok(()) => Outcome::Queued,
+            Err((parked, no_room)) => {
+                if no_room {
+                    let _ = absent.push(binding, GFP_KERNEL);
+                }
+                Outcome::Parked(parked)
+            }
+        }
+    };
+    t.end(Phase::Inject);
+    Ok(outcome)
 }
 
 /// Rebuilds the planned connections (handing them to their listener, or parking them until
@@ -359,8 +393,10 @@ fn carry_out(
     let started = Instant::<Monotonic>::now();
     let mut d = Counts::default();
     let mut parked = KVec::new();
+    let mut times = StepTimes::default();
+    let mut absent = KVec::new();
     for (p, fallback) in core::mem::take(&mut t.plans) {
-        match take_over(net, &p, now + park_ms) {
+        match take_over(net, &p, now + park_ms, &mut times, &mut absent) {
             Ok(outcome) => {
                 d.taken += 1;
                 let taken = record(state, p, now);
@@ -392,6 +428,7 @@ fn carry_out(
             .retain(|k| !t.resets.iter().any(|r| r.key == *k));
     }
     d.rebuild_ns = started.elapsed().as_nanos() as u64;
+    log_steps(&times, d.taken);
     d.parked = parked.len() as u32;
     if d.parked > 0 {
         d.failed += park(state, parked);
@@ -413,6 +450,22 @@ fn carry_out(
         notify(net, &Event::Directive { node, directive });
     }
     d
+}
+
+/// Logs where the rebuild time of `n` connections went, in nanoseconds per connection and
+/// step (the benchmark's per-step table).
+fn log_steps(t: &StepTimes, n: u32) {
+    if n == 0 {
+        return;
+    }
+    let per = |i: usize| t.ns[i] / u64::from(n);
+    pr_info!(
+        "takeover of {} connections, ns per connection: {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={}\n",
+        n,
+        PHASES[0].1, per(0), PHASES[1].1, per(1), PHASES[2].1, per(2), PHASES[3].1, per(3),
+        PHASES[4].1, per(4), PHASES[5].1, per(5), PHASES[6].1, per(6), PHASES[7].1, per(7),
+        PHASES[8].1, per(8), PHASES[9].1, per(9), PHASES[10].1, per(10), PHASES[11].1, per(11)
+    );
 }
 
 /// Multicasts `e` to the namespace's `events` group. Best effort, as netlink notifications
@@ -523,19 +576,23 @@ pub(crate) struct Parked {
 
 impl Parked {
     /// Hands the connection to the listener of its service address; gives it back while
-    /// there is none (or the backlog is full).
-    fn try_inject(self, net: &Net<'_>) -> Result<(), Parked> {
+    /// there is none or the backlog is full (with `true`: no other connection of its
+    /// service address goes now either), or when that listener cannot take it.
+    fn try_inject(self, net: &Net<'_>) -> Result<(), (Parked, bool)> {
         let Parked {
             key,
             v6,
             child,
             deadline_ms,
         } = self;
-        net.inject(child, &key, v6).map_err(|child| Parked {
-            key,
-            v6,
-            child,
-            deadline_ms,
+        net.inject(child, &key, v6).map_err(|(child, e)| {
+            let parked = Parked {
+                key,
+                v6,
+                child,
+                deadline_ms,
+            };
+            (parked, e == EAGAIN)
         })
     }
 }
@@ -573,8 +630,23 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
         return true; // try again at the next poll
     };
     let parked = core::mem::take(&mut p.parked);
+    // The service addresses found without a listener in this round: their other connections
+    // wait without a lookup each (a thousand lookups every 5 ms kept a CPU busy while the
+    // application was starting).
+    let mut absent: KVec<(Addr, u16)> = KVec::new();
     for c in parked {
-        match c.try_inject(net) {
+        let binding = (c.key.owner_addr, c.key.owner_port);
+        let r = if absent.contains(&binding) {
+            Err(c)
+        } else {
+            c.try_inject(net).map_err(|(c, no_room)| {
+                if no_room {
+                    let _ = absent.push(binding, GFP_KERNEL);
+                }
+                c
+            })
+        };
+        match r {
             Ok(()) => p.queued += 1,
             Err(c) if now_ms >= c.deadline_ms => {
                 // Closing it resets the client.
@@ -596,7 +668,7 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
 // ---------------------------------------------------------------------------------------
 
 /// At most this many taken-over connection records are kept...
-pub(crate) const MAX_TAKEN: usize = 4096;
+pub(crate) const MAX_TAKEN: usize = 16384;
 /// ...holding at most this many sent bytes for verification.
 pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
 
@@ -617,6 +689,20 @@ pub(crate) struct TakenList {
     recs: KVec<Taken>,
     /// Kept sent bytes, all records.
     bytes: usize,
+    /// The number of `recs[0]` among all records ever kept.
+    first: u64,
+    /// The number of each connection's newest record: a restarted application asks for its
+    /// sockets one by one (TAKEN_GET with a key), ten thousand of them after a takeover.
+    index: RBTree<FlowKey, u64>,
+}
+
+impl TakenList {
+    /// The newest record of `key`.
+    fn find(&self, key: &FlowKey) -> Option<&Taken> {
+        let n = self.index.get(key)?;
+        self.recs
+            .get(usize::try_from(n.checked_sub(self.first)?).ok()?)
+    }
 }
 
 /// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
@@ -642,15 +728,33 @@ fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
         sent: p.sent,
     };
     let info = t.info;
+    // Allocated before the lock; without it the record is kept, only not found by its key.
+    let node = RBTreeNodeReservation::new(GFP_KERNEL).ok();
     let mut list = state.taken.lock();
     let n = t.sent.len();
     if list.recs.push(t, GFP_KERNEL).is_err() {
         return info;
     }
     list.bytes += n;
+    let id = list.first + list.recs.len() as u64 - 1;
+    match node {
+        Some(node) => {
+            // Replaces the key's older record, if any.
+            let _ = list.index.insert(node.into_node(info.key, id));
+        }
+        None => {
+            let _ = list.index.remove(&info.key);
+        }
+    }
     while list.recs.len() > MAX_TAKEN || list.bytes > MAX_TAKEN_BYTES {
         match list.recs.remove(0) {
-            Ok(old) => list.bytes -= old.sent.len(),
+            Ok(old) => {
+                list.bytes -= old.sent.len();
+                if list.index.get(&old.info.key) == Some(&list.first) {
+                    let _ = list.index.remove(&old.info.key);
+                }
+                list.first += 1;
+            }
             Err(_) => break,
         }
     }
@@ -665,6 +769,14 @@ pub(crate) fn taken_info(state: &NetState, index: usize, now_ms: u64) -> Option<
     })
 }
 
+/// The newest record of connection `key`, as TAKEN_GET reports it at `now_ms`.
+pub(crate) fn taken_by_key(state: &NetState, key: &FlowKey, now_ms: u64) -> Option<TakenInfo> {
+    state.taken.lock().find(key).map(|t| TakenInfo {
+        age_ms: now_ms.saturating_sub(t.at_ms),
+        ..t.info
+    })
+}
+
 /// One round of CONN_DATA_GET for a taken-over connection: the kept sent bytes of its
 /// newest record, from byte `*pos` on. `None` when there is no record of `key`.
 pub(crate) fn dump_sent(
@@ -674,7 +786,7 @@ pub(crate) fn dump_sent(
     pos: &mut c_long,
 ) -> Option<Result<(), LogicError>> {
     let list = state.taken.lock();
-    let t = list.recs.iter().rev().find(|t| t.info.key == *key)?;
+    let t = list.find(key)?;
     let mut off = *pos as usize;
     while off < t.sent.len() {
         let n = (t.sent.len() - off).min(MAX_DATA_CHUNK);

@@ -9,7 +9,8 @@
 # Prints the guest's KTAP, then a summary; exits non-zero when a test fails, the guest
 # crashes or the run times out.  Environment: KDIR (kernel build tree, default: the cached
 # test kernel), MODULE (permtcp.ko built for it), PERMTCP_KVM (auto|0|1, default auto: KVM
-# only when a probe boot works).
+# only when a probe boot works), PERMTCP_VM_MEM (guest MB, default 1024), PERMTCP_CONNS
+# (connection counts for takeover_many.sh and the bench's takeover part).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 # shellcheck source=vm.sh
@@ -51,9 +52,13 @@ qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
 	cmdline+=" permtcp.mode=$2 permtcp.timeout=300"
 	[ ${#tests[@]} -eq 0 ] || cmdline+=" permtcp.tests=$(IFS=,; echo "${tests[*]}")"
+	[ -z "${PERMTCP_CONNS:-}" ] || cmdline+=" permtcp.conns=$PERMTCP_CONNS"
 	local cpu=max
 	[ "$1" = kvm ] && cpu=host
-	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m 1024 -smp 2 \
+	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every
+	# timing in the guest would have a 4 ms resolution. QEMU's TSC follows the host clock.
+	[ "$1" = kvm ] || cmdline+=" clocksource=tsc tsc=reliable"
+	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m "${PERMTCP_VM_MEM:-1024}" -smp 2 \
 		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
 		-append "$cmdline" </dev/null 2>&1 | sed -u 's/\r$//' |
 		sed -u -e 's/\x1bc//g' -e 's/\x1b\[[?0-9;]*[a-zA-Z]//g' | tee "$4"

@@ -48,6 +48,7 @@ struct ptcp_tcp_abi {
 	u32 opt_timestamp;	/* TCPOPT_TIMESTAMP */
 	u32 repair_window_size;	/* sizeof(struct tcp_repair_window) */
 	u32 repair_opt_size;	/* sizeof(struct tcp_repair_opt) */
+	int repair_off_no_wp;	/* TCP_REPAIR_OFF_NO_WP */
 };
 
 extern const struct ptcp_tcp_abi ptcp_tcp_abi;
@@ -89,6 +90,7 @@ int ptcp_sock_connect(struct socket *sock, const u8 *addr, u16 port, bool ipv6);
 int ptcp_sock_send(struct socket *sock, const u8 *data, u32 len);
 void ptcp_sock_release(struct socket *sock);
 void ptcp_sock_set_sndbuf(struct socket *sock, int bytes);
+void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us);
 int ptcp_sock_shutdown_wr(struct socket *sock);
 int ptcp_send_packet(struct ptcp_net *pn, const u8 *dst, const u8 *data, u32 len, bool ipv6);
 int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6);

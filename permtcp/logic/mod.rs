@@ -16,6 +16,7 @@ pub mod ops;
 pub mod packet;
 pub mod policy;
 pub mod resume;
+pub mod rtt;
 pub mod seq;
 pub mod seqbuf;
 pub mod snoop;

@@ -24,6 +24,7 @@
 //! | `CONN_DATA_GET` | [`DataRequest`]      | [`DataChunk`]             | yes  |
 //! | `TAKEOVER`      | [`TakeoverRequest`]  | [`TakeoverReply`]         | no   |
 //! | `TAKEN_GET`     | [`TakenGetRequest`]  | [`TakenReply`]            | yes  |
+//! | `TAKEN_GET`     | [`TakenKeyRequest`]  | [`TakenReply`]            | yes  |
 //! | `DIRECTIVE`     | [`DirectiveRequest`] | [`DirectiveReply`]        | no   |
 //!
 //! The [`Operation`] trait ties each request type to its command number, whether it is a dump,
@@ -124,6 +125,7 @@ operation! {
     DataRequest => <'a> DataChunk<'a>, cmd::CONN_DATA_GET, dump: true;
     TakeoverRequest => <'a> TakeoverReply<'a>, cmd::TAKEOVER, dump: false;
     TakenGetRequest => <'a> TakenReply, cmd::TAKEN_GET, dump: true;
+    TakenKeyRequest => <'a> TakenReply, cmd::TAKEN_GET, dump: true;
     DirectiveRequest => <'a> DirectiveReply, cmd::DIRECTIVE, dump: false;
     LeaseRequest => <'a> Ack, cmd::LEASE_SET, dump: false;
 }
@@ -583,6 +585,47 @@ impl DataRequest {
             Some(side) if key_seen => Ok(Self { key, side }),
             _ => inval(c"request needs both addresses, both ports and a side"),
         }
+    }
+}
+
+/// TAKEN_GET request for one connection (a dump of at most one record, its newest): what a
+/// restarted application asks for each socket it accepts. [`TakenGetRequest`], without
+/// attributes, lists them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TakenKeyRequest {
+    /// [`attr::OWNER_ADDR`] to [`attr::CLIENT_PORT`]: the connection (addresses 16 bytes,
+    /// IPv4-mapped).
+    pub key: FlowKey,
+}
+
+impl TakenKeyRequest {
+    /// Writes the connection's key.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        put_key(w, attr::OWNER_ADDR, &self.key)
+    }
+
+    /// Parses a request: both addresses and both ports, once each.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut key = FlowKey::default();
+        let mut seen = Seen::default();
+        for a in Attrs::new(payload) {
+            let a = a?;
+            seen.once(a.kind)?;
+            if key_attr(&a, attr::OWNER_ADDR, &mut key)?.is_none() {
+                return inval(c"unknown attribute in request");
+            }
+        }
+        require(
+            &seen,
+            &[
+                attr::OWNER_ADDR,
+                attr::OWNER_PORT,
+                attr::CLIENT_ADDR,
+                attr::CLIENT_PORT,
+            ],
+            c"request needs both addresses and both ports",
+        )?;
+        Ok(Self { key })
     }
 }
 

@@ -8,8 +8,9 @@
 //! opener's final ACK), records the options both SYNs carried, tracks sequence numbers,
 //! acknowledgements, windows and timestamps in both directions, keeps one window of data each
 //! way (and at least one window of sent data whether acknowledged or not), and simulates FIN
-//! and RST. It keeps no timers and does no RTT or congestion work: the caller passes the time
-//! in, and the only deadline is the end of TIME_WAIT.
+//! and RST. It keeps no timers and does no congestion work: the caller passes the time in, and
+//! the only deadline is the end of TIME_WAIT. It estimates the owner's round-trip time to the
+//! client (`rtt.rs`), for the rebuilt socket's retransmission timeout.
 //!
 //! A segment changes the mirror only when the owner's stack would accept it: a segment to
 //! the owner passes the checks of the owner's `tcp_validate_incoming()` and `tcp_ack()` (PAWS,
@@ -22,6 +23,7 @@
 //! Deliberate differences from a full TCP are listed in Documentation/snooping.rst.
 
 use crate::logic::packet::{flags, Options, Segment};
+use crate::logic::rtt::Rtt;
 use crate::logic::seq::{self, Seq};
 use crate::logic::seqbuf::{
     Alloc, ChunkAlloc, Payload, SeqBuf, Share, WriteError, CAPACITY, CHUNK,
@@ -270,6 +272,9 @@ pub struct Conn<A: ChunkAlloc> {
     pub mem: u64,
     /// Its share of the budget (see [`crate::logic::snoop::Limits::max_conn_bytes`]).
     pub max_mem: u64,
+    /// The owner's round-trip time to the client, from its data to the client's
+    /// acknowledgement (seeds the rebuilt socket's retransmission timeout).
+    pub rtt: Rtt,
 }
 
 /// Bytes one table entry takes: the connection, its key and the tree node's links.
@@ -327,6 +332,7 @@ impl<A: ChunkAlloc> Conn<A> {
             keep_received: 0,
             mem: 0,
             max_mem: u64::MAX,
+            rtt: Rtt::default(),
         }
     }
 
@@ -451,6 +457,10 @@ impl<A: ChunkAlloc> Conn<A> {
                 self.note_output(from, seg);
             }
         }
+        if from == Side::Owner && !unsynced && seg.payload_len > 0 {
+            let data_end = seg.seq.wrapping_add(seg.payload_len);
+            self.rtt.sent(seg.seq, data_end, self.half[f].nxt, now_ms);
+        }
         let h = &mut self.half[f];
         h.nxt = seq::max(h.nxt, end);
         if seg.has(flags::FIN) {
@@ -459,6 +469,9 @@ impl<A: ChunkAlloc> Conn<A> {
         }
         if seg.has(flags::ACK) {
             self.on_ack(alloc, from, seg);
+            if from == Side::Client {
+                self.rtt.acked(seg.ack, now_ms);
+            }
         }
         if self.ts_ok {
             if let Some((val, ecr)) = seg.opts.ts {

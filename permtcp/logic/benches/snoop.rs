@@ -11,6 +11,7 @@ use common::*;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::Budget;
 use permtcp_logic::snoop::{Frame, Limits};
+use permtcp_logic::track::entry_bytes;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -81,8 +82,27 @@ fn bench(name: &str, payload: usize) {
     );
 }
 
+/// What one tracked connection costs the namespace's budget: its table entry alone, and
+/// with the data a request/response connection of 1000-byte answers keeps (one window each
+/// way, in 4 KiB chunks).
+fn memory() {
+    let (frames, _) = conversation(1000, 64);
+    let mut s = snooper(Limits::default());
+    let mut map = Map::default();
+    let mut alloc = Budget::new(Heap::default(), 1 << 30);
+    for f in &frames {
+        s.on_frame(&mut map, &mut alloc, Frame::of(f), |_| true, 0);
+    }
+    println!(
+        "memory per tracked connection: {} bytes (table entry), {} bytes with its data (after 64 rounds of 1000 bytes)",
+        entry_bytes::<A>(),
+        alloc.used
+    );
+}
+
 fn main() {
     println!("permtcp snooper, host, parse + track (best of 5 runs of 40000 frames)");
     bench("small segments (64 B)", 64);
     bench("full-size segments (1448 B)", 1448);
+    memory();
 }

@@ -874,3 +874,22 @@ fn the_c_policy_has_the_timeout_bounds() {
         (MIN_TIMEOUT_MS.to_string(), "U32_MAX".to_string())
     );
 }
+
+#[test]
+fn taken_get_for_one_connection() {
+    let b = request_round_trip(TakenKeyRequest { key: key(3) });
+    assert_eq!(TakenKeyRequest::CMD, TakenGetRequest::CMD);
+    assert!(TakenKeyRequest::DUMP);
+    prefixes_fail(&b, TakenKeyRequest::parse);
+    // The whole list has no attributes; one connection needs all four key attributes.
+    assert!(TakenKeyRequest::parse(&[]).is_err());
+    assert!(TakenGetRequest::parse(&b).is_err());
+    let side = enc(|w| {
+        DataRequest {
+            key: key(3),
+            side: Side::Owner,
+        }
+        .write(w)
+    });
+    assert!(TakenKeyRequest::parse(&side).is_err());
+}

@@ -13,7 +13,7 @@ use permtcp_logic::decl::Declaration;
 use permtcp_logic::ops::{
     ConnGetRequest, Counts, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
     DirectiveReply, DirectiveRequest, LeaseRequest, SnoopStopRequest, StartRequest, StatsRequest,
-    StatusReply, StatusRequest, TakenGetRequest, TakeoverRequest,
+    StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest, TakeoverRequest,
 };
 use permtcp_logic::packet::Addr;
 use permtcp_logic::policy::arp_owner;
@@ -176,6 +176,16 @@ impl Client {
             .into_iter()
             .map(|r| r.taken)
             .collect())
+    }
+
+    /// TAKEN_GET for one connection: its newest record, `None` when it was not taken over
+    /// here (or its record is gone).
+    pub fn taken_one(&self, key: &FlowKey) -> Result<Option<TakenInfo>, CtlError> {
+        let msgs = self.call(&TakenKeyRequest { key: *key })?;
+        Ok(replies::<TakenKeyRequest>(&msgs)?
+            .into_iter()
+            .next()
+            .map(|r| r.taken))
     }
 
     /// Adds the addresses of failed node `node` whose ARP ownership the policy gives this

@@ -62,7 +62,7 @@ pub fn stream_sum(n: u64) {
     println!("fnv={:016x}", f.0);
 }
 
-/// Where a taken-over connection resumes, from `permctl --json taken`.
+/// Where a taken-over connection resumes.
 #[derive(Clone, Copy)]
 pub struct Resume {
     /// Offset of the next byte to send.
@@ -108,7 +108,20 @@ fn read_taken() -> Records {
 }
 
 /// Where the connection `s` resumes if permtcp took it over; `None` for a new connection.
+/// Asked from this process, one query per socket (`permtcp-resume`: TAKEN_GET by the
+/// socket's 4-tuple); with `PTCP_RESUME_PERMCTL` set, from `permctl --json taken` (the list,
+/// read once and again when a connection is missing), for comparison.
 pub fn taken_over(s: &TcpStream) -> Option<Resume> {
+    if std::env::var_os("PTCP_RESUME_PERMCTL").is_none() {
+        let t = permtcp_resume::of_stream(s)
+            .unwrap_or_else(|e| panic!("permtcp resume lookup: {e}"))?;
+        return Some(Resume {
+            sent: t.sent_offset.into(),
+            recv: t.recv_offset.into(),
+            data_offset: t.data_offset.into(),
+            data_len: t.data_len.into(),
+        });
+    }
     let (local, peer) = (
         canonical(s.local_addr().ok()?).to_string(),
         canonical(s.peer_addr().ok()?).to_string(),

@@ -61,6 +61,7 @@
 //!                                             the marks as vertical lines
 //! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
 //!                                             and after a pause (a mass takeover)
+//! ptcp-testapp timed CMD ARGS...              run CMD, print its wall time (wall_us=)
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
@@ -582,6 +583,36 @@ fn compare(dir: &str) -> bool {
     k.1 == 0
 }
 
+/// Raises the open-file limit (soft and hard; the guest runs as root) to `n`, for tens of
+/// thousands of connections in one process.
+pub fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to read into, then to pass back.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_max = lim.rlim_max.max(n);
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                // Not privileged: as far as the hard limit goes.
+                libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
+    }
+}
+
+/// Starts a connection's thread with a small stack: a server may hold ten thousand.
+pub fn spawn_small(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(128 << 10)
+        .spawn(f)
+        .expect("thread");
+}
+
 fn answer(round: u64) -> Vec<u8> {
     Stream(round.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).take(1000)
 }
@@ -658,13 +689,14 @@ struct EchoOpts {
 
 fn echo_serve(addr: SocketAddr, o: EchoOpts) {
     let (wait, resume) = (o.wait_bind, o.resume);
+    raise_nofile(1 << 17);
     let l = bind_listener(addr, wait);
     // A deep accept queue: a takeover may queue a thousand connections at once.
     // SAFETY: listen() on our own listening socket only changes its backlog.
     unsafe { libc::listen(l.as_raw_fd(), 4096) };
     for s in l.incoming() {
         let Ok(mut s) = s else { continue };
-        std::thread::spawn(move || {
+        spawn_small(move || {
             if let Some(r) = resume.then(|| bulk::taken_over(&s)).flatten() {
                 let _ = echo_resume(&mut s, r);
                 return;
@@ -725,6 +757,7 @@ fn echo_client(addr: SocketAddr, rounds: u64, pause: &str, opts: &[String]) {
 /// `conns` connections, one round each, pause (PAUSE.wait, then wait for PAUSE), one more
 /// round each: the takeover of many connections at once.
 fn echo_many(addr: SocketAddr, conns: usize, pause: &str) {
+    raise_nofile(1 << 17);
     let mut socks: Vec<TcpStream> = (0..conns)
         .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
         .collect();
@@ -753,6 +786,18 @@ fn echo_many(addr: SocketAddr, conns: usize, pause: &str) {
         "ok conns={conns} after_takeover_round_ms={}",
         t.elapsed().as_millis()
     );
+}
+
+/// `timed CMD ARGS...`: runs CMD, passes its output and exit status on, and prints its wall
+/// time to stderr as `wall_us=N` (the guest's shell clock has 10 ms resolution).
+fn timed(cmd: &[String]) {
+    let t = Instant::now();
+    let st = std::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd[0]));
+    eprintln!("wall_us={}", t.elapsed().as_micros());
+    std::process::exit(st.code().unwrap_or(1));
 }
 
 fn csum(data: &[u8], mut sum: u32) -> u16 {
@@ -896,6 +941,7 @@ fn main() {
             args[4..].iter().any(|a| a == "--greeted"),
         ),
         "stream-sum" => bulk::stream_sum(arg(2).parse().unwrap()),
+        "timed" => timed(&args[2..]),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
         "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
         "echo-client" => echo_client(

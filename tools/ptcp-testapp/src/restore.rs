@@ -282,8 +282,15 @@ fn restore(p: &Plan, fetched: Instant) -> Result<TcpStream, String> {
         rcv_wup: cl.snd_una,
     };
     set(fd, tcp, libc::TCP_REPAIR_WINDOW, &w, "TCP_REPAIR_WINDOW")?;
-    // Repair off sends a window probe: the client answers at once with its state.
-    set(fd, tcp, libc::TCP_REPAIR, &0i32, "repair off")?;
+    // Repair off sends a window probe, which acknowledges the client's bytes the owner had
+    // not, so that the client answers at once; as the kernel does, only when there are such
+    // bytes.
+    let off = if p.recv.is_empty() {
+        crate::TCP_REPAIR_OFF_NO_WP
+    } else {
+        0
+    };
+    set(fd, tcp, libc::TCP_REPAIR, &off, "repair off")?;
     set(
         fd,
         libc::SOL_SOCKET,
@@ -311,18 +318,8 @@ fn echo(mut s: TcpStream) {
 /// `restore`: fetch, restore, report, serve. Exits 1 if the mirror cannot be read or a
 /// connection could not be restored.
 pub fn run() -> bool {
-    // One descriptor per connection: a thousand may exceed the default soft limit.
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit to read into, then to pass back.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
+    // One descriptor per connection: ten thousand exceed the default limits.
+    crate::raise_nofile(1 << 17);
     let t0 = Instant::now();
     let (plans, skipped) = match fetch() {
         Ok(f) => f,
@@ -356,7 +353,12 @@ pub fn run() -> bool {
     );
     let threads: Vec<_> = socks
         .into_iter()
-        .map(|s| std::thread::spawn(move || echo(s)))
+        .map(|s| {
+            std::thread::Builder::new()
+                .stack_size(128 << 10)
+                .spawn(move || echo(s))
+                .expect("thread")
+        })
         .collect();
     for t in threads {
         let _ = t.join();
