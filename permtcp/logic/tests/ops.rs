@@ -879,7 +879,7 @@ fn the_c_policy_has_the_timeout_bounds() {
 fn taken_get_for_one_connection() {
     let b = request_round_trip(TakenKeyRequest { key: key(3) });
     assert_eq!(TakenKeyRequest::CMD, TakenGetRequest::CMD);
-    assert!(TakenKeyRequest::DUMP);
+    const { assert!(TakenKeyRequest::DUMP) };
     prefixes_fail(&b, TakenKeyRequest::parse);
     // The whole list has no attributes; one connection needs all four key attributes.
     assert!(TakenKeyRequest::parse(&[]).is_err());
