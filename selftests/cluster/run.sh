@@ -19,10 +19,11 @@
 #   kill9-bulk4, kill9-bulk6  kill -9 of the owner's QEMU during a 16 MB download
 #   lossy-echo4               kill9-echo4 with netem loss 10% and delay 20 ms on the way
 #                             to the client
-#   zombie4                   SIGSTOP of the owner's QEMU until the peers took over, then
+#   zombie4, zombie6          SIGSTOP of the owner's QEMU until the peers took over, then
 #                             SIGCONT: its lease ran out, it sends no segment of its
-#                             bindings (capture on the bridge), the peers count it
-#   partition4                the owner's tap cut from the bridge while it runs: it loses
+#                             bindings and no ARP / neighbour message claiming the service
+#                             address (capture on the bridge), the peers count it
+#   partition4, partition6    the owner's tap cut from the bridge while it runs: it loses
 #                             quorum and fences itself; healed, it sends nothing
 #   daemons4                  a node starting late learns every declaration and is not
 #                             declared down meanwhile; forged, replayed and wrong-key cluster
@@ -42,9 +43,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../vm.sh
 . "$here/../vm.sh"
 
-ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 partition4 daemons4)
+ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 zombie6 partition4 partition6
+	daemons4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
-	[zombie4]=11 [partition4]=13 [daemons4]=12)
+	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
@@ -343,6 +345,13 @@ cap_text() { # filter...
 cap_after() { awk -v t="$1" '$1 > t'; }
 # Frames from the owner's MAC.
 owner_frames() { cap_text "ether src $(mac owner)"; }
+# ARP and neighbour discovery from the owner claiming a service address (10.0.0.1, fd00::1):
+# replies and requests from it, advertisements for it, solicitations from it.
+owner_claims() {
+	cap_text "ether src $(mac owner) and (arp or icmp6)" | grep -E \
+		-e 'tell 10\.0\.0\.1,' -e 'Reply 10\.0\.0\.1 is-at' \
+		-e 'tgt is fd00::1(,| |$)' -e 'fd00::1 > [0-9a-f:]*: ICMP6, neighbor solicitation'
+}
 # TCP segments the owner sent from its service bindings (10.0.0.1 or fd00::1, ports 80-90).
 owner_service_tcp() {
 	cap_text "ether src $(mac owner) and tcp and (src host 10.0.0.1 or src host fd00::1) and src portrange 80-90"
@@ -628,16 +637,17 @@ owner_fenced() {
 # every segment of its bindings (A's queued request answered, C's window probes), so the
 # bridge sees none of them from it; its daemon learns it was declared down and exits, and the
 # peers count its messages as split-brain alarms.
-case_zombie() { # stop|partition
-	local out outa outc kinds after seg how=$1 bytes=16000000 want
-	local name=zombie4 back=resumed
-	[ "$how" = partition ] && name=partition4 back="back on the bridge"
+case_zombie() { # stop|partition 4|6
+	local out outa outc kinds after seg claims how=$1 fam=$2 bytes=16000000 want
+	local name=zombie$2 back=resumed svc=10.0.0.1 addr=10.0.0.1
+	[ "$how" = partition ] && name=partition$2 back="back on the bridge"
+	[ "$fam" = 6 ] && svc="[fd00::1]" addr=fd00::1
 	case_start "$name" || { result fail "$CASE: cluster up"; return; }
 	result ok "$CASE: permtcpd up on the three nodes, every declaration in every kernel"
 	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 & ptcp-testapp down-serve [::]:81 $bytes >/tmp/t/down.log 2>&1 &"
 	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 --resume >/tmp/t/app.log 2>&1 & ptcp-testapp down-serve [::]:81 $bytes --resume >/tmp/t/down.log 2>&1 &"
 	sleep 0.5
-	vm_run client "for c in a b; do ptcp-testapp echo-client 10.0.0.1:80 40 /tmp/t/\$c >/tmp/t/\$c.out 2>&1 & echo \$! >/tmp/t/\$c.pid; done; ptcp-testapp down-client 10.0.0.1:81 $bytes /tmp/t/c >/tmp/t/c.out 2>&1 & echo \$! >/tmp/t/c.pid"
+	vm_run client "for c in a b; do ptcp-testapp echo-client $svc:80 40 /tmp/t/\$c >/tmp/t/\$c.out 2>&1 & echo \$! >/tmp/t/\$c.pid; done; ptcp-testapp down-client $svc:81 $bytes /tmp/t/c >/tmp/t/c.out 2>&1 & echo \$! >/tmp/t/c.pid"
 	vm_run client "for c in a b c; do sh /selftests/cluster/node.sh wait-file /tmp/t/\$c.wait 300 || exit 1; done"
 	sleep 1
 	check "$CASE: two sessions at round 20 and a download a quarter read, both peers mirror them (ready)" mirrored 3
@@ -676,8 +686,13 @@ case_zombie() { # stop|partition
 	if [ "$how" = stop ]; then vm_cont owner; else vm_heal owner; fi
 	progress "owner $back, $(ms "$T_KILL" "$T_CONT") ms after the fault"
 	sleep 3
-	vm_run client "/bin/ip neigh show 10.0.0.1" |
-		sed "s/^/# client: ARP for 10.0.0.1 (owner $(mac owner), peer1 $(mac peer1)): /"
+	vm_run client "/bin/ip neigh show $addr" |
+		sed "s/^/# client: neighbour entry for $addr (owner $(mac owner), peer1 $(mac peer1)): /"
+	# The client asks again who has the address: the owner, which still holds it, must not
+	# answer (its answer would turn the client's frames to it).
+	vm_run client "/bin/ip neigh flush to $addr; ping -c 1 -W 2 $addr >/dev/null"
+	vm_run client "/bin/ip neigh show $addr" |
+		sed "s/^/# client: asked again: /"
 	vm_run client "touch /tmp/t/b"
 	out=$(vm_run -t 90 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/b.pid) 300; cat /tmp/t/b.out")
 	sleep 1
@@ -693,6 +708,9 @@ case_zombie() { # stop|partition
 	check "$CASE: the owner, $back, sends zero TCP segments from its bindings (capture on the bridge)" \
 		test -z "$seg"
 	[ -z "$seg" ] || printf '%s\n' "$seg" | head -n 10 | sed 's/^/#   /'
+	claims=$(owner_claims | cap_after "$T_CONT")
+	check "$CASE: nor any ARP / neighbour message claiming $addr" test -z "$claims"
+	[ -z "$claims" ] || printf '%s\n' "$claims" | head -n 10 | sed 's/^/#   /'
 	check "$CASE: its kernel dropped them: lease run out, fenced > 0" owner_fenced
 	check "$CASE: its daemon learnt it was declared down and stopped" \
 		vm_run owner "grep -q 'reports this node declared down' /tmp/t/permtcpd.log && ! kill -0 \$(cat /tmp/t/permtcpd.pid)"
@@ -881,7 +899,7 @@ demo() {
 	awk -v lb="$last_before" -v v="$t_verdict" -v s="$t_start" -v d="$t_done" -v f="$first_after" 'BEGIN {
 		printf "    before the crash     %5d ms  (last answer read, then the owner is killed)\n", -lb * 1000
 		printf "    detection            %5d ms  (kill -9 -> the peers'"'"' verdict on the wire)\n", v * 1000
-		printf "    lease wait           %5d ms  (verdict -> the owner'"'"'s lease has surely run out)\n", (s - v) * 1000
+		printf "    lease wait           %5d ms  (verdict -> takeover starts: the owner'"'"'s lease ended before any verdict)\n", (s - v) * 1000
 		printf "    takeover             %5d ms  (address assumed, TAKEOVER rebuilt the connection)\n", (d - s) * 1000
 		printf "    first answer         %5d ms  (takeover done -> the client reads its next answer)\n", (f - d) * 1000
 	}'
@@ -893,7 +911,7 @@ demo() {
 		--title "permtcp: the client's session across kill -9 of the owner (heartbeats $HB_MS ms, $MISSED missed)" \
 		--stall "$last_before@$first_after" --window "-1.5@$(awk -v f="$first_after" 'BEGIN { print f + 1.5 }')" \
 		--mark "owner's QEMU killed@0" --mark "verdict (detection)@$t_verdict" \
-		--mark "lease run out: takeover starts@$t_start" --mark "takeover done@$t_done" \
+		--mark "takeover starts@$t_start" --mark "takeover done@$t_done" \
 		--mark "first answer@$first_after" || die "timeline failed"
 	say "timeline (the client's received bytes over time): $svg"
 	if command -v rsvg-convert >/dev/null; then
@@ -967,8 +985,10 @@ for c in "${cases[@]}"; do
 	kill9-bulk4) case_bulk 4 ;;
 	kill9-bulk6) case_bulk 6 ;;
 	lossy-echo4) case_echo 4 "loss 10% delay 20ms" ;;
-	zombie4) case_zombie stop ;;
-	partition4) case_zombie partition ;;
+	zombie4) case_zombie stop 4 ;;
+	zombie6) case_zombie stop 6 ;;
+	partition4) case_zombie partition 4 ;;
+	partition6) case_zombie partition 6 ;;
 	daemons4) case_daemons ;;
 	esac
 done
