@@ -34,6 +34,7 @@ step() { # name command...
 lint() {
 	bash scripts/unsafe-lint.sh &&
 		python3 scripts/import-cycles.py tools/*/src &&
+		bash scripts/ocf-lint.sh &&
 		cargo fmt --all --check &&
 		rustfmt --check --edition 2021 permtcp.rs &&
 		cargo clippy --locked --all-targets -q -- -D warnings &&
