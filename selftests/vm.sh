@@ -25,9 +25,9 @@ vm_inputs() {
 # selftests directory and selftests/init as /init (which reads its mode from the kernel
 # command line); with "python", also Python and the kernel's YNL client (copy_python); with
 # "servers", the unmodified Debian programs of takeover_unmodified_*.sh and the demo
-# (copy_servers); with "ocf", ocf-tester and the OCF agents (copy_ocf). DIR/root is the tree
-# it was made from.
-build_initramfs() { # dir [python] [servers] [ocf]
+# (copy_servers); with "ocf", ocf-tester and the OCF agents (copy_ocf); with "keepalived",
+# Debian's keepalived (copy_keepalived). DIR/root is the tree it was made from.
+build_initramfs() { # dir [python] [servers] [ocf] [keepalived]
 	local work=$1 root=$1/root extra=" ${*:2} "
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
@@ -54,6 +54,7 @@ build_initramfs() { # dir [python] [servers] [ocf]
 	[[ $extra != *" python "* ]] || copy_python
 	[[ $extra != *" servers "* ]] || copy_servers
 	[[ $extra != *" ocf "* ]] || copy_ocf
+	[[ $extra != *" keepalived "* ]] || copy_keepalived
 	install -m644 "$module" "$root/lib/modules/permtcp.ko"
 	cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
 	install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
@@ -137,6 +138,14 @@ copy_ocf() {
 	install -m755 "$PERMTCP_ROOT"/tools/ocf/{peer,owner} "$root/usr/lib/ocf/resource.d/permtcp/"
 	install -D -m644 /usr/share/resource-agents/ra-api-1.dtd "$root/usr/share/resource-agents/ra-api-1.dtd"
 	copy_prog /usr/bin/xmllint usr/bin/xmllint
+}
+
+# Into build_initramfs's $root: Debian's keepalived, unmodified, with its libraries (net-snmp
+# brings Perl's: 5 MB more, uncompressed), for keepalived.sh. Dies when it is missing on the
+# host (make setup installs it).
+copy_keepalived() {
+	[ -x /usr/sbin/keepalived ] || die "missing /usr/sbin/keepalived (run make setup)"
+	copy_prog /usr/sbin/keepalived usr/sbin/keepalived
 }
 
 # Prints kvm or tcg.  KVM hangs on some of these machines: it is used only where a short
