@@ -17,8 +17,10 @@
 #   make bench-failover  the client's stall across kill -9 of the owner's VM, heartbeats of
 #                   100 ms and 1 s, five crashes each (multi-VM, about 10 minutes)
 #   make install    permctl, its completions and man pages, permtcpd and its systemd unit,
-#                   and permtcp.ko if built (DESTDIR and PREFIX honoured; see README.md,
-#                   "Building")
+#                   the Pacemaker agents, and permtcp.ko if built (DESTDIR and PREFIX
+#                   honoured; see README.md, "Building")
+#   make install-dkms  the module's sources and dkms.conf into /usr/src/permtcp-VERSION
+#                   (then: dkms install permtcp/VERSION; Documentation/install.rst)
 #
 # Building against another kernel: make KDIR=/path/to/a/rust-enabled/kernel/build/tree
 # (the tree must have been built with CONFIG_RUST=y by the same rustc; see README.md).
@@ -36,11 +38,16 @@ FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 # systemd reads units from /usr/local/lib/systemd/system too; /usr/lib/... for PREFIX=/usr.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/permtcp
+# Pacemaker looks for OCF agents under /usr/lib/ocf whatever the PREFIX.
+OCFDIR ?= /usr/lib/ocf/resource.d/permtcp
+# DKMS takes module sources from /usr/src/NAME-VERSION.
+DKMS_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+DKMSDIR ?= /usr/src/permtcp-$(DKMS_VERSION)
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
 .PHONY: all module permctl setup demo demo-single bench-failover check check-cluster check-debug check-sanitizers lint bench selftests clean \
-	install install-permctl install-permtcpd install-module
+	install install-permctl install-permtcpd install-module install-ocf install-dkms
 
 all: module
 
@@ -100,7 +107,7 @@ clean:
 	@test -z "$(KDIR)" || $(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	cargo clean
 
-install: install-permctl install-permtcpd install-module
+install: install-permctl install-permtcpd install-ocf install-module
 
 install-permctl:
 	cargo build --release --locked -p permctl
@@ -125,6 +132,21 @@ install-permtcpd:
 	chmod 0644 $(DESTDIR)$(UNITDIR)/permtcpd.service
 	install -D -m 0644 tools/permtcpd/permtcpd.toml.example $(DESTDIR)$(DOCDIR)/permtcpd.toml.example
 	install -D -m 0644 Documentation/cluster.rst $(DESTDIR)$(DOCDIR)/cluster.rst
+
+# The Pacemaker resource agents ocf:permtcp:peer and ocf:permtcp:owner.
+install-ocf:
+	install -D -m 0755 tools/ocf/peer $(DESTDIR)$(OCFDIR)/peer
+	install -D -m 0755 tools/ocf/owner $(DESTDIR)$(OCFDIR)/owner
+
+# What DKMS needs to build the module (Kbuild, the crate, the C glue and its headers) and
+# dkms.conf; not the host crates, tests or benches.
+install-dkms:
+	install -D -m 0644 dkms.conf $(DESTDIR)$(DKMSDIR)/dkms.conf
+	install -m 0644 Kbuild permtcp.rs permtcp_glue.c $(DESTDIR)$(DKMSDIR)/
+	install -d $(DESTDIR)$(DKMSDIR)/permtcp/logic
+	install -m 0644 permtcp/*.rs $(DESTDIR)$(DKMSDIR)/permtcp/
+	install -m 0644 permtcp/logic/*.rs $(DESTDIR)$(DKMSDIR)/permtcp/logic/
+	cp -r include $(DESTDIR)$(DKMSDIR)/
 
 # The module is installed only when it has been built ('make' first), so that the userspace
 # parts install without a kernel build tree; depmod runs for the live system, not into DESTDIR.

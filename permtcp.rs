@@ -49,7 +49,7 @@ module! {
     name: "permtcp",
     authors: ["permtcp developers"],
     description: "Permanent TCP connections: snooping peers take over a crashed owner's connections",
-    license: "GPL",
+    license: "GPL v2",
 }
 
 /// The loaded module: while it exists, the netlink family and the per-netns state are registered.

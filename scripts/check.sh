@@ -34,6 +34,7 @@ step() { # name command...
 lint() {
 	bash scripts/unsafe-lint.sh &&
 		python3 scripts/import-cycles.py tools/*/src &&
+		bash scripts/ocf-lint.sh &&
 		cargo fmt --all --check &&
 		rustfmt --check --edition 2021 permtcp.rs &&
 		cargo clippy --locked --all-targets -q -- -D warnings &&
@@ -66,7 +67,9 @@ step "fuzz (bounded run)" bash scripts/fuzz.sh "${PERMTCP_FUZZ_SECONDS:-20}"
 build() {
 	make -s -C "$KDIR" M="$PERMTCP_ROOT" modules 2>&1 | tee "$out/build.log" &&
 		! grep -q -E '^(warning|error)|: warning:' "$out/build.log" &&
-		cargo build --locked --release -q -p permctl -p permtcpd -p ptcp-testapp
+		cargo build --locked --release -q -p permctl -p permtcpd -p ptcp-testapp &&
+		# make install-ocf/install-dkms staged; the DKMS tree builds; modinfo.
+		bash scripts/install-check.sh "$KDIR"
 }
 step "module and permctl build" build
 

@@ -12,7 +12,8 @@ set -euo pipefail
 PKGS=(make gcc flex bison bc libelf-dev libssl-dev cpio busybox-static qemu-system-x86 kmod
       iproute2 xz-utils "clang-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev" "lld-$LLVM_VERSION"
       "llvm-$LLVM_VERSION" python3 python3-yaml python3-jsonschema ca-certificates nftables
-      tcpdump lighttpd curl memcached)
+      tcpdump lighttpd curl memcached resource-agents libxml2-utils shellcheck
+      keepalived)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -22,10 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	log "installing Debian packages: ${missing[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-	# lighttpd and memcached are only copied into the test guest: the host's own
+	# lighttpd, memcached and keepalived are only copied into the test guest (logd comes with
+	# resource-agents, whose OCF library and ocf-tester are too): the host's own
 	# services that installing them may have started are stopped and disabled.
 	if [ -d /run/systemd/system ]; then
-		systemctl disable --now lighttpd memcached >/dev/null 2>&1 || true
+		systemctl disable --now lighttpd memcached keepalived logd >/dev/null 2>&1 || true
 	fi
 fi
 

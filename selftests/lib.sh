@@ -55,6 +55,13 @@ check_fails() {
 	fi
 }
 
+# check_rc DESCRIPTION EXIT CMD...: CMD must exit with EXIT, whatever it prints.
+check_rc() {
+	d_=$1 w_=$2
+	shift 2
+	check_fails "$d_" "$w_" "" "$@"
+}
+
 # Exit status of a script: non-zero when a case failed or the plan was not met.
 ktap_finish() {
 	if [ "$KTAP_N" != "$KTAP_PLANNED" ]; then

@@ -41,9 +41,10 @@ rm -rf "$work"
 mkdir -p "$work"
 trap 'rm -rf "$base/last"; mv "$work" "$base/last" 2>/dev/null || true' EXIT
 # The selftests get Python and the kernel's YNL client too, for ynl.sh; they and the demo
-# get the unmodified Debian servers and clients.
+# get the unmodified Debian servers and clients; the selftests ocf-tester and the OCF agents,
+# and keepalived.
 case $mode in
-selftests) build_initramfs "$work" python servers ;;
+selftests) build_initramfs "$work" python servers ocf keepalived ;;
 demo) build_initramfs "$work" servers ;;
 *) build_initramfs "$work" ;;
 esac

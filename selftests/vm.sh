@@ -25,8 +25,9 @@ vm_inputs() {
 # selftests directory and selftests/init as /init (which reads its mode from the kernel
 # command line); with "python", also Python and the kernel's YNL client (copy_python); with
 # "servers", the unmodified Debian programs of takeover_unmodified_*.sh and the demo
-# (copy_servers). DIR/root is the tree it was made from.
-build_initramfs() { # dir [python] [servers]
+# (copy_servers); with "ocf", ocf-tester and the OCF agents (copy_ocf); with "keepalived",
+# Debian's keepalived (copy_keepalived). DIR/root is the tree it was made from.
+build_initramfs() { # dir [python] [servers] [ocf] [keepalived]
 	local work=$1 root=$1/root extra=" ${*:2} "
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,etc,proc,sys,dev,run,tmp,root}
@@ -52,6 +53,8 @@ build_initramfs() { # dir [python] [servers]
 	if command -v nft >/dev/null; then copy_prog "$(command -v nft)" bin/nft; fi
 	[[ $extra != *" python "* ]] || copy_python
 	[[ $extra != *" servers "* ]] || copy_servers
+	[[ $extra != *" ocf "* ]] || copy_ocf
+	[[ $extra != *" keepalived "* ]] || copy_keepalived
 	install -m644 "$module" "$root/lib/modules/permtcp.ko"
 	cp -r "$PERMTCP_ROOT/selftests" "$root/selftests"
 	install -m755 "$PERMTCP_ROOT/selftests/init" "$root/init"
@@ -115,6 +118,34 @@ copy_servers() {
 		[ -x "$p" ] || die "missing $p (run make setup)"
 		copy_prog "$p" "${p#/}"
 	done
+}
+
+# Into build_initramfs's $root: Debian's ocf-tester (resource-agents) with the OCF shell
+# library it and the agents source, the RA API's DTD and xmllint for its meta-data check, and
+# permtcp's agents as /usr/lib/ocf/resource.d/permtcp/{peer,owner} (where make install puts
+# them), for ocf.sh. All of them are POSIX sh scripts: busybox sh runs them here (Debian's
+# dash elsewhere; make lint checks them with shellcheck -s sh). Dies when any of it is
+# missing on the host.
+copy_ocf() {
+	local p
+	for p in /usr/sbin/ocf-tester /usr/lib/ocf/lib/heartbeat/ocf-shellfuncs \
+		/usr/share/resource-agents/ra-api-1.dtd /usr/bin/xmllint; do
+		[ -e "$p" ] || die "missing $p (run make setup)"
+	done
+	install -D -m755 /usr/sbin/ocf-tester "$root/usr/sbin/ocf-tester"
+	mkdir -p "$root/usr/lib/ocf/lib" "$root/usr/lib/ocf/resource.d/permtcp"
+	tar -C /usr/lib/ocf/lib -c --exclude=__pycache__ heartbeat | tar -C "$root/usr/lib/ocf/lib" -x
+	install -m755 "$PERMTCP_ROOT"/tools/ocf/{peer,owner} "$root/usr/lib/ocf/resource.d/permtcp/"
+	install -D -m644 /usr/share/resource-agents/ra-api-1.dtd "$root/usr/share/resource-agents/ra-api-1.dtd"
+	copy_prog /usr/bin/xmllint usr/bin/xmllint
+}
+
+# Into build_initramfs's $root: Debian's keepalived, unmodified, with its libraries (net-snmp
+# brings Perl's: 5 MB more, uncompressed), for keepalived.sh. Dies when it is missing on the
+# host (make setup installs it).
+copy_keepalived() {
+	[ -x /usr/sbin/keepalived ] || die "missing /usr/sbin/keepalived (run make setup)"
+	copy_prog /usr/sbin/keepalived usr/sbin/keepalived
 }
 
 # Prints kvm or tcg.  KVM hangs on some of these machines: it is used only where a short

@@ -26,6 +26,8 @@ struct StatusView {
     fenced: u64,
     /// Frames received from nodes declared failed here (split-brain alarm).
     split_brain: u64,
+    /// Nodes declared failed here (taken over, or being taken over), ascending.
+    failed_nodes: Vec<u32>,
 }
 
 /// `permctl status`.
@@ -43,6 +45,11 @@ pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
         lease_left_ms: s.lease_left_ms,
         fenced: s.fenced,
         split_brain: s.split_brain,
+        failed_nodes: {
+            let mut f = s.failed.as_slice().to_vec();
+            f.sort_unstable();
+            f
+        },
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
@@ -79,6 +86,12 @@ pub fn status(c: &Client, json: bool) -> Result<(), CtlError> {
             "split brain       {} frames from nodes declared failed",
             v.split_brain
         );
+        if v.failed_nodes.is_empty() {
+            println!("failed nodes      none");
+        } else {
+            let l: Vec<String> = v.failed_nodes.iter().map(u32::to_string).collect();
+            println!("failed nodes      {}", l.join(" "));
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 use permctl::spec::{self, DeclSpec};
 use permtcp_logic::decl::Declaration;
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,6 +95,14 @@ struct RawConfig {
     peer: Vec<RawPeer>,
     declaration: RawDecl,
     snoop: Option<RawSnoop>,
+    keepalived: Option<RawKeepalived>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeepalived {
+    fifo: Option<PathBuf>,
+    instances: BTreeMap<String, u32>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +220,19 @@ pub struct Config {
     pub peers: Vec<Peer>,
     /// This node's declaration (`local` set).
     pub declaration: Declaration,
+    /// keepalived mode (`[keepalived]`), if configured.
+    pub keepalived: Option<Keepalived>,
+}
+
+/// keepalived mode: keepalived decides when the mapped owners are taken over
+/// ([`crate::keepalived`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keepalived {
+    /// keepalived's `vrrp_notify_fifo`, read by this daemon (`None`: keepalived does not
+    /// run here; this node acts on the other peers' word only).
+    pub fifo: Option<PathBuf>,
+    /// VRRP instance name to the owner node whose address it moves.
+    pub instances: BTreeMap<String, u32>,
 }
 
 impl RawDecl {
@@ -368,6 +389,35 @@ impl Config {
                 limits: Default::default(),
             }),
         };
+        let keepalived = match raw.keepalived {
+            None => None,
+            Some(k) => {
+                if k.instances.is_empty() {
+                    return Err(
+                        "[keepalived] instances: map at least one instance to an owner node".into(),
+                    );
+                }
+                for (name, node) in &k.instances {
+                    if name.is_empty() || name.contains('"') {
+                        return Err(format!(
+                            "[keepalived] instances: bad instance name {name:?}"
+                        ));
+                    }
+                    if !ids.contains(node) {
+                        return Err(format!(
+                            "[keepalived] instances: {name} = {node} is neither this node nor a [[peer]]"
+                        ));
+                    }
+                }
+                if k.fifo.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+                    return Err("[keepalived] fifo: empty path".into());
+                }
+                Some(Keepalived {
+                    fifo: k.fifo,
+                    instances: k.instances,
+                })
+            }
+        };
         if ids.len() > permtcp_logic::decl::MAX_DECLS {
             return Err(format!(
                 "at most {} nodes per cluster",
@@ -404,6 +454,7 @@ impl Config {
                 })
                 .collect(),
             declaration: decl,
+            keepalived,
         })
     }
 
@@ -702,5 +753,29 @@ mid_response = "reset""#,
             .unwrap_err()
             .contains("not a number"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn keepalived_section() {
+        let c = Config::parse(&minimal()).unwrap();
+        assert_eq!(c.keepalived, None);
+        let text = minimal()
+            + "[keepalived]\nfifo = \"/run/keepalived/permtcp.fifo\"\n[keepalived.instances]\nVI_1 = 1\nVI_2 = 2\n";
+        let k = Config::parse(&text).unwrap().keepalived.unwrap();
+        assert_eq!(k.fifo, Some(PathBuf::from("/run/keepalived/permtcp.fifo")));
+        assert_eq!(k.instances.get("VI_2"), Some(&2));
+        // Without a FIFO: a peer that runs no keepalived acts on the others' word.
+        let text = minimal() + "[keepalived]\ninstances = { VI_1 = 2 }\n";
+        assert_eq!(Config::parse(&text).unwrap().keepalived.unwrap().fifo, None);
+        for bad in [
+            "[keepalived]\ninstances = {}\n",
+            "[keepalived]\ninstances = { VI_1 = 9 }\n",
+            "[keepalived]\ninstances = { \"\" = 2 }\n",
+            "[keepalived]\nfifo = \"\"\ninstances = { VI_1 = 2 }\n",
+            "[keepalived]\nfifo = \"/f\"\n",
+            "[keepalived]\ninstances = { VI_1 = 2 }\nscript = \"x\"\n",
+        ] {
+            assert!(Config::parse(&(minimal() + bad)).is_err(), "{bad}");
+        }
     }
 }

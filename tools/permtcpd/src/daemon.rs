@@ -15,16 +15,17 @@
 
 use crate::auth::{Auth, Counters, DropReason, Keyring};
 use crate::config::{Config, Snoop};
+use crate::keepalived::{self, Action};
 use crate::kernel::{DirectiveResult, Kernel, KernelError, TakeoverResult};
 use crate::log::{DEBUG, ERR, INFO, NOTICE, WARNING};
 use crate::membership::{Admit, Event, Membership, Params};
 use crate::wire::{
-    Ack, AckResult, Body, Directive, Heartbeat, NodeDown, ViewEntry, HB_LEASE, HB_QUORUM,
+    Ack, AckResult, Body, Directive, Failover, Heartbeat, NodeDown, ViewEntry, HB_LEASE, HB_QUORUM,
     MAX_DATAGRAM,
 };
 use permtcp_logic::decl::{check_insert, Declaration};
 use permtcp_logic::snoopnl::DirectiveRequest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -98,7 +99,8 @@ pub enum Control {
 enum Job {
     SetDeclarations(Vec<Declaration>),
     StartSnooping(Snoop),
-    Takeover(u32),
+    /// A takeover; `true`: assume the addresses first.
+    Takeover(u32, bool),
     Directive(DirKey, DirectiveRequest),
 }
 
@@ -169,6 +171,76 @@ pub struct Daemon {
     /// The end of the lease last asked of the kernel.
     lease_asked: Option<Duration>,
     last_resync: Duration,
+    /// keepalived mode: the instance map ([`keepalived::Map`]).
+    engine: Option<keepalived::Map>,
+    /// Nodes taken over on keepalived's word (here, or a peer's `Failover`).
+    engine_taken: HashSet<u32>,
+}
+
+/// Reads keepalived's `vrrp_notify_fifo` line by line into `tx`, on a thread of its own.
+/// The FIFO is created (mode 0600) when missing, and opened for reading and writing, so
+/// that it never reads end-of-file while keepalived restarts.
+fn fifo_reader(path: std::path::PathBuf, tx: mpsc::UnboundedSender<String>) {
+    use std::io::BufRead;
+    use std::os::unix::ffi::OsStrExt;
+    let mut logged = false;
+    loop {
+        if !path.exists() {
+            if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+                // SAFETY: a valid NUL-terminated path.
+                unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+            }
+        }
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => {
+                crate::log!(
+                    INFO,
+                    "reading keepalived's notifications from {}",
+                    path.display()
+                );
+                logged = false;
+                let mut r = std::io::BufReader::new(f);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match r.read_until(b'\n', &mut line) {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            let l = String::from_utf8_lossy(&line).trim_end().to_string();
+                            if tx.send(l).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            crate::log!(ERR, "keepalived FIFO {}: {e}", path.display());
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) if !logged => {
+                crate::log!(ERR, "keepalived FIFO {}: {e}", path.display());
+                logged = true;
+            }
+            Err(_) => {}
+        }
+        if tx.is_closed() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The next line from the keepalived FIFO reader; never, without one.
+async fn next_fifo_line(rx: &mut Option<mpsc::UnboundedReceiver<String>>) -> Option<String> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn bind(addr: SocketAddr, interface: Option<&str>) -> Result<UdpSocket, String> {
@@ -213,9 +285,9 @@ fn kernel_worker(
                 Ok(()) => continue,
                 Err(e) => Done::Failed("starting to snoop", e),
             },
-            Job::Takeover(node) => {
+            Job::Takeover(node, assume) => {
                 let t0 = Instant::now();
-                let r = kernel.takeover(node, park_ms);
+                let r = kernel.takeover(node, park_ms, assume);
                 Done::Takeover(node, r, t0.elapsed())
             }
             Job::Directive(key, req) => Done::Directive(key, req, kernel.directive(&req)),
@@ -337,6 +409,10 @@ impl Daemon {
             .spawn(move || lease_worker(lease_kernel, leases_rx, lease_done))
             .map_err(|e| format!("lease worker: {e}"))?;
         let handle = Handle::default();
+        let engine = cfg.keepalived.as_ref().map(|k| keepalived::Map {
+            self_id: cfg.node_id,
+            instances: k.instances.clone(),
+        });
         let d = Daemon {
             cfg,
             auth,
@@ -363,6 +439,8 @@ impl Daemon {
             takeover_queued: HashMap::new(),
             lease_asked: None,
             last_resync: Duration::ZERO,
+            engine,
+            engine_taken: HashSet::new(),
         };
         Ok((d, handle))
     }
@@ -410,6 +488,15 @@ impl Daemon {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         tokio::pin!(shutdown);
         let mut control_open = true;
+        let mut fifo = None;
+        if let Some(path) = self.cfg.keepalived.as_ref().and_then(|k| k.fifo.clone()) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            std::thread::Builder::new()
+                .name("permtcpd-fifo".into())
+                .spawn(move || fifo_reader(path, tx))
+                .map_err(|e| format!("keepalived FIFO reader: {e}"))?;
+            fifo = Some(rx);
+        }
         loop {
             let recv = std::future::poll_fn(|cx| {
                 for s in &socks {
@@ -438,6 +525,7 @@ impl Daemon {
                     }
                 }
                 Some(done) = self.done_rx.recv() => self.on_done(&socks, done),
+                Some(line) = next_fifo_line(&mut fifo) => self.on_keepalived(&socks, &line),
                 c = control.recv(), if control_open => match c {
                     Some(Control::Keys(keys, id)) => match self.auth.set_keys(keys, id) {
                         Ok(()) => crate::log!(NOTICE, "keys reloaded, sending with key id {id}"),
@@ -467,7 +555,58 @@ impl Daemon {
                 now.saturating_sub(q.0).as_millis()
             );
         }
-        let _ = self.jobs.send(Job::Takeover(node));
+        let _ = self.jobs.send(Job::Takeover(node, true));
+    }
+
+    /// A line from keepalived's FIFO.
+    fn on_keepalived(&mut self, socks: &[UdpSocket], line: &str) {
+        let n = match keepalived::parse_line(line) {
+            Ok(n) => n,
+            Err(e) => {
+                crate::log!(WARNING, "keepalived FIFO: {line:?} ignored: {}", e.0);
+                return;
+            }
+        };
+        let Some(map) = &self.engine else {
+            return;
+        };
+        match map.action(&n) {
+            Action::TakeOver { node, instance } => {
+                crate::log!(NOTICE, "keepalived: this node is MASTER of {instance} (node {node}'s address)");
+                self.engine_takeover(socks, node, true);
+            }
+            Action::LostOwn { instance, state } => crate::log!(
+                WARNING,
+                "keepalived: this node's own instance {instance} is {state:?}: its address went elsewhere"
+            ),
+            Action::None => crate::log!(DEBUG, "keepalived: {line}"),
+        }
+    }
+
+    /// Takes `node` over on keepalived's word: at once (keepalived decided; no lease wait)
+    /// and without assuming its addresses (keepalived holds them); with `tell`, asks every
+    /// peer to take over its share too. Once per node.
+    fn engine_takeover(&mut self, socks: &[UdpSocket], node: u32, tell: bool) {
+        if !self.engine_taken.insert(node) {
+            crate::log!(INFO, "node {node}: already taken over on keepalived's word");
+            return;
+        }
+        if tell {
+            self.broadcast(socks, &Body::Failover(Failover { node }));
+        }
+        if !self.decls.contains_key(&node) {
+            crate::log!(
+                NOTICE,
+                "node {node} declared nothing here: nothing to take over"
+            );
+            return;
+        }
+        let now = self.now();
+        let silence = self.last_heard.get(&node).map(|t| now.saturating_sub(*t));
+        self.status.takeovers.push(node);
+        self.takeover_queued.insert(node, (now, silence, now));
+        crate::log!(NOTICE, "node {node}: taking over on keepalived's word, keeping its addresses where keepalived put them");
+        let _ = self.jobs.send(Job::Takeover(node, false));
     }
 
     fn peer_ids(&self) -> Vec<u32> {
@@ -611,6 +750,19 @@ impl Daemon {
                 }
             }
             Body::NodeDown(nd) => self.members.on_node_down(from, &nd, now),
+            Body::Failover(f) if f.node != from && f.node != self.cfg.node_id => {
+                crate::log!(
+                    NOTICE,
+                    "node {from} took node {} over on keepalived's word",
+                    f.node
+                );
+                self.engine_takeover(socks, f.node, false);
+            }
+            Body::Failover(f) => crate::log!(
+                WARNING,
+                "node {from} sent a failover of node {}: ignored",
+                f.node
+            ),
             Body::Directive(d) => self.on_directive(socks, (from, inc, d.id), d.req),
             Body::Ack(a) => {
                 if let Some(p) = self.pending.remove(&a.id) {
@@ -995,6 +1147,16 @@ impl Daemon {
                 Event::Fence { node, incarnation } => self.fence(node, incarnation),
                 Event::FenceFailed { node } => {
                     crate::log!(ERR, "fencing node {node} failed")
+                }
+                Event::Takeover { node, .. }
+                    if self.engine_taken.contains(&node)
+                        || self.engine.as_ref().is_some_and(|m| m.manages(node)) =>
+                {
+                    crate::log!(
+                        NOTICE,
+                        "node {node} is down by permtcpd's verdict: keepalived decides its takeover{}",
+                        if self.engine_taken.contains(&node) { " (done)" } else { "" }
+                    );
                 }
                 Event::Takeover { node, .. } => {
                     self.status.takeovers.push(node);

@@ -81,8 +81,15 @@ pub trait Kernel: Send + Sync + 'static {
     /// Snoops on the configured device with its limits (already snooping on it: nothing to
     /// do).
     fn start_snooping(&self, snoop: &Snoop) -> Result<(), KernelError>;
-    /// Takes over the connections of failed node `node` the policy gives this node.
-    fn takeover(&self, node: u32, park_ms: Option<u32>) -> Result<TakeoverResult, KernelError>;
+    /// Takes over the connections of failed node `node` the policy gives this node; with
+    /// `assume`, first assumes the addresses its ARP policy gives this node (not when an HA
+    /// engine such as keepalived holds them).
+    fn takeover(
+        &self,
+        node: u32,
+        park_ms: Option<u32>,
+        assume: bool,
+    ) -> Result<TakeoverResult, KernelError>;
     /// Applies a fail-over directive from a peer.
     fn directive(&self, req: &DirectiveRequest) -> Result<DirectiveResult, KernelError>;
     /// Renews this node's lease for `valid_for` from now.
@@ -96,8 +103,10 @@ pub enum Call {
     SetDeclarations(Vec<u32>),
     /// `start_snooping` on a device.
     StartSnooping(String),
-    /// `takeover` of a node.
+    /// `takeover` of a node, assuming its addresses.
     Takeover(u32),
+    /// `takeover` of a node without assuming its addresses (keepalived holds them).
+    TakeoverKeepAddresses(u32),
     /// `directive` for a failed node's connection.
     Directive(DirectiveRequest),
 }
@@ -178,7 +187,7 @@ impl FakeKernel {
     pub fn takeovers_of(&self, node: u32) -> usize {
         self.calls()
             .iter()
-            .filter(|c| **c == Call::Takeover(node))
+            .filter(|c| **c == Call::Takeover(node) || **c == Call::TakeoverKeepAddresses(node))
             .count()
     }
 }
@@ -199,10 +208,19 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
-    fn takeover(&self, node: u32, _park_ms: Option<u32>) -> Result<TakeoverResult, KernelError> {
+    fn takeover(
+        &self,
+        node: u32,
+        _park_ms: Option<u32>,
+        assume: bool,
+    ) -> Result<TakeoverResult, KernelError> {
         let (directives, delay) = {
             let mut s = self.inner.lock().unwrap();
-            s.calls.push(Call::Takeover(node));
+            s.calls.push(if assume {
+                Call::Takeover(node)
+            } else {
+                Call::TakeoverKeepAddresses(node)
+            });
             s.takeovers_at.push((node, Instant::now()));
             (s.takeover_directives.clone(), s.takeover_delay)
         };

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod daemon;
+pub mod keepalived;
 pub mod kernel;
 pub mod log;
 pub mod membership;

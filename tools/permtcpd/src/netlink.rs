@@ -178,14 +178,22 @@ impl Kernel for NetlinkKernel {
         .map_err(err)
     }
 
-    fn takeover(&self, node: u32, park_ms: Option<u32>) -> Result<TakeoverResult, KernelError> {
+    fn takeover(
+        &self,
+        node: u32,
+        park_ms: Option<u32>,
+        assume: bool,
+    ) -> Result<TakeoverResult, KernelError> {
         self.with(|c| {
             let t0 = Instant::now();
-            let assumed: Vec<_> = c
-                .assume_addresses(node)?
-                .into_iter()
-                .map(|(ip, _)| ip)
-                .collect();
+            let assumed: Vec<_> = if assume {
+                c.assume_addresses(node)?
+                    .into_iter()
+                    .map(|(ip, _)| ip)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let t1 = Instant::now();
             if !assumed.is_empty() {
                 crate::log!(NOTICE, "node {node}: assumed {assumed:?} ({})", ms(t1 - t0));

@@ -64,6 +64,8 @@ pub enum Kind {
     Directive = 4,
     /// Acknowledgement of a directive.
     Ack = 5,
+    /// The sender took a node over on its HA engine's word (keepalived): take over too.
+    Failover = 6,
 }
 
 impl Kind {
@@ -74,6 +76,7 @@ impl Kind {
             3 => Kind::NodeDown,
             4 => Kind::Directive,
             5 => Kind::Ack,
+            6 => Kind::Failover,
             _ => return None,
         })
     }
@@ -267,6 +270,15 @@ pub struct Ack {
     pub result: AckResult,
 }
 
+/// The sender took `node` over because its HA engine (keepalived) gave it the node's
+/// address: every receiver takes over its own share of `node`'s connections (so that it
+/// can act on the sender's directives), without assuming the address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failover {
+    /// The failed owner.
+    pub node: u32,
+}
+
 /// Declaration flag: the sender asks for the receiver's declaration.
 pub const DECL_SOLICIT: u8 = 1;
 
@@ -290,6 +302,8 @@ pub enum Body {
     Directive(Directive),
     /// See [`Ack`].
     Ack(Ack),
+    /// See [`Failover`].
+    Failover(Failover),
 }
 
 /// Runs a netlink attribute writer into a fresh buffer.
@@ -342,6 +356,7 @@ impl Body {
             Body::NodeDown(_) => Kind::NodeDown,
             Body::Directive(_) => Kind::Directive,
             Body::Ack(_) => Kind::Ack,
+            Body::Failover(_) => Kind::Failover,
         }
     }
 
@@ -391,6 +406,10 @@ impl Body {
                 out.extend_from_slice(&a.id.to_be_bytes());
                 out.push(a.result as u8);
                 out.extend_from_slice(&[0; 3]);
+            }
+            Body::Failover(f) => {
+                out.extend_from_slice(&f.node.to_be_bytes());
+                out.extend_from_slice(&[0; 4]);
             }
         }
         if out.len() > MAX_BODY {
@@ -507,6 +526,16 @@ impl Body {
                 }
                 Body::Ack(Ack { id, result })
             }
+            Kind::Failover => {
+                let node = r.u32()?;
+                if r.take(4)? != [0; 4] {
+                    return Err(Malformed("reserved bytes not zero"));
+                }
+                if node == 0 {
+                    return Err(Malformed("failover of node 0"));
+                }
+                Body::Failover(Failover { node })
+            }
         };
         r.end()?;
         Ok(body)
@@ -594,6 +623,7 @@ pub(crate) mod tests {
                 id: 42,
                 result: AckResult::PassedOn,
             }),
+            Body::Failover(Failover { node: 1 }),
         ]
     }
 
@@ -682,6 +712,15 @@ pub(crate) mod tests {
         let mut longer = ack.clone();
         longer.push(0);
         assert!(Body::parse(Kind::Ack, &longer).is_err());
+        let fo = samples()[5].encode().unwrap();
+        assert_eq!(fo.len(), 8);
+        for cut in 0..fo.len() {
+            assert!(Body::parse(Kind::Failover, &fo[..cut]).is_err(), "{cut}");
+        }
+        let mut reserved = fo.clone();
+        reserved[7] = 1;
+        assert!(Body::parse(Kind::Failover, &reserved).is_err());
+        assert!(Body::parse(Kind::Failover, &[0; 8]).is_err(), "node 0");
         // Without its parking time a directive is still whole; without its client port
         // too, the kernel's own parser refuses it.
         let dir = samples()[3].encode().unwrap();
@@ -719,6 +758,7 @@ pub(crate) mod tests {
             Kind::NodeDown,
             Kind::Directive,
             Kind::Ack,
+            Kind::Failover,
         ];
         for i in 0..200_000 {
             let (kind, mut b) = if i % 4 == 0 {

@@ -450,3 +450,94 @@ async fn two_nodes_fence_then_take_over() {
     assert!(s.lease, "the peer is fenced: the survivor renews");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// keepalived mode: node 1 owns VRRP instance VI_1. Its crash brings permtcpd's verdict but
+/// no takeover: keepalived decides. When node 2's keepalived writes that node 2 is MASTER of
+/// VI_1 to its notify FIFO, node 2 takes node 1 over without assuming the address
+/// (keepalived holds it) and tells node 3, which takes over its share too and applies node
+/// 2's directive. Lines about other states, unreadable lines and a second MASTER change
+/// nothing more.
+#[tokio::test]
+async fn keepalived_master_takes_over_and_tells_the_peers() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    let fifo = std::env::temp_dir().join(format!(
+        "permtcpd-test-{}-{}.fifo",
+        std::process::id(),
+        ports[1]
+    ));
+    let _ = std::fs::remove_file(&fifo);
+    let map = "[keepalived]\ninstances = { VI_1 = 1 }\n";
+    let k1 = FakeKernel::new();
+    let k2 = FakeKernel::new().with_takeover_directives(vec![DirectiveInfo {
+        key: conn(),
+        next: 3,
+    }]);
+    let k3 = FakeKernel::new();
+    let with_fifo = format!(
+        "[keepalived]\nfifo = \"{}\"\ninstances = {{ VI_1 = 1 }}\n",
+        fifo.display()
+    );
+    let nodes = [
+        start_with(1, &ports, k1.clone(), map),
+        start_with(2, &ports, k2.clone(), &with_fifo),
+        start_with(3, &ports, k3.clone(), map),
+    ];
+    wait_for("declarations and quorum", Duration::from_secs(5), || {
+        nodes.iter().all(|n| {
+            let s = n.handle.status();
+            s.quorum && s.declarations.len() == 3
+        })
+    })
+    .await;
+    wait_for("node 2's FIFO", Duration::from_secs(2), || fifo.exists()).await;
+
+    nodes[0].task.abort();
+    // Well past the verdict and the lease wait: node 1 is down, and nobody took it over.
+    let dead = Duration::from_millis(INTERVAL_MS) * MISSED;
+    tokio::time::sleep(dead * 3 + Duration::from_millis(400)).await;
+    for (n, k) in [(&nodes[1], &k2), (&nodes[2], &k3)] {
+        let s = n.handle.status();
+        let v1 = s.view.iter().find(|e| e.node == 1).unwrap();
+        assert_eq!(v1.state, NodeState::Down, "permtcpd's own verdict");
+        assert_eq!(k.takeovers_of(1), 0, "keepalived decides node 1's takeover");
+        assert!(s.takeovers.is_empty());
+    }
+
+    let write = |text: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    write("INSTANCE \"VI_1\" BACKUP 100\nnot a keepalived line\nINSTANCE \"VI_9\" MASTER 100\n");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(k2.takeovers_of(1) + k3.takeovers_of(1), 0);
+    write("INSTANCE \"VI_1\" MASTER 100\n");
+    let t = wait_for("both takeovers", Duration::from_secs(2), || {
+        k2.takeovers_of(1) == 1 && k3.takeovers_of(1) == 1
+    })
+    .await;
+    eprintln!("keepalived's MASTER line -> both takeovers: {t:?}");
+    for k in [&k2, &k3] {
+        assert!(
+            k.calls().contains(&Call::TakeoverKeepAddresses(1)),
+            "no address assumption: keepalived holds it"
+        );
+        assert!(!k.calls().contains(&Call::Takeover(1)));
+    }
+    wait_for("node 2's directive applied by node 3", Duration::from_secs(2), || {
+        k3.calls().iter().any(|c| matches!(c, Call::Directive(r) if r.node == 1 && r.key == conn() && r.from == Some(2)))
+    })
+    .await;
+    write("INSTANCE \"VI_1\" MASTER 100\n");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        (k2.takeovers_of(1), k3.takeovers_of(1)),
+        (1, 1),
+        "once per node"
+    );
+    for n in &nodes[1..] {
+        assert_eq!(n.handle.status().takeovers, vec![1]);
+    }
+    let _ = std::fs::remove_file(&fifo);
+}

@@ -1,0 +1,182 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# keepalived mode (Documentation/cluster.rst, "keepalived mode"): Debian's keepalived runs in
+# the owner's (node 1, priority 150) and both peers' namespaces (node 2: 100, node 3: 50), one
+# VRRP instance VI_1 over the bridge holding the service address 10.0.0.10 (advert_int 1),
+# its vrrp_notify_fifo read by the node's permtcpd, whose [keepalived] maps VI_1 to node 1.
+# The owner crashes mid-session: its link is cut and every process of its namespace killed.
+# - permtcp: keepalived makes node 2 MASTER and moves the address; node 2's permtcpd takes the
+#   connection over without assuming the address and tells node 3, which takes over its
+#   (empty) share; the client's session finishes every round with the right bytes.
+# - The race of keepalived's issue 2254: the same, with node 2's FIFO lines delayed 3 s on
+#   their way to permtcpd. The client's request arrives at node 2 after keepalived moved the
+#   address and before the takeover: node 2's stack resets it, the module drops the reset
+#   (the connection is mirrored), the client sees none, and the session finishes right.
+# - Plain keepalived (no permtcp on the peers): the client's connection is reset.
+# Figures: the stall the client saw in each case.
+. /selftests/lib.sh
+
+ktap_plan 22
+
+KA=/tmp/ka
+VIP=10.0.0.10
+mkdir -p $KA
+
+# keepalived's configuration for node $1 with priority $2, notifications to FIFO $3.
+ka_conf() { # node priority fifo
+	cat >$KA/n$1.conf <<EOF
+global_defs {
+	router_id node$1
+	vrrp_notify_fifo $3
+}
+vrrp_instance VI_1 {
+	state BACKUP
+	interface eth0
+	virtual_router_id 51
+	priority $2
+	advert_int 1
+	virtual_ipaddress {
+		$VIP/24 dev eth0
+	}
+}
+EOF
+}
+
+ka_start() { # node
+	/bin/ip netns exec "$(pd_ns "$1")" keepalived --dont-fork --log-console --log-detail \
+		--no-syslog --vrrp --use-file $KA/n$1.conf --pid $KA/n$1.pid \
+		--vrrp_pid $KA/n$1.vrrp.pid >>$KA/n$1.log 2>&1 &
+}
+
+has_vip() { /bin/ip -n "$1" addr show dev eth0 | grep -q " $VIP/"; }
+owner_has_vip() { has_vip owner; }
+peer_has_vip() { has_vip peer; }
+
+# The owner's namespace dies: its link is cut first (nothing more leaves it), then every
+# process in it is killed (keepalived, permtcpd, the server).
+owner_dies() {
+	/bin/ip link set vowner down
+	for p in $(/bin/ip netns pids owner); do kill -9 "$p" 2>/dev/null; done
+}
+
+# permtcpd on the three nodes with [keepalived]; node 1 declares the VIP. $1: node 2's FIFO
+# as permtcpd reads it (keepalived writes $KA/n2.fifo).
+pd_up() { # node2-fifo
+	pd_key
+	for n in 1 2 3; do
+		fifo=$KA/n$n.fifo
+		[ $n = 2 ] && fifo=$1
+		pd_conf $n "[keepalived]\nfifo = \"$fifo\"\ninstances = { VI_1 = 1 }"
+	done
+	sed -i "s|^addrs = \[\"10.0.0.1\", \"fd00::1\"\]|addrs = [\"$VIP\"]|" $PD/n1.toml
+	for n in 1 2 3; do pd_start $n; done
+}
+
+decls_123() { kernel_decls 1 1 2 3 && kernel_decls 2 1 2 3 && kernel_decls 3 1 2 3; }
+mirrored() { in_peer permctl --json conns | grep -q '"ready":true'; }
+rst_dropped() { in_peer permctl --json stats | sed 's/.*"rst_dropped":\([0-9]*\).*/\1/'; }
+
+# Starts the owner's server and a paused 40-round session to the VIP (client_pid).
+session() { # pause-file
+	in_owner ptcp-testapp echo-serve "[::]:80" &
+	sleep 0.5
+	paused_client "$1" 100 ptcp-testapp echo-client "$VIP:80" 40 "$1"
+}
+
+client_result() { # description pause-file
+	wait $client_pid
+	rc_=$?
+	sed 's/^/# client: /' "$2.out"
+	[ $rc_ = 0 ] && ktap_result ok "$1" || ktap_result fail "$1"
+	worst=$(sed -n 's/.*worst_round_ms=\([0-9]*\).*/\1/p' "$2.out")
+}
+
+# One case with permtcp. $1: "direct" (permtcpd reads keepalived's FIFO) or "delayed" (a relay
+# passes node 2's lines on 3 s late).
+permtcp_case() { # direct|delayed
+	c=$1
+	rm -rf $KA/* $PD
+	mkdir -p $KA
+	load_module
+	PEER2=1 cluster_net
+	for n in 1 2 3; do ka_conf $n $((200 - 50 * n)) $KA/n$n.fifo; done
+	if [ $c = delayed ]; then
+		mkfifo $KA/n2.fifo $KA/n2.pd.fifo
+		# Opened read-write: neither end sees end-of-file when the other restarts.
+		sh -c "exec 3<>$KA/n2.fifo 4<>$KA/n2.pd.fifo
+			while read -r l <&3; do sleep 3; echo \"\$l\" >&4; done" &
+		relay_pid=$!
+		pd_up $KA/n2.pd.fifo
+	else
+		pd_up $KA/n2.fifo
+	fi
+	for n in 1 2 3; do ka_start $n; done
+	check "$c: keepalived gives node 1 the address" wait_until "the VIP on node 1" 100 owner_has_vip
+	check "$c: every kernel holds the three declarations" wait_until declarations 100 decls_123
+	in_peer ptcp-testapp echo-serve "[::]:80" --resume 2>$KA/app2.err &
+	session $KA/p
+	check "$c: node 2 mirrors the session, ready" wait_until mirror 50 mirrored
+	owner_dies
+	t_crash=$(uptime_ms)
+	if [ $c = delayed ]; then
+		# The request goes out once keepalived moved the address, into the window before the
+		# delayed takeover.
+		check "$c: keepalived moves the address to node 2" wait_until "the VIP on node 2" 150 peer_has_vip
+		t_vip=$(uptime_ms)
+		touch $KA/p
+		sleep 1.5
+		check "$c: node 2 has not taken over yet (its lines are delayed)" sh -c \
+			". /selftests/lib.sh; pd_status 2 | tr -d ' \n' | grep -q '\"takeovers\":\[\]'"
+	else
+		touch $KA/p
+		check "$c: keepalived moves the address to node 2" wait_until "the VIP on node 2" 150 peer_has_vip
+		t_vip=$(uptime_ms)
+	fi
+	taken_12() { pd_listed 2 takeovers 1 && pd_listed 3 takeovers 1; }
+	check "$c: node 2 takes node 1 over on keepalived's word and tells node 3, which does too" \
+		wait_until "takeovers" 100 taken_12
+	t_taken=$(uptime_ms)
+	client_result "$c: the client's session finishes every round with the right bytes" $KA/p
+	echo "# $c: stall ${worst:-?} ms (the client's slowest round); address on node 2" \
+		"$((t_vip - t_crash)) ms after the crash, takeover seen $((t_taken - t_vip)) ms after that"
+	grep -E "keepalived|taking over|took over|TAKEOVER|assumed" $PD/n2.log | sed "s/^/# node 2: /"
+	grep -E "MASTER|BACKUP|FAULT" $KA/n2.log | head -n 5 | sed "s/^/# keepalived 2: /"
+	check "$c: permtcp assumed no address (keepalived holds it)" sh -c \
+		"! grep -q 'assumed' $PD/n2.log && grep -q 'keeping its addresses' $PD/n2.log"
+	if [ $c = delayed ]; then
+		echo "# $c: resets of node 2's stack dropped by the module: $(rst_dropped)"
+		check "$c: node 2's stack reset the early request and the module dropped it" \
+			[ "$(rst_dropped)" -ge 1 ]
+		kill $relay_pid 2>/dev/null
+	fi
+	for p in $(/bin/ip netns pids peer) $(/bin/ip netns pids peer2); do kill -9 "$p" 2>/dev/null; done
+	wait
+	cluster_down
+	unload_module
+	check "$c: kernel log clean" kernel_log_clean
+}
+
+permtcp_case direct
+permtcp_case delayed
+
+# Plain keepalived: no module, no permtcpd. The address moves and the connection is reset.
+rm -rf $KA/*
+PEER2=1 cluster_net
+for n in 1 2 3; do ka_conf $n $((200 - 50 * n)) $KA/n$n.fifo; done
+for n in 1 2 3; do ka_start $n; done
+check "plain: keepalived gives node 1 the address" wait_until "the VIP on node 1" 100 owner_has_vip
+in_peer ptcp-testapp echo-serve "[::]:80" 2>/dev/null &
+session $KA/p
+owner_dies
+touch $KA/p
+check "plain: keepalived moves the address to node 2" wait_until "the VIP on node 2" 150 peer_has_vip
+wait $client_pid
+rc=$?
+sed 's/^/# client: /' $KA/p.out
+check "plain: the client's connection is reset (exit $rc)" sh -c \
+	"[ $rc != 0 ] && grep -q -i 'reset' $KA/p.out"
+for p in $(/bin/ip netns pids peer) $(/bin/ip netns pids peer2); do kill -9 "$p" 2>/dev/null; done
+wait
+cluster_down
+check "plain: kernel log clean" kernel_log_clean
+ktap_finish
