@@ -257,6 +257,7 @@ impl SnoopTable {
             hook_ns: 0,
             hook_frames: 0,
             rst_dropped: 0,
+            steered: 0,
         }
     }
 

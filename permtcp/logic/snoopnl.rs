@@ -415,6 +415,9 @@ pub struct StatsInfo {
     pub hook_frames: u64,
     /// Resets this host's stack sent for mirrored connections, dropped.
     pub rst_dropped: u64,
+    /// Frames for another node's MAC delivered to this host's stack (connections taken over
+    /// here while another node answers ARP for their address).
+    pub steered: u64,
 }
 
 macro_rules! counter_attrs {
@@ -468,6 +471,7 @@ impl StatsInfo {
         w.put_u64(stats_attr::HOOK_NS, self.hook_ns)?;
         w.put_u64(stats_attr::HOOK_FRAMES, self.hook_frames)?;
         w.put_u64(stats_attr::RST_DROPPED, self.rst_dropped)?;
+        w.put_u64(stats_attr::STEERED, self.steered)?;
         w.nest_end(nest)
     }
 
@@ -492,6 +496,7 @@ impl StatsInfo {
                 stats_attr::HOOK_NS => s.hook_ns = a.u64()?,
                 stats_attr::HOOK_FRAMES => s.hook_frames = a.u64()?,
                 stats_attr::RST_DROPPED => s.rst_dropped = a.u64()?,
+                stats_attr::STEERED => s.steered = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }

@@ -386,6 +386,10 @@ pub mod stats_attr {
     pub const IDLE_TIMEOUTS: u16 = 26;
     /// u64: connections dropped, oldest first, to make room in a full table.
     pub const EARLY_DROPS: u16 = 27;
+    /// u64: frames addressed to another node's MAC delivered to this host's stack: client
+    /// frames of connections this node took over while another node answers ARP for the
+    /// address.
+    pub const STEERED: u16 = 28;
 }
 
 /// Values of [`conn_attr::STATE`].

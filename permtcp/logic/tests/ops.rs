@@ -296,6 +296,7 @@ fn replies_round_trip() {
             conns: 5,
             max_bytes: 1 << 26,
             rst_dropped: 9,
+            steered: 4,
             ..Default::default()
         },
     };
