@@ -11,7 +11,8 @@
  *  - the snooping hook: an NF_NETDEV_INGRESS hook on the cluster-facing device, promiscuous
  *    mode, the device reference and a netdevice notifier (no Rust abstraction exists for
  *    netfilter hooks or net devices), and skb accessors (skb_header_pointer, skb_copy_bits,
- *    skb_checksum);
+ *    skb_checksum, pkt_type) and the established-socket lookup that tells whether a frame
+ *    for another host's MAC belongs to a connection this node took over;
  *  - reset suppression: NF_INET_LOCAL_OUT hooks (IPv4, IPv6) that drop the local stack's
  *    resets of connections the mirror holds or a takeover is rebuilding;
  *  - the takeover's socket work: kernel TCP sockets driven through TCP_REPAIR
@@ -102,7 +103,10 @@ static struct ptcp_net *ptcp_pn(const struct net *net)
 	return net_generic(net, ptcp_net_id);
 }
 
-/* Runs in softirq for every frame the device receives, for any host: it only reads. */
+/*
+ * Runs in softirq for every frame the device receives, for any host.  It only reads, except
+ * that Rust may have a frame for another host's MAC delivered here (ptcp_skb_set_host()).
+ */
 static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
 {
@@ -735,6 +739,48 @@ bool ptcp_skb_src_mac(const struct sk_buff *skb, u8 *mac)
 		return false;
 	ether_addr_copy(mac, eth_hdr(skb)->h_source);
 	return true;
+}
+
+/* Whether the frame was addressed to another host's MAC address (the device is promiscuous). */
+bool ptcp_skb_otherhost(const struct sk_buff *skb)
+{
+	return skb->pkt_type == PACKET_OTHERHOST;
+}
+
+/*
+ * Whether a TCP socket of the frame's namespace (established, or in TIME-WAIT) holds the
+ * connection @local:@lport <-> @remote:@rport (16-byte addresses, IPv4-mapped for IPv4).
+ * Called from the ingress hook.
+ */
+bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
+			const u8 *remote, u16 rport, bool ipv6)
+{
+	struct net *net = dev_net(skb->dev);
+	int dif = skb->dev->ifindex;
+	struct sock *sk;
+
+	rcu_read_lock();
+	if (ipv6)
+		sk = __inet6_lookup_established(net, (const struct in6_addr *)remote, htons(rport),
+						(const struct in6_addr *)local, lport, dif, 0);
+	else
+		sk = __inet_lookup_established(net, *(const __be32 *)(remote + 12), htons(rport),
+					       *(const __be32 *)(local + 12), lport, dif, 0);
+	rcu_read_unlock();
+	if (!sk)
+		return false;
+	sock_gen_put(sk);
+	return true;
+}
+
+/*
+ * Hands the frame to this host's stack although it was addressed to another host's MAC:
+ * the frame of a connection this node took over while another node answers ARP for its
+ * address.  Only the ingress hook calls it, before the IP layer looks at pkt_type.
+ */
+void ptcp_skb_set_host(struct sk_buff *skb)
+{
+	skb->pkt_type = PACKET_HOST;
 }
 
 /* @msg must be a static string: netlink reads it after the handler returns. */

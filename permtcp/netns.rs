@@ -24,7 +24,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::fence::Fence;
 use crate::logic::ops::StatusReply;
 use crate::logic::packet::{flags, parse, HEADER_MAX};
-use crate::logic::snoop::{Filter, FlowKey, Limits};
+use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
 use crate::logic::snoopnl::StatsInfo;
 use crate::logic::track::Side;
 use crate::logic::uapi::FAMILY_VERSION;
@@ -122,6 +122,8 @@ pub(crate) struct NetState {
     fenced: AtomicU64,
     /// Frames received from a node declared failed here (split-brain alarm).
     split_brain: AtomicU64,
+    /// Frames for another node's MAC delivered here: connections this node took over.
+    steered: AtomicU64,
 }
 
 fn enomem() -> LogicError {
@@ -148,6 +150,7 @@ impl NetState {
             fence <- new_spinlock_irq!(Fence::default(), "permtcp_fence"),
             fenced: AtomicU64::new(0),
             split_brain: AtomicU64::new(0),
+            steered: AtomicU64::new(0),
         })
     }
 
@@ -249,13 +252,26 @@ impl NetState {
 
     /// One frame from the snooping hook; one from a node declared failed here raises the
     /// split-brain alarm.
+    ///
+    /// A client's frame of a failed owner's connection that this node took over is delivered
+    /// to this host's stack even when it is addressed to another node's MAC: on a flooding
+    /// link the client sends to the address's ARP owner, which need not be the node that
+    /// serves the connection (a fail-over directive moved it, or the policy gave its port
+    /// range to another peer). The rebuilt socket (or its TIME-WAIT) decides that the
+    /// connection is served here; once it is gone, the frames are left to the ARP owner.
     pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) {
         if let Some(mac) = skb.src_mac() {
             if self.fence.lock().from_failed(&mac) {
                 self.split_brain.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.snoop.lock().on_frame(skb, now_ms);
+        let outcome = self.snoop.lock().on_frame(skb, now_ms);
+        if let Outcome::ToFailed(key) = outcome {
+            if skb.for_other_host() && skb.has_socket(&key) {
+                skb.deliver_here();
+                self.steered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// What the LOCAL_OUT hook does with `skb`, a TCP segment this host sends at `now_ns`:
@@ -295,6 +311,7 @@ impl NetState {
         };
         (stats.hook_ns, stats.hook_frames) = net.hook_cost();
         stats.rst_dropped = net.rst_dropped();
+        stats.steered = self.steered.load(Ordering::Relaxed);
         stats
     }
 }

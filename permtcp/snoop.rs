@@ -13,7 +13,7 @@ use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
-use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
+use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Outcome, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
@@ -211,14 +211,14 @@ impl SnoopTable {
         });
     }
 
-    /// One frame from the hook.
-    pub(crate) fn on_frame(&mut self, skb: &Skb<'_>, now_ms: u64) {
+    /// One frame from the hook: what the snooper did with it.
+    pub(crate) fn on_frame(&mut self, skb: &Skb<'_>, now_ms: u64) -> Outcome {
         if !self.active {
-            return;
+            return Outcome::Ignored;
         }
         let mut buf = [0u8; HEADER_MAX];
         let Some(hdr) = skb.header(&mut buf) else {
-            return;
+            return Outcome::Ignored;
         };
         let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(seg, s));
         let frame = Frame {
@@ -227,9 +227,11 @@ impl SnoopTable {
             gso: skb.is_gso(),
             payload: skb,
         };
-        self.snooper
+        let outcome = self
+            .snooper
             .on_frame(&mut self.conns, &mut self.alloc, frame, csum, now_ms);
         self.gc(now_ms);
+        outcome
     }
 
     /// Ends expired TIME_WAIT entries, at most once a second (no timer runs for it).
