@@ -20,7 +20,7 @@ use crate::logic::uapi::cmd;
 use core::ffi::c_long;
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode};
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 
 /// A chunk of retained data.
 pub(crate) type Chunk = KBox<[u8; CHUNK]>;
@@ -134,8 +134,11 @@ impl FlowMap<Alloc> for ConnMap {
     }
 }
 
+/// A table node allocated ahead, for [`SnoopTable::put_back`] under the spinlock.
+pub(crate) type Reservation = RBTreeNodeReservation<FlowKey, Conn<Alloc>>;
+
 /// Connections moved out of the table by a takeover. Their chunks count against the table's
-/// budget until [`SnoopTable::release`] returns them.
+/// budget until [`SnoopTable::put_back`] returns them.
 pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 
 /// What [`SnoopTable::take_key`] found.
@@ -348,11 +351,26 @@ impl SnoopTable {
         }
     }
 
-    /// Returns the chunks of connections moved out by [`Self::take_mine`] or
-    /// [`Self::take_key`] to the budget.
-    pub(crate) fn release(&mut self, taken: &mut Taking) {
-        for (_, c) in taken.iter_mut() {
-            c.release(&mut self.alloc);
+    /// Puts the connections moved out by [`Self::take_mine`] or [`Self::take_key`] that
+    /// `back` names into the table again, one reserved node from `nodes` each (without one,
+    /// a connection is released as the others are), and returns the chunks of the others to
+    /// the budget. `taken` is left empty, for the caller to free after the lock.
+    pub(crate) fn put_back(
+        &mut self,
+        taken: &mut Taking,
+        back: impl Fn(&FlowKey) -> bool,
+        nodes: &mut KVec<Reservation>,
+    ) {
+        while let Some((k, mut c)) = taken.pop() {
+            let node = if back(&k) { nodes.pop() } else { None };
+            let Some(node) = node else {
+                c.release(&mut self.alloc);
+                continue;
+            };
+            match self.conns.tree.insert(node.into_node(k, c)) {
+                None => self.conns.len += 1,
+                Some(old) => old.to_key_value().1.release(&mut self.alloc),
+            }
         }
     }
 
