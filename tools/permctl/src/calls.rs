@@ -16,7 +16,7 @@ use permtcp_logic::ops::{
     StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest, TakeoverRequest,
 };
 use permtcp_logic::packet::Addr;
-use permtcp_logic::policy::arp_owner;
+use permtcp_logic::policy::{hold, Hold};
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::{ConnInfo, DirectiveInfo, StatsInfo, TakenInfo};
 use permtcp_logic::track::Side;
@@ -191,10 +191,17 @@ impl Client {
     /// Adds the addresses of failed node `node` whose ARP ownership the policy gives this
     /// node (the local declaration) to the snooped device, before TAKEOVER: the rebuilt
     /// sockets' first segments prompt the client, whose answers must find the address local.
-    /// The same policy code (`permtcp_logic::policy::arp_owner`) decides here and in the
-    /// kernel; the other failed nodes come from STATUS_GET. Returns the addresses and the
-    /// device index; nothing when the node or the local declaration is unknown (TAKEOVER
-    /// then says what is wrong) or when this node does not snoop.
+    /// The failed node's other addresses of which this node is a peer (it may serve their
+    /// connections: by the policy's order, or brought by a fail-over directive) are held
+    /// quietly ([`Hold::Quiet`]): on the loopback device, with the snooped device set to
+    /// answer ARP only for its own addresses and to use them in its own requests
+    /// (`arp_ignore` 1, `arp_announce` 2, as LVS direct-routing servers hold their service
+    /// address), so that the ARP owner alone answers for the address while the kernel hands
+    /// this node's connections' frames, addressed to the ARP owner's MAC, to the local stack.
+    /// The same policy code (`permtcp_logic::policy`) decides here and in the kernel; the
+    /// other failed nodes come from STATUS_GET. Returns the addresses and the device index
+    /// (the loopback's for a quiet one); nothing when the node or the local declaration is
+    /// unknown (TAKEOVER then says what is wrong) or when this node does not snoop.
     pub fn assume_addresses(&self, node: u32) -> Result<Vec<(IpAddr, u32)>, CtlError> {
         let decls = self.declarations()?;
         let (Some(owner), Some(me)) = (
@@ -217,11 +224,52 @@ impl Client {
             .map(|a| (Addr::v4(*a), IpAddr::from(*a)));
         let v6 = owner.addrs6.iter().map(|a| (Addr(*a), IpAddr::from(*a)));
         for (a, ip) in v4.chain(v6) {
-            if arp_owner(decls.iter(), owner, &a, &is_failed) == Some(me) {
-                route.add_address(ifindex, ip)?;
-                done.push((ip, ifindex));
+            match hold(decls.iter(), owner, &a, me, &is_failed) {
+                Hold::Announced => {
+                    route.add_address(ifindex, ip)?;
+                    done.push((ip, ifindex));
+                }
+                Hold::Quiet => {
+                    if ip.is_ipv4() {
+                        quiet_arp(ifindex)?;
+                    }
+                    route.add_address(LOOPBACK_IFINDEX, ip)?;
+                    done.push((ip, LOOPBACK_IFINDEX));
+                }
+                Hold::No => {}
             }
         }
         Ok(done)
     }
+}
+
+/// The loopback device's index, the same in every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
+
+/// Has device `ifindex` answer ARP only for addresses configured on it and name one of those
+/// in its own requests (`arp_ignore` at least 1, `arp_announce` 2), so that an address held
+/// on the loopback device is neither answered for nor used as the sender of its requests
+/// (a client would then send the address's frames to this node's MAC).
+fn quiet_arp(ifindex: u32) -> Result<(), CtlError> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+    if unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null() {
+        let e = std::io::Error::last_os_error();
+        return Err(CtlError::Transport(format!("interface {ifindex}: {e}")));
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
+    let dev = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+    for (knob, want) in [("arp_ignore", 1), ("arp_announce", 2)] {
+        let path = format!("/proc/sys/net/ipv4/conf/{dev}/{knob}");
+        let io = |e: std::io::Error| CtlError::Transport(format!("{path}: {e}"));
+        let now: u32 = std::fs::read_to_string(&path)
+            .map_err(io)?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if now < want {
+            std::fs::write(&path, format!("{want}\n")).map_err(io)?;
+        }
+    }
+    Ok(())
 }
