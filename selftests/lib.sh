@@ -364,6 +364,16 @@ download_for_node3() { # pause-file service-address bytes
 	paused_client "$1" 100 ptcp-testapp down-client "$2:80" "$3" "$1"
 }
 
+# Prints what the client of download_for_node3 (pause file $1) read, nodes 2 and 3's
+# daemons' takeover and directive lines, and node 3's application's.
+download_logs() { # pause-file
+	sed 's/^/# client: /' "$1.out"
+	for n in 2 3; do
+		grep -E "verdict|fenc|took over|assumed|TAKEOVER|directive" $PD/n$n.log | sed "s/^/# node $n: /"
+	done
+	sed 's/^/# node 3 app: /' "$1-app.err"
+}
+
 # Waits up to $1 tenths of a second for the client (client_pid) to end, kills it then;
 # sets client_rc to its exit status.
 client_wait() { # tenths

@@ -87,11 +87,7 @@ directive_case() { # family service-address address node3-saw-the-SYN
 	t0=$(uptime_ms)
 	client_wait 600
 	t1=$(uptime_ms)
-	sed 's/^/# client: /' /tmp/dv.out
-	for n in 2 3; do
-		grep -E "verdict|fenc|took over|assumed|TAKEOVER|directive" $PD/n$n.log | sed "s/^/# node $n: /"
-	done
-	sed 's/^/# node 3 app: /' /tmp/dv-app.err
+	download_logs /tmp/dv
 	for ns in peer2 client; do
 		echo "# $ns: $(/bin/ip netns exec $ns grep Tcp: /proc/net/snmp | tail -n1)"
 	done
