@@ -263,6 +263,8 @@ impl SnoopTable {
             hook_frames: 0,
             rst_dropped: 0,
             steered: 0,
+            handed: 0,
+            syn_refused: 0,
         }
     }
 

@@ -418,6 +418,10 @@ pub struct StatsInfo {
     /// Frames for another node's MAC delivered to this host's stack (connections taken over
     /// here while another node answers ARP for their address).
     pub steered: u64,
+    /// Connections of this node's bindings that peers serve (RECOVERY), followed here.
+    pub handed: u64,
+    /// SYNs refused because they would reuse a connection a peer serves.
+    pub syn_refused: u64,
 }
 
 macro_rules! counter_attrs {
@@ -472,6 +476,8 @@ impl StatsInfo {
         w.put_u64(stats_attr::HOOK_FRAMES, self.hook_frames)?;
         w.put_u64(stats_attr::RST_DROPPED, self.rst_dropped)?;
         w.put_u64(stats_attr::STEERED, self.steered)?;
+        w.put_u64(stats_attr::HANDED, self.handed)?;
+        w.put_u64(stats_attr::SYN_REFUSED, self.syn_refused)?;
         w.nest_end(nest)
     }
 
@@ -497,6 +503,8 @@ impl StatsInfo {
                 stats_attr::HOOK_FRAMES => s.hook_frames = a.u64()?,
                 stats_attr::RST_DROPPED => s.rst_dropped = a.u64()?,
                 stats_attr::STEERED => s.steered = a.u64()?,
+                stats_attr::HANDED => s.handed = a.u64()?,
+                stats_attr::SYN_REFUSED => s.syn_refused = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }
