@@ -105,21 +105,23 @@ static struct ptcp_net *ptcp_pn(const struct net *net)
 
 /*
  * Runs in softirq for every frame the device receives, for any host.  It only reads, except
- * that Rust may have a frame for another host's MAC delivered here (ptcp_skb_set_host()).
+ * that Rust may have a frame for another host's MAC delivered here (ptcp_skb_set_host()),
+ * or have it dropped (a SYN that would reuse a connection a peer serves).
  */
 static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
 {
 	struct ptcp_net *pn = priv;
+	bool drop;
 	u64 t0;
 
 	if (skb->protocol != htons(ETH_P_IP) && skb->protocol != htons(ETH_P_IPV6))
 		return NF_ACCEPT;
 	t0 = ktime_get_ns();
-	permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	drop = permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
 	atomic64_add(ktime_get_ns() - t0, &pn->hook_ns);
 	atomic64_inc(&pn->hook_frames);
-	return NF_ACCEPT;
+	return drop ? NF_DROP : NF_ACCEPT;
 }
 
 /* Time spent in the hook and frames it saw since snooping started. */
@@ -394,6 +396,13 @@ static const struct nla_policy ptcp_directive_policy[PERMTCP_A_FROM_NODE + 1] = 
 	[PERMTCP_A_FROM_NODE] = { .type = NLA_U32 },
 };
 
+/* RECOVERY: the serving peer, its connections (nested keys, checked by Rust), the flag. */
+static const struct nla_policy ptcp_recovery_policy[PERMTCP_A_APPEND + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_SERVED] = { .type = NLA_NESTED },
+	[PERMTCP_A_APPEND] = { .type = NLA_FLAG },
+};
+
 /* Timeout bounds: MIN_TIMEOUT_MS and MAX_SYN_TIMEOUT_MS in permtcp/logic/ops.rs. */
 static const struct netlink_range_validation ptcp_syn_timeout_range = {
 	.min = 1000, .max = 600000,
@@ -496,6 +505,13 @@ static const struct genl_ops ptcp_ops[] = {
 		.doit = ptcp_doit,
 		.policy = ptcp_directive_policy,
 		.maxattr = PERMTCP_A_FROM_NODE,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_RECOVERY,
+		.doit = ptcp_doit,
+		.policy = ptcp_recovery_policy,
+		.maxattr = PERMTCP_A_APPEND,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{

@@ -115,7 +115,7 @@ int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload,
 		    struct genl_info *info);
 int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
 		      struct netlink_callback *cb, long *pos, bool privileged);
-void permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
+bool permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
 /* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */
 enum ptcp_out_verdict {
