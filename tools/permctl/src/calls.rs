@@ -10,10 +10,12 @@
 
 use crate::netlink::{replies, reply, Client, CtlError};
 use permtcp_logic::decl::Declaration;
+use permtcp_logic::nla::Writer;
 use permtcp_logic::ops::{
     ConnGetRequest, Counts, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
-    DirectiveReply, DirectiveRequest, LeaseRequest, SnoopStopRequest, StartRequest, StatsRequest,
-    StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest, TakeoverRequest,
+    DirectiveReply, DirectiveRequest, LeaseRequest, RecoveryRequest, Served, SnoopStopRequest,
+    StartRequest, StatsRequest, StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest,
+    TakeoverRequest,
 };
 use permtcp_logic::packet::Addr;
 use permtcp_logic::policy::{hold, Hold};
@@ -164,6 +166,29 @@ impl Client {
         reply::<DirectiveRequest>(&msgs, "directive reply")
     }
 
+    /// RECOVERY, an owner-recovery directive to this (recovered) node's kernel: peer `node`
+    /// serves `served` of this node's bindings. Replaces the peer's earlier list, or with
+    /// `append` adds to it; a long list goes in several requests (the first replacing, the
+    /// others appending), at most [`RECOVERY_BATCH`] connections each.
+    pub fn recovery(&self, node: u32, served: &[FlowKey], append: bool) -> Result<(), CtlError> {
+        let mut batches = served.chunks(RECOVERY_BATCH);
+        let first = batches.next().unwrap_or(&[]);
+        for (i, batch) in std::iter::once(first).chain(batches).enumerate() {
+            let req = RecoveryRequest {
+                node,
+                append: append || i > 0,
+                served: Served::from_slice(batch),
+            };
+            let mut buf = vec![0u8; 64 + batch.len() * 64];
+            let mut w = Writer::new(&mut buf);
+            req.write(&mut w)
+                .map_err(|e| CtlError::Transport(e.text().into()))?;
+            let n = w.len();
+            self.request_raw(RecoveryRequest::CMD, &buf[..n], false)?;
+        }
+        Ok(())
+    }
+
     /// LEASE_SET: this node's lease on its own bindings for `ms` from now (0: release it).
     pub fn lease(&self, ms: u32) -> Result<(), CtlError> {
         self.call(&LeaseRequest { ms }).map(drop)
@@ -273,3 +298,7 @@ fn quiet_arp(ifindex: u32) -> Result<(), CtlError> {
     }
     Ok(())
 }
+
+/// The most connections one RECOVERY request carries (about 44 KiB of attributes: a netlink
+/// request stays well within the 64 KiB a message may hold).
+pub const RECOVERY_BATCH: usize = 1000;
