@@ -3,16 +3,17 @@
 # Owner recovery, kernel side (Documentation/design.rst, "Owner recovery"): node 1 owns the
 # service and crashes during a bulk download; node 2 takes the connection over. Node 1 comes
 # back (a new network namespace: a rebooted kernel) and takes its address back: node 2 keeps
-# it quietly (loopback) and node 1 announces it, so the client sends to node 1's MAC again.
-# node 2's owner-recovery directive (RECOVERY, typed here with permctl) tells node 1's
-# kernel that node 2 serves the connection: node 1 drops its stack's resets of it and
+# it quietly (permctl hand-back: loopback) and node 1 announces it, so the client sends to
+# node 1's MAC again. node 2's owner-recovery directive (what permctl served lists there,
+# given to node 1's kernel with permctl recovery; permtcpd does not carry it yet) tells node
+# 1's kernel that node 2 serves the connection: node 1 drops its stack's resets of it and
 # refuses a SYN that would reuse it, node 2 takes its frames off the link, and the client's
 # download completes with every byte right while its new connections go to node 1. An empty
 # directive ends it. Refused directives: no snooping, an unknown peer, a connection of
 # another node. IPv4 and IPv6.
 . /selftests/lib.sh
 
-ktap_plan 28
+ktap_plan 32
 BYTES=16000000
 D=/tmp/or
 
@@ -32,19 +33,18 @@ owner_reboot() {
 		in_owner permctl decl add $PEER_DECL >/dev/null
 }
 
-# Node 2 hands the address back: it keeps it quietly on its loopback (it still serves the
-# connection) and node 1 takes it and announces it (gratuitous ARP; IPv6: the unsolicited
-# neighbour advertisement after duplicate address detection, ndisc_notify).
+# Node 2 hands the address back (permctl hand-back: it keeps it quietly on its loopback, as
+# it still serves the connection, and answers no ARP for it); node 1 takes it and announces
+# it (typed here: gratuitous ARP; IPv6: the unsolicited neighbour advertisement after
+# duplicate address detection, ndisc_notify).
 address_back() { # family address
+	in_peer permctl hand-back --node 1 | sed 's/^/# node 2: /'
+	/bin/ip -n peer addr show dev lo | grep -q " $2/" &&
+		! /bin/ip -n peer addr show dev eth0 | grep -q " $2/" || return 1
 	if [ $1 = 4 ]; then
-		in_peer sysctl -qw net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
-		/bin/ip -n peer addr add $2/32 dev lo
-		/bin/ip -n peer addr del $2/32 dev eth0
 		/bin/ip -n owner addr add $2/24 dev eth0
 		in_owner arping -U -c 2 -I eth0 $2 >/dev/null
 	else
-		/bin/ip -n peer addr add $2/128 dev lo
-		/bin/ip -n peer addr del $2/128 dev eth0
 		/bin/ip -n owner addr add $2/64 dev eth0
 	fi
 }
@@ -86,10 +86,13 @@ recovery_case() { # family service-address address peer-address
 		in_owner permctl recovery --node 9 --conn "$vip:80,$4:$port"
 	check "IPv$fam: a directive for another node's connection is refused" check_fails_quiet \
 		in_owner permctl recovery --node 2 --conn "$5:80,$4:$port"
+	served=$(in_peer permctl served --node 1)
+	echo "# node 2 serves: $served"
+	check "IPv$fam: node 2 lists the connection it serves of node 1" [ "$served" = "$vip:80,$4:$port" ]
 	check "IPv$fam: node 1 takes node 2's recovery directive" \
-		in_owner permctl recovery --node 2 --conn "$vip:80,$4:$port"
+		in_owner permctl recovery --node 2 --conn "$served"
 	check "IPv$fam: node 1 follows one handed-back connection" owner_stat handed 1
-	address_back $fam $addr
+	check "IPv$fam: node 2 hands the address back, keeping it quietly" address_back $fam $addr
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	echo_pid=$!
 	check "IPv$fam: the client sends to node 1's MAC again" \

@@ -228,44 +228,71 @@ impl Client {
     /// (the loopback's for a quiet one); nothing when the node or the local declaration is
     /// unknown (TAKEOVER then says what is wrong) or when this node does not snoop.
     pub fn assume_addresses(&self, node: u32) -> Result<Vec<(IpAddr, u32)>, CtlError> {
+        let mut done = Vec::new();
+        self.each_address(node, |route, ifindex, ip, h| {
+            match h {
+                Hold::Announced => {
+                    route.add_address(ifindex, ip)?;
+                    done.push((ip, ifindex));
+                }
+                Hold::Quiet => {
+                    hold_quietly(route, ifindex, ip)?;
+                    done.push((ip, LOOPBACK_IFINDEX));
+                }
+                Hold::No => {}
+            }
+            Ok(())
+        })?;
+        Ok(done)
+    }
+
+    /// Calls `f` for each address of node `node` with an rtnetlink connection, the snooped
+    /// device's index and how this node holds the address while `node` (and the nodes
+    /// STATUS_GET lists) are failed. Nothing when the node or the local declaration is
+    /// unknown or when this node does not snoop.
+    pub(crate) fn each_address(
+        &self,
+        node: u32,
+        mut f: impl FnMut(&Client, u32, IpAddr, Hold) -> Result<(), CtlError>,
+    ) -> Result<(), CtlError> {
         let decls = self.declarations()?;
         let (Some(owner), Some(me)) = (
             decls.iter().find(|d| d.node_id == node),
             decls.iter().find(|d| d.local).map(|d| d.node_id),
         ) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let failed = self.status()?.failed;
         let is_failed = |n: u32| n == node || failed.as_slice().contains(&n);
         let ifindex = self.stats()?.ifindex;
         if ifindex == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let route = Client::connect_route()?;
-        let mut done = Vec::new();
         let v4 = owner
             .addrs4
             .iter()
             .map(|a| (Addr::v4(*a), IpAddr::from(*a)));
         let v6 = owner.addrs6.iter().map(|a| (Addr(*a), IpAddr::from(*a)));
         for (a, ip) in v4.chain(v6) {
-            match hold(decls.iter(), owner, &a, me, &is_failed) {
-                Hold::Announced => {
-                    route.add_address(ifindex, ip)?;
-                    done.push((ip, ifindex));
-                }
-                Hold::Quiet => {
-                    if ip.is_ipv4() {
-                        quiet_arp(ifindex)?;
-                    }
-                    route.add_address(LOOPBACK_IFINDEX, ip)?;
-                    done.push((ip, LOOPBACK_IFINDEX));
-                }
-                Hold::No => {}
-            }
+            f(
+                &route,
+                ifindex,
+                ip,
+                hold(decls.iter(), owner, &a, me, &is_failed),
+            )?;
         }
-        Ok(done)
+        Ok(())
     }
+}
+
+/// Holds `ip` quietly ([`Hold::Quiet`]): on the loopback device, with the snooped device
+/// `ifindex` answering ARP for none but its own addresses (over `route`, rtnetlink).
+pub(crate) fn hold_quietly(route: &Client, ifindex: u32, ip: IpAddr) -> Result<(), CtlError> {
+    if ip.is_ipv4() {
+        quiet_arp(ifindex)?;
+    }
+    route.add_address(LOOPBACK_IFINDEX, ip)
 }
 
 /// The loopback device's index, the same in every network namespace.

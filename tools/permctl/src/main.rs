@@ -119,6 +119,22 @@ enum Command {
         #[arg(long)]
         append: bool,
     },
+    /// Owner recovery, on a peer: the connections of node NODE's bindings this node took
+    /// over and still serves, one OWNER,CLIENT a line (the --conn values of the recovery
+    /// directive for NODE).
+    Served {
+        /// The recovered node.
+        #[arg(long)]
+        node: u32,
+    },
+    /// Owner recovery, on a peer: node NODE is back; the addresses of it this node answers
+    /// ARP for go back to it (this node keeps them quietly on its loopback for the
+    /// connections it serves, and removes them from the snooped device).
+    HandBack {
+        /// The recovered node.
+        #[arg(long)]
+        node: u32,
+    },
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -321,6 +337,22 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             no_assume,
         } => takeover::takeover(c, node, park_ms, !no_assume, json),
         Command::Lease { ms } => fence::lease(c, ms).map(|()| done(json, "lease set")),
+        Command::Served { node } => c.served(node).map(|keys| {
+            let ends: Vec<_> = keys.iter().map(permctl::spec::ends).collect();
+            if json {
+                let v: Vec<_> = ends
+                    .iter()
+                    .map(|(o, cl)| serde_json::json!({"owner": o.to_string(), "client": cl.to_string()}))
+                    .collect();
+                println!("{}", serde_json::Value::from(v));
+            } else {
+                ends.iter().for_each(|(o, cl)| println!("{o},{cl}"));
+            }
+        }),
+        Command::HandBack { node } => c.hand_back_addresses(node).map(|ips| {
+            let list: Vec<_> = ips.iter().map(|ip| ip.to_string()).collect();
+            done(json, &format!("handed back: {}", list.join(" ")))
+        }),
         Command::Recovery {
             node,
             conns,
