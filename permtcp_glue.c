@@ -11,7 +11,8 @@
  *  - the snooping hook: an NF_NETDEV_INGRESS hook on the cluster-facing device, promiscuous
  *    mode, the device reference and a netdevice notifier (no Rust abstraction exists for
  *    netfilter hooks or net devices), and skb accessors (skb_header_pointer, skb_copy_bits,
- *    skb_checksum);
+ *    skb_checksum, pkt_type) and the established-socket lookup that tells whether a frame
+ *    for another host's MAC belongs to a connection this node took over;
  *  - reset suppression: NF_INET_LOCAL_OUT hooks (IPv4, IPv6) that drop the local stack's
  *    resets of connections the mirror holds or a takeover is rebuilding; the same hooks and
  *    an NF_ARP_OUT hook carry the fence (segments, ARP and neighbour discovery of a node
@@ -113,20 +114,25 @@ static struct ptcp_net *ptcp_pn(const struct net *net)
 	return net_generic(net, ptcp_net_id);
 }
 
-/* Runs in softirq for every frame the device receives, for any host: it only reads. */
+/*
+ * Runs in softirq for every frame the device receives, for any host.  It only reads, except
+ * that Rust may have a frame for another host's MAC delivered here (ptcp_skb_set_host()),
+ * or have it dropped (a SYN that would reuse a connection a peer serves).
+ */
 static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
 {
 	struct ptcp_net *pn = priv;
+	bool drop;
 	u64 t0;
 
 	if (skb->protocol != htons(ETH_P_IP) && skb->protocol != htons(ETH_P_IPV6))
 		return NF_ACCEPT;
 	t0 = ktime_get_ns();
-	permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	drop = permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
 	atomic64_add(ktime_get_ns() - t0, &pn->hook_ns);
 	atomic64_inc(&pn->hook_frames);
-	return NF_ACCEPT;
+	return drop ? NF_DROP : NF_ACCEPT;
 }
 
 /* Time spent in the hook and frames it saw since snooping started. */
@@ -424,6 +430,13 @@ static const struct nla_policy ptcp_directive_policy[PERMTCP_A_FROM_NODE + 1] = 
 	[PERMTCP_A_FROM_NODE] = { .type = NLA_U32 },
 };
 
+/* RECOVERY: the serving peer, its connections (nested keys, checked by Rust), the flag. */
+static const struct nla_policy ptcp_recovery_policy[PERMTCP_A_APPEND + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_SERVED] = { .type = NLA_NESTED },
+	[PERMTCP_A_APPEND] = { .type = NLA_FLAG },
+};
+
 /* Timeout bounds: MIN_TIMEOUT_MS and MAX_SYN_TIMEOUT_MS in permtcp/logic/ops.rs. */
 static const struct netlink_range_validation ptcp_syn_timeout_range = {
 	.min = 1000, .max = 600000,
@@ -526,6 +539,13 @@ static const struct genl_ops ptcp_ops[] = {
 		.doit = ptcp_doit,
 		.policy = ptcp_directive_policy,
 		.maxattr = PERMTCP_A_FROM_NODE,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_RECOVERY,
+		.doit = ptcp_doit,
+		.policy = ptcp_recovery_policy,
+		.maxattr = PERMTCP_A_APPEND,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
@@ -769,6 +789,48 @@ bool ptcp_skb_src_mac(const struct sk_buff *skb, u8 *mac)
 		return false;
 	ether_addr_copy(mac, eth_hdr(skb)->h_source);
 	return true;
+}
+
+/* Whether the frame was addressed to another host's MAC address (the device is promiscuous). */
+bool ptcp_skb_otherhost(const struct sk_buff *skb)
+{
+	return skb->pkt_type == PACKET_OTHERHOST;
+}
+
+/*
+ * Whether a TCP socket of the frame's namespace (established, or in TIME-WAIT) holds the
+ * connection @local:@lport <-> @remote:@rport (16-byte addresses, IPv4-mapped for IPv4).
+ * Called from the ingress hook.
+ */
+bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
+			const u8 *remote, u16 rport, bool ipv6)
+{
+	struct net *net = dev_net(skb->dev);
+	int dif = skb->dev->ifindex;
+	struct sock *sk;
+
+	rcu_read_lock();
+	if (ipv6)
+		sk = __inet6_lookup_established(net, (const struct in6_addr *)remote, htons(rport),
+						(const struct in6_addr *)local, lport, dif, 0);
+	else
+		sk = __inet_lookup_established(net, *(const __be32 *)(remote + 12), htons(rport),
+					       *(const __be32 *)(local + 12), lport, dif, 0);
+	rcu_read_unlock();
+	if (!sk)
+		return false;
+	sock_gen_put(sk);
+	return true;
+}
+
+/*
+ * Hands the frame to this host's stack although it was addressed to another host's MAC:
+ * the frame of a connection this node took over while another node answers ARP for its
+ * address.  Only the ingress hook calls it, before the IP layer looks at pkt_type.
+ */
+void ptcp_skb_set_host(struct sk_buff *skb)
+{
+	skb->pkt_type = PACKET_HOST;
 }
 
 /* @msg must be a static string: netlink reads it after the handler returns. */

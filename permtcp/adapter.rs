@@ -133,19 +133,24 @@ unsafe extern "C" fn permtcp_rs_dumpit(
     }
 }
 
-/// One frame from the netdev ingress hook (softirq).
+/// One frame from the netdev ingress hook (softirq); returns whether the hook drops it.
 ///
 /// # Safety
 ///
 /// `state` is a live state pointer (the hook is unregistered before the state is freed) and
 /// `skb` the frame being processed, `len` bytes from its network header.
 #[no_mangle]
-unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len: u32, now_ms: u64) {
+unsafe extern "C" fn permtcp_rs_frame(
+    state: *mut c_void,
+    skb: *mut SkBuff,
+    len: u32,
+    now_ms: u64,
+) -> bool {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
     // SAFETY: `skb` is valid for this call (contract).
     let skb = unsafe { Skb::from_raw(skb, len) };
-    state.frame(&skb, now_ms);
+    state.frame(&skb, now_ms)
 }
 
 /// An ARP packet this host sends (ARP_OUT hook) at `now_ns`, `len` bytes of it from its ARP

@@ -5,7 +5,7 @@
 //! genetlink has already checked permissions (CAP_NET_ADMIN over the namespace for changing
 //! commands) and the top-level attributes against per-command policies (`permtcp_glue.c`).
 //! Here each request is parsed strictly by the shared logic, handed to the file that owns
-//! its concern (`netns.rs` for declarations, status and snooping, `takeover.rs` for takeovers
+//! its concern (`netns.rs` for declarations, status, snooping and owner recovery, `takeover.rs` for takeovers
 //! and directives, `snoop.rs` for the mirror), and answered; every error carries an
 //! extended-ACK message. The family is described in Documentation/netlink/specs/permtcp.yaml.
 
@@ -13,9 +13,9 @@ use crate::glue::{now_ms, Dump, Net, Request};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{
     ConnGetRequest, ConnReply, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
-    DirectiveReply, DirectiveRequest, Directives, LeaseRequest, SnoopStopRequest, StartRequest,
-    StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenKeyRequest, TakenReply,
-    TakeoverReply, TakeoverRequest,
+    DirectiveReply, DirectiveRequest, Directives, LeaseRequest, RecoveryRequest, SnoopStopRequest,
+    StartRequest, StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenKeyRequest,
+    TakenReply, TakeoverReply, TakeoverRequest,
 };
 use crate::logic::track::Side;
 use crate::logic::uapi::cmd;
@@ -102,6 +102,7 @@ pub(crate) fn doit(
             state.lease(LeaseRequest::parse(payload)?.ms);
             Ok(())
         }
+        cmd::RECOVERY => state.recovery(&RecoveryRequest::parse(payload)?, now_ms()),
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }
 }

@@ -156,6 +156,16 @@ extern "C" {
     fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
     fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
     fn ptcp_skb_is_gso(skb: *const SkBuff) -> bool;
+    fn ptcp_skb_otherhost(skb: *const SkBuff) -> bool;
+    fn ptcp_skb_conn_sock(
+        skb: *const SkBuff,
+        local: *const u8,
+        lport: u16,
+        remote: *const u8,
+        rport: u16,
+        ipv6: bool,
+    ) -> bool;
+    fn ptcp_skb_set_host(skb: *mut SkBuff);
     fn ptcp_skb_l4_sum(skb: *const SkBuff, off: u32, len: u32, sw: bool, sum: *mut u16) -> c_int;
     fn ptcp_park_kick(pn: *mut PtcpNet);
     fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
@@ -655,6 +665,38 @@ impl<'a> Skb<'a> {
     pub(crate) fn is_gso(&self) -> bool {
         // SAFETY: `skb` is valid (type invariant).
         unsafe { ptcp_skb_is_gso(self.skb) }
+    }
+
+    /// Whether the frame was addressed to another host's MAC (`PACKET_OTHERHOST`).
+    pub(crate) fn for_other_host(&self) -> bool {
+        // SAFETY: `skb` is valid (type invariant).
+        unsafe { ptcp_skb_otherhost(self.skb) }
+    }
+
+    /// Whether a TCP socket of this host (established or in TIME-WAIT) holds connection
+    /// `key`, the service address being the local end.
+    pub(crate) fn has_socket(&self, key: &FlowKey) -> bool {
+        let v6 = key.owner_addr.as_v4().is_none();
+        // SAFETY: `skb` is valid (type invariant); both addresses are 16 readable bytes; the
+        // C function only reads.
+        unsafe {
+            ptcp_skb_conn_sock(
+                self.skb,
+                key.owner_addr.0.as_ptr(),
+                key.owner_port,
+                key.client_addr.0.as_ptr(),
+                key.client_port,
+                v6,
+            )
+        }
+    }
+
+    /// Has this host's stack take the frame although it was addressed to another host's
+    /// MAC. Only for the ingress hook's frame, before the IP layer sees it.
+    pub(crate) fn deliver_here(&self) {
+        // SAFETY: `skb` is valid (type invariant) and the ingress hook owns it while it runs:
+        // no one else reads or writes its `pkt_type` concurrently.
+        unsafe { ptcp_skb_set_host(self.skb) }
     }
 
     /// The TCP checksum of the segment at `l4off`, `l4len` bytes long as its IP header says

@@ -14,8 +14,8 @@
 //! # Lock order
 //!
 //! `control` (mutex: one changing command at a time) before `cluster` (mutex) before `snoop`
-//! (IRQ-safe spinlock) before `rebuilding` (IRQ-safe spinlock); `fence` (IRQ-safe spinlock)
-//! after `cluster`, with no other spinlock held. `parking` and `taken` (mutexes) are taken
+//! (IRQ-safe spinlock) before `rebuilding` (IRQ-safe spinlock); `fence` and `handed`
+//! (IRQ-safe spinlocks) after `cluster`, with no other spinlock held. `parking` and `taken` (mutexes) are taken
 //! alone, never with another of these held.
 
 use crate::glue::{Net, OutVerdict, Skb};
@@ -23,14 +23,17 @@ use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
 use crate::logic::ops::StatusReply;
+use crate::logic::ops::{RecoveryRequest, MAX_HANDED};
 use crate::logic::packet::{flags, parse, HEADER_MAX};
-use crate::logic::snoop::{Filter, FlowKey, Limits};
+use crate::logic::policy::declares;
+use crate::logic::recovery::{observe, Handed, Seen};
+use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
 use crate::logic::snoopnl::StatsInfo;
 use crate::logic::track::Side;
 use crate::logic::uapi::FAMILY_VERSION;
 use crate::snoop::SnoopTable;
 use crate::takeover::{Parking, TakenList};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SpinLockIrq};
 use kernel::{new_mutex, new_spinlock_irq};
@@ -122,6 +125,39 @@ pub(crate) struct NetState {
     fenced: AtomicU64,
     /// Frames received from a node declared failed here (split-brain alarm).
     split_brain: AtomicU64,
+    /// Frames for another node's MAC delivered here: connections this node took over.
+    steered: AtomicU64,
+    /// Connections of this node's bindings that peers serve (RECOVERY), sorted by key; read
+    /// by both hooks.
+    #[pin]
+    pub(crate) handed: SpinLockIrq<HandedList>,
+    /// `handed`'s length, for the hooks to skip the lock while nothing is handed back.
+    handed_len: AtomicUsize,
+    /// SYNs refused because they would reuse a connection a peer serves.
+    syn_refused: AtomicU64,
+}
+
+/// The connections peers hand back to this recovered owner ([`crate::logic::recovery`]).
+#[derive(Default)]
+pub(crate) struct HandedList {
+    /// Sorted by key, at most [`MAX_HANDED`].
+    list: KVec<Handed>,
+    /// When ended connections were last removed.
+    last_gc_ms: u64,
+}
+
+impl HandedList {
+    /// Removes the connections that ended, at most once a second.
+    fn gc(&mut self, now_ms: u64) {
+        if now_ms.wrapping_sub(self.last_gc_ms) >= 1000 {
+            self.last_gc_ms = now_ms;
+            self.list.retain(|h| !h.over(now_ms));
+        }
+    }
+
+    fn holds(&self, key: &FlowKey) -> bool {
+        self.list.binary_search_by(|h| h.key.cmp(key)).is_ok()
+    }
 }
 
 fn enomem() -> LogicError {
@@ -148,6 +184,10 @@ impl NetState {
             fence <- new_spinlock_irq!(Fence::default(), "permtcp_fence"),
             fenced: AtomicU64::new(0),
             split_brain: AtomicU64::new(0),
+            steered: AtomicU64::new(0),
+            handed <- new_spinlock_irq!(HandedList::default(), "permtcp_handed"),
+            handed_len: AtomicUsize::new(0),
+            syn_refused: AtomicU64::new(0),
         })
     }
 
@@ -249,19 +289,139 @@ impl NetState {
 
     /// One frame from the snooping hook; one from a node declared failed here raises the
     /// split-brain alarm.
-    pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) {
+    ///
+    /// A client's frame of a failed owner's connection that this node took over is delivered
+    /// to this host's stack even when it is addressed to another node's MAC: on a flooding
+    /// link the client sends to the address's ARP owner, which need not be the node that
+    /// serves the connection (a fail-over directive moved it, or the policy gave its port
+    /// range to another peer). The rebuilt socket (or its TIME-WAIT) decides that the
+    /// connection is served here; once it is gone, the frames are left to the ARP owner.
+    ///
+    /// Returns whether the hook drops the frame: a client's SYN that would reuse a
+    /// connection of this node's bindings that a peer serves (owner recovery).
+    pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
         if let Some(mac) = skb.src_mac() {
             if self.fence.lock().from_failed(&mac) {
                 self.split_brain.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.snoop.lock().on_frame(skb, now_ms);
+        if self.handed_len.load(Ordering::Relaxed) > 0 && self.follow_handed(skb, now_ms) {
+            self.syn_refused.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let outcome = self.snoop.lock().on_frame(skb, now_ms);
+        if let Outcome::ToFailed(key) = outcome {
+            if skb.for_other_host() && skb.has_socket(&key) {
+                skb.deliver_here();
+                self.steered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        false
+    }
+
+    /// Follows the connections peers hand back on `skb`'s segment; returns whether it is a
+    /// SYN to refuse.
+    fn follow_handed(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
+        let mut buf = [0u8; HEADER_MAX];
+        let Some(seg) = skb
+            .header(&mut buf)
+            .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
+        else {
+            return false;
+        };
+        let mut h = self.handed.lock();
+        h.gc(now_ms);
+        let refuse = match observe(&mut h.list, &seg, now_ms) {
+            Seen::Refuse => true,
+            Seen::Ended(i) => {
+                let _ = h.list.remove(i);
+                false
+            }
+            Seen::Nothing => false,
+        };
+        self.handed_len.store(h.list.len(), Ordering::Relaxed);
+        refuse
+    }
+
+    /// RECOVERY: peer `r.node` serves the connections of `r` of this node's bindings; they
+    /// replace its earlier list (or add to it). Checked whole before anything changes: a
+    /// local declaration, snooping (the connections are followed on the snooped device), a
+    /// declared peer, every connection one of this node's bindings, at most [`MAX_HANDED`]
+    /// in all.
+    pub(crate) fn recovery(&self, r: &RecoveryRequest<'_>, now_ms: u64) -> Result<(), LogicError> {
+        let _control = self.control.lock();
+        if !self.snoop.lock().active {
+            return Err(LogicError::new(
+                code::EINVAL,
+                c"not snooping: handed-back connections are followed on the snooped device",
+            ));
+        }
+        let mut fresh = KVec::with_capacity(r.served.len(), GFP_KERNEL).map_err(|_| enomem())?;
+        {
+            let c = self.cluster.lock();
+            let me = c.all().find(|d| d.local).ok_or(LogicError::new(
+                code::EINVAL,
+                c"no local declaration: this node owns no binding",
+            ))?;
+            if r.node == me.node_id || !c.all().any(|d| d.node_id == r.node) {
+                return Err(LogicError::new(
+                    code::EINVAL,
+                    c"the serving node is not a declared peer",
+                ));
+            }
+            for k in r.served.iter() {
+                if !declares(me, &k.owner_addr, k.owner_port) {
+                    return Err(LogicError::new(
+                        code::EINVAL,
+                        c"a served connection is not one of this node's bindings",
+                    ));
+                }
+                // Within the capacity reserved above.
+                let _ = fresh.push(Handed::new(k, r.node), GFP_KERNEL);
+            }
+        }
+        fresh.sort_unstable_by_key(|a| a.key);
+        let mut prev = None;
+        fresh.retain(|h| prev.replace(h.key) != Some(h.key));
+        // Only the hooks change the list meanwhile, and they only shorten it (`control` is
+        // held): its length now bounds the room the merge needs.
+        let had = self.handed.lock().list.len();
+        let mut next = KVec::with_capacity(had + fresh.len(), GFP_KERNEL).map_err(|_| enomem())?;
+        let mut h = self.handed.lock();
+        for old in h.list.iter() {
+            match fresh.binary_search_by(|f| f.key.cmp(&old.key)) {
+                // The newest word on a connection wins; what was seen of it stays.
+                Ok(i) => fresh[i].carry(old),
+                Err(_) if old.node == r.node && !r.append => {}
+                // Within the capacity reserved above.
+                Err(_) => {
+                    let _ = next.push_within_capacity(*old);
+                }
+            }
+        }
+        if next.len() + fresh.len() > MAX_HANDED {
+            return Err(LogicError::new(
+                code::ENOSPC,
+                c"too many handed-back connections",
+            ));
+        }
+        for f in fresh.iter() {
+            let _ = next.push_within_capacity(*f);
+        }
+        next.sort_unstable_by_key(|a| a.key);
+        let old = core::mem::replace(&mut h.list, next);
+        h.gc(now_ms);
+        self.handed_len.store(h.list.len(), Ordering::Relaxed);
+        drop(h);
+        // Freed after the spinlock.
+        drop(old);
+        Ok(())
     }
 
     /// What the LOCAL_OUT hook does with `skb`, a TCP segment this host sends at `now_ns`:
     /// drop it when it is from this node's own bindings and the lease has run out (fencing),
-    /// or when it is a reset of a connection mirrored here or being rebuilt (reset
-    /// suppression).
+    /// or when it is a reset of a connection mirrored here, being rebuilt, or of this node's
+    /// bindings and served by a peer (reset suppression).
     pub(crate) fn out(&self, skb: &Skb<'_>, now_ns: u64) -> OutVerdict {
         let mut buf = [0u8; HEADER_MAX];
         let Some(seg) = skb
@@ -282,7 +442,8 @@ impl NetState {
         }
         let key = FlowKey::of(&seg, Side::Owner);
         let mirrored = self.snoop.lock().holds(&key);
-        if mirrored || self.rebuilding.lock().binary_search(&key).is_ok() {
+        let handed = self.handed_len.load(Ordering::Relaxed) > 0 && self.handed.lock().holds(&key);
+        if mirrored || handed || self.rebuilding.lock().binary_search(&key).is_ok() {
             OutVerdict::DropReset
         } else {
             OutVerdict::Accept
@@ -318,6 +479,9 @@ impl NetState {
         };
         (stats.hook_ns, stats.hook_frames) = net.hook_cost();
         stats.rst_dropped = net.rst_dropped();
+        stats.steered = self.steered.load(Ordering::Relaxed);
+        stats.handed = self.handed_len.load(Ordering::Relaxed) as u64;
+        stats.syn_refused = self.syn_refused.load(Ordering::Relaxed);
         stats
     }
 }

@@ -13,14 +13,14 @@ use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
-use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
+use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Outcome, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
 use core::ffi::c_long;
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode};
+use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
 
 /// A chunk of retained data.
 pub(crate) type Chunk = KBox<[u8; CHUNK]>;
@@ -134,8 +134,11 @@ impl FlowMap<Alloc> for ConnMap {
     }
 }
 
+/// A table node allocated ahead, for [`SnoopTable::put_back`] under the spinlock.
+pub(crate) type Reservation = RBTreeNodeReservation<FlowKey, Conn<Alloc>>;
+
 /// Connections moved out of the table by a takeover. Their chunks count against the table's
-/// budget until [`SnoopTable::release`] returns them.
+/// budget until [`SnoopTable::put_back`] returns them.
 pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 
 /// What [`SnoopTable::take_key`] found.
@@ -211,14 +214,14 @@ impl SnoopTable {
         });
     }
 
-    /// One frame from the hook.
-    pub(crate) fn on_frame(&mut self, skb: &Skb<'_>, now_ms: u64) {
+    /// One frame from the hook: what the snooper did with it.
+    pub(crate) fn on_frame(&mut self, skb: &Skb<'_>, now_ms: u64) -> Outcome {
         if !self.active {
-            return;
+            return Outcome::Ignored;
         }
         let mut buf = [0u8; HEADER_MAX];
         let Some(hdr) = skb.header(&mut buf) else {
-            return;
+            return Outcome::Ignored;
         };
         let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(seg, s));
         let frame = Frame {
@@ -227,9 +230,11 @@ impl SnoopTable {
             gso: skb.is_gso(),
             payload: skb,
         };
-        self.snooper
+        let outcome = self
+            .snooper
             .on_frame(&mut self.conns, &mut self.alloc, frame, csum, now_ms);
         self.gc(now_ms);
+        outcome
     }
 
     /// Ends expired TIME_WAIT entries, at most once a second (no timer runs for it).
@@ -257,6 +262,9 @@ impl SnoopTable {
             hook_ns: 0,
             hook_frames: 0,
             rst_dropped: 0,
+            steered: 0,
+            handed: 0,
+            syn_refused: 0,
         }
     }
 
@@ -345,11 +353,26 @@ impl SnoopTable {
         }
     }
 
-    /// Returns the chunks of connections moved out by [`Self::take_mine`] or
-    /// [`Self::take_key`] to the budget.
-    pub(crate) fn release(&mut self, taken: &mut Taking) {
-        for (_, c) in taken.iter_mut() {
-            c.release(&mut self.alloc);
+    /// Puts the connections moved out by [`Self::take_mine`] or [`Self::take_key`] that
+    /// `back` names into the table again, one reserved node from `nodes` each (without one,
+    /// a connection is released as the others are), and returns the chunks of the others to
+    /// the budget. `taken` is left empty, for the caller to free after the lock.
+    pub(crate) fn put_back(
+        &mut self,
+        taken: &mut Taking,
+        back: impl Fn(&FlowKey) -> bool,
+        nodes: &mut KVec<Reservation>,
+    ) {
+        while let Some((k, mut c)) = taken.pop() {
+            let node = if back(&k) { nodes.pop() } else { None };
+            let Some(node) = node else {
+                c.release(&mut self.alloc);
+                continue;
+            };
+            match self.conns.tree.insert(node.into_node(k, c)) {
+                None => self.conns.len += 1,
+                Some(old) => old.to_key_value().1.release(&mut self.alloc),
+            }
         }
     }
 

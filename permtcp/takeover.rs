@@ -239,7 +239,7 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         };
         t.settle(k, c, now_ms, owner, next);
     }
-    state.snoop.lock().release(&mut taking);
+    return_to_mirror(state, &mut taking, &t);
     Ok(t)
 }
 
@@ -310,9 +310,34 @@ fn plan_directive(
         },
     }
     if found {
-        state.snoop.lock().release(&mut taking);
+        return_to_mirror(state, &mut taking, &t);
     }
     Ok(t)
+}
+
+/// Returns the connections moved out of the mirror for this takeover or directive: those
+/// passed on to the next peer go back, followed (track-only) as the failed node's other
+/// connections are, so that this node, when it holds their address (it answers ARP for it
+/// and the client's frames reach its stack), drops its stack's resets of them while the next
+/// peer serves them; the chunks of the others are released. Runs before the rebuilds (the
+/// mirror's copy of a connection another peer serves must not lag behind).
+fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &Takeover) {
+    let mut passed = KVec::with_capacity(t.directives.len(), GFP_KERNEL).unwrap_or(KVec::new());
+    let mut nodes = KVec::with_capacity(t.directives.len(), GFP_KERNEL).unwrap_or(KVec::new());
+    for d in t.directives.iter() {
+        // Within the capacity reserved above: cannot fail. Without a node the connection
+        // is released, as before directives kept it.
+        let Ok(node) = RBTreeNodeReservation::new(GFP_KERNEL) else {
+            break;
+        };
+        let _ = passed.push(d.key, GFP_KERNEL);
+        let _ = nodes.push(node, GFP_KERNEL);
+    }
+    passed.sort_unstable();
+    state
+        .snoop
+        .lock()
+        .put_back(taking, |k| passed.binary_search(k).is_ok(), &mut nodes);
 }
 
 // ---------------------------------------------------------------------------------------

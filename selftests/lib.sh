@@ -259,8 +259,10 @@ PD_NODES="1 2 3"
 pd_ns() { case $1 in 1) echo owner ;; 2) echo peer ;; 3) echo peer2 ;; esac; }
 pd_mac() { case $1 in 1) echo 02:00:00:00:00:01 ;; 2) echo 02:00:00:00:00:02 ;; 3) echo 02:00:00:00:00:04 ;; esac; }
 
-# The shared key: 32 random bytes, mode 0600.
+# A fresh $PD (no log, socket or incarnation of an earlier script or case) with the shared
+# key: 32 random bytes, mode 0600.
 pd_key() {
+	rm -rf $PD
 	mkdir -p $PD
 	echo "1 $(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >$PD/keys
 	chmod 600 $PD/keys
@@ -334,4 +336,57 @@ kernel_decls() { # node id...
 	l_=$(/bin/ip netns exec "$ns_" permctl --json decl list) || return 1
 	[ "$(echo "$l_" | grep -o '"node_id":[0-9]*' | wc -l)" = $# ] || return 1
 	for i in "$@"; do echo "$l_" | grep -q "\"node_id\":$i," || return 1; done
+}
+
+# Every node's kernel holds the declarations of nodes 1, 2 and 3.
+decls_123() { kernel_decls 1 1 2 3 && kernel_decls 2 1 2 3 && kernel_decls 3 1 2 3; }
+
+# Namespace $1 mirrors a connection in state $2 within 10 s (its mirror is printed if not).
+conn_seen() { # namespace state
+	t=0
+	while [ $t -lt 100 ]; do
+		/bin/ip netns exec $1 permctl --json conns | grep -q "\"state\":\"$2\"" && return 0
+		sleep 0.1
+		t=$((t + 1))
+	done
+	/bin/ip netns exec $1 permctl conns | sed 's/^/# /'
+	return 1
+}
+
+# Node 2's daemon sent a directive and the next peer's acknowledged it.
+directive_acked() { [ "$(pd_count 2 acknowledged)" -ge 1 ]; }
+
+# Counter $2 of `permctl stats` in namespace $1 is at least 1.
+stat_set() { /bin/ip netns exec $1 permctl --json stats | grep -q "\"$2\":[1-9]"; }
+
+# A bulk download of $3 bytes from the owner's port 80 that node 3's application (stderr in
+# $1-app.err) waits to resume: the client starts it to $2:80 and pauses (pause file $1, see
+# paused_client). Sets owner_pid, app_pid and client_pid.
+download_for_node3() { # pause-file service-address bytes
+	in_owner ptcp-testapp down-serve "[::]:80" "$3" &
+	owner_pid=$!
+	in_peer2 ptcp-testapp down-serve "[::]:80" "$3" --resume 2>"$1-app.err" &
+	app_pid=$!
+	sleep 0.5
+	paused_client "$1" 100 ptcp-testapp down-client "$2:80" "$3" "$1"
+}
+
+# Prints what the client of download_for_node3 (pause file $1) read, nodes 2 and 3's
+# daemons' takeover and directive lines, and node 3's application's.
+download_logs() { # pause-file
+	sed 's/^/# client: /' "$1.out"
+	for n in 2 3; do
+		grep -E "verdict|fenc|took over|assumed|TAKEOVER|directive" $PD/n$n.log | sed "s/^/# node $n: /"
+	done
+	sed 's/^/# node 3 app: /' "$1-app.err"
+}
+
+# Waits up to $1 tenths of a second for the client (client_pid) to end, kills it then;
+# sets client_rc to its exit status.
+client_wait() { # tenths
+	t_=0
+	while kill -0 $client_pid 2>/dev/null && [ $t_ -lt "$1" ]; do sleep 0.1; t_=$((t_ + 1)); done
+	kill -9 $client_pid 2>/dev/null
+	wait $client_pid
+	client_rc=$?
 }

@@ -76,6 +76,10 @@ bool ptcp_net_initial_userns(const struct ptcp_net *pn);
 const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
 bool ptcp_skb_is_gso(const struct sk_buff *skb);
+bool ptcp_skb_otherhost(const struct sk_buff *skb);
+bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
+			const u8 *remote, u16 rport, bool ipv6);
+void ptcp_skb_set_host(struct sk_buff *skb);
 /* ptcp_skb_l4_sum() results; Skb::l4_sum in permtcp/glue.rs repeats them. */
 #define PTCP_CSUM_COMPUTED 0
 #define PTCP_CSUM_DEVICE 1
@@ -111,7 +115,7 @@ int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload,
 		    struct genl_info *info);
 int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
 		      struct netlink_callback *cb, long *pos, bool privileged);
-void permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
+bool permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
 /* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */
 enum ptcp_out_verdict {

@@ -15,6 +15,7 @@ pub mod nla;
 pub mod ops;
 pub mod packet;
 pub mod policy;
+pub mod recovery;
 pub mod resume;
 pub mod rtt;
 pub mod seq;

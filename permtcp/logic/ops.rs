@@ -26,6 +26,7 @@
 //! | `TAKEN_GET`     | [`TakenGetRequest`]  | [`TakenReply`]            | yes  |
 //! | `TAKEN_GET`     | [`TakenKeyRequest`]  | [`TakenReply`]            | yes  |
 //! | `DIRECTIVE`     | [`DirectiveRequest`] | [`DirectiveReply`]        | no   |
+//! | `RECOVERY`      | [`RecoveryRequest`]  | [`Ack`]                   | no   |
 //!
 //! The [`Operation`] trait ties each request type to its command number, whether it is a dump,
 //! and its reply type, for code that handles every command alike (permctl's client). The
@@ -40,7 +41,7 @@ use super::seqbuf::CAPACITY;
 use super::snoop::{FlowKey, Limits};
 use super::snoopnl::{key_attr, put_key};
 use super::track::Side;
-use super::uapi::{attr, cmd};
+use super::uapi::{attr, cmd, directive_attr};
 use core::ffi::CStr;
 
 pub use super::decl::{Declaration, MAX_DECLS};
@@ -831,51 +832,64 @@ impl<'a> TakeoverReply<'a> {
             &[attr::NOT_READY_COUNT, attr::NOT_MINE],
             c"takeover reply count missing",
         )?;
-        r.directives = Directives(Source::Message { payload, count });
+        r.directives = Directives::from_message(payload, count);
         Ok(r)
     }
 }
 
-/// The directives of a [`TakeoverReply`]: a slice when the kernel writes the reply
-/// ([`Directives::from_slice`]), the parsed message when permctl reads it.
+/// An item of a list a message carries as repeated nested attributes of one kind.
+pub trait Listed: Copy {
+    /// The attribute each item is nested in.
+    const ATTR: u16;
+    /// Parses one item's nested attributes strictly.
+    fn parse_item(payload: &[u8]) -> Result<Self, Error>;
+}
+
+/// The items of a list in a message: a slice when they are written ([`List::from_slice`]),
+/// the parsed message when they are read (its parser checked every item).
 #[derive(Clone, Copy, Debug)]
-pub struct Directives<'a>(Source<'a>);
+pub struct List<'a, T>(ListSource<'a, T>);
 
 #[derive(Clone, Copy, Debug)]
-enum Source<'a> {
-    Slice(&'a [DirectiveInfo]),
-    /// A parsed reply whose `count` directive attributes are all valid.
+enum ListSource<'a, T> {
+    Slice(&'a [T]),
+    /// A parsed message whose `count` item attributes are all valid.
     Message {
         payload: &'a [u8],
         count: usize,
     },
 }
 
-impl Default for Directives<'_> {
+impl<T> Default for List<'_, T> {
     fn default() -> Self {
-        Self(Source::Slice(&[]))
+        Self(ListSource::Slice(&[]))
     }
 }
 
-impl PartialEq for Directives<'_> {
+impl<T: Listed + PartialEq> PartialEq for List<'_, T> {
     fn eq(&self, other: &Self) -> bool {
         self.iter().eq(other.iter())
     }
 }
 
-impl Eq for Directives<'_> {}
+impl<T: Listed + Eq> Eq for List<'_, T> {}
 
-impl<'a> Directives<'a> {
-    /// The directives to write.
-    pub const fn from_slice(list: &'a [DirectiveInfo]) -> Self {
-        Self(Source::Slice(list))
+impl<'a, T: Listed> List<'a, T> {
+    /// The items to write.
+    pub const fn from_slice(list: &'a [T]) -> Self {
+        Self(ListSource::Slice(list))
+    }
+
+    /// The `count` items of a parsed message, every one of which parses.
+    fn from_message(payload: &'a [u8], count: usize) -> Self {
+        Self(ListSource::Message { payload, count })
     }
 
     /// How many there are.
     pub fn len(&self) -> usize {
         match self.0 {
-            Source::Slice(s) => s.len(),
-            Source::Message { count, .. } => count,
+            ListSource::Slice(s) => s.len(),
+            ListSource::Message { count, .. } => count,
         }
     }
 
@@ -884,56 +898,71 @@ impl<'a> Directives<'a> {
         self.len() == 0
     }
 
-    /// The directives, in order.
-    pub fn iter(&self) -> DirectiveIter<'a> {
-        DirectiveIter(match self.0 {
-            Source::Slice(s) => IterSource::Slice(s.iter()),
-            Source::Message { payload, .. } => IterSource::Message(Attrs::new(payload)),
+    /// The items, in order.
+    pub fn iter(&self) -> ListIter<'a, T> {
+        ListIter(match self.0 {
+            ListSource::Slice(s) => IterSource::Slice(s.iter()),
+            ListSource::Message { payload, .. } => IterSource::Message(Attrs::new(payload)),
         })
     }
 }
 
-impl<'a> IntoIterator for Directives<'a> {
-    type Item = DirectiveInfo;
-    type IntoIter = DirectiveIter<'a>;
+impl<'a, T: Listed> IntoIterator for List<'a, T> {
+    type Item = T;
+    type IntoIter = ListIter<'a, T>;
 
-    fn into_iter(self) -> DirectiveIter<'a> {
+    fn into_iter(self) -> ListIter<'a, T> {
         self.iter()
     }
 }
 
-impl<'a> IntoIterator for &Directives<'a> {
-    type Item = DirectiveInfo;
-    type IntoIter = DirectiveIter<'a>;
+impl<'a, T: Listed> IntoIterator for &List<'a, T> {
+    type Item = T;
+    type IntoIter = ListIter<'a, T>;
 
-    fn into_iter(self) -> DirectiveIter<'a> {
+    fn into_iter(self) -> ListIter<'a, T> {
         self.iter()
     }
 }
 
-/// Iterator over [`Directives`].
+/// Iterator over a [`List`].
 #[derive(Clone, Debug)]
-pub struct DirectiveIter<'a>(IterSource<'a>);
+pub struct ListIter<'a, T>(IterSource<'a, T>);
 
 #[derive(Clone, Debug)]
-enum IterSource<'a> {
-    Slice(core::slice::Iter<'a, DirectiveInfo>),
+enum IterSource<'a, T> {
+    Slice(core::slice::Iter<'a, T>),
     Message(Attrs<'a>),
 }
 
-impl Iterator for DirectiveIter<'_> {
-    type Item = DirectiveInfo;
+impl<T: Listed> Iterator for ListIter<'_, T> {
+    type Item = T;
 
-    fn next(&mut self) -> Option<DirectiveInfo> {
+    fn next(&mut self) -> Option<T> {
         match &mut self.0 {
             IterSource::Slice(it) => it.next().copied(),
-            // The message was checked by `TakeoverReply::parse`: every attribute is well
-            // formed and every directive parses.
+            // The message's parser checked it: every attribute is well formed and every item
+            // parses.
             IterSource::Message(attrs) => attrs.find_map(|a| match a {
-                Ok(a) if a.kind == attr::DIRECTIVE => DirectiveInfo::parse(a.data).ok(),
+                Ok(a) if a.kind == T::ATTR => T::parse_item(a.data).ok(),
                 _ => None,
             }),
         }
+    }
+}
+
+/// The directives of a [`TakeoverReply`]: a slice when the kernel writes the reply, the
+/// parsed message when permctl reads it.
+pub type Directives<'a> = List<'a, DirectiveInfo>;
+
+/// Iterator over [`Directives`].
+pub type DirectiveIter<'a> = ListIter<'a, DirectiveInfo>;
+
+impl Listed for DirectiveInfo {
+    const ATTR: u16 = attr::DIRECTIVE;
+
+    fn parse_item(payload: &[u8]) -> Result<Self, Error> {
+        DirectiveInfo::parse(payload)
     }
 }
 
@@ -1100,6 +1129,115 @@ impl LeaseRequest {
             Some(_) => inval(c"lease above one minute"),
             None => inval(c"request carries no lease length"),
         }
+    }
+}
+
+/// The most connections of this node's bindings that peers may hand back (RECOVERY), all
+/// peers together.
+pub const MAX_HANDED: usize = 16384;
+
+/// RECOVERY request, an owner-recovery directive: peer [`attr::NODE_ID`] serves the
+/// connections listed (one nested [`attr::SERVED`] each, the key's attributes as in
+/// `directive_attr`) of this node's bindings. The list replaces the peer's earlier one, or
+/// with [`attr::APPEND`] adds to it (a list too long for one message). An empty list without
+/// `APPEND` clears it.
+///
+/// Not an [`Operation`]: its list borrows the request (the host's callers own the keys,
+/// the kernel reads them in place).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryRequest<'a> {
+    /// The peer serving the connections.
+    pub node: u32,
+    /// Whether the list adds to the peer's earlier one.
+    pub append: bool,
+    /// The connections.
+    pub served: Served<'a>,
+}
+
+/// The connections of a [`RecoveryRequest`]: keys to write, or a parsed request's.
+pub type Served<'a> = List<'a, FlowKey>;
+
+impl Listed for FlowKey {
+    const ATTR: u16 = attr::SERVED;
+
+    fn parse_item(payload: &[u8]) -> Result<Self, Error> {
+        parse_served(payload)
+    }
+}
+
+/// Parses one [`attr::SERVED`]: both addresses and both ports, once each.
+fn parse_served(payload: &[u8]) -> Result<FlowKey, Error> {
+    let mut k = FlowKey::default();
+    let mut seen = Seen::default();
+    for a in Attrs::new(payload) {
+        let a = a?;
+        seen.once(a.kind)?;
+        if key_attr(&a, directive_attr::OWNER_ADDR, &mut k)?.is_none() {
+            return inval(c"unknown attribute in a served connection");
+        }
+    }
+    require(
+        &seen,
+        &[
+            directive_attr::OWNER_ADDR,
+            directive_attr::OWNER_PORT,
+            directive_attr::CLIENT_ADDR,
+            directive_attr::CLIENT_PORT,
+        ],
+        c"a served connection needs both addresses and both ports",
+    )?;
+    Ok(k)
+}
+
+impl<'a> RecoveryRequest<'a> {
+    /// Its command (a `doit`; the kernel answers with an [`Ack`]).
+    pub const CMD: u8 = cmd::RECOVERY;
+
+    /// Writes the peer, the append flag and one nest per connection.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::NODE_ID, self.node)?;
+        if self.append {
+            w.put_flag(attr::APPEND)?;
+        }
+        for k in self.served.iter() {
+            let nest = w.nest_start(attr::SERVED)?;
+            put_key(w, directive_attr::OWNER_ADDR, &k)?;
+            w.nest_end(nest)?;
+        }
+        Ok(())
+    }
+
+    /// Parses a request strictly: the peer once, the flag at most once, every served
+    /// connection complete, at most [`MAX_HANDED`] of them.
+    pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
+        let mut r = Self::default();
+        let mut node = None;
+        let mut count = 0usize;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
+                attr::APPEND if !r.append => {
+                    a.flag()?;
+                    r.append = true;
+                }
+                attr::NODE_ID | attr::APPEND => return inval(c"attribute given more than once"),
+                attr::SERVED => {
+                    parse_served(a.data)?;
+                    count += 1;
+                    if count > MAX_HANDED {
+                        return Err(Error::new(code::E2BIG, c"too many served connections"));
+                    }
+                }
+                _ => return inval(c"unknown attribute in request"),
+            }
+        }
+        r.node = node.ok_or(Error::new(
+            code::EINVAL,
+            c"a recovery directive needs the peer's node id",
+        ))?;
+        r.served = Served::from_message(payload, count);
+        Ok(r)
     }
 }
 

@@ -117,6 +117,11 @@ impl Segment {
         self.flags & f == f
     }
 
+    /// Whether it opens a connection: a SYN without ACK.
+    pub fn is_new_syn(&self) -> bool {
+        self.has(flags::SYN) && !self.has(flags::ACK)
+    }
+
     /// Length of the TCP header and payload, as the IP length fields give it: what the TCP
     /// checksum covers.
     pub fn l4_len(&self) -> u32 {

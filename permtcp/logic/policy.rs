@@ -113,3 +113,44 @@ pub fn arp_owner<'a>(
         ArpPolicy::Fixed(_) => smallest(&mut decls.clone()),
     }
 }
+
+/// How node `me` holds an address of a failed owner after the takeover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// It answers ARP and neighbour solicitations for the address and announces it: the
+    /// client's frames are addressed to its MAC.
+    Announced,
+    /// It serves connections of the address (those the policy or a fail-over directive
+    /// gives it) while another node answers ARP for it: it holds the address without
+    /// answering for it or announcing it, and takes those connections' frames, addressed to
+    /// the ARP owner's MAC, off the flooding link.
+    Quiet,
+    /// Neither: it is no peer of the address's bindings.
+    No,
+}
+
+/// How `me` holds `addr` of the failed `owner` ([`Hold`]).
+pub fn hold<'a>(
+    decls: impl Iterator<Item = &'a Declaration> + Clone,
+    owner: &Declaration,
+    addr: &Addr,
+    me: u32,
+    failed: &dyn Fn(u32) -> bool,
+) -> Hold {
+    if !owns(owner, addr) || me == owner.node_id {
+        return Hold::No;
+    }
+    if arp_owner(decls.clone(), owner, addr, failed) == Some(me) {
+        return Hold::Announced;
+    }
+    let peer = owner.ranges.iter().any(|r| {
+        takeover_order(decls.clone(), owner, r.lo, failed)
+            .as_slice()
+            .contains(&me)
+    });
+    if peer {
+        Hold::Quiet
+    } else {
+        Hold::No
+    }
+}

@@ -132,6 +132,13 @@ impl Filter {
         self.at(addr, port).next().is_some()
     }
 
+    /// Whether connection `key` belongs to a binding whose owner failed and no live owner's
+    /// (its connections are followed, served by the peers that took them over).
+    pub fn follows_only(&self, key: &FlowKey) -> bool {
+        self.snoops(&key.owner_addr, key.owner_port)
+            && !self.starts(&key.owner_addr, key.owner_port)
+    }
+
     /// Whether a new connection to `addr:port` may start being mirrored (its owner is live).
     pub fn starts(&self, addr: &Addr, port: u16) -> bool {
         self.at(addr, port).any(|b| !b.track_only)
@@ -316,6 +323,11 @@ pub enum Outcome {
     Ignored,
     /// Tracked.
     Tracked,
+    /// A client's segment to a binding whose owner failed (track-only), other than a new
+    /// connection's SYN: tracked if mirrored, and to be steered into this host's stack when
+    /// this node serves the connection after a takeover (a socket of it exists here), even
+    /// though the frame is addressed to another node's MAC (the address's ARP owner's).
+    ToFailed(FlowKey),
 }
 
 /// A namespace's snooper.
@@ -380,7 +392,11 @@ impl Snooper {
         }
         self.counters.matched += 1;
         self.on_segment(map, alloc, (from, key), &seg, frame.payload, now_ms);
-        Outcome::Tracked
+        if from == Side::Client && self.filter.follows_only(&key) && !seg.is_new_syn() {
+            Outcome::ToFailed(key)
+        } else {
+            Outcome::Tracked
+        }
     }
 
     /// Processes a parsed segment of a snooped binding, which `from` sent on connection
@@ -394,7 +410,7 @@ impl Snooper {
         payload: &(impl Payload + ?Sized),
         now_ms: u64,
     ) {
-        let fresh_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        let fresh_syn = seg.is_new_syn();
         if let Some(conn) = map.get_mut(&key) {
             // A new connection on the binding ends TIME_WAIT (or a dead entry) at once.
             let over = matches!(

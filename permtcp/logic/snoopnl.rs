@@ -415,6 +415,13 @@ pub struct StatsInfo {
     pub hook_frames: u64,
     /// Resets this host's stack sent for mirrored connections, dropped.
     pub rst_dropped: u64,
+    /// Frames for another node's MAC delivered to this host's stack (connections taken over
+    /// here while another node answers ARP for their address).
+    pub steered: u64,
+    /// Connections of this node's bindings that peers serve (RECOVERY), followed here.
+    pub handed: u64,
+    /// SYNs refused because they would reuse a connection a peer serves.
+    pub syn_refused: u64,
 }
 
 macro_rules! counter_attrs {
@@ -468,6 +475,9 @@ impl StatsInfo {
         w.put_u64(stats_attr::HOOK_NS, self.hook_ns)?;
         w.put_u64(stats_attr::HOOK_FRAMES, self.hook_frames)?;
         w.put_u64(stats_attr::RST_DROPPED, self.rst_dropped)?;
+        w.put_u64(stats_attr::STEERED, self.steered)?;
+        w.put_u64(stats_attr::HANDED, self.handed)?;
+        w.put_u64(stats_attr::SYN_REFUSED, self.syn_refused)?;
         w.nest_end(nest)
     }
 
@@ -492,6 +502,9 @@ impl StatsInfo {
                 stats_attr::HOOK_NS => s.hook_ns = a.u64()?,
                 stats_attr::HOOK_FRAMES => s.hook_frames = a.u64()?,
                 stats_attr::RST_DROPPED => s.rst_dropped = a.u64()?,
+                stats_attr::STEERED => s.steered = a.u64()?,
+                stats_attr::HANDED => s.handed = a.u64()?,
+                stats_attr::SYN_REFUSED => s.syn_refused = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }

@@ -57,8 +57,12 @@ pub mod cmd {
     pub const DIRECTIVE_NTF: u8 = 17;
     /// Notification: a connection of the failed node was not ready to take over here.
     pub const CONN_NOT_READY_NTF: u8 = 18;
+    /// An owner-recovery directive: the connections of this node's bindings a peer serves
+    /// (it took them over while this node was down); this node follows them, drops its own
+    /// resets of them and refuses a SYN that would reuse one until it ends (CAP_NET_ADMIN).
+    pub const RECOVERY: u8 = 19;
     /// Highest command number.
-    pub const MAX: u8 = CONN_NOT_READY_NTF;
+    pub const MAX: u8 = RECOVERY;
 }
 
 /// Attributes of a taken-over connection ([`attr::TAKEN_CONN`]).
@@ -203,8 +207,13 @@ pub mod attr {
     /// u32: milliseconds without a segment after which an established (or half-closed, or
     /// not seen from its SYN) connection is forgotten (SNOOP_START).
     pub const IDLE_TIMEOUT_MS: u16 = 43;
+    /// nested, repeated: a connection a peer serves (RECOVERY), its key as in
+    /// [`directive_attr`] (`OWNER_ADDR` to `CLIENT_PORT`).
+    pub const SERVED: u16 = 44;
+    /// flag: the RECOVERY list adds to the peer's earlier one instead of replacing it.
+    pub const APPEND: u16 = 45;
     /// Highest attribute number.
-    pub const MAX: u16 = IDLE_TIMEOUT_MS;
+    pub const MAX: u16 = APPEND;
 }
 
 /// Attributes nested in [`attr::DECL`].
@@ -386,6 +395,14 @@ pub mod stats_attr {
     pub const IDLE_TIMEOUTS: u16 = 26;
     /// u64: connections dropped, oldest first, to make room in a full table.
     pub const EARLY_DROPS: u16 = 27;
+    /// u64: frames addressed to another node's MAC delivered to this host's stack: client
+    /// frames of connections this node took over while another node answers ARP for the
+    /// address.
+    pub const STEERED: u16 = 28;
+    /// u64: connections of this node's bindings that peers serve (RECOVERY), followed here.
+    pub const HANDED: u16 = 29;
+    /// u64: SYNs refused because they would reuse a connection a peer serves.
+    pub const SYN_REFUSED: u16 = 30;
 }
 
 /// Values of [`conn_attr::STATE`].

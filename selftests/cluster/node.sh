@@ -47,6 +47,11 @@ own_addresses() {
 	# The cluster address permtcpd uses (cluster nodes): never a service address.
 	[ -z "$(arg cip4)" ] || /bin/ip addr add "$(arg cip4)" dev eth0
 	/bin/ip neigh flush dev eth0
+	# A failed owner's addresses held quietly after a takeover (loopback, and eth0's ARP
+	# settings: Documentation/takeover.rst, "Serving without answering ARP").
+	/bin/ip addr flush dev lo scope global
+	echo 0 >/proc/sys/net/ipv4/conf/eth0/arp_ignore
+	echo 0 >/proc/sys/net/ipv4/conf/eth0/arp_announce
 }
 
 stop() {

@@ -26,7 +26,6 @@ wait_pid() { # pid seconds
 }
 
 decls_12() { kernel_decls 1 1 2 && kernel_decls 2 1 2; }
-decls_123() { kernel_decls 1 1 2 3 && kernel_decls 2 1 2 3 && kernel_decls 3 1 2 3; }
 local_marked() {
 	for n in 1 2 3; do
 		/bin/ip netns exec "$(pd_ns $n)" permctl --json decl list |

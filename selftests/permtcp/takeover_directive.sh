@@ -17,19 +17,6 @@
 ktap_plan 25
 BYTES=16000000
 
-decls_123() { kernel_decls 1 1 2 3 && kernel_decls 2 1 2 3 && kernel_decls 3 1 2 3; }
-
-conn_seen() { # namespace state
-	t=0
-	while [ $t -lt 100 ]; do
-		/bin/ip netns exec $1 permctl --json conns | grep -q "\"state\":\"$2\"" && return 0
-		sleep 0.1
-		t=$((t + 1))
-	done
-	/bin/ip netns exec $1 permctl conns | sed 's/^/# /'
-	return 1
-}
-
 # Node 3's stack tried to reset a mirrored connection, and the hook dropped it (within 3 s).
 rst_dropped() {
 	t=0
@@ -56,15 +43,11 @@ node3_took() {
 		/bin/ip -n peer2 addr show dev eth0 | grep -q " $1/"
 }
 
-# Node 2's daemon sent a directive and node 3's acknowledged it.
-directive_acked() { [ "$(pd_count 2 acknowledged)" -ge 1 ]; }
-
 directive_case() { # family service-address address node3-saw-the-SYN
 	fam=$1 vip=$2 addr=$3 synced=$4
 	load_module
 	PEER2=1 cluster_net
 	pd_key
-	rm -f $PD/fence $PD/n*.log
 	pd_conf 1 "" 'arp = "node:3"'
 	# Node 2 snoops late (by hand) and fences node 1 until the test creates $PD/fence.
 	pd_conf 2 "fence_command = [\"/bin/sh\", \"-c\", \"while [ ! -e $PD/fence ]; do sleep 0.05; done\"]" \
@@ -73,12 +56,7 @@ directive_case() { # family service-address address node3-saw-the-SYN
 	for n in 1 2 3; do pd_start $n; done
 	check "IPv$fam, node 3 synced=$synced: permtcpd on three nodes, every kernel holds the three declarations" \
 		wait_until "declarations" 100 decls_123
-	in_owner ptcp-testapp down-serve "[::]:80" $BYTES &
-	owner_pid=$!
-	in_peer2 ptcp-testapp down-serve "[::]:80" $BYTES --resume 2>/tmp/dv-app.err &
-	app_pid=$!
-	sleep 0.5
-	paused_client /tmp/dv 100 ptcp-testapp down-client "$vip:80" $BYTES /tmp/dv
+	download_for_node3 /tmp/dv "$vip" $BYTES
 	# Node 2 (and node 3 if it did not see the SYN) start now: the stalled download's window
 	# probes show them the connection mid-stream.
 	in_peer permctl snoop start --dev eth0 >/dev/null
@@ -107,17 +85,9 @@ directive_case() { # family service-address address node3-saw-the-SYN
 	fi
 	touch /tmp/dv
 	t0=$(uptime_ms)
-	t=0
-	while kill -0 $client_pid 2>/dev/null && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
-	kill -9 $client_pid 2>/dev/null
-	wait $client_pid
-	client_rc=$?
+	client_wait 600
 	t1=$(uptime_ms)
-	sed 's/^/# client: /' /tmp/dv.out
-	for n in 2 3; do
-		grep -E "verdict|fenc|took over|assumed|TAKEOVER|directive" $PD/n$n.log | sed "s/^/# node $n: /"
-	done
-	sed 's/^/# node 3 app: /' /tmp/dv-app.err
+	download_logs /tmp/dv
 	for ns in peer2 client; do
 		echo "# $ns: $(/bin/ip netns exec $ns grep Tcp: /proc/net/snmp | tail -n1)"
 	done

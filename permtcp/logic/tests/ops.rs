@@ -159,6 +159,8 @@ fn every_command_has_one_operation() {
         }
         .cmd(),
     ]);
+    // RECOVERY's list borrows its request: no Operation.
+    sorted.push(RecoveryRequest::CMD);
     sorted.sort();
     assert_eq!(sorted, (1..=cmd::MAX).collect::<Vec<_>>());
     let dumps = [
@@ -296,6 +298,9 @@ fn replies_round_trip() {
             conns: 5,
             max_bytes: 1 << 26,
             rst_dropped: 9,
+            steered: 4,
+            handed: 6,
+            syn_refused: 7,
             ..Default::default()
         },
     };
@@ -892,4 +897,103 @@ fn taken_get_for_one_connection() {
         .write(w)
     });
     assert!(TakenKeyRequest::parse(&side).is_err());
+}
+
+#[test]
+fn recovery_round_trip_and_refusals() {
+    let keys = [
+        FlowKey {
+            owner_addr: Addr::v4([10, 0, 0, 1]),
+            owner_port: 80,
+            client_addr: Addr::v4([10, 0, 0, 100]),
+            client_port: 40000,
+        },
+        FlowKey {
+            owner_addr: Addr([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            owner_port: 81,
+            client_addr: Addr([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+            client_port: 40001,
+        },
+    ];
+    for append in [false, true] {
+        let r = RecoveryRequest {
+            node: 2,
+            append,
+            served: Served::from_slice(&keys),
+        };
+        let msg = enc(|w| r.write(w));
+        let back = RecoveryRequest::parse(&msg).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.served.len(), 2);
+        assert_eq!(back.served.iter().collect::<Vec<_>>(), keys);
+    }
+    // An empty list (clears the peer's) is a valid request.
+    let empty = RecoveryRequest {
+        node: 3,
+        ..Default::default()
+    };
+    let msg = enc(|w| empty.write(w));
+    assert!(RecoveryRequest::parse(&msg).unwrap().served.is_empty());
+    // No node, the node twice, an incomplete or unknown served attribute, another attribute.
+    let one = RecoveryRequest {
+        node: 2,
+        append: false,
+        served: Served::from_slice(&keys[..1]),
+    };
+    let no_node = enc(|w| {
+        let n = w.nest_start(attr::SERVED)?;
+        w.put_u16(2, 80)?;
+        w.nest_end(n)
+    });
+    assert_eq!(
+        RecoveryRequest::parse(&no_node).unwrap_err().errno,
+        code::EINVAL
+    );
+    let twice = plus(enc(|w| one.write(w)), |w| {
+        w.put_u32(attr::NODE_ID, 3).unwrap()
+    });
+    assert_eq!(
+        RecoveryRequest::parse(&twice).unwrap_err().errno,
+        code::EINVAL
+    );
+    let partial = plus(enc(|w| one.write(w)), |w| {
+        let n = w.nest_start(attr::SERVED).unwrap();
+        w.put_u16(2, 80).unwrap();
+        w.nest_end(n).unwrap();
+    });
+    assert_eq!(
+        RecoveryRequest::parse(&partial).unwrap_err().errno,
+        code::EINVAL
+    );
+    let unknown = plus(enc(|w| one.write(w)), |w| {
+        let n = w.nest_start(attr::SERVED).unwrap();
+        w.put_u32(5, 3).unwrap();
+        w.nest_end(n).unwrap();
+    });
+    assert_eq!(
+        RecoveryRequest::parse(&unknown).unwrap_err().errno,
+        code::EINVAL
+    );
+    let other = plus(enc(|w| one.write(w)), |w| {
+        w.put_u32(attr::PARK_MS, 1).unwrap()
+    });
+    assert_eq!(
+        RecoveryRequest::parse(&other).unwrap_err().errno,
+        code::EINVAL
+    );
+    // At most MAX_HANDED connections.
+    let many = vec![keys[0]; MAX_HANDED + 1];
+    let r = RecoveryRequest {
+        node: 2,
+        append: false,
+        served: Served::from_slice(&many),
+    };
+    let mut buf = vec![0u8; 2 << 20];
+    let mut w = Writer::new(&mut buf);
+    r.write(&mut w).unwrap();
+    let n = w.len();
+    assert_eq!(
+        RecoveryRequest::parse(&buf[..n]).unwrap_err().errno,
+        code::E2BIG
+    );
 }

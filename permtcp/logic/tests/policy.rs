@@ -113,3 +113,30 @@ fn arp_ownership() {
         None
     );
 }
+
+#[test]
+fn every_peer_holds_the_address_one_answers_for_it() {
+    let mut c = cluster();
+    c[3] = node(1, [10, 0, 0, 1], &[(80, 80, &[9, 5]), (8000, 8999, &[3])]);
+    let addr = Addr::v4([10, 0, 0, 1]);
+    let none = |_| false;
+    // Node 9 takes port 80 first and answers ARP; node 5 may get port 80's connections by
+    // a directive, node 3 those of 8000-8999: both hold the address quietly.
+    assert_eq!(hold(c.iter(), &c[3], &addr, 9, &none), Hold::Announced);
+    assert_eq!(hold(c.iter(), &c[3], &addr, 5, &none), Hold::Quiet);
+    assert_eq!(hold(c.iter(), &c[3], &addr, 3, &none), Hold::Quiet);
+    // Neither the owner itself, nor a node no range names, nor another address.
+    assert_eq!(hold(c.iter(), &c[3], &addr, 1, &none), Hold::No);
+    c[3] = node(1, [10, 0, 0, 1], &[(80, 80, &[9])]);
+    assert_eq!(hold(c.iter(), &c[3], &addr, 5, &none), Hold::No);
+    let other = Addr::v4([10, 0, 0, 7]);
+    assert_eq!(hold(c.iter(), &c[3], &other, 9, &none), Hold::No);
+    // Node 9 failed too: 3 (smallest) answers ARP.
+    let nine = |n| n == 9;
+    c[3].arp = ArpPolicy::SmallestId;
+    assert_eq!(hold(c.iter(), &c[3], &addr, 3, &nine), Hold::Announced);
+    // The smallest-id policy makes every live node a peer.
+    let c = cluster();
+    assert_eq!(hold(c.iter(), &c[3], &addr, 3, &none), Hold::Announced);
+    assert_eq!(hold(c.iter(), &c[3], &addr, 9, &none), Hold::Quiet);
+}

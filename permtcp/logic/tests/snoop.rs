@@ -10,7 +10,7 @@ use common::*;
 use permtcp_logic::decl::FailoverPolicy;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::CHUNK;
-use permtcp_logic::snoop::{Filter, Frame, Limits};
+use permtcp_logic::snoop::{Filter, Frame, Limits, Outcome};
 use permtcp_logic::track::{NotReady, Side};
 
 #[test]
@@ -164,6 +164,38 @@ fn a_failed_owners_connections_are_followed_but_none_starts() {
         &[],
     );
     assert_eq!(w.map.0.len(), 1);
+}
+
+#[test]
+fn a_failed_owners_client_segments_are_for_the_node_serving_them() {
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    let k = w.key();
+    let feed = |w: &mut Wire, from: Side, fl: u8| {
+        let (s, d) = w.ends(from);
+        let pkt = frame(s, d, 1001, 5001, fl, 502, &Opts::default(), &[]);
+        w.snoop
+            .on_frame(&mut w.map, &mut w.alloc, Frame::of(&pkt), |_| true, 1)
+    };
+    // While the owner lives its connections are only tracked: nobody else serves them.
+    assert_eq!(feed(&mut w, Side::Client, ACK), Outcome::Tracked);
+    w.snoop.filter = Filter::compile_failed(d.iter(), &|n| n == OWNER_NODE);
+    // Once it failed, the client's segments may be for a peer that took the connection over
+    // (mirrored here or not)...
+    assert_eq!(feed(&mut w, Side::Client, ACK), Outcome::ToFailed(k));
+    w.client.port = 40001;
+    let other = w.key();
+    assert_eq!(
+        feed(&mut w, Side::Client, ACK | PSH),
+        Outcome::ToFailed(other)
+    );
+    // ...but not a new connection's SYN, nor what the failed owner's address sends.
+    assert_eq!(feed(&mut w, Side::Client, SYN), Outcome::Tracked);
+    assert_eq!(feed(&mut w, Side::Owner, ACK), Outcome::Tracked);
+    // Other bindings are not the snooper's business.
+    w.owner.port = 443;
+    assert_eq!(feed(&mut w, Side::Client, ACK), Outcome::Ignored);
 }
 
 /// A connection between the client's port `port` and the owner, ready, with `owner_bytes`

@@ -42,6 +42,9 @@ fn connection_and_stats_reports_round_trip() {
         hook_ns: 123_456,
         hook_frames: 42,
         rst_dropped: 3,
+        steered: 5,
+        handed: 2,
+        syn_refused: 1,
     };
     let mut wr = Writer::new(&mut buf);
     stats.write(&mut wr).unwrap();

@@ -10,13 +10,15 @@
 
 use crate::netlink::{replies, reply, Client, CtlError};
 use permtcp_logic::decl::Declaration;
+use permtcp_logic::nla::Writer;
 use permtcp_logic::ops::{
     ConnGetRequest, Counts, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
-    DirectiveReply, DirectiveRequest, LeaseRequest, SnoopStopRequest, StartRequest, StatsRequest,
-    StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest, TakeoverRequest,
+    DirectiveReply, DirectiveRequest, LeaseRequest, RecoveryRequest, Served, SnoopStopRequest,
+    StartRequest, StatsRequest, StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest,
+    TakeoverRequest,
 };
 use permtcp_logic::packet::Addr;
-use permtcp_logic::policy::arp_owner;
+use permtcp_logic::policy::{hold, Hold};
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::{ConnInfo, DirectiveInfo, StatsInfo, TakenInfo};
 use permtcp_logic::track::Side;
@@ -164,6 +166,29 @@ impl Client {
         reply::<DirectiveRequest>(&msgs, "directive reply")
     }
 
+    /// RECOVERY, an owner-recovery directive to this (recovered) node's kernel: peer `node`
+    /// serves `served` of this node's bindings. Replaces the peer's earlier list, or with
+    /// `append` adds to it; a long list goes in several requests (the first replacing, the
+    /// others appending), at most [`RECOVERY_BATCH`] connections each.
+    pub fn recovery(&self, node: u32, served: &[FlowKey], append: bool) -> Result<(), CtlError> {
+        let mut batches = served.chunks(RECOVERY_BATCH);
+        let first = batches.next().unwrap_or(&[]);
+        for (i, batch) in std::iter::once(first).chain(batches).enumerate() {
+            let req = RecoveryRequest {
+                node,
+                append: append || i > 0,
+                served: Served::from_slice(batch),
+            };
+            let mut buf = vec![0u8; 64 + batch.len() * 64];
+            let mut w = Writer::new(&mut buf);
+            req.write(&mut w)
+                .map_err(|e| CtlError::Transport(e.text().into()))?;
+            let n = w.len();
+            self.request_raw(RecoveryRequest::CMD, &buf[..n], false)?;
+        }
+        Ok(())
+    }
+
     /// LEASE_SET: this node's lease on its own bindings for `ms` from now (0: release it).
     pub fn lease(&self, ms: u32) -> Result<(), CtlError> {
         self.call(&LeaseRequest { ms }).map(drop)
@@ -191,37 +216,116 @@ impl Client {
     /// Adds the addresses of failed node `node` whose ARP ownership the policy gives this
     /// node (the local declaration) to the snooped device, before TAKEOVER: the rebuilt
     /// sockets' first segments prompt the client, whose answers must find the address local.
-    /// The same policy code (`permtcp_logic::policy::arp_owner`) decides here and in the
-    /// kernel; the other failed nodes come from STATUS_GET. Returns the addresses and the
-    /// device index; nothing when the node or the local declaration is unknown (TAKEOVER
-    /// then says what is wrong) or when this node does not snoop.
+    /// The failed node's other addresses of which this node is a peer (it may serve their
+    /// connections: by the policy's order, or brought by a fail-over directive) are held
+    /// quietly ([`Hold::Quiet`]): on the loopback device, with the snooped device set to
+    /// answer ARP only for its own addresses and to use them in its own requests
+    /// (`arp_ignore` 1, `arp_announce` 2, as LVS direct-routing servers hold their service
+    /// address), so that the ARP owner alone answers for the address while the kernel hands
+    /// this node's connections' frames, addressed to the ARP owner's MAC, to the local stack.
+    /// The same policy code (`permtcp_logic::policy`) decides here and in the kernel; the
+    /// other failed nodes come from STATUS_GET. Returns the addresses and the device index
+    /// (the loopback's for a quiet one); nothing when the node or the local declaration is
+    /// unknown (TAKEOVER then says what is wrong) or when this node does not snoop.
     pub fn assume_addresses(&self, node: u32) -> Result<Vec<(IpAddr, u32)>, CtlError> {
+        let mut done = Vec::new();
+        self.each_address(node, |route, ifindex, ip, h| {
+            match h {
+                Hold::Announced => {
+                    route.add_address(ifindex, ip)?;
+                    done.push((ip, ifindex));
+                }
+                Hold::Quiet => {
+                    hold_quietly(route, ifindex, ip)?;
+                    done.push((ip, LOOPBACK_IFINDEX));
+                }
+                Hold::No => {}
+            }
+            Ok(())
+        })?;
+        Ok(done)
+    }
+
+    /// Calls `f` for each address of node `node` with an rtnetlink connection, the snooped
+    /// device's index and how this node holds the address while `node` (and the nodes
+    /// STATUS_GET lists) are failed. Nothing when the node or the local declaration is
+    /// unknown or when this node does not snoop.
+    pub(crate) fn each_address(
+        &self,
+        node: u32,
+        mut f: impl FnMut(&Client, u32, IpAddr, Hold) -> Result<(), CtlError>,
+    ) -> Result<(), CtlError> {
         let decls = self.declarations()?;
         let (Some(owner), Some(me)) = (
             decls.iter().find(|d| d.node_id == node),
             decls.iter().find(|d| d.local).map(|d| d.node_id),
         ) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let failed = self.status()?.failed;
         let is_failed = |n: u32| n == node || failed.as_slice().contains(&n);
         let ifindex = self.stats()?.ifindex;
         if ifindex == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let route = Client::connect_route()?;
-        let mut done = Vec::new();
         let v4 = owner
             .addrs4
             .iter()
             .map(|a| (Addr::v4(*a), IpAddr::from(*a)));
         let v6 = owner.addrs6.iter().map(|a| (Addr(*a), IpAddr::from(*a)));
         for (a, ip) in v4.chain(v6) {
-            if arp_owner(decls.iter(), owner, &a, &is_failed) == Some(me) {
-                route.add_address(ifindex, ip)?;
-                done.push((ip, ifindex));
-            }
+            f(
+                &route,
+                ifindex,
+                ip,
+                hold(decls.iter(), owner, &a, me, &is_failed),
+            )?;
         }
-        Ok(done)
+        Ok(())
     }
 }
+
+/// Holds `ip` quietly ([`Hold::Quiet`]): on the loopback device, with the snooped device
+/// `ifindex` answering ARP for none but its own addresses (over `route`, rtnetlink).
+pub(crate) fn hold_quietly(route: &Client, ifindex: u32, ip: IpAddr) -> Result<(), CtlError> {
+    if ip.is_ipv4() {
+        quiet_arp(ifindex)?;
+    }
+    route.add_address(LOOPBACK_IFINDEX, ip)
+}
+
+/// The loopback device's index, the same in every network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
+
+/// Has device `ifindex` answer ARP only for addresses configured on it and name one of those
+/// in its own requests (`arp_ignore` at least 1, `arp_announce` 2), so that an address held
+/// on the loopback device is neither answered for nor used as the sender of its requests
+/// (a client would then send the address's frames to this node's MAC).
+fn quiet_arp(ifindex: u32) -> Result<(), CtlError> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has room for IF_NAMESIZE bytes, as if_indextoname requires.
+    if unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null() {
+        let e = std::io::Error::last_os_error();
+        return Err(CtlError::Transport(format!("interface {ifindex}: {e}")));
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name into `name`.
+    let dev = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy();
+    for (knob, want) in [("arp_ignore", 1), ("arp_announce", 2)] {
+        let path = format!("/proc/sys/net/ipv4/conf/{dev}/{knob}");
+        let io = |e: std::io::Error| CtlError::Transport(format!("{path}: {e}"));
+        let now: u32 = std::fs::read_to_string(&path)
+            .map_err(io)?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if now < want {
+            std::fs::write(&path, format!("{want}\n")).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// The most connections one RECOVERY request carries (about 44 KiB of attributes: a netlink
+/// request stays well within the 64 KiB a message may hold).
+pub const RECOVERY_BATCH: usize = 1000;

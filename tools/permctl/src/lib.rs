@@ -8,11 +8,14 @@
 //! - [`calls`]: one typed method of [`Client`] per operation (status, declarations,
 //!   snooping, statistics, connections, takeover and its directives, directive, taken-over
 //!   connections) and the address assumption of a takeover.
+//! - [`recovery`]: owner recovery on a peer: the connections it still serves of a recovered
+//!   node, and the node's addresses handed back.
 //! - [`spec`]: the textual values users and configuration files give (addresses, MACs, port
 //!   ranges, policies) and the views of declarations and connection ends.
 
 pub mod calls;
 pub mod netlink;
+pub mod recovery;
 pub mod spec;
 
 pub use calls::{ifindex, SnoopLimits, TakeoverOutcome};

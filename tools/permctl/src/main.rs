@@ -103,6 +103,38 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Owner recovery, on the recovered owner: peer NODE serves these connections of this
+    /// node's bindings (it took them over while this node was down). The kernel follows
+    /// them, drops this node's resets of them and refuses a SYN that would reuse one until it
+    /// ends. Replaces the peer's earlier list (none: clears it); permtcpd sends it.
+    Recovery {
+        /// The peer serving the connections.
+        #[arg(long)]
+        node: u32,
+        /// A served connection: the owner's end and the client's,
+        /// OWNER_ADDR:PORT,CLIENT_ADDR:PORT (IPv6 as [ADDR]:PORT); repeatable.
+        #[arg(long = "conn", value_parser = parse_conn)]
+        conns: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+        /// Add to the peer's earlier list instead of replacing it.
+        #[arg(long)]
+        append: bool,
+    },
+    /// Owner recovery, on a peer: the connections of node NODE's bindings this node took
+    /// over and still serves, one OWNER,CLIENT a line (the --conn values of the recovery
+    /// directive for NODE).
+    Served {
+        /// The recovered node.
+        #[arg(long)]
+        node: u32,
+    },
+    /// Owner recovery, on a peer: node NODE is back; the addresses of it this node answers
+    /// ARP for go back to it (this node keeps them quietly on its loopback for the
+    /// connections it serves, and removes them from the snooped device).
+    HandBack {
+        /// The recovered node.
+        #[arg(long)]
+        node: u32,
+    },
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -305,6 +337,38 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             no_assume,
         } => takeover::takeover(c, node, park_ms, !no_assume, json),
         Command::Lease { ms } => fence::lease(c, ms).map(|()| done(json, "lease set")),
+        Command::Served { node } => c.served(node).map(|keys| {
+            let ends: Vec<_> = keys.iter().map(permctl::spec::ends).collect();
+            if json {
+                let v: Vec<_> = ends
+                    .iter()
+                    .map(|(o, cl)| serde_json::json!({"owner": o.to_string(), "client": cl.to_string()}))
+                    .collect();
+                println!("{}", serde_json::Value::from(v));
+            } else {
+                ends.iter().for_each(|(o, cl)| println!("{o},{cl}"));
+            }
+        }),
+        Command::HandBack { node } => c.hand_back_addresses(node).map(|ips| {
+            let list: Vec<_> = ips.iter().map(|ip| ip.to_string()).collect();
+            done(json, &format!("handed back: {}", list.join(" ")))
+        }),
+        Command::Recovery {
+            node,
+            conns,
+            append,
+        } => {
+            let keys: Vec<_> = conns
+                .iter()
+                .map(|&(o, cl)| permctl::spec::key_of(o, cl))
+                .collect();
+            c.recovery(node, &keys, append).map(|()| {
+                done(
+                    json,
+                    &format!("node {node} serves {} connections here", keys.len()),
+                )
+            })
+        }
         Command::Events { count } => fence::events(c, json, count),
         Command::Stats => snoop::stats(c, json),
         Command::ConnData {
@@ -326,4 +390,13 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             .map(|n| done(json, &format!("accepted, {n} reply messages"))),
         Command::Generate { .. } => unreachable!("handled before connecting"),
     }
+}
+
+/// A connection on the command line: OWNER_ADDR:PORT,CLIENT_ADDR:PORT.
+fn parse_conn(s: &str) -> Result<(std::net::SocketAddr, std::net::SocketAddr), String> {
+    let (o, c) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s}: expected OWNER_ADDR:PORT,CLIENT_ADDR:PORT"))?;
+    let end = |x: &str| x.parse().map_err(|e| format!("{x}: {e}"));
+    Ok((end(o)?, end(c)?))
 }

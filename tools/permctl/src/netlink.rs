@@ -163,34 +163,26 @@ impl Client {
     /// detection) on interface `ifindex`; an address already there is kept.
     pub fn add_address(&self, ifindex: u32, ip: std::net::IpAddr) -> Result<(), CtlError> {
         const RTM_NEWADDR: u16 = 20;
-        const IFA_ADDRESS: u16 = 1;
-        const IFA_LOCAL: u16 = 2;
-        const IFA_FLAGS: u16 = 8;
-        const IFA_F_NODAD: u32 = 0x02;
-        let (family, prefix, bytes): (u8, u8, Vec<u8>) = match ip {
-            std::net::IpAddr::V4(a) => (2, 32, a.octets().to_vec()),
-            std::net::IpAddr::V6(a) => (10, 128, a.octets().to_vec()),
-        };
-        // struct ifaddrmsg, then the attributes.
-        let mut p = vec![family, prefix, 0, 0];
-        p.extend(ifindex.to_ne_bytes());
-        let mut attr = |kind: u16, data: &[u8]| {
-            p.extend(((4 + data.len()) as u16).to_ne_bytes());
-            p.extend(kind.to_ne_bytes());
-            p.extend(data);
-            p.resize(p.len().next_multiple_of(4), 0);
-        };
-        attr(IFA_LOCAL, &bytes);
-        attr(IFA_ADDRESS, &bytes);
-        if family == 10 {
-            attr(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
-        }
         match self.exchange::<u16, Buffer, Buffer>(
             RTM_NEWADDR,
             NlmF::ACK | NlmF::CREATE | NlmF::EXCL,
-            Buffer::from(p),
+            Buffer::from(addr_message(ifindex, ip)),
         ) {
             Err(CtlError::Kernel { errno: 17, .. }) => Ok(()), // EEXIST
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// RTM_DELADDR: the host address `ip` off interface `ifindex`; an address not there is
+    /// no error.
+    pub fn del_address(&self, ifindex: u32, ip: std::net::IpAddr) -> Result<(), CtlError> {
+        const RTM_DELADDR: u16 = 21;
+        match self.exchange::<u16, Buffer, Buffer>(
+            RTM_DELADDR,
+            NlmF::ACK,
+            Buffer::from(addr_message(ifindex, ip)),
+        ) {
+            Err(CtlError::Kernel { errno: 99, .. }) => Ok(()), // EADDRNOTAVAIL
             r => r.map(|_| ()),
         }
     }
@@ -350,4 +342,32 @@ impl Client {
     pub fn request_raw(&self, cmd: u8, attrs: &[u8], dump: bool) -> Result<usize, CtlError> {
         self.request(cmd, attrs, dump).map(|r| r.len())
     }
+}
+
+/// An address message (`struct ifaddrmsg` and its attributes) for `ip` as a host address
+/// (/32, /128; IPv6 without duplicate address detection) on interface `ifindex`.
+fn addr_message(ifindex: u32, ip: std::net::IpAddr) -> Vec<u8> {
+    const IFA_ADDRESS: u16 = 1;
+    const IFA_LOCAL: u16 = 2;
+    const IFA_FLAGS: u16 = 8;
+    const IFA_F_NODAD: u32 = 0x02;
+    let (family, prefix, bytes): (u8, u8, Vec<u8>) = match ip {
+        std::net::IpAddr::V4(a) => (2, 32, a.octets().to_vec()),
+        std::net::IpAddr::V6(a) => (10, 128, a.octets().to_vec()),
+    };
+    // struct ifaddrmsg, then the attributes.
+    let mut p = vec![family, prefix, 0, 0];
+    p.extend(ifindex.to_ne_bytes());
+    let mut attr = |kind: u16, data: &[u8]| {
+        p.extend(((4 + data.len()) as u16).to_ne_bytes());
+        p.extend(kind.to_ne_bytes());
+        p.extend(data);
+        p.resize(p.len().next_multiple_of(4), 0);
+    };
+    attr(IFA_LOCAL, &bytes);
+    attr(IFA_ADDRESS, &bytes);
+    if family == 10 {
+        attr(IFA_FLAGS, &IFA_F_NODAD.to_ne_bytes());
+    }
+    p
 }

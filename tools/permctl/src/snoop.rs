@@ -204,6 +204,13 @@ struct StatsView {
     hook_frames: u64,
     /// Resets of mirrored connections this host's stack sent, dropped.
     rst_dropped: u64,
+    /// Frames for another node's MAC delivered to this host's stack (connections taken
+    /// over here while another node answers ARP for their address).
+    steered: u64,
+    /// Connections of this node's bindings that peers serve (owner recovery), followed.
+    handed: u64,
+    /// SYNs refused because they would reuse a connection a peer serves.
+    syn_refused: u64,
 }
 
 /// `permctl stats`.
@@ -238,6 +245,9 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         hook_ns: s.hook_ns,
         hook_frames: s.hook_frames,
         rst_dropped: s.rst_dropped,
+        steered: s.steered,
+        handed: s.handed,
+        syn_refused: s.syn_refused,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));

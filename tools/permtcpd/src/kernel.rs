@@ -3,12 +3,14 @@
 //! What the daemon asks of the local permtcp module, as a trait.
 //!
 //! [`crate::netlink::NetlinkKernel`] implements it over permctl's netlink client (DECL_GET,
-//! DECL_ADD, DECL_DEL, SNOOP_START, TAKEOVER with the address assumption, DIRECTIVE); the
+//! DECL_ADD, DECL_DEL, SNOOP_START, TAKEOVER with the address assumption, DIRECTIVE, and for
+//! owner recovery TAKEN_GET with the live sockets, the addresses handed back, RECOVERY); the
 //! recording [`FakeKernel`] stands in for it in the tests. Calls are made from one worker
 //! thread, in order, so they may block.
 
 use crate::config::Snoop;
 use permtcp_logic::decl::Declaration;
+use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,6 +96,15 @@ pub trait Kernel: Send + Sync + 'static {
     fn directive(&self, req: &DirectiveRequest) -> Result<DirectiveResult, KernelError>;
     /// Renews this node's lease for `valid_for` from now.
     fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError>;
+    /// Owner recovery, on a peer: the connections of recovered node `node`'s bindings this
+    /// node still serves (the list of its owner-recovery directive to `node`).
+    fn served(&self, node: u32) -> Result<Vec<FlowKey>, KernelError>;
+    /// Owner recovery, on a peer: `node` is back; the addresses of it this node answers ARP
+    /// for go back to it (kept quietly for the connections this node serves).
+    fn hand_back(&self, node: u32) -> Result<Vec<std::net::IpAddr>, KernelError>;
+    /// Owner recovery, on the recovered owner: peer `node` serves `served` of this node's
+    /// bindings (its owner-recovery directive, replacing its earlier one).
+    fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError>;
 }
 
 /// One call made to a [`FakeKernel`].
@@ -109,6 +120,10 @@ pub enum Call {
     TakeoverKeepAddresses(u32),
     /// `directive` for a failed node's connection.
     Directive(DirectiveRequest),
+    /// `hand_back` of a recovered node's addresses.
+    HandBack(u32),
+    /// `recovery`: a peer and the connections it serves.
+    Recovery(u32, Vec<FlowKey>),
 }
 
 /// A test double that records calls and answers as scripted; not the kernel.
@@ -128,6 +143,7 @@ struct FakeState {
     directive_result: Option<DirectiveResult>,
     not_yet: u32,
     takeover_delay: Duration,
+    served: Vec<FlowKey>,
 }
 
 impl FakeKernel {
@@ -139,6 +155,12 @@ impl FakeKernel {
     /// Every takeover answers with these directives.
     pub fn with_takeover_directives(self, d: Vec<DirectiveInfo>) -> Self {
         self.inner.lock().unwrap().takeover_directives = d;
+        self
+    }
+
+    /// `served` answers these connections.
+    pub fn with_served(self, served: Vec<FlowKey>) -> Self {
+        self.inner.lock().unwrap().served = served;
         self
     }
 
@@ -246,6 +268,21 @@ impl Kernel for FakeKernel {
         let mut s = self.inner.lock().unwrap();
         s.leases += 1;
         s.lease_end = Some(Instant::now() + valid_for);
+        Ok(())
+    }
+
+    fn served(&self, _node: u32) -> Result<Vec<FlowKey>, KernelError> {
+        Ok(self.inner.lock().unwrap().served.clone())
+    }
+
+    fn hand_back(&self, node: u32) -> Result<Vec<std::net::IpAddr>, KernelError> {
+        self.inner.lock().unwrap().calls.push(Call::HandBack(node));
+        Ok(Vec::new())
+    }
+
+    fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::Recovery(node, served.to_vec()));
         Ok(())
     }
 }

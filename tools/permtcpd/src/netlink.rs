@@ -28,6 +28,7 @@ use crate::log::{INFO, NOTICE};
 use permctl::calls::{EAGAIN, EBUSY};
 use permctl::{Client, CtlError};
 use permtcp_logic::decl::Declaration;
+use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::DirectiveRequest;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -233,6 +234,18 @@ impl Kernel for NetlinkKernel {
         } else {
             DirectiveResult::Failed
         })
+    }
+
+    fn served(&self, node: u32) -> Result<Vec<FlowKey>, KernelError> {
+        self.with(|c| c.served(node)).map_err(err)
+    }
+
+    fn hand_back(&self, node: u32) -> Result<Vec<std::net::IpAddr>, KernelError> {
+        self.with(|c| c.hand_back_addresses(node)).map_err(err)
+    }
+
+    fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {
+        self.with(|c| c.recovery(node, served, false)).map_err(err)
     }
 
     fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError> {

@@ -10,9 +10,10 @@
 //!                                             PTCP_HOLD set, first create DIR/quiet and wait
 //!                                             for DIR/forged (hostile segments sent)
 //! ptcp-testapp client ADDR:PORT PATTERN       the other end of PATTERN
-//! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one IPv4 SYN SRC -> DST (ADDR:PORT) as a raw
-//!                                             Ethernet frame (no checksum offload), with a
-//!                                             correct TCP checksum if GOOD is `good`
+//! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one SYN SRC -> DST (ADDR:PORT, IPv4 or
+//!                                             IPv6) as a raw Ethernet frame (no checksum
+//!                                             offload), with a correct TCP checksum if GOOD
+//!                                             is `good`
 //! ptcp-testapp forge IFACE DSTMAC CONNS_JSON PORT KIND [pad=N]
 //!                                             one raw segment against the connection of the
 //!                                             owner's PORT in the peer's `permctl --json
@@ -800,6 +801,7 @@ fn timed(cmd: &[String]) {
     std::process::exit(st.code().unwrap_or(1));
 }
 
+/// The one's-complement checksum of `data` over the running sum `sum`.
 fn csum(data: &[u8], mut sum: u32) -> u16 {
     for c in data.chunks(2) {
         sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
@@ -810,77 +812,28 @@ fn csum(data: &[u8], mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// One SYN as a raw frame through an AF_PACKET socket: the receiver sees CHECKSUM_NONE and
-/// must verify the TCP checksum itself.
+/// One SYN as a raw frame through an AF_PACKET socket (IPv4 or IPv6): the receiver sees
+/// CHECKSUM_NONE and must verify the TCP checksum itself; `good` false spoils it.
 fn raw_syn(iface: &str, dst_mac: &str, src: SocketAddr, dst: SocketAddr, good: bool) {
-    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
-        panic!("IPv4 only")
-    };
-    let mac: Vec<u8> = dst_mac
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16).unwrap())
-        .collect();
-    let mut tcp = vec![0u8; 20];
-    tcp[0..2].copy_from_slice(&s.port().to_be_bytes());
-    tcp[2..4].copy_from_slice(&d.port().to_be_bytes());
-    tcp[4..8].copy_from_slice(&12345u32.to_be_bytes());
-    tcp[12] = 5 << 4;
-    tcp[13] = 0x02;
-    tcp[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    let mut pseudo = Vec::new();
-    pseudo.extend(s.ip().octets());
-    pseudo.extend(d.ip().octets());
-    pseudo.extend([0, 6, 0, 20]);
-    pseudo.extend(&tcp);
-    let mut c = csum(&pseudo, 0);
+    let mut pkt = forge::Seg {
+        src,
+        dst,
+        seq: 12345,
+        ack: 0,
+        flags: 0x02,
+        win: 64240,
+        ts: None,
+        data: Vec::new(),
+        pad: 0,
+    }
+    .bytes();
     if !good {
-        c ^= 0x5a5a;
+        // The TCP checksum: after the fixed IP header (20 bytes, IPv6 40).
+        let at = if src.is_ipv4() { 20 } else { 40 } + 16;
+        pkt[at] ^= 0x5a;
+        pkt[at + 1] ^= 0x5a;
     }
-    tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut ip = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0];
-    ip.extend(s.ip().octets());
-    ip.extend(d.ip().octets());
-    let ic = csum(&ip, 0);
-    ip[10..12].copy_from_slice(&ic.to_be_bytes());
-    let name = std::ffi::CString::new(iface).unwrap();
-    // SAFETY: plain libc calls with valid arguments; the buffers outlive the calls.
-    unsafe {
-        let ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
-        assert!(ifindex > 0, "no interface {iface}");
-        let fd = libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            (libc::ETH_P_IP as u16).to_be() as i32,
-        );
-        assert!(
-            fd >= 0,
-            "packet socket: {}",
-            std::io::Error::last_os_error()
-        );
-        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
-        sll.sll_ifindex = ifindex;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&mac);
-        let mut frame = ip;
-        frame.extend(tcp);
-        let r = libc::sendto(
-            fd,
-            frame.as_ptr() as *const _,
-            frame.len(),
-            0,
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        );
-        assert_eq!(
-            r,
-            frame.len() as isize,
-            "sendto: {}",
-            std::io::Error::last_os_error()
-        );
-        libc::close(fd);
-    }
+    forge::Link::open(iface, dst_mac, src.is_ipv6()).send(&pkt);
 }
 
 fn main() {
