@@ -991,6 +991,9 @@ ka_crash() { # advert-ms permtcp|plain
 	CRASH_STALL=$(sed -n 's/.*worst_round_ms=\([0-9]*\).*/\1/p' <<<"$CRASH_OUT")
 	vm_run peer1 "grep -E 'Entering|MASTER|BACKUP|FAULT' /tmp/t/ka.log | tail -n 3" | sed 's/^/# peer1 keepalived: /'
 	[ "$2" != permtcp ] || vm_run peer1 "grep -E 'keepalived|took over' /tmp/t/permtcpd.log | tail -n 3" | sed 's/^/# peer1 permtcpd: /'
+	# tcpdump, killed, writes nothing of what is still queued for it: the reset that ended the
+	# client's session must be in the file first.
+	sleep 1
 	cap_stop
 	KA_MOVED=$(cap_text "arp and ether src $(mac peer1)" | cap_after "$T_KILL" |
 		awk -v vip="$KA_VIP" 'index($0, "tell " vip ",") || index($0, "Reply " vip " is-at") { print $1; exit }')
@@ -1005,6 +1008,33 @@ med_worst() {
 	printf '%s\n' "$@" | sed '/^$/d' | sort -n |
 		awk '{ v[NR] = $1 } END { if (NR) printf "median %d ms, worst %d ms", v[int((NR + 1) / 2)], v[NR]; else printf "none" }'
 }
+# ---- the owner's throughput with and without permtcp (the benchmark) ----
+# One bulk transfer (BULK bytes) from the owner to the client on port $1, in MB/s.
+bulk_mbps() { # port
+	vm_run owner "rm -rf /tmp/t/bulk && mkdir -p /tmp/t/bulk && (ptcp-testapp serve 10.0.0.1:$1 down:$BULK /tmp/t/bulk >/dev/null 2>&1 &) && sh /selftests/cluster/node.sh wait-file /tmp/t/bulk/listening 100" >/dev/null || return 1
+	vm_run -t 300 client "ptcp-testapp client 10.0.0.1:$1 down:$BULK" | sed -n 's/.*MBps=\([0-9.]*\).*/\1/p'
+}
+# The owner's bulk throughput to the client, each VM on its own vCPU: without permtcp (no
+# module, no daemon anywhere) and with it (permtcpd on the three nodes, both peers snooping
+# the transfer, the owner's lease renewed), alternately, CRASHES times each.
+bench_throughput() {
+	local i on=() off=() port=80 mbps
+	case_start throughput >/dev/null || die "the cluster did not come up"
+	cap_stop
+	for i in $(seq "$CRASHES"); do
+		vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" || die "node.sh stop"
+		mbps=$(bulk_mbps $port) && off+=("$mbps")
+		port=$((port + 1))
+		cluster_up_settled || die "the cluster did not come up"
+		mbps=$(bulk_mbps $port) && on+=("$mbps")
+		port=$((port + 1))
+		progress "throughput $i: without permtcp ${off[-1]:-?} MB/s, with ${on[-1]:-?} MB/s"
+	done
+	THROUGHPUT=$(printf '%s\n' "${off[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+	THROUGHPUT+=" $(printf '%s\n' "${on[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+	case_end >/dev/null
+}
+
 # keepalived alone and keepalived with permtcp, advert_int 0.1 and 1 s, CRASHES crashes each.
 bench_keepalived() {
 	local adv mode i moved resets survived stalls
@@ -1057,11 +1087,18 @@ bench() {
 	done
 	HB_MS=100
 	[[ " $BENCH_PARTS " != *" keepalived "* ]] || bench_keepalived
+	[[ " $BENCH_PARTS " != *" throughput "* ]] || bench_throughput
 	echo
 	echo "client-observed stall across kill -9 of the owner's VM (a crash at a random point of the heartbeat"
 	echo "or advertisement cycle; same VMs, client and session; TCG):"
 	[ ${#BENCH[@]} = 0 ] || printf '  permtcp, %s\n' "${BENCH[@]}"
 	[ ${#KA_BENCH[@]} = 0 ] || printf '  %s\n' "${KA_BENCH[@]}"
+	if [ -n "$THROUGHPUT" ]; then
+		echo
+		echo "the owner's bulk throughput to the client ($BULK bytes, median of $CRASHES, separate VMs):"
+		set -- $THROUGHPUT
+		awk -v a="$1" -v b="$2" 'BEGIN { printf "  without permtcp %s MB/s, with permtcp (both peers snooping) %s MB/s: ratio %.3f\n", a, b, (a > 0 ? b / a : 0) }'
+	fi
 }
 # ---- run ----
 if [ "$MODE" = bench ]; then build_initramfs "$work" keepalived; else build_initramfs "$work"; fi
@@ -1074,7 +1111,9 @@ FIGS=()
 BENCH=()
 KA_BENCH=()
 CRASHES=${PERMTCP_CRASHES:-5}
-BENCH_PARTS=${PERMTCP_BENCH:-heartbeats keepalived}
+BENCH_PARTS=${PERMTCP_BENCH:-heartbeats keepalived throughput}
+BULK=${PERMTCP_BULK:-30000000}
+THROUGHPUT=
 case $MODE in
 demo)
 	progress "demo: $(basename "$bzimage") ($(kernel_version)) under ${accel^^}, 1 vCPU and 384 MB per VM"

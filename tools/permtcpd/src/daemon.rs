@@ -20,10 +20,11 @@ use crate::kernel::{DirectiveResult, Kernel, KernelError, TakeoverResult};
 use crate::log::{DEBUG, ERR, INFO, NOTICE, WARNING};
 use crate::membership::{Admit, Event, Membership, Params};
 use crate::wire::{
-    Ack, AckResult, Body, Directive, Failover, Heartbeat, NodeDown, ViewEntry, HB_LEASE, HB_QUORUM,
-    MAX_DATAGRAM,
+    Ack, AckResult, Body, Directive, Failover, Heartbeat, NodeDown, NodeState, Recovery,
+    RecoveryAck, ViewEntry, HB_LEASE, HB_QUORUM, MAX_DATAGRAM,
 };
 use permtcp_logic::decl::{check_insert, Declaration};
+use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::DirectiveRequest;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -72,6 +73,11 @@ pub struct Status {
     pub directives_applied: u64,
     /// Whether a live peer reported this node declared down.
     pub self_down: bool,
+    /// Owner recovery: per peer, the connections of this node's bindings it still serves,
+    /// as installed in this node's kernel (this incarnation).
+    pub recovered_from: BTreeMap<u32, usize>,
+    /// Owner recovery: peers that acknowledged this node's list for them.
+    pub recovery_acked: Vec<u32>,
     /// Kernel requests that failed.
     pub kernel_errors: u64,
     /// The last of them.
@@ -102,6 +108,12 @@ enum Job {
     /// A takeover; `true`: assume the addresses first.
     Takeover(u32, bool),
     Directive(DirKey, DirectiveRequest),
+    /// Owner recovery: the connections this node serves for `node` (incarnation), to send.
+    Served(u32, u64),
+    /// Owner recovery: install peer `node`'s list `id`.
+    Recovery(u32, u64, Vec<FlowKey>),
+    /// Owner recovery: `node` installed this node's list; hand its addresses back.
+    HandBack(u32),
 }
 
 /// A lease renewal: valid for this long from when it was asked for.
@@ -119,7 +131,20 @@ enum Done {
     ),
     Fence(u32, bool),
     Failed(&'static str, KernelError),
+    Served(u32, u64, Result<Vec<FlowKey>, KernelError>),
+    Recovery(u32, u64, usize, Result<(), KernelError>),
+    HandBack(u32, Result<Vec<std::net::IpAddr>, KernelError>),
 }
+
+/// A recovery list sent to a node that came back, until it acknowledges it.
+struct RecoveryOut {
+    parts: Vec<Recovery>,
+    sent: u32,
+    next_at: Duration,
+}
+
+/// Transmissions of a recovery list before giving up (at the directive retry interval).
+const RECOVERY_RETRIES: u32 = 50;
 
 struct Pending {
     to: u32,
@@ -175,6 +200,12 @@ pub struct Daemon {
     engine: Option<keepalived::Map>,
     /// Nodes taken over on keepalived's word (here, or a peer's `Failover`).
     engine_taken: HashSet<u32>,
+    /// Owner recovery: lists sent, per node, until acknowledged.
+    recovery_out: HashMap<u32, RecoveryOut>,
+    /// Owner recovery: the id of the next list sent.
+    next_recovery: u64,
+    /// Owner recovery: lists being received.
+    recovery_in: crate::recovery::Inbox,
 }
 
 /// Reads keepalived's `vrrp_notify_fifo` line by line into `tx`, on a thread of its own.
@@ -291,6 +322,12 @@ fn kernel_worker(
                 Done::Takeover(node, r, t0.elapsed())
             }
             Job::Directive(key, req) => Done::Directive(key, req, kernel.directive(&req)),
+            Job::Served(node, inc) => Done::Served(node, inc, kernel.served(node)),
+            Job::Recovery(node, id, served) => {
+                let r = kernel.recovery(node, &served);
+                Done::Recovery(node, id, served.len(), r)
+            }
+            Job::HandBack(node) => Done::HandBack(node, kernel.hand_back(node)),
         };
         if done.send(out).is_err() {
             return;
@@ -441,6 +478,9 @@ impl Daemon {
             last_resync: Duration::ZERO,
             engine,
             engine_taken: HashSet::new(),
+            recovery_out: HashMap::new(),
+            next_recovery: 1,
+            recovery_in: Default::default(),
         };
         Ok((d, handle))
     }
@@ -543,6 +583,60 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Sends `node` (incarnation `incarnation`) the list of the connections of its bindings
+    /// this node serves, and keeps sending it until it is acknowledged.
+    fn send_recovery(
+        &mut self,
+        socks: &[UdpSocket],
+        node: u32,
+        incarnation: u64,
+        served: &[FlowKey],
+    ) {
+        if self.members.peer(node).map(|(_, inc)| inc) != Some(incarnation) {
+            return;
+        }
+        let id = self.next_recovery;
+        self.next_recovery += 1;
+        let Some(parts) = crate::recovery::split(id, incarnation, served) else {
+            crate::log!(
+                ERR,
+                "owner recovery: {} connections for node {node}: too many",
+                served.len()
+            );
+            return;
+        };
+        if !served.is_empty() {
+            crate::log!(
+                NOTICE,
+                "owner recovery: node {node} is back; this node serves {} of its connections: telling it",
+                served.len()
+            );
+        }
+        self.recovery_out.insert(
+            node,
+            RecoveryOut {
+                parts,
+                sent: 0,
+                next_at: self.now(),
+            },
+        );
+        self.transmit_recovery(socks, node);
+    }
+
+    /// Sends the recovery list for `node` (again).
+    fn transmit_recovery(&mut self, socks: &[UdpSocket], node: u32) {
+        let now = self.now();
+        let Some(o) = self.recovery_out.get_mut(&node) else {
+            return;
+        };
+        o.sent += 1;
+        o.next_at = now + self.cfg.directive_retry;
+        let parts = o.parts.clone();
+        for p in parts {
+            self.send(socks, node, &Body::Recovery(p));
+        }
     }
 
     fn queue_takeover(&mut self, node: u32) {
@@ -763,6 +857,31 @@ impl Daemon {
                 "node {from} sent a failover of node {}: ignored",
                 f.node
             ),
+            Body::Recovery(r) if r.incarnation == self.auth.incarnation() => {
+                if let Some((id, served)) = self.recovery_in.add(from, r) {
+                    let _ = self.jobs.send(Job::Recovery(from, id, served));
+                }
+            }
+            Body::Recovery(r) => crate::log!(
+                DEBUG,
+                "node {from}'s recovery list for incarnation {} of this node: not this one",
+                r.incarnation
+            ),
+            Body::RecoveryAck(a) => {
+                if self
+                    .recovery_out
+                    .get(&from)
+                    .is_some_and(|o| o.parts[0].id == a.id)
+                {
+                    self.recovery_out.remove(&from);
+                    self.status.recovery_acked.push(from);
+                    // Its kernel follows the connections served here: the addresses this
+                    // node took over from it go back.
+                    if self.status.takeovers.contains(&from) {
+                        let _ = self.jobs.send(Job::HandBack(from));
+                    }
+                }
+            }
             Body::Directive(d) => self.on_directive(socks, (from, inc, d.id), d.req),
             Body::Ack(a) => {
                 if let Some(p) = self.pending.remove(&a.id) {
@@ -971,6 +1090,47 @@ impl Daemon {
                 self.kernel_error(&e);
                 crate::log!(ERR, "{what}: {e}")
             }
+            Done::Served(node, inc, Ok(served)) => self.send_recovery(socks, node, inc, &served),
+            Done::Served(node, _, Err(e)) => {
+                self.kernel_error(&e);
+                crate::log!(ERR, "owner recovery: the connections served for node {node}: {e}")
+            }
+            Done::Recovery(from, id, n, Ok(())) => {
+                let new = self.status.recovered_from.insert(from, n) != Some(n);
+                if new {
+                    crate::log!(
+                        NOTICE,
+                        "owner recovery: node {from} serves {n} connections of this node's; installed"
+                    );
+                }
+                self.send(socks, from, &Body::RecoveryAck(RecoveryAck { id }));
+                let now = self.now();
+                let live: Vec<u32> = self
+                    .members
+                    .view(now)
+                    .iter()
+                    .filter(|v| v.node != self.cfg.node_id && v.state == NodeState::Alive)
+                    .map(|v| v.node)
+                    .collect();
+                if new && live.iter().all(|p| self.status.recovered_from.contains_key(p)) {
+                    crate::log!(
+                        NOTICE,
+                        "owner recovery: every live peer's list installed ({live:?})"
+                    );
+                }
+            }
+            Done::Recovery(from, _, _, Err(e)) => {
+                self.kernel_error(&e);
+                crate::log!(ERR, "owner recovery: installing node {from}'s list: {e}")
+            }
+            Done::HandBack(node, Ok(addrs)) => crate::log!(
+                NOTICE,
+                "owner recovery: node {node} follows the connections served here; its addresses {addrs:?} handed back"
+            ),
+            Done::HandBack(node, Err(e)) => {
+                self.kernel_error(&e);
+                crate::log!(ERR, "owner recovery: handing node {node}'s addresses back: {e}")
+            }
         }
     }
 
@@ -1014,6 +1174,24 @@ impl Daemon {
                 view: self.members.view(now),
             });
             self.broadcast(socks, &hb);
+        }
+        // Recovery lists: retransmit the unacknowledged.
+        let due: Vec<u32> = self
+            .recovery_out
+            .iter()
+            .filter(|(_, o)| o.next_at <= now)
+            .map(|(&n, _)| n)
+            .collect();
+        for node in due {
+            if self.recovery_out[&node].sent >= RECOVERY_RETRIES {
+                crate::log!(
+                    ERR,
+                    "owner recovery: node {node} never acknowledged this node's list; its addresses stay here"
+                );
+                self.recovery_out.remove(&node);
+                continue;
+            }
+            self.transmit_recovery(socks, node);
         }
         // Directives: retransmit the unacknowledged, retry those the kernel was not ready for.
         let due: Vec<u64> = self
@@ -1074,6 +1252,7 @@ impl Daemon {
             match e {
                 Event::Joined { node, incarnation } => {
                     crate::log!(INFO, "node {node} joined (incarnation {incarnation})");
+                    let _ = self.jobs.send(Job::Served(node, incarnation));
                     if self
                         .decls
                         .get(&node)
@@ -1096,6 +1275,7 @@ impl Daemon {
                         NOTICE,
                         "node {node} declared down earlier rejoined (incarnation {incarnation})"
                     );
+                    let _ = self.jobs.send(Job::Served(node, incarnation));
                     self.send(
                         socks,
                         node,
@@ -1303,6 +1483,10 @@ pub fn status_json(s: &Status, cfg: &Config, incarnation: u64) -> String {
         "view": view,
         "declarations": s.declarations,
         "takeovers": s.takeovers,
+        "recovery": {
+            "installed_from": s.recovered_from,
+            "acknowledged_by": s.recovery_acked,
+        },
         "directives": {
             "sent": s.directives_sent,
             "acknowledged": s.acks_received,

@@ -12,4 +12,5 @@ pub mod kernel;
 pub mod log;
 pub mod membership;
 pub mod netlink;
+pub mod recovery;
 pub mod wire;

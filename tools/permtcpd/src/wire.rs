@@ -20,6 +20,8 @@
 
 use permtcp_logic::decl::{parse_add_request, Declaration};
 use permtcp_logic::nla::Writer;
+use permtcp_logic::packet::Addr;
+use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::DirectiveRequest;
 
 #[cfg(target_endian = "big")]
@@ -66,6 +68,10 @@ pub enum Kind {
     Ack = 5,
     /// The sender took a node over on its HA engine's word (keepalived): take over too.
     Failover = 6,
+    /// Owner recovery: the connections of the receiver's bindings the sender serves.
+    Recovery = 7,
+    /// Acknowledgement of a recovery list.
+    RecoveryAck = 8,
 }
 
 impl Kind {
@@ -77,6 +83,8 @@ impl Kind {
             4 => Kind::Directive,
             5 => Kind::Ack,
             6 => Kind::Failover,
+            7 => Kind::Recovery,
+            8 => Kind::RecoveryAck,
             _ => return None,
         })
     }
@@ -279,6 +287,34 @@ pub struct Failover {
     pub node: u32,
 }
 
+/// Most connections in one [`Recovery`] part (36 bytes each: within [`MAX_BODY`]).
+pub const RECOVERY_PART: usize = 200;
+
+/// Owner recovery: part `part` of `parts` of the list of the connections of the receiver's
+/// bindings the sender still serves (its owner-recovery directive), for the receiver in
+/// incarnation `incarnation`. An empty list (one part, no connection) says "none": the
+/// receiver knows it heard from every peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// The list's id (per sender; a newer list replaces an older one).
+    pub id: u64,
+    /// The receiver's incarnation the list is for.
+    pub incarnation: u64,
+    /// This part, from 0.
+    pub part: u16,
+    /// Parts of the list, at least 1.
+    pub parts: u16,
+    /// The connections in this part, at most [`RECOVERY_PART`].
+    pub served: Vec<FlowKey>,
+}
+
+/// The receiver's recovery list `id` was installed in the sender's kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryAck {
+    /// The list's id.
+    pub id: u64,
+}
+
 /// Declaration flag: the sender asks for the receiver's declaration.
 pub const DECL_SOLICIT: u8 = 1;
 
@@ -304,6 +340,10 @@ pub enum Body {
     Ack(Ack),
     /// See [`Failover`].
     Failover(Failover),
+    /// See [`Recovery`].
+    Recovery(Recovery),
+    /// See [`RecoveryAck`].
+    RecoveryAck(RecoveryAck),
 }
 
 /// Runs a netlink attribute writer into a fresh buffer.
@@ -332,6 +372,10 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Result<u8, Malformed> {
         Ok(self.take(1)?[0])
     }
+    fn u16(&mut self) -> Result<u16, Malformed> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
     fn u32(&mut self) -> Result<u32, Malformed> {
         Ok(be32(self.take(4)?))
     }
@@ -357,6 +401,8 @@ impl Body {
             Body::Directive(_) => Kind::Directive,
             Body::Ack(_) => Kind::Ack,
             Body::Failover(_) => Kind::Failover,
+            Body::Recovery(_) => Kind::Recovery,
+            Body::RecoveryAck(_) => Kind::RecoveryAck,
         }
     }
 
@@ -411,6 +457,24 @@ impl Body {
                 out.extend_from_slice(&f.node.to_be_bytes());
                 out.extend_from_slice(&[0; 4]);
             }
+            Body::Recovery(r) => {
+                if r.served.len() > RECOVERY_PART || r.parts == 0 || r.part >= r.parts {
+                    return Err(Malformed("recovery part out of range"));
+                }
+                out.extend_from_slice(&r.id.to_be_bytes());
+                out.extend_from_slice(&r.incarnation.to_be_bytes());
+                out.extend_from_slice(&r.part.to_be_bytes());
+                out.extend_from_slice(&r.parts.to_be_bytes());
+                out.extend_from_slice(&(r.served.len() as u16).to_be_bytes());
+                out.extend_from_slice(&[0; 2]);
+                for k in &r.served {
+                    out.extend_from_slice(&k.owner_addr.0);
+                    out.extend_from_slice(&k.client_addr.0);
+                    out.extend_from_slice(&k.owner_port.to_be_bytes());
+                    out.extend_from_slice(&k.client_port.to_be_bytes());
+                }
+            }
+            Body::RecoveryAck(a) => out.extend_from_slice(&a.id.to_be_bytes()),
         }
         if out.len() > MAX_BODY {
             return Err(Malformed("body too long"));
@@ -536,6 +600,39 @@ impl Body {
                 }
                 Body::Failover(Failover { node })
             }
+            Kind::Recovery => {
+                let id = r.u64()?;
+                let incarnation = r.u64()?;
+                let part = r.u16()?;
+                let parts = r.u16()?;
+                let n = usize::from(r.u16()?);
+                if r.take(2)? != [0; 2] {
+                    return Err(Malformed("reserved bytes not zero"));
+                }
+                if parts == 0 || part >= parts || n > RECOVERY_PART {
+                    return Err(Malformed("recovery part out of range"));
+                }
+                let addr = |r: &mut Reader<'_>| -> Result<Addr, Malformed> {
+                    Ok(Addr(r.take(16)?.try_into().unwrap()))
+                };
+                let mut served = Vec::with_capacity(n);
+                for _ in 0..n {
+                    served.push(FlowKey {
+                        owner_addr: addr(&mut r)?,
+                        client_addr: addr(&mut r)?,
+                        owner_port: r.u16()?,
+                        client_port: r.u16()?,
+                    });
+                }
+                Body::Recovery(Recovery {
+                    id,
+                    incarnation,
+                    part,
+                    parts,
+                    served,
+                })
+            }
+            Kind::RecoveryAck => Body::RecoveryAck(RecoveryAck { id: r.u64()? }),
         };
         r.end()?;
         Ok(body)
@@ -624,7 +721,72 @@ pub(crate) mod tests {
                 result: AckResult::PassedOn,
             }),
             Body::Failover(Failover { node: 1 }),
+            Body::Recovery(Recovery {
+                id: 3,
+                incarnation: 1 << 40,
+                part: 1,
+                parts: 2,
+                served: vec![
+                    FlowKey {
+                        owner_addr: Addr::v4([10, 0, 0, 1]),
+                        client_addr: Addr::v4([10, 0, 0, 100]),
+                        owner_port: 80,
+                        client_port: 40000,
+                    },
+                    FlowKey {
+                        owner_addr: Addr([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                        client_addr: Addr([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64]),
+                        owner_port: 443,
+                        client_port: 65535,
+                    },
+                ],
+            }),
+            Body::Recovery(Recovery {
+                id: 4,
+                incarnation: 9,
+                part: 0,
+                parts: 1,
+                served: vec![],
+            }),
+            Body::RecoveryAck(RecoveryAck { id: u64::MAX }),
         ]
+    }
+
+    #[test]
+    fn recovery_parts_are_checked() {
+        let full = Body::Recovery(Recovery {
+            id: 1,
+            incarnation: 1,
+            part: 0,
+            parts: 1,
+            served: vec![
+                FlowKey {
+                    owner_addr: Addr::v4([10, 0, 0, 1]),
+                    client_addr: Addr::v4([10, 0, 0, 2]),
+                    owner_port: 80,
+                    client_port: 1,
+                };
+                RECOVERY_PART
+            ],
+        });
+        let bytes = full.encode().unwrap();
+        assert!(bytes.len() <= MAX_BODY);
+        assert_eq!(Body::parse(Kind::Recovery, &bytes).unwrap(), full);
+        // One connection too many, a part beyond the parts, no part, a short list.
+        let mut over = full.clone();
+        if let Body::Recovery(r) = &mut over {
+            r.served.push(r.served[0]);
+        }
+        assert!(over.encode().is_err());
+        for (at, v) in [(16, [0, 1]), (18, [0, 0])] {
+            let mut b = bytes.clone();
+            b[at..at + 2].copy_from_slice(&v);
+            assert!(Body::parse(Kind::Recovery, &b).is_err(), "{at}");
+        }
+        let mut b = bytes.clone();
+        b[20..22].copy_from_slice(&(RECOVERY_PART as u16 + 1).to_be_bytes());
+        assert!(Body::parse(Kind::Recovery, &b).is_err());
+        assert!(Body::parse(Kind::Recovery, &bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]
@@ -759,6 +921,8 @@ pub(crate) mod tests {
             Kind::Directive,
             Kind::Ack,
             Kind::Failover,
+            Kind::Recovery,
+            Kind::RecoveryAck,
         ];
         for i in 0..200_000 {
             let (kind, mut b) = if i % 4 == 0 {

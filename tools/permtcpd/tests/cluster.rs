@@ -78,9 +78,18 @@ fn start(id: u32, ports: &[u16], kernel: FakeKernel) -> Node {
 }
 
 fn start_with(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str) -> Node {
+    start_full(id, ports, kernel, extra, 1000 + id as u64)
+}
+
+/// Node `id` in incarnation `incarnation` (a restarted daemon: a newer one).
+fn start_incarnation(id: u32, ports: &[u16], kernel: FakeKernel, incarnation: u64) -> Node {
+    start_full(id, ports, kernel, "", incarnation)
+}
+
+fn start_full(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str, incarnation: u64) -> Node {
     let keys = Keyring::parse(KEY).unwrap();
     let cfg = config(id, ports, extra);
-    let (d, handle) = Daemon::new(cfg, keys, 1000 + id as u64, Arc::new(kernel)).unwrap();
+    let (d, handle) = Daemon::new(cfg, keys, incarnation, Arc::new(kernel)).unwrap();
     let (control, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(d.run(std::future::pending(), rx));
     Node {
@@ -540,4 +549,71 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
         assert_eq!(n.handle.status().takeovers, vec![1]);
     }
     let _ = std::fs::remove_file(&fifo);
+}
+
+#[tokio::test]
+async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_back() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    let k1 = FakeKernel::new();
+    let k2 = FakeKernel::new();
+    let k3 = FakeKernel::new();
+    let mut nodes: Vec<Node> = [(1, &k1), (2, &k2), (3, &k3)]
+        .into_iter()
+        .map(|(id, k)| start(id, &ports, k.clone()))
+        .collect();
+    let recoveries = |k: &FakeKernel| -> Vec<(u32, Vec<FlowKey>)> {
+        let mut r: Vec<_> = k
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Recovery(n, s) => Some((n, s)),
+                _ => None,
+            })
+            .collect();
+        r.sort_by_key(|x| x.0);
+        r
+    };
+    let hand_backs = |k: &FakeKernel| {
+        k.calls()
+            .iter()
+            .filter(|c| **c == Call::HandBack(1))
+            .count()
+    };
+    // At the start every node tells every other that it serves nothing of its; nothing is
+    // handed back (nothing was taken over).
+    wait_for("the empty lists at start", Duration::from_secs(5), || {
+        recoveries(&k1) == vec![(2, vec![]), (3, vec![])]
+    })
+    .await;
+    assert_eq!(hand_backs(&k2) + hand_backs(&k3), 0);
+
+    // Node 1 crashes; both peers take it over; node 2 serves its connection.
+    nodes[0].task.abort();
+    wait_for("both takeovers", Duration::from_secs(3), || {
+        k2.takeovers_of(1) == 1 && k3.takeovers_of(1) == 1
+    })
+    .await;
+    let _ = k2.clone().with_served(vec![conn()]);
+
+    // Node 1 comes back, a new incarnation: it installs node 2's list (one connection) and
+    // node 3's (none); only then do they hand its addresses back.
+    nodes[0] = start_incarnation(1, &ports, k1.clone(), 5000);
+    wait_for(
+        "the lists of the new incarnation",
+        Duration::from_secs(5),
+        || recoveries(&k1).len() == 4,
+    )
+    .await;
+    let r = recoveries(&k1);
+    assert!(r.contains(&(2, vec![conn()])), "{r:?}");
+    assert_eq!(r.iter().filter(|x| x.0 == 3).count(), 2, "{r:?}");
+    wait_for("the hand-backs", Duration::from_secs(5), || {
+        hand_backs(&k2) == 1 && hand_backs(&k3) == 1
+    })
+    .await;
+    let s1 = nodes[0].handle.status();
+    assert_eq!(s1.recovered_from.get(&2), Some(&1));
+    assert_eq!(s1.recovered_from.get(&3), Some(&0));
+    assert!(nodes[1].handle.status().recovery_acked.contains(&1));
 }
