@@ -96,6 +96,8 @@ struct RawConfig {
     declaration: RawDecl,
     snoop: Option<RawSnoop>,
     keepalived: Option<RawKeepalived>,
+    #[serde(default)]
+    manage_addresses: bool,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +224,10 @@ pub struct Config {
     pub declaration: Declaration,
     /// keepalived mode (`[keepalived]`), if configured.
     pub keepalived: Option<Keepalived>,
+    /// Owner recovery: this daemon adds the declaration's addresses to the snooped device,
+    /// and announces them, once every live peer's recovery list is installed (failback
+    /// waits for the resynchronisation), instead of whoever configures the machine.
+    pub manage_addresses: bool,
 }
 
 /// keepalived mode: keepalived decides when the mapped owners are taken over
@@ -418,6 +424,12 @@ impl Config {
                 })
             }
         };
+        if raw.manage_addresses && snoop.is_none() {
+            return Err(
+                "manage_addresses: the addresses go on the snooped device; give one ([snoop] or interface)"
+                    .into(),
+            );
+        }
         if ids.len() > permtcp_logic::decl::MAX_DECLS {
             return Err(format!(
                 "at most {} nodes per cluster",
@@ -455,6 +467,7 @@ impl Config {
                 .collect(),
             declaration: decl,
             keepalived,
+            manage_addresses: raw.manage_addresses,
         })
     }
 
@@ -634,6 +647,11 @@ mid_response = "reset""#,
                 "send_key_id = 1",
                 "send_key_id = 1\nlease_margin_ms = 300",
                 "lease_margin_ms",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nmanage_addresses = true",
+                "manage_addresses",
             ),
             (
                 "send_key_id = 1",

@@ -78,6 +78,8 @@ pub struct Status {
     pub recovered_from: BTreeMap<u32, usize>,
     /// Owner recovery: peers that acknowledged this node's list for them.
     pub recovery_acked: Vec<u32>,
+    /// `manage_addresses`: the own addresses were taken (every live peer's list installed).
+    pub addresses_taken: bool,
     /// Kernel requests that failed.
     pub kernel_errors: u64,
     /// The last of them.
@@ -114,6 +116,9 @@ enum Job {
     Recovery(u32, u64, Vec<FlowKey>),
     /// Owner recovery: `node` installed this node's list; hand its addresses back.
     HandBack(u32),
+    /// Owner recovery: every live peer's list is installed; take the own addresses on this
+    /// device.
+    OwnAddresses(String),
 }
 
 /// A lease renewal: valid for this long from when it was asked for.
@@ -134,6 +139,7 @@ enum Done {
     Served(u32, u64, Result<Vec<FlowKey>, KernelError>),
     Recovery(u32, u64, usize, Result<(), KernelError>),
     HandBack(u32, Result<Vec<std::net::IpAddr>, KernelError>),
+    OwnAddresses(String, Result<Vec<std::net::IpAddr>, KernelError>),
 }
 
 /// A recovery list sent to a node that came back, until it acknowledges it.
@@ -206,6 +212,46 @@ pub struct Daemon {
     next_recovery: u64,
     /// Owner recovery: lists being received.
     recovery_in: crate::recovery::Inbox,
+    /// `manage_addresses`: the own addresses were asked for.
+    own_asked: bool,
+}
+
+/// Announces this node's IPv4 addresses on `dev`: five gratuitous ARPs 200 ms apart, as
+/// IPaddr2 does, on a thread of its own (IPv6: the kernel, `ndisc_notify`).
+fn announce(dev: String, ips: Vec<std::net::IpAddr>) {
+    let v4: Vec<std::net::Ipv4Addr> = ips
+        .into_iter()
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    if v4.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("permtcpd-garp".into())
+        .spawn(move || {
+            let sent = crate::announce::mac_of(&dev).and_then(|mac| {
+                let ifindex =
+                    permctl::ifindex(&dev).map_err(|e| std::io::Error::other(e.to_string()))?;
+                for i in 0..5 {
+                    if i > 0 {
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    for a in &v4 {
+                        crate::announce::send_frame(ifindex, &crate::announce::garp(mac, *a))?;
+                    }
+                }
+                Ok(())
+            });
+            if let Err(e) = sent {
+                crate::log!(ERR, "announcing {v4:?} on {dev}: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        crate::log!(ERR, "announcing: {e}");
+    }
 }
 
 /// Reads keepalived's `vrrp_notify_fifo` line by line into `tx`, on a thread of its own.
@@ -328,6 +374,10 @@ fn kernel_worker(
                 Done::Recovery(node, id, served.len(), r)
             }
             Job::HandBack(node) => Done::HandBack(node, kernel.hand_back(node)),
+            Job::OwnAddresses(dev) => {
+                let r = kernel.own_addresses(&dev);
+                Done::OwnAddresses(dev, r)
+            }
         };
         if done.send(out).is_err() {
             return;
@@ -481,6 +531,7 @@ impl Daemon {
             recovery_out: HashMap::new(),
             next_recovery: 1,
             recovery_in: Default::default(),
+            own_asked: false,
         };
         Ok((d, handle))
     }
@@ -583,6 +634,28 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// `manage_addresses`: once this node has quorum and every live peer's recovery list is
+    /// installed, takes its own addresses (failback waits for the resynchronisation).
+    fn take_own_addresses(&mut self, now: Duration) {
+        if !self.cfg.manage_addresses || self.own_asked || !self.members.has_quorum(now) {
+            return;
+        }
+        let me = self.cfg.node_id;
+        let waiting = self.members.view(now).iter().any(|v| {
+            v.node != me
+                && v.state == NodeState::Alive
+                && !self.status.recovered_from.contains_key(&v.node)
+        });
+        if waiting {
+            return;
+        }
+        let Some(snoop) = &self.cfg.snoop else {
+            return;
+        };
+        self.own_asked = true;
+        let _ = self.jobs.send(Job::OwnAddresses(snoop.device.clone()));
     }
 
     /// Sends `node` (incarnation `incarnation`) the list of the connections of its bindings
@@ -1127,6 +1200,19 @@ impl Daemon {
                 NOTICE,
                 "owner recovery: node {node} follows the connections served here; its addresses {addrs:?} handed back"
             ),
+            Done::OwnAddresses(dev, Ok(ips)) => {
+                crate::log!(
+                    NOTICE,
+                    "owner recovery: every live peer's list installed: this node takes {ips:?} on {dev}"
+                );
+                self.status.addresses_taken = true;
+                announce(dev, ips);
+            }
+            Done::OwnAddresses(dev, Err(e)) => {
+                self.kernel_error(&e);
+                self.own_asked = false;
+                crate::log!(ERR, "owner recovery: taking this node's addresses on {dev}: {e}")
+            }
             Done::HandBack(node, Err(e)) => {
                 self.kernel_error(&e);
                 crate::log!(ERR, "owner recovery: handing node {node}'s addresses back: {e}")
@@ -1175,6 +1261,7 @@ impl Daemon {
             });
             self.broadcast(socks, &hb);
         }
+        self.take_own_addresses(now);
         // Recovery lists: retransmit the unacknowledged.
         let due: Vec<u32> = self
             .recovery_out
@@ -1486,6 +1573,7 @@ pub fn status_json(s: &Status, cfg: &Config, incarnation: u64) -> String {
         "recovery": {
             "installed_from": s.recovered_from,
             "acknowledged_by": s.recovery_acked,
+            "addresses_taken": s.addresses_taken,
         },
         "directives": {
             "sent": s.directives_sent,

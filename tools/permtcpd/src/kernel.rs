@@ -105,6 +105,10 @@ pub trait Kernel: Send + Sync + 'static {
     /// Owner recovery, on the recovered owner: peer `node` serves `served` of this node's
     /// bindings (its owner-recovery directive, replacing its earlier one).
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError>;
+    /// Owner recovery, on the recovered owner: adds the local declaration's addresses to
+    /// device `dev` (IPv6: with `ndisc_notify`, so that the kernel announces them); returns
+    /// them.
+    fn own_addresses(&self, dev: &str) -> Result<Vec<std::net::IpAddr>, KernelError>;
 }
 
 /// One call made to a [`FakeKernel`].
@@ -124,6 +128,8 @@ pub enum Call {
     HandBack(u32),
     /// `recovery`: a peer and the connections it serves.
     Recovery(u32, Vec<FlowKey>),
+    /// `own_addresses` on a device.
+    OwnAddresses(String),
 }
 
 /// A test double that records calls and answers as scripted; not the kernel.
@@ -284,5 +290,11 @@ impl Kernel for FakeKernel {
         let mut s = self.inner.lock().unwrap();
         s.calls.push(Call::Recovery(node, served.to_vec()));
         Ok(())
+    }
+
+    fn own_addresses(&self, dev: &str) -> Result<Vec<std::net::IpAddr>, KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::OwnAddresses(dev.to_string()));
+        Ok(Vec::new())
     }
 }

@@ -4,6 +4,7 @@
 //! permanency set, exchange of ownership declarations, node-down verdicts by majority, and
 //! fail-over directives. See `Documentation/cluster.rst`.
 
+pub mod announce;
 pub mod auth;
 pub mod config;
 pub mod daemon;

@@ -248,6 +248,37 @@ impl Kernel for NetlinkKernel {
         self.with(|c| c.recovery(node, served, false)).map_err(err)
     }
 
+    fn own_addresses(&self, dev: &str) -> Result<Vec<std::net::IpAddr>, KernelError> {
+        // The kernel announces a new IPv6 address itself (an unsolicited neighbour
+        // advertisement) with ndisc_notify; IPv4 gets gratuitous ARP from the daemon.
+        let notify = format!("/proc/sys/net/ipv6/conf/{dev}/ndisc_notify");
+        if let Err(e) = std::fs::write(&notify, "1") {
+            crate::log!(
+                crate::log::WARNING,
+                "{notify}: {e}: IPv6 addresses are not announced"
+            );
+        }
+        self.with(|c| {
+            let local = c.declarations()?.into_iter().find(|d| d.local);
+            let Some(d) = local else {
+                return Ok(Vec::new());
+            };
+            let ifindex = permctl::ifindex(dev)?;
+            let route = permctl::Client::connect_route()?;
+            let ips: Vec<std::net::IpAddr> = d
+                .addrs4
+                .iter()
+                .map(|a| std::net::IpAddr::from(*a))
+                .chain(d.addrs6.iter().map(|a| std::net::IpAddr::from(*a)))
+                .collect();
+            for ip in &ips {
+                route.add_address(ifindex, *ip)?;
+            }
+            Ok(ips)
+        })
+        .map_err(err)
+    }
+
     fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError> {
         let ms = u32::try_from(valid_for.as_millis())
             .unwrap_or(u32::MAX)

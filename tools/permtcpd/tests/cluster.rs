@@ -82,8 +82,14 @@ fn start_with(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str) -> Node {
 }
 
 /// Node `id` in incarnation `incarnation` (a restarted daemon: a newer one).
-fn start_incarnation(id: u32, ports: &[u16], kernel: FakeKernel, incarnation: u64) -> Node {
-    start_full(id, ports, kernel, "", incarnation)
+fn start_incarnation(
+    id: u32,
+    ports: &[u16],
+    kernel: FakeKernel,
+    incarnation: u64,
+    extra: &str,
+) -> Node {
+    start_full(id, ports, kernel, extra, incarnation)
 }
 
 fn start_full(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str, incarnation: u64) -> Node {
@@ -596,9 +602,16 @@ async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_b
     .await;
     let _ = k2.clone().with_served(vec![conn()]);
 
-    // Node 1 comes back, a new incarnation: it installs node 2's list (one connection) and
-    // node 3's (none); only then do they hand its addresses back.
-    nodes[0] = start_incarnation(1, &ports, k1.clone(), 5000);
+    // Node 1 comes back, a new incarnation, managing its addresses: it installs node 2's
+    // list (one connection) and node 3's (none); only then does it take its addresses, and
+    // do they hand them back.
+    nodes[0] = start_incarnation(
+        1,
+        &ports,
+        k1.clone(),
+        5000,
+        "manage_addresses = true\n[snoop]\ndevice = \"lo\"",
+    );
     wait_for(
         "the lists of the new incarnation",
         Duration::from_secs(5),
@@ -616,4 +629,17 @@ async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_b
     assert_eq!(s1.recovered_from.get(&2), Some(&1));
     assert_eq!(s1.recovered_from.get(&3), Some(&0));
     assert!(nodes[1].handle.status().recovery_acked.contains(&1));
+    wait_for("node 1 takes its addresses", Duration::from_secs(5), || {
+        nodes[0].handle.status().addresses_taken
+    })
+    .await;
+    let calls = k1.calls();
+    let at = |c: &Call| calls.iter().position(|x| x == c).unwrap();
+    let own = at(&Call::OwnAddresses("lo".into()));
+    assert!(own > at(&Call::Recovery(2, vec![conn()])), "{calls:?}");
+    let last_3 = calls
+        .iter()
+        .rposition(|x| *x == Call::Recovery(3, vec![]))
+        .unwrap();
+    assert!(own > last_3, "{calls:?}");
 }
