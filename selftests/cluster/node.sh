@@ -42,8 +42,15 @@ CONF=/etc/permtcpd/permtcpd.toml
 
 own_addresses() {
 	/bin/ip addr flush dev eth0
-	/bin/ip addr add "$(arg ip4)" dev eth0
-	/bin/ip addr add "$(arg ip6)" dev eth0 nodad
+	if [ "$(arg managed)" = 1 ] || grep -q '^manage_addresses = true' "$CONF" 2>/dev/null; then
+		# permtcpd takes the service addresses itself once it may (owner recovery); the
+		# node keeps addresses of its own in the service subnet (10.0.0.1N, fd00::1N).
+		/bin/ip addr add "10.0.0.1$NODE/24" dev eth0
+		/bin/ip addr add "fd00::1$NODE/64" dev eth0 nodad
+	else
+		/bin/ip addr add "$(arg ip4)" dev eth0
+		/bin/ip addr add "$(arg ip6)" dev eth0 nodad
+	fi
 	# The cluster address permtcpd uses (cluster nodes): never a service address.
 	[ -z "$(arg cip4)" ] || /bin/ip addr add "$(arg cip4)" dev eth0
 	/bin/ip neigh flush dev eth0

@@ -44,9 +44,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../vm.sh"
 
 ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 zombie6 partition4 partition6
-	daemons4)
+	daemons4 recovery4 recovery6)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
-	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12)
+	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12
+	[recovery4]=11 [recovery6]=11)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
@@ -167,7 +168,7 @@ fi
 vm_running() { [ -n "${VM_PID[$1]:-}" ] && kill -0 "${VM_PID[$1]}" 2>/dev/null; }
 
 # Starts node $1's VM; vm_ready waits for its agent.
-vm_boot() {
+vm_boot() { # node [managed: the service addresses come from permtcpd]
 	local n=$1 fd cmdline cpu=max
 	[ "$accel" = kvm ] && cpu=host
 	if [ -n "${CTL_FD[$n]:-}" ]; then
@@ -181,6 +182,7 @@ vm_boot() {
 	cmdline+=" permtcp.role=${ROLE[$n]} permtcp.ip4=10.0.0.${ID[$n]}/24"
 	cmdline+=" permtcp.ip6=fd00::${ID[$n]}/64"
 	[ "$n" = client ] || cmdline+=" permtcp.node=${ID[$n]} permtcp.cip4=10.1.0.${ID[$n]}/24"
+	[ "${2:-}" != managed ] || cmdline+=" permtcp.managed=1"
 	cmdline+=$TSC_ARGS
 	BOOT_T[$n]=$(now)
 	ip netns exec "$NS" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 384 -smp 1 \
@@ -314,13 +316,21 @@ pd_conf() { # id [keepalived]
 	[ "${2:-}" != keepalived ] ||
 		printf '[keepalived]\nfifo = "/tmp/t/ka.fifo"\ninstances = { VI_1 = 1 }\n'
 }
+# pd_conf with manage_addresses (owner recovery): a top-level key, so before the tables.
+pd_conf_managed() { # id
+	pd_conf "$1" | awk '/^\[/ && !done { print "manage_addresses = true"; done = 1 } { print }'
+}
 # Copies host file $2 to $3 in node $1's VM, mode $4.
 vm_put() { # node file dest mode
 	vm_run "$1" "mkdir -p $(dirname "$3") && echo $(base64 -w0 <"$2") | base64 -d >$3 && chmod $4 $3"
 }
 # The key and its configuration into a freshly booted cluster node.
-pd_install() { # node [keepalived]
-	pd_conf "${ID[$1]}" "${2:-}" >"$work/$1.toml"
+pd_install() { # node [keepalived|managed]
+	if [ "${2:-}" = managed ]; then
+		pd_conf_managed "${ID[$1]}" >"$work/$1.toml"
+	else
+		pd_conf "${ID[$1]}" "${2:-}" >"$work/$1.toml"
+	fi
 	vm_put "$1" "$work/keys" /etc/permtcpd/keys 600 &&
 		vm_put "$1" "$work/$1.toml" /etc/permtcpd/permtcpd.toml 644 &&
 		vm_run "$1" "permtcpd --config /etc/permtcpd/permtcpd.toml --check"
@@ -346,6 +356,10 @@ cap_text() { # filter...
 	tcpdump -r "$CAP_FILE" -e -n -tt "$@" 2>/dev/null
 }
 cap_after() { awk -v t="$1" '$1 > t'; }
+# TCP flags in a capture filter, IPv4 and IPv6 (tcp[] reads IPv4 only; over IPv6, the TCP
+# header follows the 40-byte header: the segments here carry no extension header).
+CAP_RST='(tcp[tcpflags] & tcp-rst != 0 or (ip6[6] == 6 and ip6[53] & 4 != 0))'
+CAP_SYN='(tcp[tcpflags] & tcp-syn != 0 or (ip6[6] == 6 and ip6[53] & 2 != 0))'
 # Frames from the owner's MAC.
 owner_frames() { cap_text "ether src $(mac owner)"; }
 # ARP and neighbour discovery from the owner claiming a service address (10.0.0.1, fd00::1):
@@ -745,6 +759,72 @@ wait_owner_fenced() {
 	owner_fenced
 }
 
+# Owner recovery (design.rst, "Owner recovery"): the owner, managing its addresses, is
+# killed during a long session (a request every 50 ms, each answer checked); peer1 takes the
+# session over. The owner's VM boots again and its permtcpd starts in a new incarnation: the
+# peers send it the lists of its connections they serve, it installs them, then takes its
+# addresses and announces them, and the peers hand the addresses back. The session goes on
+# through peer1 (its kernel takes the client's frames, now sent to the owner's MAC, off the
+# link) and finishes with every answer right; a new connection goes to the owner; no reset.
+case_recovery() { # 4|6
+	local svc=10.0.0.1 addr=10.0.0.1 out outb rsts n
+	[ "$1" = 6 ] && svc="[fd00::1]" addr=fd00::1
+	CASE=recovery$1
+	if ! vm_running owner; then
+		vm_boot owner managed
+		vm_ready owner || { result fail "$CASE: cluster up"; return; }
+	fi
+	pd_install owner managed >/dev/null || { result fail "$CASE: cluster up"; return; }
+	case_start "recovery$1" || { result fail "$CASE: cluster up"; return; }
+	check "$CASE: the owner took its addresses once every live peer's list was installed" \
+		vm_run owner "sh /selftests/cluster/node.sh wait-log 'this node takes' 100 && /bin/ip addr show dev eth0 | grep -q ' $addr/'"
+	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
+	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 --resume >/tmp/t/app.log 2>&1 &"
+	sleep 0.5
+	vm_run client "ptcp-testapp echo-client $svc:80 400 - --interval-ms 50 >/tmp/t/a.out 2>&1 & echo \$! >/tmp/t/a.pid"
+	sleep 2
+	check "$CASE: both peers mirror the session (ready)" mirrored 1
+	kill_owner
+	check_here "$CASE: the peers' daemons take over, peer1 the session" daemons_took_over 1
+	progress "booting the owner again"
+	vm_boot owner managed
+	vm_ready owner || { result fail "$CASE: the owner boots again"; return; }
+	pd_install owner managed >/dev/null &&
+		vm_run owner "sh /selftests/cluster/node.sh stop; sh /selftests/cluster/node.sh start" >/dev/null
+	check "$CASE: the owner, back, installed peer1's list of one connection and peer2's empty one" \
+		vm_run owner "sh /selftests/cluster/node.sh wait-log 'every live peer' 300 && grep -q 'node 2 serves 1 connections' /tmp/t/permtcpd.log && grep -q 'node 3 serves 0 connections' /tmp/t/permtcpd.log"
+	check "$CASE: then it took its addresses" \
+		vm_run owner "sh /selftests/cluster/node.sh wait-log 'this node takes' 100 && /bin/ip addr show dev eth0 | grep -q ' $addr/'"
+	check "$CASE: peer1 handed the address back after the owner's acknowledgement" \
+		vm_run peer1 "sh /selftests/cluster/node.sh wait-log 'handed back' 100"
+	vm_run owner "grep -E 'owner recovery' /tmp/t/permtcpd.log" | sed 's/^/# owner: /'
+	vm_run peer1 "grep -E 'owner recovery' /tmp/t/permtcpd.log" | sed 's/^/# peer1: /'
+	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
+	sleep 1.5
+	vm_run client "/bin/ip neigh show $addr" | sed "s/^/# client: neighbour entry for $addr (owner $(mac owner), peer1 $(mac peer1)): /"
+	check "$CASE: the client sends to the owner's MAC again" \
+		vm_run client "/bin/ip neigh show $addr | grep -q $(mac owner)"
+	T_BACK=$(now)
+	outb=$(vm_run -t 60 client "ptcp-testapp echo-client $svc:80 4 - 2>&1")
+	out=$(vm_run -t 120 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/a.pid) 900; tail -n1 /tmp/t/a.out")
+	echo "# client A: $out"
+	check "$CASE: the old session finished through peer1, all 400 answers right" grep -q '^ok rounds=400 ' <<<"$out"
+	n=$(vm_run owner "permctl --json stats" | sed -n 's/.*"rst_dropped":\([0-9]*\).*/\1/p')
+	echo "# the owner's kernel dropped ${n:-?} of its resets of the session"
+	cap_stop
+	echo "# client B: $outb"
+	check "$CASE: a new connection is answered by the owner (its SYN-ACK on the wire)" \
+		bash -c 'grep -q "^ok rounds=4 " <<<"$1" && [ -n "$2" ]' - "$outb" \
+		"$(cap_text "tcp and ether src $(mac owner) and $CAP_SYN" | cap_after "$T_BACK")"
+	rsts=$(cap_text "$CAP_RST" | cap_after "$T_KILL")
+	check "$CASE: no reset on the wire" test -z "$rsts"
+	[ -z "$rsts" ] || printf '%s\n' "$rsts" | head -n 5 | sed 's/^/#   /'
+	check "$CASE: kernel logs clean" logs_clean client owner peer1 peer2
+	case_end
+	# The next case gets an owner booted afresh, whose system configures its addresses.
+	vm_kill owner
+}
+
 # Counters of node $1's daemon: replay bad_tag unknown_key malformed.
 pd_counters() {
 	vm_run "$1" "for f in replay bad_tag unknown_key malformed; do echo \$(sh /selftests/cluster/node.sh count \$f); done" | tr '\n' ' '
@@ -839,7 +919,7 @@ peers_untouched() {
 }
 session_clean() { # client-output
 	grep -q '^ok rounds=40 ' <<<"$1" || return 1
-	! cap_text 'tcp[tcpflags] & tcp-rst != 0' | grep .
+	! cap_text "$CAP_RST" | grep .
 }
 
 # ---- a crash with a continuous session, for the demo and the benchmark ----
@@ -997,7 +1077,7 @@ ka_crash() { # advert-ms permtcp|plain
 	cap_stop
 	KA_MOVED=$(cap_text "arp and ether src $(mac peer1)" | cap_after "$T_KILL" |
 		awk -v vip="$KA_VIP" 'index($0, "tell " vip ",") || index($0, "Reply " vip " is-at") { print $1; exit }')
-	KA_RESET=$(cap_text "tcp and src host $KA_VIP and tcp[tcpflags] & tcp-rst != 0" | cap_after "$T_KILL" |
+	KA_RESET=$(cap_text "tcp and src host $KA_VIP and $CAP_RST" | cap_after "$T_KILL" |
 		awk '{ print $1; exit }')
 	[ -z "$KA_MOVED" ] || KA_MOVED=$(ms "$T_KILL" "$KA_MOVED")
 	[ -z "$KA_RESET" ] || KA_RESET=$(ms "$T_KILL" "$KA_RESET")
@@ -1143,6 +1223,8 @@ for c in "${cases[@]}"; do
 	partition4) case_zombie partition 4 ;;
 	partition6) case_zombie partition 6 ;;
 	daemons4) case_daemons ;;
+	recovery4) case_recovery 4 ;;
+	recovery6) case_recovery 6 ;;
 	esac
 done
 elapsed=$(awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')

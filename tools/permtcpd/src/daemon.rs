@@ -216,21 +216,14 @@ pub struct Daemon {
     own_asked: bool,
 }
 
-/// Announces this node's IPv4 addresses on `dev`: five gratuitous ARPs 200 ms apart, as
-/// IPaddr2 does, on a thread of its own (IPv6: the kernel, `ndisc_notify`).
+/// Announces this node's addresses on `dev`: five gratuitous ARPs (IPv4) and unsolicited
+/// neighbour advertisements (IPv6) 200 ms apart, as IPaddr2 does, on a thread of its own.
 fn announce(dev: String, ips: Vec<std::net::IpAddr>) {
-    let v4: Vec<std::net::Ipv4Addr> = ips
-        .into_iter()
-        .filter_map(|ip| match ip {
-            std::net::IpAddr::V4(a) => Some(a),
-            std::net::IpAddr::V6(_) => None,
-        })
-        .collect();
-    if v4.is_empty() {
+    if ips.is_empty() {
         return;
     }
     let spawned = std::thread::Builder::new()
-        .name("permtcpd-garp".into())
+        .name("permtcpd-announce".into())
         .spawn(move || {
             let sent = crate::announce::mac_of(&dev).and_then(|mac| {
                 let ifindex =
@@ -239,14 +232,23 @@ fn announce(dev: String, ips: Vec<std::net::IpAddr>) {
                     if i > 0 {
                         std::thread::sleep(Duration::from_millis(200));
                     }
-                    for a in &v4 {
-                        crate::announce::send_frame(ifindex, &crate::announce::garp(mac, *a))?;
+                    for ip in &ips {
+                        match ip {
+                            std::net::IpAddr::V4(a) => crate::announce::send_frame(
+                                ifindex,
+                                &crate::announce::garp(mac, *a),
+                            )?,
+                            std::net::IpAddr::V6(a) => crate::announce::send_frame(
+                                ifindex,
+                                &crate::announce::una(mac, *a),
+                            )?,
+                        }
                     }
                 }
                 Ok(())
             });
             if let Err(e) = sent {
-                crate::log!(ERR, "announcing {v4:?} on {dev}: {e}");
+                crate::log!(ERR, "announcing {ips:?} on {dev}: {e}");
             }
         });
     if let Err(e) = spawned {

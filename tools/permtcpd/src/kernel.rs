@@ -106,8 +106,7 @@ pub trait Kernel: Send + Sync + 'static {
     /// bindings (its owner-recovery directive, replacing its earlier one).
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError>;
     /// Owner recovery, on the recovered owner: adds the local declaration's addresses to
-    /// device `dev` (IPv6: with `ndisc_notify`, so that the kernel announces them); returns
-    /// them.
+    /// device `dev` (IPv6 without duplicate address detection); returns them.
     fn own_addresses(&self, dev: &str) -> Result<Vec<std::net::IpAddr>, KernelError>;
 }
 

@@ -249,15 +249,6 @@ impl Kernel for NetlinkKernel {
     }
 
     fn own_addresses(&self, dev: &str) -> Result<Vec<std::net::IpAddr>, KernelError> {
-        // The kernel announces a new IPv6 address itself (an unsolicited neighbour
-        // advertisement) with ndisc_notify; IPv4 gets gratuitous ARP from the daemon.
-        let notify = format!("/proc/sys/net/ipv6/conf/{dev}/ndisc_notify");
-        if let Err(e) = std::fs::write(&notify, "1") {
-            crate::log!(
-                crate::log::WARNING,
-                "{notify}: {e}: IPv6 addresses are not announced"
-            );
-        }
         self.with(|c| {
             let local = c.declarations()?.into_iter().find(|d| d.local);
             let Some(d) = local else {
