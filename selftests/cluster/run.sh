@@ -530,7 +530,8 @@ kill_owner() {
 # client's stall and what it is.
 figures() { # service stall-ms what
 	local log verdict_line line
-	FIG_LAST=$(owner_frames | tail -n1 | cut -d' ' -f1)
+	# The owner's last frame before its QEMU was gone (it may boot again later).
+	FIG_LAST=$(owner_frames | awk -v t="${T_DEAD:-9e99}" '$1 <= t' | tail -n1 | cut -d' ' -f1)
 	FIG_VERDICT=$(cap_nodedowns "$T_KILL" | awk '$4 == "verdict" { print $1; exit }')
 	if [ "$1" = fd00::1 ]; then
 		FIG_ANNOUNCE=$(cap_text "icmp6 and ether src $(mac peer1)" | cap_after "$T_KILL" |
@@ -759,6 +760,23 @@ wait_owner_fenced() {
 	owner_fenced
 }
 
+# The owner's VM, running (booted if not), with permtcpd managing its service addresses.
+owner_managed() {
+	if ! vm_running owner; then
+		vm_boot owner managed
+		vm_ready owner || return 1
+	fi
+	pd_install owner managed >/dev/null
+}
+# The owner, killed, boots again; its permtcpd starts (a new incarnation, its addresses
+# managed).
+owner_back() {
+	vm_boot owner managed
+	vm_ready owner || return 1
+	pd_install owner managed >/dev/null &&
+		vm_run owner "sh /selftests/cluster/node.sh stop; sh /selftests/cluster/node.sh start" >/dev/null
+}
+
 # Owner recovery (design.rst, "Owner recovery"): the owner, managing its addresses, is
 # killed during a long session (a request every 50 ms, each answer checked); peer1 takes the
 # session over. The owner's VM boots again and its permtcpd starts in a new incarnation: the
@@ -770,11 +788,7 @@ case_recovery() { # 4|6
 	local svc=10.0.0.1 addr=10.0.0.1 out outb rsts n
 	[ "$1" = 6 ] && svc="[fd00::1]" addr=fd00::1
 	CASE=recovery$1
-	if ! vm_running owner; then
-		vm_boot owner managed
-		vm_ready owner || { result fail "$CASE: cluster up"; return; }
-	fi
-	pd_install owner managed >/dev/null || { result fail "$CASE: cluster up"; return; }
+	owner_managed || { result fail "$CASE: cluster up"; return; }
 	case_start "recovery$1" || { result fail "$CASE: cluster up"; return; }
 	check "$CASE: the owner took its addresses once every live peer's list was installed" \
 		vm_run owner "sh /selftests/cluster/node.sh wait-log 'this node takes' 100 && /bin/ip addr show dev eth0 | grep -q ' $addr/'"
@@ -787,10 +801,7 @@ case_recovery() { # 4|6
 	kill_owner
 	check_here "$CASE: the peers' daemons take over, peer1 the session" daemons_took_over 1
 	progress "booting the owner again"
-	vm_boot owner managed
-	vm_ready owner || { result fail "$CASE: the owner boots again"; return; }
-	pd_install owner managed >/dev/null &&
-		vm_run owner "sh /selftests/cluster/node.sh stop; sh /selftests/cluster/node.sh start" >/dev/null
+	owner_back || { result fail "$CASE: the owner boots again"; return; }
 	check "$CASE: the owner, back, installed peer1's list of one connection and peer2's empty one" \
 		vm_run owner "sh /selftests/cluster/node.sh wait-log 'every live peer' 300 && grep -q 'node 2 serves 1 connections' /tmp/t/permtcpd.log && grep -q 'node 3 serves 0 connections' /tmp/t/permtcpd.log"
 	check "$CASE: then it took its addresses" \
@@ -798,7 +809,7 @@ case_recovery() { # 4|6
 	check "$CASE: peer1 handed the address back after the owner's acknowledgement" \
 		vm_run peer1 "sh /selftests/cluster/node.sh wait-log 'handed back' 100"
 	vm_run owner "grep -E 'owner recovery' /tmp/t/permtcpd.log" | sed 's/^/# owner: /'
-	vm_run peer1 "grep -E 'owner recovery' /tmp/t/permtcpd.log" | sed 's/^/# peer1: /'
+	vm_run peer1 "grep -E 'owner recovery|recovery' /tmp/t/permtcpd.log" | sed 's/^/# peer1: /'
 	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
 	sleep 1.5
 	vm_run client "/bin/ip neigh show $addr" | sed "s/^/# client: neighbour entry for $addr (owner $(mac owner), peer1 $(mac peer1)): /"
@@ -941,22 +952,35 @@ crash_session() { # rounds
 	sleep "$(awk -v n="$n" 'BEGIN { print n / 1000 }')"
 	kill_owner
 	daemons_took_over 1 3>/dev/null || return 1
+	[ -z "${EPILOGUE:-}" ] || epilogue || return 1
 	CRASH_OUT=$(vm_run -t 120 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/client.pid) 1200; tail -n1 /tmp/t/client.out")
 	CRASH_STALL=$(sed -n 's/.*worst_round_ms=\([0-9]*\).*/\1/p' <<<"$CRASH_OUT")
 	grep -q '^ok rounds=' <<<"$CRASH_OUT"
 }
 
+# The demo's epilogue, while the client's session goes on through peer1: the owner's VM
+# boots again, takes its address back once both peers' lists are installed (owner recovery),
+# and a new session (port 81) lands on it. Sets T_BACK, EPI_OUT (the new session's result).
+epilogue() {
+	owner_back || return 1
+	vm_run owner "sh /selftests/cluster/node.sh wait-log 'this node takes' 300" >/dev/null || return 1
+	T_BACK=$(now)
+	vm_run owner "ptcp-testapp echo-serve [::]:81 >/tmp/t/app81.log 2>&1 &"
+	sleep 1
+	EPI_OUT=$(vm_run -t 60 client "ptcp-testapp echo-client 10.0.0.1:81 4 - 2>&1")
+}
+
 demo() {
-	local svg png offset zero t_verdict t_start t_done last_before first_after stall
+	local svg png offset zero t_verdict t_start t_done last_before first_after stall syn
 	say() { printf '\n=== %s\n' "$*"; }
 	say "four QEMU VMs on one bridge (in network namespace $NS): client 10.0.0.100; owner (node 1) serves 10.0.0.1:80; peer1 (node 2) and peer2 (node 3) are its permanency peers"
-	case_start demo || die "the cluster did not come up"
+	owner_managed && case_start demo || die "the cluster did not come up"
 	say "permtcpd on the three nodes (heartbeats every $HB_MS ms, $MISSED missed); nobody typed a declaration: peer1's kernel holds them all"
 	vm_run peer1 "permctl decl list" | sed 's/^/    /'
 	vm_run peer1 "sh /selftests/cluster/node.sh status" | tr -d ' \n' | grep -o '"quorum":[a-z]*\|"lease":[a-z]*\|"view":\[[^]]*\]' |
 		sed 's/^/    peer1$ permtcpd --status: /'
 	say "the client's session: a request to 10.0.0.1:80 every 5 ms, each 1000-byte answer checked; the peers mirror the connection"
-	crash_session 1500 || die "the crash session failed: $CRASH_OUT"
+	EPILOGUE=1 crash_session 3000 || die "the crash session failed: $CRASH_OUT"
 	say "the client finished: $CRASH_OUT (no error, no reset, every byte checked)"
 	vm_run client "cat /tmp/t/trace" >"$work/demo.trace"
 	cap_stop
@@ -1001,7 +1025,13 @@ demo() {
 		png=${svg%.svg}.png
 		rsvg-convert "$svg" -o "$png" && echo "    and as PNG: $png"
 	fi
-	logs_clean client peer1 peer2 >/dev/null && echo "    kernel logs of client, peer1 and peer2 clean"
+	syn=$(cap_text "tcp and ether src $(mac owner) and src port 81 and $CAP_SYN" | cap_after "$T_BACK")
+	say "epilogue: the owner's VM booted again; $(ms "$T_KILL" "$T_BACK") ms after the kill it held 10.0.0.1 again, once both peers' lists of its connections they serve were installed"
+	echo "    a new session to 10.0.0.1:81: ${EPI_OUT:-?}; answered by the owner: $([ -n "$syn" ] && echo "yes (its SYN-ACK on the wire)" || echo NO)"
+	echo "    the old session was served by peer1 to its end, every byte checked: $CRASH_OUT"
+	vm_run owner "grep 'owner recovery' /tmp/t/permtcpd.log" | sed 's/^/    owner: /'
+	grep -q '^ok rounds=4 ' <<<"${EPI_OUT:-}" && [ -n "$syn" ] || die "the epilogue's session did not land on the owner"
+	logs_clean client owner peer1 peer2 >/dev/null && echo "    kernel logs of client, owner, peer1 and peer2 clean"
 	case_end
 }
 

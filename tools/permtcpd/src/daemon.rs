@@ -933,7 +933,7 @@ impl Daemon {
                 f.node
             ),
             Body::Recovery(r) if r.incarnation == self.auth.incarnation() => {
-                if let Some((id, served)) = self.recovery_in.add(from, r) {
+                if let Some((id, served)) = self.recovery_in.add(from, inc, r) {
                     let _ = self.jobs.send(Job::Recovery(from, id, served));
                 }
             }
@@ -1275,7 +1275,12 @@ impl Daemon {
             if self.recovery_out[&node].sent >= RECOVERY_RETRIES {
                 crate::log!(
                     ERR,
-                    "owner recovery: node {node} never acknowledged this node's list; its addresses stay here"
+                    "owner recovery: node {node} never acknowledged this node's list{}",
+                    if self.status.takeovers.contains(&node) {
+                        "; the addresses taken over from it stay here"
+                    } else {
+                        ""
+                    }
                 );
                 self.recovery_out.remove(&node);
                 continue;

@@ -39,8 +39,8 @@ pub fn split(id: u64, incarnation: u64, served: &[FlowKey]) -> Option<Vec<Recove
     )
 }
 
-/// A list being received: its id and its parts so far.
-type Partial = (u64, Vec<Option<Vec<FlowKey>>>);
+/// A list being received: the sender's incarnation, the list's id, its parts so far.
+type Partial = (u64, u64, Vec<Option<Vec<FlowKey>>>);
 
 /// Lists being received, per sending peer: the newest one.
 #[derive(Debug, Default)]
@@ -49,25 +49,25 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    /// Adds a part from `from`; returns the list when it is complete (each time a part of a
-    /// complete list arrives again: retransmissions are acknowledged again). A part of an
-    /// older list than the newest one seen from `from` is ignored; a newer list replaces it.
-    pub fn add(&mut self, from: u32, r: Recovery) -> Option<(u64, Vec<FlowKey>)> {
-        let e = self
-            .lists
-            .entry(from)
-            .or_insert_with(|| (r.id, vec![None; usize::from(r.parts)]));
-        if r.id < e.0 {
+    /// Adds a part from `from` in incarnation `inc`; returns the list when it is complete
+    /// (each time a part of a complete list arrives again: retransmissions are acknowledged
+    /// again). A part of an older list than the newest one seen from `from` in `inc` is
+    /// ignored; a newer list, or any list of a newer incarnation (whose ids start again),
+    /// replaces it.
+    pub fn add(&mut self, from: u32, inc: u64, r: Recovery) -> Option<(u64, Vec<FlowKey>)> {
+        let fresh = |r: &Recovery| (inc, r.id, vec![None; usize::from(r.parts)]);
+        let e = self.lists.entry(from).or_insert_with(|| fresh(&r));
+        if inc < e.0 || (inc == e.0 && r.id < e.1) {
             return None;
         }
-        if r.id > e.0 || e.1.len() != usize::from(r.parts) {
-            *e = (r.id, vec![None; usize::from(r.parts)]);
+        if inc > e.0 || r.id > e.1 || e.2.len() != usize::from(r.parts) {
+            *e = fresh(&r);
         }
-        e.1[usize::from(r.part)] = Some(r.served);
-        if e.1.iter().any(Option::is_none) {
+        e.2[usize::from(r.part)] = Some(r.served);
+        if e.2.iter().any(Option::is_none) {
             return None;
         }
-        Some((e.0, e.1.iter().flatten().flatten().copied().collect()))
+        Some((e.1, e.2.iter().flatten().flatten().copied().collect()))
     }
 
     /// Forgets every list (this node's incarnation changed).
@@ -101,17 +101,17 @@ mod tests {
         assert_eq!(parts[2].served.len(), 50);
         let mut inbox = Inbox::default();
         // Out of order, one part twice: complete only with the last missing part.
-        assert_eq!(inbox.add(2, parts[2].clone()), None);
-        assert_eq!(inbox.add(2, parts[2].clone()), None);
-        assert_eq!(inbox.add(2, parts[0].clone()), None);
-        let (id, all) = inbox.add(2, parts[1].clone()).unwrap();
+        assert_eq!(inbox.add(2, 1, parts[2].clone()), None);
+        assert_eq!(inbox.add(2, 1, parts[2].clone()), None);
+        assert_eq!(inbox.add(2, 1, parts[0].clone()), None);
+        let (id, all) = inbox.add(2, 1, parts[1].clone()).unwrap();
         let mut sorted = all.clone();
         sorted.sort_by_key(|k| k.client_port);
         assert_eq!((id, sorted), (7, served.clone()));
         // A retransmitted part of a complete list: complete again (acknowledged again).
-        assert_eq!(inbox.add(2, parts[0].clone()).unwrap().1.len(), 450);
+        assert_eq!(inbox.add(2, 1, parts[0].clone()).unwrap().1.len(), 450);
         // Another peer's list is its own.
-        assert_eq!(inbox.add(3, parts[0].clone()), None);
+        assert_eq!(inbox.add(3, 1, parts[0].clone()), None);
     }
 
     #[test]
@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(parts.len(), 1);
         assert_eq!((parts[0].part, parts[0].parts), (0, 1));
         let mut inbox = Inbox::default();
-        assert_eq!(inbox.add(5, parts[0].clone()), Some((1, vec![])));
+        assert_eq!(inbox.add(5, 1, parts[0].clone()), Some((1, vec![])));
     }
 
     #[test]
@@ -128,10 +128,14 @@ mod tests {
         let old = split(1, 1, &(0..300).map(key).collect::<Vec<_>>()).unwrap();
         let new = split(2, 1, &[key(7)]).unwrap();
         let mut inbox = Inbox::default();
-        assert_eq!(inbox.add(2, old[0].clone()), None);
-        assert_eq!(inbox.add(2, new[0].clone()), Some((2, vec![key(7)])));
-        assert_eq!(inbox.add(2, old[1].clone()), None, "older list");
+        assert_eq!(inbox.add(2, 1, old[0].clone()), None);
+        assert_eq!(inbox.add(2, 1, new[0].clone()), Some((2, vec![key(7)])));
+        assert_eq!(inbox.add(2, 1, old[1].clone()), None, "older list");
+        // The sender restarted (a newer incarnation): its ids start again.
+        assert_eq!(inbox.add(2, 2, old[0].clone()), None);
+        assert_eq!(inbox.add(2, 2, old[1].clone()).unwrap().1.len(), 300);
+        assert_eq!(inbox.add(2, 1, new[0].clone()), None, "older incarnation");
         inbox.clear();
-        assert_eq!(inbox.add(2, old[0].clone()), None);
+        assert_eq!(inbox.add(2, 2, old[0].clone()), None);
     }
 }
