@@ -13,7 +13,9 @@
  *    netfilter hooks or net devices), and skb accessors (skb_header_pointer, skb_copy_bits,
  *    skb_checksum);
  *  - reset suppression: NF_INET_LOCAL_OUT hooks (IPv4, IPv6) that drop the local stack's
- *    resets of connections the mirror holds or a takeover is rebuilding;
+ *    resets of connections the mirror holds or a takeover is rebuilding; the same hooks and
+ *    an NF_ARP_OUT hook carry the fence (segments, ARP and neighbour discovery of a node
+ *    whose lease ran out);
  *  - the takeover's socket work: kernel TCP sockets driven through TCP_REPAIR
  *    (sock_create_kern, do_sock_setsockopt, kernel_bind/connect/sendmsg), detaching a
  *    rebuilt sock from its struct socket, the listener lookup and the accept queue (which
@@ -37,6 +39,7 @@
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter_arp.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/rtnetlink.h>
 #include <net/arp.h>
@@ -79,6 +82,13 @@ const struct ptcp_tcp_abi ptcp_tcp_abi = {
 
 static unsigned int ptcp_net_id;
 
+/* The fence's ARP hook needs the ARP netfilter family; without it, ARP is not fenced. */
+#ifdef CONFIG_NETFILTER_FAMILY_ARP
+#define PTCP_OUT_HOOKS 3
+#else
+#define PTCP_OUT_HOOKS 2
+#endif
+
 /*
  * Per-netns kernel objects the Rust state cannot own: the snooped device and its hook.
  * @dev, @ops and @ifindex change only under RTNL.
@@ -93,7 +103,8 @@ struct ptcp_net {
 	atomic64_t hook_ns;		/* time spent in the hook, for benchmarks */
 	atomic64_t hook_frames;
 	struct delayed_work park;	/* hands parked connections to a new listener */
-	struct nf_hook_ops out_ops[2];	/* LOCAL_OUT, IPv4 and IPv6: reset suppression */
+	/* LOCAL_OUT IPv4 and IPv6 (reset suppression, fence), ARP_OUT (fence) */
+	struct nf_hook_ops out_ops[PTCP_OUT_HOOKS];
 	atomic64_t rst_dropped;
 };
 
@@ -247,6 +258,20 @@ void ptcp_park_kick(struct ptcp_net *pn)
  * lease, every segment from this node's own bindings is dropped while the lease has run out
  * (fencing: a zombie or partitioned owner sends nothing the peers may have taken over).
  */
+static unsigned int ptcp_arp_out_hook(void *priv, struct sk_buff *skb,
+				      const struct nf_hook_state *state)
+{
+	struct ptcp_net *pn = priv;
+	u8 buf[28];	/* an ARP header and addresses, for IPv4 over Ethernet */
+	const u8 *arp = skb_header_pointer(skb, skb_network_offset(skb), sizeof(buf), buf);
+
+	if (!arp)
+		return NF_ACCEPT;
+	if (permtcp_rs_arp_out(pn->rs, arp, sizeof(buf), ktime_get_ns()) == PTCP_OUT_DROP_FENCED)
+		return NF_DROP;	/* counted by Rust */
+	return NF_ACCEPT;
+}
+
 static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 				  const struct nf_hook_state *state)
 {
@@ -256,8 +281,8 @@ static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 	if (state->pf == NFPROTO_IPV4)
 		proto = ip_hdr(skb)->protocol;
 	else
-		proto = ipv6_hdr(skb)->nexthdr;	/* the stack's resets carry no extension header */
-	if (proto != IPPROTO_TCP)
+		proto = ipv6_hdr(skb)->nexthdr;	/* resets and NDISC carry no extension header */
+	if (proto != IPPROTO_TCP && proto != IPPROTO_ICMPV6)
 		return NF_ACCEPT;
 	switch (permtcp_rs_out(pn->rs, skb, skb->len, ktime_get_ns())) {
 	case PTCP_OUT_DROP_RST:
@@ -295,7 +320,16 @@ static int __net_init ptcp_net_init(struct net *net)
 			.priv = pn,
 		};
 	}
-	err = nf_register_net_hooks(net, pn->out_ops, 2);
+#ifdef CONFIG_NETFILTER_FAMILY_ARP
+	pn->out_ops[2] = (struct nf_hook_ops) {
+		.hook = ptcp_arp_out_hook,
+		.pf = NFPROTO_ARP,
+		.hooknum = NF_ARP_OUT,
+		.priority = 0,
+		.priv = pn,
+	};
+#endif
+	err = nf_register_net_hooks(net, pn->out_ops, PTCP_OUT_HOOKS);
 	if (err) {
 		permtcp_rs_net_exit(pn->rs);
 		pn->rs = NULL;
@@ -315,7 +349,7 @@ static void __net_exit ptcp_net_exit_rtnl(struct net *net, struct list_head *dev
  */
 static void __net_exit ptcp_net_pre_exit(struct net *net)
 {
-	nf_unregister_net_hooks(net, ptcp_pn(net)->out_ops, 2);
+	nf_unregister_net_hooks(net, ptcp_pn(net)->out_ops, PTCP_OUT_HOOKS);
 }
 
 static void __net_exit ptcp_net_exit(struct net *net)

@@ -148,8 +148,29 @@ unsafe extern "C" fn permtcp_rs_frame(state: *mut c_void, skb: *mut SkBuff, len:
     state.frame(&skb, now_ms);
 }
 
-/// A locally generated TCP segment (LOCAL_OUT hook) at `now_ns`: what the hook does with it
-/// (`enum ptcp_out_verdict`: reset suppression, fencing).
+/// An ARP packet this host sends (ARP_OUT hook) at `now_ns`, `len` bytes of it from its ARP
+/// header: what the hook does with it (`enum ptcp_out_verdict`: fencing).
+///
+/// # Safety
+///
+/// `state` as for [`permtcp_rs_out`]; `arp` points to `len` bytes readable for the call.
+#[no_mangle]
+unsafe extern "C" fn permtcp_rs_arp_out(
+    state: *mut c_void,
+    arp: *const u8,
+    len: u32,
+    now_ns: u64,
+) -> u8 {
+    // SAFETY: per the contract the state is alive for the hook's duration.
+    let state = unsafe { borrow(state) };
+    // SAFETY: `arp` points to `len` readable bytes for this call (contract), not written
+    // meanwhile (a copy on the hook's stack, or the skb's linear data it holds).
+    let arp = unsafe { core::slice::from_raw_parts(arp, len as usize) };
+    state.arp_out(arp, now_ns) as u8
+}
+
+/// A locally generated TCP segment or neighbour message (LOCAL_OUT hook) at `now_ns`: what
+/// the hook does with it (`enum ptcp_out_verdict`: reset suppression, fencing).
 ///
 /// # Safety
 ///

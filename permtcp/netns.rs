@@ -21,7 +21,7 @@
 use crate::glue::{Net, OutVerdict, Skb};
 use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::fence::Fence;
+use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
 use crate::logic::ops::StatusReply;
 use crate::logic::packet::{flags, parse, HEADER_MAX};
 use crate::logic::snoop::{Filter, FlowKey, Limits};
@@ -268,7 +268,10 @@ impl NetState {
             .header(&mut buf)
             .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
         else {
-            return OutVerdict::Accept;
+            return match skb.header(&mut buf).and_then(ndisc_claim) {
+                Some(claim) => self.silence(&claim, now_ns),
+                None => OutVerdict::Accept,
+            };
         };
         if self.fence.lock().drops(&seg.src, seg.sport, now_ns) {
             self.fenced.fetch_add(1, Ordering::Relaxed);
@@ -281,6 +284,26 @@ impl NetState {
         let mirrored = self.snoop.lock().holds(&key);
         if mirrored || self.rebuilding.lock().binary_search(&key).is_ok() {
             OutVerdict::DropReset
+        } else {
+            OutVerdict::Accept
+        }
+    }
+
+    /// The ARP_OUT hook (`arp` from the ARP header on): a fenced node claims none of its
+    /// addresses.
+    pub(crate) fn arp_out(&self, arp: &[u8], now_ns: u64) -> OutVerdict {
+        match arp_claim(arp) {
+            Some(claim) => self.silence(&claim, now_ns),
+            None => OutVerdict::Accept,
+        }
+    }
+
+    /// Drops a neighbour message claiming `claim` when the fence says so (counted as
+    /// fenced).
+    fn silence(&self, claim: &crate::logic::packet::Addr, now_ns: u64) -> OutVerdict {
+        if self.fence.lock().silences(claim, now_ns) {
+            self.fenced.fetch_add(1, Ordering::Relaxed);
+            OutVerdict::DropFenced
         } else {
             OutVerdict::Accept
         }

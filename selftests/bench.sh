@@ -23,6 +23,8 @@ busy() { # CPU ticks not idle, all CPUs
 
 # run FIRST-PORT: RUNS transfers on ports FIRST-PORT.. (snooped: 80-90), each with a fresh
 # server and directory (a stale "listening" file would let the client start too early).
+# Every run has ports of its own: the last run's connections are still in TIME-WAIT, and a
+# server cannot bind their port again.
 run() { # -> "median-MB/s mean-busy-ticks"
 	for i in $(seq $RUNS); do
 		port=$(($1 + i - 1))
@@ -65,7 +67,7 @@ if command -v nft >/dev/null; then
 		in_owner nft add chain inet bench out '{ type filter hook output priority 0; }' &&
 		in_owner nft add rule inet bench pre ct state established counter &&
 		in_owner nft add rule inet bench out ct state established counter &&
-		set -- $(run 80) && ct=$1 ct_t=$2
+		set -- $(run 91) && ct=$1 ct_t=$2
 	in_owner nft delete table inet bench
 fi
 

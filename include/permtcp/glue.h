@@ -121,6 +121,7 @@ enum ptcp_out_verdict {
 };
 
 u8 permtcp_rs_out(void *state, struct sk_buff *skb, u32 len, u64 now_ns);
+u8 permtcp_rs_arp_out(void *state, const u8 *arp, u32 len, u64 now_ns);
 bool permtcp_rs_park_poll(void *state, struct ptcp_net *pn);
 
 #endif /* _PERMTCP_GLUE_H */

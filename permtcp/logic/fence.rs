@@ -110,8 +110,51 @@ impl Fence {
         !self.lease.holds(now_ns) && self.owns(addr, port)
     }
 
+    /// Whether this node, at `now_ns`, must not send a neighbour message claiming `addr`
+    /// ([`arp_claim`], [`ndisc_claim`]): one of its own addresses, its lease run out. Such a
+    /// message would point the neighbours' caches, the client's included, back at a node
+    /// that no longer serves the address.
+    pub fn silences(&self, addr: &Addr, now_ns: u64) -> bool {
+        !self.lease.holds(now_ns) && self.addrs.iter().any(|a| a == addr)
+    }
+
     /// Whether a frame from `mac` comes from a node declared failed here.
     pub fn from_failed(&self, mac: &[u8; 6]) -> bool {
         self.failed_macs.iter().any(|m| m == mac)
+    }
+}
+/// The IPv4 address an ARP packet (from its ARP header on) claims for its sender: the
+/// sender protocol address of a request or reply for IPv4 over Ethernet (gratuitous ARP
+/// included). `None` for anything else.
+pub fn arp_claim(arp: &[u8]) -> Option<Addr> {
+    // htype 1 (Ethernet), ptype 0x0800, hlen 6, plen 4, then the operation, sha, spa.
+    let [0, 1, 0x08, 0x00, 6, 4, 0, op, ..] = *arp else {
+        return None;
+    };
+    if !(1..=2).contains(&op) {
+        return None;
+    }
+    let spa: [u8; 4] = arp.get(14..18)?.try_into().ok()?;
+    (spa != [0; 4]).then(|| Addr::v4(spa))
+}
+
+/// The IPv6 address a neighbour discovery message (from its IPv6 header on) claims for its
+/// sender: the target of a neighbour advertisement, the source of a neighbour solicitation
+/// (which also updates the receiver's cache). `None` for anything else.
+pub fn ndisc_claim(ip6: &[u8]) -> Option<Addr> {
+    const ICMPV6: u8 = 58;
+    const NS: u8 = 135;
+    const NA: u8 = 136;
+    if ip6.first()? >> 4 != 6 || *ip6.get(6)? != ICMPV6 {
+        return None;
+    }
+    let at = |from: usize| -> Option<Addr> {
+        let a: [u8; 16] = ip6.get(from..from + 16)?.try_into().ok()?;
+        (a != [0; 16]).then_some(Addr(a))
+    };
+    match *ip6.get(40)? {
+        NS => at(8),
+        NA => at(48),
+        _ => None,
     }
 }

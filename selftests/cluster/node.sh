@@ -50,7 +50,7 @@ own_addresses() {
 }
 
 stop() {
-	killall -9 permtcpd ptcp-testapp permctl ping 2>/dev/null
+	killall -9 permtcpd ptcp-testapp permctl ping keepalived 2>/dev/null
 	sleep 0.1
 	rm -rf /tmp/t
 	mkdir -p /tmp/t

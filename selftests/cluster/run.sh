@@ -19,10 +19,11 @@
 #   kill9-bulk4, kill9-bulk6  kill -9 of the owner's QEMU during a 16 MB download
 #   lossy-echo4               kill9-echo4 with netem loss 10% and delay 20 ms on the way
 #                             to the client
-#   zombie4                   SIGSTOP of the owner's QEMU until the peers took over, then
+#   zombie4, zombie6          SIGSTOP of the owner's QEMU until the peers took over, then
 #                             SIGCONT: its lease ran out, it sends no segment of its
-#                             bindings (capture on the bridge), the peers count it
-#   partition4                the owner's tap cut from the bridge while it runs: it loses
+#                             bindings and no ARP / neighbour message claiming the service
+#                             address (capture on the bridge), the peers count it
+#   partition4, partition6    the owner's tap cut from the bridge while it runs: it loses
 #                             quorum and fences itself; healed, it sends nothing
 #   daemons4                  a node starting late learns every declaration and is not
 #                             declared down meanwhile; forged, replayed and wrong-key cluster
@@ -42,9 +43,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../vm.sh
 . "$here/../vm.sh"
 
-ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 partition4 daemons4)
+ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 zombie6 partition4 partition6
+	daemons4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
-	[zombie4]=11 [partition4]=13 [daemons4]=12)
+	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
@@ -288,7 +290,7 @@ make_key() {
 # peers, heartbeats every HB_MS, MISSED missed; its declaration: 10.0.0.N, fd00::N, its MAC,
 # ports 80-90.  The cluster addresses are not service addresses: once a peer took 10.0.0.1
 # over, what the cluster sends to node 1 must still reach node 1 (a zombie learns the verdict).
-pd_conf() { # id
+pd_conf() { # id [keepalived]
 	local p
 	cat <<-CONF
 		# SPDX-License-Identifier: GPL-2.0
@@ -306,16 +308,19 @@ pd_conf() { # id
 	for p in 1 2 3; do
 		[ "$p" = "$1" ] || printf '[[peer]]\nnode_id = %s\naddrs = ["10.1.0.%s:7415"]\n' "$p" "$p"
 	done
-	printf '[declaration]\naddrs = ["10.0.0.%s", "fd00::%s"]\nmacs = ["02:00:00:00:00:%02x"]\nports = ["80-90"]\n' \
-		"$1" "$1" "$1"
+	printf '[declaration]\naddrs = ["10.0.0.%s", "fd00::%s"%s]\nmacs = ["02:00:00:00:00:%02x"]\nports = ["80-90"]\n' \
+		"$1" "$1" "$([ "${2:-}" = keepalived ] && [ "$1" = 1 ] && echo ", \"$KA_VIP\"")" "$1"
+	# keepalived mode: keepalived holds the owner's address KA_VIP and tells permtcpd.
+	[ "${2:-}" != keepalived ] ||
+		printf '[keepalived]\nfifo = "/tmp/t/ka.fifo"\ninstances = { VI_1 = 1 }\n'
 }
 # Copies host file $2 to $3 in node $1's VM, mode $4.
 vm_put() { # node file dest mode
 	vm_run "$1" "mkdir -p $(dirname "$3") && echo $(base64 -w0 <"$2") | base64 -d >$3 && chmod $4 $3"
 }
 # The key and its configuration into a freshly booted cluster node.
-pd_install() { # node
-	pd_conf "${ID[$1]}" >"$work/$1.toml"
+pd_install() { # node [keepalived]
+	pd_conf "${ID[$1]}" "${2:-}" >"$work/$1.toml"
 	vm_put "$1" "$work/keys" /etc/permtcpd/keys 600 &&
 		vm_put "$1" "$work/$1.toml" /etc/permtcpd/permtcpd.toml 644 &&
 		vm_run "$1" "permtcpd --config /etc/permtcpd/permtcpd.toml --check"
@@ -343,6 +348,13 @@ cap_text() { # filter...
 cap_after() { awk -v t="$1" '$1 > t'; }
 # Frames from the owner's MAC.
 owner_frames() { cap_text "ether src $(mac owner)"; }
+# ARP and neighbour discovery from the owner claiming a service address (10.0.0.1, fd00::1):
+# replies and requests from it, advertisements for it, solicitations from it.
+owner_claims() {
+	cap_text "ether src $(mac owner) and (arp or icmp6)" | grep -E \
+		-e 'tell 10\.0\.0\.1,' -e 'Reply 10\.0\.0\.1 is-at' \
+		-e 'tgt is fd00::1(,| |$)' -e 'fd00::1 > [0-9a-f:]*: ICMP6, neighbor solicitation'
+}
 # TCP segments the owner sent from its service bindings (10.0.0.1 or fd00::1, ports 80-90).
 owner_service_tcp() {
 	cap_text "ether src $(mac owner) and tcp and (src host 10.0.0.1 or src host fd00::1) and src portrange 80-90"
@@ -628,16 +640,17 @@ owner_fenced() {
 # every segment of its bindings (A's queued request answered, C's window probes), so the
 # bridge sees none of them from it; its daemon learns it was declared down and exits, and the
 # peers count its messages as split-brain alarms.
-case_zombie() { # stop|partition
-	local out outa outc kinds after seg how=$1 bytes=16000000 want
-	local name=zombie4 back=resumed
-	[ "$how" = partition ] && name=partition4 back="back on the bridge"
+case_zombie() { # stop|partition 4|6
+	local out outa outc kinds after seg claims how=$1 fam=$2 bytes=16000000 want
+	local name=zombie$2 back=resumed svc=10.0.0.1 addr=10.0.0.1
+	[ "$how" = partition ] && name=partition$2 back="back on the bridge"
+	[ "$fam" = 6 ] && svc="[fd00::1]" addr=fd00::1
 	case_start "$name" || { result fail "$CASE: cluster up"; return; }
 	result ok "$CASE: permtcpd up on the three nodes, every declaration in every kernel"
 	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 & ptcp-testapp down-serve [::]:81 $bytes >/tmp/t/down.log 2>&1 &"
 	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 --resume >/tmp/t/app.log 2>&1 & ptcp-testapp down-serve [::]:81 $bytes --resume >/tmp/t/down.log 2>&1 &"
 	sleep 0.5
-	vm_run client "for c in a b; do ptcp-testapp echo-client 10.0.0.1:80 40 /tmp/t/\$c >/tmp/t/\$c.out 2>&1 & echo \$! >/tmp/t/\$c.pid; done; ptcp-testapp down-client 10.0.0.1:81 $bytes /tmp/t/c >/tmp/t/c.out 2>&1 & echo \$! >/tmp/t/c.pid"
+	vm_run client "for c in a b; do ptcp-testapp echo-client $svc:80 40 /tmp/t/\$c >/tmp/t/\$c.out 2>&1 & echo \$! >/tmp/t/\$c.pid; done; ptcp-testapp down-client $svc:81 $bytes /tmp/t/c >/tmp/t/c.out 2>&1 & echo \$! >/tmp/t/c.pid"
 	vm_run client "for c in a b c; do sh /selftests/cluster/node.sh wait-file /tmp/t/\$c.wait 300 || exit 1; done"
 	sleep 1
 	check "$CASE: two sessions at round 20 and a download a quarter read, both peers mirror them (ready)" mirrored 3
@@ -676,8 +689,13 @@ case_zombie() { # stop|partition
 	if [ "$how" = stop ]; then vm_cont owner; else vm_heal owner; fi
 	progress "owner $back, $(ms "$T_KILL" "$T_CONT") ms after the fault"
 	sleep 3
-	vm_run client "/bin/ip neigh show 10.0.0.1" |
-		sed "s/^/# client: ARP for 10.0.0.1 (owner $(mac owner), peer1 $(mac peer1)): /"
+	vm_run client "/bin/ip neigh show $addr" |
+		sed "s/^/# client: neighbour entry for $addr (owner $(mac owner), peer1 $(mac peer1)): /"
+	# The client asks again who has the address: the owner, which still holds it, must not
+	# answer (its answer would turn the client's frames to it).
+	vm_run client "/bin/ip neigh flush to $addr; ping -c 1 -W 2 $addr >/dev/null"
+	vm_run client "/bin/ip neigh show $addr" |
+		sed "s/^/# client: asked again: /"
 	vm_run client "touch /tmp/t/b"
 	out=$(vm_run -t 90 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/b.pid) 300; cat /tmp/t/b.out")
 	sleep 1
@@ -693,6 +711,9 @@ case_zombie() { # stop|partition
 	check "$CASE: the owner, $back, sends zero TCP segments from its bindings (capture on the bridge)" \
 		test -z "$seg"
 	[ -z "$seg" ] || printf '%s\n' "$seg" | head -n 10 | sed 's/^/#   /'
+	claims=$(owner_claims | cap_after "$T_CONT")
+	check "$CASE: nor any ARP / neighbour message claiming $addr" test -z "$claims"
+	[ -z "$claims" ] || printf '%s\n' "$claims" | head -n 10 | sed 's/^/#   /'
 	check "$CASE: its kernel dropped them: lease run out, fenced > 0" owner_fenced
 	check "$CASE: its daemon learnt it was declared down and stopped" \
 		vm_run owner "grep -q 'reports this node declared down' /tmp/t/permtcpd.log && ! kill -0 \$(cat /tmp/t/permtcpd.pid)"
@@ -881,7 +902,7 @@ demo() {
 	awk -v lb="$last_before" -v v="$t_verdict" -v s="$t_start" -v d="$t_done" -v f="$first_after" 'BEGIN {
 		printf "    before the crash     %5d ms  (last answer read, then the owner is killed)\n", -lb * 1000
 		printf "    detection            %5d ms  (kill -9 -> the peers'"'"' verdict on the wire)\n", v * 1000
-		printf "    lease wait           %5d ms  (verdict -> the owner'"'"'s lease has surely run out)\n", (s - v) * 1000
+		printf "    lease wait           %5d ms  (verdict -> takeover starts: the owner'"'"'s lease ended before any verdict)\n", (s - v) * 1000
 		printf "    takeover             %5d ms  (address assumed, TAKEOVER rebuilt the connection)\n", (d - s) * 1000
 		printf "    first answer         %5d ms  (takeover done -> the client reads its next answer)\n", (f - d) * 1000
 	}'
@@ -893,7 +914,7 @@ demo() {
 		--title "permtcp: the client's session across kill -9 of the owner (heartbeats $HB_MS ms, $MISSED missed)" \
 		--stall "$last_before@$first_after" --window "-1.5@$(awk -v f="$first_after" 'BEGIN { print f + 1.5 }')" \
 		--mark "owner's QEMU killed@0" --mark "verdict (detection)@$t_verdict" \
-		--mark "lease run out: takeover starts@$t_start" --mark "takeover done@$t_done" \
+		--mark "takeover starts@$t_start" --mark "takeover done@$t_done" \
 		--mark "first answer@$first_after" || die "timeline failed"
 	say "timeline (the client's received bytes over time): $svg"
 	if command -v rsvg-convert >/dev/null; then
@@ -904,13 +925,119 @@ demo() {
 	case_end
 }
 
+# ---- keepalived, side by side (the benchmark) ----
+# The service address keepalived moves: one VRRP instance VI_1 on the three cluster nodes,
+# priorities owner 150, peer1 100, peer2 50.
+KA_VIP=10.0.0.10
+# keepalived's configuration for node $1: advert_int $2 s; with $3 = permtcp, its state
+# changes go to the FIFO permtcpd reads (keepalived mode, Documentation/cluster.rst).
+ka_conf() { # node advert permtcp|plain
+	# VRRP version 3: version 2 counts advert_int in whole seconds.
+	printf 'global_defs {\n\trouter_id %s\n\tvrrp_version 3\n' "$1"
+	[ "$3" = plain ] || printf '\tvrrp_notify_fifo /tmp/t/ka.fifo\n'
+	printf '}\nvrrp_instance VI_1 {\n\tstate BACKUP\n\tinterface eth0\n\tvirtual_router_id 51\n'
+	printf '\tpriority %d\n\tadvert_int %s\n' $((200 - 50 * ${ID[$1]})) "$2"
+	printf '\tvirtual_ipaddress {\n\t\t%s/24 dev eth0\n\t}\n}\n' "$KA_VIP"
+}
+# A case of the keepalived benchmark: the cluster nodes afresh, with permtcpd in keepalived
+# mode ($2 = permtcp) or nothing of permtcp (plain: no module, no daemon), then keepalived
+# (advert_int $1) on the three; returns once the owner holds the address; capture running.
+ka_case_start() { # advert permtcp|plain
+	local n missing=()
+	CASE=ka-$2-$1
+	CASE_T=$(now)
+	for n in "${NODES[@]}"; do vm_running "$n" || missing+=("$n"); done
+	if [ ${#missing[@]} -gt 0 ]; then
+		for n in "${missing[@]}"; do vm_boot "$n"; done
+		vm_ready "${missing[@]}" || return 1
+	fi
+	if [ "$2" = permtcp ]; then
+		for n in "${CLUSTER_NODES[@]}"; do
+			pd_install "$n" keepalived >"$work/check.out" || { echo "# $n: configuration"; cat "$work/check.out"; return 1; }
+		done
+		cluster_up_settled || { echo "# permtcpd did not come up"; return 1; }
+	else
+		vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" || { echo "# node.sh stop failed"; return 1; }
+	fi
+	for n in "${CLUSTER_NODES[@]}"; do
+		ka_conf "$n" "$1" "$2" >"$work/$n.ka.conf"
+		vm_put "$n" "$work/$n.ka.conf" /etc/keepalived/ka.conf 644 >/dev/null || return 1
+		vm_run "$n" "keepalived --dont-fork --log-console --no-syslog --vrrp --use-file /etc/keepalived/ka.conf --pid /tmp/t/ka.pid --vrrp_pid /tmp/t/ka.vrrp.pid >/tmp/t/ka.log 2>&1 &"
+	done
+	vm_run owner "i=0; until /bin/ip addr show dev eth0 | grep -q ' $KA_VIP/'; do [ \$i -lt 300 ] || exit 1; sleep 0.1; i=\$((i + 1)); done" || {
+		echo "# the owner never held $KA_VIP; its keepalived:"
+		vm_run owner "tail -n 20 /tmp/t/ka.log" | sed 's/^/#   /'
+		return 1
+	}
+	cap_start "$work/$CASE.pcap"
+}
+# The client's session to KA_VIP (a request every 5 ms, each answer checked) and the owner's
+# QEMU killed at a random point of the advertisement cycle; sets KA_MOVED (ms from the kill
+# to peer1's first ARP for the address), KA_RESET (ms to the first reset from the address
+# on the wire, or empty), CRASH_OUT and CRASH_STALL (the client's worst round).
+ka_crash() { # advert-ms permtcp|plain
+	local resume= n
+	[ "$2" = permtcp ] && resume=--resume
+	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
+	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 $resume >/tmp/t/app.log 2>&1 &"
+	sleep 0.5
+	vm_run client "ptcp-testapp echo-client $KA_VIP:80 2000 - --interval-ms 5 >/tmp/t/client.out 2>&1 & echo \$! >/tmp/t/client.pid"
+	sleep 2
+	[ "$2" != permtcp ] || mirrored 1 >/dev/null || return 1
+	n=$((RANDOM % $1))
+	sleep "$(awk -v n="$n" 'BEGIN { print n / 1000 }')"
+	kill_owner >/dev/null
+	CRASH_OUT=$(vm_run -t 120 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/client.pid) 1200; grep -v '^note: ' /tmp/t/client.out | tail -n1")
+	CRASH_STALL=$(sed -n 's/.*worst_round_ms=\([0-9]*\).*/\1/p' <<<"$CRASH_OUT")
+	vm_run peer1 "grep -E 'Entering|MASTER|BACKUP|FAULT' /tmp/t/ka.log | tail -n 3" | sed 's/^/# peer1 keepalived: /'
+	[ "$2" != permtcp ] || vm_run peer1 "grep -E 'keepalived|took over' /tmp/t/permtcpd.log | tail -n 3" | sed 's/^/# peer1 permtcpd: /'
+	cap_stop
+	KA_MOVED=$(cap_text "arp and ether src $(mac peer1)" | cap_after "$T_KILL" |
+		awk -v vip="$KA_VIP" 'index($0, "tell " vip ",") || index($0, "Reply " vip " is-at") { print $1; exit }')
+	KA_RESET=$(cap_text "tcp and src host $KA_VIP and tcp[tcpflags] & tcp-rst != 0" | cap_after "$T_KILL" |
+		awk '{ print $1; exit }')
+	[ -z "$KA_MOVED" ] || KA_MOVED=$(ms "$T_KILL" "$KA_MOVED")
+	[ -z "$KA_RESET" ] || KA_RESET=$(ms "$T_KILL" "$KA_RESET")
+	vm_run_all "${CLUSTER_NODES[*]/owner/}" "killall -9 keepalived ptcp-testapp 2>/dev/null; true"
+}
+# median and worst of a list of numbers: "median M ms, worst W ms (N)".
+med_worst() {
+	printf '%s\n' "$@" | sed '/^$/d' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR) printf "median %d ms, worst %d ms", v[int((NR + 1) / 2)], v[NR]; else printf "none" }'
+}
+# keepalived alone and keepalived with permtcp, advert_int 0.1 and 1 s, CRASHES crashes each.
+bench_keepalived() {
+	local adv mode i moved resets survived stalls
+	for adv in 0.1 1; do
+		for mode in plain permtcp; do
+			moved=() resets=() stalls=() survived=0
+			for i in $(seq "$CRASHES"); do
+				ka_case_start "$adv" "$mode" || die "keepalived ($mode, advert_int $adv) did not come up"
+				if ka_crash "$(awk -v a="$adv" 'BEGIN { print a * 1000 }')" "$mode"; then :; fi
+				moved+=("$KA_MOVED")
+				[ -z "$KA_RESET" ] || resets+=("$KA_RESET")
+				if grep -q '^ok rounds=' <<<"$CRASH_OUT"; then
+					survived=$((survived + 1))
+					stalls+=("$CRASH_STALL")
+				fi
+				progress "keepalived advert_int $adv, $mode, crash $i: address on peer1 after ${KA_MOVED:-?} ms, first reset ${KA_RESET:-none}${KA_RESET:+ ms}; client: $CRASH_OUT"
+				case_end >/dev/null
+			done
+			KA_BENCH+=("$(printf 'keepalived advert_int %-3s %-10s address moved: %s; sessions survived %d of %d; stall %s; resets on the wire %d (first: %s)' \
+				"$adv" "${mode/permtcp/+ permtcp}" "$(med_worst "${moved[@]}")" "$survived" "$CRASHES" \
+				"$(med_worst "${stalls[@]}")" "${#resets[@]}" "$(med_worst "${resets[@]}")")")
+		done
+	done
+}
+
 # Client-observed stalls for heartbeat intervals of 100 ms and 1 s, five crashes each.
 bench() {
-	local hb i n s stalls sorted
-	for hb in 100 1000; do
+	local hb i n s stalls sorted hbs=
+	[[ " $BENCH_PARTS " != *" heartbeats "* ]] || hbs="100 1000"
+	for hb in $hbs; do
 		HB_MS=$hb
 		stalls=()
-		for i in 1 2 3 4 5; do
+		for i in $(seq "$CRASHES"); do
 			# New configurations for the running cluster nodes (a rebooted owner gets them).
 			for n in "${CLUSTER_NODES[@]}"; do
 				! vm_running "$n" || pd_install "$n" >/dev/null || die "configuration of $n"
@@ -928,14 +1055,16 @@ bench() {
 		s=$(printf '%s\n' "$sorted" | awk '{ v[NR] = $1 } END { if (NR) printf "median %d ms, worst %d ms (%d crashes)", v[int((NR + 1) / 2)], v[NR], NR }')
 		BENCH+=("heartbeats $hb ms, $MISSED missed: client stall $s")
 	done
+	HB_MS=100
+	[[ " $BENCH_PARTS " != *" keepalived "* ]] || bench_keepalived
 	echo
-	echo "client-observed stall across kill -9 of the owner's VM (a crash at a random point of the heartbeat cycle, TCG):"
-	printf '  permtcp, %s\n' "${BENCH[@]}"
-	echo "  keepalived (reference figures): VRRP moves the address in a median 3080 ms with advert_int 1"
-	echo "    and 320 ms with advert_int 0.1, and an established TCP connection never survives"
+	echo "client-observed stall across kill -9 of the owner's VM (a crash at a random point of the heartbeat"
+	echo "or advertisement cycle; same VMs, client and session; TCG):"
+	[ ${#BENCH[@]} = 0 ] || printf '  permtcp, %s\n' "${BENCH[@]}"
+	[ ${#KA_BENCH[@]} = 0 ] || printf '  %s\n' "${KA_BENCH[@]}"
 }
 # ---- run ----
-build_initramfs "$work"
+if [ "$MODE" = bench ]; then build_initramfs "$work" keepalived; else build_initramfs "$work"; fi
 accel=$(vm_accel "$work")
 # fd 3: the log, for what a check run by check_here shows whatever its outcome.
 exec 3>&1
@@ -943,6 +1072,9 @@ net_up || die "cannot set up network namespace $NS"
 make_key
 FIGS=()
 BENCH=()
+KA_BENCH=()
+CRASHES=${PERMTCP_CRASHES:-5}
+BENCH_PARTS=${PERMTCP_BENCH:-heartbeats keepalived}
 case $MODE in
 demo)
 	progress "demo: $(basename "$bzimage") ($(kernel_version)) under ${accel^^}, 1 vCPU and 384 MB per VM"
@@ -967,8 +1099,10 @@ for c in "${cases[@]}"; do
 	kill9-bulk4) case_bulk 4 ;;
 	kill9-bulk6) case_bulk 6 ;;
 	lossy-echo4) case_echo 4 "loss 10% delay 20ms" ;;
-	zombie4) case_zombie stop ;;
-	partition4) case_zombie partition ;;
+	zombie4) case_zombie stop 4 ;;
+	zombie6) case_zombie stop 6 ;;
+	partition4) case_zombie partition 4 ;;
+	partition6) case_zombie partition 6 ;;
 	daemons4) case_daemons ;;
 	esac
 done

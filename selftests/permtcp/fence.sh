@@ -2,18 +2,19 @@
 # SPDX-License-Identifier: GPL-2.0
 # Fencing: once a lease was set (LEASE_SET, `permctl lease`), the owner's kernel drops every
 # segment of its own bindings while the lease has run out, and sends them again once it is
-# renewed; other traffic is untouched. A zombie owner (a paused VM, a hung daemon) therefore
+# renewed; other traffic is untouched. Nor does it answer ARP or neighbour solicitations for
+# its addresses meanwhile (the client's cache would point back at it). A zombie owner (a paused VM, a hung daemon) therefore
 # sends nothing for connections the peers may have taken over. The peer counts frames from a
 # node it declared failed (split-brain alarm), and a takeover's notifications reach a
 # listener. IPv4 and IPv6.
 . /selftests/lib.sh
 
-ktap_plan 40
+ktap_plan 44
 
 fenced_count() { in_owner permctl --json status | sed -n 's/.*"fenced":\([0-9]*\).*/\1/p'; }
 
-fence_case() { # family service-address
-	fam=$1 vip=$2
+fence_case() { # family service-address address client-address client-service-address
+	fam=$1 vip=$2 addr=$3 caddr=$4 cvip=$5
 	load_module
 	check "IPv$fam: cluster up" cluster_up
 	check "IPv$fam: no lease set: nothing fenced" sh -c \
@@ -28,16 +29,23 @@ fence_case() { # family service-address
 	check "IPv$fam: the client is still waiting (no answer reached it)" kill -0 $client_pid
 	check "IPv$fam: status says the lease ran out" sh -c \
 		'/bin/ip netns exec owner permctl status | grep -q "run out: fenced"'
-	# Traffic outside the owner's bindings (80-90) is not fenced.
-	check "IPv$fam: ping from the owner still works" in_owner ping -c 1 -W 2 10.0.0.100
+	# Traffic outside the owner's bindings (80-90) is not fenced (between neighbours already
+	# known: the owner claims its address in no ARP or neighbour message, below).
+	check "IPv$fam: ping from the owner still works" in_owner ping -c 1 -W 2 $caddr
 	in_client ptcp-testapp echo-serve "[::]:9000" &
 	other_pid=$!
 	sleep 0.3
 	touch /tmp/fc-go
 	check "IPv$fam: the owner's connection to another service works" \
-		in_owner ptcp-testapp echo-client 10.0.0.100:9000 4 /tmp/fc-go
+		in_owner ptcp-testapp echo-client $cvip:9000 4 /tmp/fc-go
+	# Nor does it answer ARP or neighbour solicitations for its address: the client's cache
+	# would point back at a node that may no longer serve it.
+	check "IPv$fam: the fenced owner answers no ARP / neighbour solicitation for $addr" sh -c \
+		"/bin/ip -n client neigh flush all && ! /bin/ip netns exec client ping -c 1 -W 1 $addr >/dev/null"
 	# Renewed: the owner's retransmissions go out, the session completes right.
 	check "IPv$fam: the owner renews its lease" in_owner permctl lease --ms 60000
+	check "IPv$fam: the client reaches $addr again" sh -c \
+		"/bin/ip -n client neigh flush all && /bin/ip netns exec client ping -c 1 -W 2 $addr >/dev/null"
 	before=$(fenced_count)
 	wait $client_pid
 	client_rc=$?
@@ -48,8 +56,8 @@ fence_case() { # family service-address
 	case_done "IPv$fam: kernel log clean" $owner_pid $other_pid
 }
 
-fence_case 4 10.0.0.1
-fence_case 6 "[fd00::1]"
+fence_case 4 10.0.0.1 10.0.0.1 10.0.0.100 10.0.0.100
+fence_case 6 "[fd00::1]" fd00::1 fd00::100 "[fd00::100]"
 
 # A lease that is not renewed runs out by itself.
 load_module

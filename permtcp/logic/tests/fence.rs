@@ -116,3 +116,78 @@ fn frames_from_a_failed_nodes_mac_raise_the_alarm() {
     f.refresh(decls.iter(), &|n| n == 2);
     assert!(!f.from_failed(&[2, 0, 0, 0, 0, 2]));
 }
+
+/// An ARP packet for IPv4 over Ethernet: operation, sender and target addresses.
+fn arp(op: u8, spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
+    let mut p = vec![0, 1, 0x08, 0x00, 6, 4, 0, op];
+    p.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(&spa);
+    p.extend_from_slice(&[0; 6]);
+    p.extend_from_slice(&tpa);
+    p
+}
+
+/// An IPv6 header (ICMPv6, no extension header) and an ICMPv6 neighbour message of `kind`
+/// with `target`.
+fn ndisc(kind: u8, src: [u8; 16], target: [u8; 16]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0, 0, 32, 58, 255];
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(&[kind, 0, 0, 0, 0x20, 0, 0, 0]);
+    p.extend_from_slice(&target);
+    p
+}
+
+#[test]
+fn neighbour_messages_claim_their_senders_address() {
+    use permtcp_logic::fence::{arp_claim, ndisc_claim};
+    let own = [10, 0, 0, 1];
+    // Replies and requests (gratuitous ARP is a request from and for the address).
+    assert_eq!(arp_claim(&arp(2, own, [10, 0, 0, 9])), Some(Addr::v4(own)));
+    assert_eq!(arp_claim(&arp(1, own, own)), Some(Addr::v4(own)));
+    // An ARP probe claims nothing (sender 0.0.0.0); other operations, hardware or
+    // protocols, and short packets neither.
+    assert_eq!(arp_claim(&arp(1, [0; 4], own)), None);
+    assert_eq!(arp_claim(&arp(3, own, own)), None);
+    let mut ieee802 = arp(2, own, own);
+    ieee802[1] = 6;
+    assert_eq!(arp_claim(&ieee802), None);
+    assert_eq!(arp_claim(&arp(2, own, own)[..17]), None);
+    assert_eq!(arp_claim(&[]), None);
+
+    let a6 = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let ll = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    // An advertisement claims its target, whatever its source; a solicitation its source.
+    assert_eq!(ndisc_claim(&ndisc(136, ll, a6)), Some(Addr(a6)));
+    assert_eq!(ndisc_claim(&ndisc(135, a6, ll)), Some(Addr(a6)));
+    // Duplicate address detection (unspecified source), other ICMPv6, other headers, IPv4.
+    assert_eq!(ndisc_claim(&ndisc(135, [0; 16], a6)), None);
+    assert_eq!(ndisc_claim(&ndisc(128, a6, a6)), None);
+    let mut tcp = ndisc(136, ll, a6);
+    tcp[6] = 6;
+    assert_eq!(ndisc_claim(&tcp), None);
+    assert_eq!(ndisc_claim(&ndisc(136, ll, a6)[..60]), None);
+    assert_eq!(ndisc_claim(&[0x45; 64]), None);
+}
+
+#[test]
+fn a_fenced_node_announces_none_of_its_addresses() {
+    let mut f = Fence::default();
+    let local = decl(1, true, [10, 0, 0, 1], 1, 80, 90);
+    let other = decl(2, false, [10, 0, 0, 2], 2, 80, 90);
+    f.refresh([&local, &other].into_iter(), &|_| false);
+    let own = Addr::v4([10, 0, 0, 1]);
+    let own6 = Addr([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let theirs = Addr::v4([10, 0, 0, 2]);
+    // No lease ever set: nothing is silenced.
+    assert!(!f.silences(&own, 0));
+    f.lease.renew(0, 100);
+    assert!(!f.silences(&own, 99 * MS));
+    // Run out: its own addresses (both families, any port) only.
+    assert!(f.silences(&own, 100 * MS));
+    assert!(f.silences(&own6, 100 * MS));
+    assert!(!f.silences(&theirs, 100 * MS));
+    // Renewed: announced again.
+    f.lease.renew(200 * MS, 100);
+    assert!(!f.silences(&own, 250 * MS));
+}

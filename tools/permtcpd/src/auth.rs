@@ -344,6 +344,11 @@ impl Auth {
         &self.counters
     }
 
+    /// The sequence number of the last message sealed (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Encodes and tags a message for node `to`, with the next sequence number.
     pub fn seal(&mut self, to: u32, body: &Body) -> Result<Vec<u8>, wire::Malformed> {
         let bytes = body.encode()?;

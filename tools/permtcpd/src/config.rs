@@ -24,6 +24,10 @@ fn default_incarnation_file() -> PathBuf {
 fn default_key_file() -> PathBuf {
     "/etc/permtcpd/keys".into()
 }
+fn default_lease_margin() -> u64 {
+    20
+}
+
 fn default_interval() -> u64 {
     100
 }
@@ -75,6 +79,8 @@ struct RawConfig {
     #[serde(default = "default_missed")]
     missed_heartbeats: u32,
     startup_grace_ms: Option<u64>,
+    #[serde(default = "default_lease_margin")]
+    lease_margin_ms: u64,
     fence_command: Option<Vec<String>>,
     #[serde(default = "default_fence_timeout")]
     fence_timeout_ms: u64,
@@ -197,6 +203,8 @@ pub struct Config {
     /// How long after the start a peer never heard is suspected (`None`: never; it is
     /// declared down only after it was heard once).
     pub startup_grace: Option<Duration>,
+    /// The lease ends this long before the earliest possible verdict on this node.
+    pub lease_margin: Duration,
     /// The fence command, if any.
     pub fence: Option<Fence>,
     /// How long taken-over connections wait for a listener (kernel default if `None`).
@@ -300,6 +308,12 @@ impl Config {
         {
             return Err(
                 "startup_grace_ms: at least the dead time (heartbeat_interval_ms * missed_heartbeats)"
+                    .into(),
+            );
+        }
+        if raw.lease_margin_ms >= raw.heartbeat_interval_ms * u64::from(raw.missed_heartbeats) {
+            return Err(
+                "lease_margin_ms: less than the dead time (heartbeat_interval_ms * missed_heartbeats)"
                     .into(),
             );
         }
@@ -434,6 +448,7 @@ impl Config {
             interval: Duration::from_millis(raw.heartbeat_interval_ms),
             missed: raw.missed_heartbeats,
             startup_grace: raw.startup_grace_ms.map(Duration::from_millis),
+            lease_margin: Duration::from_millis(raw.lease_margin_ms),
             fence: raw.fence_command.map(|argv| Fence {
                 argv,
                 timeout: Duration::from_millis(raw.fence_timeout_ms),
@@ -627,6 +642,11 @@ mid_response = "reset""#,
                 "send_key_id = 1",
                 "send_key_id = 1\nstartup_grace_ms = 200",
                 "startup_grace_ms",
+            ),
+            (
+                "send_key_id = 1",
+                "send_key_id = 1\nlease_margin_ms = 300",
+                "lease_margin_ms",
             ),
             (
                 "send_key_id = 1",

@@ -9,8 +9,9 @@
 //! wait behind a takeover; fence commands run on threads of their own. Their outcomes come
 //! back to the loop through a channel.
 //!
-//! The takeover of a node declared down waits for the lease that node may still hold to run
-//! out (the *lease wait*, [`Daemon::lease_wait`]), unless a fence command fenced it.
+//! The takeover of a node declared down starts at the verdict: the node's lease ran out
+//! before any verdict on it was possible ([`Membership::lease_until`]), so there is no lease
+//! wait.
 
 use crate::auth::{Auth, Counters, DropReason, Keyring};
 use crate::config::{Config, Snoop};
@@ -165,12 +166,10 @@ pub struct Daemon {
     /// When each peer was last heard (an authenticated message accepted).
     last_heard: HashMap<u32, Duration>,
     /// Per node taken over: when it was declared down, its silence then, and when its
-    /// takeover was queued after the lease wait.
+    /// takeover was queued (after the fence command, if one is configured).
     takeover_queued: HashMap<u32, (Duration, Option<Duration>, Duration)>,
-    /// Takeovers waiting for the failed node's lease to run out: node, when due.
-    lease_waits: BTreeMap<u32, Duration>,
-    /// Nodes a fence command fenced (their takeover need not wait for their lease).
-    fenced: HashSet<u32>,
+    /// The end of the lease last asked of the kernel.
+    lease_asked: Option<Duration>,
     last_resync: Duration,
     /// keepalived mode: the instance map ([`keepalived::Map`]).
     engine: Option<keepalived::Map>,
@@ -399,6 +398,7 @@ impl Daemon {
                 missed: cfg.missed,
                 fence: cfg.fence.is_some(),
                 startup_grace: cfg.startup_grace,
+                lease_margin: cfg.lease_margin,
             },
             Duration::ZERO,
         );
@@ -446,8 +446,7 @@ impl Daemon {
             last_alarm_log: HashMap::new(),
             last_heard: HashMap::new(),
             takeover_queued: HashMap::new(),
-            lease_waits: BTreeMap::new(),
-            fenced: HashSet::new(),
+            lease_asked: None,
             last_resync: Duration::ZERO,
             engine,
             engine_taken: HashSet::new(),
@@ -466,20 +465,6 @@ impl Daemon {
 
     fn now(&self) -> Duration {
         self.start.elapsed()
-    }
-
-    /// How long a takeover waits after the verdict for the failed node's lease to run out:
-    /// the dead time, plus one interval.
-    ///
-    /// A node renews its lease for one dead time, and only while it has quorum and does not
-    /// know it was declared down. Partitioned from the majority, it last heard them at most
-    /// when they last heard it, so it renews at most one dead time longer, and its lease
-    /// runs out at most a dead time after the verdict (which came a dead time after it was
-    /// last heard). Cut off only on its way out (it still hears the others), it learns the
-    /// verdict from the next message after it, within one interval, and stops renewing. A
-    /// crashed node's lease ran out long before; the peers cannot tell it from a partition.
-    pub fn lease_wait(&self) -> Duration {
-        self.cfg.interval * self.cfg.missed + self.cfg.interval
     }
 
     /// Runs until `shutdown` completes (`Ok`) or this node learns that the cluster declared
@@ -570,9 +555,6 @@ impl Daemon {
                 }
                 Some(done) = self.done_rx.recv() => self.on_done(&socks, done),
                 Some(line) = next_fifo_line(&mut fifo) => self.on_keepalived(&socks, &line),
-                _ = lease_wait_over(self.start, self.lease_waits.values().min().copied()) => {
-                    self.start_due_takeovers();
-                }
                 c = control.recv(), if control_open => match c {
                     Some(Control::Keys(keys, id)) => match self.auth.set_keys(keys, id) {
                         Ok(()) => crate::log!(NOTICE, "keys reloaded, sending with key id {id}"),
@@ -590,21 +572,6 @@ impl Daemon {
             }
         }
         Ok(())
-    }
-
-    /// Queues the takeovers whose lease wait is over.
-    fn start_due_takeovers(&mut self) {
-        let now = self.now();
-        let due: Vec<u32> = self
-            .lease_waits
-            .iter()
-            .filter(|(_, &at)| at <= now)
-            .map(|(&n, _)| n)
-            .collect();
-        for node in due {
-            self.lease_waits.remove(&node);
-            self.queue_takeover(node);
-        }
     }
 
     fn queue_takeover(&mut self, node: u32) {
@@ -710,6 +677,8 @@ impl Daemon {
             };
             match self.auth.seal(to, body) {
                 Ok(bytes) => {
+                    let now = self.now();
+                    self.members.sent(self.auth.last_seq(), now);
                     if let Err(e) = sock.try_send_to(&bytes, addr) {
                         crate::log!(DEBUG, "send to node {to} at {addr}: {e}");
                     }
@@ -766,7 +735,7 @@ impl Daemon {
             }
         };
         let (from, inc) = (o.header.from, o.header.incarnation);
-        match self.members.admit(from, inc, now) {
+        match self.members.admit(from, inc, o.header.seq, now) {
             Admit::Accept => {
                 self.last_heard.insert(from, now);
             }
@@ -1041,9 +1010,6 @@ impl Daemon {
             }
             Done::Fence(node, ok) => {
                 let now = self.now();
-                if ok {
-                    self.fenced.insert(node);
-                }
                 self.members.fence_done(node, ok, now);
                 self.handle_events(socks);
             }
@@ -1059,6 +1025,18 @@ impl Daemon {
         self.status.last_kernel_error = Some(e.to_string());
     }
 
+    /// Asks the kernel for the lease [`Membership::lease_until`] allows, when it moved.
+    fn renew_lease(&mut self, now: Duration) {
+        let Some(until) = self.members.lease_until(now).filter(|&u| u > now) else {
+            return;
+        };
+        if self.lease_asked.is_some_and(|a| a >= until) {
+            return;
+        }
+        self.lease_asked = Some(until);
+        let _ = self.leases.send((until - now, self.start + now));
+    }
+
     fn on_tick(&mut self, socks: &[UdpSocket]) {
         let now = self.now();
         if now.saturating_sub(self.last_resync) >= RESYNC {
@@ -1068,12 +1046,9 @@ impl Daemon {
         }
         self.members.tick(now);
         self.handle_events(socks);
+        self.renew_lease(now);
         if self.members.heartbeat_due(now) {
             let lease = self.members.lease_ok(now);
-            if lease {
-                let valid = self.cfg.interval * self.cfg.missed;
-                let _ = self.leases.send((valid, Instant::now()));
-            }
             let flags = if self.members.has_quorum(now) {
                 HB_QUORUM
             } else {
@@ -1237,17 +1212,7 @@ impl Daemon {
                         let now = self.now();
                         let silence = self.last_heard.get(&node).map(|t| now.saturating_sub(*t));
                         self.takeover_queued.insert(node, (now, silence, now));
-                        if self.fenced.remove(&node) {
-                            self.queue_takeover(node);
-                        } else {
-                            let wait = self.lease_wait();
-                            crate::log!(
-                                INFO,
-                                "node {node}: waiting {} ms for its lease to run out",
-                                wait.as_millis()
-                            );
-                            self.lease_waits.insert(node, now + wait);
-                        }
+                        self.queue_takeover(node);
                     } else {
                         crate::log!(
                             NOTICE,
@@ -1339,14 +1304,6 @@ fn status_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, S
         _ => {}
     }
     tokio::net::UnixListener::bind(path).map_err(e)
-}
-
-/// Completes when the earliest lease wait (`due`, since `start`) is over; never without one.
-async fn lease_wait_over(start: Instant, due: Option<Duration>) {
-    match due {
-        Some(d) => tokio::time::sleep_until((start + d).into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn accept_status(

@@ -11,7 +11,7 @@ use crate::config::Snoop;
 use permtcp_logic::decl::Declaration;
 use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A failed kernel request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +122,8 @@ struct FakeState {
     calls: Vec<Call>,
     decls: Vec<Declaration>,
     leases: u64,
+    lease_end: Option<Instant>,
+    takeovers_at: Vec<(u32, Instant)>,
     takeover_directives: Vec<DirectiveInfo>,
     directive_result: Option<DirectiveResult>,
     not_yet: u32,
@@ -170,6 +172,17 @@ impl FakeKernel {
         self.inner.lock().unwrap().leases
     }
 
+    /// When the last lease asked for ends.
+    pub fn lease_end(&self) -> Option<Instant> {
+        self.inner.lock().unwrap().lease_end
+    }
+
+    /// When the first takeover of `node` started.
+    pub fn first_takeover_of(&self, node: u32) -> Option<Instant> {
+        let s = self.inner.lock().unwrap();
+        s.takeovers_at.iter().find(|t| t.0 == node).map(|t| t.1)
+    }
+
     /// Takeovers of `node` so far.
     pub fn takeovers_of(&self, node: u32) -> usize {
         self.calls()
@@ -208,6 +221,7 @@ impl Kernel for FakeKernel {
             } else {
                 Call::TakeoverKeepAddresses(node)
             });
+            s.takeovers_at.push((node, Instant::now()));
             (s.takeover_directives.clone(), s.takeover_delay)
         };
         std::thread::sleep(delay);
@@ -228,8 +242,10 @@ impl Kernel for FakeKernel {
             .unwrap_or(DirectiveResult::Taken { parked: false }))
     }
 
-    fn renew_lease(&self, _valid_for: Duration) -> Result<(), KernelError> {
-        self.inner.lock().unwrap().leases += 1;
+    fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.leases += 1;
+        s.lease_end = Some(Instant::now() + valid_for);
         Ok(())
     }
 }

@@ -24,13 +24,19 @@
 //! - Two-node clusters have no majority without the dead node: a verdict comes only from a
 //!   configured fence command that succeeded; without one, never.
 //! - Quorum: a majority of the declared nodes heard and unsuspected, this node included.
-//!   The lease is renewed only with quorum (in two-node clusters: only while the peer is
-//!   alive or fenced), and never after this node learnt it was declared down.
+//! - The lease ([`Membership::lease_until`]) runs until the earliest moment a verdict on
+//!   this node could be reached, less a margin: every peer echoes in its heartbeat view the
+//!   sequence number of the latest message it accepted from this node, whose sending time
+//!   this node knows; a peer cannot vote before a dead time after that. A verdict needs the
+//!   votes of `votes_needed` peers, so the lease runs to the `votes_needed`-th earliest such
+//!   moment, a peer not live here counting as "any time". The peers then take over at their
+//!   verdict, with no lease wait. No lease without quorum (in two-node clusters: only while
+//!   the peer is alive or fenced), and never after this node learnt it was declared down.
 //! - A node declared down stays down for that incarnation: its messages are counted as a
 //!   split-brain alarm and otherwise ignored; it comes back only with a newer incarnation.
 
 use crate::wire::{NodeDown, NodeState, ViewEntry};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// The membership's fixed parameters.
@@ -51,6 +57,9 @@ pub struct Params {
     /// After this long without being heard since this node started, a peer is suspected
     /// (`None`: a peer never heard in this run is never suspected).
     pub startup_grace: Option<Duration>,
+    /// The lease ends this long before the earliest possible verdict on this node: the
+    /// frames already queued or on the wire when it ends, and timer slack.
+    pub lease_margin: Duration,
 }
 
 impl Params {
@@ -201,6 +210,11 @@ pub enum Stage {
 #[derive(Clone, Debug)]
 struct Peer {
     incarnation: u64,
+    /// The highest sequence number accepted from it in `incarnation` (0: none).
+    heard_seq: u64,
+    /// When this node sent the latest of its messages the peer reports having accepted, in
+    /// this node's clock: the peer cannot vote this node down before a dead time after it.
+    echo: Option<Duration>,
     last_seen: Duration,
     heard: bool,
     stage: Stage,
@@ -238,7 +252,14 @@ pub struct Membership {
     last_tick: Option<Duration>,
     /// No lease renewal before this (after a stall).
     renew_after: Duration,
+    /// This node's recent messages: (sequence number, when sent), oldest first.
+    sent: VecDeque<(u64, Duration)>,
 }
+
+/// Messages remembered in [`Membership::sent`]: echoes of older ones are ignored (a peer
+/// echoes the newest it accepted, at most an interval old, and a node sends a few
+/// messages per peer and interval).
+const SENT_LOG: usize = 4096;
 
 impl Membership {
     /// Starts at `now`: no peer heard yet; none is suspected before it was heard (or before
@@ -252,6 +273,8 @@ impl Membership {
                     n,
                     Peer {
                         incarnation: 0,
+                        heard_seq: 0,
+                        echo: None,
                         last_seen: now,
                         heard: false,
                         stage: Stage::Member,
@@ -272,7 +295,26 @@ impl Membership {
             started: now,
             last_tick: None,
             renew_after: Duration::ZERO,
+            sent: VecDeque::new(),
         }
+    }
+
+    /// This node sent a message with sequence number `seq` at `now`.
+    pub fn sent(&mut self, seq: u64, now: Duration) {
+        if self.sent.back().is_some_and(|&(s, _)| s >= seq) {
+            return;
+        }
+        if self.sent.len() == SENT_LOG {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((seq, now));
+    }
+
+    /// When this node sent its message `seq`, or an earlier one (never later): `None` when
+    /// it is older than the log.
+    fn sent_at(&self, seq: u64) -> Option<Duration> {
+        let i = self.sent.partition_point(|&(s, _)| s <= seq);
+        i.checked_sub(1).map(|i| self.sent[i].1)
     }
 
     /// The parameters.
@@ -322,8 +364,9 @@ impl Membership {
         true
     }
 
-    /// Lets an authenticated message from `from` in `incarnation` through, or not.
-    pub fn admit(&mut self, from: u32, incarnation: u64, now: Duration) -> Admit {
+    /// Lets an authenticated message from `from` in `incarnation`, sequence number `seq`,
+    /// through, or not.
+    pub fn admit(&mut self, from: u32, incarnation: u64, seq: u64, now: Duration) -> Admit {
         let Some(p) = self.peers.get_mut(&from) else {
             return Admit::Unknown;
         };
@@ -343,6 +386,8 @@ impl Membership {
             p.view.clear();
             p.vote_sent = false;
             p.incarnation = incarnation;
+            p.heard_seq = 0;
+            p.echo = None;
             self.events.push(Event::Rejoined {
                 node: from,
                 incarnation,
@@ -355,10 +400,14 @@ impl Membership {
             if incarnation > p.incarnation {
                 p.incarnation = incarnation;
                 p.view.clear();
+                p.heard_seq = 0;
+                p.echo = None;
             }
         } else if incarnation > p.incarnation || !p.heard {
             p.incarnation = incarnation;
             p.view.clear();
+            p.heard_seq = 0;
+            p.echo = None;
             self.events.push(Event::Joined {
                 node: from,
                 incarnation,
@@ -366,15 +415,24 @@ impl Membership {
         }
         p.heard = true;
         p.last_seen = now;
+        p.heard_seq = p.heard_seq.max(seq);
         self.evaluate(now);
         Admit::Accept
     }
 
     /// A heartbeat's view from an admitted peer.
     pub fn on_view(&mut self, from: u32, view: &[ViewEntry], now: Duration) {
+        let me = (self.p.self_id, self.p.incarnation);
+        let echo = view
+            .iter()
+            .find(|e| (e.node, e.incarnation) == me && e.heard_seq != 0)
+            .and_then(|e| self.sent_at(e.heard_seq));
         let Some(p) = self.peers.get_mut(&from) else {
             return;
         };
+        if echo > p.echo {
+            p.echo = echo;
+        }
         p.view = view
             .iter()
             .map(|e| (e.node, (e.incarnation, e.state)))
@@ -525,20 +583,41 @@ impl Membership {
 
     /// Whether this node may renew its lease.
     pub fn lease_ok(&self, now: Duration) -> bool {
+        self.lease_until(now).is_some_and(|u| u > now)
+    }
+
+    /// Until when this node may serve its bindings (`None`: not at all): the earliest moment
+    /// the cluster could reach a verdict on it, less the margin (see the module's rules).
+    pub fn lease_until(&self, now: Duration) -> Option<Duration> {
         if self.self_down || now < self.renew_after || !self.has_quorum(now) {
-            return false;
+            return None;
         }
-        if self.p.two_node() && self.p.fence {
+        let dead = self.p.dead_time();
+        let Some(needed) = self.p.votes_needed() else {
+            // Two nodes, no fence command: nobody ever takes this node over.
+            return Some(now + dead);
+        };
+        if self.p.two_node() {
             // The peer could fence us and take over: only while it is alive, or fenced.
-            return self.peers.values().all(|p| {
-                self.live(p, now)
-                    || p.stage
-                        == Stage::Down {
-                            fence_pending: false,
-                        }
-            });
+            let p = self.peers.values().next()?;
+            if p.stage
+                == (Stage::Down {
+                    fence_pending: false,
+                })
+            {
+                return Some(now + dead);
+            }
         }
-        true
+        // Earliest vote of each peer; one not live here could vote any time (`None` sorts
+        // first).
+        let mut votes: Vec<Option<Duration>> = self
+            .peers
+            .values()
+            .map(|p| p.echo.filter(|_| self.live(p, now)).map(|e| e + dead))
+            .collect();
+        votes.sort_unstable();
+        let verdict = (*votes.get(needed.checked_sub(1)?)?)?;
+        verdict.checked_sub(self.p.lease_margin)
     }
 
     /// Whether a live peer reported this node down.
@@ -638,6 +717,7 @@ impl Membership {
             node: self.p.self_id,
             incarnation: self.p.incarnation,
             state: NodeState::Alive,
+            heard_seq: 0,
         }];
         for (&node, p) in &self.peers {
             let state = match p.stage {
@@ -651,6 +731,7 @@ impl Membership {
                 node,
                 incarnation: p.incarnation,
                 state,
+                heard_seq: p.heard_seq,
             });
         }
         v
@@ -675,6 +756,13 @@ mod tests {
         /// Fence outcome per fencing node, when a fence command is configured.
         fence_ok: bool,
         zombie_drops: u64,
+        /// Each node's last sequence number.
+        seqs: BTreeMap<u32, u64>,
+        /// The end of each node's kernel lease: the latest `lease_until` its daemon asked
+        /// for (renewals only extend it).
+        lease_end: BTreeMap<u32, Duration>,
+        /// Whether a fence command is configured (a fenced node's lease does not matter).
+        fence: bool,
     }
 
     fn params(id: u32, n: u32, inc: u64, fence: bool) -> Params {
@@ -686,6 +774,7 @@ mod tests {
             missed: 3,
             fence,
             startup_grace: None,
+            lease_margin: 20 * MS,
         }
     }
 
@@ -707,6 +796,9 @@ mod tests {
                 events: BTreeMap::new(),
                 fence_ok: true,
                 zombie_drops: 0,
+                seqs: BTreeMap::new(),
+                lease_end: BTreeMap::new(),
+                fence,
             }
         }
 
@@ -720,13 +812,17 @@ mod tests {
 
         /// Delivers one message's effect from `from` to `to`.
         fn deliver(&mut self, from: u32, to: u32, what: &dyn Fn(&mut Membership, Duration)) {
+            let now = self.now;
+            let seq = self.seqs.entry(from).or_insert(0);
+            *seq += 1;
+            let seq = *seq;
+            self.nodes.get_mut(&from).unwrap().sent(seq, now);
             if self.stopped.contains(&to) || !self.linked(from, to) {
                 return;
             }
             let inc = self.inc(from);
-            let now = self.now;
             let m = self.nodes.get_mut(&to).unwrap();
-            match m.admit(from, inc, now) {
+            match m.admit(from, inc, seq, now) {
                 Admit::Accept => what(m, now),
                 Admit::Zombie => self.zombie_drops += 1,
                 _ => {}
@@ -751,6 +847,15 @@ mod tests {
                     return;
                 }
                 for (id, e) in out {
+                    if let (Event::Takeover { node, .. }, false) = (e, self.fence) {
+                        // Never two nodes answering for one connection.
+                        let end = self.lease_end.get(&node).copied().unwrap_or_default();
+                        assert!(
+                            end <= self.now,
+                            "node {id} takes node {node} over at {:?}, its lease ends at {end:?}",
+                            self.now
+                        );
+                    }
                     let peers: Vec<u32> = self.nodes.keys().copied().filter(|&p| p != id).collect();
                     match e {
                         Event::Suspect { node, incarnation }
@@ -791,6 +896,10 @@ mod tests {
                     let now = self.now;
                     let m = self.nodes.get_mut(&id).unwrap();
                     m.tick(now);
+                    if let Some(u) = m.lease_until(now).filter(|&u| u > now) {
+                        let end = self.lease_end.entry(id).or_default();
+                        *end = (*end).max(u);
+                    }
                     if m.heartbeat_due(now) {
                         let view = m.view(now);
                         for &p in ids.iter().filter(|&&p| p != id) {
@@ -924,6 +1033,73 @@ mod tests {
         );
     }
 
+    /// Node 1 (of 3, incarnation 10) sends message `seq` at `now`, and peers 2 and 3 (whose
+    /// own sequence numbers are `seq` too) answer with a heartbeat whose view echoes `echo`.
+    fn exchange(m: &mut Membership, seq: u64, echo: u64, now: Duration) {
+        m.sent(seq, now);
+        let entry = |node: u32, heard_seq: u64| ViewEntry {
+            node,
+            incarnation: 10,
+            state: NodeState::Alive,
+            heard_seq,
+        };
+        for p in [2, 3] {
+            assert_eq!(m.admit(p, 10, seq, now), Admit::Accept);
+            m.on_view(p, &[entry(1, echo), entry(2, seq), entry(3, seq)], now);
+        }
+        m.tick(now);
+    }
+
+    /// Peer `from`'s heartbeat view names node 1 in `incarnation`, echoing `seq`.
+    fn echo(m: &mut Membership, from: u32, incarnation: u64, seq: u64, now: Duration) {
+        let entry = ViewEntry {
+            node: 1,
+            incarnation,
+            state: NodeState::Alive,
+            heard_seq: seq,
+        };
+        m.on_view(from, &[entry], now);
+    }
+
+    #[test]
+    fn the_lease_runs_to_the_earliest_possible_verdict() {
+        let mut m = Membership::new(params(1, 3, 10, false), Duration::ZERO);
+        let mut now = Duration::ZERO;
+        for seq in 1..=10 {
+            now += 100 * MS;
+            // The peers echo the message sent one round before.
+            exchange(&mut m, seq, seq - 1, now);
+        }
+        // Message 9 went out at 900 ms: no peer can vote before 1200 ms; less the margin.
+        assert_eq!(m.lease_until(now), Some(1180 * MS));
+        // One peer echoes message 10 (sent at 1000 ms): a verdict needs both peers' votes
+        // (two of three), and this one cannot vote before 1300 ms.
+        echo(&mut m, 2, 10, 10, now);
+        assert_eq!(m.lease_until(now), Some(1280 * MS));
+        // The other's echo moves nothing further.
+        echo(&mut m, 3, 10, 10, now);
+        assert_eq!(m.lease_until(now), Some(1280 * MS));
+        // An echo of an older incarnation of this node, or of a message never sent, moves
+        // nothing back or forward.
+        echo(&mut m, 3, 9, 1000, now);
+        assert_eq!(m.lease_until(now), Some(1280 * MS));
+        // Node 3 falls silent: node 1 keeps quorum with node 2, and node 3 alone can reach
+        // no verdict, but its vote could come any time: the lease follows node 2's echoes.
+        for seq in 11..=13 {
+            now += 100 * MS;
+            m.sent(seq, now);
+            m.admit(2, 10, seq, now);
+            echo(&mut m, 2, 10, seq, now);
+            m.tick(now);
+        }
+        assert!(m.has_quorum(now));
+        assert_eq!(m.lease_until(now), Some(now + 280 * MS), "node 2's echo");
+        // Node 2 silent too: quorum lost, no lease.
+        now += 300 * MS;
+        m.tick(now);
+        assert_eq!(m.lease_until(now), None);
+    }
+
     #[test]
     fn a_stalled_node_renews_no_lease_on_stale_datagrams() {
         // Node 1 runs with quorum, then does not run for 2 s (SIGSTOP); its peers declared it
@@ -931,26 +1107,18 @@ mod tests {
         // sent before the verdict (everyone alive): they must not renew its lease before the
         // verdict queued behind them arrives.
         let mut m = Membership::new(params(1, 3, 10, false), Duration::ZERO);
-        let alive = |n: u32| ViewEntry {
-            node: n,
-            incarnation: 10,
-            state: NodeState::Alive,
-        };
-        let view = [alive(1), alive(2), alive(3)];
         let mut now = Duration::ZERO;
+        let mut seq = 0;
         while now < 1000 * MS {
             now += 25 * MS;
-            for p in [2, 3] {
-                assert_eq!(m.admit(p, 10, now), Admit::Accept);
-                m.on_view(p, &view, now);
-            }
-            m.tick(now);
+            seq += 1;
+            exchange(&mut m, seq, seq, now);
         }
         assert!(m.lease_ok(now));
         now += 2000 * MS;
+        // Queued: they echo the messages node 1 sent before it stopped.
         for p in [2, 3] {
-            assert_eq!(m.admit(p, 10, now), Admit::Accept);
-            m.on_view(p, &view, now);
+            assert_eq!(m.admit(p, 10, seq + 1, now), Admit::Accept);
         }
         m.tick(now);
         assert!(m.has_quorum(now), "the stale heartbeats look fresh");
@@ -969,21 +1137,17 @@ mod tests {
         assert!(m.self_down());
         assert!(!m.lease_ok(now + 400 * MS));
         // Without a verdict (a stall shorter than the cluster's patience), renewals resume
-        // after one dead time.
+        // after one dead time, though fresh echoes come at once.
         let mut m2 = Membership::new(params(1, 3, 10, false), Duration::ZERO);
         m2.tick(Duration::ZERO);
-        for p in [2, 3] {
-            m2.admit(p, 10, 500 * MS);
-        }
-        m2.tick(500 * MS);
-        assert!(!m2.lease_ok(500 * MS));
         let mut now = 500 * MS;
+        let mut seq = 1;
+        exchange(&mut m2, seq, seq, now);
+        assert!(!m2.lease_ok(500 * MS));
         while now < 800 * MS {
             now += 25 * MS;
-            for p in [2, 3] {
-                m2.admit(p, 10, now);
-            }
-            m2.tick(now);
+            seq += 1;
+            exchange(&mut m2, seq, seq, now);
             assert_eq!(m2.lease_ok(now), now >= 800 * MS, "{now:?}");
         }
     }
@@ -1048,6 +1212,36 @@ mod tests {
         for id in [3, 4, 5] {
             assert_eq!(s.takeovers(id).len(), 2);
         }
+    }
+
+    #[test]
+    fn no_takeover_before_the_lease_ends_under_random_faults() {
+        // Five nodes; at random moments links are cut and healed and nodes stop. Every
+        // takeover is checked against the lease of the node taken over (in `Sim::drain`).
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n) as u32
+        };
+        let mut takeovers = 0;
+        for _ in 0..40 {
+            let mut s = Sim::new(5, false);
+            s.run((500 + next(500)) * MS);
+            for _ in 0..4 {
+                let (a, b) = (1 + next(5), 1 + next(5));
+                match next(3) {
+                    0 if a != b => s.cut.push((a, b)),
+                    1 => s.stopped.push(a),
+                    _ => s.cut.clear(),
+                }
+                s.run((10 + next(400)) * MS);
+            }
+            s.run(1000 * MS);
+            takeovers += (1..=5).map(|id| s.takeovers(id).len()).sum::<usize>();
+        }
+        assert!(takeovers > 20, "the faults led to takeovers: {takeovers}");
     }
 
     #[test]

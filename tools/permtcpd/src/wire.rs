@@ -28,7 +28,7 @@ compile_error!("permtcpd carries netlink attributes in little-endian order; big-
 /// First bytes of every cluster datagram.
 pub const MAGIC: [u8; 4] = *b"PTCD";
 /// Format version this code speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 40;
 /// Length of the HMAC-SHA256 tag.
@@ -204,6 +204,11 @@ pub struct ViewEntry {
     pub incarnation: u64,
     /// Its state.
     pub state: NodeState,
+    /// The sequence number of the latest message the sender accepted from it in that
+    /// incarnation (0: none, and always 0 for the sender itself). Echoed back to a node, it
+    /// tells the node when the sender last heard it, in the node's own clock: the lease
+    /// (Documentation/cluster.rst, "Fencing and the lease").
+    pub heard_seq: u64,
 }
 
 /// Heartbeat flag: the sender has quorum.
@@ -384,6 +389,7 @@ impl Body {
                     out.push(e.state as u8);
                     out.extend_from_slice(&[0; 3]);
                     out.extend_from_slice(&e.incarnation.to_be_bytes());
+                    out.extend_from_slice(&e.heard_seq.to_be_bytes());
                 }
             }
             Body::NodeDown(n) => {
@@ -460,6 +466,7 @@ impl Body {
                         return Err(Malformed("reserved bytes not zero"));
                     }
                     let incarnation = r.u64()?;
+                    let heard_seq = r.u64()?;
                     if node == 0 || view.iter().any(|e: &ViewEntry| e.node == node) {
                         return Err(Malformed("view names node 0 or a node twice"));
                     }
@@ -467,6 +474,7 @@ impl Body {
                         node,
                         incarnation,
                         state,
+                        heard_seq,
                     });
                 }
                 Body::Heartbeat(Heartbeat {
@@ -576,16 +584,19 @@ pub(crate) mod tests {
                         node: 1,
                         incarnation: 7,
                         state: NodeState::Alive,
+                        heard_seq: 0,
                     },
                     ViewEntry {
                         node: 3,
                         incarnation: 0,
                         state: NodeState::Suspect,
+                        heard_seq: 0,
                     },
                     ViewEntry {
                         node: 4,
                         incarnation: u64::MAX,
                         state: NodeState::Down,
+                        heard_seq: u64::MAX,
                     },
                 ],
             }),
@@ -674,7 +685,7 @@ pub(crate) mod tests {
         assert_eq!(f.signed.len(), HEADER_LEN + 3);
         assert_eq!(f.tag, [0xaa; TAG_LEN]);
         let mut bad = d.clone();
-        bad[4] = 2;
+        bad[4] = VERSION - 1; // the format before view entries echoed sequence numbers
         assert_eq!(split(&bad).unwrap_err().0, "unsupported version");
         let mut bad = d.clone();
         bad.push(0);
