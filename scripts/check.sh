@@ -68,7 +68,7 @@ build() {
 	make -s -C "$KDIR" M="$PERMTCP_ROOT" modules 2>&1 | tee "$out/build.log" &&
 		! grep -q -E '^(warning|error)|: warning:' "$out/build.log" &&
 		cargo build --locked --release -q -p permctl -p permtcpd -p ptcp-testapp &&
-		# make install-ocf/install-dkms staged; the DKMS tree builds; modinfo.
+		# make install-ocf/install-dkms staged; dkms builds the module; modinfo.
 		bash scripts/install-check.sh "$KDIR"
 }
 step "module and permctl build" build

@@ -13,7 +13,7 @@ PKGS=(make gcc flex bison bc libelf-dev libssl-dev cpio busybox-static qemu-syst
       iproute2 xz-utils "clang-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev" "lld-$LLVM_VERSION"
       "llvm-$LLVM_VERSION" python3 python3-yaml python3-jsonschema ca-certificates nftables
       tcpdump lighttpd curl memcached resource-agents libxml2-utils shellcheck
-      keepalived)
+      keepalived dkms)
 
 missing=()
 for p in "${PKGS[@]}"; do

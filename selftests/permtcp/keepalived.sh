@@ -7,7 +7,10 @@
 # The owner crashes mid-session: its link is cut and every process of its namespace killed.
 # - permtcp: keepalived makes node 2 MASTER and moves the address; node 2's permtcpd takes the
 #   connection over without assuming the address and tells node 3, which takes over its
-#   (empty) share; the client's session finishes every round with the right bytes.
+#   (empty) share; the client's session finishes every round with the right bytes. Node 1
+#   comes back: its permtcpd, told by the peers that they took it over, sets its hold file
+#   (created 0 at the first start; keepalived tracks it) to 1, and its keepalived stays in
+#   FAULT: the address stays with node 2.
 # - The race of keepalived's issue 2254: the same, with node 2's FIFO lines delayed 3 s on
 #   their way to permtcpd. The client's request arrives at node 2 after keepalived moved the
 #   address and before the takeover: node 2's stack resets it, the module drops the reset
@@ -16,30 +19,31 @@
 # Figures: the stall the client saw in each case.
 . /selftests/lib.sh
 
-ktap_plan 22
+ktap_plan 26
 
 KA=/tmp/ka
 VIP=10.0.0.10
 mkdir -p $KA
 
-# keepalived's configuration for node $1 with priority $2, notifications to FIFO $3.
-ka_conf() { # node priority fifo
-	cat >$KA/n$1.conf <<EOF
-global_defs {
-	router_id node$1
-	vrrp_notify_fifo $3
-}
-vrrp_instance VI_1 {
-	state BACKUP
-	interface eth0
-	virtual_router_id 51
-	priority $2
-	advert_int 1
-	virtual_ipaddress {
-		$VIP/24 dev eth0
-	}
-}
-EOF
+# keepalived's configuration for node $1 with priority $2, notifications to FIFO $3; with $4,
+# VI_1 tracks that file (permtcpd's hold file: non-zero is a fault) through a script that
+# exits with its value, every second: keepalived's track_file needs inotify, which the test
+# kernel lacks ("Unable to monitor track files").
+ka_conf() { # node priority fifo [hold-file]
+	{
+		printf 'global_defs {\n\trouter_id node%s\n\tvrrp_notify_fifo %s\n' "$1" "$3"
+		printf '\tscript_user root\n}\n'
+		if [ -n "$4" ]; then
+			printf '#!/bin/sh\nexit "$(cat %s)"\n' "$4" >$KA/n$1.hold-check
+			chmod 755 $KA/n$1.hold-check
+			printf 'vrrp_script hold {\n\tscript %s\n\tinterval 1\n\tweight 0\n}\n' \
+				$KA/n$1.hold-check
+		fi
+		printf 'vrrp_instance VI_1 {\n\tstate BACKUP\n\tinterface eth0\n\tvirtual_router_id 51\n'
+		printf '\tpriority %s\n\tadvert_int 1\n\tvirtual_ipaddress {\n\t\t%s/24 dev eth0\n\t}\n' "$2" "$VIP"
+		[ -z "$4" ] || printf '\ttrack_script {\n\t\thold\n\t}\n'
+		echo "}"
+	} >$KA/n$1.conf
 }
 
 ka_start() { # node
@@ -66,9 +70,14 @@ pd_up() { # node2-fifo
 	for n in 1 2 3; do
 		fifo=$KA/n$n.fifo
 		[ $n = 2 ] && fifo=$1
-		pd_conf $n "[keepalived]\nfifo = \"$fifo\"\ninstances = { VI_1 = 1 }"
+		hold=
+		[ $n = 1 ] && hold="\nhold_file = \"$KA/n1.hold\""
+		pd_conf $n "[keepalived]\nfifo = \"$fifo\"$hold\ninstances = { VI_1 = 1 }"
 	done
 	sed -i "s|^addrs = \[\"10.0.0.1\", \"fd00::1\"\]|addrs = [\"$VIP\"]|" $PD/n1.toml
+	# keepalived decides node 1's takeover: permtcpd's own verdicts matter only for a node
+	# the loaded guest did not run for a while; a 1 s dead time (not 300 ms) spares those.
+	sed -i "s/^missed_heartbeats = 3$/missed_heartbeats = 10/" $PD/n1.toml $PD/n2.toml $PD/n3.toml
 	for n in 1 2 3; do pd_start $n; done
 }
 
@@ -84,6 +93,13 @@ session() { # pause-file
 }
 
 client_result() { # description pause-file
+	# At most 30 s: a session the takeover never reached is killed and fails.
+	t_=0
+	while kill -0 $client_pid 2>/dev/null && [ $t_ -lt 300 ]; do
+		sleep 0.1
+		t_=$((t_ + 1))
+	done
+	kill -9 $client_pid 2>/dev/null
 	wait $client_pid
 	rc_=$?
 	sed 's/^/# client: /' "$2.out"
@@ -99,7 +115,8 @@ permtcp_case() { # direct|delayed
 	mkdir -p $KA
 	load_module
 	PEER2=1 cluster_net
-	for n in 1 2 3; do ka_conf $n $((200 - 50 * n)) $KA/n$n.fifo; done
+	ka_conf 1 150 $KA/n1.fifo $KA/n1.hold
+	for n in 2 3; do ka_conf $n $((200 - 50 * n)) $KA/n$n.fifo; done
 	if [ $c = delayed ]; then
 		mkfifo $KA/n2.fifo $KA/n2.pd.fifo
 		# Opened read-write: neither end sees end-of-file when the other restarts.
@@ -110,6 +127,9 @@ permtcp_case() { # direct|delayed
 	else
 		pd_up $KA/n2.fifo
 	fi
+	# keepalived starts once permtcpd made the hold file it tracks (cluster.rst).
+	hold_0() { grep -qx 0 $KA/n1.hold; }
+	check "$c: node 1's permtcpd creates its hold file, 0" wait_until "node 1's hold file" 100 hold_0
 	for n in 1 2 3; do ka_start $n; done
 	check "$c: keepalived gives node 1 the address" wait_until "the VIP on node 1" 100 owner_has_vip
 	check "$c: every kernel holds the three declarations" wait_until declarations 100 decls_123
@@ -135,6 +155,9 @@ permtcp_case() { # direct|delayed
 	taken_12() { pd_listed 2 takeovers 1 && pd_listed 3 takeovers 1; }
 	check "$c: node 2 takes node 1 over on keepalived's word and tells node 3, which does too" \
 		wait_until "takeovers" 100 taken_12
+	for n in 2 3; do
+		pd_status $n >/dev/null 2>&1 || tail -n 20 $PD/n$n.log | sed "s/^/# node $n (its daemon is gone): /"
+	done
 	t_taken=$(uptime_ms)
 	client_result "$c: the client's session finishes every round with the right bytes" $KA/p
 	echo "# $c: stall ${worst:-?} ms (the client's slowest round); address on node 2" \
@@ -143,13 +166,35 @@ permtcp_case() { # direct|delayed
 	grep -E "MASTER|BACKUP|FAULT" $KA/n2.log | head -n 5 | sed "s/^/# keepalived 2: /"
 	check "$c: permtcp assumed no address (keepalived holds it)" sh -c \
 		"! grep -q 'assumed' $PD/n2.log && grep -q 'keeping its addresses' $PD/n2.log"
+	if [ $c = direct ]; then
+		# Node 1 comes back: its permtcpd first (a newer incarnation), then its keepalived.
+		/bin/ip link set vowner up
+		pd_start 1
+		held() { grep -q "took this node over" $PD/n1.log && grep -qx 1 $KA/n1.hold; }
+		check "$c: node 1, back, learns it was taken over: its hold file reads 1" \
+			wait_until "node 1 held down" 100 held
+		ka_start 1
+		sleep 5
+		# keepalived's log since its restart.
+		restarted() { awk '/Starting Keepalived/ { n = NR } { l[NR] = $0 } END { for (i = n; i <= NR; i++) print l[i] }' $KA/n1.log; }
+		restarted | grep -E "hold|Entering" | sed "s/^/# keepalived 1: /"
+		grep -E "took this node over|hold file" $PD/n1.log | sed "s/^/# node 1: /"
+		stays_down() {
+			! /bin/ip -n owner addr show dev eth0 | grep -q " $VIP/" &&
+				/bin/ip -n peer addr show dev eth0 | grep -q " $VIP/" &&
+				restarted | grep -q "VRRP_Script(hold) failed" && ! restarted | grep -q "Entering MASTER"
+		}
+		check "$c: node 1's keepalived stays in FAULT, the address with node 2" stays_down
+	fi
 	if [ $c = delayed ]; then
 		echo "# $c: resets of node 2's stack dropped by the module: $(rst_dropped)"
 		check "$c: node 2's stack reset the early request and the module dropped it" \
 			[ "$(rst_dropped)" -ge 1 ]
 		kill $relay_pid 2>/dev/null
 	fi
-	for p in $(/bin/ip netns pids peer) $(/bin/ip netns pids peer2); do kill -9 "$p" 2>/dev/null; done
+	for ns in owner peer peer2; do
+		for p in $(/bin/ip netns pids $ns); do kill -9 "$p" 2>/dev/null; done
+	done
 	wait
 	cluster_down
 	unload_module
@@ -179,4 +224,6 @@ for p in $(/bin/ip netns pids peer) $(/bin/ip netns pids peer2); do kill -9 "$p"
 wait
 cluster_down
 check "plain: kernel log clean" kernel_log_clean
+# The daemons' files must not reach the next script's (permtcpd_basic.sh counts its log's lines).
+rm -rf $KA $PD
 ktap_finish

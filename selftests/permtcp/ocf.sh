@@ -153,4 +153,5 @@ wait
 cluster_down
 unload_module
 check "kernel log clean" kernel_log_clean
+rm -rf $HA_RSCTMP /tmp/ocf-*
 ktap_finish

@@ -104,6 +104,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawKeepalived {
     fifo: Option<PathBuf>,
+    hold_file: Option<PathBuf>,
     instances: BTreeMap<String, u32>,
 }
 
@@ -237,6 +238,11 @@ pub struct Keepalived {
     /// keepalived's `vrrp_notify_fifo`, read by this daemon (`None`: keepalived does not
     /// run here; this node acts on the other peers' word only).
     pub fifo: Option<PathBuf>,
+    /// A file keepalived tracks (`track_file`, weight 0: non-zero is a fault) that holds
+    /// this node's own instances down: created `0`; `1` once a peer says that it took this
+    /// node over (peers say so at the takeover, and again whenever they hear the node come
+    /// back), for good: owner recovery is not implemented, an operator writes `0`.
+    pub hold_file: Option<PathBuf>,
     /// VRRP instance name to the owner node whose address it moves.
     pub instances: BTreeMap<String, u32>,
 }
@@ -418,8 +424,15 @@ impl Config {
                 if k.fifo.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
                     return Err("[keepalived] fifo: empty path".into());
                 }
+                if k.hold_file
+                    .as_ref()
+                    .is_some_and(|f| f.as_os_str().is_empty())
+                {
+                    return Err("[keepalived] hold_file: empty path".into());
+                }
                 Some(Keepalived {
                     fifo: k.fifo,
+                    hold_file: k.hold_file,
                     instances: k.instances,
                 })
             }
@@ -790,6 +803,7 @@ mid_response = "reset""#,
             "[keepalived]\ninstances = { VI_1 = 9 }\n",
             "[keepalived]\ninstances = { \"\" = 2 }\n",
             "[keepalived]\nfifo = \"\"\ninstances = { VI_1 = 2 }\n",
+            "[keepalived]\nhold_file = \"\"\ninstances = { VI_1 = 2 }\n",
             "[keepalived]\nfifo = \"/f\"\n",
             "[keepalived]\ninstances = { VI_1 = 2 }\nscript = \"x\"\n",
         ] {

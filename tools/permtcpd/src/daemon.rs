@@ -214,6 +214,8 @@ pub struct Daemon {
     recovery_in: crate::recovery::Inbox,
     /// `manage_addresses`: the own addresses were asked for.
     own_asked: bool,
+    /// keepalived mode's hold file ([`crate::config::Keepalived::hold_file`]).
+    hold: Option<std::path::PathBuf>,
 }
 
 /// Announces this node's addresses on `dev`: five gratuitous ARPs (IPv4) and unsolicited
@@ -253,6 +255,13 @@ fn announce(dev: String, ips: Vec<std::net::IpAddr>) {
         });
     if let Err(e) = spawned {
         crate::log!(ERR, "announcing: {e}");
+    }
+}
+
+/// Writes `value` ("1": held down, "0": not) to the hold file keepalived tracks.
+fn write_hold(path: &std::path::Path, value: &str) {
+    if let Err(e) = std::fs::write(path, format!("{value}\n")) {
+        crate::log!(ERR, "keepalived hold file {}: {e}", path.display());
     }
 }
 
@@ -534,6 +543,7 @@ impl Daemon {
             next_recovery: 1,
             recovery_in: Default::default(),
             own_asked: false,
+            hold: None,
         };
         Ok((d, handle))
     }
@@ -581,6 +591,25 @@ impl Daemon {
         let mut buf = vec![0u8; MAX_DATAGRAM + 1];
         tokio::pin!(shutdown);
         let mut control_open = true;
+        // The hold file: created "0" when missing or unreadable; a "1" (this node was taken
+        // over, and not recovered) stays until an operator writes "0".
+        if let Some(path) = self
+            .cfg
+            .keepalived
+            .as_ref()
+            .and_then(|k| k.hold_file.clone())
+        {
+            match std::fs::read_to_string(&path).map(|v| v.trim().to_string()) {
+                Ok(v) if v == "0" || v == "1" => {
+                    crate::log!(INFO, "keepalived hold file {}: {v}", path.display())
+                }
+                _ => {
+                    write_hold(&path, "0");
+                    crate::log!(INFO, "keepalived hold file {}: 0 (created)", path.display());
+                }
+            }
+            self.hold = Some(path);
+        }
         let mut fifo = None;
         if let Some(path) = self.cfg.keepalived.as_ref().and_then(|k| k.fifo.clone()) {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -752,6 +781,14 @@ impl Daemon {
         }
     }
 
+    /// Tells `node`, heard again, that it was taken over on keepalived's word, so that it
+    /// keeps its instances held down.
+    fn tell_if_taken(&mut self, socks: &[UdpSocket], node: u32) {
+        if self.engine_taken.contains(&node) {
+            self.send(socks, node, &Body::Failover(Failover { node }));
+        }
+    }
+
     /// Takes `node` over on keepalived's word: at once (keepalived decided; no lease wait)
     /// and without assuming its addresses (keepalived holds them); with `tell`, asks every
     /// peer to take over its share too. Once per node.
@@ -919,7 +956,16 @@ impl Daemon {
                 }
             }
             Body::NodeDown(nd) => self.members.on_node_down(from, &nd, now),
-            Body::Failover(f) if f.node != from && f.node != self.cfg.node_id => {
+            Body::Failover(f) if f.node == self.cfg.node_id && f.node != from => {
+                crate::log!(
+                    WARNING,
+                    "node {from} took this node over on keepalived's word: this node's instances stay held down (owner recovery is not implemented)"
+                );
+                if let Some(path) = &self.hold {
+                    write_hold(path, "1");
+                }
+            }
+            Body::Failover(f) if f.node != from => {
                 crate::log!(
                     NOTICE,
                     "node {from} took node {} over on keepalived's word",
@@ -1345,6 +1391,7 @@ impl Daemon {
         for e in self.members.take_events() {
             match e {
                 Event::Joined { node, incarnation } => {
+                    self.tell_if_taken(socks, node);
                     crate::log!(INFO, "node {node} joined (incarnation {incarnation})");
                     let _ = self.jobs.send(Job::Served(node, incarnation));
                     if self
@@ -1365,6 +1412,7 @@ impl Daemon {
                     }
                 }
                 Event::Rejoined { node, incarnation } => {
+                    self.tell_if_taken(socks, node);
                     crate::log!(
                         NOTICE,
                         "node {node} declared down earlier rejoined (incarnation {incarnation})"

@@ -78,21 +78,16 @@ fn start(id: u32, ports: &[u16], kernel: FakeKernel) -> Node {
 }
 
 fn start_with(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str) -> Node {
-    start_full(id, ports, kernel, extra, 1000 + id as u64)
+    start_incarnation(id, ports, kernel, extra, 1000 + id as u64)
 }
 
-/// Node `id` in incarnation `incarnation` (a restarted daemon: a newer one).
 fn start_incarnation(
     id: u32,
     ports: &[u16],
     kernel: FakeKernel,
-    incarnation: u64,
     extra: &str,
+    incarnation: u64,
 ) -> Node {
-    start_full(id, ports, kernel, extra, incarnation)
-}
-
-fn start_full(id: u32, ports: &[u16], kernel: FakeKernel, extra: &str, incarnation: u64) -> Node {
     let keys = Keyring::parse(KEY).unwrap();
     let cfg = config(id, ports, extra);
     let (d, handle) = Daemon::new(cfg, keys, incarnation, Arc::new(kernel)).unwrap();
@@ -471,7 +466,8 @@ async fn two_nodes_fence_then_take_over() {
 /// VI_1 to its notify FIFO, node 2 takes node 1 over without assuming the address
 /// (keepalived holds it) and tells node 3, which takes over its share too and applies node
 /// 2's directive. Lines about other states, unreadable lines and a second MASTER change
-/// nothing more.
+/// nothing more. Node 1's hold file (keepalived's track_file) is created 0; node 1 restarted
+/// after the takeover is told by the peers that it was taken over, and its hold file reads 1.
 #[tokio::test]
 async fn keepalived_master_takes_over_and_tells_the_peers() {
     permtcpd::log::set_level(permtcpd::log::ERR);
@@ -483,6 +479,13 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
     ));
     let _ = std::fs::remove_file(&fifo);
     let map = "[keepalived]\ninstances = { VI_1 = 1 }\n";
+    let hold = fifo.with_extension("hold");
+    let _ = std::fs::remove_file(&hold);
+    let owner = format!(
+        "[keepalived]\nhold_file = \"{}\"\ninstances = {{ VI_1 = 1 }}\n",
+        hold.display()
+    );
+    let read_hold = || std::fs::read_to_string(&hold).unwrap_or_default();
     let k1 = FakeKernel::new();
     let k2 = FakeKernel::new().with_takeover_directives(vec![DirectiveInfo {
         key: conn(),
@@ -494,7 +497,7 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
         fifo.display()
     );
     let nodes = [
-        start_with(1, &ports, k1.clone(), map),
+        start_with(1, &ports, k1.clone(), &owner),
         start_with(2, &ports, k2.clone(), &with_fifo),
         start_with(3, &ports, k3.clone(), map),
     ];
@@ -506,6 +509,10 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
     })
     .await;
     wait_for("node 2's FIFO", Duration::from_secs(2), || fifo.exists()).await;
+    wait_for("node 1's hold file created", Duration::from_secs(2), || {
+        read_hold() == "0\n"
+    })
+    .await;
 
     nodes[0].task.abort();
     // Well past the verdict and the lease wait: node 1 is down, and nobody took it over.
@@ -554,7 +561,18 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
     for n in &nodes[1..] {
         assert_eq!(n.handle.status().takeovers, vec![1]);
     }
+
+    // Node 1 comes back (a newer incarnation), its hold file still 0: the peers, hearing it,
+    // tell it that they took it over, and it holds its instances down.
+    let back = start_incarnation(1, &ports, FakeKernel::new(), &owner, 2001);
+    wait_for("node 1 back with quorum", Duration::from_secs(5), || {
+        back.handle.status().quorum
+    })
+    .await;
+    tokio::time::sleep(dead * 2).await;
+    assert_eq!(read_hold(), "1\n", "held down: node 1 was taken over");
     let _ = std::fs::remove_file(&fifo);
+    let _ = std::fs::remove_file(&hold);
 }
 
 #[tokio::test]
@@ -609,8 +627,8 @@ async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_b
         1,
         &ports,
         k1.clone(),
-        5000,
         "manage_addresses = true\n[snoop]\ndevice = \"lo\"",
+        5000,
     );
     wait_for(
         "the lists of the new incarnation",
