@@ -25,6 +25,12 @@
 #                             address (capture on the bridge), the peers count it
 #   partition4, partition6    the owner's tap cut from the bridge while it runs: it loses
 #                             quorum and fences itself; healed, it sends nothing
+#   recovery4, recovery6      owner recovery: the owner killed, its VM booted again; the
+#                             peers' lists installed before it takes its address back; the
+#                             old session ends through peer1, a new one goes to the owner
+#   keepalived4               keepalived (advert_int 0.1) alone resets the client's
+#                             connection at the owner's kill -9; with permtcpd in keepalived
+#                             mode the session survives, bytes right, no reset
 #   daemons4                  a node starting late learns every declaration and is not
 #                             declared down meanwhile; forged, replayed and wrong-key cluster
 #                             datagrams and the old plain directive (port 7414), injected
@@ -44,10 +50,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../vm.sh"
 
 ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 zombie6 partition4 partition6
-	daemons4 recovery4 recovery6)
+	daemons4 recovery4 recovery6 keepalived4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
 	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12
-	[recovery4]=11 [recovery6]=11)
+	[recovery4]=11 [recovery6]=11 [keepalived4]=9)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
@@ -1113,6 +1119,35 @@ ka_crash() { # advert-ms permtcp|plain
 	[ -z "$KA_RESET" ] || KA_RESET=$(ms "$T_KILL" "$KA_RESET")
 	vm_run_all "${CLUSTER_NODES[*]/owner/}" "killall -9 keepalived ptcp-testapp 2>/dev/null; true"
 }
+# keepalived in the tier (issue 2254's users' setup): the same crash, the same client, once with
+# keepalived alone (the connection is reset) and once with permtcp (permtcpd in keepalived
+# mode: the connection survives, every byte right, no reset on the wire). advert_int 0.1.
+case_keepalived() {
+	local t
+	ka_case_start 0.1 plain || { result fail "keepalived4: keepalived alone comes up"; return; }
+	CASE=keepalived4
+	result ok "$CASE: keepalived alone (no module, no permtcpd) gives the owner $KA_VIP"
+	ka_crash 100 plain
+	echo "# keepalived alone: address on peer1 ${KA_MOVED:-?} ms after the kill, first reset ${KA_RESET:-none} ms; client: $CRASH_OUT"
+	check "$CASE: keepalived alone moves the address to peer1" test -n "$KA_MOVED"
+	check "$CASE: and the client's connection is reset (on the wire and in the client)" \
+		bash -c '[ -n "$1" ] && grep -q "Connection reset by peer" <<<"$2"' - "$KA_RESET" "$CRASH_OUT"
+	case_end >/dev/null
+	ka_case_start 0.1 permtcp || { result fail "$CASE: keepalived and permtcpd come up"; return; }
+	CASE=keepalived4
+	result ok "$CASE: keepalived and permtcpd (keepalived mode) on the three nodes, the owner holds $KA_VIP"
+	ka_crash 100 permtcp
+	echo "# keepalived + permtcp: address on peer1 ${KA_MOVED:-?} ms after the kill; client: $CRASH_OUT"
+	check "$CASE: with permtcp the session survives, all 2000 answers right" grep -q '^ok rounds=2000 ' <<<"$CRASH_OUT"
+	check "$CASE: no reset on the wire" test -z "$KA_RESET"
+	check "$CASE: peer1 took over on keepalived's word, assuming no address" \
+		vm_run peer1 "grep -q \"taking over on keepalived's word\" /tmp/t/permtcpd.log && ! grep -q 'assumed' /tmp/t/permtcpd.log"
+	check "$CASE: kernel logs clean" logs_clean client peer1 peer2
+	case_end
+	vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" >/dev/null
+	for t in "${CLUSTER_NODES[@]}"; do vm_running "$t" && pd_install "$t" >/dev/null; done
+}
+
 # median and worst of a list of numbers: "median M ms, worst W ms (N)".
 med_worst() {
 	printf '%s\n' "$@" | sed '/^$/d' | sort -n |
@@ -1211,7 +1246,7 @@ bench() {
 	fi
 }
 # ---- run ----
-if [ "$MODE" = bench ]; then build_initramfs "$work" keepalived; else build_initramfs "$work"; fi
+build_initramfs "$work" keepalived
 accel=$(vm_accel "$work")
 # fd 3: the log, for what a check run by check_here shows whatever its outcome.
 exec 3>&1
@@ -1255,6 +1290,7 @@ for c in "${cases[@]}"; do
 	daemons4) case_daemons ;;
 	recovery4) case_recovery 4 ;;
 	recovery6) case_recovery 6 ;;
+	keepalived4) case_keepalived ;;
 	esac
 done
 elapsed=$(awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')

@@ -216,6 +216,8 @@ pub struct Daemon {
     own_asked: bool,
     /// keepalived mode's hold file ([`crate::config::Keepalived::hold_file`]).
     hold: Option<std::path::PathBuf>,
+    /// keepalived mode: the hold file says 1 (taken over; released once recovered).
+    held: bool,
 }
 
 /// Announces this node's addresses on `dev`: five gratuitous ARPs (IPv4) and unsolicited
@@ -544,6 +546,7 @@ impl Daemon {
             recovery_in: Default::default(),
             own_asked: false,
             hold: None,
+            held: false,
         };
         Ok((d, handle))
     }
@@ -667,19 +670,34 @@ impl Daemon {
         Ok(())
     }
 
-    /// `manage_addresses`: once this node has quorum and every live peer's recovery list is
-    /// installed, takes its own addresses (failback waits for the resynchronisation).
-    fn take_own_addresses(&mut self, now: Duration) {
-        if !self.cfg.manage_addresses || self.own_asked || !self.members.has_quorum(now) {
-            return;
-        }
+    /// Whether this node has quorum and every live peer's recovery list for this incarnation
+    /// is installed (owner recovery: the failback may go on).
+    fn synced(&self, now: Duration) -> bool {
         let me = self.cfg.node_id;
-        let waiting = self.members.view(now).iter().any(|v| {
-            v.node != me
-                && v.state == NodeState::Alive
-                && !self.status.recovered_from.contains_key(&v.node)
-        });
-        if waiting {
+        self.members.has_quorum(now)
+            && self.members.view(now).iter().all(|v| {
+                v.node == me
+                    || v.state != NodeState::Alive
+                    || self.status.recovered_from.contains_key(&v.node)
+            })
+    }
+
+    /// `manage_addresses`: once this node has quorum and every live peer's recovery list is
+    /// installed, takes its own addresses (failback waits for the resynchronisation); in
+    /// keepalived mode, releases the hold file then.
+    fn take_own_addresses(&mut self, now: Duration) {
+        if self.held && self.synced(now) {
+            // keepalived mode: the hold is released once the recovery lists are in.
+            self.held = false;
+            if let Some(path) = &self.hold {
+                crate::log!(
+                    NOTICE,
+                    "owner recovery: every live peer's list installed: keepalived may give this node its address back"
+                );
+                write_hold(path, "0");
+            }
+        }
+        if !self.cfg.manage_addresses || self.own_asked || !self.synced(now) {
             return;
         }
         let Some(snoop) = &self.cfg.snoop else {
@@ -777,7 +795,14 @@ impl Daemon {
                 WARNING,
                 "keepalived: this node's own instance {instance} is {state:?}: its address went elsewhere"
             ),
-            Action::None => crate::log!(DEBUG, "keepalived: {line}"),
+            Action::Released { node, instance } if self.engine_taken.contains(&node) => {
+                crate::log!(
+                    NOTICE,
+                    "keepalived: {instance} (node {node}'s address) left this node: the address is held quietly for the connections served here"
+                );
+                let _ = self.jobs.send(Job::HandBack(node));
+            }
+            Action::Released { .. } | Action::None => crate::log!(DEBUG, "keepalived: {line}"),
         }
     }
 
@@ -959,10 +984,11 @@ impl Daemon {
             Body::Failover(f) if f.node == self.cfg.node_id && f.node != from => {
                 crate::log!(
                     WARNING,
-                    "node {from} took this node over on keepalived's word: this node's instances stay held down (owner recovery is not implemented)"
+                    "node {from} took this node over on keepalived's word: this node's instances stay held down until every live peer's recovery list is installed"
                 );
                 if let Some(path) = &self.hold {
                     write_hold(path, "1");
+                    self.held = true;
                 }
             }
             Body::Failover(f) if f.node != from => {
@@ -998,7 +1024,9 @@ impl Daemon {
                     self.status.recovery_acked.push(from);
                     // Its kernel follows the connections served here: the addresses this
                     // node took over from it go back.
-                    if self.status.takeovers.contains(&from) {
+                    // (keepalived mode: when keepalived takes the address away, below.)
+                    let engine = self.engine.as_ref().is_some_and(|m| m.manages(from));
+                    if self.status.takeovers.contains(&from) && !engine {
                         let _ = self.jobs.send(Job::HandBack(from));
                     }
                 }

@@ -139,6 +139,15 @@ pub enum Action {
         /// Its new state.
         state: State,
     },
+    /// Owner `node`'s instance left MASTER here (it went back to the owner, or elsewhere):
+    /// keepalived took the address away; the connections this node serves for `node` keep
+    /// it, held quietly (owner recovery).
+    Released {
+        /// The owner node.
+        node: u32,
+        /// The instance.
+        instance: String,
+    },
     /// Nothing to do (another state, an instance not mapped, a group).
     None,
 }
@@ -186,6 +195,10 @@ impl Map {
                     state: n.state,
                 }
             }
+            State::Backup | State::Fault | State::Stop | State::Deleted => Action::Released {
+                node,
+                instance: n.name.clone(),
+            },
             _ => Action::None,
         }
     }
@@ -268,11 +281,20 @@ mod tests {
                 instance: "VI_1".into()
             }
         );
-        // Anything else about the owner's instance: nothing.
-        for s in ["BACKUP", "FAULT", "STOP", "DELETED", "MASTER_PRIORITY"] {
+        // The owner's instance leaving MASTER here: its address went away from this node.
+        for s in ["BACKUP", "FAULT", "STOP", "DELETED"] {
             let n = parse_line(&format!("INSTANCE \"VI_1\" {s} 100")).unwrap();
-            assert_eq!(m.action(&n), Action::None, "{s}");
+            assert_eq!(
+                m.action(&n),
+                Action::Released {
+                    node: 1,
+                    instance: "VI_1".into()
+                },
+                "{s}"
+            );
         }
+        let n = parse_line("INSTANCE \"VI_1\" MASTER_PRIORITY 100").unwrap();
+        assert_eq!(m.action(&n), Action::None);
     }
 
     #[test]

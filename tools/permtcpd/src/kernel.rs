@@ -148,6 +148,7 @@ struct FakeState {
     directive_result: Option<DirectiveResult>,
     not_yet: u32,
     takeover_delay: Duration,
+    recovery_delay: Duration,
     served: Vec<FlowKey>,
 }
 
@@ -166,6 +167,12 @@ impl FakeKernel {
     /// `served` answers these connections.
     pub fn with_served(self, served: Vec<FlowKey>) -> Self {
         self.inner.lock().unwrap().served = served;
+        self
+    }
+
+    /// Every `recovery` takes this long (a slow kernel).
+    pub fn with_recovery_delay(self, d: Duration) -> Self {
+        self.inner.lock().unwrap().recovery_delay = d;
         self
     }
 
@@ -286,8 +293,12 @@ impl Kernel for FakeKernel {
     }
 
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {
-        let mut s = self.inner.lock().unwrap();
-        s.calls.push(Call::Recovery(node, served.to_vec()));
+        let delay = {
+            let mut s = self.inner.lock().unwrap();
+            s.calls.push(Call::Recovery(node, served.to_vec()));
+            s.recovery_delay
+        };
+        std::thread::sleep(delay);
         Ok(())
     }
 

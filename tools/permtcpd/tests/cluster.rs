@@ -563,14 +563,33 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
     }
 
     // Node 1 comes back (a newer incarnation), its hold file still 0: the peers, hearing it,
-    // tell it that they took it over, and it holds its instances down.
-    let back = start_incarnation(1, &ports, FakeKernel::new(), &owner, 2001);
-    wait_for("node 1 back with quorum", Duration::from_secs(5), || {
-        back.handle.status().quorum
+    // tell it that they took it over, and it holds its instances down until its kernel has
+    // installed both peers' recovery lists (slowly here: 1 s each), then releases them.
+    let k1 = FakeKernel::new().with_recovery_delay(Duration::from_secs(1));
+    let back = start_incarnation(1, &ports, k1.clone(), &owner, 2001);
+    wait_for("node 1 held down", Duration::from_secs(5), || {
+        read_hold() == "1\n"
     })
     .await;
-    tokio::time::sleep(dead * 2).await;
-    assert_eq!(read_hold(), "1\n", "held down: node 1 was taken over");
+    assert!(back.handle.status().recovered_from.len() < 2);
+    wait_for("node 1 released", Duration::from_secs(8), || {
+        read_hold() == "0\n"
+    })
+    .await;
+    let s = back.handle.status();
+    assert_eq!(
+        s.recovered_from.len(),
+        2,
+        "released only once both lists are in"
+    );
+    // keepalived gives the address back: node 2's instance leaves MASTER, and node 2 holds
+    // the address quietly for the connections it serves (hand-back), not before.
+    assert!(!k2.calls().contains(&Call::HandBack(1)));
+    write("INSTANCE \"VI_1\" BACKUP 100\n");
+    wait_for("node 2's hand-back", Duration::from_secs(2), || {
+        k2.calls().contains(&Call::HandBack(1))
+    })
+    .await;
     let _ = std::fs::remove_file(&fifo);
     let _ = std::fs::remove_file(&hold);
 }
