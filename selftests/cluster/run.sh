@@ -53,7 +53,7 @@ ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 z
 	daemons4 recovery4 recovery6 keepalived4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
 	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12
-	[recovery4]=11 [recovery6]=11 [keepalived4]=9)
+	[recovery4]=11 [recovery6]=11 [keepalived4]=8)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
