@@ -1156,7 +1156,7 @@ med_worst() {
 # ---- the owner's throughput with and without permtcp (the benchmark) ----
 # One bulk transfer (BULK bytes) from the owner to the client on port $1, in MB/s.
 bulk_mbps() { # port
-	vm_run owner "rm -rf /tmp/t/bulk && mkdir -p /tmp/t/bulk && (ptcp-testapp serve 10.0.0.1:$1 down:$BULK /tmp/t/bulk >/dev/null 2>&1 &) && sh /selftests/cluster/node.sh wait-file /tmp/t/bulk/listening 100" >/dev/null || return 1
+	vm_run owner "rm -rf /tmp/t/bulk && mkdir -p /tmp/t/bulk && touch /tmp/t/bulk/go && (ptcp-testapp serve 10.0.0.1:$1 down:$BULK /tmp/t/bulk >/dev/null 2>&1 &) && sh /selftests/cluster/node.sh wait-file /tmp/t/bulk/listening 100" >/dev/null || return 1
 	vm_run -t 300 client "ptcp-testapp client 10.0.0.1:$1 down:$BULK" | sed -n 's/.*MBps=\([0-9.]*\).*/\1/p'
 }
 # The owner's bulk throughput to the client, each VM on its own vCPU: without permtcp (no
@@ -1173,7 +1173,7 @@ bench_throughput() {
 		cluster_up_settled || die "the cluster did not come up"
 		mbps=$(bulk_mbps $port) && on+=("$mbps")
 		port=$((port + 1))
-		progress "throughput $i: without permtcp ${off[-1]:-?} MB/s, with ${on[-1]:-?} MB/s"
+		progress "throughput $i: without permtcp ${off[*]: -1} MB/s, with ${on[*]: -1} MB/s"
 	done
 	THROUGHPUT=$(printf '%s\n' "${off[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 	THROUGHPUT+=" $(printf '%s\n' "${on[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
@@ -1241,8 +1241,8 @@ bench() {
 	if [ -n "$THROUGHPUT" ]; then
 		echo
 		echo "the owner's bulk throughput to the client ($BULK bytes, median of $CRASHES, separate VMs):"
-		set -- $THROUGHPUT
-		awk -v a="$1" -v b="$2" 'BEGIN { printf "  without permtcp %s MB/s, with permtcp (both peers snooping) %s MB/s: ratio %.3f\n", a, b, (a > 0 ? b / a : 0) }'
+		set -- $THROUGHPUT ""
+		awk -v a="$1" -v b="${2:-}" 'BEGIN { printf "  without permtcp %s MB/s, with permtcp (both peers snooping) %s MB/s: ratio %.3f\n", a, b, (a > 0 ? b / a : 0) }'
 	fi
 }
 # ---- run ----
