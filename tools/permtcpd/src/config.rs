@@ -241,7 +241,7 @@ pub struct Keepalived {
     /// A file keepalived tracks (`track_file`, weight 0: non-zero is a fault) that holds
     /// this node's own instances down: created `0`; `1` once a peer says that it took this
     /// node over (peers say so at the takeover, and again whenever they hear the node come
-    /// back), for good: owner recovery is not implemented, an operator writes `0`.
+    /// back); `0` again once owner recovery installed every live peer's list.
     pub hold_file: Option<PathBuf>,
     /// VRRP instance name to the owner node whose address it moves.
     pub instances: BTreeMap<String, u32>,
