@@ -9,8 +9,10 @@
 #   connection over without assuming the address and tells node 3, which takes over its
 #   (empty) share; the client's session finishes every round with the right bytes. Node 1
 #   comes back: its permtcpd, told by the peers that they took it over, sets its hold file
-#   (created 0 at the first start; keepalived tracks it) to 1, and its keepalived stays in
-#   FAULT: the address stays with node 2.
+#   (created 0 at the first start; keepalived tracks it) to 1, and back to 0 once owner
+#   recovery installed both peers' lists of the connections they serve (none left here);
+#   its keepalived then takes the address back, and node 2, its instance leaving MASTER,
+#   holds the address quietly (hand-back) for what it serves.
 # - The race of keepalived's issue 2254: the same, with node 2's FIFO lines delayed 3 s on
 #   their way to permtcpd. The client's request arrives at node 2 after keepalived moved the
 #   address and before the takeover: node 2's stack resets it, the module drops the reset
@@ -170,21 +172,29 @@ permtcp_case() { # direct|delayed
 		# Node 1 comes back: its permtcpd first (a newer incarnation), then its keepalived.
 		/bin/ip link set vowner up
 		pd_start 1
-		held() { grep -q "took this node over" $PD/n1.log && grep -qx 1 $KA/n1.hold; }
-		check "$c: node 1, back, learns it was taken over: its hold file reads 1" \
-			wait_until "node 1 held down" 100 held
+		# Held (1) when the peers say they took it over, released (0) once their recovery
+		# lists are installed: the lines in this order, the file 0.
+		released() {
+			a=$(grep -n "took this node over" $PD/n1.log | head -n1 | cut -d: -f1)
+			b=$(grep -n "keepalived may give this node its address back" $PD/n1.log | head -n1 | cut -d: -f1)
+			[ -n "$a" ] && [ -n "$b" ] && [ "$a" -lt "$b" ] && grep -qx 0 $KA/n1.hold
+		}
+		check "$c: node 1, back, held down until the peers' recovery lists are installed, then released" \
+			wait_until "node 1 released" 100 released
 		ka_start 1
 		sleep 5
 		# keepalived's log since its restart.
 		restarted() { awk '/Starting Keepalived/ { n = NR } { l[NR] = $0 } END { for (i = n; i <= NR; i++) print l[i] }' $KA/n1.log; }
 		restarted | grep -E "hold|Entering" | sed "s/^/# keepalived 1: /"
 		grep -E "took this node over|hold file" $PD/n1.log | sed "s/^/# node 1: /"
-		stays_down() {
-			! /bin/ip -n owner addr show dev eth0 | grep -q " $VIP/" &&
-				/bin/ip -n peer addr show dev eth0 | grep -q " $VIP/" &&
-				restarted | grep -q "VRRP_Script(hold) failed" && ! restarted | grep -q "Entering MASTER"
+		grep -E "left this node|handed back" $PD/n2.log | sed "s/^/# node 2: /"
+		back_home() {
+			/bin/ip -n owner addr show dev eth0 | grep -q " $VIP/" &&
+				! /bin/ip -n peer addr show dev eth0 | grep -q " $VIP/" &&
+				grep -q "left this node: the address is held quietly" $PD/n2.log
 		}
-		check "$c: node 1's keepalived stays in FAULT, the address with node 2" stays_down
+		check "$c: node 1's keepalived takes the address back; node 2 hands it back (held quietly)" \
+			wait_until "the address back on node 1" 100 back_home
 	fi
 	if [ $c = delayed ]; then
 		echo "# $c: resets of node 2's stack dropped by the module: $(rst_dropped)"
