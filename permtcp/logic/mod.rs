@@ -11,6 +11,7 @@ pub mod bounded;
 pub mod decl;
 pub mod errno;
 pub mod fence;
+pub mod handoff;
 pub mod nla;
 pub mod ops;
 pub mod packet;

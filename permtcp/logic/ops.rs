@@ -194,7 +194,7 @@ fn single<'a>(payload: &'a [u8], kind: u16, missing: &'static CStr) -> Result<At
 }
 
 /// Checks that every one of `kinds` was seen.
-fn require(seen: &Seen, kinds: &[u16], msg: &'static CStr) -> Result<(), Error> {
+pub(super) fn require(seen: &Seen, kinds: &[u16], msg: &'static CStr) -> Result<(), Error> {
     if seen.all(kinds) {
         Ok(())
     } else {
@@ -881,7 +881,7 @@ impl<'a, T: Listed> List<'a, T> {
     }
 
     /// The `count` items of a parsed message, every one of which parses.
-    fn from_message(payload: &'a [u8], count: usize) -> Self {
+    pub(super) fn from_message(payload: &'a [u8], count: usize) -> Self {
         Self(ListSource::Message { payload, count })
     }
 

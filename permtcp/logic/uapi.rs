@@ -61,8 +61,17 @@ pub mod cmd {
     /// (it took them over while this node was down); this node follows them, drops its own
     /// resets of them and refuses a SYN that would reuse one until it ends (CAP_NET_ADMIN).
     pub const RECOVERY: u8 = 19;
+    /// Planned handoff, on the node serving a binding: stops the output of its established
+    /// connections (held) and reports where each stands (CAP_NET_ADMIN).
+    pub const HANDOFF_HOLD: u8 = 20;
+    /// Planned handoff, on the peer: takes the held connections over from its mirror, each
+    /// only when the mirror has seen everything the serving node sent (CAP_NET_ADMIN).
+    pub const HANDOFF_TAKE: u8 = 21;
+    /// Planned handoff, on the node that served: drops the connections the peer took,
+    /// silently, following them until they end; resumes the others (CAP_NET_ADMIN).
+    pub const HANDOFF_DONE: u8 = 22;
     /// Highest command number.
-    pub const MAX: u8 = RECOVERY;
+    pub const MAX: u8 = HANDOFF_DONE;
 }
 
 /// Attributes of a taken-over connection ([`attr::TAKEN_CONN`]).
@@ -106,6 +115,26 @@ pub mod directive_attr {
     pub const CLIENT_PORT: u16 = 4;
     /// u32: the peer the directive goes to.
     pub const NEXT_NODE: u16 = 5;
+}
+
+/// Attributes nested in [`attr::HANDOFF`]: a connection of a planned handoff.
+pub mod handoff_attr {
+    /// 16 bytes: the service (owner) address.
+    pub const OWNER_ADDR: u16 = 1;
+    /// u16: the service port.
+    pub const OWNER_PORT: u16 = 2;
+    /// 16 bytes: the client's address.
+    pub const CLIENT_ADDR: u16 = 3;
+    /// u16: the client's port.
+    pub const CLIENT_PORT: u16 = 4;
+    /// u32: the serving node's next sequence number to send, once held.
+    pub const SND_NXT: u16 = 5;
+    /// u32: the serving node's oldest unacknowledged sequence number, once held.
+    pub const SND_UNA: u16 = 6;
+    /// u32: the serving node's next sequence number expected from the client, once held.
+    pub const RCV_NXT: u16 = 7;
+    /// u8: where the connection stands ([`super::handoff_status`]).
+    pub const STATUS: u16 = 8;
 }
 
 /// Top-level attributes.
@@ -212,8 +241,11 @@ pub mod attr {
     pub const SERVED: u16 = 44;
     /// flag: the RECOVERY list adds to the peer's earlier one instead of replacing it.
     pub const APPEND: u16 = 45;
+    /// nested, repeated: a connection of a planned handoff and where it stands
+    /// ([`super::handoff_attr`]; HANDOFF_HOLD, HANDOFF_TAKE, HANDOFF_DONE).
+    pub const HANDOFF: u16 = 46;
     /// Highest attribute number.
-    pub const MAX: u16 = APPEND;
+    pub const MAX: u16 = HANDOFF;
 }
 
 /// Attributes nested in [`attr::DECL`].
@@ -443,6 +475,32 @@ pub mod not_ready {
     pub const NO_MEMORY: u8 = 6;
     /// Closed or in TIME_WAIT.
     pub const CLOSED: u8 = 7;
+}
+
+/// Where a connection of a planned handoff stands ([`handoff_attr::STATUS`]).
+pub mod handoff_status {
+    /// Held on the serving node: its output stops there, its state is frozen.
+    pub const HELD: u8 = 1;
+    /// Not held: the serving node still has bytes of it to send.
+    pub const BUSY: u8 = 2;
+    /// Taken over by the peer.
+    pub const TAKEN: u8 = 3;
+    /// Refused by the peer: not in its mirror.
+    pub const NOT_MIRRORED: u8 = 4;
+    /// Refused by the peer: its mirror of it is not ready.
+    pub const NOT_READY: u8 = 5;
+    /// Refused by the peer for now: its mirror has not seen all the serving node sent yet.
+    pub const BEHIND: u8 = 6;
+    /// Refused by the peer: its mirror saw more than the serving node says it sent.
+    pub const MISMATCH: u8 = 7;
+    /// Refused by the peer: the serving node was in the middle of a response.
+    pub const MID_RESPONSE: u8 = 8;
+    /// Refused by the peer: the rebuild failed.
+    pub const FAILED: u8 = 9;
+    /// Refused by the peer: it is not a peer of the connection's binding.
+    pub const NOT_PEER: u8 = 10;
+    /// No such established connection on the serving node (it ended).
+    pub const GONE: u8 = 11;
 }
 
 /// Fail-over policies.

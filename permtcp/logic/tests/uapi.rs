@@ -23,6 +23,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("half_attr", "PERMTCP_HALF_A_"),
     ("taken_attr", "PERMTCP_TAKEN_A_"),
     ("directive_attr", "PERMTCP_DIRECTIVE_A_"),
+    ("handoff_attr", "PERMTCP_HANDOFF_A_"),
     ("stats_attr", "PERMTCP_STATS_A_"),
     ("conn_state", "PERMTCP_CONN_STATE_"),
     ("not_ready", "PERMTCP_NOT_READY_"),
@@ -30,6 +31,7 @@ const PREFIXES: &[(&str, &str)] = &[
     ("arp", "PERMTCP_ARP_"),
     ("rxdata", "PERMTCP_RX_"),
     ("midresp", "PERMTCP_MID_RESPONSE_"),
+    ("handoff_status", "PERMTCP_HANDOFF_STATUS_"),
 ];
 
 const SPEC: &str = "../../Documentation/netlink/specs/permtcp.yaml";
