@@ -31,6 +31,8 @@ mod adapter;
 mod genl;
 #[path = "permtcp/glue.rs"]
 mod glue;
+#[path = "permtcp/handoff.rs"]
+mod handoff;
 #[path = "permtcp/kunit.rs"]
 mod kunit;
 #[path = "permtcp/logic/mod.rs"]

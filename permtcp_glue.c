@@ -297,6 +297,9 @@ static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 	case PTCP_OUT_DROP_FENCED:
 		/* Counted by Rust (STATUS_GET: FENCED). */
 		return NF_DROP;
+	case PTCP_OUT_DROP_HELD:
+		/* A connection held for a planned handoff; counted by Rust. */
+		return NF_DROP;
 	default:
 		return NF_ACCEPT;
 	}
@@ -437,6 +440,26 @@ static const struct nla_policy ptcp_recovery_policy[PERMTCP_A_APPEND + 1] = {
 	[PERMTCP_A_APPEND] = { .type = NLA_FLAG },
 };
 
+/* Planned handoff: the binding and a limit (HOLD; Rust checks the limit's range, 1 to
+ * HANDOFF_BATCH); the peer, the connections (nested, checked by Rust) and the parking time
+ * (TAKE; DONE without it). */
+static const struct nla_policy ptcp_hold_policy[PERMTCP_A_OWNER_PORT + 1] = {
+	[PERMTCP_A_MAX_CONNS] = { .type = NLA_U32 },
+	[PERMTCP_A_OWNER_ADDR] = NLA_POLICY_EXACT_LEN(16),
+	[PERMTCP_A_OWNER_PORT] = { .type = NLA_U16 },
+};
+
+static const struct nla_policy ptcp_handoff_policy[PERMTCP_A_HANDOFF + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_PARK_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &ptcp_park_range),
+	[PERMTCP_A_HANDOFF] = { .type = NLA_NESTED },
+};
+
+static const struct nla_policy ptcp_done_policy[PERMTCP_A_HANDOFF + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+	[PERMTCP_A_HANDOFF] = { .type = NLA_NESTED },
+};
+
 /* Timeout bounds: MIN_TIMEOUT_MS and MAX_SYN_TIMEOUT_MS in permtcp/logic/ops.rs. */
 static const struct netlink_range_validation ptcp_syn_timeout_range = {
 	.min = 1000, .max = 600000,
@@ -546,6 +569,27 @@ static const struct genl_ops ptcp_ops[] = {
 		.doit = ptcp_doit,
 		.policy = ptcp_recovery_policy,
 		.maxattr = PERMTCP_A_APPEND,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_HANDOFF_HOLD,
+		.doit = ptcp_doit,
+		.policy = ptcp_hold_policy,
+		.maxattr = PERMTCP_A_OWNER_PORT,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_HANDOFF_TAKE,
+		.doit = ptcp_doit,
+		.policy = ptcp_handoff_policy,
+		.maxattr = PERMTCP_A_HANDOFF,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_HANDOFF_DONE,
+		.doit = ptcp_doit,
+		.policy = ptcp_done_policy,
+		.maxattr = PERMTCP_A_HANDOFF,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{
@@ -802,11 +846,14 @@ bool ptcp_skb_otherhost(const struct sk_buff *skb)
  * connection @local:@lport <-> @remote:@rport (16-byte addresses, IPv4-mapped for IPv4).
  * Called from the ingress hook.
  */
-bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
-			const u8 *remote, u16 rport, bool ipv6)
+/*
+ * The established (or TIME-WAIT) socket of connection @local:@lport <-> @remote:@rport
+ * (16-byte addresses, IPv4-mapped for IPv4) in @net, with a reference (sock_gen_put()), or
+ * NULL.
+ */
+static struct sock *ptcp_conn_lookup(struct net *net, const u8 *local, u16 lport,
+				     const u8 *remote, u16 rport, bool ipv6, int dif)
 {
-	struct net *net = dev_net(skb->dev);
-	int dif = skb->dev->ifindex;
 	struct sock *sk;
 
 	rcu_read_lock();
@@ -817,10 +864,130 @@ bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
 		sk = __inet_lookup_established(net, *(const __be32 *)(remote + 12), htons(rport),
 					       *(const __be32 *)(local + 12), lport, dif, 0);
 	rcu_read_unlock();
+	return sk;
+}
+
+bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
+			const u8 *remote, u16 rport, bool ipv6)
+{
+	struct sock *sk = ptcp_conn_lookup(dev_net(skb->dev), local, lport, remote, rport, ipv6,
+					   skb->dev->ifindex);
+
 	if (!sk)
 		return false;
 	sock_gen_put(sk);
 	return true;
+}
+
+/*
+ * Planned handoff: up to @max established connections of binding @addr:@port (16 bytes,
+ * IPv4-mapped for IPv4) in the namespace, into @out; returns how many.  A walk of the
+ * established hash under RCU, as inet_diag's dump makes it: a socket moving between chains
+ * meanwhile may be missed or seen twice (Rust drops duplicates; a missed one is held by the
+ * next request).
+ */
+int ptcp_binding_conns(struct ptcp_net *pn, const u8 *addr, u16 port, bool ipv6,
+		       struct ptcp_conn_key *out, int max)
+{
+	struct inet_hashinfo *h = pn->net->ipv4.tcp_death_row.hashinfo;
+	unsigned int i;
+	int n = 0;
+
+	for (i = 0; i <= h->ehash_mask && n < max; i++) {
+		struct inet_ehash_bucket *b = &h->ehash[i];
+		struct hlist_nulls_node *node;
+		struct sock *sk;
+
+		if (hlist_nulls_empty(&b->chain))
+			continue;
+		rcu_read_lock();
+		sk_nulls_for_each_rcu(sk, node, &b->chain) {
+			struct ptcp_conn_key *k = &out[n];
+
+			if (!net_eq(sock_net(sk), pn->net) || sk->sk_num != port ||
+			    READ_ONCE(sk->sk_state) != TCP_ESTABLISHED)
+				continue;
+			if (ipv6) {
+				if (sk->sk_family != AF_INET6 ||
+				    !ipv6_addr_equal(&sk->sk_v6_rcv_saddr,
+						     (const struct in6_addr *)addr) ||
+				    ipv6_addr_v4mapped(&sk->sk_v6_daddr))
+					continue;
+				memcpy(k->raddr, &sk->sk_v6_daddr, 16);
+			} else {
+				if (sk->sk_rcv_saddr != *(const __be32 *)(addr + 12) ||
+				    (sk->sk_family == AF_INET6 &&
+				     !ipv6_addr_v4mapped(&sk->sk_v6_daddr)))
+					continue;
+				memset(k->raddr, 0, 10);
+				memset(k->raddr + 10, 0xff, 2);
+				memcpy(k->raddr + 12, &sk->sk_daddr, 4);
+			}
+			memcpy(k->laddr, addr, 16);
+			k->lport = port;
+			k->rport = ntohs(sk->sk_dport);
+			if (++n == max)
+				break;
+		}
+		rcu_read_unlock();
+	}
+	return n;
+}
+
+/*
+ * Planned handoff: the socket of a connection, locked (lock_sock(): its application can
+ * neither write nor read meanwhile, and its timers and incoming segments wait), with where
+ * it stands in @out; NULL when there is no full socket of it.  ptcp_conn_unlock() ends it.
+ */
+struct sock *ptcp_conn_lock(struct ptcp_net *pn, const struct ptcp_conn_key *k, bool ipv6,
+			    struct ptcp_conn_seqs *out)
+{
+	struct sock *sk = ptcp_conn_lookup(pn->net, k->laddr, k->lport, k->raddr, k->rport,
+					   ipv6, 0);
+	struct tcp_sock *tp;
+
+	if (!sk)
+		return NULL;
+	if (!sk_fullsock(sk)) {
+		sock_gen_put(sk);
+		return NULL;
+	}
+	lock_sock(sk);
+	tp = tcp_sk(sk);
+	out->snd_nxt = tp->snd_nxt;
+	out->snd_una = tp->snd_una;
+	out->write_seq = tp->write_seq;
+	out->rcv_nxt = tp->rcv_nxt;
+	out->established = sk->sk_state == TCP_ESTABLISHED;
+	return sk;
+}
+
+void ptcp_conn_unlock(struct sock *sk)
+{
+	release_sock(sk);
+	sock_put(sk);
+}
+
+/*
+ * Planned handoff, once the peer took the connection: aborts its socket here (the
+ * application sees ECONNABORTED; the reset tcp_abort() sends is dropped by the LOCAL_OUT
+ * hook, as the connection is still held).  -ENOENT when there is no such socket.
+ */
+int ptcp_conn_abort(struct ptcp_net *pn, const struct ptcp_conn_key *k, bool ipv6)
+{
+	struct sock *sk = ptcp_conn_lookup(pn->net, k->laddr, k->lport, k->raddr, k->rport,
+					   ipv6, 0);
+	int err;
+
+	if (!sk)
+		return -ENOENT;
+	if (!sk_fullsock(sk)) {
+		sock_gen_put(sk);
+		return -ENOENT;
+	}
+	err = tcp_abort(sk, ECONNABORTED);
+	sock_put(sk);
+	return err;
 }
 
 /*

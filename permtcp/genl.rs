@@ -10,7 +10,10 @@
 //! extended-ACK message. The family is described in Documentation/netlink/specs/permtcp.yaml.
 
 use crate::glue::{now_ms, Dump, Net, Request};
+use crate::handoff;
 use crate::logic::errno::{code, Error as LogicError};
+use crate::logic::handoff::{Handoff, HoldRequest};
+use crate::logic::ops::List;
 use crate::logic::ops::{
     ConnGetRequest, ConnReply, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
     DirectiveReply, DirectiveRequest, Directives, LeaseRequest, RecoveryRequest, SnoopStopRequest,
@@ -22,6 +25,11 @@ use crate::logic::uapi::cmd;
 use crate::netns::NetState;
 use crate::takeover::{self, PARK_TIMEOUT_MS};
 use core::ffi::c_long;
+
+/// Room for a handoff reply of `n` connections (about 84 bytes each).
+fn handoff_size(n: usize) -> u32 {
+    (128 + 96 * n) as u32
+}
 
 /// SNOOP_START: the request's limits over the defaults, then the device is hooked.
 fn snoop_start(state: &NetState, net: &Net<'_>, req: &StartRequest) -> Result<(), LogicError> {
@@ -103,6 +111,29 @@ pub(crate) fn doit(
             Ok(())
         }
         cmd::RECOVERY => state.recovery(&RecoveryRequest::parse(payload)?, now_ms()),
+        cmd::HANDOFF_HOLD => {
+            let held = handoff::hold(state, net, &HoldRequest::parse(payload)?)?;
+            let reply = Handoff {
+                conns: List::from_slice(&held),
+                ..Default::default()
+            };
+            req.reply(cmd::HANDOFF_HOLD, handoff_size(held.len()), |w| {
+                reply.write(w)
+            })
+        }
+        cmd::HANDOFF_TAKE => {
+            let r = Handoff::parse(payload)?;
+            let park_ms = r.park_ms.map_or(PARK_TIMEOUT_MS, u64::from);
+            let (conns, _) = handoff::take(state, net, &r, park_ms)?;
+            let reply = Handoff {
+                conns: List::from_slice(&conns),
+                ..Default::default()
+            };
+            req.reply(cmd::HANDOFF_TAKE, handoff_size(conns.len()), |w| {
+                reply.write(w)
+            })
+        }
+        cmd::HANDOFF_DONE => handoff::done(state, net, &Handoff::parse(payload)?),
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }
 }

@@ -214,6 +214,84 @@ extern "C" {
         cport: u16,
         ipv6: bool,
     ) -> c_int;
+    fn ptcp_binding_conns(
+        pn: *mut PtcpNet,
+        addr: *const u8,
+        port: u16,
+        ipv6: bool,
+        out: *mut ConnKey,
+        max: c_int,
+    ) -> c_int;
+    fn ptcp_conn_lock(
+        pn: *mut PtcpNet,
+        k: *const ConnKey,
+        ipv6: bool,
+        out: *mut SockSeqs,
+    ) -> *mut Sock;
+    fn ptcp_conn_unlock(sk: *mut Sock);
+    fn ptcp_conn_abort(pn: *mut PtcpNet, k: *const ConnKey, ipv6: bool) -> c_int;
+}
+
+/// A connection's key as the C glue takes it: `struct ptcp_conn_key` (the service end is
+/// local).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ConnKey {
+    laddr: [u8; 16],
+    raddr: [u8; 16],
+    lport: u16,
+    rport: u16,
+}
+
+impl ConnKey {
+    fn of(k: &FlowKey) -> Self {
+        ConnKey {
+            laddr: k.owner_addr.0,
+            raddr: k.client_addr.0,
+            lport: k.owner_port,
+            rport: k.client_port,
+        }
+    }
+
+    pub(crate) fn key(&self) -> FlowKey {
+        FlowKey {
+            owner_addr: crate::logic::packet::Addr(self.laddr),
+            owner_port: self.lport,
+            client_addr: crate::logic::packet::Addr(self.raddr),
+            client_port: self.rport,
+        }
+    }
+}
+
+/// A connection's socket, locked with `lock_sock()`, and where it stood when locked.
+///
+/// # Invariants
+///
+/// `sk` is a full TCP socket this guard holds a reference to and has locked; dropping the
+/// guard unlocks it and puts the reference.
+pub(crate) struct LockedConn {
+    sk: NonNull<Sock>,
+    /// Where the socket stood.
+    pub(crate) seqs: SockSeqs,
+}
+
+impl Drop for LockedConn {
+    fn drop(&mut self) {
+        // SAFETY: `sk` is locked by this guard and referenced (type invariant); this ends
+        // both, once.
+        unsafe { ptcp_conn_unlock(self.sk.as_ptr()) };
+    }
+}
+
+/// Where a connection's socket stands: `struct ptcp_conn_seqs`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SockSeqs {
+    pub(crate) snd_nxt: u32,
+    pub(crate) snd_una: u32,
+    pub(crate) write_seq: u32,
+    pub(crate) rcv_nxt: u32,
+    pub(crate) established: bool,
 }
 
 /// The TCP socket-option numbers and repair struct sizes of the running kernel.
@@ -245,6 +323,8 @@ pub(crate) enum OutVerdict {
     DropReset = 1,
     /// Dropped: from this node's own bindings while its lease has run out.
     DropFenced = 2,
+    /// Dropped: of a connection held for a planned handoff.
+    DropHeld = 3,
 }
 
 /// Converts a C return value (a count or a negative errno) into a `Result`.
@@ -531,6 +611,46 @@ impl<'a> Net<'a> {
             bindings::AF_INET6 => ListenerFamily::V6,
             _ => ListenerFamily::None,
         }
+    }
+
+    /// Up to `out`'s spare capacity of the established connections of binding
+    /// `addr`:`port` here, appended to `out`.
+    pub(crate) fn binding_conns(&self, addr: &Addr, port: u16, out: &mut KVVec<ConnKey>) {
+        let room = out.capacity() - out.len();
+        let v6 = addr.as_v4().is_none();
+        // SAFETY: `pn` is valid (type invariant); `addr` is 16 readable bytes; the spare
+        // capacity of `out` has room for `room` keys, which the C function writes at most.
+        let n = unsafe {
+            ptcp_binding_conns(
+                self.pn,
+                addr.0.as_ptr(),
+                port,
+                v6,
+                out.as_mut_ptr().add(out.len()),
+                room.min(c_int::MAX as usize) as c_int,
+            )
+        };
+        // SAFETY: the C function initialised `n` (at most `room`) keys past the length.
+        unsafe { out.inc_len(n.max(0) as usize) };
+    }
+
+    /// The socket of connection `k`, locked (its application can neither write nor read,
+    /// its timers and incoming segments wait) until the guard is dropped; `None` when there
+    /// is none.
+    pub(crate) fn lock_conn(&self, k: &FlowKey) -> Option<LockedConn> {
+        let mut seqs = SockSeqs::default();
+        let ck = ConnKey::of(k);
+        // SAFETY: `pn` is valid (type invariant); `ck` and `seqs` are valid for the call.
+        let sk = unsafe { ptcp_conn_lock(self.pn, &ck, k.owner_addr.as_v4().is_none(), &mut seqs) };
+        // INVARIANT: a non-NULL return is a locked socket we hold a reference to.
+        NonNull::new(sk).map(|sk| LockedConn { sk, seqs })
+    }
+
+    /// Aborts the socket of connection `k` here (its application sees ECONNABORTED).
+    pub(crate) fn abort_conn(&self, k: &FlowKey) -> Result {
+        let ck = ConnKey::of(k);
+        // SAFETY: `pn` is valid (type invariant); `ck` is valid for the call.
+        check(unsafe { ptcp_conn_abort(self.pn, &ck, k.owner_addr.as_v4().is_none()) }).map(|_| ())
     }
 
     /// Appends `child`, connection `k`, to its listener's accept queue; gives it back while

@@ -24,7 +24,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
 use crate::logic::ops::StatusReply;
 use crate::logic::ops::{RecoveryRequest, MAX_HANDED};
-use crate::logic::packet::{flags, parse, HEADER_MAX};
+use crate::logic::packet::{flags, parse, Segment, HEADER_MAX};
 use crate::logic::policy::declares;
 use crate::logic::recovery::{observe, Handed, Seen};
 use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
@@ -135,6 +135,79 @@ pub(crate) struct NetState {
     handed_len: AtomicUsize,
     /// SYNs refused because they would reuse a connection a peer serves.
     syn_refused: AtomicU64,
+    /// Connections held for a planned handoff (HANDOFF_HOLD): the LOCAL_OUT hook drops
+    /// their every segment.
+    #[pin]
+    pub(crate) held: SpinLockIrq<KeySet>,
+    /// `held`'s length, for the LOCAL_OUT hook to skip the lock while nothing is held.
+    pub(crate) held_len: AtomicUsize,
+    /// Segments of held connections dropped.
+    pub(crate) held_dropped: AtomicU64,
+    /// Connections of other nodes' bindings this node serves (taken over, or handed off to
+    /// it): not mirrored, and their client's frames addressed to another node's MAC are
+    /// delivered here while a socket of them exists.
+    #[pin]
+    pub(crate) served: SpinLockIrq<KeySet>,
+    /// `served`'s length, for the ingress hook to skip the lock while it is empty.
+    pub(crate) served_len: AtomicUsize,
+}
+
+/// A sorted set of connections.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    keys: KVec<FlowKey>,
+}
+
+impl KeySet {
+    /// Whether `key` is in the set.
+    pub(crate) fn contains(&self, key: &FlowKey) -> bool {
+        self.keys.binary_search(key).is_ok()
+    }
+
+    /// How many there are.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Removes `key`; whether it was there.
+    pub(crate) fn remove(&mut self, key: &FlowKey) -> bool {
+        match self.keys.binary_search(key) {
+            Ok(i) => self.keys.remove(i).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Makes room for more keys: moves them into `room`, a vector with capacity for them
+    /// and the keys to come, and returns the old vector, for the caller to free after the
+    /// lock.
+    pub(crate) fn grow(&mut self, mut room: KVec<FlowKey>) -> KVec<FlowKey> {
+        for k in self.keys.iter() {
+            let _ = room.push_within_capacity(*k);
+        }
+        core::mem::replace(&mut self.keys, room)
+    }
+
+    /// Inserts `key` within the capacity [`Self::grow`] made; whether it fitted (a key
+    /// already there fits).
+    pub(crate) fn insert(&mut self, key: FlowKey) -> bool {
+        match self.keys.binary_search(&key) {
+            Ok(_) => true,
+            Err(i) => self.keys.insert_within_capacity(i, key).is_ok(),
+        }
+    }
+
+    /// Adds the keys of `more`, a vector whose capacity also covers this set's keys, and
+    /// returns the old vector, for the caller to free after the lock.
+    pub(crate) fn merge(&mut self, mut more: KVec<FlowKey>) -> KVec<FlowKey> {
+        for k in self.keys.iter() {
+            // Within the capacity the caller reserved.
+            let _ = more.push_within_capacity(*k);
+        }
+        more.sort_unstable();
+        let mut prev = None;
+        more.retain(|k| prev.replace(*k) != Some(*k));
+        core::mem::replace(&mut self.keys, more)
+    }
 }
 
 /// The connections peers hand back to this recovered owner ([`crate::logic::recovery`]).
@@ -159,6 +232,16 @@ impl HandedList {
         self.list.binary_search_by(|h| h.key.cmp(key)).is_ok()
     }
 }
+
+/// The TCP segment `skb` carries, if it parses.
+fn segment(skb: &Skb<'_>) -> Option<Segment> {
+    let mut buf = [0u8; HEADER_MAX];
+    skb.header(&mut buf)
+        .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
+}
+
+/// The most connections of other nodes' bindings this node steers as their server.
+pub(crate) const MAX_SERVED: usize = 65536;
 
 fn enomem() -> LogicError {
     LogicError::new(code::ENOMEM, c"out of memory")
@@ -188,6 +271,11 @@ impl NetState {
             handed <- new_spinlock_irq!(HandedList::default(), "permtcp_handed"),
             handed_len: AtomicUsize::new(0),
             syn_refused: AtomicU64::new(0),
+            held <- new_spinlock_irq!(KeySet::default(), "permtcp_held"),
+            held_len: AtomicUsize::new(0),
+            held_dropped: AtomicU64::new(0),
+            served <- new_spinlock_irq!(KeySet::default(), "permtcp_served"),
+            served_len: AtomicUsize::new(0),
         })
     }
 
@@ -309,6 +397,9 @@ impl NetState {
             self.syn_refused.fetch_add(1, Ordering::Relaxed);
             return true;
         }
+        if self.served_len.load(Ordering::Relaxed) > 0 && self.serve_frame(skb) {
+            return false;
+        }
         let outcome = self.snoop.lock().on_frame(skb, now_ms);
         if let Outcome::ToFailed(key) = outcome {
             if skb.for_other_host() && skb.has_socket(&key) {
@@ -319,14 +410,53 @@ impl NetState {
         false
     }
 
+    /// A client's frame of a connection this node serves for another node's binding: not
+    /// mirrored, and delivered to this host's stack when addressed to another node's MAC
+    /// while a socket of it exists here (once none does, the connection leaves the set).
+    /// Returns whether the frame was one of them.
+    fn serve_frame(&self, skb: &Skb<'_>) -> bool {
+        let Some(seg) = segment(skb) else {
+            return false;
+        };
+        let key = FlowKey::of(&seg, Side::Client);
+        if !self.served.lock().contains(&key) {
+            return false;
+        }
+        if skb.for_other_host() {
+            if skb.has_socket(&key) {
+                skb.deliver_here();
+                self.steered.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let mut s = self.served.lock();
+                s.remove(&key);
+                self.served_len.store(s.len(), Ordering::Relaxed);
+            }
+        }
+        true
+    }
+
+    /// Adds `keys` to the connections this node serves for other nodes' bindings, within
+    /// [`MAX_SERVED`] (past it a connection is only steered while its owner is declared
+    /// failed here).
+    pub(crate) fn serve(&self, mut keys: KVec<FlowKey>) {
+        let had = self.served.lock().len();
+        let room = MAX_SERVED.saturating_sub(had);
+        keys.truncate(room);
+        if keys.is_empty() || keys.reserve(had, GFP_KERNEL).is_err() {
+            return;
+        }
+        // Only `control`'s holder adds (the hook only removes): the room reserved covers it.
+        let mut s = self.served.lock();
+        let old = s.merge(keys);
+        self.served_len.store(s.len(), Ordering::Relaxed);
+        drop(s);
+        drop(old);
+    }
+
     /// Follows the connections peers hand back on `skb`'s segment; returns whether it is a
     /// SYN to refuse.
     fn follow_handed(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
-        let mut buf = [0u8; HEADER_MAX];
-        let Some(seg) = skb
-            .header(&mut buf)
-            .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
-        else {
+        let Some(seg) = segment(skb) else {
             return false;
         };
         let mut h = self.handed.lock();
@@ -380,6 +510,21 @@ impl NetState {
                 let _ = fresh.push(Handed::new(k, r.node), GFP_KERNEL);
             }
         }
+        self.hand(fresh, (!r.append).then_some(r.node), now_ms)
+    }
+
+    /// Peers serve the connections of `fresh` (of this node's bindings) from now on: they
+    /// join the connections followed (a connection already listed takes the newest word,
+    /// keeping what was seen of it). With `replace`, that peer's earlier entries not in
+    /// `fresh` end (its list replaces the earlier one). At most [`MAX_HANDED`] in all;
+    /// nothing changes when they do not fit. Owner recovery (RECOVERY) and planned handoff
+    /// (HANDOFF_DONE) both add this way.
+    pub(crate) fn hand(
+        &self,
+        mut fresh: KVec<Handed>,
+        replace: Option<u32>,
+        now_ms: u64,
+    ) -> Result<(), LogicError> {
         fresh.sort_unstable_by_key(|a| a.key);
         let mut prev = None;
         fresh.retain(|h| prev.replace(h.key) != Some(h.key));
@@ -392,7 +537,7 @@ impl NetState {
             match fresh.binary_search_by(|f| f.key.cmp(&old.key)) {
                 // The newest word on a connection wins; what was seen of it stays.
                 Ok(i) => fresh[i].carry(old),
-                Err(_) if old.node == r.node && !r.append => {}
+                Err(_) if Some(old.node) == replace => {}
                 // Within the capacity reserved above.
                 Err(_) => {
                     let _ = next.push_within_capacity(*old);
@@ -402,7 +547,7 @@ impl NetState {
         if next.len() + fresh.len() > MAX_HANDED {
             return Err(LogicError::new(
                 code::ENOSPC,
-                c"too many handed-back connections",
+                c"too many connections of this node's bindings served by peers",
             ));
         }
         for f in fresh.iter() {
@@ -437,10 +582,14 @@ impl NetState {
             self.fenced.fetch_add(1, Ordering::Relaxed);
             return OutVerdict::DropFenced;
         }
+        let key = FlowKey::of(&seg, Side::Owner);
+        if self.held_len.load(Ordering::Relaxed) > 0 && self.held.lock().contains(&key) {
+            self.held_dropped.fetch_add(1, Ordering::Relaxed);
+            return OutVerdict::DropHeld;
+        }
         if !seg.has(flags::RST) {
             return OutVerdict::Accept;
         }
-        let key = FlowKey::of(&seg, Side::Owner);
         let mirrored = self.snoop.lock().holds(&key);
         let handed = self.handed_len.load(Ordering::Relaxed) > 0 && self.handed.lock().holds(&key);
         if mirrored || handed || self.rebuilding.lock().binary_search(&key).is_ok() {

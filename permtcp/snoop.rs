@@ -328,6 +328,11 @@ impl SnoopTable {
         (no_room, not_mine)
     }
 
+    /// The mirrored connection `key`, if any.
+    pub(crate) fn get(&self, key: &FlowKey) -> Option<&Conn<Alloc>> {
+        self.conns.tree.get(key)
+    }
+
     /// Whether the connection `key` is mirrored.
     pub(crate) fn holds(&self, key: &FlowKey) -> bool {
         self.conns.tree.get(key).is_some()

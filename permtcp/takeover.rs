@@ -62,6 +62,8 @@ pub(crate) enum Fallback {
     Next(u32),
     /// No peer is left.
     Reset(Reset),
+    /// A planned handoff: the serving node keeps it (its connection resumes there).
+    Keep,
 }
 
 /// What a takeover (or a directive) found: plans to rebuild, connections for the next peer
@@ -84,10 +86,12 @@ pub(crate) struct Takeover {
     pub(crate) reasons: KVec<(FlowKey, u8)>,
     /// Connections reset because their owner was mid-response (declared `reset`).
     pub(crate) mid_response: u32,
+    /// Connections of a planned handoff whose rebuild failed: the serving node keeps them.
+    pub(crate) kept: KVec<FlowKey>,
 }
 
 impl Takeover {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Takeover {
             plans: KVec::new(),
             announce: KVec::new(),
@@ -97,6 +101,7 @@ impl Takeover {
             not_mine: 0,
             reasons: KVec::new(),
             mid_response: 0,
+            kept: KVec::new(),
         }
     }
 
@@ -150,6 +155,11 @@ impl Takeover {
                 if self.resets.push(r, GFP_KERNEL).is_err() {
                     self.not_ready += 1;
                 }
+            }
+            Fallback::Keep => {
+                // Without room the serving node is told nothing of it and keeps it held
+                // until HANDOFF_DONE lists it otherwise (it is not listed as taken).
+                let _ = self.kept.push(*k, GFP_KERNEL);
             }
         }
     }
@@ -407,7 +417,7 @@ fn take_over(
 /// Rebuilds the planned connections (handing them to their listener, or parking them until
 /// `park_ms` from `now`), records them for the application, resets those no peer can take
 /// over, and announces the addresses that come to this node.
-fn carry_out(
+pub(crate) fn carry_out(
     state: &NetState,
     net: &Net<'_>,
     node: u32,
@@ -420,10 +430,13 @@ fn carry_out(
     let mut parked = KVec::new();
     let mut times = StepTimes::default();
     let mut absent = KVec::new();
+    let mut served = KVec::with_capacity(t.plans.len(), GFP_KERNEL).unwrap_or(KVec::new());
     for (p, fallback) in core::mem::take(&mut t.plans) {
         match take_over(net, &p, now + park_ms, &mut times, &mut absent) {
             Ok(outcome) => {
                 d.taken += 1;
+                // Without room it is only steered while its owner is declared failed here.
+                let _ = served.push_within_capacity(p.key);
                 let taken = record(state, p, now);
                 notify(net, &Event::Taken { node, taken });
                 if let Outcome::Parked(c) = outcome {
@@ -454,6 +467,7 @@ fn carry_out(
     }
     d.rebuild_ns = started.elapsed().as_nanos() as u64;
     log_steps(&times, d.taken);
+    state.serve(served);
     d.parked = parked.len() as u32;
     if d.parked > 0 {
         d.failed += park(state, parked);

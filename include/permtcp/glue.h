@@ -108,6 +108,29 @@ int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
 int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
 			 u16 cport, bool ipv6);
 
+/* Planned handoff: a connection's key (local = service end), and where its socket stands. */
+struct ptcp_conn_key {
+	u8 laddr[16];
+	u8 raddr[16];
+	u16 lport;
+	u16 rport;
+};
+
+struct ptcp_conn_seqs {
+	u32 snd_nxt;
+	u32 snd_una;
+	u32 write_seq;
+	u32 rcv_nxt;
+	bool established;
+};
+
+int ptcp_binding_conns(struct ptcp_net *pn, const u8 *addr, u16 port, bool ipv6,
+		       struct ptcp_conn_key *out, int max);
+struct sock *ptcp_conn_lock(struct ptcp_net *pn, const struct ptcp_conn_key *k, bool ipv6,
+			    struct ptcp_conn_seqs *out);
+void ptcp_conn_unlock(struct sock *sk);
+int ptcp_conn_abort(struct ptcp_net *pn, const struct ptcp_conn_key *k, bool ipv6);
+
 /* Provided by Rust, all in permtcp/adapter.rs. */
 void *permtcp_rs_net_init(u64 cookie);
 void permtcp_rs_net_exit(void *state);
@@ -122,6 +145,7 @@ enum ptcp_out_verdict {
 	PTCP_OUT_ACCEPT = 0,
 	PTCP_OUT_DROP_RST = 1,		/* a reset of a mirrored connection */
 	PTCP_OUT_DROP_FENCED = 2,	/* from this node's bindings, its lease run out */
+	PTCP_OUT_DROP_HELD = 3,		/* of a connection held for a planned handoff */
 };
 
 u8 permtcp_rs_out(void *state, struct sk_buff *skb, u32 len, u64 now_ns);

@@ -18,10 +18,12 @@
 //! This file holds the messages' attributes and the peer's decision; both ends build them
 //! from the same code.
 
+use super::decl::RxPolicy;
 use super::errno::{code, inval, Error};
 use super::nla::{Attrs, Seen, Writer};
 use super::ops::{require, List, Listed};
 use super::packet::Addr;
+use super::resume::resume;
 use super::seq::{self, Seq};
 use super::seqbuf::ChunkAlloc;
 use super::snoop::FlowKey;
@@ -250,15 +252,21 @@ impl<'a> Handoff<'a> {
     }
 }
 
-/// The peer's decision on `want`, a connection the serving node holds, from its mirror `c`:
-/// [`status::TAKEN`] when it can be taken over (the caller then rebuilds it), else why not.
+/// The peer's decision on `want`, a connection the serving node holds, from its mirror `c`
+/// and the binding's received-data policy `rx`: [`status::TAKEN`] when it can be taken over
+/// (the caller then rebuilds it), else why not.
+///
+/// A connection whose serving node was in the middle of a response (its last write not all
+/// on the wire, or the client's window full) is refused: the application taking it over
+/// would not know it has a response to finish, and the serving node can finish it and be
+/// asked again.
 ///
 /// The serving node's output stopped at `want.snd_nxt`: a mirror that has not seen that far
 /// yet ([`status::BEHIND`]) may still see the last segments (they were on their way); one
 /// that saw further ([`status::MISMATCH`]) does not describe that socket. The client's side
 /// needs no such check: the mirror follows what the serving node acknowledged on the wire,
 /// and the client sends again whatever the rebuilt socket does not acknowledge.
-pub fn check<A: ChunkAlloc>(c: &Conn<A>, want: &HandoffConn) -> u8 {
+pub fn check<A: ChunkAlloc>(c: &Conn<A>, want: &HandoffConn, rx: RxPolicy) -> u8 {
     if c.readiness().is_err() {
         return status::NOT_READY;
     }
@@ -268,6 +276,9 @@ pub fn check<A: ChunkAlloc>(c: &Conn<A>, want: &HandoffConn) -> u8 {
     }
     if nxt != want.snd_nxt {
         return status::MISMATCH;
+    }
+    if resume(c, rx).mid_response.is_some() {
+        return status::MID_RESPONSE;
     }
     status::TAKEN
 }

@@ -27,12 +27,20 @@
 //! | `TAKEN_GET`     | [`TakenKeyRequest`]  | [`TakenReply`]            | yes  |
 //! | `DIRECTIVE`     | [`DirectiveRequest`] | [`DirectiveReply`]        | no   |
 //! | `RECOVERY`      | [`RecoveryRequest`]  | [`Ack`]                   | no   |
+//! | `HANDOFF_HOLD`  | [`HoldRequest`]      | [`Handoff`]               | no   |
+//! | `HANDOFF_TAKE`  | [`Handoff`]          | [`Handoff`]               | no   |
+//! | `HANDOFF_DONE`  | [`Handoff`]          | [`Ack`]                   | no   |
+//!
+//! The handoff messages are in `handoff.rs`.
 //!
 //! The [`Operation`] trait ties each request type to its command number, whether it is a dump,
 //! and its reply type, for code that handles every command alike (permctl's client). The
 //! nested payloads the replies carry ([`Declaration`], [`ConnInfo`], [`StatsInfo`],
 //! [`TakenInfo`], [`DirectiveInfo`]) are defined next to the state they describe
 //! (`decl.rs`, `snoopnl.rs`) and re-exported here.
+//!
+//! [`HoldRequest`]: super::handoff::HoldRequest
+//! [`Handoff`]: super::handoff::Handoff
 
 use super::bounded::Bounded;
 use super::errno::{code, inval, Error};

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{bytes, GetConn, Wire};
+use permtcp_logic::decl::RxPolicy;
 use permtcp_logic::errno::code;
 use permtcp_logic::handoff::{check, Handoff, HandoffConn, HoldRequest, HANDOFF_BATCH};
 use permtcp_logic::nla::Writer;
@@ -169,19 +170,31 @@ fn peer_takes_only_a_level_ready_mirror() {
     w.ack(Side::Client, 502);
     let k = w.key();
     let want = held(&w);
-    assert_eq!(check(w.map.get_mut_conn(&k), &want), status::TAKEN);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &want, RxPolicy::Unanswered),
+        status::TAKEN
+    );
 
     // The serving node sent a segment the mirror has not seen yet: behind, for now.
     let ahead = HandoffConn {
         snd_nxt: want.snd_nxt.wrapping_add(100),
         ..want
     };
-    assert_eq!(check(w.map.get_mut_conn(&k), &ahead), status::BEHIND);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &ahead, RxPolicy::Unanswered),
+        status::BEHIND
+    );
     // It arrives: level again.
     w.data(Side::Owner, &bytes(100, 9));
-    assert_eq!(check(w.map.get_mut_conn(&k), &ahead), status::TAKEN);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &ahead, RxPolicy::Unanswered),
+        status::TAKEN
+    );
     // The mirror saw more than the socket says it sent: not that socket's state.
-    assert_eq!(check(w.map.get_mut_conn(&k), &want), status::MISMATCH);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &want, RxPolicy::Unanswered),
+        status::MISMATCH
+    );
 }
 
 #[test]
@@ -199,5 +212,45 @@ fn peer_refuses_a_mirror_not_ready() {
     let k = w.key();
     assert!(w.ready().is_err());
     let want = held(&w);
-    assert_eq!(check(w.map.get_mut_conn(&k), &want), status::NOT_READY);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &want, RxPolicy::Unanswered),
+        status::NOT_READY
+    );
+}
+
+#[test]
+fn peer_refuses_a_response_not_all_on_the_wire() {
+    // The owner's last bytes carry no PSH: its write was not all sent when it was held.
+    let mut w = Wire::new(false);
+    w.handshake(10, 20, 7, 7);
+    w.data(Side::Client, b"GET /big\r\n\r\n");
+    let part = bytes(1000, 5);
+    let i = Side::Owner as usize;
+    let (seq, ack) = (w.nxt[i], w.rcv[i]);
+    w.send_raw(
+        Side::Owner,
+        seq,
+        ack,
+        permtcp_logic::packet::flags::ACK,
+        502,
+        &Default::default(),
+        &part,
+    );
+    w.nxt[i] = w.nxt[i].wrapping_add(part.len() as u32);
+    w.rcv[1 - i] = w.nxt[i];
+    w.ack(Side::Client, 502);
+    let k = w.key();
+    let want = held(&w);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &want, RxPolicy::Unanswered),
+        status::MID_RESPONSE
+    );
+    // The rest, pushed: a boundary again.
+    w.data(Side::Owner, b"end");
+    w.ack(Side::Client, 502);
+    let want = held(&w);
+    assert_eq!(
+        check(w.map.get_mut_conn(&k), &want, RxPolicy::Unanswered),
+        status::TAKEN
+    );
 }

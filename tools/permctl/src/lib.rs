@@ -14,6 +14,7 @@
 //!   ranges, policies) and the views of declarations and connection ends.
 
 pub mod calls;
+pub mod handoff;
 pub mod netlink;
 pub mod recovery;
 pub mod spec;

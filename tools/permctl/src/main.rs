@@ -135,6 +135,11 @@ enum Command {
         #[arg(long)]
         node: u32,
     },
+    /// Planned live handoff of a binding's established connections to a peer that mirrors
+    /// them (Documentation/handoff.rst): `hold` on the serving node, `take` on the peer,
+    /// `done` on the serving node, each reading the JSON lines the step before printed.
+    #[command(subcommand)]
+    Handoff(HandoffCommand),
     /// Testing aids.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -180,6 +185,51 @@ enum SnoopCommand {
     },
     /// Stop snooping and forget the mirrored connections (needs CAP_NET_ADMIN).
     Stop,
+}
+
+#[derive(Subcommand)]
+enum HandoffCommand {
+    /// On the serving node: holds the binding's established connections whose bytes are
+    /// all on the wire (their output stops), and prints one JSON line per connection: its
+    /// ends, its socket's sequence numbers and its status (held, busy, gone).
+    Hold {
+        /// The binding, ADDR:PORT (one of this node's).
+        #[arg(long)]
+        binding: std::net::SocketAddr,
+        /// Hold at most this many.
+        #[arg(long)]
+        max: Option<usize>,
+        /// How long to keep asking for a connection with bytes still to send.
+        #[arg(long, default_value_t = 500)]
+        wait_ms: u64,
+    },
+    /// On the peer: takes over the held connections of node NODE listed in FILE (the
+    /// output of `hold`; `-`: standard input) from this node's mirror, and prints them
+    /// with their status (taken, or why not).
+    Take {
+        /// The serving node.
+        #[arg(long)]
+        from: u32,
+        /// The held connections, JSON lines.
+        #[arg(long, default_value = "-")]
+        file: PathBuf,
+        /// How long a connection waits for its listener, in milliseconds.
+        #[arg(long)]
+        park_ms: Option<u32>,
+        /// How long to wait for the mirror to see a connection's last segments.
+        #[arg(long, default_value_t = 200)]
+        wait_ms: u64,
+    },
+    /// On the serving node: the connections peer NODE took (FILE: the output of `take`)
+    /// are dropped silently and followed until they end; the others resume.
+    Done {
+        /// The peer that took them.
+        #[arg(long)]
+        to: u32,
+        /// The peer's answer, JSON lines.
+        #[arg(long, default_value = "-")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -302,6 +352,101 @@ fn main() -> ExitCode {
     }
 }
 
+/// Reads the JSON lines of a handoff step from `file` (`-`: standard input).
+fn read_lines(
+    file: &std::path::Path,
+) -> Result<Vec<permtcp_logic::handoff::HandoffConn>, CtlError> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|e| CtlError::Usage(format!("{}: {e}", file.display())))?;
+    permctl::handoff::parse_lines(&text).map_err(CtlError::Usage)
+}
+
+/// Prints the connections of a handoff step as JSON lines, and a count per status on
+/// standard error.
+fn print_lines(conns: &[permtcp_logic::handoff::HandoffConn]) {
+    use permctl::handoff::{status_name, Line};
+    let mut counts = std::collections::BTreeMap::new();
+    for c in conns {
+        println!(
+            "{}",
+            serde_json::to_string(&Line::of(c)).unwrap_or_default()
+        );
+        *counts.entry(status_name(c.status)).or_insert(0usize) += 1;
+    }
+    let summary: Vec<_> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    eprintln!(
+        "permctl: {}",
+        if summary.is_empty() {
+            "no connections".into()
+        } else {
+            summary.join(", ")
+        }
+    );
+}
+
+/// `permctl handoff`.
+fn handoff(c: &Client, h: HandoffCommand) -> Result<(), CtlError> {
+    match h {
+        HandoffCommand::Hold {
+            binding,
+            max,
+            wait_ms,
+        } => {
+            let addr = permctl::spec::key_of(binding, binding).owner_addr;
+            let t = std::time::Instant::now();
+            let conns = c.handoff_hold(
+                addr,
+                binding.port(),
+                max,
+                std::time::Duration::from_millis(wait_ms),
+            )?;
+            let us = t.elapsed().as_micros();
+            print_lines(&conns);
+            eprintln!("permctl: hold took {us} us");
+            Ok(())
+        }
+        HandoffCommand::Take {
+            from,
+            file,
+            park_ms,
+            wait_ms,
+        } => {
+            let held = read_lines(&file)?;
+            let t = std::time::Instant::now();
+            c.handoff_addresses(&held)?;
+            let out = c.handoff_take(
+                from,
+                &held,
+                park_ms,
+                std::time::Duration::from_millis(wait_ms),
+            )?;
+            let us = t.elapsed().as_micros();
+            print_lines(&out);
+            eprintln!("permctl: take took {us} us");
+            Ok(())
+        }
+        HandoffCommand::Done { to, file } => {
+            let conns = read_lines(&file)?;
+            let t = std::time::Instant::now();
+            c.handoff_done(to, &conns)?;
+            eprintln!("permctl: done took {} us", t.elapsed().as_micros());
+            let taken = conns
+                .iter()
+                .filter(|x| x.status == permtcp_logic::uapi::handoff_status::TAKEN)
+                .count();
+            eprintln!(
+                "permctl: {taken} dropped here (taken by node {to}), {} resumed",
+                conns.len() - taken
+            );
+            Ok(())
+        }
+    }
+}
+
 /// Runs a command that talks to the module.
 fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
     match command {
@@ -370,6 +515,7 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             })
         }
         Command::Events { count } => fence::events(c, json, count),
+        Command::Handoff(h) => handoff(c, h),
         Command::Stats => snoop::stats(c, json),
         Command::ConnData {
             owner,

@@ -336,6 +336,12 @@ impl Client {
             .collect())
     }
 
+    /// Sends `cmd` with the attribute bytes `attrs` (a `doit`) and returns the attributes of
+    /// each reply message: for requests whose list borrows the caller's data.
+    pub(crate) fn request_doit(&self, cmd: u8, attrs: &[u8]) -> Result<Vec<Vec<u8>>, CtlError> {
+        self.request(cmd, attrs, false)
+    }
+
     /// Sends `cmd` with an arbitrary, unchecked attribute payload: a testing aid for the
     /// kernel's validation (malformed lengths, unknown attributes). Returns the number of
     /// reply messages.

@@ -60,6 +60,10 @@
 //!                                             draw a trace's bytes over time as an SVG, in
 //!                                             seconds after NS (the trace's clock), with
 //!                                             the marks as vertical lines
+//! ptcp-testapp echo-steady ADDR:PORT CONNS STOP [--interval-ms N]  CONNS connections, a
+//!                                     round every N ms (20) on each until file STOP exists
+//!                                     (STOP.wait once all started); prints each one's worst
+//!                                     round (median, largest)
 //! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
 //!                                             and after a pause (a mass takeover)
 //! ptcp-testapp timed CMD ARGS...              run CMD, print its wall time (wall_us=)
@@ -789,6 +793,91 @@ fn echo_many(addr: SocketAddr, conns: usize, pause: &str) {
     );
 }
 
+/// `conns` connections, each on its own thread doing a round every `interval` until file
+/// `stop` exists (`stop`.wait is written once every connection did its first round): a
+/// service's clients with traffic running while its connections move (planned handoff).
+/// Prints the rounds and each connection's worst round (the pause it saw): the median and
+/// the largest of those; exits 1 on a wrong answer or a broken connection.
+fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    raise_nofile(1 << 17);
+    let interval = opts
+        .iter()
+        .position(|a| a == "--interval-ms")
+        .map_or(Duration::from_millis(20), |i| {
+            Duration::from_millis(opts[i + 1].parse().expect("--interval-ms N"))
+        });
+    let socks: Vec<TcpStream> = (0..conns)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    let started = Arc::new(AtomicUsize::new(0));
+    let stop_path = std::path::PathBuf::from(stop);
+    let threads: Vec<_> = socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            let (started, stop_path) = (started.clone(), stop_path.clone());
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || -> Result<(u64, Duration), String> {
+                    let mut worst = Duration::ZERO;
+                    let mut round = 0u64;
+                    loop {
+                        let v = ((i as u64) << 32) | round;
+                        let t = Instant::now();
+                        s.write_all(&v.to_be_bytes())
+                            .map_err(|e| format!("connection {i} round {round}: send: {e}"))?;
+                        let mut buf = vec![0u8; 1000];
+                        s.read_exact(&mut buf)
+                            .map_err(|e| format!("connection {i} round {round}: {e}"))?;
+                        if buf != answer(v) {
+                            return Err(format!("connection {i} round {round}: wrong answer"));
+                        }
+                        if round > 0 {
+                            worst = worst.max(t.elapsed());
+                        } else {
+                            started.fetch_add(1, Ordering::SeqCst);
+                        }
+                        round += 1;
+                        if stop_path.exists() {
+                            return Ok((round, worst));
+                        }
+                        std::thread::sleep(interval);
+                    }
+                })
+                .expect("spawn")
+        })
+        .collect();
+    while started.load(Ordering::SeqCst) < conns {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(format!("{stop}.wait"), b"").unwrap();
+    let mut worst = Vec::new();
+    let mut rounds = 0;
+    let mut failed = 0;
+    for t in threads {
+        match t.join().expect("thread") {
+            Ok((r, w)) => {
+                rounds += r;
+                worst.push(w.as_millis() as u64);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    worst.sort_unstable();
+    let median = worst.get(worst.len() / 2).copied().unwrap_or(0);
+    let max = worst.last().copied().unwrap_or(0);
+    if failed > 0 {
+        println!("FAIL conns={conns} failed={failed}");
+        std::process::exit(1);
+    }
+    println!("ok conns={conns} rounds={rounds} pause_median_ms={median} pause_max_ms={max}");
+}
+
 /// `timed CMD ARGS...`: runs CMD, passes its output and exit status on, and prints its wall
 /// time to stderr as `wall_us=N` (the guest's shell clock has 10 ms resolution).
 fn timed(cmd: &[String]) {
@@ -896,6 +985,12 @@ fn main() {
         "stream-sum" => bulk::stream_sum(arg(2).parse().unwrap()),
         "timed" => timed(&args[2..]),
         "echo-many" => echo_many(arg(2).parse().unwrap(), arg(3).parse().unwrap(), arg(4)),
+        "echo-steady" => echo_steady(
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            arg(4),
+            &args[5..],
+        ),
         "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
         "echo-client" => echo_client(
             arg(2).parse().unwrap(),
