@@ -958,6 +958,17 @@ struct sock *ptcp_conn_lock(struct ptcp_net *pn, const struct ptcp_conn_key *k, 
 	out->snd_una = tp->snd_una;
 	out->write_seq = tp->write_seq;
 	out->rcv_nxt = tp->rcv_nxt;
+	/* Neither counts the SYN: one before the first byte. */
+	out->isn = tp->snd_una - (u32)tp->bytes_acked - 1;
+	out->client_isn = tp->rcv_nxt - (u32)tp->bytes_received - 1;
+	out->snd_wnd = tp->snd_wnd;
+	out->rcv_wnd = tp->rcv_wnd;
+	out->client_mss = tp->rx_opt.mss_clamp;
+	out->snd_wscale = tp->rx_opt.snd_wscale;
+	out->rcv_wscale = tp->rx_opt.rcv_wscale;
+	out->wscale_ok = tp->rx_opt.wscale_ok;
+	out->sack_ok = tcp_is_sack(tp);
+	out->tstamp_ok = tp->rx_opt.tstamp_ok;
 	out->established = sk->sk_state == TCP_ESTABLISHED;
 	return sk;
 }

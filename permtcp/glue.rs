@@ -291,7 +291,36 @@ pub(crate) struct SockSeqs {
     pub(crate) snd_una: u32,
     pub(crate) write_seq: u32,
     pub(crate) rcv_nxt: u32,
+    pub(crate) isn: u32,
+    pub(crate) client_isn: u32,
+    pub(crate) snd_wnd: u32,
+    pub(crate) rcv_wnd: u32,
+    pub(crate) client_mss: u16,
+    pub(crate) snd_wscale: u8,
+    pub(crate) rcv_wscale: u8,
+    pub(crate) wscale_ok: bool,
+    pub(crate) sack_ok: bool,
+    pub(crate) tstamp_ok: bool,
     pub(crate) established: bool,
+}
+
+impl SockSeqs {
+    /// What a mirror seeded from the socket starts from.
+    pub(crate) fn snapshot(&self) -> crate::logic::handoff::Snapshot {
+        crate::logic::handoff::Snapshot {
+            snd_nxt: self.snd_nxt,
+            snd_una: self.snd_una,
+            rcv_nxt: self.rcv_nxt,
+            isn: self.isn,
+            client_isn: self.client_isn,
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_wnd,
+            client_mss: self.client_mss,
+            wscale: self.wscale_ok.then_some((self.snd_wscale, self.rcv_wscale)),
+            sack: self.sack_ok,
+            ts: self.tstamp_ok,
+        }
+    }
 }
 
 /// The TCP socket-option numbers and repair struct sizes of the running kernel.

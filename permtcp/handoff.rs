@@ -48,7 +48,8 @@ fn held_changed(state: &NetState, len: usize) {
 }
 
 /// HANDOFF_HOLD: holds up to `r.limit()` established connections of binding
-/// `r.addr`:`r.port`, one of this node's, not held yet; returns each with its status (held,
+/// `r.addr`:`r.port` not held yet: one of this node's, or of another node's those this node
+/// serves (taken over or handed off here: a hand back); returns each with its status (held,
 /// or busy and not held) and its socket's sequence numbers.
 pub(crate) fn hold(
     state: &NetState,
@@ -56,15 +57,25 @@ pub(crate) fn hold(
     r: &HoldRequest,
 ) -> Result<KVec<HandoffConn>, LogicError> {
     let _control = state.control.lock();
-    {
+    // Whether the binding is this node's, and whether this node mirrors its connections
+    // once a peer serves them: its own (to take them back), or a peer's of which it is a
+    // peer (to take them over should that node fail).
+    let (mine, mirror) = {
         let c = state.cluster.lock();
-        if !declares(local(&c)?, &r.addr, r.port) {
+        let me = local(&c)?;
+        let Some(b) = c.all().find(|d| declares(d, &r.addr, r.port)) else {
             return Err(LogicError::new(
                 code::EINVAL,
-                c"the binding is not one of this node's",
+                c"the binding is not declared: not one of this node's, nor of a peer's",
             ));
-        }
-    }
+        };
+        let is_failed = |x: u32| c.is_failed(x);
+        let mine = b.node_id == me.node_id;
+        let peer = takeover_order(c.all(), b, r.port, &is_failed)
+            .as_slice()
+            .contains(&me.node_id);
+        (mine, mine || peer)
+    };
     let had = state.held.lock().len();
     if had >= MAX_HELD {
         return Err(LogicError::new(
@@ -79,11 +90,12 @@ pub(crate) fn hold(
     let mut fresh = KVec::with_capacity(limit + had, GFP_KERNEL).map_err(|_| enomem())?;
     {
         let h = state.held.lock();
+        let served = state.served.lock();
         for k in found.iter().map(ConnKey::key) {
             if fresh.len() == limit {
                 break;
             }
-            if !h.contains(&k) && !fresh.contains(&k) {
+            if !h.contains(&k) && !fresh.contains(&k) && (mine || served.contains(&k)) {
                 // Within the capacity reserved above.
                 let _ = fresh.push_within_capacity(k);
             }
@@ -98,6 +110,8 @@ pub(crate) fn hold(
         drop(h);
         drop(old);
     }
+    let mut seeds = KVec::with_capacity(fresh.len(), GFP_KERNEL).map_err(|_| enomem())?;
+    let now = crate::glue::now_ms();
     for k in fresh.iter() {
         // Each is held while its socket is locked: its application cannot write meanwhile,
         // so what was read is exactly what reached the wire, and all it writes from here
@@ -119,6 +133,9 @@ pub(crate) fn hold(
                     let fitted = h.insert(*k);
                     held_changed(state, h.len());
                     if fitted {
+                        if mirror {
+                            let _ = seeds.push_within_capacity((*k, s.snapshot()));
+                        }
                         status::HELD
                     } else {
                         status::BUSY
@@ -136,11 +153,33 @@ pub(crate) fn hold(
         // Within the capacity reserved above.
         let _ = out.push_within_capacity(c);
     }
+    // Mirrored from the moment they are held, from their sockets' state: the peer takes
+    // them from a mirror level with the same moment, and sends at once. A connection this
+    // node serves for a peer is no longer steered here meanwhile (its socket is held).
+    let mut seeded = 0u32;
+    for (k, snap) in seeds.iter() {
+        let conn = crate::logic::handoff::seeded(snap, now);
+        seeded += u32::from(state.snoop.lock().seed(*k, conn));
+    }
+    if !mine {
+        let mut s = state.served.lock();
+        for c in out.iter().filter(|c| c.status == status::HELD) {
+            s.remove(&c.key);
+        }
+        state.served_len.store(s.len(), Ordering::Relaxed);
+    }
+    if seeded > 0 {
+        pr_info!(
+            "handoff: {} held connections mirrored from their sockets\n",
+            seeded
+        );
+    }
     Ok(out)
 }
 
 /// HANDOFF_TAKE: takes over the connections of `r` that node `r.node` holds and this node's
-/// mirror has level and ready; returns each with its status.
+/// mirror has level and ready: of `r.node`'s bindings when this node is a peer of them, or
+/// of this node's own that `r.node` serves (a hand back). Returns each with its status.
 pub(crate) fn take(
     state: &NetState,
     net: &Net<'_>,
@@ -154,13 +193,15 @@ pub(crate) fn take(
     let mut out = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut taking = Taking::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut keys = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut rx = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut back = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut plans = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let cluster = state.cluster.lock();
-    let (owner, me) = cluster.roles(node)?;
-    if me == node {
+    let me = local(&cluster)?.node_id;
+    if me == node || !cluster.all().any(|d| d.node_id == node) {
         return Err(LogicError::new(
             code::EINVAL,
-            c"the local node cannot take its own connections",
+            c"the serving node is not a declared peer",
         ));
     }
     if cluster.is_failed(node) {
@@ -174,22 +215,29 @@ pub(crate) fn take(
         let mut table = state.snoop.lock();
         for want in r.conns.iter() {
             let k = &want.key;
-            let peer = declares(owner, &k.owner_addr, k.owner_port)
-                && takeover_order(cluster.all(), owner, k.owner_port, &is_failed)
-                    .as_slice()
-                    .contains(&me);
-            let st = if !peer {
-                status::NOT_PEER
-            } else {
-                match table.get(k) {
-                    None => status::NOT_MIRRORED,
-                    Some(c) => check(c, &want, owner.rx),
-                }
+            let binding = cluster
+                .all()
+                .find(|d| declares(d, &k.owner_addr, k.owner_port));
+            let allowed = binding.filter(|b| {
+                b.node_id == me
+                    || b.node_id == node
+                        && takeover_order(cluster.all(), b, k.owner_port, &is_failed)
+                            .as_slice()
+                            .contains(&me)
+            });
+            let st = match (allowed, table.get(k)) {
+                (None, _) => status::NOT_PEER,
+                (Some(_), None) => status::NOT_MIRRORED,
+                (Some(b), Some(c)) => check(c, &want, b.rx),
             };
-            if st == status::TAKEN {
+            if let (status::TAKEN, Some(b)) = (st, allowed) {
                 // Within the capacity reserved above: no allocation.
                 let _ = table.take_key(k, &mut taking);
                 let _ = keys.push_within_capacity(*k);
+                let _ = rx.push_within_capacity((*k, b.rx));
+                if b.node_id == me {
+                    let _ = back.push_within_capacity(*k);
+                }
             }
             let _ = out.push_within_capacity(HandoffConn { status: st, ..want });
         }
@@ -199,7 +247,12 @@ pub(crate) fn take(
     }
     let mut t = Takeover::new();
     for (k, c) in taking.iter() {
-        match Plan::new(k, c, now, owner.rx) {
+        let policy = rx
+            .iter()
+            .find(|(x, _)| x == k)
+            .map(|(_, p)| *p)
+            .unwrap_or_default();
+        match Plan::new(k, c, now, policy) {
             Some(p) => {
                 if plans.push_within_capacity((p, Fallback::Keep)).is_err() {
                     let _ = t.kept.push(*k, GFP_KERNEL);
@@ -224,35 +277,54 @@ pub(crate) fn take(
             c.status = status::FAILED;
         }
     }
+    // This node's own connections back here: no longer followed for a peer.
+    back.retain(|k| !t.kept.contains(k));
+    back.sort_unstable();
+    state.unhand(&back);
     Ok((out, done))
 }
 
-/// HANDOFF_DONE: the connections of `r` peer `r.node` took are followed (their stack's
-/// resets dropped, a SYN reusing one refused, until they end) and their sockets aborted;
-/// the others resume.
+/// HANDOFF_DONE: of the connections of `r`, those peer `r.node` took stay mirrored here
+/// (when HANDOFF_HOLD mirrored them) and their sockets are aborted; this node's own are
+/// followed until they end (their stack's resets dropped, a SYN reusing one refused). The
+/// connections not taken resume: no longer mirrored, and steered here again when they are
+/// of a peer's binding.
 pub(crate) fn done(state: &NetState, net: &Net<'_>, r: &Handoff<'_>) -> Result<(), LogicError> {
     let node = r.need_node()?;
     let _control = state.control.lock();
+    let now = crate::glue::now_ms();
+    let n = r.conns.len();
+    let mut fresh = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut serve = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     {
         let c = state.cluster.lock();
-        if node == local(&c)?.node_id || !c.all().any(|d| d.node_id == node) {
+        let me = local(&c)?;
+        if node == me.node_id || !c.all().any(|d| d.node_id == node) {
             return Err(LogicError::new(
                 code::EINVAL,
                 c"the peer is not a declared node",
             ));
         }
+        for x in r.conns.iter() {
+            let mine = declares(me, &x.key.owner_addr, x.key.owner_port);
+            if x.status == status::TAKEN && mine {
+                let _ = fresh.push_within_capacity(Handed::new(x.key, node));
+            } else if x.status != status::TAKEN && !mine {
+                let _ = serve.push_within_capacity(x.key);
+            }
+        }
     }
-    let taken = r.conns.iter().filter(|c| c.status == status::TAKEN).count();
-    let mut fresh = KVec::with_capacity(taken, GFP_KERNEL).map_err(|_| enomem())?;
-    for c in r.conns.iter().filter(|c| c.status == status::TAKEN) {
-        let _ = fresh.push_within_capacity(Handed::new(c.key, node));
+    state.hand(fresh, None, now)?;
+    for x in r.conns.iter() {
+        if x.status == status::TAKEN {
+            // Still held: the reset tcp_abort() sends is dropped. An error means the
+            // connection is gone already: nothing to abort.
+            let _ = net.abort_conn(&x.key);
+        } else {
+            state.snoop.lock().forget(&x.key);
+        }
     }
-    state.hand(fresh, None, crate::glue::now_ms())?;
-    // Followed and still held: the resets tcp_abort() sends are dropped.
-    for c in r.conns.iter().filter(|c| c.status == status::TAKEN) {
-        // An error means it is gone already: nothing to abort.
-        let _ = net.abort_conn(&c.key);
-    }
+    state.serve(serve);
     let mut h = state.held.lock();
     for c in r.conns.iter() {
         h.remove(&c.key);

@@ -563,6 +563,17 @@ impl NetState {
         Ok(())
     }
 
+    /// This node serves the connections of `keys` (of its own bindings, sorted) again: no
+    /// longer followed for a peer.
+    pub(crate) fn unhand(&self, keys: &[FlowKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut h = self.handed.lock();
+        h.list.retain(|x| keys.binary_search(&x.key).is_err());
+        self.handed_len.store(h.list.len(), Ordering::Relaxed);
+    }
+
     /// What the LOCAL_OUT hook does with `skb`, a TCP segment this host sends at `now_ns`:
     /// drop it when it is from this node's own bindings and the lease has run out (fencing),
     /// or when it is a reset of a connection mirrored here, being rebuilt, or of this node's

@@ -237,6 +237,22 @@ impl SnoopTable {
         outcome
     }
 
+    /// Mirrors connection `key` from now on as `conn` describes it (see
+    /// [`Snooper::seed`]); `false` when not snooping, or the table or budget is full.
+    pub(crate) fn seed(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
+        self.active
+            && self
+                .snooper
+                .seed(&mut self.conns, &mut self.alloc, key, conn)
+    }
+
+    /// Stops mirroring connection `key`, if it was.
+    pub(crate) fn forget(&mut self, key: &FlowKey) {
+        if let Some(mut c) = self.conns.remove(key) {
+            c.release(&mut self.alloc);
+        }
+    }
+
     /// Ends expired TIME_WAIT entries, at most once a second (no timer runs for it).
     pub(crate) fn gc(&mut self, now_ms: u64) {
         if now_ms.wrapping_sub(self.last_gc_ms) >= 1000 {

@@ -121,6 +121,16 @@ struct ptcp_conn_seqs {
 	u32 snd_una;
 	u32 write_seq;
 	u32 rcv_nxt;
+	u32 isn;		/* from bytes_acked */
+	u32 client_isn;		/* from bytes_received */
+	u32 snd_wnd;
+	u32 rcv_wnd;
+	u16 client_mss;
+	u8 snd_wscale;
+	u8 rcv_wscale;
+	bool wscale_ok;
+	bool sack_ok;
+	bool tstamp_ok;
 	bool established;
 };
 

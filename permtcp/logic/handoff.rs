@@ -28,7 +28,7 @@ use super::seq::{self, Seq};
 use super::seqbuf::ChunkAlloc;
 use super::snoop::FlowKey;
 use super::snoopnl::{key_attr, put_key};
-use super::track::{Conn, Side};
+use super::track::{Conn, Side, State};
 use super::uapi::{attr, handoff_attr, handoff_status as status};
 
 /// The most connections one request holds or lists (about 48 KiB of attributes).
@@ -281,4 +281,71 @@ pub fn check<A: ChunkAlloc>(c: &Conn<A>, want: &HandoffConn, rx: RxPolicy) -> u8
         return status::MID_RESPONSE;
     }
     status::TAKEN
+}
+
+/// What a node knows of one of its connections' sockets (locked), to mirror it from now on
+/// without having seen its SYN: after handing it off, the node that served it mirrors it
+/// (it may take it back, or over when the peer fails).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The service end's next sequence number to send (`snd_nxt`).
+    pub snd_nxt: Seq,
+    /// Its oldest unacknowledged one (`snd_una`).
+    pub snd_una: Seq,
+    /// The next one expected from the client (`rcv_nxt`).
+    pub rcv_nxt: Seq,
+    /// The service end's initial sequence number (from `bytes_acked`).
+    pub isn: Seq,
+    /// The client's (from `bytes_received`).
+    pub client_isn: Seq,
+    /// The window the client last advertised, in bytes (`snd_wnd`).
+    pub snd_wnd: u32,
+    /// The window the service end last advertised, in bytes (`rcv_wnd`).
+    pub rcv_wnd: u32,
+    /// The client's MSS (`rx_opt.mss_clamp`).
+    pub client_mss: u16,
+    /// Window scaling: the client's shift and the service end's (`snd_wscale`,
+    /// `rcv_wscale`), when negotiated.
+    pub wscale: Option<(u8, u8)>,
+    /// SACK was negotiated.
+    pub sack: bool,
+    /// Timestamps were negotiated.
+    pub ts: bool,
+}
+
+/// A mirror entry for the connection of `s`, established, from now on: both ends' sequence
+/// numbers anchored where the socket stood, the options of its handshake, no data retained
+/// (bytes sent and not yet acknowledged are missing: not ready until the client acknowledges
+/// past them, as for any hole).
+pub fn seeded<A: ChunkAlloc>(s: &Snapshot, now_ms: u64) -> Conn<A> {
+    let mut c = Conn::empty(Side::Client, State::Established, now_ms);
+    c.ws_ok = s.wscale.is_some();
+    c.sack_ok = s.sack;
+    c.ts_ok = s.ts;
+    let (cws, ows) = s.wscale.unzip();
+    let anchor = |h: &mut super::track::Half<A>, isn: Seq, una: Seq, nxt: Seq, win: u32| {
+        h.isn = isn;
+        h.syn_seen = true;
+        h.nxt = nxt;
+        h.una = una;
+        h.win = win;
+        h.max_win = win;
+        h.win_seq = una;
+        h.anchored = true;
+        h.data = super::seqbuf::SeqBuf::new(nxt);
+        h.push_end = nxt;
+    };
+    let o = &mut c.half[Side::Owner as usize];
+    anchor(o, s.isn, s.snd_una, s.snd_nxt, s.rcv_wnd);
+    o.syn_opts.wscale = ows;
+    o.syn_opts.sack_perm = s.sack;
+    // The service end may send up to what the client allowed.
+    o.right = s.snd_una.wrapping_add(s.snd_wnd.max(1));
+    let cl = &mut c.half[Side::Client as usize];
+    anchor(cl, s.client_isn, s.rcv_nxt, s.rcv_nxt, s.snd_wnd);
+    cl.syn_opts.mss = Some(s.client_mss);
+    cl.syn_opts.wscale = cws;
+    cl.syn_opts.sack_perm = s.sack;
+    cl.right = s.rcv_nxt.wrapping_add(s.rcv_wnd.max(1));
+    c
 }

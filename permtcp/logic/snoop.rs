@@ -338,6 +338,10 @@ pub struct Snooper {
     pub limits: Limits,
     /// Counters.
     pub counters: Counters,
+    /// At least how many connections of bindings the filter does not snoop the table holds
+    /// ([`Self::seed`]: this node's own, handed off to a peer): while there are any, a
+    /// segment the filter passes over is looked up in the table.
+    pub seeded: usize,
 }
 
 impl Snooper {
@@ -347,7 +351,54 @@ impl Snooper {
             filter,
             limits,
             counters: Counters::default(),
+            seeded: 0,
         }
+    }
+
+    /// Mirrors connection `key` from now on, as `conn` (a [`crate::logic::handoff::seeded`]
+    /// entry) describes it, in place of any entry it had; `false` when the table or the
+    /// budget is full. A connection of a binding the filter does not snoop is followed too.
+    pub fn seed<A: ChunkAlloc, M: FlowMap<A>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        key: FlowKey,
+        mut conn: Conn<A>,
+    ) -> bool {
+        if let Some(mut old) = map.remove(&key) {
+            old.release(alloc);
+        }
+        let entry = entry_bytes::<A>();
+        if map.len() >= self.limits.max_conns as usize || !alloc.charge(entry) {
+            return false;
+        }
+        conn.keep_received = self.limits.keep_received;
+        conn.max_mem = self.limits.max_conn_bytes.max(entry);
+        conn.mem = entry;
+        if !map.insert(key, conn) {
+            alloc.uncharge(entry);
+            return false;
+        }
+        if !self.filter.snoops(&key.owner_addr, key.owner_port) {
+            self.seeded += 1;
+        }
+        true
+    }
+
+    /// The side and connection of `seg` when the table holds it although the filter does
+    /// not snoop its binding (a seeded connection of this node's own).
+    fn seeded_key<A: ChunkAlloc, M: FlowMap<A>>(
+        &self,
+        map: &mut M,
+        seg: &Segment,
+    ) -> Option<(Side, FlowKey)> {
+        if self.seeded == 0 {
+            return None;
+        }
+        [Side::Client, Side::Owner]
+            .into_iter()
+            .map(|from| (from, FlowKey::of(seg, from)))
+            .find(|(_, k)| map.get_mut(k).is_some())
     }
 
     /// Processes one frame; `csum_ok` tells, for a segment of a snooped binding, whether its
@@ -383,7 +434,11 @@ impl Snooper {
                 return Outcome::Ignored;
             }
         };
-        let Some((from, key)) = self.filter.classify(&seg) else {
+        let Some((from, key)) = self
+            .filter
+            .classify(&seg)
+            .or_else(|| self.seeded_key(map, &seg))
+        else {
             return Outcome::Ignored;
         };
         if !csum_ok(&seg) {
@@ -522,7 +577,12 @@ impl Snooper {
             u64::from(self.limits.idle_timeout_ms),
         );
         let c = &mut self.counters;
-        map.retain(|_, conn| {
+        let filter = &self.filter;
+        let mut seeded = 0;
+        map.retain(|key, conn| {
+            if !filter.snoops(&key.owner_addr, key.owner_port) {
+                seeded += 1;
+            }
             let quiet = now_ms.saturating_sub(conn.last_ms);
             let counter = match conn.state {
                 State::TimeWait if conn.expired(now_ms) => &mut c.expired,
@@ -537,5 +597,7 @@ impl Snooper {
             conn.release(alloc);
             false
         });
+        // Recounted (the removals above included): the count stays an upper bound.
+        self.seeded = seeded;
     }
 }

@@ -165,7 +165,7 @@ pub struct Half<A: ChunkAlloc> {
 }
 
 impl<A: ChunkAlloc> Half<A> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Half {
             isn: 0,
             syn_seen: false,
@@ -317,7 +317,7 @@ impl<A: ChunkAlloc> Conn<A> {
         o.data = SeqBuf::new(ack);
     }
 
-    fn empty(opener: Side, state: State, now_ms: u64) -> Self {
+    pub(crate) fn empty(opener: Side, state: State, now_ms: u64) -> Self {
         Conn {
             state,
             opener,

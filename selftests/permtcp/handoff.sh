@@ -15,7 +15,7 @@
 
 COUNTS=${HANDOFF_CONNS:-20}
 n_counts=$(echo $COUNTS | wc -w)
-ktap_plan $((n_counts * 11 + 11 + 5))
+ktap_plan $((n_counts * 18 + 18 + 5))
 
 # Namespace $1 has $2 established connections on port 80 (ss counts them).
 established() { # namespace count
@@ -24,10 +24,24 @@ established() { # namespace count
 	[ "$n_" = "$2" ]
 }
 
-# Node 2 mirrors $1 connections, all established.
-mirrored() { # count
-	n_=$(in_peer permctl --json conns | grep -o '"state":"ESTAB"' | wc -l)
-	[ "$n_" -ge "$1" ]
+# Namespace $1 mirrors $2 connections, established and ready to take over.
+mirrored() { # namespace count
+	n_=$(/bin/ip netns exec $1 permctl --json conns | grep -o '"state":"ESTAB"[^}]*"ready":true' | wc -l)
+	[ "$n_" -ge "$2" ]
+}
+
+# One handoff of binding $2 from namespace $1 (node $3) to namespace $4 (node $5), the
+# outputs in /tmp/ho.held and /tmp/ho.taken; prints the steps' times.
+handoff() { # from-ns binding from-node to-ns to-node
+	t0=$(uptime_ms)
+	/bin/ip netns exec $1 permctl handoff hold --binding "$2" >/tmp/ho.held 2>/tmp/ho.err
+	t1=$(uptime_ms)
+	/bin/ip netns exec $4 permctl handoff take --from $3 --file /tmp/ho.held >/tmp/ho.taken 2>>/tmp/ho.err
+	t2=$(uptime_ms)
+	/bin/ip netns exec $1 permctl handoff done --to $5 --file /tmp/ho.taken 2>>/tmp/ho.err
+	t3=$(uptime_ms)
+	sed 's/^/# /' /tmp/ho.err
+	echo "# hold $((t1 - t0)) ms, take $((t2 - t1)) ms, done $((t3 - t2)) ms (shell clock, 10 ms, permctl's start included)"
 }
 
 # Node 2 holds address $1 (brackets allowed) on its loopback only, and for IPv4 answers ARP
@@ -50,6 +64,7 @@ handoff_case() { # family service-address binding conns
 	d="IPv$fam, $conns connections"
 	load_module
 	cluster_up
+	in_owner permctl snoop start --dev eth0 >/dev/null
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
 	in_peer ptcp-testapp echo-serve "[::]:80" &
@@ -61,41 +76,48 @@ handoff_case() { # family service-address binding conns
 		>/tmp/ho.out 2>&1 &
 	client_pid=$!
 	wait_file /tmp/ho.wait 600
-	check "$d: node 2 mirrors them" wait_until "the mirror" 100 mirrored $conns
+	check "$d: node 2 mirrors them" wait_until "the mirror" 100 mirrored peer $conns
 	sleep 0.5
-	t0=$(uptime_ms)
-	in_owner permctl handoff hold --binding "$binding" >/tmp/ho.held 2>/tmp/ho.err
-	t1=$(uptime_ms)
-	in_peer permctl handoff take --from 1 --file /tmp/ho.held >/tmp/ho.taken 2>>/tmp/ho.err
-	t2=$(uptime_ms)
-	in_owner permctl handoff done --to 2 --file /tmp/ho.taken 2>>/tmp/ho.err
-	t3=$(uptime_ms)
-	sed 's/^/# /' /tmp/ho.err
-	echo "# hold $((t1 - t0)) ms, take $((t2 - t1)) ms, done $((t3 - t2)) ms (shell clock, 10 ms)"
+	handoff owner "$binding" 1 peer 2
 	check "$d: node 1 held every connection" [ "$(lines /tmp/ho.held held)" = $conns ]
 	check "$d: node 2 took every one over" [ "$(lines /tmp/ho.taken taken)" = $conns ]
 	check "$d: node 1 has none left" established owner 0
 	check "$d: node 2 serves them" established peer $conns
 	check "$d: node 2 holds the address quietly (loopback, no ARP answers)" quiet_on_peer "$vip"
-	# Traffic runs on for a second, now through node 2.
-	sleep 1
-	touch /tmp/ho
-	client_wait 300
-	sed 's/^/# client: /' /tmp/ho.out
-	check "$d: every session went on, every answer right" [ $client_rc = 0 ]
-	grep -o 'pause_[a-z]*_ms=[0-9]*' /tmp/ho.out | tr '\n' ' ' | sed "s/^/# $d: /;s/\$/\n/"
+	# Traffic runs on, now through node 2; node 1 mirrors the connections from their
+	# sockets' state on.
+	check "$d: node 1 mirrors them, ready to take them back" wait_until "node 1's mirror" 100 mirrored owner $conns
 	echo "# node 2 stats: $(in_peer permctl --json stats | grep -o '"steered":[0-9]*')"
 	echo "# node 1 stats: $(in_owner permctl --json stats | grep -o '"rst_dropped":[0-9]*')"
 	check "$d: node 2 took their frames for node 1's MAC" stat_set peer steered
 	check "$d: node 1 dropped its stack's resets of them" stat_set owner rst_dropped
+	# Hand back: node 2 holds them, node 1 takes them back from its mirror.
+	handoff peer "$binding" 2 owner 1
+	check "$d: hand back: node 2 held every one" [ "$(lines /tmp/ho.held held)" = $conns ]
+	check "$d: hand back: node 1 took every one back" [ "$(lines /tmp/ho.taken taken)" = $conns ]
+	check "$d: hand back: node 1 serves them again" established owner $conns
+	check "$d: hand back: node 2 has none left" established peer 0
+	check "$d: node 2 mirrors them again, ready for a takeover" wait_until "node 2's mirror" 100 mirrored peer $conns
 	rm -f /tmp/ho-new /tmp/ho-new.wait
 	in_client ptcp-testapp echo-steady "$vip:80" 1 /tmp/ho-new >/tmp/ho-new.out 2>&1 &
 	new_pid=$!
 	wait_file /tmp/ho-new.wait 100
-	check "$d: a new connection goes to node 1" established owner 1
+	check "$d: a new connection goes to node 1" established owner $((conns + 1))
 	touch /tmp/ho-new
 	wait $new_pid
 	rm -f /tmp/ho-new
+	# Node 1 crashes: node 2 takes the connections over from the mirror it seeded when it
+	# handed them back.
+	sleep 0.5
+	crash_owner $owner_pid
+	check "$d: node 1 crashed, node 2 takes every one over" sh -c \
+		"/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q '\"taken\":$conns,'"
+	sleep 1
+	touch /tmp/ho
+	client_wait 300
+	sed 's/^/# client: /' /tmp/ho.out
+	check "$d: every session went on through both handoffs and the crash, every answer right" [ $client_rc = 0 ]
+	grep -o 'pause_[a-z]*_ms=[0-9]*' /tmp/ho.out | tr '\n' ' ' | sed "s/^/# $d: /;s/\$/\n/"
 	case_done "$d: kernel log clean" $owner_pid $peer_pid
 }
 
@@ -112,10 +134,7 @@ refused_case() {
 	client_pid=$!
 	wait_file /tmp/ho.wait 300
 	in_peer permctl snoop stop >/dev/null
-	in_owner permctl handoff hold --binding "[fd00::1]:80" >/tmp/ho.held 2>/tmp/ho.err
-	in_peer permctl handoff take --from 1 --file /tmp/ho.held >/tmp/ho.taken 2>>/tmp/ho.err
-	in_owner permctl handoff done --to 2 --file /tmp/ho.taken 2>>/tmp/ho.err
-	sed 's/^/# /' /tmp/ho.err
+	handoff owner "[fd00::1]:80" 1 peer 2
 	check "$d: node 2 refuses every one: not mirrored" [ "$(lines /tmp/ho.taken not-mirrored)" = 5 ]
 	check "$d: node 1 still serves them" established owner 5
 	sleep 1
@@ -123,8 +142,8 @@ refused_case() {
 	client_wait 300
 	sed 's/^/# client: /' /tmp/ho.out
 	check "$d: the sessions went on with node 1, every answer right" [ $client_rc = 0 ]
-	check_fails "$d: a hold of another node's binding is refused" 1 "not one of this node's" \
-		in_owner permctl handoff hold --binding "10.0.0.2:80"
+	check_fails "$d: a hold of a binding nobody declared is refused" 1 "not declared" \
+		in_owner permctl handoff hold --binding "10.0.0.9:80"
 	case_done "$d: kernel log clean" $owner_pid
 }
 

@@ -9,11 +9,16 @@ mod common;
 use common::{bytes, GetConn, Wire};
 use permtcp_logic::decl::RxPolicy;
 use permtcp_logic::errno::code;
-use permtcp_logic::handoff::{check, Handoff, HandoffConn, HoldRequest, HANDOFF_BATCH};
+use permtcp_logic::handoff::{
+    check, seeded, Handoff, HandoffConn, HoldRequest, Snapshot, HANDOFF_BATCH,
+};
 use permtcp_logic::nla::Writer;
 use permtcp_logic::ops::List;
 use permtcp_logic::packet::Addr;
+use permtcp_logic::seq;
 use permtcp_logic::snoop::FlowKey;
+use permtcp_logic::snoop::{Filter, Limits, Snooper};
+use permtcp_logic::track::NotReady;
 use permtcp_logic::track::Side;
 use permtcp_logic::uapi::{attr, handoff_attr, handoff_status as status};
 
@@ -161,13 +166,19 @@ fn held(w: &Wire) -> HandoffConn {
     }
 }
 
-#[test]
-fn peer_takes_only_a_level_ready_mirror() {
+/// A connection after one request and its answer, both acknowledged.
+fn exchanged() -> Wire {
     let mut w = Wire::new(false);
     w.handshake(1000, 5000, 7, 7);
     w.data(Side::Client, b"GET / HTTP/1.0\r\n\r\n");
     w.data(Side::Owner, &bytes(3000, 1));
     w.ack(Side::Client, 502);
+    w
+}
+
+#[test]
+fn peer_takes_only_a_level_ready_mirror() {
+    let mut w = exchanged();
     let k = w.key();
     let want = held(&w);
     assert_eq!(
@@ -253,4 +264,113 @@ fn peer_refuses_a_response_not_all_on_the_wire() {
         check(w.map.get_mut_conn(&k), &want, RxPolicy::Unanswered),
         status::TAKEN
     );
+}
+
+/// What the serving node's locked socket says of the wire's connection: every byte each
+/// end sent was acknowledged (both ends acknowledge first).
+fn snapshot(w: &Wire, isn_o: u32, isn_c: u32) -> Snapshot {
+    Snapshot {
+        snd_nxt: w.nxt[0],
+        snd_una: w.rcv[1],
+        rcv_nxt: w.rcv[0],
+        isn: isn_o,
+        client_isn: isn_c,
+        snd_wnd: 502 << 7,
+        rcv_wnd: 502 << 7,
+        client_mss: 1460,
+        wscale: Some((7, 7)),
+        sack: true,
+        ts: true,
+    }
+}
+
+/// Replaces the wire's mirrored connection (if any) by one seeded from `snap`.
+fn reseed(w: &mut Wire, snap: &Snapshot) {
+    let k = w.key();
+    if let Some(mut old) = w.map.0.remove(&k) {
+        old.release(&mut w.alloc);
+    }
+    let now = w.now;
+    assert!(w.snoop.seed(&mut w.map, &mut w.alloc, k, seeded(snap, now)));
+}
+
+#[test]
+fn a_seeded_mirror_follows_from_the_snapshot_on() {
+    // The peer's mirror of the connection is dropped (it took it over) and the node that
+    // served it seeds one from its socket: the traffic that follows keeps it level.
+    let mut w = exchanged();
+    let k = w.key();
+    let snap = snapshot(&w, 5000, 1000);
+    reseed(&mut w, &snap);
+    // A filter that snoops the binding: not counted as a seeded connection of its own.
+    assert_eq!(w.snoop.seeded, 0);
+    assert_eq!(w.ready(), Ok(()));
+    w.data(Side::Client, b"GET /next HTTP/1.0\r\n\r\n");
+    w.data(Side::Owner, &bytes(5000, 2));
+    w.ack(Side::Client, 502);
+    w.assert_mirror();
+    assert_eq!(w.retained(Side::Owner, 5000), bytes(5000, 2));
+    // Stream offsets count from the ISNs the snapshot gave.
+    let c = w.map.get_mut_conn(&k);
+    assert_eq!(
+        seq::dist(
+            c.side(Side::Owner).isn.wrapping_add(1),
+            c.side(Side::Owner).nxt
+        ),
+        8000
+    );
+}
+
+#[test]
+fn a_seeded_mirror_with_unacknowledged_bytes_is_not_ready_until_they_are() {
+    let mut w = Wire::new(true);
+    w.handshake(1, 2, 7, 7);
+    w.data(Side::Client, b"req");
+    w.data(Side::Owner, &bytes(700, 4));
+    // The client has not acknowledged the answer yet: the snapshot's snd_una is behind.
+    let mut snap = snapshot(&w, 2, 1);
+    snap.snd_una = snap.snd_nxt.wrapping_sub(700);
+    reseed(&mut w, &snap);
+    assert_eq!(w.ready(), Err(NotReady::Hole(Side::Owner)));
+    w.ack(Side::Client, 502);
+    assert_eq!(w.ready(), Ok(()));
+}
+
+#[test]
+fn a_seeded_connection_of_an_unsnooped_binding_is_followed() {
+    // The node's own binding (its filter snoops none): only the seeded connection is
+    // followed, another connection of the binding is not.
+    let mut w = Wire::new(false);
+    w.snoop = Snooper::new(Filter::compile([].iter()), Limits::default());
+    let snap = Snapshot {
+        snd_nxt: 5001,
+        snd_una: 5001,
+        rcv_nxt: 1001,
+        isn: 5000,
+        client_isn: 1000,
+        snd_wnd: 502 << 7,
+        rcv_wnd: 502 << 7,
+        client_mss: 1460,
+        wscale: Some((7, 7)),
+        sack: true,
+        ts: false,
+    };
+    w.ts = false;
+    reseed(&mut w, &snap);
+    assert_eq!(w.snoop.seeded, 1);
+    w.nxt = [5001, 1001];
+    w.rcv = [1001, 5001];
+    w.data(Side::Client, b"hello");
+    w.data(Side::Owner, &bytes(2000, 7));
+    w.ack(Side::Client, 502);
+    w.assert_mirror();
+    assert_eq!(w.retained(Side::Client, 5), b"hello");
+    // Another client of the same binding: not followed.
+    w.client.port += 1;
+    w.handshake(77, 88, 7, 7);
+    assert!(!w.map.0.contains_key(&w.key()));
+    // The expiry pass recounts.
+    let now = w.now;
+    w.snoop.expire(&mut w.map, &mut w.alloc, now);
+    assert_eq!(w.snoop.seeded, 1);
 }
