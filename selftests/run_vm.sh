@@ -10,7 +10,9 @@
 # crashes or the run times out.  Environment: KDIR (kernel build tree, default: the cached
 # test kernel), MODULE (permtcp.ko built for it), PERMTCP_KVM (auto|0|1, default auto: KVM
 # only when a probe boot works), PERMTCP_VM_MEM (guest MB, default 1024), PERMTCP_CONNS
-# (connection counts for takeover_many.sh and the bench's takeover part).
+# (connection counts for takeover_many.sh and the bench's takeover part),
+# PERMTCP_HANDOFF_CONNS (comma-separated connection counts of handoff.sh's IPv4 case),
+# PERMTCP_SCRIPT_TIMEOUT (seconds one script may run in the guest, default 300).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 # shellcheck source=vm.sh
@@ -51,9 +53,10 @@ esac
 
 qemu() { # accel mode timeout log
 	local cmdline="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
-	cmdline+=" permtcp.mode=$2 permtcp.timeout=300"
+	cmdline+=" permtcp.mode=$2 permtcp.timeout=${PERMTCP_SCRIPT_TIMEOUT:-300}"
 	[ ${#tests[@]} -eq 0 ] || cmdline+=" permtcp.tests=$(IFS=,; echo "${tests[*]}")"
 	[ -z "${PERMTCP_CONNS:-}" ] || cmdline+=" permtcp.conns=$PERMTCP_CONNS"
+	[ -z "${PERMTCP_HANDOFF_CONNS:-}" ] || cmdline+=" permtcp.handoff=$PERMTCP_HANDOFF_CONNS"
 	local cpu=max
 	[ "$1" = kvm ] && cpu=host
 	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every

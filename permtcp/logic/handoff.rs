@@ -31,8 +31,9 @@ use super::snoopnl::{key_attr, put_key};
 use super::track::{Conn, Side, State};
 use super::uapi::{attr, handoff_attr, handoff_status as status};
 
-/// The most connections one request holds or lists (about 48 KiB of attributes).
-pub const HANDOFF_BATCH: usize = 512;
+/// The most connections one request holds or lists (about 24 KiB of attributes: a reply
+/// stays within the 32 KiB neli, and many netlink users, read at once).
+pub const HANDOFF_BATCH: usize = 256;
 
 /// The most connections held on one node at a time.
 pub const MAX_HELD: usize = 16384;
@@ -155,7 +156,7 @@ impl HoldRequest {
                     if m == 0 || m as usize > HANDOFF_BATCH {
                         return Err(Error::new(
                             code::ERANGE,
-                            c"max-conns must be between 1 and 512",
+                            c"max-conns must be between 1 and 256",
                         ));
                     }
                     r.max = Some(m);

@@ -62,8 +62,9 @@
 //!                                             the marks as vertical lines
 //! ptcp-testapp echo-steady ADDR:PORT CONNS STOP [--interval-ms N]  CONNS connections, a
 //!                                     round every N ms (20) on each until file STOP exists
-//!                                     (STOP.wait once all started); prints each one's worst
-//!                                     round (median, largest)
+//!                                     (STOP.wait once all started), spread over N ms;
+//!                                     prints each one's worst round (median, 90th and 99th
+//!                                     percentiles, largest)
 //! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
 //!                                             and after a pause (a mass takeover)
 //! ptcp-testapp timed CMD ARGS...              run CMD, print its wall time (wall_us=)
@@ -843,6 +844,11 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
                         if stop_path.exists() {
                             return Ok((round, worst));
                         }
+                        // Spread over the interval: connection i waits i/conns of it more
+                        // once, so that some request is always on its way.
+                        if round == 1 {
+                            std::thread::sleep(interval.mul_f64(i as f64 / conns as f64));
+                        }
                         std::thread::sleep(interval);
                     }
                 })
@@ -869,13 +875,18 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
         }
     }
     worst.sort_unstable();
-    let median = worst.get(worst.len() / 2).copied().unwrap_or(0);
+    let pct = |p: usize| worst.get(worst.len() * p / 100).copied().unwrap_or(0);
     let max = worst.last().copied().unwrap_or(0);
     if failed > 0 {
         println!("FAIL conns={conns} failed={failed}");
         std::process::exit(1);
     }
-    println!("ok conns={conns} rounds={rounds} pause_median_ms={median} pause_max_ms={max}");
+    println!(
+        "ok conns={conns} rounds={rounds} pause_median_ms={} pause_p90_ms={} pause_p99_ms={} pause_max_ms={max}",
+        pct(50),
+        pct(90),
+        pct(99)
+    );
 }
 
 /// `timed CMD ARGS...`: runs CMD, passes its output and exit status on, and prints its wall
