@@ -72,7 +72,7 @@ handoff_case() { # family service-address binding conns
 	in_peer ptcp-testapp echo-serve "[::]:80" &
 	peer_pid=$!
 	sleep 0.5
-	rm -f /tmp/ho /tmp/ho.wait
+	rm -f /tmp/ho /tmp/ho.wait /tmp/ho.[0-9]
 	# About 100 requests a second in all (at least one every 20 ms on each connection):
 	# TCG serves no more beside the handoffs.
 	interval=$((conns < 5 ? 20 : conns * 10))
@@ -82,6 +82,7 @@ handoff_case() { # family service-address binding conns
 	wait_file /tmp/ho.wait $((600 + conns))
 	check "$d: node 2 mirrors them" wait_until "the mirror" 300 mirrored peer $conns
 	sleep 0.5
+	touch /tmp/ho.1
 	handoff owner "$binding" 1 peer 2
 	check "$d: node 1 held every connection" [ "$(lines /tmp/ho.held held)" = $conns ]
 	check "$d: node 2 took every one over" [ "$(lines /tmp/ho.taken taken)" = $conns ]
@@ -97,6 +98,7 @@ handoff_case() { # family service-address binding conns
 	check "$d: node 1 dropped its stack's resets of them" \
 		wait_until "dropped resets" $((interval / 100 + 50)) stat_set owner rst_dropped
 	# Hand back: node 2 holds them, node 1 takes them back from its mirror.
+	touch /tmp/ho.2
 	handoff peer "$binding" 2 owner 1
 	check "$d: hand back: node 2 held every one" [ "$(lines /tmp/ho.held held)" = $conns ]
 	check "$d: hand back: node 1 took every one back" [ "$(lines /tmp/ho.taken taken)" = $conns ]
@@ -114,6 +116,7 @@ handoff_case() { # family service-address binding conns
 	# Node 1 crashes: node 2 takes the connections over from the mirror it seeded when it
 	# handed them back.
 	sleep 0.5
+	touch /tmp/ho.3
 	crash_owner $owner_pid
 	check "$d: node 1 crashed, node 2 takes every one over" sh -c \
 		"/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -q '\"taken\":$conns,'"
@@ -122,7 +125,8 @@ handoff_case() { # family service-address binding conns
 	client_wait $((300 + conns / 5))
 	sed 's/^/# client: /' /tmp/ho.out
 	check "$d: every session went on through both handoffs and the crash, every answer right" [ $client_rc = 0 ]
-	grep -o 'pause_[a-z0-9]*_ms=[0-9]*' /tmp/ho.out | tr '\n' ' ' | sed "s/^/# $d: /;s/\$/\n/"
+	# Phases: 0 before, 1 the handoff, 2 the hand back, 3 the crash and takeover.
+	grep '^phase=' /tmp/ho.out | sed "s/^phase=1/handoff:/;s/^phase=2/hand back:/;s/^phase=3/crash+takeover:/;s/^phase=0/before:/;s/^/# $d, /"
 	case_done "$d: kernel log clean" $owner_pid $peer_pid
 }
 
@@ -134,7 +138,7 @@ refused_case() {
 	in_owner ptcp-testapp echo-serve "[::]:80" &
 	owner_pid=$!
 	sleep 0.5
-	rm -f /tmp/ho /tmp/ho.wait
+	rm -f /tmp/ho /tmp/ho.wait /tmp/ho.[0-9]
 	in_client ptcp-testapp echo-steady "[fd00::1]:80" 5 /tmp/ho >/tmp/ho.out 2>&1 &
 	client_pid=$!
 	wait_file /tmp/ho.wait 300

@@ -64,7 +64,8 @@
 //!                                     round every N ms (20) on each until file STOP exists
 //!                                     (STOP.wait once all started), spread over N ms;
 //!                                     prints each one's worst round (median, 90th and 99th
-//!                                     percentiles, largest)
+//!                                     percentiles, largest), in all and per phase (STOP.1,
+//!                                     STOP.2, ... start phases 1, 2, ...)
 //! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
 //!                                             and after a pause (a mass takeover)
 //! ptcp-testapp timed CMD ARGS...              run CMD, print its wall time (wall_us=)
@@ -794,11 +795,25 @@ fn echo_many(addr: SocketAddr, conns: usize, pause: &str) {
     );
 }
 
+/// The most phases `echo-steady` tells apart.
+const PHASES: usize = 8;
+
+/// The phase a client is in: the highest N (below [`PHASES`]) for which file `STOP.N`
+/// exists, 0 when none does.
+fn phase(stop: &str) -> usize {
+    (1..PHASES)
+        .rev()
+        .find(|n| std::path::Path::new(&format!("{stop}.{n}")).exists())
+        .unwrap_or(0)
+}
+
 /// `conns` connections, each on its own thread doing a round every `interval` until file
 /// `stop` exists (`stop`.wait is written once every connection did its first round): a
 /// service's clients with traffic running while its connections move (planned handoff).
-/// Prints the rounds and each connection's worst round (the pause it saw): the median and
-/// the largest of those; exits 1 on a wrong answer or a broken connection.
+/// A round counts in the phase current when it ends (files `stop`.1, `stop`.2, ...: a test
+/// starts one just before each event). Prints, over all rounds and per phase, each
+/// connection's worst round (the pause it saw): median, 90th and 99th percentiles and the
+/// largest; exits 1 on a wrong answer or a broken connection.
 fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -813,16 +828,15 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
         .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
         .collect();
     let started = Arc::new(AtomicUsize::new(0));
-    let stop_path = std::path::PathBuf::from(stop);
     let threads: Vec<_> = socks
         .into_iter()
         .enumerate()
         .map(|(i, mut s)| {
-            let (started, stop_path) = (started.clone(), stop_path.clone());
+            let (started, stop) = (started.clone(), stop.to_string());
             std::thread::Builder::new()
                 .stack_size(64 << 10)
-                .spawn(move || -> Result<(u64, Duration), String> {
-                    let mut worst = Duration::ZERO;
+                .spawn(move || -> Result<(u64, [Duration; PHASES]), String> {
+                    let mut worst = [Duration::ZERO; PHASES];
                     let mut round = 0u64;
                     loop {
                         let v = ((i as u64) << 32) | round;
@@ -836,12 +850,14 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
                             return Err(format!("connection {i} round {round}: wrong answer"));
                         }
                         if round > 0 {
-                            worst = worst.max(t.elapsed());
+                            let p = phase(&stop);
+                            // At least 1 ms: a round was seen in the phase.
+                            worst[p] = worst[p].max(t.elapsed()).max(Duration::from_millis(1));
                         } else {
                             started.fetch_add(1, Ordering::SeqCst);
                         }
                         round += 1;
-                        if stop_path.exists() {
+                        if std::path::Path::new(&stop).exists() {
                             return Ok((round, worst));
                         }
                         // Spread over the interval: connection i waits i/conns of it more
@@ -859,14 +875,14 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::fs::write(format!("{stop}.wait"), b"").unwrap();
-    let mut worst = Vec::new();
+    let mut worst: Vec<[u64; PHASES]> = Vec::new();
     let mut rounds = 0;
     let mut failed = 0;
     for t in threads {
         match t.join().expect("thread") {
             Ok((r, w)) => {
                 rounds += r;
-                worst.push(w.as_millis() as u64);
+                worst.push(w.map(|d| d.as_millis() as u64));
             }
             Err(e) => {
                 failed += 1;
@@ -874,19 +890,30 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
             }
         }
     }
-    worst.sort_unstable();
-    let pct = |p: usize| worst.get(worst.len() * p / 100).copied().unwrap_or(0);
-    let max = worst.last().copied().unwrap_or(0);
     if failed > 0 {
         println!("FAIL conns={conns} failed={failed}");
         std::process::exit(1);
     }
-    println!(
-        "ok conns={conns} rounds={rounds} pause_median_ms={} pause_p90_ms={} pause_p99_ms={} pause_max_ms={max}",
-        pct(50),
-        pct(90),
-        pct(99)
-    );
+    // Over the connections that had a round in the phase (a worst round of 0 ms: none; the
+    // guest's clock has a resolution of a few milliseconds at worst, a round takes more).
+    let stats = |v: Vec<u64>| {
+        let mut v: Vec<u64> = v.into_iter().filter(|&w| w > 0).collect();
+        v.sort_unstable();
+        let pct = |p: usize| v.get(v.len() * p / 100).copied().unwrap_or(0);
+        format!(
+            "conns_with_rounds={} pause_median_ms={} pause_p90_ms={} pause_p99_ms={} pause_max_ms={}",
+            v.len(),
+            pct(50),
+            pct(90),
+            pct(99),
+            v.last().copied().unwrap_or(0)
+        )
+    };
+    for p in 0..=phase(stop) {
+        println!("phase={p} {}", stats(worst.iter().map(|w| w[p]).collect()));
+    }
+    let all = worst.iter().map(|w| *w.iter().max().unwrap_or(&0)).collect();
+    println!("ok conns={conns} rounds={rounds} {}", stats(all));
 }
 
 /// `timed CMD ARGS...`: runs CMD, passes its output and exit status on, and prints its wall
