@@ -81,7 +81,8 @@ handoff_case() { # family service-address binding conns
 	client_pid=$!
 	wait_file /tmp/ho.wait $((600 + conns))
 	check "$d: node 2 mirrors them" wait_until "the mirror" 300 mirrored peer $conns
-	sleep 0.5
+	# A round on every connection (the baseline) before the handoff.
+	sleep $(((interval + 999) / 1000))
 	touch /tmp/ho.1
 	handoff owner "$binding" 1 peer 2
 	check "$d: node 1 held every connection" [ "$(lines /tmp/ho.held held)" = $conns ]

@@ -860,12 +860,14 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
                         if std::path::Path::new(&stop).exists() {
                             return Ok((round, worst));
                         }
-                        // Spread over the interval: connection i waits i/conns of it more
-                        // once, so that some request is always on its way.
-                        if round == 1 {
-                            std::thread::sleep(interval.mul_f64(i as f64 / conns as f64));
-                        }
-                        std::thread::sleep(interval);
+                        // Spread over the interval: after its first round, connection i
+                        // waits i/conns of it, then the whole of it between rounds, so that
+                        // some request is always on its way.
+                        std::thread::sleep(if round == 1 {
+                            interval.mul_f64(i as f64 / conns as f64)
+                        } else {
+                            interval
+                        });
                     }
                 })
                 .expect("spawn")
