@@ -379,8 +379,12 @@ impl<A: ChunkAlloc> Conn<A> {
         for side in [Side::Owner, Side::Client] {
             let h = &self.half[side.idx()];
             // Acknowledged bytes never seen: the application may still need them (received
-            // data it had not read; sent data to verify) while they are within the window.
-            if h.unseen.is_some_and(|end| seq::after(end, h.data.base())) {
+            // data it had not read; sent data to verify) while they are within the window,
+            // unless a late copy (a retransmission) has filled them in since.
+            let base = h.data.base();
+            if h.unseen
+                .is_some_and(|end| seq::after(end, base) && !h.data.contains(base, end))
+            {
                 return Err(NotReady::AckedUnseen(side));
             }
             // Bytes acknowledged before they were seen: until they show up the mirror is
@@ -845,7 +849,7 @@ impl<A: ChunkAlloc> Conn<A> {
             return;
         }
         // Bytes acknowledged now that the snooper missed (a gap it saw the sender skip, not
-        // filled by a retransmission) are lost to it for good.
+        // filled by a retransmission) are unseen: only a late copy can still bring them.
         let from_seq = seq::max(peer.una, peer.data.base());
         let to = seq::max(from_seq, ack);
         let to = if seq::after(to, peer.data_end()) {

@@ -244,6 +244,39 @@ fn owner_fin_acknowledged_before_it_is_seen() {
     assert_eq!(invalid(&mut w), 0);
 }
 
+#[test]
+fn a_retransmission_fills_in_acknowledged_bytes_the_peer_missed() {
+    let mut w = quiet_connection();
+    // The peer misses 1000 owner bytes; the owner's next segment shows the gap and the
+    // client acknowledges both.
+    let at = w.nxt[0];
+    let missed = bytes(1000, 9);
+    let _lost = later(&mut w, Side::Owner, ACK | PSH, 502, &missed);
+    w.data(Side::Owner, &bytes(500, 10));
+    w.ack(Side::Client, 502);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+    // The owner did not get that acknowledgement and sends the bytes again: the mirror
+    // holds everything once more.
+    w.send_raw(
+        Side::Owner,
+        at,
+        w.rcv[0],
+        ACK | PSH,
+        502,
+        &Opts::default(),
+        &missed,
+    );
+    assert_eq!(w.ready(), Ok(()));
+    let k = w.key();
+    let mut out = vec![0u8; 1000];
+    assert!(w.map.get_mut_conn(&k).half[0].data.read(at, &mut out));
+    assert_eq!(out, missed);
+    w.ack(Side::Client, 502);
+    assert_eq!(w.ready(), Ok(()));
+    let o = w.map.get_mut_conn(&k).side(Side::Owner);
+    assert_eq!((o.nxt, o.una), (w.nxt[0], w.nxt[0]));
+}
+
 // ---------------------------------------------------------------------------------------
 // Random conversations, reordered between the directions
 // ---------------------------------------------------------------------------------------
