@@ -20,6 +20,13 @@
 //! Anything else is counted as invalid and ignored, so a forger knowing only the 4-tuple
 //! cannot move the mirror away from the owner's kernel.
 //!
+//! The two directions reach the peer through different ports (of a bridge), so one can
+//! overtake the other; each end's own segments still arrive in order. A segment may begin up
+//! to one window past the edge the receiver was seen to allow (the update may come later),
+//! and an acknowledgement may run ahead of the bytes seen, up to the edge the acknowledging
+//! end allowed: it is taken as the bytes show up, and the connection is not ready until then
+//! ([`NotReady::AckAhead`]).
+//!
 //! Deliberate differences from a full TCP are listed in Documentation/snooping.rst.
 
 use crate::logic::packet::{flags, Options, Segment};
