@@ -36,19 +36,6 @@ fn later(w: &mut Wire, from: Side, fl: u8, win: u16, data: &[u8]) -> Vec<u8> {
     pkt
 }
 
-/// Both ends exchanged data and acknowledged everything (window scale 7, windows of 502 << 7
-/// bytes): the mirror equals the wire model.
-fn quiet_connection() -> Wire {
-    let mut w = Wire::new(false);
-    w.handshake(1000, 5000, 7, 7);
-    w.data(Side::Client, &bytes(700, 1));
-    w.data(Side::Owner, &bytes(3000, 2));
-    w.ack(Side::Client, 502);
-    w.ack(Side::Owner, 502);
-    w.assert_mirror();
-    w
-}
-
 fn invalid(w: &mut Wire) -> u64 {
     let k = w.key();
     w.map.get_mut_conn(&k).invalid
@@ -281,22 +268,6 @@ fn a_retransmission_fills_in_acknowledged_bytes_the_peer_missed() {
 // Random conversations, reordered between the directions
 // ---------------------------------------------------------------------------------------
 
-/// xorshift64*: a small deterministic generator (the crate has no random test dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        (self.next() % u64::from(n)) as u32
-    }
-}
-
 /// One end of the model: the ends deliver to each other at once and in order.
 #[derive(Default)]
 struct End {
@@ -340,7 +311,7 @@ fn conversation(rng: &mut Rng, steps: u32, close: bool) -> (Vec<Sent>, Vec<Sent>
         end.rcv = isn[1 - i].wrapping_add(1);
         end.edge = isn[i].wrapping_add(1).wrapping_add(u32::from(WSYN));
         end.win = WSYN;
-        end.tsval = 100 + rng.below(1000);
+        end.tsval = 100 + rng.below32(1000);
     }
     let syn = |ts: u32| Opts {
         mss: Some(1460),
@@ -424,27 +395,27 @@ fn conversation(rng: &mut Rng, steps: u32, close: bool) -> (Vec<Sent>, Vec<Sent>
     // How often each end sends (in tenths of the steps: the owner's share) and how often it
     // sends data rather than a bare window update (in tenths): both alike, or one sending
     // in bulk and the other mostly acknowledging.
-    let (turn, eager) = match rng.below(3) {
+    let (turn, eager) = match rng.below32(3) {
         0 => (5, [6, 6]),
         1 => (7, [9, 2]),
         _ => (3, [2, 9]),
     };
     for _ in 0..steps {
-        let i = usize::from(rng.below(10) >= turn);
+        let i = usize::from(rng.below32(10) >= turn);
         let room = e[i].edge.wrapping_sub(e[i].nxt);
-        if rng.below(10) < eager[i] && (room as i32) > 0 {
+        if rng.below32(10) < eager[i] && (room as i32) > 0 {
             // Mostly full segments, as in a bulk transfer.
-            let len = if rng.below(4) == 0 {
-                1 + rng.below(SEG)
+            let len = if rng.below32(4) == 0 {
+                1 + rng.below32(SEG)
             } else {
                 SEG
             };
             let len = len.min(room);
             let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            let psh = if rng.below(2) == 0 { PSH } else { 0 };
+            let psh = if rng.below32(2) == 0 { PSH } else { 0 };
             send(&mut e, i, ACK | psh, &data);
         } else {
-            e[i].win = (WMIN + rng.below(WMAX - WMIN)) as u16;
+            e[i].win = (WMIN + rng.below32(WMAX - WMIN)) as u16;
             send(&mut e, i, ACK, &[]);
         }
     }
@@ -468,7 +439,7 @@ fn reorder(rng: &mut Rng, frames: Vec<Sent>, bound: u32) -> Vec<Sent> {
         .enumerate()
         .map(|(n, f)| {
             let s = f.from as usize;
-            let key = (n as u64 + u64::from(rng.below(bound + 1))).max(last[s]);
+            let key = (n as u64 + u64::from(rng.below32(bound + 1))).max(last[s]);
             last[s] = key;
             (key, n, f)
         })
@@ -483,9 +454,9 @@ fn random_conversations_reordered_between_the_directions_end_as_sent() {
     let (mut ahead_seen, mut past_edge) = (0, 0);
     for case in 0..1000 {
         let close = case % 3 == 0;
-        let steps = 20 + rng.below(200);
+        let steps = 20 + rng.below32(200);
         let (handshake, frames, e) = conversation(&mut rng, steps, close);
-        let bound = rng.below(REORDER + 1);
+        let bound = rng.below32(REORDER + 1);
         let frames = reorder(&mut rng, frames, bound);
         let mut w = Wire::new(false);
         for f in &handshake {

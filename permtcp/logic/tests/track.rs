@@ -466,18 +466,6 @@ fn acknowledged_unseen_bytes_stop_mattering_out_of_the_window() {
     assert_eq!(w.ready(), Ok(()));
 }
 
-/// Both ends exchanged data and acknowledged everything: the mirror equals the wire model.
-fn quiet_connection() -> Wire {
-    let mut w = Wire::new(false);
-    w.handshake(1000, 5000, 7, 7);
-    w.data(Side::Client, &bytes(700, 1));
-    w.data(Side::Owner, &bytes(3000, 2));
-    w.ack(Side::Client, 502);
-    w.ack(Side::Owner, 502);
-    w.assert_mirror();
-    w
-}
-
 #[test]
 fn forged_acks_of_unsent_data_change_nothing() {
     let mut w = quiet_connection();
