@@ -119,6 +119,7 @@ pub fn reason_code(r: NotReady) -> (u8, u8) {
         NotReady::Overflow(side) => (not_ready::OVERFLOW, s(side)),
         NotReady::NoMemory(side) => (not_ready::NO_MEMORY, s(side)),
         NotReady::Closed => (not_ready::CLOSED, 0),
+        NotReady::AckAhead(side) => (not_ready::ACK_AHEAD, s(side)),
     }
 }
 
@@ -132,6 +133,7 @@ pub fn reason_name(code: u8) -> &'static str {
         not_ready::OVERFLOW => "more unacknowledged data than the buffer holds",
         not_ready::NO_MEMORY => "byte limit or memory exhausted",
         not_ready::CLOSED => "closed",
+        not_ready::ACK_AHEAD => "acknowledged data not seen yet",
         _ => "?",
     }
 }

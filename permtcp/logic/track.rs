@@ -20,6 +20,13 @@
 //! Anything else is counted as invalid and ignored, so a forger knowing only the 4-tuple
 //! cannot move the mirror away from the owner's kernel.
 //!
+//! The two directions reach the peer through different ports (of a bridge), so one can
+//! overtake the other; each end's own segments still arrive in order. A segment may begin up
+//! to one window past the edge the receiver was seen to allow (the update may come later),
+//! and an acknowledgement may run ahead of the bytes seen, up to the edge the acknowledging
+//! end allowed: it is taken as the bytes show up, and the connection is not ready until then
+//! ([`NotReady::AckAhead`]).
+//!
 //! Deliberate differences from a full TCP are listed in Documentation/snooping.rst.
 
 use crate::logic::packet::{flags, Options, Segment};
@@ -104,6 +111,9 @@ pub enum NotReady {
     NoMemory(Side),
     /// Closed or in TIME_WAIT: nothing to take over.
     Closed,
+    /// The other side acknowledged bytes of this side that have not been seen yet (they may
+    /// still be on their way: the two directions reach the peer through different ports).
+    AckAhead(Side),
 }
 
 /// One direction: what one endpoint sent, and what it announced.
@@ -149,6 +159,10 @@ pub struct Half<A: ChunkAlloc> {
     pub unseen: Option<Seq>,
     /// Why the last write into the buffer failed, reported while bytes are missing.
     pub write_error: Option<NotReady>,
+    /// The furthest acknowledgement of its data the other side sent beyond `nxt`, while
+    /// `nxt` has not reached it: bytes acknowledged before the snooper saw them. It is
+    /// applied to `una` as far as `nxt` goes, and in full once `nxt` reaches it.
+    pub ahead: Option<Seq>,
     /// Retained data it sent.
     pub data: SeqBuf<A>,
     /// One past the last byte of the highest segment it sent with PSH: where its last write
@@ -185,6 +199,7 @@ impl<A: ChunkAlloc> Half<A> {
             bytes: 0,
             unseen: None,
             write_error: None,
+            ahead: None,
             data: SeqBuf::new(0),
             push_end: 0,
             answered: None,
@@ -284,6 +299,14 @@ pub const fn entry_bytes<A: ChunkAlloc>() -> u64 {
         + 3 * core::mem::size_of::<usize>()) as u64
 }
 
+/// How far past the furthest point `receiver` was seen to allow a segment to it may begin:
+/// its largest window, at most the buffer's capacity. The segment that moved the window on
+/// may reach the snooper later than the data it let through (the two directions come in
+/// through different ports of a bridge).
+fn reorder_slack<A: ChunkAlloc>(receiver: &Half<A>) -> u32 {
+    receiver.max_win.min(CAPACITY)
+}
+
 impl<A: ChunkAlloc> Conn<A> {
     /// Starts tracking at a SYN from `from`.
     pub fn from_syn(from: Side, seg: &Segment, now_ms: u64) -> Self {
@@ -363,9 +386,19 @@ impl<A: ChunkAlloc> Conn<A> {
         for side in [Side::Owner, Side::Client] {
             let h = &self.half[side.idx()];
             // Acknowledged bytes never seen: the application may still need them (received
-            // data it had not read; sent data to verify) while they are within the window.
-            if h.unseen.is_some_and(|end| seq::after(end, h.data.base())) {
+            // data it had not read; sent data to verify) while they are within the window,
+            // unless a late copy (a retransmission) has filled them in since.
+            let base = h.data.base();
+            if h.unseen
+                .is_some_and(|end| seq::after(end, base) && !h.data.contains(base, end))
+            {
                 return Err(NotReady::AckedUnseen(side));
+            }
+            // Bytes acknowledged before they were seen: until they show up the mirror is
+            // behind the other end (a rebuilt socket would stall, sending from before what
+            // the other end acknowledged).
+            if h.ahead.is_some_and(|a| seq::after(a, h.nxt)) {
+                return Err(NotReady::AckAhead(side));
             }
             // Everything not yet acknowledged must be at hand to retransmit or deliver.
             let from = seq::max(h.una, h.data.base());
@@ -459,7 +492,13 @@ impl<A: ChunkAlloc> Conn<A> {
         }
         if from == Side::Owner && !unsynced && seg.payload_len > 0 {
             let data_end = seg.seq.wrapping_add(seg.payload_len);
-            self.rtt.sent(seg.seq, data_end, self.half[f].nxt, now_ms);
+            // New data the client acknowledged before it was seen is no probe.
+            let h = &self.half[f];
+            let acked = !seq::before(seg.seq, h.nxt)
+                && h.ahead.is_some_and(|a| seq::at_or_after(a, data_end));
+            if !acked {
+                self.rtt.sent(seg.seq, data_end, h.nxt, now_ms);
+            }
         }
         let h = &mut self.half[f];
         h.nxt = seq::max(h.nxt, end);
@@ -467,10 +506,21 @@ impl<A: ChunkAlloc> Conn<A> {
             let fin = seg.seq.wrapping_add(seg.payload_len);
             h.fin = Some(fin);
         }
+        // The other side acknowledged these bytes before they were seen (on_ack()): its
+        // acknowledgement now applies as far as they have come.
+        if let Some(a) = h.ahead {
+            let to = if seq::after(a, h.nxt) {
+                h.nxt
+            } else {
+                h.ahead = None;
+                a
+            };
+            self.acknowledge(from, to);
+        }
         if seg.has(flags::ACK) {
-            self.on_ack(alloc, from, seg);
+            let ack = self.on_ack(alloc, from, seg);
             if from == Side::Client {
-                self.rtt.acked(seg.ack, now_ms);
+                self.rtt.acked(ack, now_ms);
             }
         }
         if self.ts_ok {
@@ -515,11 +565,14 @@ impl<A: ChunkAlloc> Conn<A> {
                 }
             }
         }
-        // The sequence number: nothing beginning past the furthest point the receiver
-        // allowed (a FIN may end past it); for the owner as receiver nothing ending before
-        // its last acknowledgement (tcp_sequence: rcv_wup); for the owner as sender nothing
-        // older than one window of the client's (tcp_in_window).
-        if seq::after(seg.seq, s.right) {
+        // The sequence number: nothing beginning more than one window past the furthest
+        // point the receiver was seen to allow (a FIN may end past it): the receiver's
+        // segment that moved its window on may reach the snooper after the data it let
+        // through, as the two directions come in through different ports. For the owner
+        // as receiver nothing ending before its last acknowledgement (tcp_sequence:
+        // rcv_wup); for the owner as sender nothing older than one window of the client's
+        // (tcp_in_window).
+        if seq::after(seg.seq, s.right.wrapping_add(reorder_slack(r))) {
             return false;
         }
         let oldest = match from {
@@ -529,10 +582,14 @@ impl<A: ChunkAlloc> Conn<A> {
         if seq::before(end, oldest) {
             return false;
         }
-        // The acknowledgement (tcp_ack, RFC 5961 5.2): nothing the other end never sent, and
-        // not more than the acknowledging end's largest window (or all that was acknowledged)
-        // behind snd_una.
-        if seq::after(seg.ack, r.nxt) {
+        // The acknowledgement (tcp_ack, RFC 5961 5.2): nothing the other end could not have
+        // sent, and not more than the acknowledging end's largest window (or all that was
+        // acknowledged) behind snd_una. Past what was seen of the other end it may lie, as
+        // the acknowledged bytes may still be on their way to the snooper, but not past the
+        // furthest point this end allowed it (plus a FIN): this end's own segments, seen in
+        // order before this one, advertised that edge. Such an acknowledgement is not taken
+        // as it is (on_ack()).
+        if seq::after(seg.ack, r.nxt) && seq::after(seg.ack, r.right.wrapping_add(1)) {
             return false;
         }
         let acked = seq::dist(r.isn.wrapping_add(1), r.una);
@@ -732,42 +789,34 @@ impl<A: ChunkAlloc> Conn<A> {
             .write(alloc, seg.seq, seg.payload_len, payload, seg.payload_off)
     }
 
-    fn on_ack(&mut self, alloc: &mut impl Alloc<A>, from: Side, seg: &Segment) {
+    /// Takes in the acknowledgement and the window of a segment from `from`; returns how far
+    /// the acknowledgement was taken.
+    fn on_ack(&mut self, alloc: &mut impl Alloc<A>, from: Side, seg: &Segment) -> Seq {
         let (f, o) = (from.idx(), from.other().idx());
         let shift = self.wscale(from);
         let unsynced = self.state == State::Unsynced;
         if unsynced && !self.half[o].anchored {
             self.anchor(from.other(), seg.ack);
         }
-        // The acknowledgement moves the other side's snd_una. Past the handshake it never
-        // exceeds what was seen (acceptable() refused it); a connection not seen from its SYN
-        // learns how far the other side got.
+        // The acknowledgement moves the other side's snd_una. A connection not seen from its
+        // SYN learns how far the other side got. Past the handshake, bytes acknowledged
+        // beyond what was seen of the other side (acceptable() kept it within the edge this
+        // side allowed) may still be on their way to the snooper, or the acknowledgement may
+        // be forged: it is taken only as far as what was seen, and the rest is remembered
+        // (`ahead`) until the bytes show up (apply()); the connection is not ready meanwhile.
+        let mut ack = seg.ack;
         {
             let peer = &mut self.half[o];
-            if seq::after(seg.ack, peer.nxt) {
-                peer.nxt = seg.ack;
-            }
-            if seq::after(seg.ack, peer.una) {
-                // Bytes acknowledged now that the snooper missed (a gap it saw the sender
-                // skip, not filled by a retransmission) are lost to it for good.
-                let from_seq = seq::max(peer.una, peer.data.base());
-                let to = seq::max(from_seq, seg.ack);
-                let to = if seq::after(to, peer.data_end()) {
-                    peer.data_end()
+            if seq::after(ack, peer.nxt) {
+                if unsynced {
+                    peer.nxt = ack;
                 } else {
-                    to
-                };
-                if let Some(g) = peer.gap {
-                    if seq::after(g, from_seq) && !peer.data.contains(from_seq, to) {
-                        peer.unseen = Some(to);
-                    }
-                    if !seq::before(seg.ack, g) {
-                        peer.gap = None;
-                    }
+                    peer.ahead = Some(peer.ahead.map_or(ack, |a| seq::max(a, ack)));
+                    ack = peer.nxt;
                 }
-                peer.una = seg.ack;
             }
         }
+        self.acknowledge(from.other(), ack);
         // The window this side advertises (RFC 9293: only from a newer segment), and how far
         // it lets the other side send.
         let h = &mut self.half[f];
@@ -796,6 +845,34 @@ impl<A: ChunkAlloc> Conn<A> {
         if seq::after(release_to, peer.data.base()) && seq::before(release_to, peer.una) {
             peer.data.release_below(alloc, release_to);
         }
+        ack
+    }
+
+    /// The other end acknowledged `side`'s bytes up to `ack` (at most `nxt`): `side`'s
+    /// snd_una moves on.
+    fn acknowledge(&mut self, side: Side, ack: Seq) {
+        let peer = &mut self.half[side.idx()];
+        if !seq::after(ack, peer.una) {
+            return;
+        }
+        // Bytes acknowledged now that the snooper missed (a gap it saw the sender skip, not
+        // filled by a retransmission) are unseen: only a late copy can still bring them.
+        let from_seq = seq::max(peer.una, peer.data.base());
+        let to = seq::max(from_seq, ack);
+        let to = if seq::after(to, peer.data_end()) {
+            peer.data_end()
+        } else {
+            to
+        };
+        if let Some(g) = peer.gap {
+            if seq::after(g, from_seq) && !peer.data.contains(from_seq, to) {
+                peer.unseen = Some(to);
+            }
+            if !seq::before(ack, g) {
+                peer.gap = None;
+            }
+        }
+        peer.una = ack;
     }
 
     fn update_close_state(&mut self, now_ms: u64) {

@@ -475,6 +475,8 @@ pub mod not_ready {
     pub const NO_MEMORY: u8 = 6;
     /// Closed or in TIME_WAIT.
     pub const CLOSED: u8 = 7;
+    /// Bytes acknowledged before they were seen (they may still be on their way).
+    pub const ACK_AHEAD: u8 = 8;
 }
 
 /// Where a connection of a planned handoff stands ([`handoff_attr::STATUS`]).

@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # Hostile traffic from a third namespace on the cluster link (raw frames, AF_PACKET):
-#  - segments forged against a live, quiet connection (ACKs of unsent data, old ACKs, RSTs in
-#    the window but not at the next sequence number, segments far outside the window, data
-#    without ACK, forged owner segments) change neither the owner's kernel nor the mirror:
+#  - segments forged against a live, quiet connection (ACKs of data past the window the other
+#    end allowed, old ACKs, RSTs in the window but not at the next sequence number, segments
+#    far outside the window, data without ACK, forged owner segments) change neither the
+#    owner's kernel nor the mirror (an ACK of unsent data short of that edge may be genuine
+#    data still on its way to the peer: snoop_reorder.sh):
 #    the oracle (snoop_oracle.sh) still finds the mirror equal to the owner's TCP_REPAIR state;
 #  - a SYN flood fills the table only to its limit, a real connection is still mirrored, and
 #    the flood's entries go after the handshake timeout;

@@ -163,21 +163,6 @@ fn option_parsing_edge_cases() {
     );
 }
 
-/// xorshift64*, deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Random frames, and random mutations of valid ones, through the whole snooper: nothing may
 /// panic, and every chunk taken must be accounted for.
 #[test]

@@ -26,6 +26,7 @@ fn reason(code: u8) -> &'static str {
         not_ready::OVERFLOW => "overflow",
         not_ready::NO_MEMORY => "no-memory",
         not_ready::CLOSED => "closed",
+        not_ready::ACK_AHEAD => "ack-ahead",
         _ => "?",
     }
 }

@@ -107,7 +107,8 @@ impl From<&ConnInfo> for ConnView {
                 not_ready::HOLE
                 | not_ready::ACKED_UNSEEN
                 | not_ready::OVERFLOW
-                | not_ready::NO_MEMORY => format!("{} ({} data)", reason_name(r), side_name(s)),
+                | not_ready::NO_MEMORY
+                | not_ready::ACK_AHEAD => format!("{} ({} data)", reason_name(r), side_name(s)),
                 _ => reason_name(r).to_string(),
             }),
             window_scaling: c.ws_ok,

@@ -161,7 +161,7 @@ fn num(v: &Value, k: &str) -> u32 {
 /// ack             a duplicate pure ACK, exactly what the client last sent (valid)
 /// fin             a FIN at the client's next sequence number (valid)
 /// rst             a RST at the client's next sequence number (valid: resets)
-/// ack-unsent      an ACK of 1000 owner bytes never sent (forged)
+/// ack-unsent      an ACK of owner bytes 1000 past the client's largest window (forged)
 /// data-ack-unsent 100 bytes of data with that ACK (forged)
 /// ack-old         an ACK 1 GiB behind the owner's snd_una, with 100 bytes (forged)
 /// rst-window      a RST 1000 bytes past the client's next sequence number (forged)
@@ -170,7 +170,20 @@ fn num(v: &Value, k: &str) -> u32 {
 /// data-far        100 bytes 100 MB past it (forged)
 /// data-noack      100 bytes at the right place without the ACK flag (forged)
 /// owner-rst-window a RST from the owner 10 bytes past its next sequence number (forged)
-/// owner-ack-unsent an ACK from the owner of 5000 client bytes never sent (forged)
+/// owner-ack-unsent an ACK from the owner of client bytes 5000 past its largest window
+///                 (forged)
+/// ```
+///
+/// and, sent where neither end takes them (an unused MAC), what the peer would see when one
+/// direction overtakes the other on the link (snoop_reorder.sh); each prints the mirror's
+/// state it should lead to:
+///
+/// ```text
+/// window-race     owner data from its next sequence number to 4 segments past one of the
+///                 client's largest windows past its acknowledgement, then the client's ACK
+///                 of it all (the window update that let it through, seen late)
+/// ack-ahead       100 bytes of client data acknowledging 1000 owner bytes not sent yet
+/// owner-data      1000 bytes of owner data at its next sequence number
 /// ```
 pub fn forge(args: &[String]) {
     let (iface, mac, file, port, kind) = (&args[0], &args[1], &args[2], &args[3], &args[4]);
@@ -193,6 +206,11 @@ pub fn forge(args: &[String]) {
     let client: SocketAddr = c["client"].as_str().unwrap().parse().unwrap();
     let (o, cl) = (&c["owner_sent"], &c["client_sent"]);
     let (o_nxt, c_nxt, o_una) = (num(o, "snd_nxt"), num(cl, "snd_nxt"), num(o, "snd_una"));
+    let (c_una, o_maxwin, c_maxwin) = (
+        num(cl, "snd_una"),
+        num(o, "max_window"),
+        num(cl, "max_window"),
+    );
     // The raw window field the client last sent, and timestamps that pass PAWS (none in a
     // padded frame: a 40-byte IPv4 segment is what Ethernet pads).
     let win = (num(cl, "window") >> num(cl, "wscale")).min(65535) as u16;
@@ -227,8 +245,11 @@ pub fn forge(args: &[String]) {
             ts: None,
             ..from_client(c_nxt, 0, RST, vec![])
         },
-        "ack-unsent" => from_client(c_nxt, o_nxt.wrapping_add(1000), A, vec![]),
-        "data-ack-unsent" => from_client(c_nxt, o_nxt.wrapping_add(1000), A | PSH, data),
+        // Past the edge the client allowed the owner (at most its acknowledgement plus its
+        // largest window): bytes the owner cannot have sent. (Short of it they may be on
+        // their way to the peer, which then holds the connection not ready.)
+        "ack-unsent" => from_client(c_nxt, o_una.wrapping_add(c_maxwin + 1000), A, vec![]),
+        "data-ack-unsent" => from_client(c_nxt, o_una.wrapping_add(c_maxwin + 1000), A | PSH, data),
         "ack-old" => from_client(c_nxt, o_una.wrapping_sub(1 << 30), A | PSH, data),
         "rst-window" => Seg {
             ts: None,
@@ -256,13 +277,62 @@ pub fn forge(args: &[String]) {
             src: owner,
             dst: client,
             seq: o_nxt,
-            ack: c_nxt.wrapping_add(5000),
+            ack: c_una.wrapping_add(o_maxwin + 5000),
             flags: A,
             win: 502,
             ts: o_ts,
             data: vec![],
             pad,
         },
+        "window-race" | "ack-ahead" | "owner-data" => {
+            let o_win = (num(o, "window") >> num(o, "wscale")).min(65535) as u16;
+            let from_owner = |seq: u32, ack: u32, flags: u8, data: Vec<u8>| Seg {
+                src: owner,
+                dst: client,
+                seq,
+                ack,
+                flags,
+                win: o_win,
+                ts: o_ts,
+                data,
+                pad,
+            };
+            let link = Link::open(iface, mac, owner.is_ipv6());
+            match kind.as_str() {
+                "window-race" => {
+                    let end = o_una.wrapping_add(c_maxwin + 4 * 1400);
+                    let mut seq = o_nxt;
+                    while (end.wrapping_sub(seq) as i32) > 0 {
+                        let n = end.wrapping_sub(seq).min(1400);
+                        link.send(&from_owner(seq, c_nxt, A, vec![0x6b; n as usize]).bytes());
+                        seq = seq.wrapping_add(n);
+                    }
+                    let ts = c_ts.map(|(v, _)| (v, o_ts.map_or(0, |t| t.0)));
+                    link.send(
+                        &Seg {
+                            ts,
+                            ..from_client(c_nxt, end, A, vec![])
+                        }
+                        .bytes(),
+                    );
+                    println!(
+                        "owner_nxt={end} past_edge_from={}",
+                        o_una.wrapping_add(c_maxwin)
+                    );
+                }
+                "ack-ahead" => {
+                    let ack = o_nxt.wrapping_add(1000);
+                    link.send(&from_client(c_nxt, ack, A | PSH, data).bytes());
+                    println!("client_nxt={} owner_ack={ack}", c_nxt.wrapping_add(100));
+                }
+                _ => {
+                    let d = vec![0x6c; 1000];
+                    link.send(&from_owner(o_nxt, c_nxt, A | PSH, d).bytes());
+                    println!("owner_nxt={}", o_nxt.wrapping_add(1000));
+                }
+            }
+            return;
+        }
         other => panic!("unknown kind {other}"),
     };
     let mut pkt = s.bytes();

@@ -456,6 +456,41 @@ impl GetConn for Map {
     }
 }
 
+/// xorshift64*: a small deterministic generator (the crate has no random test dependency).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (not 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// [`Rng::below`] for 32-bit numbers.
+    pub fn below32(&mut self, n: u32) -> u32 {
+        self.below(u64::from(n)) as u32
+    }
+}
+
+/// Both ends exchanged data and acknowledged everything (window scale 7, windows of 502 << 7
+/// bytes): the mirror equals the wire model.
+pub fn quiet_connection() -> Wire {
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, &bytes(700, 1));
+    w.data(Side::Owner, &bytes(3000, 2));
+    w.ack(Side::Client, 502);
+    w.ack(Side::Owner, 502);
+    w.assert_mirror();
+    w
+}
+
 /// `n` bytes of a pattern that starts at `first`.
 pub fn bytes(n: usize, first: u8) -> Vec<u8> {
     (0..n)
