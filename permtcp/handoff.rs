@@ -15,13 +15,14 @@
 //!   dropped, a SYN reusing one refused) and their sockets aborted silently; the others
 //!   resume.
 
-use crate::glue::{ConnKey, Net};
+use crate::glue::{ConnKey, Net, SockSeqs};
 use crate::logic::decl::Declaration;
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::handoff::{check, Handoff, HandoffConn, HoldRequest, MAX_HELD};
 use crate::logic::ops::Counts;
 use crate::logic::policy::{declares, takeover_order};
 use crate::logic::recovery::Handed;
+use crate::logic::snoop::FlowKey;
 use crate::logic::uapi::handoff_status as status;
 use crate::netns::{Cluster, NetState};
 use crate::rebuild::Plan;
@@ -110,8 +111,8 @@ pub(crate) fn hold(
         drop(h);
         drop(old);
     }
-    let mut seeds = KVec::with_capacity(fresh.len(), GFP_KERNEL).map_err(|_| enomem())?;
     let now = crate::glue::now_ms();
+    let mut seeded = KVec::with_capacity(fresh.len(), GFP_KERNEL).map_err(|_| enomem())?;
     for k in fresh.iter() {
         // Each is held while its socket is locked: its application cannot write meanwhile,
         // so what was read is exactly what reached the wire, and all it writes from here
@@ -132,9 +133,19 @@ pub(crate) fn hold(
                     let mut h = state.held.lock();
                     let fitted = h.insert(*k);
                     held_changed(state, h.len());
+                    drop(h);
                     if fitted {
-                        if mirror {
-                            let _ = seeds.push_within_capacity((*k, s.snapshot()));
+                        // Mirrored from this moment on, from the socket's state (the peer
+                        // takes it from a mirror level with the same moment, and sends at
+                        // once); one this node serves for a peer is no longer steered here
+                        // (its socket is held) but followed.
+                        if !mine {
+                            let mut sv = state.served.lock();
+                            sv.remove(k);
+                            state.served_len.store(sv.len(), Ordering::Relaxed);
+                        }
+                        if mirror && seed(state, k, &s, now) {
+                            let _ = seeded.push_within_capacity(*k);
                         }
                         status::HELD
                     } else {
@@ -153,28 +164,43 @@ pub(crate) fn hold(
         // Within the capacity reserved above.
         let _ = out.push_within_capacity(c);
     }
-    // Mirrored from the moment they are held, from their sockets' state: the peer takes
-    // them from a mirror level with the same moment, and sends at once. A connection this
-    // node serves for a peer is no longer steered here meanwhile (its socket is held).
-    let mut seeded = 0u32;
-    for (k, snap) in seeds.iter() {
-        let conn = crate::logic::handoff::seeded(snap, now);
-        seeded += u32::from(state.snoop.lock().seed(*k, conn));
-    }
-    if !mine {
-        let mut s = state.served.lock();
-        for c in out.iter().filter(|c| c.status == status::HELD) {
-            s.remove(&c.key);
+    // A segment that reached the hook after the socket was locked but before its mirror was
+    // seeded is in neither: once the socket has taken it (on unlocking), its mirror starts
+    // again from where the socket stands (nothing of it was retained yet: nothing is lost).
+    let mut reseeded = 0u32;
+    for _ in 0..3 {
+        let mut again = 0u32;
+        for k in seeded.iter() {
+            let Some(locked) = net.lock_conn(k) else {
+                continue;
+            };
+            let s = locked.seqs;
+            let behind = state.snoop.lock().get(k).is_none_or(|c| {
+                crate::logic::seq::before(c.side(crate::logic::track::Side::Client).nxt, s.rcv_nxt)
+            });
+            if behind && seed(state, k, &s, now) {
+                again += 1;
+            }
         }
-        state.served_len.store(s.len(), Ordering::Relaxed);
+        reseeded += again;
+        if again == 0 {
+            break;
+        }
     }
-    if seeded > 0 {
+    if !seeded.is_empty() {
         pr_info!(
-            "handoff: {} held connections mirrored from their sockets\n",
-            seeded
+            "handoff: {} held connections mirrored from their sockets ({} seeded again)\n",
+            seeded.len(),
+            reseeded
         );
     }
     Ok(out)
+}
+
+/// Mirrors connection `k` from now on, seeded from its socket's state `s`.
+fn seed(state: &NetState, k: &FlowKey, s: &SockSeqs, now: u64) -> bool {
+    let conn = crate::logic::handoff::seeded(&s.snapshot(), now);
+    state.snoop.lock().seed(*k, conn)
 }
 
 /// HANDOFF_TAKE: takes over the connections of `r` that node `r.node` holds and this node's
