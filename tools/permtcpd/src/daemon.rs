@@ -110,7 +110,8 @@ impl Handle {
 pub enum Control {
     /// Use these keys, sending with this key id (key rotation).
     Keys(Keyring, u32),
-    /// Hand the established connections of `binding` off to peer `to`; the JSON summary
+    /// Hand the established connections of `binding` (this node's, or a peer's: those
+    /// served here, a hand back) off to peer `to`; the JSON summary
     /// (or `{"error": ...}`) goes to `reply` ([`handoff_summary`]).
     Handoff {
         /// The binding, one of this node's.
@@ -836,10 +837,15 @@ impl Daemon {
         let Some(to_inc) = live else {
             return Err((format!("node {to} is not live here"), reply));
         };
+        // This node's binding (a handoff), or a peer's (a hand back: the connections this
+        // node serves for it).
         let addr = permctl::spec::to_addr(binding.ip());
-        if !permtcp_logic::policy::declares(&self.cfg.declaration, &addr, binding.port()) {
+        let declared = std::iter::once(&self.cfg.declaration)
+            .chain(self.decls.values().map(|p| &p.decl))
+            .any(|d| permtcp_logic::policy::declares(d, &addr, binding.port()));
+        if !declared {
             return Err((
-                format!("{binding} is not one of this node's bindings"),
+                format!("{binding} is not one of this node's bindings (nor a peer's)"),
                 reply,
             ));
         }

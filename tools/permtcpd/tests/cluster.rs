@@ -872,7 +872,11 @@ async fn handoff_requests_are_checked_and_the_control_socket_answers() {
     for (binding, to, want) in [
         ("10.0.0.1:80", 9, "unknown node"),
         ("10.0.0.1:80", 1, "unknown node"),
-        ("10.0.0.9:80", 2, "not one of this node's bindings"),
+        (
+            "10.0.0.9:80",
+            2,
+            "not one of this node's bindings (nor a peer's)",
+        ),
         ("10.0.0.1:81", 2, "not one of this node's bindings"),
         ("10.0.0.1:80", 3, "not live"),
     ] {
