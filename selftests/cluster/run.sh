@@ -34,6 +34,11 @@
 #                             running move to peer1, then back to the owner (permtcpd
 #                             --handoff on peer1); every answer right, no reset on the wire,
 #                             a new connection goes to the owner
+#   handoff-lost4             peer1's answers to the owner's handoff dropped on the way:
+#                             at the timeout the owner aborts every session with a reset,
+#                             never resumes one; no session gets a wrong answer (those
+#                             peer1 took go on with it; with peer1 not mirroring, every
+#                             session is reset)
 #   keepalived4               keepalived (advert_int 0.1) alone resets the client's
 #                             connection at the owner's kill -9; with permtcpd in keepalived
 #                             mode the session survives, bytes right, no reset
@@ -56,10 +61,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../vm.sh"
 
 ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 zombie6 partition4 partition6
-	daemons4 recovery4 recovery6 handoff4 handoff6 keepalived4)
+	daemons4 recovery4 recovery6 handoff4 handoff6 handoff-lost4 keepalived4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
 	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12
-	[recovery4]=11 [recovery6]=11 [handoff4]=10 [handoff6]=10 [keepalived4]=8)
+	[recovery4]=11 [recovery6]=11 [handoff4]=12 [handoff6]=12 [handoff-lost4]=7 [keepalived4]=8)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
@@ -79,7 +84,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#cases[@]} -gt 0 ] || cases=("${ALL_CASES[@]}")
 
-for t in tcpdump tc; do command -v "$t" >/dev/null || die "missing $t (run make setup)"; done
+for t in tcpdump tc nft; do command -v "$t" >/dev/null || die "missing $t (run make setup)"; done
 [ "$(id -u)" = 0 ] || die "the multi-VM tier needs root (network namespace, taps)"
 vm_inputs
 work=$PERMTCP_ROOT/target/cluster/$(basename "$KDIR")
@@ -492,10 +497,14 @@ mirrored() { # count
 		return 1
 	fi
 	for n in peer1 peer2; do
-		vm_run "$n" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $1 ]; do [ \$i -lt 50 ] || { permctl conns; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
-			sed "s/^/$n: /"
-		[ "${PIPESTATUS[0]}" = 0 ] || return 1
+		mirrored_on "$n" "$1" || return 1
 	done
+}
+# Node $1 mirrors N ready connections (within 5 s).
+mirrored_on() { # node count
+	vm_run "$1" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $2 ]; do [ \$i -lt 50 ] || { permctl conns; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
+		sed "s/^/$1: /"
+	[ "${PIPESTATUS[0]}" = 0 ]
 }
 
 # Nobody types a takeover: both peers' daemons reach the verdict, wait for the owner's lease
@@ -772,6 +781,68 @@ wait_owner_fenced() {
 	owner_fenced
 }
 
+# The peer's answers lost: peer1's HandoffResult datagrams (type 10, the sixth byte of the
+# UDP payload) are dropped on their way from its VM (nftables on the bridge), so that the owner never
+# learns what became of its held sessions (peer1 takes them). At handoff_timeout_ms the
+# owner aborts every one, never resumes it, and sends each client a reset; a session whose
+# client had already gone on with peer1 (its reset, at the owner's old sequence number, is
+# not accepted) stays with peer1 alone. No session may ever get a wrong answer.
+case_handoff_lost() {
+	local n=${HANDOFF_N:-20} t0 data out
+	case_start "handoff-lost4" || { result fail "$CASE: cluster up"; return; }
+	result ok "$CASE: permtcpd up on the three nodes, every declaration in every kernel"
+	handoff_start 10.0.0.1 "$n" 20
+	check "$CASE: $n sessions running, both peers mirror them (ready)" mirrored "$n"
+	answers_lost || { result fail "$CASE: nft on the bridge"; return; }
+	t0=$(now)
+	handoff_do 10.0.0.1:80 2 owner
+	ip netns exec "$NS" nft delete table bridge lost
+	echo "# owner: permtcpd --handoff 10.0.0.1:80 --to 2: $HO_JSON"
+	check "$CASE: no answer: at the timeout the owner aborted all $n, a reset sent to each client" \
+		handoff_aborted "$n"
+	sleep 1
+	handoff_end
+	printf '%s\n' "$HO_CLIENT" | sed 's/^/# client: /' | head -n 8
+	echo "# client: $(grep -c 'reset' <<<"$HO_CLIENT") sessions reset"
+	cap_stop
+	# The hold comes within a second or two of the request; the owner waits 10 s.
+	data=$(owner_service_tcp | cap_after "$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 3 }')")
+	echo "# the owner's resets on the wire: $(grep -c 'Flags \[R' <<<"$data")"
+	data=$(grep -v 'Flags \[R' <<<"$data")
+	check "$CASE: the owner sent nothing of them after the hold but the resets (never resumed)" \
+		test -z "$data"
+	[ -z "$data" ] || printf '%s\n' "$data" | head -n 5 | sed 's/^/#   /'
+	check "$CASE: no session got a wrong answer: each went on with peer1 or was reset" \
+		bash -c '! grep -q "wrong answer" <<<"$1" && grep -Eq "^(ok conns=|FAIL conns=)$2 " <<<"$1"' - "$HO_CLIENT" "$n"
+	# Again with peer1 not mirroring: it refuses them all, but its answers are lost too; the
+	# owner's resets then end every session at the client.
+	vm_run peer1 "permctl snoop stop" >/dev/null
+	handoff_sessions 10.0.0.1 "$n" 20
+	answers_lost
+	handoff_do 10.0.0.1:80 2 owner
+	ip netns exec "$NS" nft delete table bridge lost
+	echo "# owner: permtcpd --handoff 10.0.0.1:80 --to 2: $HO_JSON"
+	handoff_end
+	printf '%s\n' "$HO_CLIENT" | sed 's/^/# client: /' | head -n 4
+	check "$CASE: peer1 not mirroring them, its refusals lost: aborted at the timeout, every session reset at the client, none got a wrong answer" \
+		bash -c '[ "$(grep -c "reset by peer" <<<"$1")" = "$2" ] && ! grep -q "wrong answer" <<<"$1" && grep -q "\"aborted\":$2," <<<"$3"' - \
+		"$HO_CLIENT" "$n" "$HO_JSON"
+	check "$CASE: kernel logs clean" logs_clean client owner peer1 peer2
+	case_end
+}
+# peer1's HandoffResult datagrams (type 10, the sixth byte of the UDP payload) dropped on
+# their way from its VM (nftables on the bridge) until the table "lost" is deleted.
+answers_lost() {
+	ip netns exec "$NS" nft -f - <<-NFT
+		table bridge lost {
+			chain cut {
+				type filter hook forward priority 0;
+				iifname "tap-peer1" udp dport 7415 @th,104,8 10 drop
+			}
+		}
+	NFT
+}
+
 # A case's last checks, on the stopped capture: a new connection of 4 rounds (its client's
 # output $2) was answered by the owner (its SYN-ACK after $3), no reset on the wire after
 # $4, every kernel log clean.
@@ -863,6 +934,10 @@ handoff_start() { # vip conns interval-ms
 	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
 	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
 	sleep 0.5
+	handoff_sessions "$@"
+}
+# The client's sessions alone (the servers run).
+handoff_sessions() { # vip conns interval-ms
 	vm_run client "rm -f /tmp/t/ho /tmp/t/ho.wait; ptcp-testapp echo-steady $1:80 $2 /tmp/t/ho --interval-ms $3 >/tmp/t/ho.out 2>&1 & echo \$! >/tmp/t/ho.pid"
 	vm_run -t 300 client "sh /selftests/cluster/node.sh wait-file /tmp/t/ho.wait 2400"
 }
@@ -892,6 +967,27 @@ established_is() { # node count
 	[ "$n" = "$2" ]
 }
 
+# `permtcpd --handoff` says what is wrong, exit status 1: a node that is no peer, a binding
+# nobody declares, and (on the client, where no daemon runs) no daemon.
+handoff_refusals() { # vip
+	local c="permtcpd --config /etc/permtcpd/permtcpd.toml --handoff" out
+	out=$(vm_run owner "$c $1:80 --to 9 2>&1; echo rc=\$?")
+	echo "# --to 9: $out"
+	grep -q 'unknown node' <<<"$out" && grep -q 'rc=1' <<<"$out" || return 1
+	out=$(vm_run owner "$c 10.0.0.99:80 --to 2 2>&1; echo rc=\$?")
+	echo "# 10.0.0.99:80: $out"
+	grep -q "not one of this node's bindings" <<<"$out" && grep -q 'rc=1' <<<"$out" || return 1
+	out=$(vm_run client "permtcpd --handoff $1:80 --to 2 --control-socket /run/permtcpd/control.sock 2>&1; echo rc=\$?")
+	echo "# no daemon: $out"
+	grep -q 'is permtcpd running' <<<"$out" && grep -q 'rc=1' <<<"$out"
+}
+
+# The summary says N aborted at the timeout, N clients sent a reset.
+handoff_aborted() { # count
+	[ "$(json_num "$HO_JSON" aborted)" = "$1" ] && [ "$(json_num "$HO_JSON" resets_sent)" = "$1" ] &&
+		grep -q '"end":"timeout"' <<<"$HO_JSON"
+}
+
 # The owner has $1 established connections on port 80, peer1 $2.
 served_by() { # owner-count peer1-count
 	established_is owner "$1" && established_is peer1 "$2"
@@ -910,6 +1006,8 @@ case_handoff() { # 4|6
 	result ok "$CASE: permtcpd up on the three nodes, every declaration in every kernel"
 	handoff_start "$vip" "$n" 20
 	check "$CASE: $n sessions running, both peers mirror them (ready)" mirrored "$n"
+	check "$CASE: permtcpd --handoff refuses clearly: unknown node, nobody's binding, no daemon" \
+		handoff_refusals "$vip"
 	t0=$(now)
 	handoff_do "$vip:80" 2 owner
 	echo "# owner: permtcpd --handoff $vip:80 --to 2: $HO_JSON"
@@ -919,7 +1017,9 @@ case_handoff() { # 4|6
 	T_NEW=$(now)
 	outb=$(vm_run -t 60 client "ptcp-testapp echo-client $vip:80 4 - 2>&1")
 	echo "# a new connection: $outb"
-	sleep 1
+	# The owner mirrors them from its sockets' state on (seeded when it held them): ready
+	# once what it had sent before is acknowledged.
+	check "$CASE: the owner mirrors the $n, ready to take them back" mirrored_on owner "$n"
 	handoff_do "$vip:80" 1 peer1
 	echo "# peer1: permtcpd --handoff $vip:80 --to 1: $HO_JSON"
 	check "$CASE: handed back: permtcpd on peer1 held all $n, the owner took every one" handoff_all "$n"
@@ -1428,6 +1528,7 @@ for c in "${cases[@]}"; do
 	recovery6) case_recovery 6 ;;
 	handoff4) case_handoff 4 ;;
 	handoff6) case_handoff 6 ;;
+	handoff-lost4) case_handoff_lost ;;
 	keepalived4) case_keepalived ;;
 	esac
 done
