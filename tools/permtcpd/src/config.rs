@@ -350,8 +350,10 @@ impl Config {
         {
             return Err("park_ms: at most one hour (3600000)".into());
         }
-        if !(100..=600_000).contains(&raw.handoff_timeout_ms) {
-            return Err("handoff_timeout_ms: between 100 and 600000".into());
+        // Below the minute a peer remembers its answers for (a part sent again after it
+        // forgot would be taken again: refused, the connection gone from its mirror).
+        if !(100..=50_000).contains(&raw.handoff_timeout_ms) {
+            return Err("handoff_timeout_ms: between 100 and 50000".into());
         }
         if raw.directive_retry_ms == 0 || raw.directive_retries == 0 {
             return Err("directive_retry_ms and directive_retries must be positive".into());
@@ -797,7 +799,7 @@ mid_response = "reset""#,
         assert_eq!(c.handoff_timeout, Duration::from_secs(10));
         let none = minimal().replace("send_key_id = 1", "send_key_id = 1\ncontrol_socket = \"\"");
         assert_eq!(Config::parse(&none).unwrap().control_socket, None);
-        for bad in [0, 99, 600_001] {
+        for bad in [0, 99, 50_001] {
             let t = minimal().replace(
                 "send_key_id = 1",
                 &format!("send_key_id = 1\nhandoff_timeout_ms = {bad}"),

@@ -42,7 +42,9 @@ use tokio::sync::mpsc;
 const DIRECTIVE_NOT_YET_FOR: Duration = Duration::from_secs(10);
 /// Retry interval of such a directive.
 const DIRECTIVE_NOT_YET_RETRY: Duration = Duration::from_millis(50);
-/// How long a handled directive's outcome is remembered, for retransmissions.
+/// How long a handled directive's outcome (and a handoff part's answer) is remembered, for
+/// retransmissions: longer than the longest handoff_timeout_ms, after which the serving node
+/// sends no part again.
 const HANDLED_KEEP: Duration = Duration::from_secs(60);
 /// Version of this node's declaration (it does not change while the daemon runs).
 const DECL_VERSION: u32 = 1;
