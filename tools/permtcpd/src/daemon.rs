@@ -907,9 +907,15 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => {
                 let h = self.handoff_out.take().expect("running");
-                crate::log!(ERR, "handoff {id}: holding {}: {e}", h.binding);
+                // The kernel may have held some before the error; their list is lost with the
+                // reply, and a connection held is never resumed blindly: they stay held.
+                let text = format!(
+                    "holding {}: {e} (connections held before the error, if any, stay held)",
+                    h.binding
+                );
+                crate::log!(ERR, "handoff {id}: {text}");
                 if let Some(reply) = h.reply {
-                    let _ = reply.send(error_json(&format!("holding {}: {e}", h.binding)));
+                    let _ = reply.send(error_json(&text));
                 }
                 self.kernel_error(&e);
                 return;
