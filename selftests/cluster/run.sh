@@ -500,9 +500,9 @@ mirrored() { # count
 		mirrored_on "$n" "$1" || return 1
 	done
 }
-# Node $1 mirrors N ready connections (within 5 s).
-mirrored_on() { # node count
-	vm_run "$1" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $2 ]; do [ \$i -lt 50 ] || { permctl conns; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
+# Node $1 mirrors N ready connections (within 5 s, or $3 tenths of a second).
+mirrored_on() { # node count [tenths]
+	vm_run -t 120 "$1" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $2 ]; do [ \$i -lt ${3:-50} ] || { permctl conns | tail -n 5; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
 		sed "s/^/$1: /"
 	[ "${PIPESTATUS[0]}" = 0 ]
 }
@@ -1405,33 +1405,56 @@ bench_keepalived() {
 # the VMs' one vCPU under TCG answers about 2,500 rounds a second), first for as long without
 # a handoff (the baseline: the worst round TCG gives anyway), then with `permtcpd --handoff`
 # on the owner; each session's worst round is the pause it saw. Prints per N the pause per
-# connection (median and largest over the sessions) and permtcpd's times.
+# connection (median and largest over the sessions) and permtcpd's times. Heartbeats every
+# 300 ms, 10 missed (PERMTCP_HB_MS, PERMTCP_MISSED otherwise): a thousand sessions starting
+# at once starve the VMs under TCG for longer than the tier's 300 ms dead time. A run whose
+# cluster lost a node meanwhile is run again (three tries).
 bench_handoff() {
-	local n iv base j c
+	local n iv try
+	HB_MS=${PERMTCP_HB_MS:-300} MISSED=${PERMTCP_MISSED:-10}
 	for n in ${PERMTCP_HANDOFF_CONNS:-1 100 1000}; do
 		iv=$((n < 100 ? 20 : n * 2 / 5))
-		case_start "bench-handoff-$n" >/dev/null || die "the cluster did not come up"
-		handoff_start 10.0.0.1 "$n" "$iv" || die "$n sessions did not start"
-		sleep 3
-		handoff_end
-		base=$HO_CLIENT
-		handoff_start 10.0.0.1 "$n" "$iv" || die "$n sessions did not start"
-		mirrored "$n" >/dev/null || progress "handoff $n: the peers do not mirror every session"
-		sleep 1
-		handoff_do 10.0.0.1:80 2 owner
-		j=$HO_JSON
-		sleep 2
-		handoff_end
-		c=$HO_CLIENT
-		case_end >/dev/null
-		progress "handoff of $n: $j; client: $c; baseline: $base"
-		grep -q "^ok conns=$n " <<<"$c" || progress "handoff of $n: the client FAILED"
+		for try in 1 2 3; do
+			bench_handoff_once "$n" "$iv" && break
+			progress "handoff of $n, try $try: $HO_FAILED"
+		done
 		HO_BENCH+=("$(printf '%5d conns (a round every %3d ms): pause per connection median %s ms, max %s ms (baseline without handoff: median %s, max %s); held %s, taken %s, aborted %s; hold %s us, take round trip %s us, done %s us, total %s us' \
-			"$n" "$iv" "$(kv "$c" pause_median_ms)" "$(kv "$c" pause_max_ms)" \
-			"$(kv "$base" pause_median_ms)" "$(kv "$base" pause_max_ms)" \
-			"$(json_num "$j" held)" "$(json_num "$j" taken)" "$(json_num "$j" aborted)" \
-			"$(json_num "$j" hold)" "$(json_num "$j" take)" "$(json_num "$j" done)" "$(json_num "$j" total)")")
+			"$n" "$iv" "$(kv "$HO_CLIENT" pause_median_ms)" "$(kv "$HO_CLIENT" pause_max_ms)" \
+			"$(kv "$HO_BASE" pause_median_ms)" "$(kv "$HO_BASE" pause_max_ms)" \
+			"$(json_num "$HO_JSON" held)" "$(json_num "$HO_JSON" taken)" "$(json_num "$HO_JSON" aborted)" \
+			"$(json_num "$HO_JSON" hold)" "$(json_num "$HO_JSON" take)" "$(json_num "$HO_JSON" done)" "$(json_num "$HO_JSON" total)")")
 	done
+	HB_MS=100 MISSED=3
+}
+# One run of bench_handoff: $1 sessions, a round every $2 ms; HO_BASE, HO_JSON and
+# HO_CLIENT as it found them, HO_FAILED why it failed.
+bench_handoff_once() { # conns interval-ms
+	local m
+	for m in "${CLUSTER_NODES[@]}"; do
+		! vm_running "$m" || pd_install "$m" >/dev/null || die "configuration of $m"
+	done
+	HO_JSON= HO_FAILED=
+	case_start "bench-handoff-$1" >/dev/null || { HO_FAILED="the cluster did not come up"; return 1; }
+	handoff_start 10.0.0.1 "$1" "$2" || HO_FAILED="$1 sessions did not start"
+	sleep 3
+	handoff_end
+	HO_BASE=$HO_CLIENT
+	[ -n "$HO_FAILED" ] || handoff_sessions 10.0.0.1 "$1" "$2" || HO_FAILED="$1 sessions did not start"
+	[ -n "$HO_FAILED" ] || mirrored_on peer1 "$1" 300 >/dev/null || HO_FAILED="peer1 does not mirror every session"
+	sleep 1
+	[ -n "$HO_FAILED" ] || handoff_do 10.0.0.1:80 2 owner
+	sleep 2
+	handoff_end
+	grep -q '"held":' <<<"$HO_JSON" || HO_FAILED=${HO_FAILED:-"permtcpd --handoff: $HO_JSON"}
+	grep -q "^ok conns=$1 " <<<"$HO_CLIENT" || HO_FAILED=${HO_FAILED:-"the client: $HO_CLIENT"}
+	if [ -n "$HO_FAILED" ]; then
+		vm_run_all "owner peer1" "grep -E 'verdict|declared|handoff|error' /tmp/t/permtcpd.log | tail -n 5"
+		sed 's/^/# owner: /' "$work/owner.out"
+		sed 's/^/# peer1: /' "$work/peer1.out"
+	fi
+	case_end >/dev/null
+	progress "handoff of $1: $HO_JSON; client: $HO_CLIENT; baseline: $HO_BASE"
+	[ -z "$HO_FAILED" ]
 }
 
 # Client-observed stalls for heartbeat intervals of 100 ms and 1 s, five crashes each.
