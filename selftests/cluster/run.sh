@@ -1438,10 +1438,10 @@ bench_handoff() {
 bench_handoff_once() { # conns interval-ms
 	local m
 	for m in "${CLUSTER_NODES[@]}"; do
-		! vm_running "$m" || pd_install "$m" >/dev/null || die "configuration of $m"
+		! vm_running "$m" || pd_install "$m" >/dev/null || { HO_FAILED="configuration of $m"; return 1; }
 	done
 	HO_JSON= HO_FAILED=
-	case_start "bench-handoff-$1" >/dev/null || { HO_FAILED="the cluster did not come up"; return 1; }
+	case_start "bench-handoff-$1" >"$work/case.out" 2>&1 || { HO_FAILED="the cluster did not come up: $(tail -n 5 "$work/case.out")"; return 1; }
 	handoff_start 10.0.0.1 "$1" "$2" || HO_FAILED="$1 sessions did not start"
 	[ -n "$HO_FAILED" ] || mirrored_on peer1 "$1" 300 >/dev/null || HO_FAILED="peer1 does not mirror every session"
 	sleep 3
