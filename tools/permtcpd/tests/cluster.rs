@@ -841,7 +841,7 @@ async fn a_peer_declared_down_gets_its_handoff_aborted() {
     let k1 = FakeKernel::new().with_held(conns.clone());
     // Node 2 never answers in time; node 3 keeps quorum with node 1.
     let k2 = FakeKernel::new().with_take(hs::TAKEN, Duration::from_secs(30));
-    let n1 = start_with(1, &ports, k1.clone(), "handoff_timeout_ms = 60000");
+    let n1 = start_with(1, &ports, k1.clone(), "handoff_timeout_ms = 50000");
     let n2 = start(2, &ports, k2.clone());
     let _n3 = start(3, &ports, FakeKernel::new());
     wait_for("quorum of three", Duration::from_secs(5), || {
