@@ -16,6 +16,8 @@
 #   make bench      benchmark figures (host and QEMU)
 #   make bench-failover  the client's stall across kill -9 of the owner's VM, heartbeats of
 #                   100 ms and 1 s, five crashes each (multi-VM, about 10 minutes)
+#   make bench-handoff  the planned handoff through permtcpd: the client's pause per
+#                   connection and the handoff's times for 1, 100 and 1000 connections
 #   make install    permctl, its completions and man pages, permtcpd and its systemd unit,
 #                   the Pacemaker agents, and permtcp.ko if built (DESTDIR and PREFIX
 #                   honoured; see README.md, "Building")
@@ -46,7 +48,7 @@ DKMSDIR ?= /usr/src/permtcp-$(DKMS_VERSION)
 # Completions and man pages, generated from permctl's clap definitions.
 GENDIR := target/permctl-generated
 
-.PHONY: all module permctl setup demo demo-single bench-failover check check-cluster check-debug check-sanitizers lint bench selftests clean \
+.PHONY: all module permctl setup demo demo-single bench-failover bench-handoff check check-cluster check-debug check-sanitizers lint bench selftests clean \
 	install install-permctl install-permtcpd install-module install-ocf install-dkms
 
 all: module
@@ -99,6 +101,12 @@ bench: setup
 bench-failover: setup
 	$(MAKE) module permctl
 	bash selftests/cluster/run.sh --bench
+
+# The planned handoff's figures in the multi-VM tier: the pause per connection and
+# permtcpd's times for 1, 100 and 1000 connections (PERMTCP_HANDOFF_CONNS).
+bench-handoff: setup
+	$(MAKE) module permctl
+	PERMTCP_BENCH=handoff bash selftests/cluster/run.sh --bench
 
 selftests: module permctl
 	bash selftests/run_vm.sh

@@ -41,7 +41,10 @@ MOD=/lib/modules/permtcp.ko
 CONF=/etc/permtcpd/permtcpd.toml
 
 own_addresses() {
-	/bin/ip addr flush dev eth0
+	# The link-local address stays: a node serving connections of an address it holds on
+	# its loopback (a handoff's peer) resolves the client's IPv6 address with it (the
+	# kernel sends no neighbour solicitation from an address of another device).
+	/bin/ip addr flush dev eth0 scope global
 	if [ "$(arg managed)" = 1 ] || grep -q '^manage_addresses = true' "$CONF" 2>/dev/null; then
 		# permtcpd takes the service addresses itself once it may (owner recovery); the
 		# node keeps addresses of its own in the service subnet (10.0.0.1N, fd00::1N).

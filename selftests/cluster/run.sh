@@ -12,9 +12,10 @@
 #
 #   selftests/cluster/run.sh [--short] [--list] [--hb-ms N] [--missed N] [CASE ...]
 #   selftests/cluster/run.sh --demo     (make demo)
-#   selftests/cluster/run.sh --bench    (make bench-failover)
+#   selftests/cluster/run.sh --bench    (make bench-failover; PERMTCP_BENCH=handoff: make
+#                                        bench-handoff)
 #
-# Cases (default: all; --short: kill9-echo4):
+# Cases (default: all; --short: kill9-echo4, and handoff4 with 5 connections):
 #   kill9-echo4, kill9-echo6  kill -9 of the owner's QEMU during a request/response session
 #   kill9-bulk4, kill9-bulk6  kill -9 of the owner's QEMU during a 16 MB download
 #   lossy-echo4               kill9-echo4 with netem loss 10% and delay 20 ms on the way
@@ -28,6 +29,16 @@
 #   recovery4, recovery6      owner recovery: the owner killed, its VM booted again; the
 #                             peers' lists installed before it takes its address back; the
 #                             old session ends through peer1, a new one goes to the owner
+#   handoff4, handoff6        planned handoff through permtcpd (permtcpd --handoff on the
+#                             owner): N sessions (HANDOFF_N, default 20) with traffic
+#                             running move to peer1, then back to the owner (permtcpd
+#                             --handoff on peer1); every answer right, no reset on the wire,
+#                             a new connection goes to the owner
+#   handoff-lost4             peer1's answers to the owner's handoff dropped on the way:
+#                             at the timeout the owner aborts every session with a reset,
+#                             never resumes one; no session gets a wrong answer (those
+#                             peer1 took go on with it; with peer1 not mirroring, every
+#                             session is reset)
 #   keepalived4               keepalived (advert_int 0.1) alone resets the client's
 #                             connection at the owner's kill -9; with permtcpd in keepalived
 #                             mode the session survives, bytes right, no reset
@@ -50,17 +61,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../vm.sh"
 
 ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 zombie6 partition4 partition6
-	daemons4 recovery4 recovery6 keepalived4)
+	daemons4 recovery4 recovery6 handoff4 handoff6 handoff-lost4 keepalived4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
 	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12
-	[recovery4]=11 [recovery6]=11 [keepalived4]=8)
+	[recovery4]=11 [recovery6]=11 [handoff4]=12 [handoff6]=12 [handoff-lost4]=7 [keepalived4]=8)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
 cases=()
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--short) cases=(kill9-echo4) ;;
+	--short) cases=(kill9-echo4 handoff4) HANDOFF_N=${HANDOFF_N:-5} ;;
 	--list) printf '%s\n' "${ALL_CASES[@]}"; exit 0 ;;
 	--hb-ms) HB_MS=$2; shift ;;
 	--missed) MISSED=$2; shift ;;
@@ -73,7 +84,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#cases[@]} -gt 0 ] || cases=("${ALL_CASES[@]}")
 
-for t in tcpdump tc; do command -v "$t" >/dev/null || die "missing $t (run make setup)"; done
+for t in tcpdump tc nft; do command -v "$t" >/dev/null || die "missing $t (run make setup)"; done
 [ "$(id -u)" = 0 ] || die "the multi-VM tier needs root (network namespace, taps)"
 vm_inputs
 work=$PERMTCP_ROOT/target/cluster/$(basename "$KDIR")
@@ -486,10 +497,14 @@ mirrored() { # count
 		return 1
 	fi
 	for n in peer1 peer2; do
-		vm_run "$n" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $1 ]; do [ \$i -lt 50 ] || { permctl conns; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
-			sed "s/^/$n: /"
-		[ "${PIPESTATUS[0]}" = 0 ] || return 1
+		mirrored_on "$n" "$1" || return 1
 	done
+}
+# Node $1 mirrors N ready connections (within 5 s, or $3 tenths of a second).
+mirrored_on() { # node count [tenths]
+	vm_run -t 120 "$1" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $2 ]; do [ \$i -lt ${3:-50} ] || { permctl conns | tail -n 5; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
+		sed "s/^/$1: /"
+	[ "${PIPESTATUS[0]}" = 0 ]
 }
 
 # Nobody types a takeover: both peers' daemons reach the verdict, wait for the owner's lease
@@ -766,6 +781,82 @@ wait_owner_fenced() {
 	owner_fenced
 }
 
+# The peer's answers lost: peer1's HandoffResult datagrams (type 10, the sixth byte of the
+# UDP payload) are dropped on their way from its VM (nftables on the bridge), so that the owner never
+# learns what became of its held sessions (peer1 takes them). At handoff_timeout_ms the
+# owner aborts every one, never resumes it, and sends each client a reset; a session whose
+# client had already gone on with peer1 (its reset, at the owner's old sequence number, is
+# not accepted) stays with peer1 alone. No session may ever get a wrong answer.
+case_handoff_lost() {
+	local n=${HANDOFF_N:-20} t0 data out
+	case_start "handoff-lost4" || { result fail "$CASE: cluster up"; return; }
+	result ok "$CASE: permtcpd up on the three nodes, every declaration in every kernel"
+	handoff_start 10.0.0.1 "$n" 20
+	check "$CASE: $n sessions running, both peers mirror them (ready)" mirrored "$n"
+	answers_lost || { result fail "$CASE: nft on the bridge"; return; }
+	t0=$(now)
+	handoff_do 10.0.0.1:80 2 owner
+	ip netns exec "$NS" nft delete table bridge lost
+	echo "# owner: permtcpd --handoff 10.0.0.1:80 --to 2: $HO_JSON"
+	check "$CASE: no answer: at the timeout the owner aborted all $n, a reset sent to each client" \
+		handoff_aborted "$n"
+	sleep 1
+	handoff_end
+	printf '%s\n' "$HO_CLIENT" | sed 's/^/# client: /' | head -n 8
+	echo "# client: $(grep -c 'reset' <<<"$HO_CLIENT") sessions reset"
+	cap_stop
+	# The hold comes within a second or two of the request; the owner waits 10 s.
+	data=$(owner_service_tcp | cap_after "$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 3 }')")
+	echo "# the owner's resets on the wire: $(grep -c 'Flags \[R' <<<"$data")"
+	data=$(grep -v 'Flags \[R' <<<"$data")
+	check "$CASE: the owner sent nothing of them after the hold but the resets (never resumed)" \
+		test -z "$data"
+	[ -z "$data" ] || printf '%s\n' "$data" | head -n 5 | sed 's/^/#   /'
+	check "$CASE: no session got a wrong answer: each went on with peer1 or was reset" \
+		bash -c '! grep -q "wrong answer" <<<"$1" && grep -Eq "^(ok conns=|FAIL conns=)$2 " <<<"$1"' - "$HO_CLIENT" "$n"
+	# Again with peer1 not mirroring: it refuses them all, but its answers are lost too; the
+	# owner's resets then end every session at the client.
+	vm_run peer1 "permctl snoop stop" >/dev/null
+	handoff_sessions 10.0.0.1 "$n" 20
+	answers_lost
+	handoff_do 10.0.0.1:80 2 owner
+	ip netns exec "$NS" nft delete table bridge lost
+	echo "# owner: permtcpd --handoff 10.0.0.1:80 --to 2: $HO_JSON"
+	handoff_end
+	printf '%s\n' "$HO_CLIENT" | sed 's/^/# client: /' | head -n 4
+	check "$CASE: peer1 not mirroring them, its refusals lost: aborted at the timeout, every session reset at the client, none got a wrong answer" \
+		bash -c '[ "$(grep -c "reset by peer" <<<"$1")" = "$2" ] && ! grep -q "wrong answer" <<<"$1" && grep -q "\"aborted\":$2," <<<"$3"' - \
+		"$HO_CLIENT" "$n" "$HO_JSON"
+	check "$CASE: kernel logs clean" logs_clean client owner peer1 peer2
+	case_end
+}
+# peer1's HandoffResult datagrams (type 10, the sixth byte of the UDP payload) dropped on
+# their way from its VM (nftables on the bridge) until the table "lost" is deleted.
+answers_lost() {
+	ip netns exec "$NS" nft -f - <<-NFT
+		table bridge lost {
+			chain cut {
+				type filter hook forward priority 0;
+				iifname "tap-peer1" udp dport 7415 @th,104,8 10 drop
+			}
+		}
+	NFT
+}
+
+# A case's last checks, on the stopped capture: a new connection of 4 rounds (its client's
+# output $2) was answered by the owner (its SYN-ACK after $3), no reset on the wire after
+# $4, every kernel log clean.
+owner_answers_no_reset() { # description client-output syn-after rst-after
+	local rsts
+	check "$CASE: $1 (its SYN-ACK on the wire)" \
+		bash -c 'grep -q "^ok rounds=4 " <<<"$1" && [ -n "$2" ]' - "$2" \
+		"$(cap_text "tcp and ether src $(mac owner) and $CAP_SYN" | cap_after "$3")"
+	rsts=$(cap_text "$CAP_RST" | cap_after "$4")
+	check "$CASE: no reset on the wire" test -z "$rsts"
+	[ -z "$rsts" ] || printf '%s\n' "$rsts" | head -n 5 | sed 's/^/#   /'
+	check "$CASE: kernel logs clean" logs_clean client owner peer1 peer2
+}
+
 # The owner's VM, running (booted if not), with permtcpd managing its service addresses.
 owner_managed() {
 	if ! vm_running owner; then
@@ -791,7 +882,7 @@ owner_back() {
 # through peer1 (its kernel takes the client's frames, now sent to the owner's MAC, off the
 # link) and finishes with every answer right; a new connection goes to the owner; no reset.
 case_recovery() { # 4|6
-	local svc=10.0.0.1 addr=10.0.0.1 out outb rsts n
+	local svc=10.0.0.1 addr=10.0.0.1 out outb n
 	[ "$1" = 6 ] && svc="[fd00::1]" addr=fd00::1
 	CASE=recovery$1
 	owner_managed || { result fail "$CASE: cluster up"; return; }
@@ -830,16 +921,125 @@ case_recovery() { # 4|6
 	echo "# the owner's kernel dropped ${n:-?} of its resets of the session"
 	cap_stop
 	echo "# client B: $outb"
-	check "$CASE: a new connection is answered by the owner (its SYN-ACK on the wire)" \
-		bash -c 'grep -q "^ok rounds=4 " <<<"$1" && [ -n "$2" ]' - "$outb" \
-		"$(cap_text "tcp and ether src $(mac owner) and $CAP_SYN" | cap_after "$T_BACK")"
-	rsts=$(cap_text "$CAP_RST" | cap_after "$T_KILL")
-	check "$CASE: no reset on the wire" test -z "$rsts"
-	[ -z "$rsts" ] || printf '%s\n' "$rsts" | head -n 5 | sed 's/^/#   /'
-	check "$CASE: kernel logs clean" logs_clean client owner peer1 peer2
+	owner_answers_no_reset "a new connection is answered by the owner" "$outb" "$T_BACK" "$T_KILL"
 	case_end
 	# The next case gets an owner booted afresh, whose system configures its addresses.
 	vm_kill owner
+}
+
+# ---- planned handoff through permtcpd (Documentation/handoff.rst) ----
+# The stock echo server on the three cluster nodes, and the client's N sessions to $1:80, a
+# round every $3 ms on each (echo-steady); returns once every session did its first round.
+handoff_start() { # vip conns interval-ms
+	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
+	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
+	sleep 0.5
+	handoff_sessions "$@"
+}
+# The client's sessions alone (the servers run).
+handoff_sessions() { # vip conns interval-ms
+	vm_run client "rm -f /tmp/t/ho /tmp/t/ho.*; ptcp-testapp echo-steady $1:80 $2 /tmp/t/ho --interval-ms $3 >/tmp/t/ho.out 2>&1 & echo \$! >/tmp/t/ho.pid"
+	vm_run -t 300 client "sh /selftests/cluster/node.sh wait-file /tmp/t/ho.wait 2400"
+}
+# `permtcpd --handoff BINDING --to NODE` on VM $3; HO_JSON is its output (the summary).
+handoff_do() { # binding to-node vm
+	HO_JSON=$(vm_run -t 180 "$3" "permtcpd --handoff $1 --to $2 --config /etc/permtcpd/permtcpd.toml 2>&1")
+}
+# The client's sessions stop; HO_CLIENT is what it printed.
+handoff_end() {
+	vm_run client "touch /tmp/t/ho"
+	HO_CLIENT=$(vm_run -t 300 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/ho.pid) 3000; cat /tmp/t/ho.out")
+}
+# A number of the line of KEY=VALUE words starting with $3 (default "ok ") of text $1: key
+# $2's.
+kv() { grep "^${3:-ok }" <<<"$1" | sed -n "s/.*$2=\([0-9]*\).*/\1/p" | head -n1; }
+# The client's sessions enter phase $1 (echo-steady counts each phase's rounds apart).
+handoff_phase() { vm_run client "touch /tmp/t/ho.$1"; }
+# A number of a JSON text: the first "$2": field.
+json_num() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" <<<"$1" | head -n1; }
+# The summary says N held, N taken, none aborted.
+handoff_all() { # count
+	[ "$(json_num "$HO_JSON" held)" = "$1" ] && [ "$(json_num "$HO_JSON" taken)" = "$1" ] &&
+		[ "$(json_num "$HO_JSON" aborted)" = 0 ]
+}
+# Node $1 has $2 established connections on port 80.
+established_is() { # node count
+	local n
+	n=$(vm_run "$1" "ss -Htn state established '( sport = :80 )' | wc -l")
+	echo "# $1: ${n:-?} established on port 80"
+	[ "$n" = "$2" ]
+}
+
+# `permtcpd --handoff` says what is wrong, exit status 1: a node that is no peer, a binding
+# nobody declares, and (on the client, where no daemon runs) no daemon.
+handoff_refusals() { # vip
+	local c="permtcpd --config /etc/permtcpd/permtcpd.toml --handoff" out
+	out=$(vm_run owner "$c $1:80 --to 9 2>&1; echo rc=\$?")
+	echo "# --to 9: $out"
+	grep -q 'unknown node' <<<"$out" && grep -q 'rc=1' <<<"$out" || return 1
+	out=$(vm_run owner "$c 10.0.0.99:80 --to 2 2>&1; echo rc=\$?")
+	echo "# 10.0.0.99:80: $out"
+	grep -q "not one of this node's bindings" <<<"$out" && grep -q 'rc=1' <<<"$out" || return 1
+	out=$(vm_run client "permtcpd --handoff $1:80 --to 2 --control-socket /run/permtcpd/control.sock 2>&1; echo rc=\$?")
+	echo "# no daemon: $out"
+	grep -q 'is permtcpd running' <<<"$out" && grep -q 'rc=1' <<<"$out"
+}
+
+# The summary says N aborted at the timeout, N clients sent a reset.
+handoff_aborted() { # count
+	[ "$(json_num "$HO_JSON" aborted)" = "$1" ] && [ "$(json_num "$HO_JSON" resets_sent)" = "$1" ] &&
+		grep -q '"end":"timeout"' <<<"$HO_JSON"
+}
+
+# The owner has $1 established connections on port 80, peer1 $2.
+served_by() { # owner-count peer1-count
+	established_is owner "$1" && established_is peer1 "$2"
+}
+
+# Planned handoff through permtcpd: the client's N sessions (a round every 20 ms on each) on
+# the owner; `permtcpd --handoff VIP:80 --to 2` on the owner moves them to peer1 (hold, the
+# Handoff message, peer1's take, its answer, the owner's DONE), then `permtcpd --handoff
+# VIP:80 --to 1` on peer1 hands them back (peer1 holds what it serves for the owner's
+# binding, the owner takes them from the mirror it seeded when it held them). Every answer
+# right, no reset on the wire, a new connection goes to the owner.
+case_handoff() { # 4|6
+	local vip=10.0.0.1 n=${HANDOFF_N:-20} outb t0
+	[ "$1" = 6 ] && vip="[fd00::1]"
+	case_start "handoff$1" || { result fail "$CASE: cluster up"; return; }
+	result ok "$CASE: permtcpd up on the three nodes, every declaration in every kernel"
+	handoff_start "$vip" "$n" 20
+	check "$CASE: $n sessions running, both peers mirror them (ready)" mirrored "$n"
+	check "$CASE: permtcpd --handoff refuses clearly: unknown node, nobody's binding, no daemon" \
+		handoff_refusals "$vip"
+	t0=$(now)
+	handoff_phase 1
+	handoff_do "$vip:80" 2 owner
+	echo "# owner: permtcpd --handoff $vip:80 --to 2: $HO_JSON"
+	check "$CASE: permtcpd on the owner held all $n, peer1 took every one, none aborted" handoff_all "$n"
+	check_here "$CASE: the owner has no established connection left on port 80, peer1 serves the $n" \
+		served_by 0 "$n"
+	T_NEW=$(now)
+	outb=$(vm_run -t 60 client "ptcp-testapp echo-client $vip:80 4 - 2>&1")
+	echo "# a new connection: $outb"
+	# The owner mirrors them from its sockets' state on (seeded when it held them): ready
+	# once what it had sent before is acknowledged.
+	check "$CASE: the owner mirrors the $n, ready to take them back" mirrored_on owner "$n"
+	handoff_phase 2
+	handoff_do "$vip:80" 1 peer1
+	echo "# peer1: permtcpd --handoff $vip:80 --to 1: $HO_JSON"
+	check "$CASE: handed back: permtcpd on peer1 held all $n, the owner took every one" handoff_all "$n"
+	check_here "$CASE: the owner serves the $n again, peer1 none" served_by "$n" 0
+	sleep 1
+	handoff_end
+	printf '%s\n' "$HO_CLIENT" | sed 's/^/# client (phase 1: the handoff, 2: the hand back): /'
+	check "$CASE: every session went on through both moves, every answer right" \
+		grep -q "^ok conns=$n " <<<"$HO_CLIENT"
+	vm_run_all "owner peer1" "grep -E 'handoff' /tmp/t/permtcpd.log | tail -n 4"
+	sed 's/^/# owner: /' "$work/owner.out"
+	sed 's/^/# peer1: /' "$work/peer1.out"
+	cap_stop
+	owner_answers_no_reset "a new connection during the handoff went to the owner" "$outb" "$T_NEW" "$t0"
+	case_end
 }
 
 # Counters of node $1's daemon: replay bad_tag unknown_key malformed.
@@ -1205,6 +1405,60 @@ bench_keepalived() {
 	done
 }
 
+# The planned handoff's figures for N = PERMTCP_HANDOFF_CONNS (default 1 100 1000)
+# connections: the client's sessions (a round every 20 ms on each, N / 2.5 ms from 100 on:
+# the VMs' one vCPU under TCG answers about 2,500 rounds a second), 3 s without a handoff
+# (phase 0, the baseline: the worst round TCG gives anyway), then `permtcpd --handoff` on
+# the owner and 2 s more (phase 1); each session's worst round in a phase is the pause it
+# saw. Prints per N the pause per connection (median, 99th percentile and largest over the
+# sessions) in both phases and permtcpd's times. Heartbeats every
+# 300 ms, 10 missed (PERMTCP_HB_MS, PERMTCP_MISSED otherwise): a thousand sessions starting
+# at once starve the VMs under TCG for longer than the tier's 300 ms dead time. A run whose
+# cluster lost a node meanwhile is run again (three tries).
+bench_handoff() {
+	local n iv try
+	HB_MS=${PERMTCP_HB_MS:-300} MISSED=${PERMTCP_MISSED:-10}
+	for n in ${PERMTCP_HANDOFF_CONNS:-1 100 1000}; do
+		iv=$((n < 100 ? 20 : n * 2 / 5))
+		for try in 1 2 3; do
+			bench_handoff_once "$n" "$iv" && break
+			progress "handoff of $n, try $try: $HO_FAILED"
+		done
+		HO_BENCH+=("$(printf '%5d conns (a round every %3d ms): pause per connection median %s ms, p99 %s ms, max %s ms (baseline before it: median %s, max %s); held %s, taken %s, aborted %s; hold %s us, take round trip %s us, done %s us, total %s us' \
+			"$n" "$iv" "$(kv "$HO_CLIENT" pause_median_ms phase=1)" "$(kv "$HO_CLIENT" pause_p99_ms phase=1)" \
+			"$(kv "$HO_CLIENT" pause_max_ms phase=1)" \
+			"$(kv "$HO_CLIENT" pause_median_ms phase=0)" "$(kv "$HO_CLIENT" pause_max_ms phase=0)" \
+			"$(json_num "$HO_JSON" held)" "$(json_num "$HO_JSON" taken)" "$(json_num "$HO_JSON" aborted)" \
+			"$(json_num "$HO_JSON" hold)" "$(json_num "$HO_JSON" take)" "$(json_num "$HO_JSON" done)" "$(json_num "$HO_JSON" total)")")
+	done
+	HB_MS=100 MISSED=3
+}
+# One run of bench_handoff: $1 sessions, a round every $2 ms; HO_JSON and HO_CLIENT as it
+# found them, HO_FAILED why it failed.
+bench_handoff_once() { # conns interval-ms
+	local m
+	for m in "${CLUSTER_NODES[@]}"; do
+		! vm_running "$m" || pd_install "$m" >/dev/null || { HO_FAILED="configuration of $m"; return 1; }
+	done
+	HO_JSON= HO_FAILED=
+	case_start "bench-handoff-$1" >"$work/case.out" 2>&1 || { HO_FAILED="the cluster did not come up: $(tail -n 5 "$work/case.out")"; return 1; }
+	handoff_start 10.0.0.1 "$1" "$2" || HO_FAILED="$1 sessions did not start"
+	[ -n "$HO_FAILED" ] || mirrored_on peer1 "$1" 300 >/dev/null || HO_FAILED="peer1 does not mirror every session"
+	sleep 3
+	handoff_phase 1
+	[ -n "$HO_FAILED" ] || handoff_do 10.0.0.1:80 2 owner
+	sleep 2
+	handoff_end
+	grep -q '"held":' <<<"$HO_JSON" || HO_FAILED=${HO_FAILED:-"permtcpd --handoff: $HO_JSON"}
+	grep -q "^ok conns=$1 " <<<"$HO_CLIENT" || HO_FAILED=${HO_FAILED:-"the client: $HO_CLIENT"}
+	vm_run_all "owner peer1" "grep -E 'verdict|declared|handoff|error' /tmp/t/permtcpd.log | tail -n 12"
+	sed 's/^/# owner: /' "$work/owner.out"
+	sed 's/^/# peer1: /' "$work/peer1.out"
+	case_end >/dev/null
+	progress "handoff of $1: $HO_JSON; client: $(tr '\n' ' ' <<<"$HO_CLIENT")"
+	[ -z "$HO_FAILED" ]
+}
+
 # Client-observed stalls for heartbeat intervals of 100 ms and 1 s, five crashes each.
 bench() {
 	local hb i n s stalls sorted hbs=
@@ -1233,11 +1487,17 @@ bench() {
 	HB_MS=100
 	[[ " $BENCH_PARTS " != *" keepalived "* ]] || bench_keepalived
 	[[ " $BENCH_PARTS " != *" throughput "* ]] || bench_throughput
+	[[ " $BENCH_PARTS " != *" handoff "* ]] || bench_handoff
 	echo
 	echo "client-observed stall across kill -9 of the owner's VM (a crash at a random point of the heartbeat"
 	echo "or advertisement cycle; same VMs, client and session; TCG):"
 	[ ${#BENCH[@]} = 0 ] || printf '  permtcp, %s\n' "${BENCH[@]}"
 	[ ${#KA_BENCH[@]} = 0 ] || printf '  %s\n' "${KA_BENCH[@]}"
+	if [ ${#HO_BENCH[@]} -gt 0 ]; then
+		echo
+		echo "planned handoff through permtcpd (owner to peer1, traffic running; separate VMs, TCG):"
+		printf '  %s\n' "${HO_BENCH[@]}"
+	fi
 	if [ -n "$THROUGHPUT" ]; then
 		echo
 		echo "the owner's bulk throughput to the client ($BULK bytes, median of $CRASHES, separate VMs):"
@@ -1255,6 +1515,7 @@ make_key
 FIGS=()
 BENCH=()
 KA_BENCH=()
+HO_BENCH=()
 CRASHES=${PERMTCP_CRASHES:-5}
 BENCH_PARTS=${PERMTCP_BENCH:-heartbeats keepalived throughput}
 BULK=${PERMTCP_BULK:-30000000}
@@ -1290,6 +1551,9 @@ for c in "${cases[@]}"; do
 	daemons4) case_daemons ;;
 	recovery4) case_recovery 4 ;;
 	recovery6) case_recovery 6 ;;
+	handoff4) case_handoff 4 ;;
+	handoff6) case_handoff 6 ;;
+	handoff-lost4) case_handoff_lost ;;
 	keepalived4) case_keepalived ;;
 	esac
 done

@@ -46,6 +46,12 @@ fn default_directive_retries() -> u32 {
 fn default_status_socket() -> PathBuf {
     "/run/permtcpd/status.sock".into()
 }
+fn default_control_socket() -> PathBuf {
+    "/run/permtcpd/control.sock".into()
+}
+fn default_handoff_timeout() -> u64 {
+    10_000
+}
 fn default_proto() -> String {
     "tcp".into()
 }
@@ -91,6 +97,10 @@ struct RawConfig {
     directive_retries: u32,
     #[serde(default = "default_status_socket")]
     status_socket: PathBuf,
+    #[serde(default = "default_control_socket")]
+    control_socket: PathBuf,
+    #[serde(default = "default_handoff_timeout")]
+    handoff_timeout_ms: u64,
     #[serde(default)]
     peer: Vec<RawPeer>,
     declaration: RawDecl,
@@ -217,6 +227,12 @@ pub struct Config {
     pub directive_retries: u32,
     /// Unix socket `permtcpd --status` reads the daemon's status from (`None`: none).
     pub status_socket: Option<PathBuf>,
+    /// Unix socket (mode 0600) `permtcpd --handoff` asks the daemon for a planned handoff on
+    /// (`None`: none).
+    pub control_socket: Option<PathBuf>,
+    /// How long a planned handoff waits for the peer's answers before it aborts the
+    /// connections not answered for.
+    pub handoff_timeout: Duration,
     /// Snooping on the cluster device, if this node is a permanency peer.
     pub snoop: Option<Snoop>,
     /// The other nodes.
@@ -333,6 +349,11 @@ impl Config {
             .is_some_and(|ms| ms > permtcp_logic::decl::MAX_PARK_MS)
         {
             return Err("park_ms: at most one hour (3600000)".into());
+        }
+        // Below the minute a peer remembers its answers for (a part sent again after it
+        // forgot would be taken again: refused, the connection gone from its mirror).
+        if !(100..=50_000).contains(&raw.handoff_timeout_ms) {
+            return Err("handoff_timeout_ms: between 100 and 50000".into());
         }
         if raw.directive_retry_ms == 0 || raw.directive_retries == 0 {
             return Err("directive_retry_ms and directive_retries must be positive".into());
@@ -469,6 +490,8 @@ impl Config {
             directive_retry: Duration::from_millis(raw.directive_retry_ms),
             directive_retries: raw.directive_retries,
             status_socket: Some(raw.status_socket).filter(|p| !p.as_os_str().is_empty()),
+            control_socket: Some(raw.control_socket).filter(|p| !p.as_os_str().is_empty()),
+            handoff_timeout: Duration::from_millis(raw.handoff_timeout_ms),
             snoop,
             peers: raw
                 .peer
@@ -767,6 +790,24 @@ mid_response = "reset""#,
         );
         let none = minimal().replace("send_key_id = 1", "send_key_id = 1\nstatus_socket = \"\"");
         assert_eq!(Config::parse(&none).unwrap().status_socket, None);
+        // The control socket and the handoff timeout: defaults, none, out of range.
+        let c = Config::parse(&minimal()).unwrap();
+        assert_eq!(
+            c.control_socket,
+            Some(PathBuf::from("/run/permtcpd/control.sock"))
+        );
+        assert_eq!(c.handoff_timeout, Duration::from_secs(10));
+        let none = minimal().replace("send_key_id = 1", "send_key_id = 1\ncontrol_socket = \"\"");
+        assert_eq!(Config::parse(&none).unwrap().control_socket, None);
+        for bad in [0, 99, 50_001] {
+            let t = minimal().replace(
+                "send_key_id = 1",
+                &format!("send_key_id = 1\nhandoff_timeout_ms = {bad}"),
+            );
+            assert!(Config::parse(&t)
+                .unwrap_err()
+                .contains("handoff_timeout_ms"));
+        }
     }
 
     #[test]

@@ -20,12 +20,14 @@ use crate::kernel::{DirectiveResult, Kernel, KernelError, TakeoverResult};
 use crate::log::{DEBUG, ERR, INFO, NOTICE, WARNING};
 use crate::membership::{Admit, Event, Membership, Params};
 use crate::wire::{
-    Ack, AckResult, Body, Directive, Failover, Heartbeat, NodeDown, NodeState, Recovery,
-    RecoveryAck, ViewEntry, HB_LEASE, HB_QUORUM, MAX_DATAGRAM,
+    Ack, AckResult, Body, Directive, Failover, HandoffPart, Heartbeat, NodeDown, NodeState,
+    Recovery, RecoveryAck, ViewEntry, HANDOFF_PART, HB_LEASE, HB_QUORUM, MAX_DATAGRAM,
 };
 use permtcp_logic::decl::{check_insert, Declaration};
+use permtcp_logic::handoff::HandoffConn;
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::DirectiveRequest;
+use permtcp_logic::uapi::handoff_status as hs;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -40,7 +42,9 @@ use tokio::sync::mpsc;
 const DIRECTIVE_NOT_YET_FOR: Duration = Duration::from_secs(10);
 /// Retry interval of such a directive.
 const DIRECTIVE_NOT_YET_RETRY: Duration = Duration::from_millis(50);
-/// How long a handled directive's outcome is remembered, for retransmissions.
+/// How long a handled directive's outcome (and a handoff part's answer) is remembered, for
+/// retransmissions: longer than the longest handoff_timeout_ms, after which the serving node
+/// sends no part again.
 const HANDLED_KEEP: Duration = Duration::from_secs(60);
 /// Version of this node's declaration (it does not change while the daemon runs).
 const DECL_VERSION: u32 = 1;
@@ -80,6 +84,12 @@ pub struct Status {
     pub recovery_acked: Vec<u32>,
     /// `manage_addresses`: the own addresses were taken (every live peer's list installed).
     pub addresses_taken: bool,
+    /// Planned handoffs this node ran as the serving node, to their end.
+    pub handoffs: u64,
+    /// Whether one runs now.
+    pub handoff_running: bool,
+    /// Handoff parts this node answered as the peer taking them (first answers).
+    pub handoff_parts: u64,
     /// Kernel requests that failed.
     pub kernel_errors: u64,
     /// The last of them.
@@ -102,7 +112,21 @@ impl Handle {
 pub enum Control {
     /// Use these keys, sending with this key id (key rotation).
     Keys(Keyring, u32),
+    /// Hand the established connections of `binding` (this node's, or a peer's: those
+    /// served here, a hand back) off to peer `to`; the JSON summary
+    /// (or `{"error": ...}`) goes to `reply` ([`handoff_summary`]).
+    Handoff {
+        /// The binding, one of this node's.
+        binding: SocketAddr,
+        /// The peer taking them.
+        to: u32,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
 }
+
+/// A handoff part received: sender, its incarnation, the handoff id, the part.
+type PartKey = (u32, u64, u64, u16);
 
 enum Job {
     SetDeclarations(Vec<Declaration>),
@@ -119,6 +143,13 @@ enum Job {
     /// Owner recovery: every live peer's list is installed; take the own addresses on this
     /// device.
     OwnAddresses(String),
+    /// Planned handoff `id`: hold the binding's connections.
+    HandoffHold(u64, SocketAddr),
+    /// Planned handoff, on the peer: take this part's connections from its sender.
+    HandoffTake(PartKey, HandoffPart),
+    /// Planned handoff `id` to a peer: DONE for those it answered for, abort for the others
+    /// (resets on the device, if any).
+    HandoffDone(u64, u32, Vec<HandoffConn>, Vec<HandoffConn>, Option<String>),
 }
 
 /// A lease renewal: valid for this long from when it was asked for.
@@ -140,6 +171,51 @@ enum Done {
     Recovery(u32, u64, usize, Result<(), KernelError>),
     HandBack(u32, Result<Vec<std::net::IpAddr>, KernelError>),
     OwnAddresses(String, Result<Vec<std::net::IpAddr>, KernelError>),
+    HandoffHold(u64, Result<Vec<HandoffConn>, KernelError>, Duration),
+    HandoffTake(PartKey, HandoffPart, Duration),
+    HandoffEnded(
+        u64,
+        Result<(), KernelError>,
+        Result<usize, KernelError>,
+        Duration,
+    ),
+}
+
+/// A planned handoff this node runs as the serving node (one at a time).
+struct HandoffOut {
+    id: u64,
+    binding: SocketAddr,
+    to: u32,
+    /// The peer's incarnation when the handoff started: a peer that restarted forgot it.
+    to_inc: u64,
+    reply: Option<tokio::sync::oneshot::Sender<String>>,
+    /// When it was asked for.
+    asked: Duration,
+    /// The hold's connections, each as the kernel answered (held, busy, gone).
+    conns: Vec<HandoffConn>,
+    hold: Duration,
+    parts: Vec<HandoffPart>,
+    /// The peer's answer per part.
+    results: Vec<Option<Vec<HandoffConn>>>,
+    /// When the parts were first sent, and when they are sent again.
+    first_sent: Duration,
+    next_at: Duration,
+    /// When the connections not answered for are aborted.
+    deadline: Duration,
+    /// From the first transmission to the last answer (or the give-up).
+    take: Duration,
+    /// Why the waiting ended: "answered", "timeout", "peer down".
+    end: &'static str,
+    /// Connections aborted (no answer for them).
+    aborted: usize,
+    /// DONE has been asked of the kernel.
+    finishing: bool,
+}
+
+/// A handoff part received (as the peer taking them): its answer once the kernel gave it.
+struct HandoffIn {
+    result: Option<HandoffPart>,
+    first: Duration,
 }
 
 /// A recovery list sent to a node that came back, until it acknowledges it.
@@ -218,6 +294,15 @@ pub struct Daemon {
     hold: Option<std::path::PathBuf>,
     /// keepalived mode: the hold file says 1 (taken over; released once recovered).
     held: bool,
+    /// Planned handoff: the one this node runs as the serving node.
+    handoff_out: Option<HandoffOut>,
+    /// Planned handoff: the id of the next one.
+    next_handoff: u64,
+    /// Planned handoff: the parts received as the peer taking them, until forgotten.
+    handoff_in: HashMap<PartKey, HandoffIn>,
+    /// Requests from the control socket, as [`Control`].
+    internal_tx: mpsc::UnboundedSender<Control>,
+    internal_rx: Option<mpsc::UnboundedReceiver<Control>>,
 }
 
 /// Announces this node's addresses on `dev`: five gratuitous ARPs (IPv4) and unsolicited
@@ -391,6 +476,30 @@ fn kernel_worker(
                 let r = kernel.own_addresses(&dev);
                 Done::OwnAddresses(dev, r)
             }
+            Job::HandoffHold(id, binding) => {
+                let t0 = Instant::now();
+                let r = kernel.handoff_hold(binding);
+                Done::HandoffHold(id, r, t0.elapsed())
+            }
+            Job::HandoffTake(key, part) => {
+                let t0 = Instant::now();
+                let conns = kernel.handoff_take(key.0, &part.conns, park_ms);
+                Done::HandoffTake(key, HandoffPart { conns, ..part }, t0.elapsed())
+            }
+            Job::HandoffDone(id, to, done, abort, dev) => {
+                let t0 = Instant::now();
+                let d = if done.is_empty() {
+                    Ok(())
+                } else {
+                    kernel.handoff_done(to, &done)
+                };
+                let a = if abort.is_empty() {
+                    Ok(0)
+                } else {
+                    kernel.handoff_abort(to, &abort, dev.as_deref())
+                };
+                Done::HandoffEnded(id, d, a, t0.elapsed())
+            }
         };
         if done.send(out).is_err() {
             return;
@@ -509,6 +618,7 @@ impl Daemon {
             .spawn(move || lease_worker(lease_kernel, leases_rx, lease_done))
             .map_err(|e| format!("lease worker: {e}"))?;
         let handle = Handle::default();
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let engine = cfg.keepalived.as_ref().map(|k| keepalived::Map {
             self_id: cfg.node_id,
             instances: k.instances.clone(),
@@ -547,6 +657,11 @@ impl Daemon {
             own_asked: false,
             hold: None,
             held: false,
+            handoff_out: None,
+            next_handoff: 1,
+            handoff_in: HashMap::new(),
+            internal_tx,
+            internal_rx: Some(internal_rx),
         };
         Ok((d, handle))
     }
@@ -587,6 +702,11 @@ impl Daemon {
             Some(p) => Some(status_listener(p)?),
             None => None,
         };
+        let control_listener = match &self.cfg.control_socket {
+            Some(p) => Some(control_listener(p)?),
+            None => None,
+        };
+        let mut internal = self.internal_rx.take().expect("run once");
         let tick = (self.cfg.interval / 4).max(Duration::from_millis(1));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -652,12 +772,15 @@ impl Daemon {
                 Some(done) = self.done_rx.recv() => self.on_done(&socks, done),
                 Some(line) = next_fifo_line(&mut fifo) => self.on_keepalived(&socks, &line),
                 c = control.recv(), if control_open => match c {
-                    Some(Control::Keys(keys, id)) => match self.auth.set_keys(keys, id) {
-                        Ok(()) => crate::log!(NOTICE, "keys reloaded, sending with key id {id}"),
-                        Err(e) => crate::log!(ERR, "keys not reloaded: {e}"),
-                    },
+                    Some(c) => self.on_control(&socks, c),
                     None => control_open = false,
                 },
+                Some(c) = internal.recv() => self.on_control(&socks, c),
+                c = accept_status(control_listener.as_ref()) => {
+                    if let Ok((conn, _)) = c {
+                        tokio::spawn(control_conn(conn, self.internal_tx.clone()));
+                    }
+                }
             }
             self.publish();
             if self.members.self_down() {
@@ -668,6 +791,391 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    fn on_control(&mut self, socks: &[UdpSocket], c: Control) {
+        match c {
+            Control::Keys(keys, id) => match self.auth.set_keys(keys, id) {
+                Ok(()) => crate::log!(NOTICE, "keys reloaded, sending with key id {id}"),
+                Err(e) => crate::log!(ERR, "keys not reloaded: {e}"),
+            },
+            Control::Handoff { binding, to, reply } => {
+                if let Err(e) = self.start_handoff(socks, binding, to, reply) {
+                    crate::log!(
+                        WARNING,
+                        "handoff of {binding} to node {to} refused: {}",
+                        e.0
+                    );
+                    let _ = e.1.send(error_json(&e.0));
+                }
+            }
+        }
+    }
+
+    /// Starts a planned handoff of `binding` to `to`, after the checks: `to` is a live peer
+    /// and the binding is one of this node's; none runs already.
+    #[allow(clippy::type_complexity)]
+    fn start_handoff(
+        &mut self,
+        _socks: &[UdpSocket],
+        binding: SocketAddr,
+        to: u32,
+        reply: tokio::sync::oneshot::Sender<String>,
+    ) -> Result<(), (String, tokio::sync::oneshot::Sender<String>)> {
+        let now = self.now();
+        if to == self.cfg.node_id || !self.peer_addrs.contains_key(&to) {
+            return Err((
+                format!("node {to} is not a peer of this node (unknown node)"),
+                reply,
+            ));
+        }
+        let live = self
+            .members
+            .view(now)
+            .iter()
+            .find(|v| v.node == to)
+            .filter(|v| v.state == NodeState::Alive && v.incarnation != 0)
+            .map(|v| v.incarnation);
+        let Some(to_inc) = live else {
+            return Err((format!("node {to} is not live here"), reply));
+        };
+        // This node's binding (a handoff), or a peer's (a hand back: the connections this
+        // node serves for it).
+        let addr = permctl::spec::to_addr(binding.ip());
+        let declared = std::iter::once(&self.cfg.declaration)
+            .chain(self.decls.values().map(|p| &p.decl))
+            .any(|d| permtcp_logic::policy::declares(d, &addr, binding.port()));
+        if !declared {
+            return Err((
+                format!("{binding} is not one of this node's bindings (nor a peer's)"),
+                reply,
+            ));
+        }
+        if let Some(h) = &self.handoff_out {
+            return Err((
+                format!(
+                    "handoff {} of {} to node {} is running",
+                    h.id, h.binding, h.to
+                ),
+                reply,
+            ));
+        }
+        let id = self.next_handoff;
+        self.next_handoff += 1;
+        crate::log!(
+            NOTICE,
+            "handoff {id}: holding the connections of {binding} for node {to}"
+        );
+        self.handoff_out = Some(HandoffOut {
+            id,
+            binding,
+            to,
+            to_inc,
+            reply: Some(reply),
+            asked: now,
+            conns: Vec::new(),
+            hold: Duration::ZERO,
+            parts: Vec::new(),
+            results: Vec::new(),
+            first_sent: now,
+            next_at: Duration::MAX,
+            deadline: Duration::MAX,
+            take: Duration::ZERO,
+            end: "answered",
+            aborted: 0,
+            finishing: false,
+        });
+        let _ = self.jobs.send(Job::HandoffHold(id, binding));
+        Ok(())
+    }
+
+    /// The hold of handoff `id` is done: its held connections go to the peer, in parts.
+    fn on_handoff_held(
+        &mut self,
+        socks: &[UdpSocket],
+        id: u64,
+        r: Result<Vec<HandoffConn>, KernelError>,
+        took: Duration,
+    ) {
+        let now = self.now();
+        let timeout = self.cfg.handoff_timeout;
+        let Some(h) = self.handoff_out.as_mut().filter(|h| h.id == id) else {
+            return;
+        };
+        h.hold = took;
+        let conns = match r {
+            Ok(c) => c,
+            Err(e) => {
+                let h = self.handoff_out.take().expect("running");
+                // The kernel may have held some before the error; their list is lost with the
+                // reply, and a connection held is never resumed blindly: they stay held.
+                let text = format!(
+                    "holding {}: {e} (connections held before the error, if any, stay held)",
+                    h.binding
+                );
+                crate::log!(ERR, "handoff {id}: {text}");
+                if let Some(reply) = h.reply {
+                    let _ = reply.send(error_json(&text));
+                }
+                self.kernel_error(&e);
+                return;
+            }
+        };
+        let held: Vec<HandoffConn> = conns
+            .iter()
+            .filter(|c| c.status == hs::HELD)
+            .copied()
+            .collect();
+        h.conns = conns;
+        let inc = h.to_inc;
+        h.parts = held
+            .chunks(HANDOFF_PART)
+            .enumerate()
+            .map(|(i, c)| HandoffPart {
+                id,
+                incarnation: inc,
+                part: i as u16,
+                parts: held.len().div_ceil(HANDOFF_PART) as u16,
+                conns: c.to_vec(),
+            })
+            .collect();
+        h.results = vec![None; h.parts.len()];
+        h.first_sent = now;
+        h.deadline = now + timeout;
+        crate::log!(
+            NOTICE,
+            "handoff {id}: {} held ({} ms), {} busy, {} gone; asking node {} to take them",
+            held.len(),
+            took.as_millis(),
+            h.conns.iter().filter(|c| c.status == hs::BUSY).count(),
+            h.conns.iter().filter(|c| c.status == hs::GONE).count(),
+            h.to
+        );
+        if h.parts.is_empty() || held.len() > HANDOFF_PART * usize::from(u16::MAX) {
+            self.finish_handoff("answered");
+            return;
+        }
+        self.transmit_handoff(socks);
+    }
+
+    /// Sends the parts of the running handoff the peer has not answered (again).
+    fn transmit_handoff(&mut self, socks: &[UdpSocket]) {
+        let now = self.now();
+        let retry = self.cfg.directive_retry;
+        let Some(h) = self.handoff_out.as_mut().filter(|h| !h.finishing) else {
+            return;
+        };
+        h.next_at = now + retry;
+        let to = h.to;
+        let due: Vec<HandoffPart> = h
+            .parts
+            .iter()
+            .zip(&h.results)
+            .filter(|(_, r)| r.is_none())
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            self.send(socks, to, &Body::Handoff(p));
+        }
+    }
+
+    /// The peer's answer for a part of the running handoff.
+    fn on_handoff_result(&mut self, from: u32, inc: u64, r: HandoffPart) {
+        let me = self.auth.incarnation();
+        let Some(h) = self.handoff_out.as_mut() else {
+            return;
+        };
+        if h.finishing
+            || h.to != from
+            || h.to_inc != inc
+            || h.id != r.id
+            || r.incarnation != me
+            || usize::from(r.parts) != h.parts.len()
+        {
+            crate::log!(DEBUG, "node {from}: a handoff answer for another handoff");
+            return;
+        }
+        let i = usize::from(r.part);
+        if h.results[i].is_some() {
+            return;
+        }
+        // Only the part's own connections count; one missing stays unknown.
+        let sent = &h.parts[i].conns;
+        h.results[i] = Some(
+            r.conns
+                .into_iter()
+                .filter(|c| sent.iter().any(|s| s.key == c.key))
+                .collect(),
+        );
+        if h.results.iter().all(Option::is_some) {
+            self.finish_handoff("answered");
+        }
+    }
+
+    /// Ends the wait of the running handoff: DONE for the connections the peer answered
+    /// for (taken: dropped here; refused: resumed), abort for the others (never resumed:
+    /// the peer may have taken them).
+    fn finish_handoff(&mut self, why: &'static str) {
+        let now = self.now();
+        let dev = self.cfg.snoop.as_ref().map(|s| s.device.clone());
+        let Some(h) = self.handoff_out.as_mut() else {
+            return;
+        };
+        if h.finishing {
+            return;
+        }
+        h.finishing = true;
+        h.end = why;
+        h.take = now.saturating_sub(h.first_sent);
+        let answered: HashMap<FlowKey, u8> = h
+            .results
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|c| (c.key, c.status))
+            .collect();
+        let (mut done, mut abort) = (Vec::new(), Vec::new());
+        for c in h.conns.iter().filter(|c| c.status == hs::HELD) {
+            match answered.get(&c.key) {
+                Some(&s) if s == hs::TAKEN || is_refusal(s) => {
+                    done.push(HandoffConn { status: s, ..*c })
+                }
+                _ => abort.push(*c),
+            }
+        }
+        h.aborted = abort.len();
+        if !abort.is_empty() {
+            crate::log!(
+                ERR,
+                "handoff {}: node {} did not answer for {} connections ({why}): they are aborted, never resumed (the peer may have taken them); their clients get a reset",
+                h.id,
+                h.to,
+                abort.len()
+            );
+        }
+        let _ = self
+            .jobs
+            .send(Job::HandoffDone(h.id, h.to, done, abort, dev));
+    }
+
+    /// The running handoff's DONE is done: its summary to the asker.
+    fn on_handoff_done(
+        &mut self,
+        id: u64,
+        d: Result<(), KernelError>,
+        a: Result<usize, KernelError>,
+        took: Duration,
+    ) {
+        if self.handoff_out.as_ref().is_none_or(|h| h.id != id) {
+            return;
+        }
+        let mut h = self.handoff_out.take().expect("running");
+        let total = self.now().saturating_sub(h.asked);
+        let answered: Vec<HandoffConn> = h.results.iter().flatten().flatten().copied().collect();
+        let mut err = Vec::new();
+        if let Err(e) = &d {
+            self.kernel_error(e);
+            err.push(format!(
+                "HANDOFF_DONE: {e}; the connections stay held (permctl handoff done --to {} with their lines)",
+                h.to
+            ));
+        }
+        let resets = match a {
+            Ok(n) => n,
+            Err(e) => {
+                self.kernel_error(&e);
+                err.push(format!("aborting the connections not answered for: {e}"));
+                0
+            }
+        };
+        let text = handoff_summary(&HandoffFigures {
+            id,
+            binding: h.binding,
+            to: h.to,
+            conns: &h.conns,
+            answered: &answered,
+            aborted: h.aborted,
+            resets,
+            end: h.end,
+            hold: h.hold,
+            take: h.take,
+            done: took,
+            total,
+            error: (!err.is_empty()).then(|| err.join("; ")),
+        });
+        crate::log!(NOTICE, "handoff {id} done: {}", text.trim_end());
+        self.status.handoffs += 1;
+        if let Some(r) = h.reply.take() {
+            let _ = r.send(text);
+        }
+    }
+
+    /// A handoff part from `from` (incarnation `inc`), as the peer taking them: taken once;
+    /// a part seen again gets the same answer again (or none while the kernel works on it).
+    fn on_handoff_part(&mut self, socks: &[UdpSocket], from: u32, inc: u64, p: HandoffPart) {
+        if p.incarnation != self.auth.incarnation() {
+            crate::log!(
+                DEBUG,
+                "node {from}'s handoff part for incarnation {} of this node: not this one",
+                p.incarnation
+            );
+            return;
+        }
+        let key = (from, inc, p.id, p.part);
+        match self.handoff_in.get(&key) {
+            Some(HandoffIn {
+                result: Some(r), ..
+            }) => {
+                let r = r.clone();
+                self.send(socks, from, &Body::HandoffResult(r));
+            }
+            Some(_) => {}
+            None => {
+                let first = self.now();
+                self.handoff_in.insert(
+                    key,
+                    HandoffIn {
+                        result: None,
+                        first,
+                    },
+                );
+                let _ = self.jobs.send(Job::HandoffTake(key, p));
+            }
+        }
+    }
+
+    /// The kernel answered a handoff part: remembered, and sent to its sender.
+    fn on_handoff_taken(
+        &mut self,
+        socks: &[UdpSocket],
+        key: PartKey,
+        p: HandoffPart,
+        took: Duration,
+    ) {
+        let answer = HandoffPart {
+            incarnation: key.1,
+            ..p
+        };
+        let taken = answer
+            .conns
+            .iter()
+            .filter(|c| c.status == hs::TAKEN)
+            .count();
+        crate::log!(
+            NOTICE,
+            "handoff {} part {}/{} from node {}: {taken} of {} taken ({} ms)",
+            key.2,
+            usize::from(key.3) + 1,
+            answer.parts,
+            key.0,
+            answer.conns.len(),
+            took.as_millis()
+        );
+        self.status.handoff_parts += 1;
+        if let Some(e) = self.handoff_in.get_mut(&key) {
+            e.result = Some(answer.clone());
+        }
+        self.send(socks, key.0, &Body::HandoffResult(answer));
     }
 
     /// Whether this node has quorum and every live peer's recovery list for this incarnation
@@ -761,6 +1269,32 @@ impl Daemon {
         }
     }
 
+    /// The running handoff, waiting for the peer: its parts sent again; ended when the
+    /// peer is declared down or came back in another incarnation (it forgot the handoff),
+    /// or at the timeout.
+    fn tick_handoff(&mut self, socks: &[UdpSocket], now: Duration) {
+        let Some(h) = self
+            .handoff_out
+            .as_ref()
+            .filter(|h| !h.finishing && !h.parts.is_empty())
+        else {
+            return;
+        };
+        let (to, to_inc, deadline, next_at) = (h.to, h.to_inc, h.deadline, h.next_at);
+        let gone = self
+            .members
+            .view(now)
+            .iter()
+            .any(|v| v.node == to && (v.state == NodeState::Down || v.incarnation != to_inc));
+        if gone {
+            self.finish_handoff("peer down");
+        } else if now >= deadline {
+            self.finish_handoff("timeout");
+        } else if now >= next_at {
+            self.transmit_handoff(socks);
+        }
+    }
+
     fn queue_takeover(&mut self, node: u32) {
         let now = self.now();
         if let Some(q) = self.takeover_queued.get_mut(&node) {
@@ -846,6 +1380,7 @@ impl Daemon {
 
     fn publish(&mut self) {
         let now = self.now();
+        self.status.handoff_running = self.handoff_out.is_some();
         self.status.auth = self.auth.counters().clone();
         self.status.split_brain = self.members.split_brain();
         self.status.view = self.members.view(now);
@@ -1031,6 +1566,8 @@ impl Daemon {
                     }
                 }
             }
+            Body::Handoff(p) => self.on_handoff_part(socks, from, inc, p),
+            Body::HandoffResult(r) => self.on_handoff_result(from, inc, r),
             Body::Directive(d) => self.on_directive(socks, (from, inc, d.id), d.req),
             Body::Ack(a) => {
                 if let Some(p) = self.pending.remove(&a.id) {
@@ -1293,6 +1830,9 @@ impl Daemon {
                 self.kernel_error(&e);
                 crate::log!(ERR, "owner recovery: handing node {node}'s addresses back: {e}")
             }
+            Done::HandoffHold(id, r, took) => self.on_handoff_held(socks, id, r, took),
+            Done::HandoffTake(key, p, took) => self.on_handoff_taken(socks, key, p, took),
+            Done::HandoffEnded(id, d, a, took) => self.on_handoff_done(id, d, a, took),
         }
     }
 
@@ -1338,6 +1878,7 @@ impl Daemon {
             self.broadcast(socks, &hb);
         }
         self.take_own_addresses(now);
+        self.tick_handoff(socks, now);
         // Recovery lists: retransmit the unacknowledged.
         let due: Vec<u32> = self
             .recovery_out
@@ -1392,6 +1933,8 @@ impl Daemon {
             let _ = self.jobs.send(Job::Directive(key, req));
         }
         self.handled
+            .retain(|_, h| h.result.is_none() || now.saturating_sub(h.first) < HANDLED_KEEP);
+        self.handoff_in
             .retain(|_, h| h.result.is_none() || now.saturating_sub(h.first) < HANDLED_KEEP);
         // Drop counters, at most once a minute when they changed.
         let dropped = self.auth.counters().total_dropped() + self.members.split_brain();
@@ -1658,6 +2201,11 @@ pub fn status_json(s: &Status, cfg: &Config, incarnation: u64) -> String {
             "acknowledged_by": s.recovery_acked,
             "addresses_taken": s.addresses_taken,
         },
+        "handoff": {
+            "running": s.handoff_running,
+            "done": s.handoffs,
+            "parts_answered": s.handoff_parts,
+        },
         "directives": {
             "sent": s.directives_sent,
             "acknowledged": s.acks_received,
@@ -1675,4 +2223,161 @@ pub fn status_json(s: &Status, cfg: &Config, incarnation: u64) -> String {
         },
     });
     serde_json::to_string_pretty(&j).expect("serializable") + "\n"
+}
+
+/// Whether handoff status `s` is the peer's refusal (not taken: the connection resumes).
+fn is_refusal(s: u8) -> bool {
+    (hs::NOT_MIRRORED..=hs::NOT_PEER).contains(&s)
+}
+
+/// `{"error": TEXT}`, the control socket's answer to a request that failed.
+pub fn error_json(text: &str) -> String {
+    serde_json::json!({ "error": text }).to_string() + "\n"
+}
+
+/// What a planned handoff did, for [`handoff_summary`].
+pub struct HandoffFigures<'a> {
+    /// Its id.
+    pub id: u64,
+    /// The binding.
+    pub binding: SocketAddr,
+    /// The peer.
+    pub to: u32,
+    /// The hold's connections (held, busy, gone).
+    pub conns: &'a [HandoffConn],
+    /// The peer's answers (taken or a refusal; held: not known).
+    pub answered: &'a [HandoffConn],
+    /// Connections aborted: no answer.
+    pub aborted: usize,
+    /// Resets sent to their clients.
+    pub resets: usize,
+    /// Why the wait ended.
+    pub end: &'static str,
+    /// The hold, in the kernel (busy connections asked again included).
+    pub hold: Duration,
+    /// From the parts' first transmission to the last answer.
+    pub take: Duration,
+    /// DONE (and the aborts).
+    pub done: Duration,
+    /// From the request to the end.
+    pub total: Duration,
+    /// What went wrong after the hold, if anything.
+    pub error: Option<String>,
+}
+
+/// A planned handoff's summary, one JSON line: `permtcpd --handoff` prints it.
+pub fn handoff_summary(f: &HandoffFigures<'_>) -> String {
+    let count = |s: u8| f.conns.iter().filter(|c| c.status == s).count();
+    let mut refused = serde_json::Map::new();
+    let mut taken = 0;
+    for c in f.answered {
+        if c.status == hs::TAKEN {
+            taken += 1;
+        } else if is_refusal(c.status) {
+            let e = refused
+                .entry(permctl::handoff::status_name(c.status))
+                .or_insert(0.into());
+            *e = (e.as_u64().unwrap_or(0) + 1).into();
+        }
+    }
+    let us = |d: Duration| d.as_micros() as u64;
+    let mut j = serde_json::json!({
+        "id": f.id,
+        "binding": f.binding.to_string(),
+        "to": f.to,
+        "held": count(hs::HELD),
+        "busy": count(hs::BUSY),
+        "gone": count(hs::GONE),
+        "taken": taken,
+        "refused": refused,
+        "aborted": f.aborted,
+        "resets_sent": f.resets,
+        "end": f.end,
+        "times_us": {
+            "hold": us(f.hold),
+            "take": us(f.take),
+            "done": us(f.done),
+            "total": us(f.total),
+        },
+    });
+    if let Some(e) = &f.error {
+        j["error"] = e.clone().into();
+    }
+    j.to_string() + "\n"
+}
+
+/// Binds the control socket at `path` (mode 0600), replacing a stale one.
+fn control_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let l = status_listener(path).map_err(|e| e.replace("status socket", "control socket"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    Ok(l)
+}
+
+/// A request on the control socket: one JSON line, `{"handoff": "ADDR:PORT", "to": NODE}`.
+pub fn parse_control(line: &str) -> Result<(SocketAddr, u32), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).map_err(|e| format!("request: {e}"))?;
+    let binding = v["handoff"]
+        .as_str()
+        .ok_or("request: no \"handoff\" binding")?
+        .parse()
+        .map_err(|e| format!("request: the binding: {e}"))?;
+    let to = v["to"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n != 0)
+        .ok_or("request: no \"to\" node")?;
+    Ok((binding, to))
+}
+
+/// Serves one connection to the control socket: reads its request line, asks the daemon,
+/// writes the answer.
+async fn control_conn(conn: tokio::net::UnixStream, tx: mpsc::UnboundedSender<Control>) {
+    let mut line = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut b = [0u8; 1024];
+        loop {
+            conn.readable().await?;
+            match conn.try_read(&mut b) {
+                Ok(0) => return Ok::<(), std::io::Error>(()),
+                Ok(n) => {
+                    line.extend_from_slice(&b[..n]);
+                    if line.contains(&b'\n') || line.len() > 4096 {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    let answer = match read {
+        Ok(Ok(())) => match parse_control(&String::from_utf8_lossy(&line)) {
+            Ok((binding, to)) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                if tx.send(Control::Handoff { binding, to, reply }).is_err() {
+                    error_json("the daemon is stopping")
+                } else {
+                    rx.await
+                        .unwrap_or_else(|_| error_json("the daemon is stopping"))
+                }
+            }
+            Err(e) => error_json(&e),
+        },
+        _ => error_json("no request"),
+    };
+    let mut data = answer.as_bytes();
+    while !data.is_empty() {
+        if conn.writable().await.is_err() {
+            return;
+        }
+        match conn.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
 }

@@ -10,8 +10,10 @@
 
 use crate::config::Snoop;
 use permtcp_logic::decl::Declaration;
+use permtcp_logic::handoff::HandoffConn;
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::{DirectiveInfo, DirectiveRequest};
+use permtcp_logic::uapi::handoff_status;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -108,6 +110,33 @@ pub trait Kernel: Send + Sync + 'static {
     /// Owner recovery, on the recovered owner: adds the local declaration's addresses to
     /// device `dev` (IPv6 without duplicate address detection); returns them.
     fn own_addresses(&self, dev: &str) -> Result<Vec<std::net::IpAddr>, KernelError>;
+    /// Planned handoff, on the serving node: holds the established connections of binding
+    /// `binding` (HANDOFF_HOLD); returns each with its status (held, busy, gone).
+    fn handoff_hold(&self, binding: std::net::SocketAddr) -> Result<Vec<HandoffConn>, KernelError>;
+    /// Planned handoff, on the peer: holds the service addresses of `conns` quietly and takes
+    /// over those node `node` holds (HANDOFF_TAKE, asked again while the mirror is behind).
+    /// Returns each of `conns` with its final status: taken, a refusal, or held when it is
+    /// not known whether it was taken (a request that failed on its way): never a refusal
+    /// for a connection that may have been taken.
+    fn handoff_take(
+        &self,
+        node: u32,
+        conns: &[HandoffConn],
+        park_ms: Option<u32>,
+    ) -> Vec<HandoffConn>;
+    /// Planned handoff, on the serving node: HANDOFF_DONE for the connections peer `node`
+    /// answered for: those it took are dropped silently, the others resume.
+    fn handoff_done(&self, node: u32, conns: &[HandoffConn]) -> Result<(), KernelError>;
+    /// Planned handoff, on the serving node: connections held for peer `node` whose fate is
+    /// not known (no answer) are aborted, never resumed: dropped silently as if taken (the
+    /// application sees its connection aborted) and a reset sent to each client on device
+    /// `dev`, so that the client fails at once rather than hang. Returns the resets sent.
+    fn handoff_abort(
+        &self,
+        node: u32,
+        conns: &[HandoffConn],
+        dev: Option<&str>,
+    ) -> Result<usize, KernelError>;
 }
 
 /// One call made to a [`FakeKernel`].
@@ -129,6 +158,14 @@ pub enum Call {
     Recovery(u32, Vec<FlowKey>),
     /// `own_addresses` on a device.
     OwnAddresses(String),
+    /// `handoff_hold` of a binding.
+    HandoffHold(std::net::SocketAddr),
+    /// `handoff_take` from a node, the connections asked for.
+    HandoffTake(u32, Vec<HandoffConn>),
+    /// `handoff_done` to a node, with the statuses given.
+    HandoffDone(u32, Vec<HandoffConn>),
+    /// `handoff_abort` for a node.
+    HandoffAbort(u32, Vec<HandoffConn>),
 }
 
 /// A test double that records calls and answers as scripted; not the kernel.
@@ -150,9 +187,39 @@ struct FakeState {
     takeover_delay: Duration,
     recovery_delay: Duration,
     served: Vec<FlowKey>,
+    held: Vec<HandoffConn>,
+    take_status: Option<u8>,
+    take_delay: Duration,
 }
 
 impl FakeKernel {
+    /// `handoff_hold` answers these connections (all held, whatever their status).
+    pub fn with_held(self, held: Vec<HandoffConn>) -> Self {
+        self.inner.lock().unwrap().held = held;
+        self
+    }
+
+    /// `handoff_take` answers this status for every connection (default: taken), after
+    /// `delay`.
+    pub fn with_take(self, status: u8, delay: Duration) -> Self {
+        let mut s = self.inner.lock().unwrap();
+        s.take_status = Some(status);
+        s.take_delay = delay;
+        drop(s);
+        self
+    }
+
+    /// The `handoff_take` calls so far (a retransmitted part must never be taken twice).
+    pub fn takes(&self) -> Vec<Vec<HandoffConn>> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::HandoffTake(_, v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A fake whose takeovers direct nothing and whose directives are taken.
     pub fn new() -> Self {
         Self::default()
@@ -306,5 +373,43 @@ impl Kernel for FakeKernel {
         let mut s = self.inner.lock().unwrap();
         s.calls.push(Call::OwnAddresses(dev.to_string()));
         Ok(Vec::new())
+    }
+
+    fn handoff_hold(&self, binding: std::net::SocketAddr) -> Result<Vec<HandoffConn>, KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::HandoffHold(binding));
+        Ok(s.held.clone())
+    }
+
+    fn handoff_take(
+        &self,
+        node: u32,
+        conns: &[HandoffConn],
+        _park_ms: Option<u32>,
+    ) -> Vec<HandoffConn> {
+        let (status, delay) = {
+            let mut s = self.inner.lock().unwrap();
+            s.calls.push(Call::HandoffTake(node, conns.to_vec()));
+            (s.take_status.unwrap_or(handoff_status::TAKEN), s.take_delay)
+        };
+        std::thread::sleep(delay);
+        conns.iter().map(|c| HandoffConn { status, ..*c }).collect()
+    }
+
+    fn handoff_done(&self, node: u32, conns: &[HandoffConn]) -> Result<(), KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::HandoffDone(node, conns.to_vec()));
+        Ok(())
+    }
+
+    fn handoff_abort(
+        &self,
+        node: u32,
+        conns: &[HandoffConn],
+        _dev: Option<&str>,
+    ) -> Result<usize, KernelError> {
+        let mut s = self.inner.lock().unwrap();
+        s.calls.push(Call::HandoffAbort(node, conns.to_vec()));
+        Ok(conns.len())
     }
 }

@@ -14,4 +14,5 @@ pub mod log;
 pub mod membership;
 pub mod netlink;
 pub mod recovery;
+pub mod reset;
 pub mod wire;

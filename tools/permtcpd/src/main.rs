@@ -5,7 +5,9 @@
 //! Exit status: 0 after SIGTERM/SIGINT, 1 when the cluster declared this node down (restart
 //! it: it rejoins with a newer incarnation) or on a runtime error, 2 for a configuration error.
 //! `--status` prints a running daemon's status from its status socket (exit 1 when none
-//! answers).
+//! answers). `--handoff ADDR:PORT --to NODE` asks the running daemon, on its control socket,
+//! for a planned handoff of the binding's established connections to peer NODE and prints
+//! its JSON summary (exit 1 when it failed or no daemon answers).
 
 use clap::Parser;
 use permtcpd::auth::Keyring;
@@ -40,27 +42,105 @@ struct Cli {
     /// status_socket).
     #[arg(long, requires = "status")]
     socket: Option<PathBuf>,
+    /// Planned handoff (Documentation/handoff.rst): the running daemon moves the
+    /// established connections of this binding, ADDR:PORT (one of this node's), to the
+    /// peer given with --to, and prints a JSON summary: held, taken, refused by reason,
+    /// aborted, and the times in microseconds.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        requires = "to",
+        conflicts_with = "status"
+    )]
+    handoff: Option<std::net::SocketAddr>,
+    /// The peer taking the connections (--handoff).
+    #[arg(long, value_name = "NODE", requires = "handoff")]
+    to: Option<u32>,
+    /// The control socket --handoff talks to (default: the configuration's
+    /// control_socket).
+    #[arg(long, requires = "handoff")]
+    control_socket: Option<PathBuf>,
+}
+
+/// The socket given on the command line, or the configuration's (`key`, read by `pick`);
+/// exit status 2 when there is none.
+fn socket_path(
+    given: Option<&PathBuf>,
+    config: &std::path::Path,
+    key: &str,
+    pick: impl FnOnce(Config) -> Option<PathBuf>,
+) -> Result<PathBuf, ExitCode> {
+    if let Some(p) = given {
+        return Ok(p.clone());
+    }
+    match Config::load(config).map(pick) {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => {
+            permtcpd::log!(ERR, "{}: no {key}", config.display());
+            Err(ExitCode::from(2))
+        }
+        Err(e) => {
+            permtcpd::log!(ERR, "{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `permtcpd --handoff ADDR:PORT --to NODE`: asks the daemon on its control socket and
+/// prints its answer.
+fn request_handoff(cli: &Cli, binding: std::net::SocketAddr, to: u32) -> ExitCode {
+    use std::io::{Read, Write};
+    let path = match socket_path(
+        cli.control_socket.as_ref(),
+        &cli.config,
+        "control_socket",
+        |c| c.control_socket,
+    ) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut conn = match std::os::unix::net::UnixStream::connect(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            permtcpd::log!(ERR, "{}: {e} (is permtcpd running?)", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let req = serde_json::json!({ "handoff": binding.to_string(), "to": to }).to_string() + "\n";
+    let mut text = String::new();
+    let r = conn
+        .write_all(req.as_bytes())
+        .and_then(|()| conn.shutdown(std::net::Shutdown::Write))
+        .and_then(|()| conn.read_to_string(&mut text));
+    if let Err(e) = r {
+        permtcpd::log!(ERR, "{}: {e}", path.display());
+        return ExitCode::from(1);
+    }
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+    if v.get("held").is_some() {
+        print!("{text}");
+    }
+    match v.get("error").and_then(|e| e.as_str()) {
+        Some(e) => {
+            permtcpd::log!(ERR, "handoff of {binding} to node {to}: {e}");
+            ExitCode::from(1)
+        }
+        None if v.get("held").is_some() => ExitCode::SUCCESS,
+        None => {
+            permtcpd::log!(ERR, "{}: no answer ({text:?})", path.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// `permtcpd --status`: reads the daemon's status socket and prints what it says.
 fn print_status(cli: &Cli) -> ExitCode {
     use std::io::Read;
-    let path = match &cli.socket {
-        Some(p) => p.clone(),
-        None => match Config::load(&cli.config) {
-            Ok(Config {
-                status_socket: Some(p),
-                ..
-            }) => p,
-            Ok(_) => {
-                permtcpd::log!(ERR, "{}: no status_socket", cli.config.display());
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                permtcpd::log!(ERR, "{e}");
-                return ExitCode::from(2);
-            }
-        },
+    let path = match socket_path(cli.socket.as_ref(), &cli.config, "status_socket", |c| {
+        c.status_socket
+    }) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let mut text = String::new();
     match std::os::unix::net::UnixStream::connect(&path)
@@ -82,6 +162,9 @@ fn main() -> ExitCode {
     log::set_level(cli.log_level);
     if cli.status {
         return print_status(&cli);
+    }
+    if let (Some(binding), Some(to)) = (cli.handoff, cli.to) {
+        return request_handoff(&cli, binding, to);
     }
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,

@@ -28,8 +28,10 @@ use crate::log::{INFO, NOTICE};
 use permctl::calls::{EAGAIN, EBUSY};
 use permctl::{Client, CtlError};
 use permtcp_logic::decl::Declaration;
+use permtcp_logic::handoff::HandoffConn;
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::DirectiveRequest;
+use permtcp_logic::uapi::handoff_status as hs;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -76,6 +78,11 @@ pub fn plan(kernel: &[Declaration], wanted: &[Declaration], peers: &BTreeSet<u32
     p.add = add;
     p
 }
+
+/// How long a hold asks again for connections with bytes still to send (busy).
+const HOLD_WAIT: Duration = Duration::from_millis(500);
+/// How long a take asks again for connections whose mirror is behind.
+const TAKE_WAIT: Duration = Duration::from_millis(1000);
 
 /// The kernel side of a running daemon.
 pub struct NetlinkKernel {
@@ -268,6 +275,109 @@ impl Kernel for NetlinkKernel {
             Ok(ips)
         })
         .map_err(err)
+    }
+
+    fn handoff_hold(&self, binding: std::net::SocketAddr) -> Result<Vec<HandoffConn>, KernelError> {
+        let addr = permctl::spec::to_addr(binding.ip());
+        self.with(|c| c.handoff_hold(addr, binding.port(), None, HOLD_WAIT))
+            .map_err(err)
+    }
+
+    fn handoff_take(
+        &self,
+        node: u32,
+        conns: &[HandoffConn],
+        park_ms: Option<u32>,
+    ) -> Vec<HandoffConn> {
+        // Every connection starts unknown (held): only the kernel's own answer changes that.
+        let mut out: Vec<HandoffConn> = conns
+            .iter()
+            .map(|c| HandoffConn {
+                status: hs::HELD,
+                ..*c
+            })
+            .collect();
+        let refuse = |out: &mut Vec<HandoffConn>, keys: &[HandoffConn]| {
+            for o in out.iter_mut() {
+                if keys.iter().any(|k| k.key == o.key) {
+                    o.status = hs::FAILED;
+                }
+            }
+        };
+        if let Err(e) = self.with(|c| c.handoff_addresses(conns)) {
+            // Nothing asked of the kernel yet: nothing taken.
+            crate::log!(
+                NOTICE,
+                "handoff from node {node}: the service addresses: {e}"
+            );
+            refuse(&mut out, conns);
+            return out;
+        }
+        let deadline = Instant::now() + TAKE_WAIT;
+        let mut todo: Vec<HandoffConn> = conns.to_vec();
+        loop {
+            // One request per round (a part is smaller than a request's batch), asked
+            // again here for those behind, so that an error loses no answer already given.
+            match self.with(|c| c.handoff_take(node, &todo, park_ms, Duration::ZERO)) {
+                Ok(res) => {
+                    let mut behind = Vec::new();
+                    for r in res {
+                        if r.status == hs::BEHIND && Instant::now() < deadline {
+                            behind.push(HandoffConn {
+                                status: hs::HELD,
+                                ..r
+                            });
+                        } else if let Some(o) = out.iter_mut().find(|o| o.key == r.key) {
+                            o.status = r.status;
+                        }
+                    }
+                    if behind.is_empty() {
+                        return out;
+                    }
+                    todo = behind;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e @ CtlError::Kernel { .. }) => {
+                    // The kernel refused the request as a whole: none of it was taken.
+                    crate::log!(
+                        NOTICE,
+                        "handoff from node {node}: HANDOFF_TAKE refused: {e}"
+                    );
+                    refuse(&mut out, &todo);
+                    return out;
+                }
+                Err(e) => {
+                    // Lost on its way: the kernel may have taken them. They stay unknown.
+                    crate::log!(NOTICE, "handoff from node {node}: HANDOFF_TAKE: {e}");
+                    return out;
+                }
+            }
+        }
+    }
+
+    fn handoff_done(&self, node: u32, conns: &[HandoffConn]) -> Result<(), KernelError> {
+        self.with(|c| c.handoff_done(node, conns)).map_err(err)
+    }
+
+    fn handoff_abort(
+        &self,
+        node: u32,
+        conns: &[HandoffConn],
+        dev: Option<&str>,
+    ) -> Result<usize, KernelError> {
+        let dropped: Vec<HandoffConn> = conns
+            .iter()
+            .map(|c| HandoffConn {
+                status: hs::TAKEN,
+                ..*c
+            })
+            .collect();
+        self.with(|c| c.handoff_done(node, &dropped)).map_err(err)?;
+        match dev {
+            Some(dev) => crate::reset::reset_clients(dev, conns)
+                .map_err(|e| KernelError::Other(format!("resets on {dev}: {e}"))),
+            None => Ok(0),
+        }
     }
 
     fn renew_lease(&self, valid_for: Duration) -> Result<(), KernelError> {

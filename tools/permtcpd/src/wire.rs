@@ -19,6 +19,7 @@
 //! Every parser here takes hostile bytes: it returns [`Malformed`] and never panics.
 
 use permtcp_logic::decl::{parse_add_request, Declaration};
+use permtcp_logic::handoff::HandoffConn;
 use permtcp_logic::nla::Writer;
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoop::FlowKey;
@@ -72,6 +73,10 @@ pub enum Kind {
     Recovery = 7,
     /// Acknowledgement of a recovery list.
     RecoveryAck = 8,
+    /// Planned handoff: connections the sender holds, for the receiver to take.
+    Handoff = 9,
+    /// Planned handoff: what the sender did with a [`Kind::Handoff`] part.
+    HandoffResult = 10,
 }
 
 impl Kind {
@@ -85,6 +90,8 @@ impl Kind {
             6 => Kind::Failover,
             7 => Kind::Recovery,
             8 => Kind::RecoveryAck,
+            9 => Kind::Handoff,
+            10 => Kind::HandoffResult,
             _ => return None,
         })
     }
@@ -315,6 +322,32 @@ pub struct RecoveryAck {
     pub id: u64,
 }
 
+/// Most connections in one [`HandoffPart`] (52 bytes each: within [`MAX_BODY`]).
+pub const HANDOFF_PART: usize = 128;
+
+/// Planned handoff (Documentation/handoff.rst, "Through permtcpd"): part `part` of `parts`
+/// of handoff `id`, for the receiver in incarnation `incarnation`. As [`Kind::Handoff`]
+/// (serving node to peer): connections the sender holds, status held, for the receiver to
+/// take. As [`Kind::HandoffResult`] (peer to serving node): the same part's connections, each
+/// with what became of it (taken, a refusal, or held: not known, perhaps taken).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandoffPart {
+    /// The handoff's id (per serving node and incarnation).
+    pub id: u64,
+    /// The receiver's incarnation the part is for.
+    pub incarnation: u64,
+    /// This part, from 0.
+    pub part: u16,
+    /// Parts of the handoff, at least 1.
+    pub parts: u16,
+    /// The connections in this part, at most [`HANDOFF_PART`].
+    pub conns: Vec<HandoffConn>,
+}
+
+/// The statuses a handoff connection may have on the wire.
+const HANDOFF_STATUSES: std::ops::RangeInclusive<u8> =
+    permtcp_logic::uapi::handoff_status::HELD..=permtcp_logic::uapi::handoff_status::GONE;
+
 /// Declaration flag: the sender asks for the receiver's declaration.
 pub const DECL_SOLICIT: u8 = 1;
 
@@ -344,6 +377,10 @@ pub enum Body {
     Recovery(Recovery),
     /// See [`RecoveryAck`].
     RecoveryAck(RecoveryAck),
+    /// See [`HandoffPart`]: connections held, to take.
+    Handoff(HandoffPart),
+    /// See [`HandoffPart`]: what became of them.
+    HandoffResult(HandoffPart),
 }
 
 /// Runs a netlink attribute writer into a fresh buffer.
@@ -382,6 +419,28 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Result<u64, Malformed> {
         Ok(be64(self.take(8)?))
     }
+    /// A connection's key: owner and client addresses, then their ports.
+    fn key(&mut self) -> Result<FlowKey, Malformed> {
+        Ok(FlowKey {
+            owner_addr: Addr(self.take(16)?.try_into().unwrap()),
+            client_addr: Addr(self.take(16)?.try_into().unwrap()),
+            owner_port: self.u16()?,
+            client_port: self.u16()?,
+        })
+    }
+    /// The head of a list in parts ([`put_part_head`]): id, incarnation, part, parts and
+    /// the count, at most `max`.
+    fn part_head(&mut self, max: usize) -> Result<(u64, u64, u16, u16, usize), Malformed> {
+        let id = self.u64()?;
+        let incarnation = self.u64()?;
+        let part = self.u16()?;
+        let parts = self.u16()?;
+        let n = usize::from(self.u16()?);
+        if self.take(2)? != [0; 2] || parts == 0 || part >= parts || n > max {
+            return Err(Malformed("part out of range"));
+        }
+        Ok((id, incarnation, part, parts, n))
+    }
     fn end(&self) -> Result<(), Malformed> {
         if self.0.is_empty() {
             Ok(())
@@ -389,6 +448,25 @@ impl<'a> Reader<'a> {
             Err(Malformed("trailing bytes in body"))
         }
     }
+}
+
+/// The head of a list in parts: its id, the receiver's incarnation, the part, the parts, the
+/// count of items in this part and two reserved bytes.
+fn put_part_head(out: &mut Vec<u8>, id: u64, inc: u64, part: u16, parts: u16, n: usize) {
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&inc.to_be_bytes());
+    out.extend_from_slice(&part.to_be_bytes());
+    out.extend_from_slice(&parts.to_be_bytes());
+    out.extend_from_slice(&(n as u16).to_be_bytes());
+    out.extend_from_slice(&[0; 2]);
+}
+
+/// A connection's key, as [`Reader::key`] reads it.
+fn put_key(out: &mut Vec<u8>, k: &FlowKey) {
+    out.extend_from_slice(&k.owner_addr.0);
+    out.extend_from_slice(&k.client_addr.0);
+    out.extend_from_slice(&k.owner_port.to_be_bytes());
+    out.extend_from_slice(&k.client_port.to_be_bytes());
 }
 
 impl Body {
@@ -403,6 +481,8 @@ impl Body {
             Body::Failover(_) => Kind::Failover,
             Body::Recovery(_) => Kind::Recovery,
             Body::RecoveryAck(_) => Kind::RecoveryAck,
+            Body::Handoff(_) => Kind::Handoff,
+            Body::HandoffResult(_) => Kind::HandoffResult,
         }
     }
 
@@ -461,20 +541,43 @@ impl Body {
                 if r.served.len() > RECOVERY_PART || r.parts == 0 || r.part >= r.parts {
                     return Err(Malformed("recovery part out of range"));
                 }
-                out.extend_from_slice(&r.id.to_be_bytes());
-                out.extend_from_slice(&r.incarnation.to_be_bytes());
-                out.extend_from_slice(&r.part.to_be_bytes());
-                out.extend_from_slice(&r.parts.to_be_bytes());
-                out.extend_from_slice(&(r.served.len() as u16).to_be_bytes());
-                out.extend_from_slice(&[0; 2]);
+                put_part_head(
+                    &mut out,
+                    r.id,
+                    r.incarnation,
+                    r.part,
+                    r.parts,
+                    r.served.len(),
+                );
                 for k in &r.served {
-                    out.extend_from_slice(&k.owner_addr.0);
-                    out.extend_from_slice(&k.client_addr.0);
-                    out.extend_from_slice(&k.owner_port.to_be_bytes());
-                    out.extend_from_slice(&k.client_port.to_be_bytes());
+                    put_key(&mut out, k);
                 }
             }
             Body::RecoveryAck(a) => out.extend_from_slice(&a.id.to_be_bytes()),
+            Body::Handoff(h) | Body::HandoffResult(h) => {
+                if h.conns.len() > HANDOFF_PART || h.parts == 0 || h.part >= h.parts {
+                    return Err(Malformed("handoff part out of range"));
+                }
+                put_part_head(
+                    &mut out,
+                    h.id,
+                    h.incarnation,
+                    h.part,
+                    h.parts,
+                    h.conns.len(),
+                );
+                for c in &h.conns {
+                    if !HANDOFF_STATUSES.contains(&c.status) {
+                        return Err(Malformed("unknown handoff status"));
+                    }
+                    put_key(&mut out, &c.key);
+                    out.extend_from_slice(&c.snd_nxt.to_be_bytes());
+                    out.extend_from_slice(&c.snd_una.to_be_bytes());
+                    out.extend_from_slice(&c.rcv_nxt.to_be_bytes());
+                    out.push(c.status);
+                    out.extend_from_slice(&[0; 3]);
+                }
+            }
         }
         if out.len() > MAX_BODY {
             return Err(Malformed("body too long"));
@@ -601,28 +704,12 @@ impl Body {
                 Body::Failover(Failover { node })
             }
             Kind::Recovery => {
-                let id = r.u64()?;
-                let incarnation = r.u64()?;
-                let part = r.u16()?;
-                let parts = r.u16()?;
-                let n = usize::from(r.u16()?);
-                if r.take(2)? != [0; 2] {
-                    return Err(Malformed("reserved bytes not zero"));
-                }
-                if parts == 0 || part >= parts || n > RECOVERY_PART {
-                    return Err(Malformed("recovery part out of range"));
-                }
-                let addr = |r: &mut Reader<'_>| -> Result<Addr, Malformed> {
-                    Ok(Addr(r.take(16)?.try_into().unwrap()))
-                };
+                let (id, incarnation, part, parts, n) = r
+                    .part_head(RECOVERY_PART)
+                    .map_err(|_| Malformed("recovery part out of range"))?;
                 let mut served = Vec::with_capacity(n);
                 for _ in 0..n {
-                    served.push(FlowKey {
-                        owner_addr: addr(&mut r)?,
-                        client_addr: addr(&mut r)?,
-                        owner_port: r.u16()?,
-                        client_port: r.u16()?,
-                    });
+                    served.push(r.key()?);
                 }
                 Body::Recovery(Recovery {
                     id,
@@ -633,6 +720,45 @@ impl Body {
                 })
             }
             Kind::RecoveryAck => Body::RecoveryAck(RecoveryAck { id: r.u64()? }),
+            Kind::Handoff | Kind::HandoffResult => {
+                let (id, incarnation, part, parts, n) = r
+                    .part_head(HANDOFF_PART)
+                    .map_err(|_| Malformed("handoff part out of range"))?;
+                let mut conns: Vec<HandoffConn> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let key = r.key()?;
+                    let (snd_nxt, snd_una, rcv_nxt) = (r.u32()?, r.u32()?, r.u32()?);
+                    let status = r.u8()?;
+                    if r.take(3)? != [0; 3] {
+                        return Err(Malformed("reserved bytes not zero"));
+                    }
+                    if !HANDOFF_STATUSES.contains(&status) {
+                        return Err(Malformed("unknown handoff status"));
+                    }
+                    if conns.iter().any(|c| c.key == key) {
+                        return Err(Malformed("a connection is listed twice"));
+                    }
+                    conns.push(HandoffConn {
+                        key,
+                        snd_nxt,
+                        snd_una,
+                        rcv_nxt,
+                        status,
+                    });
+                }
+                let h = HandoffPart {
+                    id,
+                    incarnation,
+                    part,
+                    parts,
+                    conns,
+                };
+                if kind == Kind::Handoff {
+                    Body::Handoff(h)
+                } else {
+                    Body::HandoffResult(h)
+                }
+            }
         };
         r.end()?;
         Ok(body)
@@ -749,7 +875,112 @@ pub(crate) mod tests {
                 served: vec![],
             }),
             Body::RecoveryAck(RecoveryAck { id: u64::MAX }),
+            Body::Handoff(HandoffPart {
+                id: 5,
+                incarnation: 1 << 41,
+                part: 0,
+                parts: 2,
+                conns: vec![
+                    HandoffConn {
+                        key: FlowKey {
+                            owner_addr: Addr::v4([10, 0, 0, 1]),
+                            client_addr: Addr::v4([10, 0, 0, 100]),
+                            owner_port: 80,
+                            client_port: 40001,
+                        },
+                        snd_nxt: 7,
+                        snd_una: u32::MAX,
+                        rcv_nxt: 1 << 31,
+                        status: 1,
+                    },
+                    HandoffConn {
+                        key: FlowKey {
+                            owner_addr: Addr([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                            client_addr: Addr([
+                                0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x64,
+                            ]),
+                            owner_port: 80,
+                            client_port: 40002,
+                        },
+                        snd_nxt: 1,
+                        snd_una: 1,
+                        rcv_nxt: 2,
+                        status: 1,
+                    },
+                ],
+            }),
+            Body::HandoffResult(HandoffPart {
+                id: 5,
+                incarnation: 9,
+                part: 1,
+                parts: 2,
+                conns: vec![HandoffConn {
+                    key: FlowKey {
+                        owner_addr: Addr::v4([10, 0, 0, 1]),
+                        client_addr: Addr::v4([10, 0, 0, 100]),
+                        owner_port: 80,
+                        client_port: 40003,
+                    },
+                    snd_nxt: 3,
+                    snd_una: 2,
+                    rcv_nxt: 1,
+                    status: 3,
+                }],
+            }),
         ]
+    }
+
+    /// The body of a full part of `kind` (id, incarnation, part, parts, count first) with a
+    /// part beyond the parts, no part, a count above `max`, or one byte short, is refused.
+    fn parts_are_checked(kind: Kind, bytes: &[u8], max: usize) {
+        for (at, v) in [(16, [0, 1]), (18, [0, 0])] {
+            let mut b = bytes.to_vec();
+            b[at..at + 2].copy_from_slice(&v);
+            assert!(Body::parse(kind, &b).is_err(), "{at}");
+        }
+        let mut b = bytes.to_vec();
+        b[20..22].copy_from_slice(&(max as u16 + 1).to_be_bytes());
+        assert!(Body::parse(kind, &b).is_err());
+        assert!(Body::parse(kind, &bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn handoff_parts_are_checked() {
+        let conn = |port: u16| HandoffConn {
+            key: FlowKey {
+                owner_addr: Addr::v4([10, 0, 0, 1]),
+                client_addr: Addr::v4([10, 0, 0, 2]),
+                owner_port: 80,
+                client_port: port,
+            },
+            snd_nxt: 1,
+            snd_una: 1,
+            rcv_nxt: 1,
+            status: 1,
+        };
+        let full = Body::Handoff(HandoffPart {
+            id: 1,
+            incarnation: 1,
+            part: 0,
+            parts: 1,
+            conns: (0..HANDOFF_PART as u16).map(conn).collect(),
+        });
+        let bytes = full.encode().unwrap();
+        assert!(bytes.len() <= MAX_BODY);
+        assert_eq!(Body::parse(Kind::Handoff, &bytes).unwrap(), full);
+        let mut over = full.clone();
+        if let Body::Handoff(h) = &mut over {
+            h.conns.push(conn(9999));
+        }
+        assert!(over.encode().is_err());
+        parts_are_checked(Kind::Handoff, &bytes, HANDOFF_PART);
+        // An unknown status, a connection twice.
+        let mut b = bytes.clone();
+        b[24 + 48] = 0;
+        assert!(Body::parse(Kind::Handoff, &b).is_err());
+        let mut b = bytes.clone();
+        b[24 + 52 + 34..24 + 52 + 36].copy_from_slice(&0u16.to_be_bytes());
+        assert!(Body::parse(Kind::Handoff, &b).is_err());
     }
 
     #[test]
@@ -778,15 +1009,7 @@ pub(crate) mod tests {
             r.served.push(r.served[0]);
         }
         assert!(over.encode().is_err());
-        for (at, v) in [(16, [0, 1]), (18, [0, 0])] {
-            let mut b = bytes.clone();
-            b[at..at + 2].copy_from_slice(&v);
-            assert!(Body::parse(Kind::Recovery, &b).is_err(), "{at}");
-        }
-        let mut b = bytes.clone();
-        b[20..22].copy_from_slice(&(RECOVERY_PART as u16 + 1).to_be_bytes());
-        assert!(Body::parse(Kind::Recovery, &b).is_err());
-        assert!(Body::parse(Kind::Recovery, &bytes[..bytes.len() - 1]).is_err());
+        parts_are_checked(Kind::Recovery, &bytes, RECOVERY_PART);
     }
 
     #[test]
@@ -923,6 +1146,8 @@ pub(crate) mod tests {
             Kind::Failover,
             Kind::Recovery,
             Kind::RecoveryAck,
+            Kind::Handoff,
+            Kind::HandoffResult,
         ];
         for i in 0..200_000 {
             let (kind, mut b) = if i % 4 == 0 {

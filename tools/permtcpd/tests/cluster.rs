@@ -8,9 +8,11 @@
 //! the lease wait (a dead time and an interval) and 400 ms of slack for a loaded two-core
 //! machine, and not before the lease wait.
 
+use permtcp_logic::handoff::HandoffConn;
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoop::FlowKey;
 use permtcp_logic::snoopnl::DirectiveInfo;
+use permtcp_logic::uapi::handoff_status as hs;
 use permtcpd::auth::{seal_raw, Auth, DropReason, Keyring};
 use permtcpd::config::Config;
 use permtcpd::daemon::{Control, Daemon, Handle};
@@ -51,8 +53,9 @@ fn config(id: u32, ports: &[u16], extra: &str) -> Config {
     let mut text = format!(
         "cluster_id = {CLUSTER}\nnode_id = {id}\nsend_key_id = 1\nbind = [\"127.0.0.1:{}\"]\n\
          heartbeat_interval_ms = {INTERVAL_MS}\nmissed_heartbeats = {MISSED}\n\
-         directive_retry_ms = 100\nstatus_socket = \"{}\"\n{extra}\n",
+         directive_retry_ms = 100\nstatus_socket = \"{}\"\ncontrol_socket = \"{}.ctl\"\n{extra}\n",
         ports[id as usize - 1],
+        status_socket(id, ports).display(),
         status_socket(id, ports).display()
     );
     for (i, p) in ports.iter().enumerate() {
@@ -70,7 +73,7 @@ fn config(id: u32, ports: &[u16], extra: &str) -> Config {
 struct Node {
     handle: Handle,
     task: JoinHandle<Result<(), String>>,
-    _control: mpsc::UnboundedSender<Control>,
+    control: mpsc::UnboundedSender<Control>,
 }
 
 fn start(id: u32, ports: &[u16], kernel: FakeKernel) -> Node {
@@ -96,7 +99,7 @@ fn start_incarnation(
     Node {
         handle,
         task,
-        _control: control,
+        control,
     }
 }
 
@@ -679,4 +682,230 @@ async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_b
         .rposition(|x| *x == Call::Recovery(3, vec![]))
         .unwrap();
     assert!(own > last_3, "{calls:?}");
+}
+
+/// Held connection `i` of node 1's binding 10.0.0.1:80.
+fn held(i: u16) -> HandoffConn {
+    HandoffConn {
+        key: FlowKey {
+            owner_addr: Addr::v4([10, 0, 0, 1]),
+            client_addr: Addr::v4([192, 0, 2, 9]),
+            owner_port: 80,
+            client_port: 40000 + i,
+        },
+        snd_nxt: 1000 + u32::from(i),
+        snd_una: 1000 + u32::from(i),
+        rcv_nxt: 7,
+        status: hs::HELD,
+    }
+}
+
+/// Asks node `n` for a handoff of `binding` to `to`; its JSON answer.
+async fn handoff(n: &Node, binding: &str, to: u32) -> serde_json::Value {
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    n.control
+        .send(Control::Handoff {
+            binding: binding.parse().unwrap(),
+            to,
+            reply,
+        })
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Nodes 1 and 2 (and 3 if asked) up, with quorum.
+async fn pair(ports: &[u16], k1: &FakeKernel, k2: &FakeKernel, extra1: &str) -> (Node, Node) {
+    let n1 = start_with(1, ports, k1.clone(), extra1);
+    let n2 = start(2, ports, k2.clone());
+    wait_for("quorum of two", Duration::from_secs(5), || {
+        [&n1, &n2].iter().all(|n| {
+            let s = n.handle.status();
+            s.quorum && s.declarations.len() == 2
+        })
+    })
+    .await;
+    (n1, n2)
+}
+
+fn calls_done(k: &FakeKernel) -> Vec<Call> {
+    k.calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::HandoffDone(..) | Call::HandoffAbort(..)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_handoff_in_parts_is_taken_once_and_done() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    // 300 held connections (three parts), one busy (not held, not sent).
+    let mut conns: Vec<HandoffConn> = (0..300).map(held).collect();
+    conns.push(HandoffConn {
+        status: hs::BUSY,
+        ..held(999)
+    });
+    let k1 = FakeKernel::new().with_held(conns.clone());
+    // Node 2's kernel takes its time: node 1 sends every part again meanwhile (every 100
+    // ms), and node 2 must not take any of them twice.
+    let k2 = FakeKernel::new().with_take(hs::TAKEN, Duration::from_millis(250));
+    let (n1, n2) = pair(&ports, &k1, &k2, "").await;
+    let j = handoff(&n1, "10.0.0.1:80", 2).await;
+    assert_eq!(j["held"], 300, "{j}");
+    assert_eq!(
+        (j["busy"].as_u64(), j["taken"].as_u64()),
+        (Some(1), Some(300))
+    );
+    assert_eq!(
+        (j["aborted"].as_u64(), j["end"].as_str()),
+        (Some(0), Some("answered"))
+    );
+    assert!(j["times_us"]["take"].as_u64().unwrap() >= 250_000, "{j}");
+    let takes = k2.takes();
+    assert_eq!(takes.len(), 3, "each part taken once");
+    let mut all: Vec<u16> = takes.iter().flatten().map(|c| c.key.client_port).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 300);
+    match &calls_done(&k1)[..] {
+        [Call::HandoffDone(2, d)] => {
+            assert_eq!(d.len(), 300);
+            assert!(d.iter().all(|c| c.status == hs::TAKEN));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Retransmissions arrived, were answered again, and took nothing more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(k2.takes().len(), 3);
+    assert_eq!(n2.handle.status().handoff_parts, 3);
+    assert_eq!(n1.handle.status().handoffs, 1);
+    assert!(!n1.handle.status().handoff_running);
+}
+
+#[tokio::test]
+async fn refused_connections_resume_and_unanswered_ones_are_aborted() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    let conns: Vec<HandoffConn> = (0..5).map(held).collect();
+    // Refused: DONE with the refusals, so that node 1 resumes them.
+    let k1 = FakeKernel::new().with_held(conns.clone());
+    let k2 = FakeKernel::new().with_take(hs::NOT_MIRRORED, Duration::ZERO);
+    let (n1, _n2) = pair(&ports, &k1, &k2, "handoff_timeout_ms = 600").await;
+    let j = handoff(&n1, "10.0.0.1:80", 2).await;
+    assert_eq!(j["refused"]["not-mirrored"], 5, "{j}");
+    assert_eq!(j["taken"], 0);
+    match &calls_done(&k1)[..] {
+        [Call::HandoffDone(2, d)] => assert!(d.iter().all(|c| c.status == hs::NOT_MIRRORED)),
+        other => panic!("{other:?}"),
+    }
+    // An answer that says "not known" (held): never resumed, aborted.
+    let ports = free_ports(3);
+    let k1 = FakeKernel::new().with_held(conns.clone());
+    let k2 = FakeKernel::new().with_take(hs::HELD, Duration::ZERO);
+    let (n1, _n2) = pair(&ports, &k1, &k2, "handoff_timeout_ms = 600").await;
+    let j = handoff(&n1, "10.0.0.1:80", 2).await;
+    assert_eq!(
+        (j["aborted"].as_u64(), j["taken"].as_u64()),
+        (Some(5), Some(0)),
+        "{j}"
+    );
+    match &calls_done(&k1)[..] {
+        [Call::HandoffAbort(2, a)] => assert_eq!(a.len(), 5),
+        other => panic!("{other:?}"),
+    }
+    // No answer in time: aborted at the timeout, never resumed.
+    let ports = free_ports(3);
+    let k1 = FakeKernel::new().with_held(conns.clone());
+    let k2 = FakeKernel::new().with_take(hs::TAKEN, Duration::from_millis(2000));
+    let (n1, _n2) = pair(&ports, &k1, &k2, "handoff_timeout_ms = 600").await;
+    let j = handoff(&n1, "10.0.0.1:80", 2).await;
+    assert_eq!(
+        (j["aborted"].as_u64(), j["end"].as_str()),
+        (Some(5), Some("timeout")),
+        "{j}"
+    );
+    match &calls_done(&k1)[..] {
+        [Call::HandoffAbort(2, a)] => assert_eq!(a.len(), 5),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_peer_declared_down_gets_its_handoff_aborted() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    let conns: Vec<HandoffConn> = (0..3).map(held).collect();
+    let k1 = FakeKernel::new().with_held(conns.clone());
+    // Node 2 never answers in time; node 3 keeps quorum with node 1.
+    let k2 = FakeKernel::new().with_take(hs::TAKEN, Duration::from_secs(30));
+    let n1 = start_with(1, &ports, k1.clone(), "handoff_timeout_ms = 50000");
+    let n2 = start(2, &ports, k2.clone());
+    let _n3 = start(3, &ports, FakeKernel::new());
+    wait_for("quorum of three", Duration::from_secs(5), || {
+        n1.handle.status().declarations.len() == 3 && n1.handle.status().quorum
+    })
+    .await;
+    let ask = handoff(&n1, "10.0.0.1:80", 2);
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        n2.task.abort();
+    };
+    let (j, ()) = tokio::join!(ask, kill);
+    assert_eq!(
+        (j["aborted"].as_u64(), j["end"].as_str()),
+        (Some(3), Some("peer down")),
+        "{j}"
+    );
+    assert!(matches!(&calls_done(&k1)[..], [Call::HandoffAbort(2, a)] if a.len() == 3));
+}
+
+#[tokio::test]
+async fn handoff_requests_are_checked_and_the_control_socket_answers() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    let k1 = FakeKernel::new().with_held((0..2).map(held).collect());
+    let k2 = FakeKernel::new();
+    let (n1, _n2) = pair(&ports, &k1, &k2, "").await;
+    for (binding, to, want) in [
+        ("10.0.0.1:80", 9, "unknown node"),
+        ("10.0.0.1:80", 1, "unknown node"),
+        (
+            "10.0.0.9:80",
+            2,
+            "not one of this node's bindings (nor a peer's)",
+        ),
+        ("10.0.0.1:81", 2, "not one of this node's bindings"),
+        ("10.0.0.1:80", 3, "not live"),
+    ] {
+        let j = handoff(&n1, binding, to).await;
+        let e = j["error"].as_str().unwrap_or_default();
+        assert!(e.contains(want), "{binding} to {to}: {j}");
+    }
+    assert!(k1
+        .calls()
+        .iter()
+        .all(|c| !matches!(c, Call::HandoffHold(_))));
+    // The same request through the control socket, as `permtcpd --handoff` sends it.
+    let path = format!("{}.ctl", status_socket(1, &ports).display());
+    let text = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut c = std::os::unix::net::UnixStream::connect(path).unwrap();
+        c.write_all(b"{\"handoff\":\"10.0.0.1:80\",\"to\":2}\n")
+            .unwrap();
+        let mut t = String::new();
+        c.read_to_string(&mut t).unwrap();
+        t
+    })
+    .await
+    .unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (j["held"].as_u64(), j["taken"].as_u64()),
+        (Some(2), Some(2)),
+        "{text}"
+    );
+    assert_eq!(k2.takes().len(), 1);
 }
