@@ -914,7 +914,10 @@ fn echo_steady(addr: SocketAddr, conns: usize, stop: &str, opts: &[String]) {
     for p in 0..=phase(stop) {
         println!("phase={p} {}", stats(worst.iter().map(|w| w[p]).collect()));
     }
-    let all = worst.iter().map(|w| *w.iter().max().unwrap_or(&0)).collect();
+    let all = worst
+        .iter()
+        .map(|w| *w.iter().max().unwrap_or(&0))
+        .collect();
     println!("ok conns={conns} rounds={rounds} {}", stats(all));
 }
 
