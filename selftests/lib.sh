@@ -281,6 +281,7 @@ pd_conf() { # node [top] [declaration] [snoop]
 		echo "bind = [\"10.0.0.$n:7415\"]"
 		echo "interface = \"eth0\""
 		echo "status_socket = \"$PD/n$n.sock\""
+		echo "control_socket = \"$PD/n$n.ctl\""
 		echo "heartbeat_interval_ms = 100"
 		echo "missed_heartbeats = 3"
 		[ -z "$2" ] || printf '%b\n' "$2"
