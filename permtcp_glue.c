@@ -434,6 +434,11 @@ static const struct nla_policy ptcp_directive_policy[PERMTCP_A_FROM_NODE + 1] = 
 };
 
 /* RECOVERY: the serving peer, its connections (nested keys, checked by Rust), the flag. */
+/* Owner recovery on a peer: the node that is back. */
+static const struct nla_policy ptcp_rejoin_policy[PERMTCP_A_NODE_ID + 1] = {
+	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
+};
+
 static const struct nla_policy ptcp_recovery_policy[PERMTCP_A_APPEND + 1] = {
 	[PERMTCP_A_NODE_ID] = { .type = NLA_U32 },
 	[PERMTCP_A_SERVED] = { .type = NLA_NESTED },
@@ -590,6 +595,13 @@ static const struct genl_ops ptcp_ops[] = {
 		.doit = ptcp_doit,
 		.policy = ptcp_done_policy,
 		.maxattr = PERMTCP_A_HANDOFF,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+	{
+		.cmd = PERMTCP_CMD_REJOIN,
+		.doit = ptcp_doit,
+		.policy = ptcp_rejoin_policy,
+		.maxattr = PERMTCP_A_NODE_ID,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 	{

@@ -16,9 +16,9 @@ use crate::logic::handoff::{Handoff, HoldRequest};
 use crate::logic::ops::List;
 use crate::logic::ops::{
     ConnGetRequest, ConnReply, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
-    DirectiveReply, DirectiveRequest, Directives, LeaseRequest, RecoveryRequest, SnoopStopRequest,
-    StartRequest, StatsReply, StatsRequest, StatusRequest, TakenGetRequest, TakenKeyRequest,
-    TakenReply, TakeoverReply, TakeoverRequest,
+    DirectiveReply, DirectiveRequest, Directives, LeaseRequest, RecoveryRequest, RejoinRequest,
+    SnoopStopRequest, StartRequest, StatsReply, StatsRequest, StatusRequest, TakenGetRequest,
+    TakenKeyRequest, TakenReply, TakeoverReply, TakeoverRequest,
 };
 use crate::logic::track::Side;
 use crate::logic::uapi::cmd;
@@ -134,6 +134,7 @@ pub(crate) fn doit(
             })
         }
         cmd::HANDOFF_DONE => handoff::done(state, net, &Handoff::parse(payload)?),
+        cmd::REJOIN => takeover::rejoin(state, RejoinRequest::parse(payload)?.node),
         _ => Err(LogicError::new(code::EOPNOTSUPP, c"unknown command")),
     }
 }

@@ -13,7 +13,7 @@ use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
-use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Outcome, Snooper};
+use crate::logic::snoop::{pick, Filter, FlowKey, FlowMap, Frame, Limits, Outcome, Pick, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
@@ -299,8 +299,9 @@ impl SnoopTable {
     }
 
     /// Moves the connections `whose` gives this node (`Some(true)`) into `out`, within its
-    /// spare capacity; returns how many of them found no room and how many of the failed
-    /// node's connections the policy gives other nodes (they stay, followed).
+    /// spare capacity, as [`pick`] decides; returns how many of them found no room and how
+    /// many of the failed node's connections the policy gives other nodes (they stay,
+    /// followed).
     pub(crate) fn take_mine(
         &mut self,
         whose: impl Fn(&FlowKey) -> Option<bool>,
@@ -308,21 +309,17 @@ impl SnoopTable {
     ) -> (u32, u32) {
         let (mut no_room, mut not_mine) = (0u32, 0u32);
         let mut cursor = self.conns.tree.cursor_front_mut();
-        while let Some(c) = cursor {
-            let (key, conn) = c.current();
+        while let Some(mut c) = cursor {
+            let (key, conn) = c.current_mut();
             let key = *key;
-            // A connection in TIME-WAIT is over: it stays, followed until its deadline (its
-            // entry keeps the stack from resetting a late segment), and is neither rebuilt,
-            // passed on nor reset.
-            let over = matches!(conn.state, State::TimeWait | State::Closed);
-            let take = match whose(&key) {
-                None => false,
-                Some(_) if over => false,
-                Some(false) => {
+            let take = match pick(conn, whose(&key)) {
+                Pick::Leave => false,
+                Pick::Other => {
+                    conn.followed = true;
                     not_mine += 1;
                     false
                 }
-                Some(true) => {
+                Pick::Take => {
                     let room = out.len() < out.capacity();
                     if !room {
                         no_room += 1;
@@ -390,6 +387,8 @@ impl SnoopTable {
                 c.release(&mut self.alloc);
                 continue;
             };
+            // Passed on: another node serves it from now on.
+            c.followed = true;
             match self.conns.tree.insert(node.into_node(k, c)) {
                 None => self.conns.len += 1,
                 Some(old) => old.to_key_value().1.release(&mut self.alloc),

@@ -539,6 +539,26 @@ pub(crate) fn takeover(
     Ok((t, done))
 }
 
+/// REJOIN: `node`, declared failed here by a takeover, is back and a member again. Its
+/// bindings are mirrored again from their next connection and its MACs no longer raise the
+/// split-brain alarm; a later failure is taken over again (TAKEOVER no longer answers
+/// `EALREADY`). The connections of it that the takeover gave other nodes stay in the mirror
+/// marked followed ([`crate::logic::snoop::pick`]): a later takeover neither rebuilds nor
+/// resets them. Those this node serves are in its served set, steered, never mirrored.
+pub(crate) fn rejoin(state: &NetState, node: u32) -> Result<(), LogicError> {
+    let _control = state.control.lock();
+    let mut cluster = state.cluster.lock();
+    if !cluster.is_failed(node) {
+        return Err(LogicError::new(
+            code::EALREADY,
+            c"the node is not declared failed here",
+        ));
+    }
+    cluster.failed.retain(|n| *n != node);
+    cluster.apply(state);
+    Ok(())
+}
+
 /// DIRECTIVE: takes over the one connection of `r`, or names the next peer for it.
 pub(crate) fn directive(
     state: &NetState,

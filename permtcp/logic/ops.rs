@@ -30,6 +30,7 @@
 //! | `HANDOFF_HOLD`  | [`HoldRequest`]      | [`Handoff`]               | no   |
 //! | `HANDOFF_TAKE`  | [`Handoff`]          | [`Handoff`]               | no   |
 //! | `HANDOFF_DONE`  | [`Handoff`]          | [`Ack`]                   | no   |
+//! | `REJOIN`        | [`RejoinRequest`]    | [`Ack`]                   | no   |
 //!
 //! The handoff messages are in `handoff.rs`.
 //!
@@ -137,6 +138,7 @@ operation! {
     TakenKeyRequest => <'a> TakenReply, cmd::TAKEN_GET, dump: true;
     DirectiveRequest => <'a> DirectiveReply, cmd::DIRECTIVE, dump: false;
     LeaseRequest => <'a> Ack, cmd::LEASE_SET, dump: false;
+    RejoinRequest => <'a> Ack, cmd::REJOIN, dump: false;
 }
 
 /// Checks that a message carries no attribute (the requests and replies that have none).
@@ -1136,6 +1138,38 @@ impl LeaseRequest {
             Some(ms) if ms <= MAX_LEASE_MS => Ok(Self { ms }),
             Some(_) => inval(c"lease above one minute"),
             None => inval(c"request carries no lease length"),
+        }
+    }
+}
+
+/// REJOIN request: [`attr::NODE_ID`], a node declared failed here that is back (owner
+/// recovery done): it is a member again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RejoinRequest {
+    /// The node.
+    pub node: u32,
+}
+
+impl RejoinRequest {
+    /// Writes the node.
+    pub fn write(&self, w: &mut Writer<'_>) -> Result<(), Error> {
+        w.put_u32(attr::NODE_ID, self.node)
+    }
+
+    /// Parses a request: the node id, once.
+    pub fn parse(payload: &[u8]) -> Result<Self, Error> {
+        let mut node = None;
+        for a in Attrs::new(payload) {
+            let a = a?;
+            match a.kind {
+                attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
+                attr::NODE_ID => return inval(c"attribute given more than once"),
+                _ => return inval(c"unknown attribute in request"),
+            }
+        }
+        match node {
+            Some(node) => Ok(Self { node }),
+            None => inval(c"request carries no node id"),
         }
     }
 }

@@ -330,6 +330,36 @@ pub enum Outcome {
     ToFailed(FlowKey),
 }
 
+/// What a takeover of a failed node does with one mirrored connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// Left as it is: not the failed node's, over (TIME-WAIT: followed until its deadline,
+    /// neither rebuilt, passed on nor reset), or served elsewhere since an earlier takeover.
+    Leave,
+    /// The policy gives it to this node: taken out of the mirror and rebuilt.
+    Take,
+    /// The policy gives it to another peer: left in the mirror, followed from now on, since
+    /// another node serves it (marked [`Conn::followed`]).
+    Other,
+}
+
+/// What a takeover does with `conn`; `whose`: `None` when it is not a connection of the
+/// failed node's bindings, else whether the fail-over policy ranks this node first for it.
+///
+/// A connection marked followed was given to another node by an earlier takeover of the same
+/// owner: when the owner rejoined (REJOIN) and failed again, that node (not the owner) still
+/// serves it, so this node must neither rebuild it (two nodes would answer for it) nor reset
+/// it.
+pub fn pick<A: ChunkAlloc>(conn: &Conn<A>, whose: Option<bool>) -> Pick {
+    let over = matches!(conn.state, State::TimeWait | State::Closed);
+    match whose {
+        None => Pick::Leave,
+        Some(_) if over || conn.followed => Pick::Leave,
+        Some(false) => Pick::Other,
+        Some(true) => Pick::Take,
+    }
+}
+
 /// A namespace's snooper.
 pub struct Snooper {
     /// Snooped bindings.

@@ -290,6 +290,10 @@ pub struct Conn<A: ChunkAlloc> {
     /// The owner's round-trip time to the client, from its data to the client's
     /// acknowledgement (seeds the rebuilt socket's retransmission timeout).
     pub rtt: Rtt,
+    /// Served elsewhere: a takeover of its owner gave it to another node (or passed it on
+    /// with a directive). Followed until it ends; a later takeover of the same owner (which
+    /// rejoined in between) neither takes it nor resets it (see [`crate::logic::snoop::pick`]).
+    pub followed: bool,
 }
 
 /// Bytes one table entry takes: the connection, its key and the tree node's links.
@@ -356,6 +360,7 @@ impl<A: ChunkAlloc> Conn<A> {
             mem: 0,
             max_mem: u64::MAX,
             rtt: Rtt::default(),
+            followed: false,
         }
     }
 

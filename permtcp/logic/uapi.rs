@@ -70,8 +70,12 @@ pub mod cmd {
     /// Planned handoff, on the node that served: drops the connections the peer took,
     /// silently, following them until they end; resumes the others (CAP_NET_ADMIN).
     pub const HANDOFF_DONE: u8 = 22;
+    /// Owner recovery, on a peer: a node declared failed here is back and a member again: its
+    /// new connections are mirrored, a later failure is taken over again; the connections of
+    /// it that other nodes serve stay followed, never taken over here (CAP_NET_ADMIN).
+    pub const REJOIN: u8 = 23;
     /// Highest command number.
-    pub const MAX: u8 = HANDOFF_DONE;
+    pub const MAX: u8 = REJOIN;
 }
 
 /// Attributes of a taken-over connection ([`attr::TAKEN_CONN`]).

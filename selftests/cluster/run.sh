@@ -64,7 +64,7 @@ ALL_CASES=(kill9-echo4 kill9-echo6 kill9-bulk4 kill9-bulk6 lossy-echo4 zombie4 z
 	daemons4 recovery4 recovery6 handoff4 handoff6 handoff-lost4 keepalived4)
 declare -A PLAN=([kill9-echo4]=6 [kill9-echo6]=6 [kill9-bulk4]=8 [kill9-bulk6]=8 [lossy-echo4]=6
 	[zombie4]=12 [zombie6]=12 [partition4]=14 [partition6]=14 [daemons4]=12
-	[recovery4]=11 [recovery6]=11 [handoff4]=12 [handoff6]=12 [handoff-lost4]=7 [keepalived4]=8)
+	[recovery4]=16 [recovery6]=16 [handoff4]=12 [handoff6]=12 [handoff-lost4]=7 [keepalived4]=8)
 HB_MS=${PERMTCP_HB_MS:-100}
 MISSED=${PERMTCP_MISSED:-3}
 MODE=tier
@@ -894,7 +894,9 @@ case_recovery() { # 4|6
 	vm_run owner "ptcp-testapp echo-serve [::]:80 >/tmp/t/app.log 2>&1 &"
 	vm_run_all "peer1 peer2" "ptcp-testapp echo-serve [::]:80 --resume >/tmp/t/app.log 2>&1 &"
 	sleep 0.5
-	vm_run client "ptcp-testapp echo-client $svc:80 400 - --interval-ms 50 >/tmp/t/a.out 2>&1 & echo \$! >/tmp/t/a.pid"
+	# Session A pauses after 200 rounds until /tmp/t/a.go: it lives on through the owner's
+	# second death.
+	vm_run client "rm -f /tmp/t/a.go /tmp/t/a.go.wait; ptcp-testapp echo-client $svc:80 400 /tmp/t/a.go --interval-ms 50 >/tmp/t/a.out 2>&1 & echo \$! >/tmp/t/a.pid"
 	sleep 2
 	check "$CASE: both peers mirror the session (ready)" mirrored 1
 	kill_owner
@@ -916,17 +918,61 @@ case_recovery() { # 4|6
 		vm_run client "/bin/ip neigh show $addr | grep -q $(mac owner)"
 	T_BACK=$(now)
 	outb=$(vm_run -t 60 client "ptcp-testapp echo-client $svc:80 4 - 2>&1")
-	out=$(vm_run -t 120 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/a.pid) 900; tail -n1 /tmp/t/a.out")
-	echo "# client A: $out"
-	check "$CASE: the old session finished through peer1, all 400 answers right" grep -q '^ok rounds=400 ' <<<"$out"
 	n=$(vm_run owner "permctl --json stats" | sed -n 's/.*"rst_dropped":\([0-9]*\).*/\1/p')
-	echo "# the owner's kernel dropped ${n:-?} of its resets of the session"
+	echo "# the owner's kernel dropped ${n:-?} of its resets of session A"
 	cap_stop
 	echo "# client B: $outb"
 	owner_answers_no_reset "a new connection is answered by the owner" "$outb" "$T_BACK" "$T_KILL"
+	recovery_again "$svc"
 	case_end
 	# The next case gets an owner booted afresh, whose system configures its addresses.
 	vm_kill owner
+}
+
+# The owner, recovered, fails again (case_recovery, session A still open and served by
+# peer1): once the owner installed their lists, both peers made it a member again (REJOIN),
+# so its new session C is mirrored, and at its second kill -9 the peers take it over again:
+# peer1 takes C, peer2 nothing, and nobody touches A (peer1 serves it, peer2 follows it).
+# A and C finish with every answer right; no reset on the wire.
+recovery_again() { # service
+	local out
+	check "$CASE: both peers made the recovered owner a member again (REJOIN)" \
+		vm_run_all "peer1 peer2" "sh /selftests/cluster/node.sh wait-log 'node 1 rejoined' 100"
+	cap_start "$work/$CASE-again.pcap"
+	vm_run client "ptcp-testapp echo-client $1:80 400 - --interval-ms 50 >/tmp/t/c.out 2>&1 & echo \$! >/tmp/t/c.pid"
+	sleep 2
+	check "$CASE: both peers mirror the owner's new session C (ready)" \
+		eval "mirrored_on peer1 1 && mirrored_on peer2 1"
+	kill_owner
+	check_here "$CASE: the peers take the owner over again, peer1 session C, peer2 nothing" \
+		took_over_again
+	vm_run client "touch /tmp/t/a.go"
+	out=$(vm_run -t 120 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/a.pid) 900; tail -n1 /tmp/t/a.out")
+	echo "# client A: $out"
+	check "$CASE: session A finished through peer1 across both deaths, all 400 answers right" \
+		grep -q '^ok rounds=400 ' <<<"$out"
+	out=$(vm_run -t 120 client "sh /selftests/cluster/node.sh wait-gone \$(cat /tmp/t/c.pid) 900; tail -n1 /tmp/t/c.out")
+	echo "# client C: $out"
+	check "$CASE: session C finished through peer1, all 400 answers right" \
+		grep -q '^ok rounds=400 ' <<<"$out"
+	cap_stop
+	local rsts
+	rsts=$(cap_text "$CAP_RST" | cap_after "$T_KILL")
+	check "$CASE: no reset on the wire after the second kill" test -z "$rsts"
+	[ -z "$rsts" ] || printf '%s\n' "$rsts" | head -n 5 | sed 's/^/#   /'
+}
+
+# Both peers' daemons took node 1 over a second time: peer1 one connection (C), peer2 none
+# and one for another node (C, peer1's); neither reset nor failed one. Session A, followed
+# on peer2 since the first takeover gave it to peer1, is not counted: left alone.
+took_over_again() {
+	local t=$((HB_MS * MISSED * 3 / 100 + 150)) n
+	vm_run_all "peer1 peer2" "i=0; until [ \$(grep -c 'took over node 1:' /tmp/t/permtcpd.log) -ge 2 ]; do [ \$i -lt $t ] || exit 1; sleep 0.1; i=\$((i + 1)); done" || return 1
+	for n in peer1 peer2; do
+		vm_run "$n" "grep -E 'rejoined|took over' /tmp/t/permtcpd.log" | sed "s/^/# $n: /" >&3
+	done
+	vm_run peer1 "grep 'took over node 1:' /tmp/t/permtcpd.log | tail -n1 | grep -q 'node 1: 1 connections.* 0 reset), 0 for other nodes, 0 failed'" &&
+		vm_run peer2 "grep 'took over node 1:' /tmp/t/permtcpd.log | tail -n1 | grep -q 'node 1: 0 connections.* 0 reset), 1 for other nodes, 0 failed'"
 }
 
 # ---- planned handoff through permtcpd (Documentation/handoff.rst) ----

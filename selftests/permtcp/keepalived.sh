@@ -57,12 +57,25 @@ ka_start() { # node
 has_vip() { /bin/ip -n "$1" addr show dev eth0 | grep -q " $VIP/"; }
 owner_has_vip() { has_vip owner; }
 peer_has_vip() { has_vip peer; }
-# Node 1 alone holds the VIP. A peer's keepalived that heard no advertisement yet (node 1's
-# waits for its track script's first run) becomes MASTER for a moment and announces itself;
-# the client's neighbour entry is flushed once that settles, so its session goes to node 1.
+# Node 1 alone holds the VIP; the client's neighbour entry is flushed then, so that its
+# session goes to node 1.
 vip_only_home() {
 	owner_has_vip && ! has_vip peer && ! has_vip peer2 &&
 		/bin/ip -n client neigh flush all
+}
+
+# keepalived on node 1, then, once it holds the VIP, on the peers. Started together, a peer
+# that hears no advertisement for three intervals (node 1's instance waits for its track
+# script's first run) becomes MASTER for a moment, and its permtcpd takes node 1 over on
+# keepalived's word (a CI run saw it: node 1's session was then never mirrored).
+ka_start_all() {
+	ka_start 1
+	wait_until "the VIP on node 1" 100 owner_has_vip || return 1
+	ka_start 2
+	ka_start 3
+	# Three advertisement intervals: a peer that missed node 1's would be MASTER by then.
+	sleep 4
+	wait_until "the VIP on node 1 alone" 50 vip_only_home
 }
 
 # The owner's namespace dies: its link is cut first (nothing more leaves it), then every
@@ -139,8 +152,7 @@ permtcp_case() { # direct|delayed
 	# keepalived starts once permtcpd made the hold file it tracks (cluster.rst).
 	hold_0() { grep -qx 0 $KA/n1.hold; }
 	check "$c: node 1's permtcpd creates its hold file, 0" wait_until "node 1's hold file" 100 hold_0
-	for n in 1 2 3; do ka_start $n; done
-	check "$c: keepalived gives node 1 the address" wait_until "the VIP on node 1 alone" 100 vip_only_home
+	check "$c: keepalived gives node 1 the address" ka_start_all
 	check "$c: every kernel holds the three declarations" wait_until declarations 100 decls_123
 	in_peer ptcp-testapp echo-serve "[::]:80" --resume 2>$KA/app2.err &
 	session $KA/p
@@ -225,8 +237,7 @@ permtcp_case delayed
 rm -rf $KA/*
 PEER2=1 cluster_net
 for n in 1 2 3; do ka_conf $n $((200 - 50 * n)) $KA/n$n.fifo; done
-for n in 1 2 3; do ka_start $n; done
-check "plain: keepalived gives node 1 the address" wait_until "the VIP on node 1 alone" 100 vip_only_home
+check "plain: keepalived gives node 1 the address" ka_start_all
 in_peer ptcp-testapp echo-serve "[::]:80" 2>/dev/null &
 session $KA/p
 owner_dies

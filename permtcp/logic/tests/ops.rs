@@ -129,6 +129,7 @@ fn every_command_has_one_operation() {
         TakenGetRequest::CMD,
         DirectiveRequest::CMD,
         LeaseRequest::CMD,
+        RejoinRequest::CMD,
     ];
     let mut sorted = cmds.to_vec();
     // The notifications are no requests: each is an Event.

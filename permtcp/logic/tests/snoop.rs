@@ -370,3 +370,46 @@ fn only_the_defaults_or_less_are_within_the_defaults() {
         assert!(!more.within_defaults());
     }
 }
+
+#[test]
+fn after_a_rejoin_a_second_takeover_leaves_what_other_nodes_serve() {
+    use permtcp_logic::snoop::{pick, Pick};
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, &bytes(100, 1));
+    w.data(Side::Owner, &bytes(200, 2));
+    let old = w.key();
+    assert_eq!(w.ready(), Ok(()));
+    // The first takeover: the policy ranks this node first (taken) or another (followed from
+    // then on); other bindings' connections are not concerned.
+    let c = w.map.get_mut_conn(&old);
+    assert_eq!(pick(c, Some(true)), Pick::Take);
+    assert_eq!(pick(c, None), Pick::Leave);
+    assert_eq!(pick(c, Some(false)), Pick::Other);
+    c.followed = true;
+    w.snoop.filter = Filter::compile_failed(d.iter(), &|n| n == OWNER_NODE);
+    // Followed while another node serves it.
+    w.data(Side::Owner, &bytes(50, 3));
+    // The owner rejoins: its binding is live again, a new connection is mirrored...
+    w.snoop.filter = Filter::compile(d.iter());
+    w.data(Side::Client, &bytes(10, 4));
+    assert!(w.map.get_mut_conn(&old).followed, "still served elsewhere");
+    assert_eq!(w.map.get_mut_conn(&old).side(Side::Owner).bytes, 250);
+    w.client.port = 40001;
+    w.handshake(7000, 9000, 7, 7);
+    w.data(Side::Client, &bytes(20, 5));
+    let new = w.key();
+    assert_eq!(w.ready(), Ok(()));
+    // ...and when it fails again, this node takes the new connection, never the old one
+    // (ready, but another node answers for it), whichever rank the policy gives it.
+    assert_eq!(pick(w.map.get_mut_conn(&new), Some(true)), Pick::Take);
+    let c = w.map.get_mut_conn(&old);
+    assert_eq!(c.readiness(), Ok(()));
+    assert_eq!(pick(c, Some(true)), Pick::Leave);
+    assert_eq!(pick(c, Some(false)), Pick::Leave);
+    // A connection over (TIME-WAIT) is never taken either.
+    let c = w.map.get_mut_conn(&new);
+    c.state = permtcp_logic::track::State::TimeWait;
+    assert_eq!(pick(c, Some(true)), Pick::Leave);
+}

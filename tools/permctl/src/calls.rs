@@ -13,9 +13,9 @@ use permtcp_logic::decl::Declaration;
 use permtcp_logic::nla::Writer;
 use permtcp_logic::ops::{
     ConnGetRequest, Counts, DataRequest, DeclAddRequest, DeclDelRequest, DeclGetRequest,
-    DirectiveReply, DirectiveRequest, LeaseRequest, RecoveryRequest, Served, SnoopStopRequest,
-    StartRequest, StatsRequest, StatusReply, StatusRequest, TakenGetRequest, TakenKeyRequest,
-    TakeoverRequest,
+    DirectiveReply, DirectiveRequest, LeaseRequest, RecoveryRequest, RejoinRequest, Served,
+    SnoopStopRequest, StartRequest, StatsRequest, StatusReply, StatusRequest, TakenGetRequest,
+    TakenKeyRequest, TakeoverRequest,
 };
 use permtcp_logic::packet::Addr;
 use permtcp_logic::policy::{hold, Hold};
@@ -192,6 +192,12 @@ impl Client {
     /// LEASE_SET: this node's lease on its own bindings for `ms` from now (0: release it).
     pub fn lease(&self, ms: u32) -> Result<(), CtlError> {
         self.call(&LeaseRequest { ms }).map(drop)
+    }
+
+    /// REJOIN: node `node`, declared failed here, is back and a member again (owner
+    /// recovery, on a peer).
+    pub fn rejoin(&self, node: u32) -> Result<(), CtlError> {
+        self.call(&RejoinRequest { node }).map(drop)
     }
 
     /// TAKEN_GET: the connections taken over here.

@@ -135,6 +135,15 @@ enum Command {
         #[arg(long)]
         node: u32,
     },
+    /// Owner recovery, on a peer, once node NODE (declared failed here by a takeover) is back
+    /// and its recovery list installed: NODE is a member again. Its new connections are
+    /// mirrored and a later failure of it is taken over again; its connections other nodes
+    /// serve stay followed here, never taken over or reset by this node.
+    Rejoin {
+        /// The recovered node.
+        #[arg(long)]
+        node: u32,
+    },
     /// Planned live handoff of a binding's established connections to a peer that mirrors
     /// them (Documentation/handoff.rst): `hold` on the serving node, `take` on the peer,
     /// `done` on the serving node, each reading the JSON lines the step before printed.
@@ -498,6 +507,9 @@ fn run(c: &Client, command: Command, json: bool) -> Result<(), CtlError> {
             let list: Vec<_> = ips.iter().map(|ip| ip.to_string()).collect();
             done(json, &format!("handed back: {}", list.join(" ")))
         }),
+        Command::Rejoin { node } => c
+            .rejoin(node)
+            .map(|()| done(json, &format!("node {node} rejoined"))),
         Command::Recovery {
             node,
             conns,

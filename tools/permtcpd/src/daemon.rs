@@ -82,6 +82,9 @@ pub struct Status {
     pub recovered_from: BTreeMap<u32, usize>,
     /// Owner recovery: peers that acknowledged this node's list for them.
     pub recovery_acked: Vec<u32>,
+    /// Owner recovery: nodes taken over here that rejoined (REJOIN): members again in this
+    /// node's kernel, mirrored and taken over again if they fail.
+    pub rejoined: Vec<u32>,
     /// `manage_addresses`: the own addresses were taken (every live peer's list installed).
     pub addresses_taken: bool,
     /// Planned handoffs this node ran as the serving node, to their end.
@@ -140,6 +143,8 @@ enum Job {
     Recovery(u32, u64, Vec<FlowKey>),
     /// Owner recovery: `node` installed this node's list; hand its addresses back.
     HandBack(u32),
+    /// Owner recovery: `node` is a member again in this node's kernel.
+    Rejoin(u32),
     /// Owner recovery: every live peer's list is installed; take the own addresses on this
     /// device.
     OwnAddresses(String),
@@ -170,6 +175,7 @@ enum Done {
     Served(u32, u64, Result<Vec<FlowKey>, KernelError>),
     Recovery(u32, u64, usize, Result<(), KernelError>),
     HandBack(u32, Result<Vec<std::net::IpAddr>, KernelError>),
+    Rejoin(u32, Result<(), KernelError>),
     OwnAddresses(String, Result<Vec<std::net::IpAddr>, KernelError>),
     HandoffHold(u64, Result<Vec<HandoffConn>, KernelError>, Duration),
     HandoffTake(PartKey, HandoffPart, Duration),
@@ -282,6 +288,13 @@ pub struct Daemon {
     engine: Option<keepalived::Map>,
     /// Nodes taken over on keepalived's word (here, or a peer's `Failover`).
     engine_taken: HashSet<u32>,
+    /// Nodes declared failed in this node's kernel by a takeover here, until they rejoin.
+    failed_here: HashSet<u32>,
+    /// Owner recovery: nodes taken over here that acknowledged this node's recovery list
+    /// (their current incarnation follows what this node serves).
+    acked_here: HashSet<u32>,
+    /// keepalived mode: nodes whose instance this node is MASTER of (it holds their address).
+    master_of: HashSet<u32>,
     /// Owner recovery: lists sent, per node, until acknowledged.
     recovery_out: HashMap<u32, RecoveryOut>,
     /// Owner recovery: the id of the next list sent.
@@ -472,6 +485,7 @@ fn kernel_worker(
                 Done::Recovery(node, id, served.len(), r)
             }
             Job::HandBack(node) => Done::HandBack(node, kernel.hand_back(node)),
+            Job::Rejoin(node) => Done::Rejoin(node, kernel.rejoin(node)),
             Job::OwnAddresses(dev) => {
                 let r = kernel.own_addresses(&dev);
                 Done::OwnAddresses(dev, r)
@@ -651,6 +665,9 @@ impl Daemon {
             last_resync: Duration::ZERO,
             engine,
             engine_taken: HashSet::new(),
+            failed_here: HashSet::new(),
+            acked_here: HashSet::new(),
+            master_of: HashSet::new(),
             recovery_out: HashMap::new(),
             next_recovery: 1,
             recovery_in: Default::default(),
@@ -1323,6 +1340,7 @@ impl Daemon {
         match map.action(&n) {
             Action::TakeOver { node, instance } => {
                 crate::log!(NOTICE, "keepalived: this node is MASTER of {instance} (node {node}'s address)");
+                self.master_of.insert(node);
                 self.engine_takeover(socks, node, true);
             }
             Action::LostOwn { instance, state } => crate::log!(
@@ -1335,8 +1353,24 @@ impl Daemon {
                     "keepalived: {instance} (node {node}'s address) left this node: the address is held quietly for the connections served here"
                 );
                 let _ = self.jobs.send(Job::HandBack(node));
+                self.master_of.remove(&node);
+                self.maybe_rejoin(node);
             }
             Action::Released { .. } | Action::None => crate::log!(DEBUG, "keepalived: {line}"),
+        }
+    }
+
+    /// Owner recovery: once `node`, declared failed in this node's kernel, installed this
+    /// node's recovery list (and, in keepalived mode, once this node no longer holds its
+    /// address: keepalived moved it back), it is a member again here (REJOIN): its new
+    /// connections are mirrored, and a later failure is taken over again; those of its
+    /// connections other nodes serve stay followed.
+    fn maybe_rejoin(&mut self, node: u32) {
+        if self.failed_here.contains(&node)
+            && self.acked_here.contains(&node)
+            && !self.master_of.contains(&node)
+        {
+            let _ = self.jobs.send(Job::Rejoin(node));
         }
     }
 
@@ -1564,6 +1598,8 @@ impl Daemon {
                     if self.status.takeovers.contains(&from) && !engine {
                         let _ = self.jobs.send(Job::HandBack(from));
                     }
+                    self.acked_here.insert(from);
+                    self.maybe_rejoin(from);
                 }
             }
             Body::Handoff(p) => self.on_handoff_part(socks, from, inc, p),
@@ -1685,6 +1721,7 @@ impl Daemon {
     fn on_done(&mut self, socks: &[UdpSocket], done: Done) {
         match done {
             Done::Takeover(node, Ok(r), took) => {
+                self.failed_here.insert(node);
                 let now = self.now();
                 let (since_verdict, silence, wait) = match self.takeover_queued.get(&node) {
                     Some(&(verdict, silence, queued)) => (
@@ -1825,6 +1862,21 @@ impl Daemon {
                 self.kernel_error(&e);
                 self.own_asked = false;
                 crate::log!(ERR, "owner recovery: taking this node's addresses on {dev}: {e}")
+            }
+            Done::Rejoin(node, Ok(())) => {
+                self.failed_here.remove(&node);
+                self.acked_here.remove(&node);
+                // keepalived's next MASTER for it is a new failure, taken over again.
+                self.engine_taken.remove(&node);
+                self.status.rejoined.push(node);
+                crate::log!(
+                    NOTICE,
+                    "owner recovery: node {node} rejoined: its new connections are mirrored here again"
+                );
+            }
+            Done::Rejoin(node, Err(e)) => {
+                self.kernel_error(&e);
+                crate::log!(ERR, "owner recovery: node {node} rejoining: {e}")
             }
             Done::HandBack(node, Err(e)) => {
                 self.kernel_error(&e);
@@ -1984,6 +2036,8 @@ impl Daemon {
                 }
                 Event::Rejoined { node, incarnation } => {
                     self.tell_if_taken(socks, node);
+                    // A new incarnation: what the last one acknowledged does not count.
+                    self.acked_here.remove(&node);
                     crate::log!(
                         NOTICE,
                         "node {node} declared down earlier rejoined (incarnation {incarnation})"
@@ -2199,6 +2253,7 @@ pub fn status_json(s: &Status, cfg: &Config, incarnation: u64) -> String {
         "recovery": {
             "installed_from": s.recovered_from,
             "acknowledged_by": s.recovery_acked,
+            "rejoined": s.rejoined,
             "addresses_taken": s.addresses_taken,
         },
         "handoff": {

@@ -104,6 +104,9 @@ pub trait Kernel: Send + Sync + 'static {
     /// Owner recovery, on a peer: `node` is back; the addresses of it this node answers ARP
     /// for go back to it (kept quietly for the connections this node serves).
     fn hand_back(&self, node: u32) -> Result<Vec<std::net::IpAddr>, KernelError>;
+    /// Owner recovery, on a peer: `node`, taken over here, is back and installed this node's
+    /// recovery list: a member again (REJOIN), mirrored and taken over again if it fails.
+    fn rejoin(&self, node: u32) -> Result<(), KernelError>;
     /// Owner recovery, on the recovered owner: peer `node` serves `served` of this node's
     /// bindings (its owner-recovery directive, replacing its earlier one).
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError>;
@@ -154,6 +157,7 @@ pub enum Call {
     Directive(DirectiveRequest),
     /// `hand_back` of a recovered node's addresses.
     HandBack(u32),
+    Rejoin(u32),
     /// `recovery`: a peer and the connections it serves.
     Recovery(u32, Vec<FlowKey>),
     /// `own_addresses` on a device.
@@ -357,6 +361,11 @@ impl Kernel for FakeKernel {
     fn hand_back(&self, node: u32) -> Result<Vec<std::net::IpAddr>, KernelError> {
         self.inner.lock().unwrap().calls.push(Call::HandBack(node));
         Ok(Vec::new())
+    }
+
+    fn rejoin(&self, node: u32) -> Result<(), KernelError> {
+        self.inner.lock().unwrap().calls.push(Call::Rejoin(node));
+        Ok(())
     }
 
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {

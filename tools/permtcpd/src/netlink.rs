@@ -251,6 +251,10 @@ impl Kernel for NetlinkKernel {
         self.with(|c| c.hand_back_addresses(node)).map_err(err)
     }
 
+    fn rejoin(&self, node: u32) -> Result<(), KernelError> {
+        self.with(|c| c.rejoin(node)).map_err(err)
+    }
+
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {
         self.with(|c| c.recovery(node, served, false)).map_err(err)
     }

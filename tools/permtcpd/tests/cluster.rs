@@ -593,6 +593,23 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
         k2.calls().contains(&Call::HandBack(1))
     })
     .await;
+    // Node 2 no longer holds the address and node 1 installed its list: node 1 rejoins in
+    // node 2's kernel, after the hand-back; node 3 (never MASTER) rejoins once its list was
+    // installed.
+    wait_for("both rejoins", Duration::from_secs(2), || {
+        k2.calls().contains(&Call::Rejoin(1)) && k3.calls().contains(&Call::Rejoin(1))
+    })
+    .await;
+    let c2 = k2.calls();
+    let at = |c: &Call| c2.iter().position(|x| x == c).unwrap();
+    assert!(at(&Call::HandBack(1)) < at(&Call::Rejoin(1)), "{c2:?}");
+    assert_eq!(nodes[1].handle.status().rejoined, vec![1]);
+    // keepalived moves the address to node 2 again: a new failure, taken over again by both.
+    write("INSTANCE \"VI_1\" MASTER 100\n");
+    wait_for("the second takeovers", Duration::from_secs(2), || {
+        k2.takeovers_of(1) == 2 && k3.takeovers_of(1) == 2
+    })
+    .await;
     let _ = std::fs::remove_file(&fifo);
     let _ = std::fs::remove_file(&hold);
 }
@@ -682,6 +699,24 @@ async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_b
         .rposition(|x| *x == Call::Recovery(3, vec![]))
         .unwrap();
     assert!(own > last_3, "{calls:?}");
+
+    // Node 1 is a member again in both peers' kernels (after the hand-back on each), and a
+    // second crash is taken over again.
+    wait_for("the rejoins", Duration::from_secs(5), || {
+        k2.calls().contains(&Call::Rejoin(1)) && k3.calls().contains(&Call::Rejoin(1))
+    })
+    .await;
+    for (k, n) in [(&k2, 1), (&k3, 2)] {
+        let c = k.calls();
+        let at = |x: &Call| c.iter().position(|y| y == x).unwrap();
+        assert!(at(&Call::HandBack(1)) < at(&Call::Rejoin(1)), "{c:?}");
+        assert_eq!(nodes[n].handle.status().rejoined, vec![1]);
+    }
+    nodes[0].task.abort();
+    wait_for("the second takeovers", Duration::from_secs(5), || {
+        k2.takeovers_of(1) == 2 && k3.takeovers_of(1) == 2
+    })
+    .await;
 }
 
 /// Held connection `i` of node 1's binding 10.0.0.1:80.
