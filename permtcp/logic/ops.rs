@@ -259,20 +259,22 @@ impl DeclDelRequest {
 
     /// Parses the node id, given once.
     pub fn parse(payload: &[u8]) -> Result<Self, Error> {
-        let mut node = None;
-        for a in Attrs::new(payload) {
-            let a = a?;
-            match a.kind {
-                attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
-                attr::NODE_ID => return inval(c"attribute given more than once"),
-                _ => return inval(c"unknown attribute in request"),
-            }
-        }
-        match node {
-            Some(node) => Ok(Self { node }),
-            None => inval(c"request carries no node id"),
+        parse_node(payload).map(|node| Self { node })
+    }
+}
+
+/// Parses a request whose one attribute is [`attr::NODE_ID`], given once.
+fn parse_node(payload: &[u8]) -> Result<u32, Error> {
+    let mut node = None;
+    for a in Attrs::new(payload) {
+        let a = a?;
+        match a.kind {
+            attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
+            attr::NODE_ID => return inval(c"attribute given more than once"),
+            _ => return inval(c"unknown attribute in request"),
         }
     }
+    node.map_or_else(|| inval(c"request carries no node id"), Ok)
 }
 
 /// One message of the DECL_GET dump: one nested [`attr::DECL`].
@@ -1158,19 +1160,7 @@ impl RejoinRequest {
 
     /// Parses a request: the node id, once.
     pub fn parse(payload: &[u8]) -> Result<Self, Error> {
-        let mut node = None;
-        for a in Attrs::new(payload) {
-            let a = a?;
-            match a.kind {
-                attr::NODE_ID if node.is_none() => node = Some(a.u32()?),
-                attr::NODE_ID => return inval(c"attribute given more than once"),
-                _ => return inval(c"unknown attribute in request"),
-            }
-        }
-        match node {
-            Some(node) => Ok(Self { node }),
-            None => inval(c"request carries no node id"),
-        }
+        parse_node(payload).map(|node| Self { node })
     }
 }
 

@@ -196,6 +196,22 @@ fn requests_round_trip() {
         request_round_trip(DeclDelRequest { node: 9 }),
         enc(|w| w.put_u32(attr::NODE_ID, 9))
     );
+    assert_eq!(
+        request_round_trip(RejoinRequest { node: 3 }),
+        enc(|w| w.put_u32(attr::NODE_ID, 3))
+    );
+    // REJOIN names the node once, and nothing else.
+    assert!(RejoinRequest::parse(&[]).is_err());
+    assert!(RejoinRequest::parse(&enc(|w| {
+        w.put_u32(attr::NODE_ID, 3)?;
+        w.put_u32(attr::NODE_ID, 4)
+    }))
+    .is_err());
+    assert!(RejoinRequest::parse(&enc(|w| {
+        w.put_u32(attr::NODE_ID, 3)?;
+        w.put_u32(attr::PARK_MS, 4)
+    }))
+    .is_err());
     for empty in [
         request_round_trip(DeclGetRequest),
         request_round_trip(StatusRequest),
@@ -426,6 +442,10 @@ fn truncated_messages_are_refused() {
     prefixes_fail(
         &enc(|w| DeclDelRequest { node: 1 }.write(w)),
         DeclDelRequest::parse,
+    );
+    prefixes_fail(
+        &enc(|w| RejoinRequest { node: 1 }.write(w)),
+        RejoinRequest::parse,
     );
     prefixes_fail(
         &enc(|w| DeclAddRequest { decl: decl(1) }.write(w)),
