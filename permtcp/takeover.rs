@@ -577,21 +577,18 @@ pub(crate) fn directive(
 pub(crate) struct Reset {
     key: FlowKey,
     v6: bool,
-    /// Where the client's next expected sequence number may be (RFC 5961: a reset is
-    /// taken only at exactly that number when its window is closed): the owner's first
-    /// unacknowledged byte, its next one, and one past it (a mirror that saw only a window
-    /// probe, sent one below the next byte, is one short).
-    seqs: [u32; 3],
+    /// Where the client's next expected sequence number may be
+    /// ([`crate::logic::track::Half::reset_seqs`]).
+    seqs: [u32; 4],
 }
 
 impl Reset {
     /// The reset for `c`, from what the mirror saw of it.
     fn new(key: &FlowKey, c: &Conn<Alloc>) -> Reset {
-        let o = c.side(Side::Owner);
         Reset {
             key: *key,
             v6: key.owner_addr.as_v4().is_none(),
-            seqs: [o.una, o.nxt, o.nxt.wrapping_add(1)],
+            seqs: c.side(Side::Owner).reset_seqs(),
         }
     }
 }

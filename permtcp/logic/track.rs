@@ -179,6 +179,23 @@ pub struct Half<A: ChunkAlloc> {
 }
 
 impl<A: ChunkAlloc> Half<A> {
+    /// The sequence numbers a reset from this side must try so that the other side takes one:
+    /// RFC 5961 has a stack take a reset only at exactly its next expected sequence number
+    /// while its window is closed (Linux does so), and the mirror knows that number only
+    /// within a few candidates: this side's first unacknowledged byte, its next one, one past
+    /// it (a mirror that saw only a window probe, sent one below the next byte, is one
+    /// short), and the other side's acknowledgement beyond what the mirror saw
+    /// ([`Half::ahead`]: it received bytes the mirror missed). Duplicates are for the caller
+    /// to skip.
+    pub fn reset_seqs(&self) -> [Seq; 4] {
+        [
+            self.una,
+            self.nxt,
+            self.nxt.wrapping_add(1),
+            self.ahead.unwrap_or(self.nxt),
+        ]
+    }
+
     pub(crate) fn new() -> Self {
         Half {
             isn: 0,

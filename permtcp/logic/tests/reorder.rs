@@ -170,6 +170,11 @@ fn an_acknowledgement_ahead_whose_data_never_comes_keeps_the_connection_not_read
     assert_eq!(c.side(Side::Client).nxt, w.nxt[1]);
     let o = c.side(Side::Owner);
     assert_eq!((o.nxt, o.una), (w.nxt[0] - 2000, w.nxt[0] - 2000));
+    // Were nobody able to take it over, its reset must carry the client's next expected
+    // sequence number (RFC 5961): past what the mirror saw, at what the client acknowledged.
+    let seqs = o.reset_seqs();
+    assert!(seqs.contains(&w.nxt[0]), "{seqs:?} lacks {}", w.nxt[0]);
+    assert!(seqs.contains(&o.nxt));
     // Reported as such over netlink and by permctl.
     let code = reason_code(c.readiness().unwrap_err());
     assert_eq!(code, (not_ready::ACK_AHEAD, 0));
