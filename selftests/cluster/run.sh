@@ -484,6 +484,13 @@ tap_drops() {
 case_end() {
 	cap_stop
 	tap_drops
+	# A case that failed keeps its capture under a name no rerun overwrites.
+	if [ "$KFAIL" -gt "${CASE_KFAIL:-0}" ] && [ -n "${CAP_FILE:-}" ] && [ -f "$CAP_FILE" ]; then
+		local kept
+		kept="${CAP_FILE%.pcap}.failed-$(date +%Y%m%d-%H%M%S).pcap"
+		cp "$CAP_FILE" "$kept" && echo "# the failed case's capture: $kept"
+	fi
+	CASE_KFAIL=$KFAIL
 	progress "case $CASE done in $(ms "$CASE_T" "$(now)") ms"
 }
 
