@@ -561,7 +561,7 @@ impl Snooper {
     }
 
     /// Removes the oldest (by last segment) connections whose handshake is incomplete or
-    /// that were not seen from their SYN: a batch of a 64th of the table (at least one, at
+    /// that were not seen from their SYN (unless followed: [`Conn::followed`]): a batch of a 64th of the table (at least one, at
     /// most 64), so that a flood pays for one scan of the table every so many SYNs.
     fn early_drop<A: ChunkAlloc, M: FlowMap<A>>(&mut self, map: &mut M, alloc: &mut A) {
         const MAX_BATCH: usize = 64;
@@ -570,10 +570,14 @@ impl Snooper {
         let mut oldest = [(0u64, FlowKey::default()); MAX_BATCH];
         let mut n = 0;
         map.retain(|k, c| {
-            let droppable = matches!(
-                c.state,
-                State::SynSent | State::SimultaneousOpen | State::SynReceived | State::Unsynced
-            );
+            // A followed connection (another node serves it) is worth keeping even when it was
+            // not seen from its SYN: dropped, its next segment would start an entry that a
+            // later takeover of its owner would take for one of its own.
+            let droppable = !c.followed
+                && matches!(
+                    c.state,
+                    State::SynSent | State::SimultaneousOpen | State::SynReceived | State::Unsynced
+                );
             if droppable && (n < batch || c.last_ms < oldest[n - 1].0) {
                 let mut i = n.min(batch - 1);
                 while i > 0 && oldest[i - 1].0 > c.last_ms {

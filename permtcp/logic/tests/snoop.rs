@@ -10,7 +10,7 @@ use common::*;
 use permtcp_logic::decl::FailoverPolicy;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::CHUNK;
-use permtcp_logic::snoop::{Filter, Frame, Limits, Outcome};
+use permtcp_logic::snoop::{Filter, FlowKey, Frame, Limits, Outcome};
 use permtcp_logic::track::{NotReady, Side};
 
 #[test]
@@ -412,4 +412,45 @@ fn after_a_rejoin_a_second_takeover_leaves_what_other_nodes_serve() {
     let c = w.map.get_mut_conn(&new);
     c.state = permtcp_logic::track::State::TimeWait;
     assert_eq!(pick(c, Some(true)), Pick::Leave);
+}
+
+#[test]
+fn a_syn_flood_does_not_evict_connections_served_elsewhere() {
+    let mut w = Wire::new(false);
+    w.snoop.limits.max_conns = 4;
+    // Two connections seen mid-stream (not from their SYN), one of them followed: another
+    // node serves it since a takeover of its owner.
+    for port in [50000u16, 50001] {
+        w.client.port = port;
+        w.send_raw(
+            Side::Client,
+            7000,
+            9000,
+            ACK,
+            502,
+            &Opts::default(),
+            &bytes(10, 1),
+        );
+    }
+    let followed = FlowKey {
+        client_port: 50001,
+        ..w.key()
+    };
+    w.map.get_mut_conn(&followed).followed = true;
+    // A flood of SYNs: the table stays full, the oldest droppable entries make room.
+    for port in 0..20u16 {
+        w.client.port = 40000 + port;
+        w.send_raw(
+            Side::Client,
+            1000,
+            0,
+            SYN,
+            64240,
+            &Opts::syn_full(1460, 7, 100),
+            &[],
+        );
+    }
+    assert!(w.snoop.counters.early_drops > 0);
+    assert!(!w.map.0.keys().any(|k| k.client_port == 50000), "dropped");
+    assert!(w.map.0.contains_key(&followed), "the followed entry stays");
 }
