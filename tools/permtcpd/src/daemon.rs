@@ -145,6 +145,8 @@ enum Job {
     HandBack(u32),
     /// Owner recovery: `node` is a member again in this node's kernel.
     Rejoin(u32),
+    /// The nodes the kernel holds declared failed (at start).
+    FailedNodes,
     /// Owner recovery: every live peer's list is installed; take the own addresses on this
     /// device.
     OwnAddresses(String),
@@ -176,6 +178,7 @@ enum Done {
     Recovery(u32, u64, usize, Result<(), KernelError>),
     HandBack(u32, Result<Vec<std::net::IpAddr>, KernelError>),
     Rejoin(u32, Result<(), KernelError>),
+    FailedNodes(Result<Vec<u32>, KernelError>),
     OwnAddresses(String, Result<Vec<std::net::IpAddr>, KernelError>),
     HandoffHold(u64, Result<Vec<HandoffConn>, KernelError>, Duration),
     HandoffTake(PartKey, HandoffPart, Duration),
@@ -486,6 +489,7 @@ fn kernel_worker(
             }
             Job::HandBack(node) => Done::HandBack(node, kernel.hand_back(node)),
             Job::Rejoin(node) => Done::Rejoin(node, kernel.rejoin(node)),
+            Job::FailedNodes => Done::FailedNodes(kernel.failed_nodes()),
             Job::OwnAddresses(dev) => {
                 let r = kernel.own_addresses(&dev);
                 Done::OwnAddresses(dev, r)
@@ -712,6 +716,9 @@ impl Daemon {
         );
         self.install_declarations();
         self.start_snooping();
+        // A takeover by an earlier run of this daemon left nodes failed in the kernel: they
+        // rejoin when they are back, as if this run had taken them over.
+        let _ = self.jobs.send(Job::FailedNodes);
         for to in self.peer_ids() {
             self.send_declaration(to, true);
         }
@@ -1873,6 +1880,21 @@ impl Daemon {
                     NOTICE,
                     "owner recovery: node {node} rejoined: its new connections are mirrored here again"
                 );
+            }
+            Done::FailedNodes(Ok(nodes)) => {
+                for node in nodes {
+                    if self.failed_here.insert(node) {
+                        crate::log!(
+                            NOTICE,
+                            "node {node} is declared failed in this node's kernel (an earlier takeover): it rejoins once it is back"
+                        );
+                        self.maybe_rejoin(node);
+                    }
+                }
+            }
+            Done::FailedNodes(Err(e)) => {
+                self.kernel_error(&e);
+                crate::log!(ERR, "reading the kernel's failed nodes: {e}")
             }
             Done::Rejoin(node, Err(e)) => {
                 self.kernel_error(&e);

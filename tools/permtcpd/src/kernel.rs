@@ -107,6 +107,9 @@ pub trait Kernel: Send + Sync + 'static {
     /// Owner recovery, on a peer: `node`, taken over here, is back and installed this node's
     /// recovery list: a member again (REJOIN), mirrored and taken over again if it fails.
     fn rejoin(&self, node: u32) -> Result<(), KernelError>;
+    /// The nodes the kernel holds declared failed (a takeover here, perhaps by an earlier
+    /// run of the daemon): owner recovery rejoins them once they are back.
+    fn failed_nodes(&self) -> Result<Vec<u32>, KernelError>;
     /// Owner recovery, on the recovered owner: peer `node` serves `served` of this node's
     /// bindings (its owner-recovery directive, replacing its earlier one).
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError>;
@@ -191,6 +194,7 @@ struct FakeState {
     takeover_delay: Duration,
     recovery_delay: Duration,
     served: Vec<FlowKey>,
+    failed: Vec<u32>,
     held: Vec<HandoffConn>,
     take_status: Option<u8>,
     take_delay: Duration,
@@ -238,6 +242,12 @@ impl FakeKernel {
     /// `served` answers these connections.
     pub fn with_served(self, served: Vec<FlowKey>) -> Self {
         self.inner.lock().unwrap().served = served;
+        self
+    }
+
+    /// A kernel that holds `failed` declared failed (an earlier run's takeover).
+    pub fn with_failed(self, failed: Vec<u32>) -> Self {
+        self.inner.lock().unwrap().failed = failed;
         self
     }
 
@@ -366,6 +376,10 @@ impl Kernel for FakeKernel {
     fn rejoin(&self, node: u32) -> Result<(), KernelError> {
         self.inner.lock().unwrap().calls.push(Call::Rejoin(node));
         Ok(())
+    }
+
+    fn failed_nodes(&self) -> Result<Vec<u32>, KernelError> {
+        Ok(self.inner.lock().unwrap().failed.clone())
     }
 
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {

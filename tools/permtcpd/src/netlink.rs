@@ -255,6 +255,11 @@ impl Kernel for NetlinkKernel {
         self.with(|c| c.rejoin(node)).map_err(err)
     }
 
+    fn failed_nodes(&self) -> Result<Vec<u32>, KernelError> {
+        self.with(|c| Ok(c.status()?.failed.as_slice().to_vec()))
+            .map_err(err)
+    }
+
     fn recovery(&self, node: u32, served: &[FlowKey]) -> Result<(), KernelError> {
         self.with(|c| c.recovery(node, served, false)).map_err(err)
     }

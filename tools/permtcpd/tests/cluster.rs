@@ -944,3 +944,28 @@ async fn handoff_requests_are_checked_and_the_control_socket_answers() {
     );
     assert_eq!(k2.takes().len(), 1);
 }
+
+#[tokio::test]
+async fn a_node_left_failed_in_the_kernel_by_an_earlier_run_rejoins_once_back() {
+    permtcpd::log::set_level(permtcpd::log::ERR);
+    let ports = free_ports(3);
+    // Node 2's kernel still holds node 1 failed: its daemon took node 1 over, then
+    // restarted. Node 1 is back: once it installed node 2's list, node 2 rejoins it; node 3,
+    // whose kernel never declared it failed, does not.
+    let k1 = FakeKernel::new();
+    let k2 = FakeKernel::new().with_failed(vec![1]);
+    let k3 = FakeKernel::new();
+    let nodes: Vec<Node> = [(1, &k1), (2, &k2), (3, &k3)]
+        .into_iter()
+        .map(|(id, k)| start(id, &ports, k.clone()))
+        .collect();
+    wait_for("node 2 rejoins node 1", Duration::from_secs(5), || {
+        k2.calls().contains(&Call::Rejoin(1))
+    })
+    .await;
+    assert!(nodes[0].handle.status().recovered_from.contains_key(&2));
+    assert_eq!(nodes[1].handle.status().rejoined, vec![1]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!k3.calls().iter().any(|c| matches!(c, Call::Rejoin(_))));
+    assert!(!k2.calls().iter().any(|c| matches!(c, Call::Rejoin(n) if *n != 1)));
+}
