@@ -967,5 +967,8 @@ async fn a_node_left_failed_in_the_kernel_by_an_earlier_run_rejoins_once_back() 
     assert_eq!(nodes[1].handle.status().rejoined, vec![1]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!k3.calls().iter().any(|c| matches!(c, Call::Rejoin(_))));
-    assert!(!k2.calls().iter().any(|c| matches!(c, Call::Rejoin(n) if *n != 1)));
+    assert!(!k2
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::Rejoin(n) if *n != 1)));
 }
