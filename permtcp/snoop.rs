@@ -229,6 +229,7 @@ impl SnoopTable {
             l3_len: skb.len() as usize,
             gso: skb.is_gso(),
             payload: skb,
+            src_mac: skb.src_mac(),
         };
         let outcome = self
             .snooper

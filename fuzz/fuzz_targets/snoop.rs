@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
             l3_len: l3,
             gso: flags & 3 != 0,
             payload: frame,
+            src_mac: (flags & 0x20 != 0).then_some([2, 0, 0, 0, 0, flags & 3]),
         };
         s.on_frame(&mut map, &mut alloc, f, |_| flags & 0x80 == 0, now);
         if flags & 0x40 != 0 {

@@ -20,6 +20,10 @@ use crate::logic::track::{entry_bytes, Conn, Side, State, Verdict};
 /// Maximum snooped bindings (address and port range pairs) per namespace.
 pub const MAX_BINDINGS: usize = 64;
 
+/// Most declared MACs a [`Filter`] knows the node of (the rest are unknown: see
+/// [`Filter::node_of_mac`]). Small: filters are built on kernel stacks.
+pub const MAX_FILTER_MACS: usize = 16;
+
 /// A connection's identity: the owner's end first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct FlowKey {
@@ -70,6 +74,9 @@ pub struct Binding {
 pub struct Filter {
     /// The bindings.
     pub bindings: Bounded<Binding, MAX_BINDINGS>,
+    /// Every declared MAC with its node, within [`MAX_FILTER_MACS`]: which node sends a
+    /// connection's owner-side frames (see [`Conn::followed`]).
+    pub macs: Bounded<([u8; 6], u32), MAX_FILTER_MACS>,
     /// Bindings that did not fit (counted, reported).
     pub dropped: u32,
 }
@@ -89,6 +96,12 @@ impl Filter {
         let Some(me) = decls.clone().find(|d| d.local).map(|d| d.node_id) else {
             return f;
         };
+        for d in decls.clone() {
+            for m in d.macs.iter() {
+                // Past the table a MAC is unknown: its frames change nothing.
+                let _ = f.macs.push((*m, d.node_id));
+            }
+        }
         for d in decls.filter(|d| !d.local) {
             for r in &d.ranges {
                 let mine = match d.failover {
@@ -125,6 +138,16 @@ impl Filter {
         self.bindings
             .iter()
             .filter(move |b| b.addr == *addr && b.lo <= port && port <= b.hi)
+    }
+
+    /// The node that declared `mac`, if the filter knows it.
+    pub fn node_of_mac(&self, mac: &[u8; 6]) -> Option<u32> {
+        self.macs.iter().find(|(m, _)| m == mac).map(|&(_, n)| n)
+    }
+
+    /// The owner of the binding `addr:port` belongs to.
+    pub fn owner_of(&self, addr: &Addr, port: u16) -> Option<u32> {
+        self.at(addr, port).next().map(|b| b.owner)
     }
 
     /// Whether `addr:port` is a snooped binding's (the owner's end of a connection).
@@ -302,6 +325,8 @@ pub struct Frame<'a, P: Payload + ?Sized> {
     pub gso: bool,
     /// Reads any of its bytes, counted from the network header.
     pub payload: &'a P,
+    /// Its source MAC, when the device has Ethernet headers.
+    pub src_mac: Option<[u8; 6]>,
 }
 
 impl<'a> Frame<'a, [u8]> {
@@ -312,6 +337,7 @@ impl<'a> Frame<'a, [u8]> {
             l3_len: bytes.len(),
             gso: false,
             payload: bytes,
+            src_mac: None,
         }
     }
 }
@@ -476,11 +502,36 @@ impl Snooper {
             return Outcome::Ignored;
         }
         self.counters.matched += 1;
+        let invalid = self.counters.invalid;
         self.on_segment(map, alloc, (from, key), &seg, frame.payload, now_ms);
+        // Only a segment the mirror took (in window) says who sends: a forged one out of
+        // window does not move a connection to another node.
+        if from == Side::Owner && self.counters.invalid == invalid {
+            if let Some(mac) = frame.src_mac {
+                self.note_sender(map, &key, &mac);
+            }
+        }
         if from == Side::Client && self.filter.follows_only(&key) && !seg.is_new_syn() {
             Outcome::ToFailed(key)
         } else {
             Outcome::Tracked
+        }
+    }
+
+    /// Owner-side frames of connection `key` came from `mac`: when a declared node other
+    /// than the binding's owner sent them, that node serves the connection (it took it over
+    /// or it was handed off to it) and it is followed here ([`Conn::followed`]); when the
+    /// owner sent them, it serves it again (handed back). A MAC nobody declared changes
+    /// nothing.
+    fn note_sender<A: ChunkAlloc, M: FlowMap<A>>(&self, map: &mut M, key: &FlowKey, mac: &[u8; 6]) {
+        let (Some(sender), Some(owner)) = (
+            self.filter.node_of_mac(mac),
+            self.filter.owner_of(&key.owner_addr, key.owner_port),
+        ) else {
+            return;
+        };
+        if let Some(c) = map.get_mut(key) {
+            c.followed = sender != owner;
         }
     }
 

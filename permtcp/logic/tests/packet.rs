@@ -223,6 +223,7 @@ fn randomized_frames_never_panic() {
             l3_len: l3,
             gso: l3 > pkt.len(),
             payload: &pkt[..],
+            src_mac: None,
         };
         snoop.on_frame(&mut map, &mut alloc, f, |_| good, i);
         if i % 5000 == 0 {

@@ -454,3 +454,57 @@ fn a_syn_flood_does_not_evict_connections_served_elsewhere() {
     assert!(!w.map.0.keys().any(|k| k.client_port == 50000), "dropped");
     assert!(w.map.0.contains_key(&followed), "the followed entry stays");
 }
+
+#[test]
+fn the_node_sending_a_connections_owner_side_frames_serves_it() {
+    use permtcp_logic::snoop::{pick, Pick};
+    let (owner_mac, my_mac, third_mac) =
+        ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]);
+    let mut d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    d[0].macs.push(owner_mac).unwrap();
+    d[1].macs.push(my_mac).unwrap();
+    let mut third = d[1];
+    (third.node_id, third.local) = (3, false);
+    third.macs = Default::default();
+    third.macs.push(third_mac).unwrap();
+    d.push(third);
+    let mut w = Wire::new(false);
+    w.snoop.filter = Filter::compile(d.iter());
+    assert_eq!(w.snoop.filter.node_of_mac(&third_mac), Some(3));
+    w.src_mac = Some(owner_mac);
+    w.handshake(1000, 5000, 7, 7);
+    w.data(Side::Client, &bytes(100, 1));
+    w.data(Side::Owner, &bytes(200, 2));
+    let k = w.key();
+    assert!(!w.map.get_mut_conn(&k).followed);
+    // Handed off to node 3 (or taken over by it): its frames now come from node 3's MAC.
+    // This node follows the connection; a takeover of the owner would leave it.
+    w.src_mac = Some(third_mac);
+    w.data(Side::Owner, &bytes(300, 3));
+    let c = w.map.get_mut_conn(&k);
+    assert!(c.followed);
+    assert_eq!(c.readiness(), Ok(()));
+    assert_eq!(pick(c, Some(true)), Pick::Leave);
+    // The client's frames say nothing of who serves; nor does a MAC nobody declared (a
+    // router's, a forger's).
+    w.data(Side::Client, &bytes(10, 4));
+    w.src_mac = Some([2, 0, 0, 0, 0, 9]);
+    w.data(Side::Owner, &bytes(10, 5));
+    w.src_mac = None;
+    w.data(Side::Owner, &bytes(10, 6));
+    assert!(w.map.get_mut_conn(&k).followed);
+    // A forged segment from the owner's MAC out of the window moves nothing.
+    w.src_mac = Some(owner_mac);
+    let (s, dst) = w.ends(Side::Owner);
+    let seq = w.nxt[0].wrapping_add(1 << 30);
+    let pkt = frame(s, dst, seq, w.rcv[0], ACK, 502, &Opts::default(), &[1]);
+    w.feed(&pkt);
+    assert!(w.snoop.counters.invalid > 0);
+    assert!(w.map.get_mut_conn(&k).followed);
+    // Handed back: the owner's MAC again, and the connection is its own again.
+    w.src_mac = Some(owner_mac);
+    w.ack(Side::Owner, 502);
+    let c = w.map.get_mut_conn(&k);
+    assert!(!c.followed);
+    assert_eq!(pick(c, Some(true)), Pick::Take);
+}

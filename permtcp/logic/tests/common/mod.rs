@@ -292,6 +292,8 @@ pub struct Wire {
     pub rcv: [u32; 2],
     pub ts: bool,
     pub sent: [Vec<u8>; 2],
+    /// The source MAC of the frames fed from now on (none: not an Ethernet device).
+    pub src_mac: Option<[u8; 6]>,
 }
 
 impl Wire {
@@ -313,6 +315,7 @@ impl Wire {
             rcv: [0; 2],
             ts: true,
             sent: [Vec::new(), Vec::new()],
+            src_mac: None,
         }
     }
 
@@ -335,13 +338,12 @@ impl Wire {
     pub fn feed(&mut self, pkt: &[u8]) {
         self.now += 1;
         let now = self.now;
-        self.snoop.on_frame(
-            &mut self.map,
-            &mut self.alloc,
-            Frame::of(pkt),
-            |_| true,
-            now,
-        );
+        let f = Frame {
+            src_mac: self.src_mac,
+            ..Frame::of(pkt)
+        };
+        self.snoop
+            .on_frame(&mut self.map, &mut self.alloc, f, |_| true, now);
     }
 
     #[allow(clippy::too_many_arguments)]
