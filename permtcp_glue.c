@@ -33,9 +33,13 @@
  */
 
 #include <linux/build_bug.h>
+#include <linux/cgroup.h>
 #include <linux/etherdevice.h>
 #include <linux/if_arp.h>
 #include <linux/jiffies.h>
+#include <linux/memcontrol.h>
+#include <linux/sched/mm.h>
+#include <linux/security.h>
 #include <linux/workqueue.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
@@ -98,6 +102,7 @@ struct ptcp_net {
 	void *rs;			/* Rust NetState */
 	struct net *net;
 	struct net_device *dev;		/* snooped device, NULL when not snooping */
+	struct mem_cgroup *memcg;	/* charged for the mirror: SNOOP_START's caller's */
 	netdevice_tracker dev_tracker;
 	struct nf_hook_ops ops;
 	u32 ifindex;			/* READ_ONCE() without RTNL */
@@ -123,13 +128,20 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
 {
 	struct ptcp_net *pn = priv;
+	struct mem_cgroup *old;
 	bool drop;
 	u64 t0;
 
 	if (skb->protocol != htons(ETH_P_IP) && skb->protocol != htons(ETH_P_IPV6))
 		return NF_ACCEPT;
 	t0 = ktime_get_ns();
+	/*
+	 * What the mirror allocates for this frame (accounted allocations) is charged to the
+	 * memory cgroup of whoever started snooping, as the container's own sockets would be.
+	 */
+	old = set_active_memcg(pn->memcg);
 	drop = permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	set_active_memcg(old);
 	atomic64_add(ktime_get_ns() - t0, &pn->hook_ns);
 	atomic64_inc(&pn->hook_frames);
 	return drop ? NF_DROP : NF_ACCEPT;
@@ -140,6 +152,28 @@ void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames)
 {
 	*ns = atomic64_read(&pn->hook_ns);
 	*frames = atomic64_read(&pn->hook_frames);
+}
+
+/*
+ * The calling task's memory cgroup, with a reference (get_mem_cgroup_from_current(), which
+ * is not exported); NULL without memory cgroups.
+ */
+static struct mem_cgroup *ptcp_current_memcg(void)
+{
+#ifdef CONFIG_MEMCG
+	struct mem_cgroup *memcg;
+
+	if (mem_cgroup_disabled())
+		return NULL;
+	rcu_read_lock();
+	do {
+		memcg = mem_cgroup_from_task(current);
+	} while (!css_tryget(&memcg->css));	/* an offline cgroup: the task moves on */
+	rcu_read_unlock();
+	return memcg;
+#else
+	return NULL;
+#endif
 }
 
 /* Hooks @ifindex of the namespace; -EBUSY when already snooping, -ENODEV without it. */
@@ -166,13 +200,21 @@ int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex)
 	};
 	atomic64_set(&pn->hook_ns, 0);
 	atomic64_set(&pn->hook_frames, 0);
+	/* The caller's memory cgroup pays for the mirror (NULL without memcg: nobody). */
+	pn->memcg = ptcp_current_memcg();
 	err = nf_register_net_hook(pn->net, &pn->ops);
-	if (err)
+	if (err) {
+		mem_cgroup_put(pn->memcg);
+		pn->memcg = NULL;
 		goto out;
+	}
 	/* Frames for the owner's MAC must reach the hook (virtio-net filters otherwise). */
 	err = dev_set_promiscuity(dev, 1);
 	if (err) {
 		nf_unregister_net_hook(pn->net, &pn->ops);
+		synchronize_net();
+		mem_cgroup_put(pn->memcg);
+		pn->memcg = NULL;
 		goto out;
 	}
 	netdev_hold(dev, &pn->dev_tracker, GFP_KERNEL);
@@ -183,13 +225,21 @@ out:
 	return err;
 }
 
-/* RTNL held.  When it returns, no hook invocation is running or will run. */
+/*
+ * RTNL held.  When it returns, no hook invocation is running or will run:
+ * nf_unregister_net_hook() does not wait for invocations running on other CPUs (they run
+ * under rcu_read_lock()), synchronize_net() does, before the memory cgroup the hook charges
+ * is released and before the netns exit frees the state the hook uses.
+ */
 static void __ptcp_snoop_detach(struct ptcp_net *pn)
 {
 	ASSERT_RTNL();
 	if (!pn->dev)
 		return;
 	nf_unregister_net_hook(pn->net, &pn->ops);
+	synchronize_net();
+	mem_cgroup_put(pn->memcg);
+	pn->memcg = NULL;
 	dev_set_promiscuity(pn->dev, -1);
 	netdev_put(pn->dev, &pn->dev_tracker);
 	pn->dev = NULL;
@@ -1037,10 +1087,35 @@ void ptcp_set_err_msg(struct genl_info *info, const char *msg)
  * API and the accept queue, which has no exported helper.
  */
 
-/* A kernel TCP socket in repair mode, in the namespace of @pn. */
+#ifdef CONFIG_MEMCG
+#define PTCP_ROOT_MEMCG root_mem_cgroup
+#else
+#define PTCP_ROOT_MEMCG NULL
+#endif
+
+/*
+ * A kernel TCP socket in repair mode, in the namespace of @pn, charged to no memory cgroup
+ * yet, like a child a listener creates in softirq: accept() charges the sock and its memory
+ * to the accepting task's cgroup (__inet_accept(): sk_memcg, kmem_cache_charge()).  The
+ * caller (permctl, permtcpd) pays for nothing it hands over: the root memory cgroup as the
+ * active one leaves the sock object uncharged, and the socket's memory cgroup, taken from
+ * the caller's task at creation, is dropped before anything is queued.
+ */
 int ptcp_sock_new(struct ptcp_net *pn, bool ipv6, struct socket **res)
 {
-	return sock_create_kern(pn->net, ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+	struct mem_cgroup *old;
+	int err;
+
+	old = set_active_memcg(PTCP_ROOT_MEMCG);
+	err = sock_create_kern(pn->net, ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, IPPROTO_TCP, res);
+	set_active_memcg(old);
+#ifdef CONFIG_MEMCG
+	if (!err && (*res)->sk->sk_memcg) {
+		mem_cgroup_put((*res)->sk->sk_memcg);
+		(*res)->sk->sk_memcg = NULL;
+	}
+#endif
+	return err;
 }
 
 int ptcp_sock_setopt(struct socket *sock, int level, int opt, const void *val, u32 len)
@@ -1214,6 +1289,7 @@ struct sock *ptcp_sock_detach(struct socket *sock)
 	write_unlock_bh(&sk->sk_callback_lock);
 	if (!sk->sk_net_refcnt)
 		sk_net_refcnt_upgrade(sk);
+	sk->sk_kern_sock = 0;			/* the application's socket from now on */
 	release_sock(sk);
 	sock->sk = NULL;
 	sock_release(sock);			/* inet_release() sees no sk: nothing to do */
@@ -1263,6 +1339,28 @@ int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 
 	return family;
 }
 
+/*
+ * Makes @sk a child of @lsk the way sk_clone_lock() makes one: the listener's socket cgroup
+ * (the v2 cgroup and the v1 classid and priority: cgroup_sk_clone()) and its LSM label
+ * (security_sk_clone()), instead of those of the task that ran the takeover.  The old
+ * cgroup is freed after an RCU grace period, so a concurrent reader of the pointer (a
+ * socket match on an incoming segment) sees either.
+ */
+static void ptcp_sk_adopt(struct sock *sk, const struct sock *lsk)
+{
+#ifdef CONFIG_SOCK_CGROUP_DATA
+	struct cgroup *old = sock_cgroup_ptr(&sk->sk_cgrp_data);
+	struct cgroup *cg = sock_cgroup_ptr((struct sock_cgroup_data *)&lsk->sk_cgrp_data);
+
+	cgroup_get(cg);
+	cgroup_bpf_get(cg);
+	sk->sk_cgrp_data = lsk->sk_cgrp_data;
+	cgroup_bpf_put(old);
+	cgroup_put(old);
+#endif
+	security_sk_clone(lsk, sk);
+}
+
 int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
 		const u8 *client, u16 cport, bool ipv6)
 {
@@ -1292,6 +1390,7 @@ int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port
 		err = -ENOMEM;
 		goto out;
 	}
+	ptcp_sk_adopt(child, lsk);
 	req->rsk_ops = lsk->sk_prot->rsk_prot;
 	refcount_set(&req->rsk_refcnt, 1);
 	req->sk = child;

@@ -18,9 +18,20 @@ use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
 use core::ffi::c_long;
-use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC};
+use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT};
+use kernel::alloc::Flags;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
+
+/// Allocation flags of the mirror on the frame path (chunks, slot tables, table nodes): no
+/// sleeping (softirq), no dipping into the atomic reserves the stack keeps for real traffic,
+/// no warning (a failure marks the connection not ready, with the reason), and accounted:
+/// charged to the memory cgroup the hook makes active (`set_active_memcg()`: the cgroup of
+/// whoever started snooping), within that cgroup's limit (a charge over `memory.max` fails
+/// like any other allocation: `GFP_NOWAIT` is never forced through as `GFP_ATOMIC` is).
+fn mirror_gfp() -> Flags {
+    GFP_NOWAIT | __GFP_NOWARN | (GFP_KERNEL_ACCOUNT & !GFP_KERNEL)
+}
 
 /// A chunk of retained data.
 pub(crate) type Chunk = KBox<[u8; CHUNK]>;
@@ -40,7 +51,7 @@ impl Slots<Chunk> for KSlots {
 
     fn grow_to(&mut self, n: usize) -> bool {
         let more = n.saturating_sub(self.0.len());
-        if self.0.reserve(more, GFP_ATOMIC | __GFP_NOWARN).is_err() {
+        if self.0.reserve(more, mirror_gfp()).is_err() {
             return false;
         }
         while self.0.len() < n {
@@ -64,7 +75,7 @@ impl ChunkAlloc for KernelChunks {
     type Slots = KSlots;
 
     fn alloc(&mut self) -> Option<Chunk> {
-        KBox::<[u8; CHUNK]>::zeroed(GFP_ATOMIC | __GFP_NOWARN).ok()
+        KBox::<[u8; CHUNK]>::zeroed(mirror_gfp()).ok()
     }
 
     fn free(&mut self, chunk: Chunk) {
@@ -94,7 +105,7 @@ impl FlowMap<Alloc> for ConnMap {
     }
 
     fn insert(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
-        match RBTreeNode::new(key, conn, GFP_ATOMIC | __GFP_NOWARN) {
+        match RBTreeNode::new(key, conn, mirror_gfp()) {
             Ok(node) => {
                 if self.tree.insert(node).is_none() {
                     self.len += 1;

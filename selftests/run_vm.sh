@@ -19,7 +19,7 @@ set -euo pipefail
 . "$(dirname "$0")/vm.sh"
 
 mode=selftests
-vm_timeout=900
+vm_timeout=1500
 tests=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -57,6 +57,8 @@ qemu() { # accel mode timeout log
 	[ ${#tests[@]} -eq 0 ] || cmdline+=" permtcp.tests=$(IFS=,; echo "${tests[*]}")"
 	[ -z "${PERMTCP_CONNS:-}" ] || cmdline+=" permtcp.conns=$PERMTCP_CONNS"
 	[ -z "${PERMTCP_HANDOFF_CONNS:-}" ] || cmdline+=" permtcp.handoff=$PERMTCP_HANDOFF_CONNS"
+	# Extra kernel parameters (e.g. cgroup_disable=memory to compare a run without memcg).
+	[ -z "${PERMTCP_VM_APPEND:-}" ] || cmdline+=" $PERMTCP_VM_APPEND"
 	local cpu=max
 	[ "$1" = kvm ] && cpu=host
 	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every
