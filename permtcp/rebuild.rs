@@ -90,7 +90,7 @@ impl Plan {
         let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
         let r = resume(c, rx);
         let ts = |h: &Half<Alloc>| h.ts.filter(|_| c.ts_ok);
-        let client_fin = cl.fin.map(|fin| {
+        let client_fin = cl.fin().map(|fin| {
             // As the client sent it: its last acknowledgement, window and timestamp.
             let mut seg = [0u8; CONTROL_MAX];
             let n = Control {
@@ -130,7 +130,7 @@ impl Plan {
             },
             sent: copy_out(c, Side::Owner, r.sent_from, r.sent_end)?,
             recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
-            owner_fin: o.fin.is_some(),
+            owner_fin: o.fin().is_some(),
             client_fin,
         })
     }

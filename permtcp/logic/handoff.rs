@@ -326,13 +326,13 @@ pub fn seeded<A: ChunkAlloc>(s: &Snapshot, now_ms: u64) -> Conn<A> {
     let (cws, ows) = s.wscale.unzip();
     let anchor = |h: &mut super::track::Half<A>, isn: Seq, una: Seq, nxt: Seq, win: u32| {
         h.isn = isn;
-        h.syn_seen = true;
+        h.set_syn_seen(true);
         h.nxt = nxt;
         h.una = una;
         h.win = win;
         h.max_win = win;
         h.win_seq = una;
-        h.anchored = true;
+        h.set_anchored(true);
         h.data = super::seqbuf::SeqBuf::new(nxt);
         h.push_end = nxt;
     };

@@ -91,17 +91,17 @@ pub fn resume<A: ChunkAlloc>(c: &Conn<A>, rx: RxPolicy) -> Resume {
         RxPolicy::Drop => recv_una,
         RxPolicy::Unanswered => {
             let start = run_start(c, Side::Client, recv_una);
-            match o.answered.map(|a| upto(a, recv_una)) {
+            match o.answered().map(|a| upto(a, recv_una)) {
                 Some(a) if seq::after(a, start) => a,
                 _ => start,
             }
         }
     };
-    let mid_response = if o.fin.is_some() {
+    let mid_response = if o.fin().is_some() {
         None
     } else if seq::after(sent_end, o.push_end) {
         Some(MidReason::Unpushed)
-    } else if o.limited {
+    } else if o.limited() {
         Some(MidReason::WindowFull)
     } else {
         None

@@ -24,8 +24,9 @@ pub const MAX_SAMPLE_US: u32 = 60_000_000;
 /// The estimator of one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Rtt {
-    /// The probe: the owner's data being timed (`[start, end)`), and when it was sent.
-    probe: Option<(Seq, Seq, u64)>,
+    /// The probe: the owner's data being timed (`[start, end)`), and when it was sent (the
+    /// low 32 bits of the millisecond clock: a probe spans less than 49 days).
+    probe: Option<(Seq, Seq, u32)>,
     /// Smoothed RTT, microseconds (RFC 6298 `SRTT`); 0 before the first sample.
     pub srtt_us: u32,
     /// RTT variation, microseconds (RFC 6298 `RTTVAR`).
@@ -41,14 +42,14 @@ impl Rtt {
     pub fn sent(&mut self, seq: Seq, end: Seq, nxt: Seq, now_ms: u64) {
         if seq::before(seq, nxt) {
             let overlaps =
-                |(start, e, _): (Seq, Seq, u64)| seq::before(seq, e) && seq::after(end, start);
+                |(start, e, _): (Seq, Seq, u32)| seq::before(seq, e) && seq::after(end, start);
             if self.probe.is_some_and(overlaps) {
                 self.probe = None;
             }
             return;
         }
         if self.probe.is_none() && seq::after(end, seq) {
-            self.probe = Some((seq, end, now_ms));
+            self.probe = Some((seq, end, now_ms as u32));
         }
     }
 
@@ -61,7 +62,11 @@ impl Rtt {
             return;
         }
         self.probe = None;
-        let ms = now_ms.saturating_sub(at);
+        // Elapsed on the wrapping 32-bit clock; a clock that went back counts as no time.
+        let ms = match (now_ms as u32).wrapping_sub(at) {
+            d if d < 1 << 31 => u64::from(d),
+            _ => 0,
+        };
         let us = ms.saturating_mul(1000).min(u64::from(MAX_SAMPLE_US)) as u32;
         self.sample(us.max(MIN_SAMPLE_US));
     }

@@ -160,10 +160,10 @@ pub enum WriteError {
 /// non-adjacent `[start, end)` offsets from `base`, each within allocated chunks.
 pub struct SeqBuf<A: ChunkAlloc> {
     base: Seq,
-    head: usize,
+    head: u32,
+    nranges: u8,
     slots: A::Slots,
     ranges: [(u32, u32); MAX_RANGES],
-    nranges: usize,
 }
 
 impl<A: ChunkAlloc> SeqBuf<A> {
@@ -183,9 +183,19 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         self.base
     }
 
+    /// The slot of logical chunk 0 (a `u32` field: every entry of the table counts).
+    fn head(&self) -> usize {
+        self.head as usize
+    }
+
+    /// How many intervals are present (a `u8` field: at most [`MAX_RANGES`]).
+    fn nr(&self) -> usize {
+        usize::from(self.nranges)
+    }
+
     fn slot(&self, k: usize) -> Option<usize> {
         let n = self.slots.as_slice().len();
-        (k < n).then(|| (self.head + k) % n)
+        (k < n).then(|| (self.head() + k) % n)
     }
 
     /// Makes logical chunk `k` addressable, growing the slot table (head first); the table's
@@ -203,7 +213,8 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         if !alloc.charge(more) {
             return Err(WriteError::NoMemory);
         }
-        self.slots.as_mut_slice().rotate_left(self.head);
+        let head = self.head();
+        self.slots.as_mut_slice().rotate_left(head);
         self.head = 0;
         // A table that cannot grow stays as it was.
         if !self.slots.grow_to(want) {
@@ -220,7 +231,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
 
     /// Bytes present.
     pub fn held(&self) -> u32 {
-        self.ranges[..self.nranges].iter().map(|r| r.1 - r.0).sum()
+        self.ranges[..self.nr()].iter().map(|r| r.1 - r.0).sum()
     }
 
     /// Chunks allocated.
@@ -230,7 +241,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
 
     /// Present intervals as sequence numbers.
     pub fn ranges(&self) -> impl Iterator<Item = (Seq, Seq)> + '_ {
-        self.ranges[..self.nranges]
+        self.ranges[..self.nr()]
             .iter()
             .map(move |r| (self.base.wrapping_add(r.0), self.base.wrapping_add(r.1)))
     }
@@ -244,7 +255,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
             return false;
         }
         let (a, b) = (seq::dist(self.base, from), seq::dist(self.base, to));
-        self.ranges[..self.nranges]
+        self.ranges[..self.nr()]
             .iter()
             .any(|r| r.0 <= a && b <= r.1)
     }
@@ -260,7 +271,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         let a = seq::dist(self.base, from);
         let b = seq::dist(self.base, to);
         let mut at = a;
-        for r in &self.ranges[..self.nranges] {
+        for r in &self.ranges[..self.nr()] {
             if r.0 <= at && at < r.1 {
                 at = r.1;
             }
@@ -275,7 +286,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         for (dst, src) in self.ranges.iter_mut().zip(&out[..n]) {
             *dst = *src;
         }
-        self.nranges = n;
+        self.nranges = n as u8;
         Ok(())
     }
 
@@ -285,7 +296,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         let mut out = [(0u32, 0u32); MAX_RANGES + 1];
         let mut n = 0;
         let mut placed = false;
-        for &r in &self.ranges[..self.nranges] {
+        for &r in &self.ranges[..self.nr()] {
             if r.1 < a {
                 out[n] = r;
                 n += 1;
@@ -413,19 +424,19 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                 if let Some(c) = self.slots.as_mut_slice()[i].take() {
                     alloc.free(c);
                 }
-                self.head = (self.head + 1) % self.slots.as_slice().len();
+                self.head = ((self.head() + 1) % self.slots.as_slice().len()) as u32;
             }
             self.base = self.base.wrapping_add(CHUNK as u32);
             // Shift the intervals down by one chunk, dropping what fell below the base.
             let mut n = 0;
-            for i in 0..self.nranges {
+            for i in 0..self.nr() {
                 let (a, b) = self.ranges[i];
                 if b as usize > CHUNK {
                     self.ranges[n] = (a.saturating_sub(CHUNK as u32), b - CHUNK as u32);
                     n += 1;
                 }
             }
-            self.nranges = n;
+            self.nranges = n as u8;
             if n == 0 && self.chunks() == 0 {
                 // Nothing left: jump straight to `to`'s chunk instead of walking there.
                 let skip = seq::dist(self.base, to) / CHUNK as u32 * CHUNK as u32;

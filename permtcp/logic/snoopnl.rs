@@ -169,7 +169,7 @@ impl ConnInfo {
                 mss: h.syn_opts.mss,
                 syn_win: h.syn_window,
                 ts: h.ts,
-                fin: h.fin,
+                fin: h.fin(),
                 held: h.data.held(),
                 segs: h.segs,
                 bytes: h.bytes,

@@ -316,7 +316,7 @@ fn half_closed_by_the_client_stays_ready() {
     assert_eq!(w.ready(), Ok(()));
     let k = w.key();
     assert_eq!(
-        w.map.get_mut_conn(&k).side(Side::Client).fin,
+        w.map.get_mut_conn(&k).side(Side::Client).fin(),
         Some(1001 + 11)
     );
 }

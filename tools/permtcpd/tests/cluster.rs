@@ -596,8 +596,11 @@ async fn keepalived_master_takes_over_and_tells_the_peers() {
     // Node 2 no longer holds the address and node 1 installed its list: node 1 rejoins in
     // node 2's kernel, after the hand-back; node 3 (never MASTER) rejoins once its list was
     // installed.
+    // The daemon notes the rejoin in its status after its kernel call returned.
     wait_for("both rejoins", Duration::from_secs(2), || {
-        k2.calls().contains(&Call::Rejoin(1)) && k3.calls().contains(&Call::Rejoin(1))
+        k2.calls().contains(&Call::Rejoin(1))
+            && k3.calls().contains(&Call::Rejoin(1))
+            && nodes[1].handle.status().rejoined == vec![1]
     })
     .await;
     let c2 = k2.calls();
@@ -703,7 +706,11 @@ async fn a_node_back_from_a_crash_learns_what_its_peers_serve_before_they_hand_b
     // Node 1 is a member again in both peers' kernels (after the hand-back on each), and a
     // second crash is taken over again.
     wait_for("the rejoins", Duration::from_secs(5), || {
-        k2.calls().contains(&Call::Rejoin(1)) && k3.calls().contains(&Call::Rejoin(1))
+        k2.calls().contains(&Call::Rejoin(1))
+            && k3.calls().contains(&Call::Rejoin(1))
+            && nodes[1..3]
+                .iter()
+                .all(|n| n.handle.status().rejoined == vec![1])
     })
     .await;
     for (k, n) in [(&k2, 1), (&k3, 2)] {
@@ -960,7 +967,7 @@ async fn a_node_left_failed_in_the_kernel_by_an_earlier_run_rejoins_once_back() 
         .map(|(id, k)| start(id, &ports, k.clone()))
         .collect();
     wait_for("node 2 rejoins node 1", Duration::from_secs(5), || {
-        k2.calls().contains(&Call::Rejoin(1))
+        k2.calls().contains(&Call::Rejoin(1)) && nodes[1].handle.status().rejoined == vec![1]
     })
     .await;
     assert!(nodes[0].handle.status().recovered_from.contains_key(&2));

@@ -512,7 +512,7 @@ impl Wire {
             let h = c.side(side);
             assert_eq!(h.nxt, nxt[i], "{side:?} snd_nxt");
             assert_eq!(h.una, rcv[1 - i], "{side:?} snd_una");
-            assert_eq!(h.unseen, None, "{side:?}: nothing acknowledged unseen");
+            assert_eq!(h.unseen(), None, "{side:?}: nothing acknowledged unseen");
         }
         assert_eq!(c.readiness(), Ok(()));
     }
