@@ -193,7 +193,7 @@ mod snoop_tests {
         // One chunk of data, plus the slot table and the entry: all of it counted.
         assert_eq!(c.side(Side::Owner).data.chunks(), 1);
         assert!(alloc.used > CHUNK as u64);
-        assert_eq!(alloc.used, c.mem);
+        assert_eq!(alloc.used, u64::from(c.mem));
         c.release(&mut alloc);
         assert_eq!(alloc.used, 0);
     }

@@ -89,7 +89,7 @@ impl Plan {
         }
         let (o, cl) = (c.side(Side::Owner), c.side(Side::Client));
         let r = resume(c, rx);
-        let ts = |h: &Half<Alloc>| h.ts.filter(|_| c.ts_ok);
+        let ts = |h: &Half<Alloc>| h.ts().filter(|_| c.ts_ok);
         let client_fin = cl.fin().map(|fin| {
             // As the client sent it: its last acknowledgement, window and timestamp.
             let mut seg = [0u8; CONTROL_MAX];
@@ -110,13 +110,13 @@ impl Plan {
             v6: key.owner_addr.as_v4().is_none(),
             r,
             rx,
-            mss: cl.syn_opts.mss.unwrap_or(536),
+            mss: cl.syn_opts.mss().unwrap_or(536),
             wscale: c
                 .ws_ok
                 .then(|| (c.wscale(Side::Client), c.wscale(Side::Owner))),
             sack: c.sack_ok,
             ts: if c.ts_ok {
-                o.ts.map(|(val, _)| (val, now_ms.saturating_sub(c.last_ms)))
+                o.ts().map(|(val, _)| (val, c.idle_ms(now_ms)))
             } else {
                 None
             },

@@ -57,13 +57,13 @@ fuzz_target!(|data: &[u8]| {
     // Every byte the mirror holds is some connection's: chunks, slot tables, entries.
     assert_eq!(
         alloc.used,
-        map.0.values().map(|c| c.mem).sum::<u64>(),
+        map.0.values().map(|c| u64::from(c.mem)).sum::<u64>(),
         "byte budget out of step with the connections"
     );
     for c in map.0.values() {
         let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
         let slots = c.half[0].data.slot_table_bytes() + c.half[1].data.slot_table_bytes();
-        assert_eq!(c.mem, chunks * CHUNK as u64 + slots + entry_bytes::<A>());
+        assert_eq!(u64::from(c.mem), chunks * CHUNK as u64 + slots + entry_bytes::<A>());
     }
     for (_, mut c) in std::mem::take(&mut map.0) {
         c.release(&mut alloc);

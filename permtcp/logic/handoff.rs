@@ -344,7 +344,7 @@ pub fn seeded<A: ChunkAlloc>(s: &Snapshot, now_ms: u64) -> Conn<A> {
     o.right = s.snd_una.wrapping_add(s.snd_wnd.max(1));
     let cl = &mut c.half[Side::Client as usize];
     anchor(cl, s.client_isn, s.rcv_nxt, s.rcv_nxt, s.snd_wnd);
-    cl.syn_opts.mss = Some(s.client_mss);
+    cl.syn_opts.set_mss(Some(s.client_mss));
     cl.syn_opts.wscale = cws;
     cl.syn_opts.sack_perm = s.sack;
     cl.right = s.rcv_nxt.wrapping_add(s.rcv_wnd.max(1));

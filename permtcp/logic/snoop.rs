@@ -429,8 +429,7 @@ impl Snooper {
             return false;
         }
         conn.keep_received = self.limits.keep_received;
-        conn.max_mem = self.limits.max_conn_bytes.max(entry);
-        conn.mem = entry;
+        conn.set_share(self.limits.max_conn_bytes, entry);
         if !map.insert(key, conn) {
             alloc.uncharge(entry);
             return false;
@@ -579,7 +578,7 @@ impl Snooper {
         if map.len() >= self.limits.max_conns as usize && fresh_syn {
             // A full table makes room for a new connection as conntrack's early_drop does:
             // the oldest entries that are not (yet) worth anything to a takeover go.
-            self.early_drop(map, alloc);
+            self.early_drop(map, alloc, now_ms);
         }
         if map.len() >= self.limits.max_conns as usize {
             // Counted once per connection (its SYN), not for each of its segments.
@@ -603,8 +602,7 @@ impl Snooper {
             Conn::unsynced(from, seg, now_ms)
         };
         conn.keep_received = self.limits.keep_received;
-        conn.max_mem = self.limits.max_conn_bytes.max(entry);
-        conn.mem = entry;
+        conn.set_share(self.limits.max_conn_bytes, entry);
         if !map.insert(key, conn) {
             alloc.uncharge(entry);
             self.counters.conn_limit += 1;
@@ -614,10 +612,15 @@ impl Snooper {
     /// Removes the oldest (by last segment) connections whose handshake is incomplete or
     /// that were not seen from their SYN (unless followed: [`Conn::followed`]): a batch of a 64th of the table (at least one, at
     /// most 64), so that a flood pays for one scan of the table every so many SYNs.
-    fn early_drop<A: ChunkAlloc, M: FlowMap<A>>(&mut self, map: &mut M, alloc: &mut A) {
+    fn early_drop<A: ChunkAlloc, M: FlowMap<A>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        now_ms: u64,
+    ) {
         const MAX_BATCH: usize = 64;
         let batch = (self.limits.max_conns as usize / 64).clamp(1, MAX_BATCH);
-        // The `batch` oldest candidates, oldest first.
+        // The `batch` oldest candidates (longest idle), oldest first.
         let mut oldest = [(0u64, FlowKey::default()); MAX_BATCH];
         let mut n = 0;
         map.retain(|k, c| {
@@ -629,13 +632,14 @@ impl Snooper {
                     c.state,
                     State::SynSent | State::SimultaneousOpen | State::SynReceived | State::Unsynced
                 );
-            if droppable && (n < batch || c.last_ms < oldest[n - 1].0) {
+            let idle = c.idle_ms(now_ms);
+            if droppable && (n < batch || idle > oldest[n - 1].0) {
                 let mut i = n.min(batch - 1);
-                while i > 0 && oldest[i - 1].0 > c.last_ms {
+                while i > 0 && oldest[i - 1].0 < idle {
                     oldest[i] = oldest[i - 1];
                     i -= 1;
                 }
-                oldest[i] = (c.last_ms, *k);
+                oldest[i] = (idle, *k);
                 n = (n + 1).min(batch);
             }
             true
@@ -668,7 +672,7 @@ impl Snooper {
             if !filter.snoops(&key.owner_addr, key.owner_port) {
                 seeded += 1;
             }
-            let quiet = now_ms.saturating_sub(conn.last_ms);
+            let quiet = conn.idle_ms(now_ms);
             let counter = match conn.state {
                 State::TimeWait if conn.expired(now_ms) => &mut c.expired,
                 State::TimeWait => return true,

@@ -166,9 +166,9 @@ impl ConnInfo {
                 win: h.win,
                 max_win: h.max_win,
                 wscale: c.wscale(side),
-                mss: h.syn_opts.mss,
+                mss: h.syn_opts.mss(),
                 syn_win: h.syn_window,
-                ts: h.ts,
+                ts: h.ts(),
                 fin: h.fin(),
                 held: h.data.held(),
                 segs: h.segs,
@@ -186,9 +186,9 @@ impl ConnInfo {
             sack_ok: c.sack_ok,
             ts_ok: c.ts_ok,
             half: [half(Side::Owner), half(Side::Client)],
-            invalid: c.invalid,
-            age_ms: now_ms.saturating_sub(c.created_ms),
-            idle_ms: now_ms.saturating_sub(c.last_ms),
+            invalid: u64::from(c.invalid),
+            age_ms: c.age_ms(now_ms),
+            idle_ms: c.idle_ms(now_ms),
         }
     }
 

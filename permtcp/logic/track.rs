@@ -120,8 +120,8 @@ pub enum NotReady {
 /// belong to the segment (timestamp values, SACK blocks).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SynOpts {
-    /// MSS option.
-    pub mss: Option<u16>,
+    /// MSS option, 0 without (an MSS of 0 is no MSS; an `Option` would take 2 bytes more).
+    mss: u16,
     /// Window scale shift.
     pub wscale: Option<u8>,
     /// SACK permitted.
@@ -131,10 +131,20 @@ pub struct SynOpts {
 }
 
 impl SynOpts {
+    /// The MSS option.
+    pub fn mss(&self) -> Option<u16> {
+        (self.mss != 0).then_some(self.mss)
+    }
+
+    /// Sets [`SynOpts::mss`].
+    pub fn set_mss(&mut self, mss: Option<u16>) {
+        self.mss = mss.unwrap_or(0);
+    }
+
     /// The SYN options of a segment's options.
     pub fn of(o: &Options) -> Self {
         SynOpts {
-            mss: o.mss,
+            mss: o.mss.unwrap_or(0),
             wscale: o.wscale,
             sack_perm: o.sack_perm,
             ts: o.ts.is_some(),
@@ -164,14 +174,10 @@ pub struct Half<A: ChunkAlloc> {
     /// acknowledgement plus window the other endpoint advertised (`rcv_mwnd_seq` of the
     /// receiver, conntrack's `td_maxend`).
     pub right: Seq,
-    /// Last (TSval, TSecr) it sent.
-    pub ts: Option<(u32, u32)>,
     /// Segments seen from it.
     pub segs: u64,
     /// Payload bytes seen from it, retransmissions included.
     pub bytes: u64,
-    /// Why the last write into the buffer failed, reported while bytes are missing.
-    pub write_error: Option<NotReady>,
     /// Retained data it sent.
     pub data: SeqBuf<A>,
     /// One past the last byte of the highest segment it sent with PSH: where its last write
@@ -183,14 +189,21 @@ pub struct Half<A: ChunkAlloc> {
     marks: Marks,
 }
 
-/// Optional sequence numbers and flags of a [`Half`], packed: five `Option<Seq>` and three
-/// `bool` take 43 bytes, an array and a bit set 21 (a table entry per connection: issue 13's
-/// memory goal). Bits 0-4 say which numbers are present, bits 5-7 are the flags.
+/// Optional sequence numbers, the last timestamps and the flags of a [`Half`], packed: five
+/// `Option<Seq>`, an `Option<(u32, u32)>` and three `bool` take 55 bytes, these 30 (a table
+/// entry per connection: issue 13's memory goal). Bits 0-4 say which numbers are present,
+/// bits 5-7 are the flags, bit 8 says the timestamps are present.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Marks {
     v: [Seq; 5],
-    set: u8,
+    ts: (u32, u32),
+    set: u16,
+    /// See [`Half::write_error`] (here, it fills what would be the struct's padding).
+    write_error: Option<NotReady>,
 }
+
+/// The bit of [`Marks::set`] for [`Marks::ts`].
+const TS_BIT: usize = 8;
 
 impl Marks {
     fn get(&self, i: usize) -> Option<Seq> {
@@ -269,6 +282,24 @@ flags! {
     7 limited set_limited;
 }
 
+impl<A: ChunkAlloc> Half<A> {
+    /// Why the last write into the buffer failed, reported while bytes are missing.
+    pub fn write_error(&self) -> Option<NotReady> {
+        self.marks.write_error
+    }
+
+    /// Last (TSval, TSecr) it sent.
+    pub fn ts(&self) -> Option<(u32, u32)> {
+        self.marks.flag(TS_BIT).then_some(self.marks.ts)
+    }
+
+    /// Sets [`Half::ts`].
+    pub fn set_ts(&mut self, ts: Option<(u32, u32)>) {
+        self.marks.put_flag(TS_BIT, ts.is_some());
+        self.marks.ts = ts.unwrap_or_default();
+    }
+}
+
 marks! {
     /// End of the latest stretch of its data the snooper missed (a segment began past
     /// `nxt`); once acknowledged, missing bytes there are [`Half::unseen`].
@@ -317,10 +348,8 @@ impl<A: ChunkAlloc> Half<A> {
             max_win: 0,
             win_seq: 0,
             right: 0,
-            ts: None,
             segs: 0,
             bytes: 0,
-            write_error: None,
             data: SeqBuf::new(0),
             push_end: 0,
             marks: Marks::default(),
@@ -339,7 +368,7 @@ impl<A: ChunkAlloc> Half<A> {
         self.win_seq = seg.seq;
         self.right = seg.seq.wrapping_add(1);
         self.set_anchored(true);
-        self.ts = seg.opts.ts;
+        self.set_ts(seg.opts.ts);
         self.data = SeqBuf::new(seg.seq.wrapping_add(1));
         self.push_end = self.nxt;
     }
@@ -348,7 +377,7 @@ impl<A: ChunkAlloc> Half<A> {
     /// from its acknowledgement on, or everything sent (FIN included). Bytes the snooper
     /// could not store count as received.
     pub fn rcv_nxt(&self) -> Seq {
-        if self.write_error.is_some() {
+        if self.marks.write_error.is_some() {
             return self.nxt;
         }
         let from = seq::max(self.una, self.data.base());
@@ -391,23 +420,25 @@ pub struct Conn<A: ChunkAlloc> {
     pub sack_ok: bool,
     /// Timestamps were negotiated.
     pub ts_ok: bool,
-    /// Milliseconds: when the connection was created.
-    pub created_ms: u64,
-    /// Milliseconds: last segment.
-    pub last_ms: u64,
-    /// Milliseconds: end of TIME_WAIT; 0 before (an `Option` would take 8 bytes more, and
-    /// the end is never 0: it is at least the TIME_WAIT time after the clock's start).
-    pub expires_ms: u64,
-    /// Segments ignored as out of window or inconsistent.
-    pub invalid: u64,
+    /// When the connection was created, the low 32 bits of the millisecond clock (see
+    /// [`Conn::age_ms`]; 32 bits, as the kernel's jiffies compare, keep a table entry within
+    /// issue 13's memory goal).
+    created_ms: u32,
+    /// Its last segment, on the same clock (see [`Conn::idle_ms`]).
+    last_ms: u32,
+    /// The end of TIME_WAIT on the same clock; 0 before (it is made 1 where it would be 0).
+    expires_ms: u32,
+    /// Segments ignored as out of window or inconsistent (saturating).
+    pub invalid: u32,
     /// Client bytes kept behind the owner's acknowledgement at least (see
     /// [`crate::logic::snoop::Limits::keep_received`]).
     pub keep_received: u32,
     /// Bytes of the namespace's budget this connection holds: its table entry, slot tables
-    /// and chunks.
-    pub mem: u64,
-    /// Its share of the budget (see [`crate::logic::snoop::Limits::max_conn_bytes`]).
-    pub max_mem: u64,
+    /// and chunks (at most [`Conn::max_mem`]).
+    pub mem: u32,
+    /// Its share of the budget (see [`crate::logic::snoop::Limits::max_conn_bytes`]), at
+    /// most 4 GiB (a connection holds two buffers of [`CAPACITY`] bytes at most).
+    pub max_mem: u32,
     /// The owner's round-trip time to the client, from its data to the client's
     /// acknowledgement (seeds the rebuilt socket's retransmission timeout).
     pub rtt: Rtt,
@@ -473,13 +504,13 @@ impl<A: ChunkAlloc> Conn<A> {
             ws_ok: false,
             sack_ok: false,
             ts_ok: false,
-            created_ms: now_ms,
-            last_ms: now_ms,
+            created_ms: now_ms as u32,
+            last_ms: now_ms as u32,
             expires_ms: 0,
             invalid: 0,
             keep_received: 0,
             mem: 0,
-            max_mem: u64::MAX,
+            max_mem: u32::MAX,
             rtt: Rtt::default(),
             followed: false,
         }
@@ -531,7 +562,7 @@ impl<A: ChunkAlloc> Conn<A> {
             if !h.data.contains(from, h.data_end())
                 || seq::before(h.una, h.data.base()) && seq::before(h.una, h.data_end())
             {
-                return Err(h.write_error.unwrap_or(NotReady::Hole(side)));
+                return Err(h.write_error().unwrap_or(NotReady::Hole(side)));
             }
         }
         Ok(())
@@ -549,19 +580,31 @@ impl<A: ChunkAlloc> Conn<A> {
         let f = from.idx();
         self.half[f].segs += 1;
         self.half[f].bytes += u64::from(seg.payload_len);
-        let mut mem = self.mem;
+        let mut mem = u64::from(self.mem);
         let mut share = Share {
             inner: alloc,
             used: &mut mem,
-            max: self.max_mem,
+            max: u64::from(self.max_mem),
         };
         let verdict = self.apply(&mut share, from, seg, payload, now_ms);
-        self.mem = mem;
+        // The share refuses anything past `max_mem`, a `u32`.
+        self.mem = mem as u32;
         // Only what the owner would accept keeps an entry alive: a forger cannot hold it.
         if verdict != Verdict::Invalid {
-            self.last_ms = now_ms;
+            self.last_ms = now_ms as u32;
         }
         verdict
+    }
+
+    /// Milliseconds since the connection was created, at `now_ms` (modulo 2^32: 49 days).
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        u64::from((now_ms as u32).wrapping_sub(self.created_ms))
+    }
+
+    /// Milliseconds since its last segment, at `now_ms` (modulo 2^32: 49 days; the idle
+    /// timeout, a `u32` of milliseconds too, ends it before).
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        u64::from((now_ms as u32).wrapping_sub(self.last_ms))
     }
 
     fn apply(
@@ -652,8 +695,8 @@ impl<A: ChunkAlloc> Conn<A> {
         if self.ts_ok {
             if let Some((val, ecr)) = seg.opts.ts {
                 let h = &mut self.half[f];
-                if h.ts.is_none_or(|(last, _)| seq::at_or_after(val, last)) {
-                    h.ts = Some((val, ecr));
+                if h.ts().is_none_or(|(last, _)| seq::at_or_after(val, last)) {
+                    h.set_ts(Some((val, ecr)));
                 }
             }
         }
@@ -685,7 +728,7 @@ impl<A: ChunkAlloc> Conn<A> {
         }
         // PAWS (RFC 7323): a timestamp older than the last one seen from this end.
         if self.ts_ok {
-            if let (Some((val, _)), Some((last, _))) = (seg.opts.ts, s.ts) {
+            if let (Some((val, _)), Some((last, _))) = (seg.opts.ts, s.ts()) {
                 if last != 0 && (last.wrapping_sub(val) as i32) > 1 {
                     return false;
                 }
@@ -730,7 +773,7 @@ impl<A: ChunkAlloc> Conn<A> {
         let data_end = seg.seq.wrapping_add(seg.payload_len);
         if seq::after(data_end, self.half[f].nxt) {
             let r = &self.half[o];
-            let mss = u32::from(r.syn_opts.mss.unwrap_or(536));
+            let mss = u32::from(r.syn_opts.mss().unwrap_or(536));
             let edge = self.half[f].una.wrapping_add(r.win);
             self.half[f].set_limited(seq::after(data_end.wrapping_add(mss), edge));
         }
@@ -749,7 +792,7 @@ impl<A: ChunkAlloc> Conn<A> {
     }
 
     fn invalid(&mut self) -> Verdict {
-        self.invalid += 1;
+        self.invalid = self.invalid.saturating_add(1);
         Verdict::Invalid
     }
 
@@ -880,8 +923,8 @@ impl<A: ChunkAlloc> Conn<A> {
             written = self.write(alloc, from, seg, payload);
         }
         let h = &mut self.half[from.idx()];
-        h.write_error = match written {
-            Ok(()) => h.write_error,
+        h.marks.write_error = match written {
+            Ok(()) => h.marks.write_error,
             Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
             Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
                 Some(NotReady::Overflow(from))
@@ -1014,20 +1057,28 @@ impl<A: ChunkAlloc> Conn<A> {
             return;
         }
         if next == State::TimeWait && self.state != State::TimeWait {
-            self.expires_ms = now_ms + TIME_WAIT_MS + TIME_WAIT_MARGIN_MS;
+            self.expires_ms = ((now_ms + TIME_WAIT_MS + TIME_WAIT_MARGIN_MS) as u32).max(1);
         }
         self.state = next;
     }
 
     /// Whether TIME_WAIT is over at `now_ms`.
     pub fn expired(&self, now_ms: u64) -> bool {
-        self.expires_ms != 0 && now_ms >= self.expires_ms
+        // Past the deadline on the wrapping clock (time_after_eq()).
+        self.expires_ms != 0 && (now_ms as u32).wrapping_sub(self.expires_ms) as i32 >= 0
+    }
+
+    /// Gives the connection its share of the budget, `max` (at least its table entry, at
+    /// most 4 GiB), and charges it its table entry, `entry` bytes.
+    pub fn set_share(&mut self, max: u64, entry: u64) {
+        self.max_mem = max.max(entry).min(u64::from(u32::MAX)) as u32;
+        self.mem = entry as u32;
     }
 
     /// Returns everything the connection holds to the allocator: its chunks, its slot tables
     /// and its table entry (see [`Conn::mem`]).
     pub fn release(&mut self, alloc: &mut A) {
-        let mut mem = self.mem;
+        let mut mem = u64::from(self.mem);
         let mut share = Share {
             inner: &mut *alloc,
             used: &mut mem,

@@ -60,6 +60,8 @@ in_cg app /bin/ip netns exec peer ptcp-testapp up-serve "[::]:80" $BYTES --resum
 	--stall-at 0 /tmp/cg-app-read 2>/tmp/cg-app.err &
 app_pid=$!
 stalled_upload
+# memory.stat is flushed from per-CPU counters every 2 s (or after enough updates).
+sleep 2.5
 h=$(held)
 slab1=$(stat_of snoop slab_unreclaimable)
 echo "# the mirror holds $h bytes; the 'snoop' cgroup's slab_unreclaimable grew by $((slab1 - slab0)) bytes"

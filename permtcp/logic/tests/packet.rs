@@ -235,14 +235,14 @@ fn randomized_frames_never_panic() {
     }
     assert_eq!(
         alloc.used,
-        map.0.values().map(|c| c.mem).sum::<u64>(),
+        map.0.values().map(|c| u64::from(c.mem)).sum::<u64>(),
         "every byte accounted for"
     );
     for c in map.0.values() {
         let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
         let slots = c.half[0].data.slot_table_bytes() + c.half[1].data.slot_table_bytes();
         assert_eq!(
-            c.mem,
+            u64::from(c.mem),
             chunks * permtcp_logic::seqbuf::CHUNK as u64 + slots + entry_bytes::<A>()
         );
         assert!(c.mem <= 256 << 10);

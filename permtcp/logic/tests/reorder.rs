@@ -36,7 +36,7 @@ fn later(w: &mut Wire, from: Side, fl: u8, win: u16, data: &[u8]) -> Vec<u8> {
     pkt
 }
 
-fn invalid(w: &mut Wire) -> u64 {
+fn invalid(w: &mut Wire) -> u32 {
     let k = w.key();
     w.map.get_mut_conn(&k).invalid
 }

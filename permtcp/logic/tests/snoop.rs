@@ -251,7 +251,26 @@ fn a_syn_flood_neither_blocks_new_connections_nor_stays() {
 
 #[test]
 fn vanished_clients_expire_after_the_idle_timeout() {
+    vanished_client_expires(1000, true);
+}
+
+/// Idle times are taken on the low 32 bits of the millisecond clock: a connection whose
+/// idle timeout runs across the wrap (2^32 ms, 49 days of uptime), or that starts at it or
+/// past 2^31, goes on time, not early and not never.
+#[test]
+fn idle_timeouts_run_across_the_32_bit_clock_wrap() {
+    vanished_client_expires(1 << 32, false);
+    vanished_client_expires(3 << 30, false);
+    vanished_client_expires((1 << 32) - 1000, false);
+}
+
+/// With `ts`, the segments carry timestamps; a clock started near the wrap needs none: the
+/// harness derives TSvals from its clock, and PAWS would reject them against the SYNs' fixed
+/// ones.
+fn vanished_client_expires(start_ms: u64, ts: bool) {
     let mut w = Wire::new(false);
+    w.now = start_ms;
+    w.ts = ts;
     connection(&mut w, 40000, 7, 502, 100_000);
     let idle = u64::from(Limits::default().idle_timeout_ms);
     let last = w.now;
@@ -306,7 +325,7 @@ fn big_windows_do_not_starve_an_ordinary_connection() {
     assert_eq!(w.ready(), Ok(()));
     for (k, c) in w.map.0.iter() {
         assert!(
-            c.mem <= Limits::default().max_conn_bytes,
+            u64::from(c.mem) <= Limits::default().max_conn_bytes,
             "{k:?} holds {} bytes",
             c.mem
         );
@@ -324,7 +343,7 @@ fn every_byte_is_counted_slot_tables_and_entries_too() {
         w.alloc.used > chunks * CHUNK as u64,
         "slot tables and the entry are counted"
     );
-    assert_eq!(w.alloc.used, c.mem);
+    assert_eq!(w.alloc.used, u64::from(c.mem));
     let mut c = w.map.0.remove(&k).unwrap();
     c.release(&mut w.alloc);
     assert_eq!(w.alloc.used, 0);

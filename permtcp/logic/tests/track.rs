@@ -42,8 +42,8 @@ fn handshake_records_options_and_establishes_on_final_ack() {
     let k = w.key();
     let c = w.map.get_mut_conn(&k);
     assert!(c.ws_ok && c.sack_ok && c.ts_ok);
-    assert_eq!(c.side(Side::Client).syn_opts.mss, Some(1460));
-    assert_eq!(c.side(Side::Owner).syn_opts.mss, Some(1400));
+    assert_eq!(c.side(Side::Client).syn_opts.mss(), Some(1460));
+    assert_eq!(c.side(Side::Owner).syn_opts.mss(), Some(1400));
     assert_eq!((c.wscale(Side::Client), c.wscale(Side::Owner)), (7, 9));
     // The final ACK's window is scaled by the client's shift.
     assert_eq!(c.side(Side::Client).win, 502 << 7);
@@ -117,7 +117,7 @@ fn duplicate_syn_replaces_the_stored_one() {
     let k = w.key();
     let c = w.map.get_mut_conn(&k);
     assert_eq!(c.side(Side::Client).isn, 7777);
-    assert_eq!(c.side(Side::Client).syn_opts.mss, Some(1200));
+    assert_eq!(c.side(Side::Client).syn_opts.mss(), Some(1200));
     // A SYN-ACK for the old ISN is not the answer.
     w.send_raw(
         Side::Owner,
@@ -244,7 +244,23 @@ fn sequence_numbers_wrap() {
 
 #[test]
 fn fin_from_owner_first_then_time_wait_then_expiry() {
+    time_wait_then_expiry(1000, true);
+}
+
+/// The table keeps times on the low 32 bits of the millisecond clock: a TIME-WAIT whose
+/// deadline lies past the wrap (the clock at 2^32 - 30 s) ends on time all the same.
+#[test]
+fn time_wait_ends_on_time_across_the_32_bit_clock_wrap() {
+    time_wait_then_expiry((1 << 32) - 30_000, false);
+}
+
+/// With `ts`, the segments carry timestamps; a clock started near the wrap needs none: the
+/// harness derives TSvals from its clock, and PAWS would reject them against the SYNs' fixed
+/// ones.
+fn time_wait_then_expiry(start_ms: u64, ts: bool) {
     let mut w = Wire::new(false);
+    w.now = start_ms;
+    w.ts = ts;
     w.handshake(1000, 5000, 7, 7);
     w.data(Side::Client, b"GET /");
     w.send_raw(
@@ -444,7 +460,7 @@ fn timestamps_tracked_each_way() {
     );
     let k = w.key();
     assert_eq!(
-        w.map.get_mut_conn(&k).side(Side::Owner).ts,
+        w.map.get_mut_conn(&k).side(Side::Owner).ts(),
         Some((777_000, 555))
     );
 }

@@ -360,7 +360,7 @@ impl Wire {
         let (s, d) = self.ends(from);
         let mut o = opts.clone();
         if self.ts && o.ts.is_none() {
-            o.ts = Some((self.now as u32 * 10, 1));
+            o.ts = Some(((self.now as u32).wrapping_mul(10), 1));
         }
         let pkt = frame(s, d, seq, ack, fl, win, &o, data);
         self.feed(&pkt);
