@@ -10,7 +10,7 @@
 set -euo pipefail
 here=$(dirname "$0")
 # The scripts whose hooks, handlers and polls run concurrently.
-KCSAN_SCRIPTS=(concurrency.sh snoop_basic.sh snoop_limits.sh takeover_many.sh takeover_bulk.sh takeover_later.sh
+KCSAN_SCRIPTS=(concurrency.sh cgroup.sh snoop_basic.sh snoop_limits.sh takeover_many.sh takeover_bulk.sh takeover_later.sh
 	fence.sh handoff.sh)
 rc=0
 if [ "${1:-}" != --kcsan-only ]; then
