@@ -8,8 +8,9 @@
 #                   session survives; prints the stall's parts, writes
 #                   target/demo/failover.svg
 #   make demo-single  one QEMU guest, nodes as namespaces: declarations and snooping
-#   make check      every test: lint, cargo test, fuzzing, KUnit, the QEMU selftests and a
-#                   short multi-VM case
+#   make check      every test: lint, cargo test, fuzzing, KUnit, the QEMU selftests (short
+#                   form) and a short multi-VM case
+#   make selftests  the whole QEMU selftest suite (every part of every script)
 #   make check-cluster  the multi-VM tier: each cluster node its own QEMU VM, real crashes
 #   make check-debug    the QEMU selftests on a lockdep / debug-checks kernel
 #   make check-sanitizers  the QEMU selftests on a KASAN + KMEMLEAK kernel, then on KCSAN

@@ -160,6 +160,6 @@ refused_case() {
 for n in $COUNTS; do
 	handoff_case 4 10.0.0.1 10.0.0.1:80 $n
 done
-handoff_case 6 "[fd00::1]" "[fd00::1]:80" 3
+family_part 6 0 18 "IPv6 handoff" && handoff_case 6 "[fd00::1]" "[fd00::1]:80" 3
 refused_case
 ktap_finish

@@ -71,8 +71,10 @@ takeover_case() { # family service-address address when
 	case_done "IPv$fam $when: kernel log clean" $peer_pid $client_pid
 }
 
+part=0
 for when in between unanswered outage; do
-	takeover_case 4 10.0.0.1 10.0.0.1 $when
-	takeover_case 6 "[fd00::1]" fd00::1 $when
+	family_part 4 $part 7 "IPv4 $when" && takeover_case 4 10.0.0.1 10.0.0.1 $when
+	family_part 6 $part 7 "IPv6 $when" && takeover_case 6 "[fd00::1]" fd00::1 $when
+	part=$((part + 1))
 done
 ktap_finish

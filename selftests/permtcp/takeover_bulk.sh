@@ -84,8 +84,8 @@ upload_case() { # family service-address
 	case_done "IPv$fam upload: kernel log clean" $peer_pid
 }
 
-download_case 4 10.0.0.1
-download_case 6 "[fd00::1]"
-upload_case 4 10.0.0.1
-upload_case 6 "[fd00::1]"
+family_part 4 0 6 "IPv4 download" && download_case 4 10.0.0.1
+family_part 6 0 6 "IPv6 download" && download_case 6 "[fd00::1]"
+family_part 4 1 5 "IPv4 upload" && upload_case 4 10.0.0.1
+family_part 6 1 5 "IPv6 upload" && upload_case 6 "[fd00::1]"
 ktap_finish

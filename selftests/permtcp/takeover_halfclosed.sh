@@ -85,8 +85,8 @@ owner_fin_case() { # family service-address
 	case_done "IPv$fam server FIN: kernel log clean" $peer_pid
 }
 
-client_fin_case 4 10.0.0.1
-client_fin_case 6 "[fd00::1]"
-owner_fin_case 4 10.0.0.1
-owner_fin_case 6 "[fd00::1]"
+family_part 4 0 6 "IPv4 client FIN" && client_fin_case 4 10.0.0.1
+family_part 6 0 6 "IPv6 client FIN" && client_fin_case 6 "[fd00::1]"
+family_part 4 1 6 "IPv4 server FIN" && owner_fin_case 4 10.0.0.1
+family_part 6 1 6 "IPv6 server FIN" && owner_fin_case 6 "[fd00::1]"
 ktap_finish

@@ -159,8 +159,10 @@ http_case() { # family host address when
 	case_done "$d: kernel log clean" $peer_pid $client_pid
 }
 
+part=0
 for when in between unanswered outage midcontinue midreset; do
-	http_case 4 10.0.0.1 10.0.0.1 $when
-	http_case 6 "[fd00::1]" fd00::1 $when
+	family_part 4 $part 5 "IPv4 $when" && http_case 4 10.0.0.1 10.0.0.1 $when
+	family_part 6 $part 5 "IPv6 $when" && http_case 6 "[fd00::1]" fd00::1 $when
+	part=$((part + 1))
 done
 ktap_finish

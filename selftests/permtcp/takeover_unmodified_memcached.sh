@@ -121,8 +121,10 @@ mc_case() { # family host when
 	case_done "$d: kernel log clean" $peer_pid $client_pid
 }
 
+part=0
 for when in between unanswered outage; do
-	mc_case 4 10.0.0.1 $when
-	mc_case 6 fd00::1 $when
+	family_part 4 $part 5 "IPv4 $when" && mc_case 4 10.0.0.1 $when
+	family_part 6 $part 5 "IPv6 $when" && mc_case 6 fd00::1 $when
+	part=$((part + 1))
 done
 ktap_finish
