@@ -127,5 +127,5 @@ recovery_case() { # family service-address address peer-address
 check_fails_quiet() { ! "$@" >/dev/null 2>&1; }
 
 recovery_case 4 10.0.0.1 10.0.0.1 10.0.0.100 10.0.0.2
-recovery_case 6 "[fd00::1]" fd00::1 "[fd00::100]" "[fd00::2]"
+family_part 6 0 16 "IPv6 recovery" && recovery_case 6 "[fd00::1]" fd00::1 "[fd00::100]" "[fd00::2]"
 ktap_finish

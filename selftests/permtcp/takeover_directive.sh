@@ -109,6 +109,6 @@ directive_case() { # family service-address address node3-saw-the-SYN
 }
 
 directive_case 4 10.0.0.1 10.0.0.1 yes
-directive_case 6 "[fd00::1]" fd00::1 yes
+family_part 6 0 8 "IPv6, node 3 synced=yes" && directive_case 6 "[fd00::1]" fd00::1 yes
 directive_case 4 10.0.0.1 10.0.0.1 no
 ktap_finish
