@@ -27,10 +27,11 @@
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::nla::Writer;
 use crate::logic::packet::Addr;
-use crate::logic::seqbuf::Payload;
+use crate::logic::seqbuf::{ChunkMem, Payload, CHUNK};
 use crate::logic::snoop::FlowKey;
 use core::ffi::{c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::ffi::c_char;
@@ -872,10 +873,74 @@ impl<'a> Skb<'a> {
 }
 
 impl Payload for Skb<'_> {
-    fn copy(&self, offset: u32, out: &mut [u8]) -> bool {
+    fn copy(&self, offset: u32, out: &mut [MaybeUninit<u8>]) -> bool {
         // SAFETY: `skb` is valid (type invariant), and `out` is a writable buffer of
-        // `out.len()` bytes; skb_copy_bits checks the range against the skb.
-        unsafe { ptcp_skb_copy(self.skb, offset, out.as_mut_ptr(), out.len() as u32) }
+        // `out.len()` bytes (uninitialised bytes may be written); skb_copy_bits checks the
+        // range against the skb and writes all of `out` when it returns success.
+        unsafe { ptcp_skb_copy(self.skb, offset, out.as_mut_ptr().cast(), out.len() as u32) }
+    }
+}
+
+/// A chunk of retained stream data: slab memory that is not zeroed when allocated (the
+/// stream's bytes overwrite it). A stream is mostly written in order, so the chunk keeps a
+/// high-water mark of what is initialised; a store beyond it zeroes only the gap (data that
+/// arrived out of order), and a load beyond it fails.
+///
+/// # Invariants
+///
+/// The first `init` bytes of `mem` are initialised; `init <= CHUNK`.
+pub(crate) struct Chunk {
+    mem: KBox<MaybeUninit<[u8; CHUNK]>>,
+    init: u16,
+}
+
+impl Chunk {
+    /// A chunk with nothing stored, or `None` when the allocation fails.
+    pub(crate) fn new(flags: kernel::alloc::Flags) -> Option<Self> {
+        Some(Chunk {
+            mem: KBox::new_uninit(flags).ok()?,
+            init: 0,
+        })
+    }
+
+    fn bytes_mut(&mut self) -> &mut [MaybeUninit<u8>; CHUNK] {
+        // SAFETY: `MaybeUninit<[u8; CHUNK]>` and `[MaybeUninit<u8>; CHUNK]` have the same
+        // size and alignment, and any byte of either may be uninitialised.
+        unsafe { &mut *self.mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() }
+    }
+}
+
+impl ChunkMem for Chunk {
+    fn store<P: Payload + ?Sized>(&mut self, at: usize, len: usize, src: &P, src_off: u32) -> bool {
+        let Some(end) = at.checked_add(len).filter(|&e| e <= CHUNK) else {
+            return false;
+        };
+        let init = usize::from(self.init);
+        let bytes = self.bytes_mut();
+        if at > init {
+            bytes[init..at].fill(MaybeUninit::new(0));
+        }
+        let ok = src.copy(src_off, &mut bytes[at..end]);
+        // INVARIANT: `[init, at)` was zeroed above; `[at, end)` was written when the copy
+        // succeeded. `end <= CHUNK <= u16::MAX`.
+        let upto = if ok { end } else { at };
+        self.init = self.init.max(upto as u16);
+        ok
+    }
+
+    fn load(&self, at: usize, out: &mut [u8]) -> bool {
+        match at.checked_add(out.len()) {
+            Some(end) if end <= usize::from(self.init) => {
+                // SAFETY: `[at, end)` lies within the first `init` bytes of `mem`, which are
+                // initialised (type invariant), so they may be read as `u8`.
+                let src = unsafe {
+                    core::slice::from_raw_parts(self.mem.as_ptr().cast::<u8>().add(at), out.len())
+                };
+                out.copy_from_slice(src);
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -90,11 +90,12 @@ mod tests {
 mod snoop_tests {
     use crate::logic::decl::{Declaration, PortRange};
     use crate::logic::packet::{flags, Addr};
-    use crate::logic::seqbuf::{Budget, CHUNK};
+    use crate::logic::seqbuf::{Budget, ChunkMem, CHUNK};
     use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
     use crate::logic::track::{NotReady, Side, State};
     use crate::logic::uapi::proto;
-    use crate::snoop::{ConnMap, KernelChunks};
+    use crate::snoop::{Chunk, ConnMap, KernelChunks};
+    use kernel::prelude::GFP_KERNEL;
 
     const OWNER: [u8; 4] = [10, 0, 0, 1];
     const CLIENT: [u8; 4] = [10, 0, 0, 100];
@@ -151,6 +152,38 @@ mod snoop_tests {
             && me.ranges.push(range).is_ok();
         assert!(ok);
         Snooper::new(Filter::compile(decls.iter()), limits)
+    }
+
+    /// The retained-data chunk is never zeroed when allocated: only what was stored can be
+    /// read, a store past the stored part zeroes the gap, a failed copy keeps what was there.
+    #[test]
+    fn chunk_reads_only_what_was_stored() {
+        let Some(mut c) = Chunk::new(GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        let src = [0xabu8; 64];
+        let mut out = [0u8; 16];
+        assert!(!c.load(0, &mut out[..1]));
+        assert!(c.store(0, 16, &src[..], 0));
+        assert!(c.load(0, &mut out));
+        assert!(out == [0xab; 16]);
+        assert!(!c.load(8, &mut out));
+        // Out of order: [100, 116) stored; the gap [16, 100) reads as zeroes.
+        assert!(c.store(100, 16, &src[..], 0));
+        assert!(c.load(90, &mut out));
+        assert!(out[..10] == [0; 10] && out[10..] == [0xab; 6]);
+        assert!(!c.load(110, &mut out));
+        // A copy beyond the frame fails; what was stored stays.
+        assert!(!c.store(200, 16, &src[..], 60));
+        assert!(c.load(184, &mut out));
+        assert!(out == [0; 16]);
+        assert!(!c.load(200, &mut out[..1]));
+        // Past the chunk's end.
+        assert!(!c.store(CHUNK - 8, 16, &src[..], 0));
+        assert!(c.store(CHUNK - 16, 16, &src[..], 0));
+        assert!(c.load(CHUNK - 16, &mut out));
+        assert!(!c.load(CHUNK - 8, &mut out));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::logic::errno::Error as LogicError;
 use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
-use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
+use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots};
 use crate::logic::snoop::{pick, Filter, FlowKey, FlowMap, Frame, Limits, Outcome, Pick, Snooper};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
@@ -33,8 +33,7 @@ fn mirror_gfp() -> Flags {
     GFP_NOWAIT | __GFP_NOWARN | (GFP_KERNEL_ACCOUNT & !GFP_KERNEL)
 }
 
-/// A chunk of retained data.
-pub(crate) type Chunk = KBox<[u8; CHUNK]>;
+pub(crate) use crate::glue::Chunk;
 
 /// A growable table of chunk slots.
 #[derive(Default)]
@@ -75,7 +74,7 @@ impl ChunkAlloc for KernelChunks {
     type Slots = KSlots;
 
     fn alloc(&mut self) -> Option<Chunk> {
-        KBox::<[u8; CHUNK]>::zeroed(mirror_gfp()).ok()
+        Chunk::new(mirror_gfp())
     }
 
     fn free(&mut self, chunk: Chunk) {

@@ -10,6 +10,7 @@
 //! and released when acknowledgements and window advertisements move the retained window.
 
 use crate::logic::seq::{self, Seq};
+use core::mem::MaybeUninit;
 
 /// Bytes per chunk.
 pub const CHUNK: usize = 4096;
@@ -22,11 +23,20 @@ pub const CAPACITY: u32 = (CHUNK * MAX_CHUNKS) as u32;
 /// Present-byte intervals tracked; more disjoint pieces than this is too much reordering.
 pub const MAX_RANGES: usize = 8;
 
-/// Memory of one chunk: owned and dereferencing to its bytes (`KBox` in the kernel, `Box`
-/// on the host).
-pub trait ChunkMem: core::ops::DerefMut<Target = [u8; CHUNK]> {}
-
-impl<T: core::ops::DerefMut<Target = [u8; CHUNK]>> ChunkMem for T {}
+/// Memory of one chunk of [`CHUNK`] bytes (slab memory in the kernel, heap on the host),
+/// never zeroed when allocated: the stream's bytes overwrite it anyway. A byte becomes
+/// readable once stored; a load of a byte never stored fails rather than reading it.
+/// Implementations need `unsafe` (reading memory known to be initialised), so they live at
+/// the module's C edge (`permtcp/glue.rs`) and in the host tests' helpers.
+pub trait ChunkMem {
+    /// Stores the `len` bytes at `[at, at + len)` of the chunk, copied from `src` starting at
+    /// `src_off`; `false` when the range is not within the chunk or the frame does not hold
+    /// the bytes (those of them stored before stay readable).
+    fn store<P: Payload + ?Sized>(&mut self, at: usize, len: usize, src: &P, src_off: u32) -> bool;
+    /// Copies the bytes at `[at, at + out.len())` of the chunk to `out`; `false`, leaving
+    /// `out` unchanged, when any of them was never stored.
+    fn load(&self, at: usize, out: &mut [u8]) -> bool;
+}
 
 /// A growable table of chunk slots (`KVec` in the kernel, `Vec` on the host).
 pub trait Slots<C>: Default {
@@ -121,16 +131,20 @@ impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
 /// Copies bytes out of a frame.
 pub trait Payload {
     /// Copies `out.len()` bytes starting `offset` bytes after the start of the network
-    /// header.
-    fn copy(&self, offset: u32, out: &mut [u8]) -> bool;
+    /// header into `out`, which may be uninitialised memory; `true` when every byte of `out`
+    /// was written.
+    fn copy(&self, offset: u32, out: &mut [MaybeUninit<u8>]) -> bool;
 }
 
 impl Payload for [u8] {
-    fn copy(&self, offset: u32, out: &mut [u8]) -> bool {
+    fn copy(&self, offset: u32, out: &mut [MaybeUninit<u8>]) -> bool {
         let start = offset as usize;
         match self.get(start..start + out.len()) {
             Some(src) => {
-                out.copy_from_slice(src);
+                // A byte-wise copy the compiler turns into `memcpy`.
+                for (o, s) in out.iter_mut().zip(src) {
+                    o.write(*s);
+                }
                 true
             }
             None => false,
@@ -157,7 +171,8 @@ pub enum WriteError {
 ///
 /// Logical chunk `k` (slot `(head + k) % slots.len()`) holds the bytes with sequence numbers
 /// `[base + k * CHUNK, base + (k + 1) * CHUNK)`; `ranges[..nranges]` are sorted, disjoint,
-/// non-adjacent `[start, end)` offsets from `base`, each within allocated chunks.
+/// non-adjacent `[start, end)` offsets from `base`, each within allocated chunks, whose
+/// bytes there were stored ([`ChunkMem::store`]).
 pub struct SeqBuf<A: ChunkAlloc> {
     base: Seq,
     head: u32,
@@ -380,7 +395,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
             let Some(chunk) = self.slots.as_mut_slice()[slot].as_mut() else {
                 return Err(WriteError::Copy);
             };
-            if !src.copy(src_off + skip + (off - a), &mut chunk[within..within + n]) {
+            if !chunk.store(within, n, src, src_off + skip + (off - a)) {
                 failure = Some(WriteError::Copy);
                 break;
             }
@@ -408,8 +423,8 @@ impl<A: ChunkAlloc> SeqBuf<A> {
             let (k, within) = (off / CHUNK, off % CHUNK);
             let n = (CHUNK - within).min(out.len() - done);
             match self.slot(k).and_then(|i| self.slots.as_slice()[i].as_ref()) {
-                Some(c) => out[done..done + n].copy_from_slice(&c[within..within + n]),
-                None => return false,
+                Some(c) if c.load(within, &mut out[done..done + n]) => {}
+                _ => return false,
             }
             done += n;
             off += n;

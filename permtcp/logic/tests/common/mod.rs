@@ -9,13 +9,51 @@
 use permtcp_logic::decl::{Declaration, FailoverPolicy, PortRange};
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::packet::Addr;
-use permtcp_logic::seqbuf::{Budget, ChunkAlloc, Slots, CHUNK};
+use permtcp_logic::seqbuf::{Budget, ChunkAlloc, ChunkMem, Payload, Slots, CHUNK};
 use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
 use permtcp_logic::track::{Conn, NotReady, Side, State};
 use permtcp_logic::uapi::proto;
 use std::collections::BTreeMap;
+use std::mem::MaybeUninit;
 
-pub type Chunk = Box<[u8; CHUNK]>;
+/// A chunk as the module's (`permtcp/glue.rs`): memory not zeroed when allocated, with a
+/// high-water mark of what was stored (the benchmark pays what the module pays).
+///
+/// # Invariants
+///
+/// The first `init` bytes of `mem` are initialised; `init <= CHUNK`.
+pub struct Chunk {
+    mem: Box<MaybeUninit<[u8; CHUNK]>>,
+    init: usize,
+}
+
+impl ChunkMem for Chunk {
+    fn store<P: Payload + ?Sized>(&mut self, at: usize, len: usize, src: &P, src_off: u32) -> bool {
+        let Some(end) = at.checked_add(len).filter(|&e| e <= CHUNK) else {
+            return false;
+        };
+        // SAFETY: same size and alignment; any byte of either may be uninitialised.
+        let bytes = unsafe { &mut *self.mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() };
+        if at > self.init {
+            bytes[self.init..at].fill(MaybeUninit::new(0));
+        }
+        let ok = src.copy(src_off, &mut bytes[at..end]);
+        self.init = self.init.max(if ok { end } else { at });
+        ok
+    }
+
+    fn load(&self, at: usize, out: &mut [u8]) -> bool {
+        if at + out.len() > self.init {
+            return false;
+        }
+        // SAFETY: within the first `init` bytes, which are initialised.
+        let src = unsafe {
+            std::slice::from_raw_parts(self.mem.as_ptr().cast::<u8>().add(at), out.len())
+        };
+        out.copy_from_slice(src);
+        true
+    }
+}
 
 /// Heap chunks, counting what is outstanding.
 #[derive(Default)]
@@ -45,7 +83,10 @@ impl ChunkAlloc for Heap {
     type Slots = VecSlots;
     fn alloc(&mut self) -> Option<Chunk> {
         self.live += 1;
-        Some(Box::new([0u8; CHUNK]))
+        Some(Chunk {
+            mem: Box::new_uninit(),
+            init: 0,
+        })
     }
     fn free(&mut self, _c: Chunk) {
         self.live -= 1;
