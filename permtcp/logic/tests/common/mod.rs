@@ -148,6 +148,10 @@ impl Opts {
             o.extend([4, 2]);
         }
         if let Some((v, e)) = self.ts {
+            // Linux aligns them after two NOPs when they come alone (tcp_options_write()).
+            if self.mss.is_none() && !self.sack_perm {
+                o.extend([1, 1]);
+            }
             o.extend([8, 10]);
             o.extend(v.to_be_bytes());
             o.extend(e.to_be_bytes());
