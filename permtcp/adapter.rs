@@ -106,7 +106,8 @@ unsafe extern "C" fn permtcp_rs_doit(
 /// # Safety
 ///
 /// `state` is the namespace's live state pointer; `payload` points to `len` readable bytes
-/// of the request; `skb`, `cb` and `pos` are the valid arguments of the running dump call;
+/// of the request; `skb`, `cb` and `pos` (`cb->args`) are the valid arguments of the running
+/// dump call;
 /// `privileged` tells whether the caller has CAP_NET_ADMIN over the namespace.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_dumpit(
@@ -125,9 +126,10 @@ unsafe extern "C" fn permtcp_rs_dumpit(
     let payload = unsafe { core::slice::from_raw_parts(payload, len as usize) };
     // SAFETY: valid for this call, per the contract.
     let mut d = unsafe { Dump::from_raw(skb, cb) };
-    // SAFETY: `pos` points to `cb->args[0]`, which only this dump uses.
-    let pos = unsafe { &mut *pos };
-    match genl::dumpit(&state, command, payload, &mut d, pos, privileged) {
+    // SAFETY: `pos` points to `cb->args[0]` of the array `long args[6]`, which only this
+    // dump uses.
+    let args = unsafe { &mut *pos.cast::<[c_long; 6]>() };
+    match genl::dumpit(&state, command, payload, &mut d, args, privileged) {
         Ok(()) => d.len() as c_int,
         Err(e) => -e.errno,
     }

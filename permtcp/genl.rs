@@ -20,6 +20,7 @@ use crate::logic::ops::{
     SnoopStopRequest, StartRequest, StatsReply, StatsRequest, StatusRequest, TakenGetRequest,
     TakenKeyRequest, TakenReply, TakeoverReply, TakeoverRequest,
 };
+use crate::logic::snoop::{FlowKey, KEY_WORDS};
 use crate::logic::track::Side;
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
@@ -139,45 +140,68 @@ pub(crate) fn doit(
     }
 }
 
-/// Fills one round of a dump; `pos` is the command's resume position. An unprivileged
+/// Fills one round of a dump; `args` (the dump's `cb->args`, zero at its first round) is
+/// where it resumes. A round never resumes by position in a list that may change between
+/// rounds (that would repeat or skip entries): declarations resume at the next node id,
+/// connections after the last key sent, taken-over records at an absolute record number;
+/// CONN_DATA_GET's position is a byte offset in one connection's data. An unprivileged
 /// caller gets the mirrored connections without their sequence numbers and timestamps.
 pub(crate) fn dumpit(
     state: &NetState,
     command: u8,
     payload: &[u8],
     dump: &mut Dump<'_>,
-    pos: &mut c_long,
+    args: &mut [c_long; 6],
     privileged: bool,
 ) -> Result<(), LogicError> {
     match command {
         cmd::DECL_GET => {
             DeclGetRequest::parse(payload)?;
+            // args[0]: the smallest node id not sent yet.
             loop {
                 // `DeclReply::write` is the declaration's own encoding, written from the
                 // stored declaration in place (no copy of it on the stack).
-                let r = state.with_decl(*pos as usize, |d| dump.add(cmd::DECL_GET, |w| d.write(w)));
-                match r.transpose()? {
-                    Some(true) => *pos += 1,
-                    None | Some(false) => return Ok(()),
+                let r = state.with_decl_from(args[0] as u64, |d| {
+                    (d.node_id, dump.add(cmd::DECL_GET, |w| d.write(w)))
+                });
+                match r {
+                    Some((id, Ok(true))) => args[0] = c_long::from(id) + 1,
+                    Some((_, Err(e))) => return Err(e),
+                    None | Some((_, Ok(false))) => return Ok(()),
                 }
             }
         }
         cmd::CONN_GET => {
             ConnGetRequest::parse(payload)?;
             let now = now_ms();
+            // args[1..6]: the last key sent (none at the first round).
+            let mut words = [0u64; KEY_WORDS];
+            for (w, a) in words.iter_mut().zip(&args[1..]) {
+                *w = *a as u64;
+            }
+            let mut last = FlowKey::from_words(&words);
             loop {
-                let conn = state.snoop.lock().nth(*pos as usize, now);
-                let Some(conn) = conn else { return Ok(()) };
+                // One lookup per entry, O(log n), under the lock a frame takes: never a walk
+                // from the start.
+                let next = state.snoop.lock().next_after(last.as_ref(), now);
+                let Some((key, conn)) = next else { break };
                 let conn = if privileged { conn } else { conn.redacted() };
                 if !dump.add(cmd::CONN_GET, |w| ConnReply { conn }.write(w))? {
-                    return Ok(());
+                    break;
                 }
-                *pos += 1;
+                last = Some(key);
             }
+            if let Some(k) = last {
+                for (a, w) in args[1..].iter_mut().zip(k.to_words()) {
+                    *a = w as c_long;
+                }
+            }
+            Ok(())
         }
         cmd::TAKEN_GET if !payload.is_empty() => {
             // One connection: its newest record, if any.
             let req = TakenKeyRequest::parse(payload)?;
+            let pos = &mut args[0];
             if *pos > 0 {
                 return Ok(());
             }
@@ -192,10 +216,14 @@ pub(crate) fn dumpit(
         cmd::TAKEN_GET => {
             TakenGetRequest::parse(payload)?;
             let now = now_ms();
+            // args[0]: the number (among all records ever kept) of the next record: records
+            // the list dropped meanwhile are skipped, none is sent twice.
+            let pos = &mut args[0];
             loop {
-                let Some(taken) = takeover::taken_info(state, *pos as usize, now) else {
+                let Some((n, taken)) = takeover::taken_info(state, *pos as u64, now) else {
                     return Ok(());
                 };
+                *pos = n as c_long;
                 if !dump.add(cmd::TAKEN_GET, |w| TakenReply { taken }.write(w))? {
                     return Ok(());
                 }
@@ -204,6 +232,7 @@ pub(crate) fn dumpit(
         }
         cmd::CONN_DATA_GET => {
             let req = DataRequest::parse(payload)?;
+            let pos = &mut args[0];
             let mirrored = state.snoop.lock().dump_data(&req.key, req.side, dump, pos);
             // A taken-over connection: the sent bytes kept for the application.
             let found = match mirrored {

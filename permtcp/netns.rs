@@ -307,13 +307,19 @@ impl NetState {
         Ok(())
     }
 
-    /// Runs `f` on the declaration at position `index`, if any, under the lock.
-    pub(crate) fn with_decl<R>(
+    /// Runs `f` on the declaration with the smallest node id at least `from`, if any, under
+    /// the lock (a dump resumes by node id: one added or deleted meanwhile moves no other).
+    pub(crate) fn with_decl_from<R>(
         &self,
-        index: usize,
+        from: u64,
         f: impl FnOnce(&Declaration) -> R,
     ) -> Option<R> {
-        self.cluster.lock().decls.get(index).map(|d| f(d))
+        let c = self.cluster.lock();
+        c.decls
+            .iter()
+            .filter(|d| u64::from(d.node_id) >= from)
+            .min_by_key(|d| d.node_id)
+            .map(|d| f(d))
     }
 
     /// The STATUS_GET reply.

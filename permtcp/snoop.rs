@@ -295,13 +295,22 @@ impl SnoopTable {
         }
     }
 
-    /// The `index`-th connection in 4-tuple order.
-    pub(crate) fn nth(&self, index: usize, now_ms: u64) -> Option<ConnInfo> {
-        self.conns
-            .tree
-            .iter()
-            .nth(index)
-            .map(|(k, c)| ConnInfo::from_conn(k, c, now_ms))
+    /// The first connection after `after` in 4-tuple order (the first of all with `None`):
+    /// one lookup, where a dump resumes.
+    pub(crate) fn next_after(
+        &self,
+        after: Option<&FlowKey>,
+        now_ms: u64,
+    ) -> Option<(FlowKey, ConnInfo)> {
+        let c = match after {
+            None => self.conns.tree.cursor_front()?,
+            Some(k) => self.conns.tree.cursor_lower_bound(k)?,
+        };
+        let (k, conn) = match c.current() {
+            (k, _) if Some(k) == after => c.peek_next()?,
+            current => current,
+        };
+        Some((*k, ConnInfo::from_conn(k, conn, now_ms)))
     }
 
     /// Connections in the table.

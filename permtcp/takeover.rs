@@ -818,11 +818,18 @@ fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
 }
 
 /// The record at `index`, as TAKEN_GET reports it at `now_ms`.
-pub(crate) fn taken_info(state: &NetState, index: usize, now_ms: u64) -> Option<TakenInfo> {
-    state.taken.lock().recs.get(index).map(|t| TakenInfo {
-        age_ms: now_ms.saturating_sub(t.at_ms),
-        ..t.info
-    })
+pub(crate) fn taken_info(state: &NetState, from: u64, now_ms: u64) -> Option<(u64, TakenInfo)> {
+    let list = state.taken.lock();
+    // Records before `first` were dropped: the next one kept comes instead.
+    let n = from.max(list.first);
+    let t = list.recs.get(usize::try_from(n - list.first).ok()?)?;
+    Some((
+        n,
+        TakenInfo {
+            age_ms: now_ms.saturating_sub(t.at_ms),
+            ..t.info
+        },
+    ))
 }
 
 /// The newest record of connection `key`, as TAKEN_GET reports it at `now_ms`.

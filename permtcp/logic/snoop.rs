@@ -37,7 +37,48 @@ pub struct FlowKey {
     pub client_port: u16,
 }
 
+/// Words of a dump cursor that hold a [`FlowKey`] ([`FlowKey::to_words`]).
+pub const KEY_WORDS: usize = 5;
+
 impl FlowKey {
+    /// The key as five words, to be kept in a netlink dump's `cb->args` between its rounds
+    /// (a dump of the connection table resumes after the last key it sent, so connections
+    /// coming and going between rounds neither repeat nor hide others). The first word has
+    /// bit 32 set: all zeroes means no key.
+    pub fn to_words(&self) -> [u64; KEY_WORDS] {
+        let half = |a: &Addr, i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&a.0[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        [
+            1 << 32 | u64::from(self.owner_port) << 16 | u64::from(self.client_port),
+            half(&self.owner_addr, 0),
+            half(&self.owner_addr, 1),
+            half(&self.client_addr, 0),
+            half(&self.client_addr, 1),
+        ]
+    }
+
+    /// The key [`FlowKey::to_words`] stored, or `None` for words that hold none.
+    pub fn from_words(w: &[u64; KEY_WORDS]) -> Option<Self> {
+        if w[0] >> 32 != 1 {
+            return None;
+        }
+        let addr = |lo: u64, hi: u64| {
+            let mut a = [0u8; 16];
+            a[..8].copy_from_slice(&lo.to_le_bytes());
+            a[8..].copy_from_slice(&hi.to_le_bytes());
+            Addr(a)
+        };
+        Some(FlowKey {
+            owner_addr: addr(w[1], w[2]),
+            client_addr: addr(w[3], w[4]),
+            owner_port: (w[0] >> 16) as u16,
+            client_port: w[0] as u16,
+        })
+    }
+
     /// The connection of `seg`, whose `owner` end sent it.
     pub fn of(seg: &Segment, owner: Side) -> Self {
         let ((oa, op), (ca, cp)) = match owner {

@@ -32,8 +32,9 @@ check_json "permctl reads the YNL declaration back" "d == json.loads('$expected'
 	permctl --json decl list
 check "permctl adds a peer-list declaration" \
 	permctl decl add --node 2 --addr 198.51.100.2 --ports 443@3,1 --failover peer-list
+# The dump lists declarations by node id.
 check_json "YNL reads permctl's declaration: nested ranges with ordered peers" \
-	"d[1] == {'decl': {'node-id': 2, 'addr4': ['198.51.100.2'], 'ports': [{'lo': 443, 'hi': 443, 'peer': [3, 1]}], 'proto': 6, 'failover': 'peer-list', 'arp-policy': 'follow-failover', 'rx-policy': 'unanswered', 'mid-response': 'continue'}}" \
+	"d[0] == {'decl': {'node-id': 2, 'addr4': ['198.51.100.2'], 'ports': [{'lo': 443, 'hi': 443, 'peer': [3, 1]}], 'proto': 6, 'failover': 'peer-list', 'arp-policy': 'follow-failover', 'rx-policy': 'unanswered', 'mid-response': 'continue'}}" \
 	ynl --dump decl-get
 check_json "status-get counts two declarations and the local node" \
 	'd["decl-count"] == 2 and d["local-node"] == 7' ynl --do status-get
