@@ -261,8 +261,9 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
     Ok(())
 }
 
-/// `permctl conn-data`: the retained bytes of one direction, written to `out`; returns a
-/// summary (first sequence number, byte count, pieces).
+/// `permctl conn-data`: the retained bytes of one direction, written to `out` one piece
+/// after the other; returns a summary (first sequence number, byte count, pieces, and each
+/// piece as `SEQ+LEN`).
 pub fn data(
     c: &Client,
     owner: SocketAddr,
@@ -272,20 +273,25 @@ pub fn data(
 ) -> Result<String, CtlError> {
     let pieces_in = c.conn_data(key_of(owner, client), side)?;
     let mut bytes = Vec::new();
-    let (mut first, mut next, mut pieces) = (None, 0u32, 0);
+    let (mut first, mut next) = (None, 0u32);
+    // (first sequence number, length) of each contiguous piece.
+    let mut pieces: Vec<(u32, usize)> = Vec::new();
     for (seq, data) in pieces_in {
-        if first.is_none() || seq != next {
-            pieces += 1;
+        match pieces.last_mut() {
+            Some(p) if seq == next => p.1 += data.len(),
+            _ => pieces.push((seq, data.len())),
         }
         first.get_or_insert(seq);
         next = seq.wrapping_add(data.len() as u32);
         bytes.extend_from_slice(&data);
     }
     std::fs::write(out, &bytes).map_err(|e| CtlError::Transport(format!("{out}: {e}")))?;
+    let list: Vec<String> = pieces.iter().map(|(s, n)| format!("{s}+{n}")).collect();
     Ok(format!(
-        "first_seq={} bytes={} pieces={}",
+        "first_seq={} bytes={} pieces={} ranges={}",
         first.unwrap_or(0),
         bytes.len(),
-        pieces
+        pieces.len(),
+        list.join(",")
     ))
 }

@@ -20,6 +20,9 @@
 //!                                             conns` output (forge.rs lists the KINDs), with
 //!                                             N bytes of Ethernet padding
 //! ptcp-testapp flood IFACE DSTMAC SRCIP DST N send N raw SYNs SRCIP:10000.. -> DST
+//! ptcp-testapp lossy-relay A B PERCENT [SEED]  relay frames between interfaces A and B,
+//!                                             dropping PERCENT % of those from A to B
+//!                                             (a lossy switch port; relay.rs)
 //! ptcp-testapp nlfuzz SECONDS SEED            random and mutated requests to the permtcp
 //!                                             netlink family for SECONDS (nlfuzz.rs)
 //! ptcp-testapp echo-serve ADDR:PORT [--wait-bind] [--resume] [--stall-at-round=N]
@@ -72,6 +75,9 @@
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
+//! ptcp-testapp compare --lossy DIR            the same after frames were lost on the way
+//!                                             to the peer: held bytes right, ready only
+//!                                             when complete, a reason when not
 //! ptcp-testapp udp-spoof IFACE DSTMAC SRC DST HEX   forged cluster traffic (udp_forge.rs):
 //! ptcp-testapp udp-capture IFACE SRCIP DST COUNT MS one UDP datagram from any source,
 //! ptcp-testapp reseal HEX KEY_ID KEY_HEX            capture for replay, a permtcpd datagram
@@ -87,6 +93,7 @@
 mod bulk;
 mod forge;
 mod nlfuzz;
+mod relay;
 mod restore;
 mod timeline;
 mod udp_forge;
@@ -391,6 +398,8 @@ struct Conn {
     client: String,
     state: String,
     ready: bool,
+    #[serde(default)]
+    not_ready: Option<String>,
     window_scaling: bool,
     sack: bool,
     timestamps: bool,
@@ -587,6 +596,77 @@ fn compare(dir: &str) -> bool {
         "at least one (initial) window of client data kept",
         (inb.len() >= w_in, format!("{} < {w_in}", inb.len())),
     );
+    k.1 == 0
+}
+
+/// Each piece of a `permctl conn-data` summary's `ranges=SEQ+LEN,...`.
+fn ranges(txt: &str) -> Vec<(u32, usize)> {
+    txt.split_whitespace()
+        .find_map(|w| w.strip_prefix("ranges="))
+        .unwrap_or("")
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            let (s, n) = r.split_once('+').expect("SEQ+LEN");
+            (s.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// `compare --lossy DIR`: the mirror of a connection whose frames the peer's port partly
+/// lost. What it holds must still be right: every retained piece equals the stream at its
+/// sequence numbers; a connection it calls ready must have every byte up to where both ends
+/// stand (`snd_nxt`, `rcv_nxt` as the owner's kernel has them); one it does not call ready
+/// must say why. Writes DIR/not-ready with the reason when there is one.
+fn compare_lossy(dir: &str) -> bool {
+    let rd = |f: &str| std::fs::read(format!("{dir}/{f}")).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let st: State = serde_json::from_slice(&rd("state.json")).unwrap();
+    let conns: Vec<Conn> = serde_json::from_slice(&rd("conns.json")).unwrap();
+    let mut k = Ktap(0, 0);
+    let Some(c) = conns
+        .iter()
+        .find(|c| c.owner == st.local && c.client == st.peer)
+    else {
+        // Every frame of it lost, or an entry early-dropped: nothing held, nothing wrong.
+        println!("# {} <-> {} not mirrored", st.local, st.peer);
+        std::fs::write(format!("{dir}/not-ready"), "not mirrored").unwrap();
+        return true;
+    };
+    let (o, cl) = (&c.owner_sent, &c.client_sent);
+    let txt = |f: &str| String::from_utf8_lossy(&rd(f)).into_owned();
+    for (what, all, isn, bin, summary) in [
+        ("owner", rd("sent.bin"), o.isn, rd("out.bin"), txt("out.txt")),
+        ("client", rd("recv.bin"), cl.isn, rd("in.bin"), txt("in.txt")),
+    ] {
+        let mut at = 0usize;
+        let mut bad = Vec::new();
+        let pieces = ranges(&summary);
+        for &(seq, len) in &pieces {
+            let off = seq.wrapping_sub(isn).wrapping_sub(1) as usize;
+            let held = bin.get(at..at + len);
+            if held.is_none() || all.get(off..off + len) != held {
+                bad.push(format!("{len} bytes at stream offset {off}"));
+            }
+            at += len;
+        }
+        k.check(
+            &format!("every retained {what} byte is the byte sent ({} pieces)", pieces.len()),
+            bad.is_empty() && at == bin.len(),
+            format!("{summary}: wrong: {bad:?}"),
+        );
+    }
+    if c.ready {
+        let eq = |a: u32, b: u32| (a == b, format!("peer {a} != owner kernel {b}"));
+        let (ok, d) = eq(o.snd_nxt, st.snd_nxt);
+        k.check("ready: the owner's snd_nxt", ok, d);
+        let (ok, d) = eq(cl.snd_nxt, st.rcv_nxt);
+        k.check("ready: the client's (the owner's rcv_nxt)", ok, d);
+    } else {
+        let why = c.not_ready.clone().unwrap_or_default();
+        println!("# not ready: {why} ({})", c.state);
+        k.check("not ready, with the reason", !why.is_empty(), format!("{c:?}", c = c.state));
+        std::fs::write(format!("{dir}/not-ready"), why).unwrap();
+    }
     k.1 == 0
 }
 
@@ -978,6 +1058,9 @@ fn main() {
     match arg(1) {
         "serve" => serve(arg(2).parse().unwrap(), parse_pattern(arg(3)), arg(4)),
         "client" => client(arg(2).parse().unwrap(), parse_pattern(arg(3))),
+        "compare" if arg(2) == "--lossy" => {
+            std::process::exit(if compare_lossy(arg(3)) { 0 } else { 1 })
+        }
         "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
         "echo-serve" => echo_serve(
             arg(2).parse().unwrap(),
@@ -1045,6 +1128,7 @@ fn main() {
         "forge" => forge::forge(&args[2..]),
         "nlfuzz" => nlfuzz::run(&args[2..]),
         "flood" => forge::flood(&args[2..]),
+        "lossy-relay" => relay::run(&args[2..]),
         "syn" => raw_syn(
             arg(2),
             arg(3),

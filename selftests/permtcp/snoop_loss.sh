@@ -1,0 +1,86 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Loss on the snooping link (issue 11): the peer's switch port loses 10 % of the frames
+# going to the peer (`ptcp-testapp lossy-relay` between the bridge and the peer's veth: the
+# test kernel has no tc netem; the relay keeps each frame's checksum-offload and GSO state).
+# The owner and the client lose nothing: only the peer's copy has holes. After real
+# transfers (the oracle's patterns), the mirror must never hold a wrong byte, call a
+# connection ready only when it has every byte up to where both ends stand, and otherwise
+# say why it is not ready. Loss this heavy must leave some connection not ready.
+. /selftests/lib.sh
+
+CASES="v4-request-response:4:rr:20:300:5000
+v6-request-response:6:rr:20:300:5000
+v4-bulk-down:4:down:300000
+v6-bulk-up:6:up:300000"
+
+ktap_plan 9
+load_module
+check "cluster up, peer snooping eth0" cluster_up
+# The peer's port through the relay: bridge - vrelbr=vrel - relay - vpeer=eth0 (peer).
+/bin/ip link set vpeer nomaster
+/bin/ip link add vrel type veth peer name vrelbr
+/bin/ip link set vrelbr master br0 up
+/bin/ip link set vrel up
+ptcp-testapp lossy-relay vrel vpeer 10 7 >/tmp/loss-relay.out 2>&1 &
+relay_pid=$!
+sleep 0.3
+check "the peer reaches the client through the relay" in_peer ping -c 2 -W 2 10.0.0.100
+
+port=80
+echo "$CASES" | while IFS=: read -r name fam kind a b c; do
+	case "$kind" in
+	rr) pattern="rr:$a:$b:$c" ;;
+	*) pattern="$kind:$a" ;;
+	esac
+	if [ "$fam" = 6 ]; then addr="[fd00::1]"; else addr=10.0.0.1; fi
+	dir=/tmp/loss-$name
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	in_owner ptcp-testapp serve "$addr:$port" "$pattern" "$dir" 2>"$dir/serve.err" &
+	wait_file "$dir/listening" 100
+	in_client ptcp-testapp client "$addr:$port" "$pattern" 2>"$dir/client.err" &
+	if wait_file "$dir/state.json" 1200; then
+		in_peer permctl --json conns >"$dir/conns.json"
+		client=$(sed 's/.*"peer":"\([^"]*\)".*/\1/' "$dir/state.json")
+		for side in owner client; do
+			f=out
+			[ $side = owner ] || f=in
+			in_peer permctl conn-data --owner "$addr:$port" --client "$client" --side $side \
+				--out "$dir/$f.bin" >"$dir/$f.txt" 2>&1 || : >"$dir/$f.bin"
+		done
+		touch "$dir/go"
+		wait
+		if ptcp-testapp compare --lossy "$dir" >"$dir/compare.txt" 2>&1; then
+			sed 's/^/    /' "$dir/compare.txt"
+			ktap_result ok "$name ($pattern): no wrong byte, ready only when complete"
+		else
+			sed 's/^/    /' "$dir/compare.txt"
+			ktap_result fail "$name ($pattern): no wrong byte, ready only when complete"
+		fi
+	else
+		cat "$dir"/*.err | sed 's/^/# /'
+		touch "$dir/go"
+		kill %1 %2 2>/dev/null
+		wait
+		ktap_result fail "$name ($pattern): transfer finished"
+	fi
+	port=$((port + 1))
+done >/tmp/loss.out
+cat /tmp/loss.out
+# The loop ran in a subshell: count its results here.
+KTAP_N=$((KTAP_N + $(grep -c -E '^(not )?ok ' /tmp/loss.out)))
+KTAP_FAILED=$((KTAP_FAILED + $(grep -c '^not ok ' /tmp/loss.out)))
+dropped=$(grep -c '^lossy: dropped' /tmp/loss-relay.out)
+echo "# the peer's port lost $dropped frames: $(tail -n 1 /tmp/loss-relay.out)"
+for f in /tmp/loss-*/not-ready; do [ -e "$f" ] && echo "# $(dirname "$f"): not ready: $(cat "$f")"; done
+check "the port lost frames" sh -c "[ $dropped -gt 0 ]"
+check "some connection was left not ready by the loss, with its reason" sh -c \
+	"cat /tmp/loss-*/not-ready 2>/dev/null | grep -q ."
+kill -9 $relay_pid 2>/dev/null
+wait
+/bin/ip link del vrel 2>/dev/null
+cluster_down
+unload_module
+check "kernel log clean" kernel_log_clean
+ktap_finish
