@@ -10,7 +10,7 @@
 # every frame takes).
 . /selftests/lib.sh
 
-ktap_plan 7
+ktap_plan 8
 N=400
 DUMPS=30
 load_module
