@@ -13,6 +13,8 @@
 ktap_plan 8
 N=400
 DUMPS=30
+# The short form (make check) dumps 10 times.
+quick && DUMPS=10
 load_module
 SNOOP_OPTS="--max-conns 8192" check "cluster up, peer snooping eth0" cluster_up
 in_owner ptcp-testapp echo-serve "[::]:80" &
