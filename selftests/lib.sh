@@ -62,6 +62,22 @@ check_rc() {
 	check_fails "$d_" "$w_" "" "$@"
 }
 
+# u32 and u16 attributes and IPv4-mapped addresses, as `permctl debug raw` takes them.
+le32() { printf '%02x%02x%02x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24)); }
+a32() { printf '0800%02x00%s' "$1" "$(le32 "$2")"; }
+a16() { printf '0600%02x00%02x%02x0000' "$1" $(($2 & 255)) $(($2 >> 8)); }
+a4() { # kind a.b.c.d
+	set -- "$1" $(echo "$2" | tr . ' ')
+	printf '1400%02x0000000000000000000000ffff%02x%02x%02x%02x' "$1" "$2" "$3" "$4" "$5"
+}
+# The attributes of a DIRECTIVE (`permctl debug raw --cmd 12`) for node 1's connection
+# 10.0.0.1:80 <- 10.0.0.100:$1, from node $2 (none: -).
+directive_hex() { # client-port from
+	hex="$(a32 2 1)$(a4 13 10.0.0.1)$(a16 14 80)$(a4 15 10.0.0.100)$(a16 16 "$1")"
+	[ "$2" = - ] || hex="$hex$(a32 40 "$2")"
+	echo "$hex"
+}
+
 # ktap_skip N DESCRIPTION REASON: N cases of a part not run, reported as KTAP skips
 # ("ok N DESCRIPTION # SKIP REASON"; run_vm.sh counts them apart from the passed ones).
 ktap_skip() {

@@ -6,7 +6,8 @@
 # lockdep and KCSAN reports):
 # - bulk traffic on several connections while snooping is stopped and started, while the
 #   module is unloaded, and while the snooping namespace is deleted;
-# - concurrent SNOOP_START/STOP, TAKEOVER, DIRECTIVE and LEASE_SET from parallel callers:
+# - concurrent SNOOP_START/STOP, TAKEOVER, DIRECTIVE (for connections not mirrored: refused
+#   after the handler's lookups) and LEASE_SET from parallel callers:
 #   the namespace stays consistent (snooping on exactly when the last command says so);
 # - rmmod with 300 connections parked, and rmmod while a takeover of 300 connections runs
 #   into a listener that closes and reopens while connections are injected into its queue.
@@ -73,6 +74,7 @@ for j in 1 2 3 4; do
 			in_peer permctl snoop start --dev eth0 >/dev/null 2>&1
 			in_peer permctl lease --ms $((k * 100)) >/dev/null 2>&1
 			in_peer permctl takeover --node 1 --no-assume >>/tmp/cc-par.$j 2>&1
+			in_peer permctl debug raw --cmd 12 "$(directive_hex $((40000 + k)) 1)" >/dev/null 2>&1
 			k=$((k + 1))
 		done
 	) &
