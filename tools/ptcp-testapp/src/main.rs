@@ -635,8 +635,20 @@ fn compare_lossy(dir: &str) -> bool {
     let (o, cl) = (&c.owner_sent, &c.client_sent);
     let txt = |f: &str| String::from_utf8_lossy(&rd(f)).into_owned();
     for (what, all, isn, bin, summary) in [
-        ("owner", rd("sent.bin"), o.isn, rd("out.bin"), txt("out.txt")),
-        ("client", rd("recv.bin"), cl.isn, rd("in.bin"), txt("in.txt")),
+        (
+            "owner",
+            rd("sent.bin"),
+            o.isn,
+            rd("out.bin"),
+            txt("out.txt"),
+        ),
+        (
+            "client",
+            rd("recv.bin"),
+            cl.isn,
+            rd("in.bin"),
+            txt("in.txt"),
+        ),
     ] {
         let mut at = 0usize;
         let mut bad = Vec::new();
@@ -650,7 +662,10 @@ fn compare_lossy(dir: &str) -> bool {
             at += len;
         }
         k.check(
-            &format!("every retained {what} byte is the byte sent ({} pieces)", pieces.len()),
+            &format!(
+                "every retained {what} byte is the byte sent ({} pieces)",
+                pieces.len()
+            ),
             bad.is_empty() && at == bin.len(),
             format!("{summary}: wrong: {bad:?}"),
         );
@@ -664,7 +679,11 @@ fn compare_lossy(dir: &str) -> bool {
     } else {
         let why = c.not_ready.clone().unwrap_or_default();
         println!("# not ready: {why} ({})", c.state);
-        k.check("not ready, with the reason", !why.is_empty(), format!("{c:?}", c = c.state));
+        k.check(
+            "not ready, with the reason",
+            !why.is_empty(),
+            format!("{c:?}", c = c.state),
+        );
         std::fs::write(format!("{dir}/not-ready"), why).unwrap();
     }
     k.1 == 0

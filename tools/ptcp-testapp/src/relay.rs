@@ -28,17 +28,21 @@ impl Port {
             let ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
             assert!(ifindex > 0, "no interface {iface}");
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto));
-            assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
             let one: i32 = 1;
             for opt in [PACKET_VNET_HDR, PACKET_IGNORE_OUTGOING] {
-                let r = libc::setsockopt(
-                    fd,
-                    libc::SOL_PACKET,
-                    opt,
-                    &one as *const i32 as *const _,
-                    4,
+                let r =
+                    libc::setsockopt(fd, libc::SOL_PACKET, opt, &one as *const i32 as *const _, 4);
+                assert_eq!(
+                    r,
+                    0,
+                    "packet option {opt}: {}",
+                    std::io::Error::last_os_error()
                 );
-                assert_eq!(r, 0, "packet option {opt}: {}", std::io::Error::last_os_error());
             }
             let mut sll: libc::sockaddr_ll = std::mem::zeroed();
             sll.sll_family = libc::AF_PACKET as u16;
@@ -102,7 +106,9 @@ pub fn run(args: &[String]) {
         std::process::exit(2);
     };
     let percent: u64 = percent.parse().expect("PERCENT");
-    let seed: u64 = rest.first().map_or(0x9e37_79b9_7f4a_7c15, |s| s.parse().expect("SEED"));
+    let seed: u64 = rest
+        .first()
+        .map_or(0x9e37_79b9_7f4a_7c15, |s| s.parse().expect("SEED"));
     let (pa, pb) = (Port::open(a), Port::open(b));
     std::thread::spawn(move || forward(pb, pa, 0, 1, "back"));
     forward(pa, pb, percent, seed | 1, "lossy");
