@@ -25,7 +25,7 @@ check "cluster up, peer snooping eth0" cluster_up
 ptcp-testapp lossy-relay vrel vpeer 10 7 >/tmp/loss-relay.out 2>&1 &
 relay_pid=$!
 sleep 0.3
-check "the peer reaches the client through the relay" in_peer ping -c 2 -W 2 10.0.0.100
+check "the peer reaches the client through the relay" in_peer ping -c 5 -i 0.2 -W 2 10.0.0.100
 
 port=80
 echo "$CASES" | while IFS=: read -r name fam kind a b c; do
