@@ -314,6 +314,13 @@ pd_key() {
 
 # Writes node $1's configuration; $2: more top-level keys, $3: more [declaration] keys,
 # $4: a [snoop] table's keys (none: snoop on eth0, the interface).
+# Heartbeats missed before a verdict. On the sanitizer kernels (KASAN/KMEMLEAK, KCSAN) the
+# guest under TCG can leave a daemon unscheduled for 400 ms: with 3 missed 100 ms heartbeats
+# a live node was declared dead there (directive_steer.sh: node 3 took node 2 over), so
+# those kernels get a 1 s dead time.
+PD_MISSED=3
+if [ -e /sys/kernel/debug/kmemleak ] || [ -e /sys/kernel/debug/kcsan ]; then PD_MISSED=10; fi
+
 pd_conf() { # node [top] [declaration] [snoop]
 	n=$1
 	{
@@ -327,7 +334,7 @@ pd_conf() { # node [top] [declaration] [snoop]
 		echo "status_socket = \"$PD/n$n.sock\""
 		echo "control_socket = \"$PD/n$n.ctl\""
 		echo "heartbeat_interval_ms = 100"
-		echo "missed_heartbeats = 3"
+		echo "missed_heartbeats = $PD_MISSED"
 		[ -z "$2" ] || printf '%b\n' "$2"
 		for p in $PD_NODES; do
 			[ "$p" = "$n" ] && continue

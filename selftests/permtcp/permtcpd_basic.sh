@@ -126,7 +126,7 @@ sed 's/^/# client A: /' $PD/a.out
 	ktap_result fail "session A completes every round with the right bytes"
 worst=$(sed -n 's/.*worst_round_ms=\([0-9]*\).*/\1/p' $PD/a.out)
 echo "# stall: client A's request in the outage was answered after ${worst:-?} ms" \
-	"(heartbeats 100 ms, 3 missed); takeover seen by the test $((t_taken - t_crash)) ms after the crash"
+	"(heartbeats 100 ms, $PD_MISSED missed); takeover seen by the test $((t_taken - t_crash)) ms after the crash"
 for n in 2 3; do
 	grep -E "suspected|verdict|took over|assumed|TAKEOVER|directive" $PD/n$n.log | sed "s/^/# node $n: /"
 done
