@@ -95,7 +95,7 @@ mod snoop_tests {
     use crate::logic::track::{NotReady, Side, State};
     use crate::logic::uapi::proto;
     use crate::snoop::{Chunk, ConnMap, KernelChunks};
-    use kernel::prelude::GFP_KERNEL;
+    use kernel::prelude::{KVec, GFP_KERNEL};
 
     const OWNER: [u8; 4] = [10, 0, 0, 1];
     const CLIENT: [u8; 4] = [10, 0, 0, 100];
@@ -135,22 +135,33 @@ mod snoop_tests {
         len
     }
 
+    /// `n` bytes of `v` on the heap: a KUnit case runs on a kthread's 16 KiB stack, which the
+    /// KCSAN kernel's instrumented frames overflowed with the cases' buffers on it.
+    fn heap(v: u8, n: usize) -> KVec<u8> {
+        KVec::from_elem(v, n, GFP_KERNEL).unwrap_or_default()
+    }
+
     fn snooper(limits: Limits) -> Snooper {
-        // Built in place: kernel stacks are small.
-        let mut decls = [Declaration::default(), Declaration::default()];
-        let [owner, me] = &mut decls;
-        (owner.node_id, owner.proto) = (1, proto::TCP);
-        (me.node_id, me.proto, me.local) = (2, proto::TCP, true);
+        // The declarations (1.5 KiB each) on the heap: kernel stacks are small.
+        let mut decls = KVec::new();
+        for _ in 0..2 {
+            assert!(decls.push(Declaration::default(), GFP_KERNEL).is_ok());
+        }
         let range = PortRange {
             lo: 80,
             hi: 80,
             ..Default::default()
         };
-        let ok = owner.addrs4.push(OWNER).is_ok()
-            && owner.ranges.push(range).is_ok()
-            && me.addrs4.push([10, 0, 0, 2]).is_ok()
-            && me.ranges.push(range).is_ok();
-        assert!(ok);
+        // Two declarations unless the pushes above failed (and said so).
+        if let [owner, me] = &mut decls[..] {
+            (owner.node_id, owner.proto) = (1, proto::TCP);
+            (me.node_id, me.proto, me.local) = (2, proto::TCP, true);
+            let ok = owner.addrs4.push(OWNER).is_ok()
+                && owner.ranges.push(range).is_ok()
+                && me.addrs4.push([10, 0, 0, 2]).is_ok()
+                && me.ranges.push(range).is_ok();
+            assert!(ok);
+        }
         Snooper::new(Filter::compile(decls.iter()), limits)
     }
 
@@ -191,8 +202,9 @@ mod snoop_tests {
         let mut s = snooper(Limits::default());
         let mut map = ConnMap::new();
         let mut alloc = Budget::new(KernelChunks, 1 << 20);
-        let mut buf = [0u8; 1500];
-        let mut data = [0u8; 1000];
+        let mut buf = heap(0, 1500);
+        let mut data = heap(0, 1000);
+        assert!(buf.len() == 1500 && data.len() == 1000);
         for (i, b) in data.iter_mut().enumerate() {
             *b = i as u8;
         }
@@ -220,9 +232,9 @@ mod snoop_tests {
         assert_eq!(c.state, State::Established);
         assert_eq!(c.readiness(), Ok(()));
         assert_eq!(c.side(Side::Owner).data.held(), 1000);
-        let mut back = [0u8; 1000];
-        assert!(c.side(Side::Owner).data.read(901, &mut back));
-        assert!(back == data);
+        let mut back = heap(0, 1000);
+        assert!(back.len() == 1000 && c.side(Side::Owner).data.read(901, &mut back));
+        assert!(back[..] == data[..]);
         // One chunk of data, plus the slot table and the entry: all of it counted.
         assert_eq!(c.side(Side::Owner).data.chunks(), 1);
         assert!(alloc.used > CHUNK as u64);
@@ -240,7 +252,8 @@ mod snoop_tests {
         });
         let mut map = ConnMap::new();
         let mut alloc = Budget::new(KernelChunks, CHUNK as u64);
-        let mut buf = [0u8; 1500];
+        let mut buf = heap(0, 1500);
+        assert!(buf.len() == 1500);
         let n = frame(&mut buf, false, 1000, 7, 0, flags::SYN, &[]);
         s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
         let n = frame(&mut buf, true, 1000, 50, 8, flags::SYN | flags::ACK, &[]);
@@ -253,7 +266,8 @@ mod snoop_tests {
         assert_eq!(map.len(), 1);
         assert_eq!(s.counters.conn_limit, 1);
         // Two chunks of data against a one-chunk budget.
-        let big = [7u8; 1400];
+        let big = heap(7, 1400);
+        assert!(big.len() == 1400);
         let mut seq = 51u32;
         for _ in 0..4 {
             let n = frame(&mut buf, true, 1000, seq, 8, flags::ACK, &big);
