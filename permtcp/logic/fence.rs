@@ -122,6 +122,11 @@ impl Fence {
     pub fn from_failed(&self, mac: &[u8; 6]) -> bool {
         self.failed_macs.iter().any(|m| m == mac)
     }
+
+    /// How many MACs of failed nodes it knows (while none, no frame raises the alarm).
+    pub fn failed_macs(&self) -> usize {
+        self.failed_macs.len()
+    }
 }
 /// The IPv4 address an ARP packet (from its ARP header on) claims for its sender: the
 /// sender protocol address of a request or reply for IPv4 over Ethernet (gratuitous ARP

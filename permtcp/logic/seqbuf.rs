@@ -11,6 +11,8 @@
 
 use crate::logic::seq::{self, Seq};
 use core::mem::MaybeUninit;
+use core::ops::Deref;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes per chunk.
 pub const CHUNK: usize = 4096;
@@ -294,7 +296,30 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         (at < b).then(|| self.base.wrapping_add(at))
     }
 
+    /// Whether `[a, ...)` starts within or right at the end of the last present interval
+    /// (or nothing is present): the in-order case, where adding it merges with nothing else.
+    fn appends(&self, a: u32) -> bool {
+        match self.nr() {
+            0 => true,
+            n => {
+                let last = self.ranges[n - 1];
+                last.0 <= a && a <= last.1
+            }
+        }
+    }
+
     fn add_range(&mut self, a: u32, b: u32) -> Result<(), WriteError> {
+        if self.appends(a) {
+            // In order: the last interval grows (or becomes the first).
+            match self.nr() {
+                0 => {
+                    self.ranges[0] = (a, b);
+                    self.nranges = 1;
+                }
+                n => self.ranges[n - 1].1 = self.ranges[n - 1].1.max(b),
+            }
+            return Ok(());
+        }
         let (out, n) = self.merged(a, b)?;
         // Element-wise: a generic copy_from_slice instantiation here would bring in a panic
         // helper that objtool (7.3) does not know as noreturn with rustc 1.95.
@@ -368,8 +393,11 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                 Ok(())
             };
         }
-        // Too fragmented: refuse before allocating chunks no interval would account for.
-        self.merged(a, b)?;
+        // Too fragmented: refuse before allocating chunks no interval would account for (in
+        // order, nothing can fragment).
+        if !self.appends(a) {
+            self.merged(a, b)?;
+        }
         let mut off = a;
         let mut failure = None;
         while off < b {
@@ -549,5 +577,122 @@ impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
 
     fn refuse(&mut self) {
         self.refused += 1;
+    }
+}
+
+/// The byte budget of a table whose shards allocate concurrently (the kernel's: frames of
+/// different connections are tracked on different CPUs at once): one cap, charged with
+/// atomic operations, no lock. Shards allocate through [`Pooled`].
+#[derive(Default)]
+pub struct Pool {
+    used: AtomicU64,
+    max: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Pool {
+    /// A pool of `max` bytes.
+    pub const fn new(max: u64) -> Self {
+        Pool {
+            used: AtomicU64::new(0),
+            max: AtomicU64::new(max),
+            refused: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    /// Changes the cap (bytes already charged stay charged).
+    pub fn set_max(&self, max: u64) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
+    /// Charges `bytes`, unless the cap would be passed (then counts a refusal). Exact under
+    /// concurrency: `used` never exceeds the cap because of a charge.
+    pub fn take(&self, bytes: u64) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
+        let ok = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(bytes).filter(|&n| n <= max)
+            })
+            .is_ok();
+        if !ok {
+            self.refuse();
+        }
+        ok
+    }
+
+    /// Returns `bytes` charged by [`Self::take`].
+    pub fn give(&self, bytes: u64) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts a refusal made elsewhere (a connection's [`Share`]).
+    pub fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bytes charged.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The cap.
+    pub fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Charges refused (cap or share).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Chunks the allocator failed to provide.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// An allocator behind a shared [`Pool`] (`P` points to it: a reference, or a counted
+/// one); what [`Budget`] is to a single table, for one shard of a sharded one.
+pub struct Pooled<A, P> {
+    /// The allocator that provides chunks.
+    pub inner: A,
+    /// The pool charged.
+    pub pool: P,
+}
+
+impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
+    type Chunk = A::Chunk;
+    type Slots = A::Slots;
+
+    fn alloc(&mut self) -> Option<A::Chunk> {
+        if !self.pool.take(CHUNK as u64) {
+            return None;
+        }
+        let c = self.inner.alloc();
+        if c.is_none() {
+            self.pool.give(CHUNK as u64);
+            self.pool.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        c
+    }
+
+    fn free(&mut self, chunk: A::Chunk) {
+        self.pool.give(CHUNK as u64);
+        self.inner.free(chunk);
+    }
+
+    fn charge(&mut self, bytes: u64) -> bool {
+        self.pool.take(bytes)
+    }
+
+    fn uncharge(&mut self, bytes: u64) {
+        self.pool.give(bytes);
+    }
+
+    fn refuse(&mut self) {
+        self.pool.refuse();
     }
 }

@@ -94,6 +94,36 @@ impl FlowKey {
     }
 }
 
+/// Most shards a sharded table has (see [`shard_count`]).
+pub const MAX_SHARDS: usize = 4096;
+
+/// How many shards (each with its own lock) a table of at most `max_conns` connections has:
+/// about eight connections each, a power of two between 64 and [`MAX_SHARDS`] (the default
+/// 4096 connections: 512 shards; 100,000: 4096, about 25 each).
+pub fn shard_count(max_conns: u32) -> usize {
+    (max_conns as usize / 8)
+        .next_power_of_two()
+        .clamp(64, MAX_SHARDS)
+}
+
+impl FlowKey {
+    /// The shard of the key among `n` (a power of two), mixed with the table's random
+    /// `seed` so that an off-path sender cannot aim its connections at one shard. Both
+    /// directions of a connection have the same key, hence the same shard.
+    pub fn shard(&self, seed: u64, n: usize) -> usize {
+        let mut h = seed;
+        for w in self.to_words() {
+            // splitmix64's finaliser over each word folded in.
+            h ^= w;
+            h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            h ^= h >> 31;
+        }
+        (h as usize) & (n - 1)
+    }
+}
+
 /// A snooped binding: an owned address with a port range.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Binding {
@@ -236,6 +266,11 @@ pub trait FlowMap<A: ChunkAlloc> {
     }
     /// Calls `f` for each connection; removes those for which it returns `false`.
     fn retain(&mut self, f: impl FnMut(&FlowKey, &mut Conn<A>) -> bool);
+    /// How many connections [`Self::retain`] visits: [`Self::len`], or a shard's own count
+    /// when the map is one shard of a larger table.
+    fn scanned(&self) -> usize {
+        self.len()
+    }
 }
 
 /// Default handshake timeout: 20 s without a segment in SYN-SENT, SIM-OPEN or SYN-RECV.
@@ -427,7 +462,9 @@ pub fn pick<A: ChunkAlloc>(conn: &Conn<A>, whose: Option<bool>) -> Pick {
     }
 }
 
-/// A namespace's snooper.
+/// A namespace's snooper over one table: the host tests' and the fuzzers' form of the
+/// snooping path. The kernel splits its table into shards, each behind its own lock, and
+/// applies the same [`Rules`] to the shard of each frame's connection.
 pub struct Snooper {
     /// Snooped bindings.
     pub filter: Filter,
@@ -441,22 +478,93 @@ pub struct Snooper {
     pub seeded: usize,
 }
 
-impl Snooper {
-    /// A snooper with the given filter and limits.
-    pub fn new(filter: Filter, limits: Limits) -> Self {
-        Snooper {
-            filter,
-            limits,
-            counters: Counters::default(),
-            seeded: 0,
+impl Counters {
+    /// Counts a frame [`parse_frame`] skipped.
+    pub fn skipped(&mut self, why: Skip) {
+        match why {
+            Skip::NotTcp => self.not_tcp += 1,
+            Skip::Fragment => self.fragments += 1,
+            Skip::Malformed => self.malformed += 1,
         }
     }
 
+    /// Adds `o`'s counts to these (the kernel sums its shards' counters).
+    pub fn add(&mut self, o: &Counters) {
+        let mine = [
+            &mut self.frames,
+            &mut self.not_tcp,
+            &mut self.fragments,
+            &mut self.malformed,
+            &mut self.bad_csum,
+            &mut self.matched,
+            &mut self.conns_synced,
+            &mut self.conns_unsynced,
+            &mut self.conn_limit,
+            &mut self.byte_limit,
+            &mut self.resets,
+            &mut self.expired,
+            &mut self.tw_reused,
+            &mut self.invalid,
+            &mut self.syn_timeouts,
+            &mut self.idle_timeouts,
+            &mut self.early_drops,
+        ];
+        let theirs = [
+            o.frames,
+            o.not_tcp,
+            o.fragments,
+            o.malformed,
+            o.bad_csum,
+            o.matched,
+            o.conns_synced,
+            o.conns_unsynced,
+            o.conn_limit,
+            o.byte_limit,
+            o.resets,
+            o.expired,
+            o.tw_reused,
+            o.invalid,
+            o.syn_timeouts,
+            o.idle_timeouts,
+            o.early_drops,
+        ];
+        for (m, t) in mine.into_iter().zip(theirs) {
+            *m = m.wrapping_add(t);
+        }
+    }
+}
+
+/// The TCP segment a frame carries, parsed, or why the snooper skips it (counted by
+/// [`Counters::skipped`]). Needs no table: the kernel parses before it takes a lock.
+pub fn parse_frame<P: Payload + ?Sized>(frame: &Frame<'_, P>) -> Result<Segment, Skip> {
+    if frame.gso {
+        packet::parse_gso(frame.hdr, frame.l3_len)
+    } else {
+        packet::parse(frame.hdr, frame.l3_len)
+    }
+}
+
+/// What the snooper decides, read-only: its filter and its limits. Applied to a table, or
+/// to the one shard of a sharded table that holds the connection at hand (the kernel's:
+/// every decision about a connection involves only its own entry, so shards need no common
+/// lock; [`FlowMap::len`] is the whole table's count and [`FlowMap::insert`] refuses past
+/// [`Limits::max_conns`]). The counters and the map are the caller's.
+#[derive(Clone, Copy)]
+pub struct Rules<'a> {
+    /// Snooped bindings.
+    pub filter: &'a Filter,
+    /// Bounds.
+    pub limits: &'a Limits,
+}
+
+impl Rules<'_> {
     /// Mirrors connection `key` from now on, as `conn` (a [`crate::logic::handoff::seeded`]
     /// entry) describes it, in place of any entry it had; `false` when the table or the
-    /// budget is full. A connection of a binding the filter does not snoop is followed too.
+    /// budget is full. A connection of a binding the filter does not snoop is followed too
+    /// (the caller counts it among the seeded ones when this returns true and
+    /// [`Filter::snoops`] does not).
     pub fn seed<A: ChunkAlloc, M: FlowMap<A>>(
-        &mut self,
+        &self,
         map: &mut M,
         alloc: &mut A,
         key: FlowKey,
@@ -475,79 +583,31 @@ impl Snooper {
             alloc.uncharge(entry);
             return false;
         }
-        if !self.filter.snoops(&key.owner_addr, key.owner_port) {
-            self.seeded += 1;
-        }
         true
     }
 
-    /// The side and connection of `seg` when the table holds it although the filter does
-    /// not snoop its binding (a seeded connection of this node's own).
-    fn seeded_key<A: ChunkAlloc, M: FlowMap<A>>(
+    /// Tracks a segment of connection `key` that passed the filter (or is a seeded
+    /// connection's) and its checksum check, which `from` sent; `src_mac` is its frame's
+    /// source MAC. Counts it as matched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn track<A: ChunkAlloc, M: FlowMap<A>>(
         &self,
-        map: &mut M,
-        seg: &Segment,
-    ) -> Option<(Side, FlowKey)> {
-        if self.seeded == 0 {
-            return None;
-        }
-        [Side::Client, Side::Owner]
-            .into_iter()
-            .map(|from| (from, FlowKey::of(seg, from)))
-            .find(|(_, k)| map.get_mut(k).is_some())
-    }
-
-    /// Processes one frame; `csum_ok` tells, for a segment of a snooped binding, whether its
-    /// TCP checksum verified over its [`Segment::l4_len`] bytes (see
-    /// [`packet::tcp_csum_ok`]), or cannot be verified, as with CHECKSUM_PARTIAL; it is not
-    /// called for other traffic.
-    pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>, P: Payload + ?Sized>(
-        &mut self,
+        c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
-        frame: Frame<'_, P>,
-        csum_ok: impl FnOnce(&Segment) -> bool,
+        (from, key): (Side, FlowKey),
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+        src_mac: Option<[u8; 6]>,
         now_ms: u64,
     ) -> Outcome {
-        self.counters.frames += 1;
-        let parsed = if frame.gso {
-            packet::parse_gso(frame.hdr, frame.l3_len)
-        } else {
-            packet::parse(frame.hdr, frame.l3_len)
-        };
-        let seg = match parsed {
-            Ok(s) => s,
-            Err(Skip::NotTcp) => {
-                self.counters.not_tcp += 1;
-                return Outcome::Ignored;
-            }
-            Err(Skip::Fragment) => {
-                self.counters.fragments += 1;
-                return Outcome::Ignored;
-            }
-            Err(Skip::Malformed) => {
-                self.counters.malformed += 1;
-                return Outcome::Ignored;
-            }
-        };
-        let Some((from, key)) = self
-            .filter
-            .classify(&seg)
-            .or_else(|| self.seeded_key(map, &seg))
-        else {
-            return Outcome::Ignored;
-        };
-        if !csum_ok(&seg) {
-            self.counters.bad_csum += 1;
-            return Outcome::Ignored;
-        }
-        self.counters.matched += 1;
-        let invalid = self.counters.invalid;
-        self.on_segment(map, alloc, (from, key), &seg, frame.payload, now_ms);
+        c.matched += 1;
+        let invalid = c.invalid;
+        self.on_segment(c, map, alloc, (from, key), seg, payload, now_ms);
         // Only a segment the mirror took (in window) says who sends: a forged one out of
         // window does not move a connection to another node.
-        if from == Side::Owner && self.counters.invalid == invalid {
-            if let Some(mac) = frame.src_mac {
+        if from == Side::Owner && c.invalid == invalid {
+            if let Some(mac) = src_mac {
                 self.note_sender(map, &key, &mac);
             }
         }
@@ -577,8 +637,10 @@ impl Snooper {
 
     /// Processes a parsed segment of a snooped binding, which `from` sent on connection
     /// `key`.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_segment<A: ChunkAlloc, M: FlowMap<A>>(
-        &mut self,
+        &self,
+        c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
         (from, key): (Side, FlowKey),
@@ -596,21 +658,21 @@ impl Snooper {
             if !(fresh_syn && over) {
                 match conn.on_segment(alloc, from, seg, payload, now_ms) {
                     Verdict::Keep => {}
-                    Verdict::Invalid => self.counters.invalid += 1,
+                    Verdict::Invalid => c.invalid += 1,
                     Verdict::Reset => {
-                        self.counters.resets += 1;
-                        if let Some(mut c) = map.remove(&key) {
-                            c.release(alloc);
+                        c.resets += 1;
+                        if let Some(mut old) = map.remove(&key) {
+                            old.release(alloc);
                         }
                     }
                 }
                 return;
             }
             if conn.state == State::TimeWait {
-                self.counters.tw_reused += 1;
+                c.tw_reused += 1;
             }
-            if let Some(mut c) = map.remove(&key) {
-                c.release(alloc);
+            if let Some(mut old) = map.remove(&key) {
+                old.release(alloc);
             }
         }
         if seg.has(flags::RST) || !self.filter.starts(&key.owner_addr, key.owner_port) {
@@ -619,61 +681,65 @@ impl Snooper {
         if map.len() >= self.limits.max_conns as usize && fresh_syn {
             // A full table makes room for a new connection as conntrack's early_drop does:
             // the oldest entries that are not (yet) worth anything to a takeover go.
-            self.early_drop(map, alloc, now_ms);
+            self.early_drop(c, map, alloc, now_ms);
         }
         if map.len() >= self.limits.max_conns as usize {
             // Counted once per connection (its SYN), not for each of its segments.
             if fresh_syn {
-                self.counters.conn_limit += 1;
+                c.conn_limit += 1;
             }
             return;
         }
         let entry = entry_bytes::<A>();
         if !alloc.charge(entry) {
             if fresh_syn {
-                self.counters.conn_limit += 1;
+                c.conn_limit += 1;
             }
             return;
         }
         let mut conn = if fresh_syn {
-            self.counters.conns_synced += 1;
+            c.conns_synced += 1;
             Conn::from_syn(from, seg, now_ms)
         } else {
-            self.counters.conns_unsynced += 1;
+            c.conns_unsynced += 1;
             Conn::unsynced(from, seg, now_ms)
         };
         conn.keep_received = self.limits.keep_received;
         conn.set_share(self.limits.max_conn_bytes, entry);
         if !map.insert(key, conn) {
             alloc.uncharge(entry);
-            self.counters.conn_limit += 1;
+            c.conn_limit += 1;
         }
     }
 
     /// Removes the oldest (by last segment) connections whose handshake is incomplete or
-    /// that were not seen from their SYN (unless followed: [`Conn::followed`]): a batch of a 64th of the table (at least one, at
-    /// most 64), so that a flood pays for one scan of the table every so many SYNs.
+    /// that were not seen from their SYN (unless followed: [`Conn::followed`]): a batch of a
+    /// 64th of the table (at least one, at most 64), so that a flood pays for one scan of
+    /// the table every so many SYNs. Given a shard, the scan and the batch are the shard's
+    /// (as conntrack's early_drop looks at a few buckets only): the oldest of the shard the
+    /// new connection hashes to go.
     fn early_drop<A: ChunkAlloc, M: FlowMap<A>>(
-        &mut self,
+        &self,
+        c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
         now_ms: u64,
     ) {
         const MAX_BATCH: usize = 64;
-        let batch = (self.limits.max_conns as usize / 64).clamp(1, MAX_BATCH);
+        let batch = (map.scanned().min(self.limits.max_conns as usize) / 64).clamp(1, MAX_BATCH);
         // The `batch` oldest candidates (longest idle), oldest first.
         let mut oldest = [(0u64, FlowKey::default()); MAX_BATCH];
         let mut n = 0;
-        map.retain(|k, c| {
+        map.retain(|k, conn| {
             // A followed connection (another node serves it) is worth keeping even when it was
             // not seen from its SYN: dropped, its next segment would start an entry that a
             // later takeover of its owner would take for one of its own.
-            let droppable = !c.followed
+            let droppable = !conn.followed
                 && matches!(
-                    c.state,
+                    conn.state,
                     State::SynSent | State::SimultaneousOpen | State::SynReceived | State::Unsynced
                 );
-            let idle = c.idle_ms(now_ms);
+            let idle = conn.idle_ms(now_ms);
             if droppable && (n < batch || idle > oldest[n - 1].0) {
                 let mut i = n.min(batch - 1);
                 while i > 0 && oldest[i - 1].0 < idle {
@@ -686,28 +752,29 @@ impl Snooper {
             true
         });
         for (_, k) in &oldest[..n] {
-            if let Some(mut c) = map.remove(k) {
-                c.release(alloc);
-                self.counters.early_drops += 1;
+            if let Some(mut old) = map.remove(k) {
+                old.release(alloc);
+                c.early_drops += 1;
             }
         }
     }
 
     /// Forgets the connections whose time is up: TIME-WAIT past its deadline, handshakes
     /// idle for [`Limits::syn_timeout_ms`], anything else idle for
-    /// [`Limits::idle_timeout_ms`].
+    /// [`Limits::idle_timeout_ms`]. Returns how many connections of bindings the filter
+    /// does not snoop (seeded ones) remain.
     pub fn expire<A: ChunkAlloc, M: FlowMap<A>>(
-        &mut self,
+        &self,
+        c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
         now_ms: u64,
-    ) {
+    ) -> usize {
         let (syn, idle) = (
             u64::from(self.limits.syn_timeout_ms),
             u64::from(self.limits.idle_timeout_ms),
         );
-        let c = &mut self.counters;
-        let filter = &self.filter;
+        let filter = self.filter;
         let mut seeded = 0;
         map.retain(|key, conn| {
             if !filter.snoops(&key.owner_addr, key.owner_port) {
@@ -727,7 +794,125 @@ impl Snooper {
             conn.release(alloc);
             false
         });
-        // Recounted (the removals above included): the count stays an upper bound.
-        self.seeded = seeded;
+        seeded
+    }
+}
+
+impl Snooper {
+    /// A snooper with the given filter and limits.
+    pub fn new(filter: Filter, limits: Limits) -> Self {
+        Snooper {
+            filter,
+            limits,
+            counters: Counters::default(),
+            seeded: 0,
+        }
+    }
+
+    /// Its rules.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            filter: &self.filter,
+            limits: &self.limits,
+        }
+    }
+
+    /// Mirrors connection `key` from now on (see [`Rules::seed`]).
+    pub fn seed<A: ChunkAlloc, M: FlowMap<A>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        key: FlowKey,
+        conn: Conn<A>,
+    ) -> bool {
+        let ok = self.rules().seed(map, alloc, key, conn);
+        if ok && !self.filter.snoops(&key.owner_addr, key.owner_port) {
+            self.seeded += 1;
+        }
+        ok
+    }
+
+    /// Processes one frame; `csum_ok` tells, for a segment of a snooped binding, whether its
+    /// TCP checksum verified over its [`Segment::l4_len`] bytes (see
+    /// [`packet::tcp_csum_ok`]), or cannot be verified, as with CHECKSUM_PARTIAL; it is not
+    /// called for other traffic.
+    pub fn on_frame<A: ChunkAlloc, M: FlowMap<A>, P: Payload + ?Sized>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        frame: Frame<'_, P>,
+        csum_ok: impl FnOnce(&Segment) -> bool,
+        now_ms: u64,
+    ) -> Outcome {
+        self.counters.frames += 1;
+        let seg = match parse_frame(&frame) {
+            Ok(s) => s,
+            Err(why) => {
+                self.counters.skipped(why);
+                return Outcome::Ignored;
+            }
+        };
+        let mut seeded = |seg: &Segment| -> Option<(Side, FlowKey)> {
+            if self.seeded == 0 {
+                return None;
+            }
+            [Side::Client, Side::Owner]
+                .into_iter()
+                .map(|from| (from, FlowKey::of(seg, from)))
+                .find(|(_, k)| map.get_mut(k).is_some())
+        };
+        let Some(fk) = self.filter.classify(&seg).or_else(|| seeded(&seg)) else {
+            return Outcome::Ignored;
+        };
+        if !csum_ok(&seg) {
+            self.counters.bad_csum += 1;
+            return Outcome::Ignored;
+        }
+        let rules = Rules {
+            filter: &self.filter,
+            limits: &self.limits,
+        };
+        rules.track(
+            &mut self.counters,
+            map,
+            alloc,
+            fk,
+            &seg,
+            frame.payload,
+            frame.src_mac,
+            now_ms,
+        )
+    }
+
+    /// Processes a parsed segment of a snooped binding (see [`Rules::on_segment`]).
+    pub fn on_segment<A: ChunkAlloc, M: FlowMap<A>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        fk: (Side, FlowKey),
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+        now_ms: u64,
+    ) {
+        let rules = Rules {
+            filter: &self.filter,
+            limits: &self.limits,
+        };
+        rules.on_segment(&mut self.counters, map, alloc, fk, seg, payload, now_ms);
+    }
+
+    /// Forgets the connections whose time is up (see [`Rules::expire`]).
+    pub fn expire<A: ChunkAlloc, M: FlowMap<A>>(
+        &mut self,
+        map: &mut M,
+        alloc: &mut A,
+        now_ms: u64,
+    ) {
+        let rules = Rules {
+            filter: &self.filter,
+            limits: &self.limits,
+        };
+        // Recounted (the removals included): the count stays an upper bound.
+        self.seeded = rules.expire(&mut self.counters, map, alloc, now_ms);
     }
 }

@@ -554,3 +554,35 @@ fn flow_keys_round_trip_through_dump_cursor_words() {
     assert_eq!(FlowKey::from_words(&[0; 5]), None);
     assert_eq!(FlowKey::from_words(&[3 << 32, 0, 0, 0, 0]), None);
 }
+
+/// Keys spread evenly over the shards, differently for different seeds.
+#[test]
+fn keys_spread_over_shards() {
+    use permtcp_logic::snoop::{shard_count, FlowKey, MAX_SHARDS};
+    assert_eq!(shard_count(4096), 512);
+    assert_eq!(shard_count(100_000), MAX_SHARDS);
+    assert_eq!(shard_count(1), 64);
+    let n = 512;
+    let key = |i: u32| FlowKey {
+        owner_addr: permtcp_logic::packet::Addr::v4([10, 0, 0, 1]),
+        client_addr: permtcp_logic::packet::Addr::v4([10, 0, (i >> 16) as u8, 100]),
+        owner_port: 80,
+        client_port: i as u16,
+    };
+    for seed in [0u64, 0x1234_5678_9abc_def0] {
+        let mut per = vec![0u32; n];
+        for i in 0..(n as u32 * 64) {
+            per[key(i).shard(seed, n)] += 1;
+        }
+        let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
+        // 64 expected per shard: a uniform hash stays well within [32, 112].
+        assert!(*lo >= 32 && *hi <= 112, "uneven: {lo}..{hi}");
+    }
+    let moved = (0..1000)
+        .filter(|&i| key(i).shard(1, n) != key(i).shard(2, n))
+        .count();
+    assert!(
+        moved > 900,
+        "the seed changes little: {moved} of 1000 moved"
+    );
+}
