@@ -180,10 +180,13 @@ pub(crate) fn dumpit(
                 *w = *a as u64;
             }
             let mut last = FlowKey::from_words(&words);
+            if last.is_none() {
+                state.snoop.gc(now);
+            }
             loop {
-                // One lookup per entry, O(log n), under the lock a frame takes: never a walk
-                // from the start.
-                let next = state.snoop.lock().next_after(last.as_ref(), now);
+                // One lookup per entry, O(log n) in one shard, under the lock a frame of that
+                // shard takes: never a walk from the start.
+                let next = state.snoop.next_after(last.as_ref(), now);
                 let Some((key, conn)) = next else { break };
                 let conn = if privileged { conn } else { conn.redacted() };
                 if !dump.add(cmd::CONN_GET, |w| ConnReply { conn }.write(w))? {
@@ -233,7 +236,7 @@ pub(crate) fn dumpit(
         cmd::CONN_DATA_GET => {
             let req = DataRequest::parse(payload)?;
             let pos = &mut args[0];
-            let mirrored = state.snoop.lock().dump_data(&req.key, req.side, dump, pos);
+            let mirrored = state.snoop.dump_data(&req.key, req.side, dump, pos);
             // A taken-over connection: the sent bytes kept for the application.
             let found = match mirrored {
                 None if req.side == Side::Owner => takeover::dump_sent(state, &req.key, dump, pos),

@@ -1115,3 +1115,98 @@ impl Drop for Detached {
         unsafe { ptcp_sock_close_detached(self.0.as_ptr()) };
     }
 }
+
+/// 64 random bits from the kernel's CRNG.
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: `get_random_u64()` has no preconditions and may be called in any context.
+    unsafe { bindings::get_random_u64() }
+}
+
+/// A boxed value that readers use under the RCU read lock, without a lock of their own, and
+/// that writers replace: the old value is freed only after a grace period, when no reader
+/// can still hold it (the snooping hook reads the connection table and the filter this way:
+/// frames on different CPUs share no lock).
+///
+/// # Invariants
+///
+/// `ptr` is null or comes from [`KBox::into_raw`] and is owned by this value. A pointer
+/// swapped out is freed only by [`Retired`]'s drop, after `synchronize_rcu()`.
+pub(crate) struct RcuBox<T> {
+    ptr: core::sync::atomic::AtomicPtr<T>,
+}
+
+// SAFETY: readers get `&T` on any CPU (`T: Sync`); the value is dropped on whichever CPU
+// drops the last owner (`T: Send`).
+unsafe impl<T: Send + Sync> Sync for RcuBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for RcuBox<T> {}
+
+impl<T> RcuBox<T> {
+    /// Empty.
+    pub(crate) const fn empty() -> Self {
+        RcuBox {
+            ptr: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    /// The current value, for as long as the read lock `_guard` is held.
+    pub(crate) fn get<'g>(&self, _guard: &'g kernel::sync::rcu::Guard) -> Option<&'g T> {
+        let p = self.ptr.load(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: by the invariant `p` is null or a live box; a replaced box is freed only
+        // after a grace period, which cannot end while `_guard` holds the read lock, and the
+        // reference does not outlive `_guard`.
+        unsafe { p.as_ref() }
+    }
+
+    /// Publishes `new` (nothing with `None`) and returns the value it replaces, to be freed
+    /// after a grace period.
+    pub(crate) fn replace(&self, new: Option<KBox<T>>) -> Retired<T> {
+        let p = new.map_or(core::ptr::null_mut(), KBox::into_raw);
+        let old = self.ptr.swap(p, core::sync::atomic::Ordering::AcqRel);
+        // INVARIANT: `old` left `ptr` in the swap above: nobody else frees it.
+        Retired(NonNull::new(old))
+    }
+}
+
+impl<T> Drop for RcuBox<T> {
+    fn drop(&mut self) {
+        drop(self.replace(None));
+    }
+}
+
+/// A value an [`RcuBox`] no longer publishes; dropping it waits for a grace period
+/// (`synchronize_rcu()`: process context only), then frees it.
+///
+/// # Invariants
+///
+/// The pointer, if any, comes from [`KBox::into_raw`], is no longer published, and has no
+/// other owner.
+pub(crate) struct Retired<T>(Option<NonNull<T>>);
+
+impl<T> Retired<T> {
+    /// Whether a value was replaced.
+    pub(crate) fn is_some(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Waits for a grace period and returns the value, no longer shared with any reader.
+    pub(crate) fn wait(mut self) -> Option<KBox<T>> {
+        let p = self.0.take()?;
+        kernel::sync::rcu::synchronize_rcu();
+        // SAFETY: by the invariant `p` came from `KBox::into_raw` and this is its only
+        // owner; after the grace period no reader holds it.
+        Some(unsafe { KBox::from_raw(p.as_ptr()) })
+    }
+}
+
+impl<T> Drop for Retired<T> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            // Readers that loaded the pointer before it was replaced finish first.
+            kernel::sync::rcu::synchronize_rcu();
+            // SAFETY: by the invariant `p` came from `KBox::into_raw` and this is its only
+            // owner; after the grace period no reader holds it.
+            drop(unsafe { KBox::from_raw(p.as_ptr()) });
+        }
+    }
+}

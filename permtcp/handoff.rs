@@ -175,8 +175,13 @@ pub(crate) fn hold(
                 continue;
             };
             let s = locked.seqs;
-            let behind = state.snoop.lock().get(k).is_none_or(|c| {
-                crate::logic::seq::before(c.side(crate::logic::track::Side::Client).nxt, s.rcv_nxt)
+            let behind = state.snoop.with_conn(k, |c| {
+                c.is_none_or(|c| {
+                    crate::logic::seq::before(
+                        c.side(crate::logic::track::Side::Client).nxt,
+                        s.rcv_nxt,
+                    )
+                })
             });
             if behind && seed(state, k, &s, now) {
                 again += 1;
@@ -200,7 +205,7 @@ pub(crate) fn hold(
 /// Mirrors connection `k` from now on, seeded from its socket's state `s`.
 fn seed(state: &NetState, k: &FlowKey, s: &SockSeqs, now: u64) -> bool {
     let conn = crate::logic::handoff::seeded(&s.snapshot(), now);
-    state.snoop.lock().seed(*k, conn)
+    state.snoop.seed(*k, conn)
 }
 
 /// HANDOFF_TAKE: takes over the connections of `r` that node `r.node` holds and this node's
@@ -238,7 +243,7 @@ pub(crate) fn take(
     }
     let is_failed = |x: u32| cluster.is_failed(x);
     {
-        let mut table = state.snoop.lock();
+        let table = &state.snoop;
         for want in r.conns.iter() {
             let k = &want.key;
             let binding = cluster
@@ -251,14 +256,17 @@ pub(crate) fn take(
                             .as_slice()
                             .contains(&me)
             });
-            let st = match (allowed, table.get(k)) {
-                (None, _) => status::NOT_PEER,
-                (Some(_), None) => status::NOT_MIRRORED,
-                (Some(b), Some(c)) => check(c, &want, b.rx),
-            };
+            // Checked and taken under the connection's shard lock.
+            let st = table.take_when(k, &mut taking, |c| {
+                let st = match (allowed, c) {
+                    (None, _) => status::NOT_PEER,
+                    (Some(_), None) => status::NOT_MIRRORED,
+                    (Some(b), Some(c)) => check(c, &want, b.rx),
+                };
+                (st, st == status::TAKEN)
+            });
             if let (status::TAKEN, Some(b)) = (st, allowed) {
                 // Within the capacity reserved above: no allocation.
-                let _ = table.take_key(k, &mut taking);
                 let _ = keys.push_within_capacity(*k);
                 let _ = rx.push_within_capacity((*k, b.rx));
                 if b.node_id == me {
@@ -293,7 +301,6 @@ pub(crate) fn take(
     // The plans copied what they need: the mirror copies go back to the budget.
     state
         .snoop
-        .lock()
         .put_back(&mut taking, |_| false, &mut KVec::new());
     t.plans = plans;
     let done = carry_out(state, net, node, &mut t, now, park_ms);
@@ -347,7 +354,7 @@ pub(crate) fn done(state: &NetState, net: &Net<'_>, r: &Handoff<'_>) -> Result<(
             // connection is gone already: nothing to abort.
             let _ = net.abort_conn(&x.key);
         } else {
-            state.snoop.lock().forget(&x.key);
+            state.snoop.forget(&x.key);
         }
     }
     state.serve(serve);

@@ -90,12 +90,14 @@ mod tests {
 mod snoop_tests {
     use crate::logic::decl::{Declaration, PortRange};
     use crate::logic::packet::{flags, Addr};
-    use crate::logic::seqbuf::{Budget, ChunkMem, CHUNK};
+    use crate::logic::seqbuf::{ChunkMem, Pool, CHUNK};
     use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
     use crate::logic::track::{NotReady, Side, State};
     use crate::logic::uapi::proto;
-    use crate::snoop::{Chunk, ConnMap, KernelChunks};
+    use crate::snoop::{Chunk, Shard};
+    use core::sync::atomic::AtomicUsize;
     use kernel::prelude::{KVec, GFP_KERNEL};
+    use kernel::sync::Arc;
 
     const OWNER: [u8; 4] = [10, 0, 0, 1];
     const CLIENT: [u8; 4] = [10, 0, 0, 100];
@@ -200,8 +202,14 @@ mod snoop_tests {
     #[test]
     fn handshake_data_and_readback() {
         let mut s = snooper(Limits::default());
-        let mut map = ConnMap::new();
-        let mut alloc = Budget::new(KernelChunks, 1 << 20);
+        let Ok(pool) = Arc::new(Pool::new(1 << 20), GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        // One shard of the kernel's table, as the hook uses it.
+        let mut shard = Shard::new(pool.clone());
+        let total = AtomicUsize::new(0);
+        let (mut map, _, alloc) = shard.parts(&total, 4096);
         let mut buf = heap(0, 1500);
         let mut data = heap(0, 1000);
         assert!(buf.len() == 1500 && data.len() == 1000);
@@ -216,7 +224,7 @@ mod snoop_tests {
         ];
         for (from_owner, seq, ack, fl, payload) in steps {
             let n = frame(&mut buf, from_owner, 40000, seq, ack, fl, payload);
-            s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+            s.on_frame(&mut map, alloc, Frame::of(&buf[..n]), |_| true, 1);
         }
         let key = FlowKey {
             owner_addr: Addr::v4(OWNER),
@@ -237,10 +245,10 @@ mod snoop_tests {
         assert!(back[..] == data[..]);
         // One chunk of data, plus the slot table and the entry: all of it counted.
         assert_eq!(c.side(Side::Owner).data.chunks(), 1);
-        assert!(alloc.used > CHUNK as u64);
-        assert_eq!(alloc.used, u64::from(c.mem));
-        c.release(&mut alloc);
-        assert_eq!(alloc.used, 0);
+        assert!(pool.used() > CHUNK as u64);
+        assert_eq!(pool.used(), u64::from(c.mem));
+        c.release(alloc);
+        assert_eq!(pool.used(), 0);
     }
 
     #[test]
@@ -250,19 +258,24 @@ mod snoop_tests {
             max_bytes: CHUNK as u64,
             ..Limits::default()
         });
-        let mut map = ConnMap::new();
-        let mut alloc = Budget::new(KernelChunks, CHUNK as u64);
+        let Ok(pool) = Arc::new(Pool::new(CHUNK as u64), GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        let mut shard = Shard::new(pool.clone());
+        let total = AtomicUsize::new(0);
+        let (mut map, _, alloc) = shard.parts(&total, 1);
         let mut buf = heap(0, 1500);
         assert!(buf.len() == 1500);
         let n = frame(&mut buf, false, 1000, 7, 0, flags::SYN, &[]);
-        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+        s.on_frame(&mut map, alloc, Frame::of(&buf[..n]), |_| true, 1);
         let n = frame(&mut buf, true, 1000, 50, 8, flags::SYN | flags::ACK, &[]);
-        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+        s.on_frame(&mut map, alloc, Frame::of(&buf[..n]), |_| true, 1);
         let n = frame(&mut buf, false, 1000, 8, 51, flags::ACK, &[]);
-        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+        s.on_frame(&mut map, alloc, Frame::of(&buf[..n]), |_| true, 1);
         // The table is full of an established connection: a new one is not tracked.
         let n = frame(&mut buf, false, 1001, 7, 0, flags::SYN, &[]);
-        s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+        s.on_frame(&mut map, alloc, Frame::of(&buf[..n]), |_| true, 1);
         assert_eq!(map.len(), 1);
         assert_eq!(s.counters.conn_limit, 1);
         // Two chunks of data against a one-chunk budget.
@@ -271,10 +284,10 @@ mod snoop_tests {
         let mut seq = 51u32;
         for _ in 0..4 {
             let n = frame(&mut buf, true, 1000, seq, 8, flags::ACK, &big);
-            s.on_frame(&mut map, &mut alloc, Frame::of(&buf[..n]), |_| true, 1);
+            s.on_frame(&mut map, alloc, Frame::of(&buf[..n]), |_| true, 1);
             seq += 1400;
         }
-        assert!(alloc.refused > 0);
+        assert!(pool.refused() > 0);
         let key = FlowKey {
             owner_addr: Addr::v4(OWNER),
             owner_port: 80,
@@ -287,6 +300,6 @@ mod snoop_tests {
             return;
         };
         assert_eq!(c.readiness(), Err(NotReady::NoMemory(Side::Owner)));
-        c.release(&mut alloc);
+        c.release(alloc);
     }
 }

@@ -31,7 +31,7 @@ use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
 use crate::logic::snoopnl::StatsInfo;
 use crate::logic::track::Side;
 use crate::logic::uapi::FAMILY_VERSION;
-use crate::snoop::SnoopTable;
+use crate::snoop::Snoop;
 use crate::takeover::{Parking, TakenList};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -85,11 +85,13 @@ impl Cluster {
 
     /// Brings the mirror's filter and the fence up to date with the cluster view.
     pub(crate) fn apply(&self, state: &NetState) {
-        state.snoop.lock().refilter(self.filter());
-        state
-            .fence
-            .lock()
-            .refresh(self.all(), &|n| self.is_failed(n));
+        match KBox::new(self.filter(), GFP_KERNEL) {
+            Ok(f) => state.snoop.refilter(f),
+            // An order-0 GFP_KERNEL allocation: this takes an OOM kill, and the old filter
+            // stays in place.
+            Err(_) => pr_err!("permtcp: out of memory: the snooping filter was not updated\n"),
+        }
+        state.refresh_fence(self);
     }
 }
 
@@ -105,9 +107,10 @@ pub(crate) struct NetState {
     /// Declarations and failed nodes.
     #[pin]
     pub(crate) cluster: Mutex<Cluster>,
-    /// Mirrored connections; shared with the netfilter hook (softirq), hence IRQ-safe.
+    /// Mirrored connections; shared with the netfilter hook (softirq): sharded, each shard
+    /// behind its own IRQ-safe lock, the table published with RCU.
     #[pin]
-    pub(crate) snoop: SpinLockIrq<SnoopTable>,
+    pub(crate) snoop: Snoop,
     /// Connections a takeover moved out of the mirror and is rebuilding, sorted: the local
     /// stack's resets of them are dropped as for mirrored ones.
     #[pin]
@@ -123,6 +126,9 @@ pub(crate) struct NetState {
     pub(crate) fence: SpinLockIrq<Fence>,
     /// Segments the fence dropped.
     fenced: AtomicU64,
+    /// The fence's count of failed nodes' MACs, for the snooping hook to skip the fence's
+    /// lock (namespace-wide) while no node is declared failed.
+    failed_macs: AtomicUsize,
     /// Frames received from a node declared failed here (split-brain alarm).
     split_brain: AtomicU64,
     /// Frames for another node's MAC delivered here: connections this node took over.
@@ -249,8 +255,8 @@ fn enomem() -> LogicError {
 
 impl NetState {
     /// The state of a new namespace.
-    pub(crate) fn new(cookie: u64) -> impl PinInit<Self> {
-        pin_init!(Self {
+    pub(crate) fn new(cookie: u64) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
             cookie,
             control <- new_mutex!((), "permtcp_control"),
             cluster <- new_mutex!(
@@ -260,12 +266,13 @@ impl NetState {
                 },
                 "permtcp_cluster"
             ),
-            snoop <- new_spinlock_irq!(SnoopTable::new(), "permtcp_snoop"),
+            snoop <- Snoop::new(),
             rebuilding <- new_spinlock_irq!(KVec::new(), "permtcp_rebuilding"),
             parking <- new_mutex!(Parking::default(), "permtcp_parking"),
             taken <- new_mutex!(TakenList::default(), "permtcp_taken"),
             fence <- new_spinlock_irq!(Fence::default(), "permtcp_fence"),
             fenced: AtomicU64::new(0),
+            failed_macs: AtomicUsize::new(0),
             split_brain: AtomicU64::new(0),
             steered: AtomicU64::new(0),
             handed <- new_spinlock_irq!(HandedList::default(), "permtcp_handed"),
@@ -276,7 +283,7 @@ impl NetState {
             held_dropped: AtomicU64::new(0),
             served <- new_spinlock_irq!(KeySet::default(), "permtcp_served"),
             served_len: AtomicUsize::new(0),
-        })
+        }? Error)
     }
 
     /// Adds a validated declaration unless it conflicts with the stored set.
@@ -349,6 +356,14 @@ impl NetState {
         st
     }
 
+    /// Brings the fence up to date with the cluster view: this node's own bindings and the
+    /// failed nodes' MACs.
+    pub(crate) fn refresh_fence(&self, cluster: &Cluster) {
+        let mut f = self.fence.lock();
+        f.refresh(cluster.all(), &|n| cluster.is_failed(n));
+        self.failed_macs.store(f.failed_macs(), Ordering::Relaxed);
+    }
+
     /// LEASE_SET: this node may send from its bindings for `ms` more (0: not at all).
     pub(crate) fn lease(&self, ms: u32) {
         self.fence.lock().lease.renew(crate::glue::now_ns(), ms);
@@ -362,23 +377,22 @@ impl NetState {
         }
         {
             let c = self.cluster.lock();
-            self.snoop.lock().start(limits, c.filter());
+            self.snoop.start(limits, c.filter())?;
         }
-        net.attach(ifindex)
-            .inspect_err(|_| self.snoop.lock().stop())
+        net.attach(ifindex).inspect_err(|_| self.snoop.stop())
     }
 
     /// Stops snooping; every mirrored connection is forgotten.
     pub(crate) fn snoop_stop(&self, net: &Net<'_>) -> Result {
         let _control = self.control.lock();
         net.detach()?;
-        self.snoop.lock().stop();
+        self.snoop.stop();
         Ok(())
     }
 
     /// The snooped device went away: the hook is gone, the mirror is forgotten.
     pub(crate) fn snoop_lost(&self) {
-        self.snoop.lock().stop();
+        self.snoop.stop();
     }
 
     /// One frame from the snooping hook; one from a node declared failed here raises the
@@ -394,7 +408,8 @@ impl NetState {
     /// Returns whether the hook drops the frame: a client's SYN that would reuse a
     /// connection of this node's bindings that a peer serves (owner recovery).
     pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
-        if let Some(mac) = skb.src_mac() {
+        let alarm = self.failed_macs.load(Ordering::Relaxed) > 0;
+        if let Some(mac) = skb.src_mac().filter(|_| alarm) {
             if self.fence.lock().from_failed(&mac) {
                 self.split_brain.fetch_add(1, Ordering::Relaxed);
             }
@@ -406,7 +421,7 @@ impl NetState {
         if self.served_len.load(Ordering::Relaxed) > 0 && self.serve_frame(skb) {
             return false;
         }
-        let outcome = self.snoop.lock().on_frame(skb, now_ms);
+        let outcome = self.snoop.on_frame(skb, now_ms);
         if let Outcome::ToFailed(key) = outcome {
             if skb.for_other_host() && skb.has_socket(&key) {
                 skb.deliver_here();
@@ -486,7 +501,7 @@ impl NetState {
     /// in all.
     pub(crate) fn recovery(&self, r: &RecoveryRequest<'_>, now_ms: u64) -> Result<(), LogicError> {
         let _control = self.control.lock();
-        if !self.snoop.lock().active {
+        if !self.snoop.active() {
             return Err(LogicError::new(
                 code::EINVAL,
                 c"not snooping: handed-back connections are followed on the snooped device",
@@ -607,7 +622,7 @@ impl NetState {
         if !seg.has(flags::RST) {
             return OutVerdict::Accept;
         }
-        let mirrored = self.snoop.lock().holds(&key);
+        let mirrored = self.snoop.holds(&key);
         let handed = self.handed_len.load(Ordering::Relaxed) > 0 && self.handed.lock().holds(&key);
         if mirrored || handed || self.rebuilding.lock().binary_search(&key).is_ok() {
             OutVerdict::DropReset
@@ -638,11 +653,7 @@ impl NetState {
 
     /// Snooping counters and limits, the hook's cost included.
     pub(crate) fn stats(&self, net: &Net<'_>, now_ms: u64) -> StatsInfo {
-        let mut stats = {
-            let mut t = self.snoop.lock();
-            t.gc(now_ms);
-            t.stats(net.ifindex())
-        };
+        let mut stats = self.snoop.stats(net.ifindex(), now_ms);
         (stats.hook_ns, stats.hook_frames) = net.hook_cost();
         stats.rst_dropped = net.rst_dropped();
         stats.steered = self.steered.load(Ordering::Relaxed);

@@ -1,27 +1,39 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The kernel side of snooping: the namespace's connection table behind an IRQ-safe
-//! spinlock, fed by the netfilter hook in softirq context and read by netlink handlers.
+//! The kernel side of snooping: the namespace's connection table, fed by the netfilter hook
+//! in softirq context and read by netlink handlers.
 //!
-//! All decisions (parsing, matching, tracking, limits) are made by `logic::snoop`; this file
-//! provides its table (an rbtree keyed by the 4-tuple), its chunk allocator (atomic, since the
-//! hook runs in softirq) and access to the skb.
+//! All decisions (parsing, matching, tracking, limits) are made by `logic::snoop`'s
+//! [`Rules`]; this file provides the table and its allocator. The table is split into
+//! [`shard_count`] shards, each an rbtree keyed by the 4-tuple behind its own IRQ-safe
+//! spinlock; the table and its filter are published with RCU. A frame takes no lock but
+//! its connection's shard's: frames of connections in different shards are tracked on
+//! different CPUs at once. Connections are counted and the byte budget charged with atomic
+//! operations ([`Pool`]); counters are kept per shard and summed when read.
 
-use crate::glue::{Dump, Skb};
+use crate::glue::{Dump, RcuBox, Skb};
 use crate::logic::errno::Error as LogicError;
 use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
+use crate::logic::packet::Skip;
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
-use crate::logic::seqbuf::{Budget, ChunkAlloc, Slots};
-use crate::logic::snoop::{pick, Filter, FlowKey, FlowMap, Frame, Limits, Outcome, Pick, Snooper};
+use crate::logic::seqbuf::{ChunkAlloc, Pool, Pooled, Slots};
+use crate::logic::snoop::{
+    parse_frame, pick, shard_count, Counters, Filter, FlowKey, FlowMap, Frame, Limits, Outcome,
+    Pick, Rules,
+};
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
 use core::ffi::c_long;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT};
 use kernel::alloc::Flags;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
+use kernel::sync::{rcu, Arc, Mutex, SpinLockIrq};
+use kernel::{new_mutex, new_spinlock_irq};
 
 /// Allocation flags of the mirror on the frame path (chunks, slot tables, table nodes): no
 /// sleeping (softirq), no dipping into the atomic reserves the stack keeps for real traffic,
@@ -66,8 +78,9 @@ impl Slots<Chunk> for KSlots {
 /// Chunks from the slab, atomically: the hook runs in softirq context.
 pub(crate) struct KernelChunks;
 
-/// The allocator connections use: slab chunks behind the namespace's byte budget.
-pub(crate) type Alloc = Budget<KernelChunks>;
+/// The allocator connections use: slab chunks behind the namespace's byte budget, shared
+/// by the shards.
+pub(crate) type Alloc = Pooled<KernelChunks, Arc<Pool>>;
 
 impl ChunkAlloc for KernelChunks {
     type Chunk = Chunk;
@@ -82,49 +95,64 @@ impl ChunkAlloc for KernelChunks {
     }
 }
 
-/// The mirrored connections, ordered by 4-tuple.
-pub(crate) struct ConnMap {
-    tree: RBTree<FlowKey, Conn<Alloc>>,
-    len: usize,
+/// The connections of one shard, ordered by 4-tuple, as [`Rules`] sees them: its length is
+/// the whole table's, and an insertion past [`Limits::max_conns`] is refused (the count is
+/// reserved atomically: shards insert concurrently).
+pub(crate) struct ShardMap<'a> {
+    tree: &'a mut RBTree<FlowKey, Conn<Alloc>>,
+    len: &'a mut usize,
+    total: &'a AtomicUsize,
+    max: usize,
 }
 
-impl ConnMap {
-    /// An empty table.
-    pub(crate) fn new() -> Self {
-        ConnMap {
-            tree: RBTree::new(),
-            len: 0,
-        }
-    }
-}
-
-impl FlowMap<Alloc> for ConnMap {
+impl FlowMap<Alloc> for ShardMap<'_> {
     fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Alloc>> {
         self.tree.get_mut(key)
     }
 
     fn insert(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
+        let max = self.max;
+        let reserved = self
+            .total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            return false;
+        }
         match RBTreeNode::new(key, conn, mirror_gfp()) {
             Ok(node) => {
-                if self.tree.insert(node).is_none() {
-                    self.len += 1;
+                match self.tree.insert(node) {
+                    None => *self.len += 1,
+                    Some(_old) => {
+                        self.total.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
                 true
             }
-            Err(_) => false,
+            Err(_) => {
+                self.total.fetch_sub(1, Ordering::Relaxed);
+                false
+            }
         }
     }
 
     fn remove(&mut self, key: &FlowKey) -> Option<Conn<Alloc>> {
         let c = self.tree.remove(key);
         if c.is_some() {
-            self.len -= 1;
+            *self.len -= 1;
+            self.total.fetch_sub(1, Ordering::Relaxed);
         }
         c
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.total.load(Ordering::Relaxed)
+    }
+
+    fn scanned(&self) -> usize {
+        *self.len
     }
 
     fn retain(&mut self, mut f: impl FnMut(&FlowKey, &mut Conn<Alloc>) -> bool) {
@@ -137,21 +165,90 @@ impl FlowMap<Alloc> for ConnMap {
                 continue;
             }
             let (next, _removed) = c.remove_current();
-            self.len -= 1;
+            *self.len -= 1;
+            self.total.fetch_sub(1, Ordering::Relaxed);
             // remove_current() falls back to the previous node at the end: stop there.
             cursor = next.filter(|n| n.current().0 > &key);
         }
     }
 }
 
-/// A table node allocated ahead, for [`SnoopTable::put_back`] under the spinlock.
+/// One shard: the connections whose keys hash to it, what the frames tracked in it counted,
+/// and its allocator.
+pub(crate) struct Shard {
+    conns: RBTree<FlowKey, Conn<Alloc>>,
+    len: usize,
+    counters: Counters,
+    /// Connections of bindings the filter does not snoop (seeded), an upper bound.
+    seeded: usize,
+    last_gc_ms: u64,
+    alloc: Alloc,
+}
+
+impl Shard {
+    /// An empty shard charging `pool`.
+    pub(crate) fn new(pool: Arc<Pool>) -> Self {
+        Shard {
+            conns: RBTree::new(),
+            len: 0,
+            counters: Counters::default(),
+            seeded: 0,
+            last_gc_ms: 0,
+            alloc: Pooled {
+                inner: KernelChunks,
+                pool,
+            },
+        }
+    }
+
+    /// Its map (counted in `total`, at most `max` in all), its counters and its allocator,
+    /// for [`Rules`].
+    pub(crate) fn parts<'a>(
+        &'a mut self,
+        total: &'a AtomicUsize,
+        max: usize,
+    ) -> (ShardMap<'a>, &'a mut Counters, &'a mut Alloc) {
+        (
+            ShardMap {
+                tree: &mut self.conns,
+                len: &mut self.len,
+                total,
+                max,
+            },
+            &mut self.counters,
+            &mut self.alloc,
+        )
+    }
+
+    /// Moves connection `key` out (into `out`, which must have room).
+    fn take(&mut self, total: &AtomicUsize, key: &FlowKey, out: &mut Taking) -> bool {
+        let Some(c) = self.conns.remove(key) else {
+            return false;
+        };
+        self.len -= 1;
+        total.fetch_sub(1, Ordering::Relaxed);
+        // The caller checked the spare capacity: no allocation, cannot fail.
+        out.push((*key, c), GFP_ATOMIC | __GFP_NOWARN).is_ok()
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        let alloc = &mut self.alloc;
+        for (_, c) in self.conns.iter_mut() {
+            c.release(alloc);
+        }
+    }
+}
+
+/// A table node allocated ahead, for [`Snoop::put_back`] under a shard's spinlock.
 pub(crate) type Reservation = RBTreeNodeReservation<FlowKey, Conn<Alloc>>;
 
-/// Connections moved out of the table by a takeover. Their chunks count against the table's
-/// budget until [`SnoopTable::put_back`] returns them.
+/// Connections moved out of the table by a takeover. Their chunks count against the
+/// namespace's budget until [`Snoop::put_back`] returns them.
 pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 
-/// What [`SnoopTable::take_key`] found.
+/// What [`Snoop::take_key`] found.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Take {
     /// Moved out of the table.
@@ -162,78 +259,111 @@ pub(crate) enum Take {
     Over,
 }
 
-/// A namespace's snooping state.
-pub(crate) struct SnoopTable {
-    /// Whether a device is hooked.
-    pub(crate) active: bool,
-    snooper: Snooper,
-    conns: ConnMap,
-    alloc: Alloc,
-    last_gc_ms: u64,
+/// Counts of frames skipped before any shard is chosen.
+#[derive(Default)]
+struct Skipped {
+    frames: AtomicU64,
+    not_tcp: AtomicU64,
+    fragments: AtomicU64,
+    malformed: AtomicU64,
 }
 
-impl SnoopTable {
-    /// An inactive table.
-    pub(crate) fn new() -> Self {
-        let limits = Limits::default();
-        SnoopTable {
-            active: false,
-            snooper: Snooper::new(Filter::default(), limits),
-            conns: ConnMap {
-                tree: RBTree::new(),
-                len: 0,
+/// A snooping run's table: from SNOOP_START to SNOOP_STOP.
+pub(crate) struct Table {
+    /// The snooped bindings; replaced when the declarations change.
+    filter: RcuBox<Filter>,
+    limits: Limits,
+    /// The shards' hash seed, random per run.
+    seed: u64,
+    shards: KVec<Pin<KBox<SpinLockIrq<Shard>>>>,
+    /// Connections in all shards.
+    len: AtomicUsize,
+    /// The shards' seeded counts summed: while 0, a frame the filter passes over is not
+    /// looked up.
+    seeded: AtomicUsize,
+    skipped: Skipped,
+    /// The next shard a frame expires, if due (every shard is looked at about once a
+    /// second under traffic, one at a time).
+    gc_next: AtomicUsize,
+}
+
+impl Table {
+    fn new(limits: Limits, filter: Filter, pool: &Arc<Pool>) -> Result<KBox<Self>> {
+        let n = shard_count(limits.max_conns);
+        let mut shards = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            let shard = KBox::pin_init(
+                new_spinlock_irq!(Shard::new(pool.clone()), "permtcp_shard"),
+                GFP_KERNEL,
+            )?;
+            shards.push(shard, GFP_KERNEL)?;
+        }
+        let t = KBox::new(
+            Table {
+                filter: RcuBox::empty(),
+                limits,
+                seed: crate::glue::random_u64(),
+                shards,
+                len: AtomicUsize::new(0),
+                seeded: AtomicUsize::new(0),
+                skipped: Skipped::default(),
+                gc_next: AtomicUsize::new(0),
             },
-            alloc: Budget::new(KernelChunks, limits.max_bytes),
-            last_gc_ms: 0,
+            GFP_KERNEL,
+        )?;
+        drop(t.filter.replace(Some(KBox::new(filter, GFP_KERNEL)?)));
+        Ok(t)
+    }
+
+    fn shard(&self, key: &FlowKey) -> &SpinLockIrq<Shard> {
+        &self.shards[key.shard(self.seed, self.shards.len())]
+    }
+
+    fn max(&self) -> usize {
+        self.limits.max_conns as usize
+    }
+
+    /// Expires shard `s`'s connections whose time is up, if a second has passed since it
+    /// last did.
+    fn gc_shard(&self, s: &mut Shard, filter: &Filter, now_ms: u64) {
+        if now_ms.wrapping_sub(s.last_gc_ms) < 1000 {
+            return;
+        }
+        s.last_gc_ms = now_ms;
+        let rules = Rules {
+            filter,
+            limits: &self.limits,
+        };
+        let old = s.seeded;
+        let (mut map, c, alloc) = s.parts(&self.len, self.max());
+        let seeded = rules.expire(c, &mut map, alloc, now_ms);
+        s.seeded = seeded;
+        // Recounted (the removals included): the sum stays an upper bound.
+        if seeded >= old {
+            self.seeded.fetch_add(seeded - old, Ordering::Relaxed);
+        } else {
+            self.seeded.fetch_sub(old - seeded, Ordering::Relaxed);
         }
     }
 
-    /// Starts afresh with `limits`, snooping the bindings of `filter`.
-    pub(crate) fn start(&mut self, limits: Limits, filter: Filter) {
-        self.clear();
-        self.snooper = Snooper::new(filter, limits);
-        self.alloc.max = limits.max_bytes;
-        self.active = true;
-    }
-
-    /// Stops and forgets every connection (counters stay readable).
-    pub(crate) fn stop(&mut self) {
-        self.clear();
-        self.active = false;
-    }
-
-    fn clear(&mut self) {
-        let alloc = &mut self.alloc;
-        self.conns.retain(|_, c| {
-            c.release(alloc);
-            false
-        });
-    }
-
-    /// Declarations changed: snoop the new set of bindings, dropping connections of bindings
-    /// that are no longer snooped.
-    pub(crate) fn refilter(&mut self, filter: Filter) {
-        self.snooper.filter = filter;
-        let (filter, alloc) = (&self.snooper.filter, &mut self.alloc);
-        self.conns.retain(|k, c| {
-            let keep = filter.snoops(&k.owner_addr, k.owner_port);
-            if !keep {
-                c.release(alloc);
-            }
-            keep
-        });
-    }
-
-    /// One frame from the hook: what the snooper did with it.
-    pub(crate) fn on_frame(&mut self, skb: &Skb<'_>, now_ms: u64) -> Outcome {
-        if !self.active {
-            return Outcome::Ignored;
+    /// The seeded connection `seg` belongs to, if the table holds one.
+    fn seeded_key(&self, seg: &Segment) -> Option<(Side, FlowKey)> {
+        if self.seeded.load(Ordering::Relaxed) == 0 {
+            return None;
         }
+        [Side::Client, Side::Owner]
+            .into_iter()
+            .map(|from| (from, FlowKey::of(seg, from)))
+            .find(|(_, k)| self.shard(k).lock().conns.get(k).is_some())
+    }
+
+    /// Tracks one frame.
+    fn on_frame(&self, filter: &Filter, skb: &Skb<'_>, now_ms: u64) -> Outcome {
+        self.skipped.frames.fetch_add(1, Ordering::Relaxed);
         let mut buf = [0u8; HEADER_MAX];
         let Some(hdr) = skb.header(&mut buf) else {
             return Outcome::Ignored;
         };
-        let csum = |seg: &Segment| skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(seg, s));
         let frame = Frame {
             hdr,
             l3_len: skb.len() as usize,
@@ -241,51 +371,287 @@ impl SnoopTable {
             payload: skb,
             src_mac: skb.src_mac(),
         };
-        let outcome = self
-            .snooper
-            .on_frame(&mut self.conns, &mut self.alloc, frame, csum, now_ms);
-        self.gc(now_ms);
+        let seg = match parse_frame(&frame) {
+            Ok(seg) => seg,
+            Err(why) => {
+                let k = &self.skipped;
+                let c = match why {
+                    Skip::NotTcp => &k.not_tcp,
+                    Skip::Fragment => &k.fragments,
+                    Skip::Malformed => &k.malformed,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                return Outcome::Ignored;
+            }
+        };
+        let Some((from, key)) = filter.classify(&seg).or_else(|| self.seeded_key(&seg)) else {
+            return Outcome::Ignored;
+        };
+        // Verified before the shard's lock is taken: the costly part of a large frame.
+        let csum_ok = skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(&seg, s));
+        let i = key.shard(self.seed, self.shards.len());
+        let outcome = {
+            let mut s = self.shards[i].lock();
+            if !csum_ok {
+                s.counters.bad_csum += 1;
+                return Outcome::Ignored;
+            }
+            let rules = Rules {
+                filter,
+                limits: &self.limits,
+            };
+            let (mut map, c, alloc) = s.parts(&self.len, self.max());
+            let outcome = rules.track(
+                c,
+                &mut map,
+                alloc,
+                (from, key),
+                &seg,
+                skb,
+                frame.src_mac,
+                now_ms,
+            );
+            self.gc_shard(&mut s, filter, now_ms);
+            outcome
+        };
+        // One more shard, not the frame's, if it is free and due: idle shards expire too.
+        let g = self.gc_next.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
+        if g != i {
+            if let Some(mut s) = self.shards[g].try_lock() {
+                self.gc_shard(&mut s, filter, now_ms);
+            }
+        }
         outcome
     }
+}
 
-    /// Mirrors connection `key` from now on as `conn` describes it (see
-    /// [`Snooper::seed`]); `false` when not snooping, or the table or budget is full.
-    pub(crate) fn seed(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
-        self.active
-            && self
-                .snooper
-                .seed(&mut self.conns, &mut self.alloc, key, conn)
+/// What the last run counted, reported after SNOOP_STOP until the next SNOOP_START.
+#[derive(Default)]
+struct Last {
+    counters: Counters,
+    limits: Limits,
+    bindings: u32,
+}
+
+/// A namespace's snooping state: the table of the current run, if any, and the byte budget
+/// every run charges.
+#[pin_data]
+pub(crate) struct Snoop {
+    table: RcuBox<Table>,
+    pool: Arc<Pool>,
+    #[pin]
+    last: Mutex<Last>,
+}
+
+impl Snoop {
+    /// Not snooping.
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Snoop {
+            table: RcuBox::empty(),
+            pool: Arc::new(Pool::new(0), GFP_KERNEL)?,
+            last <- new_mutex!(Last::default(), "permtcp_snoop_last"),
+        }? Error)
+    }
+
+    /// The current run's table and filter, while `guard` holds the RCU read lock; `None`
+    /// when not snooping.
+    fn current<'g>(&self, guard: &'g rcu::Guard) -> Option<(&'g Table, &'g Filter)> {
+        let t = self.table.get(guard)?;
+        Some((t, t.filter.get(guard)?))
+    }
+
+    /// Calls `f` with the current run's table and filter, under the RCU read lock (`f` must
+    /// not sleep); `None` when not snooping.
+    fn with<R>(&self, f: impl FnOnce(&Table, &Filter) -> R) -> Option<R> {
+        let guard = rcu::read_lock();
+        let (t, filter) = self.current(&guard)?;
+        Some(f(t, filter))
+    }
+
+    /// Whether a device is snooped.
+    pub(crate) fn active(&self) -> bool {
+        self.with(|_, _| ()).is_some()
+    }
+
+    /// Starts afresh with `limits`, snooping the bindings of `filter` (process context: it
+    /// allocates the shards, and waits for the frames of an earlier run to finish).
+    pub(crate) fn start(&self, limits: Limits, filter: Filter) -> Result {
+        let table = Table::new(limits, filter, &self.pool)?;
+        self.pool.set_max(limits.max_bytes);
+        self.retire(self.table.replace(Some(table)));
+        Ok(())
+    }
+
+    /// Stops and forgets every connection (counters stay readable); process context.
+    pub(crate) fn stop(&self) {
+        self.retire(self.table.replace(None));
+    }
+
+    /// Keeps a replaced table's counters, then frees it after a grace period.
+    fn retire(&self, old: crate::glue::Retired<Table>) {
+        if !old.is_some() {
+            return;
+        }
+        // Frames still being tracked finish first (the grace period), then the counts are
+        // final.
+        let mut last = Last::default();
+        if let Some(t) = old.wait() {
+            let k = &t.skipped;
+            last.counters.frames = k.frames.load(Ordering::Relaxed);
+            last.counters.not_tcp = k.not_tcp.load(Ordering::Relaxed);
+            last.counters.fragments = k.fragments.load(Ordering::Relaxed);
+            last.counters.malformed = k.malformed.load(Ordering::Relaxed);
+            for s in t.shards.iter() {
+                last.counters.add(&s.lock().counters);
+            }
+            last.limits = t.limits;
+            let guard = rcu::read_lock();
+            last.bindings = t.filter.get(&guard).map_or(0, |f| f.bindings.len() as u32);
+        }
+        *self.last.lock() = last;
+    }
+
+    /// Declarations changed: snoop the new set of bindings, dropping connections of bindings
+    /// that are no longer snooped (process context: waits for a grace period).
+    pub(crate) fn refilter(&self, filter: KBox<Filter>) {
+        let guard = rcu::read_lock();
+        let Some(t) = self.table.get(&guard) else {
+            return;
+        };
+        let old = t.filter.replace(Some(filter));
+        drop(guard);
+        // Frames classified by the old filter are done before connections are dropped.
+        drop(old);
+        let _ = self.with(|t, filter| {
+            for s in t.shards.iter() {
+                let mut s = s.lock();
+                let (mut map, _, alloc) = s.parts(&t.len, t.max());
+                map.retain(|k, c| {
+                    let keep = filter.snoops(&k.owner_addr, k.owner_port);
+                    if !keep {
+                        c.release(alloc);
+                    }
+                    keep
+                });
+            }
+        });
+    }
+
+    /// One frame from the hook: what the snooper did with it.
+    pub(crate) fn on_frame(&self, skb: &Skb<'_>, now_ms: u64) -> Outcome {
+        self.with(|t, filter| t.on_frame(filter, skb, now_ms))
+            .unwrap_or(Outcome::Ignored)
+    }
+
+    /// Mirrors connection `key` from now on as `conn` describes it (see [`Rules::seed`]);
+    /// `false` when not snooping, or the table or budget is full.
+    pub(crate) fn seed(&self, key: FlowKey, conn: Conn<Alloc>) -> bool {
+        self.with(|t, filter| {
+            let mut s = t.shard(&key).lock();
+            let rules = Rules {
+                filter,
+                limits: &t.limits,
+            };
+            let (mut map, _, alloc) = s.parts(&t.len, t.max());
+            let ok = rules.seed(&mut map, alloc, key, conn);
+            if ok && !filter.snoops(&key.owner_addr, key.owner_port) {
+                s.seeded += 1;
+                t.seeded.fetch_add(1, Ordering::Relaxed);
+            }
+            ok
+        })
+        .unwrap_or(false)
     }
 
     /// Stops mirroring connection `key`, if it was.
-    pub(crate) fn forget(&mut self, key: &FlowKey) {
-        if let Some(mut c) = self.conns.remove(key) {
-            c.release(&mut self.alloc);
+    pub(crate) fn forget(&self, key: &FlowKey) {
+        let _ = self.with(|t, _| {
+            let mut s = t.shard(key).lock();
+            let (mut map, _, alloc) = s.parts(&t.len, t.max());
+            if let Some(mut c) = map.remove(key) {
+                c.release(alloc);
+            }
+        });
+    }
+
+    /// Calls `f` with the mirrored connection `key` (`None` if there is none), under its
+    /// shard's lock.
+    pub(crate) fn with_conn<R>(
+        &self,
+        key: &FlowKey,
+        f: impl FnOnce(Option<&Conn<Alloc>>) -> R,
+    ) -> R {
+        let guard = rcu::read_lock();
+        match self.current(&guard) {
+            Some((t, _)) => f(t.shard(key).lock().conns.get(key)),
+            None => f(None),
         }
     }
 
-    /// Ends expired TIME_WAIT entries, at most once a second (no timer runs for it).
-    pub(crate) fn gc(&mut self, now_ms: u64) {
-        if now_ms.wrapping_sub(self.last_gc_ms) >= 1000 {
-            self.last_gc_ms = now_ms;
-            self.snooper
-                .expire(&mut self.conns, &mut self.alloc, now_ms);
+    /// Whether the connection `key` is mirrored.
+    pub(crate) fn holds(&self, key: &FlowKey) -> bool {
+        self.with(|t, _| t.shard(key).lock().conns.get(key).is_some())
+            .unwrap_or(false)
+    }
+
+    /// Connections in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.with(|t, _| t.len.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Expires every shard's connections whose time is up, if due (process context: a dump
+    /// shows the table as it is after its timeouts, even where no frame came meanwhile).
+    pub(crate) fn gc(&self, now_ms: u64) {
+        // One read-side section per shard: a large table is not walked with preemption off.
+        let mut i = 0;
+        while let Some(Some(())) = self.with(|t, filter| {
+            let s = t.shards.get(i)?;
+            t.gc_shard(&mut s.lock(), filter, now_ms);
+            Some(())
+        }) {
+            i += 1;
         }
     }
 
-    /// Counters and limits.
-    pub(crate) fn stats(&self, ifindex: u32) -> StatsInfo {
-        let mut counters = self.snooper.counters;
-        counters.byte_limit = self.alloc.refused;
+    /// Counters and limits (every shard expired first, if due).
+    pub(crate) fn stats(&self, ifindex: u32, now_ms: u64) -> StatsInfo {
+        self.gc(now_ms);
+        let now = self.with(|t, filter| {
+            let k = &t.skipped;
+            let mut counters = Counters {
+                frames: k.frames.load(Ordering::Relaxed),
+                not_tcp: k.not_tcp.load(Ordering::Relaxed),
+                fragments: k.fragments.load(Ordering::Relaxed),
+                malformed: k.malformed.load(Ordering::Relaxed),
+                ..Counters::default()
+            };
+            for s in t.shards.iter() {
+                counters.add(&s.lock().counters);
+            }
+            (
+                counters,
+                t.limits,
+                filter.bindings.len() as u32,
+                t.len.load(Ordering::Relaxed) as u32,
+            )
+        });
+        let (mut counters, limits, bindings, conns) = match now {
+            Some(x) => x,
+            None => {
+                let l = self.last.lock();
+                (l.counters, l.limits, l.bindings, 0)
+            }
+        };
+        counters.byte_limit = self.pool.refused();
         StatsInfo {
             ifindex,
-            conns: self.conns.len as u32,
-            max_conns: self.snooper.limits.max_conns,
-            bytes: self.alloc.used,
-            max_bytes: self.snooper.limits.max_bytes,
-            bindings: self.snooper.filter.bindings.len() as u32,
+            conns,
+            max_conns: limits.max_conns,
+            bytes: self.pool.used(),
+            max_bytes: limits.max_bytes,
+            bindings,
             counters,
-            alloc_failed: self.alloc.failed,
+            alloc_failed: self.pool.failed(),
             hook_ns: 0,
             hook_frames: 0,
             rst_dropped: 0,
@@ -295,124 +661,178 @@ impl SnoopTable {
         }
     }
 
-    /// The first connection after `after` in 4-tuple order (the first of all with `None`):
-    /// one lookup, where a dump resumes.
+    /// The first connection after `after` in the table's order (shard by shard, by 4-tuple
+    /// within a shard; the first of all with `None`): where a dump resumes. The order does
+    /// not change during a run, so connections coming and going between rounds neither
+    /// repeat nor hide others.
     pub(crate) fn next_after(
         &self,
         after: Option<&FlowKey>,
         now_ms: u64,
     ) -> Option<(FlowKey, ConnInfo)> {
-        let c = match after {
-            None => self.conns.tree.cursor_front()?,
-            Some(k) => self.conns.tree.cursor_lower_bound(k)?,
-        };
-        let (k, conn) = match c.current() {
-            (k, _) if Some(k) == after => c.peek_next()?,
-            current => current,
-        };
-        Some((*k, ConnInfo::from_conn(k, conn, now_ms)))
-    }
-
-    /// Connections in the table.
-    pub(crate) fn len(&self) -> usize {
-        self.conns.len
+        self.with(|t, _| {
+            let n = t.shards.len();
+            let (mut i, mut after) = match after {
+                None => (0, None),
+                Some(k) => (k.shard(t.seed, n), Some(k)),
+            };
+            while i < n {
+                let s = t.shards[i].lock();
+                let c = match after {
+                    None => s.conns.cursor_front(),
+                    Some(k) => s.conns.cursor_lower_bound(k),
+                };
+                let info = |(k, conn): (&FlowKey, &Conn<Alloc>)| {
+                    (*k, ConnInfo::from_conn(k, conn, now_ms))
+                };
+                let found = c.and_then(|c| match c.current() {
+                    (k, _) if Some(k) == after => c.peek_next().map(info),
+                    current => Some(info(current)),
+                });
+                if found.is_some() {
+                    return found;
+                }
+                i += 1;
+                after = None;
+            }
+            None
+        })
+        .flatten()
     }
 
     /// Moves the connections `whose` gives this node (`Some(true)`) into `out`, within its
     /// spare capacity, as [`pick`] decides; returns how many of them found no room and how
     /// many of the failed node's connections the policy gives other nodes (they stay,
-    /// followed).
+    /// followed). Shard by shard: `on_taken` is called for each connection taken before its
+    /// shard's lock is released.
     pub(crate) fn take_mine(
-        &mut self,
+        &self,
         whose: impl Fn(&FlowKey) -> Option<bool>,
         out: &mut Taking,
     ) -> (u32, u32) {
         let (mut no_room, mut not_mine) = (0u32, 0u32);
-        let mut cursor = self.conns.tree.cursor_front_mut();
-        while let Some(mut c) = cursor {
-            let (key, conn) = c.current_mut();
-            let key = *key;
-            let take = match pick(conn, whose(&key)) {
-                Pick::Leave => false,
-                Pick::Other => {
-                    conn.followed = true;
-                    not_mine += 1;
-                    false
-                }
-                Pick::Take => {
-                    let room = out.len() < out.capacity();
-                    if !room {
-                        no_room += 1;
+        let _ = self.with(|t, _| {
+            for s in t.shards.iter() {
+                let mut s = s.lock();
+                let s = &mut *s;
+                let mut cursor = s.conns.cursor_front_mut();
+                while let Some(mut c) = cursor {
+                    let (key, conn) = c.current_mut();
+                    let key = *key;
+                    let take = match pick(conn, whose(&key)) {
+                        Pick::Leave => false,
+                        Pick::Other => {
+                            conn.followed = true;
+                            not_mine += 1;
+                            false
+                        }
+                        Pick::Take => {
+                            let room = out.len() < out.capacity();
+                            if !room {
+                                no_room += 1;
+                            }
+                            room
+                        }
+                    };
+                    if !take {
+                        cursor = c.move_next();
+                        continue;
                     }
-                    room
+                    let (next, node) = c.remove_current();
+                    s.len -= 1;
+                    t.len.fetch_sub(1, Ordering::Relaxed);
+                    // Within the spare capacity checked above: no allocation, cannot fail.
+                    let _ = out.push(node.to_key_value(), GFP_ATOMIC | __GFP_NOWARN);
+                    // remove_current() falls back to the previous node at the end: stop there.
+                    cursor = next.filter(|n| n.current().0 > &key);
                 }
-            };
-            if !take {
-                cursor = c.move_next();
-                continue;
             }
-            let (next, node) = c.remove_current();
-            self.conns.len -= 1;
-            // Within the spare capacity checked above: no allocation, cannot fail.
-            let _ = out.push(node.to_key_value(), GFP_ATOMIC | __GFP_NOWARN);
-            // remove_current() falls back to the previous node at the end: stop there.
-            cursor = next.filter(|n| n.current().0 > &key);
-        }
+        });
         (no_room, not_mine)
-    }
-
-    /// The mirrored connection `key`, if any.
-    pub(crate) fn get(&self, key: &FlowKey) -> Option<&Conn<Alloc>> {
-        self.conns.tree.get(key)
-    }
-
-    /// Whether the connection `key` is mirrored.
-    pub(crate) fn holds(&self, key: &FlowKey) -> bool {
-        self.conns.tree.get(key).is_some()
     }
 
     /// Moves the connection `key` out of the table into `out` (which has room for it), unless
     /// it is over (TIME-WAIT or closed: followed until its deadline, never rebuilt, passed
     /// on or reset, as [`Self::take_mine`] leaves it).
-    pub(crate) fn take_key(&mut self, key: &FlowKey, out: &mut Taking) -> Take {
-        match self.conns.tree.get(key) {
-            None => return Take::Absent,
-            Some(c) if matches!(c.state, State::TimeWait | State::Closed) => return Take::Over,
-            Some(_) if out.len() == out.capacity() => return Take::Absent,
-            Some(_) => {}
-        }
-        let Some(c) = self.conns.remove(key) else {
-            return Take::Absent;
+    pub(crate) fn take_key(&self, key: &FlowKey, out: &mut Taking) -> Take {
+        self.with(|t, _| {
+            let mut s = t.shard(key).lock();
+            let over = s
+                .conns
+                .get(key)
+                .map(|c| matches!(c.state, State::TimeWait | State::Closed));
+            match over {
+                None => Take::Absent,
+                Some(true) => Take::Over,
+                Some(false) if out.len() == out.capacity() => Take::Absent,
+                Some(false) if s.take(&t.len, key, out) => Take::Taken,
+                Some(false) => Take::Absent,
+            }
+        })
+        .unwrap_or(Take::Absent)
+    }
+
+    /// Decides on the mirrored connection `key` (`None` if there is none) under its shard's
+    /// lock: `decide` returns an answer and whether to move the connection into `out`
+    /// (done when it has room and the connection is not over, as [`Self::take_key`]).
+    pub(crate) fn take_when<R>(
+        &self,
+        key: &FlowKey,
+        out: &mut Taking,
+        decide: impl FnOnce(Option<&Conn<Alloc>>) -> (R, bool),
+    ) -> R {
+        let guard = rcu::read_lock();
+        let Some((t, _)) = self.current(&guard) else {
+            return decide(None).0;
         };
-        // Within the spare capacity checked above: cannot fail.
-        match out.push((*key, c), GFP_ATOMIC | __GFP_NOWARN) {
-            Ok(()) => Take::Taken,
-            Err(_) => Take::Absent,
+        let mut s = t.shard(key).lock();
+        let conn = s.conns.get(key);
+        let over = conn.is_some_and(|c| matches!(c.state, State::TimeWait | State::Closed));
+        let (r, take) = decide(conn);
+        if take && !over && out.len() < out.capacity() {
+            s.take(&t.len, key, out);
         }
+        r
     }
 
     /// Puts the connections moved out by [`Self::take_mine`] or [`Self::take_key`] that
     /// `back` names into the table again, one reserved node from `nodes` each (without one,
-    /// a connection is released as the others are), and returns the chunks of the others to
-    /// the budget. `taken` is left empty, for the caller to free after the lock.
+    /// or when the run ended meanwhile, a connection is released as the others are), and
+    /// returns the chunks of the others to the budget. `taken` is left empty, for the caller
+    /// to free after the lock.
     pub(crate) fn put_back(
-        &mut self,
+        &self,
         taken: &mut Taking,
         back: impl Fn(&FlowKey) -> bool,
         nodes: &mut KVec<Reservation>,
     ) {
-        while let Some((k, mut c)) = taken.pop() {
-            let node = if back(&k) { nodes.pop() } else { None };
-            let Some(node) = node else {
-                c.release(&mut self.alloc);
-                continue;
-            };
-            // Passed on: another node serves it from now on.
-            c.followed = true;
-            match self.conns.tree.insert(node.into_node(k, c)) {
-                None => self.conns.len += 1,
-                Some(old) => old.to_key_value().1.release(&mut self.alloc),
+        let mut spare = Pooled {
+            inner: KernelChunks,
+            pool: self.pool.clone(),
+        };
+        let _ = self.with(|t, _| {
+            while let Some((k, mut c)) = taken.pop() {
+                let node = if back(&k) { nodes.pop() } else { None };
+                let Some(node) = node else {
+                    c.release(&mut spare);
+                    continue;
+                };
+                let mut s = t.shard(&k).lock();
+                let s = &mut *s;
+                // Passed on: another node serves it from now on.
+                c.followed = true;
+                match s.conns.insert(node.into_node(k, c)) {
+                    None => {
+                        s.len += 1;
+                        t.len.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(old) => old.to_key_value().1.release(&mut s.alloc),
+                }
             }
+        });
+        // Not snooping any more: nothing goes back.
+        while let Some((_, mut c)) = taken.pop() {
+            c.release(&mut spare);
         }
     }
 
@@ -426,7 +846,21 @@ impl SnoopTable {
         dump: &mut Dump<'_>,
         pos: &mut c_long,
     ) -> Option<Result<(), LogicError>> {
-        let c = self.conns.tree.get(key)?;
+        self.with(|t, _| {
+            let s = t.shard(key).lock();
+            let c = s.conns.get(key)?;
+            Some(Self::dump_side(c, side, dump, pos))
+        })
+        .flatten()
+    }
+
+    /// The bytes `side` of `c` sent that the mirror retains, from stream position `*pos` on.
+    fn dump_side(
+        c: &Conn<Alloc>,
+        side: Side,
+        dump: &mut Dump<'_>,
+        pos: &mut c_long,
+    ) -> Result<(), LogicError> {
         let data = &c.side(side).data;
         // Skip what earlier rounds sent, then one message per piece.
         let mut skip = *pos as u32;
@@ -445,13 +879,13 @@ impl SnoopTable {
                 });
                 match added {
                     Ok(true) => {}
-                    Ok(false) => return Some(Ok(())),
-                    Err(e) => return Some(Err(e)),
+                    Ok(false) => return Ok(()),
+                    Err(e) => return Err(e),
                 }
                 *pos += c_long::from(n);
                 at = at.wrapping_add(n);
             }
         }
-        Some(Ok(()))
+        Ok(())
     }
 }

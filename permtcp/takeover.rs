@@ -31,7 +31,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{Counts, DataChunk, Event, MAX_DATA_CHUNK};
 use crate::logic::packet::{flags, Addr, Control, CONTROL_MAX};
 use crate::logic::policy::{arp_owner, declares, next_after, takeover_order};
-use crate::logic::snoop::FlowKey;
+use crate::logic::snoop::{Filter, FlowKey};
 use crate::logic::snoopnl::{reason_code, DirectiveInfo, DirectiveRequest, TakenInfo};
 use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
@@ -196,7 +196,11 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         o.addrs4.len() + o.addrs6.len()
     };
     let mut announce = KVec::with_capacity(addrs, GFP_KERNEL).map_err(|_| enomem())?;
-    let room = state.snoop.lock().len();
+    let room = state.snoop.len();
+    // The failed node's bindings become track-only, before its connections are taken:
+    // from then on none of them starts being mirrored, and those another peer takes over
+    // (or that a directive may bring here) are followed.
+    let mut filter = KBox::new(Filter::default(), GFP_KERNEL).map_err(|_| enomem())?;
     let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
@@ -222,25 +226,22 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     }
     let mut t = Takeover::new();
     t.announce = announce;
+    *filter = cluster.filter();
+    state.snoop.refilter(filter);
     {
-        let mut table = state.snoop.lock();
-        (t.not_ready, t.not_mine) = table.take_mine(whose, &mut taking);
-        // Still covered by reset suppression until they are rebuilt: the keys go in before
-        // the lock is released (within the reserved capacity: no allocation).
+        // Still covered by reset suppression until they are rebuilt: the LOCAL_OUT hook
+        // looks in the mirror, then in `rebuilding`, whose lock is held until the keys are
+        // in (within the reserved capacity: no allocation).
+        let mut rebuilding = state.rebuilding.lock();
+        (t.not_ready, t.not_mine) = state.snoop.take_mine(whose, &mut taking);
         for (k, _) in taking.iter() {
             let _ = keys.push(*k, GFP_ATOMIC);
         }
         keys.sort_unstable();
-        *state.rebuilding.lock() = keys;
-        // The failed node's bindings become track-only: its connections another peer takes
-        // over (or that a directive may bring here) are followed, none starts.
-        table.refilter(cluster.filter());
+        *rebuilding = keys;
     }
     // Frames from its MACs now raise the split-brain alarm.
-    state
-        .fence
-        .lock()
-        .refresh(cluster.all(), &|n| cluster.is_failed(n));
+    state.refresh_fence(cluster);
     t.plans = plans;
     for (k, c) in taking.iter() {
         let next = || {
@@ -295,7 +296,7 @@ fn plan_directive(
         ));
     }
     let mut taking = Taking::with_capacity(1, GFP_KERNEL).map_err(|_| enomem())?;
-    let found = match state.snoop.lock().take_key(&r.key, &mut taking) {
+    let found = match state.snoop.take_key(&r.key, &mut taking) {
         Take::Over => {
             return Err(LogicError::new(
                 code::EINVAL,
@@ -346,7 +347,6 @@ fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &Takeover) {
     passed.sort_unstable();
     state
         .snoop
-        .lock()
         .put_back(taking, |k| passed.binary_search(k).is_ok(), &mut nodes);
 }
 
