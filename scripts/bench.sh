@@ -3,7 +3,8 @@
 #
 # `make bench`: the host tracker benchmark, then the QEMU benchmark (selftests/bench.sh),
 # their full output, and one table of the figures side by side, with the ratios. Arguments
-# go to run_vm.sh --bench (parts: snoop, takeover); PERMTCP_CONNS picks the takeover sizes.
+# go to run_vm.sh --bench (parts: snoop, scale, takeover); PERMTCP_CONNS picks the takeover
+# sizes.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$PERMTCP_ROOT"
@@ -29,6 +30,9 @@ printf '  %-44s %s\n' "snooping (permtcp), guest CPU time" "${snoop:--}"
 printf '  %-44s %s\n' "conntrack on the owner, guest CPU time" "${ct:--}"
 printf '  %-44s %s\n' "snooping / conntrack" "${ratio:-no ratio (conntrack below the noise)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
+awk '/^  +table +hook ns/ { t = 1; next } t && /^ +[0-9]+ / {
+	printf "  %-44s %s ns per frame, %s bytes per entry\n", "peer hook with " $1 " connections mirrored", $2, $4; next }
+	{ t = 0 }' "$out/vm.txt"
 echo "  takeover, same VM, kernel vs userspace TCP_REPAIR restore:"
 printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n' conns "kernel us" "user us" "user/k" \
 	"kernel ms" "user ms" "user/k" "1st answer" "1st answer" "1st answer"

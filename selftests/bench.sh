@@ -8,7 +8,7 @@
 
 BYTES=${BYTES:-30000000}
 RUNS=5
-# `run_vm.sh --bench PART...` runs only those parts (snoop, takeover); all by default.
+# `run_vm.sh --bench PART...` runs only those parts (snoop, scale, takeover); all by default.
 parts=$(sed -n 's/.*permtcp\.tests=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 part() { [ -z "$parts" ] || echo " $parts " | grep -q " $1 "; }
 echo "guest clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
@@ -87,6 +87,54 @@ awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" 
 		if (c > 0) printf "  snooping/conntrack ratio:        %.2f\n", s / c;
 		else printf "  conntrack cost below the noise of this measurement: no ratio\n"; }
 }'
+cluster_down
+rmmod permtcp
+fi
+
+# Scale: the peer's hook cost per frame of one bulk transfer while the mirror holds 0, 10,000
+# and 100,000 other connections (half-open ones from a forged SYN flood, kept by a long
+# handshake timeout: mostly idle entries spread over the table), and the bytes the mirror
+# charges per entry. `run_vm.sh --bench scale`.
+if part scale; then
+insmod /lib/modules/permtcp.ko
+cluster_up >/dev/null
+/bin/ip netns add attacker
+/bin/ip link add vattacker type veth peer name eth0 netns attacker
+/bin/ip link set vattacker master br0 up
+/bin/ip -n attacker link set eth0 address 02:00:00:00:00:66 up
+in_peer permctl snoop stop >/dev/null
+in_peer permctl snoop start --dev eth0 --max-conns 120000 --max-bytes 268435456 \
+	--syn-timeout-ms 600000 >/dev/null
+stat() { in_peer permctl --json stats | sed "s/.*\"$1\":\([0-9]*\).*/\1/"; }
+echo "permtcp benchmark in QEMU: the peer hook's cost per frame by table size (one bulk"
+echo "transfer of $BYTES bytes each, owner to client)"
+printf '  %8s  %12s  %10s  %14s\n' "table" "hook ns" "frames" "bytes/entry"
+have=0 port=60 src=0
+for want in 0 10000 100000; do
+	# Flood SYNs from sources of 50,000 ports each until the table holds `want` others.
+	while [ $have -lt $want ]; do
+		n=$((want - have)); [ $n -gt 50000 ] && n=50000
+		src=$((src + 1))
+		in_attacker() { /bin/ip netns exec attacker "$@"; }
+		in_attacker ptcp-testapp flood eth0 02:00:00:00:00:01 10.0.1.$src 10.0.0.1:89 $n
+		have=$((have + n))
+	done
+	sleep 1
+	conns=$(stat connections) bytes=$(stat bytes_held)
+	ns0=$(stat hook_ns) fr0=$(stat hook_frames)
+	d=/tmp/bench-scale-$want
+	rm -rf $d && mkdir -p $d && touch $d/go
+	in_owner ptcp-testapp serve 10.0.0.1:$port down:$BYTES $d &
+	while [ ! -e $d/listening ]; do sleep 0.05; done
+	in_client ptcp-testapp client 10.0.0.1:$port down:$BYTES >/dev/null 2>&1
+	wait
+	ns1=$(stat hook_ns) fr1=$(stat hook_frames)
+	port=$((port + 1))
+	awk -v t="$conns" -v b="$bytes" -v ns=$((ns1 - ns0)) -v fr=$((fr1 - fr0)) 'BEGIN {
+		printf "  %8d  %12d  %10d  %14s\n", t, fr ? ns / fr : 0, fr, t ? sprintf("%d", b / t) : "-" }'
+done
+in_peer permctl snoop stop >/dev/null
+/bin/ip netns del attacker
 cluster_down
 rmmod permtcp
 fi
