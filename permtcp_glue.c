@@ -1192,9 +1192,8 @@ void ptcp_sock_set_sndbuf(struct socket *sock, int bytes)
  * tcp_init_metrics() gives a socket without a sample.  Called after the repair connect
  * (which ran tcp_init_metrics()), before anything is sent.
  */
-void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us)
+static void ptcp_sk_seed_rtt(struct sock *sk, u32 srtt_us, u32 rttvar_us)
 {
-	struct sock *sk = sock->sk;
 	struct tcp_sock *tp = tcp_sk(sk);
 	u32 max_us = jiffies_to_usecs(TCP_RTO_MAX);
 
@@ -1207,6 +1206,11 @@ void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us)
 	inet_csk(sk)->icsk_rto = __tcp_set_rto(tp);
 	tcp_bound_rto(sk);
 	release_sock(sk);
+}
+
+void ptcp_sock_seed_rtt(struct socket *sock, u32 srtt_us, u32 rttvar_us)
+{
+	ptcp_sk_seed_rtt(sock->sk, srtt_us, rttvar_us);
 }
 
 void ptcp_sock_release(struct socket *sock)
@@ -1410,6 +1414,227 @@ int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port
 	sk_acceptq_added(lsk);
 	spin_unlock_bh(&q->rskq_lock);
 	READ_ONCE(lsk->sk_data_ready)(lsk);
+	err = 0;
+out:
+	sock_put(lsk);
+	return err;
+}
+
+/*
+ * The handshake's final ACK of a connection born from its listener, as the client would
+ * have sent it with the client's bytes the application reads (and its FIN): built in
+ * memory, never sent through the stack.  skb->data is at the TCP header, the control block
+ * filled as tcp_v4_fill_cb() / tcp_v6_fill_cb() fill it.
+ */
+static struct sk_buff *ptcp_birth_skb(const struct ptcp_birth *b)
+{
+	int iplen = b->ipv6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	u32 seq = b->rcv_isn + 1;
+	struct sk_buff *skb;
+	struct tcphdr *th;
+
+	skb = alloc_skb(LL_MAX_HEADER + iplen + sizeof(*th) + b->len, GFP_KERNEL);
+	if (!skb)
+		return NULL;
+	skb_reserve(skb, LL_MAX_HEADER);
+	skb_reset_network_header(skb);
+	if (b->ipv6) {
+		struct ipv6hdr *ip6 = skb_put_zero(skb, sizeof(*ip6));
+
+		ip6->version = 6;
+		ip6->payload_len = htons(sizeof(*th) + b->len);
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = 64;
+		memcpy(&ip6->saddr, b->client, 16);
+		memcpy(&ip6->daddr, b->vip, 16);
+		skb->protocol = htons(ETH_P_IPV6);
+	} else {
+		struct iphdr *ip = skb_put_zero(skb, sizeof(*ip));
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tot_len = htons(iplen + sizeof(*th) + b->len);
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->saddr = *(const __be32 *)(b->client + 12);
+		ip->daddr = *(const __be32 *)(b->vip + 12);
+		skb->protocol = htons(ETH_P_IP);
+	}
+	skb_set_transport_header(skb, iplen);
+	th = skb_put_zero(skb, sizeof(*th));
+	th->source = htons(b->cport);
+	th->dest = htons(b->vport);
+	th->seq = htonl(seq);
+	th->ack_seq = htonl(b->snt_isn + 1);
+	th->doff = sizeof(*th) / 4;
+	th->ack = 1;
+	th->fin = b->fin;
+	th->window = htons(b->window);
+	if (b->len)
+		skb_put_data(skb, b->data, b->len);
+	__skb_pull(skb, iplen);
+	memset(skb->cb, 0, sizeof(skb->cb));
+	TCP_SKB_CB(skb)->seq = seq;
+	TCP_SKB_CB(skb)->end_seq = seq + b->len + b->fin;
+	TCP_SKB_CB(skb)->ack_seq = b->snt_isn + 1;
+	TCP_SKB_CB(skb)->tcp_flags = TCPHDR_ACK | (b->fin ? TCPHDR_FIN : 0);
+	skb->ip_summed = CHECKSUM_UNNECESSARY;
+	skb->pkt_type = PACKET_HOST;
+	return skb;
+}
+
+/*
+ * The request sock a SYN would have left: addresses and ports, both ISNs (less one: the
+ * child starts at the first byte to read and the first unacknowledged one), the options
+ * both SYNs negotiated, the owner's window and clock.  As inet_reqsk_alloc() and
+ * tcp_openreq_init() fill one, on memory that is zeroed.
+ */
+static void ptcp_birth_req(struct request_sock *req, const struct request_sock_ops *ops,
+			   const struct sock *lsk, const struct ptcp_birth *b)
+{
+	struct inet_request_sock *ireq = inet_rsk(req);
+	struct tcp_request_sock *treq = tcp_rsk(req);
+	struct sock *rsk = req_to_sk(req);
+
+	req->rsk_ops = ops;
+	rsk->sk_prot = lsk->sk_prot;
+	sk_node_init(&rsk->sk_node);
+	sk_tx_queue_clear(rsk);
+	ireq->ireq_state = TCP_NEW_SYN_RECV;
+	write_pnet(&ireq->ireq_net, sock_net(lsk));
+	ireq->ireq_family = lsk->sk_family;
+	if (b->ipv6) {
+		memcpy(&ireq->ir_v6_rmt_addr, b->client, 16);
+		memcpy(&ireq->ir_v6_loc_addr, b->vip, 16);
+		if (ipv6_addr_type(&ireq->ir_v6_rmt_addr) & IPV6_ADDR_LINKLOCAL)
+			ireq->ir_iif = READ_ONCE(lsk->sk_bound_dev_if);
+	} else {
+		sk_rcv_saddr_set(rsk, *(const __be32 *)(b->vip + 12));
+		sk_daddr_set(rsk, *(const __be32 *)(b->client + 12));
+	}
+	if (!ireq->ir_iif)
+		ireq->ir_iif = READ_ONCE(lsk->sk_bound_dev_if);
+	ireq->ir_num = b->vport;
+	ireq->ir_rmt_port = htons(b->cport);
+	ireq->ir_mark = READ_ONCE(lsk->sk_mark);
+	req->mss = b->mss;
+	req->ts_recent = b->ts_recent;
+	ireq->tstamp_ok = b->tstamp_ok;
+	ireq->sack_ok = b->sack_ok;
+	ireq->wscale_ok = b->wscale_ok;
+	ireq->snd_wscale = b->snd_wscale;
+	ireq->rcv_wscale = b->rcv_wscale;
+	req->rsk_rcv_wnd = b->rcv_wnd;
+	/* Never 0: tcp_init_buffer_space() would collapse the window to nothing. */
+	req->rsk_window_clamp = max_t(u32, tcp_full_space(lsk), b->rcv_wnd);
+	treq->rcv_isn = b->rcv_isn;
+	treq->rcv_nxt = b->rcv_isn + 1;
+	treq->snt_isn = b->snt_isn;
+	treq->txhash = net_tx_rndhash();
+	if (b->tstamp_ok)
+		treq->ts_off = b->tsval - tcp_ns_to_ts(false, tcp_clock_ns());
+}
+
+/* Frees a request sock nobody queued, as __reqsk_free() does (not exported). */
+static void ptcp_req_free(struct request_sock *req)
+{
+	req->rsk_ops->destructor(req);
+	kmem_cache_free(req->rsk_ops->slab, req);
+}
+
+/*
+ * Gives a taken-over connection its socket the way the kernel gives an accepted connection
+ * one: the listener's syn_recv_sock() clones it from the listener (its options, socket
+ * cgroup, LSM label, congestion control, mark) from a request sock filled from the mirror,
+ * hashes it, and the child processes the handshake's final ACK as tcp_child_process()
+ * has it do, which makes it established (or CLOSE_WAIT with the client's FIN) with the
+ * client's bytes queued, and acknowledges them.  No TCP_REPAIR, no kernel socket, no
+ * re-parenting.  Then the RTT estimator is seeded and the client's largest window kept.
+ *
+ * On success *@child is the established sock, not queued, with one reference the caller
+ * owns (as ptcp_sock_detach() returns one).  -EAGAIN without a listener, or with a full
+ * accept queue; -EOPNOTSUPP for a listener this cannot serve (ULP, MPTCP, family);
+ * -EEXIST when the 4-tuple is taken (a TIME-WAIT or another socket).  Nothing then was
+ * sent or hashed: the caller may rebuild the connection with TCP_REPAIR instead.  -EPROTO
+ * when the child did not accept the ACK: it was reset.
+ */
+static bool born;
+module_param(born, bool, 0644);
+MODULE_PARM_DESC(born, "give taken-over connections their socket from the listener (experimental; TCP_REPAIR otherwise)");
+
+bool ptcp_born_enabled(void)
+{
+	return READ_ONCE(born);
+}
+
+int ptcp_born(struct ptcp_net *pn, const struct ptcp_birth *b, struct sock **child)
+{
+	const struct request_sock_ops *ops;
+	struct request_sock *req;
+	struct sk_buff *skb;
+	struct sock *lsk, *sk;
+	bool own_req = false;
+	bool ok = false;
+	int err;
+
+	lsk = ptcp_listener_get(pn, b->vip, b->vport, b->client, b->cport, b->ipv6);
+	if (!lsk)
+		return -EAGAIN;
+	err = -EOPNOTSUPP;
+	if (READ_ONCE(lsk->sk_state) != TCP_LISTEN || inet_csk(lsk)->icsk_ulp_ops ||
+	    sk_is_mptcp(lsk) || (b->ipv6 && lsk->sk_family != AF_INET6))
+		goto out;
+	/* IPv4, even on a dual-stack listener, takes IPv4 request socks (tcp_v4_conn_request). */
+	ops = b->ipv6 ? lsk->sk_prot->rsk_prot : tcp_prot.rsk_prot;
+	err = -ENOMEM;
+	skb = ptcp_birth_skb(b);
+	if (!skb)
+		goto out;
+	req = kmem_cache_zalloc(ops->slab, GFP_KERNEL);
+	if (!req) {
+		kfree_skb(skb);
+		goto out;
+	}
+	ptcp_birth_req(req, ops, lsk, b);
+
+	/* As the receive path runs it: softirq context, under RCU, the listener unlocked. */
+	local_bh_disable();
+	rcu_read_lock();
+	sk = inet_csk(lsk)->icsk_af_ops->syn_recv_sock(lsk, skb, req, NULL, NULL, &own_req,
+							NULL);
+	if (sk) {
+		/* Locked by the clone: the ACK goes in as tcp_child_process() feeds it. */
+		tcp_segs_in(tcp_sk(sk), skb);
+		sk->sk_backlog_rcv(sk, skb);	/* consumes the skb */
+		skb = NULL;
+		ok = (sk->sk_state == TCP_ESTABLISHED || sk->sk_state == TCP_CLOSE_WAIT) &&
+		     tcp_sk(sk)->rcv_nxt == b->rcv_isn + 1 + b->len + b->fin &&
+		     tcp_sk(sk)->snd_una == b->snt_isn + 1;
+		bh_unlock_sock(sk);
+	}
+	rcu_read_unlock();
+	local_bh_enable();
+	ptcp_req_free(req);
+	if (!sk) {
+		kfree_skb(skb);
+		err = sk_acceptq_is_full(lsk) ? -EAGAIN : -EEXIST;
+		goto out;
+	}
+	if (!ok) {
+		/* Hashed and seen by the client's next segment: reset, never left half made. */
+		ptcp_sock_close_detached(sk);	/* the reference the queue would have had */
+		sock_put(sk);
+		err = -EPROTO;
+		goto out;
+	}
+	if (b->srtt_us)
+		ptcp_sk_seed_rtt(sk, b->srtt_us, b->rttvar_us);
+	lock_sock(sk);
+	tcp_sk(sk)->max_window = max(tcp_sk(sk)->max_window, b->max_window);
+	release_sock(sk);
+	/* Born with two references: the caller's (dropped) and the one the queue takes. */
+	sock_put(sk);
+	*child = sk;
 	err = 0;
 out:
 	sock_put(lsk);

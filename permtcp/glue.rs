@@ -206,6 +206,8 @@ extern "C" {
         ipv6: bool,
     ) -> c_int;
     fn ptcp_sock_close_detached(sk: *mut Sock);
+    fn ptcp_born(pn: *mut PtcpNet, b: *const BirthC, child: *mut *mut Sock) -> c_int;
+    fn ptcp_born_enabled() -> bool;
     fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
     fn ptcp_listener_family(
         pn: *mut PtcpNet,
@@ -683,6 +685,47 @@ impl<'a> Net<'a> {
         check(unsafe { ptcp_conn_abort(self.pn, &ck, k.owner_addr.as_v4().is_none()) }).map(|_| ())
     }
 
+    /// Gives connection `b.key` its socket from its listener, as the kernel makes an
+    /// accepted child (`ptcp_born()`): established (or CLOSE_WAIT), the client's bytes
+    /// queued, not yet on the accept queue. `EAGAIN` (no listener, or a full accept queue),
+    /// `EOPNOTSUPP`, `EEXIST` and `ENOMEM` leave nothing behind (TCP_REPAIR may rebuild it
+    /// instead); `EPROTO`: the born socket refused the handshake's ACK and was reset.
+    pub(crate) fn born(&self, b: &Birth<'_>) -> Result<Detached> {
+        let k = &b.key;
+        let c = BirthC {
+            data: b.data.as_ptr(),
+            vip: k.owner_addr.0,
+            client: k.client_addr.0,
+            rcv_isn: b.recv_from.wrapping_sub(1),
+            snt_isn: b.sent_una.wrapping_sub(1),
+            ts_recent: b.ts.map_or(0, |t| t.0),
+            tsval: b.ts.map_or(0, |t| t.1),
+            rcv_wnd: b.rcv_wnd,
+            max_window: b.max_window,
+            srtt_us: b.rtt.map_or(0, |r| r.0),
+            rttvar_us: b.rtt.map_or(0, |r| r.1),
+            len: b.data.len() as u32,
+            vport: k.owner_port,
+            cport: k.client_port,
+            mss: b.mss,
+            window: b.window,
+            snd_wscale: b.wscale.map_or(0, |w| w.0),
+            rcv_wscale: b.wscale.map_or(0, |w| w.1),
+            ipv6: u8::from(k.owner_addr.as_v4().is_none()),
+            wscale_ok: u8::from(b.wscale.is_some()),
+            sack_ok: u8::from(b.sack),
+            tstamp_ok: u8::from(b.ts.is_some()),
+            fin: u8::from(b.fin),
+        };
+        let mut child = core::ptr::null_mut();
+        // SAFETY: `pn` is valid (type invariant); `c` and the `b.data` bytes it points to
+        // live through the call; `child` is written only on success.
+        check(unsafe { ptcp_born(self.pn, &c, &mut child) })?;
+        // INVARIANT: on success `child` is an established sock without a `struct socket`
+        // whose one reference is handed to us.
+        NonNull::new(child).map(Detached).ok_or(EINVAL)
+    }
+
     /// Appends `child`, connection `k`, to its listener's accept queue; gives it back while
     /// there is no listener or its backlog is full (with `EAGAIN`), or with the error that
     /// kept it from this listener.
@@ -1096,6 +1139,69 @@ impl Drop for KernelSocket {
         // SAFETY: owned (type invariant), released once.
         unsafe { ptcp_sock_release(self.0.as_ptr()) };
     }
+}
+
+/// Whether taken-over connections are born from their listener (`permtcp.born`, off by
+/// default while the path is experimental).
+pub(crate) fn born_enabled() -> bool {
+    // SAFETY: reads a module parameter.
+    unsafe { ptcp_born_enabled() }
+}
+
+/// A connection as [`Net::born`] makes it: the parts of a rebuild plan the handshake's
+/// request sock and final ACK carry.
+pub(crate) struct Birth<'a> {
+    pub(crate) key: FlowKey,
+    /// The first client byte the application reads.
+    pub(crate) recv_from: u32,
+    /// The owner's first unacknowledged byte (nothing is unacknowledged: the caller checks).
+    pub(crate) sent_una: u32,
+    /// The client's bytes from `recv_from`.
+    pub(crate) data: &'a [u8],
+    /// The client's FIN follows them.
+    pub(crate) fin: bool,
+    /// The client's MSS.
+    pub(crate) mss: u16,
+    /// The client's and the owner's window scale shifts, when negotiated.
+    pub(crate) wscale: Option<(u8, u8)>,
+    pub(crate) sack: bool,
+    /// Timestamps negotiated: the client's last TSval, the owner's next.
+    pub(crate) ts: Option<(u32, u32)>,
+    /// The client's last window field (unscaled) and its largest window in bytes.
+    pub(crate) window: u16,
+    pub(crate) max_window: u32,
+    /// The owner's window, counted from `recv_from`.
+    pub(crate) rcv_wnd: u32,
+    /// The mirror's RTT estimate (SRTT, RTTVAR in microseconds).
+    pub(crate) rtt: Option<(u32, u32)>,
+}
+
+/// `struct ptcp_birth` (include/permtcp/glue.h), field for field.
+#[repr(C)]
+struct BirthC {
+    data: *const u8,
+    vip: [u8; 16],
+    client: [u8; 16],
+    rcv_isn: u32,
+    snt_isn: u32,
+    ts_recent: u32,
+    tsval: u32,
+    rcv_wnd: u32,
+    max_window: u32,
+    srtt_us: u32,
+    rttvar_us: u32,
+    len: u32,
+    vport: u16,
+    cport: u16,
+    mss: u16,
+    window: u16,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    ipv6: u8,
+    wscale_ok: u8,
+    sack_ok: u8,
+    tstamp_ok: u8,
+    fin: u8,
 }
 
 /// A rebuilt connection waiting for the accept queue; dropping it resets the connection.

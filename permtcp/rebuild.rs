@@ -31,7 +31,9 @@
 //! The result is a [`Detached`] sock, ready for a listener's accept queue. [`StepTimes`]
 //! sums the time each step takes, for the figures `permctl takeover` reports in the log.
 
-use crate::glue::{Detached, KernelSocket, Net, RepairOpt, RepairQueue, RepairWindow, SockOpt};
+use crate::glue::{
+    Birth, Detached, KernelSocket, Net, RepairOpt, RepairQueue, RepairWindow, SockOpt,
+};
 use crate::logic::decl::RxPolicy;
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::packet::{flags, Control, CONTROL_MAX};
@@ -66,6 +68,8 @@ pub(crate) struct Plan {
     owner_fin: bool,
     /// The client had sent its FIN: the segment that delivers it to the rebuilt socket.
     client_fin: Option<([u8; CONTROL_MAX], usize)>,
+    /// The client's last TSval, when timestamps were negotiated.
+    client_tsval: Option<u32>,
 }
 
 /// Whether a connection in `state` (and ready) is rebuilt: established, or half-closed or
@@ -132,6 +136,40 @@ impl Plan {
             recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
             owner_fin: o.fin().is_some(),
             client_fin,
+            client_tsval: ts(cl).map(|(val, _)| val),
+        })
+    }
+
+    /// The plan as a connection born from its listener ([`Net::born`]) takes it, when that
+    /// path can: nothing of the owner's to send again (no unacknowledged bytes, no FIN), and
+    /// the client's bytes within one segment.
+    pub(crate) fn birth(&self) -> Option<Birth<'_>> {
+        if !self.resend().is_empty() || self.owner_fin || self.recv.len() > 65000 {
+            return None;
+        }
+        let client_shift = self.wscale.map_or(0, |w| w.0);
+        Some(Birth {
+            key: self.key,
+            recv_from: self.r.recv_from,
+            sent_una: self.r.sent_una,
+            data: &self.recv,
+            fin: self.client_fin.is_some(),
+            mss: self.mss,
+            wscale: self.wscale,
+            sack: self.sack,
+            ts: self.ts.map(|(tsval, age)| {
+                (
+                    self.client_tsval.unwrap_or(0),
+                    tsval.wrapping_add(age as u32).wrapping_add(2),
+                )
+            }),
+            window: (self.window.snd_wnd >> client_shift).min(0xffff) as u16,
+            max_window: self.window.max_window,
+            rcv_wnd: seq::dist(
+                self.r.recv_from,
+                self.window.rcv_wup.wrapping_add(self.window.rcv_wnd),
+            ),
+            rtt: self.rtt,
         })
     }
 
@@ -348,11 +386,14 @@ pub(crate) enum Phase {
     Listener,
     /// Appending the sock to the listener's accept queue, or parking it.
     Inject,
+    /// Born from the listener instead of the steps of [`rebuild`].
+    Born,
 }
 
 /// The phases in the order they run, as [`StepTimes`] indexes and names them.
-pub(crate) const PHASES: [(Phase, &str); 12] = [
+pub(crate) const PHASES: [(Phase, &str); 13] = [
     (Phase::Listener, "listener"),
+    (Phase::Born, "born"),
     (Phase::Step(Step::Open), "open"),
     (Phase::Step(Step::Sequences), "sequences"),
     (Phase::Step(Step::Addresses), "addresses"),

@@ -390,7 +390,29 @@ fn take_over(
     }
     let v6sock = p.v6 || family != ListenerFamily::V4;
     t.end(Phase::Listener);
-    let child = rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())?;
+    // Born from the listener when there is one and the plan allows; TCP_REPAIR otherwise,
+    // or when the birth left nothing behind.
+    let birth = (!none && crate::glue::born_enabled())
+        .then(|| p.birth())
+        .flatten();
+    let tried = birth.is_some();
+    let born = match birth.map(|b| net.born(&b)) {
+        Some(Ok(child)) => Some(child),
+        Some(Err(e)) if e == EPROTO => {
+            return Err(LogicError::new(
+                code::EPROTO,
+                c"born from the listener: the handshake's ACK was refused",
+            ))
+        }
+        _ => None,
+    };
+    if tried {
+        t.end(Phase::Born);
+    }
+    let child = match born {
+        Some(child) => child,
+        None => rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())?,
+    };
     let parked = Parked {
         key: p.key,
         v6: p.v6,
@@ -499,11 +521,12 @@ fn log_steps(t: &StepTimes, n: u32) {
     }
     let per = |i: usize| t.ns[i] / u64::from(n);
     pr_info!(
-        "takeover of {} connections, ns per connection: {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={}\n",
+        "takeover of {} connections, ns per connection: {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={}\n",
         n,
         PHASES[0].1, per(0), PHASES[1].1, per(1), PHASES[2].1, per(2), PHASES[3].1, per(3),
         PHASES[4].1, per(4), PHASES[5].1, per(5), PHASES[6].1, per(6), PHASES[7].1, per(7),
-        PHASES[8].1, per(8), PHASES[9].1, per(9), PHASES[10].1, per(10), PHASES[11].1, per(11)
+        PHASES[8].1, per(8), PHASES[9].1, per(9), PHASES[10].1, per(10), PHASES[11].1, per(11),
+        PHASES[12].1, per(12)
     );
 }
 

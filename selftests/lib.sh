@@ -129,7 +129,13 @@ kernel_log_clean() {
 }
 
 load_module() {
-	insmod "$MOD"
+	insmod "$MOD" || return
+	# permtcp.born=1 on the guest's command line (PERMTCP_VM_APPEND): taken-over connections
+	# born from their listener (busybox insmod does not read the command line as modprobe
+	# does).
+	if grep -q 'permtcp\.born=1' /proc/cmdline; then
+		echo 1 >/sys/module/permtcp/parameters/born
+	fi
 }
 
 unload_module() {

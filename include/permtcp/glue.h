@@ -108,6 +108,39 @@ int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
 int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
 			 u16 cport, bool ipv6);
 
+/*
+ * A taken-over connection born from its listener (ptcp_born()): what the request sock and
+ * the handshake's final ACK carry.  Sequence numbers as on the wire; Birth in
+ * permtcp/glue.rs repeats the layout.
+ */
+struct ptcp_birth {
+	const u8 *data;		/* the client's bytes the application reads, from rcv_isn + 1 */
+	u8 vip[16];		/* IPv4-mapped for IPv4 */
+	u8 client[16];
+	u32 rcv_isn;		/* the first client byte the application reads, less one */
+	u32 snt_isn;		/* the owner's first unacknowledged byte, less one */
+	u32 ts_recent;		/* the client's last TSval */
+	u32 tsval;		/* the owner's clock, continued: its next TSval */
+	u32 rcv_wnd;		/* the owner's window, from rcv_isn + 1 */
+	u32 max_window;		/* the client's largest window */
+	u32 srtt_us;		/* the mirror's RTT estimate (0: none) */
+	u32 rttvar_us;
+	u32 len;		/* bytes at data */
+	u16 vport;
+	u16 cport;
+	u16 mss;		/* the client's */
+	u16 window;		/* the client's last window field, unscaled */
+	u8 snd_wscale;		/* the client's shift */
+	u8 rcv_wscale;		/* the owner's shift */
+	u8 ipv6;
+	u8 wscale_ok;
+	u8 sack_ok;
+	u8 tstamp_ok;
+	u8 fin;			/* the client's FIN follows its bytes */
+};
+int ptcp_born(struct ptcp_net *pn, const struct ptcp_birth *b, struct sock **child);
+bool ptcp_born_enabled(void);
+
 /* Planned handoff: a connection's key (local = service end), and where its socket stands. */
 struct ptcp_conn_key {
 	u8 laddr[16];

@@ -28,6 +28,8 @@ pub mod code {
     pub const ERANGE: i32 = 34;
     /// Message too long.
     pub const EMSGSIZE: i32 = 90;
+    /// Protocol error.
+    pub const EPROTO: i32 = 71;
     /// Protocol not supported.
     pub const EPROTONOSUPPORT: i32 = 93;
     /// Operation not supported.
