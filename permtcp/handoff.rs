@@ -31,6 +31,9 @@ use crate::takeover::{carry_out, Fallback, Takeover};
 use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
+/// Grace periods waited at most for the segments in flight at a hold's seeding.
+const RESEED_ROUNDS: u32 = 4;
+
 fn enomem() -> LogicError {
     LogicError::new(code::ENOMEM, c"out of memory")
 }
@@ -164,11 +167,17 @@ pub(crate) fn hold(
         // Within the capacity reserved above.
         let _ = out.push_within_capacity(c);
     }
-    // A segment that reached the hook after the socket was locked but before its mirror was
-    // seeded is in neither: once the socket has taken it (on unlocking), its mirror starts
-    // again from where the socket stands (nothing of it was retained yet: nothing is lost).
+    // A segment that reached the hook before a connection's mirror was seeded, but its
+    // socket after the seeding read the socket, is in neither the mirror nor what was read:
+    // once the socket has taken it, its mirror starts again from where the socket stands
+    // (nothing of it was retained yet: nothing is lost). The hook runs in an RCU read-side
+    // section that lasts until the socket has taken the frame or put it on its backlog, and
+    // the backlog is processed before `lock_conn` gets the socket: after a grace period
+    // the comparison below sees every such segment, however late its CPU ran it.
     let mut reseeded = 0u32;
-    for _ in 0..3 {
+    let mut behind_left = 0u32;
+    for round in 0..RESEED_ROUNDS {
+        kernel::sync::rcu::synchronize_rcu();
         let mut again = 0u32;
         for k in seeded.iter() {
             let Some(locked) = net.lock_conn(k) else {
@@ -183,8 +192,14 @@ pub(crate) fn hold(
                     )
                 })
             });
-            if behind && seed(state, k, &s, now) {
-                again += 1;
+            if behind {
+                if round + 1 < RESEED_ROUNDS && seed(state, k, &s, now) {
+                    again += 1;
+                } else {
+                    // Never left mirrored wrong: not mirrored is said as such.
+                    state.snoop.forget(k);
+                    behind_left += 1;
+                }
             }
         }
         reseeded += again;
@@ -194,9 +209,10 @@ pub(crate) fn hold(
     }
     if !seeded.is_empty() {
         pr_info!(
-            "handoff: {} held connections mirrored from their sockets ({} seeded again)\n",
+            "handoff: {} held connections mirrored from their sockets ({} seeded again, {} not mirrored)\n",
             seeded.len(),
-            reseeded
+            reseeded,
+            behind_left
         );
     }
     Ok(out)

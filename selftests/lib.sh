@@ -388,7 +388,11 @@ wait_until() { # what tenths command... (tenths times SLOW)
 	shift 2
 	t_=0
 	while ! "$@" >/dev/null 2>&1; do
-		[ $t_ -lt "$n_" ] || { echo "# timed out waiting for $w_"; return 1; }
+		if [ $t_ -ge "$n_" ]; then
+			echo "# timed out waiting for $w_; its last try says:"
+			"$@" 2>&1 | tail -n 20 | sed 's/^/#   /'
+			return 1
+		fi
 		sleep 0.1
 		t_=$((t_ + 1))
 	done

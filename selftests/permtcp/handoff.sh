@@ -29,7 +29,11 @@ established() { # namespace count
 # Namespace $1 mirrors $2 connections, established and ready to take over.
 mirrored() { # namespace count
 	n_=$(/bin/ip netns exec $1 permctl --json conns | grep -o '"state":"ESTAB"[^}]*"ready":true' | wc -l)
-	[ "$n_" -ge "$2" ]
+	[ "$n_" -ge "$2" ] && return
+	# What is not: the entries that are not ready or not established, and why.
+	/bin/ip netns exec $1 permctl conns | grep -v '^ESTAB  *yes' | sed "s/^/# $1 mirror: /" | tail -n 12
+	dmesg | grep 'handoff:' | tail -n 4 | sed 's/^/# /'
+	return 1
 }
 
 # One handoff of binding $2 from namespace $1 (node $3) to namespace $4 (node $5), the
@@ -105,6 +109,7 @@ handoff_case() { # family service-address binding conns
 	check "$d: hand back: node 1 took every one back" [ "$(lines /tmp/ho.taken taken)" = $conns ]
 	check "$d: hand back: node 1 serves them again" established owner $conns
 	check "$d: hand back: node 2 has none left" established peer 0
+	dmesg | grep 'held connections mirrored' | tail -n 1 | sed 's/^/# node 2 kernel: /'
 	check "$d: node 2 mirrors them again, ready for a takeover" wait_until "node 2's mirror" 300 mirrored peer $conns
 	rm -f /tmp/ho-new /tmp/ho-new.wait
 	in_client ptcp-testapp echo-steady "$vip:80" 1 /tmp/ho-new >/tmp/ho-new.out 2>&1 &
