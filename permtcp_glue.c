@@ -1326,21 +1326,27 @@ static struct sock *ptcp_listener_get(struct ptcp_net *pn, const u8 *vip, u16 po
 }
 
 /*
- * The address family of that listener (AF_INET or AF_INET6), -EAGAIN without one.  A
- * dual-stack IPv6 listener needs an IPv6 socket with IPv4-mapped addresses, as the kernel
- * itself creates for it.
+ * The listener a connection @client:@cport -> @vip:@port would reach, with a reference the
+ * caller drops with ptcp_listener_put(); NULL without one.  *@family is its address family
+ * (a dual-stack IPv6 listener needs an IPv6 socket with IPv4-mapped addresses, as the kernel
+ * itself creates for it); *@shared tells a reuseport group, where the kernel picks a
+ * listener per client: another connection of the binding may reach another listener.
  */
-int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
-			 u16 cport, bool ipv6)
+struct sock *ptcp_listener(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
+			   u16 cport, bool ipv6, int *family, bool *shared)
 {
 	struct sock *lsk = ptcp_listener_get(pn, vip, port, client, cport, ipv6);
-	int family;
 
-	if (!lsk)
-		return -EAGAIN;
-	family = lsk->sk_family;
+	if (lsk) {
+		*family = lsk->sk_family;
+		*shared = rcu_access_pointer(lsk->sk_reuseport_cb) != NULL;
+	}
+	return lsk;
+}
+
+void ptcp_listener_put(struct sock *lsk)
+{
 	sock_put(lsk);
-	return family;
 }
 
 /*
@@ -1365,59 +1371,81 @@ static void ptcp_sk_adopt(struct sock *sk, const struct sock *lsk)
 	security_sk_clone(lsk, sk);
 }
 
-int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
-		const u8 *client, u16 cport, bool ipv6)
+/*
+ * Whether @child can sit under a socket of @lsk's family.  accept() grafts the child onto a
+ * socket of the listener's family.  An IPv4 sock cannot sit under an IPv6 socket
+ * (inet6_release() would read its missing IPv6 part); an IPv6 sock with IPv4-mapped
+ * addresses is what the kernel itself makes for a dual-stack listener, and it also works
+ * under an IPv4 listener: the IPv4 socket ops only reach the sock's own proto and its inet
+ * fields, which a mapped connect() set.
+ */
+static bool ptcp_family_fits(const struct sock *lsk, const struct sock *child)
 {
-	struct request_sock_queue *q;
-	struct request_sock *req;
-	struct sock *lsk;
-	int err = -EAGAIN;
+	return lsk->sk_family == child->sk_family ||
+	       (child->sk_family == AF_INET6 && ipv6_addr_v4mapped(&child->sk_v6_daddr));
+}
 
-	lsk = ptcp_listener_get(pn, vip, port, client, cport, ipv6);
-	if (!lsk)
-		return -EAGAIN;
+/*
+ * Appends the detached socks of @children[0..@n) to @lsk's accept queue, as
+ * inet_csk_reqsk_queue_add() would, under one hold of the queue's lock, and wakes accept()
+ * once: the way a burst of handshakes completing together would, without a wake-up per
+ * connection.  NULL entries are skipped.  Each child queued has its entry set to NULL: the
+ * queue owns its reference from then on.  The others stay the caller's: no room left in the
+ * backlog, the listener closed, out of memory, or a child of a family that cannot sit
+ * under this listener.  Returns how many it queued.
+ */
+u32 ptcp_inject_batch(struct sock *lsk, struct sock **children, u32 n)
+{
+	struct request_sock_queue *q = &inet_csk(lsk)->icsk_accept_queue;
+	struct request_sock *head = NULL, **tail = &head, *req, *next;
+	u32 i, queued = 0;
+
+	/* Allocated and adopted before the lock, in order. */
+	for (i = 0; i < n; i++) {
+		struct sock *child = children[i];
+
+		if (!child || !ptcp_family_fits(lsk, child))
+			continue;
+		req = kmem_cache_zalloc(lsk->sk_prot->rsk_prot->slab, GFP_KERNEL);
+		if (!req)
+			break;
+		ptcp_sk_adopt(child, lsk);
+		req->rsk_ops = lsk->sk_prot->rsk_prot;
+		refcount_set(&req->rsk_refcnt, 1);
+		req->sk = child;
+		*tail = req;
+		tail = &req->dl_next;
+	}
 	/*
-	 * accept() grafts the child onto a socket of the listener's family.  An IPv4 sock
-	 * cannot sit under an IPv6 socket (inet6_release() would read its missing IPv6 part);
-	 * an IPv6 sock with IPv4-mapped addresses is what the kernel itself makes for a
-	 * dual-stack listener, and it also works under an IPv4 listener: the IPv4 socket ops
-	 * only reach the sock's own proto and its inet fields, which a mapped connect() set.
+	 * The chain follows the order of @children: each entry is found by its pointer alone
+	 * (a queued child may be accepted and freed as soon as the lock is dropped) and set to
+	 * NULL before its request joins the queue.
 	 */
-	if (lsk->sk_family != child->sk_family &&
-	    !(child->sk_family == AF_INET6 && ipv6_addr_v4mapped(&child->sk_v6_daddr))) {
-		err = -EAFNOSUPPORT;
-		goto out;
-	}
-
-	req = kmem_cache_zalloc(lsk->sk_prot->rsk_prot->slab, GFP_KERNEL);
-	if (!req) {
-		err = -ENOMEM;
-		goto out;
-	}
-	ptcp_sk_adopt(child, lsk);
-	req->rsk_ops = lsk->sk_prot->rsk_prot;
-	refcount_set(&req->rsk_refcnt, 1);
-	req->sk = child;
-	q = &inet_csk(lsk)->icsk_accept_queue;
+	i = 0;
 	spin_lock_bh(&q->rskq_lock);
-	if (lsk->sk_state != TCP_LISTEN || sk_acceptq_is_full(lsk)) {
-		spin_unlock_bh(&q->rskq_lock);
-		kmem_cache_free(req->rsk_ops->slab, req);
-		goto out;
+	for (req = head; req && lsk->sk_state == TCP_LISTEN && !sk_acceptq_is_full(lsk);
+	     req = next) {
+		next = req->dl_next;
+		while (children[i] != req->sk)
+			i++;
+		children[i++] = NULL;
+		req->dl_next = NULL;
+		if (!q->rskq_accept_head)
+			WRITE_ONCE(q->rskq_accept_head, req);
+		else
+			q->rskq_accept_tail->dl_next = req;
+		q->rskq_accept_tail = req;
+		sk_acceptq_added(lsk);
+		queued++;
 	}
-	req->dl_next = NULL;
-	if (!q->rskq_accept_head)
-		WRITE_ONCE(q->rskq_accept_head, req);
-	else
-		q->rskq_accept_tail->dl_next = req;
-	q->rskq_accept_tail = req;
-	sk_acceptq_added(lsk);
 	spin_unlock_bh(&q->rskq_lock);
-	READ_ONCE(lsk->sk_data_ready)(lsk);
-	err = 0;
-out:
-	sock_put(lsk);
-	return err;
+	if (queued)
+		READ_ONCE(lsk->sk_data_ready)(lsk);
+	for (; req; req = next) {
+		next = req->dl_next;
+		kmem_cache_free(req->rsk_ops->slab, req);
+	}
+	return queued;
 }
 
 /*
@@ -1544,7 +1572,7 @@ static void ptcp_req_free(struct request_sock *req)
 
 /*
  * Gives a taken-over connection its socket the way the kernel gives an accepted connection
- * one: the listener's syn_recv_sock() clones it from the listener (its options, socket
+ * one: listener @lsk's syn_recv_sock() clones it from the listener (its options, socket
  * cgroup, LSM label, congestion control, mark) from a request sock filled from the mirror,
  * hashes it, and the child processes the handshake's final ACK as tcp_child_process()
  * has it do, which makes it established (or CLOSE_WAIT with the client's FIN) with the
@@ -1552,7 +1580,7 @@ static void ptcp_req_free(struct request_sock *req)
  * re-parenting.  Then the RTT estimator is seeded and the client's largest window kept.
  *
  * On success *@child is the established sock, not queued, with one reference the caller
- * owns (as ptcp_sock_detach() returns one).  -EAGAIN without a listener, or with a full
+ * owns (as ptcp_sock_detach() returns one).  -EAGAIN when the listener closed, or with a full
  * accept queue; -EOPNOTSUPP for a listener this cannot serve (ULP, MPTCP, family);
  * -EEXIST when the 4-tuple is taken (a TIME-WAIT or another socket).  Nothing then was
  * sent or hashed: the caller may rebuild the connection with TCP_REPAIR instead.  -EPROTO
@@ -1567,23 +1595,21 @@ bool ptcp_born_enabled(void)
 	return READ_ONCE(born);
 }
 
-int ptcp_born(struct ptcp_net *pn, const struct ptcp_birth *b, struct sock **child)
+int ptcp_born(struct sock *lsk, const struct ptcp_birth *b, struct sock **child)
 {
 	const struct request_sock_ops *ops;
 	struct request_sock *req;
 	struct sk_buff *skb;
-	struct sock *lsk, *sk;
+	struct sock *sk;
 	bool own_req = false;
 	bool ok = false;
 	int err;
 
-	lsk = ptcp_listener_get(pn, b->vip, b->vport, b->client, b->cport, b->ipv6);
-	if (!lsk)
+	if (READ_ONCE(lsk->sk_state) != TCP_LISTEN)
 		return -EAGAIN;
-	err = -EOPNOTSUPP;
-	if (READ_ONCE(lsk->sk_state) != TCP_LISTEN || inet_csk(lsk)->icsk_ulp_ops ||
-	    sk_is_mptcp(lsk) || (b->ipv6 && lsk->sk_family != AF_INET6))
-		goto out;
+	if (inet_csk(lsk)->icsk_ulp_ops || sk_is_mptcp(lsk) ||
+	    (b->ipv6 && lsk->sk_family != AF_INET6))
+		return -EOPNOTSUPP;
 	/* IPv4, even on a dual-stack listener, takes IPv4 request socks (tcp_v4_conn_request). */
 	ops = b->ipv6 ? lsk->sk_prot->rsk_prot : tcp_prot.rsk_prot;
 	err = -ENOMEM;
@@ -1637,7 +1663,6 @@ int ptcp_born(struct ptcp_net *pn, const struct ptcp_birth *b, struct sock **chi
 	*child = sk;
 	err = 0;
 out:
-	sock_put(lsk);
 	return err;
 }
 

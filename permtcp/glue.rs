@@ -196,27 +196,22 @@ extern "C" {
         ipv6: bool,
     ) -> c_int;
     fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
-    fn ptcp_inject(
-        pn: *mut PtcpNet,
-        child: *mut Sock,
-        vip: *const u8,
-        port: u16,
-        client: *const u8,
-        cport: u16,
-        ipv6: bool,
-    ) -> c_int;
     fn ptcp_sock_close_detached(sk: *mut Sock);
-    fn ptcp_born(pn: *mut PtcpNet, b: *const BirthC, child: *mut *mut Sock) -> c_int;
+    fn ptcp_born(lsk: *mut Sock, b: *const BirthC, child: *mut *mut Sock) -> c_int;
     fn ptcp_born_enabled() -> bool;
     fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
-    fn ptcp_listener_family(
+    fn ptcp_listener(
         pn: *mut PtcpNet,
         vip: *const u8,
         port: u16,
         client: *const u8,
         cport: u16,
         ipv6: bool,
-    ) -> c_int;
+        family: *mut c_int,
+        shared: *mut bool,
+    ) -> *mut Sock;
+    fn ptcp_listener_put(lsk: *mut Sock);
+    fn ptcp_inject_batch(lsk: *mut Sock, children: *mut *mut Sock, n: u32) -> u32;
     fn ptcp_binding_conns(
         pn: *mut PtcpNet,
         addr: *const u8,
@@ -528,11 +523,9 @@ impl<'a> Dump<'a> {
     }
 }
 
-/// The family of the listener a connection would reach.
+/// A listener's address family.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ListenerFamily {
-    /// No listener (yet).
-    None,
     /// An IPv4 listener.
     V4,
     /// An IPv6 listener (dual-stack or not).
@@ -632,17 +625,32 @@ impl<'a> Net<'a> {
         check(unsafe { ptcp_receive_packet(self.pn, pkt.as_ptr(), len, v6) }).map(|_| ())
     }
 
-    /// The family of the listener connection `k` would reach.
-    pub(crate) fn listener_family(&self, k: &FlowKey, v6: bool) -> ListenerFamily {
+    /// The listener connection `k` would reach (an IPv6 one when `v6`, or a dual-stack
+    /// one), if there is one.
+    pub(crate) fn listener(&self, k: &FlowKey, v6: bool) -> Option<Listener> {
         let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
-        // SAFETY: `pn` is valid (type invariant); the addresses are 16 readable bytes.
-        let f =
-            unsafe { ptcp_listener_family(self.pn, vip, k.owner_port, client, k.client_port, v6) };
-        match f as u32 {
-            bindings::AF_INET => ListenerFamily::V4,
-            bindings::AF_INET6 => ListenerFamily::V6,
-            _ => ListenerFamily::None,
-        }
+        let (mut family, mut shared) = (0, false);
+        // SAFETY: `pn` is valid (type invariant); the addresses are 16 readable bytes; the
+        // out pointers are valid and written only when a listener is returned.
+        let sk = unsafe {
+            ptcp_listener(
+                self.pn,
+                vip,
+                k.owner_port,
+                client,
+                k.client_port,
+                v6,
+                &mut family,
+                &mut shared,
+            )
+        };
+        let family = if family as u32 == bindings::AF_INET {
+            ListenerFamily::V4
+        } else {
+            ListenerFamily::V6
+        };
+        // INVARIANT: a non-NULL return is a listener whose reference is handed to us.
+        NonNull::new(sk).map(|sk| Listener { sk, family, shared })
     }
 
     /// Up to `out`'s spare capacity of the established connections of binding
@@ -683,79 +691,6 @@ impl<'a> Net<'a> {
         let ck = ConnKey::of(k);
         // SAFETY: `pn` is valid (type invariant); `ck` is valid for the call.
         check(unsafe { ptcp_conn_abort(self.pn, &ck, k.owner_addr.as_v4().is_none()) }).map(|_| ())
-    }
-
-    /// Gives connection `b.key` its socket from its listener, as the kernel makes an
-    /// accepted child (`ptcp_born()`): established (or CLOSE_WAIT), the client's bytes
-    /// queued, not yet on the accept queue. `EAGAIN` (no listener, or a full accept queue),
-    /// `EOPNOTSUPP`, `EEXIST` and `ENOMEM` leave nothing behind (TCP_REPAIR may rebuild it
-    /// instead); `EPROTO`: the born socket refused the handshake's ACK and was reset.
-    pub(crate) fn born(&self, b: &Birth<'_>) -> Result<Detached> {
-        let k = &b.key;
-        let c = BirthC {
-            data: b.data.as_ptr(),
-            vip: k.owner_addr.0,
-            client: k.client_addr.0,
-            rcv_isn: b.recv_from.wrapping_sub(1),
-            snt_isn: b.sent_una.wrapping_sub(1),
-            ts_recent: b.ts.map_or(0, |t| t.0),
-            tsval: b.ts.map_or(0, |t| t.1),
-            rcv_wnd: b.rcv_wnd,
-            max_window: b.max_window,
-            srtt_us: b.rtt.map_or(0, |r| r.0),
-            rttvar_us: b.rtt.map_or(0, |r| r.1),
-            len: b.data.len() as u32,
-            vport: k.owner_port,
-            cport: k.client_port,
-            mss: b.mss,
-            window: b.window,
-            snd_wscale: b.wscale.map_or(0, |w| w.0),
-            rcv_wscale: b.wscale.map_or(0, |w| w.1),
-            ipv6: u8::from(k.owner_addr.as_v4().is_none()),
-            wscale_ok: u8::from(b.wscale.is_some()),
-            sack_ok: u8::from(b.sack),
-            tstamp_ok: u8::from(b.ts.is_some()),
-            fin: u8::from(b.fin),
-        };
-        let mut child = core::ptr::null_mut();
-        // SAFETY: `pn` is valid (type invariant); `c` and the `b.data` bytes it points to
-        // live through the call; `child` is written only on success.
-        check(unsafe { ptcp_born(self.pn, &c, &mut child) })?;
-        // INVARIANT: on success `child` is an established sock without a `struct socket`
-        // whose one reference is handed to us.
-        NonNull::new(child).map(Detached).ok_or(EINVAL)
-    }
-
-    /// Appends `child`, connection `k`, to its listener's accept queue; gives it back while
-    /// there is no listener or its backlog is full (with `EAGAIN`), or with the error that
-    /// kept it from this listener.
-    pub(crate) fn inject(
-        &self,
-        child: Detached,
-        k: &FlowKey,
-        v6: bool,
-    ) -> Result<(), (Detached, Error)> {
-        let (vip, client) = (k.owner_addr.0.as_ptr(), k.client_addr.0.as_ptr());
-        // SAFETY: `pn` is valid (type invariant); `child` is an owned detached sock (its type
-        // invariant); the addresses are 16 readable bytes.
-        let r = unsafe {
-            ptcp_inject(
-                self.pn,
-                child.0.as_ptr(),
-                vip,
-                k.owner_port,
-                client,
-                k.client_port,
-                v6,
-            )
-        };
-        if r == 0 {
-            // The accept queue owns the reference now.
-            core::mem::forget(child);
-            Ok(())
-        } else {
-            Err((child, Error::from_errno(r)))
-        }
     }
 
     /// Multicasts a notification of command `cmd` with room for `size` bytes of attributes,
@@ -1204,11 +1139,102 @@ struct BirthC {
     fin: u8,
 }
 
+/// A listening socket found for a taken-over connection: one lookup serves a binding's
+/// connections together, born from it and handed to it in one batch.
+///
+/// # Invariants
+///
+/// `sk` is a TCP listener sock (it may have closed since) whose reference this value owns;
+/// `family` and `shared` are its family and whether it is in a reuseport group.
+pub(crate) struct Listener {
+    sk: NonNull<Sock>,
+    family: ListenerFamily,
+    shared: bool,
+}
+
+impl Listener {
+    /// Its family: [`ListenerFamily::V4`] or [`ListenerFamily::V6`].
+    pub(crate) fn family(&self) -> ListenerFamily {
+        self.family
+    }
+
+    /// Whether it is one of a reuseport group, in which the kernel picks a listener per
+    /// client: another connection of the binding may reach another one.
+    pub(crate) fn shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Gives connection `b.key` its socket from its listener, as the kernel makes an
+    /// accepted child (`ptcp_born()`): established (or CLOSE_WAIT), the client's bytes
+    /// queued, not yet on the accept queue. `EAGAIN` (the listener closed, or a full accept queue),
+    /// `EOPNOTSUPP`, `EEXIST` and `ENOMEM` leave nothing behind (TCP_REPAIR may rebuild it
+    /// instead); `EPROTO`: the born socket refused the handshake's ACK and was reset.
+    pub(crate) fn born(&self, b: &Birth<'_>) -> Result<Detached> {
+        let k = &b.key;
+        let c = BirthC {
+            data: b.data.as_ptr(),
+            vip: k.owner_addr.0,
+            client: k.client_addr.0,
+            rcv_isn: b.recv_from.wrapping_sub(1),
+            snt_isn: b.sent_una.wrapping_sub(1),
+            ts_recent: b.ts.map_or(0, |t| t.0),
+            tsval: b.ts.map_or(0, |t| t.1),
+            rcv_wnd: b.rcv_wnd,
+            max_window: b.max_window,
+            srtt_us: b.rtt.map_or(0, |r| r.0),
+            rttvar_us: b.rtt.map_or(0, |r| r.1),
+            len: b.data.len() as u32,
+            vport: k.owner_port,
+            cport: k.client_port,
+            mss: b.mss,
+            window: b.window,
+            snd_wscale: b.wscale.map_or(0, |w| w.0),
+            rcv_wscale: b.wscale.map_or(0, |w| w.1),
+            ipv6: u8::from(k.owner_addr.as_v4().is_none()),
+            wscale_ok: u8::from(b.wscale.is_some()),
+            sack_ok: u8::from(b.sack),
+            tstamp_ok: u8::from(b.ts.is_some()),
+            fin: u8::from(b.fin),
+        };
+        let mut child = core::ptr::null_mut();
+        // SAFETY: `sk` is a listener we hold a reference to (type invariant); `c` and the
+        // `b.data` bytes it points to
+        // live through the call; `child` is written only on success.
+        check(unsafe { ptcp_born(self.sk.as_ptr(), &c, &mut child) })?;
+        // INVARIANT: on success `child` is an established sock without a `struct socket`
+        // whose one reference is handed to us.
+        NonNull::new(child).map(Detached).ok_or(EINVAL)
+    }
+
+    /// Appends the children of `children` to the accept queue, under one hold of its lock,
+    /// and wakes `accept()` once; returns how many it queued. Each queued entry is `None`
+    /// from then on (the queue owns it); the others are left as they were: no room in the
+    /// backlog, the listener closed, or a child of a family that cannot sit under it.
+    pub(crate) fn inject(&self, children: &mut [Option<Detached>]) -> usize {
+        // `Option<Detached>` has the layout of `*mut Sock`: `Detached` is a
+        // `repr(transparent)` wrapper of `NonNull`, and `None` is the null pointer.
+        let ptrs = children.as_mut_ptr().cast::<*mut Sock>();
+        // SAFETY: `sk` is a listener we hold a reference to (type invariant); `ptrs` points
+        // to `children.len()` entries, each null or an owned detached sock (`Detached`'s
+        // invariant). The C function sets to null exactly the entries whose reference it
+        // took, which leaves `None` in their place without dropping them.
+        unsafe { ptcp_inject_batch(self.sk.as_ptr(), ptrs, children.len() as u32) as usize }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // SAFETY: the reference is ours (type invariant).
+        unsafe { ptcp_listener_put(self.sk.as_ptr()) };
+    }
+}
+
 /// A rebuilt connection waiting for the accept queue; dropping it resets the connection.
 ///
 /// # Invariants
 ///
 /// `0` is an established TCP sock without a `struct socket` whose reference this value owns.
+#[repr(transparent)]
 pub(crate) struct Detached(NonNull<Sock>);
 
 // SAFETY: a sock reference may be used and released from any thread; the sock has its own

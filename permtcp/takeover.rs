@@ -25,7 +25,7 @@
 //! A fail-over directive (DIRECTIVE) runs the same steps for one connection another peer
 //! could not take over.
 
-use crate::glue::{Detached, Dump, ListenerFamily, Net};
+use crate::glue::{Detached, Dump, Listener, ListenerFamily, Net};
 use crate::logic::decl::{Declaration, MidResponse, RxPolicy};
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::ops::{Counts, DataChunk, Event, MAX_DATA_CHUNK};
@@ -362,78 +362,94 @@ enum Outcome {
     Parked(Parked),
 }
 
-/// Rebuilds `p` and hands it to the listener of its service address, or parks it until
-/// `deadline_ms` when there is none.
-///
-/// `absent` lists the service addresses found without a listener (or with a full backlog)
-/// during this takeover: their connections are parked without looking again.
-fn take_over(
+/// Gives `p` its socket: born from `listener` when there is one and births are on, rebuilt
+/// with TCP_REPAIR otherwise, or when the birth left nothing behind.
+fn give_socket(
     net: &Net<'_>,
+    listener: Option<&Listener>,
     p: &Plan,
-    deadline_ms: u64,
     t: &mut StepTimes,
-    absent: &mut KVec<(Addr, u16)>,
-) -> Result<Outcome, LogicError> {
+) -> Result<Detached, LogicError> {
     // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
     // an IPv6 one.
-    t.start();
-    let binding = (p.key.owner_addr, p.key.owner_port);
-    let mut none = absent.contains(&binding);
-    let family = if none {
-        ListenerFamily::None
-    } else {
-        net.listener_family(&p.key, p.v6)
-    };
-    if family == ListenerFamily::None && !none {
-        none = true;
-        let _ = absent.push(binding, GFP_KERNEL);
-    }
-    let v6sock = p.v6 || family != ListenerFamily::V4;
-    t.end(Phase::Listener);
-    // Born from the listener when there is one and the plan allows; TCP_REPAIR otherwise,
-    // or when the birth left nothing behind.
-    let birth = (!none && crate::glue::born_enabled())
-        .then(|| p.birth())
-        .flatten();
-    let tried = birth.is_some();
-    let born = match birth.map(|b| net.born(&b)) {
-        Some(Ok(child)) => Some(child),
-        Some(Err(e)) if e == EPROTO => {
-            return Err(LogicError::new(
-                code::EPROTO,
-                c"born from the listener: the handshake's ACK was refused",
-            ))
-        }
-        _ => None,
-    };
-    if tried {
+    let v6sock = p.v6 || listener.is_none_or(|l| l.family() != ListenerFamily::V4);
+    let birth = listener
+        .filter(|_| crate::glue::born_enabled())
+        .and_then(|l| p.birth().map(|b| (l, b)));
+    if let Some((l, b)) = birth {
+        let born = l.born(&b);
         t.end(Phase::Born);
-    }
-    let child = match born {
-        Some(child) => child,
-        None => rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())?,
-    };
-    let parked = Parked {
-        key: p.key,
-        v6: p.v6,
-        child,
-        deadline_ms,
-    };
-    let outcome = if none {
-        Outcome::Parked(parked)
-    } else {
-        match parked.try_inject(net) {
-            Ok(()) => Outcome::Queued,
-            Err((parked, no_room)) => {
-                if no_room {
-                    let _ = absent.push(binding, GFP_KERNEL);
-                }
-                Outcome::Parked(parked)
+        match born {
+            Ok(child) => return Ok(child),
+            Err(e) if e == EPROTO => {
+                return Err(LogicError::new(
+                    code::EPROTO,
+                    c"born from the listener: the handshake's ACK was refused",
+                ))
             }
+            Err(_) => {}
         }
+    }
+    rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())
+}
+
+/// Gives each of `group`'s connections (all of one service address and port) its socket and
+/// hands them to their listener together: one listener lookup, one hold of its accept
+/// queue's lock and one wake-up of `accept()` for the whole group. Without a listener, or
+/// without room in its backlog, a connection is parked until `deadline_ms`. In a reuseport
+/// group, where the kernel picks a listener per client, each connection is looked up and
+/// handed over on its own. Returns one outcome per plan, in order.
+fn take_binding(
+    net: &Net<'_>,
+    group: &[(Plan, Fallback)],
+    deadline_ms: u64,
+    t: &mut StepTimes,
+    out: &mut KVVec<Result<Outcome, LogicError>>,
+) -> Result<(), LogicError> {
+    let Some((first, _)) = group.first() else {
+        return Ok(());
     };
+    t.start();
+    let listener = net.listener(&first.key, first.v6);
+    t.end(Phase::Listener);
+    if group.len() > 1 && listener.as_ref().is_some_and(Listener::shared) {
+        drop(listener);
+        for one in group.chunks(1) {
+            take_binding(net, one, deadline_ms, t, out)?;
+        }
+        return Ok(());
+    }
+    let n = group.len();
+    // The sockets given, in order, and each plan's result.
+    let mut batch = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut results = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    for (p, _) in group {
+        // Within the capacities reserved above.
+        let r = give_socket(net, listener.as_ref(), p, t).map(|child| {
+            let _ = batch.push_within_capacity(Some(child));
+        });
+        let _ = results.push_within_capacity(r);
+        t.start();
+    }
+    if let Some(l) = listener.as_ref() {
+        l.inject(&mut batch);
+    }
     t.end(Phase::Inject);
-    Ok(outcome)
+    // Those at the start are on the accept queue (their entries `None`), the rest parked.
+    let mut rest = batch.into_iter();
+    for ((p, _), r) in group.iter().zip(results) {
+        let r = r.map(|()| match rest.next().flatten() {
+            Some(child) => Outcome::Parked(Parked {
+                key: p.key,
+                v6: p.v6,
+                child,
+                deadline_ms,
+            }),
+            None => Outcome::Queued,
+        });
+        out.push_within_capacity(r).map_err(|_| enomem())?;
+    }
+    Ok(())
 }
 
 /// Rebuilds the planned connections (handing them to their listener, or parking them until
@@ -451,10 +467,29 @@ pub(crate) fn carry_out(
     let mut d = Counts::default();
     let mut parked = KVec::new();
     let mut times = StepTimes::default();
-    let mut absent = KVec::new();
     let mut served = KVec::with_capacity(t.plans.len(), GFP_KERNEL).unwrap_or(KVec::new());
-    for (p, fallback) in core::mem::take(&mut t.plans) {
-        match take_over(net, &p, now + park_ms, &mut times, &mut absent) {
+    // One binding's connections after another: each binding's go to its listener together.
+    let mut plans = core::mem::take(&mut t.plans);
+    plans.sort_unstable_by_key(|(p, _)| (p.key.owner_addr, p.key.owner_port));
+    let mut outcomes = KVVec::new();
+    let given = outcomes
+        .reserve(plans.len(), GFP_KERNEL)
+        .map_err(|_| enomem())
+        .and_then(|()| {
+            plans
+                .chunk_by(|(a, _), (b, _)| {
+                    (a.key.owner_addr, a.key.owner_port) == (b.key.owner_addr, b.key.owner_port)
+                })
+                .try_for_each(|g| take_binding(net, g, now + park_ms, &mut times, &mut outcomes))
+        });
+    if let Err(e) = given {
+        pr_warn!("takeover: {} ({})\n", e.text(), e.errno);
+    }
+    let mut outcomes = outcomes.into_iter();
+    for (p, fallback) in plans {
+        // Without memory for the outcomes, those not given a socket fail (and fall back).
+        let outcome = outcomes.next().unwrap_or_else(|| Err(enomem()));
+        match outcome {
             Ok(outcome) => {
                 d.taken += 1;
                 // Without room it is only steered while its owner is declared failed here.
@@ -654,25 +689,9 @@ pub(crate) struct Parked {
 }
 
 impl Parked {
-    /// Hands the connection to the listener of its service address; gives it back while
-    /// there is none or the backlog is full (with `true`: no other connection of its
-    /// service address goes now either), or when that listener cannot take it.
-    fn try_inject(self, net: &Net<'_>) -> Result<(), (Parked, bool)> {
-        let Parked {
-            key,
-            v6,
-            child,
-            deadline_ms,
-        } = self;
-        net.inject(child, &key, v6).map_err(|(child, e)| {
-            let parked = Parked {
-                key,
-                v6,
-                child,
-                deadline_ms,
-            };
-            (parked, e == EAGAIN)
-        })
+    /// Its binding: service address and port.
+    fn binding(&self) -> (Addr, u16) {
+        (self.key.owner_addr, self.key.owner_port)
     }
 }
 
@@ -705,36 +724,59 @@ fn park(state: &NetState, conns: KVec<Parked>) -> u32 {
 /// their deadline; returns whether any are still parked.
 pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool {
     let mut p = state.parking.lock();
-    let Ok(mut keep) = KVec::with_capacity(p.parked.len(), GFP_KERNEL) else {
+    let n = p.parked.len();
+    let (Ok(mut keep), Ok(mut meta), Ok(mut children)) = (
+        KVec::with_capacity(n, GFP_KERNEL),
+        KVVec::with_capacity(n, GFP_KERNEL),
+        KVVec::with_capacity(n, GFP_KERNEL),
+    ) else {
         return true; // try again at the next poll
     };
-    let parked = core::mem::take(&mut p.parked);
-    // The service addresses found without a listener in this round: their other connections
-    // wait without a lookup each (a thousand lookups every 5 ms kept a CPU busy while the
-    // application was starting).
-    let mut absent: KVec<(Addr, u16)> = KVec::new();
+    let mut parked = core::mem::take(&mut p.parked);
+    parked.sort_unstable_by_key(Parked::binding);
     for c in parked {
-        let binding = (c.key.owner_addr, c.key.owner_port);
-        let r = if absent.contains(&binding) {
-            Err(c)
-        } else {
-            c.try_inject(net).map_err(|(c, no_room)| {
-                if no_room {
-                    let _ = absent.push(binding, GFP_KERNEL);
-                }
-                c
-            })
+        // Within the capacities reserved above.
+        let _ = meta.push_within_capacity((c.key, c.v6, c.deadline_ms));
+        let _ = children.push_within_capacity(Some(c.child));
+    }
+    // A binding's connections go to its listener together (one lookup and one batch; each
+    // on its own in a reuseport group); a binding without a listener costs one lookup.
+    let mut at = 0;
+    for group in
+        meta.chunk_by(|a, b| (a.0.owner_addr, a.0.owner_port) == (b.0.owner_addr, b.0.owner_port))
+    {
+        let batch = &mut children[at..at + group.len()];
+        at += group.len();
+        let (k, v6, _) = group[0];
+        let Some(l) = net.listener(&k, v6) else {
+            continue;
         };
-        match r {
-            Ok(()) => p.queued += 1,
-            Err(c) if now_ms >= c.deadline_ms => {
+        if l.shared() {
+            for (i, (k, v6, _)) in group.iter().enumerate() {
+                if let Some(l) = net.listener(k, *v6) {
+                    l.inject(&mut batch[i..=i]);
+                }
+            }
+        } else {
+            l.inject(batch);
+        }
+    }
+    for ((key, v6, deadline_ms), child) in meta.into_iter().zip(children) {
+        match child {
+            None => p.queued += 1,
+            Some(c) if now_ms >= deadline_ms => {
                 // Closing it resets the client.
                 drop(c);
                 p.reset += 1;
             }
             // Within the reserved capacity: cannot fail.
-            Err(c) => {
-                let _ = keep.push(c, GFP_KERNEL);
+            Some(child) => {
+                let _ = keep.push_within_capacity(Parked {
+                    key,
+                    v6,
+                    child,
+                    deadline_ms,
+                });
             }
         }
     }

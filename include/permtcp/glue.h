@@ -99,14 +99,14 @@ int ptcp_sock_shutdown_wr(struct socket *sock);
 int ptcp_send_packet(struct ptcp_net *pn, const u8 *dst, const u8 *data, u32 len, bool ipv6);
 int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6);
 struct sock *ptcp_sock_detach(struct socket *sock);
-int ptcp_inject(struct ptcp_net *pn, struct sock *child, const u8 *vip, u16 port,
-		const u8 *client, u16 cport, bool ipv6);
 void ptcp_sock_close_detached(struct sock *sk);
 void ptcp_park_kick(struct ptcp_net *pn);
 u64 ptcp_rst_dropped(const struct ptcp_net *pn);
 int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
-int ptcp_listener_family(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
-			 u16 cport, bool ipv6);
+struct sock *ptcp_listener(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
+			   u16 cport, bool ipv6, int *family, bool *shared);
+void ptcp_listener_put(struct sock *lsk);
+u32 ptcp_inject_batch(struct sock *lsk, struct sock **children, u32 n);
 
 /*
  * A taken-over connection born from its listener (ptcp_born()): what the request sock and
@@ -138,7 +138,7 @@ struct ptcp_birth {
 	u8 tstamp_ok;
 	u8 fin;			/* the client's FIN follows its bytes */
 };
-int ptcp_born(struct ptcp_net *pn, const struct ptcp_birth *b, struct sock **child);
+int ptcp_born(struct sock *lsk, const struct ptcp_birth *b, struct sock **child);
 bool ptcp_born_enabled(void);
 
 /* Planned handoff: a connection's key (local = service end), and where its socket stands. */

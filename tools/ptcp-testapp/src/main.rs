@@ -33,7 +33,11 @@
 //!                                             connections at permctl's offsets, answering
 //!                                             redelivered requests only where the dead server
 //!                                             had not; --stall-at-round=N reads request N,
-//!                                             creates /tmp/echo-stalled and never answers
+//!                                             creates /tmp/echo-stalled and never answers;
+//!                                             [--backlog=N] listen() backlog (default 4096);
+//!                                             [--reuseport=K] K listeners in a reuseport
+//!                                             group, listener i writing how many it accepted
+//!                                             to /tmp/echo-accepted.i
 //! ptcp-testapp bind ADDR:PORT                 one bind(); prints the outcome, exit 1 if refused
 //! ptcp-testapp down-serve ADDR:PORT BYTES [--resume] [--read-first]
 //!                                             send a position-addressable stream's first
@@ -791,17 +795,98 @@ struct EchoOpts {
     resume: bool,
     /// Read this round's request, then never answer (a server that dies mid-request).
     stall_at: Option<u64>,
+    /// The listen() backlog.
+    backlog: i32,
+    /// Listeners in one reuseport group (0: one plain listener).
+    reuseport: usize,
+}
+
+/// A listener of a reuseport group on `addr` (SO_REUSEADDR and SO_REUSEPORT set before
+/// bind(), as a server that runs a listener per thread sets them).
+fn reuseport_listener(addr: SocketAddr) -> TcpListener {
+    use std::os::fd::FromRawFd;
+    let v6 = addr.is_ipv6();
+    // SAFETY: plain socket calls on a descriptor we create and own; the address structures
+    // are initialised and their sizes passed.
+    unsafe {
+        let fd = libc::socket(
+            if v6 { libc::AF_INET6 } else { libc::AF_INET },
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            let r = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
+        }
+        let r = match addr {
+            SocketAddr::V6(a) => {
+                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
+                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sa.sin6_port = a.port().to_be();
+                sa.sin6_addr.s6_addr = a.ip().octets();
+                libc::bind(
+                    fd,
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of_val(&sa) as libc::socklen_t,
+                )
+            }
+            SocketAddr::V4(a) => {
+                let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                sa.sin_port = a.port().to_be();
+                sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                libc::bind(
+                    fd,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of_val(&sa) as libc::socklen_t,
+                )
+            }
+        };
+        assert_eq!(r, 0, "bind {addr}: {}", std::io::Error::last_os_error());
+        TcpListener::from_raw_fd(fd)
+    }
 }
 
 fn echo_serve(addr: SocketAddr, o: EchoOpts) {
-    let (wait, resume) = (o.wait_bind, o.resume);
     raise_nofile(1 << 17);
-    let l = bind_listener(addr, wait);
-    // A deep accept queue: a takeover may queue a thousand connections at once.
+    if o.reuseport == 0 {
+        echo_listen(bind_listener(addr, o.wait_bind), o, None);
+        return;
+    }
+    let group: Vec<_> = (0..o.reuseport)
+        .map(|i| (i, reuseport_listener(addr)))
+        .collect();
+    let threads: Vec<_> = group
+        .into_iter()
+        .map(|(i, l)| std::thread::spawn(move || echo_listen(l, o, Some(i))))
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Accepts connections on `l` forever and answers them; listener `index` of a reuseport
+/// group writes how many it accepted to /tmp/echo-accepted.INDEX.
+fn echo_listen(l: TcpListener, o: EchoOpts, index: Option<usize>) {
+    // A deep accept queue by default: a takeover may queue a thousand connections at once.
     // SAFETY: listen() on our own listening socket only changes its backlog.
-    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    unsafe { libc::listen(l.as_raw_fd(), o.backlog) };
+    let mut accepted = 0u64;
     for s in l.incoming() {
         let Ok(mut s) = s else { continue };
+        accepted += 1;
+        if let Some(i) = index {
+            std::fs::write(format!("/tmp/echo-accepted.{i}"), accepted.to_string()).unwrap();
+        }
+        let resume = o.resume;
         spawn_small(move || {
             if let Some(r) = resume.then(|| bulk::taken_over(&s)).flatten() {
                 let _ = echo_resume(&mut s, r);
@@ -1090,6 +1175,14 @@ fn main() {
                     .iter()
                     .find_map(|a| a.strip_prefix("--stall-at-round="))
                     .map(|n| n.parse().unwrap()),
+                backlog: args[3..]
+                    .iter()
+                    .find_map(|a| a.strip_prefix("--backlog="))
+                    .map_or(4096, |n| n.parse().unwrap()),
+                reuseport: args[3..]
+                    .iter()
+                    .find_map(|a| a.strip_prefix("--reuseport="))
+                    .map_or(0, |n| n.parse().unwrap()),
             },
         ),
         "bind" => bind_once(arg(2).parse().unwrap()),
