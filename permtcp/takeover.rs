@@ -395,15 +395,18 @@ fn give_socket(
 
 /// Gives each of `group`'s connections (all of one service address and port) its socket and
 /// hands them to their listener together: one listener lookup, one hold of its accept
-/// queue's lock and one wake-up of `accept()` for the whole group. Without a listener, or
-/// without room in its backlog, a connection is parked until `deadline_ms`. In a reuseport
-/// group, where the kernel picks a listener per client, each connection is looked up and
-/// handed over on its own. Returns one outcome per plan, in order.
+/// queue's lock and one wake-up of `accept()` for the whole group. `taken` is called for
+/// each connection given a socket before any joins the queue (so that its record exists
+/// when the application accepts it). Without a listener, or without room in its backlog, a
+/// connection is parked until `deadline_ms`. In a reuseport group, where the kernel picks a
+/// listener per client, each connection is looked up and handed over on its own. Appends one
+/// outcome per plan to `out`, in order.
 fn take_binding(
     net: &Net<'_>,
-    group: &[(Plan, Fallback)],
+    group: &mut [(Plan, Fallback)],
     deadline_ms: u64,
     t: &mut StepTimes,
+    taken: &mut impl FnMut(&mut Plan),
     out: &mut KVVec<Result<Outcome, LogicError>>,
 ) -> Result<(), LogicError> {
     let Some((first, _)) = group.first() else {
@@ -414,8 +417,8 @@ fn take_binding(
     t.end(Phase::Listener);
     if group.len() > 1 && listener.as_ref().is_some_and(Listener::shared) {
         drop(listener);
-        for one in group.chunks(1) {
-            take_binding(net, one, deadline_ms, t, out)?;
+        for one in group.chunks_mut(1) {
+            take_binding(net, one, deadline_ms, t, taken, out)?;
         }
         return Ok(());
     }
@@ -423,7 +426,7 @@ fn take_binding(
     // The sockets given, in order, and each plan's result.
     let mut batch = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut results = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
-    for (p, _) in group {
+    for (p, _) in group.iter() {
         // Within the capacities reserved above.
         let r = give_socket(net, listener.as_ref(), p, t).map(|child| {
             let _ = batch.push_within_capacity(Some(child));
@@ -431,11 +434,17 @@ fn take_binding(
         let _ = results.push_within_capacity(r);
         t.start();
     }
+    for ((p, _), r) in group.iter_mut().zip(results.iter()) {
+        if r.is_ok() {
+            taken(p);
+        }
+    }
+    t.start();
     if let Some(l) = listener.as_ref() {
         l.inject(&mut batch);
     }
     t.end(Phase::Inject);
-    // Those at the start are on the accept queue (their entries `None`), the rest parked.
+    // Those on the accept queue have their entries `None`; the others are parked.
     let mut rest = batch.into_iter();
     for ((p, _), r) in group.iter().zip(results) {
         let r = r.map(|()| match rest.next().flatten() {
@@ -472,15 +481,24 @@ pub(crate) fn carry_out(
     let mut plans = core::mem::take(&mut t.plans);
     plans.sort_unstable_by_key(|(p, _)| (p.key.owner_addr, p.key.owner_port));
     let mut outcomes = KVVec::new();
+    let mut taken = |p: &mut Plan| {
+        d.taken += 1;
+        // Without room it is only steered while its owner is declared failed here.
+        let _ = served.push_within_capacity(p.key);
+        let taken = record(state, p, now);
+        notify(net, &Event::Taken { node, taken });
+    };
     let given = outcomes
         .reserve(plans.len(), GFP_KERNEL)
         .map_err(|_| enomem())
         .and_then(|()| {
             plans
-                .chunk_by(|(a, _), (b, _)| {
+                .chunk_by_mut(|(a, _), (b, _)| {
                     (a.key.owner_addr, a.key.owner_port) == (b.key.owner_addr, b.key.owner_port)
                 })
-                .try_for_each(|g| take_binding(net, g, now + park_ms, &mut times, &mut outcomes))
+                .try_for_each(|g| {
+                    take_binding(net, g, now + park_ms, &mut times, &mut taken, &mut outcomes)
+                })
         });
     if let Err(e) = given {
         pr_warn!("takeover: {} ({})\n", e.text(), e.errno);
@@ -488,19 +506,12 @@ pub(crate) fn carry_out(
     let mut outcomes = outcomes.into_iter();
     for (p, fallback) in plans {
         // Without memory for the outcomes, those not given a socket fail (and fall back).
-        let outcome = outcomes.next().unwrap_or_else(|| Err(enomem()));
-        match outcome {
-            Ok(outcome) => {
-                d.taken += 1;
-                // Without room it is only steered while its owner is declared failed here.
-                let _ = served.push_within_capacity(p.key);
-                let taken = record(state, p, now);
-                notify(net, &Event::Taken { node, taken });
-                if let Outcome::Parked(c) = outcome {
-                    // A failed push drops the connection, which resets the client.
-                    if parked.push(c, GFP_KERNEL).is_err() {
-                        d.failed += 1;
-                    }
+        match outcomes.next().unwrap_or_else(|| Err(enomem())) {
+            Ok(Outcome::Queued) => {}
+            Ok(Outcome::Parked(c)) => {
+                // A failed push drops the connection, which resets the client.
+                if parked.push(c, GFP_KERNEL).is_err() {
+                    d.failed += 1;
                 }
             }
             Err(e) => {
@@ -828,7 +839,7 @@ impl TakenList {
 
 /// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
 /// the oldest records go first beyond [`MAX_TAKEN`] records or [`MAX_TAKEN_BYTES`] bytes.
-fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
+fn record(state: &NetState, p: &mut Plan, now_ms: u64) -> TakenInfo {
     let t = Taken {
         info: TakenInfo {
             key: p.key,
@@ -846,7 +857,7 @@ fn record(state: &NetState, p: Plan, now_ms: u64) -> TakenInfo {
         },
         sent_from: p.r.sent_from,
         at_ms: now_ms,
-        sent: p.sent,
+        sent: core::mem::take(&mut p.sent),
     };
     let info = t.info;
     // Allocated before the lock; without it the record is kept, only not found by its key.

@@ -33,13 +33,13 @@ printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
 awk '/^  +table +hook ns/ { t = 1; next } t && /^ +[0-9]+ / {
 	printf "  %-44s %s ns per frame, %s bytes per entry\n", "peer hook with " $1 " connections mirrored", $2, $4; next }
 	{ t = 0 }' "$out/vm.txt"
-echo "  takeover, same VM, kernel vs userspace TCP_REPAIR restore:"
-printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n' conns "kernel us" "user us" "user/k" \
-	"kernel ms" "user ms" "user/k" "1st answer" "1st answer" "1st answer"
-printf '    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n' "" "per conn" "per conn" "" \
-	"whole" "whole" "" "k ms" "u ms" "k,permctl"
-awk '/^  conns  kernel us/ { t = 1; next } t && /^ *[0-9]+ / {
-	n = $1; k = $2; u = $3; r = $4; kw = $5; uw = $6; ka = $7; ua = $8;
-	wr = (kw ~ /^[0-9]+$/ && uw ~ /^[0-9]+$/ && kw > 0) ? sprintf("%.2f", uw / kw) : "-";
-	printf "    %6s  %10s %10s %8s  %10s %10s %8s  %10s %10s %10s\n", n, k, u, r, kw, uw, wr, ka, ua, $9 }
-	/^kernel rebuild by step/ { t = 0 }' "$out/vm.txt"
+echo "  takeover, same VM: kernel (repair: TCP_REPAIR + parking; born: from the listener)"
+echo "  vs userspace TCP_REPAIR restore; answer: takeover start to every connection's first answer"
+printf '    %6s  %8s %8s %8s %6s %6s  %8s %8s %8s  %8s %8s %8s\n' conns repair born user "user/" "user/" \
+	repair born user repair born user
+printf '    %6s  %8s %8s %8s %6s %6s  %8s %8s %8s  %8s %8s %8s\n' "" "us/conn" "us/conn" "us/conn" born repair \
+	"whole ms" "whole ms" "whole ms" "answer" "answer" "answer"
+awk '/^  conns +repair +born +user/ { t = 1; next } t && /^ *[0-9]+ / {
+	rr = ($2 ~ /^[0-9.]+$/ && $4 ~ /^[0-9.]+$/ && $2 > 0) ? sprintf("%.2f", $4 / $2) : "-";
+	printf "    %6s  %8s %8s %8s %6s %6s  %8s %8s %8s  %8s %8s %8s\n", $1, $2, $3, $4, $5, rr, $6, $7, $8, $9, $10, $11 }
+	/^kernel takeover by step/ { t = 0 }' "$out/vm.txt"

@@ -139,18 +139,25 @@ cluster_down
 rmmod permtcp
 fi
 
-# Takeover cost: N snooped connections rebuilt with TCP_REPAIR, by the kernel (one `permctl
-# takeover`: its rebuild_ns, the rebuild and parking until the application, started right
-# after, listens) and, in a second run, from
-# userspace (`ptcp-testapp restore`, CRIU/libsoccr style: the restore loop alone; reading the
-# mirror with permctl subprocesses is timed apart). The peer announces the address with
-# busybox arping in the userspace run. Then the client's first round on every connection.
-# takeover_run kernel|kernel-permctl|user N (kernel-permctl: the application looks its
-# offsets up by running `permctl --json taken`, as before permtcp-resume): sets us (rebuild or restore time), whole (the command, ms),
-# fetch (ms) and after (ms); prints what went wrong, if anything.
+# Takeover cost: N snooped connections taken over by the kernel (one `permctl takeover`: its
+# rebuild_ns) and, in another run, restored from userspace (`ptcp-testapp restore`,
+# CRIU/libsoccr style: the restore loop alone; reading the mirror with permctl subprocesses
+# is timed apart). The kernel runs twice: "repair", the application started right after the
+# takeover (every connection rebuilt with TCP_REPAIR and parked until it listens), and
+# "born", the application listening before it (module parameter born: each connection
+# born from the listener). The peer announces the address with busybox arping in the
+# userspace run. Then the client's first round on every connection.
+# takeover_run repair|born|repair-permctl|user N (repair-permctl: the application looks its
+# offsets up by running `permctl --json taken`, as before permtcp-resume): sets us (rebuild
+# or restore time), whole (the command, ms), fetch (ms) and after (ms); prints what went
+# wrong, if anything.
 takeover_run() {
 	mode=$1 n=$2 us=- fetch=- after=- whole=-
-	insmod /lib/modules/permtcp.ko
+	if [ $mode = born ]; then
+		insmod /lib/modules/permtcp.ko born=1
+	else
+		insmod /lib/modules/permtcp.ko
+	fi
 	# Room for N connections in the mirror (the defaults: 4096 and 64 MiB).
 	SNOOP_OPTS="--max-conns $((n + 4096)) --max-bytes $((n * 16384 + 67108864))" \
 		cluster_up >/dev/null
@@ -162,9 +169,15 @@ takeover_run() {
 	sleep 1
 	crash_owner $owner_pid
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
+	if [ $mode = born ]; then
+		# Listening before the takeover (the wildcard address): born from the listener.
+		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
+		peer_pid=$!
+		sleep 0.5
+	fi
 	if [ $mode != user ]; then
-		# As the userspace restore, the application starts after the rebuild: the
-		# connections wait parked, and go to its accept() when it listens.
+		# repair: as the userspace restore, the application starts after the rebuild:
+		# the connections wait parked, and go to its accept() when it listens.
 		dmesg -c >/dev/null
 		out=$(in_peer ptcp-testapp timed permctl --json takeover --node 1 2>/tmp/t.err)
 		echo "$out" | grep -q "\"taken\":$n," || echo "  kernel, $n connections: $out"
@@ -173,12 +186,13 @@ takeover_run() {
 		whole=$(sed -n 's/^wall_us=//p' /tmp/t.err)
 		whole=${whole:+$((whole / 1000))}
 		steps=$(dmesg | sed -n 's/.*ns per connection: //p' | tail -n 1)
-		if [ $mode = kernel-permctl ]; then
+		if [ $mode = repair-permctl ]; then
 			in_peer env PTCP_RESUME_PERMCTL=1 ptcp-testapp echo-serve "[::]:80" --resume &
-		else
+			peer_pid=$!
+		elif [ $mode = repair ]; then
 			in_peer ptcp-testapp echo-serve "[::]:80" --resume &
+			peer_pid=$!
 		fi
-		peer_pid=$!
 	else
 		in_peer ptcp-testapp restore >/tmp/r.out 2>/tmp/r.err &
 		peer_pid=$!
@@ -214,44 +228,66 @@ if part takeover; then
 # guest's default thread limit.
 echo 100000 >/proc/sys/kernel/threads-max
 CONNS_LIST=$(sed -n 's/.*permtcp\.conns=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
-echo "takeover (QEMU TCG): N connections rebuilt with TCP_REPAIR, in the kernel (permctl takeover,"
-echo "rebuild, parked until the application started after it listens) vs from userspace"
-echo "(ptcp-testapp restore: the restore loop; reading the mirror through permctl is its fetch);"
-echo "whole: the kernel's command, the userspace fetch plus restore; then the client's first"
-echo "round on every connection (the application's start and its offset lookups included)"
-printf '  %5s  %9s %9s %7s  %9s %9s  %9s %9s %9s\n' conns "kernel us" "user us" "user/" \
-	"kernel ms" "user ms" "after: k" "after: u" "k,permctl"
-printf '  %5s  %9s %9s %7s  %9s %9s  %9s %9s %9s\n' "" "per conn" "per conn" "kernel" "whole" "whole" "ms" "ms" "ms"
+echo "takeover (QEMU TCG): N connections taken over by the kernel (permctl takeover), rebuilt"
+echo "with TCP_REPAIR and parked until the application, started after it, listens (repair), or"
+echo "born from the listener of an application already listening (born), vs restored from"
+echo "userspace (ptcp-testapp restore: the restore loop; reading the mirror through permctl is"
+echo "its fetch). whole: the kernel's command, the userspace fetch plus restore. answer: from"
+echo "the start of the takeover to the client's first round answered on every connection"
+echo "(whole plus that round: the application's start and its offset lookups included)"
+printf '  %5s  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n' conns repair born user "user/" \
+	repair born user repair born user "repair,"
+printf '  %5s  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n' "" "us/conn" "us/conn" "us/conn" born \
+	"whole ms" "whole ms" "whole ms" "answer" "answer" "answer" permctl
 : >/tmp/steps
 # Warm-up, not reported: under TCG the first run through a code path pays for translating
 # it (the first takeover of one connection took 60 ms).
-takeover_run kernel 10 >/dev/null
+takeover_run repair 10 >/dev/null
+takeover_run born 10 >/dev/null
 takeover_run user 10 >/dev/null
 # The smaller of two values ("-" when there is none).
 least() { if [ "$1" = - ]; then echo "$2"; elif [ "$2" = - ] || [ "$1" -le "$2" ]; then echo "$1"; else echo "$2"; fi; }
+# Whole plus after, in ms ("-" when either is missing).
+answer() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else echo $(($1 + $2)); fi; }
+# One run of mode $1 with $n connections, kept in r_us_$1, r_whole_$1, r_answer_$1 (the
+# better of this run and the one before, if any).
+measure() { # mode
+	takeover_run $1 $n
+	a_=$(answer "$whole" "$after")
+	eval "r_us_$1=\$(least \"\${r_us_$1:--}\" \"$us\")"
+	eval "r_whole_$1=\$(least \"\${r_whole_$1:--}\" \"$whole\")"
+	eval "r_answer_$1=\$(least \"\${r_answer_$1:--}\" \"$a_\")"
+}
 for n in ${CONNS_LIST:-1 100 1000 10000}; do
-	takeover_run kernel $n
-	k_us=$us k_after=$after k_whole=$whole
-	echo "$n $steps" >>/tmp/steps
-	kp_after=-
+	for m in repair born user repair_permctl; do
+		eval "r_us_$m=- r_whole_$m=- r_answer_$m=-"
+	done
+	measure repair
+	echo "$n repair: $steps" >>/tmp/steps
+	measure born
+	echo "$n born: $steps" >>/tmp/steps
 	# The lookup through permctl, for comparison (too slow past a thousand).
-	[ $n -gt 1000 ] || { takeover_run kernel-permctl $n; kp_after=$after; }
-	takeover_run user $n
-	# Up to a thousand, both runs again, alternating: the host's load moves between runs;
-	# each side keeps its best.
 	if [ $n -le 1000 ]; then
-		u_us=$us u_after=$after u_whole=$whole
-		takeover_run kernel $n
-		k_us=$(least "$k_us" "$us") k_after=$(least "$k_after" "$after") k_whole=$(least "$k_whole" "$whole")
-		takeover_run user $n
-		us=$(least "$u_us" "$us") after=$(least "$u_after" "$after") whole=$(least "$u_whole" "$whole")
+		takeover_run repair-permctl $n
+		r_answer_repair_permctl=$(answer "$whole" "$after")
 	fi
-	awk -v n=$n -v k="$k_us" -v u="$us" -v kw="$k_whole" -v uw="$whole" -v ka="$k_after" -v ua="$after" -v kp="$kp_after" 'BEGIN {
-		pk = k == "-" ? "-" : sprintf("%.1f", k / n); pu = u == "-" ? "-" : sprintf("%.1f", u / n);
-		r = (k == "-" || u == "-" || k == 0) ? "-" : sprintf("%.2f", u / k);
-		printf "  %5d  %9s %9s %7s  %9s %9s  %9s %9s %9s\n", n, pk, pu, r, kw, uw, ka, ua, kp }'
+	measure user
+	# Up to a thousand, every mode again, alternating: the host's load moves between runs;
+	# each keeps its best.
+	if [ $n -le 1000 ]; then
+		measure repair
+		measure born
+		measure user
+	fi
+	awk -v n=$n -v k="$r_us_repair" -v b="$r_us_born" -v u="$r_us_user" \
+		-v kw="$r_whole_repair" -v bw="$r_whole_born" -v uw="$r_whole_user" \
+		-v ka="$r_answer_repair" -v ba="$r_answer_born" -v ua="$r_answer_user" -v kp="$r_answer_repair_permctl" 'BEGIN {
+		pk = k == "-" ? "-" : sprintf("%.1f", k / n); pb = b == "-" ? "-" : sprintf("%.1f", b / n);
+		pu = u == "-" ? "-" : sprintf("%.1f", u / n);
+		r = (b == "-" || u == "-" || b == 0) ? "-" : sprintf("%.2f", u / b);
+		printf "  %5d  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n", n, pk, pb, pu, r, kw, bw, uw, ka, ba, ua, kp }'
 done
 echo "(up to 1000 connections: the better of two alternating runs of each)"
-echo "kernel rebuild by step, ns per connection (permtcp's log, first run)"
+echo "kernel takeover by step, ns per connection (permtcp's log, first run of each size and mode)"
 while read -r n rest; do echo "  $n: $rest"; done </tmp/steps
 fi
