@@ -3,15 +3,32 @@
 #
 # `make bench`: the host tracker benchmark, then the QEMU benchmark (selftests/bench.sh),
 # their full output, and one table of the figures side by side, with the ratios. Arguments
-# go to run_vm.sh --bench (parts: snoop, scale, takeover); PERMTCP_CONNS picks the takeover
-# sizes.
+# are the parts: snoop, scale and takeover go to run_vm.sh --bench; throughput runs the
+# multi-VM tier's throughput benchmark (the owner's bulk throughput with and without
+# snooping peers, each node its own VM); all of them by default. PERMTCP_CONNS picks the
+# takeover sizes.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$PERMTCP_ROOT"
 out=$PERMTCP_ROOT/target/bench
 mkdir -p "$out"
 cargo bench --locked -p permtcp-logic 2>/dev/null | tee "$out/host.txt"
-bash selftests/run_vm.sh --timeout 3600 --bench "$@" | tee "$out/vm.txt"
+vm_parts=()
+cluster=1
+if [ $# -gt 0 ]; then
+	cluster=0
+	for a in "$@"; do
+		if [ "$a" = throughput ]; then cluster=1; else vm_parts+=("$a"); fi
+	done
+fi
+: >"$out/vm.txt"
+: >"$out/cluster.txt"
+if [ $# = 0 ] || [ ${#vm_parts[@]} -gt 0 ]; then
+	bash selftests/run_vm.sh --timeout 3600 --bench "${vm_parts[@]}" | tee "$out/vm.txt"
+fi
+if [ $cluster = 1 ]; then
+	PERMTCP_BENCH=throughput bash selftests/cluster/run.sh --bench | tee "$out/cluster.txt"
+fi
 
 num() { sed -n "$1" "$2" | head -n 1; }
 h64=$(num 's/^small segments.* \([0-9.]*\) Mpps.*/\1/p' "$out/host.txt")
@@ -21,6 +38,7 @@ snoop=$(num 's/.*snooping, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
 ct=$(num 's/.*conntrack, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
 hook=$(num 's/.*peer hook, measured inside: *\([0-9]*\) ns.*/\1/p' "$out/vm.txt")
 ratio=$(num 's/.*snooping\/conntrack ratio: *\(.*\)/\1/p' "$out/vm.txt")
+owner=$(num 's/^ *without permtcp \(.*\)/\1/p' "$out/cluster.txt")
 echo
 echo "== permtcp benchmark summary (one run; QEMU TCG figures under the host's load) =="
 printf '  %-44s %s\n' "host tracker, 64-byte segments" "${h64:--} Mpps/core"
@@ -30,6 +48,7 @@ printf '  %-44s %s\n' "snooping (permtcp), guest CPU time" "${snoop:--}"
 printf '  %-44s %s\n' "conntrack on the owner, guest CPU time" "${ct:--}"
 printf '  %-44s %s\n' "snooping / conntrack" "${ratio:-no ratio (conntrack below the noise)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
+printf '  %-44s %s\n' "owner throughput, separate VMs" "${owner:+without permtcp }${owner:--}"
 awk '/^  +table +hook ns/ { t = 1; next } t && /^ +[0-9]+ / {
 	printf "  %-44s %s ns per frame, %s bytes per entry\n", "peer hook with " $1 " connections mirrored", $2, $4; next }
 	{ t = 0 }' "$out/vm.txt"
