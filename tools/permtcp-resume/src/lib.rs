@@ -30,16 +30,18 @@
 //!         continue_stream(fd, r.sent_offset, r.recv_offset);
 //! ```
 //!
-//! The process keeps one generic netlink socket (opened, and the family resolved, at its
-//! first query) in the namespace it runs in; queries from several threads take turns on it.
+//! The process keeps up to four generic netlink sockets (each opened, and the family
+//! resolved, at its first use) in the namespace it runs in: queries from several threads run
+//! side by side on them, and take turns beyond four.
 //! No privilege is needed: TAKEN_GET is open to every user of the namespace.
 
 use permctl::{Client, CtlError};
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoop::FlowKey;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 pub use permtcp_logic::snoopnl::TakenInfo;
 
@@ -62,12 +64,32 @@ pub fn key(local: SocketAddr, peer: SocketAddr) -> FlowKey {
     }
 }
 
-/// The process's socket, opened at the first query.
-static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+/// How many netlink sockets the process queries through at once: a restarted server
+/// accepting thousands of taken-over connections asks for each from its own thread.
+const SLOTS: usize = 4;
+
+/// The process's sockets, each opened at its first query.
+static CLIENTS: [Mutex<Option<Client>>; SLOTS] = [const { Mutex::new(None) }; SLOTS];
+
+/// A free socket slot, or, when all are busy, the one this thread waits for.
+fn slot() -> MutexGuard<'static, Option<Client>> {
+    for c in &CLIENTS {
+        match c.try_lock() {
+            Ok(g) => return g,
+            Err(TryLockError::Poisoned(e)) => return e.into_inner(),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    std::thread::current().id().hash(&mut h);
+    CLIENTS[h.finish() as usize % SLOTS]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
 
 /// The record of connection `local` <- `peer`: `None` when it was not taken over here.
 pub fn of_addrs(local: SocketAddr, peer: SocketAddr) -> Result<Option<TakenInfo>, CtlError> {
-    let mut c = CLIENT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = slot();
     if c.is_none() {
         *c = Some(Client::connect()?);
     }
