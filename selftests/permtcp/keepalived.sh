@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 # keepalived mode (Documentation/cluster.rst, "keepalived mode"): Debian's keepalived runs in
 # the owner's (node 1, priority 150) and both peers' namespaces (node 2: 100, node 3: 50), one
-# VRRP instance VI_1 over the bridge holding the service address 10.0.0.10 (advert_int 1),
-# its vrrp_notify_fifo read by the node's permtcpd, whose [keepalived] maps VI_1 to node 1.
+# VRRP instance VI_1 over the bridge holding the service address 10.0.0.10 (advert_int 1 s,
+# SLOW s on a sanitizer kernel), its vrrp_notify_fifo read by the node's permtcpd, whose
+# [keepalived] maps VI_1 to node 1.
 # The owner crashes mid-session: its link is cut and every process of its namespace killed.
 # - permtcp: keepalived makes node 2 MASTER and moves the address; node 2's permtcpd takes the
 #   connection over without assuming the address and tells node 3, which takes over its
@@ -26,6 +27,11 @@ ktap_plan 26
 KA=/tmp/ka
 VIP=10.0.0.10
 mkdir -p $KA
+# VRRP's advertisement interval, in seconds: 1, or SLOW on a sanitizer kernel, where the
+# guest runs many times slower and a backup that misses three advertisements in a row
+# would become MASTER while node 1 lives (a KASAN run saw keepalived flap and node 2 take
+# node 1 over before the crash). The other waits of the script scale with it.
+ADV=$SLOW
 
 # keepalived's configuration for node $1 with priority $2, notifications to FIFO $3; with $4,
 # VI_1 tracks that file (permtcpd's hold file: non-zero is a fault) through a script that
@@ -42,7 +48,7 @@ ka_conf() { # node priority fifo [hold-file]
 				$KA/n$1.hold-check
 		fi
 		printf 'vrrp_instance VI_1 {\n\tstate BACKUP\n\tinterface eth0\n\tvirtual_router_id 51\n'
-		printf '\tpriority %s\n\tadvert_int 1\n\tvirtual_ipaddress {\n\t\t%s/24 dev eth0\n\t}\n' "$2" "$VIP"
+		printf '\tpriority %s\n\tadvert_int %s\n\tvirtual_ipaddress {\n\t\t%s/24 dev eth0\n\t}\n' "$2" "$ADV" "$VIP"
 		[ -z "$4" ] || printf '\ttrack_script {\n\t\thold\n\t}\n'
 		echo "}"
 	} >$KA/n$1.conf
@@ -74,7 +80,7 @@ ka_start_all() {
 	ka_start 2
 	ka_start 3
 	# Three advertisement intervals: a peer that missed node 1's would be MASTER by then.
-	sleep 4
+	sleep $((4 * ADV))
 	wait_until "the VIP on node 1 alone" 50 vip_only_home
 }
 
@@ -115,9 +121,9 @@ session() { # pause-file
 }
 
 client_result() { # description pause-file
-	# At most 30 s: a session the takeover never reached is killed and fails.
+	# At most 30 s (times SLOW): a session the takeover never reached is killed and fails.
 	t_=0
-	while kill -0 $client_pid 2>/dev/null && [ $t_ -lt 300 ]; do
+	while kill -0 $client_pid 2>/dev/null && [ $t_ -lt $((300 * SLOW)) ]; do
 		sleep 0.1
 		t_=$((t_ + 1))
 	done
@@ -143,7 +149,7 @@ permtcp_case() { # direct|delayed
 		mkfifo $KA/n2.fifo $KA/n2.pd.fifo
 		# Opened read-write: neither end sees end-of-file when the other restarts.
 		sh -c "exec 3<>$KA/n2.fifo 4<>$KA/n2.pd.fifo
-			while read -r l <&3; do sleep 3; echo \"\$l\" >&4; done" &
+			while read -r l <&3; do sleep $((3 * ADV)); echo \"\$l\" >&4; done" &
 		relay_pid=$!
 		pd_up $KA/n2.pd.fifo
 	else
@@ -165,7 +171,7 @@ permtcp_case() { # direct|delayed
 		check "$c: keepalived moves the address to node 2" wait_until "the VIP on node 2" 150 peer_has_vip
 		t_vip=$(uptime_ms)
 		touch $KA/p
-		sleep 1.5
+		sleep $((3 * ADV / 2)).$((3 * ADV % 2 * 5))
 		check "$c: node 2 has not taken over yet (its lines are delayed)" sh -c \
 			". /selftests/lib.sh; pd_status 2 | tr -d ' \n' | grep -q '\"takeovers\":\[\]'"
 	else
@@ -201,7 +207,7 @@ permtcp_case() { # direct|delayed
 		check "$c: node 1, back, held down until the peers' recovery lists are installed, then released" \
 			wait_until "node 1 released" 100 released
 		ka_start 1
-		sleep 5
+		sleep $((5 * ADV))
 		# keepalived's log since its restart.
 		restarted() { awk '/Starting Keepalived/ { n = NR } { l[NR] = $0 } END { for (i = n; i <= NR; i++) print l[i] }' $KA/n1.log; }
 		restarted | grep -E "hold|Entering" | sed "s/^/# keepalived 1: /"
