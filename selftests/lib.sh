@@ -382,19 +382,23 @@ pd_list() { pd_status "$1" | tr -d ' \n' | grep -o "\"$2\":\[[0-9,]*\]" | cut -d
 # Whether node $1's status lists node $3 in list $2.
 pd_listed() { pd_list "$1" "$2" | grep -q "[[,]$3[],]"; }
 
-# Waits up to $2 tenths of a second for command $3... to succeed.
+# Waits up to $2 tenths of a second for command $3... to succeed: $2 tries 0.1 s apart, and
+# at most twice that time in all (a try that takes seconds, as on a sanitizer kernel, does
+# not stretch the wait to hours). Its variables are its own (wu_*): a command that is a
+# shell function shares the caller's variables.
 wait_until() { # what tenths command... (tenths times SLOW)
-	w_=$1 n_=$(($2 * SLOW))
+	wu_what=$1 wu_tries=$(($2 * SLOW))
 	shift 2
-	t_=0
+	wu_end=$(($(uptime_ms) + wu_tries * 200))
+	wu_n=0
 	while ! "$@" >/dev/null 2>&1; do
-		if [ $t_ -ge "$n_" ]; then
-			echo "# timed out waiting for $w_; its last try says:"
+		if [ $wu_n -ge "$wu_tries" ] || [ "$(uptime_ms)" -ge $wu_end ]; then
+			echo "# timed out waiting for $wu_what ($wu_n tries); its last try says:"
 			"$@" 2>&1 | tail -n 20 | sed 's/^/#   /'
 			return 1
 		fi
 		sleep 0.1
-		t_=$((t_ + 1))
+		wu_n=$((wu_n + 1))
 	done
 }
 
