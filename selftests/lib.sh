@@ -395,6 +395,9 @@ wait_until() { # what tenths command... (tenths times SLOW)
 		if [ $wu_n -ge "$wu_tries" ] || [ "$(uptime_ms)" -ge $wu_end ]; then
 			echo "# timed out waiting for $wu_what ($wu_n tries); its last try says:"
 			"$@" 2>&1 | tail -n 20 | sed 's/^/#   /'
+			# What the guest was busy with (a loaded sanitizer kernel stretches every try).
+			echo "#   load: $(cat /proc/loadavg)"
+			top -b -n1 2>/dev/null | sed -n '5,12p' | sed 's/^/#   top: /'
 			return 1
 		fi
 		sleep 0.1

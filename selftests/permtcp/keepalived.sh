@@ -35,8 +35,11 @@ ADV=$SLOW
 
 # keepalived's configuration for node $1 with priority $2, notifications to FIFO $3; with $4,
 # VI_1 tracks that file (permtcpd's hold file: non-zero is a fault) through a script that
-# exits with its value, every second: keepalived's track_file needs inotify, which the test
-# kernel lacks ("Unable to monitor track files").
+# exits with its value, every advertisement interval: keepalived's track_file needs inotify,
+# which the test kernel lacks ("Unable to monitor track files"). The script may take two
+# intervals: its default timeout, one interval, failed it over and over on KASAN (a fork
+# and exec there can take more than a second), and the instance went from BACKUP to FAULT
+# and back without ever becoming MASTER.
 ka_conf() { # node priority fifo [hold-file]
 	{
 		printf 'global_defs {\n\trouter_id node%s\n\tvrrp_notify_fifo %s\n' "$1" "$3"
@@ -44,8 +47,8 @@ ka_conf() { # node priority fifo [hold-file]
 		if [ -n "$4" ]; then
 			printf '#!/bin/sh\nexit "$(cat %s)"\n' "$4" >$KA/n$1.hold-check
 			chmod 755 $KA/n$1.hold-check
-			printf 'vrrp_script hold {\n\tscript %s\n\tinterval 1\n\tweight 0\n}\n' \
-				$KA/n$1.hold-check
+			printf 'vrrp_script hold {\n\tscript %s\n\tinterval %s\n\ttimeout %s\n\tweight 0\n}\n' \
+				$KA/n$1.hold-check "$ADV" $((2 * ADV))
 		fi
 		printf 'vrrp_instance VI_1 {\n\tstate BACKUP\n\tinterface eth0\n\tvirtual_router_id 51\n'
 		printf '\tpriority %s\n\tadvert_int %s\n\tvirtual_ipaddress {\n\t\t%s/24 dev eth0\n\t}\n' "$2" "$ADV" "$VIP"
