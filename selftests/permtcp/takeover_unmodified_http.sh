@@ -7,7 +7,8 @@
 # - between: between two requests;
 # - unanswered: after a request reached the owner's kernel, its server stopped (SIGSTOP);
 # - outage: before a request, which only the peer's mirror sees;
-# - midcontinue, midreset: mid-response (a 40 MB download at 1 MB/s, 10 s in): with the default
+# - midcontinue, midreset: mid-response (a 40 MB download at 1 MB/s, 10 s in, the client then
+#   no longer reading, its window closed): with the default
 #   `--mid-response continue` the restarted server waits for a request that never comes and
 #   the client gets a truncated body at the server's read timeout (set to 10 s here;
 #   lighttpd's default is 60 s); with `reset` it gets a reset at once.
@@ -17,7 +18,7 @@
 # curl's own counters show one connection throughout (num_connects, local port).
 . /selftests/lib.sh
 
-ktap_plan 50
+ktap_plan 54
 
 WWW=/tmp/www
 mkdir -p $WWW
@@ -42,9 +43,30 @@ estab_resets() {
 	in_client awk '$1 == "Tcp:" && $9 ~ /^[0-9]+$/ { print $9 }' /proc/net/snmp
 }
 
+# The client's receive queue (its one connection's Recv-Q) is not empty and has not grown
+# since the last call, 0.4 s ago (last_q): its window is closed.
+recvq_stable() {
+	q_=$(in_client ss -tnH | awk '$1 == "ESTAB" { print $2; exit }')
+	sleep 0.4
+	[ -n "$q_" ] && [ "$q_" -gt 0 ] && [ "$q_" = "$last_q" ] && return 0
+	last_q=$q_
+	return 1
+}
+
 # curl's line per transfer: new connections, local port, status, bytes, seconds, exit code;
 # to stderr, which is not buffered (stdout's lines would all come at the end).
 CURL_W='%{stderr}%{num_connects} %{local_port} %{http_code} %{size_download} %{time_total} %{exitcode}\n'
+
+# The peer takes node 1 over; its JSON answer must match $1. On failure the answer, permctl's
+# exit status and the kernel's last permtcp lines are shown.
+takeover_node1() { # pattern
+	tk_out=$(/bin/ip netns exec peer permctl --json takeover --node 1 2>&1)
+	tk_rc=$?
+	echo "$tk_out" | grep -E -q "$1" && [ $tk_rc = 0 ] && return 0
+	echo "permctl exit $tk_rc: $tk_out"
+	dmesg | grep permtcp | tail -n 8
+	return 1
+}
 
 http_case() { # family host address when
 	fam=$1 host=$2 addr=$3 when=$4
@@ -98,6 +120,15 @@ http_case() { # family host address when
 		# then sleeps until its average is back at 1 MB/s; by now it reads steadily.
 		wait_lines /tmp/curl.out 1
 		sleep 10
+		# Then curl stops reading until after the takeover: the owner is stopped in the
+		# middle of its answer by the client's full window, which the mirror sees on the
+		# wire (takeover.rst, "Mid-response"). Reading on, a client can keep an owner
+		# that its disk or CPU slows (lighttpd on KASAN) behind its window, between
+		# writes: that looks like a complete answer from the wire.
+		killall -STOP curl
+		last_q=
+		check "$d: the client's receive queue fills (curl stopped)" \
+			wait_until "a full receive queue" 100 recvq_stable
 		crash_owner $owner_pid
 		;;
 	esac
@@ -108,8 +139,7 @@ http_case() { # family host address when
 	else
 		want='"taken":1'
 	fi
-	check "$d: takeover of node 1" sh -c \
-		"/bin/ip netns exec peer permctl --json takeover --node 1 | tee /dev/stderr | grep -E -q '$want'"
+	check "$d: takeover of node 1" takeover_node1 "$want"
 	t_done=$(uptime_ms)
 	case $when in
 	mid*)
@@ -120,6 +150,7 @@ http_case() { # family host address when
 			[ "$(estab_resets)" = "$rst0" ] || t_rst=$(uptime_ms)
 			sleep 0.01
 		done
+		killall -CONT curl
 		wait $client_pid
 		rc=$?
 		t_end=$(uptime_ms)
@@ -161,8 +192,11 @@ http_case() { # family host address when
 
 part=0
 for when in between unanswered outage midcontinue midreset; do
-	family_part 4 $part 5 "IPv4 $when" && http_case 4 10.0.0.1 10.0.0.1 $when
-	family_part 6 $part 5 "IPv6 $when" && http_case 6 "[fd00::1]" fd00::1 $when
+	# Checks per case: a mid-response case has one more (the client's full window).
+	k=5
+	[ ${when#mid} = $when ] || k=6
+	family_part 4 $part $k "IPv4 $when" && http_case 4 10.0.0.1 10.0.0.1 $when
+	family_part 6 $part $k "IPv6 $when" && http_case 6 "[fd00::1]" fd00::1 $when
 	part=$((part + 1))
 done
 ktap_finish
