@@ -364,8 +364,11 @@ impl<A: ChunkAlloc> SeqBuf<A> {
     }
 
     /// Stores `len` payload bytes with first sequence number `seq`, read from `src` starting
-    /// at `src_off`. Bytes before the base (already released) are skipped. Bytes past the
-    /// capacity are not stored and reported as [`WriteError::Capacity`] after the rest is.
+    /// at `src_off`. Bytes before the base (already released) are skipped, and so are bytes
+    /// already present: a retransmission is not copied again, and the first copy of a byte
+    /// is the one kept, as a receiving TCP keeps the first copy of in-order data (a later
+    /// segment that disagrees is a duplicate to it). Bytes past the capacity are not stored and reported as
+    /// [`WriteError::Capacity`] after the rest is.
     pub fn write(
         &mut self,
         alloc: &mut impl Alloc<A>,
@@ -398,46 +401,79 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         if !self.appends(a) {
             self.merged(a, b)?;
         }
-        let mut off = a;
-        let mut failure = None;
-        while off < b {
+        // The missing pieces of [a, b), in order: each is stored and recorded before the
+        // next is looked for (recording one can only merge intervals).
+        let src_at = |off: u32| src_off + skip + (off - a);
+        let mut at = a;
+        while let Some((x, y)) = self.next_gap(at, b) {
+            let (stored, failure) = self.store_span(alloc, x, y, src, src_at(x));
+            // Keep whatever was stored before a failure.
+            if stored > x {
+                self.add_range(x, stored)?;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            at = y;
+        }
+        if want_end > CAPACITY {
+            Err(WriteError::Capacity)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The first missing piece `[x, y)` of `[at, b)` (offsets from the base), if any.
+    fn next_gap(&self, at: u32, b: u32) -> Option<(u32, u32)> {
+        let mut x = at;
+        for r in &self.ranges[..self.nr()] {
+            if r.1 <= x {
+                continue;
+            }
+            if r.0 <= x {
+                x = r.1;
+                continue;
+            }
+            // The first interval after x: the gap ends where it starts.
+            return (x < b).then(|| (x, r.0.min(b)));
+        }
+        (x < b).then_some((x, b))
+    }
+
+    /// Copies `[x, y)` (offsets from the base) from `src`, whose byte `src_x` is the one at
+    /// `x`, into chunks allocated as needed: how far it got, and why it stopped short.
+    fn store_span(
+        &mut self,
+        alloc: &mut impl Alloc<A>,
+        x: u32,
+        y: u32,
+        src: &(impl Payload + ?Sized),
+        src_x: u32,
+    ) -> (u32, Option<WriteError>) {
+        let mut off = x;
+        while off < y {
             let k = off as usize / CHUNK;
             let within = off as usize % CHUNK;
-            let n = (CHUNK - within).min((b - off) as usize);
+            let n = (CHUNK - within).min((y - off) as usize);
             let slot = match self.ensure_slot(alloc, k) {
                 Ok(i) => i,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+                Err(e) => return (off, Some(e)),
             };
             if self.slots.as_slice()[slot].is_none() {
                 match alloc.alloc() {
                     Some(c) => self.slots.as_mut_slice()[slot] = Some(c),
-                    None => {
-                        failure = Some(WriteError::NoMemory);
-                        break;
-                    }
+                    None => return (off, Some(WriteError::NoMemory)),
                 }
             }
             let Some(chunk) = self.slots.as_mut_slice()[slot].as_mut() else {
-                return Err(WriteError::Copy);
+                return (off, Some(WriteError::Copy));
             };
-            if !chunk.store(within, n, src, src_off + skip + (off - a)) {
-                failure = Some(WriteError::Copy);
-                break;
+            if !chunk.store(within, n, src, src_x + (off - x)) {
+                return (off, Some(WriteError::Copy));
             }
             off += n as u32;
         }
-        // Keep whatever was stored before a failure.
-        if off > a {
-            self.add_range(a, off)?;
-        }
-        match failure {
-            Some(e) => Err(e),
-            None if want_end > CAPACITY => Err(WriteError::Capacity),
-            None => Ok(()),
-        }
+        (off, None)
     }
 
     /// Copies the bytes at `[seq, seq + out.len())` out; `false` if any is missing.

@@ -221,3 +221,59 @@ fn pool_cap_holds_under_concurrent_shards() {
         "the cap never refused: the test proves nothing"
     );
 }
+
+/// A frame that counts the bytes copied out of it.
+struct Counted<'a> {
+    bytes: &'a [u8],
+    copied: core::cell::Cell<usize>,
+}
+
+impl permtcp_logic::seqbuf::Payload for Counted<'_> {
+    fn copy(&self, offset: u32, out: &mut [core::mem::MaybeUninit<u8>]) -> bool {
+        self.copied.set(self.copied.get() + out.len());
+        self.bytes.copy(offset, out)
+    }
+}
+
+/// Bytes already held are not copied again (issue 13): a retransmission costs no copy, an
+/// overlapping segment copies only its new bytes, and the first copy of a byte is the one
+/// kept (a forged or corrupt retransmission cannot overwrite it). Fails on the old `write`,
+/// which stored every byte of every segment.
+#[test]
+fn held_bytes_are_not_copied_again() {
+    use permtcp_logic::seqbuf::{Budget, SeqBuf};
+    let mut alloc = Budget::new(Heap::default(), 1 << 30);
+    let mut b: SeqBuf<A> = SeqBuf::new(1000);
+    let d = bytes(12_000, 9);
+    let send = |b: &mut SeqBuf<A>, alloc: &mut A, from: usize, to: usize, fill: Option<u8>| {
+        let other;
+        let src: &[u8] = match fill {
+            Some(v) => {
+                other = vec![v; to - from];
+                &other
+            }
+            None => &d[from..to],
+        };
+        let f = Counted {
+            bytes: src,
+            copied: core::cell::Cell::new(0),
+        };
+        b.write(alloc, 1000 + from as u32, (to - from) as u32, &f, 0)
+            .unwrap();
+        f.copied.get()
+    };
+    assert_eq!(send(&mut b, &mut alloc, 0, 3000, None), 3000);
+    // The same bytes again, but different on the wire: nothing copied, the first kept.
+    assert_eq!(send(&mut b, &mut alloc, 0, 1000, Some(0xee)), 0);
+    // Out of order, leaving [3000, 5000) missing.
+    assert_eq!(send(&mut b, &mut alloc, 5000, 6000, None), 1000);
+    // Overlapping both present pieces and the hole between them: only the hole is copied.
+    assert_eq!(send(&mut b, &mut alloc, 2000, 5500, None), 2000);
+    // Past the end, overlapping it, across a chunk boundary.
+    assert_eq!(send(&mut b, &mut alloc, 5800, 12_000, None), 6000);
+    let mut out = vec![0u8; 12_000];
+    assert!(b.read(1000, &mut out));
+    assert_eq!(out, d, "every byte is the first copy of it");
+    assert_eq!(b.ranges().collect::<Vec<_>>(), vec![(1000, 13_000)]);
+    b.clear(&mut alloc);
+}
