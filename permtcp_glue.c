@@ -833,6 +833,58 @@ bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len)
 	return skb_copy_bits(skb, offset, to, len) == 0;
 }
 
+/*
+ * Zero-copy retention: the mirror keeps a private clone of a large frame (sharing its data:
+ * no byte copied) while views of its payload are retained, instead of copying the payload.
+ * Only in namespaces of the initial user namespace (the frame's memory cannot be charged to
+ * the snooping caller's memory cgroup from a module, as copies are), and while
+ * permtcp.zerocopy is on.
+ */
+static bool zerocopy = true;
+module_param(zerocopy, bool, 0644);
+MODULE_PARM_DESC(zerocopy, "retain large frames' payload by reference instead of copying it (initial user namespace only)");
+
+bool ptcp_zerocopy_enabled(void)
+{
+	return READ_ONCE(zerocopy);
+}
+
+/*
+ * A clone of @skb (a frame the ingress hook is processing) for the mirror to keep: softirq
+ * context, so atomically; NULL when memory is short.  It shares the frame's data, which the
+ * stack never writes in place once shared (a writer un-shares it first, as for any tap), and
+ * keeps no device pointer: the device may go while the mirror still holds the clone.
+ */
+struct sk_buff *ptcp_skb_hold(struct sk_buff *skb)
+{
+	struct sk_buff *c = skb_clone(skb, GFP_ATOMIC | __GFP_NOWARN);
+
+	if (c)
+		c->dev = NULL;
+	return c;
+}
+
+/* One more reference to a held clone (a view of another part of its payload). */
+void ptcp_skb_get(struct sk_buff *skb)
+{
+	skb_get(skb);
+}
+
+/*
+ * Drops a reference to a held clone: the mirror released it, not the network dropped it.
+ * Chunks are released under a shard's IRQ-off lock: the last reference is then freed from
+ * the softnet completion queue (dev_consume_skb_any()), not here.
+ */
+void ptcp_skb_put(struct sk_buff *skb)
+{
+	dev_consume_skb_any(skb);
+}
+
+u32 ptcp_skb_truesize(const struct sk_buff *skb)
+{
+	return skb->truesize;
+}
+
 bool ptcp_skb_is_gso(const struct sk_buff *skb)
 {
 	return skb_is_gso(skb);

@@ -27,7 +27,7 @@
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::nla::Writer;
 use crate::logic::packet::Addr;
-use crate::logic::seqbuf::{ChunkMem, Payload, CHUNK};
+use crate::logic::seqbuf::{frame_share, ChunkMem, FrameRef, Payload, RawFrame, CHUNK};
 use crate::logic::snoop::FlowKey;
 use core::ffi::{c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
@@ -199,6 +199,11 @@ extern "C" {
     fn ptcp_sock_close_detached(sk: *mut Sock);
     fn ptcp_born(lsk: *mut Sock, b: *const BirthC, child: *mut *mut Sock) -> c_int;
     fn ptcp_born_enabled() -> bool;
+    fn ptcp_zerocopy_enabled() -> bool;
+    fn ptcp_skb_hold(skb: *mut SkBuff) -> *mut SkBuff;
+    fn ptcp_skb_get(skb: *mut SkBuff);
+    fn ptcp_skb_put(skb: *mut SkBuff);
+    fn ptcp_skb_truesize(skb: *const SkBuff) -> u32;
     fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
     fn ptcp_listener(
         pn: *mut PtcpNet,
@@ -857,34 +862,124 @@ impl Payload for Skb<'_> {
         // range against the skb and writes all of `out` when it returns success.
         unsafe { ptcp_skb_copy(self.skb, offset, out.as_mut_ptr().cast(), out.len() as u32) }
     }
+
+    fn frame(&self) -> Option<FrameRef<'_>> {
+        // SAFETY: `skb` is valid for `'a` (type invariant), which outlives the borrow of
+        // `self`; `Frame` is opaque and zero-sized: the reference stands for the skb, as
+        // [`HeldSkb::clone_of`] reads it back (in the module, only this makes `RawFrame`s).
+        let (frame, truesize) = unsafe {
+            (
+                &*self.skb.cast_const().cast::<RawFrame>(),
+                ptcp_skb_truesize(self.skb),
+            )
+        };
+        Some(FrameRef::new(frame, truesize, self.len))
+    }
 }
 
-/// A chunk of retained stream data: slab memory that is not zeroed when allocated (the
-/// stream's bytes overwrite it). A stream is mostly written in order, so the chunk keeps a
-/// high-water mark of what is initialised; a store beyond it zeroes only the gap (data that
-/// arrived out of order), and a load beyond it fails.
+/// A private clone of a received frame, sharing its data: what views of its payload keep
+/// alive (zero-copy retention).
 ///
 /// # Invariants
 ///
-/// The first `init` bytes of `mem` are initialised; `init <= CHUNK`.
-pub(crate) struct Chunk {
-    mem: KBox<MaybeUninit<[u8; CHUNK]>>,
-    init: u16,
+/// `skb` is a valid `struct sk_buff` that this value holds one reference to.
+pub(crate) struct HeldSkb {
+    skb: NonNull<SkBuff>,
+}
+
+// SAFETY: a reference to an skb may be dropped and its data read on any CPU, in any context.
+unsafe impl Send for HeldSkb {}
+// SAFETY: shared references only read the clone's data (skb_copy_bits).
+unsafe impl Sync for HeldSkb {}
+
+impl HeldSkb {
+    /// A clone of the frame `frame` points to (as [`Skb`]'s [`Payload::frame`] gives it),
+    /// or `None` when memory is short.
+    pub(crate) fn clone_of(frame: FrameRef<'_>) -> Option<Self> {
+        let skb = core::ptr::from_ref::<RawFrame>(frame.frame())
+            .cast::<SkBuff>()
+            .cast_mut();
+        // SAFETY: in the module only `Skb::frame` makes `RawFrame` references: `skb` is the
+        // frame's skb, valid while `frame` lives.
+        let skb = unsafe { ptcp_skb_hold(skb) };
+        // INVARIANT: a new clone, whose one reference this value holds.
+        NonNull::new(skb).map(|skb| HeldSkb { skb })
+    }
+
+    /// What a view of one chunk of it costs ([`frame_share`]).
+    fn chunk_cost(&self) -> u64 {
+        // SAFETY: `skb` is valid (type invariant).
+        let (truesize, len) = unsafe {
+            (
+                ptcp_skb_truesize(self.skb.as_ptr()),
+                ptcp_skb_len(self.skb.as_ptr()),
+            )
+        };
+        frame_share(truesize, len, CHUNK as u32)
+    }
+}
+
+impl Clone for HeldSkb {
+    fn clone(&self) -> Self {
+        // SAFETY: `skb` is valid (type invariant); the new value holds the new reference.
+        unsafe { ptcp_skb_get(self.skb.as_ptr()) };
+        HeldSkb { skb: self.skb }
+    }
+}
+
+impl Drop for HeldSkb {
+    fn drop(&mut self) {
+        // SAFETY: this value's reference (type invariant), dropped once.
+        unsafe { ptcp_skb_put(self.skb.as_ptr()) };
+    }
+}
+
+/// Whether large frames are retained by reference (`permtcp.zerocopy`, on by default).
+pub(crate) fn zerocopy_enabled() -> bool {
+    // SAFETY: reads a module parameter.
+    unsafe { ptcp_zerocopy_enabled() }
+}
+
+/// A chunk of retained stream data: slab memory that is not zeroed when allocated (the
+/// stream's bytes overwrite it), or a view of a held frame's payload (zero-copy retention).
+/// A stream is mostly written in order, so a copy keeps a high-water mark of what is
+/// initialised; a store beyond it zeroes only the gap (data that arrived out of order), and
+/// a load beyond it fails.
+///
+/// # Invariants
+///
+/// A copy: the first `init` bytes of `mem` are initialised; `init <= CHUNK`. A view: the
+/// chunk's bytes are the frame's `[off, off + CHUNK)` (from its network header).
+pub(crate) struct Chunk(Kind);
+
+enum Kind {
+    Copy {
+        mem: KBox<MaybeUninit<[u8; CHUNK]>>,
+        init: u16,
+    },
+    View {
+        skb: HeldSkb,
+        off: u32,
+    },
 }
 
 impl Chunk {
     /// A chunk with nothing stored, or `None` when the allocation fails.
     pub(crate) fn new(flags: kernel::alloc::Flags) -> Option<Self> {
-        Some(Chunk {
+        Some(Chunk(Kind::Copy {
             mem: KBox::new_uninit(flags).ok()?,
             init: 0,
-        })
+        }))
     }
 
-    fn bytes_mut(&mut self) -> &mut [MaybeUninit<u8>; CHUNK] {
-        // SAFETY: `MaybeUninit<[u8; CHUNK]>` and `[MaybeUninit<u8>; CHUNK]` have the same
-        // size and alignment, and any byte of either may be uninitialised.
-        unsafe { &mut *self.mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() }
+    /// A view of `held`'s bytes from `off` on: the chunk keeps its own reference.
+    pub(crate) fn view(held: &HeldSkb, off: u32) -> Self {
+        // INVARIANT: the retained stream's bytes at this chunk are the frame's from `off`
+        // (the caller's, `SeqBuf::store_span`).
+        Chunk(Kind::View {
+            skb: held.clone(),
+            off,
+        })
     }
 }
 
@@ -893,31 +988,59 @@ impl ChunkMem for Chunk {
         let Some(end) = at.checked_add(len).filter(|&e| e <= CHUNK) else {
             return false;
         };
-        let init = usize::from(self.init);
-        let bytes = self.bytes_mut();
-        if at > init {
-            bytes[init..at].fill(MaybeUninit::new(0));
+        // A view is never written: the bytes it covers are all present.
+        let Kind::Copy { mem, init } = &mut self.0 else {
+            return false;
+        };
+        // SAFETY: `MaybeUninit<[u8; CHUNK]>` and `[MaybeUninit<u8>; CHUNK]` have the same
+        // size and alignment, and any byte of either may be uninitialised.
+        let bytes = unsafe { &mut *mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() };
+        let upto_init = usize::from(*init);
+        if at > upto_init {
+            bytes[upto_init..at].fill(MaybeUninit::new(0));
         }
         let ok = src.copy(src_off, &mut bytes[at..end]);
         // INVARIANT: `[init, at)` was zeroed above; `[at, end)` was written when the copy
         // succeeded. `end <= CHUNK <= u16::MAX`.
         let upto = if ok { end } else { at };
-        self.init = self.init.max(upto as u16);
+        *init = (*init).max(upto as u16);
         ok
     }
 
     fn load(&self, at: usize, out: &mut [u8]) -> bool {
-        match at.checked_add(out.len()) {
-            Some(end) if end <= usize::from(self.init) => {
+        let Some(end) = at.checked_add(out.len()) else {
+            return false;
+        };
+        match &self.0 {
+            Kind::Copy { mem, init } if end <= usize::from(*init) => {
                 // SAFETY: `[at, end)` lies within the first `init` bytes of `mem`, which are
                 // initialised (type invariant), so they may be read as `u8`.
                 let src = unsafe {
-                    core::slice::from_raw_parts(self.mem.as_ptr().cast::<u8>().add(at), out.len())
+                    core::slice::from_raw_parts(mem.as_ptr().cast::<u8>().add(at), out.len())
                 };
                 out.copy_from_slice(src);
                 true
             }
+            Kind::View { skb, off } if end <= CHUNK => {
+                // SAFETY: `skb` is valid (HeldSkb's invariant) and `out` a writable buffer of
+                // `out.len()` bytes; skb_copy_bits checks the range against the frame.
+                unsafe {
+                    ptcp_skb_copy(
+                        skb.skb.as_ptr(),
+                        off + at as u32,
+                        out.as_mut_ptr(),
+                        out.len() as u32,
+                    )
+                }
+            }
             _ => false,
+        }
+    }
+
+    fn cost(&self) -> u64 {
+        match &self.0 {
+            Kind::Copy { .. } => CHUNK as u64,
+            Kind::View { skb, .. } => skb.chunk_cost(),
         }
     }
 }

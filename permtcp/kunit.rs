@@ -207,7 +207,7 @@ mod snoop_tests {
             return;
         };
         // One shard of the kernel's table, as the hook uses it.
-        let mut shard = Shard::new(pool.clone());
+        let mut shard = Shard::new(pool.clone(), false);
         let total = AtomicUsize::new(0);
         let (mut map, _, alloc) = shard.parts(&total, 4096);
         let mut buf = heap(0, 1500);
@@ -262,7 +262,7 @@ mod snoop_tests {
             assert!(false);
             return;
         };
-        let mut shard = Shard::new(pool.clone());
+        let mut shard = Shard::new(pool.clone(), false);
         let total = AtomicUsize::new(0);
         let (mut map, _, alloc) = shard.parts(&total, 1);
         let mut buf = heap(0, 1500);

@@ -11,13 +11,14 @@
 //! different CPUs at once. Connections are counted and the byte budget charged with atomic
 //! operations ([`Pool`]); counters are kept per shard and summed when read.
 
+use crate::glue::HeldSkb;
 use crate::glue::{Dump, RcuBox, Skb};
 use crate::logic::errno::Error as LogicError;
 use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::Skip;
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
-use crate::logic::seqbuf::{ChunkAlloc, Pool, Pooled, Slots};
+use crate::logic::seqbuf::{ChunkAlloc, FrameRef, Pool, Pooled, Slots};
 use crate::logic::snoop::{
     parse_frame, pick, shard_count, Counters, Filter, FlowKey, FlowMap, Frame, Limits, Outcome,
     Pick, Rules,
@@ -75,8 +76,11 @@ impl Slots<Chunk> for KSlots {
     }
 }
 
-/// Chunks from the slab, atomically: the hook runs in softirq context.
-pub(crate) struct KernelChunks;
+/// Chunks from the slab, atomically: the hook runs in softirq context; with `views`, also
+/// views of large frames (zero-copy retention).
+pub(crate) struct KernelChunks {
+    views: bool,
+}
 
 /// The allocator connections use: slab chunks behind the namespace's byte budget, shared
 /// by the shards.
@@ -85,9 +89,21 @@ pub(crate) type Alloc = Pooled<KernelChunks, Arc<Pool>>;
 impl ChunkAlloc for KernelChunks {
     type Chunk = Chunk;
     type Slots = KSlots;
+    type Held = HeldSkb;
 
     fn alloc(&mut self) -> Option<Chunk> {
         Chunk::new(mirror_gfp())
+    }
+
+    fn hold(&mut self, frame: FrameRef<'_>) -> Option<HeldSkb> {
+        if !self.views || !crate::glue::zerocopy_enabled() {
+            return None;
+        }
+        HeldSkb::clone_of(frame)
+    }
+
+    fn view(&mut self, held: &HeldSkb, frame_off: u32, _cost: u64) -> Option<Chunk> {
+        Some(Chunk::view(held, frame_off))
     }
 
     fn free(&mut self, chunk: Chunk) {
@@ -186,8 +202,9 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// An empty shard charging `pool`.
-    pub(crate) fn new(pool: Arc<Pool>) -> Self {
+    /// An empty shard charging `pool`, whose connections keep views of large frames with
+    /// `views`.
+    pub(crate) fn new(pool: Arc<Pool>, views: bool) -> Self {
         Shard {
             conns: RBTree::new(),
             len: 0,
@@ -195,7 +212,7 @@ impl Shard {
             seeded: 0,
             last_gc_ms: 0,
             alloc: Pooled {
-                inner: KernelChunks,
+                inner: KernelChunks { views },
                 pool,
             },
         }
@@ -288,12 +305,12 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    fn new(limits: Limits, filter: Filter, pool: &Arc<Pool>) -> Result<KBox<Self>> {
+    fn new(limits: Limits, filter: Filter, pool: &Arc<Pool>, views: bool) -> Result<KBox<Self>> {
         let n = shard_count(limits.max_conns);
         let mut shards = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             let shard = KBox::pin_init(
-                new_spinlock_irq!(Shard::new(pool.clone()), "permtcp_shard"),
+                new_spinlock_irq!(Shard::new(pool.clone(), views), "permtcp_shard"),
                 GFP_KERNEL,
             )?;
             shards.push(shard, GFP_KERNEL)?;
@@ -474,9 +491,11 @@ impl Snoop {
     }
 
     /// Starts afresh with `limits`, snooping the bindings of `filter` (process context: it
-    /// allocates the shards, and waits for the frames of an earlier run to finish).
-    pub(crate) fn start(&self, limits: Limits, filter: Filter) -> Result {
-        let table = Table::new(limits, filter, &self.pool)?;
+    /// allocates the shards, and waits for the frames of an earlier run to finish); large
+    /// frames are retained by reference with `views` (the caller's memory cgroup is then not
+    /// charged for them: only for namespaces of the initial user namespace).
+    pub(crate) fn start(&self, limits: Limits, filter: Filter, views: bool) -> Result {
+        let table = Table::new(limits, filter, &self.pool, views)?;
         self.pool.set_max(limits.max_bytes);
         self.retire(self.table.replace(Some(table)));
         Ok(())
@@ -807,7 +826,7 @@ impl Snoop {
         nodes: &mut KVec<Reservation>,
     ) {
         let mut spare = Pooled {
-            inner: KernelChunks,
+            inner: KernelChunks { views: false },
             pool: self.pool.clone(),
         };
         let _ = self.with(|t, _| {

@@ -8,8 +8,18 @@
 //! hole rather than papered over. Chunks are allocated on demand through [`ChunkAlloc`] (the
 //! kernel allocates atomically from softirq context and enforces a per-namespace byte budget)
 //! and released when acknowledgements and window advertisements move the retained window.
+//!
+//! Zero-copy retention: a chunk that a large frame (a GRO or GSO aggregate) covers whole need
+//! not be a copy. When the frame can be held ([`Payload::frame`]) and the allocator can keep
+//! a reference to it ([`ChunkAlloc::hold`]), such a chunk is a view of the frame
+//! ([`ChunkAlloc::view`]): no byte is copied, the frame's memory (its share of the frame's
+//! truesize, [`ChunkMem::cost`]) is charged instead of a chunk's, and the reference is
+//! dropped with the chunk, as acknowledgements move the window. A frame smaller than a chunk
+//! never covers one: small payloads are always copied, and so are the partly covered chunks
+//! at a large frame's edges.
 
 use crate::logic::seq::{self, Seq};
+use core::marker::{PhantomData, PhantomPinned};
 use core::mem::MaybeUninit;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +48,65 @@ pub trait ChunkMem {
     /// Copies the bytes at `[at, at + out.len())` of the chunk to `out`; `false`, leaving
     /// `out` unchanged, when any of them was never stored.
     fn load(&self, at: usize, out: &mut [u8]) -> bool;
+    /// Bytes of memory the chunk is charged for: [`CHUNK`] for a copy, its share of the
+    /// frame's memory for a view ([`ChunkAlloc::view`]).
+    fn cost(&self) -> u64 {
+        CHUNK as u64
+    }
 }
+
+/// A received frame, opaque: only the environment that makes references to it interprets
+/// them (the module's C edge: an skb; the host tests' helpers: their frames). It has no
+/// constructor: a reference to one comes from a cast at that edge, from the frame a
+/// [`Payload`] reads.
+pub struct RawFrame {
+    _opaque: [u8; 0],
+    _marker: PhantomData<(*mut u8, PhantomPinned)>,
+}
+
+/// A frame that a payload is read from, as [`Payload::frame`] gives it, for as long as the
+/// payload is borrowed (`'a`), with the memory it takes and its length (for the share of
+/// that memory a view of one chunk is charged).
+#[derive(Clone, Copy)]
+pub struct FrameRef<'a> {
+    frame: &'a RawFrame,
+    truesize: u32,
+    len: u32,
+}
+
+impl<'a> FrameRef<'a> {
+    /// `frame`, taking `truesize` bytes of memory for `len` bytes.
+    pub fn new(frame: &'a RawFrame, truesize: u32, len: u32) -> Self {
+        FrameRef {
+            frame,
+            truesize,
+            len,
+        }
+    }
+
+    /// The frame.
+    pub fn frame(&self) -> &'a RawFrame {
+        self.frame
+    }
+
+    /// What a view of `bytes` of it is charged: [`frame_share`].
+    pub fn share(&self, bytes: u32) -> u64 {
+        frame_share(self.truesize, self.len, bytes)
+    }
+}
+
+/// What a view of `bytes` of a frame of `len` bytes taking `truesize` bytes of memory is
+/// charged: the frame's memory in proportion, and never less than a copy of the bytes would
+/// cost (a view is not cheaper in memory than a copy, only in time).
+pub fn frame_share(truesize: u32, len: u32, bytes: u32) -> u64 {
+    (u64::from(truesize) * u64::from(bytes))
+        .div_ceil(u64::from(len.max(1)))
+        .max(CHUNK as u64)
+}
+
+/// What an allocator that holds no frames holds: nothing ([`ChunkAlloc::Held`]).
+#[derive(Clone, Debug)]
+pub enum NoFrame {}
 
 /// A growable table of chunk slots (`KVec` in the kernel, `Vec` on the host).
 pub trait Slots<C>: Default {
@@ -57,8 +125,21 @@ pub trait ChunkAlloc {
     type Chunk: ChunkMem;
     /// A slot table.
     type Slots: Slots<Self::Chunk>;
+    /// A counted reference to a frame, for views ([`NoFrame`] where there are none).
+    type Held;
     /// A new chunk, or `None` when memory or the byte budget is exhausted.
     fn alloc(&mut self) -> Option<Self::Chunk>;
+    /// A reference to `frame`, kept while the views made from it live; `None` (the
+    /// default) when frames are not held here, or it cannot be taken: the bytes are copied.
+    fn hold(&mut self, _frame: FrameRef<'_>) -> Option<Self::Held> {
+        None
+    }
+    /// A chunk whose bytes are the held frame's from `frame_off` (counted from its network
+    /// header) on, for [`CHUNK`] bytes, charged `cost` bytes; `None` when memory or the byte
+    /// budget is short (the bytes are then copied, if they can be).
+    fn view(&mut self, _held: &Self::Held, _frame_off: u32, _cost: u64) -> Option<Self::Chunk> {
+        None
+    }
     /// Returns a chunk.
     fn free(&mut self, chunk: Self::Chunk);
     /// Accounts for `bytes` of other memory the mirror is about to allocate (slot tables,
@@ -92,6 +173,7 @@ pub struct Share<'a, A> {
 impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
     type Chunk = A::Chunk;
     type Slots = A::Slots;
+    type Held = A::Held;
 
     fn alloc(&mut self) -> Option<A::Chunk> {
         if *self.used + CHUNK as u64 > self.max {
@@ -103,8 +185,22 @@ impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
         Some(c)
     }
 
+    fn hold(&mut self, frame: FrameRef<'_>) -> Option<A::Held> {
+        self.inner.hold(frame)
+    }
+
+    fn view(&mut self, held: &A::Held, frame_off: u32, cost: u64) -> Option<A::Chunk> {
+        if *self.used + cost > self.max {
+            self.inner.refuse();
+            return None;
+        }
+        let c = self.inner.view(held, frame_off, cost)?;
+        *self.used += cost;
+        Some(c)
+    }
+
     fn free(&mut self, chunk: A::Chunk) {
-        *self.used -= CHUNK as u64;
+        *self.used -= chunk.cost();
         self.inner.free(chunk);
     }
 
@@ -136,6 +232,11 @@ pub trait Payload {
     /// header into `out`, which may be uninitialised memory; `true` when every byte of `out`
     /// was written.
     fn copy(&self, offset: u32, out: &mut [MaybeUninit<u8>]) -> bool;
+    /// The frame the bytes are read from, when chunks may reference it instead of copying
+    /// ([`ChunkAlloc::hold`]); `None` (the default) when they may not.
+    fn frame(&self) -> Option<FrameRef<'_>> {
+        None
+    }
 }
 
 impl Payload for [u8] {
@@ -450,6 +551,15 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         src: &(impl Payload + ?Sized),
         src_x: u32,
     ) -> (u32, Option<WriteError>) {
+        // A reference to the frame if it covers a whole chunk of the span: taken once, each
+        // view takes its own, and this one is dropped at the end.
+        let first_whole = (x as usize).div_ceil(CHUNK) * CHUNK;
+        let covers = first_whole + CHUNK <= y as usize;
+        let held = if covers {
+            src.frame().and_then(|f| Some((f, alloc.hold(f)?)))
+        } else {
+            None
+        };
         let mut off = x;
         while off < y {
             let k = off as usize / CHUNK;
@@ -459,6 +569,16 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                 Ok(i) => i,
                 Err(e) => return (off, Some(e)),
             };
+            if n == CHUNK && self.slots.as_slice()[slot].is_none() {
+                let view = held
+                    .as_ref()
+                    .and_then(|(f, h)| alloc.view(h, src_x + (off - x), f.share(CHUNK as u32)));
+                if let Some(v) = view {
+                    self.slots.as_mut_slice()[slot] = Some(v);
+                    off += n as u32;
+                    continue;
+                }
+            }
             if self.slots.as_slice()[slot].is_none() {
                 match alloc.alloc() {
                     Some(c) => self.slots.as_mut_slice()[slot] = Some(c),
@@ -540,9 +660,15 @@ impl<A: ChunkAlloc> SeqBuf<A> {
 }
 
 /// An allocator of the same chunks and slot tables as `A`: `A` itself, or a [`Share`] of it.
-pub trait Alloc<A: ChunkAlloc>: ChunkAlloc<Chunk = A::Chunk, Slots = A::Slots> {}
+pub trait Alloc<A: ChunkAlloc>:
+    ChunkAlloc<Chunk = A::Chunk, Slots = A::Slots, Held = A::Held>
+{
+}
 
-impl<A: ChunkAlloc, B: ChunkAlloc<Chunk = A::Chunk, Slots = A::Slots>> Alloc<A> for B {}
+impl<A: ChunkAlloc, B: ChunkAlloc<Chunk = A::Chunk, Slots = A::Slots, Held = A::Held>> Alloc<A>
+    for B
+{
+}
 
 /// A byte budget in front of an allocator: the per-namespace cap on the mirror's memory
 /// (chunks, slot tables and table entries).
@@ -575,6 +701,24 @@ impl<A> Budget<A> {
 impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
     type Chunk = A::Chunk;
     type Slots = A::Slots;
+    type Held = A::Held;
+
+    fn hold(&mut self, frame: FrameRef<'_>) -> Option<A::Held> {
+        self.inner.hold(frame)
+    }
+
+    fn view(&mut self, held: &A::Held, frame_off: u32, cost: u64) -> Option<A::Chunk> {
+        if self.used + cost > self.max {
+            self.refused += 1;
+            return None;
+        }
+        let c = self.inner.view(held, frame_off, cost);
+        match c {
+            Some(_) => self.used += cost,
+            None => self.failed += 1,
+        }
+        c
+    }
 
     fn alloc(&mut self) -> Option<A::Chunk> {
         if self.used + CHUNK as u64 > self.max {
@@ -594,7 +738,7 @@ impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
     }
 
     fn free(&mut self, chunk: A::Chunk) {
-        self.used -= CHUNK as u64;
+        self.used -= chunk.cost();
         self.inner.free(chunk);
     }
 
@@ -702,6 +846,23 @@ pub struct Pooled<A, P> {
 impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
     type Chunk = A::Chunk;
     type Slots = A::Slots;
+    type Held = A::Held;
+
+    fn hold(&mut self, frame: FrameRef<'_>) -> Option<A::Held> {
+        self.inner.hold(frame)
+    }
+
+    fn view(&mut self, held: &A::Held, frame_off: u32, cost: u64) -> Option<A::Chunk> {
+        if !self.pool.take(cost) {
+            return None;
+        }
+        let c = self.inner.view(held, frame_off, cost);
+        if c.is_none() {
+            self.pool.give(cost);
+            self.pool.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        c
+    }
 
     fn alloc(&mut self) -> Option<A::Chunk> {
         if !self.pool.take(CHUNK as u64) {
@@ -716,7 +877,7 @@ impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
     }
 
     fn free(&mut self, chunk: A::Chunk) {
-        self.pool.give(CHUNK as u64);
+        self.pool.give(chunk.cost());
         self.inner.free(chunk);
     }
 

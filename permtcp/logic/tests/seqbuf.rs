@@ -10,6 +10,7 @@ use common::*;
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::seqbuf::{CAPACITY, CHUNK};
 use permtcp_logic::track::{NotReady, Side};
+use std::sync::Arc;
 
 #[test]
 fn data_both_ways_is_retained_exactly() {
@@ -276,4 +277,116 @@ fn held_bytes_are_not_copied_again() {
     assert_eq!(out, d, "every byte is the first copy of it");
     assert_eq!(b.ranges().collect::<Vec<_>>(), vec![(1000, 13_000)]);
     b.clear(&mut alloc);
+}
+
+/// Zero-copy retention (issue 13): the chunks a large frame covers whole are views of it,
+/// charged its share of the frame's memory, not copies; the partly covered chunks at its
+/// edges and every chunk of a small frame are copies; the bytes read back are the stream's
+/// either way, and every reference to the frame goes when the window moves past it.
+#[test]
+fn large_frames_are_held_not_copied() {
+    use permtcp_logic::seqbuf::{Budget, SeqBuf};
+    let mut alloc = Budget::new(Heap::default(), 1 << 30);
+    let mut b: SeqBuf<A> = SeqBuf::new(1000);
+    let d = bytes(80_000, 4);
+    // A 1448-byte segment, then a GRO frame of 64,000 bytes behind a 40-byte header, with
+    // a truesize of 66,000 bytes.
+    let small = HeldFrame {
+        bytes: Arc::new(d[..1448].to_vec()),
+        truesize: 2_304,
+        payload_len: 1448,
+    };
+    b.write(&mut alloc, 1000, 1448, &small, 0).unwrap();
+    assert_eq!(
+        alloc.inner.views, 0,
+        "a frame smaller than a chunk is copied"
+    );
+    assert_eq!(Arc::strong_count(&small.bytes), 1, "and not held");
+    let mut big_bytes = vec![0u8; 40];
+    big_bytes.extend_from_slice(&d[1448..65_448]);
+    let big = HeldFrame {
+        bytes: Arc::new(big_bytes),
+        truesize: 66_000,
+        payload_len: 64_000,
+    };
+    let used = alloc.used;
+    b.write(&mut alloc, 1000 + 1448, 64_000, &big, 40).unwrap();
+    // Offsets 1448..65448 from the base: chunks 1 to 14 are covered whole (4096..61440),
+    // chunk 0's tail and chunks 15's head are copied.
+    assert_eq!(alloc.inner.views, 14);
+    assert_eq!(
+        Arc::strong_count(&big.bytes),
+        1 + 14,
+        "one reference per view; the write's own is gone"
+    );
+    let share = (66_000u64 * CHUNK as u64).div_ceil(64_000);
+    assert_eq!(
+        alloc.used - used,
+        14 * share + CHUNK as u64,
+        "views charged their share"
+    );
+    let mut out = vec![0u8; 65_448];
+    assert!(b.read(1000, &mut out));
+    assert_eq!(out[..], d[..65_448], "the bytes are the stream's");
+    // A retransmission of the frame: nothing new to hold or copy.
+    let holds = alloc.inner.holds;
+    b.write(&mut alloc, 1000 + 1448, 64_000, &big, 40).unwrap();
+    assert_eq!(
+        alloc.inner.holds, holds,
+        "present bytes: no reference taken"
+    );
+    // The window moves past the first 40,000 bytes: 9 views go (chunks 1-9 end by 40,960).
+    b.release_below(&mut alloc, 1000 + 40_960);
+    assert_eq!(alloc.inner.views, 5);
+    assert_eq!(Arc::strong_count(&big.bytes), 1 + 5);
+    let mut out = vec![0u8; 65_448 - 40_960];
+    assert!(b.read(1000 + 40_960, &mut out));
+    assert_eq!(out[..], d[40_960..65_448]);
+    b.clear(&mut alloc);
+    assert_eq!(Arc::strong_count(&big.bytes), 1, "no reference left");
+    assert_eq!(
+        (alloc.inner.live, alloc.used),
+        (0, 0),
+        "every byte uncharged"
+    );
+}
+
+/// A view the budget cannot take is not made: the frame's bytes are copied if a chunk still
+/// fits, and the write fails as any other short of memory does when none does.
+#[test]
+fn a_view_past_the_budget_falls_back_to_a_copy() {
+    use permtcp_logic::seqbuf::{Budget, SeqBuf, WriteError};
+    let d = bytes(16_384, 5);
+    let frame = HeldFrame {
+        bytes: Arc::new(d.clone()),
+        truesize: 80_000,
+        payload_len: 16_384,
+    };
+    // Room for 4 chunks' copies and the slot table, not for one view (charged 20,000
+    // bytes: the frame takes 5 times its payload).
+    let table = 16 * permtcp_logic::seqbuf::slot_bytes::<A>();
+    let mut alloc = Budget::new(Heap::default(), 4 * CHUNK as u64 + table);
+    let mut b: SeqBuf<A> = SeqBuf::new(0);
+    b.write(&mut alloc, 0, 16_384, &frame, 0).unwrap();
+    assert_eq!(alloc.inner.views, 0);
+    let mut out = vec![0u8; 16_384];
+    assert!(b.read(0, &mut out));
+    assert_eq!(out, d);
+    // Full: more bytes fail, nothing is held.
+    let more = HeldFrame {
+        bytes: Arc::new(d.clone()),
+        truesize: 80_000,
+        payload_len: 16_384,
+    };
+    assert_eq!(
+        b.write(&mut alloc, 16_384, 16_384, &more, 0),
+        Err(WriteError::NoMemory)
+    );
+    assert_eq!(Arc::strong_count(&more.bytes), 1);
+    b.clear(&mut alloc);
+    assert_eq!(alloc.used, 0);
+    assert!(
+        alloc.refused > 0,
+        "the budget never refused: the test proves nothing"
+    );
 }

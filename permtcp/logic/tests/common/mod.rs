@@ -9,22 +9,28 @@
 use permtcp_logic::decl::{Declaration, FailoverPolicy, PortRange};
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::packet::Addr;
-use permtcp_logic::seqbuf::{Budget, ChunkAlloc, ChunkMem, Payload, Slots, CHUNK};
+use permtcp_logic::seqbuf::{
+    Budget, ChunkAlloc, ChunkMem, FrameRef, Payload, RawFrame, Slots, CHUNK,
+};
 use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
 use permtcp_logic::track::{Conn, NotReady, Side, State};
 use permtcp_logic::uapi::proto;
 use std::collections::BTreeMap;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 /// A chunk as the module's (`permtcp/glue.rs`): memory not zeroed when allocated, with a
-/// high-water mark of what was stored (the benchmark pays what the module pays).
+/// high-water mark of what was stored (the benchmark pays what the module pays), or a view
+/// of a held frame.
 ///
 /// # Invariants
 ///
-/// The first `init` bytes of `mem` are initialised; `init <= CHUNK`.
+/// The first `init` bytes of `mem` are initialised; `init <= CHUNK`. A view has no `mem`:
+/// its bytes are the frame's `[off, off + CHUNK)`.
 pub struct Chunk {
-    mem: Box<MaybeUninit<[u8; CHUNK]>>,
+    mem: Option<Box<MaybeUninit<[u8; CHUNK]>>>,
     init: usize,
+    view: Option<(Arc<Vec<u8>>, u32, u64)>,
 }
 
 impl ChunkMem for Chunk {
@@ -32,8 +38,11 @@ impl ChunkMem for Chunk {
         let Some(end) = at.checked_add(len).filter(|&e| e <= CHUNK) else {
             return false;
         };
+        let Some(mem) = self.mem.as_mut() else {
+            return false; // a view is never written
+        };
         // SAFETY: same size and alignment; any byte of either may be uninitialised.
-        let bytes = unsafe { &mut *self.mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() };
+        let bytes = unsafe { &mut *mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() };
         if at > self.init {
             bytes[self.init..at].fill(MaybeUninit::new(0));
         }
@@ -43,15 +52,52 @@ impl ChunkMem for Chunk {
     }
 
     fn load(&self, at: usize, out: &mut [u8]) -> bool {
+        if let Some((frame, off, _)) = &self.view {
+            let from = *off as usize + at;
+            return match frame.get(from..from + out.len()) {
+                Some(b) if at + out.len() <= CHUNK => {
+                    out.copy_from_slice(b);
+                    true
+                }
+                _ => false,
+            };
+        }
         if at + out.len() > self.init {
             return false;
         }
-        // SAFETY: within the first `init` bytes, which are initialised.
-        let src = unsafe {
-            std::slice::from_raw_parts(self.mem.as_ptr().cast::<u8>().add(at), out.len())
+        let Some(mem) = self.mem.as_ref() else {
+            return false;
         };
+        // SAFETY: within the first `init` bytes, which are initialised.
+        let src =
+            unsafe { std::slice::from_raw_parts(mem.as_ptr().cast::<u8>().add(at), out.len()) };
         out.copy_from_slice(src);
         true
+    }
+
+    fn cost(&self) -> u64 {
+        self.view.as_ref().map_or(CHUNK as u64, |v| v.2)
+    }
+}
+
+/// A received frame that chunks may reference (zero-copy retention), as an skb is in the
+/// module: its bytes from the network header on, and the memory it takes.
+pub struct HeldFrame {
+    pub bytes: Arc<Vec<u8>>,
+    pub truesize: u32,
+    pub payload_len: u32,
+}
+
+impl Payload for HeldFrame {
+    fn copy(&self, offset: u32, out: &mut [MaybeUninit<u8>]) -> bool {
+        self.bytes[..].copy(offset, out)
+    }
+
+    fn frame(&self) -> Option<FrameRef<'_>> {
+        // SAFETY: `RawFrame` is an opaque zero-sized type: the reference stands for the Vec
+        // behind the Arc, borrowed as long as `self`, as Heap::hold reads it back.
+        let f = unsafe { &*Arc::as_ptr(&self.bytes).cast::<RawFrame>() };
+        Some(FrameRef::new(f, self.truesize, self.payload_len))
     }
 }
 
@@ -59,6 +105,10 @@ impl ChunkMem for Chunk {
 #[derive(Default)]
 pub struct Heap {
     pub live: usize,
+    /// Views outstanding.
+    pub views: usize,
+    /// References to frames taken (for views or while writing).
+    pub holds: usize,
 }
 
 /// A slot table on the heap.
@@ -81,15 +131,40 @@ impl Slots<Chunk> for VecSlots {
 impl ChunkAlloc for Heap {
     type Chunk = Chunk;
     type Slots = VecSlots;
+    type Held = Arc<Vec<u8>>;
     fn alloc(&mut self) -> Option<Chunk> {
         self.live += 1;
         Some(Chunk {
-            mem: Box::new_uninit(),
+            mem: Some(Box::new_uninit()),
             init: 0,
+            view: None,
         })
     }
-    fn free(&mut self, _c: Chunk) {
+    fn hold(&mut self, frame: FrameRef<'_>) -> Option<Arc<Vec<u8>>> {
+        let ptr = std::ptr::from_ref::<RawFrame>(frame.frame()).cast::<Vec<u8>>();
+        self.holds += 1;
+        // SAFETY: host frames come from HeldFrame::frame, valid for the call (FrameRef's
+        // lifetime): `ptr` is the value of a live `Arc<Vec<u8>>`, which one more reference
+        // may count.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Some(Arc::from_raw(ptr))
+        }
+    }
+    fn view(&mut self, held: &Arc<Vec<u8>>, frame_off: u32, cost: u64) -> Option<Chunk> {
+        self.live += 1;
+        self.views += 1;
+        Some(Chunk {
+            mem: None,
+            init: 0,
+            view: Some((held.clone(), frame_off, cost)),
+        })
+    }
+    fn free(&mut self, c: Chunk) {
         self.live -= 1;
+        if c.view.is_some() {
+            self.views -= 1;
+        }
     }
 }
 
