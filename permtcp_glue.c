@@ -265,6 +265,26 @@ bool ptcp_net_initial_userns(const struct ptcp_net *pn)
 	return pn->net->user_ns == &init_user_ns;
 }
 
+/*
+ * Whether the mirror may hold frames by reference (zero-copy retention) for the calling
+ * task: a module cannot charge a held frame's memory to a memory cgroup as it charges its
+ * copies (the socket charging functions are not exported), so only where nothing would be
+ * charged: a namespace of the initial user namespace and a caller in the root memory
+ * cgroup (or none).
+ */
+bool ptcp_views_allowed(const struct ptcp_net *pn)
+{
+	struct mem_cgroup *memcg;
+	bool root;
+
+	if (!ptcp_net_initial_userns(pn))
+		return false;
+	memcg = ptcp_current_memcg();
+	root = !memcg || mem_cgroup_is_root(memcg);
+	mem_cgroup_put(memcg);
+	return root;
+}
+
 u32 ptcp_snoop_ifindex(const struct ptcp_net *pn)
 {
 	return READ_ONCE(pn->ifindex);
@@ -836,13 +856,11 @@ bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len)
 /*
  * Zero-copy retention: the mirror keeps a private clone of a large frame (sharing its data:
  * no byte copied) while views of its payload are retained, instead of copying the payload.
- * Only in namespaces of the initial user namespace (the frame's memory cannot be charged to
- * the snooping caller's memory cgroup from a module, as copies are), and while
- * permtcp.zerocopy is on.
+ * Where ptcp_views_allowed() and while permtcp.zerocopy is on.
  */
 static bool zerocopy = true;
 module_param(zerocopy, bool, 0644);
-MODULE_PARM_DESC(zerocopy, "retain large frames' payload by reference instead of copying it (initial user namespace only)");
+MODULE_PARM_DESC(zerocopy, "retain large frames' payload by reference instead of copying it (initial user namespace, root memory cgroup)");
 
 bool ptcp_zerocopy_enabled(void)
 {

@@ -154,6 +154,7 @@ extern "C" {
     fn ptcp_snoop_detach(pn: *mut PtcpNet) -> c_int;
     fn ptcp_snoop_ifindex(pn: *const PtcpNet) -> u32;
     fn ptcp_net_initial_userns(pn: *const PtcpNet) -> bool;
+    fn ptcp_views_allowed(pn: *const PtcpNet) -> bool;
     fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
     fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
     fn ptcp_skb_is_gso(skb: *const SkBuff) -> bool;
@@ -586,6 +587,14 @@ impl<'a> Net<'a> {
         unsafe { ptcp_net_initial_userns(self.pn) }
     }
 
+    /// Whether the mirror may hold frames by reference for the calling task (zero-copy
+    /// retention): only where nothing would be charged to a memory cgroup for them (a
+    /// namespace of the initial user namespace, a caller in the root memory cgroup).
+    pub(crate) fn views_allowed(&self) -> bool {
+        // SAFETY: `pn` is valid (type invariant); called in the caller's task.
+        unsafe { ptcp_views_allowed(self.pn) }
+    }
+
     /// Nanoseconds spent in the hook and frames it processed since snooping started.
     pub(crate) fn hook_cost(&self) -> (u64, u64) {
         let (mut ns, mut frames) = (0, 0);
@@ -867,13 +876,16 @@ impl Payload for Skb<'_> {
         // SAFETY: `skb` is valid for `'a` (type invariant), which outlives the borrow of
         // `self`; `Frame` is opaque and zero-sized: the reference stands for the skb, as
         // [`HeldSkb::clone_of`] reads it back (in the module, only this makes `RawFrame`s).
-        let (frame, truesize) = unsafe {
+        // The truesize and length a view's cost is computed from again when it is freed
+        // (`HeldSkb::chunk_cost`, from the clone, which has the same): both from the skb.
+        let (frame, truesize, len) = unsafe {
             (
                 &*self.skb.cast_const().cast::<RawFrame>(),
                 ptcp_skb_truesize(self.skb),
+                ptcp_skb_len(self.skb),
             )
         };
-        Some(FrameRef::new(frame, truesize, self.len))
+        Some(FrameRef::new(frame, truesize, len))
     }
 }
 

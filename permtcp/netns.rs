@@ -377,7 +377,7 @@ impl NetState {
         }
         {
             let c = self.cluster.lock();
-            self.snoop.start(limits, c.filter(), net.initial_userns())?;
+            self.snoop.start(limits, c.filter(), net.views_allowed())?;
         }
         net.attach(ifindex).inspect_err(|_| self.snoop.stop())
     }

@@ -492,8 +492,8 @@ impl Snoop {
 
     /// Starts afresh with `limits`, snooping the bindings of `filter` (process context: it
     /// allocates the shards, and waits for the frames of an earlier run to finish); large
-    /// frames are retained by reference with `views` (the caller's memory cgroup is then not
-    /// charged for them: only for namespaces of the initial user namespace).
+    /// frames are retained by reference with `views` (nothing charges a memory cgroup for
+    /// them: only where the caller's would not be, [`crate::glue::Net::views_allowed`]).
     pub(crate) fn start(&self, limits: Limits, filter: Filter, views: bool) -> Result {
         let table = Table::new(limits, filter, &self.pool, views)?;
         self.pool.set_max(limits.max_bytes);
