@@ -1055,6 +1055,10 @@ impl ChunkMem for Chunk {
             Kind::View { skb, .. } => skb.chunk_cost(),
         }
     }
+
+    fn is_view(&self) -> bool {
+        matches!(self.0, Kind::View { .. })
+    }
 }
 
 /// The options a rebuilt socket is given, by name.

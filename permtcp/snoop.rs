@@ -671,6 +671,7 @@ impl Snoop {
             bindings,
             counters,
             alloc_failed: self.pool.failed(),
+            views: self.pool.views(),
             hook_ns: 0,
             hook_frames: 0,
             rst_dropped: 0,

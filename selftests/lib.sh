@@ -248,6 +248,21 @@ wait_file() {
 	while [ ! -e "$1" ] && [ $t -lt "${2:-100}" ]; do sleep 0.1; t=$((t + 1)); done
 }
 
+# Reads the peer's mirror of a paused oracle transfer (`ptcp-testapp serve ... DIR`, at its
+# quiescent point: DIR/state.json; the owner's end $2) into DIR/conns.json, out.bin and
+# in.bin, then lets the transfer finish and waits for it: `ptcp-testapp compare DIR` then
+# checks the mirror against the owner's kernel.
+oracle_read() { # dir owner-address
+	or_client=$(sed 's/.*"peer":"\([^"]*\)".*/\1/' "$1/state.json")
+	in_peer permctl --json conns >"$1/conns.json"
+	in_peer permctl conn-data --owner "$2" --client "$or_client" --side owner \
+		--out "$1/out.bin" >"$1/out.txt"
+	in_peer permctl conn-data --owner "$2" --client "$or_client" --side client \
+		--out "$1/in.bin" >"$1/in.txt"
+	touch "$1/go"
+	wait
+}
+
 # Ends a cluster case: kills the given processes, waits for every background one, takes the
 # cluster down, unloads the module and checks the kernel log as case DESCRIPTION.
 case_done() { # description [pid...]

@@ -53,6 +53,10 @@ pub trait ChunkMem {
     fn cost(&self) -> u64 {
         CHUNK as u64
     }
+    /// Whether the chunk is a view of a frame ([`ChunkAlloc::view`]), not a copy.
+    fn is_view(&self) -> bool {
+        false
+    }
 }
 
 /// A received frame, opaque: only the environment that makes references to it interprets
@@ -769,6 +773,7 @@ pub struct Pool {
     max: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
+    views: AtomicU64,
 }
 
 impl Pool {
@@ -779,6 +784,7 @@ impl Pool {
             max: AtomicU64::new(max),
             refused: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            views: AtomicU64::new(0),
         }
     }
 
@@ -832,6 +838,11 @@ impl Pool {
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
+
+    /// Chunks that are views of frames, now.
+    pub fn views(&self) -> u64 {
+        self.views.load(Ordering::Relaxed)
+    }
 }
 
 /// An allocator behind a shared [`Pool`] (`P` points to it: a reference, or a counted
@@ -857,10 +868,13 @@ impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
             return None;
         }
         let c = self.inner.view(held, frame_off, cost);
-        if c.is_none() {
-            self.pool.give(cost);
-            self.pool.failed.fetch_add(1, Ordering::Relaxed);
-        }
+        match c {
+            Some(_) => self.pool.views.fetch_add(1, Ordering::Relaxed),
+            None => {
+                self.pool.give(cost);
+                self.pool.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
         c
     }
 
@@ -877,6 +891,9 @@ impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
     }
 
     fn free(&mut self, chunk: A::Chunk) {
+        if chunk.is_view() {
+            self.pool.views.fetch_sub(1, Ordering::Relaxed);
+        }
         self.pool.give(chunk.cost());
         self.inner.free(chunk);
     }

@@ -424,6 +424,8 @@ pub struct StatsInfo {
     pub handed: u64,
     /// SYNs refused because they would reuse a connection a peer serves.
     pub syn_refused: u64,
+    /// Chunks that are views of received frames, now.
+    pub views: u64,
 }
 
 macro_rules! counter_attrs {
@@ -480,6 +482,7 @@ impl StatsInfo {
         w.put_u64(stats_attr::STEERED, self.steered)?;
         w.put_u64(stats_attr::HANDED, self.handed)?;
         w.put_u64(stats_attr::SYN_REFUSED, self.syn_refused)?;
+        w.put_u64(stats_attr::VIEWS, self.views)?;
         w.nest_end(nest)
     }
 
@@ -507,6 +510,7 @@ impl StatsInfo {
                 stats_attr::STEERED => s.steered = a.u64()?,
                 stats_attr::HANDED => s.handed = a.u64()?,
                 stats_attr::SYN_REFUSED => s.syn_refused = a.u64()?,
+                stats_attr::VIEWS => s.views = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }

@@ -439,6 +439,9 @@ pub mod stats_attr {
     pub const HANDED: u16 = 29;
     /// u64: SYNs refused because they would reuse a connection a peer serves.
     pub const SYN_REFUSED: u16 = 30;
+    /// u64: chunks of retained data that are views of received frames (zero-copy
+    /// retention), now.
+    pub const VIEWS: u16 = 31;
 }
 
 /// Values of [`conn_attr::STATE`].

@@ -46,14 +46,7 @@ echo "$CASES" | while IFS=: read -r name fam kind a b c extra; do
 	wait_file "$dir/listening" 10
 	in_client ptcp-testapp client "$addr:$port" "$pattern" 2>"$dir/client.err" &
 	if wait_file "$dir/state.json" 120; then
-		in_peer permctl --json conns >"$dir/conns.json"
-		client=$(sed 's/.*"peer":"\([^"]*\)".*/\1/' "$dir/state.json")
-		in_peer permctl conn-data --owner "$addr:$port" --client "$client" --side owner \
-			--out "$dir/out.bin" >"$dir/out.txt"
-		in_peer permctl conn-data --owner "$addr:$port" --client "$client" --side client \
-			--out "$dir/in.bin" >"$dir/in.txt"
-		touch "$dir/go"
-		wait
+		oracle_read "$dir" "$addr:$port"
 		if ptcp-testapp compare "$dir" >"$dir/compare.txt" 2>&1; then
 			sed 's/^/    /' "$dir/compare.txt"
 			ktap_result ok "$name ($pattern): mirror equals the owner's kernel"

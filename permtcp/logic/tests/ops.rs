@@ -324,6 +324,7 @@ fn replies_round_trip() {
             steered: 4,
             handed: 6,
             syn_refused: 7,
+            views: 11,
             ..Default::default()
         },
     };

@@ -45,6 +45,7 @@ fn connection_and_stats_reports_round_trip() {
         steered: 5,
         handed: 2,
         syn_refused: 1,
+        views: 12,
     };
     let mut wr = Writer::new(&mut buf);
     stats.write(&mut wr).unwrap();

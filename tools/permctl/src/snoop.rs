@@ -212,6 +212,8 @@ struct StatsView {
     handed: u64,
     /// SYNs refused because they would reuse a connection a peer serves.
     syn_refused: u64,
+    /// Chunks of retained data that are views of received frames (zero-copy retention).
+    views: u64,
 }
 
 /// `permctl stats`.
@@ -249,6 +251,7 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         steered: s.steered,
         handed: s.handed,
         syn_refused: s.syn_refused,
+        views: s.views,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));

@@ -78,6 +78,10 @@ impl ChunkMem for Chunk {
     fn cost(&self) -> u64 {
         self.view.as_ref().map_or(CHUNK as u64, |v| v.2)
     }
+
+    fn is_view(&self) -> bool {
+        self.view.is_some()
+    }
 }
 
 /// A received frame that chunks may reference (zero-copy retention), as an skb is in the
