@@ -38,6 +38,7 @@ mem=$(num 's/^memory per tracked connection: \([0-9]*\) bytes (table entry), \([
 snoop=$(num 's/.*snooping, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
 ct=$(num 's/.*conntrack, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
 hook=$(num 's/.*peer hook, measured inside: *\([0-9]*\) ns.*/\1/p' "$out/vm.txt")
+hook_copy=$(num 's/.*same, copying (zerocopy=0): *\(.*\)/\1/p' "$out/vm.txt")
 ratio=$(num 's/.*snooping\/conntrack ratio: *\(.*\)/\1/p' "$out/vm.txt")
 owner=$(num 's/^ *without permtcp \(.*\)/\1/p' "$out/cluster.txt")
 echo
@@ -49,6 +50,7 @@ printf '  %-44s %s\n' "snooping (permtcp), guest CPU time" "${snoop:--}"
 printf '  %-44s %s\n' "conntrack on the owner, guest CPU time" "${ct:--}"
 printf '  %-44s %s\n' "snooping / conntrack" "${ratio:-no ratio (conntrack below the noise)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
+printf '  %-44s %s\n' "peer hook, copying every byte (zerocopy=0)" "${hook_copy:--}"
 printf '  %-44s %s\n' "owner throughput, separate VMs" "${owner:+without permtcp }${owner:--}"
 awk '/^  +table +hook ns/ { t = 1; next } t && /^ +[0-9]+ / {
 	printf "  %-44s %s ns per frame, %s bytes per entry\n", "peer hook with " $1 " connections mirrored", $2, $4; next }

@@ -50,15 +50,23 @@ run() { # -> "median-MB/s mean-busy-ticks"
 	done | sort -n | awk '{ m[NR] = $1; t += $2 } END { if (NR) printf "%s %.1f\n", m[int((NR + 1) / 2)], t / NR; else print "0 0" }'
 }
 
-set -- $(run 80)
+# Snooping stopped: any ports (the snooped ones, 80-90, go to the two snooping runs).
+set -- $(run 91)
 plain=$1 plain_t=$2
-in_peer permctl snoop start --dev eth0 >/dev/null
-set -- $(run 85)
-snoop=$1 snoop_t=$2
-stats=$(in_peer permctl --json stats)
-ns=$(echo "$stats" | sed 's/.*"hook_ns":\([0-9]*\).*/\1/')
-frames=$(echo "$stats" | sed 's/.*"hook_frames":\([0-9]*\).*/\1/')
-in_peer permctl snoop stop >/dev/null
+# Snooping with zero-copy retention (the default), then copying every byte (zerocopy=0).
+snoop_run() { # first-port zerocopy -> "MB/s ticks hook-ns hook-frames views"
+	echo "$2" >/sys/module/permtcp/parameters/zerocopy
+	in_peer permctl snoop start --dev eth0 >/dev/null
+	set -- $(run "$1")
+	st_=$(in_peer permctl --json stats)
+	in_peer permctl snoop stop >/dev/null
+	echo 1 >/sys/module/permtcp/parameters/zerocopy
+	echo "$1 $2 $(echo "$st_" | sed 's/.*"hook_ns":\([0-9]*\).*"hook_frames":\([0-9]*\).*/\1 \2/')"
+}
+set -- $(snoop_run 80 1)
+snoop=$1 snoop_t=$2 ns=$3 frames=$4
+set -- $(snoop_run 85 0)
+copy=$1 copy_t=$2 copy_ns=$3 copy_frames=$4
 
 ct=0 ct_t=0
 if command -v nft >/dev/null; then
@@ -67,7 +75,7 @@ if command -v nft >/dev/null; then
 		in_owner nft add chain inet bench out '{ type filter hook output priority 0; }' &&
 		in_owner nft add rule inet bench pre ct state established counter &&
 		in_owner nft add rule inet bench out ct state established counter &&
-		set -- $(run 91) && ct=$1 ct_t=$2
+		set -- $(run 96) && ct=$1 ct_t=$2
 	in_owner nft delete table inet bench
 fi
 
@@ -75,12 +83,15 @@ echo "permtcp benchmark in QEMU (TCG, 2 vCPUs): bulk transfer of $BYTES bytes, o
 echo "$RUNS runs each; throughput is the median, CPU time the mean (ticks of 10 ms, all CPUs)"
 printf '  %-34s %8s MB/s  %6s ticks\n' "no snooping peer" "$plain" "$plain_t"
 printf '  %-34s %8s MB/s  %6s ticks\n' "peer snooping" "$snoop" "$snoop_t"
+printf '  %-34s %8s MB/s  %6s ticks\n' "peer snooping, copying (zerocopy=0)" "$copy" "$copy_t"
 printf '  %-34s %8s MB/s  %6s ticks\n' "conntrack on the owner" "$ct" "$ct_t"
-awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" -v runs=$RUNS 'BEGIN {
+awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" -v runs=$RUNS \
+	-v cns="${copy_ns:-0}" -v cfr="${copy_frames:-0}" 'BEGIN {
 	if (fr == 0) exit;
 	per = fr / runs;
 	printf "  frames on the link per transfer: %d (GSO/GRO super-packets)\n", per;
 	printf "  peer hook, measured inside:      %d ns per frame (clock reads included)\n", ns / fr;
+	if (cfr > 0) printf "  same, copying (zerocopy=0):      %d ns per frame; zero-copy/copy %.2f\n", cns / cfr, (ns / fr) / (cns / cfr);
 	bpf = '"$BYTES"' / per;
 	s = (st - pt) * 10e6 / per; printf "  snooping, from CPU time:         %d ns per frame, %.2f ns per byte\n", s, s / bpf;
 	if (ct > 0) { c = (ct - pt) * 10e6 / per; printf "  conntrack, from CPU time:        %d ns per frame, %.2f ns per byte\n", c, c / bpf;
