@@ -390,3 +390,35 @@ fn a_view_past_the_budget_falls_back_to_a_copy() {
         "the budget never refused: the test proves nothing"
     );
 }
+
+/// Zero-copy retention through the tracker: GRO-sized segments of the owner's are retained
+/// as views of their frames (the payload offset counted from the network header, after the
+/// TCP options), the connection is ready with the stream's bytes, and views go as the
+/// client's acknowledgements release the window, down to the one window kept.
+#[test]
+fn the_tracker_keeps_large_segments_by_reference() {
+    for v6 in [false, true] {
+        let mut w = Wire::new(v6);
+        w.hold_overhead = Some(2048);
+        w.handshake(1000, 5000, 7, 7);
+        let d = bytes(80_000, 6);
+        w.data(Side::Owner, &d[..40_000]);
+        // Bytes 0..40000 from the base: chunks 0-8 whole (to 36,864), the tail copied.
+        assert_eq!(w.alloc.inner.views, 9, "v6={v6}");
+        assert_eq!(w.ready(), Ok(()), "v6={v6}");
+        assert_eq!(w.retained(Side::Owner, 40_000), d[..40_000], "v6={v6}");
+        w.ack(Side::Client, 502);
+        // 40000..80000: chunk 9 completes the copied tail, chunks 10-18 whole.
+        w.data(Side::Owner, &d[40_000..]);
+        assert_eq!(w.alloc.inner.views, 18, "v6={v6}");
+        assert_eq!(w.retained(Side::Owner, 80_000), d, "v6={v6}");
+        // All acknowledged: one window (502 << 7 = 64,256 bytes) stays, the chunks wholly
+        // below 80,000 - 64,256 go: 3 views.
+        w.ack(Side::Client, 502);
+        assert_eq!(w.alloc.inner.views, 15, "v6={v6}");
+        let k = w.key();
+        w.map.0.remove(&k).unwrap().release(&mut w.alloc);
+        assert_eq!(w.alloc.inner.views, 0);
+        assert_eq!((w.alloc.inner.live, w.alloc.used), (0, 0), "v6={v6}");
+    }
+}

@@ -20,17 +20,27 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 /// A chunk as the module's (`permtcp/glue.rs`): memory not zeroed when allocated, with a
-/// high-water mark of what was stored (the benchmark pays what the module pays), or a view
-/// of a held frame.
+/// high-water mark of what was stored, or a view of a held frame; 16 bytes in a slot, as
+/// the module's (the benchmark pays what the module pays).
 ///
 /// # Invariants
 ///
-/// The first `init` bytes of `mem` are initialised; `init <= CHUNK`. A view has no `mem`:
-/// its bytes are the frame's `[off, off + CHUNK)`.
-pub struct Chunk {
-    mem: Option<Box<MaybeUninit<[u8; CHUNK]>>>,
-    init: usize,
-    view: Option<(Arc<Vec<u8>>, u32, u64)>,
+/// A copy: the first `init` bytes of `mem` are initialised; `init <= CHUNK`. A view: its
+/// bytes are the frame's `[off, off + CHUNK)`.
+pub struct Chunk(Kind);
+
+enum Kind {
+    Copy {
+        mem: Box<MaybeUninit<[u8; CHUNK]>>,
+        init: u16,
+    },
+    // The module's view keeps a 32-bit offset and reads its cost from the skb; host frames
+    // are at most 64 KiB, so a 16-bit offset leaves room for the cost in 16 bytes.
+    View {
+        frame: Arc<Vec<u8>>,
+        off: u16,
+        cost: u32,
+    },
 }
 
 impl ChunkMem for Chunk {
@@ -38,49 +48,54 @@ impl ChunkMem for Chunk {
         let Some(end) = at.checked_add(len).filter(|&e| e <= CHUNK) else {
             return false;
         };
-        let Some(mem) = self.mem.as_mut() else {
+        let Kind::Copy { mem, init } = &mut self.0 else {
             return false; // a view is never written
         };
         // SAFETY: same size and alignment; any byte of either may be uninitialised.
         let bytes = unsafe { &mut *mem.as_mut_ptr().cast::<[MaybeUninit<u8>; CHUNK]>() };
-        if at > self.init {
-            bytes[self.init..at].fill(MaybeUninit::new(0));
+        let upto_init = usize::from(*init);
+        if at > upto_init {
+            bytes[upto_init..at].fill(MaybeUninit::new(0));
         }
         let ok = src.copy(src_off, &mut bytes[at..end]);
-        self.init = self.init.max(if ok { end } else { at });
+        *init = (*init).max(if ok { end } else { at } as u16);
         ok
     }
 
     fn load(&self, at: usize, out: &mut [u8]) -> bool {
-        if let Some((frame, off, _)) = &self.view {
-            let from = *off as usize + at;
-            return match frame.get(from..from + out.len()) {
-                Some(b) if at + out.len() <= CHUNK => {
-                    out.copy_from_slice(b);
-                    true
+        let end = at + out.len();
+        match &self.0 {
+            Kind::Copy { mem, init } if end <= usize::from(*init) => {
+                // SAFETY: within the first `init` bytes, which are initialised.
+                let src = unsafe {
+                    std::slice::from_raw_parts(mem.as_ptr().cast::<u8>().add(at), out.len())
+                };
+                out.copy_from_slice(src);
+                true
+            }
+            Kind::View { frame, off, .. } if end <= CHUNK => {
+                let from = usize::from(*off) + at;
+                match frame.get(from..from + out.len()) {
+                    Some(b) => {
+                        out.copy_from_slice(b);
+                        true
+                    }
+                    None => false,
                 }
-                _ => false,
-            };
+            }
+            _ => false,
         }
-        if at + out.len() > self.init {
-            return false;
-        }
-        let Some(mem) = self.mem.as_ref() else {
-            return false;
-        };
-        // SAFETY: within the first `init` bytes, which are initialised.
-        let src =
-            unsafe { std::slice::from_raw_parts(mem.as_ptr().cast::<u8>().add(at), out.len()) };
-        out.copy_from_slice(src);
-        true
     }
 
     fn cost(&self) -> u64 {
-        self.view.as_ref().map_or(CHUNK as u64, |v| v.2)
+        match &self.0 {
+            Kind::Copy { .. } => CHUNK as u64,
+            Kind::View { cost, .. } => u64::from(*cost),
+        }
     }
 
     fn is_view(&self) -> bool {
-        self.view.is_some()
+        matches!(self.0, Kind::View { .. })
     }
 }
 
@@ -138,11 +153,10 @@ impl ChunkAlloc for Heap {
     type Held = Arc<Vec<u8>>;
     fn alloc(&mut self) -> Option<Chunk> {
         self.live += 1;
-        Some(Chunk {
-            mem: Some(Box::new_uninit()),
+        Some(Chunk(Kind::Copy {
+            mem: Box::new_uninit(),
             init: 0,
-            view: None,
-        })
+        }))
     }
     fn hold(&mut self, frame: FrameRef<'_>) -> Option<Arc<Vec<u8>>> {
         let ptr = std::ptr::from_ref::<RawFrame>(frame.frame()).cast::<Vec<u8>>();
@@ -156,17 +170,19 @@ impl ChunkAlloc for Heap {
         }
     }
     fn view(&mut self, held: &Arc<Vec<u8>>, frame_off: u32, cost: u64) -> Option<Chunk> {
+        let off = u16::try_from(frame_off).ok()?;
+        let cost = u32::try_from(cost).ok()?;
         self.live += 1;
         self.views += 1;
-        Some(Chunk {
-            mem: None,
-            init: 0,
-            view: Some((held.clone(), frame_off, cost)),
-        })
+        Some(Chunk(Kind::View {
+            frame: held.clone(),
+            off,
+            cost,
+        }))
     }
     fn free(&mut self, c: Chunk) {
         self.live -= 1;
-        if c.view.is_some() {
+        if c.is_view() {
             self.views -= 1;
         }
     }
@@ -418,6 +434,9 @@ pub struct Wire {
     pub sent: [Vec<u8>; 2],
     /// The source MAC of the frames fed from now on (none: not an Ethernet device).
     pub src_mac: Option<[u8; 6]>,
+    /// Frames fed from now on may be held by reference (zero-copy retention), each taking
+    /// its length plus this much memory (0: frames are plain bytes, always copied).
+    pub hold_overhead: Option<u32>,
 }
 
 impl Wire {
@@ -440,6 +459,7 @@ impl Wire {
             ts: true,
             sent: [Vec::new(), Vec::new()],
             src_mac: None,
+            hold_overhead: None,
         }
     }
 
@@ -462,6 +482,23 @@ impl Wire {
     pub fn feed(&mut self, pkt: &[u8]) {
         self.now += 1;
         let now = self.now;
+        if let Some(extra) = self.hold_overhead {
+            let held = HeldFrame {
+                bytes: Arc::new(pkt.to_vec()),
+                truesize: pkt.len() as u32 + extra,
+                payload_len: pkt.len() as u32,
+            };
+            let f = Frame {
+                hdr: pkt,
+                l3_len: pkt.len(),
+                gso: false,
+                payload: &held,
+                src_mac: self.src_mac,
+            };
+            self.snoop
+                .on_frame(&mut self.map, &mut self.alloc, f, |_| true, now);
+            return;
+        }
         let f = Frame {
             src_mac: self.src_mac,
             ..Frame::of(pkt)
