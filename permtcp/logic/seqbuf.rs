@@ -97,6 +97,12 @@ impl<'a> FrameRef<'a> {
     pub fn share(&self, bytes: u32) -> u64 {
         frame_share(self.truesize, self.len, bytes)
     }
+
+    /// Whether its bytes `[off, off + n)` exist (a frame may claim more than it holds: a
+    /// view is made only of bytes it holds, as a copy is only of bytes it could read).
+    pub fn holds(&self, off: u32, n: u32) -> bool {
+        off.checked_add(n).is_some_and(|end| end <= self.len)
+    }
 }
 
 /// What a view of `bytes` of a frame of `len` bytes taking `truesize` bytes of memory is
@@ -356,6 +362,17 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         self.ranges[..self.nr()].iter().map(|r| r.1 - r.0).sum()
     }
 
+    /// Bytes the chunks are charged for ([`ChunkMem::cost`]: a chunk's size for a copy, its
+    /// share of the frame for a view).
+    pub fn chunk_bytes(&self) -> u64 {
+        self.slots
+            .as_slice()
+            .iter()
+            .flatten()
+            .map(|c| c.cost())
+            .sum()
+    }
+
     /// Chunks allocated.
     pub fn chunks(&self) -> usize {
         self.slots.as_slice().iter().filter(|c| c.is_some()).count()
@@ -574,9 +591,11 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                 Err(e) => return (off, Some(e)),
             };
             if n == CHUNK && self.slots.as_slice()[slot].is_none() {
+                let at = src_x + (off - x);
                 let view = held
                     .as_ref()
-                    .and_then(|(f, h)| alloc.view(h, src_x + (off - x), f.share(CHUNK as u32)));
+                    .filter(|(f, _)| f.holds(at, CHUNK as u32))
+                    .and_then(|(f, h)| alloc.view(h, at, f.share(CHUNK as u32)));
                 if let Some(v) = view {
                     self.slots.as_mut_slice()[slot] = Some(v);
                     off += n as u32;
