@@ -11,7 +11,7 @@ set -euo pipefail
 here=$(dirname "$0")
 # The scripts whose hooks, handlers and polls run concurrently.
 KCSAN_SCRIPTS=(concurrency.sh cgroup.sh snoop_basic.sh snoop_limits.sh takeover_many.sh takeover_bulk.sh takeover_later.sh
-	fence.sh handoff.sh takeover_born.sh takeover_batch.sh)
+	fence.sh handoff.sh takeover_born.sh takeover_batch.sh snoop_zerocopy.sh)
 rc=0
 if [ "${1:-}" != --kcsan-only ]; then
 	bash "$here/check-variant.sh" sanitizers || rc=1
