@@ -157,12 +157,24 @@ fn memory() {
     );
 }
 
+/// `cargo bench -p permtcp-logic --bench snoop [small|full|gro|memory]` runs one part (to
+/// profile it alone); without an argument, all of them.
 fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
     println!("permtcp snooper, host, parse + track (best of 5 runs of 40000 frames)");
-    bench("small segments (64 B)", 64);
-    bench("full-size segments (1448 B)", 1448);
-    let copied = bench_gso(false);
-    let viewed = bench_gso(true);
-    println!("zero-copy / copy, GRO frames:   {:.2}", viewed / copied);
-    memory();
+    if run("small") {
+        bench("small segments (64 B)", 64);
+    }
+    if run("full") {
+        bench("full-size segments (1448 B)", 1448);
+    }
+    if run("gro") {
+        let copied = bench_gso(false);
+        let viewed = bench_gso(true);
+        println!("zero-copy / copy, GRO frames:   {:.2}", viewed / copied);
+    }
+    if run("memory") {
+        memory();
+    }
 }
