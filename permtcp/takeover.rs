@@ -593,17 +593,33 @@ pub(crate) fn takeover(
     park_ms: u64,
 ) -> Result<(Takeover, Counts), LogicError> {
     let _control = state.control.lock();
+    let started = Instant::<Monotonic>::now();
     let now = crate::glue::now_ms();
     let mut t = plan_takeover(state, node, now)?;
+    let planned = started.elapsed().as_nanos() as u64;
     notify(net, &Event::NodeFailed { node });
     let done = carry_out(state, net, node, &mut t, now, park_ms);
+    let carried = started.elapsed().as_nanos() as u64;
     // Rebuilt (or reset): their resets are no longer dropped. Dropped after the lock.
-    let _old = core::mem::take(&mut *state.rebuilding.lock());
+    let old = core::mem::take(&mut *state.rebuilding.lock());
+    drop(old);
     for a in t.announce.iter() {
         // Twice: a single gratuitous ARP or NA may be lost.
         if (0..2).any(|_| net.announce(a).is_err()) {
             pr_warn!("announcing a taken-over address failed: not snooping\n");
         }
+    }
+    if done.taken > 0 {
+        let us = |ns: u64| ns / 1000;
+        pr_info!(
+            "takeover of {} connections, us: plan={} rebuild={} after={} announce={} total={}\n",
+            done.taken,
+            us(planned),
+            us(done.rebuild_ns),
+            us(carried.saturating_sub(planned + done.rebuild_ns)),
+            us(started.elapsed().as_nanos() as u64 - carried),
+            us(started.elapsed().as_nanos() as u64)
+        );
     }
     Ok((t, done))
 }

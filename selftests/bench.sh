@@ -158,12 +158,14 @@ fi
 # "born", the application listening before it (module parameter born: each connection
 # born from the listener). The peer announces the address with busybox arping in the
 # userspace run. Then the client's first round on every connection.
+# The guest's clock in ms (/proc/uptime: 10 ms steps).
+ms_now() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 # takeover_run repair|born|repair-permctl|user N (repair-permctl: the application looks its
 # offsets up by running `permctl --json taken`, as before permtcp-resume): sets us (rebuild
 # or restore time), whole (the command, ms), fetch (ms) and after (ms); prints what went
 # wrong, if anything.
 takeover_run() {
-	mode=$1 n=$2 us=- fetch=- after=- whole=-
+	mode=$1 n=$2 us=- fetch=- after=- whole=- answer=-
 	if [ $mode = born ]; then
 		insmod /lib/modules/permtcp.ko born=1
 	else
@@ -190,6 +192,7 @@ takeover_run() {
 		# repair: as the userspace restore, the application starts after the rebuild:
 		# the connections wait parked, and go to its accept() when it listens.
 		dmesg -c >/dev/null
+		t_start=$(ms_now)
 		out=$(in_peer ptcp-testapp timed permctl --json takeover --node 1 2>/tmp/t.err)
 		echo "$out" | grep -q "\"taken\":$n," || echo "  kernel, $n connections: $out"
 		ns=$(echo "$out" | sed -n 's/.*"rebuild_ns":\([0-9]*\).*/\1/p')
@@ -197,6 +200,8 @@ takeover_run() {
 		whole=$(sed -n 's/^wall_us=//p' /tmp/t.err)
 		whole=${whole:+$((whole / 1000))}
 		steps=$(dmesg | sed -n 's/.*ns per connection: //p' | tail -n 1)
+		phases=$(dmesg | sed -n 's/.*connections, us: //p' | tail -n 1)
+		steps="$steps; us: $phases"
 		if [ $mode = repair-permctl ]; then
 			in_peer env PTCP_RESUME_PERMCTL=1 ptcp-testapp echo-serve "[::]:80" --resume &
 			peer_pid=$!
@@ -205,18 +210,21 @@ takeover_run() {
 			peer_pid=$!
 		fi
 	else
+		t_start=$(ms_now)
 		in_peer ptcp-testapp restore >/tmp/r.out 2>/tmp/r.err &
 		peer_pid=$!
 		t=0
-		while ! grep -qs restored= /tmp/r.out && [ $t -lt 6000 ]; do sleep 0.1; t=$((t + 1)); done
+		while ! grep -qs restored= /tmp/r.out && [ $t -lt 30000 ]; do sleep 0.02; t=$((t + 1)); done
 		grep -q "^restored=$n failed=0 " /tmp/r.out ||
 			echo "  userspace, $n connections: $(cat /tmp/r.out /tmp/r.err | head -n 5)"
 		us=$(sed -n 's/.*restore_us=\([0-9]*\).*/\1/p' /tmp/r.out)
 		fetch=$(sed -n 's/.*fetch_ms=\([0-9.]*\).*/\1/p' /tmp/r.out)
 		us=${us:--} fetch=${fetch:--}
 		[ "$us" = - ] || [ "$fetch" = - ] || whole=$(awk -v f="$fetch" -v u="$us" 'BEGIN { printf "%d", f + u / 1000 }')
-		in_peer arping -U -c 2 -I eth0 10.0.0.1 >/dev/null
+		# As the kernel's command announces the address: the client is let go at once.
+		in_peer arping -U -c 2 -I eth0 10.0.0.1 >/dev/null &
 	fi
+	t_touch=$(ms_now)
 	touch /tmp/b
 	t=0
 	while kill -0 $client_pid 2>/dev/null && [ $t -lt 6000 ]; do sleep 0.1; t=$((t + 1)); done
@@ -225,8 +233,10 @@ takeover_run() {
 	rc=$?
 	if [ $rc = 0 ] && grep -q "^ok conns=$n " /tmp/b.out; then
 		after=$(sed -n 's/.*after_takeover_round_ms=\([0-9]*\).*/\1/p' /tmp/b.out)
+		[ -z "$after" ] || answer=$((t_touch - t_start + after))
 	else
 		echo "  $mode, $n connections: CLIENT FAILED (exit $rc): $(head -n 5 /tmp/b.out)"
+		dmesg | grep -i -A2 "out of memory\|killed process" | tail -n 6 | sed 's/^/    /'
 	fi
 	kill -9 $peer_pid 2>/dev/null
 	wait
@@ -245,7 +255,8 @@ echo "born from the listener of an application already listening (born), vs rest
 echo "userspace (ptcp-testapp restore: the restore loop; reading the mirror through permctl is"
 echo "its fetch). whole: the kernel's command, the userspace fetch plus restore. answer: from"
 echo "the start of the takeover to the client's first round answered on every connection"
-echo "(whole plus that round: the application's start and its offset lookups included)"
+echo "(on the guest's clock, from the command's or the restore's start: both applications'"
+echo "threads, the kernel's application's start and its offset lookups included)"
 printf '  %5s  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n' conns repair born user "user/" \
 	repair born user repair born user "repair,"
 printf '  %5s  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n' "" "us/conn" "us/conn" "us/conn" born \
@@ -258,13 +269,11 @@ takeover_run born 10 >/dev/null
 takeover_run user 10 >/dev/null
 # The smaller of two values ("-" when there is none).
 least() { if [ "$1" = - ]; then echo "$2"; elif [ "$2" = - ] || [ "$1" -le "$2" ]; then echo "$1"; else echo "$2"; fi; }
-# Whole plus after, in ms ("-" when either is missing).
-answer() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else echo $(($1 + $2)); fi; }
 # One run of mode $1 with $n connections, kept in r_us_$1, r_whole_$1, r_answer_$1 (the
 # better of this run and the one before, if any).
 measure() { # mode
 	takeover_run $1 $n
-	a_=$(answer "$whole" "$after")
+	a_=$answer
 	eval "r_us_$1=\$(least \"\${r_us_$1:--}\" \"$us\")"
 	eval "r_whole_$1=\$(least \"\${r_whole_$1:--}\" \"$whole\")"
 	eval "r_answer_$1=\$(least \"\${r_answer_$1:--}\" \"$a_\")"
@@ -280,7 +289,7 @@ for n in ${CONNS_LIST:-1 100 1000 10000}; do
 	# The lookup through permctl, for comparison (too slow past a thousand).
 	if [ $n -le 1000 ]; then
 		takeover_run repair-permctl $n
-		r_answer_repair_permctl=$(answer "$whole" "$after")
+		r_answer_repair_permctl=$answer
 	fi
 	measure user
 	# Up to a thousand, every mode again, alternating: the host's load moves between runs;
@@ -299,6 +308,8 @@ for n in ${CONNS_LIST:-1 100 1000 10000}; do
 		printf "  %5d  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n", n, pk, pb, pu, r, kw, bw, uw, ka, ba, ua, kp }'
 done
 echo "(up to 1000 connections: the better of two alternating runs of each)"
-echo "kernel takeover by step, ns per connection (permtcp's log, first run of each size and mode)"
+echo "kernel takeover by step, ns per connection (permtcp's log, first run of each size and mode);"
+echo "then the command's phases in us: plan (the mirror's connections moved out), rebuild (every"
+echo "step above, records included), after (serving set, parking, notifications), announce"
 while read -r n rest; do echo "  $n: $rest"; done </tmp/steps
 fi
