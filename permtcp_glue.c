@@ -93,6 +93,8 @@ static unsigned int ptcp_net_id;
 #else
 #define PTCP_OUT_HOOKS 2
 #endif
+/* permtcp.ctprobe: one probe before and one after conntrack, IPv4 PRE_ROUTING and LOCAL_OUT */
+#define PTCP_CT_HOOKS 4
 
 /*
  * Per-netns kernel objects the Rust state cannot own: the snooped device and its hook.
@@ -112,6 +114,11 @@ struct ptcp_net {
 	/* LOCAL_OUT IPv4 and IPv6 (reset suppression, fence), ARP_OUT (fence) */
 	struct nf_hook_ops out_ops[PTCP_OUT_HOOKS];
 	atomic64_t rst_dropped;
+	/* permtcp.ctprobe: conntrack's hooks timed (benchmarks), registered when ct_probed */
+	struct nf_hook_ops ct_ops[PTCP_CT_HOOKS];
+	bool ct_probed;
+	atomic64_t ct_ns;
+	atomic64_t ct_frames;
 };
 
 static struct ptcp_net *ptcp_pn(const struct net *net)
@@ -380,6 +387,89 @@ u64 ptcp_rst_dropped(const struct ptcp_net *pn)
 	return atomic64_read(&pn->rst_dropped);
 }
 
+/*
+ * Benchmark aid: with permtcp.ctprobe set when a namespace is created, Linux conntrack's own
+ * per-frame work there is timed the way the snooping hook times itself (two clock reads
+ * around it), so that `make bench` compares the two on the same frames.  A probe at
+ * NF_IP_PRI_CONNTRACK - 1 notes the frame and the time on this CPU; one at
+ * NF_IP_PRI_CONNTRACK + 1 adds the time since, when it sees the same frame on the same CPU
+ * (a frame conntrack dropped, or whose probes were interleaved with another frame's on this
+ * CPU, is not counted).  IPv4 PRE_ROUTING and LOCAL_OUT, where nf_conntrack_in() tracks
+ * every frame; the confirmation at the last priority, a flag test for an established
+ * connection, is not timed.  Nothing is decided here: these hooks only accept.
+ */
+struct ptcp_ct_mark {
+	const struct sk_buff *skb;
+	u64 t0;
+};
+
+static DEFINE_PER_CPU(struct ptcp_ct_mark, ptcp_ct_mark);
+
+static bool ctprobe;
+module_param(ctprobe, bool, 0444);
+MODULE_PARM_DESC(ctprobe, "benchmarks: time conntrack's hooks in namespaces created after loading (stats ct-ns, ct-frames)");
+
+static unsigned int ptcp_ct_before(void *priv, struct sk_buff *skb,
+				   const struct nf_hook_state *state)
+{
+	struct ptcp_ct_mark *m = get_cpu_ptr(&ptcp_ct_mark);
+
+	m->skb = NULL;		/* a softirq here must not complete this frame's mark */
+	barrier();
+	m->t0 = ktime_get_ns();
+	barrier();
+	m->skb = skb;
+	put_cpu_ptr(&ptcp_ct_mark);
+	return NF_ACCEPT;
+}
+
+static unsigned int ptcp_ct_after(void *priv, struct sk_buff *skb,
+				  const struct nf_hook_state *state)
+{
+	struct ptcp_net *pn = priv;
+	u64 t1 = ktime_get_ns();
+	struct ptcp_ct_mark *m = get_cpu_ptr(&ptcp_ct_mark);
+
+	if (m->skb == skb) {
+		m->skb = NULL;
+		atomic64_add(t1 - m->t0, &pn->ct_ns);
+		atomic64_inc(&pn->ct_frames);
+	}
+	put_cpu_ptr(&ptcp_ct_mark);
+	return NF_ACCEPT;
+}
+
+/* Registers the conntrack probes when permtcp.ctprobe is set; 0 otherwise. */
+static int ptcp_ct_probe_register(struct ptcp_net *pn)
+{
+	static const u8 hooks[2] = { NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT };
+	int i, err;
+
+	if (!READ_ONCE(ctprobe))
+		return 0;
+	for (i = 0; i < PTCP_CT_HOOKS; i++) {
+		bool after = i & 1;
+
+		pn->ct_ops[i] = (struct nf_hook_ops) {
+			.hook = after ? ptcp_ct_after : ptcp_ct_before,
+			.pf = NFPROTO_IPV4,
+			.hooknum = hooks[i / 2],
+			.priority = after ? NF_IP_PRI_CONNTRACK + 1 : NF_IP_PRI_CONNTRACK - 1,
+			.priv = pn,
+		};
+	}
+	err = nf_register_net_hooks(pn->net, pn->ct_ops, PTCP_CT_HOOKS);
+	pn->ct_probed = !err;
+	return err;
+}
+
+/* Time conntrack spent on the frames the probes timed, and how many (0, 0 without them). */
+void ptcp_ct_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames)
+{
+	*ns = atomic64_read(&pn->ct_ns);
+	*frames = atomic64_read(&pn->ct_frames);
+}
+
 static int __net_init ptcp_net_init(struct net *net)
 {
 	struct ptcp_net *pn = ptcp_pn(net);
@@ -409,10 +499,17 @@ static int __net_init ptcp_net_init(struct net *net)
 	};
 #endif
 	err = nf_register_net_hooks(net, pn->out_ops, PTCP_OUT_HOOKS);
-	if (err) {
-		permtcp_rs_net_exit(pn->rs);
-		pn->rs = NULL;
-	}
+	if (err)
+		goto err_rs;
+	err = ptcp_ct_probe_register(pn);
+	if (err)
+		goto err_out;
+	return 0;
+err_out:
+	nf_unregister_net_hooks(net, pn->out_ops, PTCP_OUT_HOOKS);
+err_rs:
+	permtcp_rs_net_exit(pn->rs);
+	pn->rs = NULL;
 	return err;
 }
 
@@ -428,7 +525,11 @@ static void __net_exit ptcp_net_exit_rtnl(struct net *net, struct list_head *dev
  */
 static void __net_exit ptcp_net_pre_exit(struct net *net)
 {
-	nf_unregister_net_hooks(net, ptcp_pn(net)->out_ops, PTCP_OUT_HOOKS);
+	struct ptcp_net *pn = ptcp_pn(net);
+
+	nf_unregister_net_hooks(net, pn->out_ops, PTCP_OUT_HOOKS);
+	if (pn->ct_probed)
+		nf_unregister_net_hooks(net, pn->ct_ops, PTCP_CT_HOOKS);
 }
 
 static void __net_exit ptcp_net_exit(struct net *net)

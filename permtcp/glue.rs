@@ -173,6 +173,7 @@ extern "C" {
     fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
     fn ptcp_now_ms() -> u64;
     fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
+    fn ptcp_ct_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
     fn ptcp_sock_new(pn: *mut PtcpNet, ipv6: bool, res: *mut *mut Socket) -> c_int;
     fn ptcp_sock_setopt(
         sock: *mut Socket,
@@ -600,6 +601,15 @@ impl<'a> Net<'a> {
         let (mut ns, mut frames) = (0, 0);
         // SAFETY: `pn` is valid (type invariant); the outputs are valid u64 places.
         unsafe { ptcp_hook_cost(self.pn, &mut ns, &mut frames) };
+        (ns, frames)
+    }
+
+    /// Nanoseconds Linux conntrack spent on the frames the `permtcp.ctprobe` probes timed in
+    /// this namespace, and how many: (0, 0) without the probes.
+    pub(crate) fn ct_cost(&self) -> (u64, u64) {
+        let (mut ns, mut frames) = (0, 0);
+        // SAFETY: `pn` is valid (type invariant); the outputs are valid u64 places.
+        unsafe { ptcp_ct_cost(self.pn, &mut ns, &mut frames) };
         (ns, frames)
     }
 

@@ -655,6 +655,7 @@ impl NetState {
     pub(crate) fn stats(&self, net: &Net<'_>, now_ms: u64) -> StatsInfo {
         let mut stats = self.snoop.stats(net.ifindex(), now_ms);
         (stats.hook_ns, stats.hook_frames) = net.hook_cost();
+        (stats.ct_ns, stats.ct_frames) = net.ct_cost();
         stats.rst_dropped = net.rst_dropped();
         stats.steered = self.steered.load(Ordering::Relaxed);
         stats.handed = self.handed_len.load(Ordering::Relaxed) as u64;

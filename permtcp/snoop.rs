@@ -678,6 +678,8 @@ impl Snoop {
             steered: 0,
             handed: 0,
             syn_refused: 0,
+            ct_ns: 0,
+            ct_frames: 0,
         }
     }
 

@@ -37,10 +37,13 @@ h64=$(num 's/^small segments.* \([0-9.]*\) Mpps.*/\1/p' "$out/host.txt")
 h1448=$(num 's/^full-size segments.* \([0-9.]*\) Mpps.*/\1/p' "$out/host.txt")
 mem=$(num 's/^memory per tracked connection: \([0-9]*\) bytes (table entry), \([0-9]*\) bytes.*/\1 B entry, \2 B with data/p' "$out/host.txt")
 snoop=$(num 's/.*snooping, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
-ct=$(num 's/.*conntrack, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
+ct_owner=$(num 's/.*conntrack, owner: *\([0-9]* ns per frame, [0-9.]* ns per byte\).*/\1/p' "$out/vm.txt")
+ct_client=$(num 's/.*conntrack, client: *\([0-9]* ns per frame, [0-9.]* ns per byte\).*/\1/p' "$out/vm.txt")
+side=$(num 's/.*peer snooping hook: *\([0-9]* ns per frame, [0-9.]* ns per byte\).*/\1/p' "$out/vm.txt")
 hook=$(num 's/.*peer hook, measured inside: *\([0-9]*\) ns.*/\1/p' "$out/vm.txt")
 hook_copy=$(num 's/.*same, copying (zerocopy=0): *\(.*\)/\1/p' "$out/vm.txt")
-ratio=$(num 's/.*snooping\/conntrack ratio: *\(.*\)/\1/p' "$out/vm.txt")
+ratio=$(num 's/.*snooping\/conntrack per frame: *\(.*\)/\1/p' "$out/vm.txt")
+ratio_b=$(num 's/.*snooping\/conntrack per byte: *\(.*\)/\1/p' "$out/vm.txt")
 owner=$(num 's/^ *without permtcp \(.*\)/\1/p' "$out/cluster.txt")
 echo
 echo "== permtcp benchmark summary (one run; QEMU TCG figures under the host's load) =="
@@ -48,8 +51,12 @@ printf '  %-44s %s\n' "host tracker, 64-byte segments" "${h64:--} Mpps/core"
 printf '  %-44s %s\n' "host tracker, 1448-byte segments" "${h1448:--} Mpps/core"
 printf '  %-44s %s\n' "memory per tracked connection" "${mem:--}"
 printf '  %-44s %s\n' "snooping (permtcp), guest CPU time" "${snoop:--}"
-printf '  %-44s %s\n' "conntrack on the owner, guest CPU time" "${ct:--}"
-printf '  %-44s %s\n' "snooping / conntrack" "${ratio:-no ratio (conntrack below the noise)}"
+echo "  same transfers, each hook timed inside (permtcp.ctprobe around conntrack):"
+printf '  %-44s %s\n' "  peer snooping hook" "${side:--}"
+printf '  %-44s %s\n' "  conntrack in the owner's namespace" "${ct_owner:--}"
+printf '  %-44s %s\n' "  conntrack in the client's namespace" "${ct_client:--}"
+printf '  %-44s %s\n' "snooping / conntrack per frame" "${ratio:--}"
+printf '  %-44s %s\n' "snooping / conntrack per byte" "${ratio_b:--}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
 printf '  %-44s %s\n' "peer hook, copying every byte (zerocopy=0)" "${hook_copy:--}"
 printf '  %-44s %s\n' "owner throughput, separate VMs" "${owner:+without permtcp }${owner:--}"

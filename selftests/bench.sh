@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 # `make bench` in the guest: the owner's bulk throughput to the client without a snooping
-# peer, with one, and with Linux conntrack tracking the same connection in the owner's
-# namespace; the CPU time each costs per frame on the link (from /proc/stat, all CPUs), and
-# the peer's time per frame inside its hook. Figures, not pass/fail.
+# peer, with one, and with Linux conntrack tracking the same connection in the owner's and
+# the client's namespaces; the CPU time each costs per frame on the link (from /proc/stat,
+# all CPUs), the peer's time per frame inside its hook, and, on the same transfers, the
+# time conntrack's own hooks take per frame (timed inside by permtcp.ctprobe's probes
+# around them). Figures, not pass/fail.
 . /selftests/lib.sh
 
 BYTES=${BYTES:-30000000}
@@ -13,19 +15,22 @@ parts=$(sed -n 's/.*permtcp\.tests=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
 part() { [ -z "$parts" ] || echo " $parts " | grep -q " $1 "; }
 echo "guest clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 if part snoop; then
-insmod /lib/modules/permtcp.ko
-cluster_up >/dev/null
+# ctprobe: conntrack's hooks are timed in every namespace (an empty pair of clock reads
+# where conntrack is not loaded, in every run alike).
+insmod /lib/modules/permtcp.ko ctprobe=1
+# Snooped ports: 80-84 and 85-89 for the two snooping runs, 96-100 for the conntrack run.
+PORTS=80-100 cluster_up >/dev/null
 in_peer permctl snoop stop >/dev/null
 
 busy() { # CPU ticks not idle, all CPUs
 	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
 
-# run FIRST-PORT: RUNS transfers on ports FIRST-PORT.. (snooped: 80-90), each with a fresh
+# run FIRST-PORT: RUNS transfers on ports FIRST-PORT.. (snooped: 80-100), each with a fresh
 # server and directory (a stale "listening" file would let the client start too early).
 # Every run has ports of its own: the last run's connections are still in TIME-WAIT, and a
 # server cannot bind their port again.
-run() { # -> "median-MB/s mean-busy-ticks"
+run() { # -> "median-MB/s mean-busy-ticks completed-runs"
 	for i in $(seq $RUNS); do
 		port=$(($1 + i - 1))
 		d=/tmp/bench-$1-$i
@@ -47,10 +52,10 @@ run() { # -> "median-MB/s mean-busy-ticks"
 		wait
 		[ -n "$mbps" ] && echo "$mbps $((b1 - b0))"
 		sleep 0.2
-	done | sort -n | awk '{ m[NR] = $1; t += $2 } END { if (NR) printf "%s %.1f\n", m[int((NR + 1) / 2)], t / NR; else print "0 0" }'
+	done | sort -n | awk '{ m[NR] = $1; t += $2 } END { if (NR) printf "%s %.1f %d\n", m[int((NR + 1) / 2)], t / NR, NR; else print "0 0 0" }'
 }
 
-# Snooping stopped: any ports (the snooped ones, 80-90, go to the two snooping runs).
+# Snooping stopped: any ports.
 set -- $(run 91)
 plain=$1 plain_t=$2
 # Snooping with zero-copy retention (the default), then copying every byte (zerocopy=0).
@@ -68,24 +73,46 @@ snoop=$1 snoop_t=$2 ns=$3 frames=$4
 set -- $(snoop_run 85 0)
 copy=$1 copy_t=$2 copy_ns=$3 copy_frames=$4
 
-ct=0 ct_t=0
+stat_in() { # NS FIELD -> the namespace's `permctl stats` field
+	/bin/ip netns exec "$1" permctl --json stats | sed "s/.*\"$2\":\([0-9]*\).*/\1/"
+}
+ct_cost() { # NS -> "ct-ns ct-frames" since the namespace was created
+	echo "$(stat_in "$1" ct_ns) $(stat_in "$1" ct_frames)"
+}
+# An empty probe pair (no conntrack in the namespace): the floor of a timing done this way.
+set -- $(ct_cost owner)
+floor_ns=$1 floor_fr=$2
+
+# Conntrack tracking the connection in the owner's and the client's namespaces while the
+# peer snoops it: the three costs, each timed inside, on the very same frames.
+ct=0 ct_t=0 ct_runs=0
 if command -v nft >/dev/null; then
-	in_owner nft add table inet bench &&
-		in_owner nft add chain inet bench pre '{ type filter hook prerouting priority 0; }' &&
-		in_owner nft add chain inet bench out '{ type filter hook output priority 0; }' &&
-		in_owner nft add rule inet bench pre ct state established counter &&
-		in_owner nft add rule inet bench out ct state established counter &&
-		set -- $(run 96) && ct=$1 ct_t=$2
-	in_owner nft delete table inet bench
+	for n in owner client; do
+		/bin/ip netns exec $n nft -f - <<-EOF
+		table inet bench {
+			chain pre { type filter hook prerouting priority 0; ct state established counter; }
+			chain out { type filter hook output priority 0; ct state established counter; }
+		}
+		EOF
+	done
+	in_peer permctl snoop start --dev eth0 >/dev/null
+	set -- $(ct_cost owner); o0=$1 of0=$2
+	set -- $(ct_cost client); c0=$1 cf0=$2
+	set -- $(run 96) && ct=$1 ct_t=$2 ct_runs=$3
+	set -- $(ct_cost owner); o_ns=$(($1 - o0)) o_fr=$(($2 - of0))
+	set -- $(ct_cost client); c_ns=$(($1 - c0)) c_fr=$(($2 - cf0))
+	p_ns=$(stat_in peer hook_ns) p_fr=$(stat_in peer hook_frames)
+	in_peer permctl snoop stop >/dev/null
+	for n in owner client; do /bin/ip netns exec $n nft delete table inet bench; done
 fi
 
 echo "permtcp benchmark in QEMU (TCG, 2 vCPUs): bulk transfer of $BYTES bytes, owner to client,"
 echo "$RUNS runs each; throughput is the median, CPU time the mean (ticks of 10 ms, all CPUs)"
-printf '  %-34s %8s MB/s  %6s ticks\n' "no snooping peer" "$plain" "$plain_t"
-printf '  %-34s %8s MB/s  %6s ticks\n' "peer snooping" "$snoop" "$snoop_t"
-printf '  %-34s %8s MB/s  %6s ticks\n' "peer snooping, copying (zerocopy=0)" "$copy" "$copy_t"
-printf '  %-34s %8s MB/s  %6s ticks\n' "conntrack on the owner" "$ct" "$ct_t"
-awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" -v runs=$RUNS \
+printf '  %-42s %8s MB/s  %6s ticks\n' "no snooping peer" "$plain" "$plain_t"
+printf '  %-42s %8s MB/s  %6s ticks\n' "peer snooping" "$snoop" "$snoop_t"
+printf '  %-42s %8s MB/s  %6s ticks\n' "peer snooping, copying (zerocopy=0)" "$copy" "$copy_t"
+printf '  %-42s %8s MB/s  %6s ticks\n' "peer snooping, conntrack on owner and client" "$ct" "$ct_t"
+awk -v pt="$plain_t" -v st="$snoop_t" -v ns="$ns" -v fr="$frames" -v runs=$RUNS \
 	-v cns="${copy_ns:-0}" -v cfr="${copy_frames:-0}" 'BEGIN {
 	if (fr == 0) exit;
 	per = fr / runs;
@@ -94,9 +121,23 @@ awk -v pt="$plain_t" -v st="$snoop_t" -v ct="$ct_t" -v ns="$ns" -v fr="$frames" 
 	if (cfr > 0) printf "  same, copying (zerocopy=0):      %d ns per frame; zero-copy/copy %.2f\n", cns / cfr, (ns / fr) / (cns / cfr);
 	bpf = '"$BYTES"' / per;
 	s = (st - pt) * 10e6 / per; printf "  snooping, from CPU time:         %d ns per frame, %.2f ns per byte\n", s, s / bpf;
-	if (ct > 0) { c = (ct - pt) * 10e6 / per; printf "  conntrack, from CPU time:        %d ns per frame, %.2f ns per byte\n", c, c / bpf;
-		if (c > 0) printf "  snooping/conntrack ratio:        %.2f\n", s / c;
-		else printf "  conntrack cost below the noise of this measurement: no ratio\n"; }
+}'
+# Side by side on the conntrack run's transfers: per frame each hook saw, and per payload
+# byte transferred (the same bytes for all three).
+awk -v runs="$ct_runs" -v bytes="$BYTES" -v fl="$floor_ns" -v flf="$floor_fr" \
+	-v p="${p_ns:-0}" -v pf="${p_fr:-0}" -v o="${o_ns:-0}" -v of="${o_fr:-0}" \
+	-v c="${c_ns:-0}" -v cf="${c_fr:-0}" 'BEGIN {
+	if (runs == 0 || pf == 0 || of == 0 || cf == 0) {
+		print "  snooping/conntrack: not measured (no nft, or no transfer completed)"; exit;
+	}
+	b = bytes * runs;
+	printf "  side by side, timed inside, %d transfers (clock reads included):\n", runs;
+	if (flf > 0) printf "    empty probe pair (no conntrack):  %d ns per frame\n", fl / flf;
+	printf "    peer snooping hook:              %d ns per frame, %.3f ns per byte (%d frames)\n", p / pf, p / b, pf;
+	printf "    conntrack, owner:                %d ns per frame, %.3f ns per byte (%d frames)\n", o / of, o / b, of;
+	printf "    conntrack, client:               %d ns per frame, %.3f ns per byte (%d frames)\n", c / cf, c / b, cf;
+	printf "  snooping/conntrack per frame:      %.2f (owner) %.2f (client)\n", (p / pf) / (o / of), (p / pf) / (c / cf);
+	printf "  snooping/conntrack per byte:       %.2f (owner) %.2f (client)\n", p / o, p / c;
 }'
 cluster_down
 rmmod permtcp

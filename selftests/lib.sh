@@ -184,13 +184,14 @@ cluster_net() {
 }
 
 
-# cluster_net, then the owner and the peer exchange declarations and the peer snoops eth0
+# cluster_net, then the owner and the peer exchange declarations (ports PORTS, 80-90 by
+# default) and the peer snoops eth0
 # (with the extra `permctl snoop start` options in SNOOP_OPTS, if set; the owner's
 # declaration gets the extra `permctl decl add` options in OWNER_OPTS).
 cluster_up() {
 	cluster_net
-	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports 80-90 $OWNER_OPTS"
-	PEER_DECL="--node 2 --addr 10.0.0.2 --addr fd00::2 --mac 02:00:00:00:00:02 --ports 80-90"
+	OWNER_DECL="--node 1 --addr 10.0.0.1 --addr fd00::1 --mac 02:00:00:00:00:01 --ports ${PORTS:-80-90} $OWNER_OPTS"
+	PEER_DECL="--node 2 --addr 10.0.0.2 --addr fd00::2 --mac 02:00:00:00:00:02 --ports ${PORTS:-80-90}"
 	/bin/ip netns exec owner permctl decl add $OWNER_DECL --local >/dev/null &&
 		/bin/ip netns exec owner permctl decl add $PEER_DECL >/dev/null &&
 		/bin/ip netns exec peer permctl decl add $PEER_DECL --local >/dev/null &&

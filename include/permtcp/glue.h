@@ -93,6 +93,7 @@ void ptcp_skb_set_host(struct sk_buff *skb);
 int ptcp_skb_l4_sum(const struct sk_buff *skb, u32 off, u32 len, bool sw, u16 *sum);
 u64 ptcp_now_ms(void);
 void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
+void ptcp_ct_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
 int ptcp_sock_new(struct ptcp_net *pn, bool ipv6, struct socket **res);
 int ptcp_sock_setopt(struct socket *sock, int level, int opt, const void *val, u32 len);
 int ptcp_sock_bind(struct socket *sock, const u8 *addr, u16 port, bool ipv6);

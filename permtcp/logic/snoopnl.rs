@@ -426,6 +426,10 @@ pub struct StatsInfo {
     pub syn_refused: u64,
     /// Chunks that are views of received frames, now.
     pub views: u64,
+    /// Nanoseconds Linux conntrack spent on the frames timed by `permtcp.ctprobe`.
+    pub ct_ns: u64,
+    /// Frames whose conntrack work `permtcp.ctprobe` timed.
+    pub ct_frames: u64,
 }
 
 macro_rules! counter_attrs {
@@ -483,6 +487,8 @@ impl StatsInfo {
         w.put_u64(stats_attr::HANDED, self.handed)?;
         w.put_u64(stats_attr::SYN_REFUSED, self.syn_refused)?;
         w.put_u64(stats_attr::VIEWS, self.views)?;
+        w.put_u64(stats_attr::CT_NS, self.ct_ns)?;
+        w.put_u64(stats_attr::CT_FRAMES, self.ct_frames)?;
         w.nest_end(nest)
     }
 
@@ -511,6 +517,8 @@ impl StatsInfo {
                 stats_attr::HANDED => s.handed = a.u64()?,
                 stats_attr::SYN_REFUSED => s.syn_refused = a.u64()?,
                 stats_attr::VIEWS => s.views = a.u64()?,
+                stats_attr::CT_NS => s.ct_ns = a.u64()?,
+                stats_attr::CT_FRAMES => s.ct_frames = a.u64()?,
                 _ => return inval(c"unknown statistics attribute"),
             }
         }

@@ -442,6 +442,11 @@ pub mod stats_attr {
     /// u64: chunks of retained data that are views of received frames (zero-copy
     /// retention), now.
     pub const VIEWS: u16 = 31;
+    /// u64: nanoseconds Linux conntrack spent on the frames timed by the `permtcp.ctprobe`
+    /// probes in this namespace (benchmarks).
+    pub const CT_NS: u16 = 32;
+    /// u64: frames whose conntrack work the `permtcp.ctprobe` probes timed.
+    pub const CT_FRAMES: u16 = 33;
 }
 
 /// Values of [`conn_attr::STATE`].

@@ -325,6 +325,8 @@ fn replies_round_trip() {
             handed: 6,
             syn_refused: 7,
             views: 11,
+            ct_ns: 12,
+            ct_frames: 13,
             ..Default::default()
         },
     };

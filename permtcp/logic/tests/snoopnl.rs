@@ -46,6 +46,8 @@ fn connection_and_stats_reports_round_trip() {
         handed: 2,
         syn_refused: 1,
         views: 12,
+        ct_ns: 13,
+        ct_frames: 14,
     };
     let mut wr = Writer::new(&mut buf);
     stats.write(&mut wr).unwrap();

@@ -214,6 +214,10 @@ struct StatsView {
     syn_refused: u64,
     /// Chunks of retained data that are views of received frames (zero-copy retention).
     views: u64,
+    /// Nanoseconds Linux conntrack spent on the frames `permtcp.ctprobe` timed (benchmarks).
+    ct_ns: u64,
+    /// Frames whose conntrack work `permtcp.ctprobe` timed.
+    ct_frames: u64,
 }
 
 /// `permctl stats`.
@@ -252,6 +256,8 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         handed: s.handed,
         syn_refused: s.syn_refused,
         views: s.views,
+        ct_ns: s.ct_ns,
+        ct_frames: s.ct_frames,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
