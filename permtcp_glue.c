@@ -1757,9 +1757,9 @@ static void ptcp_req_free(struct request_sock *req)
  * sent or hashed: the caller may rebuild the connection with TCP_REPAIR instead.  -EPROTO
  * when the child did not accept the ACK: it was reset.
  */
-static bool born;
+static bool born = true;
 module_param(born, bool, 0644);
-MODULE_PARM_DESC(born, "give taken-over connections their socket from the listener (experimental; TCP_REPAIR otherwise)");
+MODULE_PARM_DESC(born, "give taken-over connections whose listener exists their socket from it (default; off: always TCP_REPAIR)");
 
 bool ptcp_born_enabled(void)
 {

@@ -212,7 +212,7 @@ takeover_run() {
 	if [ $mode = born ]; then
 		insmod /lib/modules/permtcp.ko born=1
 	else
-		insmod /lib/modules/permtcp.ko
+		insmod /lib/modules/permtcp.ko born=0
 	fi
 	# Room for N connections in the mirror (the defaults: 4096 and 64 MiB).
 	SNOOP_OPTS="--max-conns $((n + 4096)) --max-bytes $((n * 16384 + 67108864))" \

@@ -130,11 +130,11 @@ kernel_log_clean() {
 
 load_module() {
 	insmod "$MOD" || return
-	# permtcp.born=1 on the guest's command line (PERMTCP_VM_APPEND): taken-over connections
-	# born from their listener (busybox insmod does not read the command line as modprobe
-	# does).
-	if grep -q 'permtcp\.born=1' /proc/cmdline; then
-		echo 1 >/sys/module/permtcp/parameters/born
+	# permtcp.born=0 on the guest's command line (PERMTCP_VM_APPEND): every taken-over
+	# connection rebuilt with TCP_REPAIR, none born from its listener (busybox insmod does
+	# not read the command line as modprobe does).
+	if grep -q 'permtcp\.born=0' /proc/cmdline; then
+		echo 0 >/sys/module/permtcp/parameters/born
 	fi
 }
 
