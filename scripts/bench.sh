@@ -36,7 +36,6 @@ num() { sed -n "$1" "$2" | head -n 1; }
 h64=$(num 's/^small segments.* \([0-9.]*\) Mpps.*/\1/p' "$out/host.txt")
 h1448=$(num 's/^full-size segments.* \([0-9.]*\) Mpps.*/\1/p' "$out/host.txt")
 mem=$(num 's/^memory per tracked connection: \([0-9]*\) bytes (table entry), \([0-9]*\) bytes.*/\1 B entry, \2 B with data/p' "$out/host.txt")
-snoop=$(num 's/.*snooping, from CPU time: *\(.*\)/\1/p' "$out/vm.txt")
 ct_owner=$(num 's/.*conntrack, owner: *\([0-9]* ns per frame, [0-9.]* ns per byte\).*/\1/p' "$out/vm.txt")
 ct_client=$(num 's/.*conntrack, client: *\([0-9]* ns per frame, [0-9.]* ns per byte\).*/\1/p' "$out/vm.txt")
 side=$(num 's/.*peer snooping hook: *\([0-9]* ns per frame, [0-9.]* ns per byte\).*/\1/p' "$out/vm.txt")
@@ -50,7 +49,6 @@ echo "== permtcp benchmark summary (one run; QEMU TCG figures under the host's l
 printf '  %-44s %s\n' "host tracker, 64-byte segments" "${h64:--} Mpps/core"
 printf '  %-44s %s\n' "host tracker, 1448-byte segments" "${h1448:--} Mpps/core"
 printf '  %-44s %s\n' "memory per tracked connection" "${mem:--}"
-printf '  %-44s %s\n' "snooping (permtcp), guest CPU time" "${snoop:--}"
 echo "  same transfers, each hook timed inside (permtcp.ctprobe around conntrack):"
 printf '  %-44s %s\n' "  peer snooping hook" "${side:--}"
 printf '  %-44s %s\n' "  conntrack in the owner's namespace" "${ct_owner:--}"
