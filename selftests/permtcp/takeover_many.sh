@@ -11,8 +11,10 @@ CONNS=$(sed -n 's/.*permtcp\.conns=\([0-9]*\).*/\1/p' /proc/cmdline)
 CONNS=${CONNS:-1000}
 ktap_plan 4
 # A thread per connection on the owner and the peer: ten thousand are more than a 1 GB
-# guest's default thread limit.
+# guest's default thread limit, and the client's, the owner's and the peer's threads
+# together come close to the default pid_max (32768).
 echo 100000 >/proc/sys/kernel/threads-max
+echo 262144 >/proc/sys/kernel/pid_max
 load_module
 # Room for them all in the mirror (the defaults: 4096 connections, 64 MiB).
 SNOOP_OPTS="--max-conns $((CONNS + 4096)) --max-bytes $((CONNS * 16384 + 67108864))"
