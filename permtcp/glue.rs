@@ -928,8 +928,8 @@ impl HeldSkb {
         NonNull::new(skb).map(|skb| HeldSkb { skb })
     }
 
-    /// What a view of one chunk of it costs ([`frame_share`]).
-    fn chunk_cost(&self) -> u64 {
+    /// What a view of `bytes` of it costs ([`frame_share`]).
+    fn view_cost(&self, bytes: u32) -> u64 {
         // SAFETY: `skb` is valid (type invariant).
         let (truesize, len) = unsafe {
             (
@@ -937,7 +937,7 @@ impl HeldSkb {
                 ptcp_skb_len(self.skb.as_ptr()),
             )
         };
-        frame_share(truesize, len, CHUNK as u32)
+        frame_share(truesize, len, bytes)
     }
 }
 
@@ -971,7 +971,7 @@ pub(crate) fn zerocopy_enabled() -> bool {
 /// # Invariants
 ///
 /// A copy: the first `init` bytes of `mem` are initialised; `init <= CHUNK`. A view: the
-/// chunk's bytes are the frame's `[off, off + CHUNK)` (from its network header).
+/// chunk's bytes are the frame's `[off, off + len)` (from its network header).
 pub(crate) struct Chunk(Kind);
 
 enum Kind {
@@ -982,6 +982,7 @@ enum Kind {
     View {
         skb: HeldSkb,
         off: u32,
+        len: u32,
     },
 }
 
@@ -994,13 +995,14 @@ impl Chunk {
         }))
     }
 
-    /// A view of `held`'s bytes from `off` on: the chunk keeps its own reference.
-    pub(crate) fn view(held: &HeldSkb, off: u32) -> Self {
-        // INVARIANT: the retained stream's bytes at this chunk are the frame's from `off`
+    /// A view of `held`'s bytes `[off, off + len)`, keeping `held`'s reference.
+    pub(crate) fn view(held: HeldSkb, off: u32, len: u32) -> Self {
+        // INVARIANT: the retained stream's bytes of this extent are the frame's from `off`
         // (the caller's, `SeqBuf::store_span`).
         Chunk(Kind::View {
-            skb: held.clone(),
+            skb: held,
             off,
+            len,
         })
     }
 }
@@ -1043,7 +1045,7 @@ impl ChunkMem for Chunk {
                 out.copy_from_slice(src);
                 true
             }
-            Kind::View { skb, off } if end <= CHUNK => {
+            Kind::View { skb, off, len } if end <= *len as usize => {
                 // SAFETY: `skb` is valid (HeldSkb's invariant) and `out` a writable buffer of
                 // `out.len()` bytes; skb_copy_bits checks the range against the frame.
                 unsafe {
@@ -1062,7 +1064,7 @@ impl ChunkMem for Chunk {
     fn cost(&self) -> u64 {
         match &self.0 {
             Kind::Copy { .. } => CHUNK as u64,
-            Kind::View { skb, .. } => skb.chunk_cost(),
+            Kind::View { skb, len, .. } => skb.view_cost(*len),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::Skip;
 use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
-use crate::logic::seqbuf::{ChunkAlloc, FrameRef, Pool, Pooled, Slots};
+use crate::logic::seqbuf::{ChunkAlloc, Extent, FrameRef, Pool, Pooled, Slots};
 use crate::logic::snoop::{
     parse_frame, pick, shard_count, Counters, Filter, FlowKey, FlowMap, Frame, Limits, Outcome,
     Pick, Rules,
@@ -48,16 +48,16 @@ fn mirror_gfp() -> Flags {
 
 pub(crate) use crate::glue::Chunk;
 
-/// A growable table of chunk slots.
+/// A growable table of extent slots.
 #[derive(Default)]
-pub(crate) struct KSlots(KVec<Option<Chunk>>);
+pub(crate) struct KSlots(KVec<Option<Extent<Chunk>>>);
 
-impl Slots<Chunk> for KSlots {
-    fn as_slice(&self) -> &[Option<Chunk>] {
+impl Slots<Extent<Chunk>> for KSlots {
+    fn as_slice(&self) -> &[Option<Extent<Chunk>>] {
         &self.0
     }
 
-    fn as_mut_slice(&mut self) -> &mut [Option<Chunk>] {
+    fn as_mut_slice(&mut self) -> &mut [Option<Extent<Chunk>>] {
         &mut self.0
     }
 
@@ -102,8 +102,8 @@ impl ChunkAlloc for KernelChunks {
         HeldSkb::clone_of(frame)
     }
 
-    fn view(&mut self, held: &HeldSkb, frame_off: u32, _cost: u64) -> Option<Chunk> {
-        Some(Chunk::view(held, frame_off))
+    fn view(&mut self, held: HeldSkb, frame_off: u32, len: u32, _cost: u64) -> Option<Chunk> {
+        Some(Chunk::view(held, frame_off, len))
     }
 
     fn free(&mut self, chunk: Chunk) {

@@ -2,21 +2,21 @@
 
 //! Retained stream data of one direction of a snooped connection.
 //!
-//! Bytes are stored at their sequence position in fixed-size chunks, so retransmissions,
-//! overlaps and reordering need no special case: a segment is written where it belongs and an
-//! interval set records which bytes are present. A missing byte is therefore visible as a
-//! hole rather than papered over. Chunks are allocated on demand through [`ChunkAlloc`] (the
-//! kernel allocates atomically from softirq context and enforces a per-namespace byte budget)
-//! and released when acknowledgements and window advertisements move the retained window.
+//! Bytes are kept in extents: runs of consecutive sequence numbers, ordered and disjoint,
+//! each backed by one piece of memory ([`ChunkMem`]). An interval set records which bytes are
+//! present, so retransmissions, overlaps and reordering need no special case: only the
+//! missing pieces of a segment are stored, and a missing byte is visible as a hole rather than
+//! papered over. Memory comes from [`ChunkAlloc`] (the kernel allocates atomically from
+//! softirq context and enforces a per-namespace byte budget) and goes back when
+//! acknowledgements and window advertisements move the retained window past an extent.
 //!
-//! Zero-copy retention: a chunk that a large frame (a GRO or GSO aggregate) covers whole need
-//! not be a copy. When the frame can be held ([`Payload::frame`]) and the allocator can keep
-//! a reference to it ([`ChunkAlloc::hold`]), such a chunk is a view of the frame
-//! ([`ChunkAlloc::view`]): no byte is copied, the frame's memory (its share of the frame's
-//! truesize, [`ChunkMem::cost`]) is charged instead of a chunk's, and the reference is
-//! dropped with the chunk, as acknowledgements move the window. A frame smaller than a chunk
-//! never covers one: small payloads are always copied, and so are the partly covered chunks
-//! at a large frame's edges.
+//! Zero-copy retention: a missing piece of at least [`VIEW_MIN`] bytes that a frame (a GRO or
+//! GSO aggregate) can lend ([`Payload::frame`], [`ChunkAlloc::hold`]) becomes one extent that
+//! is a view of the frame ([`ChunkAlloc::view`]): no byte is copied, one reference to the
+//! frame is taken for the whole piece, the frame's memory (its share of the frame's truesize,
+//! [`frame_share`]) is charged, and the reference is dropped when the window moves past the
+//! piece. Smaller pieces are copied, appended to the copy extent they continue while it has
+//! room ([`CHUNK`] bytes each), so a stream of small segments fills whole chunks.
 
 use crate::logic::seq::{self, Seq};
 use core::marker::{PhantomData, PhantomPinned};
@@ -24,14 +24,15 @@ use core::mem::MaybeUninit;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Bytes per chunk.
+/// Bytes per copy chunk.
 pub const CHUNK: usize = 4096;
-/// Chunks per direction at most: 16 MiB of one direction can be retained. The slot table
-/// grows on demand (its memory is charged too); the connection's share of the namespace's
-/// byte budget is the real bound.
-pub const MAX_CHUNKS: usize = 4096;
-/// Bytes one direction can retain.
-pub const CAPACITY: u32 = (CHUNK * MAX_CHUNKS) as u32;
+/// Extents per direction at most. The slot table grows on demand (its memory is charged
+/// too); the connection's share of the namespace's byte budget is the real bound.
+pub const MAX_EXTENTS: usize = 4096;
+/// Bytes one direction can retain: 16 MiB.
+pub const CAPACITY: u32 = (CHUNK * MAX_EXTENTS) as u32;
+/// Bytes of a frame's missing piece from which it is held by reference rather than copied.
+pub const VIEW_MIN: u32 = CHUNK as u32;
 /// Present-byte intervals tracked; more disjoint pieces than this is too much reordering.
 pub const MAX_RANGES: usize = 8;
 
@@ -49,7 +50,7 @@ pub trait ChunkMem {
     /// `out` unchanged, when any of them was never stored.
     fn load(&self, at: usize, out: &mut [u8]) -> bool;
     /// Bytes of memory the chunk is charged for: [`CHUNK`] for a copy, its share of the
-    /// frame's memory for a view ([`ChunkAlloc::view`]).
+    /// frame's memory for the bytes it views ([`ChunkAlloc::view`]).
     fn cost(&self) -> u64 {
         CHUNK as u64
     }
@@ -106,19 +107,44 @@ impl<'a> FrameRef<'a> {
 }
 
 /// What a view of `bytes` of a frame of `len` bytes taking `truesize` bytes of memory is
-/// charged: the frame's memory in proportion, and never less than a copy of the bytes would
-/// cost (a view is not cheaper in memory than a copy, only in time).
+/// charged: the frame's memory in proportion, and never less than the bytes themselves (a
+/// view is not cheaper in memory than a copy, only in time).
 pub fn frame_share(truesize: u32, len: u32, bytes: u32) -> u64 {
     (u64::from(truesize) * u64::from(bytes))
         .div_ceil(u64::from(len.max(1)))
-        .max(CHUNK as u64)
+        .max(u64::from(bytes))
 }
 
 /// What an allocator that holds no frames holds: nothing ([`ChunkAlloc::Held`]).
 #[derive(Clone, Debug)]
 pub enum NoFrame {}
 
-/// A growable table of chunk slots (`KVec` in the kernel, `Vec` on the host).
+/// A run of retained bytes: `len` bytes from sequence number `seq`, held in `mem` from its
+/// first byte on.
+pub struct Extent<C> {
+    seq: Seq,
+    len: u32,
+    mem: C,
+}
+
+impl<C> Extent<C> {
+    /// Sequence number of its first byte.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// Bytes it holds.
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether it holds no byte (never, in a [`SeqBuf`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A growable table of extent slots (`KVec` in the kernel, `Vec` on the host).
 pub trait Slots<C>: Default {
     /// The slots.
     fn as_slice(&self) -> &[Option<C>];
@@ -134,7 +160,7 @@ pub trait ChunkAlloc {
     /// A chunk.
     type Chunk: ChunkMem;
     /// A slot table.
-    type Slots: Slots<Self::Chunk>;
+    type Slots: Slots<Extent<Self::Chunk>>;
     /// A counted reference to a frame, for views ([`NoFrame`] where there are none).
     type Held;
     /// A new chunk, or `None` when memory or the byte budget is exhausted.
@@ -144,10 +170,16 @@ pub trait ChunkAlloc {
     fn hold(&mut self, _frame: FrameRef<'_>) -> Option<Self::Held> {
         None
     }
-    /// A chunk whose bytes are the held frame's from `frame_off` (counted from its network
-    /// header) on, for [`CHUNK`] bytes, charged `cost` bytes; `None` when memory or the byte
-    /// budget is short (the bytes are then copied, if they can be).
-    fn view(&mut self, _held: &Self::Held, _frame_off: u32, _cost: u64) -> Option<Self::Chunk> {
+    /// A chunk whose bytes are the held frame's `[frame_off, frame_off + len)` (counted from
+    /// its network header), keeping `held`, charged `cost` bytes; `None`, dropping `held`,
+    /// when memory or the byte budget is short (the bytes are then copied, if they can be).
+    fn view(
+        &mut self,
+        _held: Self::Held,
+        _frame_off: u32,
+        _len: u32,
+        _cost: u64,
+    ) -> Option<Self::Chunk> {
         None
     }
     /// Returns a chunk.
@@ -166,7 +198,7 @@ pub trait ChunkAlloc {
 
 /// Bytes one slot of a slot table takes.
 pub const fn slot_bytes<A: ChunkAlloc>() -> u64 {
-    core::mem::size_of::<Option<A::Chunk>>() as u64
+    core::mem::size_of::<Option<Extent<A::Chunk>>>() as u64
 }
 
 /// One connection's share of a [`Budget`]: everything allocated through it is counted in
@@ -199,12 +231,12 @@ impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
         self.inner.hold(frame)
     }
 
-    fn view(&mut self, held: &A::Held, frame_off: u32, cost: u64) -> Option<A::Chunk> {
+    fn view(&mut self, held: A::Held, frame_off: u32, len: u32, cost: u64) -> Option<A::Chunk> {
         if *self.used + cost > self.max {
             self.inner.refuse();
             return None;
         }
-        let c = self.inner.view(held, frame_off, cost)?;
+        let c = self.inner.view(held, frame_off, len, cost)?;
         *self.used += cost;
         Some(c)
     }
@@ -282,13 +314,15 @@ pub enum WriteError {
 ///
 /// # Invariants
 ///
-/// Logical chunk `k` (slot `(head + k) % slots.len()`) holds the bytes with sequence numbers
-/// `[base + k * CHUNK, base + (k + 1) * CHUNK)`; `ranges[..nranges]` are sorted, disjoint,
-/// non-adjacent `[start, end)` offsets from `base`, each within allocated chunks, whose
-/// bytes there were stored ([`ChunkMem::store`]).
+/// The `count` extents, extent `i` in slot `(head + i) % slots.len()` (every other slot
+/// empty), are non-empty, ordered, disjoint, start at or after `base` and end within
+/// [`CAPACITY`] bytes of it; a copy extent holds at most [`CHUNK`] bytes. The bytes they
+/// hold are exactly those of `ranges[..nranges]`: sorted, disjoint, non-adjacent
+/// `[start, end)` offsets from `base`.
 pub struct SeqBuf<A: ChunkAlloc> {
     base: Seq,
     head: u32,
+    count: u16,
     nranges: u8,
     slots: A::Slots,
     ranges: [(u32, u32); MAX_RANGES],
@@ -300,6 +334,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         Self {
             base,
             head: 0,
+            count: 0,
             slots: A::Slots::default(),
             ranges: [(0, 0); MAX_RANGES],
             nranges: 0,
@@ -311,37 +346,108 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         self.base
     }
 
-    /// The slot of logical chunk 0 (a `u32` field: every entry of the table counts).
-    fn head(&self) -> usize {
-        self.head as usize
-    }
-
     /// How many intervals are present (a `u8` field: at most [`MAX_RANGES`]).
     fn nr(&self) -> usize {
         usize::from(self.nranges)
     }
 
-    fn slot(&self, k: usize) -> Option<usize> {
-        let n = self.slots.as_slice().len();
-        (k < n).then(|| (self.head() + k) % n)
+    /// How many extents there are (a `u16` field: at most [`MAX_EXTENTS`]).
+    fn count(&self) -> usize {
+        usize::from(self.count)
     }
 
-    /// Makes logical chunk `k` addressable, growing the slot table (head first); the table's
-    /// memory is charged to `alloc`.
-    fn ensure_slot(&mut self, alloc: &mut impl Alloc<A>, k: usize) -> Result<usize, WriteError> {
-        if let Some(i) = self.slot(k) {
-            return Ok(i);
+    /// The slot `j` places after the head (`checked_rem`: no division-by-zero panic path
+    /// in the module, though the table is never empty when it is asked).
+    fn wrap(&self, j: usize) -> usize {
+        (self.head as usize + j)
+            .checked_rem(self.slots.as_slice().len())
+            .unwrap_or(0)
+    }
+
+    /// The slot of extent `i`, if there is one.
+    fn slot(&self, i: usize) -> Option<usize> {
+        (i < self.count()).then(|| self.wrap(i))
+    }
+
+    /// Extent `i`.
+    fn ext(&self, i: usize) -> Option<&Extent<A::Chunk>> {
+        self.slot(i)
+            .and_then(|s| self.slots.as_slice().get(s))
+            .and_then(Option::as_ref)
+    }
+
+    /// Extent `i`, mutably.
+    fn ext_mut(&mut self, i: usize) -> Option<&mut Extent<A::Chunk>> {
+        let s = self.slot(i)?;
+        self.slots
+            .as_mut_slice()
+            .get_mut(s)
+            .and_then(Option::as_mut)
+    }
+
+    /// Offsets from the base of extent `i`'s first byte and of the byte after its last.
+    fn span(&self, i: usize) -> Option<(u32, u32)> {
+        self.ext(i).map(|e| {
+            let a = seq::dist(self.base, e.seq);
+            (a, a + e.len)
+        })
+    }
+
+    /// How many extents start before `off` (an offset from the base): the index an extent
+    /// starting at `off` goes to.
+    fn before_count(&self, off: u32) -> usize {
+        let (mut lo, mut hi) = (0, self.count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.span(mid) {
+                Some((a, _)) if a < off => lo = mid + 1,
+                _ => hi = mid,
+            }
         }
+        lo
+    }
+
+    /// Puts `e` at index `i`, growing the slot table (its memory is charged to `alloc`);
+    /// when it cannot, `e`'s memory goes back to `alloc`.
+    fn insert(
+        &mut self,
+        alloc: &mut impl Alloc<A>,
+        i: usize,
+        e: Extent<A::Chunk>,
+    ) -> Result<(), WriteError> {
+        if let Err(err) = self.make_room(alloc) {
+            alloc.free(e.mem);
+            return Err(err);
+        }
+        // Shift extents i.. one slot on (there is an empty slot after the last).
+        let mut j = self.count();
+        while j > i {
+            let (from, to) = (self.wrap(j - 1), self.wrap(j));
+            let moved = self.slots.as_mut_slice()[from].take();
+            self.slots.as_mut_slice()[to] = moved;
+            j -= 1;
+        }
+        let at = self.wrap(i);
+        self.slots.as_mut_slice()[at] = Some(e);
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Makes sure one more extent fits in the slot table.
+    fn make_room(&mut self, alloc: &mut impl Alloc<A>) -> Result<(), WriteError> {
         let len = self.slots.as_slice().len();
-        let want = (k + 1).max(len * 2).clamp(16, MAX_CHUNKS);
-        if k >= want {
+        if self.count() < len {
+            return Ok(());
+        }
+        if len >= MAX_EXTENTS {
             return Err(WriteError::Capacity);
         }
+        let want = (len * 2).clamp(16, MAX_EXTENTS);
         let more = (want - len) as u64 * slot_bytes::<A>();
         if !alloc.charge(more) {
             return Err(WriteError::NoMemory);
         }
-        let head = self.head();
+        let head = self.head as usize;
         self.slots.as_mut_slice().rotate_left(head);
         self.head = 0;
         // A table that cannot grow stays as it was.
@@ -349,7 +455,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
             alloc.uncharge(more);
             return Err(WriteError::NoMemory);
         }
-        self.slot(k).ok_or(WriteError::Capacity)
+        Ok(())
     }
 
     /// Bytes the slot table takes.
@@ -362,20 +468,30 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         self.ranges[..self.nr()].iter().map(|r| r.1 - r.0).sum()
     }
 
-    /// Bytes the chunks are charged for ([`ChunkMem::cost`]: a chunk's size for a copy, its
+    /// Bytes the extents are charged for ([`ChunkMem::cost`]: a chunk's size for a copy, its
     /// share of the frame for a view).
     pub fn chunk_bytes(&self) -> u64 {
         self.slots
             .as_slice()
             .iter()
             .flatten()
-            .map(|c| c.cost())
+            .map(|e| e.mem.cost())
             .sum()
     }
 
-    /// Chunks allocated.
+    /// Extents (copies and views).
     pub fn chunks(&self) -> usize {
-        self.slots.as_slice().iter().filter(|c| c.is_some()).count()
+        self.count()
+    }
+
+    /// Extents that are views of frames.
+    pub fn views(&self) -> usize {
+        self.slots
+            .as_slice()
+            .iter()
+            .flatten()
+            .filter(|e| e.mem.is_view())
+            .count()
     }
 
     /// Present intervals as sequence numbers.
@@ -489,8 +605,8 @@ impl<A: ChunkAlloc> SeqBuf<A> {
     /// at `src_off`. Bytes before the base (already released) are skipped, and so are bytes
     /// already present: a retransmission is not copied again, and the first copy of a byte
     /// is the one kept, as a receiving TCP keeps the first copy of in-order data (a later
-    /// segment that disagrees is a duplicate to it). Bytes past the capacity are not stored and reported as
-    /// [`WriteError::Capacity`] after the rest is.
+    /// segment that disagrees is a duplicate to it). Bytes past the capacity are not stored
+    /// and reported as [`WriteError::Capacity`] after the rest is.
     pub fn write(
         &mut self,
         alloc: &mut impl Alloc<A>,
@@ -518,7 +634,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                 Ok(())
             };
         }
-        // Too fragmented: refuse before allocating chunks no interval would account for (in
+        // Too fragmented: refuse before allocating memory no interval would account for (in
         // order, nothing can fragment).
         if !self.appends(a) {
             self.merged(a, b)?;
@@ -562,8 +678,10 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         (x < b).then_some((x, b))
     }
 
-    /// Copies `[x, y)` (offsets from the base) from `src`, whose byte `src_x` is the one at
-    /// `x`, into chunks allocated as needed: how far it got, and why it stopped short.
+    /// Stores the missing piece `[x, y)` (offsets from the base) from `src`, whose byte
+    /// `src_x` is the one at `x`: as one view of the frame when it is large enough and the
+    /// frame can be held, else copied into copy extents. How far it got, and why it
+    /// stopped short.
     fn store_span(
         &mut self,
         alloc: &mut impl Alloc<A>,
@@ -572,49 +690,66 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         src: &(impl Payload + ?Sized),
         src_x: u32,
     ) -> (u32, Option<WriteError>) {
-        // A reference to the frame if it covers a whole chunk of the span: taken once, each
-        // view takes its own, and this one is dropped at the end.
-        let first_whole = (x as usize).div_ceil(CHUNK) * CHUNK;
-        let covers = first_whole + CHUNK <= y as usize;
-        let held = if covers {
-            src.frame().and_then(|f| Some((f, alloc.hold(f)?)))
-        } else {
-            None
-        };
+        let n = y - x;
+        if n >= VIEW_MIN {
+            let view = src
+                .frame()
+                .filter(|f| f.holds(src_x, n))
+                .and_then(|f| Some((f, alloc.hold(f)?)))
+                .and_then(|(f, h)| alloc.view(h, src_x, n, f.share(n)));
+            if let Some(mem) = view {
+                let e = Extent {
+                    seq: self.base.wrapping_add(x),
+                    len: n,
+                    mem,
+                };
+                let i = self.before_count(x);
+                return match self.insert(alloc, i, e) {
+                    Ok(()) => (y, None),
+                    Err(err) => (x, Some(err)),
+                };
+            }
+        }
         let mut off = x;
         while off < y {
-            let k = off as usize / CHUNK;
-            let within = off as usize % CHUNK;
-            let n = (CHUNK - within).min((y - off) as usize);
-            let slot = match self.ensure_slot(alloc, k) {
-                Ok(i) => i,
-                Err(e) => return (off, Some(e)),
-            };
-            if n == CHUNK && self.slots.as_slice()[slot].is_none() {
-                let at = src_x + (off - x);
-                let view = held
-                    .as_ref()
-                    .filter(|(f, _)| f.holds(at, CHUNK as u32))
-                    .and_then(|(f, h)| alloc.view(h, at, f.share(CHUNK as u32)));
-                if let Some(v) = view {
-                    self.slots.as_mut_slice()[slot] = Some(v);
-                    off += n as u32;
+            let i = self.before_count(off);
+            let here = self.base.wrapping_add(off);
+            // The copy extent that ends right here, if it has room: the bytes continue it.
+            if let Some(e) = i
+                .checked_sub(1)
+                .and_then(|p| self.ext_mut(p))
+                .filter(|e| !e.mem.is_view() && (e.len as usize) < CHUNK)
+            {
+                if here == e.seq.wrapping_add(e.len) {
+                    let k = (CHUNK as u32 - e.len).min(y - off);
+                    if !e
+                        .mem
+                        .store(e.len as usize, k as usize, src, src_x + (off - x))
+                    {
+                        return (off, Some(WriteError::Copy));
+                    }
+                    e.len += k;
+                    off += k;
                     continue;
                 }
             }
-            if self.slots.as_slice()[slot].is_none() {
-                match alloc.alloc() {
-                    Some(c) => self.slots.as_mut_slice()[slot] = Some(c),
-                    None => return (off, Some(WriteError::NoMemory)),
-                }
-            }
-            let Some(chunk) = self.slots.as_mut_slice()[slot].as_mut() else {
-                return (off, Some(WriteError::Copy));
+            let Some(mut mem) = alloc.alloc() else {
+                return (off, Some(WriteError::NoMemory));
             };
-            if !chunk.store(within, n, src, src_x + (off - x)) {
+            let k = (CHUNK as u32).min(y - off);
+            if !mem.store(0, k as usize, src, src_x + (off - x)) {
+                alloc.free(mem);
                 return (off, Some(WriteError::Copy));
             }
-            off += n as u32;
+            let e = Extent {
+                seq: here,
+                len: k,
+                mem,
+            };
+            if let Err(err) = self.insert(alloc, i, e) {
+                return (off, Some(err));
+            }
+            off += k;
         }
         (off, None)
     }
@@ -624,60 +759,76 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         if !self.contains(seq, seq.wrapping_add(out.len() as u32)) {
             return false;
         }
-        let mut off = seq::dist(self.base, seq) as usize;
+        let mut off = seq::dist(self.base, seq);
+        // The last extent starting at or before `off`.
+        let Some(mut i) = self.before_count(off + 1).checked_sub(1) else {
+            return out.is_empty();
+        };
         let mut done = 0;
         while done < out.len() {
-            let (k, within) = (off / CHUNK, off % CHUNK);
-            let n = (CHUNK - within).min(out.len() - done);
-            match self.slot(k).and_then(|i| self.slots.as_slice()[i].as_ref()) {
-                Some(c) if c.load(within, &mut out[done..done + n]) => {}
-                _ => return false,
+            let Some((e, (a, b))) = self.ext(i).zip(self.span(i)) else {
+                return false;
+            };
+            if off < a || off >= b {
+                return false;
+            }
+            let n = ((b - off) as usize).min(out.len() - done);
+            if !e.mem.load((off - a) as usize, &mut out[done..done + n]) {
+                return false;
             }
             done += n;
-            off += n;
+            off += n as u32;
+            i += 1;
         }
         true
     }
 
-    /// Releases every whole chunk below `to`; bytes below `to` in a partly kept chunk stay.
+    /// Releases every extent wholly below `to` and moves the base up to `to`, or to the
+    /// first byte of the extent `to` falls in: bytes below `to` in a kept extent stay.
     pub fn release_below(&mut self, alloc: &mut impl Alloc<A>, to: Seq) {
-        while seq::at_or_after(to, self.base.wrapping_add(CHUNK as u32)) {
-            if let Some(i) = self.slot(0) {
-                if let Some(c) = self.slots.as_mut_slice()[i].take() {
-                    alloc.free(c);
-                }
-                self.head = ((self.head() + 1) % self.slots.as_slice().len()) as u32;
+        if !seq::after(to, self.base) {
+            return;
+        }
+        let d = seq::dist(self.base, to);
+        while let Some((_, b)) = self.span(0) {
+            if b > d {
+                break;
             }
-            self.base = self.base.wrapping_add(CHUNK as u32);
-            // Shift the intervals down by one chunk, dropping what fell below the base.
-            let mut n = 0;
-            for i in 0..self.nr() {
-                let (a, b) = self.ranges[i];
-                if b as usize > CHUNK {
-                    self.ranges[n] = (a.saturating_sub(CHUNK as u32), b - CHUNK as u32);
-                    n += 1;
-                }
+            let Some(s) = self.slot(0) else { break };
+            if let Some(e) = self.slots.as_mut_slice()[s].take() {
+                alloc.free(e.mem);
             }
-            self.nranges = n as u8;
-            if n == 0 && self.chunks() == 0 {
-                // Nothing left: jump straight to `to`'s chunk instead of walking there.
-                let skip = seq::dist(self.base, to) / CHUNK as u32 * CHUNK as u32;
-                self.base = self.base.wrapping_add(skip);
-                self.head = 0;
+            self.head = self.wrap(1) as u32;
+            self.count -= 1;
+        }
+        if self.count == 0 {
+            self.head = 0;
+        }
+        let shift = self.span(0).map_or(d, |(a, _)| a.min(d));
+        self.base = self.base.wrapping_add(shift);
+        // Shift the intervals down, dropping what fell below the base.
+        let mut n = 0;
+        for i in 0..self.nr() {
+            let (a, b) = self.ranges[i];
+            if b > shift {
+                self.ranges[n] = (a.saturating_sub(shift), b - shift);
+                n += 1;
             }
         }
+        self.nranges = n as u8;
     }
 
-    /// Returns every chunk and the slot table to the allocator.
+    /// Returns every extent and the slot table to the allocator.
     pub fn clear(&mut self, alloc: &mut impl Alloc<A>) {
-        for c in self.slots.as_mut_slice().iter_mut() {
-            if let Some(c) = c.take() {
-                alloc.free(c);
+        for e in self.slots.as_mut_slice().iter_mut() {
+            if let Some(e) = e.take() {
+                alloc.free(e.mem);
             }
         }
         alloc.uncharge(self.slot_table_bytes());
         self.slots = A::Slots::default();
         self.head = 0;
+        self.count = 0;
         self.nranges = 0;
     }
 }
@@ -730,12 +881,12 @@ impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
         self.inner.hold(frame)
     }
 
-    fn view(&mut self, held: &A::Held, frame_off: u32, cost: u64) -> Option<A::Chunk> {
+    fn view(&mut self, held: A::Held, frame_off: u32, len: u32, cost: u64) -> Option<A::Chunk> {
         if self.used + cost > self.max {
             self.refused += 1;
             return None;
         }
-        let c = self.inner.view(held, frame_off, cost);
+        let c = self.inner.view(held, frame_off, len, cost);
         match c {
             Some(_) => self.used += cost,
             None => self.failed += 1,
@@ -882,11 +1033,11 @@ impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
         self.inner.hold(frame)
     }
 
-    fn view(&mut self, held: &A::Held, frame_off: u32, cost: u64) -> Option<A::Chunk> {
+    fn view(&mut self, held: A::Held, frame_off: u32, len: u32, cost: u64) -> Option<A::Chunk> {
         if !self.pool.take(cost) {
             return None;
         }
-        let c = self.inner.view(held, frame_off, cost);
+        let c = self.inner.view(held, frame_off, len, cost);
         match c {
             Some(_) => self.pool.views.fetch_add(1, Ordering::Relaxed),
             None => {

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Zero-copy retention (Documentation/snooping.rst, "Zero-copy retention"): a bulk transfer
 # over veth reaches the peer as GSO frames of up to 64 KB; with permtcp.zerocopy (the
-# default) the chunks such a frame covers whole are views of it, without it copies. Either
+# default) the missing piece of such a frame is one view of it, without it copies. Either
 # way the retained bytes equal the stream (ptcp-testapp compare: the owner's kernel is the
 # oracle), views are counted while held and all released when snooping stops, and the
 # module unloads with views held (kernel log clean; kmemleak on the sanitizer kernel).

@@ -83,7 +83,7 @@ fn bench(name: &str, payload: usize) {
 }
 
 /// Cost per GRO-sized frame (45,000 payload bytes, as a bulk transfer over veth delivers
-/// them) and its ACK: every byte copied, or the chunks it covers whole kept as views of it
+/// them) and its ACK: every byte copied, or each frame kept as one view of it
 /// (zero-copy retention; a host frame is an `Arc<Vec<u8>>`, an skb clone in the module).
 fn bench_gso(held: bool) -> f64 {
     let rounds = 2_000;

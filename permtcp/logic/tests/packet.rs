@@ -266,12 +266,9 @@ fn randomized_frames_never_panic() {
         "every byte accounted for"
     );
     for c in map.0.values() {
-        let chunks = (c.half[0].data.chunks() + c.half[1].data.chunks()) as u64;
+        let chunks = c.half[0].data.chunk_bytes() + c.half[1].data.chunk_bytes();
         let slots = c.half[0].data.slot_table_bytes() + c.half[1].data.slot_table_bytes();
-        assert_eq!(
-            u64::from(c.mem),
-            chunks * permtcp_logic::seqbuf::CHUNK as u64 + slots + entry_bytes::<A>()
-        );
+        assert_eq!(u64::from(c.mem), chunks + slots + entry_bytes::<A>());
         assert!(c.mem <= 256 << 10);
     }
     for (_, mut c) in std::mem::take(&mut map.0) {

@@ -279,13 +279,13 @@ fn held_bytes_are_not_copied_again() {
     b.clear(&mut alloc);
 }
 
-/// Zero-copy retention (issue 13): the chunks a large frame covers whole are views of it,
-/// charged its share of the frame's memory, not copies; the partly covered chunks at its
-/// edges and every chunk of a small frame are copies; the bytes read back are the stream's
-/// either way, and every reference to the frame goes when the window moves past it.
+/// Zero-copy retention (issue 13): the missing piece of a large frame is one extent that
+/// is a view of it, charged its share of the frame's memory and holding one reference, with
+/// no byte copied, not even at its edges; a small frame is copied; the bytes read back are
+/// the stream's either way, and the reference goes when the window moves past the piece.
 #[test]
 fn large_frames_are_held_not_copied() {
-    use permtcp_logic::seqbuf::{Budget, SeqBuf};
+    use permtcp_logic::seqbuf::{frame_share, Budget, SeqBuf};
     let mut alloc = Budget::new(Heap::default(), 1 << 30);
     let mut b: SeqBuf<A> = SeqBuf::new(1000);
     let d = bytes(80_000, 4);
@@ -307,27 +307,40 @@ fn large_frames_are_held_not_copied() {
     let big = HeldFrame {
         bytes: Arc::new(big_bytes),
         truesize: 66_000,
-        payload_len: 64_000,
+        payload_len: 64_040,
     };
     let used = alloc.used;
     b.write(&mut alloc, 1000 + 1448, 64_000, &big, 40).unwrap();
-    // Offsets 1448..65448 from the base: chunks 1 to 14 are covered whole (4096..61440),
-    // chunk 0's tail and chunks 15's head are copied.
-    assert_eq!(alloc.inner.views, 14);
+    assert_eq!(
+        (alloc.inner.views, b.chunks()),
+        (1, 2),
+        "one view, one copy"
+    );
     assert_eq!(
         Arc::strong_count(&big.bytes),
-        1 + 14,
-        "one reference per view; the write's own is gone"
+        2,
+        "one reference for the whole piece"
     );
-    let share = (66_000u64 * CHUNK as u64).div_ceil(64_000);
     assert_eq!(
         alloc.used - used,
-        14 * share + CHUNK as u64,
-        "views charged their share"
+        frame_share(66_000, 64_040, 64_000),
+        "the view is charged its share of the frame, no chunk for its edges"
     );
+    assert_eq!(frame_share(66_000, 64_040, 64_000), 65_959);
     let mut out = vec![0u8; 65_448];
     assert!(b.read(1000, &mut out));
     assert_eq!(out[..], d[..65_448], "the bytes are the stream's");
+    // Reads that start and end inside extents, and cross from the copy into the view.
+    let mut part = vec![0u8; 3000];
+    assert!(b.read(1000 + 1000, &mut part));
+    assert_eq!(part[..], d[1000..4000]);
+    let mut end = vec![0u8; 5448];
+    assert!(b.read(1000 + 60_000, &mut end));
+    assert_eq!(end[..], d[60_000..65_448]);
+    assert!(
+        !b.read(1000 + 60_000, &mut [0u8; 5449]),
+        "past what is held"
+    );
     // A retransmission of the frame: nothing new to hold or copy.
     let holds = alloc.inner.holds;
     b.write(&mut alloc, 1000 + 1448, 64_000, &big, 40).unwrap();
@@ -335,20 +348,71 @@ fn large_frames_are_held_not_copied() {
         alloc.inner.holds, holds,
         "present bytes: no reference taken"
     );
-    // The window moves past the first 40,000 bytes: 9 views go (chunks 1-9 end by 40,960).
+    // A small segment after the view starts a copy extent of its own.
+    let tail = HeldFrame {
+        bytes: Arc::new(d[65_448..66_000].to_vec()),
+        truesize: 1_280,
+        payload_len: 552,
+    };
+    b.write(&mut alloc, 1000 + 65_448, 552, &tail, 0).unwrap();
+    assert_eq!((alloc.inner.views, b.chunks()), (1, 3));
+    // The window moves to 40,960: the copy below the view goes; the view, which holds
+    // bytes beyond it, stays whole, and the base moves to its first byte.
     b.release_below(&mut alloc, 1000 + 40_960);
-    assert_eq!(alloc.inner.views, 5);
-    assert_eq!(Arc::strong_count(&big.bytes), 1 + 5);
-    let mut out = vec![0u8; 65_448 - 40_960];
+    assert_eq!((alloc.inner.views, b.chunks()), (1, 2));
+    assert_eq!(b.base(), 1000 + 1448);
+    assert_eq!(Arc::strong_count(&big.bytes), 2);
+    let mut out = vec![0u8; 66_000 - 40_960];
     assert!(b.read(1000 + 40_960, &mut out));
-    assert_eq!(out[..], d[40_960..65_448]);
-    b.clear(&mut alloc);
+    assert_eq!(out[..], d[40_960..66_000]);
+    // Past the view's end: its reference goes.
+    b.release_below(&mut alloc, 1000 + 65_448);
+    assert_eq!((alloc.inner.views, b.chunks()), (0, 1));
     assert_eq!(Arc::strong_count(&big.bytes), 1, "no reference left");
+    assert_eq!(b.base(), 1000 + 65_448);
+    b.clear(&mut alloc);
     assert_eq!(
         (alloc.inner.live, alloc.used),
         (0, 0),
         "every byte uncharged"
     );
+}
+
+/// A large frame that arrives out of order and one that fills the hole before it are each
+/// held for exactly their missing bytes: a view starts where the frame's missing piece
+/// starts, not at its first byte, and small segments continuing a copy fill whole chunks.
+#[test]
+fn views_fill_holes_and_copies_fill_chunks() {
+    use permtcp_logic::seqbuf::{Budget, SeqBuf};
+    let mut alloc = Budget::new(Heap::default(), 1 << 30);
+    let mut b: SeqBuf<A> = SeqBuf::new(0);
+    let d = bytes(100_000, 11);
+    let held = |from: usize, to: usize| HeldFrame {
+        bytes: Arc::new(d[from..to].to_vec()),
+        truesize: (to - from) as u32 + 1024,
+        payload_len: (to - from) as u32,
+    };
+    // Ten 1448-byte segments: 14,480 bytes in 4 copy chunks, not 10.
+    for i in 0..10 {
+        let f = held(i * 1448, (i + 1) * 1448);
+        b.write(&mut alloc, (i * 1448) as u32, 1448, &f, 0).unwrap();
+    }
+    assert_eq!((b.chunks(), alloc.inner.views), (4, 0));
+    // [30,000, 60,000) out of order, then [10,000, 40,000) overlapping it and the copies:
+    // only [14,480, 30,000) of it is missing, held from its byte 4,480 on.
+    let late = held(30_000, 60_000);
+    b.write(&mut alloc, 30_000, 30_000, &late, 0).unwrap();
+    assert_eq!(b.ranges().count(), 2, "a hole");
+    let fill = held(10_000, 40_000);
+    b.write(&mut alloc, 10_000, 30_000, &fill, 0).unwrap();
+    assert_eq!((b.chunks(), alloc.inner.views), (6, 2));
+    assert_eq!(b.ranges().collect::<Vec<_>>(), vec![(0, 60_000)]);
+    let mut out = vec![0u8; 60_000];
+    assert!(b.read(0, &mut out));
+    assert_eq!(out[..], d[..60_000]);
+    b.clear(&mut alloc);
+    assert_eq!((alloc.inner.live, alloc.used), (0, 0));
+    assert_eq!(Arc::strong_count(&fill.bytes), 1);
 }
 
 /// A view the budget cannot take is not made: the frame's bytes are copied if a chunk still
@@ -402,20 +466,23 @@ fn the_tracker_keeps_large_segments_by_reference() {
         w.hold_overhead = Some(2048);
         w.handshake(1000, 5000, 7, 7);
         let d = bytes(80_000, 6);
-        w.data(Side::Owner, &d[..40_000]);
-        // Bytes 0..40000 from the base: chunks 0-8 whole (to 36,864), the tail copied.
-        assert_eq!(w.alloc.inner.views, 9, "v6={v6}");
+        for part in d[..40_000].chunks(10_000) {
+            w.data(Side::Owner, part);
+        }
+        // Four GRO-sized segments: four views, nothing copied.
+        assert_eq!((w.alloc.inner.views, w.alloc.inner.live), (4, 4), "v6={v6}");
         assert_eq!(w.ready(), Ok(()), "v6={v6}");
         assert_eq!(w.retained(Side::Owner, 40_000), d[..40_000], "v6={v6}");
         w.ack(Side::Client, 502);
-        // 40000..80000: chunk 9 completes the copied tail, chunks 10-18 whole.
-        w.data(Side::Owner, &d[40_000..]);
-        assert_eq!(w.alloc.inner.views, 18, "v6={v6}");
+        for part in d[40_000..].chunks(10_000) {
+            w.data(Side::Owner, part);
+        }
+        assert_eq!(w.alloc.inner.views, 8, "v6={v6}");
         assert_eq!(w.retained(Side::Owner, 80_000), d, "v6={v6}");
-        // All acknowledged: one window (502 << 7 = 64,256 bytes) stays, the chunks wholly
-        // below 80,000 - 64,256 go: 3 views.
+        // All acknowledged: one window (502 << 7 = 64,256 bytes) stays; the segment wholly
+        // below 80,000 - 64,256 = 15,744 goes, the one holding byte 15,744 stays whole.
         w.ack(Side::Client, 502);
-        assert_eq!(w.alloc.inner.views, 15, "v6={v6}");
+        assert_eq!(w.alloc.inner.views, 7, "v6={v6}");
         let k = w.key();
         w.map.0.remove(&k).unwrap().release(&mut w.alloc);
         assert_eq!(w.alloc.inner.views, 0);

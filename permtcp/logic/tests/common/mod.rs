@@ -10,7 +10,7 @@ use permtcp_logic::decl::{Declaration, FailoverPolicy, PortRange};
 use permtcp_logic::packet::flags::*;
 use permtcp_logic::packet::Addr;
 use permtcp_logic::seqbuf::{
-    Budget, ChunkAlloc, ChunkMem, FrameRef, Payload, RawFrame, Slots, CHUNK,
+    Budget, ChunkAlloc, ChunkMem, Extent, FrameRef, Payload, RawFrame, Slots, CHUNK,
 };
 use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
 use permtcp_logic::track::{Conn, NotReady, Side, State};
@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// # Invariants
 ///
 /// A copy: the first `init` bytes of `mem` are initialised; `init <= CHUNK`. A view: its
-/// bytes are the frame's `[off, off + CHUNK)`.
+/// bytes are the frame's `[off, off + len)`.
 pub struct Chunk(Kind);
 
 enum Kind {
@@ -34,11 +34,12 @@ enum Kind {
         mem: Box<MaybeUninit<[u8; CHUNK]>>,
         init: u16,
     },
-    // The module's view keeps a 32-bit offset and reads its cost from the skb; host frames
-    // are at most 64 KiB, so a 16-bit offset leaves room for the cost in 16 bytes.
+    // The module's view keeps a 32-bit offset and length and reads its cost from the skb;
+    // host frames are at most 64 KiB, so 16-bit ones leave room for the cost.
     View {
         frame: Arc<Vec<u8>>,
         off: u16,
+        len: u16,
         cost: u32,
     },
 }
@@ -73,7 +74,9 @@ impl ChunkMem for Chunk {
                 out.copy_from_slice(src);
                 true
             }
-            Kind::View { frame, off, .. } if end <= CHUNK => {
+            Kind::View {
+                frame, off, len, ..
+            } if end <= usize::from(*len) => {
                 let from = usize::from(*off) + at;
                 match frame.get(from..from + out.len()) {
                     Some(b) => {
@@ -104,6 +107,7 @@ impl ChunkMem for Chunk {
 pub struct HeldFrame {
     pub bytes: Arc<Vec<u8>>,
     pub truesize: u32,
+    /// Its length from the network header (as the skb's `len`).
     pub payload_len: u32,
 }
 
@@ -132,13 +136,13 @@ pub struct Heap {
 
 /// A slot table on the heap.
 #[derive(Default)]
-pub struct VecSlots(pub Vec<Option<Chunk>>);
+pub struct VecSlots(pub Vec<Option<Extent<Chunk>>>);
 
-impl Slots<Chunk> for VecSlots {
-    fn as_slice(&self) -> &[Option<Chunk>] {
+impl Slots<Extent<Chunk>> for VecSlots {
+    fn as_slice(&self) -> &[Option<Extent<Chunk>>] {
         &self.0
     }
-    fn as_mut_slice(&mut self) -> &mut [Option<Chunk>] {
+    fn as_mut_slice(&mut self) -> &mut [Option<Extent<Chunk>>] {
         &mut self.0
     }
     fn grow_to(&mut self, n: usize) -> bool {
@@ -169,14 +173,16 @@ impl ChunkAlloc for Heap {
             Some(Arc::from_raw(ptr))
         }
     }
-    fn view(&mut self, held: &Arc<Vec<u8>>, frame_off: u32, cost: u64) -> Option<Chunk> {
+    fn view(&mut self, held: Arc<Vec<u8>>, frame_off: u32, len: u32, cost: u64) -> Option<Chunk> {
         let off = u16::try_from(frame_off).ok()?;
+        let len = u16::try_from(len).ok()?;
         let cost = u32::try_from(cost).ok()?;
         self.live += 1;
         self.views += 1;
         Some(Chunk(Kind::View {
-            frame: held.clone(),
+            frame: held,
             off,
+            len,
             cost,
         }))
     }
