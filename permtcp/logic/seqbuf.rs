@@ -194,6 +194,10 @@ pub trait ChunkAlloc {
     /// An allocation was refused in front of this allocator (a connection's share): counted
     /// with the budget's own refusals.
     fn refuse(&mut self) {}
+    /// Bytes that can still be charged before a refusal (unlimited by default).
+    fn room(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 /// Bytes one slot of a slot table takes.
@@ -265,6 +269,10 @@ impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
 
     fn refuse(&mut self) {
         self.inner.refuse();
+    }
+
+    fn room(&self) -> u64 {
+        self.max.saturating_sub(*self.used).min(self.inner.room())
     }
 }
 
@@ -932,6 +940,10 @@ impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
     fn refuse(&mut self) {
         self.refused += 1;
     }
+
+    fn room(&self) -> u64 {
+        self.max.saturating_sub(self.used)
+    }
 }
 
 /// The byte budget of a table whose shards allocate concurrently (the kernel's: frames of
@@ -1078,5 +1090,9 @@ impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
 
     fn refuse(&mut self) {
         self.pool.refuse();
+    }
+
+    fn room(&self) -> u64 {
+        self.pool.max().saturating_sub(self.pool.used())
     }
 }

@@ -900,26 +900,26 @@ impl<A: ChunkAlloc> Conn<A> {
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
     ) {
-        let mut written = self.write(alloc, from, seg, payload);
         // Unacknowledged data comes first within the connection's share too: give up the
         // oldest acknowledged bytes kept for the window, as many as the segment needs, then
-        // if that is not enough all of them, both ways, and try again.
+        // if that is not enough all of them, both ways, and try again. Given up before the
+        // write when the share has no room left for the segment (a bulk transfer whose
+        // window fills the share does so on every frame): a write that fails half way
+        // would have copied what a view then holds again.
         let need = seg.payload_len.saturating_add(2 * CHUNK as u32);
+        let cost = payload
+            .frame()
+            .map_or(u64::from(seg.payload_len), |f| f.share(seg.payload_len))
+            + 2 * CHUNK as u64;
+        if alloc.room() < cost {
+            self.give_up_acked(alloc, need, false);
+        }
+        let mut written = self.write(alloc, from, seg, payload);
         for all in [false, true] {
             if written != Err(WriteError::NoMemory) {
                 break;
             }
-            for h in self.half.iter_mut() {
-                let base = h.data.base();
-                let to = if !all && seq::after(h.una, base.wrapping_add(need)) {
-                    base.wrapping_add(need)
-                } else {
-                    h.una
-                };
-                if seq::after(to, base) {
-                    h.data.release_below(alloc, to);
-                }
-            }
+            self.give_up_acked(alloc, need, all);
             written = self.write(alloc, from, seg, payload);
         }
         let h = &mut self.half[from.idx()];
@@ -930,6 +930,22 @@ impl<A: ChunkAlloc> Conn<A> {
                 Some(NotReady::Overflow(from))
             }
         };
+    }
+
+    /// Releases the oldest acknowledged bytes of both directions: `need` bytes past each
+    /// base, or with `all` every acknowledged byte.
+    fn give_up_acked(&mut self, alloc: &mut impl Alloc<A>, need: u32, all: bool) {
+        for h in self.half.iter_mut() {
+            let base = h.data.base();
+            let to = if !all && seq::after(h.una, base.wrapping_add(need)) {
+                base.wrapping_add(need)
+            } else {
+                h.una
+            };
+            if seq::after(to, base) {
+                h.data.release_below(alloc, to);
+            }
+        }
     }
 
     fn write(

@@ -132,6 +132,8 @@ pub struct Heap {
     pub views: usize,
     /// References to frames taken (for views or while writing).
     pub holds: usize,
+    /// Copy chunks ever allocated.
+    pub copies: usize,
 }
 
 /// A slot table on the heap.
@@ -157,6 +159,7 @@ impl ChunkAlloc for Heap {
     type Held = Arc<Vec<u8>>;
     fn alloc(&mut self) -> Option<Chunk> {
         self.live += 1;
+        self.copies += 1;
         Some(Chunk(Kind::Copy {
             mem: Box::new_uninit(),
             init: 0,
