@@ -302,6 +302,9 @@ pub(crate) struct Table {
     /// The next shard a frame expires, if due (every shard is looked at about once a
     /// second under traffic, one at a time).
     gc_next: AtomicUsize,
+    /// When (ms) a frame next looks at another shard than its own: a shard's share of a
+    /// second. Between two looks a frame pays one relaxed load, not a lock attempt.
+    gc_due_ms: AtomicU64,
 }
 
 impl Table {
@@ -325,6 +328,7 @@ impl Table {
                 seeded: AtomicUsize::new(0),
                 skipped: Skipped::default(),
                 gc_next: AtomicUsize::new(0),
+                gc_due_ms: AtomicU64::new(0),
             },
             GFP_KERNEL,
         )?;
@@ -431,11 +435,21 @@ impl Table {
             self.gc_shard(&mut s, filter, now_ms);
             outcome
         };
-        // One more shard, not the frame's, if it is free and due: idle shards expire too.
-        let g = self.gc_next.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
-        if g != i {
-            if let Some(mut s) = self.shards[g].try_lock() {
-                self.gc_shard(&mut s, filter, now_ms);
+        // One more shard, not the frame's, if it is free and due: idle shards expire too,
+        // the shards in turn, all of them about once a second while frames come.
+        let due = self.gc_due_ms.load(Ordering::Relaxed);
+        let step = (1000 / self.shards.len() as u64).max(1);
+        if now_ms >= due
+            && self
+                .gc_due_ms
+                .compare_exchange(due, now_ms + step, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let g = self.gc_next.fetch_add(1, Ordering::Relaxed) & (self.shards.len() - 1);
+            if g != i {
+                if let Some(mut s) = self.shards[g].try_lock() {
+                    self.gc_shard(&mut s, filter, now_ms);
+                }
             }
         }
         outcome
