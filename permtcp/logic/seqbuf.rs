@@ -415,6 +415,15 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         lo
     }
 
+    /// [`Self::before_count`], looking at the last extent first: a stream written in order
+    /// appends.
+    fn index_for(&self, off: u32) -> usize {
+        match self.count().checked_sub(1).and_then(|l| self.span(l)) {
+            Some((a, _)) if a < off => self.count(),
+            _ => self.before_count(off),
+        }
+    }
+
     /// Puts `e` at index `i`, growing the slot table (its memory is charged to `alloc`);
     /// when it cannot, `e`'s memory goes back to `alloc`.
     fn insert(
@@ -711,7 +720,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
                     len: n,
                     mem,
                 };
-                let i = self.before_count(x);
+                let i = self.index_for(x);
                 return match self.insert(alloc, i, e) {
                     Ok(()) => (y, None),
                     Err(err) => (x, Some(err)),
@@ -720,7 +729,7 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         }
         let mut off = x;
         while off < y {
-            let i = self.before_count(off);
+            let i = self.index_for(off);
             let here = self.base.wrapping_add(off);
             // The copy extent that ends right here, if it has room: the bytes continue it.
             if let Some(e) = i
