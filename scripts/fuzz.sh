@@ -11,7 +11,7 @@ cd "$PERMTCP_ROOT/fuzz"
 secs=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(snoop decl)
+[ ${#targets[@]} -gt 0 ] || targets=(snoop seqbuf decl)
 
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -773,13 +773,18 @@ impl<A: ChunkAlloc> SeqBuf<A> {
 
     /// Copies the bytes at `[seq, seq + out.len())` out; `false` if any is missing.
     pub fn read(&self, seq: Seq, out: &mut [u8]) -> bool {
+        // Nothing to read (anywhere, even below the base) is a read of everything.
+        if out.is_empty() {
+            return true;
+        }
         if !self.contains(seq, seq.wrapping_add(out.len() as u32)) {
             return false;
         }
+        // Within the present intervals, so within CAPACITY of the base: no overflow below.
         let mut off = seq::dist(self.base, seq);
         // The last extent starting at or before `off`.
         let Some(mut i) = self.before_count(off + 1).checked_sub(1) else {
-            return out.is_empty();
+            return false;
         };
         let mut done = 0;
         while done < out.len() {

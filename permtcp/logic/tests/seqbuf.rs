@@ -517,3 +517,21 @@ fn a_full_budget_makes_room_before_the_write() {
     assert!(w.alloc.used <= w.alloc.max);
     assert_eq!(w.retained(Side::Owner, 40_000), d[d.len() - 40_000..]);
 }
+
+/// An empty read is a read of everything, even below the base: it once computed the
+/// offset of a sequence number the window had passed and overflowed (found by the seqbuf
+/// fuzz target; with the kernel's overflow checks, a panic).
+#[test]
+fn an_empty_read_below_the_base_succeeds() {
+    use permtcp_logic::seqbuf::{Budget, SeqBuf};
+    let mut alloc = Budget::new(Heap::default(), 1 << 20);
+    let mut b: SeqBuf<A> = SeqBuf::new(1000);
+    let d = bytes(3000, 2);
+    b.write(&mut alloc, 1000, 3000, &d[..], 0).unwrap();
+    b.release_below(&mut alloc, 5000);
+    assert_eq!(b.base(), 5000);
+    assert!(b.read(900, &mut []));
+    assert!(b.read(4999, &mut []), "the byte right below the base");
+    assert!(!b.read(900, &mut [0u8; 1]));
+    b.clear(&mut alloc);
+}
