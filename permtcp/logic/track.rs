@@ -912,6 +912,8 @@ impl<A: ChunkAlloc> Conn<A> {
             .map_or(u64::from(seg.payload_len), |f| f.share(seg.payload_len))
             + 2 * CHUNK as u64;
         if alloc.room() < cost {
+            // Counted as the refusal it saves (`byte_limit_hits`): the budget is short.
+            alloc.refuse();
             self.give_up_acked(alloc, need, false);
         }
         let mut written = self.write(alloc, from, seg, payload);
