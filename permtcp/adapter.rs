@@ -198,7 +198,8 @@ unsafe extern "C" fn permtcp_rs_out(
     state.out(&skb, now_ns) as u8
 }
 
-/// The parking poll (system workqueue); returns whether to poll again.
+/// The namespace's work (system workqueue): releases the mirror's copies of taken-over
+/// connections, then polls the parked ones; returns whether to poll again.
 ///
 /// # Safety
 ///
@@ -210,6 +211,7 @@ unsafe extern "C" fn permtcp_rs_park_poll(state: *mut c_void, pn: *mut PtcpNet) 
     let state = unsafe { borrow(state) };
     // SAFETY: per the contract `pn` is valid for the call.
     let net = unsafe { Net::from_raw(pn) };
+    takeover::release_taken(&state);
     takeover::poll_parked(&state, &net, crate::glue::now_ms())
 }
 

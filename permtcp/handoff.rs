@@ -314,12 +314,16 @@ pub(crate) fn take(
         }
     }
     drop(cluster);
-    // The plans copied what they need: the mirror copies go back to the budget.
-    state
-        .snoop
-        .put_back(&mut taking, |_| false, &mut KVec::new());
+    // The plans copied what they need: the mirror copies go back to the budget once the
+    // connections are live.
+    t.released = Some(
+        state
+            .snoop
+            .put_back(&mut taking, |_| false, &mut KVec::new()),
+    );
     t.plans = plans;
     let done = carry_out(state, net, node, &mut t, now, park_ms);
+    crate::takeover::release_later(state, net, &mut t);
     let _old = core::mem::take(&mut *state.rebuilding.lock());
     for c in out.iter_mut() {
         if c.status == status::TAKEN && t.kept.contains(&c.key) {

@@ -303,3 +303,140 @@ mod snoop_tests {
         c.release(alloc);
     }
 }
+
+/// What a takeover keeps: the records of taken-over connections (TAKEN_GET, CONN_DATA_GET),
+/// bounded in count and bytes, each key's newest record found by its key, the bounds kept
+/// without shifting the list once a record; and the set of served connections, merged in one
+/// pass.
+#[kernel::macros::kunit_tests(permtcp_takeover)]
+mod takeover_tests {
+    use crate::logic::packet::Addr;
+    use crate::logic::snoop::FlowKey;
+    use crate::logic::snoopnl::TakenInfo;
+    use crate::netns::KeySet;
+    use crate::takeover::{Taken, TakenList, MAX_TAKEN, MAX_TAKEN_BYTES};
+    use kernel::prelude::*;
+    use kernel::rbtree::RBTreeNodeReservation;
+
+    fn key(i: u32) -> FlowKey {
+        FlowKey {
+            owner_addr: Addr::v4([10, 0, 0, 1]),
+            owner_port: 80,
+            client_addr: Addr::v4([10, 1, (i >> 8) as u8, i as u8]),
+            client_port: 1000,
+        }
+    }
+
+    /// Keeps a record of connection `i` (reported offset `offset`) with `sent` bytes;
+    /// whether there was memory for it.
+    fn push(list: &mut TakenList, i: u32, offset: u32, sent: usize) -> bool {
+        let (Ok(sent), Ok(node)) = (
+            KVVec::from_elem(i as u8, sent, GFP_KERNEL),
+            RBTreeNodeReservation::new(GFP_KERNEL),
+        ) else {
+            return false;
+        };
+        let info = TakenInfo {
+            key: key(i),
+            sent_offset: offset,
+            ..Default::default()
+        };
+        list.push(
+            Taken {
+                info,
+                sent_from: 0,
+                at_ms: 0,
+                sent,
+            },
+            Some(node),
+        );
+        true
+    }
+
+    #[test]
+    fn records_are_bounded_in_count_and_found_by_key() {
+        let mut list = TakenList::default();
+        let total = (MAX_TAKEN + MAX_TAKEN / 4) as u32;
+        let mut most = 0;
+        for i in 0..total {
+            assert!(push(&mut list, i, i, 16));
+            most = most.max(list.len());
+        }
+        assert!(most <= MAX_TAKEN);
+        // Trimmed to seven eighths whenever past the bound, then filled again.
+        let mut kept = 0;
+        for _ in 0..total {
+            kept += 1;
+            if kept > MAX_TAKEN {
+                kept = MAX_TAKEN - MAX_TAKEN / 8;
+            }
+        }
+        assert!(kept < MAX_TAKEN);
+        assert_eq!((list.len(), list.keys()), (kept, kept));
+        // The oldest went, the newest are there, each with its own record.
+        assert!(list.find(&key(0)).is_none());
+        assert!(list.find(&key(total - kept as u32 - 1)).is_none());
+        let first = total - kept as u32;
+        assert_eq!(
+            list.find(&key(first)).map(|t| t.info.sent_offset),
+            Some(first)
+        );
+        assert_eq!(
+            list.find(&key(total - 1)).map(|t| t.info.sent_offset),
+            Some(total - 1)
+        );
+        // A connection taken over again: its newer record is the one found.
+        assert!(push(&mut list, total - 1, 7, 16));
+        assert_eq!(
+            list.find(&key(total - 1)).map(|t| t.info.sent_offset),
+            Some(7)
+        );
+        assert_eq!((list.len(), list.keys()), (kept + 1, kept));
+    }
+
+    #[test]
+    fn records_are_bounded_in_bytes() {
+        let mut list = TakenList::default();
+        let each = 5 << 20;
+        for i in 0..16 {
+            assert!(push(&mut list, i, i, each));
+        }
+        // 64 MiB hold twelve records of 5 MiB: the four oldest went.
+        assert_eq!(MAX_TAKEN_BYTES / each, 12);
+        assert_eq!((list.len(), list.keys()), (12, 12));
+        assert!(list.find(&key(3)).is_none());
+        assert_eq!(list.find(&key(4)).map(|t| t.info.sent_offset), Some(4));
+    }
+
+    #[test]
+    fn served_keys_merge_sorted_without_duplicates() {
+        let mut set = KeySet::default();
+        let keys = |ids: &[u32]| -> KVec<FlowKey> {
+            let mut v = KVec::new();
+            for &i in ids {
+                let _ = v.push(key(i), GFP_KERNEL);
+            }
+            v
+        };
+        for (more, want) in [
+            (&[3u32, 1, 5][..], &[1u32, 3, 5][..]),
+            (&[0, 3, 6, 6, 2][..], &[0, 1, 2, 3, 5, 6][..]),
+            (&[7][..], &[0, 1, 2, 3, 5, 6, 7][..]),
+        ] {
+            let mut more = keys(more);
+            more.sort_unstable();
+            let Ok(room) = KVec::with_capacity(set.len() + more.len(), GFP_KERNEL) else {
+                assert!(false);
+                return;
+            };
+            let _old = set.merge(&more, room);
+            assert_eq!(set.len(), want.len());
+            for &i in want {
+                assert!(set.contains(&key(i)));
+            }
+            assert!(!set.contains(&key(4)));
+        }
+        assert!(set.remove(&key(3)));
+        assert!(!set.contains(&key(3)) && set.len() == 6);
+    }
+}

@@ -15,8 +15,8 @@
 //!
 //! `control` (mutex: one changing command at a time) before `cluster` (mutex) before `snoop`
 //! (IRQ-safe spinlock) before `rebuilding` (IRQ-safe spinlock); `fence` and `handed`
-//! (IRQ-safe spinlocks) after `cluster`, with no other spinlock held. `parking` and `taken` (mutexes) are taken
-//! alone, never with another of these held.
+//! (IRQ-safe spinlocks) after `cluster`, with no other spinlock held. `parking`, `taken` and
+//! `released` (mutexes) are taken alone, never with another of these held.
 
 use crate::glue::{Net, OutVerdict, Skb};
 use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
@@ -31,7 +31,7 @@ use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
 use crate::logic::snoopnl::StatsInfo;
 use crate::logic::track::Side;
 use crate::logic::uapi::FAMILY_VERSION;
-use crate::snoop::Snoop;
+use crate::snoop::{Released, Snoop};
 use crate::takeover::{Parking, TakenList};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
@@ -118,6 +118,10 @@ pub(crate) struct NetState {
     /// Taken-over connections waiting for their listener.
     #[pin]
     pub(crate) parking: Mutex<Parking>,
+    /// The mirror's copies of taken-over connections, released by the namespace's work
+    /// ([`crate::takeover::release_later`]).
+    #[pin]
+    pub(crate) released: Mutex<KVec<Released>>,
     /// Records of taken-over connections for the restarted application.
     #[pin]
     pub(crate) taken: Mutex<TakenList>,
@@ -202,17 +206,28 @@ impl KeySet {
         }
     }
 
-    /// Adds the keys of `more`, a vector whose capacity also covers this set's keys, and
-    /// returns the old vector, for the caller to free after the lock.
-    pub(crate) fn merge(&mut self, mut more: KVec<FlowKey>) -> KVec<FlowKey> {
-        for k in self.keys.iter() {
-            // Within the capacity the caller reserved.
-            let _ = more.push_within_capacity(*k);
+    /// Adds the keys of `more` (sorted) into `room`, a vector with capacity for them and
+    /// this set's keys, in one pass; returns the old vector, for the caller to free after
+    /// the lock.
+    pub(crate) fn merge(&mut self, more: &[FlowKey], mut room: KVec<FlowKey>) -> KVec<FlowKey> {
+        let (mut a, mut b) = (self.keys.iter().peekable(), more.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if y < x => b.next(),
+                (Some(x), Some(y)) if x == y => {
+                    b.next();
+                    a.next()
+                }
+                (Some(_), _) => a.next(),
+                (None, _) => b.next(),
+            };
+            let Some(&k) = next else { break };
+            if room.last() != Some(&k) {
+                // Within the capacity the caller reserved.
+                let _ = room.push_within_capacity(k);
+            }
         }
-        more.sort_unstable();
-        let mut prev = None;
-        more.retain(|k| prev.replace(*k) != Some(*k));
-        core::mem::replace(&mut self.keys, more)
+        core::mem::replace(&mut self.keys, room)
     }
 }
 
@@ -269,6 +284,7 @@ impl NetState {
             snoop <- Snoop::new(),
             rebuilding <- new_spinlock_irq!(KVec::new(), "permtcp_rebuilding"),
             parking <- new_mutex!(Parking::default(), "permtcp_parking"),
+            released <- new_mutex!(KVec::new(), "permtcp_released"),
             taken <- new_mutex!(TakenList::default(), "permtcp_taken"),
             fence <- new_spinlock_irq!(Fence::default(), "permtcp_fence"),
             fenced: AtomicU64::new(0),
@@ -463,12 +479,17 @@ impl NetState {
         let had = self.served.lock().len();
         let room = MAX_SERVED.saturating_sub(had);
         keys.truncate(room);
-        if keys.is_empty() || keys.reserve(had, GFP_KERNEL).is_err() {
+        // Sorted before the lock (a takeover's come sorted: this only checks).
+        keys.sort_unstable();
+        let Ok(merged) = KVec::with_capacity(had + keys.len(), GFP_KERNEL) else {
+            return;
+        };
+        if keys.is_empty() {
             return;
         }
         // Only `control`'s holder adds (the hook only removes): the room reserved covers it.
         let mut s = self.served.lock();
-        let old = s.merge(keys);
+        let old = s.merge(&keys, merged);
         self.served_len.store(s.len(), Ordering::Relaxed);
         drop(s);
         drop(old);

@@ -265,6 +265,41 @@ pub(crate) type Reservation = RBTreeNodeReservation<FlowKey, Conn<Alloc>>;
 /// namespace's budget until [`Snoop::put_back`] returns them.
 pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 
+/// Connections moved out of the table for good, with the allocator their retained data is
+/// charged to.
+///
+/// # Invariants
+///
+/// `alloc` charges the namespace's pool, as the shards' allocators do: dropping this
+/// releases every connection's data there (nothing is left charged).
+pub(crate) struct Released {
+    conns: Taking,
+    alloc: Alloc,
+}
+
+impl Released {
+    /// Keeps `c` for release, or releases it now when there is no room.
+    fn keep(&mut self, k: FlowKey, c: Conn<Alloc>) {
+        if let Err(e) = self.conns.push_within_capacity((k, c)) {
+            let (_, mut c) = e.0;
+            c.release(&mut self.alloc);
+        }
+    }
+
+    /// How many connections it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        while let Some((_, mut c)) = self.conns.pop() {
+            c.release(&mut self.alloc);
+        }
+    }
+}
+
 /// What [`Snoop::take_key`] found.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Take {
@@ -834,23 +869,33 @@ impl Snoop {
     /// Puts the connections moved out by [`Self::take_mine`] or [`Self::take_key`] that
     /// `back` names into the table again, one reserved node from `nodes` each (without one,
     /// or when the run ended meanwhile, a connection is released as the others are), and
-    /// returns the chunks of the others to the budget. `taken` is left empty, for the caller
-    /// to free after the lock.
+    /// returns the others, whose retained data is released when the [`Released`] is dropped
+    /// (the takeover drops it after its connections are live). `taken` is left empty.
     pub(crate) fn put_back(
         &self,
         taken: &mut Taking,
         back: impl Fn(&FlowKey) -> bool,
         nodes: &mut KVec<Reservation>,
-    ) {
-        let mut spare = Pooled {
-            inner: KernelChunks { views: false },
-            pool: self.pool.clone(),
+    ) -> Released {
+        let mut rest = Released {
+            conns: KVVec::new(),
+            alloc: Pooled {
+                inner: KernelChunks { views: false },
+                pool: self.pool.clone(),
+            },
         };
+        if nodes.is_empty() {
+            // Nothing goes back (the common case): all of them are released, later.
+            rest.conns = core::mem::take(taken);
+            return rest;
+        }
+        // Without room for the rest, each is released at once instead.
+        let _ = rest.conns.reserve(taken.len(), GFP_KERNEL);
         let _ = self.with(|t, _| {
             while let Some((k, mut c)) = taken.pop() {
                 let node = if back(&k) { nodes.pop() } else { None };
                 let Some(node) = node else {
-                    c.release(&mut spare);
+                    rest.keep(k, c);
                     continue;
                 };
                 let mut s = t.shard(&k).lock();
@@ -867,9 +912,10 @@ impl Snoop {
             }
         });
         // Not snooping any more: nothing goes back.
-        while let Some((_, mut c)) = taken.pop() {
-            c.release(&mut spare);
+        while let Some((k, c)) = taken.pop() {
+            rest.keep(k, c);
         }
+        rest
     }
 
     /// One round of CONN_DATA_GET for the mirrored connection `key`: the bytes `side` sent

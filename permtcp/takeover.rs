@@ -37,7 +37,7 @@ use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
 use crate::rebuild::{rebuild, rebuildable, Phase, Plan, StepTimes, PHASES};
-use crate::snoop::{Alloc, Take, Taking};
+use crate::snoop::{Alloc, Released, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNodeReservation};
@@ -88,6 +88,9 @@ pub(crate) struct Takeover {
     pub(crate) mid_response: u32,
     /// Connections of a planned handoff whose rebuild failed: the serving node keeps them.
     pub(crate) kept: KVec<FlowKey>,
+    /// The mirror's copies of the connections moved out for good (the plans copied what
+    /// they need): released once the connections are live ([`release_later`]).
+    pub(crate) released: Option<Released>,
 }
 
 impl Takeover {
@@ -102,6 +105,7 @@ impl Takeover {
             reasons: KVec::new(),
             mid_response: 0,
             kept: KVec::new(),
+            released: None,
         }
     }
 
@@ -203,6 +207,7 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     let mut filter = KBox::new(Filter::default(), GFP_KERNEL).map_err(|_| enomem())?;
     let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut order = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     // Within the capacity reserved above: cannot fail.
     let _ = guard.failed.push(node, GFP_KERNEL);
@@ -234,23 +239,29 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         // in (within the reserved capacity: no allocation).
         let mut rebuilding = state.rebuilding.lock();
         (t.not_ready, t.not_mine) = state.snoop.take_mine(whose, &mut taking);
-        for (k, _) in taking.iter() {
-            let _ = keys.push(*k, GFP_ATOMIC);
+        // In key order, which is binding by binding: the plans come out grouped for
+        // `carry_out` and the served set's keys sorted. The shards' order is a hash's, so
+        // sort indices, not the connections (or keys) themselves, which are larger to move.
+        for i in 0..taking.len() {
+            let _ = order.push(i as u32, GFP_ATOMIC);
         }
-        keys.sort_unstable();
+        order.sort_unstable_by(|&a, &b| taking[a as usize].0.cmp(&taking[b as usize].0));
+        for &i in order.iter() {
+            let _ = keys.push(taking[i as usize].0, GFP_ATOMIC);
+        }
         *rebuilding = keys;
     }
     // Frames from its MACs now raise the split-brain alarm.
     state.refresh_fence(cluster);
     t.plans = plans;
-    for (k, c) in taking.iter() {
+    for (k, c) in order.iter().map(|&i| &taking[i as usize]) {
         let next = || {
             let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
             next_after(&order, me)
         };
         t.settle(k, c, now_ms, owner, next);
     }
-    return_to_mirror(state, &mut taking, &t);
+    return_to_mirror(state, &mut taking, &mut t);
     Ok(t)
 }
 
@@ -321,7 +332,7 @@ fn plan_directive(
         },
     }
     if found {
-        return_to_mirror(state, &mut taking, &t);
+        return_to_mirror(state, &mut taking, &mut t);
     }
     Ok(t)
 }
@@ -330,9 +341,10 @@ fn plan_directive(
 /// passed on to the next peer go back, followed (track-only) as the failed node's other
 /// connections are, so that this node, when it holds their address (it answers ARP for it
 /// and the client's frames reach its stack), drops its stack's resets of them while the next
-/// peer serves them; the chunks of the others are released. Runs before the rebuilds (the
-/// mirror's copy of a connection another peer serves must not lag behind).
-fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &Takeover) {
+/// peer serves them; the others are kept in `t.released`, to be released once the
+/// rebuilt connections are live. Runs before the rebuilds (the mirror's copy of a connection
+/// another peer serves must not lag behind).
+fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &mut Takeover) {
     let mut passed = KVec::with_capacity(t.directives.len(), GFP_KERNEL).unwrap_or(KVec::new());
     let mut nodes = KVec::with_capacity(t.directives.len(), GFP_KERNEL).unwrap_or(KVec::new());
     for d in t.directives.iter() {
@@ -345,9 +357,42 @@ fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &Takeover) {
         let _ = nodes.push(node, GFP_KERNEL);
     }
     passed.sort_unstable();
-    state
-        .snoop
-        .put_back(taking, |k| passed.binary_search(k).is_ok(), &mut nodes);
+    t.released = Some(state.snoop.put_back(
+        taking,
+        |k| passed.binary_search(k).is_ok(),
+        &mut nodes,
+    ));
+}
+
+/// Hands the mirror's copies `t` no longer needs to the namespace's work (the parking
+/// poll's), which releases them: freeing ten thousand connections' retained data takes
+/// about as long as planning their takeover, and the clients need not wait for it.
+pub(crate) fn release_later(state: &NetState, net: &Net<'_>, t: &mut Takeover) {
+    let Some(r) = t.released.take().filter(|r| r.len() > 0) else {
+        return;
+    };
+    let mut later = state.released.lock();
+    // Without room it is released here and now.
+    if later.push(r, GFP_KERNEL).is_ok() {
+        drop(later);
+        net.park_kick();
+    }
+}
+
+/// Releases the mirror's copies [`release_later`] handed over (from the namespace's work).
+pub(crate) fn release_taken(state: &NetState) {
+    let all = core::mem::take(&mut *state.released.lock());
+    let n: usize = all.iter().map(Released::len).sum();
+    if n == 0 {
+        return;
+    }
+    let started = Instant::<Monotonic>::now();
+    drop(all);
+    pr_info!(
+        "released the mirror's copies of {} taken connections in {} us\n",
+        n,
+        started.elapsed().as_nanos() / 1000
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -609,6 +654,7 @@ pub(crate) fn takeover(
             pr_warn!("announcing a taken-over address failed: not snooping\n");
         }
     }
+    release_later(state, net, &mut t);
     if done.taken > 0 {
         let us = |ns: u64| ns / 1000;
         pr_info!(
@@ -655,6 +701,7 @@ pub(crate) fn directive(
     let now = crate::glue::now_ms();
     let mut t = plan_directive(state, r, now)?;
     let done = carry_out(state, net, r.node, &mut t, now, park_ms);
+    release_later(state, net, &mut t);
     Ok((t, done))
 }
 
@@ -825,10 +872,10 @@ pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
 pub(crate) struct Taken {
     pub(crate) info: TakenInfo,
     /// Sequence number of `sent[0]`.
-    sent_from: u32,
+    pub(crate) sent_from: u32,
     /// When it was taken over.
-    at_ms: u64,
-    sent: KVVec<u8>,
+    pub(crate) at_ms: u64,
+    pub(crate) sent: KVVec<u8>,
 }
 
 /// Taken-over connections, oldest first.
@@ -845,8 +892,72 @@ pub(crate) struct TakenList {
 }
 
 impl TakenList {
+    /// Keeps `t` as its key's newest record (found by the key when `node` is given), then
+    /// drops the oldest beyond the bounds ([`Self::trim`]).
+    pub(crate) fn push(&mut self, t: Taken, node: Option<RBTreeNodeReservation<FlowKey, u64>>) {
+        let (key, n) = (t.info.key, t.sent.len());
+        if self.recs.push(t, GFP_KERNEL).is_err() {
+            return;
+        }
+        self.bytes += n;
+        let id = self.first + self.recs.len() as u64 - 1;
+        match node {
+            Some(node) => {
+                // Replaces the key's older record, if any.
+                let _ = self.index.insert(node.into_node(key, id));
+            }
+            None => {
+                let _ = self.index.remove(&key);
+            }
+        }
+        self.trim();
+    }
+
+    /// How many records are kept.
+    pub(crate) fn len(&self) -> usize {
+        self.recs.len()
+    }
+
+    /// How many keys find a record (walks the index).
+    pub(crate) fn keys(&self) -> usize {
+        self.index.iter().count()
+    }
+
+    /// Drops the oldest records beyond the bounds, in one pass: past [`MAX_TAKEN`] records
+    /// down to seven eighths of it (a takeover of thousands past the bound then shifts the
+    /// list once every two thousand records, not once a record), and past
+    /// [`MAX_TAKEN_BYTES`] sent bytes down to the bound.
+    fn trim(&mut self) {
+        let len = self.recs.len();
+        if len <= MAX_TAKEN && self.bytes <= MAX_TAKEN_BYTES {
+            return;
+        }
+        let mut n = if len > MAX_TAKEN {
+            len - (MAX_TAKEN - MAX_TAKEN / 8)
+        } else {
+            0
+        };
+        let mut bytes = self.bytes - self.recs[..n].iter().map(|r| r.sent.len()).sum::<usize>();
+        while bytes > MAX_TAKEN_BYTES && n < len {
+            bytes -= self.recs[n].sent.len();
+            n += 1;
+        }
+        for (i, old) in self.recs[..n].iter().enumerate() {
+            if self.index.get(&old.info.key) == Some(&(self.first + i as u64)) {
+                let _ = self.index.remove(&old.info.key);
+            }
+        }
+        let mut i = 0;
+        self.recs.retain(|_| {
+            i += 1;
+            i > n
+        });
+        self.first += n as u64;
+        self.bytes = bytes;
+    }
+
     /// The newest record of `key`.
-    fn find(&self, key: &FlowKey) -> Option<&Taken> {
+    pub(crate) fn find(&self, key: &FlowKey) -> Option<&Taken> {
         let n = self.index.get(key)?;
         self.recs
             .get(usize::try_from(n.checked_sub(self.first)?).ok()?)
@@ -878,34 +989,7 @@ fn record(state: &NetState, p: &mut Plan, now_ms: u64) -> TakenInfo {
     let info = t.info;
     // Allocated before the lock; without it the record is kept, only not found by its key.
     let node = RBTreeNodeReservation::new(GFP_KERNEL).ok();
-    let mut list = state.taken.lock();
-    let n = t.sent.len();
-    if list.recs.push(t, GFP_KERNEL).is_err() {
-        return info;
-    }
-    list.bytes += n;
-    let id = list.first + list.recs.len() as u64 - 1;
-    match node {
-        Some(node) => {
-            // Replaces the key's older record, if any.
-            let _ = list.index.insert(node.into_node(info.key, id));
-        }
-        None => {
-            let _ = list.index.remove(&info.key);
-        }
-    }
-    while list.recs.len() > MAX_TAKEN || list.bytes > MAX_TAKEN_BYTES {
-        match list.recs.remove(0) {
-            Ok(old) => {
-                list.bytes -= old.sent.len();
-                if list.index.get(&old.info.key) == Some(&list.first) {
-                    let _ = list.index.remove(&old.info.key);
-                }
-                list.first += 1;
-            }
-            Err(_) => break,
-        }
-    }
+    state.taken.lock().push(t, node);
     info
 }
 

@@ -24,15 +24,17 @@ pub const MAX_BINDINGS: usize = 64;
 /// [`Filter::node_of_mac`]). Small: filters are built on kernel stacks.
 pub const MAX_FILTER_MACS: usize = 16;
 
-/// A connection's identity: the owner's end first.
+/// A connection's identity: the owner's end first. Keys order by binding (the owner's
+/// address, then port), then client: a binding's connections are contiguous in any sorted
+/// run of keys, which the takeover relies on to hand them to their listener together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct FlowKey {
     /// The owner's (service) address.
     pub owner_addr: Addr,
-    /// The client's address.
-    pub client_addr: Addr,
     /// The owner's port.
     pub owner_port: u16,
+    /// The client's address.
+    pub client_addr: Addr,
     /// The client's port.
     pub client_port: u16,
 }

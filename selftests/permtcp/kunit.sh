@@ -3,8 +3,8 @@
 # KUnit: the module's Rust test suites run when it loads; report their results.
 . /selftests/lib.sh
 
-SUITES="permtcp_logic permtcp_snoop"
-ktap_plan 5
+SUITES="permtcp_logic permtcp_snoop permtcp_takeover"
+ktap_plan 7
 check "module loads (runs its KUnit suites)" load_module
 for suite in $SUITES; do
 	results=/sys/kernel/debug/kunit/$suite/results
