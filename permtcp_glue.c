@@ -1838,6 +1838,60 @@ out:
 }
 
 /*
+ * Work run on another CPU while the caller goes on: the takeover gives half of a binding's
+ * connections their sockets there (the births are independent, as handshakes completing
+ * on several CPUs are).  The handle is allocated; the work runs @fn(@arg) once.
+ */
+struct ptcp_par {
+	struct work_struct work;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static void ptcp_par_work(struct work_struct *work)
+{
+	struct ptcp_par *p = container_of(work, struct ptcp_par, work);
+
+	p->fn(p->arg);
+}
+
+/*
+ * Queues @fn(@arg) on another online CPU than the caller's (the system's high-priority
+ * workqueue); the caller must wait for it with ptcp_par_wait() before @arg goes.  NULL,
+ * with nothing queued, when no other CPU is online or memory is short: the caller then
+ * runs @fn itself.
+ */
+struct ptcp_par *ptcp_par_start(void (*fn)(void *arg), void *arg)
+{
+	struct ptcp_par *p;
+	int cpu;
+
+	if (num_online_cpus() < 2)
+		return NULL;
+	p = kmalloc(sizeof(*p), GFP_KERNEL);
+	if (!p)
+		return NULL;
+	INIT_WORK(&p->work, ptcp_par_work);
+	p->fn = fn;
+	p->arg = arg;
+	/* Any other CPU: if it goes offline meanwhile, the workqueue runs the work elsewhere. */
+	cpu = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
+	if (cpu >= nr_cpu_ids) {
+		kfree(p);
+		return NULL;
+	}
+	queue_work_on(cpu, system_highpri_wq, &p->work);
+	return p;
+}
+
+/* Waits until the work of @p has run, and frees @p. */
+void ptcp_par_wait(struct ptcp_par *p)
+{
+	flush_work(&p->work);
+	kfree(p);
+}
+
+/*
  * Closes a detached child nobody will accept (unload, or no listener in time) with a reset,
  * as SO_LINGER {1, 0} would: a FIN would tell the client the stream ended complete.
  */

@@ -58,6 +58,8 @@ opaque! {
     SkBuff;
     /// `struct ptcp_net`: the C glue's per-namespace objects (snooped device and hooks).
     PtcpNet;
+    /// `struct ptcp_par`: work queued on another CPU ([`join`]).
+    Par;
     /// `struct socket`.
     Socket;
     /// `struct sock`.
@@ -201,6 +203,8 @@ extern "C" {
     fn ptcp_sock_close_detached(sk: *mut Sock);
     fn ptcp_born(lsk: *mut Sock, b: *const BirthC, child: *mut *mut Sock) -> c_int;
     fn ptcp_born_enabled() -> bool;
+    fn ptcp_par_start(f: unsafe extern "C" fn(arg: *mut c_void), arg: *mut c_void) -> *mut Par;
+    fn ptcp_par_wait(p: *mut Par);
     fn ptcp_zerocopy_enabled() -> bool;
     fn ptcp_skb_hold(skb: *mut SkBuff) -> *mut SkBuff;
     fn ptcp_skb_get(skb: *mut SkBuff);
@@ -339,6 +343,42 @@ pub(crate) fn tcp_abi() -> &'static TcpAbi {
 pub(crate) fn now_ms() -> u64 {
     // SAFETY: reads jiffies; no preconditions.
     unsafe { ptcp_now_ms() }
+}
+
+/// Runs `a` here and `b` at the same time on another online CPU (in a kworker of the
+/// system's high-priority workqueue), and returns once both have run: `rayon::join` for the
+/// kernel, for work that sleeps (GFP_KERNEL allocations). With one CPU online, or without
+/// memory for the work item, `b` runs here after `a`.
+pub(crate) fn join(a: impl FnOnce(), b: impl FnOnce() + Send) {
+    /// Runs the closure `arg` points to, once.
+    ///
+    /// # Safety
+    ///
+    /// `arg` points to an `Option<F>` that nothing else uses until this returns.
+    unsafe extern "C" fn run<F: FnOnce()>(arg: *mut c_void) {
+        // SAFETY: per the contract, the option is ours for the call.
+        let f = unsafe { &mut *arg.cast::<Option<F>>() };
+        if let Some(f) = f.take() {
+            f();
+        }
+    }
+    fn start<F: FnOnce() + Send>(job: &mut Option<F>) -> *mut Par {
+        // SAFETY: `run::<F>` takes the `Option<F>` it is given, which `join` keeps alive and
+        // leaves alone until `ptcp_par_wait` has returned: the work has run by then. `F` is
+        // `Send`: it may run on another thread.
+        unsafe { ptcp_par_start(run::<F>, core::ptr::from_mut(job).cast()) }
+    }
+    let mut job = Some(b);
+    let par = start(&mut job);
+    a();
+    if !par.is_null() {
+        // SAFETY: `par` was queued above and is waited for once.
+        unsafe { ptcp_par_wait(par) };
+    }
+    // Not queued (one CPU, no memory): it runs here.
+    if let Some(b) = job.take() {
+        b();
+    }
 }
 
 /// Nanoseconds of the monotonic clock, read from the clocksource.
@@ -1372,6 +1412,12 @@ impl Listener {
         unsafe { ptcp_inject_batch(self.sk.as_ptr(), ptrs, children.len() as u32) as usize }
     }
 }
+
+// SAFETY: what a shared reference allows (births, injection, its family) may run on
+// several CPUs at once: `ptcp_born()` runs the steps the receive path runs for a handshake's
+// final ACK, which the kernel runs concurrently on every CPU for one listener, and
+// `ptcp_inject_batch()` takes the accept queue's lock.
+unsafe impl Sync for Listener {}
 
 impl Drop for Listener {
     fn drop(&mut self) {

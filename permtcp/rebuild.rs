@@ -422,6 +422,13 @@ impl StepTimes {
         self.mark = crate::glue::now_ns();
     }
 
+    /// Adds the times of `other` (timed on another CPU).
+    pub(crate) fn add(&mut self, other: &StepTimes) {
+        for (a, b) in self.ns.iter_mut().zip(other.ns.iter()) {
+            *a += b;
+        }
+    }
+
     /// Ends `phase` now (and starts the next).
     pub(crate) fn end(&mut self, phase: Phase) {
         let now = crate::glue::now_ns();

@@ -407,35 +407,76 @@ enum Outcome {
     Parked(Parked),
 }
 
-/// Gives `p` its socket: born from `listener` when there is one and births are on, rebuilt
-/// with TCP_REPAIR otherwise, or when the birth left nothing behind.
+/// Gives `p` its socket: the child `tried` born from its listener, or, when no birth was
+/// tried or it left nothing behind, rebuilt with TCP_REPAIR.
 fn give_socket(
     net: &Net<'_>,
     listener: Option<&Listener>,
     p: &Plan,
+    tried: Option<Result<Detached>>,
     t: &mut StepTimes,
 ) -> Result<Detached, LogicError> {
+    match tried {
+        Some(Ok(child)) => return Ok(child),
+        Some(Err(e)) if e == EPROTO => {
+            return Err(LogicError::new(
+                code::EPROTO,
+                c"born from the listener: the handshake's ACK was refused",
+            ))
+        }
+        _ => {}
+    }
     // An IPv4 listener takes an IPv4 socket; anything else (an IPv6 listener, or none yet)
     // an IPv6 one.
     let v6sock = p.v6 || listener.is_none_or(|l| l.family() != ListenerFamily::V4);
-    let birth = listener
-        .filter(|_| crate::glue::born_enabled())
-        .and_then(|l| p.birth().map(|b| (l, b)));
-    if let Some((l, b)) = birth {
-        let born = l.born(&b);
-        t.end(Phase::Born);
-        match born {
-            Ok(child) => return Ok(child),
-            Err(e) if e == EPROTO => {
-                return Err(LogicError::new(
-                    code::EPROTO,
-                    c"born from the listener: the handshake's ACK was refused",
-                ))
-            }
-            Err(_) => {}
+    rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())
+}
+
+/// A binding's connections are born on two CPUs at once from this many on.
+const PAR_BIRTHS: usize = 64;
+
+/// Gives each of `group`'s connections whose plan allows it its socket from listener `l`
+/// (the way the kernel gives an accepted connection one), into `out` in order (`None`: no
+/// birth tried). With [`PAR_BIRTHS`] or more, the second half is born on another CPU
+/// meanwhile ([`crate::glue::join`]): births are independent, as handshakes completing on
+/// several CPUs are. `t` sums the time of every birth, on both CPUs.
+fn births(
+    l: &Listener,
+    group: &[(Plan, Fallback)],
+    t: &mut StepTimes,
+    out: &mut KVVec<Option<Result<Detached>>>,
+) -> Result<(), LogicError> {
+    fn run(
+        l: &Listener,
+        plans: &[(Plan, Fallback)],
+        t: &mut StepTimes,
+        out: &mut KVVec<Option<Result<Detached>>>,
+    ) {
+        for (p, _) in plans {
+            t.start();
+            let r = p.birth().map(|b| l.born(&b));
+            t.end(Phase::Born);
+            // Within the capacity the caller reserved.
+            let _ = out.push_within_capacity(r);
         }
     }
-    rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())
+    let there = if group.len() >= PAR_BIRTHS {
+        group.len() / 2
+    } else {
+        0
+    };
+    let (here, there) = group.split_at(group.len() - there);
+    let mut other = KVVec::with_capacity(there.len(), GFP_KERNEL).map_err(|_| enomem())?;
+    let mut other_t = StepTimes::default();
+    crate::glue::join(
+        || run(l, here, t, out),
+        || run(l, there, &mut other_t, &mut other),
+    );
+    t.add(&other_t);
+    for r in other {
+        let _ = out.push_within_capacity(r);
+    }
+    Ok(())
 }
 
 /// Gives each of `group`'s connections (all of one service address and port) its socket and
@@ -471,9 +512,16 @@ fn take_binding(
     // The sockets given, in order, and each plan's result.
     let mut batch = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut results = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    // Born from the listener first, where births are on and the plan allows one.
+    let mut born = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    if let Some(l) = listener.as_ref().filter(|_| crate::glue::born_enabled()) {
+        births(l, group, t, &mut born)?;
+    }
+    let mut born = born.into_iter();
     for (p, _) in group.iter() {
         // Within the capacities reserved above.
-        let r = give_socket(net, listener.as_ref(), p, t).map(|child| {
+        let tried = born.next().flatten();
+        let r = give_socket(net, listener.as_ref(), p, tried, t).map(|child| {
             let _ = batch.push_within_capacity(Some(child));
         });
         let _ = results.push_within_capacity(r);

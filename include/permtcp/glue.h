@@ -146,6 +146,11 @@ struct ptcp_birth {
 	u8 fin;			/* the client's FIN follows its bytes */
 };
 int ptcp_born(struct sock *lsk, const struct ptcp_birth *b, struct sock **child);
+
+/* Work run on another CPU while the caller goes on (ptcp_par_start(), ptcp_par_wait()). */
+struct ptcp_par;
+struct ptcp_par *ptcp_par_start(void (*fn)(void *arg), void *arg);
+void ptcp_par_wait(struct ptcp_par *p);
 bool ptcp_born_enabled(void);
 
 /* Planned handoff: a connection's key (local = service end), and where its socket stands. */
