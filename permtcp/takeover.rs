@@ -36,7 +36,7 @@ use crate::logic::snoopnl::{reason_code, DirectiveInfo, DirectiveRequest, TakenI
 use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
-use crate::rebuild::{rebuild, rebuildable, Phase, Plan, StepTimes, PHASES};
+use crate::rebuild::{rebuild, Phase, Plan, StepTimes, PHASES};
 use crate::snoop::{Alloc, Released, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
@@ -112,11 +112,12 @@ impl Takeover {
     /// Files one of this node's connections: a plan when it can be rebuilt (or a reset when
     /// its owner was mid-response and `owner` declares `reset` for that), else a directive
     /// to the peer `next` names, else a reset.
+    /// `plan` is [`Plan::new`]'s for the connection.
     fn settle(
         &mut self,
         k: &FlowKey,
         c: &Conn<Alloc>,
-        now_ms: u64,
+        plan: Option<Plan>,
         owner: &Declaration,
         next: impl FnOnce() -> Option<u32>,
     ) {
@@ -124,22 +125,20 @@ impl Takeover {
             Some(n) => Fallback::Next(n),
             None => Fallback::Reset(Reset::new(k, c)),
         };
-        if c.readiness().is_ok() && rebuildable(c.state) {
-            if let Some(p) = Plan::new(k, c, now_ms, owner.rx) {
-                if owner.mid == MidResponse::Reset && p.r.mid_response.is_some() {
-                    // Any peer would decide the same: no directive, a prompt reset.
-                    if self.resets.push(Reset::new(k, c), GFP_KERNEL).is_err() {
-                        self.not_ready += 1;
-                    } else {
-                        self.mid_response += 1;
-                    }
-                    return;
-                }
-                if self.plans.push((p, fallback), GFP_KERNEL).is_err() {
+        if let Some(p) = plan {
+            if owner.mid == MidResponse::Reset && p.r.mid_response.is_some() {
+                // Any peer would decide the same: no directive, a prompt reset.
+                if self.resets.push(Reset::new(k, c), GFP_KERNEL).is_err() {
                     self.not_ready += 1;
+                } else {
+                    self.mid_response += 1;
                 }
                 return;
             }
+            if self.plans.push((p, fallback), GFP_KERNEL).is_err() {
+                self.not_ready += 1;
+            }
+            return;
         }
         let reason = match c.readiness() {
             Err(r) => reason_code(r).0,
@@ -208,6 +207,7 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut order = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut made = KVVec::with_capacity(room / 2 + 1, GFP_KERNEL).map_err(|_| enomem())?;
     let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     // Within the capacity reserved above: cannot fail.
     let _ = guard.failed.push(node, GFP_KERNEL);
@@ -254,12 +254,40 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     // Frames from its MACs now raise the split-brain alarm.
     state.refresh_fence(cluster);
     t.plans = plans;
-    for (k, c) in order.iter().map(|&i| &taking[i as usize]) {
+    let settle = |t: &mut Takeover, k: &FlowKey, c: &Conn<Alloc>, plan: Option<Plan>| {
         let next = || {
             let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
             next_after(&order, me)
         };
-        t.settle(k, c, now_ms, owner, next);
+        t.settle(k, c, plan, owner, next);
+    };
+    // A plan copies its connection's bytes out of the mirror: from PAR_MIN connections on,
+    // the second half's plans are made on another CPU meanwhile, then filed in order.
+    let there = if order.len() >= PAR_MIN {
+        order.len() / 2
+    } else {
+        0
+    };
+    let (here, there) = order.split_at(order.len() - there);
+    let rx = owner.rx;
+    crate::glue::join(
+        || {
+            for (k, c) in here.iter().map(|&i| &taking[i as usize]) {
+                settle(&mut t, k, c, Plan::new(k, c, now_ms, rx));
+            }
+        },
+        || {
+            for (k, c) in there.iter().map(|&i| &taking[i as usize]) {
+                // Within the capacity reserved above (half the table).
+                let _ = made.push_within_capacity(Plan::new(k, c, now_ms, rx));
+            }
+        },
+    );
+    // Those the capacity did not cover (none) come last: their plans are missing, as
+    // without memory.
+    let mut made = made.into_iter();
+    for (k, c) in there.iter().map(|&i| &taking[i as usize]) {
+        settle(&mut t, k, c, made.next().flatten());
     }
     return_to_mirror(state, &mut taking, &mut t);
     Ok(t)
@@ -319,7 +347,7 @@ fn plan_directive(
     let mut t = Takeover::new();
     let next = || next_after(&order, me);
     match taking.first() {
-        Some((k, c)) => t.settle(k, c, now_ms, owner, next),
+        Some((k, c)) => t.settle(k, c, Plan::new(k, c, now_ms, owner.rx), owner, next),
         // Not mirrored here: the next peer may have it; the last one cannot reset it.
         None => match next() {
             Some(n) => t.forward(&r.key, n),
@@ -432,12 +460,13 @@ fn give_socket(
     rebuild(net, p, v6sock, t).map_err(|e| e.to_logic())
 }
 
-/// A binding's connections are born on two CPUs at once from this many on.
-const PAR_BIRTHS: usize = 64;
+/// Work on this many connections or more (their plans, a binding's births) is shared with
+/// another CPU.
+const PAR_MIN: usize = 64;
 
 /// Gives each of `group`'s connections whose plan allows it its socket from listener `l`
 /// (the way the kernel gives an accepted connection one), into `out` in order (`None`: no
-/// birth tried). With [`PAR_BIRTHS`] or more, the second half is born on another CPU
+/// birth tried). With [`PAR_MIN`] or more, the second half is born on another CPU
 /// meanwhile ([`crate::glue::join`]): births are independent, as handshakes completing on
 /// several CPUs are. `t` sums the time of every birth, on both CPUs.
 fn births(
@@ -460,7 +489,7 @@ fn births(
             let _ = out.push_within_capacity(r);
         }
     }
-    let there = if group.len() >= PAR_BIRTHS {
+    let there = if group.len() >= PAR_MIN {
         group.len() / 2
     } else {
         0
