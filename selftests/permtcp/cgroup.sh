@@ -96,7 +96,10 @@ cluster_down
 unload_module
 
 # memory.max bounds the mirror: a cgroup allowed 128 KiB more than it uses (plus what the
-# per-CPU charge caches hold) refuses the mirror's charges past it, and the mirror says so.
+# per-CPU charge caches hold: up to MEMCG_CHARGE_BATCH pages, 256 KiB, on each of the two
+# CPUs, already counted in memory.current) refuses the mirror's charges past it, and the
+# mirror says so. The upload keeps coming until the refusals show, or until the mirror holds
+# more than the limit and both caches could ever let it (then the limit did nothing).
 load_module
 SNOOP_OPTS="--keep-received 8388608"
 cluster_up
@@ -105,6 +108,10 @@ in_peer permctl snoop stop >/dev/null
 in_cg snoop /bin/ip netns exec peer permctl snoop start --dev eth0 --keep-received 8388608
 echo $(($(cat $CG/snoop/memory.current) + 131072)) >$CG/snoop/memory.max
 stalled_upload
+refused_or_past() {
+	[ "$(sed -n 's/^max //p' $CG/snoop/memory.events)" -gt 0 ] || [ "$(held)" -gt $((2 * 1048576)) ]
+}
+wait_until "the limit's refusals, or 2 MiB held" 100 refused_or_past
 h=$(held)
 in_peer permctl conns | sed 's/^/# /'
 echo "# with memory.max 128 KiB above its use, the mirror holds $h bytes; memory.current $(cat $CG/snoop/memory.current) of max $(cat $CG/snoop/memory.max); memory.events: $(tr '\n' ' ' <$CG/snoop/memory.events)"
