@@ -40,6 +40,7 @@
 #include <linux/memcontrol.h>
 #include <linux/sched/mm.h>
 #include <linux/security.h>
+#include <linux/sock_diag.h>
 #include <linux/workqueue.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
@@ -1895,6 +1896,18 @@ void ptcp_par_wait(struct ptcp_par *p)
  * Closes a detached child nobody will accept (unload, or no listener in time) with a reset,
  * as SO_LINGER {1, 0} would: a FIN would tell the client the stream ended complete.
  */
+/*
+ * The cookie of @sk, as getsockopt(SO_COOKIE) and ss -e ("sk:") report it: generated now if
+ * it has none yet, and the socket keeps it for life (the same socket after accept()).
+ */
+u64 ptcp_sock_cookie(struct sock *sk)
+{
+	u32 c[2];
+
+	sock_diag_save_cookie(sk, c);
+	return (u64)c[1] << 32 | c[0];
+}
+
 void ptcp_sock_close_detached(struct sock *sk)
 {
 	sock_set_flag(sk, SOCK_LINGER);

@@ -201,6 +201,7 @@ extern "C" {
     ) -> c_int;
     fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
     fn ptcp_sock_close_detached(sk: *mut Sock);
+    fn ptcp_sock_cookie(sk: *mut Sock) -> u64;
     fn ptcp_born(lsk: *mut Sock, b: *const BirthC, child: *mut *mut Sock) -> c_int;
     fn ptcp_born_enabled() -> bool;
     fn ptcp_par_start(f: unsafe extern "C" fn(arg: *mut c_void), arg: *mut c_void) -> *mut Par;
@@ -1437,6 +1438,16 @@ pub(crate) struct Detached(NonNull<Sock>);
 // SAFETY: a sock reference may be used and released from any thread; the sock has its own
 // lock and the helpers take it.
 unsafe impl Send for Detached {}
+
+impl Detached {
+    /// The socket's cookie (`SO_COOKIE`), which the application sees on the socket it
+    /// accepts: the connection's record carries it.
+    pub(crate) fn cookie(&self) -> u64 {
+        // SAFETY: the sock is alive (a reference owned, type invariant); the cookie is set
+        // atomically, at most once.
+        unsafe { ptcp_sock_cookie(self.0.as_ptr()) }
+    }
+}
 
 impl Drop for Detached {
     fn drop(&mut self) {

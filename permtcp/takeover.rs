@@ -521,7 +521,7 @@ fn take_binding(
     group: &mut [(Plan, Fallback)],
     deadline_ms: u64,
     t: &mut StepTimes,
-    taken: &mut impl FnMut(&mut Plan),
+    taken: &mut impl FnMut(&mut Plan, u64),
     out: &mut KVVec<Result<Outcome, LogicError>>,
 ) -> Result<(), LogicError> {
     let Some((first, _)) = group.first() else {
@@ -556,9 +556,16 @@ fn take_binding(
         let _ = results.push_within_capacity(r);
         t.start();
     }
+    // `batch` holds the sockets of the plans given one, in order: each record carries its
+    // socket's cookie.
+    let mut given = batch.iter();
     for ((p, _), r) in group.iter_mut().zip(results.iter()) {
         if r.is_ok() {
-            taken(p);
+            let cookie = given
+                .next()
+                .and_then(Option::as_ref)
+                .map_or(0, Detached::cookie);
+            taken(p, cookie);
         }
     }
     t.start();
@@ -603,11 +610,11 @@ pub(crate) fn carry_out(
     let mut plans = core::mem::take(&mut t.plans);
     plans.sort_unstable_by_key(|(p, _)| (p.key.owner_addr, p.key.owner_port));
     let mut outcomes = KVVec::new();
-    let mut taken = |p: &mut Plan| {
+    let mut taken = |p: &mut Plan, cookie: u64| {
         d.taken += 1;
         // Without room it is only steered while its owner is declared failed here.
         let _ = served.push_within_capacity(p.key);
-        let taken = record(state, p, now);
+        let taken = record(state, p, now, cookie);
         notify(net, &Event::Taken { node, taken });
     };
     let given = outcomes
@@ -1043,7 +1050,8 @@ impl TakenList {
 
 /// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
 /// the oldest records go first beyond [`MAX_TAKEN`] records or [`MAX_TAKEN_BYTES`] bytes.
-fn record(state: &NetState, p: &mut Plan, now_ms: u64) -> TakenInfo {
+/// `cookie` is the cookie of the socket it was given.
+fn record(state: &NetState, p: &mut Plan, now_ms: u64, cookie: u64) -> TakenInfo {
     let t = Taken {
         info: TakenInfo {
             key: p.key,
@@ -1058,6 +1066,7 @@ fn record(state: &NetState, p: &mut Plan, now_ms: u64) -> TakenInfo {
                 RxPolicy::Drop => crate::logic::uapi::rxdata::DROP,
                 RxPolicy::Unanswered => crate::logic::uapi::rxdata::UNANSWERED,
             },
+            cookie,
         },
         sent_from: p.r.sent_from,
         at_ms: now_ms,

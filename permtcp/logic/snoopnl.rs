@@ -559,6 +559,8 @@ pub struct TakenInfo {
     pub age_ms: u64,
     /// The declared received-data policy ([`super::uapi::rxdata`]); 0 when not reported.
     pub rx_policy: u8,
+    /// The cookie of the socket it was given (`SO_COOKIE`); 0 when not reported.
+    pub cookie: u64,
 }
 
 impl TakenInfo {
@@ -576,6 +578,9 @@ impl TakenInfo {
         w.put_u64(taken_attr::AGE_MS, self.age_ms)?;
         if self.rx_policy != 0 {
             w.put_u8(taken_attr::RX_POLICY, self.rx_policy)?;
+        }
+        if self.cookie != 0 {
+            w.put_u64(taken_attr::COOKIE, self.cookie)?;
         }
         w.nest_end(nest)
     }
@@ -601,6 +606,7 @@ impl TakenInfo {
                 }
                 taken_attr::AGE_MS => t.age_ms = a.u64()?,
                 taken_attr::RX_POLICY => t.rx_policy = a.u8()?,
+                taken_attr::COOKIE => t.cookie = a.u64()?,
                 _ => return inval(c"unknown taken-connection attribute"),
             }
         }

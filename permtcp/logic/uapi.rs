@@ -105,6 +105,10 @@ pub mod taken_attr {
     pub const AGE_MS: u16 = 10;
     /// u8: the declared received-data policy ([`super::rxdata`]).
     pub const RX_POLICY: u16 = 11;
+    /// u64: the cookie of the socket the connection was given (`SO_COOKIE`): the accepted
+    /// socket's, so that a cached record is matched to its socket, not only to a 4-tuple a
+    /// later takeover may reuse.
+    pub const COOKIE: u16 = 12;
 }
 
 /// Attributes of a fail-over directive ([`attr::DIRECTIVE`]).

@@ -8,11 +8,14 @@
 #    no repair socket is opened and every connection answers correctly afterwards;
 #  - IPv6;
 #  - no listener at takeover time: the connections are rebuilt with TCP_REPAIR and parked
-#    (the fallback), and answer once the application listens.
+#    (the fallback), and answer once the application listens;
+#  - each connection's record names its socket: the records' cookies are the cookies
+#    (SO_COOKIE, ss's "sk:") of the peer's sockets, born or parked, which the restarted
+#    application's lookups (permtcp-resume) match against its accepted sockets.
 . /selftests/lib.sh
 
 CONNS=200
-ktap_plan 11
+ktap_plan 13
 
 steps() { dmesg | grep "takeover of $1 connections, ns per connection" | tail -n 1; }
 step() { # line name -> ns
@@ -44,6 +47,13 @@ run() {
 	in_peer permctl --json takeover --node 1 >/tmp/born.takeover
 	line=$(steps $CONNS)
 	echo "# born=$1 $2: ${line#*permtcp: }"
+	# The records' socket cookies, and those of the peer's sockets of the service port.
+	in_peer permctl --json taken | grep -o '"cookie":[0-9]*' | cut -d: -f2 | sort >/tmp/born.rec
+	in_peer ss -tenH state established '( sport = :80 )' | grep -o ' sk:[0-9a-f]*' |
+		cut -d: -f2 | while read -r h; do printf '%d\n' "0x$h"; done | sort >/tmp/born.sk
+	cookies="$(wc -l </tmp/born.rec) records, $(sort -u /tmp/born.rec | grep -vcx 0) distinct cookies, $(wc -l </tmp/born.sk) sockets"
+	echo "# cookies: $cookies"
+	cmp -s /tmp/born.rec /tmp/born.sk && cookies_ok=1 || cookies_ok=0
 	if [ "${3:-}" = late ]; then
 		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
 		peer_pid=$!
@@ -64,6 +74,8 @@ echo "# kernel, ns per connection: TCP_REPAIR rebuild $repair, born from the lis
 check "born: every connection taken over" grep -q "\"taken\":$CONNS," /tmp/born.takeover
 check "born: no repair socket opened" test "$(step "$line" open)" = 0 -a "${born:-0}" -gt 0
 check "born: every connection answered correctly" test $rc = 0
+check "born: each record carries its socket's cookie" test $cookies_ok = 1 -a \
+	"$cookies" = "$CONNS records, $CONNS distinct cookies, $CONNS sockets"
 case_done "born: kernel log clean" $peer_pid
 
 CONNS=20
@@ -78,5 +90,7 @@ check "no listener: rebuilt with TCP_REPAIR (the fallback)" \
 	test "$(step "$line" open)" -gt 0 -a "$(step "$line" born)" = 0
 check "no listener: every connection answered correctly once the application listened" \
 	test $rc = 0
+check "no listener: each record carries its parked socket's cookie" test $cookies_ok = 1 -a \
+	"$cookies" = "$CONNS records, $CONNS distinct cookies, $CONNS sockets"
 case_done "no listener: kernel log clean" $peer_pid
 ktap_finish

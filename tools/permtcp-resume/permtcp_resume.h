@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Where a connection permtcp took over resumes, asked by the restarted application for each
- * socket it accept()s: one TAKEN_GET query by the socket's 4-tuple over generic netlink.
+ * socket it accept()s: a TAKEN_GET query by the socket's 4-tuple over generic netlink, or
+ * the process's cache of the records (filled by one TAKEN_GET dump when a query finds a
+ * record it had not seen; matched by socket cookie, SO_COOKIE).
  * Link libpermtcp_resume.a (cargo build --release -p permtcp-resume; also -lpthread -ldl
  * -lm).  See tools/permtcp-resume/example.c.
  */
@@ -22,7 +24,7 @@ struct ptcp_resume {
 /*
  * 1 and *out filled when the connected TCP socket fd was taken over here, 0 when not (or
  * the module is not loaded), a negative errno on failure.  Thread-safe: the process's
- * queries take turns on one netlink socket.
+ * queries share up to four netlink sockets and one cache.
  */
 int ptcp_resume_get(int fd, struct ptcp_resume *out);
 

@@ -180,6 +180,7 @@ enum permtcp_taken_attr {
 	PERMTCP_TAKEN_A_RX_DELIVER = 9,		/* flag: received data delivered again */
 	PERMTCP_TAKEN_A_AGE_MS = 10,		/* u64 */
 	PERMTCP_TAKEN_A_RX_POLICY = 11,		/* u8: enum permtcp_rx_policy */
+	PERMTCP_TAKEN_A_COOKIE = 12,		/* u64: the given socket's SO_COOKIE */
 	__PERMTCP_TAKEN_A_MAX,
 };
 #define PERMTCP_TAKEN_A_MAX (__PERMTCP_TAKEN_A_MAX - 1)

@@ -796,6 +796,7 @@ fn events_round_trip_and_must_match_their_command() {
                 rx_deliver: true,
                 age_ms: 0,
                 rx_policy: 1,
+                cookie: 0x1234_5678_9abc,
             },
         },
         Event::Reset {

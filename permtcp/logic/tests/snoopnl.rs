@@ -136,6 +136,7 @@ fn taken_info_round_trips() {
         rx_deliver: true,
         age_ms: 12,
         rx_policy: permtcp_logic::uapi::rxdata::DELIVER,
+        cookie: 0x8000_0000_0000_0001,
     };
     let mut buf = [0u8; 256];
     let mut wr = Writer::new(&mut buf);
@@ -147,6 +148,7 @@ fn taken_info_round_trips() {
     let plain = TakenInfo {
         rx_deliver: false,
         rx_policy: permtcp_logic::uapi::rxdata::UNANSWERED,
+        cookie: 0,
         ..t
     };
     let mut wr = Writer::new(&mut buf);

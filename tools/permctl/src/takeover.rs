@@ -92,6 +92,9 @@ pub struct TakenView {
     /// The declared received-data policy: `unanswered`, `deliver` or `drop`.
     pub received_data: &'static str,
     pub age_ms: u64,
+    /// The cookie of the socket it was given (`SO_COOKIE`; `ss -e` shows it as `sk:`, in
+    /// hex); 0 from a module that does not report it.
+    pub cookie: u64,
 }
 
 /// `permctl taken`.
@@ -117,6 +120,7 @@ pub fn taken(c: &Client, json: bool) -> Result<(), CtlError> {
                     _ => "drop",
                 },
                 age_ms: t.age_ms,
+                cookie: t.cookie,
             }
         })
         .collect();

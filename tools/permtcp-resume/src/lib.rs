@@ -34,14 +34,25 @@
 //! resolved, at its first use) in the namespace it runs in: queries from several threads run
 //! side by side on them, and take turns beyond four.
 //! No privilege is needed: TAKEN_GET is open to every user of the namespace.
+//!
+//! A takeover hands the application many connections at once, so a socket's query that finds
+//! its record (one the process had not seen) also fetches every record, in one TAKEN_GET
+//! dump, into a cache keyed by socket cookie (`SO_COOKIE`; each record carries the cookie of
+//! the socket the kernel gave the connection, which is the socket `accept()` returns). The
+//! next sockets of that takeover are answered from the cache without a query. A cookie
+//! names one socket for the kernel's lifetime, so a cached record never answers for another
+//! socket, even one with the same 4-tuple; and a socket whose 4-tuple's newest record names
+//! another socket was not taken over (a new connection reusing the 4-tuple).
 
 use permctl::{Client, CtlError};
 use permtcp_logic::packet::Addr;
 use permtcp_logic::snoop::FlowKey;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{LazyLock, Mutex, MutexGuard, TryLockError};
+use std::time::Instant;
 
 pub use permtcp_logic::snoopnl::TakenInfo;
 
@@ -101,10 +112,153 @@ pub fn of_addrs(local: SocketAddr, peer: SocketAddr) -> Result<Option<TakenInfo>
     r.unwrap_or(Ok(None))
 }
 
+/// The records of the last TAKEN_GET dump, by the cookie of the socket each connection was
+/// given (records without one, from an older module, are not kept).
+#[derive(Debug, Default)]
+pub struct Cache {
+    by_cookie: HashMap<u64, TakenInfo>,
+    /// When the dump was made: a record's age is its age then plus the time since.
+    at: Option<Instant>,
+    /// Dumps so far: a thread that missed fetches the records again only if nobody did
+    /// since its miss.
+    generation: u64,
+}
+
+impl Cache {
+    /// The record of the socket whose cookie is `cookie`, aged to `now`.
+    pub fn get(&self, cookie: u64, now: Instant) -> Option<TakenInfo> {
+        let t = self.by_cookie.get(&cookie).filter(|_| cookie != 0)?;
+        let since = now.saturating_duration_since(self.at?).as_millis();
+        Some(TakenInfo {
+            age_ms: t
+                .age_ms
+                .saturating_add(u64::try_from(since).unwrap_or(u64::MAX)),
+            ..*t
+        })
+    }
+
+    /// Replaces the records with those of a dump made at `at` (the kernel keeps a bounded
+    /// number, so the cache is bounded too).
+    pub fn fill(&mut self, records: impl IntoIterator<Item = TakenInfo>, at: Instant) {
+        self.by_cookie = records
+            .into_iter()
+            .filter(|t| t.cookie != 0)
+            .map(|t| (t.cookie, t))
+            .collect();
+        self.at = Some(at);
+        self.generation += 1;
+    }
+
+    /// How many dumps filled it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.by_cookie.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.by_cookie.is_empty()
+    }
+}
+
+/// What a socket's own query says, given its cookie (0: unknown): `found` is the newest
+/// record of its 4-tuple. A record naming another socket is not this socket's: this one is
+/// a new connection that reuses the 4-tuple. Returns the answer and whether the record was
+/// this socket's own (the takeover that gave it probably gave others: worth a dump).
+pub fn judge(cookie: u64, found: Option<TakenInfo>) -> (Option<TakenInfo>, bool) {
+    match found {
+        Some(t) if cookie != 0 && t.cookie != 0 && t.cookie != cookie => (None, false),
+        Some(t) => (Some(t), cookie != 0 && t.cookie == cookie),
+        None => (None, false),
+    }
+}
+
+/// The process's cache of records.
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
+
+fn cache() -> MutexGuard<'static, Cache> {
+    CACHE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The cookie of socket `fd` (`SO_COOKIE`), 0 when it has none to tell.
+fn socket_cookie(fd: RawFd) -> u64 {
+    let mut v = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `v` is `len` writable bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        v
+    } else {
+        0
+    }
+}
+
+/// Fetches every record into the cache, unless another thread did since `generation`.
+fn refresh(generation: u64) -> Result<(), CtlError> {
+    let mut c = cache();
+    if c.generation() != generation {
+        return Ok(());
+    }
+    let mut s = slot();
+    if s.is_none() {
+        *s = Some(Client::connect()?);
+    }
+    let r = s.as_ref().map(Client::taken).unwrap_or(Ok(Vec::new()));
+    match r {
+        Ok(records) => {
+            c.fill(records, Instant::now());
+            Ok(())
+        }
+        Err(e) => {
+            *s = None;
+            Err(e)
+        }
+    }
+}
+
+/// The record of the connected TCP socket `fd` whose ends are `local` and `peer`: from the
+/// cache when a dump holds it, else by its own query.
+fn of_socket(
+    fd: RawFd,
+    local: SocketAddr,
+    peer: SocketAddr,
+) -> Result<Option<TakenInfo>, CtlError> {
+    let cookie = socket_cookie(fd);
+    let generation = {
+        let c = cache();
+        if let Some(t) = c.get(cookie, Instant::now()) {
+            return Ok(Some(t));
+        }
+        c.generation()
+    };
+    let (answer, own) = judge(cookie, of_addrs(local, peer)?);
+    if own {
+        // Only faster for the next sockets: a failed dump leaves them their own queries.
+        let _ = refresh(generation);
+    }
+    Ok(answer)
+}
+
 /// The record of the connected socket `s`.
 pub fn of_stream(s: &TcpStream) -> Result<Option<TakenInfo>, CtlError> {
     let io = |e: std::io::Error| CtlError::Transport(e.to_string());
-    of_addrs(s.local_addr().map_err(io)?, s.peer_addr().map_err(io)?)
+    of_socket(
+        s.as_raw_fd(),
+        s.local_addr().map_err(io)?,
+        s.peer_addr().map_err(io)?,
+    )
 }
 
 /// The address of `fd`'s local (`peer` false) or remote end.
@@ -145,7 +299,8 @@ fn sockaddr(fd: RawFd, peer: bool) -> std::io::Result<SocketAddr> {
 pub fn of_fd(fd: &impl AsRawFd) -> Result<Option<TakenInfo>, CtlError> {
     let fd = fd.as_raw_fd();
     let io = |e: std::io::Error| CtlError::Transport(e.to_string());
-    of_addrs(
+    of_socket(
+        fd,
         sockaddr(fd, false).map_err(io)?,
         sockaddr(fd, true).map_err(io)?,
     )
@@ -185,7 +340,7 @@ pub unsafe extern "C" fn ptcp_resume_get(fd: libc::c_int, out: *mut PtcpResume) 
         (Ok(l), Ok(p)) => (l, p),
         (Err(e), _) | (_, Err(e)) => return -e.raw_os_error().unwrap_or(libc::EINVAL),
     };
-    match of_addrs(local, peer) {
+    match of_socket(fd, local, peer) {
         Ok(Some(t)) => {
             if !out.is_null() {
                 let r = PtcpResume {
@@ -205,5 +360,70 @@ pub unsafe extern "C" fn ptcp_resume_get(fd: libc::c_int, out: *mut PtcpResume) 
         Ok(None) | Err(CtlError::NotLoaded) => 0,
         Err(CtlError::Kernel { errno, .. }) => -errno.abs(),
         Err(_) => -libc::EIO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    fn rec(port: u16, cookie: u64, age_ms: u64) -> TakenInfo {
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let c = SocketAddr::new("10.0.0.100".parse().unwrap(), port);
+        TakenInfo {
+            key: key(a, c),
+            sent_offset: u32::from(port),
+            cookie,
+            age_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_cache_answers_by_cookie_and_ages_its_records() {
+        let mut c = Cache::default();
+        let t0 = Instant::now();
+        assert_eq!(c.get(7, t0), None);
+        // Records without a cookie (an older module) are not kept; cookie 0 finds nothing.
+        c.fill([rec(1, 7, 5), rec(2, 9, 0), rec(3, 0, 0)], t0);
+        assert_eq!((c.len(), c.generation()), (2, 1));
+        assert_eq!(c.get(0, t0), None);
+        assert_eq!(c.get(8, t0), None);
+        let t = c.get(7, t0 + Duration::from_millis(40)).unwrap();
+        assert_eq!((t.sent_offset, t.age_ms), (1, 45));
+        // A later dump replaces everything: a record gone from the kernel goes here too.
+        c.fill([rec(4, 11, 0)], t0);
+        assert_eq!((c.len(), c.generation()), (1, 2));
+        assert_eq!(c.get(7, t0), None);
+        assert_eq!(c.get(11, t0).map(|t| t.sent_offset), Some(4));
+    }
+
+    #[test]
+    fn a_record_naming_another_socket_is_not_this_ones() {
+        // Its own record: the answer, and worth a dump.
+        assert_eq!(judge(7, Some(rec(1, 7, 0))), (Some(rec(1, 7, 0)), true));
+        // The 4-tuple's newest record is another socket's: this one is a new connection.
+        assert_eq!(judge(7, Some(rec(1, 8, 0))), (None, false));
+        // Without a cookie on either side the 4-tuple decides, as before cookies.
+        assert_eq!(judge(0, Some(rec(1, 8, 0))), (Some(rec(1, 8, 0)), false));
+        assert_eq!(judge(7, Some(rec(1, 0, 0))), (Some(rec(1, 0, 0)), false));
+        assert_eq!(judge(7, None), (None, false));
+    }
+
+    #[test]
+    fn sockets_have_distinct_cookies() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        let (ca, cb) = (socket_cookie(a.as_raw_fd()), socket_cookie(b.as_raw_fd()));
+        assert!(ca != 0 && cb != 0 && ca != cb, "{ca} {cb}");
+        assert_eq!(
+            socket_cookie(a.as_raw_fd()),
+            ca,
+            "a socket keeps its cookie"
+        );
+        assert_eq!(socket_cookie(-1), 0);
     }
 }
