@@ -1897,6 +1897,15 @@ void ptcp_par_wait(struct ptcp_par *p)
  * as SO_LINGER {1, 0} would: a FIN would tell the client the stream ended complete.
  */
 /*
+ * Frees @p (kmalloc()ed or kvmalloc()ed) after a grace period, without waiting for it: it is
+ * queued (or, without memory to queue it, freed after synchronize_rcu()).  Process context.
+ */
+void ptcp_kvfree_rcu(void *p)
+{
+	kvfree_rcu_mightsleep(p);
+}
+
+/*
  * The cookie of @sk, as getsockopt(SO_COOKIE) and ss -e ("sk:") report it: generated now if
  * it has none yet, and the socket keeps it for life (the same socket after accept()).
  */

@@ -202,6 +202,7 @@ extern "C" {
     fn ptcp_sock_detach(sock: *mut Socket) -> *mut Sock;
     fn ptcp_sock_close_detached(sk: *mut Sock);
     fn ptcp_sock_cookie(sk: *mut Sock) -> u64;
+    fn ptcp_kvfree_rcu(p: *mut c_void);
     fn ptcp_born(lsk: *mut Sock, b: *const BirthC, child: *mut *mut Sock) -> c_int;
     fn ptcp_born_enabled() -> bool;
     fn ptcp_par_start(f: unsafe extern "C" fn(arg: *mut c_void), arg: *mut c_void) -> *mut Par;
@@ -1527,6 +1528,18 @@ impl<T> Retired<T> {
     /// Whether a value was replaced.
     pub(crate) fn is_some(&self) -> bool {
         self.0.is_some()
+    }
+
+    /// Frees the value after a grace period without waiting for it (process context): for a
+    /// value whose drop does nothing but free its memory.
+    pub(crate) fn free_later(mut self) {
+        const { assert!(!core::mem::needs_drop::<T>()) };
+        if let Some(p) = self.0.take() {
+            // SAFETY: by the invariant `p` came from `KBox::into_raw` (kmalloc'd memory) and
+            // this is its only owner; readers that loaded it before it was replaced may still
+            // use it, and the memory is freed only after they are done. `T` needs no drop.
+            unsafe { ptcp_kvfree_rcu(p.as_ptr().cast()) };
+        }
     }
 
     /// Waits for a grace period and returns the value, no longer shared with any reader.

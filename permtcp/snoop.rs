@@ -586,8 +586,18 @@ impl Snoop {
         let Some(t) = self.table.get(&guard) else {
             return;
         };
+        let same = t
+            .filter
+            .get(&guard)
+            .is_some_and(|old| old.same_bindings(&filter));
         let old = t.filter.replace(Some(filter));
         drop(guard);
+        if same {
+            // The same bindings (a failed owner's made track-only): no connection to drop,
+            // so nothing waits for the frames classified by the old filter.
+            old.free_later();
+            return;
+        }
         // Frames classified by the old filter are done before connections are dropped.
         drop(old);
         let _ = self.with(|t, filter| {

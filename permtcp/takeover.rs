@@ -214,12 +214,22 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     let cluster = &*guard;
     let owner = cluster.roles(node)?.0;
     let is_failed = |n: u32| cluster.is_failed(n);
+    // The answer depends on the binding only, and each shard yields its connections in key
+    // order, binding by binding: the last binding's answer is kept (ten thousand
+    // connections of one binding ask the policy once per shard, not ten thousand times).
+    let last = core::cell::Cell::new(None);
     let whose = |k: &FlowKey| {
-        if !declares(owner, &k.owner_addr, k.owner_port) {
-            return None;
+        if let Some((a, p, w)) = last.get() {
+            if (a, p) == (k.owner_addr, k.owner_port) {
+                return w;
+            }
         }
-        let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
-        Some(order.iter().next() == Some(&me))
+        let w = declares(owner, &k.owner_addr, k.owner_port).then(|| {
+            let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
+            order.iter().next() == Some(&me)
+        });
+        last.set(Some((k.owner_addr, k.owner_port, w)));
+        w
     };
     let v4 = owner.addrs4.iter().map(|a| Addr::v4(*a));
     let v6 = owner.addrs6.iter().map(|a| Addr(*a));

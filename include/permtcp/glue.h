@@ -108,6 +108,7 @@ int ptcp_receive_packet(struct ptcp_net *pn, const u8 *data, u32 len, bool ipv6)
 struct sock *ptcp_sock_detach(struct socket *sock);
 void ptcp_sock_close_detached(struct sock *sk);
 u64 ptcp_sock_cookie(struct sock *sk);
+void ptcp_kvfree_rcu(void *p);
 void ptcp_park_kick(struct ptcp_net *pn);
 u64 ptcp_rst_dropped(const struct ptcp_net *pn);
 int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);

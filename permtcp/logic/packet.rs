@@ -21,8 +21,25 @@ use crate::logic::seq::Seq;
 pub const HEADER_MAX: usize = 256;
 
 /// An IPv4 address mapped into 16 bytes (`::ffff:a.b.c.d`) or an IPv6 address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Ordered as its bytes are (lexicographically), compared as one big-endian `u128`: the
+/// derived order compares byte slices through `memcmp`, which the kernel implements a byte
+/// at a time, and every mirror lookup, takeover sort and served-set search compares keys
+/// whose first twelve bytes are the same for all IPv4 addresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Addr(pub [u8; 16]);
+
+impl Ord for Addr {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        u128::from_be_bytes(self.0).cmp(&u128::from_be_bytes(other.0))
+    }
+}
+
+impl PartialOrd for Addr {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Addr {
     /// The IPv4-mapped form of an IPv4 address.

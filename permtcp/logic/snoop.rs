@@ -228,6 +228,18 @@ impl Filter {
         self.at(addr, port).next().is_some()
     }
 
+    /// Whether `other` has the same bindings, in the same order, whatever their track-only
+    /// flags: the same connections are snooped under either.
+    pub fn same_bindings(&self, other: &Filter) -> bool {
+        let key = |b: &Binding| (b.addr, b.lo, b.hi, b.owner);
+        self.bindings.len() == other.bindings.len()
+            && self
+                .bindings
+                .iter()
+                .zip(other.bindings.iter())
+                .all(|(a, b)| key(a) == key(b))
+    }
+
     /// Whether connection `key` belongs to a binding whose owner failed and no live owner's
     /// (its connections are followed, served by the peers that took them over).
     pub fn follows_only(&self, key: &FlowKey) -> bool {

@@ -443,3 +443,35 @@ fn checksum_covers_exactly_the_ip_length_not_the_ethernet_padding() {
         }
     }
 }
+
+#[test]
+fn addresses_order_as_their_bytes() {
+    use permtcp_logic::packet::Addr;
+    // Edge bytes at every position, IPv4-mapped and IPv6, and a pseudo-random spread.
+    let mut addrs = vec![Addr::default(), Addr([0xff; 16]), Addr::v4([10, 0, 0, 1])];
+    for i in 0..16 {
+        for v in [1u8, 0x7f, 0x80, 0xff] {
+            let mut b = [0u8; 16];
+            b[i] = v;
+            addrs.push(Addr(b));
+            addrs.push(Addr::v4([b[i], b[(i + 1) % 16], v, i as u8]));
+        }
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..200 {
+        let mut b = [0u8; 16];
+        for byte in b.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *byte = x as u8;
+        }
+        addrs.push(Addr(b));
+    }
+    for a in &addrs {
+        for b in &addrs {
+            assert_eq!(a.cmp(b), a.0.cmp(&b.0), "{a:?} {b:?}");
+            assert_eq!(a.partial_cmp(b), Some(a.0.cmp(&b.0)));
+        }
+    }
+}

@@ -140,6 +140,21 @@ fn bad_checksum_frames_are_not_tracked() {
 }
 
 #[test]
+fn a_failed_owners_filter_has_the_same_bindings_another_owners_has_not() {
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let live = Filter::compile(d.iter());
+    let failed = Filter::compile_failed(d.iter(), &|n| n == OWNER_NODE);
+    assert!(!live.bindings.is_empty());
+    assert!(live.same_bindings(&failed) && failed.same_bindings(&live));
+    // Another address, or one binding fewer, snoops other connections.
+    let other = decls(&[[10, 0, 0, 2]], true, FailoverPolicy::SmallestId, &[]);
+    assert!(!live.same_bindings(&Filter::compile(other.iter())));
+    let v4_only = decls(&[[10, 0, 0, 1]], false, FailoverPolicy::SmallestId, &[]);
+    assert!(!live.same_bindings(&Filter::compile(v4_only.iter())));
+    assert!(!live.same_bindings(&Filter::default()));
+}
+
+#[test]
 fn a_failed_owners_connections_are_followed_but_none_starts() {
     let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
     let mut w = Wire::new(false);
