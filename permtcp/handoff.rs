@@ -291,7 +291,7 @@ pub(crate) fn take(
             }
             let _ = out.push_within_capacity(HandoffConn { status: st, ..want });
         }
-        keys.sort_unstable();
+        crate::logic::sort::sort(&mut keys);
         // Their resets are dropped until they are rebuilt.
         *state.rebuilding.lock() = keys;
     }
@@ -332,7 +332,7 @@ pub(crate) fn take(
     }
     // This node's own connections back here: no longer followed for a peer.
     back.retain(|k| !t.kept.contains(k));
-    back.sort_unstable();
+    crate::logic::sort::sort(&mut back);
     state.unhand(&back);
     Ok((out, done))
 }

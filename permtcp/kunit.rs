@@ -424,7 +424,7 @@ mod takeover_tests {
             (&[7][..], &[0, 1, 2, 3, 5, 6, 7][..]),
         ] {
             let mut more = keys(more);
-            more.sort_unstable();
+            crate::logic::sort::sort(&mut more);
             let Ok(room) = KVec::with_capacity(set.len() + more.len(), GFP_KERNEL) else {
                 assert!(false);
                 return;

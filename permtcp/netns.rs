@@ -480,7 +480,7 @@ impl NetState {
         let room = MAX_SERVED.saturating_sub(had);
         keys.truncate(room);
         // Sorted before the lock (a takeover's come sorted: this only checks).
-        keys.sort_unstable();
+        crate::logic::sort::sort(&mut keys);
         let Ok(merged) = KVec::with_capacity(had + keys.len(), GFP_KERNEL) else {
             return;
         };
@@ -567,7 +567,7 @@ impl NetState {
         replace: Option<u32>,
         now_ms: u64,
     ) -> Result<(), LogicError> {
-        fresh.sort_unstable_by_key(|a| a.key);
+        crate::logic::sort::sort_by_key(&mut fresh, |a| a.key);
         let mut prev = None;
         fresh.retain(|h| prev.replace(h.key) != Some(h.key));
         // Only the hooks change the list meanwhile, and they only shorten it (`control` is
@@ -595,7 +595,7 @@ impl NetState {
         for f in fresh.iter() {
             let _ = next.push_within_capacity(*f);
         }
-        next.sort_unstable_by_key(|a| a.key);
+        crate::logic::sort::sort_by_key(&mut next, |a| a.key);
         let old = core::mem::replace(&mut h.list, next);
         h.gc(now_ms);
         self.handed_len.store(h.list.len(), Ordering::Relaxed);

@@ -255,7 +255,9 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         for i in 0..taking.len() {
             let _ = order.push(i as u32, GFP_ATOMIC);
         }
-        order.sort_unstable_by(|&a, &b| taking[a as usize].0.cmp(&taking[b as usize].0));
+        crate::logic::sort::sort_by(&mut order, |&a, &b| {
+            taking[a as usize].0 < taking[b as usize].0
+        });
         for &i in order.iter() {
             let _ = keys.push(taking[i as usize].0, GFP_ATOMIC);
         }
@@ -394,7 +396,7 @@ fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &mut Takeover) {
         let _ = passed.push(d.key, GFP_KERNEL);
         let _ = nodes.push(node, GFP_KERNEL);
     }
-    passed.sort_unstable();
+    crate::logic::sort::sort(&mut passed);
     t.released = Some(state.snoop.put_back(
         taking,
         |k| passed.binary_search(k).is_ok(),
@@ -618,7 +620,7 @@ pub(crate) fn carry_out(
     let mut served = KVec::with_capacity(t.plans.len(), GFP_KERNEL).unwrap_or(KVec::new());
     // One binding's connections after another: each binding's go to its listener together.
     let mut plans = core::mem::take(&mut t.plans);
-    plans.sort_unstable_by_key(|(p, _)| (p.key.owner_addr, p.key.owner_port));
+    crate::logic::sort::sort_by_key(&mut plans, |(p, _)| (p.key.owner_addr, p.key.owner_port));
     let mut outcomes = KVVec::new();
     let mut taken = |p: &mut Plan, cookie: u64| {
         d.taken += 1;
@@ -901,7 +903,7 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
         return true; // try again at the next poll
     };
     let mut parked = core::mem::take(&mut p.parked);
-    parked.sort_unstable_by_key(Parked::binding);
+    crate::logic::sort::sort_by_key(&mut parked, Parked::binding);
     for c in parked {
         // Within the capacities reserved above.
         let _ = meta.push_within_capacity((c.key, c.v6, c.deadline_ms));

@@ -23,5 +23,6 @@ pub mod seq;
 pub mod seqbuf;
 pub mod snoop;
 pub mod snoopnl;
+pub mod sort;
 pub mod track;
 pub mod uapi;

@@ -69,7 +69,7 @@ pub fn takeover_order<'a>(
                     let _ = ids.push(d.node_id);
                 }
             }
-            ids.as_mut_slice().sort_unstable();
+            crate::logic::sort::sort(ids.as_mut_slice());
             order = ids;
         }
     }
