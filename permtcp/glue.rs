@@ -836,15 +836,17 @@ impl<'a> Skb<'a> {
 
     /// The first `min(len, buf.len())` bytes from the network header: in the skb when they
     /// are linear there, else copied into `buf`.
-    pub(crate) fn header<'b>(&'b self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    pub(crate) fn header<'b>(&'b self, buf: &'b mut [MaybeUninit<u8>]) -> Option<&'b [u8]> {
         let n = (self.len as usize).min(buf.len());
-        // SAFETY: `skb` is valid (type invariant) and `buf` has room for `n` bytes.
-        let p = unsafe { ptcp_skb_header(self.skb, buf.as_mut_ptr(), n as u32) };
+        // SAFETY: `skb` is valid (type invariant) and `buf` has room for `n` bytes, which
+        // skb_header_pointer only writes (it never reads `buf`).
+        let p = unsafe { ptcp_skb_header(self.skb, buf.as_mut_ptr().cast(), n as u32) };
         if p.is_null() {
             return None;
         }
-        // SAFETY: skb_header_pointer returned `n` readable bytes, in the skb (valid for `'a`,
-        // which outlives `'b`) or in `buf` (borrowed for `'b`).
+        // SAFETY: skb_header_pointer returned `n` readable, initialised bytes: in the skb
+        // (valid for `'a`, which outlives `'b`), or copied into `buf` (borrowed for `'b`),
+        // all `n` of them, as it returns NULL when it cannot copy them all.
         Some(unsafe { core::slice::from_raw_parts(p, n) })
     }
 

@@ -33,6 +33,7 @@ use crate::logic::track::Side;
 use crate::logic::uapi::FAMILY_VERSION;
 use crate::snoop::{Released, Snoop};
 use crate::takeover::{Parking, TakenList};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
 use kernel::sync::{Mutex, SpinLockIrq};
@@ -256,7 +257,7 @@ impl HandedList {
 
 /// The TCP segment `skb` carries, if it parses.
 fn segment(skb: &Skb<'_>) -> Option<Segment> {
-    let mut buf = [0u8; HEADER_MAX];
+    let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
     skb.header(&mut buf)
         .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
 }
@@ -621,7 +622,7 @@ impl NetState {
     /// or when it is a reset of a connection mirrored here, being rebuilt, or of this node's
     /// bindings and served by a peer (reset suppression).
     pub(crate) fn out(&self, skb: &Skb<'_>, now_ns: u64) -> OutVerdict {
-        let mut buf = [0u8; HEADER_MAX];
+        let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
         let Some(seg) = skb
             .header(&mut buf)
             .and_then(|hdr| parse(hdr, skb.len() as usize).ok())

@@ -27,6 +27,7 @@ use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
 use core::ffi::c_long;
+use core::mem::MaybeUninit;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT};
@@ -416,7 +417,7 @@ impl Table {
     /// Tracks one frame.
     fn on_frame(&self, filter: &Filter, skb: &Skb<'_>, now_ms: u64) -> Outcome {
         self.skipped.frames.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; HEADER_MAX];
+        let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
         let Some(hdr) = skb.header(&mut buf) else {
             return Outcome::Ignored;
         };
@@ -440,7 +441,11 @@ impl Table {
                 return Outcome::Ignored;
             }
         };
-        let Some((from, key)) = filter.classify(&seg).or_else(|| self.seeded_key(&seg)) else {
+        let Some((from, key, bound)) = filter
+            .classify_bound(&seg)
+            .map(|(from, key, b)| (from, key, Some(b)))
+            .or_else(|| self.seeded_key(&seg).map(|(from, key)| (from, key, None)))
+        else {
             return Outcome::Ignored;
         };
         // Verified before the shard's lock is taken: the costly part of a large frame.
@@ -462,6 +467,7 @@ impl Table {
                 &mut map,
                 alloc,
                 (from, key),
+                bound,
                 &seg,
                 skb,
                 frame.src_mac,

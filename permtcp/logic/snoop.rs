@@ -210,17 +210,12 @@ impl Filter {
     fn at<'a>(&'a self, addr: &'a Addr, port: u16) -> impl Iterator<Item = &'a Binding> {
         self.bindings
             .iter()
-            .filter(move |b| b.addr == *addr && b.lo <= port && port <= b.hi)
+            .filter(move |b| b.lo <= port && port <= b.hi && b.addr == *addr)
     }
 
     /// The node that declared `mac`, if the filter knows it.
     pub fn node_of_mac(&self, mac: &[u8; 6]) -> Option<u32> {
         self.macs.iter().find(|(m, _)| m == mac).map(|&(_, n)| n)
-    }
-
-    /// The owner of the binding `addr:port` belongs to.
-    pub fn owner_of(&self, addr: &Addr, port: u16) -> Option<u32> {
-        self.at(addr, port).next().map(|b| b.owner)
     }
 
     /// Whether `addr:port` is a snooped binding's (the owner's end of a connection).
@@ -240,13 +235,6 @@ impl Filter {
                 .all(|(a, b)| key(a) == key(b))
     }
 
-    /// Whether connection `key` belongs to a binding whose owner failed and no live owner's
-    /// (its connections are followed, served by the peers that took them over).
-    pub fn follows_only(&self, key: &FlowKey) -> bool {
-        self.snoops(&key.owner_addr, key.owner_port)
-            && !self.starts(&key.owner_addr, key.owner_port)
-    }
-
     /// Whether a new connection to `addr:port` may start being mirrored (its owner is live).
     pub fn starts(&self, addr: &Addr, port: u16) -> bool {
         self.at(addr, port).any(|b| !b.track_only)
@@ -254,14 +242,45 @@ impl Filter {
 
     /// Which end of `seg` is the owner's, if the segment belongs to a snooped binding.
     pub fn classify(&self, seg: &Segment) -> Option<(Side, FlowKey)> {
-        if self.snoops(&seg.dst, seg.dport) {
-            Some((Side::Client, FlowKey::of(seg, Side::Client)))
-        } else if self.snoops(&seg.src, seg.sport) {
-            Some((Side::Owner, FlowKey::of(seg, Side::Owner)))
+        self.classify_bound(seg).map(|(from, key, _)| (from, key))
+    }
+
+    /// [`Self::classify`], with what the filter says of the binding (one pass over the
+    /// bindings per end, which the frame's tracking then needs no more).
+    pub fn classify_bound(&self, seg: &Segment) -> Option<(Side, FlowKey, Bound)> {
+        if let Some(b) = self.bound(&seg.dst, seg.dport) {
+            Some((Side::Client, FlowKey::of(seg, Side::Client), b))
         } else {
-            None
+            self.bound(&seg.src, seg.sport)
+                .map(|b| (Side::Owner, FlowKey::of(seg, Side::Owner), b))
         }
     }
+
+    /// What the bindings `addr:port` belongs to say, in one pass: the first one's owner
+    /// and whether any is live ([`Self::starts`]); `None` when it is not snooped
+    /// ([`Self::snoops`]).
+    pub fn bound(&self, addr: &Addr, port: u16) -> Option<Bound> {
+        let mut found: Option<Bound> = None;
+        for b in self.at(addr, port) {
+            let f = found.get_or_insert(Bound {
+                owner: b.owner,
+                starts: false,
+            });
+            f.starts |= !b.track_only;
+        }
+        found
+    }
+}
+
+/// What the filter says of a snooped connection's binding ([`Filter::bound`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The node that declared it (the first binding's).
+    pub owner: u32,
+    /// A live owner's binding: new connections start being mirrored ([`Filter::starts`]).
+    /// Otherwise its owner failed and its connections are only followed (served by the
+    /// peers that took them over).
+    pub starts: bool,
 }
 
 /// The connection table, provided by the caller.
@@ -604,48 +623,50 @@ impl Rules<'_> {
     /// connection's) and its checksum check, which `from` sent; `src_mac` is its frame's
     /// source MAC. Counts it as matched.
     #[allow(clippy::too_many_arguments)]
+    ///
+    /// `bound` is what [`Filter::bound`] says of the connection's binding, as
+    /// [`Filter::classify_bound`] found it (a seeded connection's binding is not snooped:
+    /// `None`).
     pub fn track<A: ChunkAlloc, M: FlowMap<A>>(
         &self,
         c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
         (from, key): (Side, FlowKey),
+        bound: Option<Bound>,
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
         src_mac: Option<[u8; 6]>,
         now_ms: u64,
     ) -> Outcome {
         c.matched += 1;
-        let invalid = c.invalid;
-        self.on_segment(c, map, alloc, (from, key), seg, payload, now_ms);
-        // Only a segment the mirror took (in window) says who sends: a forged one out of
-        // window does not move a connection to another node.
-        if from == Side::Owner && c.invalid == invalid {
-            if let Some(mac) = src_mac {
-                self.note_sender(map, &key, &mac);
-            }
-        }
-        if from == Side::Client && self.filter.follows_only(&key) && !seg.is_new_syn() {
+        // Owner-side frames from a declared node other than the binding's owner: that node
+        // serves the connection (it took it over or it was handed off to it) and it is
+        // followed here ([`Conn::followed`]); from the owner: it serves it again (handed
+        // back). A MAC nobody declared changes nothing.
+        let followed = match (from, src_mac, bound) {
+            (Side::Owner, Some(mac), Some(b)) => self
+                .filter
+                .node_of_mac(&mac)
+                .map(|sender| sender != b.owner),
+            _ => None,
+        };
+        let starts = bound.is_some_and(|b| b.starts);
+        self.segment(
+            c,
+            map,
+            alloc,
+            (from, key),
+            starts,
+            followed,
+            seg,
+            payload,
+            now_ms,
+        );
+        if from == Side::Client && bound.is_some_and(|b| !b.starts) && !seg.is_new_syn() {
             Outcome::ToFailed(key)
         } else {
             Outcome::Tracked
-        }
-    }
-
-    /// Owner-side frames of connection `key` came from `mac`: when a declared node other
-    /// than the binding's owner sent them, that node serves the connection (it took it over
-    /// or it was handed off to it) and it is followed here ([`Conn::followed`]); when the
-    /// owner sent them, it serves it again (handed back). A MAC nobody declared changes
-    /// nothing.
-    fn note_sender<A: ChunkAlloc, M: FlowMap<A>>(&self, map: &mut M, key: &FlowKey, mac: &[u8; 6]) {
-        let (Some(sender), Some(owner)) = (
-            self.filter.node_of_mac(mac),
-            self.filter.owner_of(&key.owner_addr, key.owner_port),
-        ) else {
-            return;
-        };
-        if let Some(c) = map.get_mut(key) {
-            c.followed = sender != owner;
         }
     }
 
@@ -662,6 +683,37 @@ impl Rules<'_> {
         payload: &(impl Payload + ?Sized),
         now_ms: u64,
     ) {
+        let starts = self.filter.starts(&key.owner_addr, key.owner_port);
+        self.segment(
+            c,
+            map,
+            alloc,
+            (from, key),
+            starts,
+            None,
+            seg,
+            payload,
+            now_ms,
+        );
+    }
+
+    /// [`Self::on_segment`]: `starts` says whether a new connection of the binding starts
+    /// being mirrored ([`Filter::starts`]); the connection's [`Conn::followed`] becomes
+    /// `followed`, if any, unless the mirror refused the segment (out of window: a forged
+    /// one does not move a connection to another node) or forgot the connection.
+    #[allow(clippy::too_many_arguments)]
+    fn segment<A: ChunkAlloc, M: FlowMap<A>>(
+        &self,
+        c: &mut Counters,
+        map: &mut M,
+        alloc: &mut A,
+        (from, key): (Side, FlowKey),
+        starts: bool,
+        followed: Option<bool>,
+        seg: &Segment,
+        payload: &(impl Payload + ?Sized),
+        now_ms: u64,
+    ) {
         let fresh_syn = seg.is_new_syn();
         if let Some(conn) = map.get_mut(&key) {
             // A new connection on the binding ends TIME_WAIT (or a dead entry) at once.
@@ -671,7 +723,11 @@ impl Rules<'_> {
             );
             if !(fresh_syn && over) {
                 match conn.on_segment(alloc, from, seg, payload, now_ms) {
-                    Verdict::Keep => {}
+                    Verdict::Keep => {
+                        if let Some(f) = followed {
+                            conn.followed = f;
+                        }
+                    }
                     Verdict::Invalid => c.invalid += 1,
                     Verdict::Reset => {
                         c.resets += 1;
@@ -689,7 +745,7 @@ impl Rules<'_> {
                 old.release(alloc);
             }
         }
-        if seg.has(flags::RST) || !self.filter.starts(&key.owner_addr, key.owner_port) {
+        if seg.has(flags::RST) || !starts {
             return;
         }
         if map.len() >= self.limits.max_conns as usize && fresh_syn {
@@ -720,6 +776,9 @@ impl Rules<'_> {
         };
         conn.keep_received = self.limits.keep_received;
         conn.set_share(self.limits.max_conn_bytes, entry);
+        if let Some(f) = followed {
+            conn.followed = f;
+        }
         if !map.insert(key, conn) {
             alloc.uncharge(entry);
             c.conn_limit += 1;
@@ -875,7 +934,12 @@ impl Snooper {
                 .map(|from| (from, FlowKey::of(seg, from)))
                 .find(|(_, k)| map.get_mut(k).is_some())
         };
-        let Some(fk) = self.filter.classify(&seg).or_else(|| seeded(&seg)) else {
+        let Some((from, key, bound)) = self
+            .filter
+            .classify_bound(&seg)
+            .map(|(from, key, b)| (from, key, Some(b)))
+            .or_else(|| seeded(&seg).map(|(from, key)| (from, key, None)))
+        else {
             return Outcome::Ignored;
         };
         if !csum_ok(&seg) {
@@ -890,7 +954,8 @@ impl Snooper {
             &mut self.counters,
             map,
             alloc,
-            fk,
+            (from, key),
+            bound,
             &seg,
             frame.payload,
             frame.src_mac,

@@ -155,6 +155,46 @@ fn a_failed_owners_filter_has_the_same_bindings_another_owners_has_not() {
 }
 
 #[test]
+fn what_the_filter_says_of_a_binding_in_one_pass() {
+    use permtcp_logic::packet::Addr;
+    use permtcp_logic::snoop::Bound;
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let owner = Addr::v4([10, 0, 0, 1]);
+    let live = Filter::compile(d.iter());
+    let failed = Filter::compile_failed(d.iter(), &|n| n == OWNER_NODE);
+    for (f, starts) in [(&live, true), (&failed, false)] {
+        for port in [80, 85, 90] {
+            let b = f.bound(&owner, port);
+            assert_eq!(
+                b,
+                Some(Bound {
+                    owner: OWNER_NODE,
+                    starts
+                })
+            );
+            // The same answers as the separate questions.
+            assert_eq!(b.is_some(), f.snoops(&owner, port));
+            assert_eq!(starts, f.starts(&owner, port));
+        }
+        // Outside the range, another address, the local node's own binding.
+        assert_eq!(f.bound(&owner, 79), None);
+        assert_eq!(f.bound(&owner, 91), None);
+        assert_eq!(f.bound(&Addr::v4([10, 0, 0, 3]), 80), None);
+        assert_eq!(f.bound(&Addr::v4([10, 0, 0, 2]), 80), None);
+    }
+    // A segment's owner end is found whichever way it travels.
+    let (o, c) = (v4([10, 0, 0, 1], 85), v4([10, 0, 0, 100], 40000));
+    for (src, dst, from) in [(c, o, Side::Client), (o, c, Side::Owner)] {
+        let pkt = frame(src, dst, 1, 1, ACK, 100, &Opts::default(), &[]);
+        let seg = permtcp_logic::packet::parse(&pkt, pkt.len()).unwrap();
+        let (side, key, b) = failed.classify_bound(&seg).unwrap();
+        assert_eq!((side, key.owner_port, key.client_port), (from, 85, 40000));
+        assert!(!b.starts);
+        assert_eq!(failed.classify(&seg), Some((side, key)));
+    }
+}
+
+#[test]
 fn a_failed_owners_connections_are_followed_but_none_starts() {
     let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
     let mut w = Wire::new(false);
