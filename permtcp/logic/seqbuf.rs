@@ -10,13 +10,16 @@
 //! softirq context and enforces a per-namespace byte budget) and goes back when
 //! acknowledgements and window advertisements move the retained window past an extent.
 //!
-//! Zero-copy retention: a missing piece of at least [`VIEW_MIN`] bytes that a frame (a GRO or
-//! GSO aggregate) can lend ([`Payload::frame`], [`ChunkAlloc::hold`]) becomes one extent that
-//! is a view of the frame ([`ChunkAlloc::view`]): no byte is copied, one reference to the
-//! frame is taken for the whole piece, the frame's memory (its share of the frame's truesize,
-//! [`frame_share`]) is charged, and the reference is dropped when the window moves past the
-//! piece. Smaller pieces are copied, appended to the copy extent they continue while it has
-//! room ([`CHUNK`] bytes each), so a stream of small segments fills whole chunks.
+//! Zero-copy retention: a missing piece that a frame can lend ([`Payload::frame`],
+//! [`ChunkAlloc::hold`]) becomes one extent that is a view of the frame
+//! ([`ChunkAlloc::view`]) when it is large enough ([`FrameRef::worth_viewing`]: at least
+//! [`VIEW_MIN`] bytes, as a GRO or GSO aggregate's, or at least [`VIEW_MIN_FULL`] bytes that
+//! are most of the frame's memory, as a full-size segment's): no byte is copied, one
+//! reference to the frame is taken for the whole piece, the frame's memory (its share of the
+//! frame's truesize, [`frame_share`]) is charged, and the reference is dropped when the
+//! window moves past the piece. Smaller pieces are copied, appended to the copy extent they
+//! continue while it has room ([`CHUNK`] bytes each), so a stream of small segments fills
+//! whole chunks.
 
 use crate::logic::seq::{self, Seq};
 use core::marker::{PhantomData, PhantomPinned};
@@ -33,6 +36,11 @@ pub const MAX_EXTENTS: usize = 4096;
 pub const CAPACITY: u32 = (CHUNK * MAX_EXTENTS) as u32;
 /// Bytes of a frame's missing piece from which it is held by reference rather than copied.
 pub const VIEW_MIN: u32 = CHUNK as u32;
+/// Bytes of a frame's missing piece from which it is held by reference when the frame takes
+/// at most twice as much memory ([`FrameRef::worth_viewing`]): a full-size segment (1448
+/// bytes of payload in a 2 KiB buffer) is held, not copied; a smaller one, or a piece of a
+/// frame mostly held already, is copied, which takes less memory.
+pub const VIEW_MIN_FULL: u32 = 1024;
 /// Present-byte intervals tracked; more disjoint pieces than this is too much reordering.
 pub const MAX_RANGES: usize = 8;
 
@@ -103,6 +111,16 @@ impl<'a> FrameRef<'a> {
     /// view is made only of bytes it holds, as a copy is only of bytes it could read).
     pub fn holds(&self, off: u32, n: u32) -> bool {
         off.checked_add(n).is_some_and(|end| end <= self.len)
+    }
+
+    /// Whether its bytes `[off, off + n)` are kept as a view of it rather than copied: it
+    /// holds them, and they are at least [`VIEW_MIN`] bytes, or at least [`VIEW_MIN_FULL`]
+    /// bytes for which the frame takes no more than twice their size in memory (the whole
+    /// frame stays allocated while the view lives, whatever share of it is charged).
+    pub fn worth_viewing(&self, off: u32, n: u32) -> bool {
+        self.holds(off, n)
+            && (n >= VIEW_MIN
+                || (n >= VIEW_MIN_FULL && u64::from(self.truesize) <= 2 * u64::from(n)))
     }
 }
 
@@ -708,10 +726,10 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         src_x: u32,
     ) -> (u32, Option<WriteError>) {
         let n = y - x;
-        if n >= VIEW_MIN {
+        if n >= VIEW_MIN_FULL {
             let view = src
                 .frame()
-                .filter(|f| f.holds(src_x, n))
+                .filter(|f| f.worth_viewing(src_x, n))
                 .and_then(|f| Some((f, alloc.hold(f)?)))
                 .and_then(|(f, h)| alloc.view(h, src_x, n, f.share(n)));
             if let Some(mem) = view {

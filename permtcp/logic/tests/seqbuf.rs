@@ -289,17 +289,17 @@ fn large_frames_are_held_not_copied() {
     let mut alloc = Budget::new(Heap::default(), 1 << 30);
     let mut b: SeqBuf<A> = SeqBuf::new(1000);
     let d = bytes(80_000, 4);
-    // A 1448-byte segment, then a GRO frame of 64,000 bytes behind a 40-byte header, with
-    // a truesize of 66,000 bytes.
+    // A 1448-byte segment in a 4 KiB page, then a GRO frame of 64,000 bytes behind a
+    // 40-byte header, with a truesize of 66,000 bytes.
     let small = HeldFrame {
         bytes: Arc::new(d[..1448].to_vec()),
-        truesize: 2_304,
+        truesize: 4_864,
         payload_len: 1448,
     };
     b.write(&mut alloc, 1000, 1448, &small, 0).unwrap();
     assert_eq!(
         alloc.inner.views, 0,
-        "a frame smaller than a chunk is copied"
+        "a frame smaller than a chunk that takes more than twice its bytes is copied"
     );
     assert_eq!(Arc::strong_count(&small.bytes), 1, "and not held");
     let mut big_bytes = vec![0u8; 40];
@@ -378,6 +378,52 @@ fn large_frames_are_held_not_copied() {
     );
 }
 
+/// Full-size segments (1448 bytes of payload in a 2 KiB buffer) are held as views, not
+/// copied: nothing is copied of a bulk transfer without GRO either. A piece under
+/// [`VIEW_MIN_FULL`], or one whose frame would take more than twice its bytes (a small piece
+/// of a large frame, a segment in a whole page), is copied: it takes less memory.
+#[test]
+fn full_size_segments_are_held_when_the_frame_is_mostly_them() {
+    use permtcp_logic::seqbuf::{frame_share, Budget, SeqBuf, VIEW_MIN_FULL};
+    let d = bytes(20_000, 6);
+    let seg = |from: usize, to: usize, truesize: u32| HeldFrame {
+        bytes: Arc::new(d[from..to].to_vec()),
+        truesize,
+        payload_len: (to - from) as u32,
+    };
+    let mut alloc = Budget::new(Heap::default(), 1 << 30);
+    let mut b: SeqBuf<A> = SeqBuf::new(0);
+    for i in 0..4 {
+        let f = seg(i * 1448, (i + 1) * 1448, 2_304);
+        b.write(&mut alloc, (i * 1448) as u32, 1448, &f, 0).unwrap();
+        assert_eq!(Arc::strong_count(&f.bytes), 2, "held");
+    }
+    assert_eq!((alloc.inner.views, alloc.inner.copies), (4, 0));
+    assert_eq!(
+        alloc.used - 16 * permtcp_logic::seqbuf::slot_bytes::<A>(),
+        4 * frame_share(2_304, 1448, 1448)
+    );
+    // Below the threshold; a whole page for one segment; 1448 bytes of a 64 KiB frame.
+    let small = (VIEW_MIN_FULL - 1) as usize;
+    let at = 4 * 1448;
+    let f = seg(at, at + small, 2_304);
+    b.write(&mut alloc, at as u32, small as u32, &f, 0).unwrap();
+    let at = at + small;
+    let f = seg(at, at + 1448, 4_864);
+    b.write(&mut alloc, at as u32, 1448, &f, 0).unwrap();
+    let at = at + 1448;
+    let f = seg(at, at + 1448, 66_000);
+    b.write(&mut alloc, at as u32, 1448, &f, 0).unwrap();
+    assert_eq!(alloc.inner.views, 4, "three copies");
+    assert_eq!(Arc::strong_count(&f.bytes), 1, "not held");
+    let end = at + 1448;
+    let mut out = vec![0u8; end];
+    assert!(b.read(0, &mut out));
+    assert_eq!(out[..], d[..end]);
+    b.clear(&mut alloc);
+    assert_eq!((alloc.inner.live, alloc.used), (0, 0));
+}
+
 /// A large frame that arrives out of order and one that fills the hole before it are each
 /// held for exactly their missing bytes: a view starts where the frame's missing piece
 /// starts, not at its first byte, and small segments continuing a copy fill whole chunks.
@@ -392,9 +438,10 @@ fn views_fill_holes_and_copies_fill_chunks() {
         truesize: (to - from) as u32 + 1024,
         payload_len: (to - from) as u32,
     };
-    // Ten 1448-byte segments: 14,480 bytes in 4 copy chunks, not 10.
+    // Ten 1448-byte segments, each in a 4 KiB page: 14,480 bytes in 4 copy chunks, not 10.
     for i in 0..10 {
-        let f = held(i * 1448, (i + 1) * 1448);
+        let mut f = held(i * 1448, (i + 1) * 1448);
+        f.truesize = 4_864;
         b.write(&mut alloc, (i * 1448) as u32, 1448, &f, 0).unwrap();
     }
     assert_eq!((b.chunks(), alloc.inner.views), (4, 0));
