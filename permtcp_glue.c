@@ -950,6 +950,13 @@ const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len)
 	return skb_header_pointer(skb, 0, len, buf);
 }
 
+/* The linear bytes from the network header (skb->data at the hooks), readable in place. */
+const u8 *ptcp_skb_linear(const struct sk_buff *skb, u32 *len)
+{
+	*len = skb_headlen(skb);
+	return skb->data;
+}
+
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len)
 {
 	return skb_copy_bits(skb, offset, to, len) == 0;

@@ -26,7 +26,7 @@
 
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::nla::Writer;
-use crate::logic::packet::Addr;
+use crate::logic::packet::{parse_in_place, Addr, Segment, Skip, HEADER_MAX};
 use crate::logic::seqbuf::{frame_share, ChunkMem, FrameRef, Payload, RawFrame, CHUNK};
 use crate::logic::snoop::FlowKey;
 use core::ffi::{c_int, c_void};
@@ -158,6 +158,7 @@ extern "C" {
     fn ptcp_net_initial_userns(pn: *const PtcpNet) -> bool;
     fn ptcp_views_allowed(pn: *const PtcpNet) -> bool;
     fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
+    fn ptcp_skb_linear(skb: *const SkBuff, len: *mut u32) -> *const u8;
     fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
     fn ptcp_skb_is_gso(skb: *const SkBuff) -> bool;
     fn ptcp_skb_otherhost(skb: *const SkBuff) -> bool;
@@ -829,11 +830,6 @@ impl<'a> Skb<'a> {
         }
     }
 
-    /// Length from the network header (for GSO/GRO frames, all their segments).
-    pub(crate) fn len(&self) -> u32 {
-        self.len
-    }
-
     /// The first `min(len, buf.len())` bytes from the network header: in the skb when they
     /// are linear there, else copied into `buf`.
     pub(crate) fn header<'b>(&'b self, buf: &'b mut [MaybeUninit<u8>]) -> Option<&'b [u8]> {
@@ -848,6 +844,31 @@ impl<'a> Skb<'a> {
         // (valid for `'a`, which outlives `'b`), or copied into `buf` (borrowed for `'b`),
         // all `n` of them, as it returns NULL when it cannot copy them all.
         Some(unsafe { core::slice::from_raw_parts(p, n) })
+    }
+
+    /// Its bytes from the network header that are linear (`skb_headlen()`), in place.
+    pub(crate) fn linear(&self) -> &'a [u8] {
+        let mut n = 0u32;
+        // SAFETY: `skb` is valid (type invariant) and `n` a valid out pointer.
+        let p = unsafe { ptcp_skb_linear(self.skb, &mut n) };
+        if p.is_null() || n == 0 {
+            return &[];
+        }
+        // SAFETY: the `n` bytes of an skb's linear part from `skb->data` (where the hooks
+        // have the network header) are readable, and stay so while the hook runs (`'a`):
+        // nothing else changes the frame meanwhile.
+        unsafe { core::slice::from_raw_parts(p, n as usize) }
+    }
+
+    /// Parses its IP and TCP headers, read in place when its linear part holds them, else
+    /// copied out into `buf` ([`parse_in_place`]).
+    pub(crate) fn parse<'b>(
+        &'b self,
+        buf: &'b mut [MaybeUninit<u8>; HEADER_MAX],
+    ) -> core::result::Result<Segment, Skip> {
+        parse_in_place(self.linear(), self.len as usize, self.is_gso(), || {
+            self.header(buf)
+        })
     }
 
     /// The Ethernet source address of a received frame, if it has one.

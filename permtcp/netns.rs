@@ -24,7 +24,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
 use crate::logic::ops::StatusReply;
 use crate::logic::ops::{RecoveryRequest, MAX_HANDED};
-use crate::logic::packet::{flags, parse, Segment, HEADER_MAX};
+use crate::logic::packet::{flags, Segment, HEADER_MAX};
 use crate::logic::policy::declares;
 use crate::logic::recovery::{observe, Handed, Seen};
 use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
@@ -258,8 +258,7 @@ impl HandedList {
 /// The TCP segment `skb` carries, if it parses.
 fn segment(skb: &Skb<'_>) -> Option<Segment> {
     let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
-    skb.header(&mut buf)
-        .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
+    skb.parse(&mut buf).ok()
 }
 
 /// The most connections of other nodes' bindings this node steers as their server.
@@ -623,10 +622,7 @@ impl NetState {
     /// bindings and served by a peer (reset suppression).
     pub(crate) fn out(&self, skb: &Skb<'_>, now_ns: u64) -> OutVerdict {
         let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
-        let Some(seg) = skb
-            .header(&mut buf)
-            .and_then(|hdr| parse(hdr, skb.len() as usize).ok())
-        else {
+        let Ok(seg) = skb.parse(&mut buf) else {
             return match skb.header(&mut buf).and_then(ndisc_claim) {
                 Some(claim) => self.silence(&claim, now_ns),
                 None => OutVerdict::Accept,

@@ -20,8 +20,7 @@ use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
 use crate::logic::seq;
 use crate::logic::seqbuf::{ChunkAlloc, Extent, FrameRef, Pool, Pooled, Slots};
 use crate::logic::snoop::{
-    parse_frame, pick, shard_count, Counters, Filter, FlowKey, FlowMap, Frame, Limits, Outcome,
-    Pick, Rules,
+    pick, shard_count, Counters, Filter, FlowKey, FlowMap, Limits, Outcome, Pick, Rules,
 };
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
@@ -418,17 +417,7 @@ impl Table {
     fn on_frame(&self, filter: &Filter, skb: &Skb<'_>, now_ms: u64) -> Outcome {
         self.skipped.frames.fetch_add(1, Ordering::Relaxed);
         let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
-        let Some(hdr) = skb.header(&mut buf) else {
-            return Outcome::Ignored;
-        };
-        let frame = Frame {
-            hdr,
-            l3_len: skb.len() as usize,
-            gso: skb.is_gso(),
-            payload: skb,
-            src_mac: skb.src_mac(),
-        };
-        let seg = match parse_frame(&frame) {
+        let seg = match skb.parse(&mut buf) {
             Ok(seg) => seg,
             Err(why) => {
                 let k = &self.skipped;
@@ -470,7 +459,7 @@ impl Table {
                 bound,
                 &seg,
                 skb,
-                frame.src_mac,
+                skb.src_mac(),
                 now_ms,
             );
             self.gc_shard(&mut s, filter, now_ms);

@@ -75,6 +75,7 @@ u32 ptcp_snoop_ifindex(const struct ptcp_net *pn);
 bool ptcp_net_initial_userns(const struct ptcp_net *pn);
 bool ptcp_views_allowed(const struct ptcp_net *pn);
 const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
+const u8 *ptcp_skb_linear(const struct sk_buff *skb, u32 *len);
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
 bool ptcp_skb_is_gso(const struct sk_buff *skb);
 bool ptcp_zerocopy_enabled(void);

@@ -247,6 +247,36 @@ pub fn parse_gso(hdr: &[u8], l3_len: usize) -> Result<Segment, Skip> {
     parse_len(hdr, l3_len, true)
 }
 
+/// Parses a frame whose first `linear.len()` bytes from the network header can be read in
+/// place (an skb's linear part), reading `copy()` (its first [`HEADER_MAX`] bytes, as many as
+/// it has, copied out) only when those do not hold all its headers; `gso` as for
+/// [`parse_gso`]. Most frames' headers are all in place, and copying [`HEADER_MAX`] bytes out of
+/// a frame whose payload is in pages cost more than parsing them: a header cut short is only
+/// ever [`Skip::Malformed`] (or, with no byte in place, unknown), so only that asks for the
+/// copy.
+pub fn parse_in_place<'c>(
+    linear: &[u8],
+    l3_len: usize,
+    gso: bool,
+    copy: impl FnOnce() -> Option<&'c [u8]>,
+) -> Result<Segment, Skip> {
+    let whole = l3_len.min(HEADER_MAX);
+    let linear = &linear[..linear.len().min(whole)];
+    // Nothing in place says nothing of the version either (it would read as not IP).
+    let parsed = if linear.is_empty() && whole > 0 {
+        Err(Skip::Malformed)
+    } else {
+        parse_len(linear, l3_len, gso)
+    };
+    match parsed {
+        Err(Skip::Malformed) if linear.len() < whole => match copy() {
+            Some(hdr) => parse_len(hdr, l3_len, gso),
+            None => Err(Skip::Malformed),
+        },
+        r => r,
+    }
+}
+
 fn parse_len(hdr: &[u8], l3_len: usize, gso: bool) -> Result<Segment, Skip> {
     match hdr.first().map(|b| b >> 4) {
         Some(4) => parse_v4(hdr, l3_len, gso),

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use permtcp_logic::packet::{
-    checksum, flags::*, parse, parse_gso, parse_options, tcp_csum_ok, Skip,
+    checksum, flags::*, parse, parse_gso, parse_in_place, parse_options, tcp_csum_ok, Skip,
 };
 use permtcp_logic::seqbuf::Budget;
 use permtcp_logic::snoop::{Frame, Limits};
@@ -244,11 +244,25 @@ fn randomized_frames_never_panic() {
             pkt.truncate(rng.below(pkt.len() as u64) as usize);
         }
         let l3 = pkt.len() + rng.below(3) as usize * 1000;
+        // Parsed in place from any cut of the frame, with the copy when needed: the same
+        // answer as from the copy alone (the module's way).
+        let gso = l3 > pkt.len();
+        let copy = &pkt[..pkt.len().min(permtcp_logic::packet::HEADER_MAX)];
+        let cut = rng.below(pkt.len() as u64 + 1) as usize;
+        let from_copy = if gso {
+            parse_gso(copy, l3)
+        } else {
+            parse(copy, l3)
+        };
+        assert_eq!(
+            parse_in_place(&pkt[..cut], l3, gso, || Some(copy)),
+            from_copy
+        );
         let good = rng.below(50) != 0;
         let f = Frame {
             hdr: &pkt,
             l3_len: l3,
-            gso: l3 > pkt.len(),
+            gso,
             payload: &pkt[..],
             src_mac: None,
         };
@@ -474,4 +488,59 @@ fn addresses_order_as_their_bytes() {
             assert_eq!(a.partial_cmp(b), Some(a.0.cmp(&b.0)));
         }
     }
+}
+
+/// Headers are parsed where they are when they are all there; the copy is read only when the
+/// bytes in place stop inside them, and gives the same segment as parsing the whole frame.
+#[test]
+fn headers_in_place_are_not_copied() {
+    use permtcp_logic::packet::HEADER_MAX;
+    let (o, c) = (v4([10, 0, 0, 1], 80), v4([10, 0, 0, 100], 40000));
+    let mut full = Opts::syn_full(1460, 7, 5);
+    full.sack = vec![(1, 2), (3, 4)];
+    let data = vec![7u8; 3000];
+    for (src, dst) in [(o, c), (v6(1, 80), v6(100, 40000))] {
+        let pkt = frame(src, dst, 1000, 0, SYN, 64240, &full, &data);
+        let whole = parse(&pkt, pkt.len()).unwrap();
+        let hdr_len = whole.payload_off as usize;
+        let copy = &pkt[..pkt.len().min(HEADER_MAX)];
+        for cut in [
+            pkt.len(),
+            HEADER_MAX,
+            hdr_len,
+            hdr_len - 1,
+            hdr_len - 13,
+            21,
+            19,
+            0,
+        ] {
+            let mut copied = false;
+            let got = parse_in_place(&pkt[..cut], pkt.len(), false, || {
+                copied = true;
+                Some(copy)
+            });
+            assert_eq!(got, Ok(whole), "{cut} bytes in place");
+            assert_eq!(copied, cut < hdr_len, "{cut} bytes in place");
+            // Without the copy, a cut header is malformed, never another segment.
+            let alone = parse_in_place(&pkt[..cut], pkt.len(), false, || None);
+            assert_eq!(
+                alone,
+                if cut < hdr_len {
+                    Err(Skip::Malformed)
+                } else {
+                    Ok(whole)
+                }
+            );
+        }
+    }
+    // What is not TCP is known from the bytes in place: nothing is copied.
+    let mut udp = frame(o, c, 1, 1, ACK, 100, &Opts::default(), &data);
+    udp[9] = 17;
+    let r = parse_in_place(&udp[..20], udp.len(), false, || panic!("copied"));
+    assert_eq!(r, Err(Skip::NotTcp));
+    // A short frame (shorter than HEADER_MAX) whole in place is never copied, even malformed.
+    let mut bad = frame(o, c, 1, 1, ACK, 100, &Opts::default(), &[]);
+    bad[32] = 0xf0; // data offset 60: past the frame
+    let r = parse_in_place(&bad, bad.len(), false, || panic!("copied"));
+    assert_eq!(r, Err(Skip::Malformed));
 }
