@@ -146,7 +146,8 @@ fn bench(payload: usize, held_frames: bool, received: bool) -> f64 {
         let start = Instant::now();
         for (i, f) in frames.iter().enumerate().skip(setup) {
             if received {
-                prefetch(&frames, i + 1);
+                // Two frames ahead: about the time a load from memory takes.
+                prefetch(&frames, i + 2);
             }
             black_box(feed(
                 &mut s,
