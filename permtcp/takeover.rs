@@ -91,6 +91,38 @@ pub(crate) struct Takeover {
     /// The mirror's copies of the connections moved out for good (the plans copied what
     /// they need): released once the connections are live ([`release_later`]).
     pub(crate) released: Option<Released>,
+    /// Where the plan's time went, in ns ([`PLAN_STEPS`]), for the log.
+    pub(crate) plan_ns: [u64; PLAN_STEPS.len()],
+}
+
+/// The steps of a takeover's plan, as the log names them: reserving memory, the filter
+/// swap, moving the connections out of the mirror, sorting them, copying their bytes out
+/// (on two CPUs, with filing the first half), filing the rest, and putting back those
+/// handed to the next peer.
+const PLAN_STEPS: [&str; 7] = [
+    "reserve", "refilter", "take", "sort", "copy", "file", "put_back",
+];
+
+/// Timestamps of a plan's steps.
+struct Marks {
+    last: Instant<Monotonic>,
+    ns: [u64; PLAN_STEPS.len()],
+}
+
+impl Marks {
+    fn new() -> Self {
+        Marks {
+            last: Instant::<Monotonic>::now(),
+            ns: [0; PLAN_STEPS.len()],
+        }
+    }
+
+    /// Step `i` ended now.
+    fn end(&mut self, i: usize) {
+        let now = Instant::<Monotonic>::now();
+        self.ns[i] += (now - self.last).as_nanos() as u64;
+        self.last = now;
+    }
 }
 
 impl Takeover {
@@ -106,6 +138,7 @@ impl Takeover {
             mid_response: 0,
             kept: KVec::new(),
             released: None,
+            plan_ns: [0; PLAN_STEPS.len()],
         }
     }
 
@@ -178,6 +211,7 @@ impl Takeover {
 /// Declares `node` failed and plans the takeover of the connections the policy gives this
 /// node.
 fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, LogicError> {
+    let mut marks = Marks::new();
     let mut guard = state.cluster.lock();
     let me = guard.roles(node)?.1;
     if me == node {
@@ -242,13 +276,16 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     let mut t = Takeover::new();
     t.announce = announce;
     *filter = cluster.filter();
+    marks.end(0);
     state.snoop.refilter(filter);
+    marks.end(1);
     {
         // Still covered by reset suppression until they are rebuilt: the LOCAL_OUT hook
         // looks in the mirror, then in `rebuilding`, whose lock is held until the keys are
         // in (within the reserved capacity: no allocation).
         let mut rebuilding = state.rebuilding.lock();
         (t.not_ready, t.not_mine) = state.snoop.take_mine(whose, &mut taking);
+        marks.end(2);
         // In key order, which is binding by binding: the plans come out grouped for
         // `carry_out` and the served set's keys sorted. The shards' order is a hash's, so
         // sort indices, not the connections (or keys) themselves, which are larger to move.
@@ -263,13 +300,22 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         }
         *rebuilding = keys;
     }
+    marks.end(3);
     // Frames from its MACs now raise the split-brain alarm.
     state.refresh_fence(cluster);
     t.plans = plans;
+    // The next peer depends on the port only: kept for the last port asked about (the
+    // connections come port by port), as `whose` is.
+    let last_next = core::cell::Cell::new(None);
     let settle = |t: &mut Takeover, k: &FlowKey, c: &Conn<Alloc>, plan: Option<Plan>| {
-        let next = || {
-            let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
-            next_after(&order, me)
+        let next = || match last_next.get() {
+            Some((port, n)) if port == k.owner_port => n,
+            _ => {
+                let order = takeover_order(cluster.all(), owner, k.owner_port, &is_failed);
+                let n = next_after(&order, me);
+                last_next.set(Some((k.owner_port, n)));
+                n
+            }
         };
         t.settle(k, c, plan, owner, next);
     };
@@ -295,13 +341,17 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
             }
         },
     );
+    marks.end(4);
     // Those the capacity did not cover (none) come last: their plans are missing, as
     // without memory.
     let mut made = made.into_iter();
     for (k, c) in there.iter().map(|&i| &taking[i as usize]) {
         settle(&mut t, k, c, made.next().flatten());
     }
+    marks.end(5);
     return_to_mirror(state, &mut taking, &mut t);
+    marks.end(6);
+    t.plan_ns = marks.ns;
     Ok(t)
 }
 
@@ -753,10 +803,13 @@ pub(crate) fn takeover(
     release_later(state, net, &mut t);
     if done.taken > 0 {
         let us = |ns: u64| ns / 1000;
+        let p = |i: usize| us(t.plan_ns[i]);
         pr_info!(
-            "takeover of {} connections, us: plan={} rebuild={} after={} announce={} total={}\n",
+            "takeover of {} connections, us: plan={} ({}={} {}={} {}={} {}={} {}={} {}={} {}={}) rebuild={} after={} announce={} total={}\n",
             done.taken,
             us(planned),
+            PLAN_STEPS[0], p(0), PLAN_STEPS[1], p(1), PLAN_STEPS[2], p(2), PLAN_STEPS[3], p(3),
+            PLAN_STEPS[4], p(4), PLAN_STEPS[5], p(5), PLAN_STEPS[6], p(6),
             us(done.rebuild_ns),
             us(carried.saturating_sub(planned + done.rebuild_ns)),
             us(started.elapsed().as_nanos() as u64 - carried),
