@@ -241,6 +241,9 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut order = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    // The keys with their connection's index, sorted (with a scratch copy) into `order`.
+    let mut pairs = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut scratch = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut made = KVVec::with_capacity(room / 2 + 1, GFP_KERNEL).map_err(|_| enomem())?;
     let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     // Within the capacity reserved above: cannot fail.
@@ -288,18 +291,21 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         marks.end(2);
         // In key order, which is binding by binding: the plans come out grouped for
         // `carry_out` and the served set's keys sorted. The shards' order is a hash's, so
-        // sort indices, not the connections (or keys) themselves, which are larger to move.
-        for i in 0..taking.len() {
-            let _ = order.push(i as u32, GFP_ATOMIC);
+        // sort the keys with their indices, not the connections themselves, which are
+        // larger to move; side by side, the keys are compared without reaching into the
+        // connections, and the merge sort compares half as often as a heapsort.
+        for (i, (k, _)) in taking.iter().enumerate() {
+            let _ = pairs.push((*k, i as u32), GFP_ATOMIC);
+            let _ = scratch.push((*k, i as u32), GFP_ATOMIC);
         }
-        crate::logic::sort::sort_by(&mut order, |&a, &b| {
-            taking[a as usize].0 < taking[b as usize].0
-        });
-        for &i in order.iter() {
-            let _ = keys.push(taking[i as usize].0, GFP_ATOMIC);
+        crate::logic::sort::merge_sort_by(&mut pairs, &mut scratch, |a, b| a.0 < b.0);
+        for &(k, i) in pairs.iter() {
+            let _ = order.push(i, GFP_ATOMIC);
+            let _ = keys.push(k, GFP_ATOMIC);
         }
         *rebuilding = keys;
     }
+    drop((pairs, scratch));
     marks.end(3);
     // Frames from its MACs now raise the split-brain alarm.
     state.refresh_fence(cluster);

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! In-place unstable sorting for the module: a heapsort, O(n log n) comparisons, no memory.
+//! Sorting for the module: an in-place unstable heapsort, O(n log n) comparisons, no
+//! memory; and a stable merge sort that needs a scratch slice as long as the input, for
+//! large sorts on a hot path: about half the heapsort's comparisons (n log2 n against
+//! 2 n log2 n), made on neighbouring elements.
 //!
 //! `core`'s `sort_unstable` cannot be used in the module: its small-sort step ends in a call
 //! to `panic_on_ord_violation`, which never returns, and Linux 7.3's objtool does not know it
@@ -47,5 +50,79 @@ fn sift_down<T>(v: &mut [T], mut node: usize, end: usize, less: &mut impl FnMut(
         }
         v.swap(node, child);
         node = child;
+    }
+}
+
+/// Runs sorted by insertion before the merges.
+const RUN: usize = 8;
+
+/// Sorts `v` stably so that no element is `less` than the one before it, using `scratch`
+/// (at least as long as `v`; a shorter one sorts with [`sort_by`], unstably). As with
+/// [`sort_by`], a comparison that is not a total order leaves the elements in some order,
+/// every one still there.
+pub fn merge_sort_by<T: Copy>(
+    v: &mut [T],
+    scratch: &mut [T],
+    mut less: impl FnMut(&T, &T) -> bool,
+) {
+    let n = v.len();
+    let Some(scratch) = scratch.get_mut(..n) else {
+        sort_by(v, less);
+        return;
+    };
+    for run in v.chunks_mut(RUN) {
+        for i in 1..run.len() {
+            let mut j = i;
+            while j > 0 && less(&run[j], &run[j - 1]) {
+                run.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+    }
+    // Runs of `width` are merged pairwise from one slice into the other, back and forth.
+    let mut width = RUN;
+    let mut in_v = true;
+    while width < n {
+        let (src, dst): (&[T], &mut [T]) = if in_v {
+            (&*v, &mut *scratch)
+        } else {
+            (&*scratch, &mut *v)
+        };
+        let mut at = 0;
+        while at < n {
+            let mid = (at + width).min(n);
+            let end = (at + 2 * width).min(n);
+            merge(&src[at..mid], &src[mid..end], &mut dst[at..end], &mut less);
+            at = end;
+        }
+        in_v = !in_v;
+        width *= 2;
+    }
+    if !in_v {
+        v.copy_from_slice(scratch);
+    }
+}
+
+/// Merges the sorted `a` and `b` into `out` (as long as both), `a`'s element first of equal
+/// ones.
+fn merge<T: Copy>(a: &[T], b: &[T], out: &mut [T], less: &mut impl FnMut(&T, &T) -> bool) {
+    let (mut i, mut j) = (0, 0);
+    for o in out.iter_mut() {
+        let take_b = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => less(y, x),
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if take_b {
+            if let Some(y) = b.get(j) {
+                *o = *y;
+            }
+            j += 1;
+        } else {
+            if let Some(x) = a.get(i) {
+                *o = *x;
+            }
+            i += 1;
+        }
     }
 }
