@@ -388,10 +388,12 @@ pub(crate) enum Phase {
     Inject,
     /// Born from the listener instead of the steps of [`rebuild`].
     Born,
+    /// Recording what the application looks up (`TAKEN_GET`) and notifying.
+    Record,
 }
 
 /// The phases in the order they run, as [`StepTimes`] indexes and names them.
-pub(crate) const PHASES: [(Phase, &str); 13] = [
+pub(crate) const PHASES: [(Phase, &str); 14] = [
     (Phase::Listener, "listener"),
     (Phase::Born, "born"),
     (Phase::Step(Step::Open), "open"),
@@ -404,6 +406,7 @@ pub(crate) const PHASES: [(Phase, &str); 13] = [
     (Phase::Step(Step::Resend), "resend"),
     (Phase::Step(Step::Fin), "fin"),
     (Phase::Detach, "detach"),
+    (Phase::Record, "record"),
     (Phase::Inject, "inject"),
 ];
 
