@@ -578,9 +578,9 @@ fn births(
 
 /// Gives each of `group`'s connections (all of one service address and port) its socket and
 /// hands them to their listener together: one listener lookup, one hold of its accept
-/// queue's lock and one wake-up of `accept()` for the whole group. `taken` is called for
-/// each connection given a socket before any joins the queue (so that its record exists
-/// when the application accepts it). Without a listener, or without room in its backlog, a
+/// queue's lock and one wake-up of `accept()` for the whole group. `taken` is called once
+/// for the group, with the cookie of each connection's socket (`None`: not given one),
+/// before any joins the queue (so that its record exists when the application accepts it). Without a listener, or without room in its backlog, a
 /// connection is parked until `deadline_ms`. In a reuseport group, where the kernel picks a
 /// listener per client, each connection is looked up and handed over on its own. Appends one
 /// outcome per plan to `out`, in order.
@@ -589,7 +589,7 @@ fn take_binding(
     group: &mut [(Plan, Fallback)],
     deadline_ms: u64,
     t: &mut StepTimes,
-    taken: &mut impl FnMut(&mut Plan, u64),
+    taken: &mut impl FnMut(&mut [(Plan, Fallback)], &[Option<u64>]),
     out: &mut KVVec<Result<Outcome, LogicError>>,
 ) -> Result<(), LogicError> {
     let Some((first, _)) = group.first() else {
@@ -628,15 +628,18 @@ fn take_binding(
     // socket's cookie.
     t.start();
     let mut given = batch.iter();
-    for ((p, _), r) in group.iter_mut().zip(results.iter()) {
-        if r.is_ok() {
-            let cookie = given
+    let mut cookies = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    for r in results.iter() {
+        let cookie = r.is_ok().then(|| {
+            given
                 .next()
                 .and_then(Option::as_ref)
-                .map_or(0, Detached::cookie);
-            taken(p, cookie);
-        }
+                .map_or(0, Detached::cookie)
+        });
+        // Within the capacity reserved above.
+        let _ = cookies.push_within_capacity(cookie);
     }
+    taken(group, &cookies);
     t.end(Phase::Record);
     if let Some(l) = listener.as_ref() {
         l.inject(&mut batch);
@@ -677,20 +680,23 @@ pub(crate) fn carry_out(
     let mut served = KVec::with_capacity(t.plans.len(), GFP_KERNEL).unwrap_or(KVec::new());
     // One binding's connections after another: each binding's go to its listener together.
     let mut plans = core::mem::take(&mut t.plans);
-    // A takeover's plans come in key order, which is binding by binding: sorting them
-    // again (a heapsort of ten thousand plans of a few hundred bytes each) would only move
-    // them around.
+    // A takeover's plans come in key order, which is binding by binding: the sort only
+    // checks that (a heapsort of ten thousand plans of a few hundred bytes each would move
+    // them all around).
     let binding = |(p, _): &(Plan, Fallback)| (p.key.owner_addr, p.key.owner_port);
-    if !plans.is_sorted_by_key(binding) {
-        crate::logic::sort::sort_by_key(&mut plans, binding);
-    }
+    crate::logic::sort::sort_by_key(&mut plans, binding);
     let mut outcomes = KVVec::new();
-    let mut taken = |p: &mut Plan, cookie: u64| {
-        d.taken += 1;
-        // Without room it is only steered while its owner is declared failed here.
-        let _ = served.push_within_capacity(p.key);
-        let taken = record(state, p, now, cookie);
-        notify(net, &Event::Taken { node, taken });
+    let mut taken = |group: &mut [(Plan, Fallback)], cookies: &[Option<u64>]| {
+        for ((p, _), c) in group.iter().zip(cookies) {
+            if c.is_some() {
+                d.taken += 1;
+                // Without room it is only steered while its owner is declared failed here.
+                let _ = served.push_within_capacity(p.key);
+            }
+        }
+        record_all(state, group, cookies, now, |taken| {
+            notify(net, &Event::Taken { node, taken })
+        });
     };
     let given = outcomes
         .reserve(plans.len(), GFP_KERNEL)
@@ -1057,6 +1063,13 @@ impl TakenList {
     /// Keeps `t` as its key's newest record (found by the key when `node` is given), then
     /// drops the oldest beyond the bounds ([`Self::trim`]).
     pub(crate) fn push(&mut self, t: Taken, node: Option<RBTreeNodeReservation<FlowKey, u64>>) {
+        self.keep(t, node);
+        self.trim();
+    }
+
+    /// Keeps `t` as its key's newest record (found by the key when `node` is given), without
+    /// trimming.
+    fn keep(&mut self, t: Taken, node: Option<RBTreeNodeReservation<FlowKey, u64>>) {
         let (key, n) = (t.info.key, t.sent.len());
         if self.recs.push(t, GFP_KERNEL).is_err() {
             return;
@@ -1071,6 +1084,20 @@ impl TakenList {
             None => {
                 let _ = self.index.remove(&key);
             }
+        }
+    }
+
+    /// [`Self::push`] for each of the `n` records of `recs` in order, the list grown once and
+    /// trimmed once.
+    pub(crate) fn push_all(
+        &mut self,
+        n: usize,
+        recs: impl Iterator<Item = (Taken, Option<RBTreeNodeReservation<FlowKey, u64>>)>,
+    ) {
+        // Without room reserved ahead, each push grows the list as it can.
+        let _ = self.recs.reserve(n, GFP_KERNEL);
+        for (t, node) in recs {
+            self.keep(t, node);
         }
         self.trim();
     }
@@ -1126,11 +1153,60 @@ impl TakenList {
     }
 }
 
+/// Keeps the records ([`record`]) of `group`'s connections given a socket (`cookies[i]`:
+/// the cookie of plan `i`'s socket), under one hold of the records' lock, and passes each
+/// to `told`. Without memory for the batch, one at a time.
+fn record_all(
+    state: &NetState,
+    group: &mut [(Plan, Fallback)],
+    cookies: &[Option<u64>],
+    now_ms: u64,
+    mut told: impl FnMut(TakenInfo),
+) {
+    let n = cookies.iter().flatten().count();
+    let (Ok(mut recs), Ok(mut nodes), Ok(mut infos)) = (
+        KVVec::with_capacity(n, GFP_KERNEL),
+        KVVec::with_capacity(n, GFP_KERNEL),
+        KVVec::with_capacity(n, GFP_KERNEL),
+    ) else {
+        for ((p, _), c) in group.iter_mut().zip(cookies) {
+            if let Some(cookie) = *c {
+                told(record(state, p, now_ms, cookie));
+            }
+        }
+        return;
+    };
+    for ((p, _), c) in group.iter_mut().zip(cookies) {
+        if let Some(cookie) = *c {
+            let t = taken_of(p, now_ms, cookie);
+            // Within the capacities reserved above. A reservation is allocated before the
+            // lock; without it the record is kept, only not found by its key.
+            let _ = infos.push_within_capacity(t.info);
+            let _ = recs.push_within_capacity(t);
+            let _ = nodes.push_within_capacity(RBTreeNodeReservation::new(GFP_KERNEL).ok());
+        }
+    }
+    state.taken.lock().push_all(n, recs.into_iter().zip(nodes));
+    // After the lock: `told` sends notifications.
+    infos.into_iter().for_each(told);
+}
+
 /// Keeps what the restarted application is told about `p`'s connection, and its sent bytes;
 /// the oldest records go first beyond [`MAX_TAKEN`] records or [`MAX_TAKEN_BYTES`] bytes.
 /// `cookie` is the cookie of the socket it was given.
 fn record(state: &NetState, p: &mut Plan, now_ms: u64, cookie: u64) -> TakenInfo {
-    let t = Taken {
+    let t = taken_of(p, now_ms, cookie);
+    let info = t.info;
+    // Allocated before the lock; without it the record is kept, only not found by its key.
+    let node = RBTreeNodeReservation::new(GFP_KERNEL).ok();
+    state.taken.lock().push(t, node);
+    info
+}
+
+/// The record of `p`'s connection, taken over at `now_ms` and given a socket of cookie
+/// `cookie`; its sent bytes move into it.
+fn taken_of(p: &mut Plan, now_ms: u64, cookie: u64) -> Taken {
+    Taken {
         info: TakenInfo {
             key: p.key,
             sent_offset: p.r.sent_offset,
@@ -1149,12 +1225,7 @@ fn record(state: &NetState, p: &mut Plan, now_ms: u64, cookie: u64) -> TakenInfo
         sent_from: p.r.sent_from,
         at_ms: now_ms,
         sent: core::mem::take(&mut p.sent),
-    };
-    let info = t.info;
-    // Allocated before the lock; without it the record is kept, only not found by its key.
-    let node = RBTreeNodeReservation::new(GFP_KERNEL).ok();
-    state.taken.lock().push(t, node);
-    info
+    }
 }
 
 /// The record at `index`, as TAKEN_GET reports it at `now_ms`.

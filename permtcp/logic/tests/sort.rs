@@ -78,3 +78,23 @@ fn a_merge_with_no_order_neither_panics_nor_loses_elements() {
     v.sort_unstable();
     assert_eq!(v, (0..777).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_slice_in_order_is_checked_in_one_pass_and_left_as_it_is() {
+    // Equal keys with tags: a heapsort would reorder them, the check moves nothing.
+    let v: Vec<(u32, u32)> = (0..10_000).map(|i| (i / 3, i)).collect();
+    let mut got = v.clone();
+    let mut compared = 0;
+    sort_by(&mut got, |a, b| {
+        compared += 1;
+        a.0 < b.0
+    });
+    assert_eq!(got, v);
+    assert_eq!(compared, v.len() - 1);
+    // One element out of place, at the end: sorted in full.
+    let mut late = v.clone();
+    late.push((0, 10_000));
+    sort_by_key(&mut late, |p| p.0);
+    assert!(late.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(late.len(), v.len() + 1);
+}
