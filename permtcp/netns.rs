@@ -14,8 +14,11 @@
 //! # Lock order
 //!
 //! `control` (mutex: one changing command at a time) before `cluster` (mutex) before `snoop`
-//! (IRQ-safe spinlock) before `rebuilding` (IRQ-safe spinlock); `fence` and `handed`
-//! (IRQ-safe spinlocks) after `cluster`, with no other spinlock held. `parking`, `taken` and
+//! (a shard's IRQ-safe spinlock, one at a time); `rebuilding` (IRQ-safe spinlock) is taken
+//! with no other spinlock held: a takeover publishes the keys it takes before it moves their
+//! connections out of the shards, so the LOCAL_OUT hook, which looks in the shard and then
+//! in `rebuilding`, never misses one. `fence` and `handed` (IRQ-safe spinlocks) after
+//! `cluster`, with no other spinlock held. `parking`, `taken` and
 //! `released` (mutexes) are taken alone, never with another of these held.
 
 use crate::glue::{Net, OutVerdict, Skb};

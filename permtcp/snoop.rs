@@ -274,6 +274,8 @@ pub(crate) type Taking = KVVec<(FlowKey, Conn<Alloc>)>;
 /// releases every connection's data there (nothing is left charged).
 pub(crate) struct Released {
     conns: Taking,
+    /// More of them, moved out on another CPU ([`Released::add`]).
+    more: Taking,
     alloc: Alloc,
 }
 
@@ -286,15 +288,26 @@ impl Released {
         }
     }
 
+    /// Keeps `more` for release too: moved as it is when it is the first such batch.
+    pub(crate) fn add(&mut self, more: Taking) {
+        if self.more.is_empty() {
+            self.more = more;
+            return;
+        }
+        for (k, c) in more.into_iter() {
+            self.keep(k, c);
+        }
+    }
+
     /// How many connections it holds.
     pub(crate) fn len(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.more.len()
     }
 }
 
 impl Drop for Released {
     fn drop(&mut self) {
-        while let Some((_, mut c)) = self.conns.pop() {
+        while let Some((_, mut c)) = self.conns.pop().or_else(|| self.more.pop()) {
             c.release(&mut self.alloc);
         }
     }
@@ -776,60 +789,72 @@ impl Snoop {
         .flatten()
     }
 
-    /// Moves the connections `whose` gives this node (`Some(true)`) into `out`, within its
-    /// spare capacity, as [`pick`] decides; returns how many of them found no room and how
-    /// many of the failed node's connections the policy gives other nodes (they stay,
-    /// followed). Shard by shard: `on_taken` is called for each connection taken before its
-    /// shard's lock is released.
-    pub(crate) fn take_mine(
+    /// The keys of the connections `whose` gives this node (`Some(true)`), as [`pick`]
+    /// decides, into `out` within its spare capacity, shard by shard (each shard's in key
+    /// order); returns how many of them found no room and how many of the failed node's
+    /// connections the policy gives other nodes (they stay, marked followed). Nothing
+    /// leaves the table: [`Self::take_keys`] moves them out once the keys are published for
+    /// reset suppression, so that each shard's lock is held for its own walk only.
+    pub(crate) fn pick_mine(
         &self,
         whose: impl Fn(&FlowKey) -> Option<bool>,
-        out: &mut Taking,
+        out: &mut KVec<FlowKey>,
     ) -> (u32, u32) {
         let (mut no_room, mut not_mine) = (0u32, 0u32);
         let _ = self.with(|t, _| {
             for s in t.shards.iter() {
                 let mut s = s.lock();
-                let s = &mut *s;
-                let mut cursor = s.conns.cursor_front_mut();
-                while let Some(mut c) = cursor {
-                    let (key, conn) = c.current_mut();
-                    let key = *key;
-                    let take = match pick(conn, whose(&key)) {
-                        Pick::Leave => false,
+                for (key, conn) in s.conns.iter_mut() {
+                    match pick(conn, whose(key)) {
+                        Pick::Leave => {}
                         Pick::Other => {
                             conn.followed = true;
                             not_mine += 1;
-                            false
                         }
                         Pick::Take => {
-                            let room = out.len() < out.capacity();
-                            if !room {
+                            if out.push_within_capacity(*key).is_err() {
                                 no_room += 1;
                             }
-                            room
                         }
-                    };
-                    if !take {
-                        cursor = c.move_next();
-                        continue;
                     }
-                    let (next, node) = c.remove_current();
-                    s.len -= 1;
-                    t.len.fetch_sub(1, Ordering::Relaxed);
-                    // Within the spare capacity checked above: no allocation, cannot fail.
-                    let _ = out.push(node.to_key_value(), GFP_ATOMIC | __GFP_NOWARN);
-                    // remove_current() falls back to the previous node at the end: stop there.
-                    cursor = next.filter(|n| n.current().0 > &key);
                 }
             }
         });
         (no_room, not_mine)
     }
 
+    /// Moves the connections `keys` names (which [`Self::pick_mine`] picked) into `out`, in
+    /// that order, each one's shard locked for it alone; one that is gone, over or followed
+    /// by now stays (as [`pick`] would leave it), and so does one `out` has no spare room
+    /// for. Returns how many stayed.
+    pub(crate) fn take_keys(&self, keys: &[FlowKey], out: &mut Taking) -> u32 {
+        let mut stayed = 0u32;
+        let _ = self.with(|t, _| {
+            for key in keys {
+                let mut s = t.shard(key).lock();
+                let s = &mut *s;
+                let found = s.conns.find_mut(key);
+                let Some(e) = found.filter(|e| pick(e.get(), Some(true)) == Pick::Take) else {
+                    stayed += 1;
+                    continue;
+                };
+                if out.len() == out.capacity() {
+                    stayed += 1;
+                    continue;
+                }
+                let c = e.remove();
+                s.len -= 1;
+                t.len.fetch_sub(1, Ordering::Relaxed);
+                // Within the spare capacity checked above: cannot fail.
+                let _ = out.push_within_capacity((*key, c));
+            }
+        });
+        stayed
+    }
+
     /// Moves the connection `key` out of the table into `out` (which has room for it), unless
     /// it is over (TIME-WAIT or closed: followed until its deadline, never rebuilt, passed
-    /// on or reset, as [`Self::take_mine`] leaves it).
+    /// on or reset, as [`Self::pick_mine`] leaves it).
     pub(crate) fn take_key(&self, key: &FlowKey, out: &mut Taking) -> Take {
         self.with(|t, _| {
             let mut s = t.shard(key).lock();
@@ -871,7 +896,7 @@ impl Snoop {
         r
     }
 
-    /// Puts the connections moved out by [`Self::take_mine`] or [`Self::take_key`] that
+    /// Puts the connections moved out by [`Self::take_keys`] or [`Self::take_key`] that
     /// `back` names into the table again, one reserved node from `nodes` each (without one,
     /// or when the run ended meanwhile, a connection is released as the others are), and
     /// returns the others, whose retained data is released when the [`Released`] is dropped
@@ -884,6 +909,7 @@ impl Snoop {
     ) -> Released {
         let mut rest = Released {
             conns: KVVec::new(),
+            more: KVVec::new(),
             alloc: Pooled {
                 inner: KernelChunks { views: false },
                 pool: self.pool.clone(),

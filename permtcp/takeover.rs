@@ -96,11 +96,11 @@ pub(crate) struct Takeover {
 }
 
 /// The steps of a takeover's plan, as the log names them: reserving memory, the filter
-/// swap, moving the connections out of the mirror, sorting them, copying their bytes out
-/// (on two CPUs, with filing the first half), filing the rest, and putting back those
-/// handed to the next peer.
-const PLAN_STEPS: [&str; 7] = [
-    "reserve", "refilter", "take", "sort", "copy", "file", "put_back",
+/// swap, picking the connections this node takes, sorting their keys, moving the
+/// connections out of the mirror (on two CPUs), copying their bytes out (on two CPUs, with
+/// filing the first half), filing the rest, and putting back those handed to the next peer.
+const PLAN_STEPS: [&str; 8] = [
+    "reserve", "refilter", "pick", "sort", "take", "copy", "file", "put_back",
 ];
 
 /// Timestamps of a plan's steps.
@@ -225,8 +225,9 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     }
     // Everything that can fail comes before the node is marked failed, so that a failed
     // takeover can be retried: room for the mark, the addresses to announce, and every
-    // mirrored connection (reserved before the spinlock: the table's connections move out
-    // under it, and their bytes are copied after it, as large copies need GFP_KERNEL).
+    // mirrored connection (reserved before the shards' spinlocks: the table's connections
+    // move out under them, and their bytes are copied after, as large copies need
+    // GFP_KERNEL).
     guard.failed.reserve(1, GFP_KERNEL).map_err(|_| enomem())?;
     let addrs = {
         let o = guard.roles(node)?.0;
@@ -239,10 +240,11 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     // (or that a directive may bring here) are followed.
     let mut filter = KBox::new(Filter::default(), GFP_KERNEL).map_err(|_| enomem())?;
     let mut taking = Taking::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    // The other CPU's share of them while they move out (at most half), appended after.
+    let mut taking_there = Taking::with_capacity(room / 2 + 1, GFP_KERNEL).map_err(|_| enomem())?;
+    // Their keys, sorted (with a scratch copy, which then keeps them for the moves while
+    // `keys` is published for reset suppression).
     let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
-    let mut order = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
-    // The keys with their connection's index, sorted (with a scratch copy) into `order`.
-    let mut pairs = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut scratch = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut made = KVVec::with_capacity(room / 2 + 1, GFP_KERNEL).map_err(|_| enomem())?;
     let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
@@ -282,31 +284,51 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     marks.end(0);
     state.snoop.refilter(filter);
     marks.end(1);
-    {
-        // Still covered by reset suppression until they are rebuilt: the LOCAL_OUT hook
-        // looks in the mirror, then in `rebuilding`, whose lock is held until the keys are
-        // in (within the reserved capacity: no allocation).
-        let mut rebuilding = state.rebuilding.lock();
-        (t.not_ready, t.not_mine) = state.snoop.take_mine(whose, &mut taking);
-        marks.end(2);
-        // In key order, which is binding by binding: the plans come out grouped for
-        // `carry_out` and the served set's keys sorted. The shards' order is a hash's, so
-        // sort the keys with their indices, not the connections themselves, which are
-        // larger to move; side by side, the keys are compared without reaching into the
-        // connections, and the merge sort compares half as often as a heapsort.
-        for (i, (k, _)) in taking.iter().enumerate() {
-            let _ = pairs.push((*k, i as u32), GFP_ATOMIC);
-            let _ = scratch.push((*k, i as u32), GFP_ATOMIC);
-        }
-        crate::logic::sort::merge_sort_by(&mut pairs, &mut scratch, |a, b| a.0 < b.0);
-        for &(k, i) in pairs.iter() {
-            let _ = order.push(i, GFP_ATOMIC);
-            let _ = keys.push(k, GFP_ATOMIC);
-        }
-        *rebuilding = keys;
-    }
-    drop((pairs, scratch));
+    // Which connections this node takes: their keys, read shard by shard, each shard locked
+    // for its own walk only.
+    (t.not_ready, t.not_mine) = state.snoop.pick_mine(whose, &mut keys);
+    marks.end(2);
+    // In key order, which is binding by binding: the plans come out grouped for
+    // `carry_out` and the served set's keys sorted. Each shard's keys come in order, the
+    // shards' order is a hash's: a merge sort of the keys alone (not of the connections,
+    // which are larger to move).
+    let _ = scratch.extend_from_slice(&keys, GFP_KERNEL);
+    crate::logic::sort::merge_sort_by(&mut keys, &mut scratch, |a, b| a < b);
+    scratch.clear();
+    // Within the capacity: the same number of keys.
+    let _ = scratch.extend_from_slice(&keys, GFP_KERNEL);
     marks.end(3);
+    // Published before any of them leaves the mirror: the LOCAL_OUT hook looks in the
+    // mirror, then in `rebuilding`, so that a connection is covered by reset suppression
+    // all along, until it is rebuilt. The lock is held for the swap alone.
+    let none = core::mem::replace(&mut *state.rebuilding.lock(), keys);
+    drop(none);
+    // Moved out in key order, half of them on another CPU from PAR_MIN connections on.
+    let n = scratch.len();
+    let there = if n >= PAR_MIN {
+        (n / 2).min(taking_there.capacity())
+    } else {
+        0
+    };
+    let (here_keys, there_keys) = scratch.split_at(n - there);
+    let (mut stayed_here, mut stayed_there) = (0, 0);
+    let snoop = &state.snoop;
+    crate::glue::join(
+        || stayed_here = snoop.take_keys(here_keys, &mut taking),
+        || stayed_there = snoop.take_keys(there_keys, &mut taking_there),
+    );
+    drop(scratch);
+    if stayed_here + stayed_there > 0 {
+        // Gone, over or followed since they were picked: they stay in the mirror (which
+        // covers them), and out of `rebuilding` (sorted, as `taking` and `taking_there`
+        // are).
+        let has = |v: &Taking, k: &FlowKey| v.binary_search_by(|(x, _)| x.cmp(k)).is_ok();
+        state
+            .rebuilding
+            .lock()
+            .retain(|k| has(&taking, k) || has(&taking_there, k));
+    }
+    marks.end(4);
     // Frames from its MACs now raise the split-brain alarm.
     state.refresh_fence(cluster);
     t.plans = plans;
@@ -325,38 +347,34 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
         };
         t.settle(k, c, plan, owner, next);
     };
-    // A plan copies its connection's bytes out of the mirror: from PAR_MIN connections on,
-    // the second half's plans are made on another CPU meanwhile, then filed in order.
-    let there = if order.len() >= PAR_MIN {
-        order.len() / 2
-    } else {
-        0
-    };
-    let (here, there) = order.split_at(order.len() - there);
+    // A plan copies its connection's bytes out of the mirror: the second half's plans (the
+    // other CPU moved those connections out) are made on another CPU meanwhile, then filed
+    // in order.
+    let (here, there) = (&taking[..], &taking_there[..]);
     let rx = owner.rx;
     crate::glue::join(
         || {
-            for (k, c) in here.iter().map(|&i| &taking[i as usize]) {
+            for (k, c) in here {
                 settle(&mut t, k, c, Plan::new(k, c, now_ms, rx));
             }
         },
         || {
-            for (k, c) in there.iter().map(|&i| &taking[i as usize]) {
+            for (k, c) in there {
                 // Within the capacity reserved above (half the table).
                 let _ = made.push_within_capacity(Plan::new(k, c, now_ms, rx));
             }
         },
     );
-    marks.end(4);
+    marks.end(5);
     // Those the capacity did not cover (none) come last: their plans are missing, as
     // without memory.
     let mut made = made.into_iter();
-    for (k, c) in there.iter().map(|&i| &taking[i as usize]) {
+    for (k, c) in there {
         settle(&mut t, k, c, made.next().flatten());
     }
-    marks.end(5);
-    return_to_mirror(state, &mut taking, &mut t);
     marks.end(6);
+    return_to_mirror(state, &mut taking, taking_there, &mut t);
+    marks.end(7);
     t.plan_ns = marks.ns;
     Ok(t)
 }
@@ -428,7 +446,7 @@ fn plan_directive(
         },
     }
     if found {
-        return_to_mirror(state, &mut taking, &mut t);
+        return_to_mirror(state, &mut taking, KVVec::new(), &mut t);
     }
     Ok(t)
 }
@@ -440,7 +458,17 @@ fn plan_directive(
 /// peer serves them; the others are kept in `t.released`, to be released once the
 /// rebuilt connections are live. Runs before the rebuilds (the mirror's copy of a connection
 /// another peer serves must not lag behind).
-fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &mut Takeover) {
+///
+/// `more` are more of them, moved out on another CPU: put back with the others when some
+/// connections go back (rare), else released with them as they are.
+fn return_to_mirror(state: &NetState, taking: &mut Taking, mut more: Taking, t: &mut Takeover) {
+    if !t.directives.is_empty() {
+        for c in more.drain_all() {
+            // Within the capacity: `taking` has room for every key picked, and both hold
+            // some of those.
+            let _ = taking.push_within_capacity(c);
+        }
+    }
     let mut passed = KVec::with_capacity(t.directives.len(), GFP_KERNEL).unwrap_or(KVec::new());
     let mut nodes = KVec::with_capacity(t.directives.len(), GFP_KERNEL).unwrap_or(KVec::new());
     for d in t.directives.iter() {
@@ -453,11 +481,12 @@ fn return_to_mirror(state: &NetState, taking: &mut Taking, t: &mut Takeover) {
         let _ = nodes.push(node, GFP_KERNEL);
     }
     crate::logic::sort::sort(&mut passed);
-    t.released = Some(state.snoop.put_back(
-        taking,
-        |k| passed.binary_search(k).is_ok(),
-        &mut nodes,
-    ));
+    let mut released =
+        state
+            .snoop
+            .put_back(taking, |k| passed.binary_search(k).is_ok(), &mut nodes);
+    released.add(more);
+    t.released = Some(released);
 }
 
 /// Hands the mirror's copies `t` no longer needs to the namespace's work (the parking
@@ -824,11 +853,11 @@ pub(crate) fn takeover(
         let us = |ns: u64| ns / 1000;
         let p = |i: usize| us(t.plan_ns[i]);
         pr_info!(
-            "takeover of {} connections, us: plan={} ({}={} {}={} {}={} {}={} {}={} {}={} {}={}) rebuild={} after={} announce={} total={}\n",
+            "takeover of {} connections, us: plan={} ({}={} {}={} {}={} {}={} {}={} {}={} {}={} {}={}) rebuild={} after={} announce={} total={}\n",
             done.taken,
             us(planned),
             PLAN_STEPS[0], p(0), PLAN_STEPS[1], p(1), PLAN_STEPS[2], p(2), PLAN_STEPS[3], p(3),
-            PLAN_STEPS[4], p(4), PLAN_STEPS[5], p(5), PLAN_STEPS[6], p(6),
+            PLAN_STEPS[4], p(4), PLAN_STEPS[5], p(5), PLAN_STEPS[6], p(6), PLAN_STEPS[7], p(7),
             us(done.rebuild_ns),
             us(carried.saturating_sub(planned + done.rebuild_ns)),
             us(started.elapsed().as_nanos() as u64 - carried),

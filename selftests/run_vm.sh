@@ -9,7 +9,8 @@
 # Prints the guest's KTAP, then a summary; exits non-zero when a test fails, the guest
 # crashes or the run times out.  Environment: KDIR (kernel build tree, default: the cached
 # test kernel), MODULE (permtcp.ko built for it), PERMTCP_KVM (auto|0|1, default auto: KVM
-# only when a probe boot works), PERMTCP_VM_MEM (guest MB, default 1024), PERMTCP_CONNS
+# only when a probe boot works), PERMTCP_VM_MEM (guest MB, default 1024), PERMTCP_VM_CPU (the TCG
+# guest's -cpu, default max; KVM always runs -cpu host), PERMTCP_CONNS
 # (connection counts for takeover_many.sh and the bench's takeover part),
 # PERMTCP_HANDOFF_CONNS (comma-separated connection counts of handoff.sh's IPv4 case),
 # PERMTCP_SCRIPT_TIMEOUT (seconds one script may run in the guest, default 300),
@@ -61,7 +62,7 @@ qemu() { # accel mode timeout log
 	[ "${PERMTCP_QUICK:-0}" = 0 ] || cmdline+=" permtcp.quick=1"
 	# Extra kernel parameters (e.g. cgroup_disable=memory to compare a run without memcg).
 	[ -z "${PERMTCP_VM_APPEND:-}" ] || cmdline+=" $PERMTCP_VM_APPEND"
-	local cpu=max
+	local cpu=${PERMTCP_VM_CPU:-max}
 	[ "$1" = kvm ] && cpu=host
 	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every
 	# timing in the guest would have a 4 ms resolution. QEMU's TSC follows the host clock.
