@@ -10,7 +10,7 @@
 # crashes or the run times out.  Environment: KDIR (kernel build tree, default: the cached
 # test kernel), MODULE (permtcp.ko built for it), PERMTCP_KVM (auto|0|1, default auto: KVM
 # only when a probe boot works), PERMTCP_VM_MEM (guest MB, default 1024), PERMTCP_VM_CPU (the TCG
-# guest's -cpu, default max; KVM always runs -cpu host), PERMTCP_CONNS
+# guest's -cpu, default max,-fsrm,-erms: see vm_cpu in vm.sh; KVM runs -cpu host), PERMTCP_CONNS
 # (connection counts for takeover_many.sh and the bench's takeover part),
 # PERMTCP_HANDOFF_CONNS (comma-separated connection counts of handoff.sh's IPv4 case),
 # PERMTCP_SCRIPT_TIMEOUT (seconds one script may run in the guest, default 300),
@@ -62,8 +62,8 @@ qemu() { # accel mode timeout log
 	[ "${PERMTCP_QUICK:-0}" = 0 ] || cmdline+=" permtcp.quick=1"
 	# Extra kernel parameters (e.g. cgroup_disable=memory to compare a run without memcg).
 	[ -z "${PERMTCP_VM_APPEND:-}" ] || cmdline+=" $PERMTCP_VM_APPEND"
-	local cpu=${PERMTCP_VM_CPU:-max}
-	[ "$1" = kvm ] && cpu=host
+	local cpu
+	cpu=$(vm_cpu "$1")
 	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every
 	# timing in the guest would have a 4 ms resolution. QEMU's TSC follows the host clock.
 	[ "$1" = kvm ] || cmdline+=" clocksource=tsc tsc=reliable"

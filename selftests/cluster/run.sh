@@ -186,8 +186,8 @@ vm_running() { [ -n "${VM_PID[$1]:-}" ] && kill -0 "${VM_PID[$1]}" 2>/dev/null; 
 
 # Starts node $1's VM; vm_ready waits for its agent.
 vm_boot() { # node [managed: the service addresses come from permtcpd]
-	local n=$1 fd cmdline cpu=max
-	[ "$accel" = kvm ] && cpu=host
+	local n=$1 fd cmdline cpu
+	cpu=$(vm_cpu "$accel")
 	if [ -n "${CTL_FD[$n]:-}" ]; then
 		fd=${CTL_FD[$n]}
 		exec {fd}>&-
