@@ -148,7 +148,8 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 	 * memory cgroup of whoever started snooping, as the container's own sockets would be.
 	 */
 	old = set_active_memcg(pn->memcg);
-	drop = permtcp_rs_frame(pn->rs, skb, skb->len, jiffies64_to_msecs(get_jiffies_64()));
+	drop = permtcp_rs_frame(pn->rs, skb, skb->len, skb->truesize,
+				jiffies64_to_msecs(get_jiffies_64()));
 	set_active_memcg(old);
 	atomic64_add(ktime_get_ns() - t0, &pn->hook_ns);
 	atomic64_inc(&pn->hook_frames);
@@ -368,7 +369,7 @@ static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 		proto = ipv6_hdr(skb)->nexthdr;	/* resets and NDISC carry no extension header */
 	if (proto != IPPROTO_TCP && proto != IPPROTO_ICMPV6)
 		return NF_ACCEPT;
-	switch (permtcp_rs_out(pn->rs, skb, skb->len, ktime_get_ns())) {
+	switch (permtcp_rs_out(pn->rs, skb, skb->len, skb->truesize, ktime_get_ns())) {
 	case PTCP_OUT_DROP_RST:
 		atomic64_inc(&pn->rst_dropped);
 		return NF_DROP;

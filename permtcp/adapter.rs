@@ -140,18 +140,20 @@ unsafe extern "C" fn permtcp_rs_dumpit(
 /// # Safety
 ///
 /// `state` is a live state pointer (the hook is unregistered before the state is freed) and
-/// `skb` the frame being processed, `len` bytes from its network header.
+/// `skb` the frame being processed, `len` bytes from its network header (`skb->len`),
+/// `truesize` its `skb->truesize`.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_frame(
     state: *mut c_void,
     skb: *mut SkBuff,
     len: u32,
+    truesize: u32,
     now_ms: u64,
 ) -> bool {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
-    // SAFETY: `skb` is valid for this call (contract).
-    let skb = unsafe { Skb::from_raw(skb, len) };
+    // SAFETY: `skb` is valid for this call, `len` and `truesize` its own (contract).
+    let skb = unsafe { Skb::from_raw(skb, len, truesize) };
     state.frame(&skb, now_ms)
 }
 
@@ -183,18 +185,19 @@ unsafe extern "C" fn permtcp_rs_arp_out(
 ///
 /// `state` is a live state pointer (the hooks are unregistered in `.pre_exit`, and the state
 /// is freed in `.exit` after an RCU grace period) and `skb` the packet being sent, `len`
-/// bytes from its network header.
+/// bytes from its network header (`skb->len`), `truesize` its `skb->truesize`.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_out(
     state: *mut c_void,
     skb: *mut SkBuff,
     len: u32,
+    truesize: u32,
     now_ns: u64,
 ) -> u8 {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
-    // SAFETY: `skb` is valid for this call (contract).
-    let skb = unsafe { Skb::from_raw(skb, len) };
+    // SAFETY: `skb` is valid for this call, `len` and `truesize` its own (contract).
+    let skb = unsafe { Skb::from_raw(skb, len, truesize) };
     state.out(&skb, now_ns) as u8
 }
 

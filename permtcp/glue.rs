@@ -807,10 +807,12 @@ impl<'a> Net<'a> {
 /// # Invariants
 ///
 /// `skb` points to a valid `struct sk_buff` for the lifetime `'a` (the hook's duration),
-/// and `len` is its length from the network header.
+/// `len` is its length from the network header (`skb->len`) and `truesize` its
+/// `skb->truesize`.
 pub(crate) struct Skb<'a> {
     skb: *mut SkBuff,
     len: u32,
+    truesize: u32,
     _p: PhantomData<&'a SkBuff>,
 }
 
@@ -820,12 +822,13 @@ impl<'a> Skb<'a> {
     /// # Safety
     ///
     /// `skb` must be valid for the duration of `'a`, with `len` bytes from its network
-    /// header.
-    pub(crate) unsafe fn from_raw(skb: *mut SkBuff, len: u32) -> Self {
+    /// header (`skb->len`, the hook pulls nothing) and `truesize` its `skb->truesize`.
+    pub(crate) unsafe fn from_raw(skb: *mut SkBuff, len: u32, truesize: u32) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
             skb,
             len,
+            truesize,
             _p: PhantomData,
         }
     }
@@ -952,15 +955,10 @@ impl Payload for Skb<'_> {
         // `self`; `Frame` is opaque and zero-sized: the reference stands for the skb, as
         // [`HeldSkb::clone_of`] reads it back (in the module, only this makes `RawFrame`s).
         // The truesize and length a view's cost is computed from again when it is freed
-        // (`HeldSkb::chunk_cost`, from the clone, which has the same): both from the skb.
-        let (frame, truesize, len) = unsafe {
-            (
-                &*self.skb.cast_const().cast::<RawFrame>(),
-                ptcp_skb_truesize(self.skb),
-                ptcp_skb_len(self.skb),
-            )
-        };
-        Some(FrameRef::new(frame, truesize, len))
+        // (`HeldSkb::view_cost`, from the clone, which has the same): both the skb's, as the
+        // hook passed them (type invariant), without two calls into C per look.
+        let frame = unsafe { &*self.skb.cast_const().cast::<RawFrame>() };
+        Some(FrameRef::new(frame, self.truesize, self.len))
     }
 }
 

@@ -196,7 +196,7 @@ int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload,
 		    struct genl_info *info);
 int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
 		      struct netlink_callback *cb, long *pos, bool privileged);
-bool permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u64 now_ms);
+bool permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u32 truesize, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
 /* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */
 enum ptcp_out_verdict {
@@ -206,7 +206,7 @@ enum ptcp_out_verdict {
 	PTCP_OUT_DROP_HELD = 3,		/* of a connection held for a planned handoff */
 };
 
-u8 permtcp_rs_out(void *state, struct sk_buff *skb, u32 len, u64 now_ns);
+u8 permtcp_rs_out(void *state, struct sk_buff *skb, u32 len, u32 truesize, u64 now_ns);
 u8 permtcp_rs_arp_out(void *state, const u8 *arp, u32 len, u64 now_ns);
 bool permtcp_rs_park_poll(void *state, struct ptcp_net *pn);
 
