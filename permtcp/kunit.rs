@@ -311,9 +311,11 @@ mod snoop_tests {
 #[kernel::macros::kunit_tests(permtcp_takeover)]
 mod takeover_tests {
     use crate::logic::packet::Addr;
-    use crate::logic::snoop::FlowKey;
+    use crate::logic::snoop::{Filter, FlowKey, Limits};
     use crate::logic::snoopnl::TakenInfo;
+    use crate::logic::track::{Conn, Side, State};
     use crate::netns::KeySet;
+    use crate::snoop::{Snoop, Taking};
     use crate::takeover::{Taken, TakenList, MAX_TAKEN, MAX_TAKEN_BYTES};
     use kernel::prelude::*;
     use kernel::rbtree::RBTreeNodeReservation;
@@ -406,6 +408,57 @@ mod takeover_tests {
         assert_eq!((list.len(), list.keys()), (12, 12));
         assert!(list.find(&key(3)).is_none());
         assert_eq!(list.find(&key(4)).map(|t| t.info.sent_offset), Some(4));
+    }
+
+    /// A takeover's two passes over the mirror: the connections this node takes are picked
+    /// (keys only, nothing moves), then moved out by key; one closed or gone in between
+    /// stays, as the policy's other peer's does (marked followed).
+    #[test]
+    fn picked_then_taken_by_key() {
+        let Ok(snoop) = KBox::pin_init(Snoop::new(), GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        assert!(snoop
+            .start(Limits::default(), Filter::default(), false)
+            .is_ok());
+        let live = || Conn::empty(Side::Client, State::Established, 0);
+        for i in 1..=4 {
+            assert!(snoop.seed(key(i), live()));
+        }
+        // Connection 2 is another peer's; without room for one key, one is not picked.
+        let whose = |k: &FlowKey| Some(*k != key(2));
+        let (Ok(mut keys), Ok(mut one)) = (
+            KVec::with_capacity(8, GFP_KERNEL),
+            KVec::with_capacity(1, GFP_KERNEL),
+        ) else {
+            assert!(false);
+            return;
+        };
+        assert_eq!(snoop.pick_mine(whose, &mut one), (2, 1));
+        // Connection 2, followed since the first pick, is left alone now.
+        assert_eq!(snoop.pick_mine(whose, &mut keys), (0, 0));
+        crate::logic::sort::sort(&mut keys);
+        assert!(keys[..] == [key(1), key(3), key(4)]);
+        assert_eq!(snoop.len(), 4);
+        // Picking moved nothing; connection 2 is followed from now on.
+        assert!(snoop.with_conn(&key(2), |c| c.is_some_and(|c| c.followed)));
+        // In between, connection 3 goes and connection 4 is over (TIME-WAIT).
+        snoop.forget(&key(3));
+        assert!(snoop.seed(key(4), Conn::empty(Side::Client, State::TimeWait, 0)));
+        let Ok(mut out) = Taking::with_capacity(3, GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        assert_eq!(snoop.take_keys(&keys, &mut out), 2);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].0 == key(1));
+        assert!(!snoop.holds(&key(1)) && !snoop.holds(&key(3)));
+        assert!(snoop.holds(&key(2)) && snoop.holds(&key(4)));
+        assert_eq!(snoop.len(), 2);
+        // Their data goes back to the budget (none here), and the run ends.
+        drop(snoop.put_back(&mut out, |_| false, &mut KVec::new()));
+        snoop.stop();
     }
 
     #[test]
