@@ -20,9 +20,10 @@
 //!                                             conns` output (forge.rs lists the KINDs), with
 //!                                             N bytes of Ethernet padding
 //! ptcp-testapp flood IFACE DSTMAC SRCIP DST N send N raw SYNs SRCIP:10000.. -> DST
-//! ptcp-testapp lossy-relay A B PERCENT [SEED]  relay frames between interfaces A and B,
-//!                                             dropping PERCENT % of those from A to B
-//!                                             (a lossy switch port; relay.rs)
+//! ptcp-testapp lossy-relay A B PERCENT [SEED [LOG]]  relay frames between interfaces A
+//!                                             and B, dropping PERCENT % of those from A to
+//!                                             B (a lossy switch port; relay.rs); LOG: each
+//!                                             TCP segment A to B, relayed or dropped
 //! ptcp-testapp nlfuzz SECONDS SEED            random and mutated requests to the permtcp
 //!                                             netlink family for SECONDS (nlfuzz.rs)
 //! ptcp-testapp echo-serve ADDR:PORT [--wait-bind] [--resume] [--stall-at-round=N]
@@ -79,9 +80,11 @@
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
-//! ptcp-testapp compare --lossy DIR            the same after frames were lost on the way
+//! ptcp-testapp compare --lossy DIR [LOG]      the same after frames were lost on the way
 //!                                             to the peer: held bytes right, ready only
-//!                                             when complete, a reason when not
+//!                                             when complete (or when the relay's LOG shows
+//!                                             every frame that would tell lost), a reason
+//!                                             when not
 //! ptcp-testapp udp-spoof IFACE DSTMAC SRC DST HEX   forged cluster traffic (udp_forge.rs):
 //! ptcp-testapp udp-capture IFACE SRCIP DST COUNT MS one UDP datagram from any source,
 //! ptcp-testapp reseal HEX KEY_ID KEY_HEX            capture for replay, a permtcpd datagram
@@ -617,12 +620,15 @@ fn ranges(txt: &str) -> Vec<(u32, usize)> {
         .collect()
 }
 
-/// `compare --lossy DIR`: the mirror of a connection whose frames the peer's port partly
-/// lost. What it holds must still be right: every retained piece equals the stream at its
-/// sequence numbers; a connection it calls ready must have every byte up to where both ends
-/// stand (`snd_nxt`, `rcv_nxt` as the owner's kernel has them); one it does not call ready
-/// must say why. Writes DIR/not-ready with the reason when there is one.
-fn compare_lossy(dir: &str) -> bool {
+/// `compare --lossy DIR [FRAMES]`: the mirror of a connection whose frames the peer's port
+/// partly lost. What it holds must still be right: every retained piece equals the stream at
+/// its sequence numbers; a connection it calls ready must have every byte up to where both
+/// ends stand (`snd_nxt`, `rcv_nxt` as the owner's kernel has them), unless the port (whose
+/// relay logged each segment to FRAMES, `lossy-relay`) let no frame through that carried or
+/// acknowledged a byte past where the mirror stands: no passive mirror can know of those;
+/// one it does not call ready must say why. Writes DIR/not-ready with the reason when there
+/// is one.
+fn compare_lossy(dir: &str, frames: Option<&str>) -> bool {
     let rd = |f: &str| std::fs::read(format!("{dir}/{f}")).unwrap_or_else(|e| panic!("{f}: {e}"));
     let st: State = serde_json::from_slice(&rd("state.json")).unwrap();
     let conns: Vec<Conn> = serde_json::from_slice(&rd("conns.json")).unwrap();
@@ -675,11 +681,65 @@ fn compare_lossy(dir: &str) -> bool {
         );
     }
     if c.ready {
-        let eq = |a: u32, b: u32| (a == b, format!("peer {a} != owner kernel {b}"));
-        let (ok, d) = eq(o.snd_nxt, st.snd_nxt);
-        k.check("ready: the owner's snd_nxt", ok, d);
-        let (ok, d) = eq(cl.snd_nxt, st.rcv_nxt);
-        k.check("ready: the client's (the owner's rcv_nxt)", ok, d);
+        // A mirror that is behind while the port relayed nothing past where it stands (no
+        // byte beyond it, no acknowledgement of one) cannot know: every frame that would
+        // have told it was lost. The relay's log says which frames it let through.
+        let (own, cli): (SocketAddr, SocketAddr) = (
+            st.local.parse().expect("local address"),
+            st.peer.parse().expect("peer address"),
+        );
+        let passed: Vec<relay::Seen> = frames
+            .map(|f| std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(relay::Seen::parse)
+            .filter(|(v, _)| v == "pass")
+            .map(|(_, s)| s)
+            .collect();
+        // The relayed frames that carried or acknowledged a byte of `from`'s past `nxt`.
+        let told = |from: SocketAddr, to: SocketAddr, nxt: u32| -> Vec<String> {
+            let past = |x: u32| (x.wrapping_sub(nxt) as i32) > 0;
+            passed
+                .iter()
+                .filter(|f| {
+                    let end = f.seq.wrapping_add(f.len + u32::from(f.flags & 0x3 != 0));
+                    (f.src == from && f.dst == to && past(end))
+                        || (f.src == to && f.dst == from && f.flags & 0x10 != 0 && past(f.ack))
+                })
+                .map(|f| f.line("relayed"))
+                .collect()
+        };
+        for (what, mirror, kernel, from, to) in [
+            ("the owner's snd_nxt", o.snd_nxt, st.snd_nxt, own, cli),
+            (
+                "the client's (the owner's rcv_nxt)",
+                cl.snd_nxt,
+                st.rcv_nxt,
+                cli,
+                own,
+            ),
+        ] {
+            let told = if mirror == kernel {
+                Vec::new()
+            } else {
+                told(from, to, mirror)
+            };
+            let lost = mirror != kernel && frames.is_some() && told.is_empty();
+            if lost {
+                println!(
+                    "# {what}: the mirror stands {} bytes short, and the port relayed no frame past it (every one lost)",
+                    kernel.wrapping_sub(mirror)
+                );
+            }
+            k.check(
+                &format!("ready: {what}"),
+                mirror == kernel || lost,
+                format!(
+                    "peer {mirror} != owner kernel {kernel}; relayed past it: {:?}",
+                    &told[..told.len().min(4)]
+                ),
+            );
+        }
     } else {
         let why = c.not_ready.clone().unwrap_or_default();
         println!("# not ready: {why} ({})", c.state);
@@ -1163,7 +1223,8 @@ fn main() {
         "serve" => serve(arg(2).parse().unwrap(), parse_pattern(arg(3)), arg(4)),
         "client" => client(arg(2).parse().unwrap(), parse_pattern(arg(3))),
         "compare" if arg(2) == "--lossy" => {
-            std::process::exit(if compare_lossy(arg(3)) { 0 } else { 1 })
+            let frames = args.get(4).map(String::as_str);
+            std::process::exit(if compare_lossy(arg(3), frames) { 0 } else { 1 })
         }
         "compare" => std::process::exit(if compare(arg(2)) { 0 } else { 1 }),
         "echo-serve" => echo_serve(
