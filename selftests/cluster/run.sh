@@ -1096,6 +1096,10 @@ case_handoff() { # 4|6
 	# The owner mirrors them from its sockets' state on (seeded when it held them): ready
 	# once what it had sent before is acknowledged.
 	check "$CASE: the owner mirrors the $n, ready to take them back" mirrored_on owner "$n"
+	# How the owner's mirror of them was seeded (some seeded again, or forgotten because
+	# they stayed behind their sockets): the kernel's line, for a hand back that refuses one
+	# as not mirrored (seen once, 2026-11-30).
+	vm_run owner "dmesg | grep 'permtcp: handoff:' | tail -n 2" | sed 's/^/# owner kernel: /'
 	handoff_phase 2
 	handoff_do "$vip:80" 1 peer1
 	echo "# peer1: permtcpd --handoff $vip:80 --to 1: $HO_JSON"
