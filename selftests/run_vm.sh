@@ -67,6 +67,7 @@ qemu() { # accel mode timeout log
 	# Under TCG the kernel distrusts QEMU's TSC and falls back to refined-jiffies: every
 	# timing in the guest would have a 4 ms resolution. QEMU's TSC follows the host clock.
 	[ "$1" = kvm ] || cmdline+=" clocksource=tsc tsc=reliable"
+	cmdline+=$(vm_tcg_append "$1")
 	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m "${PERMTCP_VM_MEM:-1024}" -smp 2 \
 		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
 		-append "$cmdline" </dev/null 2>&1 | sed -u 's/\r$//' |

@@ -165,6 +165,18 @@ vm_cpu() { # accel
 	fi
 }
 
+# Prints kernel parameters for a guest run under accelerator $1: none under KVM; under TCG
+# `norandmaps`.  QEMU keeps the code it translated per guest virtual address: with address
+# space randomization each new process maps its position-independent program and libc at
+# other addresses, and every instruction it runs is translated again, process after process.
+# Measured in one boot (the first of five runs aside): `permctl --version` 54-70 ms with
+# randomization, 6-8 ms without; `/bin/true` (busybox, not position-independent) 4-5 ms
+# either way; a static non-PIE `permctl` 11-16 ms with it.  Real CPUs run the same code at
+# any address at the same speed: this is the emulator's share of every command's start.
+vm_tcg_append() { # accel
+	[ "$1" = kvm ] || printf ' norandmaps'
+}
+
 # Prints kvm or tcg.  KVM hangs on some of these machines: it is used only where a short
 # probe boot (of DIR/initramfs.gz, mode probe) succeeds; the answer is kept for this host
 # boot.  PERMTCP_KVM=0|1 forces the choice.

@@ -200,7 +200,7 @@ vm_boot() { # node [managed: the service addresses come from permtcpd]
 	cmdline+=" permtcp.ip6=fd00::${ID[$n]}/64"
 	[ "$n" = client ] || cmdline+=" permtcp.node=${ID[$n]} permtcp.cip4=10.1.0.${ID[$n]}/24"
 	[ "${2:-}" != managed ] || cmdline+=" permtcp.managed=1"
-	cmdline+=$TSC_ARGS
+	cmdline+=$TSC_ARGS$(vm_tcg_append "$accel")
 	BOOT_T[$n]=$(now)
 	ip netns exec "$NS" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 384 -smp 1 \
 		-display none -nodefaults -no-reboot \
