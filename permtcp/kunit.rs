@@ -318,7 +318,6 @@ mod takeover_tests {
     use crate::snoop::{Snoop, Taking};
     use crate::takeover::{Taken, TakenList, MAX_TAKEN, MAX_TAKEN_BYTES};
     use kernel::prelude::*;
-    use kernel::rbtree::RBTreeNodeReservation;
 
     fn key(i: u32) -> FlowKey {
         FlowKey {
@@ -329,30 +328,92 @@ mod takeover_tests {
         }
     }
 
-    /// Keeps a record of connection `i` (reported offset `offset`) with `sent` bytes;
-    /// whether there was memory for it.
-    fn push(list: &mut TakenList, i: u32, offset: u32, sent: usize) -> bool {
-        let (Ok(sent), Ok(node)) = (
-            KVVec::from_elem(i as u8, sent, GFP_KERNEL),
-            RBTreeNodeReservation::new(GFP_KERNEL),
-        ) else {
-            return false;
-        };
+    /// A record of connection `i` (reported offset `offset`) with `sent` bytes, or `None`
+    /// without memory.
+    fn record(i: u32, offset: u32, sent: usize) -> Option<Taken> {
+        let sent = KVVec::from_elem(i as u8, sent, GFP_KERNEL).ok()?;
         let info = TakenInfo {
             key: key(i),
             sent_offset: offset,
             ..Default::default()
         };
-        list.push(
-            Taken {
-                info,
-                sent_from: 0,
-                at_ms: 0,
-                sent,
-            },
-            Some(node),
+        Some(Taken {
+            info,
+            sent_from: 0,
+            at_ms: 0,
+            sent,
+        })
+    }
+
+    /// Keeps a record of connection `i` (reported offset `offset`) with `sent` bytes;
+    /// whether there was memory for it.
+    fn push(list: &mut TakenList, i: u32, offset: u32, sent: usize) -> bool {
+        record(i, offset, sent).map(|t| list.push(t)).is_some()
+    }
+
+    /// Records kept a takeover's batch at a time find the same newest record per key as
+    /// records kept one by one: keys taken over again (in an earlier batch, and twice in
+    /// one), batches out of key order, and batches past the bound that trim the list.
+    #[test]
+    fn records_kept_by_batch_are_found_as_one_by_one() {
+        let (mut one, mut batch) = (TakenList::default(), TakenList::default());
+        // Connection `i`'s offset tells its records apart: batch `b` gives it `b`.
+        let batches: [&[u32]; 5] = [
+            &[1, 2, 3, 5, 8],
+            &[9, 7, 5, 3, 1],
+            &[4, 4, 6, 2],
+            &[],
+            &[0, 10, 11],
+        ];
+        for (b, keys) in batches.iter().enumerate() {
+            let mut recs = KVec::new();
+            for &i in keys.iter() {
+                assert!(push(&mut one, i, b as u32 * 100 + i, 8));
+                let Some(t) = record(i, b as u32 * 100 + i, 8) else {
+                    assert!(false);
+                    return;
+                };
+                assert!(recs.push(t, GFP_KERNEL).is_ok());
+            }
+            batch.push_all(keys.len(), recs.into_iter());
+        }
+        // The batch `[4, 4, ...]` gave 4 two records: both kept, the second found.
+        assert_eq!((batch.len(), batch.keys()), (one.len(), one.keys()));
+        assert_eq!((batch.len(), batch.keys()), (17, 12));
+        for i in 0..13 {
+            let off = |l: &TakenList| l.find(&key(i)).map(|t| t.info.sent_offset);
+            assert_eq!(off(&batch), off(&one));
+        }
+        assert_eq!(batch.find(&key(5)).map(|t| t.info.sent_offset), Some(105));
+        assert_eq!(batch.find(&key(4)).map(|t| t.info.sent_offset), Some(204));
+        assert!(batch.find(&key(12)).is_none());
+        // A batch past the bound: the oldest go, with their keys; the batch's are found.
+        let n = MAX_TAKEN as u32;
+        let mut recs = KVec::new();
+        for i in 1000..1000 + n {
+            let Some(t) = record(i, i, 0) else {
+                assert!(false);
+                return;
+            };
+            assert!(recs.push(t, GFP_KERNEL).is_ok());
+        }
+        batch.push_all(n as usize, recs.into_iter());
+        assert_eq!(batch.len(), MAX_TAKEN - MAX_TAKEN / 8);
+        assert_eq!(batch.keys(), batch.len());
+        assert!(batch.find(&key(5)).is_none());
+        assert!(batch
+            .find(&key(1000 + n - batch.len() as u32 - 1))
+            .is_none());
+        assert_eq!(
+            batch
+                .find(&key(1000 + n - batch.len() as u32))
+                .map(|t| t.info.sent_offset),
+            Some(1000 + n - batch.len() as u32)
         );
-        true
+        assert_eq!(
+            batch.find(&key(999 + n)).map(|t| t.info.sent_offset),
+            Some(999 + n)
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::rebuild::{rebuild, Phase, Plan, StepTimes, PHASES};
 use crate::snoop::{Alloc, Released, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNodeReservation};
+use kernel::rbtree::RBTreeNodeReservation;
 use kernel::time::{Instant, Monotonic};
 
 /// How long a taken-over connection waits for the application to listen before it is reset,
@@ -1075,7 +1075,15 @@ pub(crate) struct Taken {
     pub(crate) sent: KVVec<u8>,
 }
 
+/// An entry of [`TakenList`]'s index: a key and the number of its newest record.
+type IndexEntry = (FlowKey, u64);
+
 /// Taken-over connections, oldest first.
+///
+/// # Invariants
+///
+/// `index` is sorted by key, with no key twice, and each entry's number is that of its
+/// key's newest record, among those kept (`first..first + recs.len()`).
 #[derive(Default)]
 pub(crate) struct TakenList {
     recs: KVec<Taken>,
@@ -1085,48 +1093,68 @@ pub(crate) struct TakenList {
     first: u64,
     /// The number of each connection's newest record: a restarted application asks for its
     /// sockets one by one (TAKEN_GET with a key), ten thousand of them after a takeover.
-    index: RBTree<FlowKey, u64>,
+    index: KVVec<IndexEntry>,
 }
 
 impl TakenList {
-    /// Keeps `t` as its key's newest record (found by the key when `node` is given), then
-    /// drops the oldest beyond the bounds ([`Self::trim`]).
-    pub(crate) fn push(&mut self, t: Taken, node: Option<RBTreeNodeReservation<FlowKey, u64>>) {
-        self.keep(t, node);
+    /// Keeps `t` as its key's newest record, then drops the oldest beyond the bounds
+    /// ([`Self::trim`]).
+    pub(crate) fn push(&mut self, t: Taken) {
+        let key = t.info.key;
+        if let Some(id) = self.keep(t) {
+            match self.index.binary_search_by(|e| e.0.cmp(&key)) {
+                Ok(i) => self.index[i].1 = id,
+                Err(i) => {
+                    // Without memory the record is kept, only not found by its key (no
+                    // older record of the key is: it had none).
+                    if self.index.reserve(1, GFP_KERNEL).is_ok() {
+                        let _ = self.index.insert_within_capacity(i, (key, id));
+                    }
+                }
+            }
+        }
         self.trim();
     }
 
-    /// Keeps `t` as its key's newest record (found by the key when `node` is given), without
-    /// trimming.
-    fn keep(&mut self, t: Taken, node: Option<RBTreeNodeReservation<FlowKey, u64>>) {
-        let (key, n) = (t.info.key, t.sent.len());
-        if self.recs.push(t, GFP_KERNEL).is_err() {
-            return;
-        }
+    /// Keeps `t`, without indexing it or trimming; its number, or `None` without memory.
+    fn keep(&mut self, t: Taken) -> Option<u64> {
+        let n = t.sent.len();
+        self.recs.push(t, GFP_KERNEL).ok()?;
         self.bytes += n;
-        let id = self.first + self.recs.len() as u64 - 1;
-        match node {
-            Some(node) => {
-                // Replaces the key's older record, if any.
-                let _ = self.index.insert(node.into_node(key, id));
-            }
-            None => {
-                let _ = self.index.remove(&key);
-            }
-        }
+        Some(self.first + self.recs.len() as u64 - 1)
     }
 
-    /// [`Self::push`] for each of the `n` records of `recs` in order, the list grown once and
-    /// trimmed once.
-    pub(crate) fn push_all(
-        &mut self,
-        n: usize,
-        recs: impl Iterator<Item = (Taken, Option<RBTreeNodeReservation<FlowKey, u64>>)>,
-    ) {
+    /// [`Self::push`] for each of the `n` records of `recs` in order: the list grown once,
+    /// their keys merged into the index in one pass, the list trimmed once. Without memory
+    /// for that, one [`Self::push`] after another.
+    pub(crate) fn push_all(&mut self, n: usize, recs: impl Iterator<Item = Taken>) {
         // Without room reserved ahead, each push grows the list as it can.
         let _ = self.recs.reserve(n, GFP_KERNEL);
-        for (t, node) in recs {
-            self.keep(t, node);
+        let Some(mut batch) = KVVec::with_capacity(n, GFP_KERNEL)
+            .ok()
+            .filter(|_| self.index.reserve(n, GFP_KERNEL).is_ok())
+        else {
+            recs.for_each(|t| self.push(t));
+            return;
+        };
+        for t in recs {
+            let key = t.info.key;
+            if let Some(id) = self.keep(t) {
+                // Within the capacity reserved above, for `n` records.
+                let _ = batch.push_within_capacity((key, id));
+            }
+        }
+        // A takeover's come sorted: the sort only checks. Of a key twice, the newer wins.
+        crate::logic::sort::sort_by(&mut batch, |a, b| (a.0, a.1) < (b.0, b.1));
+        let new = crate::logic::sort::keep_last_by_key(&mut batch, |e| e.0);
+        batch.truncate(new);
+        let old = self.index.len();
+        // Within the capacity reserved above: allocates nothing.
+        let room = batch.first().copied().unwrap_or_default();
+        if self.index.extend_with(new, room, GFP_KERNEL).is_ok() {
+            let len =
+                crate::logic::sort::merge_replacing_by_key(&mut self.index, old, &batch, |e| e.0);
+            self.index.truncate(len.unwrap_or(old));
         }
         self.trim();
     }
@@ -1136,9 +1164,9 @@ impl TakenList {
         self.recs.len()
     }
 
-    /// How many keys find a record (walks the index).
+    /// How many keys find a record.
     pub(crate) fn keys(&self) -> usize {
-        self.index.iter().count()
+        self.index.len()
     }
 
     /// Drops the oldest records beyond the bounds, in one pass: past [`MAX_TAKEN`] records
@@ -1160,25 +1188,23 @@ impl TakenList {
             bytes -= self.recs[n].sent.len();
             n += 1;
         }
-        for (i, old) in self.recs[..n].iter().enumerate() {
-            if self.index.get(&old.info.key) == Some(&(self.first + i as u64)) {
-                let _ = self.index.remove(&old.info.key);
-            }
-        }
+        let first = self.first + n as u64;
+        // A key whose newest record goes is found no more.
+        self.index.retain(|e| e.1 >= first);
         let mut i = 0;
         self.recs.retain(|_| {
             i += 1;
             i > n
         });
-        self.first += n as u64;
+        self.first = first;
         self.bytes = bytes;
     }
 
     /// The newest record of `key`.
     pub(crate) fn find(&self, key: &FlowKey) -> Option<&Taken> {
-        let n = self.index.get(key)?;
+        let i = self.index.binary_search_by(|e| e.0.cmp(key)).ok()?;
         self.recs
-            .get(usize::try_from(n.checked_sub(self.first)?).ok()?)
+            .get(usize::try_from(self.index[i].1.checked_sub(self.first)?).ok()?)
     }
 }
 
@@ -1193,8 +1219,7 @@ fn record_all(
     mut told: impl FnMut(TakenInfo),
 ) {
     let n = cookies.iter().flatten().count();
-    let (Ok(mut recs), Ok(mut nodes), Ok(mut infos)) = (
-        KVVec::with_capacity(n, GFP_KERNEL),
+    let (Ok(mut recs), Ok(mut infos)) = (
         KVVec::with_capacity(n, GFP_KERNEL),
         KVVec::with_capacity(n, GFP_KERNEL),
     ) else {
@@ -1208,14 +1233,12 @@ fn record_all(
     for ((p, _), c) in group.iter_mut().zip(cookies) {
         if let Some(cookie) = *c {
             let t = taken_of(p, now_ms, cookie);
-            // Within the capacities reserved above. A reservation is allocated before the
-            // lock; without it the record is kept, only not found by its key.
+            // Within the capacities reserved above.
             let _ = infos.push_within_capacity(t.info);
             let _ = recs.push_within_capacity(t);
-            let _ = nodes.push_within_capacity(RBTreeNodeReservation::new(GFP_KERNEL).ok());
         }
     }
-    state.taken.lock().push_all(n, recs.into_iter().zip(nodes));
+    state.taken.lock().push_all(n, recs.into_iter());
     // After the lock: `told` sends notifications.
     infos.into_iter().for_each(told);
 }
@@ -1226,9 +1249,7 @@ fn record_all(
 fn record(state: &NetState, p: &mut Plan, now_ms: u64, cookie: u64) -> TakenInfo {
     let t = taken_of(p, now_ms, cookie);
     let info = t.info;
-    // Allocated before the lock; without it the record is kept, only not found by its key.
-    let node = RBTreeNodeReservation::new(GFP_KERNEL).ok();
-    state.taken.lock().push(t, node);
+    state.taken.lock().push(t);
     info
 }
 

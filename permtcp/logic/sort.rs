@@ -131,3 +131,64 @@ fn merge<T: Copy>(a: &[T], b: &[T], out: &mut [T], less: &mut impl FnMut(&T, &T)
         }
     }
 }
+
+/// Keeps the last of each run of elements with equal keys in `v`, sorted by `key`, moved
+/// to the front in order; returns how many are kept (`v[..n]`; the rest is left over).
+/// The records' index has one entry per key, its newest record, which comes last.
+pub fn keep_last_by_key<T: Copy, K: PartialEq>(v: &mut [T], key: impl Fn(&T) -> K) -> usize {
+    let mut n = 0;
+    for i in 0..v.len() {
+        if v.get(i + 1).is_some_and(|next| key(next) == key(&v[i])) {
+            continue;
+        }
+        v[n] = v[i];
+        n += 1;
+    }
+    n
+}
+
+/// Merges `new` into `v[..old]`, both sorted by `key` with no key twice, into `v[..n]`;
+/// returns `n`. An element of `new` replaces `v[..old]`'s of the same key. `v` must have
+/// room for both (`v.len() >= old + new.len()`; what stands past `old` is overwritten);
+/// with less, `v[..old]` is left as it was and `None` comes back.
+///
+/// The merge runs from the back, in place: the records' index takes a takeover's ten
+/// thousand keys in one pass over it, where a search tree took an allocation and a search
+/// per key.
+pub fn merge_replacing_by_key<T: Copy, K: Ord>(
+    v: &mut [T],
+    old: usize,
+    new: &[T],
+    key: impl Fn(&T) -> K,
+) -> Option<usize> {
+    let end = old.checked_add(new.len()).filter(|&e| e <= v.len())?;
+    // `w - i` is `j` plus the replaced ones so far: the write never reaches an element of
+    // `v[..i]` not yet moved.
+    let (mut i, mut j, mut w) = (old, new.len(), end);
+    while j > 0 {
+        w -= 1;
+        let y = new[j - 1];
+        match (i > 0).then(|| key(&v[i - 1]).cmp(&key(&y))) {
+            Some(core::cmp::Ordering::Greater) => {
+                v[w] = v[i - 1];
+                i -= 1;
+            }
+            Some(core::cmp::Ordering::Equal) => {
+                v[w] = y;
+                i -= 1;
+                j -= 1;
+            }
+            _ => {
+                v[w] = y;
+                j -= 1;
+            }
+        }
+    }
+    // `v[..i]` goes right before `v[w..end]`, then the whole down to the front.
+    let gap = w - i;
+    if gap > 0 {
+        v.copy_within(0..i, gap);
+        v.copy_within(gap..end, 0);
+    }
+    Some(end - gap)
+}

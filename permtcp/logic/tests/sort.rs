@@ -2,7 +2,9 @@
 
 //! The module's heapsort against the standard library's sort.
 
-use permtcp_logic::sort::{merge_sort_by, sort, sort_by, sort_by_key};
+use permtcp_logic::sort::{
+    keep_last_by_key, merge_replacing_by_key, merge_sort_by, sort, sort_by, sort_by_key,
+};
 
 fn rng(x: &mut u64) -> u64 {
     *x ^= *x << 13;
@@ -97,4 +99,70 @@ fn a_slice_in_order_is_checked_in_one_pass_and_left_as_it_is() {
     sort_by_key(&mut late, |p| p.0);
     assert!(late.windows(2).all(|w| w[0].0 <= w[1].0));
     assert_eq!(late.len(), v.len() + 1);
+}
+
+/// The standard library's answer: `old` with `new`'s entries replacing those of their key.
+fn merged_as_std(old: &[(u8, u32)], new: &[(u8, u32)]) -> Vec<(u8, u32)> {
+    let mut m = std::collections::BTreeMap::new();
+    m.extend(old.iter().copied());
+    m.extend(new.iter().copied());
+    m.into_iter().collect()
+}
+
+/// Sorted by key, unique: a random subset of keys `0..spread`, each with a value.
+fn sorted_unique(x: &mut u64, n: usize, spread: u64) -> Vec<(u8, u32)> {
+    let mut v: Vec<(u8, u32)> = (0..n)
+        .map(|_| ((rng(x) % spread) as u8, rng(x) as u32))
+        .collect();
+    v.sort_by_key(|e| e.0);
+    v.dedup_by_key(|e| e.0);
+    v
+}
+
+#[test]
+fn a_merge_replacing_by_key_is_the_union_with_the_new_entries_winning() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for round in 0..2000 {
+        let spread = [4u64, 40, 256][round % 3];
+        let (a, b) = (rng(&mut x) % 60, rng(&mut x) % 60);
+        let old = sorted_unique(&mut x, a as usize, spread);
+        let new = sorted_unique(&mut x, b as usize, spread);
+        let mut v = old.clone();
+        // Room for both, filled with what must not survive.
+        v.resize(old.len() + new.len() + (round % 3), (0xff, 0xdead));
+        let n = merge_replacing_by_key(&mut v, old.len(), &new, |e| e.0).unwrap();
+        assert_eq!(
+            &v[..n],
+            &merged_as_std(&old, &new)[..],
+            "old {old:?} new {new:?}"
+        );
+    }
+}
+
+#[test]
+fn a_merge_without_room_changes_nothing() {
+    let old = vec![(1u8, 1u32), (3, 3)];
+    let mut v = old.clone();
+    v.push((9, 9));
+    assert_eq!(
+        merge_replacing_by_key(&mut v, 2, &[(0, 0), (2, 2)], |e| e.0),
+        None
+    );
+    assert_eq!(v, [(1, 1), (3, 3), (9, 9)]);
+    assert_eq!(
+        merge_replacing_by_key(&mut v, usize::MAX, &[(0, 0)], |e| e.0),
+        None
+    );
+    // Nothing new: the old entries as they were.
+    assert_eq!(merge_replacing_by_key(&mut v, 2, &[], |e| e.0), Some(2));
+    assert_eq!(v[..2], old[..]);
+}
+
+#[test]
+fn the_last_of_equal_keys_is_kept() {
+    let mut v = [(1u8, 1u32), (1, 2), (2, 3), (4, 4), (4, 5), (4, 6), (7, 7)];
+    let n = keep_last_by_key(&mut v, |e| e.0);
+    assert_eq!(&v[..n], &[(1, 2), (2, 3), (4, 6), (7, 7)]);
+    let mut none: [(u8, u32); 0] = [];
+    assert_eq!(keep_last_by_key(&mut none, |e| e.0), 0);
 }
