@@ -529,6 +529,26 @@ mirrored_on() { # node count [tenths]
 	[ "${PIPESTATUS[0]}" = 0 ]
 }
 
+# Node $1's mirror has every connection node $2 serves on port 80 ($3 of them) established
+# and ready, within 5 s; by the client's port (a count of ready entries would count other
+# connections too). Names those missing, with $1's mirror, when one is.
+mirrors_served() { # mirroring-node serving-node count
+	local want have missing i
+	want=$(vm_run "$2" "ss -Htn state established '( sport = :80 )'" | awk '{ print $4 }' | sed 's/.*://' | sort)
+	[ "$(wc -w <<<"$want")" = "$3" ] || { echo "$2 serves $(wc -w <<<"$want") on port 80, not $3"; return 1; }
+	for i in $(seq 50); do
+		have=$(vm_run "$1" "permctl --json conns" |
+			grep -o '"client":"[^"]*","state":"ESTAB","opened_by":"[a-z]*","ready":true' |
+			sed 's/^"client":"[^"]*:\([0-9]*\)".*/\1/' | sort)
+		missing=$(comm -23 <(echo "$want") <(echo "$have") | tr '\n' ' ')
+		[ -n "${missing// /}" ] || return 0
+		sleep 0.1
+	done
+	echo "not in $1's mirror, established and ready: the client ports $missing"
+	vm_run "$1" "permctl conns" | sed "s/^/$1: /"
+	return 1
+}
+
 # Nobody types a takeover: both peers' daemons reach the verdict, wait for the owner's lease
 # and take it over.  peer1 (node 2, first by the policy) must take N connections, peer2 none,
 # and reset or fail none.  Their logs' lines go to the output.
@@ -1095,7 +1115,8 @@ case_handoff() { # 4|6
 	echo "# a new connection: $outb"
 	# The owner mirrors them from its sockets' state on (seeded when it held them): ready
 	# once what it had sent before is acknowledged.
-	check "$CASE: the owner mirrors the $n, ready to take them back" mirrored_on owner "$n"
+	check "$CASE: the owner mirrors the $n peer1 serves, each ready to take it back" \
+		mirrors_served owner peer1 "$n"
 	# How the owner's mirror of them was seeded (some seeded again, or forgotten because
 	# they stayed behind their sockets): the kernel's line, for a hand back that refuses one
 	# as not mirrored (seen once, 2026-11-30).
