@@ -212,10 +212,26 @@ in_peer() { /bin/ip netns exec peer "$@"; }
 in_client() { /bin/ip netns exec client "$@"; }
 in_peer2() { /bin/ip netns exec peer2 "$@"; }
 
-# The owner crashes: its link goes away first, so its dying process (PID $1) sends nothing.
+# Sends signal $2 to every process of namespace $1: a crash or a freeze of its machine hits
+# all of them.
+netns_signal() { # namespace signal
+	for p_ in $(/bin/ip netns pids "$1"); do kill -"$2" "$p_" 2>/dev/null; done
+}
+
+# The owner crashes: its link goes away first, so that nothing its processes do from then on
+# reaches the wire, then every process of its namespace is killed (its server, any daemon),
+# and waited for (up to 10 s). $1 is the server's PID as the script knows it: `$!` of
+# `in_owner server &`, which is the shell that runs the function, not the server (killing
+# it alone had left every test's server running, its link down).
 crash_owner() {
 	/bin/ip link set vowner down
-	kill -9 "$1"
+	kill -9 "$1" 2>/dev/null
+	t_=0
+	while [ -n "$(/bin/ip netns pids owner)" ] && [ $t_ -lt 100 ]; do
+		netns_signal owner 9
+		sleep 0.1
+		t_=$((t_ + 1))
+	done
 }
 
 # The owner serves echo requests on port 80 and the client starts a 40-round session to

@@ -106,7 +106,7 @@ http_case() { # family host address when
 		;;
 	unanswered)
 		wait_lines /tmp/curl.out 2
-		kill -STOP $owner_pid
+		netns_signal owner STOP
 		sleep 2.5
 		crash_owner $owner_pid
 		;;

@@ -85,7 +85,7 @@ mc_case() { # family host when
 		crash_owner $owner_pid
 		;;
 	unanswered)
-		kill -STOP $owner_pid
+		netns_signal owner STOP
 		touch /tmp/rd-go
 		sleep 1
 		crash_owner $owner_pid
