@@ -427,10 +427,13 @@ impl NetState {
     /// Returns whether the hook drops the frame: a client's SYN that would reuse a
     /// connection of this node's bindings that a peer serves (owner recovery).
     pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
-        let alarm = self.failed_macs.load(Ordering::Relaxed) > 0;
-        if let Some(mac) = skb.src_mac().filter(|_| alarm) {
-            if self.fence.lock().from_failed(&mac) {
-                self.split_brain.fetch_add(1, Ordering::Relaxed);
+        // A failed node's MAC is looked for only while a node is declared failed (the
+        // frame's MAC is a call into C).
+        if self.failed_macs.load(Ordering::Relaxed) > 0 {
+            if let Some(mac) = skb.src_mac() {
+                if self.fence.lock().from_failed(&mac) {
+                    self.split_brain.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         if self.handed_len.load(Ordering::Relaxed) > 0 && self.follow_handed(skb, now_ms) {

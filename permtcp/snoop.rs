@@ -453,6 +453,13 @@ impl Table {
         // Verified before the shard's lock is taken: the costly part of a large frame.
         let csum_ok = skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(&seg, s));
         let i = key.shard(self.seed, self.shards.len());
+        // The sender's MAC tells who serves a connection ([`Rules::track`]): only the
+        // service end's frames of a snooped binding need it, read before the lock.
+        let src_mac = if from == Side::Owner && bound.is_some() {
+            skb.src_mac()
+        } else {
+            None
+        };
         let outcome = {
             let mut s = self.shards[i].lock();
             if !csum_ok {
@@ -472,7 +479,7 @@ impl Table {
                 bound,
                 &seg,
                 skb,
-                skb.src_mac(),
+                src_mac,
                 now_ms,
             );
             self.gc_shard(&mut s, filter, now_ms);

@@ -87,14 +87,7 @@ floor_ns=$1 floor_fr=$2
 # peer snoops it: the three costs, each timed inside, on the very same frames.
 ct=0 ct_t=0 ct_runs=0
 if command -v nft >/dev/null; then
-	for n in owner client; do
-		/bin/ip netns exec $n nft -f - <<-EOF
-		table inet bench {
-			chain pre { type filter hook prerouting priority 0; ct state established counter; }
-			chain out { type filter hook output priority 0; ct state established counter; }
-		}
-		EOF
-	done
+	conntrack_on owner client
 	in_peer permctl snoop start --dev eth0 >/dev/null
 	set -- $(ct_cost owner); o0=$1 of0=$2
 	set -- $(ct_cost client); c0=$1 cf0=$2

@@ -200,6 +200,17 @@ cluster_up() {
 }
 
 cluster_down() {
+	# Every process left in them first (`kill $!` of `in_ns cmd &` kills the shell running
+	# the function, not the command): a namespace lives on while a process is in it.
+	for ns in owner peer client peer2; do
+		[ -e "/run/netns/$ns" ] || continue
+		t_=0
+		while [ -n "$(/bin/ip netns pids "$ns")" ] && [ $t_ -lt 100 ]; do
+			netns_signal "$ns" 9
+			sleep 0.1
+			t_=$((t_ + 1))
+		done
+	done
 	# Delete the veth pairs first: a namespace is torn down asynchronously.
 	for ns in owner peer client peer2; do /bin/ip link del "v$ns" 2>/dev/null; done
 	for ns in owner peer client peer2; do /bin/ip netns del "$ns" 2>/dev/null; done
@@ -211,6 +222,19 @@ in_owner() { /bin/ip netns exec owner "$@"; }
 in_peer() { /bin/ip netns exec peer "$@"; }
 in_client() { /bin/ip netns exec client "$@"; }
 in_peer2() { /bin/ip netns exec peer2 "$@"; }
+
+# Conntrack tracks every connection of the namespaces given (an nft table "bench" with a
+# counter of established ones on input and output), as the bench compares snooping with.
+conntrack_on() { # namespace...
+	for n_ in "$@"; do
+		/bin/ip netns exec "$n_" nft -f - <<-EOF
+		table inet bench {
+			chain pre { type filter hook prerouting priority 0; ct state established counter; }
+			chain out { type filter hook output priority 0; ct state established counter; }
+		}
+		EOF
+	done
+}
 
 # Sends signal $2 to every process of namespace $1: a crash or a freeze of its machine hits
 # all of them.

@@ -14,7 +14,8 @@
 # (connection counts for takeover_many.sh and the bench's takeover part),
 # PERMTCP_HANDOFF_CONNS (comma-separated connection counts of handoff.sh's IPv4 case),
 # PERMTCP_SCRIPT_TIMEOUT (seconds one script may run in the guest, default 300),
-# PERMTCP_QUICK (1: the short form `make check` runs, some parts on one address family).
+# PERMTCP_QUICK (1: the short form `make check` runs, some parts on one address family),
+# PERMTCP_VM_QEMU_ARGS (more QEMU arguments, split on spaces: scripts/tcgprof's plugin).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 # shellcheck source=vm.sh
@@ -70,7 +71,7 @@ qemu() { # accel mode timeout log
 	cmdline+=$(vm_tcg_append "$1")
 	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m "${PERMTCP_VM_MEM:-1024}" -smp 2 \
 		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
-		-append "$cmdline" </dev/null 2>&1 | sed -u 's/\r$//' |
+		-append "$cmdline" ${PERMTCP_VM_QEMU_ARGS:-} </dev/null 2>&1 | sed -u 's/\r$//' |
 		sed -u -e 's/\x1bc//g' -e 's/\x1b\[[?0-9;]*[a-zA-Z]//g' | tee "$4"
 }
 
