@@ -70,7 +70,7 @@ qemu() { # accel mode timeout log
 	[ "$1" = kvm ] || cmdline+=" clocksource=tsc tsc=reliable"
 	cmdline+=$(vm_tcg_append "$1")
 	timeout --foreground "$3" qemu-system-x86_64 -accel "$1" -cpu "$cpu" -m "${PERMTCP_VM_MEM:-1024}" -smp 2 \
-		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.gz" \
+		-nographic -no-reboot -nic none -kernel "$bzimage" -initrd "$work/initramfs.cpio" \
 		-append "$cmdline" ${PERMTCP_VM_QEMU_ARGS:-} </dev/null 2>&1 | sed -u 's/\r$//' |
 		sed -u -e 's/\x1bc//g' -e 's/\x1b\[[?0-9;]*[a-zA-Z]//g' | tee "$4"
 }

@@ -204,7 +204,7 @@ vm_boot() { # node [managed: the service addresses come from permtcpd]
 	BOOT_T[$n]=$(now)
 	ip netns exec "$NS" qemu-system-x86_64 -accel "$accel" -cpu "$cpu" -m 384 -smp 1 \
 		-display none -nodefaults -no-reboot \
-		-kernel "$bzimage" -initrd "$work/initramfs.gz" -append "$cmdline" \
+		-kernel "$bzimage" -initrd "$work/initramfs.cpio" -append "$cmdline" \
 		-chardev file,id=con,path="$work/$n.console" -serial chardev:con \
 		-chardev pipe,id=ctl,path="$work/$n.ctl" -serial chardev:ctl \
 		-netdev tap,id=n0,ifname="tap-$n",script=no,downscript=no \
