@@ -1584,14 +1584,25 @@ u32 ptcp_inject_batch(struct sock *lsk, struct sock **children, u32 n)
 {
 	struct request_sock_queue *q = &inet_csk(lsk)->icsk_accept_queue;
 	struct request_sock *head = NULL, **tail = &head, *req, *next;
+	u32 max = READ_ONCE(lsk->sk_max_ack_backlog);
+	u32 backlog = READ_ONCE(lsk->sk_ack_backlog);
+	/*
+	 * Requests only for the room the backlog has now (sk_acceptq_is_full() lets one past
+	 * the maximum in): the parking poll offers every parked child every 5 ms, and while
+	 * an application accepts ten thousand of them, allocating and freeing a request for
+	 * each child that cannot fit took more CPU than the accepts.  Room that opens meanwhile
+	 * is the next poll's.
+	 */
+	u32 room = backlog > max ? 0 : max + 1 - backlog;
 	u32 i, queued = 0;
 
 	/* Allocated and adopted before the lock, in order. */
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && room; i++) {
 		struct sock *child = children[i];
 
 		if (!child || !ptcp_family_fits(lsk, child))
 			continue;
+		room--;
 		req = kmem_cache_zalloc(lsk->sk_prot->rsk_prot->slab, GFP_KERNEL);
 		if (!req)
 			break;
