@@ -1580,20 +1580,30 @@ static bool ptcp_family_fits(const struct sock *lsk, const struct sock *child)
  * backlog, the listener closed, out of memory, or a child of a family that cannot sit
  * under this listener.  Returns how many it queued.
  */
+/*
+ * How many more children @lsk's accept queue takes now: sk_acceptq_is_full() lets one past
+ * the maximum in.  Racy (a handshake completing or an accept() changes it): the queue's
+ * lock decides.
+ */
+u32 ptcp_listener_room(const struct sock *lsk)
+{
+	u32 max = READ_ONCE(lsk->sk_max_ack_backlog);
+	u32 backlog = READ_ONCE(lsk->sk_ack_backlog);
+
+	return backlog > max ? 0 : max + 1 - backlog;
+}
+
 u32 ptcp_inject_batch(struct sock *lsk, struct sock **children, u32 n)
 {
 	struct request_sock_queue *q = &inet_csk(lsk)->icsk_accept_queue;
 	struct request_sock *head = NULL, **tail = &head, *req, *next;
-	u32 max = READ_ONCE(lsk->sk_max_ack_backlog);
-	u32 backlog = READ_ONCE(lsk->sk_ack_backlog);
 	/*
-	 * Requests only for the room the backlog has now (sk_acceptq_is_full() lets one past
-	 * the maximum in): the parking poll offers every parked child every 5 ms, and while
-	 * an application accepts ten thousand of them, allocating and freeing a request for
-	 * each child that cannot fit took more CPU than the accepts.  Room that opens meanwhile
-	 * is the next poll's.
+	 * Requests only for the room the backlog has now: the parking poll offers parked
+	 * children every 5 ms, and while an application accepts ten thousand of them,
+	 * allocating and freeing a request for each child that cannot fit took more CPU than
+	 * the accepts.  Room that opens meanwhile is the next poll's.
 	 */
-	u32 room = backlog > max ? 0 : max + 1 - backlog;
+	u32 room = ptcp_listener_room(lsk);
 	u32 i, queued = 0;
 
 	/* Allocated and adopted before the lock, in order. */

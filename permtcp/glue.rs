@@ -225,6 +225,7 @@ extern "C" {
         shared: *mut bool,
     ) -> *mut Sock;
     fn ptcp_listener_put(lsk: *mut Sock);
+    fn ptcp_listener_room(lsk: *const Sock) -> u32;
     fn ptcp_inject_batch(lsk: *mut Sock, children: *mut *mut Sock, n: u32) -> u32;
     fn ptcp_binding_conns(
         pn: *mut PtcpNet,
@@ -1418,6 +1419,14 @@ impl Listener {
         // INVARIANT: on success `child` is an established sock without a `struct socket`
         // whose one reference is handed to us.
         NonNull::new(child).map(Detached).ok_or(EINVAL)
+    }
+
+    /// How many more connections its accept queue takes now (racy: a handshake completing
+    /// or an `accept()` changes it; [`Self::inject`] checks again under the queue's lock).
+    pub(crate) fn room(&self) -> usize {
+        // SAFETY: `sk` is a listener we hold a reference to (type invariant); the C function
+        // only reads two of its fields.
+        unsafe { ptcp_listener_room(self.sk.as_ptr()) as usize }
     }
 
     /// Appends the children of `children` to the accept queue, under one hold of its lock,

@@ -681,7 +681,7 @@ fn take_binding(
             Some(child) => Outcome::Parked(Parked {
                 key: p.key,
                 v6: p.v6,
-                child,
+                child: Some(child),
                 deadline_ms,
             }),
             None => Outcome::Queued,
@@ -950,11 +950,12 @@ fn reset(net: &Net<'_>, r: &Reset) -> Result<(), LogicError> {
 // 3. Park
 // ---------------------------------------------------------------------------------------
 
-/// A rebuilt connection whose listener does not exist yet.
+/// A rebuilt connection whose listener does not exist yet, or has no room in its backlog.
 pub(crate) struct Parked {
     key: FlowKey,
     v6: bool,
-    child: Detached,
+    /// Its socket; `None` once a listener took it (for the poll's round only).
+    child: Option<Detached>,
     /// When it is reset if no listener took it (`now_ms` clock).
     deadline_ms: u64,
 }
@@ -967,6 +968,10 @@ impl Parked {
 }
 
 /// Taken-over connections without a listener yet, and what became of earlier ones.
+///
+/// # Invariants
+///
+/// Between polls every entry of `parked` has its socket.
 #[derive(Default)]
 pub(crate) struct Parking {
     pub(crate) parked: KVec<Parked>,
@@ -991,67 +996,66 @@ fn park(state: &NetState, conns: KVec<Parked>) -> u32 {
     lost
 }
 
-/// The parking poll: hands parked connections to listeners that appeared, resets those past
-/// their deadline; returns whether any are still parked.
+/// Offers listener `l` the first of `group`'s parked connections, as many as its backlog
+/// has room for, in one batch; those it took are left without their socket.
+fn offer(l: &Listener, group: &mut [Parked]) {
+    let n = l.room().min(group.len());
+    if n == 0 {
+        return;
+    }
+    let Ok(mut batch) = KVVec::with_capacity(n, GFP_KERNEL) else {
+        return; // the next poll offers them again
+    };
+    for c in group[..n].iter_mut() {
+        // Within the capacity reserved above.
+        let _ = batch.push_within_capacity(c.child.take());
+    }
+    l.inject(&mut batch);
+    // Those the queue did not take go back (the room may have shrunk meanwhile).
+    for (c, child) in group[..n].iter_mut().zip(batch) {
+        c.child = child;
+    }
+}
+
+/// The parking poll: hands parked connections to listeners with room for them, resets those
+/// past their deadline; returns whether any are still parked. A binding without a listener,
+/// or whose listener's backlog is full, costs one lookup and moves nothing: the poll runs
+/// every 5 ms while an application accepts thousands of them.
 pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool {
     let mut p = state.parking.lock();
-    let n = p.parked.len();
-    let (Ok(mut keep), Ok(mut meta), Ok(mut children)) = (
-        KVec::with_capacity(n, GFP_KERNEL),
-        KVVec::with_capacity(n, GFP_KERNEL),
-        KVVec::with_capacity(n, GFP_KERNEL),
-    ) else {
-        return true; // try again at the next poll
-    };
-    let mut parked = core::mem::take(&mut p.parked);
-    crate::logic::sort::sort_by_key(&mut parked, Parked::binding);
-    for c in parked {
-        // Within the capacities reserved above.
-        let _ = meta.push_within_capacity((c.key, c.v6, c.deadline_ms));
-        let _ = children.push_within_capacity(Some(c.child));
-    }
-    // A binding's connections go to its listener together (one lookup and one batch; each
-    // on its own in a reuseport group); a binding without a listener costs one lookup.
-    let mut at = 0;
-    for group in
-        meta.chunk_by(|a, b| (a.0.owner_addr, a.0.owner_port) == (b.0.owner_addr, b.0.owner_port))
-    {
-        let batch = &mut children[at..at + group.len()];
-        at += group.len();
-        let (k, v6, _) = group[0];
-        let Some(l) = net.listener(&k, v6) else {
+    // A takeover's come in binding order: the sort only checks.
+    crate::logic::sort::sort_by_key(&mut p.parked, Parked::binding);
+    // A binding's connections go to its listener together (each on its own in a reuseport
+    // group, where the kernel picks a listener per client).
+    for group in p.parked.chunk_by_mut(|a, b| a.binding() == b.binding()) {
+        let Some(l) = net.listener(&group[0].key, group[0].v6) else {
             continue;
         };
-        if l.shared() {
-            for (i, (k, v6, _)) in group.iter().enumerate() {
-                if let Some(l) = net.listener(k, *v6) {
-                    l.inject(&mut batch[i..=i]);
-                }
-            }
-        } else {
-            l.inject(batch);
+        if !l.shared() {
+            offer(&l, group);
+            continue;
         }
-    }
-    for ((key, v6, deadline_ms), child) in meta.into_iter().zip(children) {
-        match child {
-            None => p.queued += 1,
-            Some(c) if now_ms >= deadline_ms => {
-                // Closing it resets the client.
-                drop(c);
-                p.reset += 1;
-            }
-            // Within the reserved capacity: cannot fail.
-            Some(child) => {
-                let _ = keep.push_within_capacity(Parked {
-                    key,
-                    v6,
-                    child,
-                    deadline_ms,
-                });
+        for one in group.chunks_mut(1) {
+            if let Some(l) = net.listener(&one[0].key, one[0].v6) {
+                offer(&l, one);
             }
         }
     }
-    p.parked = keep;
+    let (mut queued, mut reset) = (0, 0);
+    p.parked.retain(|c| match c.child {
+        None => {
+            queued += 1;
+            false
+        }
+        // Dropping it closes it, which resets the client.
+        Some(_) if now_ms >= c.deadline_ms => {
+            reset += 1;
+            false
+        }
+        Some(_) => true,
+    });
+    p.queued += queued;
+    p.reset += reset;
     !p.parked.is_empty()
 }
 

@@ -116,6 +116,7 @@ int ptcp_announce(struct ptcp_net *pn, const u8 *addr, bool ipv6);
 struct sock *ptcp_listener(struct ptcp_net *pn, const u8 *vip, u16 port, const u8 *client,
 			   u16 cport, bool ipv6, int *family, bool *shared);
 void ptcp_listener_put(struct sock *lsk);
+u32 ptcp_listener_room(const struct sock *lsk);
 u32 ptcp_inject_batch(struct sock *lsk, struct sock **children, u32 n);
 
 /*
