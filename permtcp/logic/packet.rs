@@ -173,6 +173,7 @@ fn be32(b: &[u8], at: usize) -> u32 {
 }
 
 /// Parses TCP options (`opts` is the options area of the header).
+#[inline(always)]
 pub fn parse_options(opts: &[u8]) -> Result<Options, Skip> {
     // What nearly every segment of an established Linux connection carries: two NOPs, then
     // the timestamps (tcp_parse_aligned_timestamp()).
@@ -211,6 +212,7 @@ pub fn parse_options(opts: &[u8]) -> Result<Options, Skip> {
 }
 
 /// Parses the TCP header at `hdr[off..]`; `l4_len` is the L4 length (header plus payload).
+#[inline(always)]
 fn parse_tcp(hdr: &[u8], off: usize, l4_len: usize, src: Addr, dst: Addr) -> Result<Segment, Skip> {
     let t = hdr.get(off..).ok_or(Skip::Malformed)?;
     if t.len() < 20 || l4_len < 20 {
@@ -298,6 +300,7 @@ fn ip_len(field: usize, from: usize, l3_len: usize, gso: bool) -> Result<usize, 
     }
 }
 
+#[inline(always)]
 fn parse_v4(h: &[u8], l3_len: usize, gso: bool) -> Result<Segment, Skip> {
     if h.len() < 20 {
         return Err(Skip::Malformed);

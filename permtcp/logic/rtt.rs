@@ -39,6 +39,7 @@ impl Rtt {
     /// The owner sent payload `[seq, end)` at `now_ms`; `nxt` is the highest sequence number
     /// it had sent before. New data starts a probe when none runs; a retransmission of the
     /// probed bytes cancels it.
+    #[inline(always)]
     pub fn sent(&mut self, seq: Seq, end: Seq, nxt: Seq, now_ms: u64) {
         if seq::before(seq, nxt) {
             let overlaps =
@@ -54,6 +55,7 @@ impl Rtt {
     }
 
     /// The client acknowledged up to `ack` at `now_ms`: a sample when that covers the probe.
+    #[inline(always)]
     pub fn acked(&mut self, ack: Seq, now_ms: u64) {
         let Some((_, end, at)) = self.probe else {
             return;

@@ -107,6 +107,16 @@ impl<'a> FrameRef<'a> {
         frame_share(self.truesize, self.len, bytes)
     }
 
+    /// At least [`Self::share`], without its division where the frame holds `bytes`: the
+    /// frame's memory or the bytes, whichever is more.
+    pub fn share_bound(&self, bytes: u32) -> u64 {
+        if bytes <= self.len {
+            u64::from(self.truesize.max(bytes))
+        } else {
+            self.share(bytes)
+        }
+    }
+
     /// Whether its bytes `[off, off + n)` exist (a frame may claim more than it holds: a
     /// view is made only of bytes it holds, as a copy is only of bytes it could read).
     pub fn holds(&self, off: u32, n: u32) -> bool {
@@ -382,12 +392,19 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         usize::from(self.count)
     }
 
-    /// The slot `j` places after the head (`checked_rem`: no division-by-zero panic path
-    /// in the module, though the table is never empty when it is asked).
+    /// The slot `j` places after the head. The head is a slot and `j` at most the table's
+    /// length, so one subtraction wraps it: a division on every extent looked up was three
+    /// per segment stored. Any other `j` is reduced by `checked_rem` (no division-by-zero
+    /// panic path in the module, though the table is never empty when it is asked).
     fn wrap(&self, j: usize) -> usize {
-        (self.head as usize + j)
-            .checked_rem(self.slots.as_slice().len())
-            .unwrap_or(0)
+        let (x, len) = (self.head as usize + j, self.slots.as_slice().len());
+        if x < len {
+            x
+        } else if x - len < len {
+            x - len
+        } else {
+            x.checked_rem(len).unwrap_or(0)
+        }
     }
 
     /// The slot of extent `i`, if there is one.
@@ -662,6 +679,9 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         let a = seq::dist(self.base, from);
         let want_end = seq::dist(self.base, end);
         let b = want_end.min(CAPACITY);
+        if want_end <= CAPACITY && self.appended(a, b, src, src_off + skip) {
+            return Ok(());
+        }
         if a >= b {
             return if want_end > CAPACITY {
                 Err(WriteError::Capacity)
@@ -694,6 +714,41 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         } else {
             Ok(())
         }
+    }
+
+    /// The in-order case of [`Self::write`], when it takes no new memory: `[a, b)` (offsets
+    /// from the base, `a < b`) begins right where the last present interval ends, too short
+    /// to be a view ([`VIEW_MIN_FULL`]), and the last extent is a copy that ends there too
+    /// with room for all of it. Its bytes are copied at the copy's end, and the interval
+    /// grows: what [`Self::write`] would do, without its search for gaps and extents (a
+    /// stream of small segments in order, every time). `false`, having changed nothing,
+    /// in any other case.
+    fn appended(&mut self, a: u32, b: u32, src: &(impl Payload + ?Sized), src_a: u32) -> bool {
+        let n = self.nr();
+        let Some(last) = n.checked_sub(1).map(|l| self.ranges[l]) else {
+            return false;
+        };
+        if a >= b || last.1 != a || b - a >= VIEW_MIN_FULL {
+            return false;
+        }
+        let here = self.base.wrapping_add(a);
+        let Some(e) = self
+            .count()
+            .checked_sub(1)
+            .and_then(|l| self.ext_mut(l))
+            .filter(|e| !e.mem.is_view() && here == e.seq.wrapping_add(e.len))
+        else {
+            return false;
+        };
+        if e.len as usize + (b - a) as usize > CHUNK
+            || !e.mem.store(e.len as usize, (b - a) as usize, src, src_a)
+        {
+            // A failed copy is retried by the general path, which reports it.
+            return false;
+        }
+        e.len += b - a;
+        self.ranges[n - 1].1 = b;
+        true
     }
 
     /// The first missing piece `[x, y)` of `[at, b)` (offsets from the base), if any.

@@ -112,16 +112,20 @@ impl FlowKey {
     /// The shard of the key among `n` (a power of two), mixed with the table's random
     /// `seed` so that an off-path sender cannot aim its connections at one shard. Both
     /// directions of a connection have the same key, hence the same shard.
+    ///
+    /// Each word is folded in with one multiplication and a rotation (the running value,
+    /// hence the seed, enters every step), and splitmix64's finaliser mixes the result
+    /// once: about a third of the instructions of the finaliser run after every word, which
+    /// every frame paid.
+    #[inline(always)]
     pub fn shard(&self, seed: u64, n: usize) -> usize {
         let mut h = seed;
         for w in self.to_words() {
-            // splitmix64's finaliser over each word folded in.
-            h ^= w;
-            h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            h ^= h >> 31;
+            h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
         }
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
         (h as usize) & (n - 1)
     }
 }
@@ -143,10 +147,19 @@ pub struct Binding {
 }
 
 /// The snooped bindings of a namespace, compiled from its declarations.
+///
+/// # Invariants
+///
+/// Every binding's port range lies within `ports` (only [`Filter::compile_failed`] adds
+/// bindings, and it widens `ports` with each).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Filter {
     /// The bindings.
     pub bindings: Bounded<Binding, MAX_BINDINGS>,
+    /// The lowest first port and the highest last port of the bindings (empty: `(0, 0)`,
+    /// which no binding's range is outside of): a port outside is no binding's, whatever
+    /// the address, which rules out a client's end at once.
+    ports: (u16, u16),
     /// Every declared MAC with its node, within [`MAX_FILTER_MACS`]: which node sends a
     /// connection's owner-side frames (see [`Conn::followed`]).
     pub macs: Bounded<([u8; 6], u32), MAX_FILTER_MACS>,
@@ -199,6 +212,10 @@ impl Filter {
                     };
                     if f.bindings.push(b).is_err() {
                         f.dropped += 1;
+                    } else if f.bindings.len() == 1 {
+                        f.ports = (b.lo, b.hi);
+                    } else {
+                        f.ports = (f.ports.0.min(b.lo), f.ports.1.max(b.hi));
                     }
                 }
             }
@@ -247,6 +264,7 @@ impl Filter {
 
     /// [`Self::classify`], with what the filter says of the binding (one pass over the
     /// bindings per end, which the frame's tracking then needs no more).
+    #[inline(always)]
     pub fn classify_bound(&self, seg: &Segment) -> Option<(Side, FlowKey, Bound)> {
         if let Some(b) = self.bound(&seg.dst, seg.dport) {
             Some((Side::Client, FlowKey::of(seg, Side::Client), b))
@@ -259,7 +277,11 @@ impl Filter {
     /// What the bindings `addr:port` belongs to say, in one pass: the first one's owner
     /// and whether any is live ([`Self::starts`]); `None` when it is not snooped
     /// ([`Self::snoops`]).
+    #[inline(always)]
     pub fn bound(&self, addr: &Addr, port: u16) -> Option<Bound> {
+        if port < self.ports.0 || port > self.ports.1 {
+            return None;
+        }
         let mut found: Option<Bound> = None;
         for b in self.at(addr, port) {
             let f = found.get_or_insert(Bound {
@@ -702,6 +724,7 @@ impl Rules<'_> {
     /// `followed`, if any, unless the mirror refused the segment (out of window: a forged
     /// one does not move a connection to another node) or forgot the connection.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn segment<A: ChunkAlloc, M: FlowMap<A>>(
         &self,
         c: &mut Counters,
@@ -745,6 +768,28 @@ impl Rules<'_> {
                 old.release(alloc);
             }
         }
+        self.open(c, map, alloc, (from, key), starts, followed, seg, now_ms);
+    }
+
+    /// The rest of [`Self::segment`] for a segment of no connection in the table: a new
+    /// entry, when the binding starts new connections and the table has room. Out of line:
+    /// it builds a connection on the stack, which every frame of the hot path would
+    /// otherwise make room for.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    #[cold]
+    fn open<A: ChunkAlloc, M: FlowMap<A>>(
+        &self,
+        c: &mut Counters,
+        map: &mut M,
+        alloc: &mut A,
+        (from, key): (Side, FlowKey),
+        starts: bool,
+        followed: Option<bool>,
+        seg: &Segment,
+        now_ms: u64,
+    ) {
+        let fresh_syn = seg.is_new_syn();
         if seg.has(flags::RST) || !starts {
             return;
         }
@@ -791,6 +836,7 @@ impl Rules<'_> {
     /// the table every so many SYNs. Given a shard, the scan and the batch are the shard's
     /// (as conntrack's early_drop looks at a few buckets only): the oldest of the shard the
     /// new connection hashes to go.
+    #[inline(never)]
     fn early_drop<A: ChunkAlloc, M: FlowMap<A>>(
         &self,
         c: &mut Counters,

@@ -607,6 +607,7 @@ impl<A: ChunkAlloc> Conn<A> {
         u64::from((now_ms as u32).wrapping_sub(self.last_ms))
     }
 
+    #[inline(always)]
     fn apply(
         &mut self,
         alloc: &mut impl Alloc<A>,
@@ -706,6 +707,7 @@ impl<A: ChunkAlloc> Conn<A> {
 
     /// Whether the owner's stack would accept `seg` from `from` (a segment to it), or could
     /// have sent it (a segment from it), past the handshake.
+    #[inline(always)]
     fn acceptable(&self, from: Side, seg: &Segment) -> bool {
         let (s, r) = (&self.half[from.idx()], &self.half[from.other().idx()]);
         let end = seg.seq.wrapping_add(seg.seq_len());
@@ -768,6 +770,7 @@ impl<A: ChunkAlloc> Conn<A> {
 
     /// Records the write boundaries and the answered bytes of a segment with data (before
     /// `nxt` moves on).
+    #[inline(always)]
     fn note_output(&mut self, from: Side, seg: &Segment) {
         let (f, o) = (from.idx(), from.other().idx());
         let data_end = seg.seq.wrapping_add(seg.payload_len);
@@ -907,11 +910,16 @@ impl<A: ChunkAlloc> Conn<A> {
         // window fills the share does so on every frame): a write that fails half way
         // would have copied what a view then holds again.
         let need = seg.payload_len.saturating_add(2 * CHUNK as u32);
-        let cost = payload
-            .frame()
-            .map_or(u64::from(seg.payload_len), |f| f.share(seg.payload_len))
-            + 2 * CHUNK as u64;
-        if alloc.room() < cost {
+        let cost = |exact: bool| {
+            let n = seg.payload_len;
+            payload.frame().map_or(u64::from(n), |f| match exact {
+                true => f.share(n),
+                false => f.share_bound(n),
+            }) + 2 * CHUNK as u64
+        };
+        // The bound first: with room for it, the share's division is not needed.
+        let room = alloc.room();
+        if room < cost(false) && room < cost(true) {
             // Counted as the refusal it saves (`byte_limit_hits`): the budget is short.
             alloc.refuse();
             self.give_up_acked(alloc, need, false);
@@ -978,6 +986,7 @@ impl<A: ChunkAlloc> Conn<A> {
 
     /// Takes in the acknowledgement and the window of a segment from `from`; returns how far
     /// the acknowledgement was taken.
+    #[inline(always)]
     fn on_ack(&mut self, alloc: &mut impl Alloc<A>, from: Side, seg: &Segment) -> Seq {
         let (f, o) = (from.idx(), from.other().idx());
         let shift = self.wscale(from);
@@ -1037,6 +1046,7 @@ impl<A: ChunkAlloc> Conn<A> {
 
     /// The other end acknowledged `side`'s bytes up to `ack` (at most `nxt`): `side`'s
     /// snd_una moves on.
+    #[inline(always)]
     fn acknowledge(&mut self, side: Side, ack: Seq) {
         let peer = &mut self.half[side.idx()];
         if !seq::after(ack, peer.una) {
@@ -1062,6 +1072,7 @@ impl<A: ChunkAlloc> Conn<A> {
         peer.una = ack;
     }
 
+    #[inline(always)]
     fn update_close_state(&mut self, now_ms: u64) {
         let fin_acked = |h: &Half<A>| h.fin().is_some_and(|f| seq::after(h.una, f));
         let (a, b) = (&self.half[0], &self.half[1]);

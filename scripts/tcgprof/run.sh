@@ -32,7 +32,8 @@ if [ ! -e "$plugin" ] || [ "$(dirname "$0")/tcgprof.c" -nt "$plugin" ]; then
 fi
 . "$PERMTCP_ROOT/selftests/vm.sh"
 vm_inputs
-cp "$KDIR/System.map" "$module" "$out/"
+cp "$KDIR/System.map" "$out/"
+cp "$module" "$out/permtcp.ko"
 PERMTCP_KVM=0 PERMTCP_VM_QEMU_ARGS="-plugin $plugin,out=$out/prof.txt" \
 	PERMTCP_VM_APPEND="${params[*]}" bash "$PERMTCP_ROOT/selftests/run_vm.sh" "$@" | tee "$out/run.log"
 sed -n 's/.*# text: \(0x[0-9a-f]*\).*/\1/p' "$out/run.log" | tail -n1 >"$out/text"

@@ -195,6 +195,42 @@ fn what_the_filter_says_of_a_binding_in_one_pass() {
 }
 
 #[test]
+fn the_filters_port_span_rules_out_only_ports_of_no_binding() {
+    use permtcp_logic::decl::PortRange;
+    use permtcp_logic::packet::Addr;
+    // Two owners' ranges far apart, on two addresses: the span the filter checks first
+    // covers 80-9010, with a gap inside it that only the bindings themselves rule out.
+    let mut d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    d[0].ranges
+        .push(PortRange {
+            lo: 9000,
+            hi: 9010,
+            ..Default::default()
+        })
+        .unwrap();
+    let f = Filter::compile(d.iter());
+    assert_eq!(f.bindings.len(), 4);
+    for addr in [
+        Addr::v4([10, 0, 0, 1]),
+        v6(1, 0).addr,
+        Addr::v4([10, 0, 0, 2]),
+    ] {
+        for port in 0..=u16::MAX {
+            assert_eq!(
+                f.bound(&addr, port).is_some(),
+                f.snoops(&addr, port),
+                "{addr:?} port {port}"
+            );
+        }
+    }
+    let owner = Addr::v4([10, 0, 0, 1]);
+    assert!(f.bound(&owner, 9010).is_some() && f.bound(&owner, 80).is_some());
+    assert!(f.bound(&owner, 79).is_none() && f.bound(&owner, 91).is_none());
+    assert!(f.bound(&owner, 9011).is_none());
+    assert!(Filter::default().bound(&owner, 0).is_none());
+}
+
+#[test]
 fn a_failed_owners_connections_are_followed_but_none_starts() {
     let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
     let mut w = Wire::new(false);
@@ -632,6 +668,24 @@ fn keys_spread_over_shards() {
         let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
         // 64 expected per shard: a uniform hash stays well within [32, 112].
         assert!(*lo >= 32 && *hi <= 112, "uneven: {lo}..{hi}");
+    }
+    // Clients that differ in one byte of their address only, wherever that byte is (each
+    // byte lies at another place of another word).
+    for byte in 0..16 {
+        let key = |i: u32| {
+            let mut a = [0x20u8, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            a[byte] = i as u8;
+            let mut k = key(0);
+            k.client_addr = permtcp_logic::packet::Addr(a);
+            k
+        };
+        let mut per = vec![0u32; 64];
+        for i in 0..256 {
+            per[key(i).shard(0x1234_5678_9abc_def0, 64)] += 1;
+        }
+        // 4 expected per shard out of 64: none takes more than 16.
+        let hi = per.iter().max().unwrap();
+        assert!(*hi <= 16, "byte {byte}: {hi} of 256 in one shard");
     }
     let moved = (0..1000)
         .filter(|&i| key(i).shard(1, n) != key(i).shard(2, n))
