@@ -964,10 +964,12 @@ impl Snooper {
         now_ms: u64,
     ) -> Outcome {
         self.counters.frames += 1;
-        let seg = match parse_frame(&frame) {
+        // Borrowed where it was parsed, not moved out of the result (a copy).
+        let parsed = parse_frame(&frame);
+        let seg = match &parsed {
             Ok(s) => s,
             Err(why) => {
-                self.counters.skipped(why);
+                self.counters.skipped(*why);
                 return Outcome::Ignored;
             }
         };

@@ -569,6 +569,7 @@ impl<A: ChunkAlloc> Conn<A> {
     }
 
     /// Processes one segment sent by `from`; `payload` gives access to its data.
+    #[inline(always)]
     pub fn on_segment(
         &mut self,
         alloc: &mut A,

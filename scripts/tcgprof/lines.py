@@ -36,7 +36,7 @@ def instructions(ko):
     for s in out.splitlines():
         m = re.match(r"^(/\S+?):(\d+)", s)
         if m:
-            line = os.path.basename(m.group(1)) + ":" + m.group(2)
+            line = "/".join(m.group(1).split("/")[-2:]) + ":" + m.group(2)
             continue
         m = re.match(r"^\s+([0-9a-f]+):\s+(\S+)", s)
         if m:
