@@ -447,14 +447,14 @@ impl Table {
             }
         };
         let Some((from, key, bound)) = filter
-            .classify_bound(&seg)
+            .classify_bound(seg)
             .map(|(from, key, b)| (from, key, Some(b)))
-            .or_else(|| self.seeded_key(&seg).map(|(from, key)| (from, key, None)))
+            .or_else(|| self.seeded_key(seg).map(|(from, key)| (from, key, None)))
         else {
             return Outcome::Ignored;
         };
         // Verified before the shard's lock is taken: the costly part of a large frame.
-        let csum_ok = skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(&seg, s));
+        let csum_ok = skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(seg, s));
         let i = key.shard(self.seed, self.shards.len());
         // The sender's MAC tells who serves a connection ([`Rules::track`]): only the
         // service end's frames of a snooped binding need it, read before the lock.
@@ -480,7 +480,7 @@ impl Table {
                 alloc,
                 (from, key),
                 bound,
-                &seg,
+                seg,
                 skb,
                 src_mac,
                 now_ms,

@@ -984,13 +984,13 @@ impl Snooper {
         };
         let Some((from, key, bound)) = self
             .filter
-            .classify_bound(&seg)
+            .classify_bound(seg)
             .map(|(from, key, b)| (from, key, Some(b)))
-            .or_else(|| seeded(&seg).map(|(from, key)| (from, key, None)))
+            .or_else(|| seeded(seg).map(|(from, key)| (from, key, None)))
         else {
             return Outcome::Ignored;
         };
-        if !csum_ok(&seg) {
+        if !csum_ok(seg) {
             self.counters.bad_csum += 1;
             return Outcome::Ignored;
         }
@@ -1004,7 +1004,7 @@ impl Snooper {
             alloc,
             (from, key),
             bound,
-            &seg,
+            seg,
             frame.payload,
             frame.src_mac,
             now_ms,
