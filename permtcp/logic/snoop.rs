@@ -832,7 +832,7 @@ impl Rules<'_> {
 
     /// Removes the oldest (by last segment) connections whose handshake is incomplete or
     /// that were not seen from their SYN (unless followed: [`Conn::followed`]): a batch of a
-    /// 64th of the table (at least one, at most 64), so that a flood pays for one scan of
+    /// 64th of the table (at least one, at most 64), so that a flood pays for two scans of
     /// the table every so many SYNs. Given a shard, the scan and the batch are the shard's
     /// (as conntrack's early_drop looks at a few buckets only): the oldest of the shard the
     /// new connection hashes to go.
@@ -846,36 +846,51 @@ impl Rules<'_> {
     ) {
         const MAX_BATCH: usize = 64;
         let batch = (map.scanned().min(self.limits.max_conns as usize) / 64).clamp(1, MAX_BATCH);
-        // The `batch` oldest candidates (longest idle), oldest first.
-        let mut oldest = [(0u64, FlowKey::default()); MAX_BATCH];
-        let mut n = 0;
-        map.retain(|k, conn| {
-            // A followed connection (another node serves it) is worth keeping even when it was
-            // not seen from its SYN: dropped, its next segment would start an entry that a
-            // later takeover of its owner would take for one of its own.
-            let droppable = !conn.followed
+        // A followed connection (another node serves it) is worth keeping even when it was
+        // not seen from its SYN: dropped, its next segment would start an entry that a later
+        // takeover of its owner would take for one of its own.
+        let droppable = |conn: &Conn<A>| {
+            !conn.followed
                 && matches!(
                     conn.state,
                     State::SynSent | State::SimultaneousOpen | State::SynReceived | State::Unsynced
-                );
+                )
+        };
+        // Two walks, so that only ages are kept (this runs in the hook, on its stack: a
+        // batch of keys took 3 KB of it). The first finds the `batch` longest idle times,
+        // longest first; the second drops what is idle longer than the shortest of them, and
+        // of those idle exactly as long, as many as the batch has, the first ones walked.
+        let mut oldest = [0u64; MAX_BATCH];
+        let mut n = 0;
+        map.retain(|_, conn| {
             let idle = conn.idle_ms(now_ms);
-            if droppable && (n < batch || idle > oldest[n - 1].0) {
+            if droppable(conn) && (n < batch || idle > oldest[n - 1]) {
                 let mut i = n.min(batch - 1);
-                while i > 0 && oldest[i - 1].0 < idle {
+                while i > 0 && oldest[i - 1] < idle {
                     oldest[i] = oldest[i - 1];
                     i -= 1;
                 }
-                oldest[i] = (idle, *k);
+                oldest[i] = idle;
                 n = (n + 1).min(batch);
             }
             true
         });
-        for (_, k) in &oldest[..n] {
-            if let Some(mut old) = map.remove(k) {
-                old.release(alloc);
-                c.early_drops += 1;
+        let Some(&least) = oldest[..n].last() else {
+            return;
+        };
+        let mut at_least = oldest[..n].iter().filter(|&&a| a == least).count();
+        map.retain(|_, conn| {
+            let idle = conn.idle_ms(now_ms);
+            if !droppable(conn) || idle < least || (idle == least && at_least == 0) {
+                return true;
             }
-        }
+            if idle == least {
+                at_least -= 1;
+            }
+            conn.release(alloc);
+            c.early_drops += 1;
+            false
+        });
     }
 
     /// Forgets the connections whose time is up: TIME-WAIT past its deadline, handshakes

@@ -565,6 +565,53 @@ fn a_syn_flood_does_not_evict_connections_served_elsewhere() {
     assert!(w.map.0.contains_key(&followed), "the followed entry stays");
 }
 
+/// A full table drops the batch of its longest idle handshakes (a 64th of the table: two of
+/// 128 here), and of handshakes idle exactly as long as the batch's shortest, only as many
+/// as the batch holds: the first ones in key order.
+#[test]
+fn a_full_table_drops_its_longest_idle_handshakes_and_no_more() {
+    let mut w = Wire::new(false);
+    w.snoop.limits.max_conns = 128;
+    let syn = |w: &mut Wire, port: u16| {
+        w.client.port = port;
+        w.send_raw(
+            Side::Client,
+            1000,
+            0,
+            SYN,
+            64240,
+            &Opts::syn_full(1460, 7, 100),
+            &[],
+        );
+    };
+    // Port 30000 at 1 ms, the longest idle; 30001-30003 together at 11 ms; the rest later.
+    w.now = 0;
+    syn(&mut w, 30000);
+    for p in 30001..30004 {
+        w.now = 10;
+        syn(&mut w, p);
+    }
+    w.now = 20;
+    for p in 30004..30128 {
+        syn(&mut w, p);
+    }
+    assert_eq!(w.map.0.len(), 128);
+    // (Each frame fed moves the clock on by 1 ms.)
+    w.now = 1000;
+    syn(&mut w, 40000);
+    assert_eq!(w.snoop.counters.early_drops, 2);
+    assert_eq!(w.map.0.len(), 127);
+    let has = |w: &Wire, p: u16| w.map.0.keys().any(|k| k.client_port == p);
+    let gone: Vec<u16> = (30000..30128).filter(|&p| !has(&w, p)).collect();
+    assert!(!has(&w, 30000), "the longest idle goes: {gone:?}");
+    assert!(
+        !has(&w, 30001),
+        "then the first of those idle as long as the batch's last"
+    );
+    assert!(has(&w, 30002) && has(&w, 30003), "no more than the batch");
+    assert!(has(&w, 30004) && has(&w, 40000));
+}
+
 #[test]
 fn the_node_sending_a_connections_owner_side_frames_serves_it() {
     use permtcp_logic::snoop::{pick, Pick};
