@@ -19,15 +19,7 @@ fn limits_on_connections_and_bytes() {
     w.snoop.limits.max_conns = 2;
     for port in 0..3u16 {
         w.client.port = 50000 + port;
-        w.send_raw(
-            Side::Client,
-            1000,
-            0,
-            SYN,
-            64240,
-            &Opts::syn_full(1460, 7, 100),
-            &[],
-        );
+        w.client_syn();
     }
     // The third takes the place of the oldest incomplete handshake.
     assert_eq!(w.map.0.len(), 2);
@@ -49,15 +41,7 @@ fn limits_on_connections_and_bytes() {
         assert_eq!(w.ready(), Ok(()));
     }
     w.client.port = 50003;
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     assert_eq!(w.map.0.len(), 2);
     assert_eq!(w.snoop.counters.conn_limit, 1);
 
@@ -76,15 +60,7 @@ fn limits_on_connections_and_bytes() {
 fn segments_of_other_bindings_are_ignored() {
     let mut w = Wire::new(false);
     w.owner.port = 443;
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     assert!(w.map.0.is_empty());
     assert_eq!(w.snoop.counters.matched, 0);
 }
@@ -550,15 +526,7 @@ fn a_syn_flood_does_not_evict_connections_served_elsewhere() {
     // A flood of SYNs: the table stays full, the oldest droppable entries make room.
     for port in 0..20u16 {
         w.client.port = 40000 + port;
-        w.send_raw(
-            Side::Client,
-            1000,
-            0,
-            SYN,
-            64240,
-            &Opts::syn_full(1460, 7, 100),
-            &[],
-        );
+        w.client_syn();
     }
     assert!(w.snoop.counters.early_drops > 0);
     assert!(!w.map.0.keys().any(|k| k.client_port == 50000), "dropped");
@@ -574,15 +542,7 @@ fn a_full_table_drops_its_longest_idle_handshakes_and_no_more() {
     w.snoop.limits.max_conns = 128;
     let syn = |w: &mut Wire, port: u16| {
         w.client.port = port;
-        w.send_raw(
-            Side::Client,
-            1000,
-            0,
-            SYN,
-            64240,
-            &Opts::syn_full(1460, 7, 100),
-            &[],
-        );
+        w.client_syn();
     };
     // Port 30000 at 1 ms, the longest idle; 30001-30003 together at 11 ms; the rest later.
     w.now = 0;

@@ -15,15 +15,7 @@ use permtcp_logic::track::{
 #[test]
 fn handshake_records_options_and_establishes_on_final_ack() {
     let mut w = Wire::new(false);
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     assert_eq!(w.state(), State::SynSent);
     w.send_raw(
         Side::Owner,
@@ -96,15 +88,7 @@ fn options_only_when_both_syns_carry_them() {
 #[test]
 fn duplicate_syn_replaces_the_stored_one() {
     let mut w = Wire::new(false);
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     w.send_raw(
         Side::Client,
         7777,
@@ -153,15 +137,7 @@ fn simultaneous_open_first_syn_decides() {
         &Opts::syn_full(1400, 9, 200),
         &[],
     );
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     assert_eq!(w.state(), State::SimultaneousOpen);
     let k = w.key();
     assert_eq!(w.map.get_mut_conn(&k).opener, Side::Owner);
@@ -360,15 +336,7 @@ fn rst_in_window_removes_out_of_window_is_ignored() {
 #[test]
 fn refused_connection() {
     let mut w = Wire::new(false);
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     w.send_raw(Side::Owner, 0, 1001, RST | ACK, 0, &Opts::default(), &[]);
     assert!(w.map.0.is_empty());
 }
@@ -685,15 +653,7 @@ fn old_timestamps_are_rejected_as_the_owner_does() {
 #[test]
 fn the_final_ack_must_acknowledge_exactly_the_syn_ack() {
     let mut w = Wire::new(false);
-    w.send_raw(
-        Side::Client,
-        1000,
-        0,
-        SYN,
-        64240,
-        &Opts::syn_full(1460, 7, 100),
-        &[],
-    );
+    w.client_syn();
     w.send_raw(
         Side::Owner,
         5000,

@@ -499,6 +499,20 @@ impl Wire {
         }
     }
 
+    /// The client's SYN (sequence 1000, window 64240, MSS 1460, window scale 7, timestamps)
+    /// from its current port: a new connection, as most tests open one.
+    pub fn client_syn(&mut self) {
+        self.send_raw(
+            Side::Client,
+            1000,
+            0,
+            SYN,
+            64240,
+            &Opts::syn_full(1460, 7, 100),
+            &[],
+        );
+    }
+
     pub fn feed(&mut self, pkt: &[u8]) {
         self.now += 1;
         let now = self.now;
