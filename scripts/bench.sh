@@ -5,8 +5,9 @@
 # their full output, and one table of the figures side by side, with the ratios. Arguments
 # are the parts: snoop, scale and takeover go to run_vm.sh --bench; throughput runs the
 # multi-VM tier's throughput benchmark (the owner's bulk throughput with and without
-# snooping peers, each node its own VM); all of them by default. PERMTCP_CONNS picks the
-# takeover sizes.
+# snooping peers, each node its own VM); instructions profiles the snoop part's transfers
+# (scripts/tcgprof/compare.py); all of them by default. PERMTCP_CONNS picks the takeover
+# sizes.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 cd "$PERMTCP_ROOT"
@@ -15,10 +16,16 @@ mkdir -p "$out"
 cargo bench --locked -p permtcp-logic 2>/dev/null | tee "$out/host.txt"
 vm_parts=()
 cluster=1
+instructions=1
 if [ $# -gt 0 ]; then
 	cluster=0
+	instructions=0
 	for a in "$@"; do
-		if [ "$a" = throughput ]; then cluster=1; else vm_parts+=("$a"); fi
+		case $a in
+		throughput) cluster=1 ;;
+		instructions) instructions=1 ;;
+		*) vm_parts+=("$a") ;;
+		esac
 	done
 fi
 : >"$out/vm.txt"
@@ -35,6 +42,19 @@ for part in "${vm_parts[@]}"; do
 done
 if [ $cluster = 1 ]; then
 	PERMTCP_BENCH=throughput bash selftests/cluster/run.sh --bench | tee "$out/cluster.txt"
+fi
+# Snooping against conntrack by instructions (scripts/tcgprof: counts that barely move from
+# one run to the next, where times under TCG move by half): the bench's transfers profiled
+# with the peer snooping, with conntrack, and with neither, a boot each.
+: >"$out/instructions.txt"
+if [ $instructions = 1 ]; then
+	for m in snoop ct plain; do
+		log "instructions: profiling the transfers ($m)"
+		bash scripts/tcgprof/run.sh "bench-$m" "permtcp.prof=$m" -- ../prof/snoop.sh \
+			>"$out/prof-$m.log" 2>&1 || { tail -n 20 "$out/prof-$m.log"; die "profile $m failed"; }
+	done
+	python3 scripts/tcgprof/compare.py target/tcgprof/bench-snoop target/tcgprof/bench-ct \
+		target/tcgprof/bench-plain | tee "$out/instructions.txt"
 fi
 
 num() { sed -n "$1" "$2" | head -n 1; }
@@ -68,6 +88,11 @@ printf '  %-44s %s\n' "  conntrack in the owner's namespace" "${ct_owner:--}"
 printf '  %-44s %s\n' "  conntrack in the client's namespace" "${ct_client:--}"
 printf '  %-44s %s\n' "snooping / conntrack per frame" "${ratio:--}"
 printf '  %-44s %s\n' "snooping / conntrack per byte" "${ratio_b:--}"
+ins_m=$(num 's/^module, snooping: \([0-9]*\) instructions.*/\1/p' "$out/instructions.txt")
+ins_c=$(num 's/^conntrack: \([0-9]*\) instructions.*/\1/p' "$out/instructions.txt")
+ins_r=$(num 's/^snooping\/conntrack by instructions: \(.*\)/\1/p' "$out/instructions.txt")
+printf '  %-44s %s\n' "snooping / conntrack by instructions" \
+	"${ins_r:--}${ins_r:+ (module $ins_m per frame, conntrack $ins_c per frame and namespace)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
 printf '  %-44s %s\n' "peer hook, copying every byte (zerocopy=0)" "${hook_copy:--}"
 printf '  %-44s %s\n' "owner throughput, separate VMs" "${owner:+without permtcp }${owner:--}"
