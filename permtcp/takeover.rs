@@ -971,7 +971,8 @@ impl Parked {
 ///
 /// # Invariants
 ///
-/// Between polls every entry of `parked` has its socket.
+/// Between polls every entry of `parked` has its socket. Unless `unsorted`, `parked` is in
+/// binding order. No entry's deadline is before `next_deadline_ms`.
 #[derive(Default)]
 pub(crate) struct Parking {
     pub(crate) parked: KVec<Parked>,
@@ -979,6 +980,11 @@ pub(crate) struct Parking {
     pub(crate) queued: u32,
     /// Reset because no listener came in time.
     pub(crate) reset: u32,
+    /// Connections were parked since the last poll: `parked` may be out of binding order.
+    unsorted: bool,
+    /// The earliest of the deadlines (or earlier): until then, a poll that hands nothing to a
+    /// listener has nothing else to do.
+    next_deadline_ms: u64,
 }
 
 /// Parks `conns` until their listener appears; returns how many could not be kept (they
@@ -987,24 +993,31 @@ fn park(state: &NetState, conns: KVec<Parked>) -> u32 {
     let mut p = state.parking.lock();
     let mut lost = 0;
     for c in conns {
+        let deadline = c.deadline_ms;
         // A failed push drops the connection, which resets the client.
         if p.parked.push(c, GFP_KERNEL).is_err() {
             lost += 1;
+        } else if p.parked.len() == 1 {
+            p.next_deadline_ms = deadline;
+        } else {
+            p.next_deadline_ms = p.next_deadline_ms.min(deadline);
         }
     }
+    p.unsorted = true;
     p.reset += lost;
     lost
 }
 
 /// Offers listener `l` the first of `group`'s parked connections, as many as its backlog
-/// has room for, in one batch; those it took are left without their socket.
-fn offer(l: &Listener, group: &mut [Parked]) {
+/// has room for, in one batch; those it took are left without their socket. Returns how
+/// many it took.
+fn offer(l: &Listener, group: &mut [Parked]) -> usize {
     let n = l.room().min(group.len());
     if n == 0 {
-        return;
+        return 0;
     }
     let Ok(mut batch) = KVVec::with_capacity(n, GFP_KERNEL) else {
-        return; // the next poll offers them again
+        return 0; // the next poll offers them again
     };
     for c in group[..n].iter_mut() {
         // Within the capacity reserved above.
@@ -1012,34 +1025,53 @@ fn offer(l: &Listener, group: &mut [Parked]) {
     }
     l.inject(&mut batch);
     // Those the queue did not take go back (the room may have shrunk meanwhile).
+    let mut taken = 0;
     for (c, child) in group[..n].iter_mut().zip(batch) {
+        taken += usize::from(child.is_none());
         c.child = child;
     }
+    taken
 }
 
 /// The parking poll: hands parked connections to listeners with room for them, resets those
-/// past their deadline; returns whether any are still parked. A binding without a listener,
-/// or whose listener's backlog is full, costs one lookup and moves nothing: the poll runs
-/// every 5 ms while an application accepts thousands of them.
+/// past their deadline; returns whether any are still parked. The poll runs every 5 ms
+/// while an application accepts thousands of them: a binding without a listener, or whose
+/// listener's backlog is full, costs one lookup and moves nothing, its connections are
+/// found by a binary search in the list kept sorted, and a round that hands nothing over
+/// before the earliest deadline looks at no connection (it had checked every connection's
+/// order and deadline, every round).
 pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool {
     let mut p = state.parking.lock();
-    // A takeover's come in binding order: the sort only checks.
-    crate::logic::sort::sort_by_key(&mut p.parked, Parked::binding);
+    if p.unsorted {
+        // A takeover's come in binding order: the sort only checks.
+        crate::logic::sort::sort_by_key(&mut p.parked, Parked::binding);
+        p.unsorted = false;
+    }
     // A binding's connections go to its listener together (each on its own in a reuseport
     // group, where the kernel picks a listener per client).
-    for group in p.parked.chunk_by_mut(|a, b| a.binding() == b.binding()) {
+    let mut moved = 0;
+    let mut at = 0;
+    while at < p.parked.len() {
+        let binding = p.parked[at].binding();
+        let end = at + p.parked[at..].partition_point(|c| c.binding() == binding);
+        let group = &mut p.parked[at..end];
+        at = end;
         let Some(l) = net.listener(&group[0].key, group[0].v6) else {
             continue;
         };
         if !l.shared() {
-            offer(&l, group);
+            moved += offer(&l, group);
             continue;
         }
         for one in group.chunks_mut(1) {
             if let Some(l) = net.listener(&one[0].key, one[0].v6) {
-                offer(&l, one);
+                moved += offer(&l, one);
             }
         }
+    }
+    if moved == 0 && now_ms < p.next_deadline_ms {
+        // Every entry still has its socket, none is due.
+        return !p.parked.is_empty();
     }
     let (mut queued, mut reset) = (0, 0);
     p.parked.retain(|c| match c.child {
@@ -1056,6 +1088,12 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
     });
     p.queued += queued;
     p.reset += reset;
+    p.next_deadline_ms = p
+        .parked
+        .iter()
+        .map(|c| c.deadline_ms)
+        .min()
+        .unwrap_or(u64::MAX);
     !p.parked.is_empty()
 }
 
