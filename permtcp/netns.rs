@@ -27,7 +27,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
 use crate::logic::ops::StatusReply;
 use crate::logic::ops::{RecoveryRequest, MAX_HANDED};
-use crate::logic::packet::{flags, Segment, HEADER_MAX};
+use crate::logic::packet::{flags, Segment, Skip, HEADER_MAX};
 use crate::logic::policy::declares;
 use crate::logic::recovery::{observe, Handed, Seen};
 use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
@@ -259,9 +259,28 @@ impl HandedList {
 }
 
 /// The TCP segment `skb` carries, if it parses.
-fn segment(skb: &Skb<'_>) -> Option<Segment> {
-    let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
-    skb.parse(&mut buf).ok()
+/// A frame's TCP segment, parsed by the first of the hook's steps that needs it and kept for
+/// the others: a frame of a connection served or handed back here went through the parse
+/// twice, once for that check and once for the mirror.
+pub(crate) struct FrameSeg<'a, 'b> {
+    skb: &'a Skb<'b>,
+    seg: Option<core::result::Result<Segment, Skip>>,
+}
+
+impl<'a, 'b> FrameSeg<'a, 'b> {
+    /// `skb`'s segment, not parsed yet.
+    pub(crate) fn new(skb: &'a Skb<'b>) -> Self {
+        FrameSeg { skb, seg: None }
+    }
+
+    /// The segment, or why the frame has none.
+    pub(crate) fn get(&mut self) -> &core::result::Result<Segment, Skip> {
+        let skb = self.skb;
+        self.seg.get_or_insert_with(|| {
+            let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
+            skb.parse(&mut buf)
+        })
+    }
 }
 
 /// The most connections of other nodes' bindings this node steers as their server.
@@ -436,14 +455,15 @@ impl NetState {
                 }
             }
         }
-        if self.handed_len.load(Ordering::Relaxed) > 0 && self.follow_handed(skb, now_ms) {
+        let mut seg = FrameSeg::new(skb);
+        if self.handed_len.load(Ordering::Relaxed) > 0 && self.follow_handed(&mut seg, now_ms) {
             self.syn_refused.fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        if self.served_len.load(Ordering::Relaxed) > 0 && self.serve_frame(skb) {
+        if self.served_len.load(Ordering::Relaxed) > 0 && self.serve_frame(skb, &mut seg) {
             return false;
         }
-        let outcome = self.snoop.on_frame(skb, now_ms);
+        let outcome = self.snoop.on_frame(skb, &mut seg, now_ms);
         if let Outcome::ToFailed(key) = outcome {
             if skb.for_other_host() && skb.has_socket(&key) {
                 skb.deliver_here();
@@ -457,11 +477,11 @@ impl NetState {
     /// mirrored, and delivered to this host's stack when addressed to another node's MAC
     /// while a socket of it exists here (once none does, the connection leaves the set).
     /// Returns whether the frame was one of them.
-    fn serve_frame(&self, skb: &Skb<'_>) -> bool {
-        let Some(seg) = segment(skb) else {
+    fn serve_frame(&self, skb: &Skb<'_>, seg: &mut FrameSeg<'_, '_>) -> bool {
+        let Ok(seg) = seg.get() else {
             return false;
         };
-        let key = FlowKey::of(&seg, Side::Client);
+        let key = FlowKey::of(seg, Side::Client);
         if !self.served.lock().contains(&key) {
             return false;
         }
@@ -503,13 +523,13 @@ impl NetState {
 
     /// Follows the connections peers hand back on `skb`'s segment; returns whether it is a
     /// SYN to refuse.
-    fn follow_handed(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
-        let Some(seg) = segment(skb) else {
+    fn follow_handed(&self, seg: &mut FrameSeg<'_, '_>, now_ms: u64) -> bool {
+        let Ok(seg) = seg.get() else {
             return false;
         };
         let mut h = self.handed.lock();
         h.gc(now_ms);
-        let refuse = match observe(&mut h.list, &seg, now_ms) {
+        let refuse = match observe(&mut h.list, seg, now_ms) {
             Seen::Refuse => true,
             Seen::Ended(i) => {
                 let _ = h.list.remove(i);

@@ -16,7 +16,7 @@ use crate::glue::{Dump, RcuBox, Skb};
 use crate::logic::errno::Error as LogicError;
 use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::Skip;
-use crate::logic::packet::{tcp_csum_ok, Segment, HEADER_MAX};
+use crate::logic::packet::{tcp_csum_ok, Segment};
 use crate::logic::seq;
 use crate::logic::seqbuf::{ChunkAlloc, Extent, FrameRef, Pool, Pooled, Slots};
 use crate::logic::snoop::{
@@ -25,8 +25,8 @@ use crate::logic::snoop::{
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
 use crate::logic::uapi::cmd;
+use crate::netns::FrameSeg;
 use core::ffi::c_long;
-use core::mem::MaybeUninit;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT};
@@ -427,13 +427,17 @@ impl Table {
     }
 
     /// Tracks one frame.
-    fn on_frame(&self, filter: &Filter, skb: &Skb<'_>, now_ms: u64) -> Outcome {
+    fn on_frame(
+        &self,
+        filter: &Filter,
+        skb: &Skb<'_>,
+        seg: &mut FrameSeg<'_, '_>,
+        now_ms: u64,
+    ) -> Outcome {
         self.skipped.frames.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
         // Borrowed where it was parsed: a move out of the result copied the segment (about
         // 90 bytes) for every frame.
-        let parsed = skb.parse(&mut buf);
-        let seg = match &parsed {
+        let seg = match seg.get() {
             Ok(seg) => seg,
             Err(why) => {
                 let k = &self.skipped;
@@ -634,8 +638,13 @@ impl Snoop {
     }
 
     /// One frame from the hook: what the snooper did with it.
-    pub(crate) fn on_frame(&self, skb: &Skb<'_>, now_ms: u64) -> Outcome {
-        self.with(|t, filter| t.on_frame(filter, skb, now_ms))
+    pub(crate) fn on_frame(
+        &self,
+        skb: &Skb<'_>,
+        seg: &mut FrameSeg<'_, '_>,
+        now_ms: u64,
+    ) -> Outcome {
+        self.with(|t, filter| t.on_frame(filter, skb, seg, now_ms))
             .unwrap_or(Outcome::Ignored)
     }
 
