@@ -721,8 +721,9 @@ impl<A: ChunkAlloc> SeqBuf<A> {
     /// to be a view ([`VIEW_MIN_FULL`]), and the last extent is a copy that ends there too
     /// with room for all of it. Its bytes are copied at the copy's end, and the interval
     /// grows: what [`Self::write`] would do, without its search for gaps and extents (a
-    /// stream of small segments in order, every time). `false`, having changed nothing,
-    /// in any other case.
+    /// stream of small segments in order, every time). `false` in any other case, having
+    /// changed nothing the buffer reads: a copy that fails part way leaves its bytes past
+    /// the extent's length, unread, and the general path then tries it again and reports it.
     fn appended(&mut self, a: u32, b: u32, src: &(impl Payload + ?Sized), src_a: u32) -> bool {
         let n = self.nr();
         let Some(last) = n.checked_sub(1).map(|l| self.ranges[l]) else {
