@@ -14,7 +14,7 @@
 # at once instead of hanging. IPv4 and IPv6.
 . /selftests/lib.sh
 
-ktap_plan 25
+ktap_plan 28
 BYTES=16000000
 
 # Node 3's stack tried to reset a mirrored connection, and the hook dropped it (within 3 s).
@@ -32,6 +32,22 @@ client_conn_gone() {
 	t=0
 	while in_client grep -q " 0100000A:0050 01 " /proc/net/tcp; do
 		[ $t -lt 30 ] || return 1
+		sleep 0.1
+		t=$((t + 1))
+	done
+}
+
+# The paused client's receive queue stopped growing (the same for 0.3 s, within 10 s): its
+# window is closed, so reading again opens it with a window update. Crashed while the
+# download still flowed, the client's window stays open as it reads, it sends nothing, and
+# node 3's stack has nothing to answer (1 run in 8 had crashed the owner that early).
+client_window_closed() {
+	prev=-1 same=0 t=0
+	while [ $same -lt 3 ]; do
+		[ $t -lt 100 ] || { in_client ss -tin | sed 's/^/# client: /'; return 1; }
+		q=$(in_client ss -Htn | awk '$5 ~ /:80$/ { print $2; exit }')
+		if [ "${q:-0}" -gt 0 ] && [ "$q" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+		prev=$q
 		sleep 0.1
 		t=$((t + 1))
 	done
@@ -65,6 +81,7 @@ directive_case() { # family service-address address node3-saw-the-SYN
 	if [ $synced = no ]; then
 		check "IPv$fam: node 3 mirrors it too, not from its SYN" conn_seen peer2 UNSYNCED
 	fi
+	check "IPv$fam, node 3 synced=$synced: the paused client's window is closed" client_window_closed
 	in_peer2 permctl conns | sed 's/^/# node 3 mirror: /'
 	in_client ss -tin 2>/dev/null | sed 's/^/# client: /'
 	crash_owner $owner_pid
@@ -109,6 +126,6 @@ directive_case() { # family service-address address node3-saw-the-SYN
 }
 
 directive_case 4 10.0.0.1 10.0.0.1 yes
-family_part 6 0 8 "IPv6, node 3 synced=yes" && directive_case 6 "[fd00::1]" fd00::1 yes
+family_part 6 0 9 "IPv6, node 3 synced=yes" && directive_case 6 "[fd00::1]" fd00::1 yes
 directive_case 4 10.0.0.1 10.0.0.1 no
 ktap_finish
