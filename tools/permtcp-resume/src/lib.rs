@@ -39,7 +39,9 @@
 //! its record (one the process had not seen) also fetches every record, in one TAKEN_GET
 //! dump, into a cache keyed by socket cookie (`SO_COOKIE`; each record carries the cookie of
 //! the socket the kernel gave the connection, which is the socket `accept()` returns). The
-//! next sockets of that takeover are answered from the cache without a query. A cookie
+//! next sockets of that takeover are answered from the cache without a query, with one
+//! system call each (`getsockopt(SO_COOKIE)`: the socket's addresses are looked up only for
+//! a query of its own). A cookie
 //! names one socket for the kernel's lifetime, so a cached record never answers for another
 //! socket, even one with the same 4-tuple; and a socket whose 4-tuple's newest record names
 //! another socket was not taken over (a new connection reusing the 4-tuple).
@@ -228,12 +230,13 @@ fn refresh(generation: u64) -> Result<(), CtlError> {
     }
 }
 
-/// The record of the connected TCP socket `fd` whose ends are `local` and `peer`: from the
-/// cache when a dump holds it, else by its own query.
+/// The record of the connected TCP socket `fd`: from the cache when a dump holds it (its
+/// cookie names it: no other call is made), else by its own query, for the 4-tuple `ends`
+/// gives (called only then: the two address lookups are two system calls per socket, which
+/// the cached answers, all but the first of a takeover's, do without).
 fn of_socket(
     fd: RawFd,
-    local: SocketAddr,
-    peer: SocketAddr,
+    ends: impl FnOnce() -> std::io::Result<(SocketAddr, SocketAddr)>,
 ) -> Result<Option<TakenInfo>, CtlError> {
     let cookie = socket_cookie(fd);
     let generation = {
@@ -243,6 +246,14 @@ fn of_socket(
         }
         c.generation()
     };
+    // A failed system call keeps its errno (ptcp_resume_get() returns it, negated).
+    let (local, peer) = ends().map_err(|e| match e.raw_os_error() {
+        Some(errno) => CtlError::Kernel {
+            errno,
+            msg: Some("the socket's addresses".into()),
+        },
+        None => CtlError::Transport(e.to_string()),
+    })?;
     let (answer, own) = judge(cookie, of_addrs(local, peer)?);
     if own {
         // Only faster for the next sockets: a failed dump leaves them their own queries.
@@ -253,12 +264,7 @@ fn of_socket(
 
 /// The record of the connected socket `s`.
 pub fn of_stream(s: &TcpStream) -> Result<Option<TakenInfo>, CtlError> {
-    let io = |e: std::io::Error| CtlError::Transport(e.to_string());
-    of_socket(
-        s.as_raw_fd(),
-        s.local_addr().map_err(io)?,
-        s.peer_addr().map_err(io)?,
-    )
+    of_socket(s.as_raw_fd(), || Ok((s.local_addr()?, s.peer_addr()?)))
 }
 
 /// The address of `fd`'s local (`peer` false) or remote end.
@@ -298,12 +304,7 @@ fn sockaddr(fd: RawFd, peer: bool) -> std::io::Result<SocketAddr> {
 /// The record of the connected TCP socket `fd`.
 pub fn of_fd(fd: &impl AsRawFd) -> Result<Option<TakenInfo>, CtlError> {
     let fd = fd.as_raw_fd();
-    let io = |e: std::io::Error| CtlError::Transport(e.to_string());
-    of_socket(
-        fd,
-        sockaddr(fd, false).map_err(io)?,
-        sockaddr(fd, true).map_err(io)?,
-    )
+    of_socket(fd, || Ok((sockaddr(fd, false)?, sockaddr(fd, true)?)))
 }
 
 // The layout of `struct ptcp_resume`.
@@ -336,11 +337,8 @@ pub struct PtcpResume {
 /// `out` must be null or point to a writable `struct ptcp_resume`.
 #[no_mangle]
 pub unsafe extern "C" fn ptcp_resume_get(fd: libc::c_int, out: *mut PtcpResume) -> libc::c_int {
-    let (local, peer) = match (sockaddr(fd, false), sockaddr(fd, true)) {
-        (Ok(l), Ok(p)) => (l, p),
-        (Err(e), _) | (_, Err(e)) => return -e.raw_os_error().unwrap_or(libc::EINVAL),
-    };
-    match of_socket(fd, local, peer) {
+    let ends = || Ok((sockaddr(fd, false)?, sockaddr(fd, true)?));
+    match of_socket(fd, ends) {
         Ok(Some(t)) => {
             if !out.is_null() {
                 let r = PtcpResume {
@@ -367,6 +365,7 @@ pub unsafe extern "C" fn ptcp_resume_get(fd: libc::c_int, out: *mut PtcpResume) 
 mod tests {
     use super::*;
     use std::net::TcpListener;
+    use std::os::fd::{FromRawFd, OwnedFd};
     use std::time::Duration;
 
     fn rec(port: u16, cookie: u64, age_ms: u64) -> TakenInfo {
@@ -425,5 +424,38 @@ mod tests {
             "a socket keeps its cookie"
         );
         assert_eq!(socket_cookie(-1), 0);
+    }
+
+    #[test]
+    fn a_cached_socket_is_answered_without_looking_up_its_addresses() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        let cookie = socket_cookie(b.as_raw_fd());
+        cache().fill([rec(7, cookie, 3)], Instant::now());
+        let t = of_socket(b.as_raw_fd(), || {
+            panic!("addresses looked up for a cached socket")
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!((t.sent_offset, t.cookie), (7, cookie));
+    }
+
+    #[test]
+    fn the_c_call_returns_the_errno_of_a_socket_it_cannot_look_up() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: a null `out` is allowed.
+        let r = unsafe { ptcp_resume_get(f.as_raw_fd(), std::ptr::null_mut()) };
+        assert_eq!(r, -libc::ENOTSOCK);
+        // SAFETY: as above.
+        let r = unsafe { ptcp_resume_get(-1, std::ptr::null_mut()) };
+        assert_eq!(r, -libc::EBADF);
+        // SAFETY: socket() has no memory arguments.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        // SAFETY: `fd` is ours, an unconnected TCP socket.
+        let s = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: as above.
+        let r = unsafe { ptcp_resume_get(s.as_raw_fd(), std::ptr::null_mut()) };
+        assert_eq!(r, -libc::ENOTCONN);
     }
 }
