@@ -147,7 +147,7 @@ insmod /lib/modules/permtcp.ko
 cluster_up >/dev/null
 /bin/ip netns add attacker
 /bin/ip link add vattacker type veth peer name eth0 netns attacker
-/bin/ip link set vattacker master br0 up
+br_port vattacker
 /bin/ip -n attacker link set eth0 address 02:00:00:00:00:66 up
 in_peer permctl snoop stop >/dev/null
 in_peer permctl snoop start --dev eth0 --max-conns 120000 --max-bytes 268435456 \

@@ -154,8 +154,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The segment: a bridge that forgets MACs (ageing 0) and ignores multicast membership, so
-# that every port sees every frame; one tap per VM.  The namespace has no IPv6 (its bridge
+# NODE's tap on the bridge, a hub's port (it learns no MAC).
+tap_port() {
+	ip -n "$NS" link set "tap-$1" master br0 &&
+		ip -n "$NS" link set "tap-$1" type bridge_slave learning off &&
+		ip -n "$NS" link set "tap-$1" up
+}
+
+# The segment: a bridge that learns no MAC (ageing 0, and no learning on its ports: a MAC
+# learnt stays until the bridge's garbage collection, and frames to it meanwhile go to its
+# port only) and ignores multicast membership, so that every port sees every frame; one tap
+# per VM.  The namespace has no IPv6 (its bridge
 # and taps send nothing of their own) and no address: it only carries the VMs' frames.
 net_up() {
 	local n
@@ -168,7 +177,8 @@ net_up() {
 		# A long queue: a VM the loaded host does not run for a while must not lose the
 		# frames meanwhile (a peer that misses the owner's data cannot take over).
 		ip -n "$NS" tuntap add "tap-$n" mode tap &&
-			ip -n "$NS" link set "tap-$n" txqueuelen 10000 master br0 up || return 1
+			ip -n "$NS" link set "tap-$n" txqueuelen 10000 &&
+			tap_port "$n" || return 1
 	done
 }
 
@@ -295,7 +305,7 @@ vm_nice() {
 vm_cont() { kill -CONT "${VM_PID[$1]}"; }
 # Partition: NODE's tap leaves the bridge and goes down; vm_heal undoes it.
 vm_partition() { ip -n "$NS" link set "tap-$1" nomaster down; }
-vm_heal() { ip -n "$NS" link set "tap-$1" master br0 up; }
+vm_heal() { tap_port "$1"; }
 # Loss and delay on NODE's tap (both directions of its only link): vm_netem NODE "loss 5%
 # delay 20ms"; vm_netem NODE off.
 vm_netem() {

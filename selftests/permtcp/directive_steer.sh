@@ -66,7 +66,7 @@ node1_reboot() {
 	/bin/ip netns del owner
 	/bin/ip netns add owner
 	/bin/ip link add vowner type veth peer name eth0 netns owner
-	/bin/ip link set vowner master br0 up
+	br_port vowner
 	/bin/ip -n owner link set lo up
 	/bin/ip -n owner link set eth0 address "$(pd_mac 1)" up
 	node1_net

@@ -24,7 +24,7 @@ owner_reboot() {
 	/bin/ip netns del owner
 	/bin/ip netns add owner
 	/bin/ip link add vowner type veth peer name eth0 netns owner
-	/bin/ip link set vowner master br0 up
+	br_port vowner
 	/bin/ip -n owner link set lo up
 	/bin/ip -n owner link set eth0 address 02:00:00:00:00:01 up
 	/bin/ip -n owner addr add 10.0.0.11/24 dev eth0

@@ -21,7 +21,7 @@ load_module
 check "cluster up, peer snooping eth0" cluster_up
 /bin/ip netns add attacker
 /bin/ip link add vattacker type veth peer name eth0 netns attacker
-/bin/ip link set vattacker master br0 up
+br_port vattacker
 /bin/ip -n attacker link set eth0 address 02:00:00:00:00:66 up
 in_attacker() { /bin/ip netns exec attacker "$@"; }
 

@@ -20,7 +20,7 @@ check "cluster up, peer snooping eth0" cluster_up
 # The peer's port through the relay: bridge - vrelbr=vrel - relay - vpeer=eth0 (peer).
 /bin/ip link set vpeer nomaster
 /bin/ip link add vrel type veth peer name vrelbr
-/bin/ip link set vrelbr master br0 up
+br_port vrelbr
 /bin/ip link set vrel up
 # Each TCP segment it relays to the peer or drops goes to /tmp/loss-frames: a mirror that
 # stands short while the port had let no frame through past it when the mirror was read
