@@ -598,16 +598,21 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         }
     }
 
+    /// Adds `[a, b)` in order ([`Self::appends`]): the last interval grows (or becomes the
+    /// first).
+    fn grow_last(&mut self, a: u32, b: u32) {
+        match self.nr() {
+            0 => {
+                self.ranges[0] = (a, b);
+                self.nranges = 1;
+            }
+            n => self.ranges[n - 1].1 = self.ranges[n - 1].1.max(b),
+        }
+    }
+
     fn add_range(&mut self, a: u32, b: u32) -> Result<(), WriteError> {
         if self.appends(a) {
-            // In order: the last interval grows (or becomes the first).
-            match self.nr() {
-                0 => {
-                    self.ranges[0] = (a, b);
-                    self.nranges = 1;
-                }
-                n => self.ranges[n - 1].1 = self.ranges[n - 1].1.max(b),
-            }
+            self.grow_last(a, b);
             return Ok(());
         }
         let (out, n) = self.merged(a, b)?;
@@ -682,6 +687,11 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         if want_end <= CAPACITY && self.appended(a, b, src, src_off + skip) {
             return Ok(());
         }
+        if want_end <= CAPACITY {
+            if let Some(r) = self.in_order(alloc, a, b, src, src_off + skip) {
+                return r;
+            }
+        }
         if a >= b {
             return if want_end > CAPACITY {
                 Err(WriteError::Capacity)
@@ -750,6 +760,39 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         e.len += b - a;
         self.ranges[n - 1].1 = b;
         true
+    }
+
+    /// The in-order case of [`Self::write`] that [`Self::appended`] leaves (a segment worth
+    /// a view, or one that needs a new chunk): `[a, b)` (offsets from the base, within the
+    /// capacity) begins where the last present interval ends, or nothing is present, and
+    /// no extent ends past `a`. Then `[a, b)` is the one gap, its extents go after the last
+    /// one, and adding it merges with nothing: it is stored as the general path stores a
+    /// gap ([`Self::store_span`]: a view when it can, else copies) and the last interval
+    /// grows, without the general path's search for gaps and its checks of the intervals
+    /// (every segment of a bulk transfer in order). `None` when it does not apply, having
+    /// changed nothing; else what [`Self::write`] returns.
+    fn in_order(
+        &mut self,
+        alloc: &mut impl Alloc<A>,
+        a: u32,
+        b: u32,
+        src: &(impl Payload + ?Sized),
+        src_a: u32,
+    ) -> Option<Result<(), WriteError>> {
+        let n = self.nr();
+        if a >= b || n.checked_sub(1).is_some_and(|l| self.ranges[l].1 != a) {
+            return None;
+        }
+        let last = self.count().checked_sub(1).and_then(|l| self.span(l));
+        if last.is_some_and(|(_, end)| end > a) {
+            return None;
+        }
+        let (stored, failure) = self.store_span(alloc, a, b, src, src_a);
+        // Keep whatever was stored before a failure, as the general path does.
+        if stored > a {
+            self.grow_last(a, stored);
+        }
+        Some(failure.map_or(Ok(()), Err))
     }
 
     /// The first missing piece `[x, y)` of `[at, b)` (offsets from the base), if any.
