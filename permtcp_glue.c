@@ -1008,11 +1008,6 @@ void ptcp_skb_put(struct sk_buff *skb)
 	dev_consume_skb_any(skb);
 }
 
-u32 ptcp_skb_truesize(const struct sk_buff *skb)
-{
-	return skb->truesize;
-}
-
 bool ptcp_skb_is_gso(const struct sk_buff *skb)
 {
 	return skb_is_gso(skb);

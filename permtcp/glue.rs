@@ -27,7 +27,7 @@
 use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::nla::Writer;
 use crate::logic::packet::{parse_in_place, Addr, Segment, Skip, HEADER_MAX};
-use crate::logic::seqbuf::{frame_share, ChunkMem, FrameRef, Payload, RawFrame, CHUNK};
+use crate::logic::seqbuf::{ChunkMem, FrameRef, Payload, RawFrame, CHUNK};
 use crate::logic::snoop::FlowKey;
 use core::ffi::{c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
@@ -212,7 +212,6 @@ extern "C" {
     fn ptcp_skb_hold(skb: *mut SkBuff) -> *mut SkBuff;
     fn ptcp_skb_get(skb: *mut SkBuff);
     fn ptcp_skb_put(skb: *mut SkBuff);
-    fn ptcp_skb_truesize(skb: *const SkBuff) -> u32;
     fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
     fn ptcp_listener(
         pn: *mut PtcpNet,
@@ -955,9 +954,9 @@ impl Payload for Skb<'_> {
         // SAFETY: `skb` is valid for `'a` (type invariant), which outlives the borrow of
         // `self`; `Frame` is opaque and zero-sized: the reference stands for the skb, as
         // [`HeldSkb::clone_of`] reads it back (in the module, only this makes `RawFrame`s).
-        // The truesize and length a view's cost is computed from again when it is freed
-        // (`HeldSkb::view_cost`, from the clone, which has the same): both the skb's, as the
-        // hook passed them (type invariant), without two calls into C per look.
+        // The truesize and length a view's cost is computed from: the skb's, as the hook
+        // passed them (type invariant), without two calls into C per look. The view keeps
+        // the cost it was charged ([`Chunk::view`]).
         let frame = unsafe { &*self.skb.cast_const().cast::<RawFrame>() };
         Some(FrameRef::new(frame, self.truesize, self.len))
     }
@@ -990,18 +989,6 @@ impl HeldSkb {
         let skb = unsafe { ptcp_skb_hold(skb) };
         // INVARIANT: a new clone, whose one reference this value holds.
         NonNull::new(skb).map(|skb| HeldSkb { skb })
-    }
-
-    /// What a view of `bytes` of it costs ([`frame_share`]).
-    fn view_cost(&self, bytes: u32) -> u64 {
-        // SAFETY: `skb` is valid (type invariant).
-        let (truesize, len) = unsafe {
-            (
-                ptcp_skb_truesize(self.skb.as_ptr()),
-                ptcp_skb_len(self.skb.as_ptr()),
-            )
-        };
-        frame_share(truesize, len, bytes)
     }
 }
 
@@ -1047,8 +1034,16 @@ enum Kind {
         skb: HeldSkb,
         off: u32,
         len: u32,
+        /// What the view was charged
+        /// ([`frame_share`](crate::logic::seqbuf::frame_share)), given back as it is:
+        /// released without recomputing it (two calls into C and a division, twice per
+        /// release).
+        cost: u32,
     },
 }
+
+// A cost kept in the view keeps the chunk (hence every extent slot) the size it was.
+const _: () = assert!(core::mem::size_of::<Chunk>() == 24);
 
 impl Chunk {
     /// A chunk with nothing stored, or `None` when the allocation fails.
@@ -1059,15 +1054,20 @@ impl Chunk {
         }))
     }
 
-    /// A view of `held`'s bytes `[off, off + len)`, keeping `held`'s reference.
-    pub(crate) fn view(held: HeldSkb, off: u32, len: u32) -> Self {
+    /// A view of `held`'s bytes `[off, off + len)`, keeping `held`'s reference, charged
+    /// `cost` ([`frame_share`](crate::logic::seqbuf::frame_share): at most the frame's
+    /// truesize or `len`, which are `u32`s); `None`, dropping `held`, for a cost past
+    /// `u32::MAX`, which no frame has.
+    pub(crate) fn view(held: HeldSkb, off: u32, len: u32, cost: u64) -> Option<Self> {
+        let cost = u32::try_from(cost).ok()?;
         // INVARIANT: the retained stream's bytes of this extent are the frame's from `off`
         // (the caller's, `SeqBuf::store_span`).
-        Chunk(Kind::View {
+        Some(Chunk(Kind::View {
             skb: held,
             off,
             len,
-        })
+            cost,
+        }))
     }
 }
 
@@ -1109,7 +1109,7 @@ impl ChunkMem for Chunk {
                 out.copy_from_slice(src);
                 true
             }
-            Kind::View { skb, off, len } if end <= *len as usize => {
+            Kind::View { skb, off, len, .. } if end <= *len as usize => {
                 // SAFETY: `skb` is valid (HeldSkb's invariant) and `out` a writable buffer of
                 // `out.len()` bytes; skb_copy_bits checks the range against the frame.
                 unsafe {
@@ -1128,7 +1128,7 @@ impl ChunkMem for Chunk {
     fn cost(&self) -> u64 {
         match &self.0 {
             Kind::Copy { .. } => CHUNK as u64,
-            Kind::View { skb, len, .. } => skb.view_cost(*len),
+            Kind::View { cost, .. } => u64::from(*cost),
         }
     }
 

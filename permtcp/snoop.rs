@@ -102,8 +102,8 @@ impl ChunkAlloc for KernelChunks {
         HeldSkb::clone_of(frame)
     }
 
-    fn view(&mut self, held: HeldSkb, frame_off: u32, len: u32, _cost: u64) -> Option<Chunk> {
-        Some(Chunk::view(held, frame_off, len))
+    fn view(&mut self, held: HeldSkb, frame_off: u32, len: u32, cost: u64) -> Option<Chunk> {
+        Chunk::view(held, frame_off, len, cost)
     }
 
     fn free(&mut self, chunk: Chunk) {

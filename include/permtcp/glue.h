@@ -82,7 +82,6 @@ bool ptcp_zerocopy_enabled(void);
 struct sk_buff *ptcp_skb_hold(struct sk_buff *skb);
 void ptcp_skb_get(struct sk_buff *skb);
 void ptcp_skb_put(struct sk_buff *skb);
-u32 ptcp_skb_truesize(const struct sk_buff *skb);
 bool ptcp_skb_otherhost(const struct sk_buff *skb);
 bool ptcp_skb_conn_sock(const struct sk_buff *skb, const u8 *local, u16 lport,
 			const u8 *remote, u16 rport, bool ipv6);

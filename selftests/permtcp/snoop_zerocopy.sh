@@ -4,7 +4,8 @@
 # over veth reaches the peer as GSO frames of up to 64 KB; with permtcp.zerocopy (the
 # default) the missing piece of such a frame is one view of it, without it copies. Either
 # way the retained bytes equal the stream (ptcp-testapp compare: the owner's kernel is the
-# oracle), views are counted while held and all released when snooping stops, and the
+# oracle), views are counted while held and all released when snooping stops (the budget
+# back at 0 bytes), and the
 # module unloads with views held (kernel log clean; kmemleak on the sanitizer kernel).
 . /selftests/lib.sh
 
@@ -19,7 +20,7 @@ big_frames() {
 	done
 }
 
-ktap_plan 16
+ktap_plan 18
 
 wait_file() { # file seconds
 	t=0
@@ -48,7 +49,7 @@ transfer() { # down|up bytes port family
 
 for zc in 1 0; do
 	if [ $zc = 0 ] && quick; then
-		ktap_skip 6 "zerocopy=0" "short form (make check): zerocopy on only; make selftests runs both"
+		ktap_skip 7 "zerocopy=0" "short form (make check): zerocopy on only; make selftests runs both"
 		continue
 	fi
 	load_module
@@ -81,6 +82,9 @@ for zc in 1 0; do
 	done
 	in_peer permctl snoop stop >/dev/null
 	check "zerocopy=$zc: snooping stopped: every view released" test "$(views)" = 0
+	# Each view gives back the cost it was charged: nothing is left charged to the budget.
+	check "zerocopy=$zc: snooping stopped: every byte given back to the budget" \
+		test "$(in_peer permctl --json stats | sed 's/.*"bytes_held":\([0-9]*\).*/\1/')" = 0
 	cluster_down
 	unload_module
 done
