@@ -195,7 +195,10 @@ fi
 # takeover (every connection rebuilt with TCP_REPAIR and parked until it listens), and
 # "born", the application listening before it (module parameter born: each connection
 # born from the listener). The peer announces the address with busybox arping in the
-# userspace run. Then the client's first round on every connection.
+# userspace run. Then the client's first round on every connection. Every application
+# serves its connections from one event loop (`--event-loop`: epoll, as nginx or memcached's
+# workers), not a thread each: a thousand thread creations under TCG (0.4-0.6 ms each, the
+# same in every mode) were most of the first answer's time, and hid the takeover's.
 # The guest's clock in ms (/proc/uptime: 10 ms steps), into $now: shell builtins only, as a
 # command (awk) took 5-8 ms to start under TCG.
 now_ms() {
@@ -217,7 +220,7 @@ takeover_run() {
 	# Room for N connections in the mirror (the defaults: 4096 and 64 MiB).
 	SNOOP_OPTS="--max-conns $((n + 4096)) --max-bytes $((n * 16384 + 67108864))" \
 		cluster_up >/dev/null
-	in_owner ptcp-testapp echo-serve "[::]:80" &
+	in_owner ptcp-testapp echo-serve "[::]:80" --event-loop &
 	owner_pid=$!
 	sleep 0.5
 	rm -f /tmp/r.out
@@ -238,7 +241,7 @@ takeover_run() {
 	/bin/ip -n peer addr add 10.0.0.1/24 dev eth0
 	if [ $mode = born ]; then
 		# Listening before the takeover (the wildcard address): born from the listener.
-		in_peer ptcp-testapp echo-serve "[::]:80" --resume &
+		in_peer ptcp-testapp echo-serve "[::]:80" --resume --event-loop &
 		peer_pid=$!
 		sleep 0.5
 	fi
@@ -250,10 +253,10 @@ takeover_run() {
 		# repair: as the userspace restore, the application starts after the rebuild:
 		# the connections wait parked, and go to its accept() when it listens.
 		if [ $mode = repair-permctl ]; then
-			in_peer env PTCP_RESUME_PERMCTL=1 ptcp-testapp echo-serve "[::]:80" --resume &
+			in_peer env PTCP_RESUME_PERMCTL=1 ptcp-testapp echo-serve "[::]:80" --resume --event-loop &
 			peer_pid=$!
 		elif [ $mode = repair ]; then
-			in_peer ptcp-testapp echo-serve "[::]:80" --resume &
+			in_peer ptcp-testapp echo-serve "[::]:80" --resume --event-loop &
 			peer_pid=$!
 		fi
 		# The client is let go as soon as the takeover is done, before the figures are
@@ -277,7 +280,7 @@ takeover_run() {
 		mkfifo /tmp/r.fifo
 		now_ms
 		t_start=$now
-		in_peer ptcp-testapp restore >/tmp/r.fifo 2>/tmp/r.err &
+		in_peer ptcp-testapp restore --event-loop >/tmp/r.fifo 2>/tmp/r.err &
 		peer_pid=$!
 		exec 3</tmp/r.fifo
 		line=
@@ -315,10 +318,9 @@ takeover_run() {
 }
 
 if part takeover; then
-# A thread per connection on the owner and the peer: ten thousand are more than a 1 GB
-# guest's default thread limit. Each thread takes a PID too: the client's, the dying
-# owner's and the peer's ten thousand each came close to the default pid_max (32768), and a
-# thread creation failed with EAGAIN in a full `make bench`.
+# Room for a thread per connection, as the applications had before they ran an event loop
+# (ten thousand are more than a 1 GB guest's default thread limit, and their PIDs came
+# close to the default pid_max): kept for an application run with a thread each.
 echo 100000 >/proc/sys/kernel/threads-max
 echo 262144 >/proc/sys/kernel/pid_max
 CONNS_LIST=$(sed -n 's/.*permtcp\.conns=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
@@ -328,8 +330,9 @@ echo "born from the listener of an application already listening (born), vs rest
 echo "userspace (ptcp-testapp restore: the restore loop; reading the mirror through permctl is"
 echo "its fetch). whole: the kernel's command, the userspace fetch plus restore. answer: from"
 echo "the start of the takeover to the client's first round answered on every connection"
-echo "(on the guest's clock, from the command's or the restore's start: both applications'"
-echo "threads, the kernel's application's start and its offset lookups included)"
+echo "(on the guest's clock, from the command's or the restore's start: the kernel's"
+echo "application's accept() and offset lookups included; every application serves from one"
+echo "event loop)"
 printf '  %5s  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n' conns repair born user "user/" \
 	repair born user repair born user "repair,"
 printf '  %5s  %8s %8s %8s %6s  %8s %8s %8s  %8s %8s %8s %8s\n' "" "us/conn" "us/conn" "us/conn" born \

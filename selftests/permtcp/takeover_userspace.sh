@@ -20,7 +20,7 @@ crash_owner $owner_pid
 touch /tmp/us
 sleep 1
 /bin/ip -n peer addr add 10.0.0.1/24 dev eth0
-in_peer ptcp-testapp restore >/tmp/us.restore 2>/tmp/us.err &
+in_peer ptcp-testapp restore --event-loop >/tmp/us.restore 2>/tmp/us.err &
 restore_pid=$!
 t=0
 while ! grep -qs restored= /tmp/us.restore && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done

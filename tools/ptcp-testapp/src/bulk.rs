@@ -112,9 +112,18 @@ fn read_taken() -> Records {
 /// socket's 4-tuple); with `PTCP_RESUME_PERMCTL` set, from `permctl --json taken` (the list,
 /// read once and again when a connection is missing), for comparison.
 pub fn taken_over(s: &TcpStream) -> Option<Resume> {
+    taken_over_fd(s, || Ok((s.local_addr()?, s.peer_addr()?)))
+}
+
+/// [`taken_over`] for any connected socket `fd` (a tokio stream too), `addrs` giving its
+/// local and remote addresses where the permctl list is searched.
+pub fn taken_over_fd(
+    fd: &impl std::os::fd::AsRawFd,
+    addrs: impl FnOnce() -> std::io::Result<(SocketAddr, SocketAddr)>,
+) -> Option<Resume> {
     if std::env::var_os("PTCP_RESUME_PERMCTL").is_none() {
-        let t = permtcp_resume::of_stream(s)
-            .unwrap_or_else(|e| panic!("permtcp resume lookup: {e}"))?;
+        let t =
+            permtcp_resume::of_fd(fd).unwrap_or_else(|e| panic!("permtcp resume lookup: {e}"))?;
         return Some(Resume {
             sent: t.sent_offset.into(),
             recv: t.recv_offset.into(),
@@ -122,10 +131,8 @@ pub fn taken_over(s: &TcpStream) -> Option<Resume> {
             data_len: t.data_len.into(),
         });
     }
-    let (local, peer) = (
-        canonical(s.local_addr().ok()?).to_string(),
-        canonical(s.peer_addr().ok()?).to_string(),
-    );
+    let (local, peer) = addrs().ok()?;
+    let (local, peer) = (canonical(local).to_string(), canonical(peer).to_string());
     let find = |recs: &Records| {
         recs.iter()
             .rev()

@@ -38,7 +38,9 @@
 //!                                             [--backlog=N] listen() backlog (default 4096);
 //!                                             [--reuseport=K] K listeners in a reuseport
 //!                                             group, listener i writing how many it accepted
-//!                                             to /tmp/echo-accepted.i
+//!                                             to /tmp/echo-accepted.i; [--event-loop] all
+//!                                             connections answered from one thread (epoll,
+//!                                             evloop.rs), not a thread each
 //! ptcp-testapp bind ADDR:PORT                 one bind(); prints the outcome, exit 1 if refused
 //! ptcp-testapp down-serve ADDR:PORT BYTES [--resume] [--read-first]
 //!                                             send a position-addressable stream's first
@@ -77,6 +79,9 @@
 //! ptcp-testapp echo-many ADDR:PORT CONNS PAUSE  CONNS connections, a round on each before
 //!                                             and after a pause (a mass takeover)
 //! ptcp-testapp timed CMD ARGS...              run CMD, print its wall time (wall_us=)
+//! ptcp-testapp restore [--event-loop]         restore the failed owner's mirrored
+//!                                             connections from userspace and serve them
+//!                                             (restore.rs)
 //! ptcp-testapp compare DIR                    compare DIR/state.json with the peer's mirror
 //!                                             (DIR/conns.json, DIR/out.bin, DIR/in.bin,
 //!                                             DIR/out.txt, DIR/in.txt); prints KTAP lines
@@ -98,6 +103,7 @@
 //! acknowledged, the server reads its state, and both exchange one byte to finish.
 
 mod bulk;
+mod evloop;
 mod forge;
 mod nlfuzz;
 mod relay;
@@ -859,6 +865,8 @@ struct EchoOpts {
     backlog: i32,
     /// Listeners in one reuseport group (0: one plain listener).
     reuseport: usize,
+    /// Serve from one event loop instead of a thread per connection (evloop.rs).
+    event_loop: bool,
 }
 
 /// A listener of a reuseport group on `addr` (SO_REUSEADDR and SO_REUSEPORT set before
@@ -917,6 +925,17 @@ fn reuseport_listener(addr: SocketAddr) -> TcpListener {
 
 fn echo_serve(addr: SocketAddr, o: EchoOpts) {
     raise_nofile(1 << 17);
+    if o.event_loop {
+        assert!(
+            o.reuseport == 0 && o.stall_at.is_none(),
+            "--event-loop takes neither --reuseport nor --stall-at-round"
+        );
+        let l = bind_listener(addr, o.wait_bind);
+        // SAFETY: listen() on our own listening socket only changes its backlog.
+        unsafe { libc::listen(l.as_raw_fd(), o.backlog) };
+        evloop::serve(l, o.resume);
+        return;
+    }
     if o.reuseport == 0 {
         echo_listen(bind_listener(addr, o.wait_bind), o, None);
         return;
@@ -1244,6 +1263,7 @@ fn main() {
                     .iter()
                     .find_map(|a| a.strip_prefix("--reuseport="))
                     .map_or(0, |n| n.parse().unwrap()),
+                event_loop: args[3..].iter().any(|a| a == "--event-loop"),
             },
         ),
         "bind" => bind_once(arg(2).parse().unwrap()),
@@ -1290,7 +1310,13 @@ fn main() {
             arg(4),
             &args[5..],
         ),
-        "restore" => std::process::exit(if restore::run() { 0 } else { 1 }),
+        "restore" => std::process::exit(
+            if restore::run(args[2..].iter().any(|a| a == "--event-loop")) {
+                0
+            } else {
+                1
+            },
+        ),
         "echo-client" => echo_client(
             arg(2).parse().unwrap(),
             arg(3).parse().unwrap(),

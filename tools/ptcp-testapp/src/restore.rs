@@ -16,7 +16,8 @@
 //! `fetch_ms` is reading the mirror, `restore_us` the restore loop alone (socket creation to
 //! the owner's unacknowledged bytes sent again), `recv_bytes`/`send_bytes` the client's bytes
 //! queued for reading and the owner's bytes sent again. Then each restored connection is
-//! served with the echo protocol of `echo-serve`; the command exits when all are closed.
+//! served with the echo protocol of `echo-serve` (a thread each, or with `--event-loop` all
+//! from one thread: evloop.rs); the command exits when all are closed.
 
 use serde::Deserialize;
 use std::io::{Read, Write};
@@ -317,7 +318,7 @@ fn echo(mut s: TcpStream) {
 
 /// `restore`: fetch, restore, report, serve. Exits 1 if the mirror cannot be read or a
 /// connection could not be restored.
-pub fn run() -> bool {
+pub fn run(event_loop: bool) -> bool {
     // One descriptor per connection: ten thousand exceed the default limits.
     crate::raise_nofile(1 << 17);
     let t0 = Instant::now();
@@ -351,6 +352,10 @@ pub fn run() -> bool {
         errors.len(),
         restore_us / plans.len().max(1) as u128
     );
+    if event_loop {
+        crate::evloop::serve_all(socks);
+        return errors.is_empty();
+    }
     let threads: Vec<_> = socks
         .into_iter()
         .map(|s| {
