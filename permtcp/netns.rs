@@ -27,7 +27,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
 use crate::logic::ops::StatusReply;
 use crate::logic::ops::{RecoveryRequest, MAX_HANDED};
-use crate::logic::packet::{flags, Segment, Skip, HEADER_MAX};
+use crate::logic::packet::{flags, tcp_flags, Segment, Skip, HEADER_MAX};
 use crate::logic::policy::declares;
 use crate::logic::recovery::{observe, Handed, Seen};
 use crate::logic::snoop::{Filter, FlowKey, Limits, Outcome};
@@ -132,6 +132,10 @@ pub(crate) struct NetState {
     /// This node's lease, its own bindings and the failed nodes' MACs; read by both hooks.
     #[pin]
     pub(crate) fence: SpinLockIrq<Fence>,
+    /// The lease's end as the fence has it (`u64::MAX` while no lease was ever set), for the
+    /// LOCAL_OUT hook to skip the fence's lock (namespace-wide) while the lease holds.
+    /// Written under that lock, after the fence.
+    lease_until_ns: AtomicU64,
     /// Segments the fence dropped.
     fenced: AtomicU64,
     /// The fence's count of failed nodes' MACs, for the snooping hook to skip the fence's
@@ -309,6 +313,7 @@ impl NetState {
             released <- new_mutex!(KVec::new(), "permtcp_released"),
             taken <- new_mutex!(TakenList::default(), "permtcp_taken"),
             fence <- new_spinlock_irq!(Fence::default(), "permtcp_fence"),
+            lease_until_ns: AtomicU64::new(u64::MAX),
             fenced: AtomicU64::new(0),
             failed_macs: AtomicUsize::new(0),
             split_brain: AtomicU64::new(0),
@@ -404,7 +409,17 @@ impl NetState {
 
     /// LEASE_SET: this node may send from its bindings for `ms` more (0: not at all).
     pub(crate) fn lease(&self, ms: u32) {
-        self.fence.lock().lease.renew(crate::glue::now_ns(), ms);
+        let mut f = self.fence.lock();
+        f.lease.renew(crate::glue::now_ns(), ms);
+        self.lease_until_ns
+            .store(f.lease.until_ns().unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Whether the lease certainly holds at `now_ns` (or none was ever set): nothing is
+    /// fenced, and the fence's lock need not be taken. A hook that reads the end of a lease
+    /// just renewed or released races with the renewal as it would for the lock.
+    fn lease_holds(&self, now_ns: u64) -> bool {
+        now_ns < self.lease_until_ns.load(Ordering::Relaxed)
     }
 
     /// Starts snooping device `ifindex` with `limits`, for the current declarations.
@@ -647,6 +662,14 @@ impl NetState {
     /// or when it is a reset of a connection mirrored here, being rebuilt, or of this node's
     /// bindings and served by a peer (reset suppression).
     pub(crate) fn out(&self, skb: &Skb<'_>, now_ns: u64) -> OutVerdict {
+        // Nearly every segment: the lease holds, nothing is held and it is no reset, so none
+        // of the checks below could drop it. It goes on without a parse or a lock.
+        if self.lease_holds(now_ns)
+            && self.held_len.load(Ordering::Relaxed) == 0
+            && tcp_flags(skb.linear()).is_some_and(|f| f & flags::RST == 0)
+        {
+            return OutVerdict::Accept;
+        }
         let mut buf = [MaybeUninit::uninit(); HEADER_MAX];
         let Ok(seg) = skb.parse(&mut buf) else {
             return match skb.header(&mut buf).and_then(ndisc_claim) {
@@ -654,7 +677,7 @@ impl NetState {
                 None => OutVerdict::Accept,
             };
         };
-        if self.fence.lock().drops(&seg.src, seg.sport, now_ns) {
+        if !self.lease_holds(now_ns) && self.fence.lock().drops(&seg.src, seg.sport, now_ns) {
             self.fenced.fetch_add(1, Ordering::Relaxed);
             return OutVerdict::DropFenced;
         }
@@ -687,7 +710,7 @@ impl NetState {
     /// Drops a neighbour message claiming `claim` when the fence says so (counted as
     /// fenced).
     fn silence(&self, claim: &crate::logic::packet::Addr, now_ns: u64) -> OutVerdict {
-        if self.fence.lock().silences(claim, now_ns) {
+        if !self.lease_holds(now_ns) && self.fence.lock().silences(claim, now_ns) {
             self.fenced.fetch_add(1, Ordering::Relaxed);
             OutVerdict::DropFenced
         } else {

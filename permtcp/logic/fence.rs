@@ -45,6 +45,11 @@ impl Lease {
         self.until_ns.is_none_or(|u| now_ns < u)
     }
 
+    /// Where the lease ends, in ns; `None` while no lease was set.
+    pub fn until_ns(&self) -> Option<u64> {
+        self.until_ns
+    }
+
     /// Milliseconds left at `now_ns` (0 once run out); `None` while no lease was set.
     pub fn left_ms(&self, now_ns: u64) -> Option<u64> {
         self.until_ns.map(|u| u.saturating_sub(now_ns) / 1_000_000)

@@ -238,6 +238,24 @@ fn parse_tcp(hdr: &[u8], off: usize, l4_len: usize, src: Addr, dst: Addr) -> Res
     })
 }
 
+/// The TCP flags of the segment `hdr` (from the network header on) carries, read without
+/// parsing it: an IPv4 packet of protocol TCP at fragment offset 0, or an IPv6 packet whose
+/// first next header is TCP, the flags byte within `hdr`. `None` for anything else (another
+/// protocol, IPv6 extension headers, a later fragment, too few bytes): the caller parses.
+/// Wherever [`parse`] reads a segment from `hdr`, this reads its flags from the same byte,
+/// so a caller that only acts on some flags may skip the parse when they are clear.
+#[inline(always)]
+pub fn tcp_flags(hdr: &[u8]) -> Option<u8> {
+    let th = match hdr.first()? >> 4 {
+        4 if hdr.len() >= 20 && hdr[9] == 6 && be16(hdr, 6) & 0x1fff == 0 => {
+            (hdr[0] & 0xf) as usize * 4
+        }
+        6 if hdr.len() >= 40 && hdr[6] == 6 => 40,
+        _ => return None,
+    };
+    hdr.get(th + 13).map(|f| f & 0x3f)
+}
+
 /// Parses a frame's network header. `hdr` holds its first bytes (at least the IP and TCP
 /// headers, when they exist); `l3_len` is the length of the whole network-layer packet,
 /// padding included.

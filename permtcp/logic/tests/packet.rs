@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use permtcp_logic::packet::{
-    checksum, flags::*, parse, parse_gso, parse_in_place, parse_options, tcp_csum_ok, Skip,
+    checksum, flags::*, parse, parse_gso, parse_in_place, parse_options, tcp_csum_ok, tcp_flags,
+    Skip,
 };
 use permtcp_logic::seqbuf::Budget;
 use permtcp_logic::snoop::{Frame, Limits};
@@ -258,6 +259,10 @@ fn randomized_frames_never_panic() {
             parse_in_place(&pkt[..cut], l3, gso, || Some(copy)),
             from_copy
         );
+        // The flags read without a parse, from any cut, are the parsed segment's.
+        if let (Some(f), Ok(s)) = (tcp_flags(&pkt[..cut]), &from_copy) {
+            assert_eq!(f, s.flags, "frame {i}: flags read without a parse");
+        }
         let good = rng.below(50) != 0;
         let f = Frame {
             hdr: &pkt,
@@ -543,4 +548,41 @@ fn headers_in_place_are_not_copied() {
     bad[32] = 0xf0; // data offset 60: past the frame
     let r = parse_in_place(&bad, bad.len(), false, || panic!("copied"));
     assert_eq!(r, Err(Skip::Malformed));
+}
+
+#[test]
+fn tcp_flags_without_a_parse() {
+    let o = Opts::syn_full(1460, 7, 1);
+    for (src, dst) in [
+        (v4([10, 0, 0, 100], 40000), v4([10, 0, 0, 1], 80)),
+        (v6(100, 40000), v6(1, 80)),
+    ] {
+        for fl in [SYN, SYN | ACK, ACK, ACK | PSH, FIN | ACK, RST, RST | ACK] {
+            let pkt = frame(src, dst, 1, 2, fl, 1000, &o, b"data");
+            assert_eq!(tcp_flags(&pkt), Some(fl));
+            assert_eq!(tcp_flags(&pkt), Some(parse(&pkt, pkt.len()).unwrap().flags));
+            // Not all of the TCP header's first 14 bytes: the caller must parse.
+            let th = if src.addr.as_v4().is_some() { 20 } else { 40 };
+            assert_eq!(tcp_flags(&pkt[..th + 13]), None);
+            assert_eq!(tcp_flags(&pkt[..th + 14]), Some(fl));
+        }
+    }
+    let mut pkt = frame(
+        v4([10, 0, 0, 100], 40000),
+        v4([10, 0, 0, 1], 80),
+        1,
+        2,
+        RST,
+        0,
+        &Opts::default(),
+        &[],
+    );
+    // A later fragment carries no TCP header; another protocol has none.
+    pkt[6] = 0x00;
+    pkt[7] = 0x10;
+    assert_eq!(tcp_flags(&pkt), None);
+    pkt[7] = 0;
+    pkt[9] = 17;
+    assert_eq!(tcp_flags(&pkt), None);
+    assert_eq!(tcp_flags(&[]), None);
 }
