@@ -415,15 +415,15 @@ impl Table {
         }
     }
 
-    /// The seeded connection `seg` belongs to, if the table holds one.
-    fn seeded_key(&self, seg: &Segment) -> Option<(Side, FlowKey)> {
+    /// Which end sent `seg`, if the table holds it as a seeded connection.
+    fn seeded_side(&self, seg: &Segment) -> Option<Side> {
         if self.seeded.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        [Side::Client, Side::Owner]
-            .into_iter()
-            .map(|from| (from, FlowKey::of(seg, from)))
-            .find(|(_, k)| self.shard(k).lock().conns.get(k).is_some())
+        [Side::Client, Side::Owner].into_iter().find(|&from| {
+            let k = FlowKey::of(seg, from);
+            self.shard(&k).lock().conns.get(&k).is_some()
+        })
     }
 
     /// Tracks one frame.
@@ -450,13 +450,14 @@ impl Table {
                 return Outcome::Ignored;
             }
         };
-        let Some((from, key, bound)) = filter
-            .classify_bound(seg)
-            .map(|(from, key, b)| (from, key, Some(b)))
-            .or_else(|| self.seeded_key(seg).map(|(from, key)| (from, key, None)))
+        let Some((from, bound)) = filter
+            .classify_side(seg)
+            .map(|(from, b)| (from, Some(b)))
+            .or_else(|| self.seeded_side(seg).map(|from| (from, None)))
         else {
             return Outcome::Ignored;
         };
+        let key = FlowKey::of(seg, from);
         // Verified before the shard's lock is taken: the costly part of a large frame.
         let csum_ok = skb.csum_ok(seg.l4_off, seg.l4_len(), |s| tcp_csum_ok(seg, s));
         let i = key.shard(self.seed, self.shards.len());

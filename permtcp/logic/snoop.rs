@@ -266,11 +266,20 @@ impl Filter {
     /// bindings per end, which the frame's tracking then needs no more).
     #[inline(always)]
     pub fn classify_bound(&self, seg: &Segment) -> Option<(Side, FlowKey, Bound)> {
+        self.classify_side(seg)
+            .map(|(from, b)| (from, FlowKey::of(seg, from), b))
+    }
+
+    /// [`Self::classify_bound`] without the key: which end sent the segment, and what the
+    /// filter says of the binding. The frame path builds the key once, where it keeps it
+    /// (a key built here and moved out with its side was copied again, read wider than
+    /// its ports had been written: a store-forwarding stall on every frame, on the host).
+    #[inline(always)]
+    pub fn classify_side(&self, seg: &Segment) -> Option<(Side, Bound)> {
         if let Some(b) = self.bound(&seg.dst, seg.dport) {
-            Some((Side::Client, FlowKey::of(seg, Side::Client), b))
+            Some((Side::Client, b))
         } else {
-            self.bound(&seg.src, seg.sport)
-                .map(|b| (Side::Owner, FlowKey::of(seg, Side::Owner), b))
+            self.bound(&seg.src, seg.sport).map(|b| (Side::Owner, b))
         }
     }
 
@@ -988,23 +997,23 @@ impl Snooper {
                 return Outcome::Ignored;
             }
         };
-        let mut seeded = |seg: &Segment| -> Option<(Side, FlowKey)> {
+        let mut seeded = |seg: &Segment| -> Option<Side> {
             if self.seeded == 0 {
                 return None;
             }
             [Side::Client, Side::Owner]
                 .into_iter()
-                .map(|from| (from, FlowKey::of(seg, from)))
-                .find(|(_, k)| map.get_mut(k).is_some())
+                .find(|&from| map.get_mut(&FlowKey::of(seg, from)).is_some())
         };
-        let Some((from, key, bound)) = self
+        let Some((from, bound)) = self
             .filter
-            .classify_bound(seg)
-            .map(|(from, key, b)| (from, key, Some(b)))
-            .or_else(|| seeded(seg).map(|(from, key)| (from, key, None)))
+            .classify_side(seg)
+            .map(|(from, b)| (from, Some(b)))
+            .or_else(|| seeded(seg).map(|from| (from, None)))
         else {
             return Outcome::Ignored;
         };
+        let key = FlowKey::of(seg, from);
         if !csum_ok(seg) {
             self.counters.bad_csum += 1;
             return Outcome::Ignored;
