@@ -24,7 +24,7 @@
 use crate::glue::{Net, OutVerdict, Skb};
 use crate::logic::decl::{check_insert, Declaration, MAX_DECLS};
 use crate::logic::errno::{code, Error as LogicError};
-use crate::logic::fence::{arp_claim, ndisc_claim, Fence};
+use crate::logic::fence::{arp_claim, mac_word, ndisc_claim, Fence, MAX_FAILED_MACS};
 use crate::logic::ops::StatusReply;
 use crate::logic::ops::{RecoveryRequest, MAX_HANDED};
 use crate::logic::packet::{flags, tcp_flags, Segment, Skip, HEADER_MAX};
@@ -138,9 +138,13 @@ pub(crate) struct NetState {
     lease_until_ns: AtomicU64,
     /// Segments the fence dropped.
     fenced: AtomicU64,
-    /// The fence's count of failed nodes' MACs, for the snooping hook to skip the fence's
-    /// lock (namespace-wide) while no node is declared failed.
+    /// The fence's count of failed nodes' MACs, and the MACs ([`mac_word`]s, the first
+    /// `failed_macs` of them): the snooping hook looks for a frame's MAC in this copy,
+    /// without the fence's lock (namespace-wide, IRQ-off), which every frame took while a
+    /// node was declared failed. Written under that lock, the words before the count: a
+    /// frame that races with a refresh may be checked against the old list or the new.
     failed_macs: AtomicUsize,
+    failed_mac_words: [AtomicU64; MAX_FAILED_MACS],
     /// Frames received from a node declared failed here (split-brain alarm).
     split_brain: AtomicU64,
     /// Frames for another node's MAC delivered here: connections this node took over.
@@ -316,6 +320,7 @@ impl NetState {
             lease_until_ns: AtomicU64::new(u64::MAX),
             fenced: AtomicU64::new(0),
             failed_macs: AtomicUsize::new(0),
+            failed_mac_words: [const { AtomicU64::new(0) }; MAX_FAILED_MACS],
             split_brain: AtomicU64::new(0),
             steered: AtomicU64::new(0),
             handed <- new_spinlock_irq!(HandedList::default(), "permtcp_handed"),
@@ -404,7 +409,11 @@ impl NetState {
     pub(crate) fn refresh_fence(&self, cluster: &Cluster) {
         let mut f = self.fence.lock();
         f.refresh(cluster.all(), &|n| cluster.is_failed(n));
-        self.failed_macs.store(f.failed_macs(), Ordering::Relaxed);
+        let mut words = f.failed_mac_words();
+        for w in self.failed_mac_words.iter() {
+            w.store(words.next().unwrap_or(0), Ordering::Relaxed);
+        }
+        self.failed_macs.store(f.failed_macs(), Ordering::Release);
     }
 
     /// LEASE_SET: this node may send from its bindings for `ms` more (0: not at all).
@@ -463,9 +472,14 @@ impl NetState {
     pub(crate) fn frame(&self, skb: &Skb<'_>, now_ms: u64) -> bool {
         // A failed node's MAC is looked for only while a node is declared failed (the
         // frame's MAC is a call into C).
-        if self.failed_macs.load(Ordering::Relaxed) > 0 {
+        let failed = self.failed_macs.load(Ordering::Acquire);
+        if failed > 0 {
             if let Some(mac) = skb.src_mac() {
-                if self.fence.lock().from_failed(&mac) {
+                let w = mac_word(&mac);
+                if self.failed_mac_words[..failed.min(MAX_FAILED_MACS)]
+                    .iter()
+                    .any(|x| x.load(Ordering::Relaxed) == w)
+                {
                     self.split_brain.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -132,6 +132,19 @@ impl Fence {
     pub fn failed_macs(&self) -> usize {
         self.failed_macs.len()
     }
+
+    /// The failed nodes' MACs as [`mac_word`]s, in order, for a copy the frame path reads
+    /// without the fence's lock.
+    pub fn failed_mac_words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.failed_macs.iter().map(mac_word)
+    }
+}
+
+/// A MAC as one word: its six bytes and a seventh, 1, so that no MAC's word is 0 (an empty
+/// slot of a copy of [`Fence::failed_mac_words`]).
+pub fn mac_word(mac: &[u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = *mac;
+    u64::from_le_bytes([a, b, c, d, e, f, 1, 0])
 }
 /// The IPv4 address an ARP packet (from its ARP header on) claims for its sender: the
 /// sender protocol address of a request or reply for IPv4 over Ethernet (gratuitous ARP

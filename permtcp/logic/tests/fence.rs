@@ -4,7 +4,7 @@
 //! the split-brain alarm recognises the failed nodes' MACs.
 
 use permtcp_logic::decl::{Declaration, PortRange};
-use permtcp_logic::fence::{Fence, Lease};
+use permtcp_logic::fence::{mac_word, Fence, Lease};
 use permtcp_logic::packet::Addr;
 
 const MS: u64 = 1_000_000;
@@ -115,6 +115,34 @@ fn frames_from_a_failed_nodes_mac_raise_the_alarm() {
     // The local node's own MAC never counts, even if listed as failed by mistake.
     f.refresh(decls.iter(), &|n| n == 2);
     assert!(!f.from_failed(&[2, 0, 0, 0, 0, 2]));
+}
+
+/// The words the module's frame path compares (its lock-free copy of the failed MACs) say
+/// what `from_failed` says.
+#[test]
+fn failed_mac_words_match_the_list() {
+    let decls = [
+        decl(1, false, [10, 0, 0, 1], 1, 80, 80),
+        decl(2, true, [10, 0, 0, 2], 2, 80, 80),
+        decl(3, false, [10, 0, 0, 3], 3, 80, 80),
+    ];
+    let mut f = Fence::default();
+    f.refresh(decls.iter(), &|n| n != 2);
+    let words: Vec<u64> = f.failed_mac_words().collect();
+    assert_eq!(words.len(), f.failed_macs());
+    for last in 0..=255u8 {
+        for first in [0u8, 2, 0xff] {
+            let mac = [first, 0, 0, 0, 0, last];
+            assert_eq!(words.contains(&mac_word(&mac)), f.from_failed(&mac));
+        }
+    }
+    // No MAC is the empty slot's 0, and different MACs have different words.
+    assert_ne!(mac_word(&[0; 6]), 0);
+    assert_ne!(mac_word(&[0, 0, 0, 0, 0, 1]), mac_word(&[1, 0, 0, 0, 0, 0]));
+    assert_ne!(
+        mac_word(&[0xff; 6]),
+        mac_word(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])
+    );
 }
 
 /// An ARP packet for IPv4 over Ethernet: operation, sender and target addresses.
