@@ -94,12 +94,11 @@ pub(crate) fn hold(
     let mut fresh = KVec::with_capacity(limit + had, GFP_KERNEL).map_err(|_| enomem())?;
     {
         let h = state.held.lock();
-        let served = state.served.lock();
         for k in found.iter().map(ConnKey::key) {
             if fresh.len() == limit {
                 break;
             }
-            if !h.contains(&k) && !fresh.contains(&k) && (mine || served.contains(&k)) {
+            if !h.contains(&k) && !fresh.contains(&k) && (mine || state.served.contains(&k)) {
                 // Within the capacity reserved above.
                 let _ = fresh.push_within_capacity(k);
             }
@@ -143,9 +142,7 @@ pub(crate) fn hold(
                         // once); one this node serves for a peer is no longer steered here
                         // (its socket is held) but followed.
                         if !mine {
-                            let mut sv = state.served.lock();
-                            sv.remove(k);
-                            state.served_len.store(sv.len(), Ordering::Relaxed);
+                            state.served.remove(k);
                         }
                         if mirror && seed(state, k, &s, now) {
                             let _ = seeded.push_within_capacity(*k);

@@ -307,14 +307,14 @@ mod snoop_tests {
 /// What a takeover keeps: the records of taken-over connections (TAKEN_GET, CONN_DATA_GET),
 /// bounded in count and bytes, each key's newest record found by its key, the bounds kept
 /// without shifting the list once a record; and the set of served connections, merged in one
-/// pass.
+/// pass, and split in shards.
 #[kernel::macros::kunit_tests(permtcp_takeover)]
 mod takeover_tests {
     use crate::logic::packet::Addr;
     use crate::logic::snoop::{Filter, FlowKey, Limits};
     use crate::logic::snoopnl::TakenInfo;
     use crate::logic::track::{Conn, Side, State};
-    use crate::netns::KeySet;
+    use crate::netns::{KeySet, KeyShards};
     use crate::snoop::{Snoop, Taking};
     use crate::takeover::{Taken, TakenList, MAX_TAKEN, MAX_TAKEN_BYTES};
     use kernel::prelude::*;
@@ -552,5 +552,38 @@ mod takeover_tests {
         }
         assert!(set.remove(&key(3)));
         assert!(!set.contains(&key(3)) && set.len() == 6);
+    }
+
+    /// The served set split in shards: keys added (duplicates and keys already there
+    /// counted once) are found in their shards, removed one by one, the count kept.
+    #[test]
+    fn served_keys_in_shards() {
+        let Ok(set) = KBox::pin_init(KeyShards::new(), GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        let sorted = |ids: core::ops::Range<u32>| -> KVec<FlowKey> {
+            let mut v = KVec::new();
+            for i in ids {
+                let _ = v.push(key(i), GFP_KERNEL);
+            }
+            crate::logic::sort::sort(&mut v);
+            v
+        };
+        assert!(set.add(&sorted(0..300)).is_ok());
+        assert_eq!(set.len(), 300);
+        // 200..300 again: only 300..400 are new.
+        assert!(set.add(&sorted(200..400)).is_ok());
+        assert_eq!(set.len(), 400);
+        assert!((0..400).all(|i| set.contains(&key(i))));
+        assert!(!set.contains(&key(400)));
+        for i in (0..400).step_by(2) {
+            assert!(set.remove(&key(i)));
+            assert!(!set.remove(&key(i)));
+        }
+        assert_eq!(set.len(), 200);
+        assert!((0..400).all(|i| set.contains(&key(i)) == (i % 2 == 1)));
+        assert!(set.add(&KVec::new()).is_ok());
+        assert_eq!(set.len(), 200);
     }
 }

@@ -18,7 +18,8 @@
 //! with no other spinlock held: a takeover publishes the keys it takes before it moves their
 //! connections out of the shards, so the LOCAL_OUT hook, which looks in the shard and then
 //! in `rebuilding`, never misses one. `fence` and `handed` (IRQ-safe spinlocks) after
-//! `cluster`, with no other spinlock held. `parking`, `taken` and
+//! `cluster`, with no other spinlock held. A shard of `served` (IRQ-safe spinlocks, one at a
+//! time) may be taken under `held`. `parking`, `taken` and
 //! `released` (mutexes) are taken alone, never with another of these held.
 
 use crate::glue::{Net, OutVerdict, Skb};
@@ -169,9 +170,7 @@ pub(crate) struct NetState {
     /// it): not mirrored, and their client's frames addressed to another node's MAC are
     /// delivered here while a socket of them exists.
     #[pin]
-    pub(crate) served: SpinLockIrq<KeySet>,
-    /// `served`'s length, for the ingress hook to skip the lock while it is empty.
-    pub(crate) served_len: AtomicUsize,
+    pub(crate) served: KeyShards,
 }
 
 /// A sorted set of connections.
@@ -240,6 +239,106 @@ impl KeySet {
             }
         }
         core::mem::replace(&mut self.keys, room)
+    }
+}
+
+/// Shards of a [`KeyShards`] set (a power of two; a shard's index is kept in a byte).
+const KEY_SHARDS: usize = 32;
+const _: () = assert!(KEY_SHARDS.is_power_of_two() && KEY_SHARDS <= 256);
+
+/// A set of connection keys that the hooks look frames up in, split by key into
+/// [`KEY_SHARDS`] sorted sets, each under an IRQ-safe spinlock of its own: frames of
+/// different connections on different CPUs rarely take the same lock, where one lock for
+/// the namespace serialised them all. Only process context adds (under `control`); the
+/// hooks look up and remove.
+#[pin_data]
+pub(crate) struct KeyShards {
+    #[pin]
+    shards: [SpinLockIrq<KeySet>; KEY_SHARDS],
+    /// Random: which shard a key goes to cannot be aimed at from outside.
+    seed: u64,
+    /// Keys in all shards, for the hooks to skip the lookup while there are none.
+    len: AtomicUsize,
+}
+
+impl KeyShards {
+    /// An empty set.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            shards <- pin_init::pin_init_array_from_fn(|_| new_spinlock_irq!(
+                KeySet::default(),
+                "permtcp_key_shard"
+            )),
+            seed: crate::glue::random_u64(),
+            len: AtomicUsize::new(0),
+        })
+    }
+
+    fn shard_of(&self, key: &FlowKey) -> usize {
+        key.shard(self.seed, KEY_SHARDS)
+    }
+
+    /// How many keys it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether `key` is in the set.
+    pub(crate) fn contains(&self, key: &FlowKey) -> bool {
+        self.shards[self.shard_of(key)].lock().contains(key)
+    }
+
+    /// Removes `key`; whether it was there.
+    pub(crate) fn remove(&self, key: &FlowKey) -> bool {
+        let gone = self.shards[self.shard_of(key)].lock().remove(key);
+        if gone {
+            self.len.fetch_sub(1, Ordering::Relaxed);
+        }
+        gone
+    }
+
+    /// Adds `keys` (sorted), all of them or, when memory is short, none (process context;
+    /// the caller holds the lock that makes it the only one to add). Everything is
+    /// allocated before any shard's lock is taken.
+    pub(crate) fn add(&self, keys: &[FlowKey]) -> Result {
+        let mut counts = [0usize; KEY_SHARDS];
+        let mut at = KVec::with_capacity(keys.len(), GFP_KERNEL)?;
+        for k in keys {
+            let i = self.shard_of(k);
+            counts[i] += 1;
+            // Within the capacity reserved above.
+            let _ = at.push_within_capacity(i as u8);
+        }
+        // Per shard: its new keys (sorted, as `keys` is), and room for them and the keys it
+        // holds. The hooks only remove meanwhile: the room stays enough.
+        let mut plan = KVec::with_capacity(KEY_SHARDS, GFP_KERNEL)?;
+        for (i, &n) in counts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let had = self.shards[i].lock().len();
+            let room = KVec::with_capacity(had + n, GFP_KERNEL)?;
+            let mut mine = KVec::with_capacity(n, GFP_KERNEL)?;
+            for (k, &s) in keys.iter().zip(at.iter()) {
+                if usize::from(s) == i {
+                    // Within the capacity reserved above: `n` of them.
+                    let _ = mine.push_within_capacity(*k);
+                }
+            }
+            // Within the capacity reserved above: one per shard at most.
+            let _ = plan.push_within_capacity((i, mine, room));
+        }
+        for (i, mine, room) in plan.into_iter() {
+            let mut s = self.shards[i].lock();
+            let before = s.len();
+            let old = s.merge(&mine, room);
+            let added = s.len() - before;
+            drop(s);
+            self.len.fetch_add(added, Ordering::Relaxed);
+            // Freed after the spinlock.
+            drop(old);
+        }
+        Ok(())
     }
 }
 
@@ -329,8 +428,7 @@ impl NetState {
             held <- new_spinlock_irq!(KeySet::default(), "permtcp_held"),
             held_len: AtomicUsize::new(0),
             held_dropped: AtomicU64::new(0),
-            served <- new_spinlock_irq!(KeySet::default(), "permtcp_served"),
-            served_len: AtomicUsize::new(0),
+            served <- KeyShards::new(),
         }? Error)
     }
 
@@ -489,7 +587,7 @@ impl NetState {
             self.syn_refused.fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        if self.served_len.load(Ordering::Relaxed) > 0 && self.serve_frame(skb, &mut seg) {
+        if self.served.len() > 0 && self.serve_frame(skb, &mut seg) {
             return false;
         }
         let outcome = self.snoop.on_frame(skb, &mut seg, now_ms);
@@ -511,7 +609,7 @@ impl NetState {
             return false;
         };
         let key = FlowKey::of(seg, Side::Client);
-        if !self.served.lock().contains(&key) {
+        if !self.served.contains(&key) {
             return false;
         }
         if skb.for_other_host() {
@@ -519,9 +617,7 @@ impl NetState {
                 skb.deliver_here();
                 self.steered.fetch_add(1, Ordering::Relaxed);
             } else {
-                let mut s = self.served.lock();
-                s.remove(&key);
-                self.served_len.store(s.len(), Ordering::Relaxed);
+                self.served.remove(&key);
             }
         }
         true
@@ -531,23 +627,13 @@ impl NetState {
     /// [`MAX_SERVED`] (past it a connection is only steered while its owner is declared
     /// failed here).
     pub(crate) fn serve(&self, mut keys: KVec<FlowKey>) {
-        let had = self.served.lock().len();
-        let room = MAX_SERVED.saturating_sub(had);
+        let room = MAX_SERVED.saturating_sub(self.served.len());
         keys.truncate(room);
-        // Sorted before the lock (a takeover's come sorted: this only checks).
+        // Sorted before the locks (a takeover's come sorted: this only checks).
         crate::logic::sort::sort(&mut keys);
-        let Ok(merged) = KVec::with_capacity(had + keys.len(), GFP_KERNEL) else {
-            return;
-        };
-        if keys.is_empty() {
-            return;
-        }
-        // Only `control`'s holder adds (the hook only removes): the room reserved covers it.
-        let mut s = self.served.lock();
-        let old = s.merge(&keys, merged);
-        self.served_len.store(s.len(), Ordering::Relaxed);
-        drop(s);
-        drop(old);
+        // Only `control`'s holder adds (the hooks only remove). Short of memory, none is
+        // added: those connections are steered here only while their owner is failed.
+        let _ = self.served.add(&keys);
     }
 
     /// Follows the connections peers hand back on `skb`'s segment; returns whether it is a
