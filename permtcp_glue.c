@@ -109,8 +109,9 @@ struct ptcp_net {
 	netdevice_tracker dev_tracker;
 	struct nf_hook_ops ops;
 	u32 ifindex;			/* READ_ONCE() without RTNL */
-	atomic64_t hook_ns;		/* time spent in the hook, for benchmarks */
-	atomic64_t hook_frames;
+	/* Time spent in the hook and frames it saw, for benchmarks: per CPU, so that frames
+	 * on different CPUs share no cache line for them. */
+	struct ptcp_hook_stat __percpu *hook_stat;
 	struct delayed_work park;	/* hands parked connections to a new listener */
 	/* LOCAL_OUT IPv4 and IPv6 (reset suppression, fence), ARP_OUT (fence) */
 	struct nf_hook_ops out_ops[PTCP_OUT_HOOKS];
@@ -120,6 +121,11 @@ struct ptcp_net {
 	bool ct_probed;
 	atomic64_t ct_ns;
 	atomic64_t ct_frames;
+};
+
+struct ptcp_hook_stat {
+	u64 ns;
+	u64 frames;
 };
 
 static struct ptcp_net *ptcp_pn(const struct net *net)
@@ -151,16 +157,29 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 	drop = permtcp_rs_frame(pn->rs, skb, skb->len, skb->truesize,
 				jiffies64_to_msecs(get_jiffies_64()));
 	set_active_memcg(old);
-	atomic64_add(ktime_get_ns() - t0, &pn->hook_ns);
-	atomic64_inc(&pn->hook_frames);
+	/* Softirq: this CPU's counters are this invocation's alone until it returns. */
+	__this_cpu_add(pn->hook_stat->ns, ktime_get_ns() - t0);
+	__this_cpu_inc(pn->hook_stat->frames);
 	return drop ? NF_DROP : NF_ACCEPT;
 }
 
-/* Time spent in the hook and frames it saw since snooping started. */
+/*
+ * Time spent in the hook and frames it saw since snooping started: the sum of the CPUs'
+ * counters (each read whole; a frame being counted meanwhile may be in one and not yet in
+ * the other).
+ */
 void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames)
 {
-	*ns = atomic64_read(&pn->hook_ns);
-	*frames = atomic64_read(&pn->hook_frames);
+	int cpu;
+
+	*ns = 0;
+	*frames = 0;
+	for_each_possible_cpu(cpu) {
+		const struct ptcp_hook_stat *st = per_cpu_ptr(pn->hook_stat, cpu);
+
+		*ns += READ_ONCE(st->ns);
+		*frames += READ_ONCE(st->frames);
+	}
 }
 
 /*
@@ -189,7 +208,7 @@ static struct mem_cgroup *ptcp_current_memcg(void)
 int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex)
 {
 	struct net_device *dev;
-	int err;
+	int err, i;
 
 	rtnl_lock();
 	err = -EBUSY;
@@ -207,8 +226,13 @@ int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex)
 		.hooknum = NF_NETDEV_INGRESS,
 		.priority = INT_MIN + 1,
 	};
-	atomic64_set(&pn->hook_ns, 0);
-	atomic64_set(&pn->hook_frames, 0);
+	/* The hook is not registered: nothing counts meanwhile. */
+	for_each_possible_cpu(i) {
+		struct ptcp_hook_stat *st = per_cpu_ptr(pn->hook_stat, i);
+
+		WRITE_ONCE(st->ns, 0);
+		WRITE_ONCE(st->frames, 0);
+	}
 	/* The caller's memory cgroup pays for the mirror (NULL without memcg: nobody). */
 	pn->memcg = ptcp_current_memcg();
 	err = nf_register_net_hook(pn->net, &pn->ops);
@@ -479,9 +503,14 @@ static int __net_init ptcp_net_init(struct net *net)
 
 	pn->net = net;
 	INIT_DELAYED_WORK(&pn->park, ptcp_park_work);
-	pn->rs = permtcp_rs_net_init(net->net_cookie);
-	if (!pn->rs)
+	pn->hook_stat = alloc_percpu(struct ptcp_hook_stat);
+	if (!pn->hook_stat)
 		return -ENOMEM;
+	pn->rs = permtcp_rs_net_init(net->net_cookie);
+	if (!pn->rs) {
+		free_percpu(pn->hook_stat);
+		return -ENOMEM;
+	}
 	for (i = 0; i < 2; i++) {
 		pn->out_ops[i] = (struct nf_hook_ops) {
 			.hook = ptcp_out_hook,
@@ -512,6 +541,7 @@ err_out:
 err_rs:
 	permtcp_rs_net_exit(pn->rs);
 	pn->rs = NULL;
+	free_percpu(pn->hook_stat);
 	return err;
 }
 
@@ -542,6 +572,8 @@ static void __net_exit ptcp_net_exit(struct net *net)
 	disable_delayed_work_sync(&pn->park);
 	permtcp_rs_net_exit(pn->rs);
 	pn->rs = NULL;
+	/* After .pre_exit's grace period and the device's detach: no hook runs. */
+	free_percpu(pn->hook_stat);
 }
 
 static struct pernet_operations ptcp_net_ops = {
