@@ -1973,6 +1973,38 @@ void ptcp_kvfree_rcu(void *p)
 }
 
 /*
+ * @n counters per CPU (zeroed), for counts the hooks update on every frame: each CPU adds
+ * to its own, so frames on different CPUs share no cache line for them.  NULL without
+ * memory.  Process context.
+ */
+u64 __percpu *ptcp_pcpu_alloc(u32 n)
+{
+	return __alloc_percpu(n * sizeof(u64), sizeof(u64));
+}
+
+void ptcp_pcpu_free(u64 __percpu *p)
+{
+	free_percpu(p);
+}
+
+/* Adds one to this CPU's counter @i (any context: this_cpu_inc() is IRQ-safe). */
+void ptcp_pcpu_inc(u64 __percpu *p, u32 i)
+{
+	this_cpu_inc(p[i]);
+}
+
+/* Counter @i summed over the CPUs (each read whole; increments meanwhile may be missed). */
+u64 ptcp_pcpu_sum(u64 __percpu *p, u32 i)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(per_cpu_ptr(p, cpu)[i]);
+	return sum;
+}
+
+/*
  * The cookie of @sk, as getsockopt(SO_COOKIE) and ss -e ("sk:") report it: generated now if
  * it has none yet, and the socket keeps it for life (the same socket after accept()).
  */

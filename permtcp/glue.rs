@@ -204,6 +204,10 @@ extern "C" {
     fn ptcp_sock_close_detached(sk: *mut Sock);
     fn ptcp_sock_cookie(sk: *mut Sock) -> u64;
     fn ptcp_kvfree_rcu(p: *mut c_void);
+    fn ptcp_pcpu_alloc(n: u32) -> *mut u64;
+    fn ptcp_pcpu_free(p: *mut u64);
+    fn ptcp_pcpu_inc(p: *mut u64, i: u32);
+    fn ptcp_pcpu_sum(p: *mut u64, i: u32) -> u64;
     fn ptcp_born(lsk: *mut Sock, b: *const BirthC, child: *mut *mut Sock) -> c_int;
     fn ptcp_born_enabled() -> bool;
     fn ptcp_par_start(f: unsafe extern "C" fn(arg: *mut c_void), arg: *mut c_void) -> *mut Par;
@@ -1491,6 +1495,54 @@ impl Drop for Detached {
 pub(crate) fn random_u64() -> u64 {
     // SAFETY: `get_random_u64()` has no preconditions and may be called in any context.
     unsafe { bindings::get_random_u64() }
+}
+
+/// `N` counters kept per CPU (`alloc_percpu`): each CPU adds to its own, so frames on
+/// different CPUs share no cache line for them; a read sums the CPUs'.
+///
+/// # Invariants
+///
+/// `ptr` is a live per-CPU allocation of `N` `u64`s (zeroed when made), owned by this value.
+pub(crate) struct PerCpuCounters<const N: usize> {
+    ptr: NonNull<u64>,
+}
+
+// SAFETY: the counters are updated with this_cpu_inc() and read whole, from any CPU; the
+// allocation is freed by whichever CPU drops the value.
+unsafe impl<const N: usize> Send for PerCpuCounters<N> {}
+// SAFETY: as above: `inc` and `sum` only take `&self`, and both are safe concurrently.
+unsafe impl<const N: usize> Sync for PerCpuCounters<N> {}
+
+impl<const N: usize> PerCpuCounters<N> {
+    /// `N` counters at 0 (process context).
+    pub(crate) fn new() -> Result<Self> {
+        const { assert!(N > 0 && N <= 64) };
+        // SAFETY: no preconditions; process context, as the callers are.
+        let p = unsafe { ptcp_pcpu_alloc(N as u32) };
+        // INVARIANT: a fresh, zeroed allocation of `N` counters, owned from here on.
+        NonNull::new(p).map(|ptr| Self { ptr }).ok_or(ENOMEM)
+    }
+
+    /// Adds one to counter `I` of this CPU.
+    pub(crate) fn inc<const I: usize>(&self) {
+        const { assert!(I < N) };
+        // SAFETY: `ptr` is live (type invariant) and `I` is within its `N` counters.
+        unsafe { ptcp_pcpu_inc(self.ptr.as_ptr(), I as u32) }
+    }
+
+    /// Counter `I`, summed over the CPUs.
+    pub(crate) fn sum<const I: usize>(&self) -> u64 {
+        const { assert!(I < N) };
+        // SAFETY: as for `inc`.
+        unsafe { ptcp_pcpu_sum(self.ptr.as_ptr(), I as u32) }
+    }
+}
+
+impl<const N: usize> Drop for PerCpuCounters<N> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is owned by this value (type invariant) and no longer used.
+        unsafe { ptcp_pcpu_free(self.ptr.as_ptr()) }
+    }
 }
 
 /// A boxed value that readers use under the RCU read lock, without a lock of their own, and

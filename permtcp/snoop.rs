@@ -12,7 +12,7 @@
 //! operations ([`Pool`]); counters are kept per shard and summed when read.
 
 use crate::glue::HeldSkb;
-use crate::glue::{Dump, RcuBox, Skb};
+use crate::glue::{Dump, PerCpuCounters, RcuBox, Skb};
 use crate::logic::errno::Error as LogicError;
 use crate::logic::ops::{DataChunk, MAX_DATA_CHUNK};
 use crate::logic::packet::Skip;
@@ -324,13 +324,24 @@ pub(crate) enum Take {
     Over,
 }
 
-/// Counts of frames skipped before any shard is chosen.
-#[derive(Default)]
-struct Skipped {
-    frames: AtomicU64,
-    not_tcp: AtomicU64,
-    fragments: AtomicU64,
-    malformed: AtomicU64,
+/// Counts of the frames a table saw, and of those skipped before any shard is chosen: per
+/// CPU, as every frame adds to one (a namespace's atomics shared their cache line among the
+/// CPUs' frames).
+struct Skipped(PerCpuCounters<4>);
+
+impl Skipped {
+    const FRAMES: usize = 0;
+    const NOT_TCP: usize = 1;
+    const FRAGMENTS: usize = 2;
+    const MALFORMED: usize = 3;
+
+    /// The counts, into `c`.
+    fn read(&self, c: &mut Counters) {
+        c.frames = self.0.sum::<{ Self::FRAMES }>();
+        c.not_tcp = self.0.sum::<{ Self::NOT_TCP }>();
+        c.fragments = self.0.sum::<{ Self::FRAGMENTS }>();
+        c.malformed = self.0.sum::<{ Self::MALFORMED }>();
+    }
 }
 
 /// A snooping run's table: from SNOOP_START to SNOOP_STOP.
@@ -374,7 +385,7 @@ impl Table {
                 shards,
                 len: AtomicUsize::new(0),
                 seeded: AtomicUsize::new(0),
-                skipped: Skipped::default(),
+                skipped: Skipped(PerCpuCounters::new()?),
                 gc_next: AtomicUsize::new(0),
                 gc_due_ms: AtomicU64::new(0),
             },
@@ -434,19 +445,18 @@ impl Table {
         seg: &mut FrameSeg<'_, '_>,
         now_ms: u64,
     ) -> Outcome {
-        self.skipped.frames.fetch_add(1, Ordering::Relaxed);
+        let k = &self.skipped.0;
+        k.inc::<{ Skipped::FRAMES }>();
         // Borrowed where it was parsed: a move out of the result copied the segment (about
         // 90 bytes) for every frame.
         let seg = match seg.get() {
             Ok(seg) => seg,
             Err(why) => {
-                let k = &self.skipped;
-                let c = match why {
-                    Skip::NotTcp => &k.not_tcp,
-                    Skip::Fragment => &k.fragments,
-                    Skip::Malformed => &k.malformed,
-                };
-                c.fetch_add(1, Ordering::Relaxed);
+                match why {
+                    Skip::NotTcp => k.inc::<{ Skipped::NOT_TCP }>(),
+                    Skip::Fragment => k.inc::<{ Skipped::FRAGMENTS }>(),
+                    Skip::Malformed => k.inc::<{ Skipped::MALFORMED }>(),
+                }
                 return Outcome::Ignored;
             }
         };
@@ -587,11 +597,7 @@ impl Snoop {
         // final.
         let mut last = Last::default();
         if let Some(t) = old.wait() {
-            let k = &t.skipped;
-            last.counters.frames = k.frames.load(Ordering::Relaxed);
-            last.counters.not_tcp = k.not_tcp.load(Ordering::Relaxed);
-            last.counters.fragments = k.fragments.load(Ordering::Relaxed);
-            last.counters.malformed = k.malformed.load(Ordering::Relaxed);
+            t.skipped.read(&mut last.counters);
             for s in t.shards.iter() {
                 last.counters.add(&s.lock().counters);
             }
@@ -723,14 +729,8 @@ impl Snoop {
     pub(crate) fn stats(&self, ifindex: u32, now_ms: u64) -> StatsInfo {
         self.gc(now_ms);
         let now = self.with(|t, filter| {
-            let k = &t.skipped;
-            let mut counters = Counters {
-                frames: k.frames.load(Ordering::Relaxed),
-                not_tcp: k.not_tcp.load(Ordering::Relaxed),
-                fragments: k.fragments.load(Ordering::Relaxed),
-                malformed: k.malformed.load(Ordering::Relaxed),
-                ..Counters::default()
-            };
+            let mut counters = Counters::default();
+            t.skipped.read(&mut counters);
             for s in t.shards.iter() {
                 counters.add(&s.lock().counters);
             }

@@ -16,7 +16,7 @@ FORGED="ack-unsent data-ack-unsent ack-old rst-window rst-behind ack-far data-fa
 owner-rst-window owner-ack-unsent"
 NFORGED=10
 
-ktap_plan 12
+ktap_plan 13
 load_module
 check "cluster up, peer snooping eth0" cluster_up
 /bin/ip netns add attacker
@@ -127,6 +127,16 @@ check "vanished clients are forgotten after the idle timeout" \
 	test "$established" -ge 3 -a "$(count_state ESTAB)" = 0 -a "$(stat idle_timeouts)" -ge $((i0 + 3))
 kill -9 $owner_pid 2>/dev/null
 wait
+# Frames that are no TCP segment are counted as such (per-CPU counters, summed), three UDP
+# datagrams exactly: nothing else on the link is UDP.
+n0=$(stat not_tcp) f0=$(stat frames)
+for i in 1 2 3; do
+	in_attacker ptcp-testapp udp-spoof eth0 02:00:00:00:00:01 10.0.0.66:5000 10.0.0.1:5000 00
+done
+sleep 0.3
+echo "# not TCP $n0 -> $(stat not_tcp), frames $f0 -> $(stat frames)"
+check "UDP frames are counted as not TCP" \
+	test "$(stat not_tcp)" -ge $((n0 + 3)) -a "$(stat frames)" -ge $((f0 + 3))
 /bin/ip link del vattacker
 /bin/ip netns del attacker
 cluster_down
