@@ -314,7 +314,7 @@ mod takeover_tests {
     use crate::logic::snoop::{Filter, FlowKey, Limits};
     use crate::logic::snoopnl::TakenInfo;
     use crate::logic::track::{Conn, Side, State};
-    use crate::netns::{KeySet, KeyShards};
+    use crate::netns::{HandedShards, KeySet, KeyShards};
     use crate::snoop::{Snoop, Taking};
     use crate::takeover::{Taken, TakenList, MAX_TAKEN, MAX_TAKEN_BYTES};
     use kernel::prelude::*;
@@ -558,7 +558,10 @@ mod takeover_tests {
     /// counted once) are found in their shards, removed one by one, the count kept.
     #[test]
     fn served_keys_in_shards() {
-        let Ok(set) = KBox::pin_init(KeyShards::new(), GFP_KERNEL) else {
+        let Ok(set) = KBox::pin_init(
+            KeyShards::new(c"test_served", kernel::static_lock_class!()),
+            GFP_KERNEL,
+        ) else {
             assert!(false);
             return;
         };
@@ -585,5 +588,52 @@ mod takeover_tests {
         assert!((0..400).all(|i| set.contains(&key(i)) == (i % 2 == 1)));
         assert!(set.add(&KVec::new()).is_ok());
         assert_eq!(set.len(), 200);
+    }
+
+    /// The list of handed-back connections split in shards: a peer's new list replaces its
+    /// old one and leaves the other peers', the count follows, and a list past the bound
+    /// changes nothing.
+    #[test]
+    fn handed_back_in_shards() {
+        use crate::logic::ops::MAX_HANDED;
+        use crate::logic::recovery::Handed;
+        let Ok(list) = KBox::pin_init(
+            HandedShards::new(c"test_handed", kernel::static_lock_class!()),
+            GFP_KERNEL,
+        ) else {
+            assert!(false);
+            return;
+        };
+        let handed = |ids: core::ops::Range<u32>, node: u32| -> KVec<Handed> {
+            let mut v = KVec::new();
+            for i in ids {
+                let _ = v.push(Handed::new(key(i), node), GFP_KERNEL);
+            }
+            crate::logic::sort::sort_by_key(&mut v, |h| h.key);
+            v
+        };
+        assert!(list.hand(&handed(0..100, 2), Some(2), 0).is_ok());
+        assert!(list.hand(&handed(100..200, 3), Some(3), 0).is_ok());
+        assert_eq!(list.len(), 200);
+        // Node 2's new list: 50..60 stay (listed again), 0..50 and 60..100 go.
+        assert!(list.hand(&handed(50..60, 2), Some(2), 0).is_ok());
+        assert_eq!(list.len(), 110);
+        assert!((0..200).all(|i| list.holds(&key(i)) == ((50..60).contains(&i) || i >= 100)));
+        // Added to (no replacement): node 3's stay.
+        assert!(list.hand(&handed(300..310, 3), None, 0).is_ok());
+        assert_eq!(list.len(), 120);
+        let mut gone = KVec::new();
+        for i in 100..150 {
+            let _ = gone.push(key(i), GFP_KERNEL);
+        }
+        crate::logic::sort::sort(&mut gone);
+        list.unhand(&gone);
+        assert_eq!(list.len(), 70);
+        assert!(!list.holds(&key(120)) && list.holds(&key(150)));
+        // More than the bound in all: refused, nothing changed.
+        let n = (MAX_HANDED - 70 + 1) as u32;
+        assert!(list.hand(&handed(1000..1000 + n, 4), None, 0).is_err());
+        assert_eq!(list.len(), 70);
+        assert!(!list.holds(&key(1000)));
     }
 }

@@ -17,8 +17,8 @@
 //! (a shard's IRQ-safe spinlock, one at a time); `rebuilding` (IRQ-safe spinlock) is taken
 //! with no other spinlock held: a takeover publishes the keys it takes before it moves their
 //! connections out of the shards, so the LOCAL_OUT hook, which looks in the shard and then
-//! in `rebuilding`, never misses one. `fence` and `handed` (IRQ-safe spinlocks) after
-//! `cluster`, with no other spinlock held. A shard of `served` (IRQ-safe spinlocks, one at a
+//! in `rebuilding`, never misses one. `fence` and a shard of `handed` (IRQ-safe spinlocks,
+//! one at a time) after `cluster`, with no other spinlock held. A shard of `served` (IRQ-safe spinlocks, one at a
 //! time) may be taken under `held`. `parking`, `taken` and
 //! `released` (mutexes) are taken alone, never with another of these held.
 
@@ -40,7 +40,7 @@ use crate::takeover::{Parking, TakenList};
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kernel::prelude::*;
-use kernel::sync::{Mutex, SpinLockIrq};
+use kernel::sync::{LockClassKey, Mutex, SpinLockIrq};
 use kernel::{new_mutex, new_spinlock_irq};
 
 /// The cluster as this namespace sees it: declarations and the nodes declared failed.
@@ -153,9 +153,7 @@ pub(crate) struct NetState {
     /// Connections of this node's bindings that peers serve (RECOVERY), sorted by key; read
     /// by both hooks.
     #[pin]
-    pub(crate) handed: SpinLockIrq<HandedList>,
-    /// `handed`'s length, for the hooks to skip the lock while nothing is handed back.
-    handed_len: AtomicUsize,
+    pub(crate) handed: HandedShards,
     /// SYNs refused because they would reuse a connection a peer serves.
     syn_refused: AtomicU64,
     /// Connections held for a planned handoff (HANDOFF_HOLD): the LOCAL_OUT hook drops
@@ -246,28 +244,57 @@ impl KeySet {
 const KEY_SHARDS: usize = 32;
 const _: () = assert!(KEY_SHARDS.is_power_of_two() && KEY_SHARDS <= 256);
 
-/// A set of connection keys that the hooks look frames up in, split by key into
-/// [`KEY_SHARDS`] sorted sets, each under an IRQ-safe spinlock of its own: frames of
-/// different connections on different CPUs rarely take the same lock, where one lock for
-/// the namespace serialised them all. Only process context adds (under `control`); the
-/// hooks look up and remove.
+/// What a shard holds: a sorted collection of connections, counted.
+pub(crate) trait ShardContent: Default + Unpin {
+    /// How many connections it holds.
+    fn count(&self) -> usize;
+}
+
+impl ShardContent for KeySet {
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl ShardContent for HandedList {
+    fn count(&self) -> usize {
+        self.list.len()
+    }
+}
+
+/// Connections the hooks look frames up in, split by key into [`KEY_SHARDS`] collections,
+/// each under an IRQ-safe spinlock of its own: frames of different connections on
+/// different CPUs rarely take the same lock, where one lock for the namespace serialised
+/// them all. Only process context adds (under `control`).
+///
+/// # Invariants
+///
+/// `len` is the sum of the shards' counts, each shard's changes added under its lock.
 #[pin_data]
-pub(crate) struct KeyShards {
+pub(crate) struct Shards<T> {
     #[pin]
-    shards: [SpinLockIrq<KeySet>; KEY_SHARDS],
+    shards: [SpinLockIrq<T>; KEY_SHARDS],
     /// Random: which shard a key goes to cannot be aimed at from outside.
     seed: u64,
-    /// Keys in all shards, for the hooks to skip the lookup while there are none.
+    /// Connections in all shards, for the hooks to skip the lookup while there are none.
     len: AtomicUsize,
 }
 
-impl KeyShards {
-    /// An empty set.
-    pub(crate) fn new() -> impl PinInit<Self> {
+/// The connections this node serves for other nodes' bindings.
+pub(crate) type KeyShards = Shards<KeySet>;
+
+/// The connections peers serve for this recovered owner: the snooping hook follows every
+/// frame of the link in them while any is listed.
+pub(crate) type HandedShards = Shards<HandedList>;
+
+impl<T: ShardContent> Shards<T> {
+    /// Empty shards, their locks of class `key` named `name`.
+    pub(crate) fn new(name: &'static CStr, key: Pin<&'static LockClassKey>) -> impl PinInit<Self> {
         pin_init!(Self {
-            shards <- pin_init::pin_init_array_from_fn(|_| new_spinlock_irq!(
-                KeySet::default(),
-                "permtcp_key_shard"
+            shards <- pin_init::pin_init_array_from_fn(|_| SpinLockIrq::new(
+                T::default(),
+                name,
+                key
             )),
             seed: crate::glue::random_u64(),
             len: AtomicUsize::new(0),
@@ -278,11 +305,32 @@ impl KeyShards {
         key.shard(self.seed, KEY_SHARDS)
     }
 
-    /// How many keys it holds.
+    /// How many connections it holds.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// Runs `f` on shard `i`, locked, and keeps the count up to date with what `f` removed
+    /// or added.
+    fn with<R>(&self, i: usize, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut h = self.shards[i].lock();
+        let before = h.count();
+        let r = f(&mut h);
+        let after = h.count();
+        // INVARIANT: the shard's difference, added while its lock is held: a shard's
+        // changes reach `len` in their order, so it never counts a removal before the
+        // addition it undoes.
+        if after >= before {
+            self.len.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.len.fetch_sub(before - after, Ordering::Relaxed);
+        }
+        drop(h);
+        r
+    }
+}
+
+impl KeyShards {
     /// Whether `key` is in the set.
     pub(crate) fn contains(&self, key: &FlowKey) -> bool {
         self.shards[self.shard_of(key)].lock().contains(key)
@@ -290,11 +338,7 @@ impl KeyShards {
 
     /// Removes `key`; whether it was there.
     pub(crate) fn remove(&self, key: &FlowKey) -> bool {
-        let gone = self.shards[self.shard_of(key)].lock().remove(key);
-        if gone {
-            self.len.fetch_sub(1, Ordering::Relaxed);
-        }
-        gone
+        self.with(self.shard_of(key), |s| s.remove(key))
     }
 
     /// Adds `keys` (sorted), all of them or, when memory is short, none (process context;
@@ -329,12 +373,7 @@ impl KeyShards {
             let _ = plan.push_within_capacity((i, mine, room));
         }
         for (i, mine, room) in plan.into_iter() {
-            let mut s = self.shards[i].lock();
-            let before = s.len();
-            let old = s.merge(&mine, room);
-            let added = s.len() - before;
-            drop(s);
-            self.len.fetch_add(added, Ordering::Relaxed);
+            let old = self.with(i, |s| s.merge(&mine, room));
             // Freed after the spinlock.
             drop(old);
         }
@@ -362,6 +401,124 @@ impl HandedList {
 
     fn holds(&self, key: &FlowKey) -> bool {
         self.list.binary_search_by(|h| h.key.cmp(key)).is_ok()
+    }
+}
+
+impl HandedShards {
+    /// Whether `key` is listed.
+    pub(crate) fn holds(&self, key: &FlowKey) -> bool {
+        self.shards[self.shard_of(key)].lock().holds(key)
+    }
+
+    /// Notes what `seg` shows of a listed connection (in the shard of its key as the
+    /// client's segment, then as the service's); whether it is a SYN to refuse.
+    pub(crate) fn follow(&self, seg: &Segment, now_ms: u64) -> bool {
+        let client = self.shard_of(&FlowKey::of(seg, Side::Client));
+        let owner = self.shard_of(&FlowKey::of(seg, Side::Owner));
+        let shards = [client, owner];
+        let n = if client == owner { 1 } else { 2 };
+        for &i in &shards[..n] {
+            let seen = self.with(i, |h| {
+                h.gc(now_ms);
+                match observe(&mut h.list, seg, now_ms) {
+                    Seen::Ended(at) => {
+                        let _ = h.list.remove(at);
+                        Some(false)
+                    }
+                    Seen::Refuse => Some(true),
+                    Seen::Nothing => None,
+                }
+            });
+            if let Some(refuse) = seen {
+                return refuse;
+            }
+        }
+        false
+    }
+
+    /// Forgets the connections that ended, in every shard (process context, for a count
+    /// that shards no frame came to would otherwise keep).
+    pub(crate) fn gc(&self, now_ms: u64) {
+        for i in 0..KEY_SHARDS {
+            self.with(i, |h| h.gc(now_ms));
+        }
+    }
+
+    /// [`NetState::hand`]'s work, `fresh` sorted by key without duplicates: in two passes
+    /// over the shards, the first counting what the lists would hold (nothing changes when
+    /// that is more than [`MAX_HANDED`]), the second building each shard's new list (its
+    /// memory allocated before its lock). Only process context adds, under `control`; the
+    /// hooks only shorten the lists in between, so the first pass's count still bounds.
+    pub(crate) fn hand(
+        &self,
+        fresh: &[Handed],
+        replace: Option<u32>,
+        now_ms: u64,
+    ) -> Result<(), LogicError> {
+        let keeps = |old: &Handed| {
+            fresh.binary_search_by(|f| f.key.cmp(&old.key)).is_err() && Some(old.node) != replace
+        };
+        let mut total = fresh.len();
+        for sh in self.shards.iter() {
+            total += sh.lock().list.iter().filter(|o| keeps(o)).count();
+        }
+        if total > MAX_HANDED {
+            return Err(LogicError::new(
+                code::ENOSPC,
+                c"too many connections of this node's bindings served by peers",
+            ));
+        }
+        // Every shard's memory first: short of it, nothing changes.
+        let mut plan = KVec::with_capacity(KEY_SHARDS, GFP_KERNEL).map_err(|_| enomem())?;
+        for i in 0..KEY_SHARDS {
+            let n = fresh.iter().filter(|f| self.shard_of(&f.key) == i).count();
+            let had = self.shards[i].lock().list.len();
+            if n == 0 && (had == 0 || replace.is_none()) {
+                continue;
+            }
+            let mut mine = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+            for f in fresh.iter().filter(|f| self.shard_of(&f.key) == i) {
+                // Within the capacity reserved above.
+                let _ = mine.push_within_capacity(*f);
+            }
+            let next = KVec::with_capacity(had + n, GFP_KERNEL).map_err(|_| enomem())?;
+            // Within the capacity reserved above: one per shard at most.
+            let _ = plan.push_within_capacity((i, mine, next));
+        }
+        for (i, mut mine, mut next) in plan.into_iter() {
+            let old = self.with(i, |h| {
+                for old in h.list.iter() {
+                    match mine.binary_search_by(|f| f.key.cmp(&old.key)) {
+                        // The newest word on a connection wins; what was seen of it stays.
+                        Ok(j) => mine[j].carry(old),
+                        Err(_) if Some(old.node) == replace => {}
+                        // Within the capacity reserved above (the list only shrank).
+                        Err(_) => {
+                            let _ = next.push_within_capacity(*old);
+                        }
+                    }
+                }
+                for f in mine.iter() {
+                    let _ = next.push_within_capacity(*f);
+                }
+                crate::logic::sort::sort_by_key(&mut next, |a| a.key);
+                let old = core::mem::replace(&mut h.list, next);
+                h.gc(now_ms);
+                old
+            });
+            // Freed after the spinlock.
+            drop(old);
+        }
+        Ok(())
+    }
+
+    /// Forgets the connections of `keys` (sorted).
+    pub(crate) fn unhand(&self, keys: &[FlowKey]) {
+        for i in 0..KEY_SHARDS {
+            self.with(i, |h| {
+                h.list.retain(|x| keys.binary_search(&x.key).is_err());
+            });
+        }
     }
 }
 
@@ -422,13 +579,12 @@ impl NetState {
             failed_mac_words: [const { AtomicU64::new(0) }; MAX_FAILED_MACS],
             split_brain: AtomicU64::new(0),
             steered: AtomicU64::new(0),
-            handed <- new_spinlock_irq!(HandedList::default(), "permtcp_handed"),
-            handed_len: AtomicUsize::new(0),
+            handed <- HandedShards::new(c"permtcp_handed", kernel::static_lock_class!()),
             syn_refused: AtomicU64::new(0),
             held <- new_spinlock_irq!(KeySet::default(), "permtcp_held"),
             held_len: AtomicUsize::new(0),
             held_dropped: AtomicU64::new(0),
-            served <- KeyShards::new(),
+            served <- KeyShards::new(c"permtcp_served", kernel::static_lock_class!()),
         }? Error)
     }
 
@@ -583,7 +739,7 @@ impl NetState {
             }
         }
         let mut seg = FrameSeg::new(skb);
-        if self.handed_len.load(Ordering::Relaxed) > 0 && self.follow_handed(&mut seg, now_ms) {
+        if self.handed.len() > 0 && self.follow_handed(&mut seg, now_ms) {
             self.syn_refused.fetch_add(1, Ordering::Relaxed);
             return true;
         }
@@ -642,18 +798,7 @@ impl NetState {
         let Ok(seg) = seg.get() else {
             return false;
         };
-        let mut h = self.handed.lock();
-        h.gc(now_ms);
-        let refuse = match observe(&mut h.list, seg, now_ms) {
-            Seen::Refuse => true,
-            Seen::Ended(i) => {
-                let _ = h.list.remove(i);
-                false
-            }
-            Seen::Nothing => false,
-        };
-        self.handed_len.store(h.list.len(), Ordering::Relaxed);
-        refuse
+        self.handed.follow(seg, now_ms)
     }
 
     /// RECOVERY: peer `r.node` serves the connections of `r` of this node's bindings; they
@@ -711,39 +856,7 @@ impl NetState {
         crate::logic::sort::sort_by_key(&mut fresh, |a| a.key);
         let mut prev = None;
         fresh.retain(|h| prev.replace(h.key) != Some(h.key));
-        // Only the hooks change the list meanwhile, and they only shorten it (`control` is
-        // held): its length now bounds the room the merge needs.
-        let had = self.handed.lock().list.len();
-        let mut next = KVec::with_capacity(had + fresh.len(), GFP_KERNEL).map_err(|_| enomem())?;
-        let mut h = self.handed.lock();
-        for old in h.list.iter() {
-            match fresh.binary_search_by(|f| f.key.cmp(&old.key)) {
-                // The newest word on a connection wins; what was seen of it stays.
-                Ok(i) => fresh[i].carry(old),
-                Err(_) if Some(old.node) == replace => {}
-                // Within the capacity reserved above.
-                Err(_) => {
-                    let _ = next.push_within_capacity(*old);
-                }
-            }
-        }
-        if next.len() + fresh.len() > MAX_HANDED {
-            return Err(LogicError::new(
-                code::ENOSPC,
-                c"too many connections of this node's bindings served by peers",
-            ));
-        }
-        for f in fresh.iter() {
-            let _ = next.push_within_capacity(*f);
-        }
-        crate::logic::sort::sort_by_key(&mut next, |a| a.key);
-        let old = core::mem::replace(&mut h.list, next);
-        h.gc(now_ms);
-        self.handed_len.store(h.list.len(), Ordering::Relaxed);
-        drop(h);
-        // Freed after the spinlock.
-        drop(old);
-        Ok(())
+        self.handed.hand(&fresh, replace, now_ms)
     }
 
     /// This node serves the connections of `keys` (of its own bindings, sorted) again: no
@@ -752,9 +865,7 @@ impl NetState {
         if keys.is_empty() {
             return;
         }
-        let mut h = self.handed.lock();
-        h.list.retain(|x| keys.binary_search(&x.key).is_err());
-        self.handed_len.store(h.list.len(), Ordering::Relaxed);
+        self.handed.unhand(keys);
     }
 
     /// What the LOCAL_OUT hook does with `skb`, a TCP segment this host sends at `now_ns`:
@@ -790,7 +901,7 @@ impl NetState {
             return OutVerdict::Accept;
         }
         let mirrored = self.snoop.holds(&key);
-        let handed = self.handed_len.load(Ordering::Relaxed) > 0 && self.handed.lock().holds(&key);
+        let handed = self.handed.len() > 0 && self.handed.holds(&key);
         if mirrored || handed || self.rebuilding.lock().binary_search(&key).is_ok() {
             OutVerdict::DropReset
         } else {
@@ -825,7 +936,9 @@ impl NetState {
         (stats.ct_ns, stats.ct_frames) = net.ct_cost();
         stats.rst_dropped = net.rst_dropped();
         stats.steered = self.steered.load(Ordering::Relaxed);
-        stats.handed = self.handed_len.load(Ordering::Relaxed) as u64;
+        // Ended connections go first: a shard no frame came to still counts them.
+        self.handed.gc(now_ms);
+        stats.handed = self.handed.len() as u64;
         stats.syn_refused = self.syn_refused.load(Ordering::Relaxed);
         stats
     }
