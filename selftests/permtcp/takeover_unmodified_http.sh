@@ -65,6 +65,14 @@ takeover_node1() { # pattern
 	echo "$tk_out" | grep -E -q "$1" && [ $tk_rc = 0 ] && return 0
 	echo "permctl exit $tk_rc: $tk_out"
 	dmesg | grep permtcp | tail -n 8
+	# What the peer's hook saw, and the link's counters, for a mirror that missed it.
+	/bin/ip netns exec peer permctl --json stats
+	for ns in owner peer client; do
+		echo "$ns: $(/bin/ip -n $ns -s -o link show eth0 | tr -s ' ' | cut -c1-400)"
+		echo "v$ns: $(/bin/ip -s -o link show v$ns | tr -s ' ' | cut -c1-400)"
+	done
+	/bin/ip -d -o link show master br0 | tr -s ' ' | cut -c1-600
+	echo "client's neighbours: $(/bin/ip -n client neigh show dev eth0 | tr '\n' ';')"
 	return 1
 }
 
