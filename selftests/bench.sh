@@ -17,7 +17,7 @@ echo "guest clocksource: $(cat /sys/devices/system/clocksource/clocksource0/curr
 if part snoop; then
 # ctprobe: conntrack's hooks are timed in every namespace (an empty pair of clock reads
 # where conntrack is not loaded, in every run alike).
-insmod /lib/modules/permtcp.ko ctprobe=1
+insmod /lib/modules/permtcp.ko ctprobe=1 hook_timing=1
 # Snooped ports: 80-84 and 85-89 for the two snooping runs, 96-100 for the conntrack run.
 PORTS=80-100 cluster_up >/dev/null
 in_peer permctl snoop stop >/dev/null
@@ -143,7 +143,7 @@ fi
 # handshake timeout: mostly idle entries spread over the table), and the bytes the mirror
 # charges per entry. `run_vm.sh --bench scale`.
 if part scale; then
-insmod /lib/modules/permtcp.ko
+insmod /lib/modules/permtcp.ko hook_timing=1
 cluster_up >/dev/null
 /bin/ip netns add attacker
 /bin/ip link add vattacker type veth peer name eth0 netns attacker

@@ -4,7 +4,7 @@
 # not tracked, counters, errors.
 . /selftests/lib.sh
 
-ktap_plan 15
+ktap_plan 17
 load_module
 check "cluster up, peer snooping eth0" cluster_up
 check_fails "a second start is refused" 1 "already snooping" in_peer permctl snoop start --dev eth0
@@ -53,6 +53,14 @@ hook_counts_match() {
 	return 1
 }
 check "the hook counted the frames the mirror saw" hook_counts_match
+# Its time only with the hook_timing parameter (benchmarks): no clock read per frame else.
+check "the hook is not timed by default" sh -c \
+	'/bin/ip netns exec peer permctl --json stats | grep -q "\"hook_ns\":0,"'
+echo 1 >/sys/module/permtcp/parameters/hook_timing
+in_client ptcp-testapp syn eth0 02:00:00:00:00:01 10.0.0.100:50003 10.0.0.1:81 good
+echo 0 >/sys/module/permtcp/parameters/hook_timing
+check "with hook_timing, the hook's time is counted" sh -c \
+	'/bin/ip netns exec peer permctl --json stats | grep -q "\"hook_ns\":[1-9]"'
 check "stop" in_peer permctl snoop stop
 check "stopped: no connections, no device" sh -c \
 	'/bin/ip netns exec peer permctl --json stats | grep -q "\"device_ifindex\":0,\"connections\":0,"'
