@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Folds tcgprof's counts for the module into source lines.
 
-  lines.py PROFILE DEBUG_KO [BASELINE] [--top=N] [--per=N]
+  lines.py PROFILE DEBUG_KO [BASELINE] [--top=N] [--per=N] [--function=SYMBOL]
 
 DEBUG_KO is the profiled module's code built with line tables (the same sources built with
 KRUSTFLAGS=-Cdebuginfo=1: its .text is byte for byte the module's, which this checks
@@ -10,7 +10,8 @@ against PROFILE/permtcp.ko). A translation block runs from its first instruction
 first jump, call or return; its count (its instructions times its runs) is spread over the
 lines of those instructions, each line being the innermost one the compiler recorded (an
 inlined function's own line). With BASELINE, the difference; with --per=N, counts are
-divided by N (frames, say).
+divided by N (frames, say); with --function=SYMBOL, only the instructions of that symbol
+(a function and what the compiler inlined into it) count.
 """
 import bisect
 import os
@@ -27,20 +28,27 @@ def text_bytes(ko):
     return out
 
 
-def instructions(ko):
-    """(offset, mnemonic, 'file:line') for every instruction of .text."""
+def instructions(ko, function=None):
+    """(offset, mnemonic, 'file:line') for every instruction of .text (of symbol `function`
+    only, when given)."""
     out = subprocess.run(["objdump", "-d", "-l", "--no-show-raw-insn", "-j", ".text", ko],
                          capture_output=True, text=True, check=True).stdout
     insns = []
     line = "?"
+    sym = None
     for s in out.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(\S+)>:$", s)
+        if m:
+            sym = m.group(1)
+            continue
         m = re.match(r"^(/\S+?):(\d+)", s)
         if m:
             line = "/".join(m.group(1).split("/")[-2:]) + ":" + m.group(2)
             continue
         m = re.match(r"^\s+([0-9a-f]+):\s+(\S+)", s)
         if m:
-            insns.append((int(m.group(1), 16), m.group(2), line))
+            insns.append((int(m.group(1), 16), m.group(2), line if function in (None, sym)
+                          else None))
     return insns
 
 
@@ -59,6 +67,8 @@ def fold(prof, insns, text):
                 j += 1
             runs = int(n) / (j - i + 1)
             for k in range(i, j + 1):
+                if insns[k][2] is None:
+                    continue
                 per[insns[k][2]] = per.get(insns[k][2], 0) + runs
     return per
 
@@ -70,7 +80,7 @@ def main():
     prof, ko = args[0], args[1]
     if text_bytes(ko) != text_bytes(os.path.join(prof, "permtcp.ko")):
         sys.exit(f"{ko}: its .text is not the profiled module's")
-    insns = instructions(ko)
+    insns = instructions(ko, opts.get("function"))
     per = {}
     for sign, p in [(1, prof)] + [(-1, b) for b in args[2:3]]:
         with open(os.path.join(p, "text")) as f:

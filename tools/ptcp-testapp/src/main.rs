@@ -42,6 +42,9 @@
 //!                                             connections answered from one thread (epoll,
 //!                                             evloop.rs), not a thread each
 //! ptcp-testapp bind ADDR:PORT                 one bind(); prints the outcome, exit 1 if refused
+//! ptcp-testapp listen ADDR:PORT               listen (backlog 4096) and never accept: the
+//!                                             connections wait in the accept queue (the
+//!                                             takeover profile, selftests/prof/takeover.sh)
 //! ptcp-testapp down-serve ADDR:PORT BYTES [--resume] [--read-first]
 //!                                             send a position-addressable stream's first
 //!                                             BYTES to each client; --resume: from where
@@ -822,6 +825,16 @@ fn bind_listener(addr: SocketAddr, wait: bool) -> TcpListener {
     }
 }
 
+/// `listen ADDR`: a listener (backlog 4096) that never accepts, until killed.
+fn listen_only(addr: SocketAddr) -> ! {
+    let l = bind_listener(addr, false);
+    // SAFETY: listen() on our own listening socket only changes its backlog.
+    unsafe { libc::listen(l.as_raw_fd(), 4096) };
+    loop {
+        std::thread::park();
+    }
+}
+
 /// `bind ADDR`: one bind attempt; prints the outcome, exits 1 if refused.
 fn bind_once(addr: SocketAddr) {
     match TcpListener::bind(addr) {
@@ -1267,6 +1280,7 @@ fn main() {
             },
         ),
         "bind" => bind_once(arg(2).parse().unwrap()),
+        "listen" => listen_only(arg(2).parse().unwrap()),
         "down-serve" => bulk::down_serve(
             arg(2).parse().unwrap(),
             arg(3).parse().unwrap(),
