@@ -293,13 +293,14 @@ pub(crate) fn take(
         *state.rebuilding.lock() = keys;
     }
     let mut t = Takeover::new();
-    for (k, c) in taking.iter() {
+    let mut alloc = state.snoop.alloc();
+    for (k, c) in taking.iter_mut() {
         let policy = rx
             .iter()
             .find(|(x, _)| x == k)
             .map(|(_, p)| *p)
             .unwrap_or_default();
-        match Plan::new(k, c, now, policy) {
+        match Plan::new(k, c, &mut alloc, now, policy) {
             Some(p) => {
                 if plans.push_within_capacity((p, Fallback::Keep)).is_err() {
                     let _ = t.kept.push(*k, GFP_KERNEL);

@@ -39,6 +39,7 @@ use crate::logic::errno::{code, Error as LogicError};
 use crate::logic::packet::{flags, Control, CONTROL_MAX};
 use crate::logic::resume::{resume, Resume};
 use crate::logic::seq;
+use crate::logic::seqbuf::SeqBuf;
 use crate::logic::snoop::FlowKey;
 use crate::logic::track::{Conn, Half, Side, State};
 use crate::snoop::Alloc;
@@ -61,7 +62,7 @@ pub(crate) struct Plan {
     window: RepairWindow,
     /// The owner's retained sent bytes `[r.sent_from, r.sent_end)`: those from `r.sent_una`
     /// are sent again, all are kept for the application to verify.
-    pub(crate) sent: KVVec<u8>,
+    pub(crate) sent: Sent,
     /// The client's bytes `[r.recv_from, r.recv_end)`, queued for the application.
     recv: KVVec<u8>,
     /// The owner had sent its FIN (its application shut down writing).
@@ -84,10 +85,97 @@ fn copy_out(c: &Conn<Alloc>, side: Side, from: u32, to: u32) -> Option<KVVec<u8>
     c.side(side).data.read(from, &mut v).then_some(v)
 }
 
+/// The owner's sent bytes `[from, from + len)` of a connection let go: the mirror's own
+/// chunks and views, handed over rather than copied ([`Conn::hand_over`]: the mirror's
+/// budget no longer counts them), freed when this is dropped. A takeover keeps them for the
+/// application to verify its regenerated output against (CONN_DATA_GET), and sends the
+/// unacknowledged ones again from them. Copying them out had been a quarter of a takeover's
+/// instructions (1000 connections of 20 KB each: `selftests/prof/takeover.sh`).
+///
+/// # Invariants
+///
+/// `data` holds every byte of `[from, from + len)`.
+pub(crate) struct Sent {
+    data: SeqBuf<Alloc>,
+    from: u32,
+    len: u32,
+}
+
+impl Default for Sent {
+    /// No bytes.
+    fn default() -> Self {
+        Sent {
+            data: SeqBuf::new(0),
+            from: 0,
+            len: 0,
+        }
+    }
+}
+
+impl Sent {
+    /// Takes `[from, to)` out of `c`'s owner side (`alloc`, the mirror's, stops counting
+    /// it); `None`, with `c` unchanged, when a byte of it is missing.
+    fn take(c: &mut Conn<Alloc>, alloc: &mut Alloc, from: u32, to: u32) -> Option<Sent> {
+        if !c.side(Side::Owner).data.contains(from, to) {
+            return None;
+        }
+        Some(Sent {
+            data: c.hand_over(alloc, Side::Owner, from),
+            from,
+            len: seq::dist(from, to),
+        })
+    }
+
+    /// The bytes `[from, from + len)` of `data` (KUnit's records); `None` when one of them
+    /// is missing.
+    #[cfg(CONFIG_KUNIT = "y")]
+    pub(crate) fn from_buf(data: SeqBuf<Alloc>, from: u32, len: u32) -> Option<Sent> {
+        // INVARIANT: checked here.
+        data.contains(from, from.wrapping_add(len))
+            .then_some(Sent { data, from, len })
+    }
+
+    /// How many bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Sequence number of the first byte.
+    pub(crate) fn from(&self) -> u32 {
+        self.from
+    }
+
+    /// Reads `out.len()` bytes from sequence number `at`; `false` when they are not all
+    /// within `[from, from + len)`.
+    pub(crate) fn read(&self, at: u32, out: &mut [u8]) -> bool {
+        let start = seq::dist(self.from, at) as usize;
+        start
+            .checked_add(out.len())
+            .is_some_and(|end| end <= self.len())
+            && self.data.read(at, out)
+    }
+
+    /// A copy of the bytes from sequence number `at` to the end; `None` without memory.
+    fn copy_from(&self, at: u32) -> Option<KVVec<u8>> {
+        let n = self.len().checked_sub(seq::dist(self.from, at) as usize)?;
+        let mut v = KVVec::from_elem(0u8, n, GFP_KERNEL).ok()?;
+        self.read(at, &mut v).then_some(v)
+    }
+}
+
 impl Plan {
     /// The plan for a ready, rebuildable connection taken out of the mirror; `None` when it
     /// is not, or its bytes cannot be copied.
-    pub(crate) fn new(key: &FlowKey, c: &Conn<Alloc>, now_ms: u64, rx: RxPolicy) -> Option<Plan> {
+    ///
+    /// The owner's sent bytes move into the plan ([`Sent`]): `c`, being let go, keeps none.
+    /// `alloc` is the mirror's allocator, which stops counting them.
+    pub(crate) fn new(
+        key: &FlowKey,
+        c: &mut Conn<Alloc>,
+        alloc: &mut Alloc,
+        now_ms: u64,
+        rx: RxPolicy,
+    ) -> Option<Plan> {
         if c.readiness().is_err() || !rebuildable(c.state) {
             return None;
         }
@@ -109,7 +197,7 @@ impl Plan {
             .build(&mut seg);
             (seg, n)
         });
-        Some(Plan {
+        let mut plan = Plan {
             key: *key,
             v6: key.owner_addr.as_v4().is_none(),
             r,
@@ -132,19 +220,22 @@ impl Plan {
                 rcv_wnd: o.win,
                 rcv_wup: r.recv_una,
             },
-            sent: copy_out(c, Side::Owner, r.sent_from, r.sent_end)?,
             recv: copy_out(c, Side::Client, r.recv_from, r.recv_end)?,
+            sent: Sent::default(),
             owner_fin: o.fin().is_some(),
             client_fin,
             client_tsval: ts(cl).map(|(val, _)| val),
-        })
+        };
+        // Last: nothing fails after the bytes leave the connection.
+        plan.sent = Sent::take(c, alloc, r.sent_from, r.sent_end)?;
+        Some(plan)
     }
 
     /// The plan as a connection born from its listener ([`Net::born`]) takes it, when that
     /// path can: nothing of the owner's to send again (no unacknowledged bytes, no FIN), and
     /// the client's bytes within one segment.
     pub(crate) fn birth(&self) -> Option<Birth<'_>> {
-        if !self.resend().is_empty() || self.owner_fin || self.recv.len() > 65000 {
+        if self.resend_len() > 0 || self.owner_fin || self.recv.len() > 65000 {
             return None;
         }
         let client_shift = self.wscale.map_or(0, |w| w.0);
@@ -173,9 +264,11 @@ impl Plan {
         })
     }
 
-    /// The owner's unacknowledged bytes, sent again after repair.
-    fn resend(&self) -> &[u8] {
-        &self.sent[seq::dist(self.r.sent_from, self.r.sent_una) as usize..]
+    /// How many of the owner's bytes are unacknowledged: sent again after repair.
+    fn resend_len(&self) -> usize {
+        self.sent
+            .len()
+            .saturating_sub(seq::dist(self.r.sent_from, self.r.sent_una) as usize)
     }
 }
 
@@ -350,15 +443,20 @@ fn live(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
 }
 
 fn resend(s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {
-    let data = p.resend();
-    if data.is_empty() {
+    if p.resend_len() == 0 {
         return Ok(());
     }
+    // Copied out of the handed-over chunks: the socket takes them from one buffer.
+    let data = p
+        .sent
+        .copy_from(p.r.sent_una)
+        .ok_or(kernel::error::code::ENOMEM)
+        .at(Step::Resend)?;
     // Room for all of it at once: a new socket's send buffer is small, and a window of
     // unacknowledged bytes can be megabytes.
     let room = (data.len() + (64 << 10)).min(i32::MAX as usize) as i32;
     s.set_sndbuf(room);
-    send_all(s, data, Step::Resend)
+    send_all(s, &data, Step::Resend)
 }
 
 fn fin(net: &Net<'_>, s: &KernelSocket, p: &Plan) -> Result<(), RebuildError> {

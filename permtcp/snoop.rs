@@ -52,6 +52,19 @@ pub(crate) use crate::glue::Chunk;
 #[derive(Default)]
 pub(crate) struct KSlots(KVec<Option<Extent<Chunk>>>);
 
+impl KSlots {
+    /// A table of `n` empty slots allocated with `flags` (KUnit's buffers, made in process
+    /// context: the mirror's own tables grow atomically, [`Slots::grow_to`]).
+    #[cfg(CONFIG_KUNIT = "y")]
+    pub(crate) fn with_len(n: usize, flags: kernel::alloc::Flags) -> Option<Self> {
+        let mut v = KVec::with_capacity(n, flags).ok()?;
+        while v.len() < n {
+            v.push_within_capacity(None).ok()?;
+        }
+        Some(KSlots(v))
+    }
+}
+
 impl Slots<Extent<Chunk>> for KSlots {
     fn as_slice(&self) -> &[Option<Extent<Chunk>>] {
         &self.0
@@ -80,6 +93,13 @@ impl Slots<Extent<Chunk>> for KSlots {
 /// views of large frames (zero-copy retention).
 pub(crate) struct KernelChunks {
     views: bool,
+}
+
+impl KernelChunks {
+    /// Chunks that copy every byte (no views).
+    pub(crate) fn copying() -> Self {
+        KernelChunks { views: false }
+    }
 }
 
 /// The allocator connections use: slab chunks behind the namespace's byte budget, shared
@@ -930,10 +950,7 @@ impl Snoop {
         let mut rest = Released {
             conns: KVVec::new(),
             more: KVVec::new(),
-            alloc: Pooled {
-                inner: KernelChunks { views: false },
-                pool: self.pool.clone(),
-            },
+            alloc: self.alloc(),
         };
         if nodes.is_empty() {
             // Nothing goes back (the common case): all of them are released, later.
@@ -967,6 +984,15 @@ impl Snoop {
             rest.keep(k, c);
         }
         rest
+    }
+
+    /// An allocator charging the namespace's budget, for connections moved out of the table
+    /// (their release, the hand-over of their bytes: [`crate::rebuild::Plan::new`]).
+    pub(crate) fn alloc(&self) -> Alloc {
+        Pooled {
+            inner: KernelChunks::copying(),
+            pool: self.pool.clone(),
+        }
     }
 
     /// One round of CONN_DATA_GET for the mirrored connection `key`: the bytes `side` sent

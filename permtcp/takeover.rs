@@ -36,7 +36,7 @@ use crate::logic::snoopnl::{reason_code, DirectiveInfo, DirectiveRequest, TakenI
 use crate::logic::track::{Conn, Side};
 use crate::logic::uapi::cmd;
 use crate::netns::NetState;
-use crate::rebuild::{rebuild, Phase, Plan, StepTimes, PHASES};
+use crate::rebuild::{rebuild, Phase, Plan, Sent, StepTimes, PHASES};
 use crate::snoop::{Alloc, Released, Take, Taking};
 use core::ffi::c_long;
 use kernel::prelude::*;
@@ -350,18 +350,21 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     // A plan copies its connection's bytes out of the mirror: the second half's plans (the
     // other CPU moved those connections out) are made on another CPU meanwhile, then filed
     // in order.
-    let (here, there) = (&taking[..], &taking_there[..]);
+    let (here, there) = (&mut taking[..], &mut taking_there[..]);
     let rx = owner.rx;
+    let (mut alloc_here, mut alloc_there) = (snoop.alloc(), snoop.alloc());
     crate::glue::join(
         || {
-            for (k, c) in here {
-                settle(&mut t, k, c, Plan::new(k, c, now_ms, rx));
+            for (k, c) in here.iter_mut() {
+                let plan = Plan::new(k, c, &mut alloc_here, now_ms, rx);
+                settle(&mut t, k, c, plan);
             }
         },
         || {
-            for (k, c) in there {
+            for (k, c) in there.iter_mut() {
                 // Within the capacity reserved above (half the table).
-                let _ = made.push_within_capacity(Plan::new(k, c, now_ms, rx));
+                let plan = Plan::new(k, c, &mut alloc_there, now_ms, rx);
+                let _ = made.push_within_capacity(plan);
             }
         },
     );
@@ -369,7 +372,7 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     // Those the capacity did not cover (none) come last: their plans are missing, as
     // without memory.
     let mut made = made.into_iter();
-    for (k, c) in there {
+    for (k, c) in there.iter() {
         settle(&mut t, k, c, made.next().flatten());
     }
     marks.end(6);
@@ -432,8 +435,11 @@ fn plan_directive(
     };
     let mut t = Takeover::new();
     let next = || next_after(&order, me);
-    match taking.first() {
-        Some((k, c)) => t.settle(k, c, Plan::new(k, c, now_ms, owner.rx), owner, next),
+    match taking.first_mut() {
+        Some((k, c)) => {
+            let plan = Plan::new(k, c, &mut state.snoop.alloc(), now_ms, owner.rx);
+            t.settle(k, c, plan, owner, next)
+        }
         // Not mirrored here: the next peer may have it; the last one cannot reset it.
         None => match next() {
             Some(n) => t.forward(&r.key, n),
@@ -1107,14 +1113,13 @@ pub(crate) const MAX_TAKEN: usize = 16384;
 pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
 
 /// A taken-over connection as the restarted application may ask about it (TAKEN_GET), with
-/// the sent bytes it may verify its regenerated output against (CONN_DATA_GET).
+/// the sent bytes it may verify its regenerated output against (CONN_DATA_GET): the
+/// mirror's own memory, handed over ([`Sent`]).
 pub(crate) struct Taken {
     pub(crate) info: TakenInfo,
-    /// Sequence number of `sent[0]`.
-    pub(crate) sent_from: u32,
     /// When it was taken over.
     pub(crate) at_ms: u64,
-    pub(crate) sent: KVVec<u8>,
+    pub(crate) sent: Sent,
 }
 
 /// An entry of [`TakenList`]'s index: a key and the number of its newest record.
@@ -1128,7 +1133,9 @@ type IndexEntry = (FlowKey, u64);
 /// key's newest record, among those kept (`first..first + recs.len()`).
 #[derive(Default)]
 pub(crate) struct TakenList {
-    recs: KVec<Taken>,
+    /// Up to [`MAX_TAKEN`] of them: megabytes, from vmalloc when the slab has no block that
+    /// large (a kmalloc of them failed now and then).
+    recs: KVVec<Taken>,
     /// Kept sent bytes, all records.
     bytes: usize,
     /// The number of `recs[0]` among all records ever kept.
@@ -1314,7 +1321,6 @@ fn taken_of(p: &mut Plan, now_ms: u64, cookie: u64) -> Taken {
             },
             cookie,
         },
-        sent_from: p.r.sent_from,
         at_ms: now_ms,
         sent: core::mem::take(&mut p.sent),
     }
@@ -1356,11 +1362,10 @@ pub(crate) fn dump_sent(
     let mut off = *pos as usize;
     while off < t.sent.len() {
         let n = (t.sent.len() - off).min(MAX_DATA_CHUNK);
-        let chunk = DataChunk {
-            seq: t.sent_from.wrapping_add(off as u32),
-            data: &t.sent[off..off + n],
-        };
-        let added = dump.add(cmd::CONN_DATA_GET, |w| chunk.write(w));
+        let at = t.sent.from().wrapping_add(off as u32);
+        let added = dump.add(cmd::CONN_DATA_GET, |w| {
+            DataChunk::write_with(w, at, n, |buf| t.sent.read(at, buf))
+        });
         match added {
             Ok(true) => {}
             Ok(false) => return Some(Ok(())),

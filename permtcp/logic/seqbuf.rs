@@ -212,6 +212,10 @@ pub trait ChunkAlloc {
     }
     /// Returns a chunk.
     fn free(&mut self, chunk: Self::Chunk);
+    /// `chunk` leaves this allocator's accounting without being freed, as
+    /// [`ChunkAlloc::free`] would account for it: its memory now belongs to whoever holds
+    /// it, and goes when that drops it ([`SeqBuf::hand_over`]). Nothing by default.
+    fn hand_over(&mut self, _chunk: &Self::Chunk) {}
     /// Accounts for `bytes` of other memory the mirror is about to allocate (slot tables,
     /// table entries); `false` when the byte budget cannot take them.
     fn charge(&mut self, _bytes: u64) -> bool {
@@ -276,6 +280,11 @@ impl<A: ChunkAlloc> ChunkAlloc for Share<'_, A> {
     fn free(&mut self, chunk: A::Chunk) {
         *self.used -= chunk.cost();
         self.inner.free(chunk);
+    }
+
+    fn hand_over(&mut self, chunk: &A::Chunk) {
+        *self.used -= chunk.cost();
+        self.inner.hand_over(chunk);
     }
 
     fn charge(&mut self, bytes: u64) -> bool {
@@ -374,6 +383,15 @@ impl<A: ChunkAlloc> SeqBuf<A> {
             slots: A::Slots::default(),
             ranges: [(0, 0); MAX_RANGES],
             nranges: 0,
+        }
+    }
+
+    /// An empty buffer at `base` with the slot table `slots`, whose slots must all be empty
+    /// (made ahead, where the table's own growth would allocate atomically).
+    pub fn with_slots(base: Seq, slots: A::Slots) -> Self {
+        Self {
+            slots,
+            ..Self::new(base)
         }
     }
 
@@ -957,6 +975,20 @@ impl<A: ChunkAlloc> SeqBuf<A> {
         self.nranges = n as u8;
     }
 
+    /// Moves the buffer out, leaving an empty one at the same base: its extents and slot
+    /// table leave `alloc`'s accounting as if freed ([`ChunkAlloc::hand_over`],
+    /// [`ChunkAlloc::uncharge`]), and the returned buffer owns their memory, which goes when
+    /// it is dropped (or cleared with any allocator of the same chunks). A takeover keeps a
+    /// connection's sent bytes this way, without copying them out of the mirror.
+    pub fn hand_over(&mut self, alloc: &mut impl Alloc<A>) -> Self {
+        for e in self.slots.as_slice().iter().flatten() {
+            alloc.hand_over(&e.mem);
+        }
+        alloc.uncharge(self.slot_table_bytes());
+        let base = self.base;
+        core::mem::replace(self, Self::new(base))
+    }
+
     /// Returns every extent and the slot table to the allocator.
     pub fn clear(&mut self, alloc: &mut impl Alloc<A>) {
         for e in self.slots.as_mut_slice().iter_mut() {
@@ -1053,6 +1085,11 @@ impl<A: ChunkAlloc> ChunkAlloc for Budget<A> {
     fn free(&mut self, chunk: A::Chunk) {
         self.used -= chunk.cost();
         self.inner.free(chunk);
+    }
+
+    fn hand_over(&mut self, chunk: &A::Chunk) {
+        self.used -= chunk.cost();
+        self.inner.hand_over(chunk);
     }
 
     fn charge(&mut self, bytes: u64) -> bool {
@@ -1209,6 +1246,14 @@ impl<A: ChunkAlloc, P: Deref<Target = Pool>> ChunkAlloc for Pooled<A, P> {
         }
         self.pool.give(chunk.cost());
         self.inner.free(chunk);
+    }
+
+    fn hand_over(&mut self, chunk: &A::Chunk) {
+        if chunk.is_view() {
+            self.pool.views.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.pool.give(chunk.cost());
+        self.inner.hand_over(chunk);
     }
 
     fn charge(&mut self, bytes: u64) -> bool {

@@ -1121,6 +1121,24 @@ impl<A: ChunkAlloc> Conn<A> {
         self.mem = 0;
     }
 
+    /// Moves the bytes `side` sent out of the connection, from `from` on (those before are
+    /// released), without copying them: the connection's share and `alloc` no longer count
+    /// them ([`SeqBuf::hand_over`]), and the returned buffer owns them. The connection keeps
+    /// an empty buffer for that side: only a connection being let go hands its bytes over.
+    pub fn hand_over(&mut self, alloc: &mut A, side: Side, from: Seq) -> SeqBuf<A> {
+        let mut mem = u64::from(self.mem);
+        let mut share = Share {
+            inner: &mut *alloc,
+            used: &mut mem,
+            max: u64::MAX,
+        };
+        let data = &mut self.half[side.idx()].data;
+        data.release_below(&mut share, from);
+        let out = data.hand_over(&mut share);
+        self.mem = mem as u32;
+        out
+    }
+
     /// Bytes retained, both directions.
     pub fn held(&self) -> u32 {
         self.half[0].data.held() + self.half[1].data.held()

@@ -583,3 +583,56 @@ fn an_empty_read_below_the_base_succeeds() {
     assert!(!b.read(900, &mut [0u8; 1]));
     b.clear(&mut alloc);
 }
+
+/// A connection let go hands its sent bytes over without copying them: the buffer it
+/// returns reads the same bytes (copies and views alike), the budget and the connection's
+/// share no longer count them, and releasing the rest of the connection gives the budget
+/// back all it had charged, the handed-over memory aside, which goes with the buffer.
+#[test]
+fn handed_over_bytes_leave_the_budget_and_read_the_same() {
+    for v6 in [false, true] {
+        let mut w = Wire::new(v6);
+        w.hold_overhead = Some(2048);
+        w.handshake(1000, 5000, 7, 7);
+        w.data(Side::Client, &bytes(300, 3));
+        // Small segments copied, large ones held by reference.
+        let small = bytes(5_000, 4);
+        for part in small.chunks(500) {
+            w.data(Side::Owner, part);
+        }
+        let large = bytes(30_000, 5);
+        for part in large.chunks(10_000) {
+            w.data(Side::Owner, part);
+        }
+        let sent = [small, large].concat();
+        let k = w.key();
+        let end = w.nxt[Side::Owner as usize];
+        let start = end.wrapping_sub(sent.len() as u32);
+        let (used, live, views) = (w.alloc.used, w.alloc.inner.live, w.alloc.inner.views);
+        assert_eq!(views, 3, "v6={v6}");
+        let c = w.map.0.get_mut(&k).unwrap();
+        let mem = u64::from(c.mem);
+        // Past the first 4 KiB chunk: that one is released (whole extents only).
+        let from = start.wrapping_add(4500);
+        let out = c.hand_over(&mut w.alloc, Side::Owner, from);
+        let mut got = vec![0u8; sent.len() - 4500];
+        assert!(out.read(from, &mut got), "v6={v6}");
+        assert_eq!(got, sent[4500..], "v6={v6}");
+        let mut first = [0u8; 1];
+        assert!(!out.read(start, &mut first), "v6={v6}");
+        // Neither the budget nor the connection counts the buffer's memory any more.
+        let handed = mem - u64::from(c.mem);
+        assert_eq!(used - w.alloc.used, handed, "v6={v6}");
+        assert!(handed >= out.slot_table_bytes() + 3 * 10_000, "v6={v6}");
+        assert_eq!(w.alloc.inner.views, 0, "v6={v6}");
+        assert!(w.alloc.inner.live < live, "v6={v6}");
+        assert_eq!(c.side(Side::Owner).data.held(), 0, "v6={v6}");
+        // The rest of the connection goes back whole (its share counts its table entry and
+        // the client's bytes), nothing twice.
+        let mut c = w.map.0.remove(&k).unwrap();
+        c.release(&mut w.alloc);
+        assert_eq!(w.alloc.used, 0, "v6={v6}");
+        assert_eq!(w.alloc.inner.live, 0, "v6={v6}");
+        drop(out);
+    }
+}

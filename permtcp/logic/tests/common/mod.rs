@@ -206,6 +206,12 @@ impl ChunkAlloc for Heap {
             Kind::Copy { .. } => {}
         }
     }
+    fn hand_over(&mut self, c: &Chunk) {
+        self.live -= 1;
+        if let Kind::View { .. } = c.0 {
+            self.views -= 1;
+        }
+    }
 }
 
 pub type A = permtcp_logic::seqbuf::Budget<Heap>;
