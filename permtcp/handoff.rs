@@ -239,7 +239,7 @@ pub(crate) fn take(
     let mut keys = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut rx = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let mut back = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
-    let mut plans = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
+    let mut plans = KVVec::with_capacity(n, GFP_KERNEL).map_err(|_| enomem())?;
     let cluster = state.cluster.lock();
     let me = local(&cluster)?.node_id;
     if me == node || !cluster.all().any(|d| d.node_id == node) {

@@ -70,7 +70,9 @@ pub(crate) enum Fallback {
 /// or to reset, and the connections left alone.
 pub(crate) struct Takeover {
     /// The connections to rebuild, each with what becomes of it if its rebuild fails.
-    pub(crate) plans: KVec<(Plan, Fallback)>,
+    /// Ten thousand plans of a few hundred bytes each: megabytes, past the largest kmalloc
+    /// block (vmalloc then).
+    pub(crate) plans: KVVec<(Plan, Fallback)>,
     /// The failed owner's addresses whose ARP ownership comes to this node.
     pub(crate) announce: KVec<Addr>,
     /// Connections this node cannot take over, for the next peer.
@@ -128,7 +130,7 @@ impl Marks {
 impl Takeover {
     pub(crate) fn new() -> Self {
         Takeover {
-            plans: KVec::new(),
+            plans: KVVec::new(),
             announce: KVec::new(),
             directives: KVec::new(),
             resets: KVec::new(),
@@ -247,7 +249,7 @@ fn plan_takeover(state: &NetState, node: u32, now_ms: u64) -> Result<Takeover, L
     let mut keys = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut scratch = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     let mut made = KVVec::with_capacity(room / 2 + 1, GFP_KERNEL).map_err(|_| enomem())?;
-    let plans = KVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
+    let plans = KVVec::with_capacity(room, GFP_KERNEL).map_err(|_| enomem())?;
     // Within the capacity reserved above: cannot fail.
     let _ = guard.failed.push(node, GFP_KERNEL);
     let cluster = &*guard;
