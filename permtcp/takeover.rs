@@ -1133,7 +1133,6 @@ type IndexEntry = (FlowKey, u64);
 ///
 /// `index` is sorted by key, with no key twice, and each entry's number is that of its
 /// key's newest record, among those kept (`first..first + recs.len()`).
-#[derive(Default)]
 pub(crate) struct TakenList {
     /// Up to [`MAX_TAKEN`] of them: megabytes, from vmalloc when the slab has no block that
     /// large (a kmalloc of them failed now and then).
@@ -1145,6 +1144,20 @@ pub(crate) struct TakenList {
     /// The number of each connection's newest record: a restarted application asks for its
     /// sockets one by one (TAKEN_GET with a key), ten thousand of them after a takeover.
     index: KVVec<IndexEntry>,
+    /// Most sent bytes kept, all records: [`MAX_TAKEN_BYTES`] (KUnit's lists take less).
+    max_bytes: usize,
+}
+
+impl Default for TakenList {
+    fn default() -> Self {
+        TakenList {
+            recs: KVVec::new(),
+            bytes: 0,
+            first: 0,
+            index: KVVec::new(),
+            max_bytes: MAX_TAKEN_BYTES,
+        }
+    }
 }
 
 impl TakenList {
@@ -1210,6 +1223,16 @@ impl TakenList {
         self.trim();
     }
 
+    /// An empty list that keeps at most `max_bytes` sent bytes (KUnit: the bound checked
+    /// without filling 64 MiB of chunks at every module load).
+    #[cfg(CONFIG_KUNIT = "y")]
+    pub(crate) fn with_max_bytes(max_bytes: usize) -> Self {
+        TakenList {
+            max_bytes,
+            ..Self::default()
+        }
+    }
+
     /// How many records are kept.
     pub(crate) fn len(&self) -> usize {
         self.recs.len()
@@ -1223,10 +1246,10 @@ impl TakenList {
     /// Drops the oldest records beyond the bounds, in one pass: past [`MAX_TAKEN`] records
     /// down to seven eighths of it (a takeover of thousands past the bound then shifts the
     /// list once every two thousand records, not once a record), and past
-    /// [`MAX_TAKEN_BYTES`] sent bytes down to the bound.
+    /// [`MAX_TAKEN_BYTES`] sent bytes (`max_bytes`) down to the bound.
     fn trim(&mut self) {
         let len = self.recs.len();
-        if len <= MAX_TAKEN && self.bytes <= MAX_TAKEN_BYTES {
+        if len <= MAX_TAKEN && self.bytes <= self.max_bytes {
             return;
         }
         let mut n = if len > MAX_TAKEN {
@@ -1235,7 +1258,7 @@ impl TakenList {
             0
         };
         let mut bytes = self.bytes - self.recs[..n].iter().map(|r| r.sent.len()).sum::<usize>();
-        while bytes > MAX_TAKEN_BYTES && n < len {
+        while bytes > self.max_bytes && n < len {
             bytes -= self.recs[n].sent.len();
             n += 1;
         }
