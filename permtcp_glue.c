@@ -141,6 +141,18 @@ static bool hook_timing;
 module_param(hook_timing, bool, 0644);
 MODULE_PARM_DESC(hook_timing, "benchmarks: time the snooping hook (stats hook-ns; off: 0, two clock reads per frame saved)");
 
+/* What Rust reads of @skb, read once (struct ptcp_frame). */
+static void ptcp_frame_fill(struct ptcp_frame *f, const struct sk_buff *skb)
+{
+	f->data = skb->data;
+	f->headlen = skb_headlen(skb);
+	f->len = skb->len;
+	f->truesize = skb->truesize;
+	f->gso = skb_is_gso(skb);
+	f->csum_verified = skb->ip_summed == CHECKSUM_UNNECESSARY ||
+			   skb->ip_summed == CHECKSUM_PARTIAL;
+}
+
 /*
  * Runs in softirq for every frame the device receives, for any host.  It only reads, except
  * that Rust may have a frame for another host's MAC delivered here (ptcp_skb_set_host()),
@@ -152,6 +164,7 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 	struct ptcp_net *pn = priv;
 	bool timed = READ_ONCE(hook_timing);
 	struct mem_cgroup *old;
+	struct ptcp_frame f;
 	bool drop;
 	u64 t0 = 0;
 
@@ -164,8 +177,8 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 	 * memory cgroup of whoever started snooping, as the container's own sockets would be.
 	 */
 	old = set_active_memcg(pn->memcg);
-	drop = permtcp_rs_frame(pn->rs, skb, skb->len, skb->truesize,
-				jiffies64_to_msecs(get_jiffies_64()));
+	ptcp_frame_fill(&f, skb);
+	drop = permtcp_rs_frame(pn->rs, skb, &f, jiffies64_to_msecs(get_jiffies_64()));
 	set_active_memcg(old);
 	/* Softirq: this CPU's counters are this invocation's alone until it returns. */
 	if (timed)
@@ -396,6 +409,7 @@ static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 				  const struct nf_hook_state *state)
 {
 	struct ptcp_net *pn = priv;
+	struct ptcp_frame f;
 	u8 proto;
 
 	if (state->pf == NFPROTO_IPV4)
@@ -404,7 +418,8 @@ static unsigned int ptcp_out_hook(void *priv, struct sk_buff *skb,
 		proto = ipv6_hdr(skb)->nexthdr;	/* resets and NDISC carry no extension header */
 	if (proto != IPPROTO_TCP && proto != IPPROTO_ICMPV6)
 		return NF_ACCEPT;
-	switch (permtcp_rs_out(pn->rs, skb, skb->len, skb->truesize, ktime_get_ns())) {
+	ptcp_frame_fill(&f, skb);
+	switch (permtcp_rs_out(pn->rs, skb, &f, ktime_get_ns())) {
 	case PTCP_OUT_DROP_RST:
 		atomic64_inc(&pn->rst_dropped);
 		return NF_DROP;
@@ -994,13 +1009,6 @@ const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len)
 	return skb_header_pointer(skb, 0, len, buf);
 }
 
-/* The linear bytes from the network header (skb->data at the hooks), readable in place. */
-const u8 *ptcp_skb_linear(const struct sk_buff *skb, u32 *len)
-{
-	*len = skb_headlen(skb);
-	return skb->data;
-}
-
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len)
 {
 	return skb_copy_bits(skb, offset, to, len) == 0;
@@ -1049,11 +1057,6 @@ void ptcp_skb_get(struct sk_buff *skb)
 void ptcp_skb_put(struct sk_buff *skb)
 {
 	dev_consume_skb_any(skb);
-}
-
-bool ptcp_skb_is_gso(const struct sk_buff *skb)
-{
-	return skb_is_gso(skb);
 }
 
 /*

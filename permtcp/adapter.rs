@@ -26,7 +26,9 @@
 //! freed, and so no entry point runs on a freed state.
 
 use crate::genl;
-use crate::glue::{Dump, GenlInfo, Net, NetlinkCallback, PtcpNet, Request, SkBuff, Skb};
+use crate::glue::{
+    Dump, FrameFacts, GenlInfo, Net, NetlinkCallback, PtcpNet, Request, SkBuff, Skb,
+};
 use crate::netns::NetState;
 use crate::takeover;
 use core::ffi::{c_int, c_long, c_void};
@@ -140,20 +142,20 @@ unsafe extern "C" fn permtcp_rs_dumpit(
 /// # Safety
 ///
 /// `state` is a live state pointer (the hook is unregistered before the state is freed) and
-/// `skb` the frame being processed, `len` bytes from its network header (`skb->len`),
-/// `truesize` its `skb->truesize`.
+/// `skb` the frame being processed, `f` what `ptcp_frame_fill()` read of it, valid for the
+/// call.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_frame(
     state: *mut c_void,
     skb: *mut SkBuff,
-    len: u32,
-    truesize: u32,
+    f: *const FrameFacts,
     now_ms: u64,
 ) -> bool {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
-    // SAFETY: `skb` is valid for this call, `len` and `truesize` its own (contract).
-    let skb = unsafe { Skb::from_raw(skb, len, truesize) };
+    // SAFETY: `skb` is valid for this call and `f` points to what the hook read of it
+    // (contract).
+    let skb = unsafe { Skb::from_raw(skb, &*f) };
     state.frame(&skb, now_ms)
 }
 
@@ -184,20 +186,20 @@ unsafe extern "C" fn permtcp_rs_arp_out(
 /// # Safety
 ///
 /// `state` is a live state pointer (the hooks are unregistered in `.pre_exit`, and the state
-/// is freed in `.exit` after an RCU grace period) and `skb` the packet being sent, `len`
-/// bytes from its network header (`skb->len`), `truesize` its `skb->truesize`.
+/// is freed in `.exit` after an RCU grace period), `skb` the packet being sent and `f` what
+/// `ptcp_frame_fill()` read of it, valid for the call.
 #[no_mangle]
 unsafe extern "C" fn permtcp_rs_out(
     state: *mut c_void,
     skb: *mut SkBuff,
-    len: u32,
-    truesize: u32,
+    f: *const FrameFacts,
     now_ns: u64,
 ) -> u8 {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
-    // SAFETY: `skb` is valid for this call, `len` and `truesize` its own (contract).
-    let skb = unsafe { Skb::from_raw(skb, len, truesize) };
+    // SAFETY: `skb` is valid for this call and `f` points to what the hook read of it
+    // (contract).
+    let skb = unsafe { Skb::from_raw(skb, &*f) };
     state.out(&skb, now_ns) as u8
 }
 

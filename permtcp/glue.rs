@@ -88,6 +88,28 @@ impl PtcpMsg {
     }
 }
 
+/// What the hooks read of a frame once, in C: `struct ptcp_frame` in
+/// `include/permtcp/glue.h` ([`Skb`] keeps it).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct FrameFacts {
+    /// `skb->data`: the network header at the hooks.
+    data: *const u8,
+    /// `skb_headlen()`: bytes of it in place from `data`.
+    headlen: u32,
+    /// `skb->len`, from the network header.
+    len: u32,
+    /// `skb->truesize`.
+    truesize: u32,
+    /// `skb_is_gso()`.
+    gso: bool,
+    /// The device or a local sender vouches for the checksum (`CHECKSUM_UNNECESSARY`, or
+    /// `CHECKSUM_PARTIAL`, which cannot be checked).
+    csum_verified: bool,
+}
+
+const _: () = assert!(core::mem::size_of::<FrameFacts>() == 24);
+
 /// The TCP socket-option ABI from `<uapi/linux/tcp.h>` and `<net/tcp.h>`, which the Rust
 /// bindings do not include: `struct ptcp_tcp_abi` in `include/permtcp/glue.h`, filled by
 /// the C glue from the kernel's own definitions.
@@ -158,9 +180,7 @@ extern "C" {
     fn ptcp_net_initial_userns(pn: *const PtcpNet) -> bool;
     fn ptcp_views_allowed(pn: *const PtcpNet) -> bool;
     fn ptcp_skb_header(skb: *const SkBuff, buf: *mut u8, len: u32) -> *const u8;
-    fn ptcp_skb_linear(skb: *const SkBuff, len: *mut u32) -> *const u8;
     fn ptcp_skb_copy(skb: *const SkBuff, offset: u32, to: *mut u8, len: u32) -> bool;
-    fn ptcp_skb_is_gso(skb: *const SkBuff) -> bool;
     fn ptcp_skb_otherhost(skb: *const SkBuff) -> bool;
     fn ptcp_skb_conn_sock(
         skb: *const SkBuff,
@@ -810,13 +830,12 @@ impl<'a> Net<'a> {
 ///
 /// # Invariants
 ///
-/// `skb` points to a valid `struct sk_buff` for the lifetime `'a` (the hook's duration),
-/// `len` is its length from the network header (`skb->len`) and `truesize` its
-/// `skb->truesize`.
+/// `skb` points to a valid `struct sk_buff` for the lifetime `'a` (the hook's duration), and
+/// `f` holds what the hook read of it ([`FrameFacts`]): `f.headlen` readable bytes at
+/// `f.data`, which stay so and unchanged for `'a`.
 pub(crate) struct Skb<'a> {
     skb: *mut SkBuff,
-    len: u32,
-    truesize: u32,
+    f: FrameFacts,
     _p: PhantomData<&'a SkBuff>,
 }
 
@@ -825,14 +844,14 @@ impl<'a> Skb<'a> {
     ///
     /// # Safety
     ///
-    /// `skb` must be valid for the duration of `'a`, with `len` bytes from its network
-    /// header (`skb->len`, the hook pulls nothing) and `truesize` its `skb->truesize`.
-    pub(crate) unsafe fn from_raw(skb: *mut SkBuff, len: u32, truesize: u32) -> Self {
+    /// `skb` must be valid for the duration of `'a`, and `f` what the C glue's
+    /// `ptcp_frame_fill()` read of it when the hook began (the hook pulls nothing: the
+    /// network header stays at `skb->data`, and the frame is not changed meanwhile).
+    pub(crate) unsafe fn from_raw(skb: *mut SkBuff, f: &FrameFacts) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
             skb,
-            len,
-            truesize,
+            f: *f,
             _p: PhantomData,
         }
     }
@@ -840,7 +859,7 @@ impl<'a> Skb<'a> {
     /// The first `min(len, buf.len())` bytes from the network header: in the skb when they
     /// are linear there, else copied into `buf`.
     pub(crate) fn header<'b>(&'b self, buf: &'b mut [MaybeUninit<u8>]) -> Option<&'b [u8]> {
-        let n = (self.len as usize).min(buf.len());
+        let n = (self.f.len as usize).min(buf.len());
         // SAFETY: `skb` is valid (type invariant) and `buf` has room for `n` bytes, which
         // skb_header_pointer only writes (it never reads `buf`).
         let p = unsafe { ptcp_skb_header(self.skb, buf.as_mut_ptr().cast(), n as u32) };
@@ -855,16 +874,12 @@ impl<'a> Skb<'a> {
 
     /// Its bytes from the network header that are linear (`skb_headlen()`), in place.
     pub(crate) fn linear(&self) -> &'a [u8] {
-        let mut n = 0u32;
-        // SAFETY: `skb` is valid (type invariant) and `n` a valid out pointer.
-        let p = unsafe { ptcp_skb_linear(self.skb, &mut n) };
-        if p.is_null() || n == 0 {
+        if self.f.data.is_null() || self.f.headlen == 0 {
             return &[];
         }
-        // SAFETY: the `n` bytes of an skb's linear part from `skb->data` (where the hooks
-        // have the network header) are readable, and stay so while the hook runs (`'a`):
-        // nothing else changes the frame meanwhile.
-        unsafe { core::slice::from_raw_parts(p, n as usize) }
+        // SAFETY: `f.headlen` bytes at `f.data` are readable and unchanged for `'a` (type
+        // invariant).
+        unsafe { core::slice::from_raw_parts(self.f.data, self.f.headlen as usize) }
     }
 
     /// Parses its IP and TCP headers, read in place when its linear part holds them, else
@@ -873,7 +888,7 @@ impl<'a> Skb<'a> {
         &'b self,
         buf: &'b mut [MaybeUninit<u8>; HEADER_MAX],
     ) -> core::result::Result<Segment, Skip> {
-        parse_in_place(self.linear(), self.len as usize, self.is_gso(), || {
+        parse_in_place(self.linear(), self.f.len as usize, self.f.gso, || {
             self.header(buf)
         })
     }
@@ -883,12 +898,6 @@ impl<'a> Skb<'a> {
         let mut mac = [0u8; 6];
         // SAFETY: `skb` is valid (type invariant); `mac` has room for 6 bytes.
         unsafe { ptcp_skb_src_mac(self.skb, mac.as_mut_ptr()) }.then_some(mac)
-    }
-
-    /// Whether the frame is a GSO/GRO super-packet (`skb_is_gso()`).
-    pub(crate) fn is_gso(&self) -> bool {
-        // SAFETY: `skb` is valid (type invariant).
-        unsafe { ptcp_skb_is_gso(self.skb) }
     }
 
     /// Whether the frame was addressed to another host's MAC (`PACKET_OTHERHOST`).
@@ -928,6 +937,10 @@ impl<'a> Skb<'a> {
     /// one's-complement sum of those bytes; frames the device or a local sender vouches for
     /// count as right.
     pub(crate) fn csum_ok(&self, l4off: u32, l4len: u32, ok: impl Fn(u16) -> bool) -> bool {
+        // As the C function would answer, without the call (nearly every frame).
+        if self.f.csum_verified {
+            return true;
+        }
         let sum = |sw: bool| {
             let mut s = 0u16;
             // SAFETY: `skb` is valid (type invariant) and `s` a valid out pointer; the C
@@ -962,7 +975,7 @@ impl Payload for Skb<'_> {
         // passed them (type invariant), without two calls into C per look. The view keeps
         // the cost it was charged ([`Chunk::view`]).
         let frame = unsafe { &*self.skb.cast_const().cast::<RawFrame>() };
-        Some(FrameRef::new(frame, self.truesize, self.len))
+        Some(FrameRef::new(frame, self.f.truesize, self.f.len))
     }
 }
 

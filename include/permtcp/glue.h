@@ -28,6 +28,20 @@ struct ptcp_msg {
 };
 
 /*
+ * What the hooks read of a frame once, in C, for Rust (mirrored by `FrameFacts` in
+ * permtcp/glue.rs): four calls into C per frame were as many instructions as conntrack's
+ * hash lookup.
+ */
+struct ptcp_frame {
+	const u8 *data;		/* skb->data: the network header at the hooks */
+	u32 headlen;		/* skb_headlen(): bytes of it in place */
+	u32 len;		/* skb->len, from the network header */
+	u32 truesize;		/* skb->truesize */
+	bool gso;		/* skb_is_gso() */
+	bool csum_verified;	/* CHECKSUM_UNNECESSARY or CHECKSUM_PARTIAL */
+};
+
+/*
  * The TCP socket-option ABI that the Rust bindings do not include (<uapi/linux/tcp.h>,
  * <net/tcp.h>), exported from the kernel's own definitions as ptcp_tcp_abi; mirrored by
  * `TcpAbi` in Rust.
@@ -75,9 +89,7 @@ u32 ptcp_snoop_ifindex(const struct ptcp_net *pn);
 bool ptcp_net_initial_userns(const struct ptcp_net *pn);
 bool ptcp_views_allowed(const struct ptcp_net *pn);
 const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
-const u8 *ptcp_skb_linear(const struct sk_buff *skb, u32 *len);
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
-bool ptcp_skb_is_gso(const struct sk_buff *skb);
 bool ptcp_zerocopy_enabled(void);
 struct sk_buff *ptcp_skb_hold(struct sk_buff *skb);
 void ptcp_skb_get(struct sk_buff *skb);
@@ -200,7 +212,7 @@ int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload,
 		    struct genl_info *info);
 int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
 		      struct netlink_callback *cb, long *pos, bool privileged);
-bool permtcp_rs_frame(void *state, struct sk_buff *skb, u32 len, u32 truesize, u64 now_ms);
+bool permtcp_rs_frame(void *state, struct sk_buff *skb, const struct ptcp_frame *f, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
 /* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */
 enum ptcp_out_verdict {
@@ -210,7 +222,7 @@ enum ptcp_out_verdict {
 	PTCP_OUT_DROP_HELD = 3,		/* of a connection held for a planned handoff */
 };
 
-u8 permtcp_rs_out(void *state, struct sk_buff *skb, u32 len, u32 truesize, u64 now_ns);
+u8 permtcp_rs_out(void *state, struct sk_buff *skb, const struct ptcp_frame *f, u64 now_ns);
 u8 permtcp_rs_arp_out(void *state, const u8 *arp, u32 len, u64 now_ns);
 bool permtcp_rs_park_poll(void *state, struct ptcp_net *pn);
 

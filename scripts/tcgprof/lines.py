@@ -10,8 +10,9 @@ against PROFILE/permtcp.ko). A translation block runs from its first instruction
 first jump, call or return; its count (its instructions times its runs) is spread over the
 lines of those instructions, each line being the innermost one the compiler recorded (an
 inlined function's own line). With BASELINE, the difference; with --per=N, counts are
-divided by N (frames, say); with --function=SYMBOL, only the instructions of that symbol
-(a function and what the compiler inlined into it) count.
+divided by N (frames, say); with --function=SYMBOL, only the instructions of the symbols
+whose (mangled) names contain SYMBOL (a function and what the compiler inlined into it,
+every instance of a generic one) count.
 """
 import bisect
 import os
@@ -47,8 +48,8 @@ def instructions(ko, function=None):
             continue
         m = re.match(r"^\s+([0-9a-f]+):\s+(\S+)", s)
         if m:
-            insns.append((int(m.group(1), 16), m.group(2), line if function in (None, sym)
-                          else None))
+            keep = function is None or (sym is not None and function in sym)
+            insns.append((int(m.group(1), 16), m.group(2), line if keep else None))
     return insns
 
 
