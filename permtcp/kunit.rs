@@ -94,7 +94,7 @@ mod snoop_tests {
     use crate::logic::snoop::{Filter, FlowKey, FlowMap, Frame, Limits, Snooper};
     use crate::logic::track::{NotReady, Side, State};
     use crate::logic::uapi::proto;
-    use crate::snoop::{Chunk, Shard};
+    use crate::snoop::{Chunk, Shard, SynReserve, SYN_RESERVE};
     use core::sync::atomic::AtomicUsize;
     use kernel::prelude::{KVec, GFP_KERNEL};
     use kernel::sync::Arc;
@@ -209,7 +209,7 @@ mod snoop_tests {
         // One shard of the kernel's table, as the hook uses it.
         let mut shard = Shard::new(pool.clone(), false);
         let total = AtomicUsize::new(0);
-        let (mut map, _, alloc) = shard.parts(&total, 4096);
+        let (mut map, _, alloc) = shard.parts(&total, 4096, None);
         let mut buf = heap(0, 1500);
         let mut data = heap(0, 1000);
         assert!(buf.len() == 1500 && data.len() == 1000);
@@ -264,7 +264,7 @@ mod snoop_tests {
         };
         let mut shard = Shard::new(pool.clone(), false);
         let total = AtomicUsize::new(0);
-        let (mut map, _, alloc) = shard.parts(&total, 1);
+        let (mut map, _, alloc) = shard.parts(&total, 1, None);
         let mut buf = heap(0, 1500);
         assert!(buf.len() == 1500);
         let n = frame(&mut buf, false, 1000, 7, 0, flags::SYN, &[]);
@@ -301,6 +301,28 @@ mod snoop_tests {
         };
         assert_eq!(c.readiness(), Err(NotReady::NoMemory(Side::Owner)));
         c.release(alloc);
+    }
+
+    #[test]
+    fn syn_reserve_gives_out_and_is_topped_up() {
+        let Ok(r) = SynReserve::new(GFP_KERNEL) else {
+            assert!(false);
+            return;
+        };
+        assert_eq!(r.len(), SYN_RESERVE);
+        for _ in 0..3 {
+            assert!(r.take().is_some());
+        }
+        assert_eq!(r.len(), SYN_RESERVE - 3);
+        r.top_up(GFP_KERNEL);
+        assert_eq!(r.len(), SYN_RESERVE);
+        // Emptied, it gives nothing more until it is topped up.
+        for _ in 0..SYN_RESERVE {
+            assert!(r.take().is_some());
+        }
+        assert!(r.take().is_none());
+        r.top_up(GFP_KERNEL);
+        assert_eq!(r.len(), SYN_RESERVE);
     }
 }
 

@@ -9,7 +9,8 @@
 //! spinlock; the table and its filter are published with RCU. A frame takes no lock but
 //! its connection's shard's: frames of connections in different shards are tracked on
 //! different CPUs at once. Connections are counted and the byte budget charged with atomic
-//! operations ([`Pool`]); counters are kept per shard and summed when read.
+//! operations ([`Pool`]); counters are kept per shard and summed when read. A few table
+//! entries are allocated ahead for SYNs ([`SynReserve`]).
 
 use crate::glue::HeldSkb;
 use crate::glue::{Dump, PerCpuCounters, RcuBox, Skb};
@@ -20,7 +21,7 @@ use crate::logic::packet::{tcp_csum_ok, Segment};
 use crate::logic::seq;
 use crate::logic::seqbuf::{ChunkAlloc, Extent, FrameRef, Pool, Pooled, Slots};
 use crate::logic::snoop::{
-    pick, shard_count, Counters, Filter, FlowKey, FlowMap, Limits, Outcome, Pick, Rules,
+    pick, shard_count, Counters, Filter, FlowKey, FlowMap, Inserted, Limits, Outcome, Pick, Rules,
 };
 use crate::logic::snoopnl::{ConnInfo, StatsInfo};
 use crate::logic::track::{Conn, Side, State};
@@ -28,11 +29,11 @@ use crate::logic::uapi::cmd;
 use crate::netns::FrameSeg;
 use core::ffi::c_long;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use kernel::alloc::flags::{__GFP_NOWARN, GFP_ATOMIC, GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_NOWAIT};
 use kernel::alloc::Flags;
 use kernel::prelude::*;
-use kernel::rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation};
+use kernel::rbtree::{RBTree, RBTreeNodeReservation};
 use kernel::sync::{rcu, Arc, Mutex, SpinLockIrq};
 use kernel::{new_mutex, new_spinlock_irq};
 
@@ -139,14 +140,14 @@ pub(crate) struct ShardMap<'a> {
     len: &'a mut usize,
     total: &'a AtomicUsize,
     max: usize,
+    /// Entries for SYNs that find memory short, if the table keeps them.
+    reserve: Option<&'a SynReserve>,
 }
 
-impl FlowMap<Alloc> for ShardMap<'_> {
-    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Alloc>> {
-        self.tree.get_mut(key)
-    }
-
-    fn insert(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
+impl ShardMap<'_> {
+    /// Inserts `conn` as `key`, in a node allocated now or, for a SYN (`syn`) when memory
+    /// is short, one from the reserve.
+    fn put(&mut self, key: FlowKey, conn: Conn<Alloc>, syn: bool) -> Inserted {
         let max = self.max;
         let reserved = self
             .total
@@ -155,23 +156,39 @@ impl FlowMap<Alloc> for ShardMap<'_> {
             })
             .is_ok();
         if !reserved {
-            return false;
+            return Inserted::No;
         }
-        match RBTreeNode::new(key, conn, mirror_gfp()) {
-            Ok(node) => {
-                match self.tree.insert(node) {
-                    None => *self.len += 1,
-                    Some(_old) => {
-                        self.total.fetch_sub(1, Ordering::Relaxed);
-                    }
+        let (node, how) = match Reservation::new(mirror_gfp()) {
+            Ok(node) => (node, Inserted::Yes),
+            Err(_) => match self.reserve.filter(|_| syn).and_then(SynReserve::take) {
+                Some(node) => (node, Inserted::Reserved),
+                None => {
+                    self.total.fetch_sub(1, Ordering::Relaxed);
+                    return Inserted::No;
                 }
-                true
-            }
-            Err(_) => {
+            },
+        };
+        match self.tree.insert(node.into_node(key, conn)) {
+            None => *self.len += 1,
+            Some(_old) => {
                 self.total.fetch_sub(1, Ordering::Relaxed);
-                false
             }
         }
+        how
+    }
+}
+
+impl FlowMap<Alloc> for ShardMap<'_> {
+    fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<Alloc>> {
+        self.tree.get_mut(key)
+    }
+
+    fn insert(&mut self, key: FlowKey, conn: Conn<Alloc>) -> bool {
+        self.put(key, conn, false) != Inserted::No
+    }
+
+    fn insert_syn(&mut self, key: FlowKey, conn: Conn<Alloc>) -> Inserted {
+        self.put(key, conn, true)
     }
 
     fn remove(&mut self, key: &FlowKey) -> Option<Conn<Alloc>> {
@@ -238,12 +255,13 @@ impl Shard {
         }
     }
 
-    /// Its map (counted in `total`, at most `max` in all), its counters and its allocator,
-    /// for [`Rules`].
+    /// Its map (counted in `total`, at most `max` in all, SYNs taking entries from
+    /// `reserve` when memory is short), its counters and its allocator, for [`Rules`].
     pub(crate) fn parts<'a>(
         &'a mut self,
         total: &'a AtomicUsize,
         max: usize,
+        reserve: Option<&'a SynReserve>,
     ) -> (ShardMap<'a>, &'a mut Counters, &'a mut Alloc) {
         (
             ShardMap {
@@ -251,6 +269,7 @@ impl Shard {
                 len: &mut self.len,
                 total,
                 max,
+                reserve,
             },
             &mut self.counters,
             &mut self.alloc,
@@ -278,8 +297,79 @@ impl Drop for Shard {
     }
 }
 
-/// A table node allocated ahead, for [`Snoop::put_back`] under a shard's spinlock.
+/// A table node allocated ahead, for [`Snoop::put_back`] under a shard's spinlock, or for a
+/// SYN ([`SynReserve`]).
 pub(crate) type Reservation = RBTreeNodeReservation<FlowKey, Conn<Alloc>>;
+
+/// Table entries a table keeps allocated ahead for SYNs: 32 of about 512 bytes (16 KiB per
+/// snooping namespace), against a burst of SYNs while atomic allocations fail.
+pub(crate) const SYN_RESERVE: usize = 32;
+
+/// Table entries allocated ahead for SYNs ([`FlowMap::insert_syn`]).
+///
+/// The mirror allocates in the hook, atomically (`GFP_NOWAIT`): under memory pressure, or
+/// at its memory cgroup's limit, an allocation fails where one in process context would
+/// have reclaimed memory and succeeded. A connection whose SYN finds no table entry is only
+/// tracked from a later segment, without the SYN's options (window scale, MSS, SACK): it
+/// is never ready to take over. A SYN that finds memory short takes one of these entries
+/// instead, as a mempool gives its reserved elements out. The entries are allocated when the
+/// table is (process context, charged to the caller's memory cgroup, the one snooping then
+/// charges), and the hook replaces those taken once its own allocations succeed again, so a
+/// reserve covers a burst of [`SYN_RESERVE`] SYNs per pressure episode. Not counted in the
+/// byte budget until a connection takes one (then as every connection is).
+pub(crate) struct SynReserve {
+    nodes: Pin<KBox<SpinLockIrq<KVec<Reservation>>>>,
+    /// Some were taken: [`SynReserve::top_up`] has work.
+    low: AtomicBool,
+}
+
+impl SynReserve {
+    /// [`SYN_RESERVE`] entries, allocated with `flags` (process context).
+    pub(crate) fn new(flags: Flags) -> Result<Self> {
+        let mut v = KVec::with_capacity(SYN_RESERVE, GFP_KERNEL)?;
+        for _ in 0..SYN_RESERVE {
+            v.push(Reservation::new(flags)?, GFP_KERNEL)?;
+        }
+        Ok(SynReserve {
+            nodes: KBox::pin_init(new_spinlock_irq!(v, "permtcp_syn_reserve"), GFP_KERNEL)?,
+            low: AtomicBool::new(false),
+        })
+    }
+
+    /// An entry, if any is left.
+    pub(crate) fn take(&self) -> Option<Reservation> {
+        self.low.store(true, Ordering::Relaxed);
+        self.nodes.lock().pop()
+    }
+
+    /// Entries left.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.lock().len()
+    }
+
+    /// Replaces the entries taken, as far as atomic allocations (`flags`) succeed; in the
+    /// hook, where the mirror's allocations are charged.
+    pub(crate) fn top_up(&self, flags: Flags) {
+        if !self.low.load(Ordering::Relaxed) {
+            return;
+        }
+        let missing = SYN_RESERVE.saturating_sub(self.len());
+        for _ in 0..missing {
+            let Ok(node) = Reservation::new(flags) else {
+                return;
+            };
+            let mut v = self.nodes.lock();
+            if v.len() >= SYN_RESERVE {
+                break;
+            }
+            // Within the capacity allocated with the vector: no allocation.
+            if v.push(node, GFP_NOWAIT | __GFP_NOWARN).is_err() {
+                return;
+            }
+        }
+        self.low.store(false, Ordering::Relaxed);
+    }
+}
 
 /// Connections moved out of the table by a takeover. Their chunks count against the
 /// namespace's budget until [`Snoop::put_back`] returns them.
@@ -384,6 +474,8 @@ pub(crate) struct Table {
     /// When (ms) a frame next looks at another shard than its own: a shard's share of a
     /// second. Between two looks a frame pays one relaxed load, not a lock attempt.
     gc_due_ms: AtomicU64,
+    /// Entries for SYNs that find memory short.
+    reserve: SynReserve,
 }
 
 impl Table {
@@ -408,6 +500,7 @@ impl Table {
                 skipped: Skipped(PerCpuCounters::new()?),
                 gc_next: AtomicUsize::new(0),
                 gc_due_ms: AtomicU64::new(0),
+                reserve: SynReserve::new(GFP_KERNEL_ACCOUNT)?,
             },
             GFP_KERNEL,
         )?;
@@ -435,7 +528,7 @@ impl Table {
             limits: &self.limits,
         };
         let old = s.seeded;
-        let (mut map, c, alloc) = s.parts(&self.len, self.max());
+        let (mut map, c, alloc) = s.parts(&self.len, self.max(), Some(&self.reserve));
         let seeded = rules.expire(c, &mut map, alloc, now_ms);
         s.seeded = seeded;
         // Recounted (the removals included): the sum stays an upper bound.
@@ -508,7 +601,7 @@ impl Table {
                 filter,
                 limits: &self.limits,
             };
-            let (mut map, c, alloc) = s.parts(&self.len, self.max());
+            let (mut map, c, alloc) = s.parts(&self.len, self.max(), Some(&self.reserve));
             let outcome = rules.track(
                 c,
                 &mut map,
@@ -539,6 +632,9 @@ impl Table {
                     self.gc_shard(&mut s, filter, now_ms);
                 }
             }
+            // Entries SYNs took from the reserve are replaced here, in the hook, charged as
+            // the mirror's other allocations are.
+            self.reserve.top_up(mirror_gfp());
         }
         outcome
     }
@@ -652,7 +748,7 @@ impl Snoop {
         let _ = self.with(|t, filter| {
             for s in t.shards.iter() {
                 let mut s = s.lock();
-                let (mut map, _, alloc) = s.parts(&t.len, t.max());
+                let (mut map, _, alloc) = s.parts(&t.len, t.max(), Some(&t.reserve));
                 map.retain(|k, c| {
                     let keep = filter.snoops(&k.owner_addr, k.owner_port);
                     if !keep {
@@ -684,7 +780,7 @@ impl Snoop {
                 filter,
                 limits: &t.limits,
             };
-            let (mut map, _, alloc) = s.parts(&t.len, t.max());
+            let (mut map, _, alloc) = s.parts(&t.len, t.max(), Some(&t.reserve));
             let ok = rules.seed(&mut map, alloc, key, conn);
             if ok && !filter.snoops(&key.owner_addr, key.owner_port) {
                 s.seeded += 1;
@@ -699,7 +795,7 @@ impl Snoop {
     pub(crate) fn forget(&self, key: &FlowKey) {
         let _ = self.with(|t, _| {
             let mut s = t.shard(key).lock();
-            let (mut map, _, alloc) = s.parts(&t.len, t.max());
+            let (mut map, _, alloc) = s.parts(&t.len, t.max(), Some(&t.reserve));
             if let Some(mut c) = map.remove(key) {
                 c.release(alloc);
             }

@@ -314,12 +314,35 @@ pub struct Bound {
     pub starts: bool,
 }
 
+/// What [`FlowMap::insert_syn`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Inserted.
+    Yes,
+    /// Inserted with an entry allocated ahead: memory was short.
+    Reserved,
+    /// Not inserted: memory is short (and no entry was left ahead).
+    No,
+}
+
 /// The connection table, provided by the caller.
 pub trait FlowMap<A: ChunkAlloc> {
     /// The connection of `key`.
     fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Conn<A>>;
     /// Inserts a connection (it holds no retained data yet); `false` when memory is short.
     fn insert(&mut self, key: FlowKey, conn: Conn<A>) -> bool;
+    /// [`Self::insert`] for a connection seen from its SYN, the one segment that carries its
+    /// options (window scale, MSS, SACK): one missed is tracked from mid-stream and is never
+    /// ready to take over. Where memory is short, a map may give it an entry allocated ahead
+    /// (the module's table keeps `SYN_RESERVE` of them, `permtcp/snoop.rs`); by default, as
+    /// [`Self::insert`].
+    fn insert_syn(&mut self, key: FlowKey, conn: Conn<A>) -> Inserted {
+        if self.insert(key, conn) {
+            Inserted::Yes
+        } else {
+            Inserted::No
+        }
+    }
     /// Removes a connection.
     fn remove(&mut self, key: &FlowKey) -> Option<Conn<A>>;
     /// Number of connections.
@@ -452,6 +475,9 @@ pub struct Counters {
     /// Connections (incomplete handshakes, not seen from their SYN) dropped, oldest first,
     /// to make room for a new one in a full table.
     pub early_drops: u64,
+    /// SYNs tracked with a table entry allocated ahead ([`FlowMap::insert_syn`]), memory
+    /// being short then.
+    pub syn_reserved: u64,
 }
 
 /// A received frame as the snooper reads it.
@@ -572,6 +598,7 @@ impl Counters {
             &mut self.syn_timeouts,
             &mut self.idle_timeouts,
             &mut self.early_drops,
+            &mut self.syn_reserved,
         ];
         let theirs = [
             o.frames,
@@ -591,6 +618,7 @@ impl Counters {
             o.syn_timeouts,
             o.idle_timeouts,
             o.early_drops,
+            o.syn_reserved,
         ];
         for (m, t) in mine.into_iter().zip(theirs) {
             *m = m.wrapping_add(t);
@@ -822,10 +850,8 @@ impl Rules<'_> {
             return;
         }
         let mut conn = if fresh_syn {
-            c.conns_synced += 1;
             Conn::from_syn(from, seg, now_ms)
         } else {
-            c.conns_unsynced += 1;
             Conn::unsynced(from, seg, now_ms)
         };
         conn.keep_received = self.limits.keep_received;
@@ -833,9 +859,25 @@ impl Rules<'_> {
         if let Some(f) = followed {
             conn.followed = f;
         }
-        if !map.insert(key, conn) {
+        let inserted = if !fresh_syn {
+            map.insert(key, conn)
+        } else {
+            match map.insert_syn(key, conn) {
+                Inserted::Yes => true,
+                Inserted::Reserved => {
+                    c.syn_reserved += 1;
+                    true
+                }
+                Inserted::No => false,
+            }
+        };
+        if !inserted {
             alloc.uncharge(entry);
             c.conn_limit += 1;
+        } else if fresh_syn {
+            c.conns_synced += 1;
+        } else {
+            c.conns_unsynced += 1;
         }
     }
 

@@ -466,6 +466,7 @@ counter_attrs! {
     syn_timeouts => SYN_TIMEOUTS,
     idle_timeouts => IDLE_TIMEOUTS,
     early_drops => EARLY_DROPS,
+    syn_reserved => SYN_RESERVED,
 }
 
 impl StatsInfo {

@@ -451,6 +451,8 @@ pub mod stats_attr {
     pub const CT_NS: u16 = 32;
     /// u64: frames whose conntrack work the `permtcp.ctprobe` probes timed.
     pub const CT_FRAMES: u16 = 33;
+    /// u64: SYNs tracked with a table entry allocated ahead, memory being short then.
+    pub const SYN_RESERVED: u16 = 34;
 }
 
 /// Values of [`conn_attr::STATE`].

@@ -10,7 +10,7 @@
 #   that ran the takeover (permctl, permtcpd).
 . /selftests/lib.sh
 
-ktap_plan 13
+ktap_plan 15
 # Not under /sys: `ip netns exec` mounts a sysfs of its own there, and ss finds the cgroup2
 # mount in /proc/mounts.
 CG=/cgroup2
@@ -123,7 +123,36 @@ check "the mirror stays within the cgroup's memory.max" \
 # the refusals are counted, the connection stays ready with what the owner has not
 # acknowledged.
 check "the refused allocations are counted" stat_set peer alloc_failed
+# New connections at the limit: their SYNs find the mirror's table entries refused too, and
+# take the entries the table allocated ahead (SynReserve). Each is tracked from its SYN, its
+# options known, none from mid-stream. (Without the reserve, or with it not used for SYNs,
+# they are picked up at their next segment: conns_unsynced grows instead.) First the
+# cgroup's per-CPU charge caches are drained (a memory.high below its use drains them, the
+# other CPU's by a work item), twice, and its limit is pinned at its use: every charge from
+# then on is refused but for the bytes less than a page a cache kept (a few entries' worth).
+drain_and_pin() {
+	echo 0 >$CG/snoop/memory.high
+	echo max >$CG/snoop/memory.high
+	sleep 0.5
+	cat $CG/snoop/memory.current >$CG/snoop/memory.max
+}
+drain_and_pin
+drain_and_pin
+peer_stat() { in_peer permctl --json stats | sed "s/.*\"$1\":\([0-9]*\).*/\1/"; }
+synced0=$(peer_stat conns_from_syn) unsynced0=$(peer_stat conns_unsynced)
+i=0
+while [ $i -lt 24 ]; do
+	in_client sh -c 'sleep 20 | nc 10.0.0.1 80' >/dev/null 2>&1 &
+	i=$((i + 1))
+done
+all_opened() { [ $(($(peer_stat conns_from_syn) - synced0)) -ge 24 ]; }
+wait_until "24 connections tracked" 50 all_opened
+synced=$(($(peer_stat conns_from_syn) - synced0)) unsynced=$(($(peer_stat conns_unsynced) - unsynced0))
+echo "# 24 connections opened at the limit: $synced tracked from their SYN ($(peer_stat syn_reserved) with an entry allocated ahead), $unsynced from mid-stream; memory.events: $(tr '\n' ' ' <$CG/snoop/memory.events)"
+check "SYNs at the limit took entries allocated ahead" stat_set peer syn_reserved
+check "every new connection is tracked from its SYN" test "$synced" -eq 24 -a "$unsynced" -eq 0
 kill -9 $owner_pid $client_pid 2>/dev/null
+pkill -9 nc 2>/dev/null; pkill -9 -f "sleep 20" 2>/dev/null
 wait
 cluster_down
 unload_module

@@ -9,9 +9,9 @@ mod common;
 use common::*;
 use permtcp_logic::decl::FailoverPolicy;
 use permtcp_logic::packet::flags::*;
-use permtcp_logic::seqbuf::CHUNK;
-use permtcp_logic::snoop::{Filter, FlowKey, Frame, Limits, Outcome};
-use permtcp_logic::track::{NotReady, Side};
+use permtcp_logic::seqbuf::{Budget, CHUNK};
+use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Frame, Inserted, Limits, Outcome, Snooper};
+use permtcp_logic::track::{Conn, NotReady, Side};
 
 #[test]
 fn limits_on_connections_and_bytes() {
@@ -700,5 +700,120 @@ fn keys_spread_over_shards() {
     assert!(
         moved > 900,
         "the seed changes little: {moved} of 1000 moved"
+    );
+}
+
+/// A table whose allocations all fail (memory short), with `reserve` entries allocated ahead
+/// for SYNs, as the module's table keeps them.
+struct ShortMap {
+    map: Map,
+    reserve: usize,
+}
+
+impl FlowMap<A> for ShortMap {
+    fn get_mut(&mut self, k: &FlowKey) -> Option<&mut Conn<A>> {
+        self.map.get_mut(k)
+    }
+    fn insert(&mut self, _: FlowKey, _: Conn<A>) -> bool {
+        false
+    }
+    fn insert_syn(&mut self, k: FlowKey, c: Conn<A>) -> Inserted {
+        if self.reserve == 0 {
+            return Inserted::No;
+        }
+        self.reserve -= 1;
+        self.map.insert(k, c);
+        Inserted::Reserved
+    }
+    fn remove(&mut self, k: &FlowKey) -> Option<Conn<A>> {
+        self.map.remove(k)
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+    fn retain(&mut self, f: impl FnMut(&FlowKey, &mut Conn<A>) -> bool) {
+        self.map.retain(f)
+    }
+}
+
+#[test]
+fn a_syn_takes_an_entry_allocated_ahead_when_memory_is_short() {
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let mut s = Snooper::new(Filter::compile(d.iter()), Limits::default());
+    let mut map = ShortMap {
+        map: Map::default(),
+        reserve: 1,
+    };
+    let mut alloc = Budget::new(Heap::default(), 64 << 20);
+    let owner = v4([10, 0, 0, 1], 80);
+    let ts = |v| Opts {
+        ts: Some((v, v)),
+        ..Default::default()
+    };
+    // Two connections opened while memory is short: the handshake, then a segment of data.
+    let mut feed = |s: &mut Snooper, map: &mut ShortMap, client: End| {
+        let frames = [
+            frame(
+                client,
+                owner,
+                1000,
+                0,
+                SYN,
+                64240,
+                &Opts::syn_full(1460, 7, 1),
+                &[],
+            ),
+            frame(
+                owner,
+                client,
+                5000,
+                1001,
+                SYN | ACK,
+                65160,
+                &Opts::syn_full(1400, 7, 2),
+                &[],
+            ),
+            frame(client, owner, 1001, 5001, ACK, 502, &ts(3), &[]),
+            frame(client, owner, 1001, 5001, ACK | PSH, 502, &ts(4), b"query"),
+        ];
+        for f in &frames {
+            s.on_frame(map, &mut alloc, Frame::of(f), |_| true, 1);
+        }
+    };
+    let first = v4([10, 0, 0, 100], 40000);
+    feed(&mut s, &mut map, first);
+    // The first SYN got the entry allocated ahead: the connection is tracked from its SYN
+    // (its window scale known), ready to take over with the client's request.
+    let k = FlowKey {
+        owner_addr: owner.addr,
+        owner_port: 80,
+        client_addr: first.addr,
+        client_port: 40000,
+    };
+    let c = map.map.get_mut_conn(&k);
+    assert_eq!(c.readiness(), Ok(()));
+    assert_eq!(s.counters.conns_synced, 1);
+    assert_eq!(s.counters.syn_reserved, 1);
+    // The second finds the reserve empty: its SYN is counted as not tracked, and no later
+    // segment opens it from mid-stream either (memory is still short).
+    let second = v4([10, 0, 0, 100], 40001);
+    feed(&mut s, &mut map, second);
+    assert_eq!(map.map.len(), 1);
+    assert_eq!(s.counters.conns_synced, 1);
+    assert_eq!(s.counters.syn_reserved, 1);
+    assert_eq!(s.counters.conns_unsynced, 0);
+    assert!(s.counters.conn_limit >= 1);
+    // With memory back, a connection first seen mid-stream is tracked (not from its SYN),
+    // through the ordinary insertion: the reserve is for SYNs only.
+    let mut map = ShortMap {
+        map: Map::default(),
+        reserve: 1,
+    };
+    let third = v4([10, 0, 0, 100], 40002);
+    let f = frame(third, owner, 1001, 5001, ACK, 502, &ts(5), &[]);
+    s.on_frame(&mut map, &mut alloc, Frame::of(&f), |_| true, 1);
+    assert_eq!(
+        map.reserve, 1,
+        "a mid-stream opening never takes the SYNs' reserve"
     );
 }

@@ -218,6 +218,8 @@ struct StatsView {
     ct_ns: u64,
     /// Frames whose conntrack work `permtcp.ctprobe` timed.
     ct_frames: u64,
+    /// SYNs tracked with a table entry allocated ahead, memory being short then.
+    syn_reserved: u64,
 }
 
 /// `permctl stats`.
@@ -258,6 +260,7 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         views: s.views,
         ct_ns: s.ct_ns,
         ct_frames: s.ct_frames,
+        syn_reserved: k.syn_reserved,
     };
     if json {
         println!("{}", serde_json::to_string(&v).expect("serializable"));
