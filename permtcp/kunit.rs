@@ -514,21 +514,34 @@ mod takeover_tests {
     }
 
     #[test]
-    fn records_are_bounded_in_bytes() {
+    fn records_are_bounded_in_memory() {
         // The bound scaled down 1024 times: the same trim as 64 MiB of records of 5 MiB,
         // without 80 MiB of chunks allocated and freed at every module load (every
         // selftest's load runs the suites).
         let max = MAX_TAKEN_BYTES >> 10;
         let mut list = TakenList::with_max_bytes(max);
         let each = 5 << 10;
+        // A record's memory: its two 4 KiB chunks and its slot table, more than its bytes.
+        let Some(mem) = record(99, 0, each).map(|t| t.sent.memory()) else {
+            assert!(false);
+            return;
+        };
+        assert!(mem >= 2 * CHUNK);
         for i in 0..16 {
             assert!(push(&mut list, i, i, each));
         }
-        // 64 KiB hold twelve records of 5 KiB: the four oldest went.
-        assert_eq!(max / each, 12);
-        assert_eq!((list.len(), list.keys()), (12, 12));
-        assert!(list.find(&key(3)).is_none());
-        assert_eq!(list.find(&key(4)).map(|t| t.info.sent_offset), Some(4));
+        // 64 KiB hold seven records of 8 KiB and a little: the nine oldest went (counting
+        // bytes, twelve of 5 KiB stayed).
+        let kept = max / mem;
+        assert_eq!(kept, 7);
+        assert_eq!((list.len(), list.keys()), (kept, kept));
+        assert!(list.memory() <= max && list.memory() == kept * mem);
+        let first = 16 - kept as u32;
+        assert!(list.find(&key(first - 1)).is_none());
+        assert_eq!(
+            list.find(&key(first)).map(|t| t.info.sent_offset),
+            Some(first)
+        );
     }
 
     /// A takeover's two passes over the mirror: the connections this node takes are picked

@@ -99,6 +99,8 @@ pub(crate) struct Sent {
     data: SeqBuf<Alloc>,
     from: u32,
     len: u32,
+    /// The memory `data` takes: [`Sent::memory`].
+    mem: usize,
 }
 
 impl Default for Sent {
@@ -108,6 +110,7 @@ impl Default for Sent {
             data: SeqBuf::new(0),
             from: 0,
             len: 0,
+            mem: 0,
         }
     }
 }
@@ -119,11 +122,25 @@ impl Sent {
         if !c.side(Side::Owner).data.contains(from, to) {
             return None;
         }
+        let data = c.hand_over(alloc, Side::Owner, from);
         Some(Sent {
-            data: c.hand_over(alloc, Side::Owner, from),
+            mem: Self::memory_of(&data),
+            data,
             from,
             len: seq::dist(from, to),
         })
+    }
+
+    /// What `data` takes: its chunks (a copy's 4 KiB, a view's share of its frame's memory,
+    /// as the mirror charged them) and its slot table.
+    fn memory_of(data: &SeqBuf<Alloc>) -> usize {
+        (data.chunk_bytes() + data.slot_table_bytes()) as usize
+    }
+
+    /// The memory it holds: its chunks, as the mirror charged them (a view, its share of the
+    /// frame it keeps), and its slot table; at least its bytes.
+    pub(crate) fn memory(&self) -> usize {
+        self.mem
     }
 
     /// The bytes `[from, from + len)` of `data` (KUnit's records); `None` when one of them
@@ -131,8 +148,12 @@ impl Sent {
     #[cfg(CONFIG_KUNIT = "y")]
     pub(crate) fn from_buf(data: SeqBuf<Alloc>, from: u32, len: u32) -> Option<Sent> {
         // INVARIANT: checked here.
-        data.contains(from, from.wrapping_add(len))
-            .then_some(Sent { data, from, len })
+        data.contains(from, from.wrapping_add(len)).then(|| Sent {
+            mem: Self::memory_of(&data),
+            data,
+            from,
+            len,
+        })
     }
 
     /// How many bytes.

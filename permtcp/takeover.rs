@@ -1111,7 +1111,8 @@ pub(crate) fn poll_parked(state: &NetState, net: &Net<'_>, now_ms: u64) -> bool 
 
 /// At most this many taken-over connection records are kept...
 pub(crate) const MAX_TAKEN: usize = 16384;
-/// ...holding at most this many sent bytes for verification.
+/// ...holding at most this much memory in sent bytes for verification ([`Sent::memory`]:
+/// the chunks, as the mirror charged them, a view's share of the frame it keeps included).
 pub(crate) const MAX_TAKEN_BYTES: usize = 64 << 20;
 
 /// A taken-over connection as the restarted application may ask about it (TAKEN_GET), with
@@ -1137,14 +1138,15 @@ pub(crate) struct TakenList {
     /// Up to [`MAX_TAKEN`] of them: megabytes, from vmalloc when the slab has no block that
     /// large (a kmalloc of them failed now and then).
     recs: KVVec<Taken>,
-    /// Kept sent bytes, all records.
-    bytes: usize,
+    /// Memory of the kept sent bytes, all records ([`Sent::memory`]).
+    mem: usize,
     /// The number of `recs[0]` among all records ever kept.
     first: u64,
     /// The number of each connection's newest record: a restarted application asks for its
     /// sockets one by one (TAKEN_GET with a key), ten thousand of them after a takeover.
     index: KVVec<IndexEntry>,
-    /// Most sent bytes kept, all records: [`MAX_TAKEN_BYTES`] (KUnit's lists take less).
+    /// Most memory of sent bytes kept, all records: [`MAX_TAKEN_BYTES`] (KUnit's lists take
+    /// less).
     max_bytes: usize,
 }
 
@@ -1152,7 +1154,7 @@ impl Default for TakenList {
     fn default() -> Self {
         TakenList {
             recs: KVVec::new(),
-            bytes: 0,
+            mem: 0,
             first: 0,
             index: KVVec::new(),
             max_bytes: MAX_TAKEN_BYTES,
@@ -1182,9 +1184,9 @@ impl TakenList {
 
     /// Keeps `t`, without indexing it or trimming; its number, or `None` without memory.
     fn keep(&mut self, t: Taken) -> Option<u64> {
-        let n = t.sent.len();
+        let n = t.sent.memory();
         self.recs.push(t, GFP_KERNEL).ok()?;
-        self.bytes += n;
+        self.mem += n;
         Some(self.first + self.recs.len() as u64 - 1)
     }
 
@@ -1223,7 +1225,7 @@ impl TakenList {
         self.trim();
     }
 
-    /// An empty list that keeps at most `max_bytes` sent bytes (KUnit: the bound checked
+    /// An empty list whose sent bytes take at most `max_bytes` (KUnit: the bound checked
     /// without filling 64 MiB of chunks at every module load).
     #[cfg(CONFIG_KUNIT = "y")]
     pub(crate) fn with_max_bytes(max_bytes: usize) -> Self {
@@ -1238,6 +1240,12 @@ impl TakenList {
         self.recs.len()
     }
 
+    /// The memory their sent bytes take ([`Sent::memory`]).
+    #[cfg(CONFIG_KUNIT = "y")]
+    pub(crate) fn memory(&self) -> usize {
+        self.mem
+    }
+
     /// How many keys find a record.
     pub(crate) fn keys(&self) -> usize {
         self.index.len()
@@ -1246,10 +1254,10 @@ impl TakenList {
     /// Drops the oldest records beyond the bounds, in one pass: past [`MAX_TAKEN`] records
     /// down to seven eighths of it (a takeover of thousands past the bound then shifts the
     /// list once every two thousand records, not once a record), and past
-    /// [`MAX_TAKEN_BYTES`] sent bytes (`max_bytes`) down to the bound.
+    /// [`MAX_TAKEN_BYTES`] of memory in sent bytes (`max_bytes`) down to the bound.
     fn trim(&mut self) {
         let len = self.recs.len();
-        if len <= MAX_TAKEN && self.bytes <= self.max_bytes {
+        if len <= MAX_TAKEN && self.mem <= self.max_bytes {
             return;
         }
         let mut n = if len > MAX_TAKEN {
@@ -1257,9 +1265,13 @@ impl TakenList {
         } else {
             0
         };
-        let mut bytes = self.bytes - self.recs[..n].iter().map(|r| r.sent.len()).sum::<usize>();
-        while bytes > self.max_bytes && n < len {
-            bytes -= self.recs[n].sent.len();
+        let mut mem = self.mem
+            - self.recs[..n]
+                .iter()
+                .map(|r| r.sent.memory())
+                .sum::<usize>();
+        while mem > self.max_bytes && n < len {
+            mem -= self.recs[n].sent.memory();
             n += 1;
         }
         let first = self.first + n as u64;
@@ -1271,7 +1283,7 @@ impl TakenList {
             i > n
         });
         self.first = first;
-        self.bytes = bytes;
+        self.mem = mem;
     }
 
     /// The newest record of `key`.
