@@ -606,7 +606,7 @@ impl Table {
                 c,
                 &mut map,
                 alloc,
-                (from, key),
+                (from, &key),
                 bound,
                 seg,
                 skb,

@@ -291,13 +291,17 @@ impl Filter {
         if port < self.ports.0 || port > self.ports.1 {
             return None;
         }
+        // A plain loop: the iterator of [`Self::at`] was a call of its own on every frame
+        // (not inlined on the host).
         let mut found: Option<Bound> = None;
-        for b in self.at(addr, port) {
-            let f = found.get_or_insert(Bound {
-                owner: b.owner,
-                starts: false,
-            });
-            f.starts |= !b.track_only;
+        for b in self.bindings.iter() {
+            if b.lo <= port && port <= b.hi && b.addr == *addr {
+                let f = found.get_or_insert(Bound {
+                    owner: b.owner,
+                    starts: false,
+                });
+                f.starts |= !b.track_only;
+            }
         }
         found
     }
@@ -691,7 +695,7 @@ impl Rules<'_> {
         c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
-        (from, key): (Side, FlowKey),
+        (from, key): (Side, &FlowKey),
         bound: Option<Bound>,
         seg: &Segment,
         payload: &(impl Payload + ?Sized),
@@ -723,7 +727,7 @@ impl Rules<'_> {
             now_ms,
         );
         if from == Side::Client && bound.is_some_and(|b| !b.starts) && !seg.is_new_syn() {
-            Outcome::ToFailed(key)
+            Outcome::ToFailed(*key)
         } else {
             Outcome::Tracked
         }
@@ -747,7 +751,7 @@ impl Rules<'_> {
             c,
             map,
             alloc,
-            (from, key),
+            (from, &key),
             starts,
             None,
             seg,
@@ -767,7 +771,7 @@ impl Rules<'_> {
         c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
-        (from, key): (Side, FlowKey),
+        (from, key): (Side, &FlowKey),
         starts: bool,
         followed: Option<bool>,
         seg: &Segment,
@@ -775,7 +779,7 @@ impl Rules<'_> {
         now_ms: u64,
     ) {
         let fresh_syn = seg.is_new_syn();
-        if let Some(conn) = map.get_mut(&key) {
+        if let Some(conn) = map.get_mut(key) {
             // A new connection on the binding ends TIME_WAIT (or a dead entry) at once.
             let over = matches!(
                 conn.state,
@@ -791,7 +795,7 @@ impl Rules<'_> {
                     Verdict::Invalid => c.invalid += 1,
                     Verdict::Reset => {
                         c.resets += 1;
-                        if let Some(mut old) = map.remove(&key) {
+                        if let Some(mut old) = map.remove(key) {
                             old.release(alloc);
                         }
                     }
@@ -801,7 +805,7 @@ impl Rules<'_> {
             if conn.state == State::TimeWait {
                 c.tw_reused += 1;
             }
-            if let Some(mut old) = map.remove(&key) {
+            if let Some(mut old) = map.remove(key) {
                 old.release(alloc);
             }
         }
@@ -820,7 +824,7 @@ impl Rules<'_> {
         c: &mut Counters,
         map: &mut M,
         alloc: &mut A,
-        (from, key): (Side, FlowKey),
+        (from, key): (Side, &FlowKey),
         starts: bool,
         followed: Option<bool>,
         seg: &Segment,
@@ -860,9 +864,9 @@ impl Rules<'_> {
             conn.followed = f;
         }
         let inserted = if !fresh_syn {
-            map.insert(key, conn)
+            map.insert(*key, conn)
         } else {
-            match map.insert_syn(key, conn) {
+            match map.insert_syn(*key, conn) {
                 Inserted::Yes => true,
                 Inserted::Reserved => {
                     c.syn_reserved += 1;
@@ -1068,7 +1072,7 @@ impl Snooper {
             &mut self.counters,
             map,
             alloc,
-            (from, key),
+            (from, &key),
             bound,
             seg,
             frame.payload,
