@@ -933,14 +933,17 @@ impl<A: ChunkAlloc> Conn<A> {
             self.give_up_acked(alloc, need, all);
             written = self.write(alloc, from, seg, payload);
         }
-        let h = &mut self.half[from.idx()];
-        h.marks.write_error = match written {
-            Ok(()) => h.marks.write_error,
-            Err(WriteError::NoMemory) => Some(NotReady::NoMemory(from)),
+        // Written only when there is an error to report: a store of the unchanged value on
+        // every segment, two bytes, made the 32-bit read of the bits next to it in
+        // `note_output` wait for it (no store forwarding).
+        let error = match written {
+            Ok(()) => return,
+            Err(WriteError::NoMemory) => NotReady::NoMemory(from),
             Err(WriteError::Capacity | WriteError::Fragmented | WriteError::Copy) => {
-                Some(NotReady::Overflow(from))
+                NotReady::Overflow(from)
             }
         };
+        self.half[from.idx()].marks.write_error = Some(error);
     }
 
     /// Releases the oldest acknowledged bytes of both directions: `need` bytes past each
