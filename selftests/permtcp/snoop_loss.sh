@@ -56,10 +56,12 @@ echo "$CASES" | while IFS=: read -r name fam kind a b c; do
 	in_client ptcp-testapp client "$addr:$port" "$pattern" 2>"$dir/client.err" &
 	if wait_file "$dir/state.json" 1200; then
 		wait_until "the peer's mirror to settle" 50 mirror_settled
-		in_peer permctl --json conns >"$dir/conns.json"
-		# What the port had relayed or dropped when the mirror was read (the relay logs
-		# a frame before it sends it): later frames (the end of the exchange) do not count.
+		# What the port had relayed or dropped before the mirror was read (the relay logs
+		# a frame once it has sent it): later frames (the end of the exchange) do not
+		# count. Taken before the read: a frame logged after it was read could count
+		# against a mirror that had not seen it yet.
 		head -n "$(wc -l </tmp/loss-frames)" /tmp/loss-frames >"$dir/frames"
+		in_peer permctl --json conns >"$dir/conns.json"
 		client=$(sed 's/.*"peer":"\([^"]*\)".*/\1/' "$dir/state.json")
 		for side in owner client; do
 			f=out
