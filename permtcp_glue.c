@@ -66,6 +66,8 @@
 
 static_assert(sizeof(struct ptcp_msg) == 32);
 static_assert(sizeof(struct ptcp_tcp_abi) == 64);
+static_assert(sizeof(struct ptcp_frame) == 24);
+static_assert(offsetof(struct ptcp_frame, csum_verified) == 21);
 
 const struct ptcp_tcp_abi ptcp_tcp_abi = {
 	.maxseg = TCP_MAXSEG,

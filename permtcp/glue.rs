@@ -109,6 +109,7 @@ pub(crate) struct FrameFacts {
 }
 
 const _: () = assert!(core::mem::size_of::<FrameFacts>() == 24);
+const _: () = assert!(core::mem::offset_of!(FrameFacts, csum_verified) == 21);
 
 /// The TCP socket-option ABI from `<uapi/linux/tcp.h>` and `<net/tcp.h>`, which the Rust
 /// bindings do not include: `struct ptcp_tcp_abi` in `include/permtcp/glue.h`, filled by
