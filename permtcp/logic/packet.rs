@@ -299,6 +299,7 @@ pub fn parse_in_place<'c>(
     }
 }
 
+#[inline(always)]
 fn parse_len(hdr: &[u8], l3_len: usize, gso: bool) -> Result<Segment, Skip> {
     match hdr.first().map(|b| b >> 4) {
         Some(4) => parse_v4(hdr, l3_len, gso),
