@@ -128,6 +128,7 @@ struct ptcp_net {
 struct ptcp_hook_stat {
 	u64 ns;
 	u64 frames;
+	u64 kept;	/* frames the mirror keeps itself (PTCP_FRAME_KEPT) */
 };
 
 static struct ptcp_net *ptcp_pn(const struct net *net)
@@ -172,7 +173,8 @@ static void ptcp_frame_fill(struct ptcp_frame *f, const struct sk_buff *skb)
 /*
  * Runs in softirq for every frame the device receives, for any host.  It only reads, except
  * that Rust may have a frame for another host's MAC delivered here (ptcp_skb_set_host()),
- * or have it dropped (a SYN that would reuse a connection a peer serves).
+ * have it dropped (a SYN that would reuse a connection a peer serves), or keep a frame for
+ * another host's MAC that the IP layer would drop (ptcp_skb_keep()).
  */
 static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
@@ -181,7 +183,7 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 	bool timed = READ_ONCE(hook_timing);
 	struct mem_cgroup *old;
 	struct ptcp_frame f;
-	bool drop;
+	u8 verdict;
 	u64 t0 = 0;
 
 	if (skb->protocol != htons(ETH_P_IP) && skb->protocol != htons(ETH_P_IPV6))
@@ -194,31 +196,55 @@ static unsigned int ptcp_hook(void *priv, struct sk_buff *skb,
 	 */
 	old = set_active_memcg(pn->memcg);
 	ptcp_frame_fill(&f, skb);
-	drop = permtcp_rs_frame(pn->rs, skb, &f, ptcp_jiffies_ms());
+	verdict = permtcp_rs_frame(pn->rs, skb, &f, ptcp_jiffies_ms());
 	set_active_memcg(old);
+	if (verdict == PTCP_FRAME_KEPT) {
+		/*
+		 * The mirror took a reference to the frame itself (ptcp_skb_keep()), which IP
+		 * would drop next: the stack gives its own up, and the frame is the mirror's.
+		 * What the drop would have released goes now: a sender's socket (the frame of a
+		 * local veth peer still carries it; its destructor runs, as at the drop), the
+		 * device and any route.
+		 */
+		skb_orphan(skb);
+		skb->dev = NULL;
+		skb_dst_drop(skb);
+		consume_skb(skb);
+		__this_cpu_inc(pn->hook_stat->kept);
+	}
 	/* Softirq: this CPU's counters are this invocation's alone until it returns. */
 	if (timed)
 		__this_cpu_add(pn->hook_stat->ns, ktime_get_ns() - t0);
 	__this_cpu_inc(pn->hook_stat->frames);
-	return drop ? NF_DROP : NF_ACCEPT;
+	switch (verdict) {
+	case PTCP_FRAME_DROP:
+		return NF_DROP;
+	case PTCP_FRAME_KEPT:
+		return NF_STOLEN;
+	default:
+		return NF_ACCEPT;
+	}
 }
 
 /*
- * Time spent in the hook and frames it saw since snooping started: the sum of the CPUs'
+ * Time spent in the hook, frames it saw and frames the mirror kept since snooping started:
+ * the sum of the CPUs'
  * counters (each read whole; a frame being counted meanwhile may be in one and not yet in
  * the other).
  */
-void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames)
+void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames, u64 *kept)
 {
 	int cpu;
 
 	*ns = 0;
 	*frames = 0;
+	*kept = 0;
 	for_each_possible_cpu(cpu) {
 		const struct ptcp_hook_stat *st = per_cpu_ptr(pn->hook_stat, cpu);
 
 		*ns += READ_ONCE(st->ns);
 		*frames += READ_ONCE(st->frames);
+		*kept += READ_ONCE(st->kept);
 	}
 }
 
@@ -272,6 +298,7 @@ int ptcp_snoop_attach(struct ptcp_net *pn, u32 ifindex)
 
 		WRITE_ONCE(st->ns, 0);
 		WRITE_ONCE(st->frames, 0);
+		WRITE_ONCE(st->kept, 0);
 	}
 	/* The caller's memory cgroup pays for the mirror (NULL without memcg: nobody). */
 	pn->memcg = ptcp_current_memcg();
@@ -1059,14 +1086,44 @@ struct sk_buff *ptcp_skb_hold(struct sk_buff *skb)
 	return c;
 }
 
-/* One more reference to a held clone (a view of another part of its payload). */
+/*
+ * The frame the ingress hook is processing, for the mirror to keep instead of a clone of it
+ * (no sk_buff allocated and freed per frame), where nothing else would have it: a frame for
+ * another host's MAC, which ip_rcv() and ipv6_rcv() drop first thing.  It must be the
+ * stack's alone (not shared, not from the pfmemalloc reserves), and
+ * nothing after this hook may want it: no other netfilter ingress hook on the device, no
+ * rx_handler (bridge, bond, macvlan...), no VLAN tag for a VLAN device, and no packet
+ * socket bound to the device or to the namespace for one protocol.  Packet taps for every
+ * protocol (ETH_P_ALL: tcpdump) saw it before the ingress hooks.  NULL where it may not be
+ * kept; else the frame with one more reference, which the hook's PTCP_FRAME_KEPT verdict
+ * turns into the frame itself (NF_STOLEN after dropping the stack's reference).  Called
+ * from the ingress hook only, under its RCU read lock.
+ */
+struct sk_buff *ptcp_skb_keep(struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	const struct nf_hook_entries *e;
+
+	if (skb->pkt_type != PACKET_OTHERHOST || skb_shared(skb) || skb_pfmemalloc(skb) ||
+	    skb_vlan_tag_present(skb) ||
+	    rcu_access_pointer(dev->rx_handler) || !list_empty(&dev->ptype_specific) ||
+	    !list_empty(&dev_net(dev)->ptype_specific))
+		return NULL;
+	e = rcu_dereference(dev->nf_hooks_ingress);
+	if (!e || e->num_hook_entries != 1)
+		return NULL;
+	return skb_get(skb);
+}
+
+/* One more reference to a held frame (a view of another part of its payload). */
 void ptcp_skb_get(struct sk_buff *skb)
 {
 	skb_get(skb);
 }
 
 /*
- * Drops a reference to a held clone: the mirror released it, not the network dropped it.
+ * Drops a reference to a held frame (a clone, or a frame the mirror kept): the mirror
+ * released it, not the network dropped it.
  * Chunks are released under a shard's IRQ-off lock: the last reference is then freed from
  * the softnet completion queue (dev_consume_skb_any()), not here.
  */

@@ -137,7 +137,8 @@ unsafe extern "C" fn permtcp_rs_dumpit(
     }
 }
 
-/// One frame from the netdev ingress hook (softirq); returns whether the hook drops it.
+/// One frame from the netdev ingress hook (softirq); returns what the hook does with it:
+/// accept it, drop it, or give it to the mirror, which keeps it (`enum ptcp_frame_verdict`).
 ///
 /// # Safety
 ///
@@ -150,13 +151,22 @@ unsafe extern "C" fn permtcp_rs_frame(
     skb: *mut SkBuff,
     f: *const FrameFacts,
     now_ms: u64,
-) -> bool {
+) -> u8 {
     // SAFETY: per the contract the state is alive for the hook's duration.
     let state = unsafe { borrow(state) };
     // SAFETY: `skb` is valid for this call and `f` points to what the hook read of it
     // (contract).
     let skb = unsafe { Skb::from_raw(skb, &*f) };
-    state.frame(&skb, now_ms)
+    let drop = state.frame(&skb, now_ms);
+    // `enum ptcp_frame_verdict` in include/permtcp/glue.h. A kept frame leaves the stack
+    // as a dropped one would (the hook steals it).
+    if skb.kept() {
+        2
+    } else if drop {
+        1
+    } else {
+        0
+    }
 }
 
 /// An ARP packet this host sends (ARP_OUT hook) at `now_ns`, `len` bytes of it from its ARP

@@ -29,6 +29,7 @@ use crate::logic::nla::Writer;
 use crate::logic::packet::{parse_in_place, Addr, Segment, Skip, HEADER_MAX};
 use crate::logic::seqbuf::{ChunkMem, FrameRef, Payload, RawFrame, CHUNK};
 use crate::logic::snoop::FlowKey;
+use core::cell::Cell;
 use core::ffi::{c_int, c_void};
 use core::marker::{PhantomData, PhantomPinned};
 use core::mem::MaybeUninit;
@@ -196,7 +197,7 @@ extern "C" {
     fn ptcp_park_kick(pn: *mut PtcpNet);
     fn ptcp_rst_dropped(pn: *const PtcpNet) -> u64;
     fn ptcp_now_ms() -> u64;
-    fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
+    fn ptcp_hook_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64, kept: *mut u64);
     fn ptcp_ct_cost(pn: *const PtcpNet, ns: *mut u64, frames: *mut u64);
     fn ptcp_sock_new(pn: *mut PtcpNet, ipv6: bool, res: *mut *mut Socket) -> c_int;
     fn ptcp_sock_setopt(
@@ -235,6 +236,7 @@ extern "C" {
     fn ptcp_par_wait(p: *mut Par);
     fn ptcp_zerocopy_enabled() -> bool;
     fn ptcp_skb_hold(skb: *mut SkBuff) -> *mut SkBuff;
+    fn ptcp_skb_keep(skb: *mut SkBuff) -> *mut SkBuff;
     fn ptcp_skb_get(skb: *mut SkBuff);
     fn ptcp_skb_put(skb: *mut SkBuff);
     fn ptcp_announce(pn: *mut PtcpNet, addr: *const u8, ipv6: bool) -> c_int;
@@ -665,11 +667,11 @@ impl<'a> Net<'a> {
     }
 
     /// Nanoseconds spent in the hook and frames it processed since snooping started.
-    pub(crate) fn hook_cost(&self) -> (u64, u64) {
-        let (mut ns, mut frames) = (0, 0);
+    pub(crate) fn hook_cost(&self) -> (u64, u64, u64) {
+        let (mut ns, mut frames, mut kept) = (0, 0, 0);
         // SAFETY: `pn` is valid (type invariant); the outputs are valid u64 places.
-        unsafe { ptcp_hook_cost(self.pn, &mut ns, &mut frames) };
-        (ns, frames)
+        unsafe { ptcp_hook_cost(self.pn, &mut ns, &mut frames, &mut kept) };
+        (ns, frames, kept)
     }
 
     /// Nanoseconds Linux conntrack spent on the frames the `permtcp.ctprobe` probes timed in
@@ -837,7 +839,20 @@ impl<'a> Net<'a> {
 pub(crate) struct Skb<'a> {
     skb: *mut SkBuff,
     f: FrameFacts,
+    /// Whether the mirror keeps the frame itself rather than a clone ([`HeldSkb::of`]).
+    keep: Cell<Keep>,
     _p: PhantomData<&'a SkBuff>,
+}
+
+/// Whether a frame is kept by the mirror itself ([`HeldSkb::of`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Not asked yet.
+    Unknown,
+    /// A view holds the frame itself: the hook gives it to the mirror (`PTCP_FRAME_KEPT`).
+    Kept,
+    /// Views hold clones: the frame goes on to the stack, or someone else may want it.
+    Clone,
 }
 
 impl<'a> Skb<'a> {
@@ -853,8 +868,15 @@ impl<'a> Skb<'a> {
         Self {
             skb,
             f: *f,
+            keep: Cell::new(Keep::Unknown),
             _p: PhantomData,
         }
+    }
+
+    /// Whether a view holds the frame itself ([`HeldSkb::of`]): the hook must then give it
+    /// to the mirror (`PTCP_FRAME_KEPT`).
+    pub(crate) fn kept(&self) -> bool {
+        self.keep.get() == Keep::Kept
     }
 
     /// The first `min(len, buf.len())` bytes from the network header: in the skb when they
@@ -969,43 +991,76 @@ impl Payload for Skb<'_> {
     }
 
     fn frame(&self) -> Option<FrameRef<'_>> {
-        // SAFETY: `skb` is valid for `'a` (type invariant), which outlives the borrow of
-        // `self`; `Frame` is opaque and zero-sized: the reference stands for the skb, as
-        // [`HeldSkb::clone_of`] reads it back (in the module, only this makes `RawFrame`s).
-        // The truesize and length a view's cost is computed from: the skb's, as the hook
-        // passed them (type invariant), without two calls into C per look. The view keeps
-        // the cost it was charged ([`Chunk::view`]).
-        let frame = unsafe { &*self.skb.cast_const().cast::<RawFrame>() };
+        // SAFETY: `RawFrame` is opaque and zero-sized: the reference stands for this `Skb`,
+        // borrowed as long as it, as [`HeldSkb::of`] reads it back (in the module, only this
+        // makes `RawFrame`s). The truesize and length a view's cost is computed from: the
+        // skb's, as the hook passed them (type invariant), without two calls into C per
+        // look. The view keeps the cost it was charged ([`Chunk::view`]).
+        let frame = unsafe { &*core::ptr::from_ref(self).cast::<RawFrame>() };
         Some(FrameRef::new(frame, self.f.truesize, self.f.len))
+    }
+
+    fn goes_on(&self) {
+        if self.keep.get() == Keep::Unknown {
+            self.keep.set(Keep::Clone);
+        }
     }
 }
 
-/// A private clone of a received frame, sharing its data: what views of its payload keep
-/// alive (zero-copy retention).
+/// A received frame the mirror holds, what views of its payload keep alive (zero-copy
+/// retention): a private clone sharing the frame's data, or the frame itself where the
+/// ingress hook gives it to the mirror (`ptcp_skb_keep()`: one for another host's MAC, which
+/// nothing else wanted).
 ///
 /// # Invariants
 ///
-/// `skb` is a valid `struct sk_buff` that this value holds one reference to.
+/// `skb` is a valid `struct sk_buff` that this value holds one reference to; no one writes
+/// it or its data (a clone's data is shared read-only, and a kept frame is the mirror's
+/// alone once its hook returns).
 pub(crate) struct HeldSkb {
     skb: NonNull<SkBuff>,
 }
 
 // SAFETY: a reference to an skb may be dropped and its data read on any CPU, in any context.
 unsafe impl Send for HeldSkb {}
-// SAFETY: shared references only read the clone's data (skb_copy_bits).
+// SAFETY: shared references only read the frame's data (skb_copy_bits).
 unsafe impl Sync for HeldSkb {}
 
 impl HeldSkb {
-    /// A clone of the frame `frame` points to (as [`Skb`]'s [`Payload::frame`] gives it),
-    /// or `None` when memory is short.
-    pub(crate) fn clone_of(frame: FrameRef<'_>) -> Option<Self> {
-        let skb = core::ptr::from_ref::<RawFrame>(frame.frame())
-            .cast::<SkBuff>()
-            .cast_mut();
-        // SAFETY: in the module only `Skb::frame` makes `RawFrame` references: `skb` is the
-        // frame's skb, valid while `frame` lives.
-        let skb = unsafe { ptcp_skb_hold(skb) };
-        // INVARIANT: a new clone, whose one reference this value holds.
+    /// A hold on the frame `frame` points to (as [`Skb`]'s [`Payload::frame`] gives it):
+    /// the frame itself where the ingress hook may give it to the mirror
+    /// (`ptcp_skb_keep()`: no `sk_buff` allocated, and none freed later), else a clone
+    /// sharing its data; `None` when memory is short.
+    pub(crate) fn of(frame: FrameRef<'_>) -> Option<Self> {
+        // SAFETY: in the module only `Skb::frame` makes `RawFrame` references, from an
+        // `Skb` that lives as long as the reference.
+        let frame = unsafe { &*core::ptr::from_ref::<RawFrame>(frame.frame()).cast::<Skb<'_>>() };
+        let clone = || {
+            // SAFETY: `frame.skb` is valid while `frame` lives (type invariant of `Skb`).
+            unsafe { ptcp_skb_hold(frame.skb) }
+        };
+        let skb = match frame.keep.get() {
+            Keep::Kept => {
+                // SAFETY: as above; the new reference is the returned value's.
+                unsafe { ptcp_skb_get(frame.skb) };
+                frame.skb
+            }
+            Keep::Unknown => {
+                // SAFETY: as above; called from the ingress hook (only it makes `Skb`s that
+                // chunks hold), under its RCU read lock.
+                let kept = unsafe { ptcp_skb_keep(frame.skb) };
+                if kept.is_null() {
+                    frame.keep.set(Keep::Clone);
+                    clone()
+                } else {
+                    frame.keep.set(Keep::Kept);
+                    kept
+                }
+            }
+            Keep::Clone => clone(),
+        };
+        // INVARIANT: a new reference (to a clone, or to the frame the hook gives up to the
+        // mirror), which this value holds.
         NonNull::new(skb).map(|skb| HeldSkb { skb })
     }
 }

@@ -936,7 +936,7 @@ impl NetState {
     /// Snooping counters and limits, the hook's cost included.
     pub(crate) fn stats(&self, net: &Net<'_>, now_ms: u64) -> StatsInfo {
         let mut stats = self.snoop.stats(net.ifindex(), now_ms);
-        (stats.hook_ns, stats.hook_frames) = net.hook_cost();
+        (stats.hook_ns, stats.hook_frames, stats.frames_kept) = net.hook_cost();
         (stats.ct_ns, stats.ct_frames) = net.ct_cost();
         stats.rst_dropped = net.rst_dropped();
         stats.steered = self.steered.load(Ordering::Relaxed);

@@ -120,7 +120,7 @@ impl ChunkAlloc for KernelChunks {
         if !self.views || !crate::glue::zerocopy_enabled() {
             return None;
         }
-        HeldSkb::clone_of(frame)
+        HeldSkb::of(frame)
     }
 
     fn view(&mut self, held: HeldSkb, frame_off: u32, len: u32, cost: u64) -> Option<Chunk> {
@@ -885,6 +885,7 @@ impl Snoop {
             views: self.pool.views(),
             hook_ns: 0,
             hook_frames: 0,
+            frames_kept: 0,
             rst_dropped: 0,
             steered: 0,
             handed: 0,

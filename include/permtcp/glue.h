@@ -92,6 +92,7 @@ const u8 *ptcp_skb_header(const struct sk_buff *skb, u8 *buf, u32 len);
 bool ptcp_skb_copy(const struct sk_buff *skb, u32 offset, u8 *to, u32 len);
 bool ptcp_zerocopy_enabled(void);
 struct sk_buff *ptcp_skb_hold(struct sk_buff *skb);
+struct sk_buff *ptcp_skb_keep(struct sk_buff *skb);
 void ptcp_skb_get(struct sk_buff *skb);
 void ptcp_skb_put(struct sk_buff *skb);
 bool ptcp_skb_otherhost(const struct sk_buff *skb);
@@ -104,7 +105,7 @@ void ptcp_skb_set_host(struct sk_buff *skb);
 #define PTCP_CSUM_VERIFIED 2
 int ptcp_skb_l4_sum(const struct sk_buff *skb, u32 off, u32 len, bool sw, u16 *sum);
 u64 ptcp_now_ms(void);
-void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
+void ptcp_hook_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames, u64 *kept);
 void ptcp_ct_cost(const struct ptcp_net *pn, u64 *ns, u64 *frames);
 int ptcp_sock_new(struct ptcp_net *pn, bool ipv6, struct socket **res);
 int ptcp_sock_setopt(struct socket *sock, int level, int opt, const void *val, u32 len);
@@ -212,7 +213,13 @@ int permtcp_rs_doit(void *state, struct ptcp_net *pn, u8 cmd, const u8 *payload,
 		    struct genl_info *info);
 int permtcp_rs_dumpit(void *state, u8 cmd, const u8 *payload, u32 len, struct sk_buff *skb,
 		      struct netlink_callback *cb, long *pos, bool privileged);
-bool permtcp_rs_frame(void *state, struct sk_buff *skb, const struct ptcp_frame *f, u64 now_ms);
+/* What the ingress hook does with a frame (permtcp_rs_frame). */
+enum ptcp_frame_verdict {
+	PTCP_FRAME_ACCEPT = 0,
+	PTCP_FRAME_DROP = 1,		/* a SYN that would reuse a connection a peer serves */
+	PTCP_FRAME_KEPT = 2,		/* the mirror keeps the frame itself (ptcp_skb_keep()) */
+};
+u8 permtcp_rs_frame(void *state, struct sk_buff *skb, const struct ptcp_frame *f, u64 now_ms);
 void permtcp_rs_snoop_lost(void *state);
 /* What the LOCAL_OUT hook does with a segment this host sends (permtcp_rs_out). */
 enum ptcp_out_verdict {

@@ -324,6 +324,11 @@ pub trait Payload {
     fn frame(&self) -> Option<FrameRef<'_>> {
         None
     }
+    /// Says, before any chunk holds the frame, that it may go on to this host's own stack
+    /// once processed ([`crate::snoop::Outcome::ToFailed`]): a hold must then leave the
+    /// frame to the stack (the module clones it rather than keeping it). The default does
+    /// nothing.
+    fn goes_on(&self) {}
 }
 
 impl Payload for [u8] {

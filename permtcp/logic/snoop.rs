@@ -715,6 +715,12 @@ impl Rules<'_> {
             _ => None,
         };
         let starts = bound.is_some_and(|b| b.starts);
+        let to_failed =
+            from == Side::Client && bound.is_some_and(|b| !b.starts) && !seg.is_new_syn();
+        if to_failed {
+            // The frame may go on to this host's stack ([`Outcome::ToFailed`]).
+            payload.goes_on();
+        }
         self.segment(
             c,
             map,
@@ -726,7 +732,7 @@ impl Rules<'_> {
             payload,
             now_ms,
         );
-        if from == Side::Client && bound.is_some_and(|b| !b.starts) && !seg.is_new_syn() {
+        if to_failed {
             Outcome::ToFailed(*key)
         } else {
             Outcome::Tracked

@@ -415,6 +415,8 @@ pub struct StatsInfo {
     pub hook_ns: u64,
     /// Frames the hook processed.
     pub hook_frames: u64,
+    /// Frames the mirror keeps itself (views), instead of a clone.
+    pub frames_kept: u64,
     /// Resets this host's stack sent for mirrored connections, dropped.
     pub rst_dropped: u64,
     /// Frames for another node's MAC delivered to this host's stack (connections taken over
@@ -483,6 +485,7 @@ impl StatsInfo {
         w.put_u64(stats_attr::ALLOC_FAILED, self.alloc_failed)?;
         w.put_u64(stats_attr::HOOK_NS, self.hook_ns)?;
         w.put_u64(stats_attr::HOOK_FRAMES, self.hook_frames)?;
+        w.put_u64(stats_attr::FRAMES_KEPT, self.frames_kept)?;
         w.put_u64(stats_attr::RST_DROPPED, self.rst_dropped)?;
         w.put_u64(stats_attr::STEERED, self.steered)?;
         w.put_u64(stats_attr::HANDED, self.handed)?;
@@ -513,6 +516,7 @@ impl StatsInfo {
                 stats_attr::ALLOC_FAILED => s.alloc_failed = a.u64()?,
                 stats_attr::HOOK_NS => s.hook_ns = a.u64()?,
                 stats_attr::HOOK_FRAMES => s.hook_frames = a.u64()?,
+                stats_attr::FRAMES_KEPT => s.frames_kept = a.u64()?,
                 stats_attr::RST_DROPPED => s.rst_dropped = a.u64()?,
                 stats_attr::STEERED => s.steered = a.u64()?,
                 stats_attr::HANDED => s.handed = a.u64()?,

@@ -453,6 +453,9 @@ pub mod stats_attr {
     pub const CT_FRAMES: u16 = 33;
     /// u64: SYNs tracked with a table entry allocated ahead, memory being short then.
     pub const SYN_RESERVED: u16 = 34;
+    /// u64: frames the mirror keeps itself, for views of their payload, instead of a clone
+    /// (frames for another host's MAC that nothing else wanted).
+    pub const FRAMES_KEPT: u16 = 35;
 }
 
 /// Values of [`conn_attr::STATE`].

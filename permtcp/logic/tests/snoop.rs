@@ -9,9 +9,12 @@ mod common;
 use common::*;
 use permtcp_logic::decl::FailoverPolicy;
 use permtcp_logic::packet::flags::*;
-use permtcp_logic::seqbuf::{Budget, CHUNK};
+use permtcp_logic::seqbuf::{Budget, FrameRef, Payload, CHUNK};
 use permtcp_logic::snoop::{Filter, FlowKey, FlowMap, Frame, Inserted, Limits, Outcome, Snooper};
 use permtcp_logic::track::{Conn, NotReady, Side};
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 #[test]
 fn limits_on_connections_and_bytes() {
@@ -263,6 +266,72 @@ fn a_failed_owners_client_segments_are_for_the_node_serving_them() {
     // Other bindings are not the snooper's business.
     w.owner.port = 443;
     assert_eq!(feed(&mut w, Side::Client, ACK), Outcome::Ignored);
+}
+
+/// A payload that records whether the snooper said the frame goes on to this host's stack
+/// ([`Payload::goes_on`]), and whether a chunk looked at the frame to hold it before that.
+struct Onward {
+    frame: HeldFrame,
+    went_on: Cell<bool>,
+    looked_before: Cell<usize>,
+}
+
+impl Payload for Onward {
+    fn copy(&self, offset: u32, out: &mut [MaybeUninit<u8>]) -> bool {
+        self.frame.copy(offset, out)
+    }
+    fn frame(&self) -> Option<FrameRef<'_>> {
+        if !self.went_on.get() {
+            self.looked_before.set(self.looked_before.get() + 1);
+        }
+        self.frame.frame()
+    }
+    fn goes_on(&self) {
+        self.went_on.set(true);
+    }
+}
+
+#[test]
+fn a_frame_that_may_go_on_to_the_stack_is_said_so_before_it_is_held() {
+    let d = decls(&[[10, 0, 0, 1]], true, FailoverPolicy::SmallestId, &[]);
+    let mut w = Wire::new(false);
+    w.handshake(1000, 5000, 7, 7);
+    let payload = bytes(1448, 9);
+    let send = |w: &mut Wire, seq: u32| {
+        let (s, d) = w.ends(Side::Client);
+        let pkt = frame(s, d, seq, 5001, ACK | PSH, 502, &Opts::default(), &payload);
+        let held = Onward {
+            frame: HeldFrame {
+                truesize: 2048,
+                payload_len: pkt.len() as u32,
+                bytes: Arc::new(pkt.clone()),
+            },
+            went_on: Cell::new(false),
+            looked_before: Cell::new(0),
+        };
+        let f = Frame {
+            hdr: &pkt,
+            l3_len: pkt.len(),
+            gso: false,
+            payload: &held,
+            src_mac: None,
+        };
+        let out = w.snoop.on_frame(&mut w.map, &mut w.alloc, f, |_| true, 1);
+        (out, held.went_on.get(), held.looked_before.get() > 0)
+    };
+    let holds = w.alloc.inner.holds;
+    // While the owner lives, its client's full-size segment is held (a view) and stays with
+    // the snooper: the module may keep the frame itself.
+    assert_eq!(send(&mut w, 1001), (Outcome::Tracked, false, true));
+    assert_eq!(w.alloc.inner.holds, holds + 1);
+    // Once it failed, the next one may be for this host: said before anything holds it
+    // (the module then holds a clone), and it is still retained.
+    w.snoop.filter = Filter::compile_failed(d.iter(), &|n| n == OWNER_NODE);
+    assert_eq!(
+        send(&mut w, 1001 + 1448),
+        (Outcome::ToFailed(w.key()), true, false)
+    );
+    assert_eq!(w.alloc.inner.holds, holds + 2);
 }
 
 /// A connection between the client's port `port` and the owner, ready, with `owner_bytes`

@@ -41,6 +41,7 @@ fn connection_and_stats_reports_round_trip() {
         alloc_failed: 0,
         hook_ns: 123_456,
         hook_frames: 42,
+        frames_kept: 17,
         rst_dropped: 3,
         steered: 5,
         handed: 2,

@@ -203,6 +203,8 @@ struct StatsView {
     alloc_failed: u64,
     hook_ns: u64,
     hook_frames: u64,
+    /// Frames the mirror keeps itself for views of their payload, instead of a clone.
+    frames_kept: u64,
     /// Resets of mirrored connections this host's stack sent, dropped.
     rst_dropped: u64,
     /// Frames for another node's MAC delivered to this host's stack (connections taken
@@ -253,6 +255,7 @@ pub fn stats(c: &Client, json: bool) -> Result<(), CtlError> {
         alloc_failed: s.alloc_failed,
         hook_ns: s.hook_ns,
         hook_frames: s.hook_frames,
+        frames_kept: s.frames_kept,
         rst_dropped: s.rst_dropped,
         steered: s.steered,
         handed: s.handed,
