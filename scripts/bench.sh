@@ -93,6 +93,11 @@ ins_c=$(num 's/^conntrack: \([0-9]*\) instructions.*/\1/p' "$out/instructions.tx
 ins_r=$(num 's/^snooping\/conntrack by instructions: \(.*\)/\1/p' "$out/instructions.txt")
 printf '  %-44s %s\n' "snooping / conntrack by instructions" \
 	"${ins_r:--}${ins_r:+ (module $ins_m per frame, conntrack $ins_c per frame and namespace)}"
+ins_hm=$(num 's/^with the kernel.s skb and slab functions: module \([0-9]*\), conntrack \([0-9]*\) .*/\1/p' "$out/instructions.txt")
+ins_hc=$(num 's/^with the kernel.s skb and slab functions: module \([0-9]*\), conntrack \([0-9]*\) .*/\2/p' "$out/instructions.txt")
+ins_hr=$(num 's/^snooping\/conntrack by instructions, skb and slab work included: \(.*\)/\1/p' "$out/instructions.txt")
+printf '  %-44s %s\n' "  the same, skb and slab work included" \
+	"${ins_hr:--}${ins_hr:+ (module $ins_hm per frame, conntrack $ins_hc)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
 printf '  %-44s %s\n' "peer hook, copying every byte (zerocopy=0)" "${hook_copy:--}"
 printf '  %-44s %s\n' "owner throughput, separate VMs" "${owner:+without permtcp }${owner:--}"
