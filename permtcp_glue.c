@@ -1090,7 +1090,8 @@ struct sk_buff *ptcp_skb_hold(struct sk_buff *skb)
  * The frame the ingress hook is processing, for the mirror to keep instead of a clone of it
  * (no sk_buff allocated and freed per frame), where nothing else would have it: a frame for
  * another host's MAC, which ip_rcv() and ipv6_rcv() drop first thing.  It must be the
- * stack's alone (not shared, not from the pfmemalloc reserves), and
+ * stack's alone (not shared, not from the pfmemalloc reserves, and a socket it carries has
+ * a destructor for skb_orphan() to run), and
  * nothing after this hook may want it: no other netfilter ingress hook on the device, no
  * rx_handler (bridge, bond, macvlan...), no VLAN tag for a VLAN device, and no packet
  * socket bound to the device or to the namespace for one protocol.  Packet taps for every
@@ -1105,7 +1106,7 @@ struct sk_buff *ptcp_skb_keep(struct sk_buff *skb)
 	const struct nf_hook_entries *e;
 
 	if (skb->pkt_type != PACKET_OTHERHOST || skb_shared(skb) || skb_pfmemalloc(skb) ||
-	    skb_vlan_tag_present(skb) ||
+	    (skb->sk && !skb->destructor) || skb_vlan_tag_present(skb) ||
 	    rcu_access_pointer(dev->rx_handler) || !list_empty(&dev->ptype_specific) ||
 	    !list_empty(&dev_net(dev)->ptype_specific))
 		return NULL;
