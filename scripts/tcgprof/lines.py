@@ -40,7 +40,11 @@ def instructions(ko, function=None):
     for s in out.splitlines():
         m = re.match(r"^[0-9a-f]+ <(\S+)>:$", s)
         if m:
+            # A function's first line comes after its header; the C glue has none (only
+            # the Rust is built with line tables): its instructions count under its name,
+            # not under the last Rust line before it.
             sym = m.group(1)
+            line = f"<{sym}>"
             continue
         m = re.match(r"^(/\S+?):(\d+)", s)
         if m:
