@@ -74,7 +74,10 @@ hook=$(num 's/.*peer hook, measured inside: *\([0-9]*\) ns.*/\1/p' "$out/vm.txt"
 hook_copy=$(num 's/.*same, copying (zerocopy=0): *\(.*\)/\1/p' "$out/vm.txt")
 ratio=$(num 's/.*snooping\/conntrack per frame: *\(.*\)/\1/p' "$out/vm.txt")
 ratio_b=$(num 's/.*snooping\/conntrack per byte: *\(.*\)/\1/p' "$out/vm.txt")
-owner=$(num 's/^ *without permtcp \(.*\)/\1/p' "$out/cluster.txt")
+owner_row() { num "s/^  $1: *\\(without permtcp .*\\)/\\1/p" "$out/cluster.txt"; }
+owner=$(owner_row "as is")
+owner_nice=$(owner_row "peers at nice 19")
+owner_pin=$(owner_row "peers on host CPUs of their own")
 echo
 echo "== permtcp benchmark summary (one run; QEMU TCG figures under the host's load) =="
 printf '  %-44s %s\n' "host tracker, 64-byte segments" "${h64:--} Mpps/core"
@@ -100,7 +103,9 @@ printf '  %-44s %s\n' "  the same, skb and slab work included" \
 	"${ins_hr:--}${ins_hr:+ (module $ins_hm per frame, conntrack $ins_hc)}"
 printf '  %-44s %s\n' "peer hook, measured inside" "${hook:--} ns per frame"
 printf '  %-44s %s\n' "peer hook, copying every byte (zerocopy=0)" "${hook_copy:--}"
-printf '  %-44s %s\n' "owner throughput, separate VMs" "${owner:+without permtcp }${owner:--}"
+printf '  %-44s %s\n' "owner throughput, separate VMs, as is" "${owner:--}"
+printf '  %-44s %s\n' "  the same, peers at nice 19 (both states)" "${owner_nice:--}"
+printf '  %-44s %s\n' "  the same, peers on host CPUs of their own" "${owner_pin:--}"
 awk '/^  +table +hook ns/ { t = 1; next } t && /^ +[0-9]+ / {
 	printf "  %-44s %s ns per frame, %s bytes per entry\n", "peer hook with " $1 " connections mirrored", $2, $4; next }
 	{ t = 0 }' "$out/vm.txt"

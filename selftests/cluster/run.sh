@@ -302,6 +302,16 @@ vm_nice() {
 		renice -n "$n" -p $(ls "/proc/${VM_PID[$v]}/task") >/dev/null
 	done
 }
+# vm_pin CPUS node...: every thread of the nodes' QEMU on the host CPUs CPUS (a taskset
+# list); vm_pin all node... lets them run anywhere again.
+vm_pin() {
+	local c=$1 v
+	shift
+	[ "$c" = all ] && c=0-$(($(nproc) - 1))
+	for v in "$@"; do
+		taskset -a -p -c "$c" "${VM_PID[$v]}" >/dev/null
+	done
+}
 vm_cont() { kill -CONT "${VM_PID[$1]}"; }
 # Partition: NODE's tap leaves the bridge and goes down; vm_heal undoes it.
 vm_partition() { ip -n "$NS" link set "tap-$1" nomaster down; }
@@ -1466,50 +1476,130 @@ bulk_mbps() { # port
 	vm_run owner "rm -rf /tmp/t/bulk && mkdir -p /tmp/t/bulk && touch /tmp/t/bulk/go && (ptcp-testapp serve 10.0.0.1:$1 down:$BULK /tmp/t/bulk >/dev/null 2>&1 &) && sh /selftests/cluster/node.sh wait-file /tmp/t/bulk/listening 100" >/dev/null || return 1
 	vm_run -t 300 client "ptcp-testapp client 10.0.0.1:$1 down:$BULK" | sed -n 's/.*MBps=\([0-9.]*\).*/\1/p'
 }
-# The owner's bulk throughput to the client, each VM on its own vCPU: without permtcp (no
+# The owner's bulk throughput to the client, each VM on its own vCPU, without permtcp (no
 # module, no daemon anywhere) and with it (permtcpd on the three nodes, both peers snooping
-# the transfer, the owner's lease renewed), alternately, CRASHES times each. This host runs
-# the four VMs' vCPUs on its cores (two here): a snooping peer's vCPU, busy with every
-# frame of the transfer, takes host CPU from the owner's and the client's, which separate
-# machines would not. So "with" runs twice: as is, and with both peers' QEMU at nice 19
-# (they get the CPU the owner and the client leave; a peer that falls behind drops frames
-# at its tap, which the frame counts after each case show).
+# the transfer, the owner's lease renewed). This host runs the four VMs' vCPUs on its cores
+# (two here): a snooping peer's vCPU, busy with every frame of the transfer, takes host CPU
+# from the owner's and the client's, which separate machines would not. So each state runs
+# three transfers, in the same host conditions for both states:
+#   as is:  every VM anywhere, at nice 0;
+#   nice:   both peers' QEMU at nice 19 (they get the CPU the owner and the client leave; a
+#           peer that falls behind drops frames at its tap, which the counts below show);
+#   pinned: the peers on host CPUs of their own, as separate machines have (with two or
+#           three host CPUs, the owner and the client share the first and the peers the
+#           second; with four, each VM has its own).
+# The states go without, with, with, without, ... (round 1 without then with, round 2 with
+# then without, and so on): an order that favours the later state, or a drift of the host
+# over the run, weighs on both alike. Until 2026-12-01 the without transfers always came
+# first, and at nice 0: the niced ratio then set niced peers against peers at nice 0.
 # The next of the declared ports 80-90 after $1, round: a transfer on a port the bindings
 # do not cover would run unmirrored (the bench's fourth and later rounds once did).
 next_port() { echo $((80 + ($1 - 79) % 11)); }
+pin_own_cpus() {
+	if [ "$(nproc)" -ge 4 ]; then
+		vm_pin 0 owner && vm_pin 1 client && vm_pin 2 peer1 && vm_pin 3 peer2
+	else
+		vm_pin 0 owner client && vm_pin 1 peer1 peer2
+	fi
+}
+# median of a list of numbers ("-" for none)
+median() { printf '%s\n' "$@" | sed '/^-*$/d' | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'; }
+# lowest-highest of a list of numbers
+spread() { printf '%s\n' "$@" | sed '/^-*$/d' | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[1] "-" v[NR] " MB/s" : "-" }'; }
+# The rounds' own ratios (with/without, the two transfers of a kind in one round): their
+# geometric mean and its 95 % interval (two standard errors of the mean log ratio), which
+# says what the host's noise lets the medians resolve. Arguments: the two lists, each as
+# one word-split string.
+pair_ratio() { # "without..." "with..."
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		na = split(a, x, " "); split(b, y, " ")
+		for (i = 1; i <= na; i++)
+			if (x[i] + 0 > 0 && y[i] + 0 > 0) { n++; l[n] = log(y[i] / x[i]); s += l[n] }
+		if (n < 2) { print "-"; exit }
+		m = s / n
+		for (i = 1; i <= n; i++) v += (l[i] - m) ^ 2
+		e = 2 * sqrt(v / (n - 1) / n)
+		printf "%.3f (%.3f-%.3f, %d pairs)", exp(m), exp(m - e), exp(m + e), n
+	}'
+}
+# One line of the summary: label, median MB/s without and with permtcp, their ratio.
+throughput_row() { # label without with pairs
+	awk -v l="$1" -v a="$2" -v b="$3" -v p="$4" 'BEGIN { printf "  %-34s without permtcp %s MB/s, with %s MB/s: ratio %s; rounds %s\n", l, a, b, (a + 0 > 0 && b ~ /^[0-9.]+$/ ? sprintf("%.3f", b / a) : "-"), p }'
+}
+# The three transfers in the current state ($1: off or on), into TP_<state>_<mode>; the
+# frames the peers' taps dropped during each, into TP_DROPS_<mode>.
+throughput_set() {
+	local st=$1 mode mbps d0
+	for mode in as nice pin; do
+		[ $mode = pin ] && [ "$(nproc)" -lt 2 ] && continue
+		case $mode in
+		nice) vm_nice 19 peer1 peer2 ;;
+		pin) pin_own_cpus ;;
+		esac
+		d0=$(peer_drops)
+		# A failed transfer counts as "-": the lists stay aligned by round, for pairs.
+		mbps=$(bulk_mbps $TP_PORT) && [ -n "$mbps" ] || mbps=-
+		eval "TP_${st}_$mode+=(\"\$mbps\")"
+		eval "TP_DROPS_$mode=\$((TP_DROPS_$mode + \$(peer_drops) - d0))"
+		case $mode in
+		nice) vm_nice 0 peer1 peer2 ;;
+		pin) vm_pin all "${NODES[@]}" ;;
+		esac
+		TP_PORT=$(next_port $TP_PORT)
+	done
+}
+# What peer1's hook saw and what it kept itself (zero-copy retention) since its daemon
+# started snooping: "kept seen".
+peer1_kept() {
+	local k
+	k=$(vm_run peer1 "permctl --json stats" |
+		sed -n 's/.*"hook_frames":\([0-9]*\).*"frames_kept":\([0-9]*\).*/\2 \1/p')
+	set -- $k 0 0
+	echo "$1 $2"
+}
 bench_throughput() {
-	local i on=() off=() nice_on=() port=80 mbps d0 kept
-	THROUGHPUT_DROPS=(0 0)
+	local i st k0 k1 order cur=off
+	TP_off_as=() TP_off_nice=() TP_off_pin=() TP_on_as=() TP_on_nice=() TP_on_pin=()
+	TP_DROPS_as=0 TP_DROPS_nice=0 TP_DROPS_pin=0 TP_PORT=80
 	THROUGHPUT_KEPT=(0 0)
 	case_start throughput >/dev/null || die "the cluster did not come up"
 	cap_stop
+	vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" || die "node.sh stop"
 	for i in $(seq "$CRASHES"); do
-		vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" || die "node.sh stop"
-		mbps=$(bulk_mbps $port) && off+=("$mbps")
-		port=$(next_port $port)
-		cluster_up_settled || die "the cluster did not come up"
-		d0=$(peer_drops)
-		mbps=$(bulk_mbps $port) && on+=("$mbps")
-		THROUGHPUT_DROPS[0]=$((THROUGHPUT_DROPS[0] + $(peer_drops) - d0))
-		port=$(next_port $port)
-		vm_nice 19 peer1 peer2
-		d0=$(peer_drops)
-		mbps=$(bulk_mbps $port) && nice_on+=("$mbps")
-		THROUGHPUT_DROPS[1]=$((THROUGHPUT_DROPS[1] + $(peer_drops) - d0))
-		vm_nice 0 peer1 peer2
-		port=$(next_port $port)
-		# What peer1's hook saw since its daemon started snooping this round (the two
-		# transfers with permtcp), and the frames it kept itself (zero-copy retention).
-		kept=$(vm_run peer1 "permctl --json stats" |
-			sed -n 's/.*"hook_frames":\([0-9]*\).*"frames_kept":\([0-9]*\).*/\2 \1/p')
-		set -- $kept 0 0
-		THROUGHPUT_KEPT=(
-			$((THROUGHPUT_KEPT[0] + $1)) $((THROUGHPUT_KEPT[1] + $2)))
-		progress "throughput $i: without permtcp ${off[*]: -1} MB/s, with ${on[*]: -1} MB/s, with (peers at nice 19) ${nice_on[*]: -1} MB/s; peer1 kept $1 of $2 frames"
+		order="off on"
+		[ $((i % 2)) = 0 ] && order="on off"
+		for st in $order; do
+			if [ $st != "$cur" ]; then
+				if [ $st = off ]; then
+					vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" ||
+						die "node.sh stop"
+				else
+					cluster_up_settled || die "the cluster did not come up"
+				fi
+				cur=$st
+			fi
+			if [ $st = off ]; then
+				throughput_set off
+			else
+				set -- $(peer1_kept)
+				k0=$1 k1=$2
+				throughput_set on
+				set -- $(peer1_kept)
+				THROUGHPUT_KEPT=($((THROUGHPUT_KEPT[0] + $1 - k0))
+					$((THROUGHPUT_KEPT[1] + $2 - k1)))
+			fi
+		done
+		progress "throughput $i ($order): without permtcp ${TP_off_as[*]: -1} MB/s, with ${TP_on_as[*]: -1}; peers at nice 19: ${TP_off_nice[*]: -1} / ${TP_on_nice[*]: -1}${TP_on_pin:+; peers on host CPUs of their own: ${TP_off_pin[*]: -1} / ${TP_on_pin[*]: -1}}; peer1 kept $((THROUGHPUT_KEPT[0])) of $((THROUGHPUT_KEPT[1])) frames so far"
 	done
-	THROUGHPUT=$(printf '%s\n' "${off[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-	THROUGHPUT+=" $(printf '%s\n' "${on[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
-	THROUGHPUT+=" $(printf '%s\n' "${nice_on[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+	THROUGHPUT="$(median "${TP_off_as[@]}") $(median "${TP_on_as[@]}")"
+	THROUGHPUT+=" $(median "${TP_off_nice[@]}") $(median "${TP_on_nice[@]}")"
+	[ ${#TP_on_pin[@]} = 0 ] ||
+		THROUGHPUT+=" $(median "${TP_off_pin[@]}") $(median "${TP_on_pin[@]}")"
+	THROUGHPUT_PAIRS=("$(pair_ratio "${TP_off_as[*]}" "${TP_on_as[*]}")"
+		"$(pair_ratio "${TP_off_nice[*]}" "${TP_on_nice[*]}")"
+		"$(pair_ratio "${TP_off_pin[*]}" "${TP_on_pin[*]}")")
+	# How far single transfers of one kind spread (the host's noise, against the ratios).
+	THROUGHPUT_SPREAD="without permtcp $(spread "${TP_off_as[@]}" "${TP_off_nice[@]}" "${TP_off_pin[@]}"), with $(spread "${TP_on_as[@]}" "${TP_on_nice[@]}" "${TP_on_pin[@]}")"
 	case_end >/dev/null
 }
 
@@ -1634,9 +1724,14 @@ bench() {
 	if [ -n "$THROUGHPUT" ]; then
 		echo
 		echo "the owner's bulk throughput to the client ($BULK bytes, median of $CRASHES, separate VMs):"
-		set -- $THROUGHPUT "" ""
-		awk -v a="$1" -v b="${2:-}" -v c="${3:-}" 'BEGIN { printf "  without permtcp %s MB/s, with permtcp (both peers snooping) %s MB/s: ratio %.3f; peers at nice 19: %s MB/s: ratio %.3f\n", a, b, (a > 0 ? b / a : 0), c, (a > 0 ? c / a : 0) }'
-		echo "  (frames the peers' taps dropped during those transfers: ${THROUGHPUT_DROPS[0]} as is, ${THROUGHPUT_DROPS[1]} at nice 19;"
+		set -- $THROUGHPUT
+		echo "  (medians and their ratio; then \"rounds\": the geometric mean of each round's own ratio,"
+		echo "  with its 95 % interval: what the host's noise lets the figures resolve)"
+		throughput_row "as is:" "$1" "$2" "${THROUGHPUT_PAIRS[0]}"
+		throughput_row "peers at nice 19:" "$3" "$4" "${THROUGHPUT_PAIRS[1]}"
+		[ $# -lt 6 ] || throughput_row "peers on host CPUs of their own:" "$5" "$6" "${THROUGHPUT_PAIRS[2]}"
+		echo "  single transfers, every way of running: $THROUGHPUT_SPREAD"
+		echo "  (frames the peers' taps dropped during the transfers with permtcp: $TP_DROPS_as as is, $TP_DROPS_nice at nice 19, $TP_DROPS_pin on their own CPUs;"
 		echo "  frames peer1's hook kept itself (no clone), of those it saw: ${THROUGHPUT_KEPT[0]} of ${THROUGHPUT_KEPT[1]})"
 	fi
 }
