@@ -5,7 +5,9 @@
 # their full output, and one table of the figures side by side, with the ratios. Arguments
 # are the parts: snoop, scale and takeover go to run_vm.sh --bench; throughput runs the
 # multi-VM tier's throughput benchmark (the owner's bulk throughput with and without
-# snooping peers, each node its own VM); instructions profiles the snoop part's transfers
+# snooping peers, each node its own VM); owner-cost counts the owner's own instructions per
+# transfer in that tier (its VM under scripts/tcgprof's plugin); instructions profiles the
+# snoop part's transfers
 # (scripts/tcgprof/compare.py); all of them by default. PERMTCP_CONNS picks the takeover
 # sizes.
 set -euo pipefail
@@ -16,13 +18,16 @@ mkdir -p "$out"
 cargo bench --locked -p permtcp-logic 2>/dev/null | tee "$out/host.txt"
 vm_parts=()
 cluster=1
+owner_cost=1
 instructions=1
 if [ $# -gt 0 ]; then
 	cluster=0
+	owner_cost=0
 	instructions=0
 	for a in "$@"; do
 		case $a in
 		throughput) cluster=1 ;;
+		owner-cost) owner_cost=1 ;;
 		instructions) instructions=1 ;;
 		*) vm_parts+=("$a") ;;
 		esac
@@ -42,6 +47,13 @@ for part in "${vm_parts[@]}"; do
 done
 if [ $cluster = 1 ]; then
 	PERMTCP_BENCH=throughput bash selftests/cluster/run.sh --bench | tee "$out/cluster.txt"
+fi
+# The owner's own work per transfer, counted on its VM (scripts/tcgprof's plugin, TCG): a
+# run of its own, as the plugin slows the owner. Four rounds: the counts move by about 1 %.
+: >"$out/owner.txt"
+if [ $owner_cost = 1 ]; then
+	PERMTCP_KVM=0 PERMTCP_CRASHES=${PERMTCP_OWNER_ROUNDS:-4} PERMTCP_BENCH=owner-cost \
+		bash selftests/cluster/run.sh --bench | tee "$out/owner.txt"
 fi
 # Snooping against conntrack by instructions (scripts/tcgprof: counts that barely move from
 # one run to the next, where times under TCG move by half): the bench's transfers profiled
@@ -106,6 +118,11 @@ printf '  %-44s %s\n' "peer hook, copying every byte (zerocopy=0)" "${hook_copy:
 printf '  %-44s %s\n' "owner throughput, separate VMs, as is" "${owner:--}"
 printf '  %-44s %s\n' "  the same, peers at nice 19 (both states)" "${owner_nice:--}"
 printf '  %-44s %s\n' "  the same, peers on host CPUs of their own" "${owner_pin:--}"
+oc=$(num 's/.*owner throughput by instructions (without\/with): \([0-9.]*\).*/\1/p' "$out/owner.txt")
+oc_bg=$(num 's/.*nothing transferred: .*: +\([0-9.]*\) M a second.*/\1/p' "$out/owner.txt")
+oc_rest=$(num 's/.*first part (a CPU that runs the transfer in a fraction of the time), by instructions \([0-9.]*\).*/\1/p' "$out/owner.txt")
+printf '  %-44s %s\n' "owner's work per transfer, without/with" \
+	"${oc:--}${oc:+ by instructions (owner VM counted); +${oc_bg} M instructions a second in the background; $oc_rest without that}"
 awk '/^  +table +hook ns/ { t = 1; next } t && /^ +[0-9]+ / {
 	printf "  %-44s %s ns per frame, %s bytes per entry\n", "peer hook with " $1 " connections mirrored", $2, $4; next }
 	{ t = 0 }' "$out/vm.txt"

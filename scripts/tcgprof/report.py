@@ -44,8 +44,11 @@ def fold(path, addrs, names):
     with open(path) as f:
         for line in f:
             a, n = line.split()
-            i = bisect.bisect_right(addrs, int(a, 16)) - 1
-            name = names[i] if i >= 0 else "?"
+            addr = int(a, 16)
+            i = bisect.bisect_right(addrs, addr) - 1
+            # User space (tcgprof.c: user=1 counts all of it at address 1, user=2 at the
+            # blocks' own addresses): one row.
+            name = "[user]" if addr < 0xFFFF800000000000 else names[i] if i >= 0 else "?"
             per[name] = per.get(name, 0) + int(n)
     return per
 

@@ -219,6 +219,7 @@ vm_boot() { # node [managed: the service addresses come from permtcpd]
 		-chardev pipe,id=ctl,path="$work/$n.ctl" -serial chardev:ctl \
 		-netdev tap,id=n0,ifname="tap-$n",script=no,downscript=no \
 		-device virtio-net-pci,netdev=n0,mac="$(mac "$n")",romfile= \
+		${OWNER_PROF:+$([ "$n" = owner ] && echo "-plugin $OWNER_PLUGIN,out=$OWNER_PROF/prof.txt,user=2,snap=1")} \
 		</dev/null >"$work/$n.qemu.log" 2>&1 &
 	VM_PID[$n]=$!
 	cat "$work/$n.ctl.out" >>"$work/$n.ctl.log" &
@@ -1557,27 +1558,32 @@ peer1_kept() {
 	set -- $k 0 0
 	echo "$1 $2"
 }
+# The cluster in state $1: off (no module, no daemon anywhere) or on (cluster_up); the
+# state it is in is TP_CUR.
+tp_state() { # off|on
+	[ "$1" != "$TP_CUR" ] || return 0
+	if [ "$1" = off ]; then
+		vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" || die "node.sh stop"
+	else
+		cluster_up_settled || die "the cluster did not come up"
+	fi
+	TP_CUR=$1
+}
+# Round $1's order of the states: without, with, with, without, ...
+tp_order() { if [ $(($1 % 2)) = 0 ]; then echo on off; else echo off on; fi; }
 bench_throughput() {
-	local i st k0 k1 order cur=off
+	local i st k0 k1 order
 	TP_off_as=() TP_off_nice=() TP_off_pin=() TP_on_as=() TP_on_nice=() TP_on_pin=()
 	TP_DROPS_as=0 TP_DROPS_nice=0 TP_DROPS_pin=0 TP_PORT=80
 	THROUGHPUT_KEPT=(0 0)
 	case_start throughput >/dev/null || die "the cluster did not come up"
 	cap_stop
-	vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" || die "node.sh stop"
+	TP_CUR=on
+	tp_state off
 	for i in $(seq "$CRASHES"); do
-		order="off on"
-		[ $((i % 2)) = 0 ] && order="on off"
+		order=$(tp_order $i)
 		for st in $order; do
-			if [ $st != "$cur" ]; then
-				if [ $st = off ]; then
-					vm_run_all "${NODES[*]}" "sh /selftests/cluster/node.sh stop" ||
-						die "node.sh stop"
-				else
-					cluster_up_settled || die "the cluster did not come up"
-				fi
-				cur=$st
-			fi
+			tp_state $st
 			if [ $st = off ]; then
 				throughput_set off
 			else
@@ -1601,6 +1607,118 @@ bench_throughput() {
 	# How far single transfers of one kind spread (the host's noise, against the ratios).
 	THROUGHPUT_SPREAD="without permtcp $(spread "${TP_off_as[@]}" "${TP_off_nice[@]}" "${TP_off_pin[@]}"), with $(spread "${TP_on_as[@]}" "${TP_on_nice[@]}" "${TP_on_pin[@]}")"
 	case_end >/dev/null
+}
+
+# ---- the owner's own work per transfer, counted (the benchmark's owner-cost part) ----
+# The owner's VM runs with scripts/tcgprof's plugin (user space counted too, snapshots on
+# demand): one transfer of BULK bytes to the client, without permtcp and with it (as in
+# bench_throughput, the states alternating), between two snapshots of the owner's counts.
+# What the owner's kernel and user space ran for it does not depend on what else the host
+# runs, as a time does: on separate machines, where the peers take nothing from it, the
+# owner's throughput moves with its own work (a sender whose CPU limits it).
+# Asks the owner's plugin for a snapshot named $1; waits for it (up to 10 s).
+owner_snap() {
+	local t=0
+	echo "$1" >"$OWNER_PROF/prof.txt.snap"
+	while [ -e "$OWNER_PROF/prof.txt.snap" ] || [ ! -e "$OWNER_PROF/prof.txt.$1" ]; do
+		[ $t -lt 500 ] || die "the owner's plugin wrote no snapshot $1"
+		sleep 0.02
+		t=$((t + 1))
+	done
+}
+bench_owner_cost() {
+	local i st k u mbps text t0 t1 pairs_off=() pairs_on=() daemon=()
+	OC_off=() OC_on=() OC_IDLE_off=() OC_IDLE_on=() OC_SECS_on=()
+	TP_PORT=80
+	case_start owner-cost >/dev/null || die "the cluster did not come up"
+	cap_stop
+	text=$(vm_run owner "cat /sys/module/permtcp/sections/.text")
+	TP_CUR=on
+	tp_state off
+	for i in $(seq "$CRASHES"); do
+		for st in $(tp_order $i); do
+			tp_state $st
+			# The last transfer's files go before the count starts (bulk_mbps removes
+			# them too, inside the count, where they cost the transfer after another
+			# in the same state some 13 M instructions of page-cache work).
+			vm_run owner "rm -rf /tmp/t/bulk" >/dev/null
+			owner_snap "$st-$i-a"
+			mbps=$(bulk_mbps $TP_PORT) || mbps=-
+			owner_snap "$st-$i-b"
+			# Then nothing transferred for about two seconds: what the owner runs per
+			# second in this state whatever it sends (with permtcp: permtcpd's heartbeats,
+			# leases and timers, and the kernel's work for them).
+			t0=$(now)
+			owner_snap "$st-$i-c"
+			sleep 2
+			owner_snap "$st-$i-d"
+			t1=$(now)
+			read -r k u < <(python3 "$PERMTCP_ROOT/scripts/tcgprof/delta.py" /dev/null \
+				"$OWNER_PROF/prof.txt.$st-$i-c" "$OWNER_PROF/prof.txt.$st-$i-d")
+			t1=$(ms "$t0" "$t1")
+			eval "OC_IDLE_$st+=(\"\$(((k + u) * 1000 / (t1 > 0 ? t1 : 1)))\")"
+			[ $st = off ] || [ "$mbps" = - ] ||
+				OC_SECS_on+=("$(awk -v b="$BULK" -v m="$mbps" 'BEGIN { printf "%.3f", b / m / 1e6 }')")
+			if [ $st = on ]; then
+				# The daemon's mappings, for its share of the user-space count.
+				vm_run owner 'cat /proc/$(cat /tmp/t/permtcpd.pid)/maps' >"$OWNER_PROF/maps.$i"
+				python3 "$PERMTCP_ROOT/scripts/tcgprof/delta.py" "$OWNER_PROF/on-$i.txt" \
+					"$OWNER_PROF/prof.txt.$st-$i-a" "$OWNER_PROF/prof.txt.$st-$i-b" >/dev/null
+				daemon+=("$OWNER_PROF/on-$i.txt" "$OWNER_PROF/maps.$i")
+			fi
+			TP_PORT=$(next_port $TP_PORT)
+			read -r k u < <(python3 "$PERMTCP_ROOT/scripts/tcgprof/delta.py" /dev/null \
+				"$OWNER_PROF/prof.txt.$st-$i-a" "$OWNER_PROF/prof.txt.$st-$i-b")
+			eval "OC_$st+=(\"\$k \$u\")"
+			eval "pairs_$st+=(\"\$OWNER_PROF/prof.txt.\$st-\$i-a\" \"\$OWNER_PROF/prof.txt.\$st-\$i-b\")"
+			progress "owner cost $i, $st: ${mbps} MB/s, the owner ran $k kernel and $u user instructions"
+		done
+	done
+	# Every transfer of a state summed, as a profile report.py reads: what the owner ran
+	# more with permtcp, function by function (its module's symbols at the address it had).
+	for st in off on; do
+		mkdir -p "$OWNER_PROF/$st"
+		cp "$KDIR/System.map" "$OWNER_PROF/$st/"
+		cp "$module" "$OWNER_PROF/$st/permtcp.ko"
+		echo "${text:-0xffffffffa0000000}" >"$OWNER_PROF/$st/text"
+	done
+	python3 "$PERMTCP_ROOT/scripts/tcgprof/delta.py" "$OWNER_PROF/off/prof.txt" "${pairs_off[@]}" >/dev/null
+	python3 "$PERMTCP_ROOT/scripts/tcgprof/delta.py" "$OWNER_PROF/on/prof.txt" "${pairs_on[@]}" >/dev/null
+	# The guests run without address-space randomisation: the daemon's addresses hold the
+	# test program's code too, which the transfers without permtcp cancel.
+	python3 "$PERMTCP_ROOT/scripts/tcgprof/usyms.py" "$work/root" --top=15 \
+		--minus="$OWNER_PROF/off/prof.txt" "$OWNER_PROF/on/prof.txt" "${daemon[1]}" \
+		>"$OWNER_PROF/permtcpd.txt"
+	case_end >/dev/null
+}
+# The median of the "KERNEL USER" pairs given, by their sum: "KERNEL USER".
+median_pair() { printf '%s\n' "$@" | awk '{ print $1 + $2, $1, $2 }' | sort -n | awk '{ k[NR] = $2; u[NR] = $3 } END { if (NR) print k[int((NR + 1) / 2)], u[int((NR + 1) / 2)] }'; }
+owner_cost_summary() {
+	local off on
+	off=$(median_pair "${OC_off[@]}")
+	on=$(median_pair "${OC_on[@]}")
+	echo
+	echo "the owner's own work per transfer of $BULK bytes to the client (tcgprof on the owner's VM, kernel and"
+	echo "user space; median of $CRASHES each, the states alternating):"
+	set -- $off $on
+	awk -v k0="$1" -v u0="$2" -v k1="$3" -v u1="$4" -v i0="$(median "${OC_IDLE_off[@]}")" \
+		-v i1="$(median "${OC_IDLE_on[@]}")" -v secs="$(median "${OC_SECS_on[@]}")" 'BEGIN {
+		w0 = k0 + u0; w1 = k1 + u1
+		printf "  without permtcp %.1f M instructions (kernel %.1f M, user %.1f M)\n", w0 / 1e6, k0 / 1e6, u0 / 1e6
+		printf "  with permtcp    %.1f M instructions (kernel %.1f M, user %.1f M)\n", w1 / 1e6, k1 / 1e6, u1 / 1e6
+		printf "  owner throughput by instructions (without/with): %.4f\n", (w1 > 0 ? w0 / w1 : 0)
+		bg = i1 - i0
+		printf "  nothing transferred: without permtcp %.2f M instructions a second, with %.2f M: +%.2f M a second\n", i0 / 1e6, i1 / 1e6, bg / 1e6
+		t = bg * secs
+		printf "  of the +%.1f M a transfer took with permtcp, %.1f M is that rate over the %.2f s it lasted here, and\n", (w1 - w0) / 1e6, t / 1e6, secs
+		printf "  %.1f M the rest (the module'"'"'s hooks, and the transfer'"'"'s own work as it changed): without the\n", (w1 - w0 - t) / 1e6
+		printf "  first part (a CPU that runs the transfer in a fraction of the time), by instructions %.4f\n", (w1 - t > 0 ? w0 / (w1 - t) : 0) }'
+	printf '  single transfers, without: %s\n' "$(printf '%s\n' "${OC_off[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), ($1 + $2) / 1e6 } END { print " M" }')"
+	printf '  single transfers, with:    %s\n' "$(printf '%s\n' "${OC_on[@]}" | awk '{ printf "%s%.1f", (NR > 1 ? ", " : ""), ($1 + $2) / 1e6 } END { print " M" }')"
+	echo "  what the owner ran more with permtcp, all $CRASHES transfers (scripts/tcgprof/report.py):"
+	python3 "$PERMTCP_ROOT/scripts/tcgprof/report.py" "$OWNER_PROF/on" "$OWNER_PROF/off" --top=15 | sed 's/^/    /'
+	echo "  of the user-space part, permtcpd's own, all $CRASHES transfers with permtcp (scripts/tcgprof/usyms.py):"
+	sed 's/^/    /' "$OWNER_PROF/permtcpd.txt"
 }
 
 # keepalived alone and keepalived with permtcp, advert_int 0.1 and 1 s, CRASHES crashes each.
@@ -1710,6 +1828,7 @@ bench() {
 	HB_MS=100
 	[[ " $BENCH_PARTS " != *" keepalived "* ]] || bench_keepalived
 	[[ " $BENCH_PARTS " != *" throughput "* ]] || bench_throughput
+	[[ " $BENCH_PARTS " != *" owner-cost "* ]] || bench_owner_cost
 	[[ " $BENCH_PARTS " != *" handoff "* ]] || bench_handoff
 	echo
 	echo "client-observed stall across kill -9 of the owner's VM (a crash at a random point of the heartbeat"
@@ -1734,6 +1853,7 @@ bench() {
 		echo "  (frames the peers' taps dropped during the transfers with permtcp: $TP_DROPS_as as is, $TP_DROPS_nice at nice 19, $TP_DROPS_pin on their own CPUs;"
 		echo "  frames peer1's hook kept itself (no clone), of those it saw: ${THROUGHPUT_KEPT[0]} of ${THROUGHPUT_KEPT[1]})"
 	fi
+	[ ${#OC_on[@]} = 0 ] || owner_cost_summary
 }
 # ---- run ----
 build_initramfs "$work" keepalived
@@ -1750,6 +1870,23 @@ CRASHES=${PERMTCP_CRASHES:-5}
 BENCH_PARTS=${PERMTCP_BENCH:-heartbeats keepalived throughput}
 BULK=${PERMTCP_BULK:-30000000}
 THROUGHPUT=
+OC_on=()
+# The owner-cost part runs the owner's VM with tcgprof's plugin, slower: alone, so that no
+# timed figure of the same run is taken with it.
+OWNER_PROF=
+if [[ " $BENCH_PARTS " == *" owner-cost "* ]]; then
+	[ "$BENCH_PARTS" = owner-cost ] || die "PERMTCP_BENCH=owner-cost runs alone (its plugin slows the owner's VM)"
+	[ "$accel" = tcg ] || die "owner-cost counts with a TCG plugin: PERMTCP_KVM=0"
+	OWNER_PROF=$work/owner-prof
+	rm -rf "$OWNER_PROF"
+	mkdir -p "$OWNER_PROF"
+	OWNER_PLUGIN=$PERMTCP_ROOT/target/tcgprof/tcgprof.so
+	if [ ! -e "$OWNER_PLUGIN" ] || [ "$PERMTCP_ROOT/scripts/tcgprof/tcgprof.c" -nt "$OWNER_PLUGIN" ]; then
+		mkdir -p "$(dirname "$OWNER_PLUGIN")"
+		gcc -O2 -shared -fPIC -Wall -Werror -o "$OWNER_PLUGIN" "$PERMTCP_ROOT/scripts/tcgprof/tcgprof.c" ||
+			die "cannot build $OWNER_PLUGIN"
+	fi
+fi
 case $MODE in
 demo)
 	progress "demo: $(basename "$bzimage") ($(kernel_version)) under ${accel^^}, 1 vCPU and 384 MB per VM"
