@@ -23,8 +23,9 @@
 //! The two directions reach the peer through different ports (of a bridge), so one can
 //! overtake the other; each end's own segments still arrive in order. A segment may begin up
 //! to one window past the edge the receiver was seen to allow (the update may come later),
-//! and an acknowledgement may run ahead of the bytes seen, up to the edge the acknowledging
-//! end allowed: it is taken as the bytes show up, and the connection is not ready until then
+//! and an acknowledgement may run ahead of the bytes seen, up to one window past the edge
+//! the acknowledging end was seen to allow (the update may have been lost on the snooper's
+//! port): it is taken as the bytes show up, and the connection is not ready until then
 //! ([`NotReady::AckAhead`]).
 //!
 //! Deliberate differences from a full TCP are listed in Documentation/snooping.rst.
@@ -757,11 +758,19 @@ impl<A: ChunkAlloc> Conn<A> {
         // The acknowledgement (tcp_ack, RFC 5961 5.2): nothing the other end could not have
         // sent, and not more than the acknowledging end's largest window (or all that was
         // acknowledged) behind snd_una. Past what was seen of the other end it may lie, as
-        // the acknowledged bytes may still be on their way to the snooper, but not past the
-        // furthest point this end allowed it (plus a FIN): this end's own segments, seen in
-        // order before this one, advertised that edge. Such an acknowledgement is not taken
-        // as it is (on_ack()).
-        if seq::after(seg.ack, r.nxt) && seq::after(seg.ack, r.right.wrapping_add(1)) {
+        // the acknowledged bytes may still be on their way to the snooper (or were lost on
+        // its port), but not more than one of this end's largest windows past the furthest
+        // point this end was seen to allow it (plus a FIN): this end's own segments
+        // advertised that edge, and the one that moved it furthest may have been lost on
+        // the snooper's port, as the data it let through was. Such an acknowledgement is
+        // not taken as it is (on_ack()): the connection is not ready until the bytes show
+        // up. Rejected, it would leave a mirror behind the client claiming to be ready.
+        if seq::after(seg.ack, r.nxt)
+            && seq::after(
+                seg.ack,
+                r.right.wrapping_add(1).wrapping_add(reorder_slack(s)),
+            )
+        {
             return false;
         }
         let acked = seq::dist(r.isn.wrapping_add(1), r.una);

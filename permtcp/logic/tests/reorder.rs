@@ -8,8 +8,9 @@
 //! A segment may begin up to one of the receiver's windows past the edge the peer saw the
 //! receiver allow (the window update that allowed it may come later); an acknowledgement of
 //! bytes not seen yet, within the edge the acknowledging end allowed, keeps the segment
-//! (its data is stored) and holds the connection not ready until the bytes show up; past
-//! that edge it is rejected as forged.
+//! (its data is stored) and holds the connection not ready until the bytes show up, and so
+//! does one up to a window past it (the update that moved the edge may have been lost on
+//! the peer's port); further than that it is rejected as forged.
 
 mod common;
 
@@ -103,9 +104,11 @@ fn client_data_acknowledging_owner_data_not_seen_yet_is_kept_and_waits_for_it() 
 #[test]
 fn an_acknowledgement_past_the_edge_the_client_allowed_is_rejected() {
     let mut w = quiet_connection();
-    // The client allowed the owner up to its acknowledgement plus window (and a FIN): an
+    // The client allowed the owner up to its acknowledgement plus window (and a FIN), and
+    // may have moved that edge by up to its largest window in an update the peer lost: an
     // acknowledgement past that acknowledges what the owner cannot have sent.
-    let edge = w.nxt[0] + (502 << 7);
+    let slack = 502 << 7;
+    let edge = w.nxt[0] + (502 << 7) + slack;
     for ack in [edge + 2, edge + 100_000, edge.wrapping_add(1 << 30)] {
         w.send_raw(
             Side::Client,
@@ -123,13 +126,14 @@ fn an_acknowledgement_past_the_edge_the_client_allowed_is_rejected() {
     let k = w.key();
     assert_eq!(w.map.get_mut_conn(&k).side(Side::Owner).ahead(), None);
     // The same from the owner: it allowed the client up to its own edge (here its SYN-ACK's
-    // unscaled window went furthest).
+    // unscaled window went furthest), plus its largest window.
     let edge = w.map.get_mut_conn(&k).side(Side::Client).right;
     assert_eq!(edge, 1001 + 65160);
+    let owner_slack = w.map.get_mut_conn(&k).side(Side::Owner).max_win;
     w.send_raw(
         Side::Owner,
         w.nxt[0],
-        edge + 2,
+        edge + owner_slack + 2,
         ACK,
         502,
         &Opts::default(),
@@ -137,17 +141,67 @@ fn an_acknowledgement_past_the_edge_the_client_allowed_is_rejected() {
     );
     assert_eq!(invalid(&mut w), 7);
     w.assert_mirror();
-    // At the edge (and one past, for a FIN) it may be genuine: kept, not ready.
+    // Up to a window past the edge (and one more, for a FIN) it may be genuine: kept, not
+    // ready.
     let owner_edge = w.map.get_mut_conn(&k).side(Side::Owner).right;
-    w.send_raw(Side::Owner, w.nxt[0], edge, ACK, 502, &Opts::default(), &[]);
+    w.send_raw(
+        Side::Owner,
+        w.nxt[0],
+        edge + owner_slack,
+        ACK,
+        502,
+        &Opts::default(),
+        &[],
+    );
     assert_eq!(w.ready(), Err(NotReady::AckAhead(Side::Client)));
-    let ack = owner_edge + 1;
+    let ack = owner_edge + slack + 1;
     w.send_raw(Side::Client, w.nxt[1], ack, ACK, 502, &Opts::default(), &[]);
     assert_eq!(w.ready(), Err(NotReady::AckAhead(Side::Owner)));
     assert_eq!(invalid(&mut w), 7);
     let c = w.map.get_mut_conn(&k);
-    assert_eq!(c.side(Side::Owner).ahead(), Some(owner_edge + 1));
-    assert_eq!(c.side(Side::Client).ahead(), Some(edge));
+    assert_eq!(c.side(Side::Owner).ahead(), Some(owner_edge + slack + 1));
+    assert_eq!(c.side(Side::Client).ahead(), Some(edge + owner_slack));
+}
+
+#[test]
+fn an_acknowledgement_past_an_edge_moved_in_a_lost_update_is_not_ready() {
+    // snoop_loss.sh once saw this (2026-12-01): the peer's port lost the client's window
+    // update and the owner's data it let through, then passed the client's acknowledgement
+    // of that data. Rejected as past the edge, it left a mirror behind the client that
+    // called itself ready: a takeover would have sent new bytes at sequence numbers the
+    // client had already acknowledged.
+    let mut w = quiet_connection();
+    let win = 502usize << 7;
+    // The owner fills the client's window; the peer sees it.
+    for part in bytes(win, 1).chunks(1448) {
+        w.data(Side::Owner, part);
+    }
+    // Lost on the peer's port: the client's acknowledgement, which opens a window as large
+    // again, and the owner's next 40000 bytes, which that window let through.
+    let _update = later(&mut w, Side::Client, ACK, 502, &[]);
+    let _lost: Vec<_> = bytes(40_000, 2)
+        .chunks(1448)
+        .map(|p| later(&mut w, Side::Owner, ACK | PSH, 502, p))
+        .collect();
+    // The client's acknowledgement of those bytes reaches the peer: past the edge it saw.
+    let k = w.key();
+    let edge = w.map.get_mut_conn(&k).side(Side::Owner).right;
+    assert!(
+        seq_after(w.nxt[0], edge.wrapping_add(1)),
+        "past the edge seen"
+    );
+    w.ack(Side::Client, 502);
+    assert_eq!(invalid(&mut w), 0, "not taken for a forgery");
+    assert_eq!(w.ready(), Err(NotReady::AckAhead(Side::Owner)));
+    let o = w.map.get_mut_conn(&k).side(Side::Owner);
+    assert_eq!(o.ahead(), Some(w.nxt[0]));
+    // The owner's next segment shows the bytes were sent and missed.
+    w.ack(Side::Owner, 502);
+    assert_eq!(w.ready(), Err(NotReady::AckedUnseen(Side::Owner)));
+}
+
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
 }
 
 #[test]

@@ -161,7 +161,9 @@ fn num(v: &Value, k: &str) -> u32 {
 /// ack             a duplicate pure ACK, exactly what the client last sent (valid)
 /// fin             a FIN at the client's next sequence number (valid)
 /// rst             a RST at the client's next sequence number (valid: resets)
-/// ack-unsent      an ACK of owner bytes 1000 past the client's largest window (forged)
+/// ack-unsent      an ACK of owner bytes 1000 past twice the client's largest window (the
+///                 edge it allowed, and one window more for an update lost on the peer's
+///                 port; forged)
 /// data-ack-unsent 100 bytes of data with that ACK (forged)
 /// ack-old         an ACK 1 GiB behind the owner's snd_una, with 100 bytes (forged)
 /// rst-window      a RST 1000 bytes past the client's next sequence number (forged)
@@ -170,8 +172,8 @@ fn num(v: &Value, k: &str) -> u32 {
 /// data-far        100 bytes 100 MB past it (forged)
 /// data-noack      100 bytes at the right place without the ACK flag (forged)
 /// owner-rst-window a RST from the owner 10 bytes past its next sequence number (forged)
-/// owner-ack-unsent an ACK from the owner of client bytes 5000 past its largest window
-///                 (forged)
+/// owner-ack-unsent an ACK from the owner of client bytes 5000 past twice its largest
+///                 window (forged)
 /// ```
 ///
 /// and, sent where neither end takes them (an unused MAC), what the peer would see when one
@@ -248,8 +250,13 @@ pub fn forge(args: &[String]) {
         // Past the edge the client allowed the owner (at most its acknowledgement plus its
         // largest window): bytes the owner cannot have sent. (Short of it they may be on
         // their way to the peer, which then holds the connection not ready.)
-        "ack-unsent" => from_client(c_nxt, o_una.wrapping_add(c_maxwin + 1000), A, vec![]),
-        "data-ack-unsent" => from_client(c_nxt, o_una.wrapping_add(c_maxwin + 1000), A | PSH, data),
+        "ack-unsent" => from_client(c_nxt, o_una.wrapping_add(2 * c_maxwin + 1000), A, vec![]),
+        "data-ack-unsent" => from_client(
+            c_nxt,
+            o_una.wrapping_add(2 * c_maxwin + 1000),
+            A | PSH,
+            data,
+        ),
         "ack-old" => from_client(c_nxt, o_una.wrapping_sub(1 << 30), A | PSH, data),
         "rst-window" => Seg {
             ts: None,
@@ -277,7 +284,7 @@ pub fn forge(args: &[String]) {
             src: owner,
             dst: client,
             seq: o_nxt,
-            ack: c_una.wrapping_add(o_maxwin + 5000),
+            ack: c_una.wrapping_add(2 * o_maxwin + 5000),
             flags: A,
             win: 502,
             ts: o_ts,
