@@ -27,8 +27,9 @@ pub const MIN_SECRET: usize = 32;
 pub const WINDOW: u64 = 1024;
 
 /// The shared keys, by key id, each held as an HMAC already keyed with it: a message's tag
-/// starts from a copy of it, without hashing the key's two padded blocks again (two of
-/// SHA-256's compressions of the five a heartbeat's tag takes).
+/// starts from a copy of it, without hashing the key's two padded blocks again: a third of
+/// the daemon's SHA-256 work in the multi-VM bench (Documentation/testing.rst, "The owner's
+/// own work, counted").
 #[derive(Clone)]
 pub struct Keyring {
     keys: BTreeMap<u32, HmacSha256>,
