@@ -625,8 +625,44 @@ impl Membership {
         self.self_down
     }
 
+    /// While nothing is in motion, the moment [`Membership::tick`] next has work: the next
+    /// heartbeat, the earliest moment a peer becomes suspect (its last message plus the
+    /// dead time), the end of the start-up grace, or the end of a stall's pause of the
+    /// lease, whichever comes first. Nothing in motion means: every peer a member that is
+    /// not suspected (heard, or not heard and not yet suspected), or down with no fence
+    /// pending; the quorum as last evaluated; no event waiting. `None` otherwise: the caller
+    /// ticks every quarter interval then, as suspicions, votes and fencing need.
+    pub fn quiet_until(&self, now: Duration) -> Option<Duration> {
+        if !self.events.is_empty() || self.self_down || self.quorum != self.has_quorum(now) {
+            return None;
+        }
+        let dead = self.p.dead_time();
+        let mut until = self.next_heartbeat;
+        if self.renew_after > now {
+            until = until.min(self.renew_after);
+        }
+        for p in self.peers.values() {
+            match p.stage {
+                Stage::Member if p.vote_sent => return None,
+                Stage::Member if p.heard => until = until.min(p.last_seen + dead),
+                Stage::Member => {
+                    if let Some(g) = self.p.startup_grace {
+                        until = until.min(self.started + g);
+                    }
+                }
+                Stage::Down {
+                    fence_pending: false,
+                } => {}
+                _ => return None,
+            }
+        }
+        Some(until)
+    }
+
     /// Advances time: suspicions, verdicts, fence retries, quorum changes. Called at least
-    /// every quarter interval: a longer gap is a stall of this node (see [`Event::Stalled`]).
+    /// every half dead time, and every quarter interval while anything is in motion
+    /// ([`Membership::quiet_until`]): a gap of a dead time is a stall of this node (see
+    /// [`Event::Stalled`]).
     pub fn tick(&mut self, now: Duration) {
         let dead = self.p.dead_time();
         if let Some(last) = self.last_tick {
@@ -763,6 +799,16 @@ mod tests {
         lease_end: BTreeMap<u32, Duration>,
         /// Whether a fence command is configured (a fenced node's lease does not matter).
         fence: bool,
+        /// Each node ticks as permtcpd's loop does (`Daemon::next_tick`): at its
+        /// [`Membership::quiet_until`] deadline, at least every interval and half dead time,
+        /// every quarter interval while anything is in motion; its lease is also renewed as
+        /// messages come in. Otherwise every node ticks every 10 ms step.
+        deadline_ticks: bool,
+        /// With `deadline_ticks`: when each node ticks next, and how many times it ticked.
+        wake: BTreeMap<u32, Duration>,
+        ticks: BTreeMap<u32, u32>,
+        /// Steps at which a running node's kernel lease (`lease_end`) had run out.
+        lease_lapses: u32,
     }
 
     fn params(id: u32, n: u32, inc: u64, fence: bool) -> Params {
@@ -799,6 +845,19 @@ mod tests {
                 seqs: BTreeMap::new(),
                 lease_end: BTreeMap::new(),
                 fence,
+                deadline_ticks: false,
+                wake: BTreeMap::new(),
+                ticks: BTreeMap::new(),
+                lease_lapses: 0,
+            }
+        }
+
+        /// Node `id`'s kernel lease, renewed to what its membership allows now.
+        fn renew(&mut self, id: u32) {
+            let now = self.now;
+            if let Some(u) = self.nodes[&id].lease_until(now).filter(|&u| u > now) {
+                let end = self.lease_end.entry(id).or_default();
+                *end = (*end).max(u);
             }
         }
 
@@ -826,6 +885,9 @@ mod tests {
                 Admit::Accept => what(m, now),
                 Admit::Zombie => self.zombie_drops += 1,
                 _ => {}
+            }
+            if self.deadline_ticks {
+                self.renew(to);
             }
         }
 
@@ -894,17 +956,33 @@ mod tests {
                         continue;
                     }
                     let now = self.now;
+                    if self.deadline_ticks {
+                        if self.lease_end.get(&id).is_some_and(|&e| e <= now) {
+                            self.lease_lapses += 1;
+                        }
+                        if self.wake.get(&id).is_some_and(|&w| now < w) {
+                            continue;
+                        }
+                        *self.ticks.entry(id).or_default() += 1;
+                    }
                     let m = self.nodes.get_mut(&id).unwrap();
                     m.tick(now);
-                    if let Some(u) = m.lease_until(now).filter(|&u| u > now) {
-                        let end = self.lease_end.entry(id).or_default();
-                        *end = (*end).max(u);
-                    }
+                    self.renew(id);
+                    let m = self.nodes.get_mut(&id).unwrap();
                     if m.heartbeat_due(now) {
                         let view = m.view(now);
                         for &p in ids.iter().filter(|&&p| p != id) {
                             self.deliver(id, p, &|m, now| m.on_view(id, &view, now));
                         }
+                    }
+                    if self.deadline_ticks {
+                        let m = &self.nodes[&id];
+                        let (interval, dead) = (m.p.interval, m.p.dead_time());
+                        let next = match m.quiet_until(now) {
+                            Some(q) => q.min(now + interval.min(dead / 2)),
+                            None => now + interval / 4,
+                        };
+                        self.wake.insert(id, next);
                     }
                 }
                 self.drain();
@@ -1150,6 +1228,33 @@ mod tests {
             exchange(&mut m2, seq, seq, now);
             assert_eq!(m2.lease_ok(now), now >= 800 * MS, "{now:?}");
         }
+    }
+
+    #[test]
+    fn deadline_driven_ticks_keep_leases_and_detect_a_crash_as_soon() {
+        let mut s = Sim::new(3, false);
+        s.deadline_ticks = true;
+        s.run(2000 * MS);
+        // About one tick per interval once every peer was heard (the first ticks, with
+        // peers not heard yet, come every quarter interval), instead of four.
+        for id in 1..=3 {
+            let t = s.ticks[&id];
+            assert!((19..=30).contains(&t), "node {id}: {t} ticks in 2 s");
+            assert!(s.lease(id), "{id}");
+        }
+        // No lease ran out meanwhile: renewed as the peers' echoes came in.
+        assert_eq!(s.lease_lapses, 0);
+        s.stopped.push(3);
+        let t = s.first_takeover_at(&[1, 2], 2000 * MS).expect("verdict");
+        // As with a tick every 10 ms: the wake-up at the suspicion deadline, then quarter
+        // intervals while the votes come.
+        assert!(t <= 300 * MS + 30 * MS, "{t:?}");
+        assert!(t >= 200 * MS, "{t:?}");
+        s.run(2000 * MS);
+        assert_eq!(s.takeovers(1), vec![3]);
+        assert_eq!(s.takeovers(2), vec![3]);
+        assert!(s.lease(1) && s.lease(2));
+        assert_eq!(s.lease_lapses, 0);
     }
 
     #[test]
