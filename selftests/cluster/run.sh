@@ -543,9 +543,10 @@ mirrored() { # count
 		mirrored_on "$n" "$1" || return 1
 	done
 }
-# Node $1 mirrors N ready connections (within 5 s, or $3 tenths of a second).
+# Node $1 mirrors N ready connections (within 5 s, or $3 tenths of a second); when it does
+# not, its last entries and its snooping counters (limits hit, SYNs, unsynced entries).
 mirrored_on() { # node count [tenths]
-	vm_run -t 120 "$1" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $2 ]; do [ \$i -lt ${3:-50} ] || { permctl conns | tail -n 5; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
+	vm_run -t 120 "$1" "i=0; until [ \$(permctl --json conns | grep -o '\"ready\":true' | wc -l) -ge $2 ]; do [ \$i -lt ${3:-50} ] || { permctl conns | tail -n 5; permctl --json stats; exit 1; }; sleep 0.1; i=\$((i + 1)); done" |
 		sed "s/^/$1: /"
 	[ "${PIPESTATUS[0]}" = 0 ]
 }
