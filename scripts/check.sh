@@ -98,6 +98,28 @@ st_pass=$(count selftests 1) st_fail=$(count selftests 2)
 st_skip=$(sed -n 's/^selftests: .* failed, \([0-9]*\) skipped.*/\1/p' "$out/selftests.log" | tail -n1)
 cl_pass=$(count cluster 1 cluster) cl_fail=$(count cluster 2 cluster)
 
+# Each failed test with the lines its script printed before it (its diagnostics), so that
+# the end of the output, which is all some CI systems keep, says what failed and why.
+failures() { # log...
+	awk -v ctx=40 -v after=6 '
+		FNR == 1 { n = 0; left = 0; name = "" }
+		/^(# )*(selftests: |\[ *[0-9.]+s\] case )/ { n = 0; name = $0; sub(/^(# )*/, "", name) }
+		left > 0 { print "    " $0; left--; next }
+		/^(# )*not ok / {
+			printf "---- %s, line %d (%s):\n", FILENAME, FNR, name
+			for (i = (n > ctx ? n - ctx : 0); i < n; i++) print "    " buf[i % ctx]
+			print ">>> " $0
+			n = 0; left = after; next
+		}
+		{ buf[n % ctx] = $0; n++ }
+	' "$@" 2>/dev/null | head -n "${PERMTCP_FAILURE_LINES:-150}"
+}
+if [ "${#failed[@]}" -gt 0 ]; then
+	echo
+	echo "permtcp check: what failed"
+	failures "$out"/selftests.log "$out"/cluster.log
+fi
+
 echo
 echo "permtcp check summary"
 printf '  %s\n' "${summary[@]}"
