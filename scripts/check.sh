@@ -100,7 +100,7 @@ cl_pass=$(count cluster 1 cluster) cl_fail=$(count cluster 2 cluster)
 
 # Each failed test with the lines its script printed before it (its diagnostics), so that
 # the end of the output, which is all some CI systems keep, says what failed and why.
-failures() { # log...
+not_ok() { # log...
 	awk -v ctx=40 -v after=6 '
 		FNR == 1 { n = 0; left = 0; name = "" }
 		/^(# )*(selftests: |\[ *[0-9.]+s\] case )/ { n = 0; name = $0; sub(/^(# )*/, "", name) }
@@ -112,12 +112,28 @@ failures() { # log...
 			n = 0; left = after; next
 		}
 		{ buf[n % ctx] = $0; n++ }
-	' "$@" 2>/dev/null | head -n "${PERMTCP_FAILURE_LINES:-150}"
+	' "$@" 2>/dev/null
+}
+# A failed step's digest: its failed tests, or the end of its log where none says "not ok"
+# (a VM that did not boot, a script that timed out).
+digest() { # step
+	local log
+	case "$1" in
+	"cargo test")
+		grep -E -A4 '^test .* FAILED$|panicked at|^failures:$' "$out/cargo-test.log" | head -n 60
+		return
+		;;
+	"QEMU: KUnit and selftests") log=$out/selftests.log ;;
+	"QEMU: multi-VM cluster (short)") log=$out/cluster.log ;;
+	*) return ;;
+	esac
+	echo "== $1"
+	not_ok "$log" | grep -q . && not_ok "$log" || tail -n 30 "$log"
 }
 if [ "${#failed[@]}" -gt 0 ]; then
 	echo
 	echo "permtcp check: what failed"
-	failures "$out"/selftests.log "$out"/cluster.log
+	for f in "${failed[@]}"; do digest "$f"; done 2>/dev/null | head -n "${PERMTCP_FAILURE_LINES:-150}"
 fi
 
 echo
