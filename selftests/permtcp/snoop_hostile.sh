@@ -34,9 +34,11 @@ for fam in 4 6; do
 	if [ $fam = 6 ]; then addr="[fd00::1]" port=83; else addr=10.0.0.1 port=84; fi
 	d=/tmp/hostile-$fam
 	rm -rf $d && mkdir -p $d
-	PTCP_HOLD=1 in_owner ptcp-testapp serve "$addr:$port" rr:5:300:5000 $d 2>$d/serve.err &
+	PTCP_HOLD=1 PTCP_QUIET_FILE=$d/client-quiet in_owner ptcp-testapp serve "$addr:$port" \
+		rr:5:300:5000 $d 2>$d/serve.err &
 	wait_file $d/listening 100
-	in_client ptcp-testapp client "$addr:$port" rr:5:300:5000 >/dev/null 2>$d/client.err &
+	PTCP_QUIET_FILE=$d/client-quiet in_client ptcp-testapp client "$addr:$port" rr:5:300:5000 \
+		>/dev/null 2>$d/client.err &
 	wait_file $d/quiet 300
 	in_peer permctl --json conns >$d/before.json
 	i0=$(stat invalid)

@@ -42,9 +42,13 @@ echo "$CASES" | while IFS=: read -r name fam kind a b c extra; do
 	if [ "$extra" = plain ]; then
 		in_client sysctl -q -w net.ipv4.tcp_timestamps=0 net.ipv4.tcp_sack=0
 	fi
-	in_owner ptcp-testapp serve "$addr:$port" "$pattern" "$dir" 2>"$dir/serve.err" &
+	# The owner's kernel is read once the client has read everything (ptcp-testapp: its
+	# reads send window updates).
+	PTCP_QUIET_FILE=$dir/client-quiet in_owner ptcp-testapp serve "$addr:$port" "$pattern" \
+		"$dir" 2>"$dir/serve.err" &
 	wait_file "$dir/listening" 10
-	in_client ptcp-testapp client "$addr:$port" "$pattern" 2>"$dir/client.err" &
+	PTCP_QUIET_FILE=$dir/client-quiet in_client ptcp-testapp client "$addr:$port" "$pattern" \
+		2>"$dir/client.err" &
 	if wait_file "$dir/state.json" 120; then
 		oracle_read "$dir" "$addr:$port"
 		if ptcp-testapp compare "$dir" >"$dir/compare.txt" 2>&1; then

@@ -69,9 +69,11 @@ transfer() { # down|up bytes port family
 	owner=$addr:$3
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	in_owner ptcp-testapp serve "$addr:$3" "$1:$2" "$dir" 2>"$dir/serve.err" &
+	PTCP_QUIET_FILE=$dir/client-quiet in_owner ptcp-testapp serve "$addr:$3" "$1:$2" "$dir" \
+		2>"$dir/serve.err" &
 	wait_file "$dir/listening" 10 || return 1
-	in_client ptcp-testapp client "$addr:$3" "$1:$2" 2>"$dir/client.err" &
+	PTCP_QUIET_FILE=$dir/client-quiet in_client ptcp-testapp client "$addr:$3" "$1:$2" \
+		2>"$dir/client.err" &
 	wait_file "$dir/state.json" 120
 }
 

@@ -8,8 +8,13 @@
 //!                                             socket's state read with TCP_REPAIR, as CRIU
 //!                                             does), DIR/sent.bin and DIR/recv.bin; with
 //!                                             PTCP_HOLD set, first create DIR/quiet and wait
-//!                                             for DIR/forged (hostile segments sent)
-//! ptcp-testapp client ADDR:PORT PATTERN       the other end of PATTERN
+//!                                             for DIR/forged (hostile segments sent);
+//!                                             with PTCP_QUIET_FILE set, first wait for
+//!                                             the client to create that file
+//! ptcp-testapp client ADDR:PORT PATTERN       the other end of PATTERN; with
+//!                                             PTCP_QUIET_FILE set, create that file once
+//!                                             it has read and sent everything and
+//!                                             nothing is left in flight
 //! ptcp-testapp syn IFACE DSTMAC SRC DST GOOD  send one SYN SRC -> DST (ADDR:PORT, IPv4 or
 //!                                             IPv6) as a raw Ethernet frame (no checksum
 //!                                             offload), with a correct TCP checksum if GOOD
@@ -349,17 +354,17 @@ fn serve(addr: SocketAddr, p: Pattern, dir: &str) {
     std::fs::write(format!("{dir}/listening"), b"").unwrap();
     let (mut s, _) = l.accept().unwrap();
     let (sent, recv) = run(&mut s, p, true);
+    // The client may still be reading what it was sent, and each read can send a window
+    // update: the owner's kernel is read once the client said it is done.
+    if let Some(f) = std::env::var_os("PTCP_QUIET_FILE") {
+        wait_for(f, "the client never went quiet");
+    }
     quiesce(&s);
     if std::env::var_os("PTCP_HOLD").is_some() {
         // The test forges segments against the quiet connection now; the state is read after
         // the owner's kernel has dealt with them (challenge ACKs included).
         std::fs::write(format!("{dir}/quiet"), b"").unwrap();
-        let forged = format!("{dir}/forged");
-        let start = Instant::now();
-        while !std::path::Path::new(&forged).exists() {
-            assert!(start.elapsed() < Duration::from_secs(60), "never forged");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for(format!("{dir}/forged"), "never forged");
         quiesce(&s);
     }
     let st = read_state(&s, sent.len(), recv.len());
@@ -371,13 +376,17 @@ fn serve(addr: SocketAddr, p: Pattern, dir: &str) {
     )
     .unwrap();
     // The test script snapshots the peer's mirror now, then lets the server finish.
-    let go = format!("{dir}/go");
+    wait_for(format!("{dir}/go"), "no go");
+    finish(&mut s, true);
+}
+
+/// Waits up to a minute for file `f` to exist; panics with `why` past that.
+fn wait_for(f: impl AsRef<std::path::Path>, why: &str) {
     let start = Instant::now();
-    while !std::path::Path::new(&go).exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "no go");
+    while !f.as_ref().exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{why}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    finish(&mut s, true);
 }
 
 fn client(addr: SocketAddr, p: Pattern) {
@@ -391,6 +400,9 @@ fn client(addr: SocketAddr, p: Pattern) {
         bytes as f64 / secs / 1e6
     );
     quiesce(&s);
+    if let Some(f) = std::env::var_os("PTCP_QUIET_FILE") {
+        std::fs::write(f, b"").unwrap();
+    }
     finish(&mut s, false);
 }
 
